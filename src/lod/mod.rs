@@ -1,0 +1,5 @@
+//! The per-frame cut through the cluster tree, producing a [`DrawList`].
+
+mod draw_list;
+
+pub use draw_list::{flags, Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, Rgba8};

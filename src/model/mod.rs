@@ -1,0 +1,404 @@
+//! The in-memory representation every loader produces and every view reads.
+//!
+//! A [`Model`] holds one op graph ([`Graph`], with ONNX `If`/`Loop` bodies as nested graphs), the module
+//! [`Hierarchy`] (a tree of named groups), the [`Tensor`]s with byte handles that borrow from a memory
+//! map (never a copy of the weights), and [`Metadata`].
+//!
+//! Nodes and edges are flat vectors indexed by `u32` ids rather than a `petgraph::Graph`: a node costs
+//! its strings plus ~40 bytes and an edge 12 bytes, so a million nodes and several million edges stay
+//! far under 1 GB; algorithms build a compact CSR over them (`graph::Csr`).
+
+mod dtype;
+mod hierarchy;
+
+pub use dtype::{DType, GgmlType};
+pub use hierarchy::{Group, GroupId, Hierarchy};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Index of a node in [`Graph::nodes`].
+pub type NodeId = u32;
+/// Index of a value in [`Graph::values`].
+pub type ValueId = u32;
+/// Index of a tensor in [`Model::tensors`].
+pub type TensorId = u32;
+
+/// Which loader produced a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// ONNX protobuf (`.onnx`).
+    Onnx,
+    /// Hugging Face safetensors, single file or sharded.
+    Safetensors,
+    /// llama.cpp GGUF.
+    Gguf,
+    /// A JSON layer list (`{"inputs", "layers", "outputs"}`).
+    JsonLayers,
+}
+
+impl Format {
+    /// The lower-case name used by `info --json` and facts.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Onnx => "onnx",
+            Format::Safetensors => "safetensors",
+            Format::Gguf => "gguf",
+            Format::JsonLayers => "json-layers",
+        }
+    }
+}
+
+/// One dimension of a shape: a number, a symbolic name (`batch`), or unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size (ONNX allows -1 for "dynamic" in some exporters; kept as written).
+    Fixed(i64),
+    /// A named symbolic dimension.
+    Symbol(String),
+    /// Nothing known.
+    Unknown,
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbol(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// Formats a shape as `[batch, 3, 224, 224]`.
+pub fn format_shape(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// A named value (tensor) that flows on edges: graph inputs, node outputs.
+#[derive(Clone, Debug, Default)]
+pub struct Value {
+    /// The value's name in the file.
+    pub name: String,
+    /// Element type where known.
+    pub dtype: Option<DType>,
+    /// Shape where known (`None`: no shape information at all; `Some(vec![])`: a scalar).
+    pub shape: Option<Vec<Dim>>,
+}
+
+/// What a node is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// An operator (ONNX node, JSON layer).
+    Op,
+    /// A module of a checkpoint that has no ops (e.g. `model.layers.3.mlp`), owning tensors.
+    Module,
+    /// A graph input (not an initializer).
+    Input,
+    /// A graph output.
+    Output,
+}
+
+/// An attribute value of a node.
+#[derive(Clone, Debug)]
+pub enum AttrValue {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f32),
+    /// A string (lossily decoded to UTF-8).
+    String(String),
+    /// Integers.
+    Ints(Vec<i64>),
+    /// Floats.
+    Floats(Vec<f32>),
+    /// Strings.
+    Strings(Vec<String>),
+    /// A tensor constant, as an id into [`Model::tensors`].
+    Tensor(TensorId),
+    /// A subgraph, as an index into [`Graph::subgraphs`].
+    Graph(usize),
+    /// Anything else, described in words (e.g. JSON config values).
+    Other(String),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn list<T: std::fmt::Display>(f: &mut std::fmt::Formatter<'_>, v: &[T]) -> std::fmt::Result {
+            f.write_str("[")?;
+            for (i, x) in v.iter().take(16).enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{x}")?;
+            }
+            if v.len() > 16 {
+                write!(f, ", … {} more", v.len() - 16)?;
+            }
+            f.write_str("]")
+        }
+        match self {
+            AttrValue::Int(v) => write!(f, "{v}"),
+            AttrValue::Float(v) => write!(f, "{v}"),
+            AttrValue::String(v) => write!(f, "{v:?}"),
+            AttrValue::Ints(v) => list(f, v),
+            AttrValue::Floats(v) => list(f, v),
+            AttrValue::Strings(v) => list(f, v),
+            AttrValue::Tensor(t) => write!(f, "tensor #{t}"),
+            AttrValue::Graph(g) => write!(f, "subgraph #{g}"),
+            AttrValue::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A node of the graph: an op, a module, or a graph input/output.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Name in the file (may be empty in ONNX; loaders fill a stable synthetic one).
+    pub name: String,
+    /// Op type (`MatMul`, `Conv2D`), or for modules the module kind (`Linear`, `Attention`…).
+    pub op: String,
+    /// What kind of node this is.
+    pub kind: NodeKind,
+    /// Attributes in file order.
+    pub attributes: Vec<(String, AttrValue)>,
+    /// Values consumed, in input order (`None` for an omitted optional input).
+    pub inputs: Vec<Option<ValueId>>,
+    /// Values produced.
+    pub outputs: Vec<ValueId>,
+    /// Parameter tensors this node owns (initializers it consumes, a module's weights).
+    pub tensors: Vec<TensorId>,
+    /// The innermost hierarchy group holding this node.
+    pub group: GroupId,
+}
+
+impl Node {
+    /// A node with just a name, op and kind.
+    pub fn new(name: impl Into<String>, op: impl Into<String>, kind: NodeKind) -> Self {
+        Node {
+            name: name.into(),
+            op: op.into(),
+            kind,
+            attributes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            tensors: Vec::new(),
+            group: 0,
+        }
+    }
+}
+
+/// A directed edge: `value` produced by `from` flows into `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// Producer node.
+    pub from: NodeId,
+    /// Consumer node.
+    pub to: NodeId,
+    /// The value carried.
+    pub value: ValueId,
+}
+
+/// A subgraph owned by a node attribute (ONNX `If` branches, `Loop`/`Scan` bodies).
+#[derive(Clone, Debug)]
+pub struct Subgraph {
+    /// The node owning it.
+    pub owner: NodeId,
+    /// The attribute name (`then_branch`, `body`…).
+    pub attribute: String,
+    /// The body.
+    pub graph: Graph,
+}
+
+/// A dataflow graph.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    /// The graph's name in the file.
+    pub name: String,
+    /// Nodes; graph inputs and outputs are nodes of kind `Input`/`Output`.
+    pub nodes: Vec<Node>,
+    /// Edges, from producer to consumer.
+    pub edges: Vec<Edge>,
+    /// Values flowing on edges.
+    pub values: Vec<Value>,
+    /// Graph inputs (not initializers), by value id.
+    pub inputs: Vec<ValueId>,
+    /// Graph outputs, by value id.
+    pub outputs: Vec<ValueId>,
+    /// Nested graphs.
+    pub subgraphs: Vec<Subgraph>,
+}
+
+impl Graph {
+    /// Number of op/module nodes (not counting input/output pseudo-nodes).
+    pub fn op_node_count(&self) -> usize {
+        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module)).count()
+    }
+
+    /// Op nodes here and in every nested subgraph.
+    pub fn op_node_count_recursive(&self) -> usize {
+        self.op_node_count()
+            + self.subgraphs.iter().map(|s| s.graph.op_node_count_recursive()).sum::<usize>()
+    }
+
+    /// Adds a value and returns its id.
+    pub fn add_value(&mut self, value: Value) -> ValueId {
+        self.values.push(value);
+        (self.values.len() - 1) as ValueId
+    }
+
+    /// Adds a node and returns its id.
+    pub fn add_node(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as NodeId
+    }
+
+    /// Builds `edges` from node inputs/outputs: every consumer of a value gets an edge from its producer.
+    pub fn connect_by_values(&mut self) {
+        let mut producer: Vec<Option<NodeId>> = vec![None; self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &v in &n.outputs {
+                if let Some(slot) = producer.get_mut(v as usize) {
+                    slot.get_or_insert(i as NodeId);
+                }
+            }
+        }
+        let mut edges = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            for v in n.inputs.iter().flatten() {
+                if let Some(Some(p)) = producer.get(*v as usize) {
+                    edges.push(Edge { from: *p, to: i as NodeId, value: *v });
+                }
+            }
+        }
+        self.edges = edges;
+    }
+}
+
+/// Where a tensor's bytes are.
+#[derive(Clone, Debug)]
+pub enum TensorData {
+    /// The bytes, borrowed from a memory map (or, for ONNX typed fields, decoded once into an owned buffer).
+    Bytes(bytes::Bytes),
+    /// The file has no data for this tensor (stripped weights, an empty external file).
+    Missing,
+    /// The data could not be located; the message names the file and the problem.
+    Error(String),
+}
+
+/// A parameter tensor (initializer, checkpoint entry, constant).
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// Full name (`model.layers.0.self_attn.q_proj.weight`).
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (GGUF shapes are given in the file's order, innermost first, as `gguf` reports them).
+    pub shape: Vec<u64>,
+    /// The bytes.
+    pub data: TensorData,
+    /// True for tensors held in ONNX `Constant` nodes rather than initializers.
+    pub from_constant: bool,
+}
+
+impl Tensor {
+    /// Number of elements (saturating; loaders reject overflowing shapes).
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).unwrap_or(u64::MAX)
+    }
+
+    /// Bytes the shape and dtype call for, `None` when unknown or overflowing.
+    pub fn expected_bytes(&self) -> Option<u64> {
+        let n = self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        self.dtype.bytes_for(n)
+    }
+
+    /// The data bytes when present.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.data {
+            TensorData::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Facts about the model as a whole.
+#[derive(Clone, Debug, Default)]
+pub struct Metadata {
+    /// Producer name (`pytorch`, `onnx-caffe2`…).
+    pub producer: Option<String>,
+    /// Producer version.
+    pub producer_version: Option<String>,
+    /// ONNX IR version or GGUF version.
+    pub ir_version: Option<i64>,
+    /// Operator set imports: domain (`ai.onnx` for the default) → version.
+    pub opsets: Vec<(String, i64)>,
+    /// Doc string.
+    pub doc: Option<String>,
+    /// Architecture name (`llama`, `LlamaForCausalLM`).
+    pub architecture: Option<String>,
+    /// Other key/values: ONNX metadata_props, safetensors `__metadata__`, GGUF KVs, HF `config.json`.
+    pub properties: Vec<(String, String)>,
+    /// Number of shards the model was read from.
+    pub shards: usize,
+    /// Warnings gathered while loading that did not stop it (e.g. a cycle broken).
+    pub warnings: Vec<String>,
+}
+
+/// A loaded model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The file (or index file) it was read from.
+    pub source: PathBuf,
+    /// Format.
+    pub format: Format,
+    /// The op graph (for checkpoints, a graph of module nodes).
+    pub graph: Graph,
+    /// The tree of named groups.
+    pub hierarchy: Hierarchy,
+    /// All tensors: initializers, checkpoint entries, constants.
+    pub tensors: Vec<Tensor>,
+    /// Tensor name → id.
+    pub tensor_index: HashMap<String, TensorId>,
+    /// Model-wide facts.
+    pub metadata: Metadata,
+}
+
+impl Model {
+    /// An empty model of a format, read from `source`.
+    pub fn new(source: impl Into<PathBuf>, format: Format) -> Self {
+        Model {
+            source: source.into(),
+            format,
+            graph: Graph::default(),
+            hierarchy: Hierarchy::new(),
+            tensors: Vec::new(),
+            tensor_index: HashMap::new(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// Adds a tensor (indexed by name) and returns its id.
+    pub fn add_tensor(&mut self, tensor: Tensor) -> TensorId {
+        let id = self.tensors.len() as TensorId;
+        self.tensor_index.entry(tensor.name.clone()).or_insert(id);
+        self.tensors.push(tensor);
+        id
+    }
+
+    /// Looks a tensor up by name.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensor_index.get(name).and_then(|&i| self.tensors.get(i as usize))
+    }
+
+    /// Total parameters, not counting tensors from `Constant` nodes.
+    pub fn parameter_count(&self) -> u64 {
+        self.tensors.iter().filter(|t| !t.from_constant).map(Tensor::elements).sum()
+    }
+
+    /// Elements held in `Constant` nodes.
+    pub fn constant_parameter_count(&self) -> u64 {
+        self.tensors.iter().filter(|t| t.from_constant).map(Tensor::elements).sum()
+    }
+}
