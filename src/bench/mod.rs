@@ -1,1 +1,7 @@
-//! (in progress)
+//! Benchmarks that need the whole program (`modelmap bench …`) and synthetic data (`modelmap synth`).
+
+pub mod layout;
+pub mod render;
+pub mod stats;
+pub mod synth;
+pub mod tfevents;
