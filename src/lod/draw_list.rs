@@ -135,6 +135,9 @@ pub struct HeatmapItem {
 /// Everything one frame draws, back to front: heatmaps, edges, nodes, labels.
 #[derive(Clone, Debug, Default)]
 pub struct DrawList {
+    /// Bumped by the producer whenever the items change; a renderer re-uploads instance buffers only
+    /// when this differs from what it last uploaded (camera moves alone never re-upload).
+    pub revision: u64,
     /// World point that item positions are relative to (near the camera, so f32 keeps precision).
     pub origin: DVec2,
     /// Heatmap tiles.
