@@ -298,8 +298,22 @@ pub struct Tensor {
     pub shape: Vec<u64>,
     /// The bytes.
     pub data: TensorData,
-    /// True for tensors held in ONNX `Constant` nodes rather than initializers.
-    pub from_constant: bool,
+    /// Where the tensor came from (decides what counts as a parameter).
+    pub origin: TensorOrigin,
+}
+
+/// Where a tensor came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TensorOrigin {
+    /// An ONNX initializer of the top-level graph.
+    #[default]
+    Initializer,
+    /// An entry of a checkpoint (safetensors, GGUF).
+    Checkpoint,
+    /// The value of a top-level ONNX `Constant` node.
+    ConstantNode,
+    /// An initializer or constant inside a subgraph (`If`/`Loop` body).
+    Subgraph,
 }
 
 impl Tensor {
@@ -392,13 +406,18 @@ impl Model {
         self.tensor_index.get(name).and_then(|&i| self.tensors.get(i as usize))
     }
 
-    /// Total parameters, not counting tensors from `Constant` nodes.
+    /// Total parameters: elements of top-level initializers and checkpoint tensors (as `onnx`,
+    /// `safetensors` and `gguf` count them).
     pub fn parameter_count(&self) -> u64 {
-        self.tensors.iter().filter(|t| !t.from_constant).map(Tensor::elements).sum()
+        self.tensors
+            .iter()
+            .filter(|t| matches!(t.origin, TensorOrigin::Initializer | TensorOrigin::Checkpoint))
+            .map(Tensor::elements)
+            .sum()
     }
 
-    /// Elements held in `Constant` nodes.
+    /// Elements held in top-level `Constant` nodes.
     pub fn constant_parameter_count(&self) -> u64 {
-        self.tensors.iter().filter(|t| t.from_constant).map(Tensor::elements).sum()
+        self.tensors.iter().filter(|t| t.origin == TensorOrigin::ConstantNode).map(Tensor::elements).sum()
     }
 }
