@@ -33,11 +33,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks (numbers for README).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Write synthetic models and scenes for benchmarks.
     Synth {
         #[command(subcommand)]
         what: modelmap::bench::synth_model::SynthCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Open a 1.26 B-parameter sharded checkpoint and a 54 k-node ONNX file, against Python's onnx.load.
+    Load(modelmap::bench::load::LoadBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +64,20 @@ fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", summary.to_text());
             }
+            if std::env::var_os("MODELMAP_REPORT_PEAK_RSS").is_some() {
+                eprintln!("peak_rss_bytes={}", modelmap::bench::load::peak_rss_bytes().unwrap_or(0));
+            }
         }
+        Some(Command::Bench { what }) => match what {
+            BenchCommand::Load(args) => {
+                let results = modelmap::bench::load::run(&args).map_err(anyhow::Error::msg)?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&results)?);
+                } else {
+                    print!("{}", modelmap::bench::load::report(&results));
+                }
+            }
+        },
         Some(Command::Synth { what }) => {
             let report = modelmap::bench::synth_model::run(&what)?;
             println!("{report}");
