@@ -18,7 +18,7 @@ pub mod metrics;
 pub mod quadtree;
 
 pub use dataflow::{DataflowCache, DataflowOptions, dataflow, dataflow_cached};
-pub use force::{ForceOptions, LevelSnapshot, force, force_with_levels};
+pub use force::{ForceOptions, ForceSim, LevelSnapshot, force, force_with_levels};
 pub use metrics::{Metrics, MetricsOptions, measure};
 
 use std::sync::Arc;
