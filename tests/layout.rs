@@ -344,3 +344,41 @@ fn corpus_models_lay_out() {
 mod corpus {
     pub fn run(_dir: &std::path::Path) {}
 }
+
+/// Writes SVG pictures of a few layouts under `docs/layout/` (run by hand:
+/// `cargo test --test layout -- --ignored write_pictures`).
+#[test]
+#[ignore = "writes files under docs/; run by hand"]
+fn write_pictures() {
+    use modelmap::bench::layout::layout_svg;
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/layout");
+    std::fs::create_dir_all(&out).unwrap();
+    let (g, h) = synth::model_like(2, 1);
+    std::fs::write(out.join("model_like_dataflow.svg"), layout_svg(&df(&g, &h), &g, 5000)).unwrap();
+    let layer = h.find("model/layers.0").unwrap();
+    let opts = DataflowOptions { collapsed: vec![layer], ..DataflowOptions::default() };
+    let l = layout::dataflow(&g, &h, &opts, &Progress::new()).unwrap();
+    std::fs::write(out.join("model_like_collapsed.svg"), layout_svg(&l, &g, 5000)).unwrap();
+    let (g, h) = synth::dag(150, 260, 3);
+    std::fs::write(out.join("dag_dataflow.svg"), layout_svg(&df(&g, &h), &g, 5000)).unwrap();
+    let (g, _) = synth::random(4000, 8000, 1);
+    let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
+    std::fs::write(out.join("random_force.svg"), layout_svg(&l, &g, 0)).unwrap();
+    let (g, h) = synth::model_like(3, 1);
+    let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
+    let _ = h;
+    std::fs::write(out.join("model_like_force.svg"), layout_svg(&l, &g, 0)).unwrap();
+}
+
+/// Prints `bench layout` summaries at moderate sizes (debug build: indicative only).
+/// `cargo test --test layout -- --ignored --nocapture bench_smoke`
+#[test]
+#[ignore = "timing printout; run by hand"]
+fn bench_smoke() {
+    use modelmap::bench::layout::{BenchLayout, LayoutBenchArgs, run};
+    let nodes: usize = std::env::var("BENCH_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
+    let r = run(&LayoutBenchArgs { nodes, ..LayoutBenchArgs::default() }).unwrap();
+    println!("{}", r.summary());
+    let r = run(&LayoutBenchArgs { nodes, layout: BenchLayout::Force, ..LayoutBenchArgs::default() }).unwrap();
+    println!("{}", r.summary());
+}

@@ -288,6 +288,110 @@ pub fn run(args: &LayoutBenchArgs) -> Result<LayoutBenchReport, LayoutBenchError
     })
 }
 
+/// An SVG picture of a layout for eyeballing and docs: group boxes, node boxes with op labels (when
+/// fewer than `label_limit` nodes), edges as polylines through their waypoints (dataflow drawn as
+/// cubic S-curves between consecutive points). Hidden nodes and edges are left out.
+pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usize) -> String {
+    use std::fmt::Write as _;
+    let b = layout.bounds.expand(20.0);
+    let size = b.size();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="{:.1} {:.1} {:.1} {:.1}" width="{:.0}" height="{:.0}">"#,
+        b.min.x, b.min.y, size.x, size.y, size.x.min(4000.0), size.y * size.x.min(4000.0) / size.x.max(1.0)
+    );
+    let _ = writeln!(s, r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white"/>"#, b.min.x, b.min.y, size.x, size.y);
+    for (g, r) in layout.groups.iter().enumerate().skip(1) {
+        if r.is_empty() {
+            continue;
+        }
+        let collapsed = layout.collapsed.get(g).copied().unwrap_or(false);
+        let fill = if collapsed { "#d8e4f8" } else { "#f4f6fa" };
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="6" fill="{fill}" stroke="#8899bb" stroke-width="1"/>"##,
+            r.min.x, r.min.y, r.size().x, r.size().y
+        );
+    }
+    let dataflow = layout.kind == layout::LayoutKind::Dataflow;
+    let _ = writeln!(s, r##"<g fill="none" stroke="#667" stroke-width="{}" stroke-opacity="0.6">"##, if dataflow { 1.2 } else { 0.6 });
+    for (e, r) in layout.edges.iter().enumerate() {
+        if r.hidden {
+            continue;
+        }
+        let pts: Vec<glam::DVec2> =
+            std::iter::once(r.from).chain(layout.waypoints(e).iter().copied()).chain(std::iter::once(r.to)).collect();
+        let mut d = format!("M{:.1} {:.1}", pts[0].x, pts[0].y);
+        for w in pts.windows(2) {
+            if r.curve {
+                let my = (w[0].y + w[1].y) * 0.5;
+                let _ = write!(d, " C{:.1} {my:.1} {:.1} {my:.1} {:.1} {:.1}", w[0].x, w[1].x, w[1].x, w[1].y);
+            } else {
+                let _ = write!(d, " L{:.1} {:.1}", w[1].x, w[1].y);
+            }
+        }
+        let color = if r.reversed { r##" stroke="#c33""## } else { "" };
+        let _ = writeln!(s, r#"<path d="{d}"{color}/>"#);
+    }
+    let _ = writeln!(s, "</g>");
+    let labels = layout.nodes.len() <= label_limit;
+    for (v, nb) in layout.nodes.iter().enumerate() {
+        if !nb.is_visible() {
+            continue;
+        }
+        let r = nb.rect();
+        let op = graph.nodes.get(v).map_or("", |n| n.op.as_str());
+        let hue = op.bytes().fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32)) % 360;
+        if dataflow {
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="4" fill="hsl({hue},55%,80%)" stroke="#445" stroke-width="0.8"/>"##,
+                r.min.x, r.min.y, r.size().x, r.size().y
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="{:.1}" fill="hsl({hue},55%,60%)"/>"#,
+                nb.center.x, nb.center.y, nb.half_size.x
+            );
+        }
+        if labels && dataflow {
+            let text = graph.nodes.get(v).map_or(String::new(), |n| {
+                let t = if matches!(n.kind, crate::model::NodeKind::Input | crate::model::NodeKind::Output) { &n.name } else { &n.op };
+                t.replace('&', "&amp;").replace('<', "&lt;")
+            });
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif" text-anchor="middle">{text}</text>"#,
+                nb.center.x,
+                nb.center.y + 4.0
+            );
+        }
+    }
+    if labels && dataflow {
+        for (g, r) in layout.groups.iter().enumerate().skip(1) {
+            if r.is_empty() {
+                continue;
+            }
+            let name = layout
+                .clusters
+                .clusters
+                .iter()
+                .find(|c| c.group == Some(g as u32))
+                .map_or(String::new(), |c| c.label.replace('&', "&amp;").replace('<', "&lt;"));
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif" fill="#335">{name}</text>"##,
+                r.min.x + 6.0,
+                r.min.y + 16.0
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

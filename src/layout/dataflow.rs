@@ -109,6 +109,33 @@ pub struct SubLayout {
     points: Vec<DVec2>,
     reversed: u32,
     dummies_dropped: bool,
+    /// Items of the group (ports follow them in `centers`).
+    n_items: u32,
+    /// External producers feeding this group, sorted: in-port `i` is local node `n_items + i`.
+    in_ports: Vec<u32>,
+    /// Producers inside feeding out, sorted: out-port `j` is local node `n_items + in_ports.len() + j`.
+    out_ports: Vec<u32>,
+}
+
+impl SubLayout {
+    fn in_port(&self, u: u32) -> Option<u32> {
+        self.in_ports.binary_search(&u).ok().map(|i| self.n_items + i as u32)
+    }
+
+    fn out_port(&self, u: u32) -> Option<u32> {
+        self.out_ports.binary_search(&u).ok().map(|j| self.n_items + (self.in_ports.len() + j) as u32)
+    }
+}
+
+/// Role of a local node of a group's layered problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// A child group box or a node.
+    Item,
+    /// Where edges from outside enter (top layer).
+    InPort,
+    /// Where edges to outside leave (bottom layer).
+    OutPort,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -236,6 +263,25 @@ pub fn dataflow_cached(
     for &(g, a, b) in lca.iter().flatten() {
         group_edges[g as usize].push((a, b));
     }
+    // Ports: an edge leaving a group runs to an out-port at the group's bottom (one per producer),
+    // an edge entering runs from an in-port at its top, so inside every group it is routed around
+    // the nodes like any other edge instead of cutting straight through the box.
+    let mut port_in: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
+    let mut port_out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
+    for (e, &(u, v)) in edges.iter().enumerate() {
+        let Some(Some((l, _, _))) = lca.get(e) else { continue };
+        for (w, list) in [(u, &mut port_out), (v, &mut port_in)] {
+            let (mut g, mut item) = (group_of[w as usize], local_of_node[w as usize]);
+            for _ in 0..gcount {
+                if g == *l {
+                    break;
+                }
+                list[g as usize].push((u, item));
+                item = local_of_group[g as usize];
+                g = parent[g as usize];
+            }
+        }
+    }
     group_edges.par_iter_mut().for_each(|e| {
         e.sort_unstable();
         e.dedup();
@@ -304,14 +350,47 @@ pub fn dataflow_cached(
                     return Ok((g, sub.clone(), true));
                 }
                 progress.check()?;
-                let sizes: Vec<DVec2> = items[g as usize]
+                let gi = g as usize;
+                let mut sizes: Vec<DVec2> = items[gi]
                     .iter()
                     .map(|it| match *it {
                         ItemRef::Group(c) => gsize[c as usize],
                         ItemRef::Node(v) => graph.nodes.get(v as usize).map_or(DVec2::new(60.0, 28.0), node_size),
                     })
                     .collect();
-                let sub = layered(&sizes, &group_edges[g as usize], opts, progress)?;
+                let n_items = sizes.len() as u32;
+                let mut pin = port_in[gi].clone();
+                pin.sort_unstable();
+                pin.dedup();
+                let mut pout = port_out[gi].clone();
+                pout.sort_unstable();
+                pout.dedup();
+                let mut in_ports: Vec<u32> = pin.iter().map(|p| p.0).collect();
+                in_ports.dedup();
+                let mut out_ports: Vec<u32> = pout.iter().map(|p| p.0).collect();
+                out_ports.dedup();
+                let mut roles = vec![Role::Item; sizes.len()];
+                roles.extend(std::iter::repeat_n(Role::InPort, in_ports.len()));
+                roles.extend(std::iter::repeat_n(Role::OutPort, out_ports.len()));
+                sizes.resize(roles.len(), DVec2::new(DUMMY_WIDTH, 0.0));
+                let mut local = group_edges[gi].clone();
+                for &(u, item) in &pin {
+                    if let Ok(i) = in_ports.binary_search(&u) {
+                        local.push((n_items + i as u32, item));
+                    }
+                }
+                let base = n_items + in_ports.len() as u32;
+                for &(u, item) in &pout {
+                    if let Ok(j) = out_ports.binary_search(&u) {
+                        local.push((item, base + j as u32));
+                    }
+                }
+                local.sort_unstable();
+                local.dedup();
+                let mut sub = layered(&sizes, &roles, &local, opts, progress)?;
+                sub.n_items = n_items;
+                sub.in_ports = in_ports;
+                sub.out_ports = out_ports;
                 Ok((g, Arc::new(sub), false))
             })
             .collect();
@@ -393,7 +472,36 @@ pub fn dataflow_cached(
         let c = container[g as usize];
         if c != u32::MAX { group_rects[c as usize] } else { nodes[v as usize].rect() }
     };
+    // Appends the waypoints of local edge (a, b) of group g; returns whether it was reversed.
+    let segment = |g: u32, a: u32, b: u32, out: &mut Vec<DVec2>| -> Option<bool> {
+        let sub = subs.get(g as usize)?.as_ref()?;
+        let i = sub.local_edges.binary_search(&(a, b)).ok()?;
+        let lr = sub.routes.get(i)?;
+        let pts = sub.points.get(lr.start as usize..(lr.start + lr.len) as usize)?;
+        let base = content(g as usize, &origin);
+        if lr.reversed {
+            out.extend(pts.iter().rev().map(|p| base + *p));
+        } else {
+            out.extend(pts.iter().map(|p| base + *p));
+        }
+        Some(lr.reversed)
+    };
+    let port_pos = |g: u32, idx: u32| -> Option<DVec2> {
+        let sub = subs.get(g as usize)?.as_ref()?;
+        Some(content(g as usize, &origin) + *sub.centers.get(idx as usize)?)
+    };
+    // The visible start of a node's chain: (group, local item) of the node or its collapsed box.
+    let start_of = |w: u32| -> (u32, u32) {
+        let c = container[group_of[w as usize] as usize];
+        if c != u32::MAX {
+            (parent[c as usize], local_of_group[c as usize])
+        } else {
+            (group_of[w as usize], local_of_node[w as usize])
+        }
+    };
     let mut routes = Vec::with_capacity(edges.len());
+    let mut pts: Vec<DVec2> = Vec::new();
+    let mut chain: Vec<(u32, u32)> = Vec::new();
     for (e, &(u, v)) in edges.iter().enumerate() {
         let ru = visible_rect(u);
         let rv = visible_rect(v);
@@ -410,26 +518,67 @@ pub fn dataflow_cached(
             reversed: false,
             hidden: u == v || same_box,
         };
-        if let (Some(Some((g, a, b))), false) = (lca.get(e), r.hidden)
-            && let Some(sub) = &subs[*g as usize]
-            && let Ok(i) = sub.local_edges.binary_search(&(*a, *b))
-            && let Some(lr) = sub.routes.get(i)
-        {
-            r.reversed = lr.reversed;
-            if lr.reversed {
-                r.from = DVec2::new(ru.center().x, ru.min.y);
-                r.to = DVec2::new(rv.center().x, rv.max.y);
-                // Waypoints run from the upper end (v) down; store a reversed copy so they read from `from`.
-                let s = (group_point_base[*g as usize] + lr.start) as usize;
-                let pts: Vec<DVec2> =
-                    route_points.get(s..s + lr.len as usize).map(|p| p.iter().rev().copied().collect()).unwrap_or_default();
-                r.points_start = route_points.len() as u32;
-                r.points_len = pts.len() as u32;
-                route_points.extend(pts);
-            } else {
-                r.points_start = group_point_base[*g as usize] + lr.start;
-                r.points_len = lr.len;
+        let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
+            routes.push(r);
+            continue;
+        };
+        pts.clear();
+        let shared = subs[l as usize].as_ref().and_then(|sub| {
+            let i = sub.local_edges.binary_search(&(a, b)).ok()?;
+            sub.routes.get(i).copied()
+        });
+        if shared.is_some_and(|lr| lr.reversed) {
+            r.reversed = true;
+            r.from = DVec2::new(ru.center().x, ru.min.y);
+            r.to = DVec2::new(rv.center().x, rv.max.y);
+            segment(l, a, b, &mut pts);
+        } else {
+            // Up from u through the out-ports of its groups, across L, down through v's in-ports.
+            let (mut g, mut item) = start_of(u);
+            for _ in 0..gcount {
+                if g == l {
+                    break;
+                }
+                if let Some(sub) = subs[g as usize].as_ref()
+                    && let Some(port) = sub.out_port(u)
+                {
+                    segment(g, item, port, &mut pts);
+                    pts.extend(port_pos(g, port));
+                }
+                item = local_of_group[g as usize];
+                g = parent[g as usize];
             }
+            segment(l, a, b, &mut pts);
+            chain.clear();
+            let (mut g, mut item) = start_of(v);
+            for _ in 0..gcount {
+                if g == l {
+                    break;
+                }
+                chain.push((g, item));
+                item = local_of_group[g as usize];
+                g = parent[g as usize];
+            }
+            for &(g, item) in chain.iter().rev() {
+                if let Some(sub) = subs[g as usize].as_ref()
+                    && let Some(port) = sub.in_port(u)
+                {
+                    pts.extend(port_pos(g, port));
+                    segment(g, port, item, &mut pts);
+                }
+            }
+        }
+        let only_shared = !r.reversed
+            && shared.is_some_and(|lr| lr.len as usize == pts.len())
+            && start_of(u).0 == l
+            && start_of(v).0 == l;
+        if let (true, Some(lr)) = (only_shared, shared) {
+            r.points_start = group_point_base[l as usize] + lr.start;
+            r.points_len = lr.len;
+        } else if !pts.is_empty() {
+            r.points_start = route_points.len() as u32;
+            r.points_len = pts.len() as u32;
+            route_points.extend_from_slice(&pts);
         }
         routes.push(r);
     }
@@ -510,11 +659,17 @@ fn collapsed_size(h: &Hierarchy, g: usize, members: u64) -> DVec2 {
 }
 
 /// A laid-out set of items: centres relative to the top-left of `size`.
-fn layered(sizes: &[DVec2], edges: &[(u32, u32)], opts: &DataflowOptions, progress: &Progress) -> Result<SubLayout, LayoutError> {
+fn layered(
+    sizes: &[DVec2],
+    roles: &[Role],
+    edges: &[(u32, u32)],
+    opts: &DataflowOptions,
+    progress: &Progress,
+) -> Result<SubLayout, LayoutError> {
     let n = sizes.len();
     let (comp, count) = graph::weak_components(n, edges);
     if count <= 1 {
-        let mut s = layered_component(sizes, edges, opts, progress)?;
+        let mut s = layered_component(sizes, roles, edges, opts, progress)?;
         s.local_edges = edges.to_vec();
         return Ok(s);
     }
@@ -538,7 +693,8 @@ fn layered(sizes: &[DVec2], edges: &[(u32, u32)], opts: &DataflowOptions, progre
         .zip(comp_edges.par_iter())
         .map(|(m, e)| {
             let s: Vec<DVec2> = m.iter().map(|&v| sizes[v as usize]).collect();
-            layered_component(&s, e, opts, progress)
+            let r: Vec<Role> = m.iter().map(|&v| roles.get(v as usize).copied().unwrap_or(Role::Item)).collect();
+            layered_component(&s, &r, e, opts, progress)
         })
         .collect();
     let parts: Vec<SubLayout> = parts.into_iter().collect::<Result<_, _>>()?;
@@ -585,6 +741,7 @@ fn layered(sizes: &[DVec2], edges: &[(u32, u32)], opts: &DataflowOptions, progre
 /// self-loops; routes come back in the same order.
 fn layered_component(
     sizes: &[DVec2],
+    roles: &[Role],
     edges: &[(u32, u32)],
     opts: &DataflowOptions,
     progress: &Progress,
@@ -621,10 +778,20 @@ fn layered_component(
     for &(_, b) in &dag {
         indeg[b as usize] += 1;
     }
+    let role = |v: usize| roles.get(v).copied().unwrap_or(Role::Item);
     for v in 0..n as u32 {
-        if indeg[v as usize] == 0 && out.degree(v) > 0 {
+        if indeg[v as usize] == 0 && out.degree(v) > 0 && role(v as usize) != Role::InPort {
             let m = out.neighbors(v).iter().map(|&w| layer[w as usize]).min().unwrap_or(1);
             layer[v as usize] = m.saturating_sub(1);
+        }
+    }
+    // Out-ports sit on the bottom layer.
+    let lmax = (0..n).filter(|&v| role(v) != Role::OutPort).map(|v| layer[v]).max().unwrap_or(0);
+    let inn = Csr::backward(n, &dag);
+    for v in 0..n {
+        if role(v) == Role::OutPort {
+            let pred = inn.neighbors(v as u32).iter().map(|&w| layer[w as usize] + 1).max().unwrap_or(0);
+            layer[v] = lmax.max(pred);
         }
     }
 
@@ -742,9 +909,10 @@ fn layered_component(
     set_pos(&layers, &mut pos);
 
     // 6. x by sweeps of "mean of neighbours" + exact isotonic placement.
+    let thin = |v: u32| (v as usize) >= n || role(v as usize) != Role::Item;
     let width = |v: u32| if (v as usize) < n { sizes[v as usize].x } else { DUMMY_WIDTH };
     let sep = |a: u32, b: u32| {
-        let gap = if (a as usize) >= n && (b as usize) >= n { DUMMY_GAP } else { opts.node_gap };
+        let gap = if thin(a) && thin(b) { DUMMY_GAP } else { opts.node_gap };
         (width(a) + width(b)) * 0.5 + gap
     };
     let mut x = vec![0f64; total];
@@ -765,14 +933,14 @@ fn layered_component(
     for it in 0..4 {
         progress.check()?;
         for l in 1..nlayers {
-            place_layer(&layers[l], &[&lin], &mut x, n, &sep, &mut scratch);
+            place_layer(&layers[l], &[&lin], &mut x, &thin, &sep, &mut scratch);
         }
         for l in (0..nlayers.saturating_sub(1)).rev() {
-            place_layer(&layers[l], &[&lout], &mut x, n, &sep, &mut scratch);
+            place_layer(&layers[l], &[&lout], &mut x, &thin, &sep, &mut scratch);
         }
         if it == 3 {
             for l in 0..nlayers {
-                place_layer(&layers[l], &[&lin, &lout], &mut x, n, &sep, &mut scratch);
+                place_layer(&layers[l], &[&lin, &lout], &mut x, &thin, &sep, &mut scratch);
             }
         }
     }
@@ -783,13 +951,22 @@ fn layered_component(
         let l = lnodes_layer[v] as usize;
         band[l] = band[l].max(sizes[v].y);
     }
+    // Layers holding only ports get half a gap: they are borders, not rows of boxes.
+    let mut port_only = vec![true; nlayers];
+    for (v, &l) in lnodes_layer.iter().enumerate() {
+        if v >= n || role(v) == Role::Item {
+            port_only[l as usize] = false;
+        }
+    }
     let mut top = vec![0f64; nlayers];
     let mut y = 0.0;
     for l in 0..nlayers {
         top[l] = y;
-        y += band[l] + opts.layer_gap;
+        let next_port = port_only.get(l + 1).copied().unwrap_or(false);
+        y += band[l] + if port_only[l] || next_port { opts.layer_gap * 0.5 } else { opts.layer_gap };
     }
-    let height = (y - opts.layer_gap).max(0.0);
+    let last_gap = if nlayers >= 2 && (port_only[nlayers - 1] || port_only[nlayers - 2]) { 0.5 } else { 1.0 };
+    let height = (y - opts.layer_gap * if port_only[nlayers - 1] { 0.5 } else { last_gap }).max(0.0);
     let min_x = (0..total as u32).map(|v| x[v as usize] - width(v) * 0.5).fold(f64::INFINITY, f64::min);
     let max_x = (0..total as u32).map(|v| x[v as usize] + width(v) * 0.5).fold(f64::NEG_INFINITY, f64::max);
     let yc = |v: usize| {
@@ -819,6 +996,7 @@ fn layered_component(
         points,
         reversed,
         dummies_dropped,
+        ..SubLayout::default()
     })
 }
 
@@ -896,7 +1074,7 @@ fn place_layer(
     layer: &[u32],
     adjs: &[&Csr],
     x: &mut [f64],
-    real: usize,
+    thin: &dyn Fn(u32) -> bool,
     sep: &dyn Fn(u32, u32) -> f64,
     s: &mut PlaceScratch,
 ) {
@@ -922,7 +1100,7 @@ fn place_layer(
         s.offset.push(off);
         s.target.push(t - off);
         // Dummies pull harder so long edges run straight; unconnected nodes barely resist.
-        s.weight.push(if cnt == 0 { 0.1 } else if (v as usize) >= real { 2.0 } else { 1.0 });
+        s.weight.push(if cnt == 0 { 0.1 } else if thin(v) { 2.0 } else { 1.0 });
     }
     s.blocks.clear();
     for i in 0..layer.len() {
@@ -960,7 +1138,7 @@ mod tests {
         let mut x = vec![0.0, 0.0, 0.0, 10.0];
         let mut s = PlaceScratch::default();
         let sep = |_: u32, _: u32| 10.0;
-        place_layer(&[0, 1, 2], &[&adj], &mut x, 4, &sep, &mut s);
+        place_layer(&[0, 1, 2], &[&adj], &mut x, &|_| false, &sep, &mut s);
         assert!((x[1] - x[0] - 10.0).abs() < 1e-9);
         assert!((x[2] - x[1] - 10.0).abs() < 1e-9);
         // Mean of the targets is preserved (equal weights): 0 + 10 - 10 = centred on 0.
