@@ -382,3 +382,40 @@ fn bench_smoke() {
     let r = run(&LayoutBenchArgs { nodes, layout: BenchLayout::Force, ..LayoutBenchArgs::default() }).unwrap();
     println!("{}", r.summary());
 }
+
+/// Stage timings of the force layout pieces (debug build: indicative only).
+#[test]
+#[ignore = "timing printout; run by hand"]
+fn force_stage_timings() {
+    use modelmap::graph::WeightedGraph;
+    use modelmap::layout::ForceSim;
+    let n: usize = std::env::var("BENCH_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let t = Instant::now();
+    let (g, _) = synth::random(n, 2 * n, 1);
+    println!("generate {:.3}", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let edges = graph::edge_pairs(&g).unwrap();
+    let wg = WeightedGraph::from_edges(n, &edges);
+    println!("csr {:.3}", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let levels = graph::coarsen(&wg, 100, 1);
+    println!("coarsen {:.3} ({} levels)", t.elapsed().as_secs_f64(), levels.len());
+    let mut rng = graph::Pcg32::new(2);
+    let mut pos: Vec<glam::Vec2> = (0..n).map(|_| glam::Vec2::new(rng.unit_f32(), rng.unit_f32()) * 30000.0).collect();
+    let mut sim = ForceSim::new();
+    for k in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
+        let t = Instant::now();
+        for _ in 0..3 {
+            pool.install(|| sim.iterate(&mut pos, &wg, 60.0, 30.0, 0.9));
+        }
+        println!("iteration ({k} threads) {:.3}", t.elapsed().as_secs_f64() / 3.0);
+    }
+    let t = Instant::now();
+    let maps: Vec<Vec<u32>> = levels.into_iter().map(|l| l.map).collect();
+    let mut tree = ClusterTree::from_levels(n, &maps);
+    println!("tree {:.3}", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    tree.aggregate_edges(&edges);
+    println!("aggregate {:.3}", t.elapsed().as_secs_f64());
+}

@@ -48,8 +48,8 @@ pub fn dag(n: usize, m: usize, seed: u64) -> (Graph, Hierarchy) {
     (g, Hierarchy::new())
 }
 
-/// A random graph for force layouts: `n` nodes on a hidden square lattice, `m` edges, 95 % of them
-/// between lattice neighbours (up to 2 cells away) and 5 % between random nodes, so the graph has a
+/// A random graph for force layouts: `n` nodes on a hidden square lattice, `m` edges, 99 % of them
+/// between lattice neighbours (up to 2 cells away) and 1 % between random nodes, so the graph has a
 /// 2-D shape to recover plus some long-range noise. No hierarchy.
 pub fn random(n: usize, m: usize, seed: u64) -> (Graph, Hierarchy) {
     let mut rng = Pcg32::new(seed);
@@ -61,7 +61,7 @@ pub fn random(n: usize, m: usize, seed: u64) -> (Graph, Hierarchy) {
     g.edges.reserve(m);
     while g.edges.len() < m {
         let i = rng.below(n as u32);
-        let j = if rng.below(20) == 0 {
+        let j = if rng.below(100) == 0 {
             rng.below(n as u32)
         } else {
             let (x, y) = (i as i64 % side, i as i64 / side);

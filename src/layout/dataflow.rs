@@ -965,8 +965,8 @@ fn layered_component(
         let next_port = port_only.get(l + 1).copied().unwrap_or(false);
         y += band[l] + if port_only[l] || next_port { opts.layer_gap * 0.5 } else { opts.layer_gap };
     }
-    let last_gap = if nlayers >= 2 && (port_only[nlayers - 1] || port_only[nlayers - 2]) { 0.5 } else { 1.0 };
-    let height = (y - opts.layer_gap * if port_only[nlayers - 1] { 0.5 } else { last_gap }).max(0.0);
+    let _ = y;
+    let height = top.last().copied().unwrap_or(0.0) + band.last().copied().unwrap_or(0.0);
     let min_x = (0..total as u32).map(|v| x[v as usize] - width(v) * 0.5).fold(f64::INFINITY, f64::min);
     let max_x = (0..total as u32).map(|v| x[v as usize] + width(v) * 0.5).fold(f64::NEG_INFINITY, f64::max);
     let yc = |v: usize| {

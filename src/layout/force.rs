@@ -30,7 +30,8 @@ use crate::view::Rect;
 pub struct ForceOptions {
     /// Seed of the initial positions, matching order and jitter.
     pub seed: u64,
-    /// Iteration cap on levels of 5 000 nodes or more (the finest levels).
+    /// Iteration cap on levels of 5 000 to 100 000 nodes; larger levels get `iterations · √(10⁵/n)`
+    /// (at least 8): they start from a prolonged layout that is already close.
     pub iterations: u32,
     /// Iteration cap on smaller (coarse) levels.
     pub coarse_iterations: u32,
@@ -54,8 +55,8 @@ impl Default for ForceOptions {
     fn default() -> Self {
         ForceOptions {
             seed: 1,
-            iterations: 60,
-            coarse_iterations: 300,
+            iterations: 40,
+            coarse_iterations: 200,
             theta: 0.9,
             edge_length: 60.0,
             node_radius: 10.0,
@@ -94,16 +95,22 @@ impl ForceSim {
     }
 
     /// One iteration: moves every node `step` along its net force; returns the energy Σ|f|².
+    /// Forces: repulsion `0.2·K²/d` (Barnes–Hut), attraction `d²/K` along edges, and a weak linear
+    /// pull to the centre of mass (`0.1·d`) that keeps isolated nodes and small components from
+    /// drifting away (the 2-D far field never vanishes, and every node moves `step` whatever its force).
     pub fn iterate(&mut self, pos: &mut [Vec2], graph: &WeightedGraph, k: f32, step: f32, theta: f32) -> f32 {
         self.tree.build(pos);
         self.force.resize(pos.len(), Vec2::ZERO);
         let c = 0.2 * k * k;
+        let gravity = GRAVITY;
         let tree = &self.tree;
+        let center = tree.center();
         let p: &[Vec2] = pos;
-        self.force.par_iter_mut().with_min_len(512).enumerate().for_each(|(i, f)| {
-            let x = p[i];
-            let mut acc = tree.field(i as u32, x, p, theta) * c;
-            let (nb, _) = graph.row(i);
+        // Morton order: neighbouring iterations walk the same cells.
+        self.force.par_iter_mut().with_min_len(512).enumerate().for_each(|(rank, f)| {
+            let Some((i, x)) = tree.sorted_point(rank) else { return };
+            let mut acc = tree.field(i, x, theta) * c - (x - center) * gravity;
+            let (nb, _) = graph.row(i as usize);
             for &j in nb {
                 let d = p.get(j as usize).copied().unwrap_or(x) - x;
                 acc += d * (d.length() / k);
@@ -111,15 +118,20 @@ impl ForceSim {
             *f = acc;
         });
         let energy: f32 = self.force.par_iter().with_min_len(4096).map(|f| f.length_squared()).sum();
-        pos.par_iter_mut().with_min_len(4096).zip(self.force.par_iter()).for_each(|(x, f)| {
+        let force = &self.force;
+        pos.par_iter_mut().with_min_len(4096).enumerate().for_each(|(i, x)| {
+            let f = tree.rank(i as u32).and_then(|r| force.get(r as usize)).copied().unwrap_or(Vec2::ZERO);
             let len = f.length();
             if len > 0.0 && len.is_finite() {
-                *x += *f * (step / len);
+                *x += f * (step / len);
             }
         });
         energy
     }
 }
+
+/// Strength of the pull towards the centre of mass (see [`ForceSim::iterate`]).
+const GRAVITY: f32 = 0.1;
 
 /// Force-directed layout of the whole graph. See the module notes.
 pub fn force(graph: &Graph, opts: &ForceOptions, progress: &Progress) -> Result<Layout, LayoutError> {
@@ -154,7 +166,15 @@ pub fn force_with_levels(
     let mut work_done = 0.0f64;
     for l in (0..nlev).rev() {
         let g = graph_at(l);
-        let cap = if g.node_count() >= 5000 { opts.iterations } else { opts.coarse_iterations };
+        // Fine levels start from a good prolonged layout: fewer iterations the larger they are.
+        let nl = g.node_count() as f64;
+        let cap = if nl < 5000.0 {
+            opts.coarse_iterations
+        } else if nl <= 100_000.0 {
+            opts.iterations
+        } else {
+            ((opts.iterations as f64 * (100_000.0 / nl).sqrt()).ceil() as u32).max(8)
+        };
         let mut step = if l == nlev - 1 { k * 2.0 } else { k * 0.5 };
         let (mut energy0, mut streak) = (f32::INFINITY, 0u32);
         progress.set(&format!("force: level {l} ({} nodes)", g.node_count()), (work_done / total_work) as f32);

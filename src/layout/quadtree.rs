@@ -40,6 +40,10 @@ struct QNode {
 pub struct QuadTree {
     nodes: Vec<QNode>,
     order: Vec<(u32, u32)>,
+    /// Positions in Morton order, so a leaf's points are contiguous in memory.
+    sorted: Vec<Vec2>,
+    /// `rank[i]`: where point `i` sits in Morton order.
+    rank: Vec<u32>,
 }
 
 impl QuadTree {
@@ -81,10 +85,40 @@ impl QuadTree {
             *slot = (morton(q.x as u32, q.y as u32), i as u32);
         });
         self.order.par_sort_unstable();
-        self.build_rec(pos, 0, pos.len(), 0, lo, side);
+        self.sorted.resize(pos.len(), Vec2::ZERO);
+        let order = &self.order;
+        self.sorted.par_iter_mut().with_min_len(4096).enumerate().for_each(|(k, s)| {
+            let p = pos[order[k].1 as usize];
+            *s = if p.is_finite() { p } else { Vec2::ZERO };
+        });
+        self.rank.resize(pos.len(), 0);
+        for (k, &(_, i)) in self.order.iter().enumerate() {
+            self.rank[i as usize] = k as u32;
+        }
+        self.build_rec(0, pos.len(), 0, lo, side);
     }
 
-    fn build_rec(&mut self, pos: &[Vec2], lo: usize, hi: usize, depth: u32, min: Vec2, side: f32) -> u32 {
+    /// Point indices in Morton order (iterate in this order for cache locality).
+    pub fn order(&self) -> impl ExactSizeIterator<Item = u32> + '_ {
+        self.order.iter().map(|e| e.1)
+    }
+
+    /// The point at Morton position `k`: its index and position.
+    pub fn sorted_point(&self, k: usize) -> Option<(u32, Vec2)> {
+        Some((self.order.get(k)?.1, *self.sorted.get(k)?))
+    }
+
+    /// Morton position of point `i`.
+    pub fn rank(&self, i: u32) -> Option<u32> {
+        self.rank.get(i as usize).copied()
+    }
+
+    /// Centre of mass of all points.
+    pub fn center(&self) -> Vec2 {
+        self.nodes.first().map_or(Vec2::ZERO, |n| n.com)
+    }
+
+    fn build_rec(&mut self, lo: usize, hi: usize, depth: u32, min: Vec2, side: f32) -> u32 {
         let idx = self.nodes.len() as u32;
         self.nodes.push(QNode {
             com: Vec2::ZERO,
@@ -96,11 +130,7 @@ impl QuadTree {
             end: hi as u32,
         });
         if hi - lo <= LEAF || depth >= MAX_DEPTH {
-            let mut c = Vec2::ZERO;
-            for &(_, i) in &self.order[lo..hi] {
-                let p = pos[i as usize];
-                c += if p.is_finite() { p } else { Vec2::ZERO };
-            }
+            let c: Vec2 = self.sorted[lo..hi].iter().copied().sum();
             let m = (hi - lo) as f32;
             let node = &mut self.nodes[idx as usize];
             node.com = c / m.max(1.0);
@@ -116,7 +146,7 @@ impl QuadTree {
             let end = start + self.order[start..hi].partition_point(|&(code, _)| ((code >> shift) & 3) as usize <= q);
             if end > start {
                 let cmin = min + Vec2::new(if q & 1 != 0 { half } else { 0.0 }, if q & 2 != 0 { half } else { 0.0 });
-                let c = self.build_rec(pos, start, end, depth + 1, cmin, half);
+                let c = self.build_rec(start, end, depth + 1, cmin, half);
                 let cn = self.nodes[c as usize];
                 com += cn.com * cn.mass;
                 mass += cn.mass;
@@ -133,8 +163,8 @@ impl QuadTree {
 
     /// Sum over other points `j` of `(p - p_j) / |p - p_j|²` (the 2-D Coulomb field of unit masses,
     /// magnitude 1/d), with cells far enough away (`side / d < theta`) taken as one mass at their
-    /// centre. `me` is the index of the point at `p` (skipped), `pos` the positions built on.
-    pub fn field(&self, me: u32, p: Vec2, pos: &[Vec2], theta: f32) -> Vec2 {
+    /// centre. `me` is the index of the point at `p` (skipped).
+    pub fn field(&self, me: u32, p: Vec2, theta: f32) -> Vec2 {
         let mut f = Vec2::ZERO;
         if self.nodes.is_empty() {
             return f;
@@ -146,11 +176,13 @@ impl QuadTree {
             sp -= 1;
             let Some(nd) = self.nodes.get(stack[sp] as usize) else { continue };
             if nd.children == [NONE; 4] {
-                for &(_, j) in self.order.get(nd.start as usize..nd.end as usize).unwrap_or(&[]) {
+                let range = nd.start as usize..nd.end as usize;
+                let (Some(ids), Some(pts)) = (self.order.get(range.clone()), self.sorted.get(range)) else { continue };
+                for (&(_, j), &q) in ids.iter().zip(pts) {
                     if j == me {
                         continue;
                     }
-                    let mut d = p - pos.get(j as usize).copied().unwrap_or(p);
+                    let mut d = p - q;
                     let mut d2 = d.length_squared();
                     if d2 < 1e-8 {
                         // Coincident points: a fixed tiny push, direction by index, so they separate.
@@ -210,9 +242,9 @@ mod tests {
                 .filter(|(j, _)| *j as u32 != i)
                 .map(|(_, &q)| (p - q) / (p - q).length_squared())
                 .sum();
-            let approx = t.field(i, p, &pos, 0.5);
+            let approx = t.field(i, p, 0.5);
             assert!((approx - exact).length() <= 0.05 * exact.length().max(1e-3), "{i}: {approx} vs {exact}");
-            let all = t.field(i, p, &pos, 0.0);
+            let all = t.field(i, p, 0.0);
             assert!((all - exact).length() <= 1e-3 * exact.length().max(1e-3));
         }
     }
