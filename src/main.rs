@@ -65,7 +65,10 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", summary.to_text());
             }
             if std::env::var_os("MODELMAP_REPORT_PEAK_RSS").is_some() {
-                eprintln!("peak_rss_bytes={}", modelmap::bench::load::peak_rss_bytes().unwrap_or(0));
+                eprintln!(
+                    "peak_rss_bytes={}",
+                    modelmap::bench::load::peak_rss_bytes().unwrap_or(0)
+                );
             }
         }
         Some(Command::Bench { what }) => match what {
