@@ -307,7 +307,10 @@ impl LodState {
             }
             if open != was_open {
                 self.is_open[ci] = open;
-                self.changed_at[ci] = now_s;
+                // The first picture appears at once; later changes fade.
+                if self.frame > 1 {
+                    self.changed_at[ci] = now_s;
+                }
             }
             // Fade: items appear over `fade_s` after the cluster (or its parent) changed.
             let since_parent = cl
@@ -408,24 +411,28 @@ impl LodState {
                     alpha,
                 });
                 items.push(Item::Cluster(c));
-                if size.y * zoom >= opts.label_min_px * 1.5
-                    && size.x * zoom > 40.0
-                    && label_budget > 0
-                {
-                    label_budget -= 1;
+                if size.y * zoom >= opts.label_min_px * 1.5 && label_budget > 0 {
                     let name = if view.redact {
                         redact(&cl.label)
                     } else {
                         short(&cl.label).to_string()
                     };
-                    let text = format!("{name} · {} nodes", cl.member_count);
-                    labels.push(LabelItem {
-                        pos: rel(cl.bbox.center()),
-                        text,
-                        size_px: 12.0f32.min((size.y * zoom * 0.4) as f32).max(9.0),
-                        color: [20, 24, 30, 255],
-                        align: Align::Center,
-                    });
+                    let px = 12.0f32.min((size.y * zoom * 0.4) as f32).max(9.0);
+                    let long = format!("{name} · {} nodes", cl.member_count);
+                    // The longest text that fits the box: name and count, else the name alone.
+                    let text = [long, name]
+                        .into_iter()
+                        .find(|t| text_width_px(t, px) <= size.x * zoom * 0.92);
+                    if let Some(text) = text {
+                        label_budget -= 1;
+                        labels.push(LabelItem {
+                            pos: rel(cl.bbox.center()),
+                            text,
+                            size_px: px,
+                            color: [20, 24, 30, 255],
+                            align: Align::Center,
+                        });
+                    }
                 }
             }
         }
@@ -618,9 +625,15 @@ impl LodState {
             });
             items.push(Item::Node(cn.id));
             let h = size.y * zoom;
-            if h >= self.options.label_min_px && *label_budget > 0 && size.x * zoom > 24.0 {
+            let fits = |t: &str, px: f32| text_width_px(t, px) <= size.x * zoom * 0.94;
+            if h >= self.options.label_min_px
+                && *label_budget > 0
+                && fits(&cn.label, (h * 0.5).clamp(9.0, 16.0) as f32)
+            {
                 *label_budget -= 1;
-                let two_lines = h >= 34.0 && !cn.sublabel.is_empty();
+                let two_lines = h >= 34.0
+                    && !cn.sublabel.is_empty()
+                    && fits(&cn.sublabel, (h * 0.3 * 0.85).clamp(9.0, 16.0) as f32);
                 let px = (h * if two_lines { 0.3 } else { 0.5 }).clamp(9.0, 16.0) as f32;
                 let text = if view.redact
                     && model
@@ -721,6 +734,11 @@ fn short(label: &str) -> &str {
         .next()
         .filter(|s| !s.is_empty() && s.parse::<u64>().is_err())
         .unwrap_or(label)
+}
+
+/// Approximate width of a label in pixels (proportional font: about 0.55 em per character).
+fn text_width_px(text: &str, px: f32) -> f64 {
+    text.chars().count() as f64 * px as f64 * 0.55
 }
 
 fn text_color(fill: Rgba8) -> Rgba8 {
