@@ -534,7 +534,7 @@ fn histogram_card_ui(
         let frame = Frame { rect: plot, x, y: (0.0, rows + 3.0) };
         axes(&painter, &frame, XAxis::Step, |_, _| String::new());
         for (k, h) in shown.iter().enumerate() {
-            let offset = (rows - 1.0 - k as f64) as f64;
+            let offset = rows - 1.0 - k as f64;
             let mut line = Vec::with_capacity(h.buckets.len() * 2);
             for b in &h.buckets {
                 let density = b.count / (b.right - b.left).max(f64::MIN_POSITIVE) / peak * 4.0;
@@ -581,10 +581,11 @@ mod tests {
                 screen_rect: Some(Rect::from_min_size(Pos2::ZERO, Vec2::new(1000.0, 800.0))),
                 ..Default::default()
             };
-            let output = ctx.run_ui(input, |ui| {
-                egui::CentralPanel::default().show_inside(ui, |ui| training_ui(ui, &mut state));
+            let mut output = ctx.run_ui(input, |ui| {
+                egui::CentralPanel::default().show(ui, |ui| training_ui(ui, &mut state));
             });
             assert!(!output.shapes.is_empty());
+            output.textures_delta.clear();
         }
         // The scalar curve was decimated to the plot width, not drawn point by point.
         let cache = &state.cache[&("a".to_owned(), "loss".to_owned())];

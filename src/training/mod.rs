@@ -404,7 +404,7 @@ impl RunsWatcher {
         }
         let mut changed = false;
         for (name, source) in &mut self.sources {
-            let index = match runs.runs.binary_search_by(|r| r.name.as_str().cmp(name)) {
+            let index = match runs.runs.binary_search_by(|r| r.name.as_str().cmp(name.as_str())) {
                 Ok(i) => i,
                 Err(i) => {
                     runs.runs.insert(i, Run::new(name.clone()));

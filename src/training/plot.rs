@@ -249,10 +249,8 @@ impl Canvas<'_> {
                 pen_down = true;
             }
         }
-        if points.len() == 1 {
-            if let Some(&(x, y)) = points.first() {
-                self.rect(x - 1.5, y - 1.5, 3.0, 3.0, rgb);
-            }
+        if let [(x, y)] = points {
+            self.rect(x - 1.5, y - 1.5, 3.0, 3.0, rgb);
         }
         let Some(path) = pb.finish() else {
             return;

@@ -86,7 +86,7 @@ pub fn decimate(xs: &[f64], ys: &[f64], x_min: f64, x_max: f64, columns: usize) 
     let start = xs.partition_point(|&x| x < x_min).saturating_sub(1);
     let end = (xs.partition_point(|&x| x <= x_max) + 1).min(n);
     let width = x_max - x_min;
-    if start >= end || !(width > 0.0) {
+    if start >= end || width.is_nan() || width <= 0.0 {
         return Vec::new();
     }
     let scale = columns as f64 / width;
@@ -208,10 +208,10 @@ mod tests {
 
     #[test]
     fn ema_matches_hand_computed() {
-        // w = 0.5: last = 0.5, 1.5, 2.75 ; debias 0.5, 0.75, 0.875.
+        // w = 0.5: last = 0.5, 0.25 + 1.5 = 1.75, 0.875 + 2.5 = 3.375; debias 0.5, 0.75, 0.875.
         let s = smooth_ema(&[1.0, 3.0, 5.0], 0.5);
-        assert_eq!(s, vec![1.0, 2.0, 2.75 / 0.875]);
-        assert!((s[2] - 3.142_857_142_857_143).abs() < 1e-12);
+        assert_eq!(s, vec![1.0, 1.75 / 0.75, 3.375 / 0.875]);
+        assert!((s[2] - 3.857_142_857_142_857).abs() < 1e-12);
         // w = 0 is the identity; w = 0.6 first point is the value itself (debiased).
         assert_eq!(smooth_ema(&[4.0, -2.0], 0.0), vec![4.0, -2.0]);
         let s = smooth_ema(&[10.0, 0.0], 0.6);
