@@ -11,7 +11,7 @@ use modelmap::training::proto::{
 };
 use modelmap::training::tfrecord::write_record;
 use modelmap::training::{
-    self, EventFileReader, HParam, PlotOptions, Run, RunsWatcher, Runs, load_runs,
+    self, EventFileReader, HParam, PlotOptions, Run, Runs, RunsWatcher, load_runs,
 };
 use prost::Message as _;
 
@@ -52,7 +52,10 @@ fn facts_for(corpus: &Path, rel: &str) -> serde_json::Value {
 fn same_value(ours: f64, fact: &serde_json::Value, what: &str) {
     let fact = fact.as_f64().unwrap();
     assert_eq!(ours as f32, fact as f32, "{what}");
-    assert!(ours.to_bits().abs_diff(fact.to_bits()) <= 1, "{what}: {ours} vs {fact}");
+    assert!(
+        ours.to_bits().abs_diff(fact.to_bits()) <= 1,
+        "{what}: {ours} vs {fact}"
+    );
 }
 
 #[test]
@@ -61,7 +64,12 @@ fn tb_runs_match_facts() {
     let facts = facts_for(&corpus, "generated/tb_runs");
     let runs = load_runs(corpus.join("generated/tb_runs")).unwrap();
     let names: Vec<&str> = runs.runs.iter().map(|r| r.name.as_str()).collect();
-    let mut expected: Vec<&str> = facts["runs"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut expected: Vec<&str> = facts["runs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     expected.sort_unstable();
     assert_eq!(names, expected);
     for (name, run_facts) in facts["runs"].as_object().unwrap() {
@@ -75,7 +83,11 @@ fn tb_runs_match_facts() {
         assert_eq!(tags, want, "scalar tags of {name}");
         for (tag, f) in scalar_facts {
             let s = &run.scalars[tag];
-            assert_eq!(s.len() as u64, f["count"].as_u64().unwrap(), "{name} {tag} count");
+            assert_eq!(
+                s.len() as u64,
+                f["count"].as_u64().unwrap(),
+                "{name} {tag} count"
+            );
             let (step, value) = s.first().unwrap();
             assert_eq!(step, f["first"][0].as_i64().unwrap());
             same_value(value, &f["first"][1], &format!("{name} {tag} first"));
@@ -101,7 +113,10 @@ fn tb_runs_match_facts() {
             let bands = training::distribution(h);
             let (_, _, b) = bands.last().unwrap();
             assert!(b.windows(2).all(|w| w[0] <= w[1]), "{b:?}");
-            assert!((b[0] - last.min).abs() < 1e-12 && (b[8] - last.max).abs() < 1e-12, "{b:?}");
+            assert!(
+                (b[0] - last.min).abs() < 1e-12 && (b[8] - last.max).abs() < 1e-12,
+                "{b:?}"
+            );
         }
     }
 }
@@ -116,7 +131,12 @@ fn metrics_csv_matches_facts() {
     let run = &runs.runs[0];
     assert_eq!(run.name, "metrics.csv");
     let table = &run.logs[0];
-    let columns: Vec<&str> = facts["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let columns: Vec<&str> = facts["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert_eq!(table.columns, columns);
     let rows = facts["rows"].as_u64().unwrap() as usize;
     assert_eq!(table.rows, rows);
@@ -169,14 +189,35 @@ fn corrupted_record_is_reported_and_skipped() {
     let runs = load_runs(&path).unwrap();
     let run = &runs.runs[0];
     let offsets_reported: Vec<u64> = run.issues.iter().map(|i| i.offset).collect();
-    assert_eq!(offsets_reported, vec![len_at as u64, data_at as u64], "{:?}", run.issues);
+    assert_eq!(
+        offsets_reported,
+        vec![len_at as u64, data_at as u64],
+        "{:?}",
+        run.issues
+    );
     assert!(run.issues[0].to_string().contains("length CRC"));
-    assert!(run.issues[1].to_string().contains(&format!("at byte {data_at}")));
+    assert!(
+        run.issues[1]
+            .to_string()
+            .contains(&format!("at byte {data_at}"))
+    );
     // Exactly two records lost; everything after them is still read.
-    let total_clean: usize = clean.runs[0].scalars.values().map(|s| s.len()).sum::<usize>()
-        + clean.runs[0].histograms.values().map(|h| h.points.len()).sum::<usize>();
+    let total_clean: usize = clean.runs[0]
+        .scalars
+        .values()
+        .map(|s| s.len())
+        .sum::<usize>()
+        + clean.runs[0]
+            .histograms
+            .values()
+            .map(|h| h.points.len())
+            .sum::<usize>();
     let total: usize = run.scalars.values().map(|s| s.len()).sum::<usize>()
-        + run.histograms.values().map(|h| h.points.len()).sum::<usize>();
+        + run
+            .histograms
+            .values()
+            .map(|h| h.points.len())
+            .sum::<usize>();
     assert_eq!(total, total_clean - 2);
     assert_eq!(run.scalars["train/loss"].last(), clean_loss.last());
 }
@@ -199,10 +240,22 @@ fn partial_file_then_follow() {
     let mut runs = Runs::default();
     assert!(watcher.poll(&mut runs).unwrap());
     let run = runs.get("live").unwrap();
-    assert!(run.issues.is_empty(), "a partial record is not corruption: {:?}", run.issues);
+    assert!(
+        run.issues.is_empty(),
+        "a partial record is not corruption: {:?}",
+        run.issues
+    );
     let n: usize = run.scalars.values().map(|s| s.len()).sum::<usize>()
-        + run.histograms.values().map(|h| h.points.len()).sum::<usize>();
-    assert_eq!(n, 1000 - 1, "records 1..1000 (record 0 is the file version)");
+        + run
+            .histograms
+            .values()
+            .map(|h| h.points.len())
+            .sum::<usize>();
+    assert_eq!(
+        n,
+        1000 - 1,
+        "records 1..1000 (record 0 is the file version)"
+    );
     assert!(!watcher.poll(&mut runs).unwrap(), "nothing new");
 
     // The writer finishes the file: only the new records are read.
@@ -210,7 +263,10 @@ fn partial_file_then_follow() {
     assert!(watcher.poll(&mut runs).unwrap());
     let full = load_runs(&src).unwrap();
     assert_eq!(runs.get("live").unwrap().scalars, full.runs[0].scalars);
-    assert_eq!(runs.get("live").unwrap().histograms, full.runs[0].histograms);
+    assert_eq!(
+        runs.get("live").unwrap().histograms,
+        full.runs[0].histograms
+    );
 }
 
 fn tensor_scalar(v: f32) -> TensorProto {
@@ -256,7 +312,11 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
         let mut values = vec![SummaryValue {
             tag: "loss".into(),
             tensor: Some(tensor_scalar(1.0 / (step + 1) as f32)),
-            metadata: if step == 0 { metadata("scalars", vec![]) } else { None },
+            metadata: if step == 0 {
+                metadata("scalars", vec![])
+            } else {
+                None
+            },
             ..SummaryValue::default()
         }];
         // A double scalar in tensor_content.
@@ -267,7 +327,11 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
                 tensor_content: (0.1f64 * step as f64).to_le_bytes().to_vec(),
                 ..TensorProto::default()
             }),
-            metadata: if step == 0 { metadata("scalars", vec![]) } else { None },
+            metadata: if step == 0 {
+                metadata("scalars", vec![])
+            } else {
+                None
+            },
             ..SummaryValue::default()
         });
         // A [2, 3] histogram tensor.
@@ -277,15 +341,25 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
                 dtype: 2,
                 tensor_shape: Some(TensorShapeProto {
                     dim: vec![
-                        TensorShapeDim { size: 2, name: String::new() },
-                        TensorShapeDim { size: 3, name: String::new() },
+                        TensorShapeDim {
+                            size: 2,
+                            name: String::new(),
+                        },
+                        TensorShapeDim {
+                            size: 3,
+                            name: String::new(),
+                        },
                     ],
                     unknown_rank: false,
                 }),
                 double_val: vec![-1.0, 0.0, 3.0, 0.0, 2.0, 1.0 + step as f64],
                 ..TensorProto::default()
             }),
-            metadata: if step == 0 { metadata("histograms", vec![]) } else { None },
+            metadata: if step == 0 {
+                metadata("histograms", vec![])
+            } else {
+                None
+            },
             ..SummaryValue::default()
         });
         file.extend({
@@ -324,8 +398,20 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
         version: 0,
         session_start_info: Some(modelmap::training::proto::SessionStartInfo {
             hparams: [
-                ("lr".to_owned(), modelmap::training::proto::ProtoValue { number_value: Some(0.01), ..Default::default() }),
-                ("opt".to_owned(), modelmap::training::proto::ProtoValue { string_value: Some("adam".into()), ..Default::default() }),
+                (
+                    "lr".to_owned(),
+                    modelmap::training::proto::ProtoValue {
+                        number_value: Some(0.01),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "opt".to_owned(),
+                    modelmap::training::proto::ProtoValue {
+                        string_value: Some("adam".into()),
+                        ..Default::default()
+                    },
+                ),
             ]
             .into_iter()
             .collect(),
@@ -334,7 +420,10 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
     };
     let hp = SummaryValue {
         tag: "_hparams_/session_start_info".into(),
-        tensor: Some(TensorProto { dtype: 1, ..TensorProto::default() }),
+        tensor: Some(TensorProto {
+            dtype: 1,
+            ..TensorProto::default()
+        }),
         metadata: metadata("hparams", start.encode_to_vec()),
         ..SummaryValue::default()
     };
@@ -349,11 +438,21 @@ fn tensor_summaries_scalars_histograms_text_hparams() {
     assert_eq!(run.scalars["lr"].values[3], 0.1 * 3.0);
     let w = &run.histograms["w"];
     assert_eq!(w.points.len(), 5);
-    assert_eq!((w.points[4].min, w.points[4].max, w.points[4].num), (-1.0, 2.0, 8.0));
+    assert_eq!(
+        (w.points[4].min, w.points[4].max, w.points[4].num),
+        (-1.0, 2.0, 8.0)
+    );
     assert_eq!(run.texts["notes"][0].text, "hello");
     let old = &run.histograms["old"].points[0];
-    let edges: Vec<(f64, f64, f64)> = old.buckets.iter().map(|b| (b.left, b.right, b.count)).collect();
-    assert_eq!(edges, vec![(-2.0, 0.0, 2.0), (0.0, 1.0, 0.0), (1.0, 5.0, 2.0)]);
+    let edges: Vec<(f64, f64, f64)> = old
+        .buckets
+        .iter()
+        .map(|b| (b.left, b.right, b.count))
+        .collect();
+    assert_eq!(
+        edges,
+        vec![(-2.0, 0.0, 2.0), (0.0, 1.0, 0.0), (1.0, 5.0, 2.0)]
+    );
     assert_eq!(run.hparams["lr"], HParam::Number(0.01));
     assert_eq!(run.hparams["opt"], HParam::Text("adam".into()));
     assert!(!run.scalars.contains_key("_hparams_/session_start_info"));
@@ -364,12 +463,23 @@ fn folder_of_runs_and_jsonl() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("exp1/seed_0");
     std::fs::create_dir_all(&nested).unwrap();
-    std::fs::write(nested.join("log.jsonl"), "{\"step\":1,\"loss\":3}\n{\"step\":2,\"loss\":2}\n").unwrap();
+    std::fs::write(
+        nested.join("log.jsonl"),
+        "{\"step\":1,\"loss\":3}\n{\"step\":2,\"loss\":2}\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("metrics.csv"), "epoch,acc\n0,0.5\n1,0.7\n").unwrap();
     let mut file = Vec::new();
     write_record(
         &mut file,
-        &event(5, vec![SummaryValue { tag: "loss".into(), simple_value: Some(1.5), ..SummaryValue::default() }]),
+        &event(
+            5,
+            vec![SummaryValue {
+                tag: "loss".into(),
+                simple_value: Some(1.5),
+                ..SummaryValue::default()
+            }],
+        ),
     );
     std::fs::write(nested.join("events.out.tfevents.9.h"), &file).unwrap();
     let runs = load_runs(dir.path()).unwrap();
@@ -383,18 +493,28 @@ fn folder_of_runs_and_jsonl() {
     assert_eq!(runs.get(".").unwrap().scalars["acc"].values, vec![0.5, 0.7]);
     assert!(load_runs(dir.path().join("nope")).is_err());
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(load_runs(empty.path()), Err(training::TrainingError::NoLogs { .. })));
+    assert!(matches!(
+        load_runs(empty.path()),
+        Err(training::TrainingError::NoLogs { .. })
+    ));
 }
 
 #[test]
 fn renders_png_and_json() {
     let Some(corpus) = corpus() else { return };
     let runs = load_runs(corpus.join("generated/tb_runs")).unwrap();
-    let opts = PlotOptions { width: 800, height: 300, ..PlotOptions::default() };
+    let opts = PlotOptions {
+        width: 800,
+        height: 300,
+        ..PlotOptions::default()
+    };
     let (w, h, rgba) = training::render_curves_rgba(&runs, &opts).unwrap();
     assert_eq!((w, h), (800, 300));
     // Both run colours appear (orange run_a, blue run_b), solid somewhere.
-    let has = |c: [u8; 3]| rgba.chunks_exact(4).any(|p| p[0] == c[0] && p[1] == c[1] && p[2] == c[2]);
+    let has = |c: [u8; 3]| {
+        rgba.chunks_exact(4)
+            .any(|p| p[0] == c[0] && p[1] == c[1] && p[2] == c[2])
+    };
     assert!(has(training::plot::run_color(0)));
     assert!(has(training::plot::run_color(1)));
     let png = training::render_curves_png(&runs, &opts).unwrap();
@@ -412,7 +532,13 @@ fn renders_png_and_json() {
     assert_eq!(points[0][1], 0);
     assert_eq!(points[0][2].as_f64().unwrap(), 2.5022058486938477);
     assert!(run_a["scalars"].get("train/accuracy").is_none());
-    assert_eq!(run_a["scalars"]["train/loss"]["smoothed"].as_array().unwrap().len(), 2000);
+    assert_eq!(
+        run_a["scalars"]["train/loss"]["smoothed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2000
+    );
 }
 
 #[test]
@@ -423,7 +549,14 @@ fn reader_reports_offsets_incrementally() {
     for step in 0..10 {
         write_record(
             &mut file,
-            &event(step, vec![SummaryValue { tag: "x".into(), simple_value: Some(step as f32), ..SummaryValue::default() }]),
+            &event(
+                step,
+                vec![SummaryValue {
+                    tag: "x".into(),
+                    simple_value: Some(step as f32),
+                    ..SummaryValue::default()
+                }],
+            ),
         );
     }
     std::fs::write(&path, &file[..file.len() / 2]).unwrap();
@@ -434,6 +567,31 @@ fn reader_reports_offsets_incrementally() {
     assert!(reader.offset() < file.len() as u64 / 2 + 1);
     std::fs::write(&path, &file).unwrap();
     assert_eq!(first + reader.read_new(&mut run).unwrap(), 10);
-    assert_eq!(run.scalars["x"].values, (0..10).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(
+        run.scalars["x"].values,
+        (0..10).map(f64::from).collect::<Vec<_>>()
+    );
     assert_eq!(reader.offset(), file.len() as u64);
+}
+
+/// The tfevents bench through the library (no CLI needed): `MODELMAP_BENCH_MB=150 cargo test
+/// --test training bench_tfevents -- --ignored --nocapture`. Ignored: it writes a large file.
+#[test]
+#[ignore = "benchmark; run explicitly"]
+fn bench_tfevents() {
+    let size_mb = std::env::var("MODELMAP_BENCH_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(150);
+    let args = modelmap::bench::tfevents::TfeventsBenchArgs {
+        size_mb,
+        file: None,
+        repeat: 3,
+        no_python: std::env::var_os("MODELMAP_BENCH_NO_PYTHON").is_some(),
+        json: true,
+    };
+    let report = modelmap::bench::tfevents::run(&args).unwrap();
+    if let Some(n) = report.tensorboard_points {
+        assert_eq!(n, report.points, "both readers see every point");
+    }
 }

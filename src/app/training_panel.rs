@@ -19,9 +19,11 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::Duration;
 
-use egui::{Align2, Color32, CornerRadius, FontId, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Vec2};
+use egui::{
+    Align2, Color32, CornerRadius, FontId, Pos2, Rect, Sense, Shape, Stroke, StrokeKind, Vec2,
+};
 
-use crate::training::plot::{format_time_tick, format_tick, nice_ticks, run_color};
+use crate::training::plot::{format_tick, format_time_tick, nice_ticks, run_color};
 use crate::training::series::{NORMAL_HISTOGRAM_BPS, XAxis, decimate, distribution, smooth_ema};
 use crate::training::{Runs, RunsWatcher, ScalarSeries};
 
@@ -173,13 +175,19 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         ui.colored_label(Color32::from_rgb(0xee, 0x55, 0x55), e);
     }
     let Some(runs) = state.runs.take() else {
-        ui.label(if state.receiver.is_some() { "Loading logs…" } else { "No training logs opened." });
+        ui.label(if state.receiver.is_some() {
+            "Loading logs…"
+        } else {
+            "No training logs opened."
+        });
         return;
     };
     legend_ui(ui, &runs, &mut state.hidden_runs);
     let issues = runs.issues().count();
     if issues > 0 {
-        ui.label(format!("{issues} corrupt or malformed records skipped (see the log)"));
+        ui.label(format!(
+            "{issues} corrupt or malformed records skipped (see the log)"
+        ));
     }
     egui::ScrollArea::vertical().show(ui, |ui| match state.tab {
         TrainingTab::Scalars => {
@@ -191,7 +199,9 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
             if tags.is_empty() {
                 ui.label("No scalar tags.");
             }
-            grid_ui(ui, &tags, |ui, tag, size| scalar_plot_ui(ui, state, &runs, tag, size));
+            grid_ui(ui, &tags, |ui, tag, size| {
+                scalar_plot_ui(ui, state, &runs, tag, size)
+            });
         }
         TrainingTab::Distributions | TrainingTab::Histograms => {
             let tags: Vec<String> = runs
@@ -208,14 +218,22 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
                     runs.runs
                         .iter()
                         .enumerate()
-                        .filter(|(_, r)| r.histograms.contains_key(tag) && !state.hidden_runs.contains(&r.name))
+                        .filter(|(_, r)| {
+                            r.histograms.contains_key(tag) && !state.hidden_runs.contains(&r.name)
+                        })
                         .map(move |(i, _)| (tag.clone(), i))
                 })
                 .collect();
             let names: Vec<String> = cards.iter().map(|(t, i)| format!("{t}\u{1}{i}")).collect();
             grid_ui(ui, &names, |ui, name, size| {
-                let Some((tag, index)) = name.split_once('\u{1}') else { return };
-                let Some(run) = index.parse::<usize>().ok().and_then(|i| runs.runs.get(i).map(|r| (i, r))) else {
+                let Some((tag, index)) = name.split_once('\u{1}') else {
+                    return;
+                };
+                let Some(run) = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| runs.runs.get(i).map(|r| (i, r)))
+                else {
                     return;
                 };
                 histogram_card_ui(ui, state.tab, state.x_axis, tag, run.0, run.1, size);
@@ -287,7 +305,12 @@ impl Frame {
     }
 }
 
-fn axes(painter: &egui::Painter, frame: &Frame, x_axis: XAxis, y_label: impl Fn(f64, f64) -> String) {
+fn axes(
+    painter: &egui::Painter,
+    frame: &Frame,
+    x_axis: XAxis,
+    y_label: impl Fn(f64, f64) -> String,
+) {
     let font = FontId::proportional(10.0);
     let y_ticks = nice_ticks(frame.y.0, frame.y.1, 5);
     let y_spacing = match y_ticks.as_slice() {
@@ -296,20 +319,53 @@ fn axes(painter: &egui::Painter, frame: &Frame, x_axis: XAxis, y_label: impl Fn(
     };
     for &t in &y_ticks {
         let p = frame.screen(frame.x.0, t);
-        painter.line_segment([Pos2::new(frame.rect.left(), p.y), Pos2::new(frame.rect.right(), p.y)], Stroke::new(0.5, GRID));
-        painter.text(Pos2::new(frame.rect.left() - 4.0, p.y), Align2::RIGHT_CENTER, y_label(t, y_spacing), font.clone(), TICK_TEXT);
+        painter.line_segment(
+            [
+                Pos2::new(frame.rect.left(), p.y),
+                Pos2::new(frame.rect.right(), p.y),
+            ],
+            Stroke::new(0.5, GRID),
+        );
+        painter.text(
+            Pos2::new(frame.rect.left() - 4.0, p.y),
+            Align2::RIGHT_CENTER,
+            y_label(t, y_spacing),
+            font.clone(),
+            TICK_TEXT,
+        );
     }
-    let x_ticks = nice_ticks(frame.x.0, frame.x.1, (frame.rect.width() / 90.0).max(2.0) as usize);
+    let x_ticks = nice_ticks(
+        frame.x.0,
+        frame.x.1,
+        (frame.rect.width() / 90.0).max(2.0) as usize,
+    );
     let x_spacing = match x_ticks.as_slice() {
         [a, b, ..] => b - a,
         _ => 1.0,
     };
     for &t in &x_ticks {
         let p = frame.screen(t, frame.y.0);
-        painter.line_segment([Pos2::new(p.x, frame.rect.top()), Pos2::new(p.x, frame.rect.bottom())], Stroke::new(0.5, GRID));
-        painter.text(Pos2::new(p.x, frame.rect.bottom() + 3.0), Align2::CENTER_TOP, format_time_tick(x_axis, t, x_spacing), font.clone(), TICK_TEXT);
+        painter.line_segment(
+            [
+                Pos2::new(p.x, frame.rect.top()),
+                Pos2::new(p.x, frame.rect.bottom()),
+            ],
+            Stroke::new(0.5, GRID),
+        );
+        painter.text(
+            Pos2::new(p.x, frame.rect.bottom() + 3.0),
+            Align2::CENTER_TOP,
+            format_time_tick(x_axis, t, x_spacing),
+            font.clone(),
+            TICK_TEXT,
+        );
     }
-    painter.rect_stroke(frame.rect, CornerRadius::ZERO, Stroke::new(1.0, GRID), StrokeKind::Inside);
+    painter.rect_stroke(
+        frame.rect,
+        CornerRadius::ZERO,
+        Stroke::new(1.0, GRID),
+        StrokeKind::Inside,
+    );
 }
 
 /// Allocates a card: title, plot rectangle with margins for tick labels.
@@ -317,15 +373,26 @@ fn card(ui: &mut egui::Ui, title: &str, size: Vec2) -> (egui::Response, egui::Pa
     let (response, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let outer = response.rect;
     painter.rect_filled(outer, CornerRadius::same(3), ui.visuals().extreme_bg_color);
-    painter.text(outer.left_top() + Vec2::new(8.0, 6.0), Align2::LEFT_TOP, title, FontId::proportional(13.0), ui.visuals().strong_text_color());
-    let plot = Rect::from_min_max(outer.left_top() + Vec2::new(56.0, 28.0), outer.right_bottom() - Vec2::new(12.0, 22.0));
+    painter.text(
+        outer.left_top() + Vec2::new(8.0, 6.0),
+        Align2::LEFT_TOP,
+        title,
+        FontId::proportional(13.0),
+        ui.visuals().strong_text_color(),
+    );
+    let plot = Rect::from_min_max(
+        outer.left_top() + Vec2::new(56.0, 28.0),
+        outer.right_bottom() - Vec2::new(12.0, 22.0),
+    );
     (response, painter, plot)
 }
 
 fn fit(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     if !lo.is_finite() {
         return None;
     }
@@ -345,14 +412,24 @@ fn transform_y(log_y: bool, v: f64) -> f64 {
     }
 }
 
-fn refresh_curve(cache: &mut CurveCache, series: &ScalarSeries, smoothing: f32, log_y: bool, x_axis: XAxis) {
+fn refresh_curve(
+    cache: &mut CurveCache,
+    series: &ScalarSeries,
+    smoothing: f32,
+    log_y: bool,
+    x_axis: XAxis,
+) {
     let key = (f64::from(smoothing).to_bits(), log_y, x_axis, series.len());
     if cache.key == key && !cache.xs.is_empty() {
         return;
     }
     cache.key = key;
     cache.xs = x_axis.xs(series);
-    cache.raw = series.values.iter().map(|&v| transform_y(log_y, v)).collect();
+    cache.raw = series
+        .values
+        .iter()
+        .map(|&v| transform_y(log_y, v))
+        .collect();
     cache.smooth = smooth_ema(&cache.raw, f64::from(smoothing));
     cache.view_key = (0, 0, 0);
 }
@@ -390,7 +467,13 @@ fn zoom_and_pan(ui: &egui::Ui, response: &egui::Response, frame: &Frame, view: &
     }
 }
 
-fn scalar_plot_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState, runs: &Runs, tag: &str, size: Vec2) {
+fn scalar_plot_ui(
+    ui: &mut egui::Ui,
+    state: &mut TrainingPanelState,
+    runs: &Runs,
+    tag: &str,
+    size: Vec2,
+) {
     let (response, painter, plot) = card(ui, tag, size);
     let (smoothing, log_y, x_axis) = (state.smoothing, state.log_y, state.x_axis);
     let mut shown = Vec::new();
@@ -398,63 +481,125 @@ fn scalar_plot_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState, runs: &Runs
         if state.hidden_runs.contains(&run.name) {
             continue;
         }
-        let Some(series) = run.scalars.get(tag) else { continue };
-        let cache = state.cache.entry((run.name.clone(), tag.to_owned())).or_default();
+        let Some(series) = run.scalars.get(tag) else {
+            continue;
+        };
+        let cache = state
+            .cache
+            .entry((run.name.clone(), tag.to_owned()))
+            .or_default();
         refresh_curve(cache, series, smoothing, log_y, x_axis);
         shown.push((i, run.name.clone()));
     }
     let caches: Vec<(usize, &CurveCache)> = shown
         .iter()
-        .filter_map(|(i, name)| state.cache.get(&(name.clone(), tag.to_owned())).map(|c| (*i, c)))
+        .filter_map(|(i, name)| {
+            state
+                .cache
+                .get(&(name.clone(), tag.to_owned()))
+                .map(|c| (*i, c))
+        })
         .collect();
     let view = state.views.get(tag).copied().unwrap_or_default();
-    let x = view.x.or_else(|| fit(caches.iter().flat_map(|(_, c)| c.xs.iter().copied())));
-    let y = view.y.or_else(|| fit(caches.iter().flat_map(|(_, c)| c.raw.iter().copied())));
+    let x = view
+        .x
+        .or_else(|| fit(caches.iter().flat_map(|(_, c)| c.xs.iter().copied())));
+    let y = view
+        .y
+        .or_else(|| fit(caches.iter().flat_map(|(_, c)| c.raw.iter().copied())));
     let (Some(x), Some(y)) = (x, y) else {
-        painter.text(plot.center(), Align2::CENTER_CENTER, "no data", FontId::proportional(12.0), TICK_TEXT);
+        painter.text(
+            plot.center(),
+            Align2::CENTER_CENTER,
+            "no data",
+            FontId::proportional(12.0),
+            TICK_TEXT,
+        );
         return;
     };
     let frame = Frame { rect: plot, x, y };
     axes(&painter, &frame, x_axis, |v, spacing| {
-        if log_y { format_tick(10f64.powf(v), 10f64.powf(v) * 0.1) } else { format_tick(v, spacing) }
+        if log_y {
+            format_tick(10f64.powf(v), 10f64.powf(v) * 0.1)
+        } else {
+            format_tick(v, spacing)
+        }
     });
     let clipped = painter.with_clip_rect(plot);
     let columns = plot.width().max(1.0) as usize;
-    let view_key = (x.0.to_bits() ^ y.0.to_bits().rotate_left(1), x.1.to_bits() ^ y.1.to_bits().rotate_left(1), columns);
+    let view_key = (
+        x.0.to_bits() ^ y.0.to_bits().rotate_left(1),
+        x.1.to_bits() ^ y.1.to_bits().rotate_left(1),
+        columns,
+    );
     for (i, name) in &shown {
-        let Some(cache) = state.cache.get_mut(&(name.clone(), tag.to_owned())) else { continue };
+        let Some(cache) = state.cache.get_mut(&(name.clone(), tag.to_owned())) else {
+            continue;
+        };
         if cache.view_key != view_key {
             cache.raw_decimated = decimate(&cache.xs, &cache.raw, x.0, x.1, columns);
             cache.smooth_decimated = decimate(&cache.xs, &cache.smooth, x.0, x.1, columns);
             cache.view_key = view_key;
         }
-        let to_screen = |pts: &[[f64; 2]]| -> Vec<Pos2> { pts.iter().map(|p| frame.screen(p[0], p[1])).collect() };
+        let to_screen = |pts: &[[f64; 2]]| -> Vec<Pos2> {
+            pts.iter().map(|p| frame.screen(p[0], p[1])).collect()
+        };
         if smoothing > 0.0 {
-            clipped.add(Shape::line(to_screen(&cache.raw_decimated), Stroke::new(1.0, color(*i, 70))));
-            clipped.add(Shape::line(to_screen(&cache.smooth_decimated), Stroke::new(1.6, color(*i, 255))));
+            clipped.add(Shape::line(
+                to_screen(&cache.raw_decimated),
+                Stroke::new(1.0, color(*i, 70)),
+            ));
+            clipped.add(Shape::line(
+                to_screen(&cache.smooth_decimated),
+                Stroke::new(1.6, color(*i, 255)),
+            ));
         } else {
-            clipped.add(Shape::line(to_screen(&cache.raw_decimated), Stroke::new(1.4, color(*i, 255))));
+            clipped.add(Shape::line(
+                to_screen(&cache.raw_decimated),
+                Stroke::new(1.4, color(*i, 255)),
+            ));
         }
     }
     // Hover readout: the nearest point of every run.
     if let Some(pos) = response.hover_pos().filter(|p| plot.contains(*p)) {
         let hx = frame.data_x(pos.x);
-        painter.line_segment([Pos2::new(pos.x, plot.top()), Pos2::new(pos.x, plot.bottom())], Stroke::new(1.0, TICK_TEXT));
+        painter.line_segment(
+            [
+                Pos2::new(pos.x, plot.top()),
+                Pos2::new(pos.x, plot.bottom()),
+            ],
+            Stroke::new(1.0, TICK_TEXT),
+        );
         let mut lines = Vec::new();
         for (i, name) in &shown {
-            let Some(cache) = state.cache.get(&(name.clone(), tag.to_owned())) else { continue };
-            let Some(series) = runs.runs.get(*i).and_then(|r| r.scalars.get(tag)) else { continue };
+            let Some(cache) = state.cache.get(&(name.clone(), tag.to_owned())) else {
+                continue;
+            };
+            let Some(series) = runs.runs.get(*i).and_then(|r| r.scalars.get(tag)) else {
+                continue;
+            };
             let k = cache.xs.partition_point(|&v| v < hx);
             let nearest = [k.saturating_sub(1), k]
                 .into_iter()
                 .filter(|&j| j < cache.xs.len())
-                .min_by(|&a, &b| (cache.xs[a] - hx).abs().total_cmp(&(cache.xs[b] - hx).abs()));
+                .min_by(|&a, &b| {
+                    (cache.xs[a] - hx)
+                        .abs()
+                        .total_cmp(&(cache.xs[b] - hx).abs())
+                });
             if let Some(j) = nearest {
-                let (Some(value), Some(smooth), Some(step)) = (series.values.get(j), cache.smooth.get(j), series.steps.get(j)) else {
+                let (Some(value), Some(smooth), Some(step)) = (
+                    series.values.get(j),
+                    cache.smooth.get(j),
+                    series.steps.get(j),
+                ) else {
                     continue;
                 };
                 let smooth = if log_y { 10f64.powf(*smooth) } else { *smooth };
-                lines.push((*i, format!("{name}: {value:.5} (smoothed {smooth:.5}) @ step {step}")));
+                lines.push((
+                    *i,
+                    format!("{name}: {value:.5} (smoothed {smooth:.5}) @ step {step}"),
+                ));
                 if let (Some(&px), Some(&py)) = (cache.xs.get(j), cache.smooth.get(j)) {
                     painter.circle_filled(frame.screen(px, py), 3.0, color(*i, 255));
                 }
@@ -462,7 +607,13 @@ fn scalar_plot_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState, runs: &Runs
         }
         let mut at = plot.left_top() + Vec2::new(6.0, 4.0);
         for (i, text) in lines {
-            let r = painter.text(at, Align2::LEFT_TOP, text, FontId::proportional(11.0), color(i, 255));
+            let r = painter.text(
+                at,
+                Align2::LEFT_TOP,
+                text,
+                FontId::proportional(11.0),
+                color(i, 255),
+            );
             at.y = r.bottom() + 1.0;
         }
     }
@@ -483,7 +634,9 @@ fn histogram_card_ui(
     run: &crate::training::Run,
     size: Vec2,
 ) {
-    let Some(series) = run.histograms.get(tag) else { return };
+    let Some(series) = run.histograms.get(tag) else {
+        return;
+    };
     let (response, painter, plot) = card(ui, &format!("{tag} — {}", run.name), size);
     let start = series.points.first().map_or(0.0, |h| h.wall_time);
     let x_of = |step: i64, wall: f64| match x_axis {
@@ -504,19 +657,46 @@ fn histogram_card_ui(
             let lo = k;
             let hi = NORMAL_HISTOGRAM_BPS.len() - 1 - k;
             for pair in bands.windows(2) {
-                let [(s0, w0, b0), (s1, w1, b1)] = pair else { continue };
+                let [(s0, w0, b0), (s1, w1, b1)] = pair else {
+                    continue;
+                };
                 let (x0, x1) = (x_of(*s0, *w0), x_of(*s1, *w1));
-                let quad = vec![frame.screen(x0, b0[hi]), frame.screen(x1, b1[hi]), frame.screen(x1, b1[lo]), frame.screen(x0, b0[lo])];
-                painter.add(Shape::convex_polygon(quad, Color32::from_rgba_unmultiplied(base[0], base[1], base[2], alpha), Stroke::NONE));
+                let quad = vec![
+                    frame.screen(x0, b0[hi]),
+                    frame.screen(x1, b1[hi]),
+                    frame.screen(x1, b1[lo]),
+                    frame.screen(x0, b0[lo]),
+                ];
+                painter.add(Shape::convex_polygon(
+                    quad,
+                    Color32::from_rgba_unmultiplied(base[0], base[1], base[2], alpha),
+                    Stroke::NONE,
+                ));
             }
         }
-        let median: Vec<Pos2> = bands.iter().map(|(s, w, b)| frame.screen(x_of(*s, *w), b[4])).collect();
+        let median: Vec<Pos2> = bands
+            .iter()
+            .map(|(s, w, b)| frame.screen(x_of(*s, *w), b[4]))
+            .collect();
         painter.add(Shape::line(median, Stroke::new(1.2, color(run_index, 255))));
         if let Some(pos) = response.hover_pos().filter(|p| plot.contains(*p)) {
             let hx = frame.data_x(pos.x);
-            if let Some((s, _, b)) = bands.iter().min_by(|a, b| (x_of(a.0, a.1) - hx).abs().total_cmp(&(x_of(b.0, b.1) - hx).abs())) {
-                let text = format!("step {s}: min {:.4}  median {:.4}  max {:.4}", b[0], b[4], b[8]);
-                painter.text(plot.left_top() + Vec2::new(6.0, 4.0), Align2::LEFT_TOP, text, FontId::proportional(11.0), TICK_TEXT);
+            if let Some((s, _, b)) = bands.iter().min_by(|a, b| {
+                (x_of(a.0, a.1) - hx)
+                    .abs()
+                    .total_cmp(&(x_of(b.0, b.1) - hx).abs())
+            }) {
+                let text = format!(
+                    "step {s}: min {:.4}  median {:.4}  max {:.4}",
+                    b[0], b[4], b[8]
+                );
+                painter.text(
+                    plot.left_top() + Vec2::new(6.0, 4.0),
+                    Align2::LEFT_TOP,
+                    text,
+                    FontId::proportional(11.0),
+                    TICK_TEXT,
+                );
             }
         }
     } else {
@@ -527,11 +707,21 @@ fn histogram_card_ui(
         let x = fit(shown.iter().flat_map(|h| [h.min, h.max]));
         let peak = shown
             .iter()
-            .flat_map(|h| h.buckets.iter().map(|b| b.count / (b.right - b.left).max(f64::MIN_POSITIVE)))
+            .flat_map(|h| {
+                h.buckets
+                    .iter()
+                    .map(|b| b.count / (b.right - b.left).max(f64::MIN_POSITIVE))
+            })
             .fold(0.0f64, f64::max);
-        let (Some(x), true) = (x, peak > 0.0) else { return };
+        let (Some(x), true) = (x, peak > 0.0) else {
+            return;
+        };
         let rows = shown.len().max(1) as f64;
-        let frame = Frame { rect: plot, x, y: (0.0, rows + 3.0) };
+        let frame = Frame {
+            rect: plot,
+            x,
+            y: (0.0, rows + 3.0),
+        };
         axes(&painter, &frame, XAxis::Step, |_, _| String::new());
         for (k, h) in shown.iter().enumerate() {
             let offset = rows - 1.0 - k as f64;
@@ -542,11 +732,23 @@ fn histogram_card_ui(
                 line.push(frame.screen(b.right, offset + density));
             }
             let shade = 80 + (175 * k / shown.len().max(1)) as u8;
-            painter.add(Shape::line(line, Stroke::new(1.0, Color32::from_rgba_unmultiplied(base[0], base[1], base[2], shade))));
+            painter.add(Shape::line(
+                line,
+                Stroke::new(
+                    1.0,
+                    Color32::from_rgba_unmultiplied(base[0], base[1], base[2], shade),
+                ),
+            ));
         }
         if let (Some(first), Some(last)) = (shown.first(), shown.last()) {
             let text = format!("steps {} (back) → {} (front)", first.step, last.step);
-            painter.text(plot.left_top() + Vec2::new(6.0, 4.0), Align2::LEFT_TOP, text, FontId::proportional(11.0), TICK_TEXT);
+            painter.text(
+                plot.left_top() + Vec2::new(6.0, 4.0),
+                Align2::LEFT_TOP,
+                text,
+                FontId::proportional(11.0),
+                TICK_TEXT,
+            );
         }
     }
 }
@@ -561,12 +763,36 @@ mod tests {
         for i in 0..5000 {
             run.push_scalar("loss", i, 1.7e9 + i as f64, 1.0 / (1.0 + i as f64));
         }
-        let buckets = vec![crate::training::Bucket { left: -1.0, right: 0.0, count: 3.0 }, crate::training::Bucket { left: 0.0, right: 1.0, count: 5.0 }];
+        let buckets = vec![
+            crate::training::Bucket {
+                left: -1.0,
+                right: 0.0,
+                count: 3.0,
+            },
+            crate::training::Bucket {
+                left: 0.0,
+                right: 1.0,
+                count: 5.0,
+            },
+        ];
         let points = (0..10)
-            .map(|s| Histogram { step: s, wall_time: s as f64, min: -1.0, max: 1.0, num: 8.0, sum: 0.0, sum_squares: 0.0, buckets: buckets.clone() })
+            .map(|s| Histogram {
+                step: s,
+                wall_time: s as f64,
+                min: -1.0,
+                max: 1.0,
+                num: 8.0,
+                sum: 0.0,
+                sum_squares: 0.0,
+                buckets: buckets.clone(),
+            })
             .collect();
-        run.histograms.insert("w".into(), HistogramSeries { points });
-        Runs { root: "r".into(), runs: vec![run] }
+        run.histograms
+            .insert("w".into(), HistogramSeries { points });
+        Runs {
+            root: "r".into(),
+            runs: vec![run],
+        }
     }
 
     /// Runs the panel headless for a frame in each tab and checks that it drew the curves.
@@ -575,7 +801,11 @@ mod tests {
         let ctx = egui::Context::default();
         let mut state = TrainingPanelState::new();
         state.runs = Some(runs());
-        for tab in [TrainingTab::Scalars, TrainingTab::Distributions, TrainingTab::Histograms] {
+        for tab in [
+            TrainingTab::Scalars,
+            TrainingTab::Distributions,
+            TrainingTab::Histograms,
+        ] {
             state.tab = tab;
             let input = egui::RawInput {
                 screen_rect: Some(Rect::from_min_size(Pos2::ZERO, Vec2::new(1000.0, 800.0))),

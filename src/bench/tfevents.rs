@@ -81,7 +81,12 @@ pub struct TfeventsBenchReport {
     pub ratio: Option<f64>,
 }
 
-const TAGS: [&str; 4] = ["train/loss", "train/accuracy", "train/learning_rate", "grad/global_norm"];
+const TAGS: [&str; 4] = [
+    "train/loss",
+    "train/accuracy",
+    "train/learning_rate",
+    "grad/global_norm",
+];
 
 /// Writes a deterministic scalar event file of about `size_bytes`; returns the record count.
 pub fn write_synthetic(path: &Path, size_bytes: u64, seed: u64) -> Result<u64, TfeventsBenchError> {
@@ -108,7 +113,8 @@ pub fn write_synthetic(path: &Path, size_bytes: u64, seed: u64) -> Result<u64, T
             state ^= state >> 12;
             state ^= state << 25;
             state ^= state >> 27;
-            let noise = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32;
+            let noise =
+                (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32;
             let trend = 1.0 / (1.0 + step as f32 * 1e-4);
             let event = Event {
                 wall_time: 1.7e9 + step as f64 * 0.05,
@@ -234,7 +240,11 @@ pub fn run(args: &TfeventsBenchArgs) -> Result<TfeventsBenchReport, TfeventsBenc
             "tfevents_scalars_{}mb: {} records, {} points, ours {:.3} s = {:.0} MB/s",
             args.size_mb, report.records, report.points, report.ours_s, report.ours_mb_s
         );
-        match (report.tensorboard_s, report.tensorboard_points, report.ratio) {
+        match (
+            report.tensorboard_s,
+            report.tensorboard_points,
+            report.ratio,
+        ) {
             (Some(s), Some(n), Some(r)) => println!(
                 "tensorboard EventAccumulator (sampling off): {s:.2} s, {n} points; ratio {r:.0}x"
             ),

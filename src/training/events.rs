@@ -122,11 +122,12 @@ impl EventFileReader {
         self.records += decoder.records;
         issues.extend(frame_issues);
         issues.sort_by_key(|i| i.0);
-        run.issues.extend(issues.into_iter().map(|(offset, what)| Issue {
-            path: self.path.clone(),
-            offset,
-            what,
-        }));
+        run.issues
+            .extend(issues.into_iter().map(|(offset, what)| Issue {
+                path: self.path.clone(),
+                offset,
+                what,
+            }));
     }
 }
 
@@ -360,14 +361,20 @@ impl Decoder<'_> {
                     Some([v]) => self.run.push_scalar(tag, step, wall_time, *v),
                     // Without metadata only a one-element number is taken as a scalar.
                     _ if plugin.is_none() => {}
-                    _ => self.issue(offset, format!("scalar tag {tag} holds a non-scalar tensor")),
+                    _ => self.issue(
+                        offset,
+                        format!("scalar tag {tag} holds a non-scalar tensor"),
+                    ),
                 }
             }
             Some(Plugin::Histograms) => match tensor_values(tensor) {
                 Some(values) if values.len() % 3 == 0 => {
                     self.push_histogram(tag, histogram_from_triples(step, wall_time, &values));
                 }
-                _ => self.issue(offset, format!("histogram tag {tag} is not a [k, 3] tensor")),
+                _ => self.issue(
+                    offset,
+                    format!("histogram tag {tag} is not a [k, 3] tensor"),
+                ),
             },
             Some(Plugin::Text) => {
                 let text: Vec<String> = tensor
@@ -500,7 +507,10 @@ pub fn histogram_from_triples(step: i64, wall_time: f64, values: &[f64]) -> Hist
         })
         .collect();
     let num = buckets.iter().map(|b| b.count).sum();
-    let sum = buckets.iter().map(|b| b.count * 0.5 * (b.left + b.right)).sum();
+    let sum = buckets
+        .iter()
+        .map(|b| b.count * 0.5 * (b.left + b.right))
+        .sum();
     Histogram {
         step,
         wall_time,

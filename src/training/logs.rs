@@ -77,13 +77,21 @@ pub fn read_csv(path: &Path, text: &str, run: &mut Run) -> Result<(), TrainingEr
             run.issues.push(Issue {
                 path: path.to_path_buf(),
                 offset,
-                what: format!("{} cells for {} columns; row skipped", cells.len(), columns.len()),
+                what: format!(
+                    "{} cells for {} columns; row skipped",
+                    cells.len(),
+                    columns.len()
+                ),
             });
             continue;
         }
         let number = |i: usize| -> Option<f64> {
             let cell = cells.get(i)?.trim();
-            if cell.is_empty() { None } else { cell.parse().ok() }
+            if cell.is_empty() {
+                None
+            } else {
+                cell.parse().ok()
+            }
         };
         let step = match step_col {
             Some(i) => number(i).map_or(last_step.max(0), |v| v as i64),
@@ -214,7 +222,10 @@ mod tests {
         assert_eq!(train.steps, vec![49, 99, 149]);
         assert_eq!(train.values, vec![0.9, 0.8, 0.7]);
         let val = &run.scalars["val_loss"];
-        assert_eq!((val.steps.clone(), val.values.clone()), (vec![99], vec![0.85]));
+        assert_eq!(
+            (val.steps.clone(), val.values.clone()),
+            (vec![99], vec![0.85])
+        );
         assert_eq!(run.scalars["epoch"].values, vec![0.0, 0.0, 0.0, 1.0]);
         assert!(!run.scalars.contains_key("step"));
     }

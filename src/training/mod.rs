@@ -181,7 +181,13 @@ pub struct Issue {
 
 impl std::fmt::Display for Issue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at byte {}: {}", self.path.display(), self.offset, self.what)
+        write!(
+            f,
+            "{} at byte {}: {}",
+            self.path.display(),
+            self.offset,
+            self.what
+        )
     }
 }
 
@@ -359,7 +365,11 @@ fn run_name(root: &Path, file: &Path) -> String {
 #[derive(Debug)]
 enum Source {
     Events(EventFileReader),
-    Log { path: PathBuf, kind: LogKind, len: u64 },
+    Log {
+        path: PathBuf,
+        kind: LogKind,
+        len: u64,
+    },
 }
 
 /// Keeps every file of a log folder open for incremental re-reading (`--follow`).
@@ -404,7 +414,10 @@ impl RunsWatcher {
         }
         let mut changed = false;
         for (name, source) in &mut self.sources {
-            let index = match runs.runs.binary_search_by(|r| r.name.as_str().cmp(name.as_str())) {
+            let index = match runs
+                .runs
+                .binary_search_by(|r| r.name.as_str().cmp(name.as_str()))
+            {
                 Ok(i) => i,
                 Err(i) => {
                     runs.runs.insert(i, Run::new(name.clone()));

@@ -126,7 +126,11 @@ pub fn selected_tags(runs: &Runs, filters: &[String]) -> Vec<String> {
 /// "Nice" tick positions (1, 2, 5 × 10^k) covering `min..=max`, about `target` of them.
 pub fn nice_ticks(min: f64, max: f64, target: usize) -> Vec<f64> {
     if !(min.is_finite() && max.is_finite()) || max <= min {
-        return if min.is_finite() { vec![min] } else { Vec::new() };
+        return if min.is_finite() {
+            vec![min]
+        } else {
+            Vec::new()
+        };
     }
     let raw = (max - min) / target.max(1) as f64;
     let exponent = raw.log10().floor() as i32;
@@ -331,7 +335,8 @@ impl Canvas<'_> {
                     return;
                 };
                 let a = coverage.clamp(0.0, 1.0);
-                let mix = |s: u8, d: u8| (f32::from(s) * a + f32::from(d) * (1.0 - a)).round() as u8;
+                let mix =
+                    |s: u8, d: u8| (f32::from(s) * a + f32::from(d) * (1.0 - a)).round() as u8;
                 let (r, g, b, da) = (dst.red(), dst.green(), dst.blue(), dst.alpha());
                 let out_a = (a * 255.0 + f32::from(da) * (1.0 - a)).round() as u8;
                 if let Some(c) = tiny_skia::PremultipliedColorU8::from_rgba(
@@ -367,7 +372,11 @@ fn render(runs: &Runs, opts: &PlotOptions) -> Result<Pixmap, String> {
     }
     .min((width / 300).max(1) as usize);
     let rows = tags.len().div_ceil(cols).max(1);
-    let legend_rows = runs.runs.len().div_ceil(((width / 220).max(1)) as usize).max(1);
+    let legend_rows = runs
+        .runs
+        .len()
+        .div_ceil(((width / 220).max(1)) as usize)
+        .max(1);
     let legend_h = 12 + 20 * legend_rows as u32;
     let height = if opts.height == 0 {
         (rows as u32 * 340 + legend_h).min(16_384)
@@ -384,7 +393,16 @@ fn render(runs: &Runs, opts: &PlotOptions) -> Result<Pixmap, String> {
         let (col, row) = (i % cols, i / cols);
         let x0 = col as f32 * card_w;
         let y0 = row as f32 * card_h;
-        card(&mut canvas, runs, tag, opts, x0 + 6.0, y0 + 6.0, card_w - 12.0, card_h - 12.0);
+        card(
+            &mut canvas,
+            runs,
+            tag,
+            opts,
+            x0 + 6.0,
+            y0 + 6.0,
+            card_w - 12.0,
+            card_h - 12.0,
+        );
     }
     if tags.is_empty() {
         canvas.text(20.0, 40.0, "no scalar tags", 16.0, TEXT);
@@ -405,7 +423,10 @@ fn render(runs: &Runs, opts: &PlotOptions) -> Result<Pixmap, String> {
     Ok(canvas.pixmap)
 }
 
-#[allow(clippy::too_many_arguments, reason = "a card is a rectangle plus what goes in it")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a card is a rectangle plus what goes in it"
+)]
 fn card(
     canvas: &mut Canvas<'_>,
     runs: &Runs,
@@ -426,7 +447,11 @@ fn card(
         .enumerate()
         .filter_map(|(i, run)| {
             let s = run.scalars.get(tag)?;
-            let raw: Vec<f64> = s.values.iter().map(|&v| ytransform(opts.log_y, v)).collect();
+            let raw: Vec<f64> = s
+                .values
+                .iter()
+                .map(|&v| ytransform(opts.log_y, v))
+                .collect();
             let smooth = smooth_ema(&raw, opts.smooth);
             Some(Curve {
                 run_index: i,
@@ -440,11 +465,15 @@ fn card(
     let (mut x_min, mut x_max) = curves
         .iter()
         .flat_map(|c| c.xs.iter().filter(finite))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     let (mut y_min, mut y_max) = curves
         .iter()
         .flat_map(|c| c.raw.iter().filter(finite))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if !(x_min.is_finite() && y_min.is_finite()) {
         canvas.text(x + 12.0, y + 44.0, "no data", 12.0, TICK_TEXT);
         return;
@@ -512,7 +541,7 @@ fn card(
         };
         let raw = to_px(decimate(&c.xs, &c.raw, x_min, x_max, columns));
         if smoothing {
-            canvas.polyline(&raw, color, 70, 1.0);
+            canvas.polyline(&raw, color, 90, 1.0);
             let smooth = to_px(decimate(&c.xs, &c.smooth, x_min, x_max, columns));
             canvas.polyline(&smooth, color, 255, 1.6);
         } else {
@@ -692,6 +721,9 @@ mod tests {
         assert_eq!(format_tick(2000.0, 1000.0), "2k");
         assert_eq!(format_tick(0.25, 0.05), "0.25");
         assert_eq!(format_tick(0.3, 0.1), "0.3");
-        assert_eq!(format_time_tick(XAxis::Wall, 3600.0 * 25.0 + 120.0, 60.0), "01:02");
+        assert_eq!(
+            format_time_tick(XAxis::Wall, 3600.0 * 25.0 + 120.0, 60.0),
+            "01:02"
+        );
     }
 }

@@ -135,8 +135,9 @@ pub fn decimate(xs: &[f64], ys: &[f64], x_min: f64, x_max: f64, columns: usize) 
 }
 
 /// TensorBoard's basis points for distributions (percent × 100).
-pub const NORMAL_HISTOGRAM_BPS: [f64; 9] =
-    [0.0, 668.0, 1587.0, 3085.0, 5000.0, 6915.0, 8413.0, 9332.0, 10000.0];
+pub const NORMAL_HISTOGRAM_BPS: [f64; 9] = [
+    0.0, 668.0, 1587.0, 3085.0, 5000.0, 6915.0, 8413.0, 9332.0, 10000.0,
+];
 
 fn lerp(x: f64, x0: f64, x1: f64, y0: f64, y1: f64) -> f64 {
     y0 + (x - x0) * (y1 - y0) / (x1 - x0)
@@ -255,7 +256,11 @@ mod tests {
     fn compress_uniform_histogram() {
         // Uniform on [0, 10): the median is 5, the 15.87th percentile 1.587.
         let buckets: Vec<Bucket> = (0..10)
-            .map(|i| Bucket { left: i as f64, right: i as f64 + 1.0, count: 10.0 })
+            .map(|i| Bucket {
+                left: i as f64,
+                right: i as f64 + 1.0,
+                count: 10.0,
+            })
             .collect();
         let v = compress_histogram(&buckets, &NORMAL_HISTOGRAM_BPS);
         assert_eq!(v.len(), 9);

@@ -80,7 +80,10 @@ fn probe(buf: &[u8], pos: usize) -> Probe<'_> {
     }
     let data_start = pos + HEADER_LEN;
     // Checked: `len` comes from the file and may be anything.
-    let Some(data_end) = usize::try_from(len).ok().and_then(|l| data_start.checked_add(l)) else {
+    let Some(data_end) = usize::try_from(len)
+        .ok()
+        .and_then(|l| data_start.checked_add(l))
+    else {
         return Probe::BadLength;
     };
     let (Some(data), Some(data_crc)) = (buf.get(data_start..data_end), read_u32(buf, data_end))
@@ -176,7 +179,13 @@ mod tests {
     fn collect(buf: &[u8], state: ScanState) -> (Vec<(u64, Vec<u8>)>, Vec<RecordIssue>, ScanState) {
         let mut recs = Vec::new();
         let mut issues = Vec::new();
-        let end = scan_records(buf, 0, state, |o, d| recs.push((o, d.to_vec())), |i| issues.push(i));
+        let end = scan_records(
+            buf,
+            0,
+            state,
+            |o, d| recs.push((o, d.to_vec())),
+            |i| issues.push(i),
+        );
         (recs, issues, end)
     }
 
@@ -217,7 +226,13 @@ mod tests {
         let mut buf = framed(&[b"aaaa", b"bbbb", b"cccc"]);
         buf[20 + 12 + 1] ^= 1; // inside the second record's data
         let (recs, issues, _) = collect(&buf, ScanState::default());
-        assert_eq!(issues, vec![RecordIssue { offset: 20, what: "data CRC mismatch; record skipped" }]);
+        assert_eq!(
+            issues,
+            vec![RecordIssue {
+                offset: 20,
+                what: "data CRC mismatch; record skipped"
+            }]
+        );
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[1].0, 40);
     }
@@ -233,7 +248,13 @@ mod tests {
         // The file grew: resume from the returned offset with only the new bytes.
         let tail = &full[20..];
         let mut got = Vec::new();
-        let end2 = scan_records(tail, 20, end, |o, d| got.push((o, d.to_vec())), |_| panic!());
+        let end2 = scan_records(
+            tail,
+            20,
+            end,
+            |o, d| got.push((o, d.to_vec())),
+            |_| panic!(),
+        );
         assert_eq!(got, vec![(20, b"bbbbbbbb".to_vec())]);
         assert_eq!(end2.offset, full.len() as u64);
     }
