@@ -5,6 +5,7 @@
 //! `training` feed the views; `app` drives it all in a window.
 
 pub mod app;
+pub mod assets;
 pub mod bench;
 pub mod graph;
 pub mod layout;

@@ -4,4 +4,5 @@ pub mod layout;
 pub mod render;
 pub mod stats;
 pub mod synth;
+pub mod synth_model;
 pub mod tfevents;
