@@ -3,6 +3,8 @@
 //! (values from TensorBoard's own `EventAccumulator`), plus corruption, partial-file, follow,
 //! tensor-summary and rendering checks on copies and on files written here.
 
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns may unwrap too")]
+
 use std::path::{Path, PathBuf};
 
 use modelmap::training::proto::{
@@ -15,29 +17,11 @@ use modelmap::training::{
 };
 use prost::Message as _;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("MODELMAP_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
-    if dir.join("facts.json").is_file() {
-        return Some(dir);
-    }
-    eprintln!(
-        "\n!!!!! CORPUS NOT FOUND at {} (set MODELMAP_CORPUS) !!!!!\n",
-        dir.display()
-    );
-    assert!(
-        std::env::var("MODELMAP_ALLOW_NO_CORPUS").as_deref() == Ok("1"),
-        "corpus missing: {}; set MODELMAP_ALLOW_NO_CORPUS=1 to skip",
-        dir.display()
-    );
-    None
-}
+mod common;
+use common::corpus;
 
 fn facts_for(corpus: &Path, rel: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(corpus.join("facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
-    facts["files"]
+    common::facts(corpus)["files"]
         .as_array()
         .unwrap()
         .iter()

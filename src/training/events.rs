@@ -368,7 +368,7 @@ impl Decoder<'_> {
                 }
             }
             Some(Plugin::Histograms) => match tensor_values(tensor) {
-                Some(values) if values.len() % 3 == 0 => {
+                Some(values) if values.len().is_multiple_of(3) => {
                     self.push_histogram(tag, histogram_from_triples(step, wall_time, &values));
                 }
                 _ => self.issue(

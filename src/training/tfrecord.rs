@@ -176,7 +176,9 @@ mod tests {
         out
     }
 
-    fn collect(buf: &[u8], state: ScanState) -> (Vec<(u64, Vec<u8>)>, Vec<RecordIssue>, ScanState) {
+    type Scan = (Vec<(u64, Vec<u8>)>, Vec<RecordIssue>, ScanState);
+
+    fn collect(buf: &[u8], state: ScanState) -> Scan {
         let mut recs = Vec::new();
         let mut issues = Vec::new();
         let end = scan_records(
