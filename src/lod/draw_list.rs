@@ -155,7 +155,11 @@ pub struct DrawList {
 impl DrawList {
     /// An empty list relative to `origin`, on the default background.
     pub fn new(origin: DVec2) -> Self {
-        DrawList { origin, background: [250, 250, 252, 255], ..Default::default() }
+        DrawList {
+            origin,
+            background: [250, 250, 252, 255],
+            ..Default::default()
+        }
     }
 
     /// Converts a world point to this list's relative f32 coordinates.

@@ -2,4 +2,6 @@
 
 mod draw_list;
 
-pub use draw_list::{flags, Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, Rgba8};
+pub use draw_list::{
+    Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, Rgba8, flags,
+};

@@ -45,7 +45,10 @@ impl Default for Hierarchy {
 impl Hierarchy {
     /// A tree holding only the root.
     pub fn new() -> Self {
-        Hierarchy { groups: vec![Group::default()], lookup: HashMap::new() }
+        Hierarchy {
+            groups: vec![Group::default()],
+            lookup: HashMap::new(),
+        }
     }
 
     /// The root group.
@@ -84,7 +87,11 @@ impl Hierarchy {
     }
 
     /// The group for a sequence of segments below the root, creating what is missing.
-    pub fn insert_path<'a>(&mut self, segments: impl IntoIterator<Item = &'a str>, separator: char) -> GroupId {
+    pub fn insert_path<'a>(
+        &mut self,
+        segments: impl IntoIterator<Item = &'a str>,
+        separator: char,
+    ) -> GroupId {
         let mut g = 0;
         for s in segments {
             g = self.child(g, s, separator);
@@ -97,12 +104,17 @@ impl Hierarchy {
         if path.is_empty() {
             return Some(0);
         }
-        self.groups.iter().position(|g| g.path == path).map(|i| i as GroupId)
+        self.groups
+            .iter()
+            .position(|g| g.path == path)
+            .map(|i| i as GroupId)
     }
 
     /// The chain from `id` up to and including the root.
     pub fn ancestors(&self, id: GroupId) -> impl Iterator<Item = GroupId> + '_ {
-        std::iter::successors(Some(id), move |&g| self.groups.get(g as usize).and_then(|x| x.parent))
+        std::iter::successors(Some(id), move |&g| {
+            self.groups.get(g as usize).and_then(|x| x.parent)
+        })
     }
 
     /// Records `node` in `group` and fills recursive node counts and parameter counts; `params(node)` gives

@@ -125,7 +125,10 @@ pub enum AttrValue {
 
 impl std::fmt::Display for AttrValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        fn list<T: std::fmt::Display>(f: &mut std::fmt::Formatter<'_>, v: &[T]) -> std::fmt::Result {
+        fn list<T: std::fmt::Display>(
+            f: &mut std::fmt::Formatter<'_>,
+            v: &[T],
+        ) -> std::fmt::Result {
             f.write_str("[")?;
             for (i, x) in v.iter().take(16).enumerate() {
                 if i > 0 {
@@ -233,13 +236,20 @@ pub struct Graph {
 impl Graph {
     /// Number of op/module nodes (not counting input/output pseudo-nodes).
     pub fn op_node_count(&self) -> usize {
-        self.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module)).count()
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module))
+            .count()
     }
 
     /// Op nodes here and in every nested subgraph.
     pub fn op_node_count_recursive(&self) -> usize {
         self.op_node_count()
-            + self.subgraphs.iter().map(|s| s.graph.op_node_count_recursive()).sum::<usize>()
+            + self
+                .subgraphs
+                .iter()
+                .map(|s| s.graph.op_node_count_recursive())
+                .sum::<usize>()
     }
 
     /// Adds a value and returns its id.
@@ -268,7 +278,11 @@ impl Graph {
         for (i, n) in self.nodes.iter().enumerate() {
             for v in n.inputs.iter().flatten() {
                 if let Some(Some(p)) = producer.get(*v as usize) {
-                    edges.push(Edge { from: *p, to: i as NodeId, value: *v });
+                    edges.push(Edge {
+                        from: *p,
+                        to: i as NodeId,
+                        value: *v,
+                    });
                 }
             }
         }
@@ -319,12 +333,18 @@ pub enum TensorOrigin {
 impl Tensor {
     /// Number of elements (saturating; loaders reject overflowing shapes).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).unwrap_or(u64::MAX)
+        self.shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(u64::MAX)
     }
 
     /// Bytes the shape and dtype call for, `None` when unknown or overflowing.
     pub fn expected_bytes(&self) -> Option<u64> {
-        let n = self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        let n = self
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
         self.dtype.bytes_for(n)
     }
 
@@ -403,7 +423,9 @@ impl Model {
 
     /// Looks a tensor up by name.
     pub fn tensor(&self, name: &str) -> Option<&Tensor> {
-        self.tensor_index.get(name).and_then(|&i| self.tensors.get(i as usize))
+        self.tensor_index
+            .get(name)
+            .and_then(|&i| self.tensors.get(i as usize))
     }
 
     /// Total parameters: elements of top-level initializers and checkpoint tensors (as `onnx`,
@@ -411,13 +433,22 @@ impl Model {
     pub fn parameter_count(&self) -> u64 {
         self.tensors
             .iter()
-            .filter(|t| matches!(t.origin, TensorOrigin::Initializer | TensorOrigin::Checkpoint))
+            .filter(|t| {
+                matches!(
+                    t.origin,
+                    TensorOrigin::Initializer | TensorOrigin::Checkpoint
+                )
+            })
             .map(Tensor::elements)
             .sum()
     }
 
     /// Elements held in top-level `Constant` nodes.
     pub fn constant_parameter_count(&self) -> u64 {
-        self.tensors.iter().filter(|t| t.origin == TensorOrigin::ConstantNode).map(Tensor::elements).sum()
+        self.tensors
+            .iter()
+            .filter(|t| t.origin == TensorOrigin::ConstantNode)
+            .map(Tensor::elements)
+            .sum()
     }
 }

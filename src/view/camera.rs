@@ -22,7 +22,10 @@ impl Rect {
 
     /// The rectangle of centre and size.
     pub fn from_center_size(center: DVec2, size: DVec2) -> Self {
-        Rect { min: center - size * 0.5, max: center + size * 0.5 }
+        Rect {
+            min: center - size * 0.5,
+            max: center + size * 0.5,
+        }
     }
 
     /// An empty rectangle that any `union` replaces.
@@ -48,7 +51,10 @@ impl Rect {
 
     /// The smallest rectangle holding both.
     pub fn union(&self, other: &Rect) -> Rect {
-        Rect { min: self.min.min(other.min), max: self.max.max(other.max) }
+        Rect {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
     }
 
     /// Grows to hold a point.
@@ -59,7 +65,10 @@ impl Rect {
 
     /// Whether the two overlap (touching counts).
     pub fn intersects(&self, other: &Rect) -> bool {
-        self.min.x <= other.max.x && other.min.x <= self.max.x && self.min.y <= other.max.y && other.min.y <= self.max.y
+        self.min.x <= other.max.x
+            && other.min.x <= self.max.x
+            && self.min.y <= other.max.y
+            && other.min.y <= self.max.y
     }
 
     /// Whether a point lies inside (edges included).
@@ -69,7 +78,10 @@ impl Rect {
 
     /// Expanded by `margin` on every side.
     pub fn expand(&self, margin: f64) -> Rect {
-        Rect { min: self.min - DVec2::splat(margin), max: self.max + DVec2::splat(margin) }
+        Rect {
+            min: self.min - DVec2::splat(margin),
+            max: self.max + DVec2::splat(margin),
+        }
     }
 }
 
@@ -93,7 +105,11 @@ impl Camera {
 
     /// A camera at the origin, 1 pixel per unit.
     pub fn new(viewport: DVec2) -> Self {
-        Camera { center: DVec2::ZERO, zoom: 1.0, viewport }
+        Camera {
+            center: DVec2::ZERO,
+            zoom: 1.0,
+            viewport,
+        }
     }
 
     /// Screen pixel (origin top-left) of a world point.
@@ -108,7 +124,10 @@ impl Camera {
 
     /// The world rectangle the viewport shows.
     pub fn visible_world(&self) -> Rect {
-        Rect::new(self.world_from_screen(DVec2::ZERO), self.world_from_screen(self.viewport))
+        Rect::new(
+            self.world_from_screen(DVec2::ZERO),
+            self.world_from_screen(self.viewport),
+        )
     }
 
     /// Zooms by `factor` keeping the world point under `screen` fixed.
@@ -131,7 +150,9 @@ impl Camera {
         }
         let avail = (self.viewport - DVec2::splat(2.0 * margin_px)).max(DVec2::ONE);
         let size = bounds.size().max(DVec2::splat(1e-9));
-        self.zoom = (avail.x / size.x).min(avail.y / size.y).clamp(Self::MIN_ZOOM, Self::MAX_ZOOM);
+        self.zoom = (avail.x / size.x)
+            .min(avail.y / size.y)
+            .clamp(Self::MIN_ZOOM, Self::MAX_ZOOM);
         self.center = bounds.center();
     }
 
@@ -140,7 +161,11 @@ impl Camera {
     pub fn lerp(&self, target: &Camera, t: f64) -> Camera {
         let t = t.clamp(0.0, 1.0);
         let zoom = (self.zoom.ln() * (1.0 - t) + target.zoom.ln() * t).exp();
-        Camera { center: self.center.lerp(target.center, t), zoom, viewport: target.viewport }
+        Camera {
+            center: self.center.lerp(target.center, t),
+            zoom,
+            viewport: target.viewport,
+        }
     }
 }
 
@@ -170,7 +195,9 @@ mod tests {
         let b = Rect::new(DVec2::new(-50.0, 0.0), DVec2::new(150.0, 400.0));
         cam.fit(b, 10.0);
         let v = cam.visible_world();
-        assert!(v.min.x <= b.min.x && v.min.y <= b.min.y && v.max.x >= b.max.x && v.max.y >= b.max.y);
+        assert!(
+            v.min.x <= b.min.x && v.min.y <= b.min.y && v.max.x >= b.max.x && v.max.y >= b.max.y
+        );
         // The tighter axis (y) is filled up to the margin.
         assert!((cam.screen_from_world(b.max).y - 490.0).abs() < 1e-6);
     }
