@@ -4,6 +4,11 @@
 //! The corpus is `../shared/corpus` from the repo root (`MODELMAP_CORPUS` overrides). Without it the
 //! tests fail loudly unless `MODELMAP_ALLOW_NO_CORPUS=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions may unwrap too"
+)]
+
 use std::path::{Path, PathBuf};
 
 use modelmap::bench::stats::open_safetensors;
@@ -88,8 +93,16 @@ fn corpus_tensor_stats_match_reference_facts() {
             );
             // Min/max are single stored values: equal up to the last digit the JSON writer printed.
             // Mean/std are sums: float rounding of a float32 reduction.
-            assert!(close(s.min.unwrap(), min, 1e-15 * min.abs()), "{ctx}: min {:?} vs {min}", s.min);
-            assert!(close(s.max.unwrap(), max, 1e-15 * max.abs()), "{ctx}: max {:?} vs {max}", s.max);
+            assert!(
+                close(s.min.unwrap(), min, 1e-15 * min.abs()),
+                "{ctx}: min {:?} vs {min}",
+                s.min
+            );
+            assert!(
+                close(s.max.unwrap(), max, 1e-15 * max.abs()),
+                "{ctx}: max {:?} vs {max}",
+                s.max
+            );
             let tol = 1e-6 * std.max(mean.abs()) + 1e-12;
             assert!(
                 close(s.mean.unwrap(), mean, tol),

@@ -216,7 +216,7 @@ pub fn write_checkpoint(path: &Path, params: u64) -> Result<(), StatsBenchError>
         path: path.into(),
         message: e.to_string(),
     })?;
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let start = 8 + h.len() as u64;
@@ -470,5 +470,25 @@ mod tests {
         assert!(s.mean.unwrap().abs() < 1e-3, "{:?}", s.mean);
         assert!((s.std.unwrap() - 0.02).abs() < 2e-3, "{:?}", s.std);
         assert!(read_ceiling_gbps(m.tensors[0].bytes().unwrap()) > 0.0);
+    }
+}
+
+#[cfg(test)]
+mod manual {
+    /// `MODELMAP_BENCH_PARAMS=64000000 cargo test --release --lib bench::stats::manual -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a benchmark: minutes and gigabytes"]
+    fn bench_stats_report() {
+        let params = std::env::var("MODELMAP_BENCH_PARAMS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(64_000_000);
+        let report = super::run(&super::StatsBenchArgs {
+            params,
+            ..Default::default()
+        })
+        .unwrap();
+        println!("{report}");
+        println!("{}", serde_json::to_string(&report).unwrap());
     }
 }

@@ -75,7 +75,7 @@ pub fn sibling_key(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for seg in name.split_inclusive(['.', '/', '_', ':', '-']) {
         let (body, sep) = match seg.char_indices().last() {
-            Some((i, c)) if matches!(c, '.' | '/' | '_' | ':' | '-') => seg.split_at(i),
+            Some((i, '.' | '/' | '_' | ':' | '-')) => seg.split_at(i),
             _ => (seg, ""),
         };
         if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
@@ -93,7 +93,7 @@ fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     match n {
         0 => f64::NAN,
-        _ if n % 2 == 1 => v.get(n / 2).copied().unwrap_or(f64::NAN),
+        _ if !n.is_multiple_of(2) => v.get(n / 2).copied().unwrap_or(f64::NAN),
         _ => {
             (v.get(n / 2 - 1).copied().unwrap_or(f64::NAN)
                 + v.get(n / 2).copied().unwrap_or(f64::NAN))

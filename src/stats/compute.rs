@@ -377,7 +377,7 @@ pub(crate) fn zero_lines(
     let Ok(cols_us) = usize::try_from(cols) else {
         return (Vec::new(), 0, Vec::new(), 0);
     };
-    if cols_us == 0 || cols_us % be != 0 || rows == 0 {
+    if cols_us == 0 || !cols_us.is_multiple_of(be) || rows == 0 {
         return (Vec::new(), 0, Vec::new(), 0);
     }
     let row_bytes = cols_us / be * bb;

@@ -191,9 +191,7 @@ impl Acc {
 /// Calls `f(col, value)` for the values of source row `r`, columns `c0..c1`, decoding whole blocks
 /// through `buf` (which must hold at least one block).
 fn for_row_segment(
-    elem: Elem,
-    bytes: &[u8],
-    view: &HeatmapView,
+    (elem, bytes, view): (Elem, &[u8], &HeatmapView),
     r: u64,
     c0: u64,
     c1: u64,
@@ -282,7 +280,7 @@ fn build(
                 match sample {
                     None => {
                         for r in r0..r1 {
-                            for_row_segment(elem, bytes, view, r, c0, c1, buf, |c, x| {
+                            for_row_segment((elem, bytes, view), r, c0, c1, buf, |c, x| {
                                 if let Some(a) = acc.get_mut(((c - c0) >> level) as usize) {
                                     a.add(x);
                                 }
@@ -296,7 +294,9 @@ fn build(
                             for (j, a) in acc.iter_mut().enumerate() {
                                 let b0 = c0 + j as u64 * s;
                                 let b1 = (b0 + s).min(view.cols).min(b0 + smp.cols);
-                                for_row_segment(elem, bytes, view, r, b0, b1, buf, |_, x| a.add(x));
+                                for_row_segment((elem, bytes, view), r, b0, b1, buf, |_, x| {
+                                    a.add(x)
+                                });
                             }
                         }
                     }

@@ -390,7 +390,7 @@ fn layer_edges(
     let (be, bb) = elem.block();
     let cols =
         usize::try_from(view.cols).map_err(|_| StatsError::Chain("too many columns".into()))?;
-    if cols == 0 || cols % be != 0 {
+    if cols == 0 || !cols.is_multiple_of(be) {
         return Err(StatsError::Chain(format!(
             "{cols} columns are not whole blocks"
         )));
