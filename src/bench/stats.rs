@@ -293,6 +293,11 @@ pub fn open_safetensors(path: &Path) -> Result<Model, StatsBenchError> {
 
 /// The memory-read ceiling over `bytes`, GB/s: rayon sums it as little-endian `u64`s.
 pub fn read_ceiling_gbps(bytes: &[u8]) -> f64 {
+    bytes.len() as f64 / read_seconds(bytes) / 1e9
+}
+
+/// Seconds to sum `bytes` as little-endian `u64`s with rayon.
+pub fn read_seconds(bytes: &[u8]) -> f64 {
     let t = Instant::now();
     let s: u64 = bytes
         .par_chunks(1 << 20)
@@ -303,7 +308,7 @@ pub fn read_ceiling_gbps(bytes: &[u8]) -> f64 {
         })
         .reduce(|| 0, u64::wrapping_add);
     std::hint::black_box(s);
-    bytes.len() as f64 / t.elapsed().as_secs_f64() / 1e9
+    t.elapsed().as_secs_f64().max(1e-9)
 }
 
 const PY: &str = r#"

@@ -145,7 +145,7 @@ impl HeatmapView {
 #[derive(Clone, Copy)]
 struct Acc {
     sum: f64,
-    n: u32,
+    n: u64,
     min: f64,
     max: f64,
     nan: bool,
@@ -164,16 +164,38 @@ impl Default for Acc {
 }
 
 impl Acc {
+    /// Folds in a run of values (a NaN poisons the texel, so it may pollute the sum freely).
     #[inline]
-    fn add(&mut self, x: f64) {
-        if x.is_nan() {
-            self.nan = true;
-        } else {
-            self.sum += x;
-            self.n += 1;
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
+    fn add_slice(&mut self, v: &[f64]) {
+        const L: usize = 4;
+        let (mut sum, mut lo, mut hi, mut nan) = (
+            [0.0f64; L],
+            [f64::INFINITY; L],
+            [f64::NEG_INFINITY; L],
+            false,
+        );
+        let chunks = v.chunks_exact(L);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..L {
+                let x = c[i];
+                nan |= x.is_nan();
+                sum[i] += x;
+                lo[i] = lo[i].min(x);
+                hi[i] = hi[i].max(x);
+            }
         }
+        for &x in rest {
+            nan |= x.is_nan();
+            sum[0] += x;
+            lo[0] = lo[0].min(x);
+            hi[0] = hi[0].max(x);
+        }
+        self.nan |= nan;
+        self.sum += sum.iter().sum::<f64>();
+        self.n += v.len() as u64;
+        self.min = lo.iter().fold(self.min, |a, &b| a.min(b));
+        self.max = hi.iter().fold(self.max, |a, &b| a.max(b));
     }
 
     fn value(&self, agg: Agg) -> (f32, f32) {
@@ -181,30 +203,31 @@ impl Acc {
             return (f32::NAN, f32::NAN);
         }
         match agg {
-            Agg::Mean => ((self.sum / f64::from(self.n)) as f32, 0.0),
+            Agg::Mean => ((self.sum / self.n as f64) as f32, 0.0),
             Agg::AbsMax => (self.min.abs().max(self.max.abs()) as f32, 0.0),
             Agg::MinMax => (self.min as f32, self.max as f32),
         }
     }
 }
 
-/// Calls `f(col, value)` for the values of source row `r`, columns `c0..c1`, decoding whole blocks
-/// through `buf` (which must hold at least one block).
+/// Calls `f(first_col, values)` for the values of source row `r`, columns `c0..c1`, in contiguous
+/// pieces, decoding whole blocks through `buf` (which must hold at least one block).
 fn for_row_segment(
     (elem, bytes, view): (Elem, &[u8], &HeatmapView),
     r: u64,
     c0: u64,
     c1: u64,
     buf: &mut [f64],
-    mut f: impl FnMut(u64, f64),
+    mut f: impl FnMut(u64, &[f64]),
 ) {
     let (be, bb) = elem.block();
     let (be64, bb64) = (be as u64, bb as u64);
     let Some(row_start) = r.checked_mul(view.cols) else {
         return;
     };
-    let first = (row_start + c0) / be64;
-    let last = (row_start + c1).div_ceil(be64);
+    let (lo, hi) = (row_start + c0, row_start + c1);
+    let first = lo / be64;
+    let last = hi.div_ceil(be64);
     let blocks_per_buf = (buf.len() / be).max(1) as u64;
     let mut b = first;
     while b < last {
@@ -216,12 +239,12 @@ fn for_row_segment(
         let n = nb as usize * be;
         let Some(out) = buf.get_mut(..n) else { return };
         elem.decode_into(src, out);
+        // Trim the partial blocks at either end.
         let base = b * be64;
-        for (i, &x) in out.iter().enumerate() {
-            let idx = base + i as u64;
-            if idx >= row_start + c0 && idx < row_start + c1 {
-                f(idx - row_start, x);
-            }
+        let from = lo.saturating_sub(base) as usize;
+        let to = (hi.min(base + n as u64) - base) as usize;
+        if let Some(piece) = out.get(from..to) {
+            f(base + from as u64 - row_start, piece);
         }
         b += nb;
     }
@@ -280,9 +303,18 @@ fn build(
                 match sample {
                     None => {
                         for r in r0..r1 {
-                            for_row_segment((elem, bytes, view), r, c0, c1, buf, |c, x| {
-                                if let Some(a) = acc.get_mut(((c - c0) >> level) as usize) {
-                                    a.add(x);
+                            for_row_segment((elem, bytes, view), r, c0, c1, buf, |col, vals| {
+                                // Split the piece at texel boundaries and reduce each part at once.
+                                let (mut c, mut rest) = (col, vals);
+                                while !rest.is_empty() {
+                                    let j = (c - c0) >> level;
+                                    let take = ((c0 + (j + 1) * s - c) as usize).min(rest.len());
+                                    let (part, tail) = rest.split_at(take);
+                                    if let Some(a) = acc.get_mut(j as usize) {
+                                        a.add_slice(part);
+                                    }
+                                    c += take as u64;
+                                    rest = tail;
                                 }
                             });
                         }
@@ -294,8 +326,8 @@ fn build(
                             for (j, a) in acc.iter_mut().enumerate() {
                                 let b0 = c0 + j as u64 * s;
                                 let b1 = (b0 + s).min(view.cols).min(b0 + smp.cols);
-                                for_row_segment((elem, bytes, view), r, b0, b1, buf, |_, x| {
-                                    a.add(x)
+                                for_row_segment((elem, bytes, view), r, b0, b1, buf, |_, v| {
+                                    a.add_slice(v)
                                 });
                             }
                         }
