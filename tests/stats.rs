@@ -247,3 +247,43 @@ fn every_corpus_checkpoint_tensor_renders_as_tiles() {
         }
     }
 }
+
+/// Writes the top-level tile of every tensor in the safetensors corpus files as a PNG (blue–white–red,
+/// symmetric 1st/99th-percentile clipping) to look at: `MODELMAP_TILE_PNG_DIR=/tmp/tiles cargo test
+/// --test stats -- --ignored`.
+#[test]
+#[ignore = "writes pictures for a person to look at"]
+fn dump_tiles_as_png() {
+    use modelmap::stats::heatmap::{Clip, color_range};
+    let Some(dir) = corpus() else { return };
+    let out = PathBuf::from(std::env::var_os("MODELMAP_TILE_PNG_DIR").unwrap_or_else(|| "/tmp/modelmap-tiles".into()));
+    std::fs::create_dir_all(&out).unwrap();
+    for rel in ["generated/llama_tiny_st/model.safetensors", "real/silero/silero_vad_16k.safetensors"] {
+        let m = open(&dir.join(rel)).unwrap();
+        for t in &m.tensors {
+            let Ok(s) = modelmap::stats::tensor_stats(t) else { continue };
+            let v = HeatmapView::of(t, false);
+            let tl = tile(t, &v, v.levels() - 1, 0, 0, Agg::Mean).unwrap();
+            let (lo, hi) = color_range(&s, Clip::SymmetricPercentile(0.01));
+            let mut rgb = Vec::new();
+            for &x in tl.values.iter() {
+                let u = ((x - lo) / (hi - lo)).clamp(0.0, 1.0);
+                let px = if x.is_nan() {
+                    [255, 0, 255]
+                } else if u < 0.5 {
+                    let k = (u * 2.0 * 255.0) as u8;
+                    [k, k, 255]
+                } else {
+                    let k = ((1.0 - u) * 2.0 * 255.0) as u8;
+                    [255, k, k]
+                };
+                rgb.extend(px);
+            }
+            let name = format!("{}.png", t.name.replace(['/', ':'], "_"));
+            let f = std::fs::File::create(out.join(name)).unwrap();
+            let mut enc = png::Encoder::new(std::io::BufWriter::new(f), tl.width, tl.height);
+            enc.set_color(png::ColorType::Rgb);
+            enc.write_header().unwrap().write_image_data(&rgb).unwrap();
+        }
+    }
+}
