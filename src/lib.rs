@@ -5,6 +5,7 @@
 //! `training` feed the views; `app` drives it all in a window.
 
 pub mod app;
+pub mod assets;
 pub mod bench;
 pub mod graph;
 pub mod layout;
@@ -12,6 +13,7 @@ pub mod load;
 pub mod lod;
 pub mod model;
 pub mod render;
+pub mod scene;
 pub mod stats;
 pub mod training;
 pub mod view;

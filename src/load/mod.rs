@@ -1,1 +1,174 @@
-//! (in progress)
+//! Loaders: one module per format, sniffed from content, all producing a [`Model`].
+//!
+//! Files are memory-mapped and tensors borrow from the map; every size read from a file is checked
+//! against the file before anything is allocated by it.
+
+mod family;
+mod gguf;
+mod json_layers;
+mod onnx;
+mod safetensors;
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::model::{Format, Model};
+
+pub use family::chain_checkpoint_modules;
+pub use onnx::proto as onnx_proto;
+
+/// Why a file could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be opened, read or mapped.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The content is not a model this build can read.
+    #[error("{path}: not a model file modelmap can read ({why})")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+        /// What was seen.
+        why: String,
+    },
+    /// The file is of a known format but malformed (truncated, out-of-range offsets, bad header…).
+    #[error("{path}: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with offsets where useful.
+        why: String,
+    },
+}
+
+impl LoadError {
+    pub(crate) fn corrupt(path: &Path, why: impl Into<String>) -> Self {
+        LoadError::Corrupt {
+            path: path.to_path_buf(),
+            why: why.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Memory-maps a file as `Bytes` (zero-copy slices share the map).
+pub fn map_file(path: &Path) -> Result<Bytes, LoadError> {
+    let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let len = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: the map is read-only; modelmap never writes the file. Another process truncating it
+    // while mapped is the usual mmap hazard (SIGBUS), accepted by every mmap-based viewer.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| LoadError::io(path, e))?;
+    #[cfg(unix)]
+    {
+        // Weights are read on demand, in no particular order.
+        let _ = map.advise(memmap2::Advice::Random);
+    }
+    Ok(Bytes::from_owner(map))
+}
+
+/// What a file's content says it is.
+pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
+    if head.starts_with(b"GGUF") {
+        return Some(Format::Gguf);
+    }
+    if head.len() >= 9 {
+        let n = u64::from_le_bytes(head[..8].try_into().ok()?);
+        if head[8] == b'{' && n > 1 && n < (1 << 32) {
+            return Some(Format::Safetensors);
+        }
+    }
+    let first = head.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'{') {
+        // A safetensors index or a layer list: decided by the loader once parsed.
+        return Some(Format::JsonLayers);
+    }
+    // ONNX ModelProto starts with a protobuf tag: ir_version (field 1, varint) = 0x08, or another
+    // field's tag. Accept any plausible tag and let the decoder judge.
+    if let Some(&b) = head.first() {
+        let field = b >> 3;
+        let wire = b & 7;
+        if (1..=25).contains(&field) && matches!(wire, 0 | 2) {
+            return Some(Format::Onnx);
+        }
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "onnx" => Some(Format::Onnx),
+        _ => None,
+    }
+}
+
+/// Opens a model file (or a folder holding a checkpoint) of any supported format.
+pub fn open(path: &Path) -> Result<Model, LoadError> {
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
+    if meta.is_dir() {
+        return safetensors::open_dir(path);
+    }
+    open_bytes(path, map_file(path)?)
+}
+
+/// Reads the fields of a Hugging Face `config.json` (given as text) into a model's metadata.
+pub fn apply_hf_config(model: &mut Model, json: &str) {
+    safetensors::apply_hf_config_text(model, json);
+}
+
+/// Opens a model from bytes already in memory (or mapped); `path` names it in errors. Sibling
+/// files (ONNX external data, `config.json`) are looked up beside `path`.
+pub fn open_bytes(path: impl AsRef<Path>, data: Bytes) -> Result<Model, LoadError> {
+    let path = path.as_ref();
+    if data.is_empty() {
+        return Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            why: "the file is empty".into(),
+        });
+    }
+    let head = &data[..data.len().min(64)];
+    match sniff(path, head) {
+        Some(format) => open_bytes_as(path, data, format),
+        None => Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            why: format!(
+                "unrecognised leading bytes {:02x?}",
+                &head[..head.len().min(8)]
+            ),
+        }),
+    }
+}
+
+/// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).
+pub fn open_bytes_as(
+    path: impl AsRef<Path>,
+    data: Bytes,
+    format: Format,
+) -> Result<Model, LoadError> {
+    let path = path.as_ref();
+    match format {
+        Format::Gguf => gguf::load(path, data),
+        Format::Safetensors => safetensors::open_file(path, data),
+        Format::JsonLayers => {
+            let json: serde_json::Value = serde_json::from_slice(&data)
+                .map_err(|e| LoadError::corrupt(path, format!("invalid JSON: {e}")))?;
+            if json.get("weight_map").is_some() {
+                safetensors::open_index(path, &json)
+            } else {
+                json_layers::load(path, &json)
+            }
+        }
+        Format::Onnx => onnx::load(path, data),
+    }
+}

@@ -10,9 +10,11 @@
 
 mod dtype;
 mod hierarchy;
+mod summary;
 
 pub use dtype::{DType, GgmlType};
-pub use hierarchy::{Group, GroupId, Hierarchy};
+pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
+pub use summary::{Summary, group_digits, human_bytes};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,0 +1,276 @@
+//! Module graphs for checkpoints, which hold tensors but no ops.
+//!
+//! Tensors are grouped into modules by name (`model.layers.0.self_attn.q_proj.weight` → module
+//! `model.layers.0.self_attn.q_proj`), one module node each. Where names follow a known family
+//! (LLaMA/Mistral/Qwen `model.layers.N.{self_attn,mlp}`, GPT-2 `h.N.{attn,mlp}`, BERT
+//! `encoder.layer.N`, GGUF `blk.N.*`) the modules are chained in dataflow order — embeddings, each
+//! block (norm → q/k/v in parallel → output projection → norm → gate/up in parallel → down), final
+//! norm, head — with a residual edge around each attention and MLP, so the structure view reads as a
+//! dataflow instead of a flat list. Unknown families keep their modules unconnected.
+
+use std::collections::HashMap;
+
+use crate::model::{Model, Node, NodeKind, Tensor, Value, hierarchy_split};
+
+/// Builds module nodes, the hierarchy and (for known families) dataflow edges from the tensors.
+pub(super) fn build_checkpoint_graph(model: &mut Model) {
+    let mut module_of: HashMap<String, u32> = HashMap::new();
+    let mut node_groups = Vec::new();
+    for (tid, t) in model.tensors.iter().enumerate() {
+        let (segs, leaf, sep) = hierarchy_split(&t.name);
+        let module_path = if segs.is_empty() {
+            leaf.to_string()
+        } else {
+            segs.join(&sep.to_string())
+        };
+        let id = match module_of.get(&module_path) {
+            Some(&id) => id,
+            None => {
+                let parent = if segs.len() > 1 {
+                    model
+                        .hierarchy
+                        .insert_path(segs[..segs.len() - 1].iter().copied(), sep)
+                } else {
+                    0
+                };
+                let mut node = Node::new(module_path.clone(), "", NodeKind::Module);
+                node.group = parent;
+                let out = model.graph.add_value(Value {
+                    name: module_path.clone(),
+                    ..Value::default()
+                });
+                node.outputs.push(out);
+                let id = model.graph.add_node(node);
+                node_groups.push(parent);
+                module_of.insert(module_path, id);
+                id
+            }
+        };
+        if let Some(n) = model.graph.nodes.get_mut(id as usize) {
+            n.tensors.push(tid as u32);
+        }
+    }
+    for node in &mut model.graph.nodes {
+        node.op = module_kind(
+            &node.name,
+            node.tensors
+                .iter()
+                .filter_map(|&t| model.tensors.get(t as usize)),
+        );
+    }
+    let tensors = &model.tensors;
+    let nodes = &model.graph.nodes;
+    model.hierarchy.finish(&node_groups, |i| {
+        nodes.get(i).map_or(0, |n| {
+            n.tensors
+                .iter()
+                .filter_map(|&t| tensors.get(t as usize))
+                .map(Tensor::elements)
+                .sum()
+        })
+    });
+    chain_checkpoint_modules(model);
+}
+
+/// Guesses a module's kind from its name and tensors (`Linear`, `Embedding`, `RMSNorm`…).
+fn module_kind<'a>(name: &str, tensors: impl Iterator<Item = &'a Tensor>) -> String {
+    let last = name
+        .rsplit(['.', '/'])
+        .next()
+        .unwrap_or(name)
+        .to_ascii_lowercase();
+    let lower = name.to_ascii_lowercase();
+    let tensors: Vec<&Tensor> = tensors.collect();
+    let has_bias = tensors.iter().any(|t| t.name.ends_with("bias"));
+    let max_rank = tensors.iter().map(|t| t.shape.len()).max().unwrap_or(0);
+    let kind = if last.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
+        "Embedding"
+    } else if last.contains("norm") || last.starts_with("ln") || last == "layernorm" {
+        if has_bias { "LayerNorm" } else { "RMSNorm" }
+    } else if lower.contains("lstm") || lower.contains("gru") || lower.contains("rnn") {
+        "Recurrent"
+    } else if max_rank >= 3 {
+        "Conv"
+    } else if max_rank == 2 {
+        "Linear"
+    } else {
+        "Parameter"
+    };
+    kind.to_string()
+}
+
+/// Where a module sits in a known family's dataflow: (stage, block, rank). Modules with equal keys
+/// and a parallel rank run side by side (q/k/v; gate/up).
+fn order_key(name: &str) -> Option<(u8, u64, u8)> {
+    let full = format!("{name}.x");
+    let (segs, _, _) = hierarchy_split(&full);
+    let block = segs.iter().enumerate().find_map(|(i, s)| {
+        let (head, idx) = s.rsplit_once('.')?;
+        let n: u64 = idx.parse().ok()?;
+        matches!(head, "layers" | "h" | "layer" | "blocks" | "blk" | "block").then_some((i, n))
+    });
+    let lower = name.to_ascii_lowercase();
+    if let Some((i, n)) = block {
+        let rel = segs[i + 1..].join(".");
+        let rank = block_rank(&rel)?;
+        return Some((1, n, rank));
+    }
+    let last = lower.rsplit('.').next().unwrap_or(&lower);
+    let stage = if lower.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
+        0
+    } else if last.contains("norm") || last == "ln_f" {
+        2
+    } else if last.contains("head")
+        || last == "output"
+        || last.contains("pooler")
+        || last.contains("classifier")
+    {
+        3
+    } else {
+        return None;
+    };
+    Some((stage, 0, 0))
+}
+
+/// Rank of a module inside a transformer block by the names the common families use.
+fn block_rank(rel: &str) -> Option<u8> {
+    let r = rel.to_ascii_lowercase();
+    let last = r.rsplit('.').next().unwrap_or(&r);
+    let in_attn = r.contains("attn") || r.contains("attention");
+    Some(match last {
+        "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1" => 0,
+        "q_proj" | "k_proj" | "v_proj" | "c_attn" | "query" | "key" | "value" | "attn_q"
+        | "attn_k" | "attn_v" | "qkv_proj" | "wqkv" | "query_key_value" | "wq" | "wk" | "wv"
+        | "attn_qkv" => 1,
+        "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" if in_attn => 2,
+        "c_proj" if in_attn => 2,
+        "layernorm" if r.contains("attention.output") => 3,
+        "post_attention_layernorm"
+        | "ln_2"
+        | "ffn_norm"
+        | "norm2"
+        | "pre_feedforward_layernorm" => 3,
+        "gate_proj" | "up_proj" | "c_fc" | "ffn_gate" | "ffn_up" | "w1" | "w3" | "fc1"
+        | "gate_up_proj" => 4,
+        "dense" if r.contains("intermediate") => 4,
+        "down_proj" | "c_proj" | "ffn_down" | "w2" | "fc2" | "dense" => 5,
+        "layernorm" | "post_feedforward_layernorm" => 6,
+        _ => return None,
+    })
+}
+
+fn parallel_rank(rank: u8) -> bool {
+    rank == 1 || rank == 4
+}
+
+/// Adds dataflow edges between checkpoint module nodes where the names follow a known family.
+/// Returns the number of edges added (0 for unknown families).
+pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
+    let mut keyed: Vec<((u8, u64, u8), u32)> = model
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == NodeKind::Module)
+        .filter_map(|(i, n)| order_key(&n.name).map(|k| (k, i as u32)))
+        .collect();
+    if !keyed.iter().any(|(k, _)| k.0 == 1) {
+        return 0;
+    }
+    keyed.sort();
+    // Consecutive sets: equal keys with a parallel rank form one set.
+    let mut sets: Vec<((u8, u64, u8), Vec<u32>)> = Vec::new();
+    for (k, n) in keyed {
+        match sets.last_mut() {
+            Some((lk, members)) if *lk == k && parallel_rank(k.2) => members.push(n),
+            _ => sets.push((k, vec![n])),
+        }
+    }
+    let mut added = 0;
+    let mut link = |model: &mut Model, from: u32, to: u32| {
+        let value = model
+            .graph
+            .nodes
+            .get(from as usize)
+            .and_then(|n| n.outputs.first().copied());
+        if let (Some(v), Some(node)) = (value, model.graph.nodes.get_mut(to as usize)) {
+            node.inputs.push(Some(v));
+            added += 1;
+        }
+    };
+    for w in sets.windows(2) {
+        let [(_, a), (_, b)] = w else { continue };
+        for &from in a {
+            for &to in b {
+                link(model, from, to);
+            }
+        }
+    }
+    // Residual connections: the input of each attention (rank 0 set) and MLP (rank 3 set) joins the
+    // output of the same sub-block (rank 2 and rank 5 sets).
+    for (i, (k, members)) in sets.iter().enumerate() {
+        if k.0 != 1 || !(k.2 == 0 || k.2 == 3) {
+            continue;
+        }
+        let Some(prev) = i.checked_sub(1).and_then(|p| sets.get(p)) else {
+            continue;
+        };
+        let target_rank = if k.2 == 0 { 2 } else { 5 };
+        let Some((_, tail)) = sets[i..]
+            .iter()
+            .take_while(|(kk, _)| kk.1 == k.1 && kk.0 == 1)
+            .find(|(kk, _)| kk.2 == target_rank)
+        else {
+            continue;
+        };
+        let _ = members;
+        for &from in &prev.1 {
+            for &to in tail {
+                link(model, from, to);
+            }
+        }
+    }
+    model.graph.connect_by_values();
+    added
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama_block_order() {
+        assert_eq!(order_key("model.embed_tokens"), Some((0, 0, 0)));
+        assert_eq!(
+            order_key("model.layers.3.self_attn.q_proj"),
+            Some((1, 3, 1))
+        );
+        assert_eq!(
+            order_key("model.layers.3.self_attn.o_proj"),
+            Some((1, 3, 2))
+        );
+        assert_eq!(order_key("model.layers.3.mlp.down_proj"), Some((1, 3, 5)));
+        assert_eq!(
+            order_key("model.layers.10.input_layernorm"),
+            Some((1, 10, 0))
+        );
+        assert_eq!(order_key("model.norm"), Some((2, 0, 0)));
+        assert_eq!(order_key("lm_head"), Some((3, 0, 0)));
+        assert_eq!(order_key("h.2.attn.c_proj"), Some((1, 2, 2)));
+        assert_eq!(order_key("h.2.mlp.c_proj"), Some((1, 2, 5)));
+        assert_eq!(order_key("blk.1.attn_q"), Some((1, 1, 1)));
+        assert_eq!(
+            order_key("encoder.layer.4.attention.self.query"),
+            Some((1, 4, 1))
+        );
+        assert_eq!(
+            order_key("encoder.layer.4.attention.output.dense"),
+            Some((1, 4, 2))
+        );
+        assert_eq!(
+            order_key("encoder.layer.4.intermediate.dense"),
+            Some((1, 4, 4))
+        );
+        assert_eq!(order_key("encoder.layer.4.output.dense"), Some((1, 4, 5)));
+    }
+}

@@ -1,0 +1,552 @@
+//! ONNX loader: prost messages over the memory map, so `raw_data` borrows from the file.
+//!
+//! External data (`data_location = EXTERNAL`) is resolved relative to the model's folder, each data
+//! file mapped once, every `offset`/`length` checked against the mapped size. Subgraphs (`If`,
+//! `Loop`, `Scan` bodies) are converted recursively and kept on the graph.
+
+pub mod proto;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use super::LoadError;
+use crate::model::hierarchy_split;
+use crate::model::{
+    AttrValue, DType, Dim, Format, Graph, Model, Node, NodeKind, Subgraph, Tensor, TensorData,
+    TensorId, TensorOrigin, Value, ValueId,
+};
+use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
+
+/// Lazily mapped external-data files of one model.
+struct External {
+    model_path: PathBuf,
+    dir: PathBuf,
+    maps: HashMap<String, Result<Bytes, String>>,
+}
+
+impl External {
+    fn file(&mut self, location: &str) -> Result<Bytes, String> {
+        if let Some(m) = self.maps.get(location) {
+            return m.clone();
+        }
+        let rel = Path::new(location);
+        let result = if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            Err(format!(
+                "external data location {location:?} leaves the model's folder"
+            ))
+        } else {
+            let p = self.dir.join(rel);
+            super::map_file(&p)
+                .map_err(|e| format!("external data file missing or unreadable: {e}"))
+        };
+        self.maps.insert(location.to_string(), result.clone());
+        result
+    }
+}
+
+pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let proto = proto::ModelProto::decode(data)
+        .map_err(|e| LoadError::corrupt(path, format!("not a valid ONNX protobuf: {e}")))?;
+    if proto.graph.is_none() && proto.ir_version == 0 {
+        return Err(LoadError::corrupt(
+            path,
+            "no ONNX graph and no IR version: not an ONNX model",
+        ));
+    }
+    let mut model = Model::new(path, Format::Onnx);
+    let md = &mut model.metadata;
+    md.producer = non_empty(&proto.producer_name);
+    md.producer_version = non_empty(&proto.producer_version);
+    md.ir_version = Some(proto.ir_version);
+    md.doc = non_empty(&proto.doc_string);
+    md.shards = 1;
+    for op in &proto.opset_import {
+        let domain = if op.domain.is_empty() {
+            "ai.onnx".to_string()
+        } else {
+            op.domain.clone()
+        };
+        md.opsets.push((domain, op.version));
+    }
+    for p in &proto.metadata_props {
+        md.properties.push((p.key.clone(), p.value.clone()));
+    }
+    if !proto.domain.is_empty() {
+        md.properties.push(("domain".into(), proto.domain.clone()));
+    }
+    if proto.model_version != 0 {
+        md.properties
+            .push(("model_version".into(), proto.model_version.to_string()));
+    }
+    let mut ext = External {
+        model_path: path.to_path_buf(),
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        maps: HashMap::new(),
+    };
+    let graph_proto = proto.graph.unwrap_or_default();
+    let mut conv = Converter {
+        model: &mut model,
+        ext: &mut ext,
+    };
+    let graph = conv.graph(&graph_proto, true)?;
+    model.graph = graph;
+    build_hierarchy(&mut model);
+    Ok(model)
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Groups nodes by their module path (`/model/layers.0/self_attn/…`) and fills counts.
+fn build_hierarchy(model: &mut Model) {
+    let mut groups = Vec::with_capacity(model.graph.nodes.len());
+    for node in &mut model.graph.nodes {
+        let (segs, _, sep) = hierarchy_split(&node.name);
+        let g = if segs.is_empty() || node.kind != NodeKind::Op {
+            0
+        } else {
+            model.hierarchy.insert_path(segs, sep)
+        };
+        node.group = g;
+        groups.push(g);
+    }
+    let tensors = &model.tensors;
+    let nodes = &model.graph.nodes;
+    model.hierarchy.finish(&groups, |i| {
+        nodes.get(i).map_or(0, |n| {
+            n.tensors
+                .iter()
+                .filter_map(|&t| tensors.get(t as usize))
+                .map(Tensor::elements)
+                .sum()
+        })
+    });
+}
+
+struct Converter<'a> {
+    model: &'a mut Model,
+    ext: &'a mut External,
+}
+
+impl Converter<'_> {
+    fn graph(&mut self, g: &GraphProto, top_level: bool) -> Result<Graph, LoadError> {
+        let mut graph = Graph {
+            name: g.name.clone(),
+            ..Graph::default()
+        };
+        let mut values: HashMap<String, ValueId> = HashMap::new();
+        let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
+            if let Some(&v) = values.get(name) {
+                return v;
+            }
+            let v = graph.add_value(Value {
+                name: name.to_string(),
+                dtype: None,
+                shape: None,
+            });
+            values.insert(name.to_string(), v);
+            v
+        };
+
+        // Initializers: parameters, owned by their first consumer.
+        let mut initializers: HashMap<&str, TensorId> = HashMap::new();
+        let origin = if top_level {
+            TensorOrigin::Initializer
+        } else {
+            TensorOrigin::Subgraph
+        };
+        for t in &g.initializer {
+            let tensor = self.tensor(t, origin);
+            let id = self.model.add_tensor(tensor);
+            initializers.insert(t.name.as_str(), id);
+        }
+        for s in &g.sparse_initializer {
+            if let Some(v) = &s.values {
+                let mut tensor = self.tensor(v, origin);
+                tensor.shape = s.dims.iter().map(|&d| d.max(0) as u64).collect();
+                // Sparse: the stored values are not the dense bytes.
+                tensor.data = TensorData::Missing;
+                let id = self.model.add_tensor(tensor);
+                initializers.insert(v.name.as_str(), id);
+            }
+        }
+
+        // Type information for values.
+        for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
+            let v = value_of(&mut graph, &vi.name);
+            if let (Some(val), Some(ty)) = (graph.values.get_mut(v as usize), vi.r#type.as_ref()) {
+                let (dtype, shape) = type_info(ty);
+                val.dtype = val.dtype.or(dtype);
+                if val.shape.is_none() {
+                    val.shape = shape;
+                }
+            }
+        }
+
+        // Graph inputs that are not initializers become input nodes.
+        for vi in &g.input {
+            if initializers.contains_key(vi.name.as_str()) {
+                continue;
+            }
+            let v = value_of(&mut graph, &vi.name);
+            graph.inputs.push(v);
+            let mut node = Node::new(vi.name.clone(), "Input", NodeKind::Input);
+            node.outputs.push(v);
+            graph.add_node(node);
+        }
+
+        let mut owned: std::collections::HashSet<TensorId> = std::collections::HashSet::new();
+        for (index, np) in g.node.iter().enumerate() {
+            let name = if np.name.is_empty() {
+                np.output
+                    .first()
+                    .map_or_else(|| format!("{}_{index}", np.op_type), |o| format!("{o}"))
+            } else {
+                np.name.clone()
+            };
+            let mut node = Node::new(name, np.op_type.clone(), NodeKind::Op);
+            let node_id = graph.nodes.len() as u32;
+            for input in &np.input {
+                if input.is_empty() {
+                    node.inputs.push(None);
+                    continue;
+                }
+                if let Some(&t) = initializers.get(input.as_str()) {
+                    if owned.insert(t) {
+                        node.tensors.push(t);
+                    }
+                }
+                node.inputs.push(Some(value_of(&mut graph, input)));
+            }
+            for output in &np.output {
+                if !output.is_empty() {
+                    node.outputs.push(value_of(&mut graph, output));
+                }
+            }
+            if !np.domain.is_empty() && np.domain != "ai.onnx" {
+                node.attributes
+                    .push(("domain".into(), AttrValue::String(np.domain.clone())));
+            }
+            for a in &np.attribute {
+                let value = self.attribute(a, &np.op_type, top_level, &mut graph, node_id)?;
+                if let AttrValue::Tensor(t) = value {
+                    node.tensors.push(t);
+                }
+                node.attributes.push((a.name.clone(), value));
+            }
+            graph.add_node(node);
+        }
+
+        for vi in &g.output {
+            let v = value_of(&mut graph, &vi.name);
+            graph.outputs.push(v);
+            let mut node = Node::new(vi.name.clone(), "Output", NodeKind::Output);
+            node.inputs.push(Some(v));
+            graph.add_node(node);
+        }
+        graph.connect_by_values();
+        Ok(graph)
+    }
+
+    fn attribute(
+        &mut self,
+        a: &proto::AttributeProto,
+        op: &str,
+        top_level: bool,
+        graph: &mut Graph,
+        node_id: u32,
+    ) -> Result<AttrValue, LoadError> {
+        let ty = if a.r#type != 0 {
+            a.r#type
+        } else {
+            infer_attr_type(a)
+        };
+        Ok(match ty {
+            at::FLOAT => AttrValue::Float(a.f),
+            at::INT => AttrValue::Int(a.i),
+            at::STRING => AttrValue::String(String::from_utf8_lossy(&a.s).into_owned()),
+            at::FLOATS => AttrValue::Floats(a.floats.clone()),
+            at::INTS => AttrValue::Ints(a.ints.clone()),
+            at::STRINGS => AttrValue::Strings(
+                a.strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect(),
+            ),
+            at::TENSOR => match &a.t {
+                Some(t) if op == "Constant" => {
+                    let origin = if top_level {
+                        TensorOrigin::ConstantNode
+                    } else {
+                        TensorOrigin::Subgraph
+                    };
+                    let mut tensor = self.tensor(t, origin);
+                    if tensor.name.is_empty() {
+                        tensor.name = format!("{}:{}", graph.nodes.len(), a.name);
+                    }
+                    AttrValue::Tensor(self.model.add_tensor(tensor))
+                }
+                Some(t) => AttrValue::Other(describe_small_tensor(
+                    &self.tensor(t, TensorOrigin::Subgraph),
+                )),
+                None => AttrValue::Other("tensor (empty)".into()),
+            },
+            at::GRAPH => match &a.g {
+                Some(g) => {
+                    let sub = self.graph(g, false)?;
+                    graph.subgraphs.push(Subgraph {
+                        owner: node_id,
+                        attribute: a.name.clone(),
+                        graph: sub,
+                    });
+                    AttrValue::Graph(graph.subgraphs.len() - 1)
+                }
+                None => AttrValue::Other("graph (empty)".into()),
+            },
+            at::GRAPHS => {
+                let first = graph.subgraphs.len();
+                for g in &a.graphs {
+                    let sub = self.graph(g, false)?;
+                    graph.subgraphs.push(Subgraph {
+                        owner: node_id,
+                        attribute: a.name.clone(),
+                        graph: sub,
+                    });
+                }
+                AttrValue::Other(format!("{} subgraphs (#{first}…)", a.graphs.len()))
+            }
+            at::TENSORS => AttrValue::Other(format!("{} tensors", a.tensors.len())),
+            at::SPARSE_TENSOR => AttrValue::Other("sparse tensor".into()),
+            other => AttrValue::Other(format!("attribute of type {other}")),
+        })
+    }
+
+    /// Converts a `TensorProto`, locating its bytes without copying `raw_data` or external data.
+    fn tensor(&mut self, t: &TensorProto, origin: TensorOrigin) -> Tensor {
+        let dtype = DType::from_onnx(t.data_type);
+        let mut tensor = Tensor {
+            name: t.name.clone(),
+            dtype,
+            shape: Vec::with_capacity(t.dims.len()),
+            data: TensorData::Missing,
+            origin,
+        };
+        if let Some(bad) = t.dims.iter().find(|&&d| d < 0) {
+            tensor.data = TensorData::Error(format!(
+                "tensor {:?} has a negative dimension {bad}",
+                t.name
+            ));
+            return tensor;
+        }
+        tensor.shape = t.dims.iter().map(|&d| d as u64).collect();
+        let expected = tensor.expected_bytes();
+        let Some(elements) = t
+            .dims
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+        else {
+            tensor.data =
+                TensorData::Error(format!("tensor {:?}: shape {:?} overflows", t.name, t.dims));
+            return tensor;
+        };
+        let located: Result<Option<Bytes>, String> =
+            if t.data_location == proto::DATA_LOCATION_EXTERNAL {
+                self.external(t, expected).map(Some)
+            } else if !t.raw_data.is_empty() {
+                Ok(Some(t.raw_data.clone()))
+            } else {
+                Ok(typed_fields(t, dtype, elements))
+            };
+        tensor.data = match located {
+            Ok(Some(bytes)) => match expected {
+                Some(n) if n != bytes.len() as u64 => TensorData::Error(format!(
+                    "tensor {:?}: {} bytes of data for shape {:?} of {} ({n} expected)",
+                    t.name,
+                    bytes.len(),
+                    t.dims,
+                    dtype.onnx_name()
+                )),
+                _ => TensorData::Bytes(bytes),
+            },
+            Ok(None) => TensorData::Missing,
+            Err(e) => {
+                let msg = format!(
+                    "{}: tensor {:?}: {e}",
+                    self.ext.model_path.display(),
+                    t.name
+                );
+                self.model.metadata.warnings.push(msg.clone());
+                TensorData::Error(msg)
+            }
+        };
+        tensor
+    }
+
+    fn external(&mut self, t: &TensorProto, expected: Option<u64>) -> Result<Bytes, String> {
+        let mut location = None;
+        let mut offset = 0u64;
+        let mut length = None;
+        for kv in &t.external_data {
+            match kv.key.as_str() {
+                "location" => location = Some(kv.value.as_str()),
+                "offset" => {
+                    offset = kv
+                        .value
+                        .parse()
+                        .map_err(|_| format!("bad external offset {:?}", kv.value))?
+                }
+                "length" => {
+                    length = Some(
+                        kv.value
+                            .parse::<u64>()
+                            .map_err(|_| format!("bad external length {:?}", kv.value))?,
+                    )
+                }
+                _ => {}
+            }
+        }
+        let location = location.ok_or("external data without a location")?;
+        let file = self.ext.file(location)?;
+        let len = length
+            .or(expected)
+            .unwrap_or((file.len() as u64).saturating_sub(offset));
+        let end = offset
+            .checked_add(len)
+            .ok_or("external offset + length overflows")?;
+        if end > file.len() as u64 {
+            return Err(format!(
+                "external data {location:?} bytes {offset}..{end} lie beyond its end ({} bytes)",
+                file.len()
+            ));
+        }
+        Ok(file.slice(offset as usize..end as usize))
+    }
+}
+
+/// Tensor data stored in the typed repeated fields rather than `raw_data`, converted to little-endian
+/// bytes of the dtype's width (these are small in practice: exporters use `raw_data` for weights).
+fn typed_fields(t: &TensorProto, dtype: DType, elements: u64) -> Option<Bytes> {
+    let mut out: Vec<u8> = Vec::new();
+    match dtype {
+        DType::F32 if !t.float_data.is_empty() => {
+            out.extend(t.float_data.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        DType::Complex64 if !t.float_data.is_empty() => {
+            out.extend(t.float_data.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        DType::F64 | DType::Complex128 if !t.double_data.is_empty() => {
+            out.extend(t.double_data.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        DType::I64 if !t.int64_data.is_empty() => {
+            out.extend(t.int64_data.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        DType::U64 | DType::U32 if !t.uint64_data.is_empty() => {
+            for &v in &t.uint64_data {
+                if dtype == DType::U64 {
+                    out.extend(v.to_le_bytes());
+                } else {
+                    out.extend((v as u32).to_le_bytes());
+                }
+            }
+        }
+        DType::I32
+        | DType::I16
+        | DType::I8
+        | DType::U16
+        | DType::U8
+        | DType::Bool
+        | DType::F16
+        | DType::BF16
+        | DType::F8E4M3FN
+        | DType::F8E4M3FNUZ
+        | DType::F8E5M2
+        | DType::F8E5M2FNUZ
+            if !t.int32_data.is_empty() =>
+        {
+            let width = dtype.size_bytes().unwrap_or(4) as usize;
+            for &v in &t.int32_data {
+                out.extend_from_slice(&v.to_le_bytes()[..width]);
+            }
+        }
+        DType::String if !t.string_data.is_empty() => {
+            return None;
+        }
+        _ => {
+            let _ = elements;
+            return None;
+        }
+    }
+    Some(Bytes::from(out))
+}
+
+/// Value type and shape from a `TypeProto` (tensor types only; sequences/maps describe their element).
+fn type_info(ty: &TypeProto) -> (Option<DType>, Option<Vec<Dim>>) {
+    use proto::tensor_shape_proto::dimension::Value as D;
+    use proto::type_proto::Value as V;
+    match &ty.value {
+        Some(V::TensorType(t)) | Some(V::SparseTensorType(t)) => {
+            let dtype = (t.elem_type != 0).then(|| DType::from_onnx(t.elem_type));
+            let shape = t.shape.as_ref().map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(D::DimValue(v)) => Dim::Fixed(*v),
+                        Some(D::DimParam(p)) => Dim::Symbol(p.clone()),
+                        None => Dim::Unknown,
+                    })
+                    .collect()
+            });
+            (dtype, shape)
+        }
+        Some(V::SequenceType(w)) | Some(V::OptionalType(w)) => match &w.elem_type {
+            Some(inner) => type_info(inner),
+            None => (None, None),
+        },
+        Some(V::MapType(_)) | None => (None, None),
+    }
+}
+
+fn infer_attr_type(a: &proto::AttributeProto) -> i32 {
+    // Old exporters omit `type`; infer it from which field is set (as onnx.helper does).
+    if a.g.is_some() {
+        at::GRAPH
+    } else if a.t.is_some() {
+        at::TENSOR
+    } else if !a.floats.is_empty() {
+        at::FLOATS
+    } else if !a.ints.is_empty() {
+        at::INTS
+    } else if !a.strings.is_empty() {
+        at::STRINGS
+    } else if !a.graphs.is_empty() {
+        at::GRAPHS
+    } else if !a.s.is_empty() {
+        at::STRING
+    } else if a.f != 0.0 {
+        at::FLOAT
+    } else {
+        at::INT
+    }
+}
+
+fn describe_small_tensor(t: &Tensor) -> String {
+    let shape: Vec<String> = t.shape.iter().map(u64::to_string).collect();
+    let mut s = format!("{}[{}]", t.dtype.onnx_name(), shape.join(","));
+    if let (Some(bytes), DType::F32) = (t.bytes(), t.dtype) {
+        let vals: Vec<String> = bytes
+            .chunks_exact(4)
+            .take(8)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
+            .collect();
+        s.push_str(&format!(" {{{}}}", vals.join(", ")));
+    }
+    s
+}

@@ -1,0 +1,228 @@
+//! safetensors loader: single files, folders and sharded checkpoints (`model.safetensors.index.json`).
+//!
+//! Only headers are parsed (by the `safetensors` crate, which validates offsets against the file
+//! size); tensor bytes are slices of each shard's memory map. A `config.json` beside the weights is
+//! read into metadata; the module graph is built by [`super::family`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::{LoadError, family};
+use crate::model::{DType, Format, Model, Tensor, TensorData, TensorOrigin};
+
+/// Opens a single `.safetensors` file already mapped.
+pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let mut model = Model::new(path, Format::Safetensors);
+    add_shard(&mut model, path, data)?;
+    model.metadata.shards = 1;
+    finish(&mut model, path.parent());
+    Ok(model)
+}
+
+/// Opens a folder: its index file if present, else its single `.safetensors` file.
+pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read(&index).map_err(|e| LoadError::io(&index, e))?;
+        let json: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| LoadError::corrupt(&index, format!("invalid JSON: {e}")))?;
+        return open_index(&index, &json);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    match files.as_slice() {
+        [] => Err(LoadError::UnknownFormat {
+            path: dir.to_path_buf(),
+            why: "a folder with no model.safetensors.index.json and no .safetensors file".into(),
+        }),
+        [one] => open_file(one, super::map_file(one)?),
+        _ => {
+            let mut model = Model::new(dir, Format::Safetensors);
+            for f in &files {
+                add_shard(&mut model, f, super::map_file(f)?)?;
+            }
+            model.metadata.shards = files.len();
+            finish(&mut model, Some(dir));
+            Ok(model)
+        }
+    }
+}
+
+/// Opens a sharded checkpoint from its parsed index file.
+pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model, LoadError> {
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| LoadError::corrupt(index, "no \"weight_map\" object"))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    // Shards in name order (model-00001-of-00003 …), each opened once.
+    let mut shards = BTreeSet::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            LoadError::corrupt(
+                index,
+                format!("weight_map entry {tensor:?} is not a file name"),
+            )
+        })?;
+        let rel = Path::new(file);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(LoadError::corrupt(
+                index,
+                format!("shard {file:?} lies outside the checkpoint folder"),
+            ));
+        }
+        shards.insert(file.to_string());
+    }
+    let mut model = Model::new(index, Format::Safetensors);
+    for shard in &shards {
+        let p = dir.join(shard);
+        if !p.exists() {
+            return Err(LoadError::corrupt(
+                index,
+                format!(
+                    "shard {shard:?} named by the index is missing ({})",
+                    p.display()
+                ),
+            ));
+        }
+        add_shard(&mut model, &p, super::map_file(&p)?)?;
+    }
+    for name in map.keys() {
+        if model.tensor(name).is_none() {
+            model.metadata.warnings.push(format!(
+                "{}: tensor {name:?} is listed in the index but in none of the shards",
+                index.display()
+            ));
+        }
+    }
+    if let Some(md) = json.get("metadata").and_then(|m| m.as_object()) {
+        for (k, v) in md {
+            model
+                .metadata
+                .properties
+                .push((format!("index.{k}"), v.to_string()));
+        }
+    }
+    model.metadata.shards = shards.len();
+    finish(&mut model, Some(dir));
+    Ok(model)
+}
+
+fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
+    let (header_len, meta) = safetensors::SafeTensors::read_metadata(&data)
+        .map_err(|e| LoadError::corrupt(path, format!("invalid safetensors header: {e}")))?;
+    let base = 8 + header_len;
+    if let Some(md) = meta.metadata() {
+        let mut kv: Vec<_> = md.iter().collect();
+        kv.sort();
+        for (k, v) in kv {
+            if !model
+                .metadata
+                .properties
+                .iter()
+                .any(|(a, b)| a == k && b == v)
+            {
+                model.metadata.properties.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    let infos = meta.tensors();
+    for name in meta.offset_keys() {
+        let Some(info) = infos.get(&name) else {
+            continue;
+        };
+        let (start, end) = info.data_offsets;
+        let (Some(s), Some(e)) = (base.checked_add(start), base.checked_add(end)) else {
+            return Err(LoadError::corrupt(
+                path,
+                format!("tensor {name:?}: offsets overflow"),
+            ));
+        };
+        if e > data.len() || s > e {
+            return Err(LoadError::corrupt(
+                path,
+                format!("tensor {name:?}: bytes {s}..{e} lie beyond the file"),
+            ));
+        }
+        let dtype = DType::from_safetensors(&format!("{:?}", info.dtype));
+        if model.tensor(&name).is_some() {
+            return Err(LoadError::corrupt(
+                path,
+                format!("tensor {name:?} appears in two shards"),
+            ));
+        }
+        model.add_tensor(Tensor {
+            name: name.clone(),
+            dtype,
+            shape: info.shape.iter().map(|&d| d as u64).collect(),
+            data: TensorData::Bytes(data.slice(s..e)),
+            origin: TensorOrigin::Checkpoint,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `config.json` beside the weights (HF transformers) and builds the module graph.
+fn finish(model: &mut Model, dir: Option<&Path>) {
+    if let Some(dir) = dir {
+        read_hf_config(model, &dir.join("config.json"));
+    }
+    family::build_checkpoint_graph(model);
+}
+
+/// Copies the interesting fields of a Hugging Face `config.json` into metadata.
+pub(super) fn read_hf_config(model: &mut Model, path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    apply_config(model, &text, &path.display().to_string());
+}
+
+/// [`read_hf_config`] on text already read.
+pub(super) fn apply_hf_config_text(model: &mut Model, text: &str) {
+    apply_config(model, text, "config.json");
+}
+
+fn apply_config(model: &mut Model, text: &str, origin: &str) {
+    let path = origin;
+    let json: serde_json::Value = match serde_json::from_str(text) {
+        Ok(j) => j,
+        Err(e) => {
+            model
+                .metadata
+                .warnings
+                .push(format!("{path}: ignored, invalid JSON: {e}"));
+            return;
+        }
+    };
+    let Some(obj) = json.as_object() else { return };
+    let mut fields: HashMap<&str, &serde_json::Value> =
+        obj.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    if let Some(arch) = fields
+        .remove("architectures")
+        .and_then(|a| a.as_array()?.first()?.as_str().map(String::from))
+    {
+        model.metadata.architecture = Some(arch);
+    } else if let Some(mt) = fields.get("model_type").and_then(|v| v.as_str()) {
+        model.metadata.architecture = Some(mt.to_string());
+    }
+    let mut keys: Vec<_> = fields
+        .into_iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .collect();
+    keys.sort_by_key(|(k, _)| *k);
+    for (k, v) in keys {
+        let v = v.as_str().map_or_else(|| v.to_string(), String::from);
+        model.metadata.properties.push((format!("config.{k}"), v));
+    }
+}

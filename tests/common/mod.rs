@@ -1,0 +1,31 @@
+//! Shared helpers for integration tests.
+#![allow(dead_code, reason = "each test binary uses a subset")]
+
+use std::path::PathBuf;
+
+/// The conformance corpus: `$MODELMAP_CORPUS`, else `../shared/corpus` beside the repo.
+/// Missing corpus fails the test loudly unless `MODELMAP_ALLOW_NO_CORPUS=1`.
+pub fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("MODELMAP_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"));
+    if dir.join("facts.json").exists() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "CORPUS MISSING: no facts.json under {} (set MODELMAP_CORPUS)",
+        dir.display()
+    );
+    if std::env::var("MODELMAP_ALLOW_NO_CORPUS").is_ok_and(|v| v == "1") {
+        eprintln!("NOTE: {msg}; corpus checks skipped because MODELMAP_ALLOW_NO_CORPUS=1");
+        None
+    } else {
+        panic!("{msg}");
+    }
+}
+
+/// facts.json parsed.
+pub fn facts(corpus: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(corpus.join("facts.json")).expect("read facts.json");
+    serde_json::from_str(&text).expect("parse facts.json")
+}

@@ -1,0 +1,254 @@
+//! Every model file of the conformance corpus against `facts.json`: what `modelmap info --json`
+//! reports must agree exactly with the reference libraries (onnx, safetensors, gguf).
+
+mod common;
+
+use serde_json::{Value, json};
+
+use modelmap::model::Summary;
+
+fn summary_json(path: &std::path::Path) -> Value {
+    let model = modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::to_value(Summary::of(&model)).unwrap()
+}
+
+fn check_io(file: &str, what: &str, facts: &Value, ours: &Value, dtype_key: &str) {
+    let f = facts.as_array().unwrap();
+    let o = ours.as_array().unwrap();
+    assert_eq!(f.len(), o.len(), "{file}: {what} count");
+    for (a, b) in f.iter().zip(o) {
+        assert_eq!(a["name"], b["name"], "{file}: {what} name");
+        assert_eq!(a["shape"], b["shape"], "{file}: {what} {} shape", a["name"]);
+        if dtype_key == "elem_type" {
+            assert_eq!(
+                a["elem_type"], b["dtype"],
+                "{file}: {what} {} dtype",
+                a["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn info_matches_reference_facts_for_every_model_file() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let facts = common::facts(&corpus);
+    let mut checked = 0;
+    for f in facts["files"].as_array().unwrap() {
+        let rel = f["path"].as_str().unwrap();
+        let format = f["format"].as_str().unwrap();
+        if matches!(format, "csv" | "tfevents") {
+            continue; // logs: tests/training.rs
+        }
+        let path = corpus.join(rel);
+        let s = summary_json(&path);
+        assert_eq!(s["format"], json!(format), "{rel}: format");
+        match format {
+            "onnx" => {
+                for key in [
+                    "nodes",
+                    "nodes_with_subgraphs",
+                    "op_types",
+                    "parameters",
+                    "producer",
+                    "opset",
+                    "ir_version",
+                ] {
+                    assert_eq!(s[key], f[key], "{rel}: {key}");
+                }
+                assert_eq!(s["tensors"], f["initializers"], "{rel}: initializer count");
+                assert_eq!(
+                    s["constant_parameters"], f["constant_node_parameters"],
+                    "{rel}: Constant-node parameters"
+                );
+                check_io(rel, "inputs", &f["inputs"], &s["inputs"], "elem_type");
+                check_io(rel, "outputs", &f["outputs"], &s["outputs"], "elem_type");
+            }
+            "safetensors" => {
+                for key in ["shards", "parameters", "parameters_by_dtype"] {
+                    assert_eq!(s[key], f[key], "{rel}: {key}");
+                }
+                assert_eq!(s["tensors"], f["tensor_count"], "{rel}: tensor count");
+                if let Some(md) = f["metadata"].as_object() {
+                    for (k, v) in md {
+                        assert_eq!(&s["metadata"][k], v, "{rel}: metadata {k}");
+                    }
+                }
+            }
+            "gguf" => {
+                assert_eq!(s["tensors"], f["tensor_count"], "{rel}: tensor count");
+                assert_eq!(s["parameters"], f["parameters"], "{rel}: parameters");
+                assert_eq!(s["architecture"], f["architecture"], "{rel}: architecture");
+                assert_eq!(
+                    s["metadata_keys"], f["metadata_keys"],
+                    "{rel}: metadata keys"
+                );
+            }
+            "json-layers" => {
+                assert_eq!(s["nodes"], f["nodes"], "{rel}: nodes");
+                assert_eq!(s["op_types"], f["op_types"], "{rel}: op_types");
+                check_io(rel, "inputs", &f["inputs"], &s["inputs"], "type");
+                check_io(rel, "outputs", &f["outputs"], &s["outputs"], "type");
+            }
+            other => panic!("{rel}: facts.json names a format this test does not know: {other}"),
+        }
+        // Per-tensor facts: name, dtype and shape of the listed tensors.
+        if let Some(tensors) = f["tensors"].as_array() {
+            let model = modelmap::load::open(&path).unwrap();
+            for t in tensors {
+                let name = t["name"].as_str().unwrap();
+                let ours = model
+                    .tensor(name)
+                    .unwrap_or_else(|| panic!("{rel}: tensor {name} missing"));
+                let shape: Vec<u64> = serde_json::from_value(t["shape"].clone()).unwrap();
+                assert_eq!(ours.shape, shape, "{rel}: {name} shape");
+                let dtype = t
+                    .get("dtype")
+                    .or_else(|| t.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap();
+                let ours_dtype = if format == "onnx" {
+                    ours.dtype.onnx_name()
+                } else {
+                    ours.dtype.name()
+                };
+                assert_eq!(ours_dtype, dtype, "{rel}: {name} dtype");
+                if let Some(count) = t["count"].as_u64() {
+                    assert_eq!(ours.elements(), count, "{rel}: {name} count");
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} corpus model files checked");
+}
+
+#[test]
+fn onnx_subgraphs_are_kept() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("real/silero/silero_vad.onnx")).unwrap();
+    let if_node = model
+        .graph
+        .nodes
+        .iter()
+        .position(|n| n.op == "If")
+        .expect("If node");
+    let subs: Vec<_> = model
+        .graph
+        .subgraphs
+        .iter()
+        .filter(|s| s.owner as usize == if_node)
+        .collect();
+    assert_eq!(subs.len(), 2, "then_branch and else_branch");
+    assert!(subs.iter().any(|s| s.attribute == "then_branch"));
+    assert!(subs.iter().all(|s| s.graph.op_node_count() > 0));
+}
+
+#[test]
+fn onnx_external_data_is_mapped_not_copied() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let path = corpus.join("generated/llama_tiny_external.onnx");
+    let model = modelmap::load::open(&path).unwrap();
+    assert!(
+        model.metadata.warnings.is_empty(),
+        "{:?}",
+        model.metadata.warnings
+    );
+    let t = model.tensor("model.embed_tokens.weight").unwrap();
+    let bytes = t.bytes().expect("external bytes located");
+    assert_eq!(bytes.len(), 1000 * 64 * 4);
+    // Values decode to the facts' range.
+    let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert!(first.abs() < 0.1, "{first}");
+}
+
+#[test]
+fn onnx_module_paths_become_the_hierarchy() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("generated/llama_tiny_4l.onnx")).unwrap();
+    let h = &model.hierarchy;
+    let l2 = h.find("model/layers.2").expect("model/layers.2 group");
+    let g = h.get(l2).unwrap();
+    assert!(g.node_count > 30, "layer 2 holds its ops: {}", g.node_count);
+    let names: Vec<&str> = g
+        .children
+        .iter()
+        .map(|&c| h.get(c).unwrap().name.as_str())
+        .collect();
+    assert!(
+        names.contains(&"self_attn") && names.contains(&"mlp"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn checkpoint_modules_are_chained_in_dataflow_order() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("generated/llama_tiny_st")).unwrap();
+    assert_eq!(
+        model.metadata.architecture.as_deref(),
+        Some("LlamaForCausalLM")
+    );
+    let id = |name: &str| {
+        model
+            .graph
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("{name}")) as u32
+    };
+    let has = |a: &str, b: &str| {
+        model
+            .graph
+            .edges
+            .iter()
+            .any(|e| e.from == id(a) && e.to == id(b))
+    };
+    assert!(has("model.embed_tokens", "model.layers.0.input_layernorm"));
+    assert!(has(
+        "model.layers.0.input_layernorm",
+        "model.layers.0.self_attn.q_proj"
+    ));
+    assert!(has(
+        "model.layers.0.self_attn.v_proj",
+        "model.layers.0.self_attn.o_proj"
+    ));
+    assert!(has(
+        "model.layers.0.mlp.down_proj",
+        "model.layers.1.input_layernorm"
+    ));
+    assert!(has("model.layers.3.mlp.down_proj", "model.norm"));
+    assert!(has("model.norm", "lm_head"));
+    let q = &model.graph.nodes[id("model.layers.0.self_attn.q_proj") as usize];
+    assert_eq!(q.op, "Linear");
+    let layer = model.hierarchy.find("model.layers.0").unwrap();
+    assert_eq!(
+        model.hierarchy.get(layer).unwrap().param_count,
+        4 * 64 * 64 + 3 * 64 * 172 + 2 * 64
+    );
+}
+
+#[test]
+fn gguf_blocks_are_chained_too() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("generated/llama_tiny.gguf")).unwrap();
+    assert!(
+        model.graph.edges.len() > 10,
+        "{} edges",
+        model.graph.edges.len()
+    );
+    let t = model.tensor("token_embd.weight").unwrap();
+    assert_eq!(t.bytes().unwrap().len(), 64 * 1000 * 4);
+}
