@@ -20,7 +20,10 @@ fn crate_refs(src: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (i, _) in src.match_indices("crate::") {
         let rest = &src[i + 7..];
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         if !name.is_empty() {
             out.insert(name);
         }
@@ -55,13 +58,20 @@ fn stages_only_name_earlier_stages() {
             checked += 1;
             for r in crate_refs(&text) {
                 if r != *stage && !allowed.contains(&r.as_str()) {
-                    violations.push(format!("{} names crate::{r}", f.strip_prefix(&src).unwrap().display()));
+                    violations.push(format!(
+                        "{} names crate::{r}",
+                        f.strip_prefix(&src).unwrap().display()
+                    ));
                 }
             }
         }
     }
     assert!(checked > 20, "only {checked} files checked");
-    assert!(violations.is_empty(), "stage boundary violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "stage boundary violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]

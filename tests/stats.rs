@@ -256,12 +256,19 @@ fn every_corpus_checkpoint_tensor_renders_as_tiles() {
 fn dump_tiles_as_png() {
     use modelmap::stats::heatmap::{Clip, color_range};
     let Some(dir) = corpus() else { return };
-    let out = PathBuf::from(std::env::var_os("MODELMAP_TILE_PNG_DIR").unwrap_or_else(|| "/tmp/modelmap-tiles".into()));
+    let out = PathBuf::from(
+        std::env::var_os("MODELMAP_TILE_PNG_DIR").unwrap_or_else(|| "/tmp/modelmap-tiles".into()),
+    );
     std::fs::create_dir_all(&out).unwrap();
-    for rel in ["generated/llama_tiny_st/model.safetensors", "real/silero/silero_vad_16k.safetensors"] {
+    for rel in [
+        "generated/llama_tiny_st/model.safetensors",
+        "real/silero/silero_vad_16k.safetensors",
+    ] {
         let m = open(&dir.join(rel)).unwrap();
         for t in &m.tensors {
-            let Ok(s) = modelmap::stats::tensor_stats(t) else { continue };
+            let Ok(s) = modelmap::stats::tensor_stats(t) else {
+                continue;
+            };
             let v = HeatmapView::of(t, false);
             let tl = tile(t, &v, v.levels() - 1, 0, 0, Agg::Mean).unwrap();
             let (lo, hi) = color_range(&s, Clip::SymmetricPercentile(0.01));

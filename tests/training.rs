@@ -3,7 +3,10 @@
 //! (values from TensorBoard's own `EventAccumulator`), plus corruption, partial-file, follow,
 //! tensor-summary and rendering checks on copies and on files written here.
 
-#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] fns may unwrap too")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns may unwrap too"
+)]
 
 use std::path::{Path, PathBuf};
 
