@@ -55,6 +55,9 @@ enum Command {
         /// Replace names with stable hashes so the picture can be shared.
         #[arg(long)]
         redact: bool,
+        /// Render this tensor's heatmap instead of the structure.
+        #[arg(long)]
+        tensor: Option<String>,
     },
     /// Per-tensor statistics: mean, std, min, max, abs-max, L2, sparsity, NaN/Inf, histogram.
     Stats(modelmap::stats::cli::StatsArgs),
@@ -145,9 +148,15 @@ fn main() -> anyhow::Result<()> {
             layout,
             focus,
             redact,
+            tensor,
         }) => {
             let model =
                 load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            if let Some(name) = tensor {
+                let msg = modelmap::scene::render_tensor_png(&model, &name, width, height, &out)?;
+                println!("{msg}");
+                return Ok(());
+            }
             let opts = modelmap::scene::RenderOptions {
                 width,
                 height,
