@@ -599,12 +599,10 @@ pub fn dataflow_cached(
     let root_label = if graph.name.is_empty() { "model" } else { graph.name.as_str() };
     let mut tree = ClusterTree::from_hierarchy(hierarchy, &group_of, root_label);
     let fill = |tree: &mut ClusterTree| {
-        tree.fill_bboxes(|v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect));
-        for c in &mut tree.clusters {
-            if let Some(r) = c.group.and_then(|g| group_rects.get(g as usize)).filter(|r| !r.is_empty()) {
-                c.bbox = *r;
-            }
-        }
+        tree.fill_bboxes_with(
+            |v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect),
+            |c| c.group.and_then(|g| group_rects.get(g as usize)).copied().unwrap_or(Rect::EMPTY),
+        );
     };
     fill(&mut tree);
     let mut tree = tree.split_wide(opts.max_cluster_children, |v| nodes.get(v as usize).map_or(DVec2::ZERO, |b| b.center));
