@@ -700,12 +700,24 @@ fn force_stage_timings() {
 #[test]
 #[ignore = "timing printout; run by hand"]
 fn force_level_timings() {
-    let n: usize = std::env::var("BENCH_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
+    let n: usize = std::env::var("BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
     let (g, _) = synth::random(n, 2 * n, 1);
     let t = Instant::now();
     let l = layout::force_with_levels(&g, &ForceOptions::default(), &Progress::new(), &mut |s| {
-        println!("level {} ({} nodes) done at {:.3} s", s.level, s.positions.len(), s.elapsed.as_secs_f64());
+        println!(
+            "level {} ({} nodes) done at {:.3} s",
+            s.level,
+            s.positions.len(),
+            s.elapsed.as_secs_f64()
+        );
     })
     .unwrap();
-    println!("total {:.3} s, {} clusters", t.elapsed().as_secs_f64(), l.clusters.clusters.len());
+    println!(
+        "total {:.3} s, {} clusters",
+        t.elapsed().as_secs_f64(),
+        l.clusters.clusters.len()
+    );
 }
