@@ -139,9 +139,28 @@ pub fn open_bytes(path: impl AsRef<Path>, data: Bytes) -> Result<Model, LoadErro
     }
     let head = &data[..data.len().min(64)];
     match sniff(path, head) {
-        Some(Format::Gguf) => gguf::load(path, data),
-        Some(Format::Safetensors) => safetensors::open_file(path, data),
-        Some(Format::JsonLayers) => {
+        Some(format) => open_bytes_as(path, data, format),
+        None => Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            why: format!(
+                "unrecognised leading bytes {:02x?}",
+                &head[..head.len().min(8)]
+            ),
+        }),
+    }
+}
+
+/// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).
+pub fn open_bytes_as(
+    path: impl AsRef<Path>,
+    data: Bytes,
+    format: Format,
+) -> Result<Model, LoadError> {
+    let path = path.as_ref();
+    match format {
+        Format::Gguf => gguf::load(path, data),
+        Format::Safetensors => safetensors::open_file(path, data),
+        Format::JsonLayers => {
             let json: serde_json::Value = serde_json::from_slice(&data)
                 .map_err(|e| LoadError::corrupt(path, format!("invalid JSON: {e}")))?;
             if json.get("weight_map").is_some() {
@@ -150,13 +169,6 @@ pub fn open_bytes(path: impl AsRef<Path>, data: Bytes) -> Result<Model, LoadErro
                 json_layers::load(path, &json)
             }
         }
-        Some(Format::Onnx) => onnx::load(path, data),
-        None => Err(LoadError::UnknownFormat {
-            path: path.to_path_buf(),
-            why: format!(
-                "unrecognised leading bytes {:02x?}",
-                &head[..head.len().min(8)]
-            ),
-        }),
+        Format::Onnx => onnx::load(path, data),
     }
 }
