@@ -73,12 +73,21 @@ pub struct TfeventsBenchReport {
     pub ours_s: f64,
     /// Our throughput, MB/s (10^6 bytes).
     pub ours_mb_s: f64,
+    /// CPU time of the best run, seconds (Linux; `None` elsewhere). On a shared, oversubscribed
+    /// machine wall time mostly measures the neighbours; CPU time measures the reader.
+    pub ours_cpu_s: Option<f64>,
+    /// Throughput per CPU second, MB/s.
+    pub ours_cpu_mb_s: Option<f64>,
     /// TensorBoard's `EventAccumulator.Reload()` time, seconds (None: not installed or skipped).
     pub tensorboard_s: Option<f64>,
+    /// TensorBoard's CPU time (`time.process_time()`), seconds.
+    pub tensorboard_cpu_s: Option<f64>,
     /// Scalar points TensorBoard found.
     pub tensorboard_points: Option<u64>,
-    /// TensorBoard time / our time.
+    /// TensorBoard wall time / our wall time (same file, same run).
     pub ratio: Option<f64>,
+    /// TensorBoard CPU time / our CPU time.
+    pub cpu_ratio: Option<f64>,
 }
 
 const TAGS: [&str; 4] = [
@@ -147,11 +156,11 @@ const PYTHON: &str = r#"
 import sys, time
 from tensorboard.backend.event_processing import event_accumulator as ea
 g = {k: 0 for k in ('scalars', 'histograms', 'tensors', 'images', 'audio', 'compressedHistograms')}
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 acc = ea.EventAccumulator(sys.argv[1], size_guidance=g)
 acc.Reload()
-dt = time.perf_counter() - t
-print(dt, sum(len(acc.Scalars(tag)) for tag in acc.Tags()['scalars']))
+dt, dc = time.perf_counter() - t, time.process_time() - c
+print(dt, dc, sum(len(acc.Scalars(tag)) for tag in acc.Tags()['scalars']))
 "#;
 
 fn python_has_tensorboard() -> bool {
@@ -161,7 +170,15 @@ fn python_has_tensorboard() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn time_tensorboard(path: &Path) -> Result<(f64, u64), TfeventsBenchError> {
+/// CPU time of the calling thread, seconds (Linux: `/proc/thread-self/schedstat`).
+fn thread_cpu_s() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+/// TensorBoard's `(wall s, CPU s, points)`.
+fn time_tensorboard(path: &Path) -> Result<(f64, f64, u64), TfeventsBenchError> {
     let out = Command::new("python3")
         .arg("-c")
         .arg(PYTHON)
@@ -176,8 +193,9 @@ fn time_tensorboard(path: &Path) -> Result<(f64, u64), TfeventsBenchError> {
     match (
         words.next().and_then(|w| w.parse().ok()),
         words.next().and_then(|w| w.parse().ok()),
+        words.next().and_then(|w| w.parse().ok()),
     ) {
-        (Some(s), Some(n)) if out.status.success() => Ok((s, n)),
+        (Some(s), Some(c), Some(n)) if out.status.success() => Ok((s, c, n)),
         _ => Err(TfeventsBenchError::Python(format!(
             "unexpected output {text:?}, stderr {:?}",
             String::from_utf8_lossy(&out.stderr)
@@ -202,11 +220,16 @@ pub fn run(args: &TfeventsBenchArgs) -> Result<TfeventsBenchReport, TfeventsBenc
         })?
         .len();
     let mut best = f64::INFINITY;
+    let mut best_cpu: Option<f64> = None;
     let mut points = 0u64;
     for _ in 0..args.repeat.max(1) {
+        let cpu_start = thread_cpu_s();
         let start = Instant::now();
         let runs = load_runs(&path)?;
         best = best.min(start.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu_start, thread_cpu_s()) {
+            best_cpu = Some(best_cpu.map_or(b - a, |c: f64| c.min(b - a)));
+        }
         points = runs
             .runs
             .iter()
@@ -229,16 +252,27 @@ pub fn run(args: &TfeventsBenchArgs) -> Result<TfeventsBenchReport, TfeventsBenc
         points,
         ours_s: best,
         ours_mb_s: bytes as f64 / 1e6 / best,
+        ours_cpu_s: best_cpu,
+        ours_cpu_mb_s: best_cpu.map(|c| bytes as f64 / 1e6 / c),
         tensorboard_s: python.map(|p| p.0),
-        tensorboard_points: python.map(|p| p.1),
+        tensorboard_cpu_s: python.map(|p| p.1),
+        tensorboard_points: python.map(|p| p.2),
         ratio: python.map(|p| p.0 / best),
+        cpu_ratio: python.and_then(|p| Some(p.1 / best_cpu?)),
     };
     if args.json {
         println!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         println!(
-            "tfevents_scalars_{}mb: {} records, {} points, ours {:.3} s = {:.0} MB/s",
-            args.size_mb, report.records, report.points, report.ours_s, report.ours_mb_s
+            "tfevents_scalars_{}mb: {} records, {} points, ours {:.3} s = {:.0} MB/s \
+             (CPU {:.3} s = {:.0} MB/s)",
+            args.size_mb,
+            report.records,
+            report.points,
+            report.ours_s,
+            report.ours_mb_s,
+            report.ours_cpu_s.unwrap_or(f64::NAN),
+            report.ours_cpu_mb_s.unwrap_or(f64::NAN),
         );
         match (
             report.tensorboard_s,
@@ -246,7 +280,9 @@ pub fn run(args: &TfeventsBenchArgs) -> Result<TfeventsBenchReport, TfeventsBenc
             report.ratio,
         ) {
             (Some(s), Some(n), Some(r)) => println!(
-                "tensorboard EventAccumulator (sampling off): {s:.2} s, {n} points; ratio {r:.0}x"
+                "tensorboard EventAccumulator (sampling off): {s:.2} s, {n} points; \
+                 ratio {r:.0}x (CPU {:.0}x)",
+                report.cpu_ratio.unwrap_or(f64::NAN)
             ),
             _ => println!("tensorboard not available (pip install tensorboard) or skipped"),
         }

@@ -93,12 +93,28 @@ impl EventFileReader {
         if len <= self.state.offset {
             return Ok(0);
         }
-        file.seek(SeekFrom::Start(self.state.offset)).map_err(io)?;
-        // The size comes from the file system, not from the file's contents.
-        let mut buf = Vec::with_capacity(usize::try_from(len - self.state.offset).unwrap_or(0));
-        file.read_to_end(&mut buf).map_err(io)?;
         let before = self.records;
-        self.decode(&buf, self.state.offset, run);
+        let base = self.state.offset;
+        let new_len = usize::try_from(len - base).unwrap_or(usize::MAX);
+        // SAFETY: the map is read-only and dropped before returning; event files are only ever
+        // appended to. A writer truncating the file while we read would fault (SIGBUS), the same
+        // trade every memory-mapped reader in modelmap makes (DESIGN.md: files are mmapped).
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(base)
+                .len(new_len)
+                .map(&file)
+        };
+        match map {
+            Ok(map) => self.decode(&map, base, run),
+            Err(_) => {
+                // Some file systems cannot map; fall back to reading the new bytes.
+                file.seek(SeekFrom::Start(base)).map_err(io)?;
+                let mut buf = Vec::new();
+                file.read_to_end(&mut buf).map_err(io)?;
+                self.decode(&buf, base, run);
+            }
+        }
         Ok(self.records - before)
     }
 
