@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use glam::{DVec2, Vec2};
 use serde::Serialize;
 
-use crate::lod::{flags, Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape};
+use crate::lod::{Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape, flags};
 use crate::render::baseline::BaselineRenderer;
-use crate::render::{clear_color, GraphRenderer, RenderContext, RenderError, OFFSCREEN_FORMAT};
+use crate::render::{GraphRenderer, OFFSCREEN_FORMAT, RenderContext, RenderError, clear_color};
 use crate::view::{Camera, Rect};
 
 /// Options of `bench render`.
@@ -46,7 +46,15 @@ pub struct RenderBenchArgs {
 
 impl Default for RenderBenchArgs {
     fn default() -> Self {
-        RenderBenchArgs { nodes: 10_000, edges: None, frames: 120, size: "1280x720".into(), seed: 1, no_baseline: false, json: false }
+        RenderBenchArgs {
+            nodes: 10_000,
+            edges: None,
+            frames: 120,
+            size: "1280x720".into(),
+            seed: 1,
+            no_baseline: false,
+            json: false,
+        }
     }
 }
 
@@ -134,8 +142,14 @@ impl SplitMix {
 }
 
 /// A stable op-type palette.
-const PALETTE: [[u8; 4]; 6] =
-    [[80, 130, 220, 255], [90, 180, 120, 255], [230, 150, 60, 255], [170, 110, 200, 255], [200, 90, 90, 255], [120, 120, 130, 255]];
+const PALETTE: [[u8; 4]; 6] = [
+    [80, 130, 220, 255],
+    [90, 180, 120, 255],
+    [230, 150, 60, 255],
+    [170, 110, 200, 255],
+    [200, 90, 90, 255],
+    [120, 120, 130, 255],
+];
 
 impl SyntheticScene {
     /// Generates the scene.
@@ -150,7 +164,11 @@ impl SyntheticScene {
             let (col, row) = ((i % cols) as f32, (i / cols) as f32);
             let jitter = Vec2::new(rng.unit() - 0.5, rng.unit() - 0.5) * 3.0;
             let circle = rng.below(4) == 0;
-            let half = if circle { Vec2::splat(2.0 + rng.unit()) } else { Vec2::new(3.0 + rng.unit(), 1.5 + rng.unit() * 0.5) };
+            let half = if circle {
+                Vec2::splat(2.0 + rng.unit())
+            } else {
+                Vec2::new(3.0 + rng.unit(), 1.5 + rng.unit() * 0.5)
+            };
             let flag = match rng.below(200) {
                 0 => flags::SELECTED,
                 1 => flags::CLUSTER,
@@ -161,7 +179,11 @@ impl SyntheticScene {
                 center: Vec2::new(col, row) * spacing + jitter,
                 half_size: half,
                 fill: PALETTE[rng.below(PALETTE.len())],
-                shape: if circle { NodeShape::Circle } else { NodeShape::RoundedBox },
+                shape: if circle {
+                    NodeShape::Circle
+                } else {
+                    NodeShape::RoundedBox
+                },
                 flags: flag,
                 alpha: 1.0,
             });
@@ -173,7 +195,10 @@ impl SyntheticScene {
             let (row, col) = (a / cols, a % cols);
             let col_b = (col + rng.below(7)).saturating_sub(3).min(cols - 1);
             let row_b = if rng.below(5) == 0 { row } else { row + 1 };
-            let b = [row_b * cols + col_b, row * cols + col_b, a].into_iter().find(|&b| b < nodes).unwrap_or(a);
+            let b = [row_b * cols + col_b, row * cols + col_b, a]
+                .into_iter()
+                .find(|&b| b < nodes)
+                .unwrap_or(a);
             let (pa, pb) = (list.nodes[a].center, list.nodes[b].center);
             let kind = rng.below(4);
             list.edges.push(EdgeItem {
@@ -231,12 +256,22 @@ pub fn camera_path(bounds: Rect, viewport: DVec2, i: usize, frames: usize) -> Ca
     let quarter = (frames / 4).max(1);
     let phase = i / quarter;
     let t = (i % quarter) as f64 / quarter as f64;
-    let deep = Camera { zoom: fit.zoom * 1000.0, ..fit };
+    let deep = Camera {
+        zoom: fit.zoom * 1000.0,
+        ..fit
+    };
     let pan = DVec2::new(2.0 * viewport.x / deep.zoom, viewport.y / deep.zoom);
     match phase {
         0 => fit.lerp(&deep, t),
-        1 => Camera { center: fit.center + pan * t, ..deep },
-        2 => Camera { center: fit.center + pan * (1.0 - t), ..deep }.lerp(&fit, t),
+        1 => Camera {
+            center: fit.center + pan * t,
+            ..deep
+        },
+        2 => Camera {
+            center: fit.center + pan * (1.0 - t),
+            ..deep
+        }
+        .lerp(&fit, t),
         _ => fit,
     }
 }
@@ -245,7 +280,10 @@ pub fn camera_path(bounds: Rect, viewport: DVec2, i: usize, frames: usize) -> Ca
 pub fn parse_size(s: &str) -> Result<(u32, u32), RenderError> {
     let bad = || RenderError::BadArgs(format!("--size {s:?} is not WIDTHxHEIGHT"));
     let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let (w, h): (u32, u32) = (w.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?);
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
     if w == 0 || h == 0 || w > 16384 || h > 16384 {
         return Err(bad());
     }
@@ -256,7 +294,9 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), RenderError> {
 pub fn run(args: &RenderBenchArgs) -> Result<RenderBenchResult, RenderError> {
     let edges = args.edges.unwrap_or(args.nodes.saturating_mul(2));
     if args.nodes > 50_000_000 || edges > 100_000_000 {
-        return Err(RenderError::BadArgs("at most 50 M nodes and 100 M edges".into()));
+        return Err(RenderError::BadArgs(
+            "at most 50 M nodes and 100 M edges".into(),
+        ));
     }
     let mut scene = SyntheticScene::new(args.nodes, edges, args.seed);
     let ctx = RenderContext::headless()?;
@@ -273,10 +313,18 @@ struct GpuTimer {
 
 impl GpuTimer {
     fn new(ctx: &RenderContext) -> Option<Self> {
-        if !ctx.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+        if !ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
             return None;
         }
-        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 });
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
         let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
             size: 16,
@@ -289,15 +337,22 @@ impl GpuTimer {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Some(GpuTimer { set, resolve, readback, period_ns: f64::from(ctx.queue.get_timestamp_period()) })
+        Some(GpuTimer {
+            set,
+            resolve,
+            readback,
+            period_ns: f64::from(ctx.queue.get_timestamp_period()),
+        })
     }
 
     /// Reads the pass's duration after the frame was waited for.
     fn read_ms(&self, ctx: &RenderContext) -> Option<f64> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.readback.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+        self.readback
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
         ctx.device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
         rx.recv().ok()?.ok()?;
         let ms = {
@@ -333,7 +388,11 @@ fn run_path(
     timer: Option<&GpuTimer>,
 ) -> Result<Timings, RenderError> {
     let bounds = source.bounds();
-    let mut t = Timings { frame_ms: Vec::with_capacity(frames), gpu_ms: Vec::new(), prepare_ms: Vec::new() };
+    let mut t = Timings {
+        frame_ms: Vec::with_capacity(frames),
+        gpu_ms: Vec::new(),
+        prepare_ms: Vec::new(),
+    };
     // Two untimed frames: shader compilation and the first upload.
     for i in 0..frames + 2 {
         let camera = camera_path(bounds, viewport, i.saturating_sub(2), frames);
@@ -344,7 +403,11 @@ fn run_path(
             Painter::Baseline(b) => b.prepare(&ctx.queue, &camera, list),
         }
         let prepared = start.elapsed();
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("bench frame") });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench frame"),
+            });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("bench"),
@@ -352,7 +415,10 @@ fn run_path(
                     view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(clear_color(list.background)), store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(clear_color(list.background)),
+                        store: wgpu::StoreOp::Store,
+                    },
                 })],
                 timestamp_writes: timer.map(|t| wgpu::RenderPassTimestampWrites {
                     query_set: &t.set,
@@ -372,7 +438,10 @@ fn run_path(
         }
         let submission = ctx.queue.submit([encoder.finish()]);
         ctx.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(Duration::from_secs(60)) })
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(submission),
+                timeout: Some(Duration::from_secs(60)),
+            })
             .map_err(|e| RenderError::Gpu(e.to_string()))?;
         let elapsed = start.elapsed();
         ctx.check_lost()?;
@@ -398,13 +467,21 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 /// Runs the benchmark over any scene source on `ctx`.
-pub fn run_with(ctx: &RenderContext, args: &RenderBenchArgs, source: &mut dyn SceneSource) -> Result<RenderBenchResult, RenderError> {
+pub fn run_with(
+    ctx: &RenderContext,
+    args: &RenderBenchArgs,
+    source: &mut dyn SceneSource,
+) -> Result<RenderBenchResult, RenderError> {
     let (width, height) = parse_size(&args.size)?;
     let frames = args.frames.max(4);
     let viewport = DVec2::new(f64::from(width), f64::from(height));
     let target = ctx.device.create_texture(&wgpu::TextureDescriptor {
         label: Some("bench target"),
-        size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
         mip_level_count: 1,
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
@@ -424,7 +501,15 @@ pub fn run_with(ctx: &RenderContext, args: &RenderBenchArgs, source: &mut dyn Sc
     };
     renderer.prepare(&ctx.device, &ctx.queue, &first, source.draw_list(&first));
     let upload_ms = renderer.last_prepare().upload_time.as_secs_f64() * 1e3;
-    let ours = run_path(ctx, &mut Painter::Ours(&mut renderer), source, &view, viewport, frames, timer.as_ref())?;
+    let ours = run_path(
+        ctx,
+        &mut Painter::Ours(&mut renderer),
+        source,
+        &view,
+        viewport,
+        frames,
+        timer.as_ref(),
+    )?;
     let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
     drop(renderer);
 
@@ -433,7 +518,15 @@ pub fn run_with(ctx: &RenderContext, args: &RenderBenchArgs, source: &mut dyn Sc
     } else {
         let mut baseline = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
         baseline.upload(&ctx.device, &ctx.queue, source.draw_list(&first))?;
-        let b = run_path(ctx, &mut Painter::Baseline(&baseline), source, &view, viewport, frames, timer.as_ref())?;
+        let b = run_path(
+            ctx,
+            &mut Painter::Baseline(&baseline),
+            source,
+            &view,
+            viewport,
+            frames,
+            timer.as_ref(),
+        )?;
         Some(quantile(&b.frame_ms, 0.5))
     };
     let (adapter, backend) = ctx.adapter_name_and_backend();
@@ -500,8 +593,16 @@ mod tests {
         assert_eq!(a.list().nodes.len(), 500);
         assert_eq!(a.list().edges.len(), 1000);
         // Edges join nearby nodes: no edge longer than a few grid cells.
-        assert!(a.list().edges.iter().all(|e| (e.to - e.from).length() < 60.0));
-        assert_ne!(SyntheticScene::new(500, 1000, 8).list().nodes, a.list().nodes);
+        assert!(
+            a.list()
+                .edges
+                .iter()
+                .all(|e| (e.to - e.from).length() < 60.0)
+        );
+        assert_ne!(
+            SyntheticScene::new(500, 1000, 8).list().nodes,
+            a.list().nodes
+        );
         assert!(SyntheticScene::new(0, 10, 1).list().edges.is_empty());
     }
 
@@ -527,7 +628,13 @@ mod tests {
             }
             Err(e) => panic!("no GPU adapter: {e} (MODELMAP_SKIP_GPU_TESTS=1 to skip)"),
         };
-        let args = RenderBenchArgs { nodes: 300, edges: Some(600), frames: 8, size: "96x64".into(), ..Default::default() };
+        let args = RenderBenchArgs {
+            nodes: 300,
+            edges: Some(600),
+            frames: 8,
+            size: "96x64".into(),
+            ..Default::default()
+        };
         let mut scene = SyntheticScene::new(300, 600, 3);
         let r = run_with(&ctx, &args, &mut scene).unwrap();
         assert_eq!((r.nodes, r.edges, r.frames, r.width), (300, 600, 8, 96));
@@ -536,7 +643,15 @@ mod tests {
         // Node (24 B) and edge (24 B) instances at least.
         assert!(r.gpu_bytes >= 300 * 24 + 600 * 24, "{}", r.gpu_bytes);
         let json = serde_json::to_value(&r).unwrap();
-        for key in ["adapter", "backend", "nodes", "edges", "frames", "median_ms", "p95_ms"] {
+        for key in [
+            "adapter",
+            "backend",
+            "nodes",
+            "edges",
+            "frames",
+            "median_ms",
+            "p95_ms",
+        ] {
             assert!(json.get(key).is_some(), "JSON lacks {key}");
         }
         assert!(report(&r).contains("median"));
@@ -545,7 +660,11 @@ mod tests {
     #[test]
     fn parses_sizes_and_quantiles() {
         assert_eq!(parse_size("1280x720").unwrap(), (1280, 720));
-        assert!(parse_size("0x5").is_err() && parse_size("abc").is_err() && parse_size("99999x1").is_err());
+        assert!(
+            parse_size("0x5").is_err()
+                && parse_size("abc").is_err()
+                && parse_size("99999x1").is_err()
+        );
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(quantile(&v, 0.5), 50.0);
         assert_eq!(quantile(&v, 0.95), 95.0);

@@ -25,7 +25,8 @@ pub struct BaselineInstance {
 
 const _: () = assert!(std::mem::size_of::<BaselineInstance>() == 16);
 
-const ATTRIBUTES: [wgpu::VertexAttribute; 3] = wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32, 2 => Uint32];
+const ATTRIBUTES: [wgpu::VertexAttribute; 3] =
+    wgpu::vertex_attr_array![0 => Float32x2, 1 => Float32, 2 => Uint32];
 
 /// The baseline pipeline with its instances.
 #[derive(Debug)]
@@ -63,7 +64,10 @@ impl BaselineRenderer {
         let globals_bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("baseline globals"),
             layout: &layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: globals_buffer.as_entire_binding() }],
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: globals_buffer.as_entire_binding(),
+            }],
         });
         let module = shaders::BASELINE.create_module(device);
         let pipeline = pipeline::create(
@@ -94,7 +98,12 @@ impl BaselineRenderer {
     }
 
     /// Uploads one circle per node of `list` (radius = the smaller half size).
-    pub fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, list: &DrawList) -> Result<(), RenderError> {
+    pub fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        list: &DrawList,
+    ) -> Result<(), RenderError> {
         let circles: Vec<BaselineInstance> = list
             .nodes
             .iter()
@@ -104,8 +113,10 @@ impl BaselineRenderer {
                 color: u32::from_le_bytes(n.fill),
             })
             .collect();
-        self.count = u32::try_from(circles.len()).map_err(|_| RenderError::BadArgs("too many circles".into()))?;
-        self.instances.write(device, queue, bytemuck::cast_slice(&circles));
+        self.count = u32::try_from(circles.len())
+            .map_err(|_| RenderError::BadArgs("too many circles".into()))?;
+        self.instances
+            .write(device, queue, bytemuck::cast_slice(&circles));
         Ok(())
     }
 

@@ -30,11 +30,21 @@ impl RenderContext {
     /// Creates a context from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), requesting the
     /// adapter's full limits and `TIMESTAMP_QUERY` when available. Logs the adapter it picked.
     pub fn headless() -> Result<Self, RenderError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(&instance, None))
-            .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(wgpu::util::initialize_adapter_from_env_or_default(
+            &instance, None,
+        ))
+        .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
-        log::info!("render: adapter {:?} ({:?}, {:?}, driver {} {})", info.name, info.backend, info.device_type, info.driver, info.driver_info);
+        log::info!(
+            "render: adapter {:?} ({:?}, {:?}, driver {} {})",
+            info.name,
+            info.backend,
+            info.device_type,
+            info.driver,
+            info.driver_info
+        );
         let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("modelmap headless"),
@@ -45,7 +55,13 @@ impl RenderContext {
         .map_err(|e| RenderError::RequestDevice(e.to_string()))?;
         let lost = Arc::new(AtomicBool::new(false));
         watch_device_loss(&device, lost.clone());
-        Ok(RenderContext { instance, adapter, device, queue, lost })
+        Ok(RenderContext {
+            instance,
+            adapter,
+            device,
+            queue,
+            lost,
+        })
     }
 
     /// True once the device was lost (driver reset, GPU removed): drop this context and create a new
@@ -56,7 +72,11 @@ impl RenderContext {
 
     /// `Err(DeviceLost)` when the device is gone, for early returns.
     pub fn check_lost(&self) -> Result<(), RenderError> {
-        if self.is_lost() { Err(RenderError::DeviceLost) } else { Ok(()) }
+        if self.is_lost() {
+            Err(RenderError::DeviceLost)
+        } else {
+            Ok(())
+        }
     }
 
     /// The adapter's name and backend, e.g. `("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan")`.
@@ -72,7 +92,9 @@ pub fn watch_device_loss(device: &wgpu::Device, flag: Arc<AtomicBool>) {
     device.set_device_lost_callback(move |reason, message| {
         // Dropping the device also reports "Destroyed": that is not a loss.
         if reason != wgpu::DeviceLostReason::Destroyed {
-            log::error!("render: GPU device lost ({reason:?}): {message}; the renderer will be recreated");
+            log::error!(
+                "render: GPU device lost ({reason:?}): {message}; the renderer will be recreated"
+            );
             flag.store(true, Ordering::Relaxed);
         }
     });

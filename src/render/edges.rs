@@ -70,7 +70,11 @@ pub struct EdgeRenderer {
 
 impl EdgeRenderer {
     /// Compiles the pipelines for `format`; `globals` is the shared camera bind group layout.
-    pub fn new(device: &wgpu::Device, globals: &wgpu::BindGroupLayout, format: wgpu::TextureFormat) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        globals: &wgpu::BindGroupLayout,
+        format: wgpu::TextureFormat,
+    ) -> Self {
         let module = shaders::EDGES.create_module(device);
         let make = |label, entry, topology| {
             pipeline::create(
@@ -92,9 +96,21 @@ impl EdgeRenderer {
             )
         };
         EdgeRenderer {
-            straight: make("edges straight", "vs_straight", wgpu::PrimitiveTopology::TriangleStrip),
-            curve: make("edges curve", "vs_curve", wgpu::PrimitiveTopology::TriangleList),
-            arrow: make("edges arrow", "vs_arrow", wgpu::PrimitiveTopology::TriangleStrip),
+            straight: make(
+                "edges straight",
+                "vs_straight",
+                wgpu::PrimitiveTopology::TriangleStrip,
+            ),
+            curve: make(
+                "edges curve",
+                "vs_curve",
+                wgpu::PrimitiveTopology::TriangleList,
+            ),
+            arrow: make(
+                "edges arrow",
+                "vs_arrow",
+                wgpu::PrimitiveTopology::TriangleStrip,
+            ),
         }
     }
 }
@@ -171,10 +187,19 @@ impl Default for EdgeDrawData {
 
 impl EdgeDrawData {
     /// Orders, packs and uploads `edges`. Returns the bytes uploaded.
-    pub fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, edges: &[EdgeItem]) -> u64 {
-        let max = gpu_buffer::max_instances(device, std::mem::size_of::<EdgeInstance>()).min(u32::MAX as usize);
+    pub fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        edges: &[EdgeItem],
+    ) -> u64 {
+        let max = gpu_buffer::max_instances(device, std::mem::size_of::<EdgeInstance>())
+            .min(u32::MAX as usize);
         let edges = if edges.len() > max {
-            log::warn!("render: {} edges exceed one GPU buffer; drawing the first {max}", edges.len());
+            log::warn!(
+                "render: {} edges exceed one GPU buffer; drawing the first {max}",
+                edges.len()
+            );
             edges.get(..max).unwrap_or(edges)
         } else {
             edges
@@ -187,7 +212,9 @@ impl EdgeDrawData {
 
     /// Draws bodies, then arrowheads.
     pub fn paint(&self, renderer: &EdgeRenderer, pass: &mut wgpu::RenderPass<'_>) {
-        let Some(slice) = self.buffer.slice() else { return };
+        let Some(slice) = self.buffer.slice() else {
+            return;
+        };
         let r = self.runs;
         pass.set_vertex_buffer(0, slice);
         if r.straight > 0 {
@@ -216,7 +243,13 @@ mod tests {
     use glam::Vec2;
 
     fn edge(flags: u32, x: f32) -> EdgeItem {
-        EdgeItem { from: Vec2::new(x, 0.0), to: Vec2::ONE, color: [0, 0, 0, 255], width_px: 1.5, flags }
+        EdgeItem {
+            from: Vec2::new(x, 0.0),
+            to: Vec2::ONE,
+            color: [0, 0, 0, 255],
+            width_px: 1.5,
+            flags,
+        }
     }
 
     #[test]
@@ -230,7 +263,15 @@ mod tests {
         ];
         let mut out = Vec::new();
         let runs = order_edges(&edges, &mut out);
-        assert_eq!(runs, EdgeRuns { straight: 3, arrows_start: 2, arrows_end: 4, total: 5 });
+        assert_eq!(
+            runs,
+            EdgeRuns {
+                straight: 3,
+                arrows_start: 2,
+                arrows_end: 4,
+                total: 5
+            }
+        );
         let xs: Vec<f32> = out.iter().map(|e| e.from[0]).collect();
         assert_eq!(xs, [2.0, 4.0, 1.0, 3.0, 0.0]);
         assert_eq!(out[0].packed & 0xffff, 48); // 1.5 px * 32

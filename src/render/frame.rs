@@ -89,7 +89,11 @@ pub struct GraphRenderer {
 impl GraphRenderer {
     /// Compiles every pipeline for `target_format` (sRGB or not: a non-sRGB target gets encoded
     /// output from the shaders).
-    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, target_format: wgpu::TextureFormat) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        target_format: wgpu::TextureFormat,
+    ) -> Self {
         let globals_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("globals"),
             entries: &[wgpu::BindGroupLayoutEntry {
@@ -112,7 +116,10 @@ impl GraphRenderer {
         let globals_bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("globals"),
             layout: &globals_layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: globals_buffer.as_entire_binding() }],
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: globals_buffer.as_entire_binding(),
+            }],
         });
         GraphRenderer {
             srgb_target: target_format.is_srgb(),
@@ -133,11 +140,20 @@ impl GraphRenderer {
 
     /// Uploads what changed: the camera uniform always, instances only when `list.revision` differs
     /// from the last upload, visible labels when they change.
-    pub fn prepare(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, camera: &Camera, list: &DrawList) {
+    pub fn prepare(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        camera: &Camera,
+        list: &DrawList,
+    ) {
         let start = Instant::now();
         let globals = Globals::new(camera, list, self.srgb_target);
         queue.write_buffer(&self.globals_buffer, 0, bytemuck::bytes_of(&globals));
-        let mut stats = PrepareStats { upload_bytes: std::mem::size_of::<Globals>() as u64, ..Default::default() };
+        let mut stats = PrepareStats {
+            upload_bytes: std::mem::size_of::<Globals>() as u64,
+            ..Default::default()
+        };
         let changed = self.uploaded_revision != Some(list.revision);
         if changed {
             stats.uploaded = true;
@@ -146,8 +162,12 @@ impl GraphRenderer {
             self.label_data.layout(&mut self.labels, &list.labels);
             self.uploaded_revision = Some(list.revision);
         }
-        stats.upload_bytes += self.heatmap_data.prepare(&mut self.heatmaps, device, queue, &list.heatmaps, changed);
-        stats.upload_bytes += self.label_data.prepare(&mut self.labels, device, queue, camera, list);
+        stats.upload_bytes +=
+            self.heatmap_data
+                .prepare(&mut self.heatmaps, device, queue, &list.heatmaps, changed);
+        stats.upload_bytes +=
+            self.label_data
+                .prepare(&mut self.labels, device, queue, camera, list);
         stats.glyphs = self.label_data.glyph_count();
         stats.upload_time = start.elapsed();
         self.last_stats = stats;

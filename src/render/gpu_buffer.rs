@@ -13,7 +13,12 @@ pub(crate) struct GrowBuffer {
 impl GrowBuffer {
     /// An empty buffer; nothing is allocated until the first write.
     pub(crate) fn new(label: &'static str, usage: wgpu::BufferUsages) -> Self {
-        GrowBuffer { label, usage: usage | wgpu::BufferUsages::COPY_DST, buffer: None, len: 0 }
+        GrowBuffer {
+            label,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            buffer: None,
+            len: 0,
+        }
     }
 
     /// Replaces the contents with `bytes`, growing (to the next power of two, at least 4 KiB) only
@@ -26,7 +31,11 @@ impl GrowBuffer {
         }
         let capacity = self.buffer.as_ref().map_or(0, wgpu::Buffer::size);
         if needed > capacity {
-            let size = needed.next_power_of_two().max(4096).min(device.limits().max_buffer_size).max(needed);
+            let size = needed
+                .next_power_of_two()
+                .max(4096)
+                .min(device.limits().max_buffer_size)
+                .max(needed);
             self.buffer = Some(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(self.label),
                 size,

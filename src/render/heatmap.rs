@@ -75,7 +75,11 @@ pub struct HeatmapRenderer {
 
 impl HeatmapRenderer {
     /// Compiles the pipeline; `globals` is the shared camera bind group layout.
-    pub fn new(device: &wgpu::Device, globals: &wgpu::BindGroupLayout, format: wgpu::TextureFormat) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        globals: &wgpu::BindGroupLayout,
+        format: wgpu::TextureFormat,
+    ) -> Self {
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("heatmap values"),
             entries: &[wgpu::BindGroupLayoutEntry {
@@ -146,7 +150,11 @@ impl HeatmapRenderer {
         if let Some(old) = self.cache.remove(&item.key) {
             self.cached_bytes -= old.bytes;
         }
-        let size = wgpu::Extent3d { width: item.width, height: item.height, depth_or_array_layers: 1 };
+        let size = wgpu::Extent3d {
+            width: item.width,
+            height: item.height,
+            depth_or_array_layers: 1,
+        };
         let texture = device.create_texture(&wgpu::TextureDescriptor {
             label: Some("heatmap values"),
             size,
@@ -159,23 +167,42 @@ impl HeatmapRenderer {
         });
         let data: &[u8] = bytemuck::cast_slice(&item.values);
         queue.write_texture(
-            wgpu::TexelCopyTextureInfo { texture: &texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
             data,
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(item.width * 4), rows_per_image: None },
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(item.width * 4),
+                rows_per_image: None,
+            },
             size,
         );
         let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("heatmap values"),
             layout: &self.layout,
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&view) }],
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(&view),
+            }],
         });
         let bytes = data.len() as u64;
         self.cached_bytes += bytes;
         self.uploads += 1;
         self.cache.insert(
             item.key,
-            CachedTile { width: item.width, height: item.height, bind_group, _texture: texture, bytes, last_used: frame },
+            CachedTile {
+                width: item.width,
+                height: item.height,
+                bind_group,
+                _texture: texture,
+                bytes,
+                last_used: frame,
+            },
         );
         bytes
     }
@@ -260,7 +287,12 @@ impl HeatmapDrawData {
         self.keys.clear();
         for item in items {
             if let Some(why) = invalid_reason(item, max_dim) {
-                log::warn!("render: heatmap {:#x} ({}×{}) skipped: {why}", item.key, item.width, item.height);
+                log::warn!(
+                    "render: heatmap {:#x} ({}×{}) skipped: {why}",
+                    item.key,
+                    item.width,
+                    item.height
+                );
                 continue;
             }
             bytes += renderer.ensure(device, queue, item);
@@ -281,7 +313,9 @@ impl HeatmapDrawData {
 
     /// Draws the tiles (one draw each: each has its own texture).
     pub fn paint(&self, renderer: &HeatmapRenderer, pass: &mut wgpu::RenderPass<'_>) {
-        let Some(slice) = self.buffer.slice() else { return };
+        let Some(slice) = self.buffer.slice() else {
+            return;
+        };
         pass.set_pipeline(&renderer.pipeline);
         pass.set_vertex_buffer(0, slice);
         for (i, key) in self.keys.iter().enumerate() {

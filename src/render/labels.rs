@@ -142,7 +142,11 @@ impl Atlas {
             self.height = (self.height * 2).min(self.max_height);
             self.pixels.resize((self.width * self.height) as usize, 0);
         }
-        let shelf = Shelf { y: self.next_y, h: gh, x: gw };
+        let shelf = Shelf {
+            y: self.next_y,
+            h: gh,
+            x: gw,
+        };
         self.next_y += gh;
         self.shelves.push(shelf);
         Some((0, shelf.y))
@@ -236,14 +240,21 @@ impl LabelRenderer {
         if let Some(entry) = self.atlas.entries.get(&(glyph, bucket)) {
             return Ok(*entry);
         }
-        let Some(font) = &self.font else { return Ok(None) };
-        let outlined = font.outline_glyph(glyph.with_scale_and_position(PxScale::from(bucket as f32), ab_glyph::point(0.0, 0.0)));
+        let Some(font) = &self.font else {
+            return Ok(None);
+        };
+        let outlined = font.outline_glyph(
+            glyph.with_scale_and_position(PxScale::from(bucket as f32), ab_glyph::point(0.0, 0.0)),
+        );
         let Some(outlined) = outlined else {
             self.atlas.entries.insert((glyph, bucket), None);
             return Ok(None);
         };
         let bounds = outlined.px_bounds();
-        let (w, h) = ((bounds.width().max(0.0)) as u32, (bounds.height().max(0.0)) as u32);
+        let (w, h) = (
+            (bounds.width().max(0.0)) as u32,
+            (bounds.height().max(0.0)) as u32,
+        );
         if w == 0 || h == 0 {
             self.atlas.entries.insert((glyph, bucket), None);
             return Ok(None);
@@ -260,14 +271,24 @@ impl LabelRenderer {
             }
         });
         self.atlas.dirty = true;
-        let entry = AtlasGlyph { x, y, w, h, min: [bounds.min.x as i32, bounds.min.y as i32] };
+        let entry = AtlasGlyph {
+            x,
+            y,
+            w,
+            h,
+            min: [bounds.min.x as i32, bounds.min.y as i32],
+        };
         self.atlas.entries.insert((glyph, bucket), Some(entry));
         Ok(Some(entry))
     }
 
     /// Uploads the atlas if it changed (recreating the texture when it grew). Returns bytes written.
     fn sync_texture(&mut self, device: &wgpu::Device, queue: &wgpu::Queue) -> u64 {
-        let size = wgpu::Extent3d { width: self.atlas.width, height: self.atlas.height, depth_or_array_layers: 1 };
+        let size = wgpu::Extent3d {
+            width: self.atlas.width,
+            height: self.atlas.height,
+            depth_or_array_layers: 1,
+        };
         let stale = self.texture.as_ref().is_none_or(|(t, _)| t.size() != size);
         if stale {
             let texture = device.create_texture(&wgpu::TextureDescriptor {
@@ -285,8 +306,14 @@ impl LabelRenderer {
                 label: Some("glyph atlas"),
                 layout: &self.layout,
                 entries: &[
-                    wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::TextureView(&view) },
-                    wgpu::BindGroupEntry { binding: 1, resource: wgpu::BindingResource::Sampler(&self.sampler) },
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::TextureView(&view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::Sampler(&self.sampler),
+                    },
                 ],
             });
             self.texture = Some((texture, bind_group));
@@ -295,11 +322,22 @@ impl LabelRenderer {
         if !self.atlas.dirty {
             return 0;
         }
-        let Some((texture, _)) = &self.texture else { return 0 };
+        let Some((texture, _)) = &self.texture else {
+            return 0;
+        };
         queue.write_texture(
-            wgpu::TexelCopyTextureInfo { texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
             &self.atlas.pixels,
-            wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(self.atlas.width), rows_per_image: None },
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(self.atlas.width),
+                rows_per_image: None,
+            },
             size,
         );
         self.atlas.dirty = false;
@@ -308,7 +346,9 @@ impl LabelRenderer {
 
     /// GPU bytes of the atlas texture.
     pub fn allocated_bytes(&self) -> u64 {
-        self.texture.as_ref().map_or(0, |(t, _)| u64::from(t.width()) * u64::from(t.height()))
+        self.texture
+            .as_ref()
+            .map_or(0, |(t, _)| u64::from(t.width()) * u64::from(t.height()))
     }
 }
 
@@ -368,18 +408,25 @@ impl LabelDrawData {
             // The atlas is full of glyphs from earlier lists: start over with only this list's.
             renderer.atlas.clear();
             if self.try_layout(renderer, labels).is_err() {
-                log::warn!("render: too many distinct glyphs for the label atlas; some labels are not drawn");
+                log::warn!(
+                    "render: too many distinct glyphs for the label atlas; some labels are not drawn"
+                );
             }
         }
     }
 
-    fn try_layout(&mut self, renderer: &mut LabelRenderer, labels: &[LabelItem]) -> Result<(), AtlasFull> {
+    fn try_layout(
+        &mut self,
+        renderer: &mut LabelRenderer,
+        labels: &[LabelItem],
+    ) -> Result<(), AtlasFull> {
         self.labels.clear();
         self.glyphs.clear();
-        let Some(font) = renderer.font.clone() else { return Ok(()) };
+        let Some(font) = renderer.font.clone() else {
+            return Ok(());
+        };
         for label in labels {
-            // `!(a >= b)` also drops NaN sizes.
-            if !(label.size_px >= MIN_LABEL_PX) || label.text.is_empty() || !label.pos.is_finite() {
+            if label.size_px.is_nan() || label.size_px < MIN_LABEL_PX || label.text.is_empty() || !label.pos.is_finite() {
                 continue;
             }
             if self.glyphs.len() >= MAX_GLYPHS {
@@ -388,7 +435,13 @@ impl LabelDrawData {
             let bucket = (label.size_px.round() as u32).clamp(1, MAX_BUCKET_PX);
             let scale = label.size_px / bucket as f32;
             let scaled = font.as_scaled(PxScale::from(bucket as f32));
-            let chars = || label.text.chars().filter(|c| !c.is_control()).take(MAX_LABEL_CHARS);
+            let chars = || {
+                label
+                    .text
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_LABEL_CHARS)
+            };
             let mut width = 0.0;
             let mut prev: Option<GlyphId> = None;
             for c in chars() {
@@ -416,7 +469,9 @@ impl LabelDrawData {
                 prev = Some(id);
                 let origin = Vec2::new(start_x + pen.round(), baseline);
                 pen += scaled.h_advance(id);
-                let Some(g) = renderer.glyph(id, bucket)? else { continue };
+                let Some(g) = renderer.glyph(id, bucket)? else {
+                    continue;
+                };
                 let offset = (origin + Vec2::new(g.min[0] as f32, g.min[1] as f32)) * scale;
                 let size = Vec2::new(g.w as f32, g.h as f32) * scale;
                 min = min.min(offset);
@@ -484,7 +539,9 @@ impl LabelDrawData {
 
     /// Draws the visible glyphs in one instanced draw.
     pub fn paint(&self, renderer: &LabelRenderer, pass: &mut wgpu::RenderPass<'_>) {
-        let (Some(slice), Some((_, bind_group))) = (self.buffer.slice(), &renderer.texture) else { return };
+        let (Some(slice), Some((_, bind_group))) = (self.buffer.slice(), &renderer.texture) else {
+            return;
+        };
         if self.count == 0 {
             return;
         }

@@ -15,6 +15,7 @@
 //! distance functions give better anti-aliasing without 4× target memory), and egui's painter for
 //! labels (it would tie text to the window; see `labels.rs`).
 
+pub mod baseline;
 mod context;
 mod edges;
 mod frame;
@@ -24,7 +25,6 @@ mod labels;
 mod nodes;
 mod offscreen;
 mod pipeline;
-pub mod baseline;
 pub mod shaders;
 
 use std::path::PathBuf;
@@ -35,7 +35,9 @@ pub use frame::{Globals, GraphRenderer, PrepareStats};
 pub use heatmap::{DEFAULT_BUDGET_BYTES as HEATMAP_DEFAULT_BUDGET_BYTES, HeatmapInstance};
 pub use labels::{GlyphInstance, MIN_LABEL_PX};
 pub use nodes::NodeInstance;
-pub use offscreen::{OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, load_png, render_to_rgba, save_png};
+pub use offscreen::{
+    OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, load_png, render_to_rgba, save_png,
+};
 
 /// Errors of the renderer.
 #[derive(Debug, thiserror::Error)]

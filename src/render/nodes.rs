@@ -64,7 +64,11 @@ pub struct NodeRenderer {
 
 impl NodeRenderer {
     /// Compiles the pipeline for `format`; `globals` is the shared camera bind group layout.
-    pub fn new(device: &wgpu::Device, globals: &wgpu::BindGroupLayout, format: wgpu::TextureFormat) -> Self {
+    pub fn new(
+        device: &wgpu::Device,
+        globals: &wgpu::BindGroupLayout,
+        format: wgpu::TextureFormat,
+    ) -> Self {
         let module = shaders::NODES.create_module(device);
         let pipeline = pipeline::create(
             device,
@@ -97,21 +101,37 @@ pub struct NodeDrawData {
 
 impl Default for NodeDrawData {
     fn default() -> Self {
-        NodeDrawData { buffer: GrowBuffer::new("node instances", wgpu::BufferUsages::VERTEX), count: 0, scratch: Vec::new() }
+        NodeDrawData {
+            buffer: GrowBuffer::new("node instances", wgpu::BufferUsages::VERTEX),
+            count: 0,
+            scratch: Vec::new(),
+        }
     }
 }
 
 impl NodeDrawData {
     /// Packs and uploads `nodes` (in parallel; the buffer is reused). Returns the bytes uploaded.
-    pub fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, nodes: &[NodeItem]) -> u64 {
-        let max = gpu_buffer::max_instances(device, std::mem::size_of::<NodeInstance>()).min(u32::MAX as usize);
+    pub fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        nodes: &[NodeItem],
+    ) -> u64 {
+        let max = gpu_buffer::max_instances(device, std::mem::size_of::<NodeInstance>())
+            .min(u32::MAX as usize);
         let nodes = if nodes.len() > max {
-            log::warn!("render: {} nodes exceed one GPU buffer; drawing the first {max}", nodes.len());
+            log::warn!(
+                "render: {} nodes exceed one GPU buffer; drawing the first {max}",
+                nodes.len()
+            );
             nodes.get(..max).unwrap_or(nodes)
         } else {
             nodes
         };
-        nodes.par_iter().map(NodeInstance::from_item).collect_into_vec(&mut self.scratch);
+        nodes
+            .par_iter()
+            .map(NodeInstance::from_item)
+            .collect_into_vec(&mut self.scratch);
         let bytes: &[u8] = bytemuck::cast_slice(&self.scratch);
         self.buffer.write(device, queue, bytes);
         self.count = self.scratch.len() as u32;
@@ -156,7 +176,10 @@ mod tests {
         assert_eq!(inst.packed & 0xffff, flags::SELECTED | flags::FRAME);
         assert_eq!((inst.packed >> 16) & 0xff, SHAPE_CIRCLE);
         assert_eq!(inst.packed >> 24, 128);
-        let nan = NodeInstance::from_item(&NodeItem { alpha: f32::NAN, ..item });
+        let nan = NodeInstance::from_item(&NodeItem {
+            alpha: f32::NAN,
+            ..item
+        });
         assert_eq!(nan.packed >> 24, 0);
     }
 }

@@ -46,9 +46,12 @@ impl RgbaImage {
 
     /// A `width`×`height` picture of one colour.
     pub fn filled(width: u32, height: u32, color: [u8; 4]) -> Self {
-        RgbaImage { width, height, pixels: color.repeat(width as usize * height as usize) }
+        RgbaImage {
+            width,
+            height,
+            pixels: color.repeat(width as usize * height as usize),
+        }
     }
-
 }
 
 /// Checks a requested picture size and returns its byte count.
@@ -116,8 +119,15 @@ impl OffscreenRenderer {
         height: u32,
     ) -> Result<RgbaImage, RenderError> {
         ctx.check_lost()?;
-        let mut image = RgbaImage { width, height, pixels: vec![0; image_bytes(width, height)?] };
-        let full = Camera { viewport: DVec2::new(f64::from(width), f64::from(height)), ..*camera };
+        let mut image = RgbaImage {
+            width,
+            height,
+            pixels: vec![0; image_bytes(width, height)?],
+        };
+        let full = Camera {
+            viewport: DVec2::new(f64::from(width), f64::from(height)),
+            ..*camera
+        };
         let tile_w = width.min(self.max_tile);
         let tile_h = height.min(self.max_tile);
         self.ensure_target(ctx, tile_w, tile_h);
@@ -127,7 +137,10 @@ impl OffscreenRenderer {
             let mut x0 = 0;
             while x0 < width {
                 // Every tile renders tile_w × tile_h; only the part inside the picture is kept.
-                let tile_center = DVec2::new(f64::from(x0) + f64::from(tile_w) * 0.5, f64::from(y0) + f64::from(tile_h) * 0.5);
+                let tile_center = DVec2::new(
+                    f64::from(x0) + f64::from(tile_w) * 0.5,
+                    f64::from(y0) + f64::from(tile_h) * 0.5,
+                );
                 let tile_camera = Camera {
                     center: full.world_from_screen(tile_center),
                     zoom: full.zoom,
@@ -157,13 +170,20 @@ impl OffscreenRenderer {
     }
 
     fn ensure_target(&mut self, ctx: &RenderContext, w: u32, h: u32) {
-        let fits = self.target.as_ref().is_some_and(|(t, _)| t.width() == w && t.height() == h);
+        let fits = self
+            .target
+            .as_ref()
+            .is_some_and(|(t, _)| t.width() == w && t.height() == h);
         if fits {
             return;
         }
         let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("offscreen target"),
-            size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            size: wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -194,7 +214,11 @@ impl OffscreenRenderer {
             return Err(RenderError::Gpu("off-screen target missing".into()));
         };
         self.renderer.prepare(&ctx.device, &ctx.queue, camera, list);
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("offscreen") });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("offscreen"),
+            });
         {
             let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
                 label: Some("offscreen"),
@@ -202,19 +226,35 @@ impl OffscreenRenderer {
                     view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(clear_color(list.background)), store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(clear_color(list.background)),
+                        store: wgpu::StoreOp::Store,
+                    },
                 })],
                 ..Default::default()
             });
             self.renderer.paint(&mut pass);
         }
         encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo { texture, mip_level: 0, origin: wgpu::Origin3d::ZERO, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyTextureInfo {
+                texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
             wgpu::TexelCopyBufferInfo {
                 buffer: readback,
-                layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(padded_row_bytes(w)), rows_per_image: Some(h) },
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(padded_row_bytes(w)),
+                    rows_per_image: Some(h),
+                },
             },
-            wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
         );
         let submission = ctx.queue.submit([encoder.finish()]);
         read_buffer(ctx, readback, submission)
@@ -222,20 +262,34 @@ impl OffscreenRenderer {
 }
 
 /// Maps `buffer` after `submission` finished and copies its bytes out.
-fn read_buffer(ctx: &RenderContext, buffer: &wgpu::Buffer, submission: wgpu::SubmissionIndex) -> Result<Vec<u8>, RenderError> {
+fn read_buffer(
+    ctx: &RenderContext,
+    buffer: &wgpu::Buffer,
+    submission: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>, RenderError> {
     let (tx, rx) = std::sync::mpsc::channel();
     buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     ctx.device
-        .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(submission),
+            timeout: None,
+        })
         .map_err(|e| RenderError::Gpu(e.to_string()))?;
     match rx.recv() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(RenderError::Gpu(format!("mapping the readback buffer: {e}"))),
+        Ok(Err(e)) => {
+            return Err(RenderError::Gpu(format!(
+                "mapping the readback buffer: {e}"
+            )));
+        }
         Err(_) => return Err(RenderError::DeviceLost),
     }
-    let bytes = buffer.get_mapped_range(..).map_err(|e| RenderError::Gpu(e.to_string()))?.to_vec();
+    let bytes = buffer
+        .get_mapped_range(..)
+        .map_err(|e| RenderError::Gpu(e.to_string()))?
+        .to_vec();
     buffer.unmap();
     Ok(bytes)
 }
@@ -250,9 +304,18 @@ pub fn padded_row_bytes(width: u32) -> u32 {
 pub fn clear_color(srgb: [u8; 4]) -> wgpu::Color {
     let lin = |c: u8| {
         let c = f64::from(c) / 255.0;
-        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
     };
-    wgpu::Color { r: lin(srgb[0]), g: lin(srgb[1]), b: lin(srgb[2]), a: f64::from(srgb[3]) / 255.0 }
+    wgpu::Color {
+        r: lin(srgb[0]),
+        g: lin(srgb[1]),
+        b: lin(srgb[2]),
+        a: f64::from(srgb[3]) / 255.0,
+    }
 }
 
 /// Renders `list` seen by `camera` (its centre and zoom; the viewport becomes `width`×`height`) to
@@ -269,8 +332,14 @@ pub fn render_to_rgba(
 
 /// Writes `img` as an 8-bit sRGB RGBA PNG.
 pub fn save_png(img: &RgbaImage, path: &Path) -> Result<(), RenderError> {
-    let io = |source: std::io::Error| RenderError::Io { path: path.to_path_buf(), source };
-    let png_err = |e: png::EncodingError| RenderError::Png { path: path.to_path_buf(), message: e.to_string() };
+    let io = |source: std::io::Error| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let png_err = |e: png::EncodingError| RenderError::Png {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let file = std::fs::File::create(path).map_err(io)?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), img.width, img.height);
     encoder.set_color(png::ColorType::Rgba);
@@ -283,8 +352,14 @@ pub fn save_png(img: &RgbaImage, path: &Path) -> Result<(), RenderError> {
 
 /// Reads an 8-bit RGBA or RGB PNG (the golden tests' references).
 pub fn load_png(path: &Path) -> Result<RgbaImage, RenderError> {
-    let io = |source: std::io::Error| RenderError::Io { path: path.to_path_buf(), source };
-    let png_err = |e: png::DecodingError| RenderError::Png { path: path.to_path_buf(), message: e.to_string() };
+    let io = |source: std::io::Error| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let png_err = |e: png::DecodingError| RenderError::Png {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -294,13 +369,28 @@ pub fn load_png(path: &Path) -> Result<RgbaImage, RenderError> {
     let (width, height) = (info.width, info.height);
     let pixels = match info.color_type {
         png::ColorType::Rgba => buf.get(..info.buffer_size()).unwrap_or(&[]).to_vec(),
-        png::ColorType::Rgb => buf.get(..info.buffer_size()).unwrap_or(&[]).chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        png::ColorType::Rgb => buf
+            .get(..info.buffer_size())
+            .unwrap_or(&[])
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
         other => {
-            return Err(RenderError::Png { path: path.to_path_buf(), message: format!("unsupported colour type {other:?}") });
+            return Err(RenderError::Png {
+                path: path.to_path_buf(),
+                message: format!("unsupported colour type {other:?}"),
+            });
         }
     };
     if pixels.len() != image_bytes(width, height)? {
-        return Err(RenderError::Png { path: path.to_path_buf(), message: "truncated image data".into() });
+        return Err(RenderError::Png {
+            path: path.to_path_buf(),
+            message: "truncated image data".into(),
+        });
     }
-    Ok(RgbaImage { width, height, pixels })
+    Ok(RgbaImage {
+        width,
+        height,
+        pixels,
+    })
 }

@@ -30,7 +30,11 @@ pub(crate) fn create(device: &wgpu::Device, desc: PipelineDesc<'_>) -> wgpu::Ren
             compilation_options: Default::default(),
             buffers: if buffers[0].is_some() { &buffers } else { &[] },
         },
-        primitive: wgpu::PrimitiveState { topology: desc.topology, cull_mode: None, ..Default::default() },
+        primitive: wgpu::PrimitiveState {
+            topology: desc.topology,
+            cull_mode: None,
+            ..Default::default()
+        },
         depth_stencil: None,
         multisample: wgpu::MultisampleState::default(),
         fragment: Some(wgpu::FragmentState {
