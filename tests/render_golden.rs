@@ -4,7 +4,10 @@
 //! and `<name>.diff.png` beside the reference (git-ignored); `UPDATE_SNAPSHOTS=1` rewrites the
 //! references. No adapter is a loud failure unless `MODELMAP_SKIP_GPU_TESTS=1`.
 
-#![allow(clippy::unwrap_used, reason = "test helpers panic on failure by design")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,6 +1,9 @@
 //! Every WGSL file, loaded through the renderer's own loader, parses and validates with naga.
 
-#![allow(clippy::unwrap_used, reason = "test helpers panic on failure by design")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
 
 use modelmap::render::shaders;
 
