@@ -9,7 +9,7 @@
 //! vertex index and collapsing segments beyond what the screen length needs. Vertex shading is not
 //! free (lavapipe runs it on the CPU), so curves are also sorted into batches by world-length octave
 //! at upload and each batch is drawn with the vertex count its longest member needs at this frame's
-//! zoom: at overview zoom a curve costs ~12 vertices instead of 144. Arrowheads are one quad per ARROW edge over the middle two runs. Neighbouring curve
+//! zoom: at overview zoom a curve costs 6 vertices (one segment) instead of 144. Arrowheads are one quad per ARROW edge over the middle two runs. Neighbouring curve
 //! segments share their joint vertices (each uses the analytic normal at the shared parameter), so
 //! translucent curves have no double-blended joints. The edge body is pulled back under the
 //! arrowhead for the same reason.
@@ -29,7 +29,7 @@ use crate::lod::{EdgeItem, flags};
 pub const CURVE_SEGMENTS: u32 = 24;
 /// Screen length of one curve segment, pixels. Keep in sync with `CURVE_SEGMENT_PX` in
 /// shaders/edges.wgsl.
-pub const CURVE_SEGMENT_PX: f32 = 6.0;
+pub const CURVE_SEGMENT_PX: f32 = 10.0;
 /// Fixed-point scale of the packed width. Keep in sync with `WIDTH_SCALE` in shaders/edges.wgsl.
 pub const WIDTH_SCALE: f32 = 32.0;
 
@@ -193,13 +193,13 @@ pub fn batch_curves(out: &mut [EdgeInstance], runs: &EdgeRuns) -> Vec<CurveBatch
 }
 
 /// Segments a batch needs at `zoom`: the control polygon of a curve with vertical tangents is at
-/// most √2 × its chord, plus a margin so the shader's own count never exceeds it.
+/// most √2 × its chord; 1.5 × leaves a margin so the shader's own count never exceeds it.
 pub fn batch_segments(max_len: f32, zoom: f32) -> u32 {
     let polygon_px = max_len * 1.5 * zoom;
     if !polygon_px.is_finite() {
         return CURVE_SEGMENTS;
     }
-    ((polygon_px / CURVE_SEGMENT_PX).ceil() as u32 + 1).clamp(1, CURVE_SEGMENTS)
+    ((polygon_px / CURVE_SEGMENT_PX).ceil() as u32).clamp(1, CURVE_SEGMENTS)
 }
 
 /// Reorders edges into the four runs (see the module note), stable within each run.
@@ -400,8 +400,8 @@ mod tests {
             .collect();
         assert_eq!(lens, [(0, 1, 1.2), (1, 2, 3.0), (2, 3, 1.5), (3, 5, 120.0)]);
         assert_eq!(out[3].to[1], 100.0);
-        // 120 world units at zoom 0.1 is 18 px of polygon: 3 + 1 segments; deep zoom hits the cap.
-        assert_eq!(batch_segments(120.0, 0.1), 4);
+        // 120 world units at zoom 0.1 is 18 px of polygon: 2 segments; deep zoom hits the cap.
+        assert_eq!(batch_segments(120.0, 0.1), 2);
         assert_eq!(batch_segments(120.0, 1000.0), CURVE_SEGMENTS);
         assert_eq!(batch_segments(0.0, 1.0), 1);
     }
