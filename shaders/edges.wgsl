@@ -151,7 +151,13 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     var out: EdgeVarying;
     out.color = style.color;
     out.shape = vec3<f32>(style.half_w, 0.0, 0.0);
-    if segment >= segments {
+    // Off-screen curves (their control hull misses the viewport) collapse too: degenerate
+    // triangles are dropped before clipping, which matters for long curves at deep zoom.
+    let pad = vec2<f32>(style.half_w + 1.0);
+    let lo = min(min(c.p0, c.p1), min(c.p2, c.p3)) - pad;
+    let hi = max(max(c.p0, c.p1), max(c.p2, c.p3)) + pad;
+    let visible = all(hi >= vec2<f32>(0.0)) && all(lo <= globals.viewport);
+    if segment >= segments || !visible {
         // Collapsed: every vertex at the same point, nothing rasterized.
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
