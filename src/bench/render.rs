@@ -6,7 +6,9 @@
 //! the GPU having finished (`poll(Wait)`), with GPU time from timestamp queries where the adapter
 //! has `TIMESTAMP_QUERY`. In the same run a minimal instanced SDF-circle pipeline
 //! ([`crate::render::baseline`]) draws the same nodes along the same path, and the report gives our
-//! renderer's median as a ratio of it.
+//! renderer's median as a ratio of it, and also runs our renderer on the nodes alone (what the
+//! baseline draws) to separate pipeline overhead from the cost of drawing edges and labels.
+//! `MODELMAP_BENCH_TRACE=1` logs every frame's zoom and times to stderr.
 
 use std::time::{Duration, Instant};
 
