@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 
-use modelmap::bench::stats::open_safetensors;
 use modelmap::model::{DType, Model};
 use modelmap::stats::anomaly::{AnomalyKind, find_anomalies};
 use modelmap::stats::heatmap::{Agg, HeatmapView, tile, value_at};
@@ -42,13 +41,9 @@ fn facts(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("facts.json")).unwrap()).unwrap()
 }
 
-/// Opens a corpus file. Safetensors files are mapped by the bench's reader; other formats need the
-/// loaders (`load::open`) and are skipped (`None`) until they are wired in.
+/// Opens a corpus file with the real loaders.
 fn open(path: &Path) -> Option<Model> {
-    if path.extension().is_some_and(|e| e == "safetensors") {
-        return Some(open_safetensors(path).unwrap());
-    }
-    None
+    Some(modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 fn close(ours: f64, want: f64, tol: f64) -> bool {
@@ -202,7 +197,7 @@ fn planted_nan_and_dead_row_in_a_checkpoint_file_are_found() {
         ));
     }
     safetensors::serialize_to_file(tensors, None, &path).unwrap();
-    let m = open_safetensors(&path).unwrap();
+    let m = open(&path).unwrap();
     let stats = model_stats(&m, &|_, _| {});
     let a = find_anomalies(&m, &stats);
     let nan = a
