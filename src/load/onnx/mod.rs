@@ -6,7 +6,7 @@
 
 pub mod proto;
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -88,14 +88,14 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     let mut ext = External {
         model_path: path.to_path_buf(),
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        maps: HashMap::new(),
+        maps: HashMap::default(),
     };
     let graph_proto = proto.graph.unwrap_or_default();
     let mut conv = Converter {
         model: &mut model,
         ext: &mut ext,
     };
-    let graph = conv.graph(&graph_proto, true)?;
+    let graph = conv.graph(graph_proto, true)?;
     model.graph = graph;
     build_hierarchy(&mut model);
     Ok(model)
@@ -137,12 +137,12 @@ struct Converter<'a> {
 }
 
 impl Converter<'_> {
-    fn graph(&mut self, g: &GraphProto, top_level: bool) -> Result<Graph, LoadError> {
+    fn graph(&mut self, mut g: GraphProto, top_level: bool) -> Result<Graph, LoadError> {
         let mut graph = Graph {
             name: g.name.clone(),
             ..Graph::default()
         };
-        let mut values: HashMap<String, ValueId> = HashMap::new();
+        let mut values: HashMap<String, ValueId> = HashMap::default();
         let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
             if let Some(&v) = values.get(name) {
                 return v;
@@ -157,7 +157,7 @@ impl Converter<'_> {
         };
 
         // Initializers: parameters, owned by their first consumer.
-        let mut initializers: HashMap<&str, TensorId> = HashMap::new();
+        let mut initializers: HashMap<String, TensorId> = HashMap::default();
         let origin = if top_level {
             TensorOrigin::Initializer
         } else {
@@ -166,7 +166,7 @@ impl Converter<'_> {
         for t in &g.initializer {
             let tensor = self.tensor(t, origin);
             let id = self.model.add_tensor(tensor);
-            initializers.insert(t.name.as_str(), id);
+            initializers.insert(t.name.clone(), id);
         }
         for s in &g.sparse_initializer {
             if let Some(v) = &s.values {
@@ -175,7 +175,7 @@ impl Converter<'_> {
                 // Sparse: the stored values are not the dense bytes.
                 tensor.data = TensorData::Missing;
                 let id = self.model.add_tensor(tensor);
-                initializers.insert(v.name.as_str(), id);
+                initializers.insert(v.name.clone(), id);
             }
         }
 
@@ -203,14 +203,16 @@ impl Converter<'_> {
             graph.add_node(node);
         }
 
-        let mut owned: std::collections::HashSet<TensorId> = std::collections::HashSet::new();
-        for (index, np) in g.node.iter().enumerate() {
+        let mut owned: FxHashSet<TensorId> = FxHashSet::default();
+        // Nodes are consumed one by one: their strings move into the IR and the protobuf tree is
+        // freed as we go, so the peak holds little more than one copy of the graph.
+        for (index, mut np) in std::mem::take(&mut g.node).into_iter().enumerate() {
             let name = if np.name.is_empty() {
                 np.output
                     .first()
                     .map_or_else(|| format!("{}_{index}", np.op_type), |o| o.clone())
             } else {
-                np.name.clone()
+                std::mem::take(&mut np.name)
             };
             let mut node = Node::new(name, np.op_type.clone(), NodeKind::Op);
             let node_id = graph.nodes.len() as u32;
@@ -235,12 +237,13 @@ impl Converter<'_> {
                 node.attributes
                     .push(("domain".into(), AttrValue::String(np.domain.clone())));
             }
-            for a in &np.attribute {
+            for a in std::mem::take(&mut np.attribute) {
+                let name = a.name.clone();
                 let value = self.attribute(a, &np.op_type, top_level, &mut graph, node_id)?;
                 if let AttrValue::Tensor(t) = value {
                     node.tensors.push(t);
                 }
-                node.attributes.push((a.name.clone(), value));
+                node.attributes.push((name, value));
             }
             graph.add_node(node);
         }
@@ -258,7 +261,7 @@ impl Converter<'_> {
 
     fn attribute(
         &mut self,
-        a: &proto::AttributeProto,
+        mut a: proto::AttributeProto,
         op: &str,
         top_level: bool,
         graph: &mut Graph,
@@ -267,7 +270,7 @@ impl Converter<'_> {
         let ty = if a.r#type != 0 {
             a.r#type
         } else {
-            infer_attr_type(a)
+            infer_attr_type(&a)
         };
         Ok(match ty {
             at::FLOAT => AttrValue::Float(a.f),
@@ -299,9 +302,9 @@ impl Converter<'_> {
                 )),
                 None => AttrValue::Other("tensor (empty)".into()),
             },
-            at::GRAPH => match &a.g {
+            at::GRAPH => match a.g.take() {
                 Some(g) => {
-                    let sub = self.graph(g, false)?;
+                    let sub = self.graph(*g, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
                         attribute: a.name.clone(),
@@ -313,7 +316,8 @@ impl Converter<'_> {
             },
             at::GRAPHS => {
                 let first = graph.subgraphs.len();
-                for g in &a.graphs {
+                let count = a.graphs.len();
+                for g in std::mem::take(&mut a.graphs) {
                     let sub = self.graph(g, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
@@ -321,7 +325,7 @@ impl Converter<'_> {
                         graph: sub,
                     });
                 }
-                AttrValue::Other(format!("{} subgraphs (#{first}…)", a.graphs.len()))
+                AttrValue::Other(format!("{count} subgraphs (#{first}…)"))
             }
             at::TENSORS => AttrValue::Other(format!("{} tensors", a.tensors.len())),
             at::SPARSE_TENSOR => AttrValue::Other("sparse tensor".into()),
