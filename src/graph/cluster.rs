@@ -1,0 +1,582 @@
+//! The cluster tree: the level-of-detail hierarchy every layout produces, and that the LOD cut walks.
+//!
+//! How it works: clusters are numbered breadth-first from the root (cluster 0), so parents have smaller
+//! ids than children and one reverse sweep computes anything bottom-up (member counts, boxes,
+//! dominant op). Each node hangs under exactly one cluster ([`ClusterTree::node_cluster`]), so every
+//! node lies on exactly one leaf-to-root chain. Empty clusters are pruned.
+//!
+//! Aggregated edges: an original edge `u → v` whose endpoints hang under clusters `cu`, `cv` is
+//! counted once, in the lowest common cluster `L` of `cu` and `cv`, between the two *direct children*
+//! of `L` that hold `u` and `v` (a child cluster, or the node itself when it hangs directly under `L`).
+//! So every edge except a self-loop (`u == v`, counted in [`ClusterTree::self_loops`] and nowhere
+//! else) is in exactly one [`AggEdge`]; an edge between two nodes of one leaf cluster is an `AggEdge`
+//! of that cluster between two `Item::Node`s. Aggregates are directed: `a` holds the producer.
+//! Computed with a parallel map (walk both chains up to the common cluster) and one parallel sort by
+//! `(L, a, b)`: O(E · depth + E log E), no per-cluster hash maps.
+//!
+//! Rejected: storing aggregates only between clusters at the same depth (a cut mixes depths, so the
+//! LOD code would need to re-aggregate each frame), and per-pair hash maps (memory-heavy at 2 M edges).
+
+use glam::DVec2;
+use rayon::prelude::*;
+
+use crate::model::{GroupId, Hierarchy, NodeId};
+use crate::view::Rect;
+
+/// Index of a cluster in [`ClusterTree::clusters`]; 0 is the root.
+pub type ClusterId = u32;
+
+/// A child of a cluster: a graph node or a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Item {
+    /// A graph node.
+    Node(NodeId),
+    /// A cluster.
+    Cluster(ClusterId),
+}
+
+impl Item {
+    fn key(self) -> u64 {
+        match self {
+            Item::Node(n) => n as u64,
+            Item::Cluster(c) => (1u64 << 32) | c as u64,
+        }
+    }
+
+    fn from_key(k: u64) -> Item {
+        if k >> 32 == 0 { Item::Node(k as u32) } else { Item::Cluster(k as u32) }
+    }
+}
+
+/// Aggregated edges between two direct children of one cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggEdge {
+    /// The child holding the producers.
+    pub a: Item,
+    /// The child holding the consumers.
+    pub b: Item,
+    /// Number of original edges.
+    pub count: u32,
+    /// Sum of the weights of the original edges (each original edge weighs 1).
+    pub weight: f32,
+    /// The original edge ids, as a range into [`ClusterTree::edge_ids`].
+    pub edges: std::ops::Range<u32>,
+}
+
+/// One cluster of the tree.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// Parent (`None` for the root).
+    pub parent: Option<ClusterId>,
+    /// Child clusters, in order.
+    pub child_clusters: Vec<ClusterId>,
+    /// Nodes hanging directly under this cluster.
+    pub child_nodes: Vec<NodeId>,
+    /// Bounding box in world units (filled by the layout).
+    pub bbox: Rect,
+    /// Nodes in this cluster and below.
+    pub member_count: u64,
+    /// Parameters of those nodes.
+    pub param_count: u64,
+    /// Depth below the root (root = 0).
+    pub depth: u32,
+    /// Display label.
+    pub label: String,
+    /// Most common op below (mode of the children's modes, weighted by members: an approximation).
+    pub dominant_op: String,
+    /// The hierarchy group it stands for, if any (computed clusters have none).
+    pub group: Option<GroupId>,
+    /// Aggregated edges between direct children of this cluster.
+    pub sibling_edges: Vec<AggEdge>,
+}
+
+/// The input to [`ClusterTree::build`]: one cluster's parent and naming.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSpec {
+    /// Parent spec index (`None` or invalid: attached to spec 0, the root).
+    pub parent: Option<ClusterId>,
+    /// Display label.
+    pub label: String,
+    /// Hierarchy group.
+    pub group: Option<GroupId>,
+}
+
+/// The level-of-detail tree. See the module notes for the edge-aggregation rule.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterTree {
+    /// All clusters; `[0]` is the root.
+    pub clusters: Vec<Cluster>,
+    /// The cluster each node hangs under directly.
+    pub node_cluster: Vec<ClusterId>,
+    /// Original edge ids grouped by aggregate ([`AggEdge::edges`] ranges index this).
+    pub edge_ids: Vec<u32>,
+    /// Self-loops (not in any aggregate).
+    pub self_loops: u32,
+}
+
+impl ClusterTree {
+    /// Builds a tree from specs (spec 0 is the root) and each node's spec. Renumbers breadth-first,
+    /// prunes clusters with no nodes below them, and attaches clusters with a missing parent (or on a
+    /// parent cycle) to the root. Member counts and depths are filled; boxes, parameters, ops and
+    /// aggregated edges come from the `fill_*`/[`ClusterTree::aggregate_edges`] calls.
+    pub fn build(specs: Vec<ClusterSpec>, node_cluster: &[ClusterId]) -> ClusterTree {
+        let mut specs = specs;
+        if specs.is_empty() {
+            specs.push(ClusterSpec::default());
+        }
+        let s = specs.len();
+        let node_spec: Vec<u32> = node_cluster.iter().map(|&c| if (c as usize) < s { c } else { 0 }).collect();
+        // Direct node counts, then counts below each spec (through a BFS order that tolerates bad parents).
+        let parents: Vec<usize> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, sp)| match sp.parent {
+                Some(p) if i != 0 && (p as usize) < s && p as usize != i => p as usize,
+                _ => 0,
+            })
+            .collect();
+        let parent_of = |i: usize| -> usize { parents[i] };
+        let order = bfs_order(s, &parent_of);
+        let mut below = vec![0u64; s];
+        for &c in &node_spec {
+            below[c as usize] += 1;
+        }
+        for &i in order.iter().rev() {
+            if i != 0 {
+                let p = parent_of(i);
+                below[p] += below[i];
+            }
+        }
+        // Keep the root and non-empty specs, numbered in BFS order.
+        let mut new_id = vec![u32::MAX; s];
+        let mut kept: Vec<usize> = Vec::new();
+        for &i in &order {
+            if i == 0 || below[i] > 0 {
+                new_id[i] = kept.len() as u32;
+                kept.push(i);
+            }
+        }
+        let mut clusters: Vec<Cluster> = kept
+            .iter()
+            .map(|&i| Cluster {
+                parent: if i == 0 { None } else { Some(new_id[parent_of(i)]) },
+                child_clusters: Vec::new(),
+                child_nodes: Vec::new(),
+                bbox: Rect::EMPTY,
+                member_count: below[i],
+                param_count: 0,
+                depth: 0,
+                label: std::mem::take(&mut specs[i].label),
+                dominant_op: String::new(),
+                group: specs[i].group,
+                sibling_edges: Vec::new(),
+            })
+            .collect();
+        for c in 1..clusters.len() {
+            if let Some(p) = clusters[c].parent {
+                let d = clusters[p as usize].depth + 1;
+                clusters[c].depth = d;
+                clusters[p as usize].child_clusters.push(c as u32);
+            }
+        }
+        let node_cluster: Vec<ClusterId> = node_spec.iter().map(|&c| new_id[c as usize]).collect();
+        for (v, &c) in node_cluster.iter().enumerate() {
+            clusters[c as usize].child_nodes.push(v as u32);
+        }
+        ClusterTree { clusters, node_cluster, edge_ids: Vec::new(), self_loops: 0 }
+    }
+
+    /// One cluster per hierarchy group that holds nodes (cluster labels are group names; the root is
+    /// labelled `root_label`). Node groups out of range hang under the root.
+    pub fn from_hierarchy(hierarchy: &Hierarchy, node_groups: &[GroupId], root_label: &str) -> ClusterTree {
+        let specs: Vec<ClusterSpec> = hierarchy
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| ClusterSpec {
+                parent: if i == 0 { None } else { g.parent.filter(|&p| (p as usize) < i) },
+                label: if i == 0 { root_label.to_string() } else { g.name.clone() },
+                group: Some(i as GroupId),
+            })
+            .collect();
+        ClusterTree::build(specs, node_groups)
+    }
+
+    /// A tree from multilevel coarsening: `maps[0][v]` is the level-1 cluster of node `v`, and
+    /// `maps[k][c]` the level-(k+1) cluster of level-k cluster `c`; the last level's clusters are the
+    /// root's children. Clusters with a single child are spliced out (a node carried up unmatched
+    /// through several levels is one item, not a chain).
+    pub fn from_levels(node_count: usize, maps: &[Vec<u32>]) -> ClusterTree {
+        // Spec numbering: root 0, then the top level first, down to level 1 (parents before children).
+        let sizes: Vec<usize> =
+            maps.iter().enumerate().map(|(k, _)| maps.get(k + 1).map_or(0, |m| m.len())).collect();
+        let top = maps.last().map_or(0, |m| m.iter().copied().max().map_or(0, |x| x as usize + 1));
+        let mut level_size: Vec<usize> = sizes;
+        if let Some(last) = level_size.last_mut() {
+            *last = top;
+        }
+        // base[k] = first spec of level k+1 clusters.
+        let mut base = vec![0usize; maps.len()];
+        let mut next = 1usize;
+        for k in (0..maps.len()).rev() {
+            base[k] = next;
+            next += level_size[k];
+        }
+        let total = next;
+        let mut parent = vec![0u32; total];
+        for k in 0..maps.len() {
+            if k + 1 < maps.len() {
+                for (c, &p) in maps[k + 1].iter().enumerate() {
+                    if c < level_size[k] && (p as usize) < level_size[k + 1] {
+                        parent[base[k] + c] = (base[k + 1] + p as usize) as u32;
+                    }
+                }
+            }
+        }
+        let mut node_spec: Vec<u32> = match maps.first() {
+            Some(m) => (0..node_count)
+                .map(|v| m.get(v).filter(|&&c| (c as usize) < level_size[0]).map_or(0, |&c| (base[0] + c as usize) as u32))
+                .collect(),
+            None => vec![0; node_count],
+        };
+        // Splice single-child clusters.
+        let mut children = vec![0u32; total];
+        for &p in parent.iter().skip(1) {
+            children[p as usize] += 1;
+        }
+        for &c in &node_spec {
+            children[c as usize] += 1;
+        }
+        let effective = |mut p: u32| {
+            while p != 0 && children[p as usize] == 1 {
+                p = parent[p as usize];
+            }
+            p
+        };
+        let new_parent: Vec<u32> = parent.iter().map(|&p| effective(p)).collect();
+        for c in &mut node_spec {
+            *c = effective(*c);
+        }
+        let specs: Vec<ClusterSpec> = (0..total)
+            .map(|i| ClusterSpec {
+                parent: if i == 0 { None } else { Some(new_parent[i]) },
+                label: String::new(),
+                group: None,
+            })
+            .collect();
+        let mut tree = ClusterTree::build(specs, &node_spec);
+        for (i, c) in tree.clusters.iter_mut().enumerate() {
+            c.label = if i == 0 { "graph".to_string() } else { format!("cluster {i}") };
+        }
+        tree
+    }
+
+    /// The direct children of `c`: clusters first, then nodes.
+    pub fn children(&self, c: ClusterId) -> impl Iterator<Item = Item> + '_ {
+        let cl = self.clusters.get(c as usize);
+        let cs = cl.map_or(&[][..], |c| &c.child_clusters[..]);
+        let ns = cl.map_or(&[][..], |c| &c.child_nodes[..]);
+        cs.iter().map(|&c| Item::Cluster(c)).chain(ns.iter().map(|&n| Item::Node(n)))
+    }
+
+    /// `c` and its ancestors up to the root.
+    pub fn ancestors(&self, c: ClusterId) -> impl Iterator<Item = ClusterId> + '_ {
+        std::iter::successors(
+            self.clusters.get(c as usize).map(|_| c),
+            move |&x| self.clusters.get(x as usize).and_then(|cl| cl.parent),
+        )
+    }
+
+    /// The original edge ids an aggregate stands for.
+    pub fn agg_edge_ids(&self, agg: &AggEdge) -> &[u32] {
+        self.edge_ids.get(agg.edges.start as usize..agg.edges.end as usize).unwrap_or(&[])
+    }
+
+    /// Computes every cluster's [`Cluster::sibling_edges`] from the original edges (see the module notes).
+    pub fn aggregate_edges(&mut self, edges: &[(u32, u32)]) {
+        let n = self.node_cluster.len();
+        let clusters = &self.clusters;
+        let node_cluster = &self.node_cluster;
+        let depth = |c: u32| clusters.get(c as usize).map_or(0, |c| c.depth);
+        let parent = |c: u32| clusters.get(c as usize).and_then(|c| c.parent).unwrap_or(0);
+        let mut entries: Vec<(u32, u64, u64, u32)> = edges
+            .par_iter()
+            .enumerate()
+            .filter_map(|(id, &(u, v))| {
+                if u == v || u as usize >= n || v as usize >= n {
+                    return None;
+                }
+                let (mut cu, mut cv) = (node_cluster[u as usize], node_cluster[v as usize]);
+                let (mut a, mut b) = (Item::Node(u), Item::Node(v));
+                while cu != cv {
+                    if depth(cu) >= depth(cv) {
+                        a = Item::Cluster(cu);
+                        cu = parent(cu);
+                    } else {
+                        b = Item::Cluster(cv);
+                        cv = parent(cv);
+                    }
+                }
+                Some((cu, a.key(), b.key(), id as u32))
+            })
+            .collect();
+        self.self_loops = edges.iter().filter(|(u, v)| u == v).count() as u32;
+        entries.par_sort_unstable();
+        for c in &mut self.clusters {
+            c.sibling_edges.clear();
+        }
+        self.edge_ids = entries.iter().map(|e| e.3).collect();
+        let mut i = 0usize;
+        while i < entries.len() {
+            let (l, a, b, _) = entries[i];
+            let mut j = i + 1;
+            while j < entries.len() && entries[j].0 == l && entries[j].1 == a && entries[j].2 == b {
+                j += 1;
+            }
+            if let Some(c) = self.clusters.get_mut(l as usize) {
+                c.sibling_edges.push(AggEdge {
+                    a: Item::from_key(a),
+                    b: Item::from_key(b),
+                    count: (j - i) as u32,
+                    weight: (j - i) as f32,
+                    edges: i as u32..j as u32,
+                });
+            }
+            i = j;
+        }
+    }
+
+    /// Fills every cluster's box as the union of its nodes' rectangles.
+    pub fn fill_bboxes(&mut self, node_rect: impl Fn(NodeId) -> Rect) {
+        for c in (0..self.clusters.len()).rev() {
+            let mut r = Rect::EMPTY;
+            for &v in &self.clusters[c].child_nodes {
+                r = r.union(&node_rect(v));
+            }
+            for &k in &self.clusters[c].child_clusters {
+                if let Some(ch) = self.clusters.get(k as usize) {
+                    r = r.union(&ch.bbox);
+                }
+            }
+            self.clusters[c].bbox = r;
+        }
+    }
+
+    /// Fills parameter counts from per-node counts (missing entries count 0).
+    pub fn fill_params(&mut self, node_params: &[u64]) {
+        for c in (0..self.clusters.len()).rev() {
+            let mut p: u64 = self.clusters[c].child_nodes.iter().map(|&v| node_params.get(v as usize).copied().unwrap_or(0)).sum();
+            for &k in &self.clusters[c].child_clusters {
+                p += self.clusters.get(k as usize).map_or(0, |x| x.param_count);
+            }
+            self.clusters[c].param_count = p;
+        }
+    }
+
+    /// Fills [`Cluster::dominant_op`]: the op with most weight among direct nodes (1 each) and child
+    /// clusters (their dominant op, weighted by member count); ties go to the smaller name.
+    pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
+        let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for c in (0..self.clusters.len()).rev() {
+            counts.clear();
+            for &v in &self.clusters[c].child_nodes {
+                *counts.entry(op_of(v).to_string()).or_insert(0) += 1;
+            }
+            for &k in &self.clusters[c].child_clusters {
+                if let Some(ch) = self.clusters.get(k as usize) {
+                    *counts.entry(ch.dominant_op.clone()).or_insert(0) += ch.member_count;
+                }
+            }
+            let best = counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0))).map(|(k, _)| k.clone());
+            self.clusters[c].dominant_op = best.unwrap_or_default();
+        }
+    }
+
+    /// Splits every cluster with more than `max_children` direct children into computed sub-clusters
+    /// by sort-tile-recursive packing of the children's centres (nodes: `node_center`; clusters: the
+    /// centre of their box, so call [`ClusterTree::fill_bboxes`] first), so the LOD cut never has to
+    /// open 50 000 items at once. New clusters have no group and a label `"parent (k/n)"`. Returns a
+    /// rebuilt tree (boxes and aggregates must be filled again).
+    pub fn split_wide(&self, max_children: usize, node_center: impl Fn(NodeId) -> DVec2) -> ClusterTree {
+        let max_children = max_children.max(2);
+        let mut specs: Vec<ClusterSpec> = self
+            .clusters
+            .iter()
+            .map(|c| ClusterSpec { parent: c.parent, label: c.label.clone(), group: c.group })
+            .collect();
+        let mut node_spec = self.node_cluster.clone();
+        for (ci, c) in self.clusters.iter().enumerate() {
+            if c.child_clusters.len() + c.child_nodes.len() <= max_children {
+                continue;
+            }
+            let mut items: Vec<(Item, DVec2)> = c
+                .child_clusters
+                .iter()
+                .map(|&k| {
+                    let b = self.clusters.get(k as usize).map_or(Rect::EMPTY, |x| x.bbox);
+                    (Item::Cluster(k), if b.is_empty() { DVec2::ZERO } else { b.center() })
+                })
+                .chain(c.child_nodes.iter().map(|&v| (Item::Node(v), node_center(v))))
+                .collect();
+            tile(&mut items, ci as u32, &c.label, max_children, &mut specs, &mut node_spec);
+        }
+        let mut tree = ClusterTree::build(specs, &node_spec);
+        tree.self_loops = self.self_loops;
+        tree
+    }
+}
+
+/// Sort-tile-recursive grouping of `items` under spec `parent` (see [`ClusterTree::split_wide`]).
+fn tile(
+    items: &mut [(Item, DVec2)],
+    parent: u32,
+    label: &str,
+    max: usize,
+    specs: &mut Vec<ClusterSpec>,
+    node_spec: &mut [u32],
+) {
+    if items.len() <= max {
+        for (it, _) in items.iter() {
+            match *it {
+                Item::Node(v) => {
+                    if let Some(s) = node_spec.get_mut(v as usize) {
+                        *s = parent;
+                    }
+                }
+                Item::Cluster(k) => {
+                    if let Some(s) = specs.get_mut(k as usize) {
+                        s.parent = Some(parent);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    let tiles = items.len().div_ceil(max).min(max);
+    let slabs = (tiles as f64).sqrt().ceil() as usize;
+    let per_slab = items.len().div_ceil(slabs);
+    items.sort_by(|a, b| a.1.x.total_cmp(&b.1.x).then(a.0.cmp(&b.0)));
+    let mut k = 0usize;
+    for slab in items.chunks_mut(per_slab.max(1)) {
+        slab.sort_by(|a, b| a.1.y.total_cmp(&b.1.y).then(a.0.cmp(&b.0)));
+        let per_tile = slab.len().div_ceil(tiles.div_ceil(slabs)).max(1);
+        for t in slab.chunks_mut(per_tile) {
+            k += 1;
+            let id = specs.len() as u32;
+            specs.push(ClusterSpec { parent: Some(parent), label: format!("{label} ({k})"), group: None });
+            tile(t, id, label, max, specs, node_spec);
+        }
+    }
+}
+
+/// Breadth-first order of specs from 0 by the parent function; specs not reached (bad parents,
+/// cycles) are appended as if children of the root.
+fn bfs_order(s: usize, parent_of: &dyn Fn(usize) -> usize) -> Vec<usize> {
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); s];
+    for i in 1..s {
+        kids[parent_of(i)].push(i);
+    }
+    let mut seen = vec![false; s];
+    let mut order = Vec::with_capacity(s);
+    let queue_from = |start: usize, order: &mut Vec<usize>, seen: &mut Vec<bool>| {
+        let mut head = order.len();
+        seen[start] = true;
+        order.push(start);
+        while head < order.len() {
+            let v = order[head];
+            head += 1;
+            for &w in &kids[v] {
+                if !seen[w] {
+                    seen[w] = true;
+                    order.push(w);
+                }
+            }
+        }
+    };
+    queue_from(0, &mut order, &mut seen);
+    for i in 1..s {
+        if !seen[i] {
+            queue_from(i, &mut order, &mut seen);
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(parent: Option<u32>) -> ClusterSpec {
+        ClusterSpec { parent, label: String::new(), group: None }
+    }
+
+    #[test]
+    fn build_prunes_empty_and_counts_members() {
+        // 0 root; 1 under 0; 2 under 1; 3 empty under 0.
+        let specs = vec![spec(None), spec(Some(0)), spec(Some(1)), spec(Some(0))];
+        let t = ClusterTree::build(specs, &[2, 2, 1, 0]);
+        assert_eq!(t.clusters.len(), 3);
+        assert_eq!(t.clusters[0].member_count, 4);
+        assert_eq!(t.clusters[1].member_count, 3);
+        assert_eq!(t.clusters[2].member_count, 2);
+        assert_eq!(t.clusters[2].depth, 2);
+        assert_eq!(t.ancestors(2).collect::<Vec<_>>(), vec![2, 1, 0]);
+        assert_eq!(t.children(1).collect::<Vec<_>>(), vec![Item::Cluster(2), Item::Node(2)]);
+    }
+
+    #[test]
+    fn every_edge_in_exactly_one_aggregate() {
+        let specs = vec![spec(None), spec(Some(0)), spec(Some(0)), spec(Some(1))];
+        let node_c = [3, 3, 1, 2, 0];
+        let mut t = ClusterTree::build(specs, &node_c);
+        let edges = [(0, 1), (0, 2), (1, 3), (3, 4), (2, 2), (4, 0), (0, 3)];
+        t.aggregate_edges(&edges);
+        let mut seen = vec![0; edges.len()];
+        for c in &t.clusters {
+            for a in &c.sibling_edges {
+                for &e in t.agg_edge_ids(a) {
+                    seen[e as usize] += 1;
+                }
+            }
+        }
+        assert_eq!(seen, vec![1, 1, 1, 1, 0, 1, 1]);
+        assert_eq!(t.self_loops, 1);
+        // 1→3 and 0→3 both run from cluster(1) to cluster(2) at the root: one aggregate of 2.
+        let root = &t.clusters[0];
+        let agg = root
+            .sibling_edges
+            .iter()
+            .find(|a| matches!((a.a, a.b), (Item::Cluster(_), Item::Cluster(_))))
+            .unwrap();
+        assert_eq!(agg.count, 2);
+    }
+
+    #[test]
+    fn levels_splice_single_children() {
+        // 4 nodes: level1 {0,1}->0, {2}->1, {3}->2 ; level2: {0,1}->0, {2}->1.
+        let maps = vec![vec![0, 0, 1, 2], vec![0, 0, 1]];
+        let t = ClusterTree::from_levels(4, &maps);
+        assert_eq!(t.clusters[0].member_count, 4);
+        // node 3 alone all the way up: hangs directly under the root.
+        assert_eq!(t.node_cluster[3], 0);
+        for c in &t.clusters[1..] {
+            assert!(c.child_clusters.len() + c.child_nodes.len() >= 2);
+        }
+    }
+
+    #[test]
+    fn split_wide_bounds_children() {
+        let n = 5000;
+        let specs = vec![spec(None)];
+        let mut t = ClusterTree::build(specs, &vec![0; n]);
+        let pos = |v: u32| DVec2::new((v % 100) as f64, (v / 100) as f64);
+        t.fill_bboxes(|v| Rect::from_center_size(pos(v), DVec2::ONE));
+        let t = t.split_wide(64, pos);
+        assert_eq!(t.clusters[0].member_count, n as u64);
+        for c in &t.clusters {
+            assert!(c.child_clusters.len() + c.child_nodes.len() <= 64);
+        }
+        let total: usize = t.clusters.iter().map(|c| c.child_nodes.len()).sum();
+        assert_eq!(total, n);
+    }
+}
