@@ -11,53 +11,12 @@
 //! Rejected: an async runtime (nothing here is I/O-multiplexed) and `rayon::spawn` for loads (a slow
 //! disk would park pool threads that layout and statistics need).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Shared progress of one job.
-#[derive(Debug, Default)]
-pub struct JobProgress {
-    fraction: AtomicU32,
-    stage: Mutex<String>,
-    cancelled: AtomicBool,
-}
-
-impl JobProgress {
-    /// Sets the fraction done, 0..=1 (anything else is clamped; NaN means "unknown").
-    pub fn set_fraction(&self, f: f32) {
-        let f = if f.is_nan() { f } else { f.clamp(0.0, 1.0) };
-        self.fraction.store(f.to_bits(), Ordering::Relaxed);
-    }
-
-    /// The fraction done; `None` while unknown (the bar animates).
-    pub fn fraction(&self) -> Option<f32> {
-        let f = f32::from_bits(self.fraction.load(Ordering::Relaxed));
-        (f > 0.0 && f.is_finite()).then_some(f)
-    }
-
-    /// Sets what is happening ("reading header", "indexing names").
-    pub fn set_stage(&self, stage: impl Into<String>) {
-        if let Ok(mut s) = self.stage.lock() {
-            *s = stage.into();
-        }
-    }
-
-    /// What is happening.
-    pub fn stage(&self) -> String {
-        self.stage.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    /// Asks the job to stop.
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the job was asked to stop.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-}
+/// Shared progress of one job: the layout engine's type, so a layout job reports straight into
+/// the progress bar.
+pub use crate::layout::Progress as JobProgress;
 
 /// A job that has not posted its result yet.
 #[derive(Debug, Clone)]
@@ -119,7 +78,7 @@ impl<T: Send + 'static> Jobs<T> {
     ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let progress = Arc::new(JobProgress::default());
+        let progress = JobProgress::new();
         let label = label.into();
         self.running.push(RunningJob {
             id,

@@ -11,7 +11,7 @@ use glam::DVec2;
 
 use super::camera_ctl::CameraController;
 use super::jobs::{JobProgress, Jobs};
-use super::scene::{Scene, SceneInputs};
+use super::scene::{Picked, Scene, SceneInputs};
 use super::search::{Search, SearchIndex, Target};
 use crate::model::{GroupId, Model, NodeId};
 use crate::view::{Camera, Rect};
@@ -26,63 +26,93 @@ pub const KEY_PAN_PX: f64 = 120.0;
 /// Zoom factor of one `+`-less zoom key press (`=`/`-` with Ctrl, or PageUp/PageDown).
 pub const KEY_ZOOM: f64 = 1.5;
 
-/// Which groups are expanded (drawn open) in a view.
+/// Which groups are collapsed (drawn as one box) in a view; every other group is open.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExpandState {
-    expanded: HashSet<GroupId>,
+    collapsed: HashSet<GroupId>,
 }
 
+/// The initial view opens groups down to the deepest level at which at most this many boxes show.
+pub const OPEN_BOX_BUDGET: u64 = 2_500;
+
 impl ExpandState {
-    /// Whether `g` is expanded.
+    /// The initial state for `model`: groups are opened level by level while the number of boxes
+    /// on screen stays within [`OPEN_BOX_BUDGET`]; the groups of the first level that would exceed
+    /// it start collapsed.
+    pub fn initial(model: &Model) -> Self {
+        let h = &model.hierarchy;
+        let max_depth = h.groups.iter().map(|g| g.depth).max().unwrap_or(0);
+        // boxes(d): nodes in groups shallower than d, plus one box per group at depth d.
+        let boxes = |d: u32| -> u64 {
+            h.groups
+                .iter()
+                .map(|g| match g.depth.cmp(&d) {
+                    std::cmp::Ordering::Less => g.nodes.len() as u64,
+                    std::cmp::Ordering::Equal => 1,
+                    std::cmp::Ordering::Greater => 0,
+                })
+                .sum()
+        };
+        let mut state = ExpandState::default();
+        if model.graph.nodes.len() as u64 <= OPEN_BOX_BUDGET {
+            return state;
+        }
+        let mut depth = 1;
+        while depth < max_depth && boxes(depth + 1) <= OPEN_BOX_BUDGET {
+            depth += 1;
+        }
+        state.collapsed = h
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.depth == depth && g.node_count > 1)
+            .map(|(i, _)| i as GroupId)
+            .collect();
+        state
+    }
+
+    /// Whether `g` is open.
     pub fn is_expanded(&self, g: GroupId) -> bool {
-        self.expanded.contains(&g)
+        !self.collapsed.contains(&g)
     }
 
-    /// Expands `g`.
+    /// Opens `g`.
     pub fn expand(&mut self, g: GroupId) {
-        self.expanded.insert(g);
+        self.collapsed.remove(&g);
     }
 
-    /// Collapses `g`.
+    /// Collapses `g` (the root never collapses).
     pub fn collapse(&mut self, g: GroupId) {
-        self.expanded.remove(&g);
+        if g != 0 {
+            self.collapsed.insert(g);
+        }
     }
 
-    /// Flips `g`; returns whether it is now expanded.
+    /// Flips `g`; returns whether it is now open.
     pub fn toggle(&mut self, g: GroupId) -> bool {
-        if !self.expanded.remove(&g) {
-            self.expanded.insert(g);
+        if self.collapsed.remove(&g) {
             true
         } else {
+            self.collapse(g);
             false
         }
     }
 
-    /// Expands every ancestor of `g` and `g` itself, so a node inside it becomes visible.
-    pub fn reveal(&mut self, model: &Model, g: GroupId) {
+    /// Opens `g` and every ancestor, so a node inside it becomes visible; returns whether anything
+    /// changed.
+    pub fn reveal(&mut self, model: &Model, g: GroupId) -> bool {
+        let mut changed = false;
         for a in model.hierarchy.ancestors(g) {
-            self.expanded.insert(a);
+            changed |= self.collapsed.remove(&a);
         }
+        changed
     }
 
-    /// Collapses everything.
-    pub fn collapse_all(&mut self) {
-        self.expanded.clear();
-    }
-
-    /// The expanded groups (unordered).
-    pub fn expanded(&self) -> impl Iterator<Item = GroupId> + '_ {
-        self.expanded.iter().copied()
-    }
-
-    /// How many groups are expanded.
-    pub fn len(&self) -> usize {
-        self.expanded.len()
-    }
-
-    /// Whether nothing is expanded.
-    pub fn is_empty(&self) -> bool {
-        self.expanded.is_empty()
+    /// The collapsed groups, sorted (the layout's `collapsed` option).
+    pub fn collapsed(&self) -> Vec<GroupId> {
+        let mut v: Vec<GroupId> = self.collapsed.iter().copied().collect();
+        v.sort_unstable();
+        v
     }
 }
 
@@ -93,21 +123,20 @@ pub struct Loaded {
     pub model: Arc<Model>,
     /// Its search index.
     pub index: Arc<SearchIndex>,
-    /// Its positions.
+    /// Its placeholder positions (shown until the layout arrives).
     pub scene: Scene,
 }
 
 impl Loaded {
-    /// Builds the index and positions of a loaded model (call off the UI thread for big models).
+    /// Builds the index and placeholder positions of a loaded model (off the UI thread for big
+    /// models).
     pub fn prepare(model: Model, progress: Option<&JobProgress>) -> Self {
         if let Some(p) = progress {
-            p.set_stage("indexing names");
-            p.set_fraction(0.6);
+            p.set("indexing names", 0.6);
         }
         let index = Arc::new(SearchIndex::build(&model));
         if let Some(p) = progress {
-            p.set_stage("placing nodes");
-            p.set_fraction(0.8);
+            p.set("placing nodes", 0.8);
         }
         let scene = Scene::grid(&model);
         Loaded {
@@ -116,6 +145,21 @@ impl Loaded {
             scene,
         }
     }
+}
+
+/// State of a view's layout.
+#[derive(Debug, Default)]
+pub struct LayoutState {
+    /// A layout for the current expansion is wanted (the app starts a job for it).
+    pub wanted: bool,
+    /// The running layout job, if any.
+    pub job: Option<u64>,
+    /// Bumped on every request; results of older requests are dropped.
+    pub generation: u64,
+    /// Per-group results reused by the next layout (taken by the running job, returned with it).
+    pub cache: Option<crate::layout::DataflowCache>,
+    /// The last layout error, shown in the status line.
+    pub error: Option<String>,
 }
 
 /// One open model's view state.
@@ -129,23 +173,29 @@ pub struct ModelView {
     pub camera: CameraController,
     /// The selected node.
     pub selected: Option<NodeId>,
-    /// The node under the cursor.
-    pub hovered: Option<NodeId>,
+    /// What is under the cursor.
+    pub hovered: Option<Picked>,
     /// Inputs and outputs of the selection.
     pub highlighted: Vec<NodeId>,
-    /// Expanded groups.
+    /// Collapsed groups.
     pub expanded: ExpandState,
     /// Search state.
     pub search: Search,
+    /// Background layout state.
+    pub layout: LayoutState,
+    /// Fit the camera when the first real layout arrives (the user has not moved yet).
+    fit_on_layout: bool,
 }
 
 impl ModelView {
-    /// A view of `loaded` in a viewport of `viewport` pixels, fitted to the whole model.
+    /// A view of `loaded` in a viewport of `viewport` pixels, fitted to the whole model; asks for a
+    /// layout.
     pub fn new(loaded: Loaded, viewport: DVec2) -> Self {
         let mut camera = CameraController::new(viewport);
         if let Some(c) = camera.camera_fitting(loaded.scene.bounds(), MAX_FOCUS_ZOOM) {
             camera.set(c);
         }
+        let expanded = ExpandState::initial(&loaded.model);
         ModelView {
             model: loaded.model,
             scene: loaded.scene,
@@ -153,9 +203,43 @@ impl ModelView {
             selected: None,
             hovered: None,
             highlighted: Vec::new(),
-            expanded: ExpandState::default(),
+            expanded,
             search: Search::new(loaded.index),
+            layout: LayoutState {
+                wanted: true,
+                ..Default::default()
+            },
+            fit_on_layout: true,
         }
+    }
+
+    /// Asks for a new layout (after expanding or collapsing).
+    pub fn request_layout(&mut self) {
+        self.layout.wanted = true;
+    }
+
+    /// Installs a finished layout; a camera the user has not touched is fitted to it, otherwise the
+    /// selection (or the point at the centre) stays in place.
+    pub fn set_layout(&mut self, layout: crate::layout::Layout) {
+        self.scene = Scene::from_layout(layout);
+        if self.fit_on_layout {
+            if let Some(c) = self
+                .camera
+                .camera_fitting(self.scene.bounds(), MAX_FOCUS_ZOOM)
+            {
+                self.camera.set(c);
+            }
+            self.fit_on_layout = false;
+        } else if let Some(r) = self.selected.and_then(|n| self.scene.node_rect(n)) {
+            let mut cam = *self.camera.target();
+            cam.center = r.center();
+            self.camera.set(cam);
+        }
+    }
+
+    /// Marks that the user moved the camera (a later layout keeps the view instead of fitting).
+    pub fn user_moved(&mut self) {
+        self.fit_on_layout = false;
     }
 
     /// Selects `node` (or clears the selection) and highlights its inputs and outputs.
@@ -164,21 +248,15 @@ impl ModelView {
         self.selected = node;
         self.highlighted.clear();
         if let Some(n) = node {
-            let mut set: HashSet<NodeId> = HashSet::new();
-            for e in &self.model.graph.edges {
-                if e.to == n && e.from != n {
-                    set.insert(e.from);
-                }
-                if e.from == n && e.to != n {
-                    set.insert(e.to);
-                }
-            }
-            self.highlighted = set.into_iter().collect();
-            self.highlighted.sort_unstable();
+            let (ins, outs) = self.neighbours(n);
+            let mut all: Vec<NodeId> = ins.into_iter().chain(outs).filter(|&x| x != n).collect();
+            all.sort_unstable();
+            all.dedup();
+            self.highlighted = all;
         }
     }
 
-    /// Nodes feeding the selection and nodes it feeds (both sorted), from the graph's edges.
+    /// Nodes feeding `node` and nodes it feeds (each sorted, deduplicated), from the graph's edges.
     pub fn neighbours(&self, node: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
         let mut ins: Vec<NodeId> = Vec::new();
         let mut outs: Vec<NodeId> = Vec::new();
@@ -208,6 +286,7 @@ impl ModelView {
 
     /// Flies to show the whole model.
     pub fn fit_all(&mut self, now_s: f64) {
+        self.user_moved();
         self.camera
             .fly_to_bounds(self.scene.bounds(), MAX_FOCUS_ZOOM, now_s);
     }
@@ -218,6 +297,7 @@ impl ModelView {
             self.fit_all(now_s);
             return;
         };
+        self.user_moved();
         let mut r = self.scene.node_rect(sel).unwrap_or(Rect::EMPTY);
         // Include the neighbours when they are close enough to share the screen meaningfully.
         let mut with_neighbours = r;
@@ -232,15 +312,18 @@ impl ModelView {
         self.camera.fly_to_bounds(r, MAX_FOCUS_ZOOM, now_s);
     }
 
-    /// Selects `node`, reveals its group and flies to it (search results, breadcrumbs, minimap).
+    /// Selects `node`, opens the groups hiding it (a new layout follows) and flies to it.
     pub fn go_to_node(&mut self, node: NodeId, now_s: f64) {
         let Some(n) = self.model.graph.nodes.get(node as usize) else {
             return;
         };
         let group = n.group;
         let model = self.model.clone();
-        self.expanded.reveal(&model, group);
+        if self.expanded.reveal(&model, group) {
+            self.request_layout();
+        }
         self.select(Some(node));
+        self.user_moved();
         if let Some(r) = self.scene.node_rect(node) {
             self.camera.fly_to_bounds(r, MAX_FOCUS_ZOOM, now_s);
         }
@@ -255,14 +338,26 @@ impl ModelView {
 
     /// Flies to a hierarchy group's box.
     pub fn go_to_group(&mut self, g: GroupId, now_s: f64) {
-        let model = self.model.clone();
-        self.expanded.reveal(&model, g);
-        let r = self.scene.group_rect(&model, g);
+        self.user_moved();
+        let r = self.scene.group_rect(&self.model, g);
         self.camera.fly_to_bounds(r, MAX_FOCUS_ZOOM, now_s);
     }
 
-    /// The node under a screen point.
-    pub fn pick(&self, screen: DVec2) -> Option<NodeId> {
+    /// Expands or collapses group `g` and asks for a new layout.
+    pub fn set_group_open(&mut self, g: GroupId, open: bool) {
+        if g == 0 || self.expanded.is_expanded(g) == open {
+            return;
+        }
+        if open {
+            self.expanded.expand(g);
+        } else {
+            self.expanded.collapse(g);
+        }
+        self.request_layout();
+    }
+
+    /// What lies under a screen point.
+    pub fn pick(&self, screen: DVec2) -> Option<Picked> {
         self.scene
             .pick(self.camera.camera().world_from_screen(screen))
     }
@@ -277,31 +372,41 @@ impl ModelView {
 
     /// A click: selects the node under the pointer, or clears the selection on empty space.
     pub fn click_at(&mut self, screen: DVec2) {
-        let n = self.pick(screen);
-        self.select(n);
+        match self.pick(screen) {
+            Some(Picked::Node(n)) => self.select(Some(n)),
+            Some(Picked::Group(_)) => {}
+            None => self.select(None),
+        }
     }
 
-    /// A double click: on empty space fits all; on a node toggles its group's expansion.
+    /// A double click: on empty space fits all; on a collapsed group opens it; on a node collapses
+    /// the group holding it.
     pub fn double_click_at(&mut self, screen: DVec2, now_s: f64) {
         match self.pick(screen) {
             None => self.fit_all(now_s),
-            Some(n) => {
-                if let Some(node) = self.model.graph.nodes.get(n as usize)
-                    && node.group != 0
-                {
-                    self.expanded.toggle(node.group);
+            Some(Picked::Group(g)) => self.set_group_open(g, true),
+            Some(Picked::Node(n)) => {
+                if let Some(node) = self.model.graph.nodes.get(n as usize) {
+                    let g = node.group;
+                    self.set_group_open(g, false);
                 }
-                self.select(Some(n));
             }
         }
     }
 
     /// Wheel or pinch: zooms by `factor` about a screen point.
     pub fn zoom_at(&mut self, screen: DVec2, factor: f64) {
+        self.user_moved();
         self.camera.zoom_about(screen, factor);
     }
 
-    /// The group path of the selection (root first, root itself left out) for the breadcrumb.
+    /// Drag: pans by a screen delta in pixels.
+    pub fn pan(&mut self, delta: DVec2) {
+        self.user_moved();
+        self.camera.pan_pixels(delta);
+    }
+
+    /// The group path of the selection (root left out), outermost first, for the breadcrumb.
     pub fn breadcrumb(&self) -> Vec<(GroupId, String)> {
         let Some(node) = self.selected.and_then(|n| self.model.graph.nodes.get(n as usize)) else {
             return Vec::new();
@@ -358,6 +463,17 @@ pub enum JobOutput {
         /// The model, or what went wrong.
         result: Result<Box<Loaded>, String>,
     },
+    /// A layout finished.
+    LaidOut {
+        /// The tab it is for.
+        tab: TabId,
+        /// The request it answers ([`LayoutState::generation`]).
+        generation: u64,
+        /// The layout, or what went wrong.
+        result: Result<Box<crate::layout::Layout>, String>,
+        /// The per-group cache, handed back for the next layout.
+        cache: crate::layout::DataflowCache,
+    },
     /// A PNG export finished.
     Exported(Result<PathBuf, String>),
 }
@@ -369,13 +485,13 @@ pub enum Command {
     FitAll,
     /// `Z`: zoom to the selection.
     ZoomToSelection,
-    /// Arrow keys: pan by a fixed number of pixels.
+    /// Arrow keys: pan by a fixed number of pixels in the given direction (the view moves that way).
     Pan(i8, i8),
     /// `PageUp` / `Ctrl +`: zoom in about the centre.
     ZoomIn,
     /// `PageDown` / `Ctrl -`: zoom out about the centre.
     ZoomOut,
-    /// `+`: expand the selection's group.
+    /// `+`: open the selection's group (or the hovered collapsed group).
     Expand,
     /// `-`: collapse the selection's group.
     Collapse,
@@ -406,7 +522,7 @@ pub struct AppState {
     pub viewport: DVec2,
     /// The help overlay is shown.
     pub show_help: bool,
-    /// The search box is shown (and should take focus when `focus_search` is set).
+    /// The search box is shown.
     pub show_search: bool,
     /// The search box should grab keyboard focus this frame.
     pub focus_search: bool,
@@ -464,8 +580,7 @@ impl AppState {
         let id = self.next_tab;
         let p = path.clone();
         let job = self.jobs.spawn(format!("Loading {title}"), move |progress| {
-            progress.set_stage("reading and decoding");
-            progress.set_fraction(0.1);
+            progress.set("reading and decoding", 0.1);
             let result = crate::load::open(&p)
                 .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
                 .map_err(|e| e.to_string());
@@ -481,23 +596,66 @@ impl AppState {
         self.new_tab(title.into(), source, TabContent::Ready(Box::new(view)))
     }
 
-    /// Opens a tab showing an error (a file that could not even be started).
+    /// Opens a tab showing an error.
     pub fn open_error(&mut self, source: PathBuf, message: String) -> TabId {
         let title = title_of(&source);
         self.new_tab(title, source, TabContent::Failed { message })
     }
 
-    /// Applies finished jobs; returns whether anything changed.
+    /// Starts the layouts views ask for (one running job per view; a newer request waits for it).
+    pub fn pump(&mut self) {
+        for t in &mut self.tabs {
+            let TabContent::Ready(v) = &mut t.content else {
+                continue;
+            };
+            if !v.layout.wanted || v.layout.job.is_some() {
+                continue;
+            }
+            v.layout.wanted = false;
+            v.layout.generation += 1;
+            let generation = v.layout.generation;
+            let tab = t.id;
+            let model = v.model.clone();
+            let opts = crate::layout::DataflowOptions {
+                collapsed: v.expanded.collapsed(),
+                ..Default::default()
+            };
+            let mut cache = v.layout.cache.take().unwrap_or_default();
+            let job = self
+                .jobs
+                .spawn(format!("Laying out {}", t.title), move |progress| {
+                    let result = crate::layout::dataflow_cached(
+                        &model.graph,
+                        &model.hierarchy,
+                        &opts,
+                        &mut cache,
+                        progress,
+                    )
+                    .map(Box::new)
+                    .map_err(|e| e.to_string());
+                    JobOutput::LaidOut {
+                        tab,
+                        generation,
+                        result,
+                        cache,
+                    }
+                });
+            v.layout.job = Some(job);
+        }
+    }
+
+    /// Applies finished jobs and starts wanted layouts; returns whether anything changed.
     pub fn poll_jobs(&mut self) -> bool {
         let done = self.jobs.poll();
         let changed = !done.is_empty();
         for f in done {
             self.apply_job(f.output, f.cancelled);
         }
+        self.pump();
         changed
     }
 
-    /// Applies one job result (also used by `--bench-startup`, which waits for it).
+    /// Applies one job result.
     pub fn apply_job(&mut self, output: JobOutput, cancelled: bool) {
         match output {
             JobOutput::Loaded { tab, result } => {
@@ -515,11 +673,52 @@ impl AppState {
                     (false, Err(message)) => TabContent::Failed { message },
                 };
             }
+            JobOutput::LaidOut {
+                tab,
+                generation,
+                result,
+                cache,
+            } => {
+                let Some(TabContent::Ready(v)) = self
+                    .tabs
+                    .iter_mut()
+                    .find(|t| t.id == tab)
+                    .map(|t| &mut t.content)
+                else {
+                    return;
+                };
+                v.layout.job = None;
+                v.layout.cache = Some(cache);
+                if cancelled || generation != v.layout.generation {
+                    return;
+                }
+                match result {
+                    Ok(layout) => {
+                        v.layout.error = None;
+                        v.set_layout(*layout);
+                    }
+                    Err(e) => v.layout.error = Some(e),
+                }
+            }
             JobOutput::Exported(r) => self.messages.push(match r {
                 Ok(p) => format!("Exported {}", p.display()),
                 Err(e) => format!("Export failed: {e}"),
             }),
         }
+    }
+
+    /// Waits (up to `timeout` per job) until no job is running, applying results as they come
+    /// (tests and `--bench-startup`; the window polls instead).
+    pub fn wait_idle(&mut self, timeout: std::time::Duration) -> bool {
+        self.pump();
+        while !self.jobs.running().is_empty() {
+            let Some(f) = self.jobs.wait_one(timeout) else {
+                return false;
+            };
+            self.apply_job(f.output, f.cancelled);
+            self.pump();
+        }
+        true
     }
 
     /// The shown tab.
@@ -543,14 +742,20 @@ impl AppState {
         }
     }
 
-    /// Closes tab `i` (cancelling its load when still running).
+    /// Closes tab `i` (cancelling its running jobs).
     pub fn close_tab(&mut self, i: usize) {
         if i >= self.tabs.len() {
             return;
         }
         let tab = self.tabs.remove(i);
-        if let TabContent::Loading { job } = tab.content {
-            self.jobs.cancel(job);
+        match tab.content {
+            TabContent::Loading { job } => self.jobs.cancel(job),
+            TabContent::Ready(v) => {
+                if let Some(job) = v.layout.job {
+                    self.jobs.cancel(job);
+                }
+            }
+            TabContent::Failed { .. } => {}
         }
         if self.active >= self.tabs.len() {
             self.active = self.tabs.len().saturating_sub(1);
@@ -559,15 +764,10 @@ impl AppState {
         }
     }
 
-    /// Cancels the load behind tab `i`.
-    pub fn cancel_tab(&mut self, i: usize) {
-        if let Some(Tab {
-            content: TabContent::Loading { job },
-            ..
-        }) = self.tabs.get(i)
-        {
-            self.jobs.cancel(*job);
-        }
+    /// Cancels a running job (the progress bar's cancel button). A cancelled load leaves an error
+    /// tab saying so; a cancelled layout keeps the previous picture.
+    pub fn cancel_job(&mut self, job: u64) {
+        self.jobs.cancel(job);
     }
 
     /// Sets the canvas size in pixels (all views follow).
@@ -582,8 +782,7 @@ impl AppState {
 
     /// Advances camera flights; returns whether anything is still moving.
     pub fn tick(&mut self, now_s: f64) -> bool {
-        self.active_view_mut()
-            .is_some_and(|v| v.camera.tick(now_s))
+        self.active_view_mut().is_some_and(|v| v.camera.tick(now_s))
     }
 
     /// Whether any background job is running (the progress bar redraws while one is).
@@ -626,22 +825,22 @@ impl AppState {
                 match cmd {
                     Command::FitAll => v.fit_all(now_s),
                     Command::ZoomToSelection => v.zoom_to_selection(now_s),
-                    Command::Pan(dx, dy) => v
-                        .camera
-                        .pan_pixels(DVec2::new(f64::from(dx), f64::from(dy)) * KEY_PAN_PX),
+                    // The view moves in the arrow's direction: the camera goes the other way.
+                    Command::Pan(dx, dy) => {
+                        v.pan(-DVec2::new(f64::from(dx), f64::from(dy)) * KEY_PAN_PX)
+                    }
                     Command::ZoomIn => v.zoom_at(center, KEY_ZOOM),
                     Command::ZoomOut => v.zoom_at(center, 1.0 / KEY_ZOOM),
-                    Command::Expand | Command::Collapse => {
-                        let group = v
-                            .selected
-                            .and_then(|n| v.model.graph.nodes.get(n as usize))
-                            .map(|n| n.group);
-                        if let Some(g) = group.filter(|&g| g != 0) {
-                            if cmd == Command::Expand {
-                                v.expanded.expand(g);
-                            } else {
-                                v.expanded.collapse(g);
-                            }
+                    Command::Expand => {
+                        if let Some(Picked::Group(g)) = v.hovered {
+                            v.set_group_open(g, true);
+                        } else if let Some(g) = selected_group(v) {
+                            v.set_group_open(g, true);
+                        }
+                    }
+                    Command::Collapse => {
+                        if let Some(g) = selected_group(v) {
+                            v.set_group_open(g, false);
                         }
                     }
                     _ => {}
@@ -655,7 +854,7 @@ impl AppState {
         self.active_view().map(|v| *v.camera.camera())
     }
 
-    /// Handles the open dialog's "Open" button: opens every path typed (separated by newlines).
+    /// Handles the open dialog's "Open" button: opens every path typed (one a line).
     pub fn submit_open_dialog(&mut self) {
         let Some(text) = self.open_dialog.take() else {
             return;
@@ -666,6 +865,13 @@ impl AppState {
     }
 }
 
+fn selected_group(v: &ModelView) -> Option<GroupId> {
+    v.selected
+        .and_then(|n| v.model.graph.nodes.get(n as usize))
+        .map(|n| n.group)
+        .filter(|&g| g != 0)
+}
+
 /// The last path component, for tab titles.
 pub fn title_of(path: &Path) -> String {
     path.file_name()
@@ -673,7 +879,7 @@ pub fn title_of(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Lists the keyboard shortcuts for the help overlay and README: (keys, what they do).
+/// The keyboard shortcuts for the help overlay and README: (keys, what they do).
 pub fn key_help() -> &'static [(&'static str, &'static str)] {
     &[
         ("Wheel / pinch", "zoom about the cursor"),
@@ -683,7 +889,8 @@ pub fn key_help() -> &'static [(&'static str, &'static str)] {
         ("F, double-click empty space", "fit the whole model"),
         ("Z", "zoom to the selection"),
         ("Click", "select a node (inspector on the right)"),
-        ("Double-click a node, + / -", "expand / collapse its group"),
+        ("Double-click a collapsed group, +", "expand it"),
+        ("Double-click a node, -", "collapse its group"),
         ("Ctrl F, /", "search names, op types, tensor names"),
         ("Enter (in search)", "fly to the first result"),
         ("Esc", "close overlay, then clear selection"),
