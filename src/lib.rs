@@ -13,6 +13,7 @@ pub mod load;
 pub mod lod;
 pub mod model;
 pub mod render;
+pub mod scene;
 pub mod stats;
 pub mod training;
 pub mod view;

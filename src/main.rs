@@ -33,6 +33,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render a model's structure to a PNG, headless, with the same renderer as the window.
+    Render {
+        /// The model file.
+        file: PathBuf,
+        /// Output PNG.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Width in pixels (larger than the GPU's texture limit is rendered in tiles).
+        #[arg(long, default_value_t = 1600)]
+        width: u32,
+        /// Height in pixels.
+        #[arg(long, default_value_t = 1000)]
+        height: u32,
+        /// Layout algorithm.
+        #[arg(long, value_enum, default_value_t = modelmap::scene::LayoutChoice::Auto)]
+        layout: modelmap::scene::LayoutChoice,
+        /// Fit to this group path, node or tensor instead of the whole model.
+        #[arg(long)]
+        focus: Option<String>,
+        /// Replace names with stable hashes so the picture can be shared.
+        #[arg(long)]
+        redact: bool,
+    },
     /// Benchmarks (numbers for README).
     Bench {
         #[command(subcommand)]
@@ -65,8 +88,32 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", summary.to_text());
             }
             if std::env::var_os("MODELMAP_REPORT_PEAK_RSS").is_some() {
-                eprintln!("peak_rss_bytes={}", modelmap::bench::load::peak_rss_bytes().unwrap_or(0));
+                eprintln!(
+                    "peak_rss_bytes={}",
+                    modelmap::bench::load::peak_rss_bytes().unwrap_or(0)
+                );
             }
+        }
+        Some(Command::Render {
+            file,
+            out,
+            width,
+            height,
+            layout,
+            focus,
+            redact,
+        }) => {
+            let model =
+                load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let opts = modelmap::scene::RenderOptions {
+                width,
+                height,
+                layout,
+                focus,
+                redact,
+            };
+            let msg = modelmap::scene::render_model_png(std::sync::Arc::new(model), &opts, &out)?;
+            println!("{msg}");
         }
         Some(Command::Bench { what }) => match what {
             BenchCommand::Load(args) => {

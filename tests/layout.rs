@@ -5,16 +5,23 @@ use std::time::Instant;
 use modelmap::bench::synth;
 use modelmap::graph::{self, ClusterTree, Item};
 use modelmap::layout::{
-    self, DataflowCache, DataflowOptions, ForceOptions, Layout, LayoutError, LayoutKind, MetricsOptions, Progress,
+    self, DataflowCache, DataflowOptions, ForceOptions, Layout, LayoutError, LayoutKind,
+    MetricsOptions, Progress,
 };
 use modelmap::model::{Edge, Graph, Hierarchy, Node, NodeKind};
 
 fn graph_of(n: usize, edges: &[(u32, u32)]) -> Graph {
-    let mut g = Graph { name: "t".into(), ..Graph::default() };
+    let mut g = Graph {
+        name: "t".into(),
+        ..Graph::default()
+    };
     for i in 0..n {
         g.nodes.push(Node::new(format!("n{i}"), "Op", NodeKind::Op));
     }
-    g.edges = edges.iter().map(|&(from, to)| Edge { from, to, value: 0 }).collect();
+    g.edges = edges
+        .iter()
+        .map(|&(from, to)| Edge { from, to, value: 0 })
+        .collect();
     g
 }
 
@@ -24,7 +31,14 @@ fn df(g: &Graph, h: &Hierarchy) -> Layout {
 
 fn metrics(l: &Layout, g: &Graph) -> layout::Metrics {
     let e = graph::edge_pairs(g).unwrap();
-    layout::measure(l, &e, &MetricsOptions { stress_sources: 4, ..MetricsOptions::default() })
+    layout::measure(
+        l,
+        &e,
+        &MetricsOptions {
+            stress_sources: 4,
+            ..MetricsOptions::default()
+        },
+    )
 }
 
 /// Every node in exactly one leaf chain, member counts add up, boxes nest, every non-self-loop edge
@@ -39,16 +53,25 @@ fn check_tree(t: &ClusterTree, g: &Graph) {
             assert_eq!(t.node_cluster[v as usize], ci as u32);
         }
         let sum: u64 = c.child_nodes.len() as u64
-            + c.child_clusters.iter().map(|&k| t.clusters[k as usize].member_count).sum::<u64>();
+            + c.child_clusters
+                .iter()
+                .map(|&k| t.clusters[k as usize].member_count)
+                .sum::<u64>();
         assert_eq!(sum, c.member_count, "cluster {ci}");
         for &k in &c.child_clusters {
             assert_eq!(t.clusters[k as usize].parent, Some(ci as u32));
             assert!(k as usize > ci, "children numbered after parents");
             let kb = t.clusters[k as usize].bbox;
-            assert!(c.bbox.min.x <= kb.min.x + 1e-6 && c.bbox.max.y >= kb.max.y - 1e-6, "box of {k} inside {ci}");
+            assert!(
+                c.bbox.min.x <= kb.min.x + 1e-6 && c.bbox.max.y >= kb.max.y - 1e-6,
+                "box of {k} inside {ci}"
+            );
         }
     }
-    assert!(seen.iter().all(|&s| s == 1), "each node under exactly one cluster");
+    assert!(
+        seen.iter().all(|&s| s == 1),
+        "each node under exactly one cluster"
+    );
     assert_eq!(t.clusters[0].member_count, n as u64);
     let mut counted = vec![0u32; g.edges.len()];
     for c in &t.clusters {
@@ -62,7 +85,9 @@ fn check_tree(t: &ClusterTree, g: &Graph) {
                 for (item, v) in [(a.a, ed.from), (a.b, ed.to)] {
                     match item {
                         Item::Node(x) => assert_eq!(x, v),
-                        Item::Cluster(k) => assert!(t.ancestors(t.node_cluster[v as usize]).any(|x| x == k)),
+                        Item::Cluster(k) => {
+                            assert!(t.ancestors(t.node_cluster[v as usize]).any(|x| x == k))
+                        }
                     }
                 }
             }
@@ -89,14 +114,21 @@ fn dataflow_model_like_is_clean_and_hierarchical() {
             assert!(r.contains(l.nodes[v].center), "node {v} in group {gid}");
         }
     }
-    let layers: Vec<_> = (0..4).map(|i| h.find(&format!("model/layers.{i}")).unwrap()).collect();
+    let layers: Vec<_> = (0..4)
+        .map(|i| h.find(&format!("model/layers.{i}")).unwrap())
+        .collect();
     for w in layers.windows(2) {
         let (a, b) = (l.groups[w[0] as usize], l.groups[w[1] as usize]);
         assert!(a.max.y < b.min.y, "layers.N above layers.N+1");
     }
     check_tree(&l.clusters, &g);
     let q = h.find("model/layers.2/self_attn").unwrap();
-    let c = l.clusters.clusters.iter().find(|c| c.group == Some(q)).unwrap();
+    let c = l
+        .clusters
+        .clusters
+        .iter()
+        .find(|c| c.group == Some(q))
+        .unwrap();
     assert_eq!(c.label, "self_attn");
     assert!(!c.dominant_op.is_empty());
     assert!(l.clusters.clusters[0].param_count > 0);
@@ -119,7 +151,10 @@ fn dataflow_reduces_crossings_to_zero_on_untangleable_dags() {
     assert_eq!(m.crossings, 0.0);
     assert_eq!(m.overlaps, 0);
     // Without crossing reduction the same graph does cross: the sweeps did the work.
-    let raw = DataflowOptions { crossing_passes: 0, ..DataflowOptions::default() };
+    let raw = DataflowOptions {
+        crossing_passes: 0,
+        ..DataflowOptions::default()
+    };
     let l0 = layout::dataflow(&g, &Hierarchy::new(), &raw, &Progress::new()).unwrap();
     assert!(metrics(&l0, &g).crossings >= 6.0);
     // A complete bipartite K_{3,3} has (3 choose 2)^2 = 9 crossings in any 2-layer drawing.
@@ -136,7 +171,10 @@ fn dataflow_is_deterministic() {
     assert_eq!(a.nodes, b.nodes);
     assert_eq!(a.route_points, b.route_points);
     let (g, h) = synth::dag(600, 1500, 2);
-    let opts = DataflowOptions { seed: 5, ..DataflowOptions::default() };
+    let opts = DataflowOptions {
+        seed: 5,
+        ..DataflowOptions::default()
+    };
     let a = layout::dataflow(&g, &h, &opts, &Progress::new()).unwrap();
     let b = layout::dataflow(&g, &h, &opts, &Progress::new()).unwrap();
     assert_eq!(a.nodes, b.nodes);
@@ -149,8 +187,16 @@ fn cycles_and_self_loops_are_broken_and_reported() {
     // 0→1→2→0 loop, 2→3, 3→3 self-loop, 3→4→1 a second loop.
     let g = graph_of(5, &[(0, 1), (1, 2), (2, 0), (2, 3), (3, 3), (3, 4), (4, 1)]);
     let l = df(&g, &Hierarchy::new());
-    assert!(l.warnings.iter().any(|w| w.contains("reversed")), "{:?}", l.warnings);
-    assert!(l.warnings.iter().any(|w| w.contains("self-loop")), "{:?}", l.warnings);
+    assert!(
+        l.warnings.iter().any(|w| w.contains("reversed")),
+        "{:?}",
+        l.warnings
+    );
+    assert!(
+        l.warnings.iter().any(|w| w.contains("self-loop")),
+        "{:?}",
+        l.warnings
+    );
     let reversed = l.edges.iter().filter(|r| r.reversed).count();
     assert!((1..=2).contains(&reversed), "{reversed}");
     assert!(l.edges[4].hidden);
@@ -173,11 +219,19 @@ fn thousand_components_are_packed() {
     let l = df(&g, &Hierarchy::new());
     let size = l.bounds.size();
     let aspect = size.x / size.y;
-    assert!((0.2..5.0).contains(&aspect), "packed roughly square, got {size:?}");
+    assert!(
+        (0.2..5.0).contains(&aspect),
+        "packed roughly square, got {size:?}"
+    );
     let m = metrics(&l, &g);
     assert_eq!((m.overlaps, m.upward_edges), (0, 0));
     check_tree(&l.clusters, &g);
-    assert!(l.clusters.clusters.iter().all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64));
+    assert!(
+        l.clusters
+            .clusters
+            .iter()
+            .all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64)
+    );
 }
 
 #[test]
@@ -189,14 +243,22 @@ fn huge_fan_out_is_fast() {
     let l = df(&g, &Hierarchy::new());
     let dt = t.elapsed().as_secs_f64();
     assert!(dt < 20.0, "100k fan-out took {dt} s");
-    let m = layout::measure(&l, &graph::edge_pairs(&g).unwrap(), &MetricsOptions::default());
+    let m = layout::measure(
+        &l,
+        &graph::edge_pairs(&g).unwrap(),
+        &MetricsOptions::default(),
+    );
     assert_eq!(m.overlaps, 0);
     assert_eq!(m.upward_edges, 0);
     check_tree(&l.clusters, &g);
     // A star also coarsens in one step for the force layout.
     let small: Vec<(u32, u32)> = (1..5000).map(|v| (0, v)).collect();
     let g = graph_of(5000, &small);
-    let opts = ForceOptions { iterations: 5, coarse_iterations: 20, ..ForceOptions::default() };
+    let opts = ForceOptions {
+        iterations: 5,
+        coarse_iterations: 20,
+        ..ForceOptions::default()
+    };
     let f = layout::force(&g, &opts, &Progress::new()).unwrap();
     check_tree(&f.clusters, &g);
 }
@@ -209,7 +271,11 @@ fn long_edges_fan_out_as_one_bundle() {
     edges.push((1, 0)); // keeps the constant's layer at the top
     let g = graph_of(201, &edges);
     let l = df(&g, &Hierarchy::new());
-    assert!(l.route_points.len() < 400, "{} waypoints", l.route_points.len());
+    assert!(
+        l.route_points.len() < 400,
+        "{} waypoints",
+        l.route_points.len()
+    );
     let last = l.edges.iter().position(|r| r.points_len > 150).unwrap();
     // Waypoints run downward between the endpoints.
     let w = l.waypoints(last);
@@ -235,19 +301,48 @@ fn one_child_groups_and_wide_groups() {
         nd.group = wide;
         g.nodes.push(nd);
     }
-    g.edges = vec![Edge { from: 0, to: 1, value: 0 }, Edge { from: 1, to: 2, value: 0 }, Edge { from: 2, to: 3, value: 0 }];
+    g.edges = vec![
+        Edge {
+            from: 0,
+            to: 1,
+            value: 0,
+        },
+        Edge {
+            from: 1,
+            to: 2,
+            value: 0,
+        },
+        Edge {
+            from: 2,
+            to: 3,
+            value: 0,
+        },
+    ];
     let groups: Vec<u32> = g.nodes.iter().map(|n| n.group).collect();
     h.finish(&groups, |_| 1);
     let t = Instant::now();
     let l = df(&g, &h);
     assert!(t.elapsed().as_secs_f64() < 20.0);
-    let (rs, ri, rw) = (l.groups[solo as usize], l.groups[inner as usize], l.groups[wide as usize]);
+    let (rs, ri, rw) = (
+        l.groups[solo as usize],
+        l.groups[inner as usize],
+        l.groups[wide as usize],
+    );
     assert!(rs.contains(ri.min) && rs.contains(ri.max));
     assert!(!rs.intersects(&rw));
-    let m = layout::measure(&l, &graph::edge_pairs(&g).unwrap(), &MetricsOptions::default());
+    let m = layout::measure(
+        &l,
+        &graph::edge_pairs(&g).unwrap(),
+        &MetricsOptions::default(),
+    );
     assert_eq!(m.overlaps, 0);
     check_tree(&l.clusters, &g);
-    assert!(l.clusters.clusters.iter().all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64));
+    assert!(
+        l.clusters
+            .clusters
+            .iter()
+            .all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64)
+    );
     assert_eq!(l.clusters.clusters[0].param_count, 50_003);
 }
 
@@ -257,9 +352,13 @@ fn collapsing_a_group_recomputes_only_its_ancestors() {
     let layer = h.find("model/layers.3").unwrap();
     let mut cache = DataflowCache::default();
     let p = Progress::new();
-    let full = layout::dataflow_cached(&g, &h, &DataflowOptions::default(), &mut cache, &p).unwrap();
+    let full =
+        layout::dataflow_cached(&g, &h, &DataflowOptions::default(), &mut cache, &p).unwrap();
     assert_eq!(cache.hits, 0);
-    let opts = DataflowOptions { collapsed: vec![layer], ..DataflowOptions::default() };
+    let opts = DataflowOptions {
+        collapsed: vec![layer],
+        ..DataflowOptions::default()
+    };
     let col = layout::dataflow_cached(&g, &h, &opts, &mut cache, &p).unwrap();
     assert_eq!(cache.misses, 2, "model and root only");
     assert!(col.collapsed[layer as usize]);
@@ -274,7 +373,8 @@ fn collapsing_a_group_recomputes_only_its_ancestors() {
     assert_eq!((m.overlaps, m.upward_edges), (0, 0));
     check_tree(&col.clusters, &g);
     // Expanding again reuses the cached inside of layers.3.
-    let again = layout::dataflow_cached(&g, &h, &DataflowOptions::default(), &mut cache, &p).unwrap();
+    let again =
+        layout::dataflow_cached(&g, &h, &DataflowOptions::default(), &mut cache, &p).unwrap();
     assert_eq!(cache.misses, 2);
     assert_eq!(again.nodes, full.nodes);
 }
@@ -284,14 +384,26 @@ fn cancellation_stops_both_layouts() {
     let (g, h) = synth::model_like(2, 1);
     let p = Progress::new();
     p.cancel();
-    assert!(matches!(layout::dataflow(&g, &h, &DataflowOptions::default(), &p), Err(LayoutError::Cancelled)));
-    assert!(matches!(layout::force(&g, &ForceOptions::default(), &p), Err(LayoutError::Cancelled)));
+    assert!(matches!(
+        layout::dataflow(&g, &h, &DataflowOptions::default(), &p),
+        Err(LayoutError::Cancelled)
+    ));
+    assert!(matches!(
+        layout::force(&g, &ForceOptions::default(), &p),
+        Err(LayoutError::Cancelled)
+    ));
 }
 
 #[test]
 fn bad_edges_are_errors() {
     let g = graph_of(2, &[(0, 5)]);
-    let e = layout::dataflow(&g, &Hierarchy::new(), &DataflowOptions::default(), &Progress::new()).unwrap_err();
+    let e = layout::dataflow(
+        &g,
+        &Hierarchy::new(),
+        &DataflowOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("edge 0"), "{e}");
     assert!(layout::force(&g, &ForceOptions::default(), &Progress::new()).is_err());
 }
@@ -299,31 +411,57 @@ fn bad_edges_are_errors() {
 #[test]
 fn force_recovers_lattice_shape_deterministically() {
     let (g, _) = synth::random(3000, 6000, 4);
-    let opts = ForceOptions { seed: 3, ..ForceOptions::default() };
+    let opts = ForceOptions {
+        seed: 3,
+        ..ForceOptions::default()
+    };
     let mut levels = 0;
     let a = layout::force_with_levels(&g, &opts, &Progress::new(), &mut |_| levels += 1).unwrap();
     assert!(levels >= 3, "multilevel: {levels}");
     let b = layout::force(&g, &opts, &Progress::new()).unwrap();
     assert_eq!(a.nodes, b.nodes);
-    let c = layout::force(&g, &ForceOptions { seed: 4, ..opts.clone() }, &Progress::new()).unwrap();
+    let c = layout::force(
+        &g,
+        &ForceOptions {
+            seed: 4,
+            ..opts.clone()
+        },
+        &Progress::new(),
+    )
+    .unwrap();
     assert_ne!(a.nodes, c.nodes);
     let m = metrics(&a, &g);
     // Random placement over the same area would give edges ~ half the layout's width.
     let width = a.bounds.size().x;
-    assert!(m.edge_length_mean < width / 8.0, "mean {} vs width {width}", m.edge_length_mean);
+    assert!(
+        m.edge_length_mean < width / 8.0,
+        "mean {} vs width {width}",
+        m.edge_length_mean
+    );
     assert!(m.stress.unwrap() < 0.5, "stress {:?}", m.stress);
     check_tree(&a.clusters, &g);
-    assert!(a.clusters.clusters[0].child_clusters.len() + a.clusters.clusters[0].child_nodes.len() <= 128);
+    assert!(
+        a.clusters.clusters[0].child_clusters.len() + a.clusters.clusters[0].child_nodes.len()
+            <= 128
+    );
 }
 
 #[test]
 fn force_handles_components_and_isolated_nodes() {
     let mut edges = Vec::new();
     for c in 0..300u32 {
-        edges.extend([(3 * c, 3 * c + 1), (3 * c + 1, 3 * c + 2), (3 * c + 2, 3 * c)]);
+        edges.extend([
+            (3 * c, 3 * c + 1),
+            (3 * c + 1, 3 * c + 2),
+            (3 * c + 2, 3 * c),
+        ]);
     }
     let mut g = graph_of(1000, &edges);
-    g.edges.push(Edge { from: 999, to: 999, value: 0 });
+    g.edges.push(Edge {
+        from: 999,
+        to: 999,
+        value: 0,
+    });
     let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
     assert!(l.nodes.iter().all(|n| n.center.is_finite()));
     check_tree(&l.clusters, &g);
@@ -354,13 +492,28 @@ fn write_pictures() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/layout");
     std::fs::create_dir_all(&out).unwrap();
     let (g, h) = synth::model_like(2, 1);
-    std::fs::write(out.join("model_like_dataflow.svg"), layout_svg(&df(&g, &h), &g, 5000)).unwrap();
+    std::fs::write(
+        out.join("model_like_dataflow.svg"),
+        layout_svg(&df(&g, &h), &g, 5000),
+    )
+    .unwrap();
     let layer = h.find("model/layers.0").unwrap();
-    let opts = DataflowOptions { collapsed: vec![layer], ..DataflowOptions::default() };
+    let opts = DataflowOptions {
+        collapsed: vec![layer],
+        ..DataflowOptions::default()
+    };
     let l = layout::dataflow(&g, &h, &opts, &Progress::new()).unwrap();
-    std::fs::write(out.join("model_like_collapsed.svg"), layout_svg(&l, &g, 5000)).unwrap();
+    std::fs::write(
+        out.join("model_like_collapsed.svg"),
+        layout_svg(&l, &g, 5000),
+    )
+    .unwrap();
     let (g, h) = synth::dag(150, 260, 3);
-    std::fs::write(out.join("dag_dataflow.svg"), layout_svg(&df(&g, &h), &g, 5000)).unwrap();
+    std::fs::write(
+        out.join("dag_dataflow.svg"),
+        layout_svg(&df(&g, &h), &g, 5000),
+    )
+    .unwrap();
     let (g, _) = synth::random(4000, 8000, 1);
     let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
     std::fs::write(out.join("random_force.svg"), layout_svg(&l, &g, 0)).unwrap();
@@ -376,10 +529,22 @@ fn write_pictures() {
 #[ignore = "timing printout; run by hand"]
 fn bench_smoke() {
     use modelmap::bench::layout::{BenchLayout, LayoutBenchArgs, run};
-    let nodes: usize = std::env::var("BENCH_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
-    let r = run(&LayoutBenchArgs { nodes, ..LayoutBenchArgs::default() }).unwrap();
+    let nodes: usize = std::env::var("BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    let r = run(&LayoutBenchArgs {
+        nodes,
+        ..LayoutBenchArgs::default()
+    })
+    .unwrap();
     println!("{}", r.summary());
-    let r = run(&LayoutBenchArgs { nodes, layout: BenchLayout::Force, ..LayoutBenchArgs::default() }).unwrap();
+    let r = run(&LayoutBenchArgs {
+        nodes,
+        layout: BenchLayout::Force,
+        ..LayoutBenchArgs::default()
+    })
+    .unwrap();
     println!("{}", r.summary());
 }
 
@@ -389,7 +554,10 @@ fn bench_smoke() {
 fn force_stage_timings() {
     use modelmap::graph::WeightedGraph;
     use modelmap::layout::ForceSim;
-    let n: usize = std::env::var("BENCH_NODES").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
     let t = Instant::now();
     let (g, _) = synth::random(n, 2 * n, 1);
     println!("generate {:.3}", t.elapsed().as_secs_f64());
@@ -399,17 +567,29 @@ fn force_stage_timings() {
     println!("csr {:.3}", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let levels = graph::coarsen(&wg, 100, 1);
-    println!("coarsen {:.3} ({} levels)", t.elapsed().as_secs_f64(), levels.len());
+    println!(
+        "coarsen {:.3} ({} levels)",
+        t.elapsed().as_secs_f64(),
+        levels.len()
+    );
     let mut rng = graph::Pcg32::new(2);
-    let mut pos: Vec<glam::Vec2> = (0..n).map(|_| glam::Vec2::new(rng.unit_f32(), rng.unit_f32()) * 30000.0).collect();
+    let mut pos: Vec<glam::Vec2> = (0..n)
+        .map(|_| glam::Vec2::new(rng.unit_f32(), rng.unit_f32()) * 30000.0)
+        .collect();
     let mut sim = ForceSim::new();
     for k in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(k)
+            .build()
+            .unwrap();
         let t = Instant::now();
         for _ in 0..3 {
             pool.install(|| sim.iterate(&mut pos, &wg, 60.0, 30.0, 0.9));
         }
-        println!("iteration ({k} threads) {:.3}", t.elapsed().as_secs_f64() / 3.0);
+        println!(
+            "iteration ({k} threads) {:.3}",
+            t.elapsed().as_secs_f64() / 3.0
+        );
     }
     let t = Instant::now();
     let maps: Vec<Vec<u32>> = levels.into_iter().map(|l| l.map).collect();

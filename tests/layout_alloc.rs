@@ -40,8 +40,13 @@ fn barnes_hut_iteration_does_not_allocate() {
     let edges = graph::edge_pairs(&g).unwrap();
     let wg = WeightedGraph::from_edges(g.nodes.len(), &edges);
     let mut rng = graph::Pcg32::new(2);
-    let mut pos: Vec<Vec2> = (0..g.nodes.len()).map(|_| Vec2::new(rng.unit_f32(), rng.unit_f32()) * 5000.0).collect();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut pos: Vec<Vec2> = (0..g.nodes.len())
+        .map(|_| Vec2::new(rng.unit_f32(), rng.unit_f32()) * 5000.0)
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let mut sim = ForceSim::new();
     // Warm-up sizes the buffers (and rayon's per-thread state).
     for _ in 0..3 {

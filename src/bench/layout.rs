@@ -12,7 +12,9 @@ use serde::Serialize;
 
 use super::synth;
 use crate::graph;
-use crate::layout::{self, DataflowOptions, ForceOptions, Layout, LayoutError, MetricsOptions, Progress};
+use crate::layout::{
+    self, DataflowOptions, ForceOptions, Layout, LayoutError, MetricsOptions, Progress,
+};
 
 /// Errors of the layout benchmark.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +61,11 @@ impl std::str::FromStr for SynthKind {
             "dag" => Ok(SynthKind::Dag),
             "random" => Ok(SynthKind::Random),
             "model" => Ok(SynthKind::Model),
-            _ => Err(LayoutBenchError::BadFlag { flag: "--kind", value: s.to_string(), expected: "dag, random or model" }),
+            _ => Err(LayoutBenchError::BadFlag {
+                flag: "--kind",
+                value: s.to_string(),
+                expected: "dag, random or model",
+            }),
         }
     }
 }
@@ -80,7 +86,11 @@ impl std::str::FromStr for BenchLayout {
         match s {
             "dataflow" => Ok(BenchLayout::Dataflow),
             "force" => Ok(BenchLayout::Force),
-            _ => Err(LayoutBenchError::BadFlag { flag: "--layout", value: s.to_string(), expected: "dataflow or force" }),
+            _ => Err(LayoutBenchError::BadFlag {
+                flag: "--layout",
+                value: s.to_string(),
+                expected: "dataflow or force",
+            }),
         }
     }
 }
@@ -225,38 +235,66 @@ pub fn run(args: &LayoutBenchArgs) -> Result<LayoutBenchReport, LayoutBenchError
         SynthKind::Model => synth::model_like_nodes(args.nodes, args.seed),
     };
     let generate_seconds = t0.elapsed().as_secs_f64();
-    let threads = if args.threads.is_empty() { vec![1, 2] } else { args.threads.clone() };
+    let threads = if args.threads.is_empty() {
+        vec![1, 2]
+    } else {
+        args.threads.clone()
+    };
     let mut runs = Vec::new();
     let mut last: Option<Layout> = None;
     for &k in &threads {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(k)
             .build()
-            .map_err(|e| LayoutBenchError::ThreadPool { threads: k, message: e.to_string() })?;
+            .map_err(|e| LayoutBenchError::ThreadPool {
+                threads: k,
+                message: e.to_string(),
+            })?;
         drop(last.take()); // free the previous layout before timing the next
         let progress = Progress::new();
         let start = Instant::now();
         let mut first = None;
         let layout = pool.install(|| match args.layout {
-            BenchLayout::Dataflow => {
-                layout::dataflow(&g, &h, &DataflowOptions { seed: 0, ..DataflowOptions::default() }, &progress)
-            }
+            BenchLayout::Dataflow => layout::dataflow(
+                &g,
+                &h,
+                &DataflowOptions {
+                    seed: 0,
+                    ..DataflowOptions::default()
+                },
+                &progress,
+            ),
             BenchLayout::Force => {
-                let opts = ForceOptions { seed: args.seed, ..ForceOptions::default() };
+                let opts = ForceOptions {
+                    seed: args.seed,
+                    ..ForceOptions::default()
+                };
                 layout::force_with_levels(&g, &opts, &progress, &mut |snap| {
                     first.get_or_insert(snap.elapsed.as_secs_f64());
                 })
             }
         })?;
-        runs.push(ThreadRun { threads: k, seconds: start.elapsed().as_secs_f64(), first_level_seconds: first });
+        runs.push(ThreadRun {
+            threads: k,
+            seconds: start.elapsed().as_secs_f64(),
+            first_level_seconds: first,
+        });
         last = Some(layout);
     }
     let t1 = Instant::now();
     let edges = graph::edge_pairs(&g).map_err(LayoutError::from)?;
     let (metrics, clusters, warnings) = match &last {
         Some(l) => {
-            let mo = MetricsOptions { seed: args.seed, stress_sources: if args.stress { 8 } else { 0 }, ..MetricsOptions::default() };
-            (layout::measure(l, &edges, &mo), l.clusters.clusters.len(), l.warnings.clone())
+            let mo = MetricsOptions {
+                seed: args.seed,
+                stress_sources: if args.stress { 8 } else { 0 },
+                ..MetricsOptions::default()
+            };
+            (
+                layout::measure(l, &edges, &mo),
+                l.clusters.clusters.len(),
+                l.warnings.clone(),
+            )
         }
         None => (layout::Metrics::default(), 0, Vec::new()),
     };
@@ -299,9 +337,18 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="{:.1} {:.1} {:.1} {:.1}" width="{:.0}" height="{:.0}">"#,
-        b.min.x, b.min.y, size.x, size.y, size.x.min(4000.0), size.y * size.x.min(4000.0) / size.x.max(1.0)
+        b.min.x,
+        b.min.y,
+        size.x,
+        size.y,
+        size.x.min(4000.0),
+        size.y * size.x.min(4000.0) / size.x.max(1.0)
     );
-    let _ = writeln!(s, r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white"/>"#, b.min.x, b.min.y, size.x, size.y);
+    let _ = writeln!(
+        s,
+        r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white"/>"#,
+        b.min.x, b.min.y, size.x, size.y
+    );
     for (g, r) in layout.groups.iter().enumerate().skip(1) {
         if r.is_empty() {
             continue;
@@ -311,27 +358,44 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
         let _ = writeln!(
             s,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="6" fill="{fill}" stroke="#8899bb" stroke-width="1"/>"##,
-            r.min.x, r.min.y, r.size().x, r.size().y
+            r.min.x,
+            r.min.y,
+            r.size().x,
+            r.size().y
         );
     }
     let dataflow = layout.kind == layout::LayoutKind::Dataflow;
-    let _ = writeln!(s, r##"<g fill="none" stroke="#667" stroke-width="{}" stroke-opacity="0.6">"##, if dataflow { 1.2 } else { 0.6 });
+    let _ = writeln!(
+        s,
+        r##"<g fill="none" stroke="#667" stroke-width="{}" stroke-opacity="0.6">"##,
+        if dataflow { 1.2 } else { 0.6 }
+    );
     for (e, r) in layout.edges.iter().enumerate() {
         if r.hidden {
             continue;
         }
-        let pts: Vec<glam::DVec2> =
-            std::iter::once(r.from).chain(layout.waypoints(e).iter().copied()).chain(std::iter::once(r.to)).collect();
+        let pts: Vec<glam::DVec2> = std::iter::once(r.from)
+            .chain(layout.waypoints(e).iter().copied())
+            .chain(std::iter::once(r.to))
+            .collect();
         let mut d = format!("M{:.1} {:.1}", pts[0].x, pts[0].y);
         for w in pts.windows(2) {
             if r.curve {
                 let my = (w[0].y + w[1].y) * 0.5;
-                let _ = write!(d, " C{:.1} {my:.1} {:.1} {my:.1} {:.1} {:.1}", w[0].x, w[1].x, w[1].x, w[1].y);
+                let _ = write!(
+                    d,
+                    " C{:.1} {my:.1} {:.1} {my:.1} {:.1} {:.1}",
+                    w[0].x, w[1].x, w[1].x, w[1].y
+                );
             } else {
                 let _ = write!(d, " L{:.1} {:.1}", w[1].x, w[1].y);
             }
         }
-        let color = if r.reversed { r##" stroke="#c33""## } else { "" };
+        let color = if r.reversed {
+            r##" stroke="#c33""##
+        } else {
+            ""
+        };
         let _ = writeln!(s, r#"<path d="{d}"{color}/>"#);
     }
     let _ = writeln!(s, "</g>");
@@ -342,12 +406,18 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
         }
         let r = nb.rect();
         let op = graph.nodes.get(v).map_or("", |n| n.op.as_str());
-        let hue = op.bytes().fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32)) % 360;
+        let hue = op
+            .bytes()
+            .fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32))
+            % 360;
         if dataflow {
             let _ = writeln!(
                 s,
                 r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="4" fill="hsl({hue},55%,80%)" stroke="#445" stroke-width="0.8"/>"##,
-                r.min.x, r.min.y, r.size().x, r.size().y
+                r.min.x,
+                r.min.y,
+                r.size().x,
+                r.size().y
             );
         } else {
             let _ = writeln!(
@@ -358,7 +428,14 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
         }
         if labels && dataflow {
             let text = graph.nodes.get(v).map_or(String::new(), |n| {
-                let t = if matches!(n.kind, crate::model::NodeKind::Input | crate::model::NodeKind::Output) { &n.name } else { &n.op };
+                let t = if matches!(
+                    n.kind,
+                    crate::model::NodeKind::Input | crate::model::NodeKind::Output
+                ) {
+                    &n.name
+                } else {
+                    &n.op
+                };
                 t.replace('&', "&amp;").replace('<', "&lt;")
             });
             let _ = writeln!(
@@ -379,7 +456,9 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
                 .clusters
                 .iter()
                 .find(|c| c.group == Some(g as u32))
-                .map_or(String::new(), |c| c.label.replace('&', "&amp;").replace('<', "&lt;"));
+                .map_or(String::new(), |c| {
+                    c.label.replace('&', "&amp;").replace('<', "&lt;")
+                });
             let _ = writeln!(
                 s,
                 r##"<text x="{:.1}" y="{:.1}" font-size="12" font-family="sans-serif" fill="#335">{name}</text>"##,
@@ -398,16 +477,32 @@ mod tests {
 
     #[test]
     fn small_bench_reports_both_thread_counts() {
-        let args = LayoutBenchArgs { nodes: 400, ..LayoutBenchArgs::default() };
+        let args = LayoutBenchArgs {
+            nodes: 400,
+            ..LayoutBenchArgs::default()
+        };
         let r = run(&args).unwrap();
         assert_eq!(r.runs.len(), 2);
         assert_eq!(r.overlaps, 0);
         let j = r.to_json();
-        for k in ["nodes", "edges", "kind", "seconds", "threads", "crossings", "overlaps"] {
+        for k in [
+            "nodes",
+            "edges",
+            "kind",
+            "seconds",
+            "threads",
+            "crossings",
+            "overlaps",
+        ] {
             assert!(j.get(k).is_some(), "{k}");
         }
-        let f = run(&LayoutBenchArgs { nodes: 500, layout: BenchLayout::Force, threads: vec![2], ..LayoutBenchArgs::default() })
-            .unwrap();
+        let f = run(&LayoutBenchArgs {
+            nodes: 500,
+            layout: BenchLayout::Force,
+            threads: vec![2],
+            ..LayoutBenchArgs::default()
+        })
+        .unwrap();
         assert!(f.runs[0].first_level_seconds.is_some());
         assert_eq!(f.edges, 1000);
     }

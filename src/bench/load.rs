@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::synth_model::{write_llama, write_onnx_decoder, LlamaConfig};
+use super::synth_model::{LlamaConfig, write_llama, write_onnx_decoder};
 use crate::model::Summary;
 
 /// Options of `bench load`.
@@ -89,7 +89,10 @@ pub fn run(args: &LoadBenchArgs) -> Result<Vec<LoadResult>, String> {
     std::fs::create_dir_all(&args.data).map_err(|e| format!("{}: {e}", args.data.display()))?;
     let ckpt = args.data.join("llama-1b");
     if !ckpt.join("model.safetensors.index.json").exists() {
-        eprintln!("writing {} (1.28 B parameters, bf16, 3 shards)…", ckpt.display());
+        eprintln!(
+            "writing {} (1.28 B parameters, bf16, 3 shards)…",
+            ckpt.display()
+        );
         write_llama(&LlamaConfig::preset_1b(), &ckpt).map_err(|e| e.to_string())?;
     }
     let onnx = args.data.join("decoder-800.onnx");
@@ -98,7 +101,13 @@ pub fn run(args: &LoadBenchArgs) -> Result<Vec<LoadResult>, String> {
         write_onnx_decoder(800, 64, &onnx).map_err(|e| e.to_string())?;
     }
     let mut results = Vec::new();
-    for (name, path) in [("llama-1.28B safetensors, 3 shards (headers only)", ckpt.clone()), ("decoder-800 ONNX", onnx.clone())] {
+    for (name, path) in [
+        (
+            "llama-1.28B safetensors, 3 shards (headers only)",
+            ckpt.clone(),
+        ),
+        ("decoder-800 ONNX", onnx.clone()),
+    ] {
         let mut times = Vec::new();
         let mut nodes = 0;
         let mut parameters = 0;
@@ -114,11 +123,12 @@ pub fn run(args: &LoadBenchArgs) -> Result<Vec<LoadResult>, String> {
         }
         let median_ms = median(times);
         let peak_rss_bytes = child_peak_rss(&path);
-        let (python_onnx_load_ms, python_peak_rss_bytes) = if path.extension().is_some_and(|e| e == "onnx") && !args.no_python {
-            python_onnx_load(&path, args.runs)
-        } else {
-            (None, None)
-        };
+        let (python_onnx_load_ms, python_peak_rss_bytes) =
+            if path.extension().is_some_and(|e| e == "onnx") && !args.no_python {
+                python_onnx_load(&path, args.runs)
+            } else {
+                (None, None)
+            };
         results.push(LoadResult {
             name: name.into(),
             file: path.display().to_string(),
@@ -138,9 +148,15 @@ pub fn run(args: &LoadBenchArgs) -> Result<Vec<LoadResult>, String> {
 /// Runs `modelmap info FILE` as a child and reads the peak RSS it reports.
 fn child_peak_rss(path: &Path) -> Option<u64> {
     let exe = std::env::current_exe().ok()?;
-    let out = Command::new(exe).arg("info").arg(path).env("MODELMAP_REPORT_PEAK_RSS", "1").output().ok()?;
+    let out = Command::new(exe)
+        .arg("info")
+        .arg(path)
+        .env("MODELMAP_REPORT_PEAK_RSS", "1")
+        .output()
+        .ok()?;
     let err = String::from_utf8_lossy(&out.stderr);
-    err.lines().find_map(|l| l.strip_prefix("peak_rss_bytes=")?.trim().parse().ok())
+    err.lines()
+        .find_map(|l| l.strip_prefix("peak_rss_bytes=")?.trim().parse().ok())
 }
 
 fn python_onnx_load(path: &Path, runs: usize) -> (Option<f64>, Option<u64>) {
@@ -148,16 +164,30 @@ fn python_onnx_load(path: &Path, runs: usize) -> (Option<f64>, Option<u64>) {
         "import sys, time, resource\nimport onnx\nts=[]\nfor _ in range({runs}):\n    t=time.perf_counter(); m=onnx.load(sys.argv[1]); ts.append((time.perf_counter()-t)*1e3); del m\nts.sort()\nprint(ts[len(ts)//2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss*1024)\n",
         runs = runs.max(1)
     );
-    let Ok(out) = Command::new("python3").arg("-c").arg(script).arg(path).output() else {
+    let Ok(out) = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+    else {
         return (None, None);
     };
     if !out.status.success() {
-        eprintln!("python onnx.load skipped: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "python onnx.load skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
         return (None, None);
     }
     let s = String::from_utf8_lossy(&out.stdout);
     let mut it = s.split_whitespace();
-    (it.next().and_then(|v| v.parse().ok()), it.next().and_then(|v| v.parse().ok()))
+    (
+        it.next().and_then(|v| v.parse().ok()),
+        it.next().and_then(|v| v.parse().ok()),
+    )
 }
 
 /// Human-readable table of results.
@@ -178,7 +208,8 @@ pub fn report(results: &[LoadResult]) -> String {
             s.push_str(&format!(
                 "  python onnx.load: median {:.1} ms, peak RSS {} → modelmap is {:.1}× faster\n",
                 p,
-                r.python_peak_rss_bytes.map_or("?".into(), crate::model::human_bytes),
+                r.python_peak_rss_bytes
+                    .map_or("?".into(), crate::model::human_bytes),
                 r.speedup.unwrap_or(f64::NAN)
             ));
         }

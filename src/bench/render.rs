@@ -1,1 +1,673 @@
-//! (in progress)
+//! `modelmap bench render`: whole-frame GPU numbers over a scripted camera path.
+//!
+//! The path is fit → zoom in 1000× about the centre → pan two viewports → zoom back out, over a
+//! scene given by a [`SceneSource`] (the synthetic one here; the LOD cut over a real layout later:
+//! it only has to turn a camera into a `DrawList`). Each frame is timed on the CPU from `prepare` to
+//! the GPU having finished (`poll(Wait)`), with GPU time from timestamp queries where the adapter
+//! has `TIMESTAMP_QUERY`. In the same run a minimal instanced SDF-circle pipeline
+//! ([`crate::render::baseline`]) draws the same nodes along the same path, and the report gives our
+//! renderer's median as a ratio of it.
+
+use std::time::{Duration, Instant};
+
+use glam::{DVec2, Vec2};
+use serde::Serialize;
+
+use crate::lod::{Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape, flags};
+use crate::render::baseline::BaselineRenderer;
+use crate::render::{GraphRenderer, OFFSCREEN_FORMAT, RenderContext, RenderError, clear_color};
+use crate::view::{Camera, Rect};
+
+/// Options of `bench render`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RenderBenchArgs {
+    /// Nodes in the synthetic scene.
+    #[arg(long, default_value_t = 10_000)]
+    pub nodes: usize,
+    /// Edges in the synthetic scene (default: twice the nodes).
+    #[arg(long)]
+    pub edges: Option<usize>,
+    /// Timed frames along the camera path.
+    #[arg(long, default_value_t = 120)]
+    pub frames: usize,
+    /// Picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720")]
+    pub size: String,
+    /// Seed of the synthetic scene.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Skip the baseline pipeline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for RenderBenchArgs {
+    fn default() -> Self {
+        RenderBenchArgs {
+            nodes: 10_000,
+            edges: None,
+            frames: 120,
+            size: "1280x720".into(),
+            seed: 1,
+            no_baseline: false,
+            json: false,
+        }
+    }
+}
+
+/// What `bench render` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RenderBenchResult {
+    /// Adapter name.
+    pub adapter: String,
+    /// Backend (Vulkan, Metal, Gl…).
+    pub backend: String,
+    /// Nodes drawn.
+    pub nodes: usize,
+    /// Edges drawn.
+    pub edges: usize,
+    /// Labels in the scene.
+    pub labels: usize,
+    /// Timed frames.
+    pub frames: usize,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Median CPU wall time per frame, including waiting for the GPU, ms.
+    pub median_ms: f64,
+    /// 95th percentile, ms.
+    pub p95_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Median GPU time of the render pass from timestamp queries, ms (absent without the feature).
+    pub gpu_median_ms: Option<f64>,
+    /// The first upload of the scene's instances (pack + write), ms.
+    pub upload_ms: f64,
+    /// Median per-frame `prepare` (uniform, label culling) once uploaded, ms.
+    pub prepare_median_ms: f64,
+    /// GPU memory the renderer allocated (buffers, textures, target), bytes.
+    pub gpu_bytes: u64,
+    /// Median of the baseline pipeline (instanced SDF circles) over the same nodes and path, ms.
+    pub baseline_median_ms: Option<f64>,
+    /// `median_ms / baseline_median_ms` (target ≤ 1.3).
+    pub ratio_to_baseline: Option<f64>,
+}
+
+/// Something that gives the `DrawList` to draw for a camera: the synthetic scene, or the LOD cut
+/// over a real layout.
+pub trait SceneSource {
+    /// World bounds of the whole scene (the camera path fits them).
+    fn bounds(&self) -> Rect;
+    /// The list to draw for `camera` (bump its revision when it changes).
+    fn draw_list(&mut self, camera: &Camera) -> &DrawList;
+}
+
+/// A fixed synthetic scene: a layered graph of `n` nodes on a jittered grid with `m` edges between
+/// nearby nodes (mostly to the next layer), a few labels, deterministic given the seed.
+#[derive(Clone, Debug)]
+pub struct SyntheticScene {
+    list: DrawList,
+    bounds: Rect,
+}
+
+/// A small deterministic generator (SplitMix64), so scenes are reproducible across platforms.
+#[derive(Clone, Debug)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in 0..1.
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// A stable op-type palette.
+const PALETTE: [[u8; 4]; 6] = [
+    [80, 130, 220, 255],
+    [90, 180, 120, 255],
+    [230, 150, 60, 255],
+    [170, 110, 200, 255],
+    [200, 90, 90, 255],
+    [120, 120, 130, 255],
+];
+
+impl SyntheticScene {
+    /// Generates the scene.
+    pub fn new(nodes: usize, edges: usize, seed: u64) -> Self {
+        let mut rng = SplitMix::new(seed);
+        let cols = ((nodes as f64 * 16.0 / 9.0).sqrt().ceil() as usize).max(1);
+        let spacing = 10.0f32;
+        let mut list = DrawList::new(DVec2::ZERO);
+        list.revision = 1;
+        list.nodes.reserve(nodes);
+        for i in 0..nodes {
+            let (col, row) = ((i % cols) as f32, (i / cols) as f32);
+            let jitter = Vec2::new(rng.unit() - 0.5, rng.unit() - 0.5) * 3.0;
+            let circle = rng.below(4) == 0;
+            let half = if circle {
+                Vec2::splat(2.0 + rng.unit())
+            } else {
+                Vec2::new(3.0 + rng.unit(), 1.5 + rng.unit() * 0.5)
+            };
+            let flag = match rng.below(200) {
+                0 => flags::SELECTED,
+                1 => flags::CLUSTER,
+                2 => flags::DIMMED,
+                _ => 0,
+            };
+            list.nodes.push(NodeItem {
+                center: Vec2::new(col, row) * spacing + jitter,
+                half_size: half,
+                fill: PALETTE[rng.below(PALETTE.len())],
+                shape: if circle {
+                    NodeShape::Circle
+                } else {
+                    NodeShape::RoundedBox
+                },
+                flags: flag,
+                alpha: 1.0,
+            });
+        }
+        list.edges.reserve(edges);
+        for _ in 0..edges.min(if nodes > 1 { usize::MAX } else { 0 }) {
+            let a = rng.below(nodes);
+            // Mostly the next layer, a few columns away; sometimes the same layer.
+            let (row, col) = (a / cols, a % cols);
+            let col_b = (col + rng.below(7)).saturating_sub(3).min(cols - 1);
+            let row_b = if rng.below(5) == 0 { row } else { row + 1 };
+            let b = [row_b * cols + col_b, row * cols + col_b, a]
+                .into_iter()
+                .find(|&b| b < nodes)
+                .unwrap_or(a);
+            let (pa, pb) = (list.nodes[a].center, list.nodes[b].center);
+            let kind = rng.below(4);
+            list.edges.push(EdgeItem {
+                from: pa,
+                to: pb,
+                color: [70, 70, 80, 160],
+                width_px: if kind == 3 { 2.5 } else { 1.0 },
+                flags: match kind {
+                    0 => flags::CURVE | flags::ARROW,
+                    1 => flags::CURVE,
+                    2 => flags::ARROW,
+                    _ => 0,
+                },
+            });
+        }
+        // Group titles: about a thousand labels, as an LOD cut would keep.
+        let step = (nodes / 1000).max(1);
+        for i in (0..nodes).step_by(step) {
+            let n = list.nodes[i];
+            list.labels.push(LabelItem {
+                pos: n.center,
+                text: format!("layer{}.op{}", i / cols, i % cols),
+                size_px: 11.0,
+                color: [20, 20, 30, 255],
+                align: Align::Center,
+            });
+        }
+        let mut bounds = Rect::EMPTY;
+        for n in &list.nodes {
+            bounds.include((n.center - n.half_size).as_dvec2());
+            bounds.include((n.center + n.half_size).as_dvec2());
+        }
+        SyntheticScene { list, bounds }
+    }
+
+    /// The generated list.
+    pub fn list(&self) -> &DrawList {
+        &self.list
+    }
+}
+
+impl SceneSource for SyntheticScene {
+    fn bounds(&self) -> Rect {
+        self.bounds
+    }
+    fn draw_list(&mut self, _camera: &Camera) -> &DrawList {
+        &self.list
+    }
+}
+
+/// The camera of frame `i` of `frames`: fit, zoom in 1000×, pan two viewports, zoom out.
+pub fn camera_path(bounds: Rect, viewport: DVec2, i: usize, frames: usize) -> Camera {
+    let mut fit = Camera::new(viewport);
+    fit.fit(bounds, 10.0);
+    let quarter = (frames / 4).max(1);
+    let phase = i / quarter;
+    let t = (i % quarter) as f64 / quarter as f64;
+    let deep = Camera {
+        zoom: fit.zoom * 1000.0,
+        ..fit
+    };
+    let pan = DVec2::new(2.0 * viewport.x / deep.zoom, viewport.y / deep.zoom);
+    match phase {
+        0 => fit.lerp(&deep, t),
+        1 => Camera {
+            center: fit.center + pan * t,
+            ..deep
+        },
+        2 => Camera {
+            center: fit.center + pan * (1.0 - t),
+            ..deep
+        }
+        .lerp(&fit, t),
+        _ => fit,
+    }
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), RenderError> {
+    let bad = || RenderError::BadArgs(format!("--size {s:?} is not WIDTHxHEIGHT"));
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (w, h): (u32, u32) = (
+        w.trim().parse().map_err(|_| bad())?,
+        h.trim().parse().map_err(|_| bad())?,
+    );
+    if w == 0 || h == 0 || w > 16384 || h > 16384 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// Runs the benchmark on the synthetic scene.
+pub fn run(args: &RenderBenchArgs) -> Result<RenderBenchResult, RenderError> {
+    let edges = args.edges.unwrap_or(args.nodes.saturating_mul(2));
+    if args.nodes > 50_000_000 || edges > 100_000_000 {
+        return Err(RenderError::BadArgs(
+            "at most 50 M nodes and 100 M edges".into(),
+        ));
+    }
+    let mut scene = SyntheticScene::new(args.nodes, edges, args.seed);
+    let ctx = RenderContext::headless()?;
+    run_with(&ctx, args, &mut scene)
+}
+
+/// Timestamp queries for one pass, when the device has them.
+struct GpuTimer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    period_ns: f64,
+}
+
+impl GpuTimer {
+    fn new(ctx: &RenderContext) -> Option<Self> {
+        if !ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return None;
+        }
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("bench"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps readback"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Some(GpuTimer {
+            set,
+            resolve,
+            readback,
+            period_ns: f64::from(ctx.queue.get_timestamp_period()),
+        })
+    }
+
+    /// Reads the pass's duration after the frame was waited for.
+    fn read_ms(&self, ctx: &RenderContext) -> Option<f64> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.readback
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        ctx.device.poll(wgpu::PollType::wait_indefinitely()).ok()?;
+        rx.recv().ok()?.ok()?;
+        let ms = {
+            let view = self.readback.get_mapped_range(..).ok()?;
+            let t: &[u64] = bytemuck::try_cast_slice(&view).ok()?;
+            let (a, b) = (*t.first()?, *t.get(1)?);
+            b.saturating_sub(a) as f64 * self.period_ns / 1e6
+        };
+        self.readback.unmap();
+        Some(ms)
+    }
+}
+
+/// What a frame draws with: ours or the baseline.
+enum Painter<'a> {
+    Ours(&'a mut GraphRenderer),
+    Baseline(&'a BaselineRenderer),
+}
+
+struct Timings {
+    frame_ms: Vec<f64>,
+    gpu_ms: Vec<f64>,
+    prepare_ms: Vec<f64>,
+}
+
+fn run_path(
+    ctx: &RenderContext,
+    painter: &mut Painter<'_>,
+    source: &mut dyn SceneSource,
+    view: &wgpu::TextureView,
+    viewport: DVec2,
+    frames: usize,
+    timer: Option<&GpuTimer>,
+) -> Result<Timings, RenderError> {
+    let bounds = source.bounds();
+    let mut t = Timings {
+        frame_ms: Vec::with_capacity(frames),
+        gpu_ms: Vec::new(),
+        prepare_ms: Vec::new(),
+    };
+    // Two untimed frames: shader compilation and the first upload.
+    for i in 0..frames + 2 {
+        let camera = camera_path(bounds, viewport, i.saturating_sub(2), frames);
+        let start = Instant::now();
+        let list = source.draw_list(&camera);
+        match painter {
+            Painter::Ours(r) => r.prepare(&ctx.device, &ctx.queue, &camera, list),
+            Painter::Baseline(b) => b.prepare(&ctx.queue, &camera, list),
+        }
+        let prepared = start.elapsed();
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("bench frame"),
+            });
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("bench"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(clear_color(list.background)),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                timestamp_writes: timer.map(|t| wgpu::RenderPassTimestampWrites {
+                    query_set: &t.set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+                ..Default::default()
+            });
+            match painter {
+                Painter::Ours(r) => r.paint(&mut pass),
+                Painter::Baseline(b) => b.paint(&mut pass),
+            }
+        }
+        if let Some(t) = timer {
+            encoder.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
+            encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, 16);
+        }
+        let submission = ctx.queue.submit([encoder.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(submission),
+                timeout: Some(Duration::from_secs(60)),
+            })
+            .map_err(|e| RenderError::Gpu(e.to_string()))?;
+        let elapsed = start.elapsed();
+        ctx.check_lost()?;
+        let gpu = timer.and_then(|t| t.read_ms(ctx));
+        if i >= 2 {
+            t.frame_ms.push(elapsed.as_secs_f64() * 1e3);
+            t.prepare_ms.push(prepared.as_secs_f64() * 1e3);
+            t.gpu_ms.extend(gpu);
+        }
+    }
+    Ok(t)
+}
+
+/// The `q`-quantile (0..=1) of `v` by nearest rank.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1;
+    s.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Runs the benchmark over any scene source on `ctx`.
+pub fn run_with(
+    ctx: &RenderContext,
+    args: &RenderBenchArgs,
+    source: &mut dyn SceneSource,
+) -> Result<RenderBenchResult, RenderError> {
+    let (width, height) = parse_size(&args.size)?;
+    let frames = args.frames.max(4);
+    let viewport = DVec2::new(f64::from(width), f64::from(height));
+    let target = ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("bench target"),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: OFFSCREEN_FORMAT,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
+        view_formats: &[],
+    });
+    let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+    let timer = GpuTimer::new(ctx);
+
+    let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
+    // The first upload, measured alone.
+    let first = camera_path(source.bounds(), viewport, 0, frames);
+    let (nodes, edges, labels) = {
+        let list = source.draw_list(&first);
+        (list.nodes.len(), list.edges.len(), list.labels.len())
+    };
+    renderer.prepare(&ctx.device, &ctx.queue, &first, source.draw_list(&first));
+    let upload_ms = renderer.last_prepare().upload_time.as_secs_f64() * 1e3;
+    let ours = run_path(
+        ctx,
+        &mut Painter::Ours(&mut renderer),
+        source,
+        &view,
+        viewport,
+        frames,
+        timer.as_ref(),
+    )?;
+    let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
+    drop(renderer);
+
+    let baseline_median = if args.no_baseline {
+        None
+    } else {
+        let mut baseline = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
+        baseline.upload(&ctx.device, &ctx.queue, source.draw_list(&first))?;
+        let b = run_path(
+            ctx,
+            &mut Painter::Baseline(&baseline),
+            source,
+            &view,
+            viewport,
+            frames,
+            timer.as_ref(),
+        )?;
+        Some(quantile(&b.frame_ms, 0.5))
+    };
+    let (adapter, backend) = ctx.adapter_name_and_backend();
+    let median = quantile(&ours.frame_ms, 0.5);
+    Ok(RenderBenchResult {
+        adapter,
+        backend,
+        nodes,
+        edges,
+        labels,
+        frames,
+        width,
+        height,
+        median_ms: median,
+        p95_ms: quantile(&ours.frame_ms, 0.95),
+        p99_ms: quantile(&ours.frame_ms, 0.99),
+        gpu_median_ms: (!ours.gpu_ms.is_empty()).then(|| quantile(&ours.gpu_ms, 0.5)),
+        upload_ms,
+        prepare_median_ms: quantile(&ours.prepare_ms, 0.5),
+        gpu_bytes,
+        baseline_median_ms: baseline_median,
+        ratio_to_baseline: baseline_median.map(|b| median / b),
+    })
+}
+
+/// The human-readable report.
+pub fn report(r: &RenderBenchResult) -> String {
+    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
+    format!(
+        "adapter: {} ({})\nscene: {} nodes, {} edges, {} labels at {}x{}, {} frames (fit, zoom 1000x, pan, zoom out)\n\
+         frame: median {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (CPU wall incl. GPU wait)\n\
+         gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\ngpu memory: {:.1} MiB\n\
+         baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n",
+        r.adapter,
+        r.backend,
+        r.nodes,
+        r.edges,
+        r.labels,
+        r.width,
+        r.height,
+        r.frames,
+        r.median_ms,
+        r.p95_ms,
+        r.p99_ms,
+        opt(r.gpu_median_ms, " ms"),
+        r.upload_ms,
+        r.prepare_median_ms,
+        r.gpu_bytes as f64 / (1 << 20) as f64,
+        opt(r.baseline_median_ms, " ms"),
+        opt(r.ratio_to_baseline, "x"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_scene_is_deterministic_and_sane() {
+        let a = SyntheticScene::new(500, 1000, 7);
+        let b = SyntheticScene::new(500, 1000, 7);
+        assert_eq!(a.list().nodes, b.list().nodes);
+        assert_eq!(a.list().edges, b.list().edges);
+        assert_eq!(a.list().nodes.len(), 500);
+        assert_eq!(a.list().edges.len(), 1000);
+        // Edges join nearby nodes: no edge longer than a few grid cells.
+        assert!(
+            a.list()
+                .edges
+                .iter()
+                .all(|e| (e.to - e.from).length() < 60.0)
+        );
+        assert_ne!(
+            SyntheticScene::new(500, 1000, 8).list().nodes,
+            a.list().nodes
+        );
+        assert!(SyntheticScene::new(0, 10, 1).list().edges.is_empty());
+    }
+
+    #[test]
+    fn camera_path_fits_zooms_and_returns() {
+        let bounds = Rect::new(DVec2::ZERO, DVec2::new(1000.0, 500.0));
+        let vp = DVec2::new(1280.0, 720.0);
+        let first = camera_path(bounds, vp, 0, 100);
+        let deepest = camera_path(bounds, vp, 25, 100);
+        let last = camera_path(bounds, vp, 99, 100);
+        assert!((deepest.zoom / first.zoom - 1000.0).abs() < 1e-6);
+        assert!((last.zoom - first.zoom).abs() < 1e-9);
+        assert!(first.visible_world().contains(bounds.center()));
+    }
+
+    #[test]
+    fn bench_runs_on_a_small_scene() {
+        let ctx = match RenderContext::headless() {
+            Ok(c) => c,
+            Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
+                eprintln!("SKIPPING (MODELMAP_SKIP_GPU_TESTS=1): {e}");
+                return;
+            }
+            Err(e) => panic!("no GPU adapter: {e} (MODELMAP_SKIP_GPU_TESTS=1 to skip)"),
+        };
+        let args = RenderBenchArgs {
+            nodes: 300,
+            edges: Some(600),
+            frames: 8,
+            size: "96x64".into(),
+            ..Default::default()
+        };
+        let mut scene = SyntheticScene::new(300, 600, 3);
+        let r = run_with(&ctx, &args, &mut scene).unwrap();
+        assert_eq!((r.nodes, r.edges, r.frames, r.width), (300, 600, 8, 96));
+        assert!(r.median_ms > 0.0 && r.p95_ms >= r.median_ms && r.p99_ms >= r.p95_ms);
+        assert!(r.ratio_to_baseline.is_some_and(f64::is_finite));
+        // Node (24 B) and edge (24 B) instances at least.
+        assert!(r.gpu_bytes >= 300 * 24 + 600 * 24, "{}", r.gpu_bytes);
+        let json = serde_json::to_value(&r).unwrap();
+        for key in [
+            "adapter",
+            "backend",
+            "nodes",
+            "edges",
+            "frames",
+            "median_ms",
+            "p95_ms",
+        ] {
+            assert!(json.get(key).is_some(), "JSON lacks {key}");
+        }
+        assert!(report(&r).contains("median"));
+    }
+
+    #[test]
+    fn parses_sizes_and_quantiles() {
+        assert_eq!(parse_size("1280x720").unwrap(), (1280, 720));
+        assert!(
+            parse_size("0x5").is_err()
+                && parse_size("abc").is_err()
+                && parse_size("99999x1").is_err()
+        );
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.95), 95.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+    }
+}

@@ -10,11 +10,23 @@
 use crate::graph::Pcg32;
 use crate::model::{Edge, Graph, GroupId, Hierarchy, Node, NodeKind, Value, ValueId};
 
-const OPS: [&str; 8] = ["MatMul", "Add", "Mul", "Relu", "Conv", "Reshape", "Softmax", "Transpose"];
+const OPS: [&str; 8] = [
+    "MatMul",
+    "Add",
+    "Mul",
+    "Relu",
+    "Conv",
+    "Reshape",
+    "Softmax",
+    "Transpose",
+];
 
 /// Plain nodes named `n{i}` with ops from a small list, one value per node (its output).
 fn plain_graph(name: &str, n: usize, rng: &mut Pcg32) -> Graph {
-    let mut g = Graph { name: name.to_string(), ..Graph::default() };
+    let mut g = Graph {
+        name: name.to_string(),
+        ..Graph::default()
+    };
     g.nodes.reserve(n);
     g.values.reserve(n);
     for i in 0..n {
@@ -37,13 +49,25 @@ pub fn dag(n: usize, m: usize, seed: u64) -> (Graph, Hierarchy) {
     g.edges.reserve(m.max(n));
     for j in 1..n32 {
         let back = 1 + rng.below(j.min(3));
-        g.edges.push(Edge { from: j - back, to: j, value: j - back });
+        g.edges.push(Edge {
+            from: j - back,
+            to: j,
+            value: j - back,
+        });
     }
     while g.edges.len() < m && n32 > 1 {
         let i = rng.below(n32 - 1);
-        let span = if rng.below(100) == 0 { 2 + rng.below(200) } else { 1 + rng.below(6) };
+        let span = if rng.below(100) == 0 {
+            2 + rng.below(200)
+        } else {
+            1 + rng.below(6)
+        };
         let j = (i + span).min(n32 - 1);
-        g.edges.push(Edge { from: i, to: j, value: i });
+        g.edges.push(Edge {
+            from: i,
+            to: j,
+            value: i,
+        });
     }
     (g, Hierarchy::new())
 }
@@ -78,7 +102,11 @@ pub fn random(n: usize, m: usize, seed: u64) -> (Graph, Hierarchy) {
             j as u32
         };
         if i != j {
-            g.edges.push(Edge { from: i, to: j, value: i });
+            g.edges.push(Edge {
+                from: i,
+                to: j,
+                value: i,
+            });
         }
     }
     (g, Hierarchy::new())
@@ -102,7 +130,10 @@ impl ModelBuilder {
         let mut segs: Vec<&str> = name.split('/').filter(|s| !s.is_empty()).collect();
         segs.pop();
         let group = self.h.insert_path(segs, '/');
-        let out = self.g.add_value(Value { name: format!("{name}_output_0"), ..Value::default() });
+        let out = self.g.add_value(Value {
+            name: format!("{name}_output_0"),
+            ..Value::default()
+        });
         let mut nd = Node::new(name, op, NodeKind::Op);
         nd.inputs = inputs.iter().map(|&v| Some(v)).collect();
         nd.outputs.push(out);
@@ -132,26 +163,52 @@ pub fn model_like(blocks: usize, seed: u64) -> (Graph, Hierarchy) {
     let mut rng = Pcg32::new(seed);
     let hidden = 64u64;
     let mut b = ModelBuilder {
-        g: Graph { name: "model_like".to_string(), ..Graph::default() },
+        g: Graph {
+            name: "model_like".to_string(),
+            ..Graph::default()
+        },
         h: Hierarchy::new(),
         groups: Vec::new(),
         params: Vec::new(),
     };
-    let ids = b.g.add_value(Value { name: "input_ids".to_string(), ..Value::default() });
+    let ids = b.g.add_value(Value {
+        name: "input_ids".to_string(),
+        ..Value::default()
+    });
     let mut input = Node::new("input_ids", "Input", NodeKind::Input);
     input.outputs.push(ids);
     b.g.add_node(input);
     b.groups.push(0);
     b.params.push(0);
     b.g.inputs.push(ids);
-    let mut x = b.op("/model/embed_tokens/Gather", "Gather", &[ids], 1000 * hidden);
+    let mut x = b.op(
+        "/model/embed_tokens/Gather",
+        "Gather",
+        &[ids],
+        1000 * hidden,
+    );
     for l in 0..blocks {
         let p = format!("/model/layers.{l}");
         let h1 = b.rms_norm(&format!("{p}/input_layernorm"), x, hidden);
         let a = format!("{p}/self_attn");
-        let q = b.op(&format!("{a}/q_proj/MatMul"), "MatMul", &[h1], hidden * hidden);
-        let k = b.op(&format!("{a}/k_proj/MatMul"), "MatMul", &[h1], hidden * hidden);
-        let v = b.op(&format!("{a}/v_proj/MatMul"), "MatMul", &[h1], hidden * hidden);
+        let q = b.op(
+            &format!("{a}/q_proj/MatMul"),
+            "MatMul",
+            &[h1],
+            hidden * hidden,
+        );
+        let k = b.op(
+            &format!("{a}/k_proj/MatMul"),
+            "MatMul",
+            &[h1],
+            hidden * hidden,
+        );
+        let v = b.op(
+            &format!("{a}/v_proj/MatMul"),
+            "MatMul",
+            &[h1],
+            hidden * hidden,
+        );
         let q = b.op(&format!("{a}/Reshape"), "Reshape", &[q], 0);
         let k = b.op(&format!("{a}/Reshape_1"), "Reshape", &[k], 0);
         let v = b.op(&format!("{a}/Reshape_2"), "Reshape", &[v], 0);
@@ -167,16 +224,36 @@ pub fn model_like(blocks: usize, seed: u64) -> (Graph, Hierarchy) {
         let c = b.op(&format!("{a}/MatMul_1"), "MatMul", &[s, v], 0);
         let c = b.op(&format!("{a}/Transpose_3"), "Transpose", &[c], 0);
         let c = b.op(&format!("{a}/Reshape_3"), "Reshape", &[c], 0);
-        let o = b.op(&format!("{a}/o_proj/MatMul"), "MatMul", &[c], hidden * hidden);
+        let o = b.op(
+            &format!("{a}/o_proj/MatMul"),
+            "MatMul",
+            &[c],
+            hidden * hidden,
+        );
         let r1 = b.op(&format!("{p}/Add"), "Add", &[x, o], 0);
         let h2 = b.rms_norm(&format!("{p}/post_attention_layernorm"), r1, hidden);
         let m = format!("{p}/mlp");
-        let gate = b.op(&format!("{m}/gate_proj/MatMul"), "MatMul", &[h2], 4 * hidden * hidden);
+        let gate = b.op(
+            &format!("{m}/gate_proj/MatMul"),
+            "MatMul",
+            &[h2],
+            4 * hidden * hidden,
+        );
         let sg = b.op(&format!("{m}/act_fn/Sigmoid"), "Sigmoid", &[gate], 0);
         let silu = b.op(&format!("{m}/act_fn/Mul"), "Mul", &[gate, sg], 0);
-        let up = b.op(&format!("{m}/up_proj/MatMul"), "MatMul", &[h2], 4 * hidden * hidden);
+        let up = b.op(
+            &format!("{m}/up_proj/MatMul"),
+            "MatMul",
+            &[h2],
+            4 * hidden * hidden,
+        );
         let prod = b.op(&format!("{m}/Mul"), "Mul", &[silu, up], 0);
-        let down = b.op(&format!("{m}/down_proj/MatMul"), "MatMul", &[prod], 4 * hidden * hidden);
+        let down = b.op(
+            &format!("{m}/down_proj/MatMul"),
+            "MatMul",
+            &[prod],
+            4 * hidden * hidden,
+        );
         x = b.op(&format!("{p}/Add_1"), "Add", &[r1, down], 0);
     }
     let x = b.rms_norm("/model/norm", x, hidden);
@@ -211,7 +288,11 @@ mod tests {
         assert!(a.edges.iter().all(|e| e.from < e.to));
         let (r, _) = random(1000, 2000, 4);
         assert_eq!(r.edges.len(), 2000);
-        assert!(r.edges.iter().all(|e| e.from < 1000 && e.to < 1000 && e.from != e.to));
+        assert!(
+            r.edges
+                .iter()
+                .all(|e| e.from < 1000 && e.to < 1000 && e.from != e.to)
+        );
     }
 
     #[test]
@@ -221,7 +302,10 @@ mod tests {
         assert_eq!(h.get(l1).unwrap().nodes.len(), 1);
         let layer = h.find("model/layers.1").unwrap();
         let n = h.get(layer).unwrap().node_count as usize;
-        assert!((MODEL_BLOCK_NODES..=MODEL_BLOCK_NODES + 1).contains(&n), "{n}");
+        assert!(
+            (MODEL_BLOCK_NODES..=MODEL_BLOCK_NODES + 1).contains(&n),
+            "{n}"
+        );
         assert!(h.root().param_count > 0);
         // The residual stream: layers.0/Add_1 feeds layers.1's norm and its residual Add.
         assert!(g.edges.len() > g.nodes.len());

@@ -44,7 +44,11 @@ impl Item {
     }
 
     fn from_key(k: u64) -> Item {
-        if k >> 32 == 0 { Item::Node(k as u32) } else { Item::Cluster(k as u32) }
+        if k >> 32 == 0 {
+            Item::Node(k as u32)
+        } else {
+            Item::Cluster(k as u32)
+        }
     }
 }
 
@@ -125,7 +129,10 @@ impl ClusterTree {
             specs.push(ClusterSpec::default());
         }
         let s = specs.len();
-        let node_spec: Vec<u32> = node_cluster.iter().map(|&c| if (c as usize) < s { c } else { 0 }).collect();
+        let node_spec: Vec<u32> = node_cluster
+            .iter()
+            .map(|&c| if (c as usize) < s { c } else { 0 })
+            .collect();
         // Direct node counts, then counts below each spec (through a BFS order that tolerates bad parents).
         let parents: Vec<usize> = specs
             .iter()
@@ -159,7 +166,11 @@ impl ClusterTree {
         let mut clusters: Vec<Cluster> = kept
             .iter()
             .map(|&i| Cluster {
-                parent: if i == 0 { None } else { Some(new_id[parent_of(i)]) },
+                parent: if i == 0 {
+                    None
+                } else {
+                    Some(new_id[parent_of(i)])
+                },
                 child_clusters: Vec::new(),
                 child_nodes: Vec::new(),
                 bbox: Rect::EMPTY,
@@ -183,19 +194,36 @@ impl ClusterTree {
         for (v, &c) in node_cluster.iter().enumerate() {
             clusters[c as usize].child_nodes.push(v as u32);
         }
-        ClusterTree { clusters, node_cluster, edge_ids: Vec::new(), self_loops: 0 }
+        ClusterTree {
+            clusters,
+            node_cluster,
+            edge_ids: Vec::new(),
+            self_loops: 0,
+        }
     }
 
     /// One cluster per hierarchy group that holds nodes (cluster labels are group names; the root is
     /// labelled `root_label`). Node groups out of range hang under the root.
-    pub fn from_hierarchy(hierarchy: &Hierarchy, node_groups: &[GroupId], root_label: &str) -> ClusterTree {
+    pub fn from_hierarchy(
+        hierarchy: &Hierarchy,
+        node_groups: &[GroupId],
+        root_label: &str,
+    ) -> ClusterTree {
         let specs: Vec<ClusterSpec> = hierarchy
             .groups
             .iter()
             .enumerate()
             .map(|(i, g)| ClusterSpec {
-                parent: if i == 0 { None } else { g.parent.filter(|&p| (p as usize) < i) },
-                label: if i == 0 { root_label.to_string() } else { g.name.clone() },
+                parent: if i == 0 {
+                    None
+                } else {
+                    g.parent.filter(|&p| (p as usize) < i)
+                },
+                label: if i == 0 {
+                    root_label.to_string()
+                } else {
+                    g.name.clone()
+                },
                 group: Some(i as GroupId),
             })
             .collect();
@@ -208,9 +236,14 @@ impl ClusterTree {
     /// through several levels is one item, not a chain).
     pub fn from_levels(node_count: usize, maps: &[Vec<u32>]) -> ClusterTree {
         // Spec numbering: root 0, then the top level first, down to level 1 (parents before children).
-        let sizes: Vec<usize> =
-            maps.iter().enumerate().map(|(k, _)| maps.get(k + 1).map_or(0, |m| m.len())).collect();
-        let top = maps.last().map_or(0, |m| m.iter().copied().max().map_or(0, |x| x as usize + 1));
+        let sizes: Vec<usize> = maps
+            .iter()
+            .enumerate()
+            .map(|(k, _)| maps.get(k + 1).map_or(0, |m| m.len()))
+            .collect();
+        let top = maps
+            .last()
+            .map_or(0, |m| m.iter().copied().max().map_or(0, |x| x as usize + 1));
         let mut level_size: Vec<usize> = sizes;
         if let Some(last) = level_size.last_mut() {
             *last = top;
@@ -235,7 +268,11 @@ impl ClusterTree {
         }
         let mut node_spec: Vec<u32> = match maps.first() {
             Some(m) => (0..node_count)
-                .map(|v| m.get(v).filter(|&&c| (c as usize) < level_size[0]).map_or(0, |&c| (base[0] + c as usize) as u32))
+                .map(|v| {
+                    m.get(v)
+                        .filter(|&&c| (c as usize) < level_size[0])
+                        .map_or(0, |&c| (base[0] + c as usize) as u32)
+                })
                 .collect(),
             None => vec![0; node_count],
         };
@@ -266,7 +303,11 @@ impl ClusterTree {
             .collect();
         let mut tree = ClusterTree::build(specs, &node_spec);
         for (i, c) in tree.clusters.iter_mut().enumerate() {
-            c.label = if i == 0 { "graph".to_string() } else { format!("cluster {i}") };
+            c.label = if i == 0 {
+                "graph".to_string()
+            } else {
+                format!("cluster {i}")
+            };
         }
         tree
     }
@@ -276,20 +317,23 @@ impl ClusterTree {
         let cl = self.clusters.get(c as usize);
         let cs = cl.map_or(&[][..], |c| &c.child_clusters[..]);
         let ns = cl.map_or(&[][..], |c| &c.child_nodes[..]);
-        cs.iter().map(|&c| Item::Cluster(c)).chain(ns.iter().map(|&n| Item::Node(n)))
+        cs.iter()
+            .map(|&c| Item::Cluster(c))
+            .chain(ns.iter().map(|&n| Item::Node(n)))
     }
 
     /// `c` and its ancestors up to the root.
     pub fn ancestors(&self, c: ClusterId) -> impl Iterator<Item = ClusterId> + '_ {
-        std::iter::successors(
-            self.clusters.get(c as usize).map(|_| c),
-            move |&x| self.clusters.get(x as usize).and_then(|cl| cl.parent),
-        )
+        std::iter::successors(self.clusters.get(c as usize).map(|_| c), move |&x| {
+            self.clusters.get(x as usize).and_then(|cl| cl.parent)
+        })
     }
 
     /// The original edge ids an aggregate stands for.
     pub fn agg_edge_ids(&self, agg: &AggEdge) -> &[u32] {
-        self.edge_ids.get(agg.edges.start as usize..agg.edges.end as usize).unwrap_or(&[])
+        self.edge_ids
+            .get(agg.edges.start as usize..agg.edges.end as usize)
+            .unwrap_or(&[])
     }
 
     /// Computes every cluster's [`Cluster::sibling_edges`] from the original edges (see the module notes).
@@ -365,7 +409,11 @@ impl ClusterTree {
     /// Fills parameter counts from per-node counts (missing entries count 0).
     pub fn fill_params(&mut self, node_params: &[u64]) {
         for c in (0..self.clusters.len()).rev() {
-            let mut p: u64 = self.clusters[c].child_nodes.iter().map(|&v| node_params.get(v as usize).copied().unwrap_or(0)).sum();
+            let mut p: u64 = self.clusters[c]
+                .child_nodes
+                .iter()
+                .map(|&v| node_params.get(v as usize).copied().unwrap_or(0))
+                .sum();
             for &k in &self.clusters[c].child_clusters {
                 p += self.clusters.get(k as usize).map_or(0, |x| x.param_count);
             }
@@ -387,7 +435,10 @@ impl ClusterTree {
                     *counts.entry(ch.dominant_op.clone()).or_insert(0) += ch.member_count;
                 }
             }
-            let best = counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0))).map(|(k, _)| k.clone());
+            let best = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .map(|(k, _)| k.clone());
             self.clusters[c].dominant_op = best.unwrap_or_default();
         }
     }
@@ -397,12 +448,20 @@ impl ClusterTree {
     /// centre of their box, so call [`ClusterTree::fill_bboxes`] first), so the LOD cut never has to
     /// open 50 000 items at once. New clusters have no group and a label `"parent (k/n)"`. Returns a
     /// rebuilt tree (boxes and aggregates must be filled again).
-    pub fn split_wide(&self, max_children: usize, node_center: impl Fn(NodeId) -> DVec2) -> ClusterTree {
+    pub fn split_wide(
+        &self,
+        max_children: usize,
+        node_center: impl Fn(NodeId) -> DVec2,
+    ) -> ClusterTree {
         let max_children = max_children.max(2);
         let mut specs: Vec<ClusterSpec> = self
             .clusters
             .iter()
-            .map(|c| ClusterSpec { parent: c.parent, label: c.label.clone(), group: c.group })
+            .map(|c| ClusterSpec {
+                parent: c.parent,
+                label: c.label.clone(),
+                group: c.group,
+            })
             .collect();
         let mut node_spec = self.node_cluster.clone();
         for (ci, c) in self.clusters.iter().enumerate() {
@@ -413,12 +472,33 @@ impl ClusterTree {
                 .child_clusters
                 .iter()
                 .map(|&k| {
-                    let b = self.clusters.get(k as usize).map_or(Rect::EMPTY, |x| x.bbox);
-                    (Item::Cluster(k), if b.is_empty() { DVec2::ZERO } else { b.center() })
+                    let b = self
+                        .clusters
+                        .get(k as usize)
+                        .map_or(Rect::EMPTY, |x| x.bbox);
+                    (
+                        Item::Cluster(k),
+                        if b.is_empty() {
+                            DVec2::ZERO
+                        } else {
+                            b.center()
+                        },
+                    )
                 })
-                .chain(c.child_nodes.iter().map(|&v| (Item::Node(v), node_center(v))))
+                .chain(
+                    c.child_nodes
+                        .iter()
+                        .map(|&v| (Item::Node(v), node_center(v))),
+                )
                 .collect();
-            tile(&mut items, ci as u32, &c.label, max_children, &mut specs, &mut node_spec);
+            tile(
+                &mut items,
+                ci as u32,
+                &c.label,
+                max_children,
+                &mut specs,
+                &mut node_spec,
+            );
         }
         let mut tree = ClusterTree::build(specs, &node_spec);
         tree.self_loops = self.self_loops;
@@ -463,7 +543,11 @@ fn tile(
         for t in slab.chunks_mut(per_tile) {
             k += 1;
             let id = specs.len() as u32;
-            specs.push(ClusterSpec { parent: Some(parent), label: format!("{label} ({k})"), group: None });
+            specs.push(ClusterSpec {
+                parent: Some(parent),
+                label: format!("{label} ({k})"),
+                group: None,
+            });
             tile(t, id, label, max, specs, node_spec);
         }
     }
@@ -507,7 +591,11 @@ mod tests {
     use super::*;
 
     fn spec(parent: Option<u32>) -> ClusterSpec {
-        ClusterSpec { parent, label: String::new(), group: None }
+        ClusterSpec {
+            parent,
+            label: String::new(),
+            group: None,
+        }
     }
 
     #[test]
@@ -521,7 +609,10 @@ mod tests {
         assert_eq!(t.clusters[2].member_count, 2);
         assert_eq!(t.clusters[2].depth, 2);
         assert_eq!(t.ancestors(2).collect::<Vec<_>>(), vec![2, 1, 0]);
-        assert_eq!(t.children(1).collect::<Vec<_>>(), vec![Item::Cluster(2), Item::Node(2)]);
+        assert_eq!(
+            t.children(1).collect::<Vec<_>>(),
+            vec![Item::Cluster(2), Item::Node(2)]
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl WeightedGraph {
         let a = self.offsets.get(v).copied().unwrap_or(0) as usize;
         let b = self.offsets.get(v + 1).copied().unwrap_or(0) as usize;
         let b = b.max(a);
-        (self.targets.get(a..b).unwrap_or(&[]), self.weights.get(a..b).unwrap_or(&[]))
+        (
+            self.targets.get(a..b).unwrap_or(&[]),
+            self.weights.get(a..b).unwrap_or(&[]),
+        )
     }
 }
 
@@ -205,7 +208,12 @@ fn contract(g: &WeightedGraph, map: &[u32], m: usize) -> WeightedGraph {
         debug_assert!(targets.len() >= row_start);
         offsets.push(targets.len() as u32);
     }
-    WeightedGraph { offsets, targets, weights, node_weights }
+    WeightedGraph {
+        offsets,
+        targets,
+        weights,
+        node_weights,
+    }
 }
 
 #[cfg(test)]

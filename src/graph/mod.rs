@@ -25,7 +25,9 @@ use crate::model::{Graph, Model, NodeId};
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     /// An edge names a node the graph does not have.
-    #[error("graph '{graph}': edge {edge} runs from node {from} to node {to}, but there are only {nodes} nodes")]
+    #[error(
+        "graph '{graph}': edge {edge} runs from node {from} to node {to}, but there are only {nodes} nodes"
+    )]
     EdgeOutOfRange {
         /// The graph's name.
         graph: String,
@@ -54,10 +56,18 @@ pub enum GraphError {
 pub fn edge_pairs(graph: &Graph) -> Result<Vec<(u32, u32)>, GraphError> {
     let n = graph.nodes.len();
     if n > u32::MAX as usize - 1 {
-        return Err(GraphError::TooLarge { graph: graph.name.clone(), what: "nodes", count: n });
+        return Err(GraphError::TooLarge {
+            graph: graph.name.clone(),
+            what: "nodes",
+            count: n,
+        });
     }
     if graph.edges.len() > u32::MAX as usize - 1 {
-        return Err(GraphError::TooLarge { graph: graph.name.clone(), what: "edges", count: graph.edges.len() });
+        return Err(GraphError::TooLarge {
+            graph: graph.name.clone(),
+            what: "edges",
+            count: graph.edges.len(),
+        });
     }
     graph
         .edges
@@ -85,7 +95,13 @@ pub fn node_param_counts(model: &Model) -> Vec<u64> {
         .graph
         .nodes
         .iter()
-        .map(|n| n.tensors.iter().filter_map(|&t| model.tensors.get(t as usize)).map(|t| t.elements()).sum())
+        .map(|n| {
+            n.tensors
+                .iter()
+                .filter_map(|&t| model.tensors.get(t as usize))
+                .map(|t| t.elements())
+                .sum()
+        })
         .collect()
 }
 
@@ -101,19 +117,34 @@ pub struct Csr {
 impl Csr {
     /// Adjacency `from → to` for `n` nodes; pairs naming a node `>= n` are skipped.
     pub fn forward(n: usize, edges: &[(u32, u32)]) -> Csr {
-        Self::build(n, edges.iter().enumerate().map(|(i, &(a, b))| (a, b, i as u32)))
+        Self::build(
+            n,
+            edges
+                .iter()
+                .enumerate()
+                .map(|(i, &(a, b))| (a, b, i as u32)),
+        )
     }
 
     /// Adjacency `to → from` (incoming edges).
     pub fn backward(n: usize, edges: &[(u32, u32)]) -> Csr {
-        Self::build(n, edges.iter().enumerate().map(|(i, &(a, b))| (b, a, i as u32)))
+        Self::build(
+            n,
+            edges
+                .iter()
+                .enumerate()
+                .map(|(i, &(a, b))| (b, a, i as u32)),
+        )
     }
 
     /// Both directions (each edge appears in the rows of both endpoints; a self-loop twice in one).
     pub fn undirected(n: usize, edges: &[(u32, u32)]) -> Csr {
         Self::build(
             n,
-            edges.iter().enumerate().flat_map(|(i, &(a, b))| [(a, b, i as u32), (b, a, i as u32)]),
+            edges
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &(a, b))| [(a, b, i as u32), (b, a, i as u32)]),
         )
     }
 
@@ -141,7 +172,11 @@ impl Csr {
                 *slot += 1;
             }
         }
-        Csr { offsets, targets, ids }
+        Csr {
+            offsets,
+            targets,
+            ids,
+        }
     }
 
     /// Number of rows (nodes).
@@ -189,7 +224,9 @@ pub fn back_edges(n: usize, edges: &[(u32, u32)]) -> Vec<bool> {
     let mut state = vec![0u8; n]; // 0 new, 1 on stack, 2 done
     let mut back = vec![false; edges.len()];
     let mut stack: Vec<(u32, u32)> = Vec::new();
-    let roots = (0..n as u32).filter(|&v| indeg[v as usize] == 0).chain(0..n as u32);
+    let roots = (0..n as u32)
+        .filter(|&v| indeg[v as usize] == 0)
+        .chain(0..n as u32);
     for r in roots {
         if state[r as usize] != 0 {
             continue;
@@ -226,7 +263,13 @@ pub fn topological_order(n: usize, edges: &[(u32, u32)], reversed: &[bool]) -> V
         .iter()
         .enumerate()
         .filter(|(_, (a, b))| a != b)
-        .map(|(i, &(a, b))| if reversed.get(i).copied().unwrap_or(false) { (b, a) } else { (a, b) })
+        .map(|(i, &(a, b))| {
+            if reversed.get(i).copied().unwrap_or(false) {
+                (b, a)
+            } else {
+                (a, b)
+            }
+        })
         .collect();
     let out = Csr::forward(n, &oriented);
     let mut indeg = vec![0u32; n];
@@ -304,7 +347,10 @@ pub struct Pcg32 {
 impl Pcg32 {
     /// A generator for `seed` (stream fixed).
     pub fn new(seed: u64) -> Self {
-        let mut r = Pcg32 { state: 0, inc: (0xda3e_39cb_94b9_5bdb << 1) | 1 };
+        let mut r = Pcg32 {
+            state: 0,
+            inc: (0xda3e_39cb_94b9_5bdb << 1) | 1,
+        };
         r.next_u32();
         r.state = r.state.wrapping_add(seed);
         r.next_u32();
@@ -314,7 +360,9 @@ impl Pcg32 {
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
         let old = self.state;
-        self.state = old.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(self.inc);
+        self.state = old
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(self.inc);
         let xorshifted = (((old >> 18) ^ old) >> 27) as u32;
         let rot = (old >> 59) as u32;
         xorshifted.rotate_right(rot)
@@ -387,9 +435,15 @@ mod tests {
 
     #[test]
     fn pcg_repeats_per_seed() {
-        let a: Vec<u32> = (0..5).scan(Pcg32::new(7), |r, _| Some(r.next_u32())).collect();
-        let b: Vec<u32> = (0..5).scan(Pcg32::new(7), |r, _| Some(r.next_u32())).collect();
-        let c: Vec<u32> = (0..5).scan(Pcg32::new(8), |r, _| Some(r.next_u32())).collect();
+        let a: Vec<u32> = (0..5)
+            .scan(Pcg32::new(7), |r, _| Some(r.next_u32()))
+            .collect();
+        let b: Vec<u32> = (0..5)
+            .scan(Pcg32::new(7), |r, _| Some(r.next_u32()))
+            .collect();
+        let c: Vec<u32> = (0..5)
+            .scan(Pcg32::new(8), |r, _| Some(r.next_u32()))
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

@@ -119,11 +119,17 @@ pub struct SubLayout {
 
 impl SubLayout {
     fn in_port(&self, u: u32) -> Option<u32> {
-        self.in_ports.binary_search(&u).ok().map(|i| self.n_items + i as u32)
+        self.in_ports
+            .binary_search(&u)
+            .ok()
+            .map(|i| self.n_items + i as u32)
     }
 
     fn out_port(&self, u: u32) -> Option<u32> {
-        self.out_ports.binary_search(&u).ok().map(|j| self.n_items + (self.in_ports.len() + j) as u32)
+        self.out_ports
+            .binary_search(&u)
+            .ok()
+            .map(|j| self.n_items + (self.in_ports.len() + j) as u32)
     }
 }
 
@@ -158,7 +164,13 @@ pub fn dataflow(
     opts: &DataflowOptions,
     progress: &Progress,
 ) -> Result<Layout, LayoutError> {
-    dataflow_cached(graph, hierarchy, opts, &mut DataflowCache::default(), progress)
+    dataflow_cached(
+        graph,
+        hierarchy,
+        opts,
+        &mut DataflowCache::default(),
+        progress,
+    )
 }
 
 /// [`dataflow()`] reusing (and refreshing) per-group results from `cache`.
@@ -196,7 +208,9 @@ pub fn dataflow_cached(
         })
         .collect();
     if bad_groups > 0 {
-        warnings.push(format!("{bad_groups} nodes name a missing group; placed at the top level"));
+        warnings.push(format!(
+            "{bad_groups} nodes name a missing group; placed at the top level"
+        ));
     }
     let mut depth = vec![0u32; gcount];
     for g in 1..gcount {
@@ -219,7 +233,13 @@ pub fn dataflow_cached(
     let mut container = vec![u32::MAX; gcount];
     for g in 1..gcount {
         let pc = container[parent[g] as usize];
-        container[g] = if pc != u32::MAX { pc } else if collapsed[g] { g as u32 } else { u32::MAX };
+        container[g] = if pc != u32::MAX {
+            pc
+        } else if collapsed[g] {
+            g as u32
+        } else {
+            u32::MAX
+        };
     }
 
     // Items per group: non-empty child groups in tree order, then nodes in id order.
@@ -269,7 +289,9 @@ pub fn dataflow_cached(
     let mut port_in: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
     let mut port_out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
     for (e, &(u, v)) in edges.iter().enumerate() {
-        let Some(Some((l, _, _))) = lca.get(e) else { continue };
+        let Some(Some((l, _, _))) = lca.get(e) else {
+            continue;
+        };
         for (w, list) in [(u, &mut port_out), (v, &mut port_in)] {
             let (mut g, mut item) = (group_of[w as usize], local_of_node[w as usize]);
             for _ in 0..gcount {
@@ -290,7 +312,15 @@ pub fn dataflow_cached(
 
     // Cache key: the graph, its grouping and the spacing options.
     let mut h = DefaultHasher::new();
-    (n, edges.len(), gcount, opts.seed, opts.crossing_passes, opts.max_dummies).hash(&mut h);
+    (
+        n,
+        edges.len(),
+        gcount,
+        opts.seed,
+        opts.crossing_passes,
+        opts.max_dummies,
+    )
+        .hash(&mut h);
     (opts.layer_gap.to_bits(), opts.node_gap.to_bits()).hash(&mut h);
     edges.hash(&mut h);
     group_of.hash(&mut h);
@@ -340,7 +370,10 @@ pub fn dataflow_cached(
     let mut subs: Vec<Option<Arc<SubLayout>>> = vec![None; gcount];
     let mut done = 0usize;
     for d in (0..=max_depth as usize).rev() {
-        progress.set("dataflow: laying out groups", done as f32 / total_groups.max(1) as f32);
+        progress.set(
+            "dataflow: laying out groups",
+            done as f32 / total_groups.max(1) as f32,
+        );
         let results: Vec<Result<(u32, Arc<SubLayout>, bool), LayoutError>> = by_depth[d]
             .par_iter()
             .map(|&g| {
@@ -355,7 +388,10 @@ pub fn dataflow_cached(
                     .iter()
                     .map(|it| match *it {
                         ItemRef::Group(c) => gsize[c as usize],
-                        ItemRef::Node(v) => graph.nodes.get(v as usize).map_or(DVec2::new(60.0, 28.0), node_size),
+                        ItemRef::Node(v) => graph
+                            .nodes
+                            .get(v as usize)
+                            .map_or(DVec2::new(60.0, 28.0), node_size),
                     })
                     .collect();
                 let n_items = sizes.len() as u32;
@@ -401,7 +437,11 @@ pub fn dataflow_cached(
             } else {
                 cache.misses += 1;
             }
-            let pad = if g == 0 { DVec2::ZERO } else { DVec2::new(2.0 * PAD_X, PAD_TOP + PAD_BOTTOM) };
+            let pad = if g == 0 {
+                DVec2::ZERO
+            } else {
+                DVec2::new(2.0 * PAD_X, PAD_TOP + PAD_BOTTOM)
+            };
             gsize[g as usize] = sub.size + pad;
             cache.entries.insert(g, (sig[g as usize], sub.clone()));
             subs[g as usize] = Some(sub);
@@ -414,11 +454,21 @@ pub fn dataflow_cached(
     let mut origin = vec![DVec2::ZERO; gcount];
     let mut group_rects = vec![Rect::EMPTY; gcount];
     group_rects[0] = Rect::new(DVec2::ZERO, gsize[0]);
-    let mut nodes = vec![NodeBox { center: DVec2::ZERO, half_size: Vec2::ZERO }; n];
+    let mut nodes = vec![
+        NodeBox {
+            center: DVec2::ZERO,
+            half_size: Vec2::ZERO
+        };
+        n
+    ];
     let mut reversed_total = 0u32;
     let mut dropped = false;
     let content = |g: usize, origin: &[DVec2]| {
-        if g == 0 { origin[0] } else { origin[g] + DVec2::new(PAD_X, PAD_TOP) }
+        if g == 0 {
+            origin[0]
+        } else {
+            origin[g] + DVec2::new(PAD_X, PAD_TOP)
+        }
     };
     for g in 0..gcount {
         let Some(sub) = &subs[g] else { continue };
@@ -435,8 +485,10 @@ pub fn dataflow_cached(
                 }
                 ItemRef::Node(v) => {
                     if let Some(nd) = graph.nodes.get(v as usize) {
-                        nodes[v as usize] =
-                            NodeBox { center: c, half_size: (node_size(nd) * 0.5).as_vec2() };
+                        nodes[v as usize] = NodeBox {
+                            center: c,
+                            half_size: (node_size(nd) * 0.5).as_vec2(),
+                        };
                     }
                 }
             }
@@ -446,7 +498,10 @@ pub fn dataflow_cached(
     for (v, &g) in group_of.iter().enumerate() {
         let c = container[g as usize];
         if c != u32::MAX {
-            nodes[v] = NodeBox { center: group_rects[c as usize].center(), half_size: Vec2::ZERO };
+            nodes[v] = NodeBox {
+                center: group_rects[c as usize].center(),
+                half_size: Vec2::ZERO,
+            };
         }
     }
     // Hidden groups have no box.
@@ -470,14 +525,20 @@ pub fn dataflow_cached(
     let visible_rect = |v: u32| -> Rect {
         let g = group_of[v as usize];
         let c = container[g as usize];
-        if c != u32::MAX { group_rects[c as usize] } else { nodes[v as usize].rect() }
+        if c != u32::MAX {
+            group_rects[c as usize]
+        } else {
+            nodes[v as usize].rect()
+        }
     };
     // Appends the waypoints of local edge (a, b) of group g; returns whether it was reversed.
     let segment = |g: u32, a: u32, b: u32, out: &mut Vec<DVec2>| -> Option<bool> {
         let sub = subs.get(g as usize)?.as_ref()?;
         let i = sub.local_edges.binary_search(&(a, b)).ok()?;
         let lr = sub.routes.get(i)?;
-        let pts = sub.points.get(lr.start as usize..(lr.start + lr.len) as usize)?;
+        let pts = sub
+            .points
+            .get(lr.start as usize..(lr.start + lr.len) as usize)?;
         let base = content(g as usize, &origin);
         if lr.reversed {
             out.extend(pts.iter().rev().map(|p| base + *p));
@@ -583,7 +644,9 @@ pub fn dataflow_cached(
         routes.push(r);
     }
     if reversed_total > 0 {
-        warnings.push(format!("{reversed_total} edges reversed to break cycles for layering"));
+        warnings.push(format!(
+            "{reversed_total} edges reversed to break cycles for layering"
+        ));
     }
     let self_loops = edges.iter().filter(|(u, v)| u == v).count();
     if self_loops > 0 {
@@ -596,23 +659,36 @@ pub fn dataflow_cached(
     // Cluster tree: the hierarchy, wide groups split spatially (for a flat graph this *is* the
     // computed hierarchy: sort-tile-recursive tiles of the layered drawing).
     progress.set("dataflow: cluster tree", 0.97);
-    let root_label = if graph.name.is_empty() { "model" } else { graph.name.as_str() };
+    let root_label = if graph.name.is_empty() {
+        "model"
+    } else {
+        graph.name.as_str()
+    };
     let mut tree = ClusterTree::from_hierarchy(hierarchy, &group_of, root_label);
     let fill = |tree: &mut ClusterTree| {
         tree.fill_bboxes(|v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect));
         for c in &mut tree.clusters {
-            if let Some(r) = c.group.and_then(|g| group_rects.get(g as usize)).filter(|r| !r.is_empty()) {
+            if let Some(r) = c
+                .group
+                .and_then(|g| group_rects.get(g as usize))
+                .filter(|r| !r.is_empty())
+            {
                 c.bbox = *r;
             }
         }
     };
     fill(&mut tree);
-    let mut tree = tree.split_wide(opts.max_cluster_children, |v| nodes.get(v as usize).map_or(DVec2::ZERO, |b| b.center));
+    let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
+        nodes.get(v as usize).map_or(DVec2::ZERO, |b| b.center)
+    });
     fill(&mut tree);
     tree.aggregate_edges(&edges);
     if opts.node_params.is_empty() {
         for c in &mut tree.clusters {
-            c.param_count = c.group.and_then(|g| hierarchy.groups.get(g as usize)).map_or(0, |g| g.param_count);
+            c.param_count = c
+                .group
+                .and_then(|g| hierarchy.groups.get(g as usize))
+                .map_or(0, |g| g.param_count);
         }
     } else {
         tree.fill_params(&opts.node_params);
@@ -693,12 +769,18 @@ fn layered(
         .zip(comp_edges.par_iter())
         .map(|(m, e)| {
             let s: Vec<DVec2> = m.iter().map(|&v| sizes[v as usize]).collect();
-            let r: Vec<Role> = m.iter().map(|&v| roles.get(v as usize).copied().unwrap_or(Role::Item)).collect();
+            let r: Vec<Role> = m
+                .iter()
+                .map(|&v| roles.get(v as usize).copied().unwrap_or(Role::Item))
+                .collect();
             layered_component(&s, &r, e, opts, progress)
         })
         .collect();
     let parts: Vec<SubLayout> = parts.into_iter().collect::<Result<_, _>>()?;
-    let area: f64 = parts.iter().map(|p| (p.size.x + opts.node_gap) * (p.size.y + opts.node_gap)).sum();
+    let area: f64 = parts
+        .iter()
+        .map(|p| (p.size.x + opts.node_gap) * (p.size.y + opts.node_gap))
+        .sum();
     let widest = parts.iter().map(|p| p.size.x).fold(0.0, f64::max);
     let row_limit = widest.max(area.sqrt() * 1.5);
     let gap = opts.node_gap * 2.0;
@@ -725,7 +807,10 @@ fn layered(
         out.points.extend(p.points.iter().map(|q| *q + off));
         for (k, &gi) in comp_edge_ids[c].iter().enumerate() {
             if let Some(r) = p.routes.get(k) {
-                out.routes[gi as usize] = LocalRoute { start: r.start + base, ..*r };
+                out.routes[gi as usize] = LocalRoute {
+                    start: r.start + base,
+                    ..*r
+                };
             }
         }
         out.reversed += p.reversed;
@@ -760,8 +845,11 @@ fn layered_component(
     }
     // 1. Break cycles, orient.
     let back = graph::back_edges(n, edges);
-    let dag: Vec<(u32, u32)> =
-        edges.iter().zip(&back).map(|(&(a, b), &r)| if r { (b, a) } else { (a, b) }).collect();
+    let dag: Vec<(u32, u32)> = edges
+        .iter()
+        .zip(&back)
+        .map(|(&(a, b), &r)| if r { (b, a) } else { (a, b) })
+        .collect();
     let reversed = back.iter().filter(|&&b| b).count() as u32;
     let topo = graph::topological_order(n, &dag, &[]);
     let out = Csr::forward(n, &dag);
@@ -781,16 +869,30 @@ fn layered_component(
     let role = |v: usize| roles.get(v).copied().unwrap_or(Role::Item);
     for v in 0..n as u32 {
         if indeg[v as usize] == 0 && out.degree(v) > 0 && role(v as usize) != Role::InPort {
-            let m = out.neighbors(v).iter().map(|&w| layer[w as usize]).min().unwrap_or(1);
+            let m = out
+                .neighbors(v)
+                .iter()
+                .map(|&w| layer[w as usize])
+                .min()
+                .unwrap_or(1);
             layer[v as usize] = m.saturating_sub(1);
         }
     }
     // Out-ports sit on the bottom layer.
-    let lmax = (0..n).filter(|&v| role(v) != Role::OutPort).map(|v| layer[v]).max().unwrap_or(0);
+    let lmax = (0..n)
+        .filter(|&v| role(v) != Role::OutPort)
+        .map(|v| layer[v])
+        .max()
+        .unwrap_or(0);
     let inn = Csr::backward(n, &dag);
     for v in 0..n {
         if role(v) == Role::OutPort {
-            let pred = inn.neighbors(v as u32).iter().map(|&w| layer[w as usize] + 1).max().unwrap_or(0);
+            let pred = inn
+                .neighbors(v as u32)
+                .iter()
+                .map(|&w| layer[w as usize] + 1)
+                .max()
+                .unwrap_or(0);
             layer[v] = lmax.max(pred);
         }
     }
@@ -799,7 +901,12 @@ fn layered_component(
     let mut chain_start = vec![u32::MAX; n];
     let mut total_dummies = 0usize;
     for v in 0..n as u32 {
-        let span = out.neighbors(v).iter().map(|&w| layer[w as usize] - layer[v as usize]).max().unwrap_or(0);
+        let span = out
+            .neighbors(v)
+            .iter()
+            .map(|&w| layer[w as usize] - layer[v as usize])
+            .max()
+            .unwrap_or(0);
         if span > 1 {
             total_dummies += span as usize - 1;
         }
@@ -810,7 +917,12 @@ fn layered_component(
     if !dummies_dropped {
         for v in 0..n as u32 {
             let lv = layer[v as usize];
-            let span = out.neighbors(v).iter().map(|&w| layer[w as usize] - lv).max().unwrap_or(0);
+            let span = out
+                .neighbors(v)
+                .iter()
+                .map(|&w| layer[w as usize] - lv)
+                .max()
+                .unwrap_or(0);
             if span > 1 {
                 let s = lnodes_layer.len() as u32;
                 chain_start[v as usize] = s;
@@ -910,9 +1022,19 @@ fn layered_component(
 
     // 6. x by sweeps of "mean of neighbours" + exact isotonic placement.
     let thin = |v: u32| (v as usize) >= n || role(v as usize) != Role::Item;
-    let width = |v: u32| if (v as usize) < n { sizes[v as usize].x } else { DUMMY_WIDTH };
+    let width = |v: u32| {
+        if (v as usize) < n {
+            sizes[v as usize].x
+        } else {
+            DUMMY_WIDTH
+        }
+    };
     let sep = |a: u32, b: u32| {
-        let gap = if thin(a) && thin(b) { DUMMY_GAP } else { opts.node_gap };
+        let gap = if thin(a) && thin(b) {
+            DUMMY_GAP
+        } else {
+            opts.node_gap
+        };
         (width(a) + width(b)) * 0.5 + gap
     };
     let mut x = vec![0f64; total];
@@ -940,7 +1062,14 @@ fn layered_component(
         }
         if it == 3 {
             for l in 0..nlayers {
-                place_layer(&layers[l], &[&lin, &lout], &mut x, &thin, &sep, &mut scratch);
+                place_layer(
+                    &layers[l],
+                    &[&lin, &lout],
+                    &mut x,
+                    &thin,
+                    &sep,
+                    &mut scratch,
+                );
             }
         }
     }
@@ -963,18 +1092,29 @@ fn layered_component(
     for l in 0..nlayers {
         top[l] = y;
         let next_port = port_only.get(l + 1).copied().unwrap_or(false);
-        y += band[l] + if port_only[l] || next_port { opts.layer_gap * 0.5 } else { opts.layer_gap };
+        y += band[l]
+            + if port_only[l] || next_port {
+                opts.layer_gap * 0.5
+            } else {
+                opts.layer_gap
+            };
     }
     let _ = y;
     let height = top.last().copied().unwrap_or(0.0) + band.last().copied().unwrap_or(0.0);
-    let min_x = (0..total as u32).map(|v| x[v as usize] - width(v) * 0.5).fold(f64::INFINITY, f64::min);
-    let max_x = (0..total as u32).map(|v| x[v as usize] + width(v) * 0.5).fold(f64::NEG_INFINITY, f64::max);
+    let min_x = (0..total as u32)
+        .map(|v| x[v as usize] - width(v) * 0.5)
+        .fold(f64::INFINITY, f64::min);
+    let max_x = (0..total as u32)
+        .map(|v| x[v as usize] + width(v) * 0.5)
+        .fold(f64::NEG_INFINITY, f64::max);
     let yc = |v: usize| {
         let l = lnodes_layer[v] as usize;
         top[l] + band[l] * 0.5
     };
     let centers: Vec<DVec2> = (0..n).map(|v| DVec2::new(x[v] - min_x, yc(v))).collect();
-    let points: Vec<DVec2> = (n..total).map(|d| DVec2::new(x[d] - min_x, yc(d))).collect();
+    let points: Vec<DVec2> = (n..total)
+        .map(|d| DVec2::new(x[d] - min_x, yc(d)))
+        .collect();
     let routes: Vec<LocalRoute> = dag
         .iter()
         .zip(&back)
@@ -982,9 +1122,17 @@ fn layered_component(
             let span = layer[b as usize] - layer[a as usize];
             let cs = chain_start[a as usize];
             if span > 1 && cs != u32::MAX {
-                LocalRoute { start: cs - n as u32, len: span - 1, reversed: rev }
+                LocalRoute {
+                    start: cs - n as u32,
+                    len: span - 1,
+                    reversed: rev,
+                }
             } else {
-                LocalRoute { start: 0, len: 0, reversed: rev }
+                LocalRoute {
+                    start: 0,
+                    len: 0,
+                    reversed: rev,
+                }
             }
         })
         .collect();
@@ -1002,7 +1150,12 @@ fn layered_component(
 
 /// Reorders one layer by the mean position of its neighbours in `adj` (the adjacent layer); nodes
 /// with no neighbours keep their position. Ties keep the old order.
-fn sort_by_barycenter(layer: &mut [u32], adj: &Csr, pos: &mut [u32], keys: &mut Vec<(f64, u32, u32)>) {
+fn sort_by_barycenter(
+    layer: &mut [u32],
+    adj: &Csr,
+    pos: &mut [u32],
+    keys: &mut Vec<(f64, u32, u32)>,
+) {
     keys.clear();
     for &v in layer.iter() {
         let nb = adj.neighbors(v);
@@ -1096,11 +1249,21 @@ fn place_layer(
                 cnt += 1;
             }
         }
-        let t = if cnt > 0 { sum / cnt as f64 } else { x[v as usize] };
+        let t = if cnt > 0 {
+            sum / cnt as f64
+        } else {
+            x[v as usize]
+        };
         s.offset.push(off);
         s.target.push(t - off);
         // Dummies pull harder so long edges run straight; unconnected nodes barely resist.
-        s.weight.push(if cnt == 0 { 0.1 } else if thin(v) { 2.0 } else { 1.0 });
+        s.weight.push(if cnt == 0 {
+            0.1
+        } else if thin(v) {
+            2.0
+        } else {
+            1.0
+        });
     }
     s.blocks.clear();
     for i in 0..layer.len() {

@@ -98,7 +98,14 @@ impl ForceSim {
     /// Forces: repulsion `0.2·K²/d` (Barnes–Hut), attraction `d²/K` along edges, and a weak linear
     /// pull to the centre of mass (`0.1·d`) that keeps isolated nodes and small components from
     /// drifting away (the 2-D far field never vanishes, and every node moves `step` whatever its force).
-    pub fn iterate(&mut self, pos: &mut [Vec2], graph: &WeightedGraph, k: f32, step: f32, theta: f32) -> f32 {
+    pub fn iterate(
+        &mut self,
+        pos: &mut [Vec2],
+        graph: &WeightedGraph,
+        k: f32,
+        step: f32,
+        theta: f32,
+    ) -> f32 {
         self.tree.build(pos);
         self.force.resize(pos.len(), Vec2::ZERO);
         let c = 0.2 * k * k;
@@ -107,25 +114,43 @@ impl ForceSim {
         let center = tree.center();
         let p: &[Vec2] = pos;
         // Morton order: neighbouring iterations walk the same cells.
-        self.force.par_iter_mut().with_min_len(512).enumerate().for_each(|(rank, f)| {
-            let Some((i, x)) = tree.sorted_point(rank) else { return };
-            let mut acc = tree.field(i, x, theta) * c - (x - center) * gravity;
-            let (nb, _) = graph.row(i as usize);
-            for &j in nb {
-                let d = p.get(j as usize).copied().unwrap_or(x) - x;
-                acc += d * (d.length() / k);
-            }
-            *f = acc;
-        });
-        let energy: f32 = self.force.par_iter().with_min_len(4096).map(|f| f.length_squared()).sum();
+        self.force
+            .par_iter_mut()
+            .with_min_len(512)
+            .enumerate()
+            .for_each(|(rank, f)| {
+                let Some((i, x)) = tree.sorted_point(rank) else {
+                    return;
+                };
+                let mut acc = tree.field(i, x, theta) * c - (x - center) * gravity;
+                let (nb, _) = graph.row(i as usize);
+                for &j in nb {
+                    let d = p.get(j as usize).copied().unwrap_or(x) - x;
+                    acc += d * (d.length() / k);
+                }
+                *f = acc;
+            });
+        let energy: f32 = self
+            .force
+            .par_iter()
+            .with_min_len(4096)
+            .map(|f| f.length_squared())
+            .sum();
         let force = &self.force;
-        pos.par_iter_mut().with_min_len(4096).enumerate().for_each(|(i, x)| {
-            let f = tree.rank(i as u32).and_then(|r| force.get(r as usize)).copied().unwrap_or(Vec2::ZERO);
-            let len = f.length();
-            if len > 0.0 && len.is_finite() {
-                *x += f * (step / len);
-            }
-        });
+        pos.par_iter_mut()
+            .with_min_len(4096)
+            .enumerate()
+            .for_each(|(i, x)| {
+                let f = tree
+                    .rank(i as u32)
+                    .and_then(|r| force.get(r as usize))
+                    .copied()
+                    .unwrap_or(Vec2::ZERO);
+                let len = f.length();
+                if len > 0.0 && len.is_finite() {
+                    *x += f * (step / len);
+                }
+            });
         energy
     }
 }
@@ -134,7 +159,11 @@ impl ForceSim {
 const GRAVITY: f32 = 0.1;
 
 /// Force-directed layout of the whole graph. See the module notes.
-pub fn force(graph: &Graph, opts: &ForceOptions, progress: &Progress) -> Result<Layout, LayoutError> {
+pub fn force(
+    graph: &Graph,
+    opts: &ForceOptions,
+    progress: &Progress,
+) -> Result<Layout, LayoutError> {
     force_with_levels(graph, opts, progress, &mut |_| {})
 }
 
@@ -160,9 +189,14 @@ pub fn force_with_levels(
     // Coarsest: seeded random square.
     let nc = graph_at(nlev - 1).node_count();
     let side = (nc as f32).sqrt() * k;
-    let mut pos: Vec<Vec2> = (0..nc).map(|_| Vec2::new(rng.unit_f32() * side, rng.unit_f32() * side)).collect();
+    let mut pos: Vec<Vec2> = (0..nc)
+        .map(|_| Vec2::new(rng.unit_f32() * side, rng.unit_f32() * side))
+        .collect();
     let mut sim = ForceSim::new();
-    let total_work: f64 = (0..nlev).map(|l| graph_at(l).node_count() as f64).sum::<f64>().max(1.0);
+    let total_work: f64 = (0..nlev)
+        .map(|l| graph_at(l).node_count() as f64)
+        .sum::<f64>()
+        .max(1.0);
     let mut work_done = 0.0f64;
     for l in (0..nlev).rev() {
         let g = graph_at(l);
@@ -177,7 +211,10 @@ pub fn force_with_levels(
         };
         let mut step = if l == nlev - 1 { k * 2.0 } else { k * 0.5 };
         let (mut energy0, mut streak) = (f32::INFINITY, 0u32);
-        progress.set(&format!("force: level {l} ({} nodes)", g.node_count()), (work_done / total_work) as f32);
+        progress.set(
+            &format!("force: level {l} ({} nodes)", g.node_count()),
+            (work_done / total_work) as f32,
+        );
         for _ in 0..cap {
             progress.check()?;
             let energy = sim.iterate(&mut pos, g, k, step, opts.theta);
@@ -198,7 +235,12 @@ pub fn force_with_levels(
             }
         }
         work_done += g.node_count() as f64;
-        on_level(&LevelSnapshot { level: l, levels: nlev, positions: &pos, elapsed: started.elapsed() });
+        on_level(&LevelSnapshot {
+            level: l,
+            levels: nlev,
+            positions: &pos,
+            elapsed: started.elapsed(),
+        });
         if l > 0 {
             // Prolong to the finer level.
             let map = &levels[l - 1].map;
@@ -219,21 +261,34 @@ pub fn force_with_levels(
     let r = opts.node_radius.max(0.5);
     let nodes: Vec<NodeBox> = pos
         .iter()
-        .map(|p| NodeBox { center: p.as_dvec2(), half_size: Vec2::splat(r) })
+        .map(|p| NodeBox {
+            center: p.as_dvec2(),
+            half_size: Vec2::splat(r),
+        })
         .collect();
     let routes: Vec<EdgeRoute> = edges
         .iter()
         .map(|&(a, b)| {
             let from = nodes.get(a as usize).map_or(DVec2::ZERO, |x| x.center);
             let to = nodes.get(b as usize).map_or(DVec2::ZERO, |x| x.center);
-            EdgeRoute { from, to, points_start: 0, points_len: 0, curve: false, reversed: false, hidden: a == b }
+            EdgeRoute {
+                from,
+                to,
+                points_start: 0,
+                points_len: 0,
+                curve: false,
+                reversed: false,
+                hidden: a == b,
+            }
         })
         .collect();
     let maps: Vec<Vec<u32>> = levels.into_iter().map(|l| l.map).collect();
     let mut tree = ClusterTree::from_levels(n, &maps);
     let node_rect = |v: u32| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect);
     tree.fill_bboxes(node_rect);
-    let mut tree = tree.split_wide(opts.max_cluster_children, |v| nodes.get(v as usize).map_or(DVec2::ZERO, |x| x.center));
+    let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
+        nodes.get(v as usize).map_or(DVec2::ZERO, |x| x.center)
+    });
     tree.fill_bboxes(node_rect);
     tree.aggregate_edges(&edges);
     tree.fill_params(&opts.node_params);

@@ -33,7 +33,12 @@ pub struct MetricsOptions {
 
 impl Default for MetricsOptions {
     fn default() -> Self {
-        MetricsOptions { seed: 7, exact_edge_limit: 3000, sample_pairs: 400_000, stress_sources: 0 }
+        MetricsOptions {
+            seed: 7,
+            exact_edge_limit: 3000,
+            sample_pairs: 400_000,
+            stress_sources: 0,
+        }
     }
 }
 
@@ -110,7 +115,10 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
         .iter()
         .filter_map(|&e| {
             let (a, b) = edges[e as usize];
-            Some((layout.nodes.get(a as usize)?.center - layout.nodes.get(b as usize)?.center).length())
+            Some(
+                (layout.nodes.get(a as usize)?.center - layout.nodes.get(b as usize)?.center)
+                    .length(),
+            )
         })
         .collect();
     if !lens.is_empty() {
@@ -135,8 +143,14 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
 
 /// Number of crossing segment pairs between two polylines.
 fn polylines_cross(a: (DVec2, &[DVec2], DVec2), b: (DVec2, &[DVec2], DVec2)) -> u64 {
-    let pa: Vec<DVec2> = std::iter::once(a.0).chain(a.1.iter().copied()).chain(std::iter::once(a.2)).collect();
-    let pb: Vec<DVec2> = std::iter::once(b.0).chain(b.1.iter().copied()).chain(std::iter::once(b.2)).collect();
+    let pa: Vec<DVec2> = std::iter::once(a.0)
+        .chain(a.1.iter().copied())
+        .chain(std::iter::once(a.2))
+        .collect();
+    let pb: Vec<DVec2> = std::iter::once(b.0)
+        .chain(b.1.iter().copied())
+        .chain(std::iter::once(b.2))
+        .collect();
     let mut c = 0;
     for s in pa.windows(2) {
         for t in pb.windows(2) {
@@ -154,7 +168,8 @@ fn segments_cross(a: DVec2, b: DVec2, c: DVec2, d: DVec2) -> bool {
     let (d1, d2) = (orient(c, d, a), orient(c, d, b));
     let (d3, d4) = (orient(a, b, c), orient(a, b, d));
     let eps = 1e-9;
-    ((d1 > eps && d2 < -eps) || (d1 < -eps && d2 > eps)) && ((d3 > eps && d4 < -eps) || (d3 < -eps && d4 > eps))
+    ((d1 > eps && d2 < -eps) || (d1 < -eps && d2 > eps))
+        && ((d3 > eps && d4 < -eps) || (d3 < -eps && d4 > eps))
 }
 
 /// Overlapping pairs of visible node boxes (interiors intersect by more than 1e-6).
@@ -172,7 +187,10 @@ pub fn overlaps(layout: &Layout) -> u64 {
     if rects.len() < 2 {
         return 0;
     }
-    let cell = rects.iter().map(|(a, b)| (*b - *a).max_element()).fold(1e-6, f64::max);
+    let cell = rects
+        .iter()
+        .map(|(a, b)| (*b - *a).max_element())
+        .fold(1e-6, f64::max);
     let key = |p: DVec2| ((p.x / cell).floor() as i64, (p.y / cell).floor() as i64);
     let mut entries: Vec<((i64, i64), u32)> = Vec::with_capacity(rects.len() * 2);
     for (i, (a, b)) in rects.iter().enumerate() {
@@ -221,7 +239,9 @@ fn stress(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> f64 {
     }
     let g = Csr::undirected(n, edges);
     let mut rng = Pcg32::new(opts.seed ^ 0x5eed);
-    let sources: Vec<u32> = (0..opts.stress_sources).map(|_| rng.below(n as u32)).collect();
+    let sources: Vec<u32> = (0..opts.stress_sources)
+        .map(|_| rng.below(n as u32))
+        .collect();
     let sums = sources
         .par_iter()
         .map(|&s| {
@@ -235,7 +255,8 @@ fn stress(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> f64 {
                 let dv = dist[v as usize];
                 if v != s {
                     let d = dv as f64;
-                    let x = (layout.nodes[v as usize].center - layout.nodes[s as usize].center).length();
+                    let x = (layout.nodes[v as usize].center - layout.nodes[s as usize].center)
+                        .length();
                     let w = 1.0 / (d * d);
                     wxd += w * x * d;
                     wxx += w * x * x;
@@ -251,7 +272,10 @@ fn stress(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> f64 {
             }
             (wxd, wxx, wdd, cnt)
         })
-        .reduce(|| (0.0, 0.0, 0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3));
+        .reduce(
+            || (0.0, 0.0, 0.0, 0),
+            |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3),
+        );
     let (wxd, wxx, wdd, cnt) = sums;
     if cnt == 0 || wxx <= 0.0 {
         return 0.0;
@@ -267,8 +291,23 @@ mod tests {
     #[test]
     fn segments_cross_properly() {
         let p = DVec2::new;
-        assert!(segments_cross(p(0.0, 0.0), p(1.0, 1.0), p(0.0, 1.0), p(1.0, 0.0)));
-        assert!(!segments_cross(p(0.0, 0.0), p(1.0, 0.0), p(0.0, 1.0), p(1.0, 1.0)));
-        assert!(!segments_cross(p(0.0, 0.0), p(1.0, 1.0), p(1.0, 1.0), p(2.0, 0.0)));
+        assert!(segments_cross(
+            p(0.0, 0.0),
+            p(1.0, 1.0),
+            p(0.0, 1.0),
+            p(1.0, 0.0)
+        ));
+        assert!(!segments_cross(
+            p(0.0, 0.0),
+            p(1.0, 0.0),
+            p(0.0, 1.0),
+            p(1.0, 1.0)
+        ));
+        assert!(!segments_cross(
+            p(0.0, 0.0),
+            p(1.0, 1.0),
+            p(1.0, 1.0),
+            p(2.0, 0.0)
+        ));
     }
 }

@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use glam::{DVec2, Vec2};
 
-pub use crate::graph::{AggEdge, Cluster, ClusterId, ClusterTree, Item};
 use crate::graph::GraphError;
+pub use crate::graph::{AggEdge, Cluster, ClusterId, ClusterTree, Item};
 use crate::view::Rect;
 
 /// Errors from layout.
@@ -121,7 +121,9 @@ impl Layout {
         match self.edges.get(e) {
             Some(r) => {
                 let a = r.points_start as usize;
-                self.route_points.get(a..a + r.points_len as usize).unwrap_or(&[])
+                self.route_points
+                    .get(a..a + r.points_len as usize)
+                    .unwrap_or(&[])
             }
             None => &[],
         }
@@ -136,8 +138,15 @@ impl Layout {
 /// The box of a cluster-tree item: a node's rectangle or a cluster's box.
 pub fn item_bbox(item: Item, layout: &Layout) -> Rect {
     match item {
-        Item::Node(n) => layout.nodes.get(n as usize).map_or(Rect::EMPTY, NodeBox::rect),
-        Item::Cluster(c) => layout.clusters.clusters.get(c as usize).map_or(Rect::EMPTY, |c| c.bbox),
+        Item::Node(n) => layout
+            .nodes
+            .get(n as usize)
+            .map_or(Rect::EMPTY, NodeBox::rect),
+        Item::Cluster(c) => layout
+            .clusters
+            .clusters
+            .get(c as usize)
+            .map_or(Rect::EMPTY, |c| c.bbox),
     }
 }
 
@@ -169,7 +178,8 @@ impl Progress {
 
     /// Sets the fraction only.
     pub fn set_fraction(&self, fraction: f32) {
-        self.fraction.store(fraction.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        self.fraction
+            .store(fraction.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
     }
 
     /// Fraction done, 0..=1.
@@ -194,7 +204,11 @@ impl Progress {
 
     /// `Err(Cancelled)` once cancelled.
     pub fn check(&self) -> Result<(), LayoutError> {
-        if self.is_cancelled() { Err(LayoutError::Cancelled) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(LayoutError::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -69,28 +69,50 @@ impl QuadTree {
             .with_min_len(4096)
             .fold(
                 || (Vec2::splat(f32::INFINITY), Vec2::splat(f32::NEG_INFINITY)),
-                |(a, b), &p| if p.is_finite() { (a.min(p), b.max(p)) } else { (a, b) },
+                |(a, b), &p| {
+                    if p.is_finite() {
+                        (a.min(p), b.max(p))
+                    } else {
+                        (a, b)
+                    }
+                },
             )
             .reduce(
                 || (Vec2::splat(f32::INFINITY), Vec2::splat(f32::NEG_INFINITY)),
                 |(a, b), (c, d)| (a.min(c), b.max(d)),
             );
-        let (lo, hi) = if lo.x <= hi.x { (lo, hi) } else { (Vec2::ZERO, Vec2::ONE) };
+        let (lo, hi) = if lo.x <= hi.x {
+            (lo, hi)
+        } else {
+            (Vec2::ZERO, Vec2::ONE)
+        };
         let side = (hi - lo).max_element().max(1e-3) * 1.0001;
         let scale = ((1u32 << MAX_DEPTH) - 1) as f32 / side;
         self.order.resize(pos.len(), (0, 0));
-        self.order.par_iter_mut().with_min_len(4096).enumerate().for_each(|(i, slot)| {
-            let p = pos[i];
-            let q = if p.is_finite() { ((p - lo) * scale).max(Vec2::ZERO) } else { Vec2::ZERO };
-            *slot = (morton(q.x as u32, q.y as u32), i as u32);
-        });
+        self.order
+            .par_iter_mut()
+            .with_min_len(4096)
+            .enumerate()
+            .for_each(|(i, slot)| {
+                let p = pos[i];
+                let q = if p.is_finite() {
+                    ((p - lo) * scale).max(Vec2::ZERO)
+                } else {
+                    Vec2::ZERO
+                };
+                *slot = (morton(q.x as u32, q.y as u32), i as u32);
+            });
         self.order.par_sort_unstable();
         self.sorted.resize(pos.len(), Vec2::ZERO);
         let order = &self.order;
-        self.sorted.par_iter_mut().with_min_len(4096).enumerate().for_each(|(k, s)| {
-            let p = pos[order[k].1 as usize];
-            *s = if p.is_finite() { p } else { Vec2::ZERO };
-        });
+        self.sorted
+            .par_iter_mut()
+            .with_min_len(4096)
+            .enumerate()
+            .for_each(|(k, s)| {
+                let p = pos[order[k].1 as usize];
+                *s = if p.is_finite() { p } else { Vec2::ZERO };
+            });
         self.rank.resize(pos.len(), 0);
         for (k, &(_, i)) in self.order.iter().enumerate() {
             self.rank[i as usize] = k as u32;
@@ -143,9 +165,15 @@ impl QuadTree {
         let mut children = [NONE; 4];
         let (mut com, mut mass) = (Vec2::ZERO, 0.0f32);
         for (q, child) in children.iter_mut().enumerate() {
-            let end = start + self.order[start..hi].partition_point(|&(code, _)| ((code >> shift) & 3) as usize <= q);
+            let end = start
+                + self.order[start..hi]
+                    .partition_point(|&(code, _)| ((code >> shift) & 3) as usize <= q);
             if end > start {
-                let cmin = min + Vec2::new(if q & 1 != 0 { half } else { 0.0 }, if q & 2 != 0 { half } else { 0.0 });
+                let cmin = min
+                    + Vec2::new(
+                        if q & 1 != 0 { half } else { 0.0 },
+                        if q & 2 != 0 { half } else { 0.0 },
+                    );
                 let c = self.build_rec(start, end, depth + 1, cmin, half);
                 let cn = self.nodes[c as usize];
                 com += cn.com * cn.mass;
@@ -174,10 +202,16 @@ impl QuadTree {
         let mut sp = 1usize;
         while sp > 0 {
             sp -= 1;
-            let Some(nd) = self.nodes.get(stack[sp] as usize) else { continue };
+            let Some(nd) = self.nodes.get(stack[sp] as usize) else {
+                continue;
+            };
             if nd.children == [NONE; 4] {
                 let range = nd.start as usize..nd.end as usize;
-                let (Some(ids), Some(pts)) = (self.order.get(range.clone()), self.sorted.get(range)) else { continue };
+                let (Some(ids), Some(pts)) =
+                    (self.order.get(range.clone()), self.sorted.get(range))
+                else {
+                    continue;
+                };
                 for (&(_, j), &q) in ids.iter().zip(pts) {
                     if j == me {
                         continue;
@@ -195,7 +229,10 @@ impl QuadTree {
             }
             let d = p - nd.com;
             let d2 = d.length_squared();
-            let inside = p.x >= nd.min.x && p.y >= nd.min.y && p.x < nd.min.x + nd.side && p.y < nd.min.y + nd.side;
+            let inside = p.x >= nd.min.x
+                && p.y >= nd.min.y
+                && p.x < nd.min.x + nd.side
+                && p.y < nd.min.y + nd.side;
             if !inside && nd.side * nd.side < theta2 * d2 {
                 f += d * (nd.mass / d2);
             } else {
@@ -231,7 +268,9 @@ mod tests {
     #[test]
     fn field_matches_direct_sum() {
         let mut rng = crate::graph::Pcg32::new(5);
-        let pos: Vec<Vec2> = (0..2000).map(|_| Vec2::new(rng.unit_f32() * 1000.0, rng.unit_f32() * 1000.0)).collect();
+        let pos: Vec<Vec2> = (0..2000)
+            .map(|_| Vec2::new(rng.unit_f32() * 1000.0, rng.unit_f32() * 1000.0))
+            .collect();
         let mut t = QuadTree::new();
         t.build(&pos);
         for i in [0u32, 17, 999, 1999] {
@@ -243,7 +282,10 @@ mod tests {
                 .map(|(_, &q)| (p - q) / (p - q).length_squared())
                 .sum();
             let approx = t.field(i, p, 0.5);
-            assert!((approx - exact).length() <= 0.05 * exact.length().max(1e-3), "{i}: {approx} vs {exact}");
+            assert!(
+                (approx - exact).length() <= 0.05 * exact.length().max(1e-3),
+                "{i}: {approx} vs {exact}"
+            );
             let all = t.field(i, p, 0.0);
             assert!((all - exact).length() <= 1e-3 * exact.length().max(1e-3));
         }

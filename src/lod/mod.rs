@@ -1,7 +1,10 @@
 //! The per-frame cut through the cluster tree, producing a [`DrawList`].
 
+mod cut;
 mod draw_list;
+pub mod style;
 
+pub use cut::{CutStats, LodOptions, LodState, ViewState};
 pub use draw_list::{
     Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, Rgba8, flags,
 };

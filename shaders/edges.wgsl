@@ -1,0 +1,207 @@
+// Edges: instanced ribbons of constant pixel width, expanded in the vertex shader. Straight edges
+// are one quad; CURVE edges are a cubic with vertical tangents tessellated into up to
+// CURVE_SEGMENTS quads (instance x vertex index), the unused ones collapsed; arrowheads are a
+// separate quad per ARROW edge shaped by a triangle distance function.
+
+// Keep in sync with `flags` in src/lod/draw_list.rs (mirrored in src/render/edges.rs).
+const FLAG_SELECTED: u32 = 1u;
+const FLAG_DIMMED: u32 = 8u;
+const FLAG_ARROW: u32 = 32u;
+const FLAG_CURVE: u32 = 64u;
+const FLAG_HIGHLIGHT: u32 = 128u;
+// Keep in sync with `CURVE_SEGMENTS` in src/render/edges.rs.
+const CURVE_SEGMENTS: u32 = 24u;
+// Screen length of one curve segment, pixels.
+const CURVE_SEGMENT_PX: f32 = 6.0;
+// Width to fixed point (keep in sync with `WIDTH_SCALE` in src/render/edges.rs).
+const WIDTH_SCALE: f32 = 32.0;
+
+// Keep in sync with `EdgeInstance` in src/render/edges.rs (24 bytes).
+struct EdgeInstance {
+    @location(0) from_pos: vec2<f32>,
+    @location(1) to_pos: vec2<f32>,
+    @location(2) color: u32,
+    // bits 0..16 width_px * WIDTH_SCALE, bits 16..32 flags
+    @location(3) packed: u32,
+};
+
+struct EdgeVarying {
+    @builtin(position) position: vec4<f32>,
+    // x: pixels across the centre line; y: pixels along it (from the start).
+    @location(0) dist: vec2<f32>,
+    @location(1) @interpolate(flat) color: vec4<f32>,
+    // x: half width; y: length (caps), or 0 for no caps; z: 1 for an arrowhead.
+    @location(2) @interpolate(flat) shape: vec3<f32>,
+};
+
+struct EdgeStyle {
+    half_w: f32,
+    color: vec4<f32>,
+    // The arrowhead is wide even when the line is thin: no thin-line alpha.
+    arrow_color: vec4<f32>,
+};
+
+fn edge_style(e: EdgeInstance) -> EdgeStyle {
+    let flags = e.packed >> 16u;
+    var w = f32(e.packed & 0xffffu) / WIDTH_SCALE;
+    if (flags & (FLAG_SELECTED | FLAG_HIGHLIGHT)) != 0u {
+        w = w * 1.5 + 1.0;
+    }
+    var color = unpack_color(e.color);
+    if (flags & FLAG_DIMMED) != 0u {
+        color.a = color.a * 0.25;
+    }
+    var s: EdgeStyle;
+    s.arrow_color = color;
+    // Lines thinner than a pixel are drawn one pixel wide with proportionally less alpha.
+    color.a = color.a * min(w, 1.0);
+    s.half_w = max(w, 1.0) * 0.5;
+    s.color = color;
+    return s;
+}
+
+fn arrow_len(half_w: f32) -> f32 {
+    return max(9.0, 8.0 * half_w);
+}
+
+fn safe_normalize(v: vec2<f32>, fallback: vec2<f32>) -> vec2<f32> {
+    let l = length(v);
+    if l < 1e-4 {
+        return fallback;
+    }
+    return v / l;
+}
+
+// The curve's screen-space control points: p0, p3 at the ends, p1/p2 giving vertical tangents.
+struct Cubic {
+    p0: vec2<f32>,
+    p1: vec2<f32>,
+    p2: vec2<f32>,
+    p3: vec2<f32>,
+};
+
+fn end_direction(e: EdgeInstance, a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    let straight = safe_normalize(b - a, vec2<f32>(1.0, 0.0));
+    if ((e.packed >> 16u) & FLAG_CURVE) != 0u && abs(b.y - a.y) > 1e-3 {
+        return vec2<f32>(0.0, sign(b.y - a.y));
+    }
+    return straight;
+}
+
+// Screen endpoints, the end pulled back under the arrowhead so translucent edges do not overlap it.
+fn endpoints(e: EdgeInstance, half_w: f32) -> Cubic {
+    let a = screen_from_rel(e.from_pos);
+    var b = screen_from_rel(e.to_pos);
+    if ((e.packed >> 16u) & FLAG_ARROW) != 0u {
+        let dir = end_direction(e, a, b);
+        b = b - dir * min(arrow_len(half_w) * 0.8, length(b - a));
+    }
+    var c: Cubic;
+    c.p0 = a;
+    c.p3 = b;
+    let dy = (b.y - a.y) * 0.5;
+    c.p1 = a + vec2<f32>(0.0, dy);
+    c.p2 = b - vec2<f32>(0.0, dy);
+    return c;
+}
+
+@vertex
+fn vs_straight(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
+    let style = edge_style(e);
+    let c = endpoints(e, style.half_w);
+    let dir = safe_normalize(c.p3 - c.p0, vec2<f32>(1.0, 0.0));
+    let normal = vec2<f32>(-dir.y, dir.x);
+    let len = length(c.p3 - c.p0);
+    let corner = quad_corner(vertex_index);
+    let ext = style.half_w + 1.0;
+    let along = select(-1.0, len + 1.0, corner.x > 0.0);
+    let across = corner.y * ext;
+    var out: EdgeVarying;
+    out.position = clip_from_screen(c.p0 + dir * along + normal * across);
+    out.dist = vec2<f32>(across, along);
+    out.color = style.color;
+    out.shape = vec3<f32>(style.half_w, max(len, 1e-3), 0.0);
+    return out;
+}
+
+fn bezier(c: Cubic, t: f32) -> vec2<f32> {
+    let s = 1.0 - t;
+    return s * s * s * c.p0 + 3.0 * s * s * t * c.p1 + 3.0 * s * t * t * c.p2 + t * t * t * c.p3;
+}
+
+fn bezier_tangent(c: Cubic, t: f32) -> vec2<f32> {
+    let s = 1.0 - t;
+    let d = 3.0 * s * s * (c.p1 - c.p0) + 6.0 * s * t * (c.p2 - c.p1) + 3.0 * t * t * (c.p3 - c.p2);
+    return safe_normalize(d, safe_normalize(c.p3 - c.p0, vec2<f32>(1.0, 0.0)));
+}
+
+@vertex
+fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
+    let style = edge_style(e);
+    let c = endpoints(e, style.half_w);
+    let polygon = length(c.p1 - c.p0) + length(c.p2 - c.p1) + length(c.p3 - c.p2);
+    let segments = u32(clamp(ceil(polygon / CURVE_SEGMENT_PX), 1.0, f32(CURVE_SEGMENTS)));
+    let segment = vertex_index / 6u;
+    var out: EdgeVarying;
+    out.color = style.color;
+    out.shape = vec3<f32>(style.half_w, 0.0, 0.0);
+    if segment >= segments {
+        // Collapsed: every vertex at the same point, nothing rasterized.
+        out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
+        out.dist = vec2<f32>(0.0);
+        return out;
+    }
+    // Two triangles: (0,-)(1,-)(0,+) (0,+)(1,-)(1,+).
+    let k = vertex_index % 6u;
+    let step = select(0u, 1u, k == 1u || k == 4u || k == 5u);
+    let side = select(-1.0, 1.0, k == 2u || k == 3u || k == 5u);
+    let t = f32(segment + step) / f32(segments);
+    let p = bezier(c, t);
+    let dir = bezier_tangent(c, t);
+    let normal = vec2<f32>(-dir.y, dir.x);
+    let across = side * (style.half_w + 1.0);
+    out.position = clip_from_screen(p + normal * across);
+    out.dist = vec2<f32>(across, 0.0);
+    return out;
+}
+
+@vertex
+fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
+    let style = edge_style(e);
+    let a = screen_from_rel(e.from_pos);
+    let tip = screen_from_rel(e.to_pos);
+    let dir = end_direction(e, a, tip);
+    let normal = vec2<f32>(-dir.y, dir.x);
+    let len = arrow_len(style.half_w);
+    let corner = quad_corner(vertex_index);
+    // Arrow-local frame: x along (tip at 0, base at -len), y across.
+    let along = select(-len - 1.0, 1.0, corner.x > 0.0);
+    let across = corner.y * (len * 0.45 + 1.0);
+    var out: EdgeVarying;
+    out.position = clip_from_screen(tip + dir * along + normal * across);
+    out.dist = vec2<f32>(across, along);
+    out.color = style.arrow_color;
+    out.shape = vec3<f32>(len, 0.0, 1.0);
+    return out;
+}
+
+@fragment
+fn fs_edge(in: EdgeVarying) -> @location(0) vec4<f32> {
+    var coverage: f32;
+    if in.shape.z > 0.5 {
+        // Arrowhead: isosceles triangle, tip at the origin pointing along +x.
+        let len = in.shape.x;
+        let hw = len * 0.45;
+        let p = vec2<f32>(in.dist.y, abs(in.dist.x));
+        let side = dot(p, vec2<f32>(hw, len)) / length(vec2<f32>(hw, len));
+        let d = max(side, -len - p.x);
+        coverage = clamp(0.5 - d, 0.0, 1.0);
+    } else {
+        coverage = clamp(in.shape.x + 0.5 - abs(in.dist.x), 0.0, 1.0);
+        if in.shape.y > 0.0 {
+            // Square-ish caps at both ends of straight edges.
+            coverage = coverage * clamp(min(in.dist.y, in.shape.y - in.dist.y) + 0.5, 0.0, 1.0);
+        }
+    }
+    return output_color(vec4<f32>(in.color.rgb, in.color.a * coverage));
+}

@@ -1,0 +1,919 @@
+//! The per-frame cut through the cluster tree.
+//!
+//! How it works: a depth-first walk from the root. A cluster outside the view is not entered (it
+//! stays one, undrawn, endpoint for edges); a visible cluster whose box is smaller on screen than a
+//! threshold is drawn as one item; a larger one opens into its children. Thresholds differ for
+//! opening and closing (hysteresis) so the cut does not flicker, and items fade in over a few frames
+//! after their parent opened, so transitions do not pop.
+//!
+//! Edges come from the tree's aggregated sibling edges: between two closed children an aggregate is
+//! one edge (width by count); when an endpoint child is open, its original edges are pushed down to
+//! the current representatives and re-aggregated. The cost is therefore proportional to the clusters
+//! and edges near the view, not to the graph; a per-frame budget bounds the push-down on pathological
+//! graphs (dense random ones), beyond which aggregates are drawn at the coarser level.
+//!
+//! Per-cluster node chunks (boxes, colours, labels of a cluster's direct nodes) are built when a
+//! cluster first opens and kept in an LRU cache under a byte budget, so a steady camera rebuilds
+//! nothing, and the [`DrawList::revision`] changes only when what is drawn changes.
+//!
+//! Rejected: re-aggregating all edges by the cut every frame (O(E) per frame), and storing
+//! aggregates for every cluster pair at every depth (quadratic memory).
+
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::Arc;
+
+use glam::{DVec2, Vec2};
+
+use super::style::{lighten, op_color, overlay_color, redact};
+use super::{Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape, Rgba8, flags};
+use crate::graph::{ClusterId, Item};
+use crate::layout::{Layout, LayoutKind};
+use crate::model::{Model, NodeId, NodeKind};
+use crate::view::{Camera, Rect};
+
+/// Tunables of the cut.
+#[derive(Clone, Debug)]
+pub struct LodOptions {
+    /// A closed cluster opens when its box is larger than this on screen (pixels, longer side).
+    pub open_px: f64,
+    /// An open cluster closes again when smaller than this (hysteresis: below `open_px`).
+    pub close_px: f64,
+    /// Nodes smaller than this on screen (pixels, longer side) are not drawn.
+    pub min_node_px: f64,
+    /// Labels are drawn on items at least this tall on screen.
+    pub label_min_px: f64,
+    /// At most this many labels a frame.
+    pub max_labels: usize,
+    /// Seconds an item takes to fade in after its parent opened.
+    pub fade_s: f64,
+    /// Byte budget of the per-cluster chunk cache.
+    pub cache_budget_bytes: usize,
+    /// Most original edges pushed down per frame.
+    pub pushdown_budget: usize,
+    /// Draw everything: open every cluster regardless of size (the `--no-lod` baseline).
+    pub no_lod: bool,
+}
+
+impl Default for LodOptions {
+    fn default() -> Self {
+        LodOptions {
+            open_px: 160.0,
+            close_px: 110.0,
+            min_node_px: 0.0,
+            label_min_px: 11.0,
+            max_labels: 4000,
+            fade_s: 0.25,
+            cache_budget_bytes: 64 << 20,
+            pushdown_budget: 2_000_000,
+            no_lod: false,
+        }
+    }
+}
+
+/// What the user has done to the view: selection, hover, pinned clusters, overlays.
+#[derive(Clone, Debug, Default)]
+pub struct ViewState {
+    /// Selected item.
+    pub selected: Option<Item>,
+    /// Item under the cursor.
+    pub hovered: Option<Item>,
+    /// Nodes highlighted (inputs/outputs of the selection, search hits).
+    pub highlighted: Vec<NodeId>,
+    /// Clusters the user opened by hand (stay open at any zoom).
+    pub pinned_open: Vec<ClusterId>,
+    /// Clusters the user closed by hand.
+    pub pinned_closed: Vec<ClusterId>,
+    /// Per-node values 0..=1 to colour by (parameter count, norm, sparsity…), replacing op colours.
+    pub overlay: Option<Arc<Vec<f32>>>,
+    /// Replace names with stable hashes (`--redact`).
+    pub redact: bool,
+    /// Bumped by the caller whenever any field changes (part of the redraw key).
+    pub revision: u64,
+}
+
+/// Counters of the last cut (for benches and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CutStats {
+    /// Clusters visited.
+    pub clusters_visited: usize,
+    /// Clusters drawn collapsed.
+    pub clusters_drawn: usize,
+    /// Nodes drawn.
+    pub nodes_drawn: usize,
+    /// Edges drawn.
+    pub edges_drawn: usize,
+    /// Original edges pushed down.
+    pub edges_pushed: usize,
+    /// Chunk cache entries built this frame.
+    pub chunks_built: usize,
+    /// Chunks evicted this frame.
+    pub chunks_evicted: usize,
+}
+
+/// A cluster's direct nodes, prepared once.
+struct Chunk {
+    nodes: Vec<ChunkNode>,
+    bytes: usize,
+    last_used: u64,
+}
+
+struct ChunkNode {
+    id: NodeId,
+    rect: Rect,
+    fill: Rgba8,
+    shape: NodeShape,
+    label: String,
+    sublabel: String,
+}
+
+/// Open/closed state of a cluster in the current cut.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mark {
+    /// Not reached this frame (inside a closed or offscreen ancestor).
+    Unreached,
+    /// Open: its children are drawn.
+    Open,
+    /// Drawn as one item.
+    Closed,
+    /// Outside the view: not drawn, an endpoint for edges.
+    Offscreen,
+}
+
+/// The state the cut keeps between frames.
+pub struct LodState {
+    /// Options.
+    pub options: LodOptions,
+    is_open: Vec<bool>,
+    changed_at: Vec<f64>,
+    mark: Vec<(u64, Mark)>,
+    frame: u64,
+    chunks: HashMap<ClusterId, Chunk>,
+    chunk_bytes: usize,
+    list: DrawList,
+    items: Vec<Item>,
+    last_key: u64,
+    animating: bool,
+    pair_scratch: HashMap<(Item, Item), u32>,
+    /// Counters of the last cut.
+    pub stats: CutStats,
+}
+
+const REANCHOR_PX: f64 = 1.0e5;
+
+impl LodState {
+    /// State for a layout.
+    pub fn new(layout: &Layout, options: LodOptions) -> Self {
+        let n = layout.clusters.clusters.len();
+        LodState {
+            options,
+            is_open: vec![false; n],
+            changed_at: vec![f64::NEG_INFINITY; n],
+            mark: vec![(0, Mark::Unreached); n],
+            frame: 0,
+            chunks: HashMap::new(),
+            chunk_bytes: 0,
+            list: DrawList::new(layout.bounds.center()),
+            items: Vec::new(),
+            last_key: 0,
+            animating: false,
+            pair_scratch: HashMap::new(),
+            stats: CutStats::default(),
+        }
+    }
+
+    /// Whether items are still fading (the caller should keep redrawing).
+    pub fn is_animating(&self) -> bool {
+        self.animating
+    }
+
+    /// The last list produced.
+    pub fn draw_list(&self) -> &DrawList {
+        &self.list
+    }
+
+    /// Bytes held by the chunk cache.
+    pub fn cache_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
+    /// Bytes of the cached chunks the last frame used (these are never evicted).
+    pub fn cache_bytes_in_use(&self) -> usize {
+        self.chunks
+            .values()
+            .filter(|c| c.last_used == self.frame)
+            .map(|c| c.bytes)
+            .sum()
+    }
+
+    /// Number of cached chunks.
+    pub fn cached_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    fn mark_of(&self, c: ClusterId) -> Mark {
+        match self.mark.get(c as usize) {
+            Some(&(f, m)) if f == self.frame => m,
+            _ => Mark::Unreached,
+        }
+    }
+
+    /// The item that stands for `node` in the current cut: the node itself when every cluster above
+    /// it (below `stop`) is open, else the topmost closed or offscreen cluster on its chain.
+    fn representative(&self, layout: &Layout, node: NodeId, chain: &mut Vec<ClusterId>) -> Item {
+        chain.clear();
+        let tree = &layout.clusters;
+        let mut c = tree.node_cluster.get(node as usize).copied();
+        while let Some(cc) = c {
+            chain.push(cc);
+            c = tree.clusters.get(cc as usize).and_then(|x| x.parent);
+        }
+        for &cc in chain.iter().rev() {
+            match self.mark_of(cc) {
+                Mark::Open => continue,
+                Mark::Closed | Mark::Offscreen => return Item::Cluster(cc),
+                Mark::Unreached => return Item::Cluster(cc),
+            }
+        }
+        Item::Node(node)
+    }
+
+    /// Computes the cut for a camera and returns the draw list.
+    pub fn cut(
+        &mut self,
+        model: &Model,
+        layout: &Layout,
+        camera: &Camera,
+        view: &ViewState,
+        now_s: f64,
+    ) -> &DrawList {
+        self.frame += 1;
+        self.stats = CutStats::default();
+        self.animating = false;
+        let tree = &layout.clusters;
+        if self.is_open.len() != tree.clusters.len() {
+            *self = LodState::new(layout, self.options.clone());
+            self.frame = 1;
+        }
+        let zoom = camera.zoom;
+        let visible = camera.visible_world().expand(8.0 / zoom);
+        // Re-anchor the f32 origin when the camera has moved far from it (in pixels).
+        if (camera.center - self.list.origin).length() * zoom > REANCHOR_PX {
+            self.list.origin = camera.center;
+        }
+        let origin = self.list.origin;
+        let rel = |p: DVec2| -> Vec2 { (p - origin).as_vec2() };
+        let mut nodes: Vec<NodeItem> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        let mut labels: Vec<LabelItem> = Vec::new();
+        let mut edges: Vec<EdgeItem> = Vec::new();
+        let mut key = std::collections::hash_map::DefaultHasher::new();
+        origin.x.to_bits().hash(&mut key);
+        origin.y.to_bits().hash(&mut key);
+        view.revision.hash(&mut key);
+        let opts = self.options.clone();
+        let selected_node = |n: NodeId| view.selected == Some(Item::Node(n));
+        let mut label_budget = opts.max_labels;
+        let mut open_clusters: Vec<ClusterId> = Vec::new();
+        let mut stack: Vec<ClusterId> = vec![0];
+        let mut frames: Vec<(NodeItem, Item, Option<LabelItem>)> = Vec::new();
+        while let Some(c) = stack.pop() {
+            let Some(cl) = tree.clusters.get(c as usize) else {
+                continue;
+            };
+            self.stats.clusters_visited += 1;
+            let ci = c as usize;
+            if cl.bbox.is_empty() {
+                self.mark[ci] = (self.frame, Mark::Offscreen);
+                continue;
+            }
+            if c != 0 && !cl.bbox.intersects(&visible) && !opts.no_lod {
+                self.mark[ci] = (self.frame, Mark::Offscreen);
+                continue;
+            }
+            let size = cl.bbox.size();
+            let screen = size.x.max(size.y) * zoom;
+            let was_open = self.is_open[ci];
+            let mut open = if was_open {
+                screen > opts.close_px
+            } else {
+                screen > opts.open_px
+            };
+            if c == 0 || opts.no_lod || view.pinned_open.contains(&c) || cl.member_count <= 1 {
+                open = true;
+            }
+            if view.pinned_closed.contains(&c) && c != 0 {
+                open = false;
+            }
+            if open != was_open {
+                self.is_open[ci] = open;
+                // The first picture appears at once; later changes fade.
+                if self.frame > 1 {
+                    self.changed_at[ci] = now_s;
+                }
+            }
+            // Fade: items appear over `fade_s` after the cluster (or its parent) changed.
+            let since_parent = cl
+                .parent
+                .map_or(f64::INFINITY, |p| now_s - self.changed_at[p as usize]);
+            let since_self = now_s - self.changed_at[ci];
+            if open {
+                self.mark[ci] = (self.frame, Mark::Open);
+                open_clusters.push(c);
+                c.hash(&mut key);
+                let alpha = fade(since_self, opts.fade_s);
+                if alpha < 1.0 {
+                    self.animating = true;
+                }
+                // Group frames (dataflow groups) are drawn under their children.
+                if cl.group.is_some() && c != 0 && layout.kind == LayoutKind::Dataflow {
+                    let fill = lighten(op_color(&cl.dominant_op), 0.85);
+                    let mut item = NodeItem {
+                        center: rel(cl.bbox.center()),
+                        half_size: (size * 0.5).as_vec2(),
+                        fill,
+                        shape: NodeShape::RoundedBox,
+                        flags: flags::FRAME,
+                        alpha: 1.0,
+                    };
+                    if view.selected == Some(Item::Cluster(c)) {
+                        item.flags |= flags::SELECTED;
+                    }
+                    let label = (size.x * zoom > 80.0 && label_budget > 0).then(|| {
+                        label_budget -= 1;
+                        let text = if view.redact {
+                            redact(&cl.label)
+                        } else {
+                            short(&cl.label).to_string()
+                        };
+                        LabelItem {
+                            pos: rel(DVec2::new(
+                                cl.bbox.min.x + 6.0 / zoom,
+                                cl.bbox.min.y + 9.0 / zoom,
+                            )),
+                            text,
+                            size_px: 12.0,
+                            color: [70, 76, 86, 255],
+                            align: Align::Left,
+                        }
+                    });
+                    frames.push((item, Item::Cluster(c), label));
+                }
+                for &child in cl.child_clusters.iter().rev() {
+                    stack.push(child);
+                }
+                self.emit_chunk(
+                    c,
+                    model,
+                    layout,
+                    view,
+                    zoom,
+                    &visible,
+                    alpha,
+                    &rel,
+                    &mut nodes,
+                    &mut items,
+                    &mut labels,
+                    &mut label_budget,
+                    &mut key,
+                    &selected_node,
+                );
+            } else {
+                self.mark[ci] = (self.frame, Mark::Closed);
+                self.stats.clusters_drawn += 1;
+                c.hash(&mut key);
+                let alpha = fade(since_self.min(since_parent), opts.fade_s);
+                if alpha < 1.0 {
+                    self.animating = true;
+                }
+                let base = view
+                    .overlay
+                    .as_ref()
+                    .and_then(|o| cluster_overlay(o, tree, c))
+                    .map_or_else(|| lighten(op_color(&cl.dominant_op), 0.35), overlay_color);
+                let mut flags = flags::CLUSTER;
+                if view.selected == Some(Item::Cluster(c)) {
+                    flags |= flags::SELECTED;
+                }
+                if view.hovered == Some(Item::Cluster(c)) {
+                    flags |= flags::HOVERED;
+                }
+                nodes.push(NodeItem {
+                    center: rel(cl.bbox.center()),
+                    half_size: (size * 0.5).as_vec2(),
+                    fill: base,
+                    shape: if layout.kind == LayoutKind::Force {
+                        NodeShape::Circle
+                    } else {
+                        NodeShape::RoundedBox
+                    },
+                    flags,
+                    alpha,
+                });
+                items.push(Item::Cluster(c));
+                if size.y * zoom >= opts.label_min_px * 1.5 && label_budget > 0 {
+                    let name = if view.redact {
+                        redact(&cl.label)
+                    } else {
+                        short(&cl.label).to_string()
+                    };
+                    let px = 12.0f32.min((size.y * zoom * 0.4) as f32).max(9.0);
+                    let long = format!("{name} · {} nodes", cl.member_count);
+                    // The longest text that fits the box: name and count, else the name alone.
+                    let text = [long, name]
+                        .into_iter()
+                        .find(|t| text_width_px(t, px) <= size.x * zoom * 0.92);
+                    if let Some(text) = text {
+                        label_budget -= 1;
+                        labels.push(LabelItem {
+                            pos: rel(cl.bbox.center()),
+                            text,
+                            size_px: px,
+                            color: [20, 24, 30, 255],
+                            align: Align::Center,
+                        });
+                    }
+                }
+            }
+        }
+        // Frames first (under everything), then nodes.
+        let frame_count = frames.len();
+        let mut all_nodes = Vec::with_capacity(frame_count + nodes.len());
+        let mut all_items = Vec::with_capacity(frame_count + items.len());
+        let mut frame_labels = Vec::new();
+        for (n, i, l) in frames {
+            all_nodes.push(n);
+            all_items.push(i);
+            if let Some(l) = l {
+                frame_labels.push(l);
+            }
+        }
+        all_nodes.extend(nodes);
+        all_items.extend(items);
+        frame_labels.extend(labels);
+        let labels = frame_labels;
+
+        // Edges.
+        let mut chain = Vec::new();
+        let mut pushed = 0usize;
+        let highlight = |n: NodeId| view.highlighted.contains(&n);
+        for &l in &open_clusters {
+            let Some(cl) = tree.clusters.get(l as usize) else {
+                continue;
+            };
+            for agg in &cl.sibling_edges {
+                let ra = self.resolve(agg.a);
+                let rb = self.resolve(agg.b);
+                match (ra, rb) {
+                    (Some(a), Some(b)) => {
+                        if let (Item::Node(_), Item::Node(_), 1) = (a, b, agg.count) {
+                            if let Some(&e) = tree.agg_edge_ids(agg).first() {
+                                push_original_edge(
+                                    layout, e as usize, &visible, &rel, &highlight, model,
+                                    &mut edges, &mut key,
+                                );
+                                continue;
+                            }
+                        }
+                        push_agg_edge(
+                            layout, a, b, agg.count, &visible, &rel, &mut edges, &mut key,
+                        );
+                    }
+                    _ if pushed < opts.pushdown_budget => {
+                        let ids = tree.agg_edge_ids(agg);
+                        pushed += ids.len();
+                        self.pair_scratch.clear();
+                        for &e in ids {
+                            let Some(edge) = model.graph.edges.get(e as usize) else {
+                                continue;
+                            };
+                            let a = self.representative(layout, edge.from, &mut chain);
+                            let b = self.representative(layout, edge.to, &mut chain);
+                            if a == b {
+                                continue;
+                            }
+                            if let (Item::Node(_), Item::Node(_)) = (a, b) {
+                                push_original_edge(
+                                    layout, e as usize, &visible, &rel, &highlight, model,
+                                    &mut edges, &mut key,
+                                );
+                            } else {
+                                *self.pair_scratch.entry((a, b)).or_insert(0) += 1;
+                            }
+                        }
+                        let mut pairs: Vec<((Item, Item), u32)> =
+                            self.pair_scratch.drain().collect();
+                        pairs.sort_unstable();
+                        for ((a, b), n) in pairs {
+                            push_agg_edge(layout, a, b, n, &visible, &rel, &mut edges, &mut key);
+                        }
+                    }
+                    _ => {
+                        // Over budget: draw the aggregate between the coarse children themselves.
+                        push_agg_edge(
+                            layout, agg.a, agg.b, agg.count, &visible, &rel, &mut edges, &mut key,
+                        );
+                    }
+                }
+            }
+        }
+        self.stats.edges_pushed = pushed;
+        self.stats.edges_drawn = edges.len();
+        self.stats.nodes_drawn = all_items
+            .iter()
+            .filter(|i| matches!(i, Item::Node(_)))
+            .count();
+        // Selection and hover flags are part of the key.
+        view.selected.hash(&mut key);
+        view.hovered.hash(&mut key);
+        let key = key.finish();
+        let background = self.list.background;
+        self.list = DrawList {
+            revision: if key == self.last_key {
+                self.list.revision
+            } else {
+                self.list.revision + 1
+            },
+            origin,
+            heatmaps: Vec::new(),
+            edges,
+            nodes: all_nodes,
+            labels,
+            background,
+        };
+        self.items = all_items;
+        self.last_key = key;
+        self.evict();
+        &self.list
+    }
+
+    fn resolve(&self, item: Item) -> Option<Item> {
+        match item {
+            Item::Node(_) => Some(item),
+            Item::Cluster(c) => match self.mark_of(c) {
+                Mark::Open => None,
+                _ => Some(item),
+            },
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; a struct would only rename the arguments"
+    )]
+    fn emit_chunk(
+        &mut self,
+        c: ClusterId,
+        model: &Model,
+        layout: &Layout,
+        view: &ViewState,
+        zoom: f64,
+        visible: &Rect,
+        alpha: f32,
+        rel: &dyn Fn(DVec2) -> Vec2,
+        nodes: &mut Vec<NodeItem>,
+        items: &mut Vec<Item>,
+        labels: &mut Vec<LabelItem>,
+        label_budget: &mut usize,
+        key: &mut std::collections::hash_map::DefaultHasher,
+        selected_node: &dyn Fn(NodeId) -> bool,
+    ) {
+        if !self.chunks.contains_key(&c) {
+            let chunk = build_chunk(c, model, layout);
+            self.chunk_bytes += chunk.bytes;
+            self.chunks.insert(c, chunk);
+            self.stats.chunks_built += 1;
+        }
+        let frame = self.frame;
+        let Some(chunk) = self.chunks.get_mut(&c) else {
+            return;
+        };
+        chunk.last_used = frame;
+        for cn in &chunk.nodes {
+            if !cn.rect.intersects(visible) {
+                continue;
+            }
+            let size = cn.rect.size();
+            if size.x.max(size.y) * zoom < self.options.min_node_px {
+                continue;
+            }
+            let mut fl = 0;
+            if selected_node(cn.id) {
+                fl |= flags::SELECTED;
+            }
+            if view.hovered == Some(Item::Node(cn.id)) {
+                fl |= flags::HOVERED;
+            }
+            if view.highlighted.contains(&cn.id) {
+                fl |= flags::HIGHLIGHT;
+            }
+            let fill = match &view.overlay {
+                Some(o) => o
+                    .get(cn.id as usize)
+                    .copied()
+                    .map_or(cn.fill, overlay_color),
+                None => cn.fill,
+            };
+            cn.id.hash(key);
+            nodes.push(NodeItem {
+                center: rel(cn.rect.center()),
+                half_size: (size * 0.5).as_vec2(),
+                fill,
+                shape: cn.shape,
+                flags: fl,
+                alpha,
+            });
+            items.push(Item::Node(cn.id));
+            let h = size.y * zoom;
+            let fits = |t: &str, px: f32| text_width_px(t, px) <= size.x * zoom * 0.94;
+            if h >= self.options.label_min_px
+                && *label_budget > 0
+                && fits(&cn.label, (h * 0.5).clamp(9.0, 16.0) as f32)
+            {
+                *label_budget -= 1;
+                let two_lines = h >= 34.0
+                    && !cn.sublabel.is_empty()
+                    && fits(&cn.sublabel, (h * 0.3 * 0.85).clamp(9.0, 16.0) as f32);
+                let px = (h * if two_lines { 0.3 } else { 0.5 }).clamp(9.0, 16.0) as f32;
+                let text = if view.redact
+                    && model
+                        .graph
+                        .nodes
+                        .get(cn.id as usize)
+                        .is_some_and(|n| n.kind == NodeKind::Module)
+                {
+                    redact(&cn.label)
+                } else {
+                    cn.label.clone()
+                };
+                let color = text_color(cn.fill);
+                let center = cn.rect.center();
+                let dy = if two_lines { size.y * 0.18 } else { 0.0 };
+                labels.push(LabelItem {
+                    pos: rel(center - DVec2::new(0.0, dy)),
+                    text,
+                    size_px: px,
+                    color,
+                    align: Align::Center,
+                });
+                if two_lines {
+                    let sub = if view.redact {
+                        redact(&cn.sublabel)
+                    } else {
+                        cn.sublabel.clone()
+                    };
+                    labels.push(LabelItem {
+                        pos: rel(center + DVec2::new(0.0, dy)),
+                        text: sub,
+                        size_px: px * 0.85,
+                        color,
+                        align: Align::Center,
+                    });
+                }
+            }
+        }
+    }
+
+    fn evict(&mut self) {
+        let mut evicted = 0;
+        while self.chunk_bytes > self.options.cache_budget_bytes && self.chunks.len() > 1 {
+            let Some((&oldest, _)) = self
+                .chunks
+                .iter()
+                .filter(|(_, ch)| ch.last_used != self.frame)
+                .min_by_key(|(_, ch)| ch.last_used)
+            else {
+                break;
+            };
+            if let Some(ch) = self.chunks.remove(&oldest) {
+                self.chunk_bytes -= ch.bytes;
+                evicted += 1;
+            }
+        }
+        self.stats.chunks_evicted = evicted;
+    }
+
+    /// The topmost item under a screen point in the last cut (nodes before clusters before frames).
+    pub fn pick(&self, camera: &Camera, screen: DVec2) -> Option<Item> {
+        let w = camera.world_from_screen(screen) - self.list.origin;
+        let p = w.as_vec2();
+        let hit = |n: &NodeItem| {
+            let d = (p - n.center).abs();
+            d.x <= n.half_size.x && d.y <= n.half_size.y
+        };
+        let mut frame_hit = None;
+        for (n, item) in self.list.nodes.iter().zip(&self.items).rev() {
+            if hit(n) {
+                if n.flags & flags::FRAME != 0 {
+                    frame_hit = frame_hit.or(Some(*item));
+                } else {
+                    return Some(*item);
+                }
+            }
+        }
+        frame_hit
+    }
+
+    /// The items drawn in the last cut, parallel to `draw_list().nodes`.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+}
+
+fn fade(since: f64, fade_s: f64) -> f32 {
+    if fade_s <= 0.0 || !since.is_finite() {
+        return 1.0;
+    }
+    (since / fade_s).clamp(0.0, 1.0) as f32
+}
+
+/// Last path segment of a label (`model/layers.3` → `layers.3`).
+fn short(label: &str) -> &str {
+    label
+        .rsplit(['/', '.'])
+        .next()
+        .filter(|s| !s.is_empty() && s.parse::<u64>().is_err())
+        .unwrap_or(label)
+}
+
+/// Approximate width of a label in pixels (proportional font: about 0.55 em per character).
+fn text_width_px(text: &str, px: f32) -> f64 {
+    text.chars().count() as f64 * px as f64 * 0.55
+}
+
+fn text_color(fill: Rgba8) -> Rgba8 {
+    let lum = 0.299 * fill[0] as f32 + 0.587 * fill[1] as f32 + 0.114 * fill[2] as f32;
+    if lum > 150.0 {
+        [20, 24, 30, 255]
+    } else {
+        [255, 255, 255, 255]
+    }
+}
+
+fn cluster_overlay(overlay: &[f32], tree: &crate::graph::ClusterTree, c: ClusterId) -> Option<f32> {
+    // Mean of the direct nodes' values (cheap; deeper members are represented by their clusters).
+    let cl = tree.clusters.get(c as usize)?;
+    let vals: Vec<f32> = cl
+        .child_nodes
+        .iter()
+        .filter_map(|&n| overlay.get(n as usize).copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    if vals.is_empty() {
+        return None;
+    }
+    Some(vals.iter().sum::<f32>() / vals.len() as f32)
+}
+
+fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {
+    let tree = &layout.clusters;
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    if let Some(cl) = tree.clusters.get(c as usize) {
+        for &n in &cl.child_nodes {
+            let (Some(node), Some(b)) = (
+                model.graph.nodes.get(n as usize),
+                layout.nodes.get(n as usize),
+            ) else {
+                continue;
+            };
+            if !b.is_visible() {
+                continue;
+            }
+            let (label, sublabel) = match node.kind {
+                NodeKind::Module => (short_name(&node.name).to_string(), node.op.clone()),
+                NodeKind::Input | NodeKind::Output => (node.name.clone(), node.op.clone()),
+                NodeKind::Op => (node.op.clone(), short_name(&node.name).to_string()),
+            };
+            bytes += std::mem::size_of::<ChunkNode>() + label.len() + sublabel.len();
+            out.push(ChunkNode {
+                id: n,
+                rect: b.rect(),
+                fill: op_color(&node.op),
+                shape: if layout.kind == LayoutKind::Force {
+                    NodeShape::Circle
+                } else {
+                    NodeShape::RoundedBox
+                },
+                label,
+                sublabel,
+            });
+        }
+    }
+    Chunk {
+        nodes: out,
+        bytes: bytes + 64,
+        last_used: 0,
+    }
+}
+
+fn short_name(name: &str) -> &str {
+    let s = name.rsplit(['/', '.']).next().unwrap_or(name);
+    if s.is_empty() { name } else { s }
+}
+
+#[allow(clippy::too_many_arguments, reason = "internal helper")]
+fn push_original_edge(
+    layout: &Layout,
+    e: usize,
+    visible: &Rect,
+    rel: &dyn Fn(DVec2) -> Vec2,
+    highlight: &dyn Fn(NodeId) -> bool,
+    model: &Model,
+    edges: &mut Vec<EdgeItem>,
+    key: &mut std::collections::hash_map::DefaultHasher,
+) {
+    let Some(route) = layout.edges.get(e) else {
+        return;
+    };
+    if route.hidden {
+        return;
+    }
+    let pts: Vec<DVec2> = std::iter::once(route.from)
+        .chain(layout.waypoints(e).iter().copied())
+        .chain(std::iter::once(route.to))
+        .collect();
+    let mut bb = Rect::EMPTY;
+    for p in &pts {
+        bb.include(*p);
+    }
+    if !bb.intersects(visible) {
+        return;
+    }
+    let hl = model
+        .graph
+        .edges
+        .get(e)
+        .is_some_and(|ed| highlight(ed.from) || highlight(ed.to));
+    let mut fl = if route.curve { flags::CURVE } else { 0 };
+    fl |= flags::ARROW;
+    if hl {
+        fl |= flags::HIGHLIGHT;
+    }
+    let color = if hl {
+        [230, 90, 20, 255]
+    } else if route.reversed {
+        [200, 60, 60, 200]
+    } else {
+        [110, 118, 130, 200]
+    };
+    e.hash(key);
+    let n = pts.len();
+    for (i, w) in pts.windows(2).enumerate() {
+        let f = if i + 2 == n { fl } else { fl & !flags::ARROW };
+        edges.push(EdgeItem {
+            from: rel(w[0]),
+            to: rel(w[1]),
+            color,
+            width_px: if hl { 2.5 } else { 1.3 },
+            flags: f,
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "internal helper")]
+fn push_agg_edge(
+    layout: &Layout,
+    a: Item,
+    b: Item,
+    count: u32,
+    visible: &Rect,
+    rel: &dyn Fn(DVec2) -> Vec2,
+    edges: &mut Vec<EdgeItem>,
+    key: &mut std::collections::hash_map::DefaultHasher,
+) {
+    let ra = layout.item_bbox(a);
+    let rb = layout.item_bbox(b);
+    if ra.is_empty() || rb.is_empty() {
+        return;
+    }
+    let (from, to, curve) = if layout.kind == LayoutKind::Dataflow {
+        (
+            DVec2::new(ra.center().x, ra.max.y),
+            DVec2::new(rb.center().x, rb.min.y),
+            true,
+        )
+    } else {
+        (ra.center(), rb.center(), false)
+    };
+    let mut bb = Rect::EMPTY;
+    bb.include(from);
+    bb.include(to);
+    if !bb.intersects(visible) {
+        return;
+    }
+    (a, b, count).hash(key);
+    let width = (1.2 + 1.4 * (count as f32).log2()).min(9.0);
+    let alpha = if count > 1 { 210 } else { 170 };
+    edges.push(EdgeItem {
+        from: rel(from),
+        to: rel(to),
+        color: [100, 110, 125, alpha],
+        width_px: width,
+        flags: if curve {
+            flags::CURVE | flags::ARROW
+        } else {
+            0
+        },
+    });
+}

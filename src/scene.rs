@@ -1,0 +1,221 @@
+//! A model ready to draw: its layout and LOD state, plus the helpers the window, headless rendering
+//! and the benchmarks share (fit and focus cameras, render to PNG).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use glam::DVec2;
+
+use crate::layout::{self, DataflowOptions, ForceOptions, Layout, LayoutError, Progress};
+use crate::lod::{LodOptions, LodState, ViewState};
+use crate::model::{Model, NodeKind};
+use crate::render::{self, RenderContext, RenderError, RgbaImage};
+use crate::view::{Camera, Rect};
+
+/// Which layout to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutChoice {
+    /// Dataflow for model graphs; force-directed for graphs too large to read as layers.
+    #[default]
+    Auto,
+    /// Layered, top to bottom.
+    Dataflow,
+    /// Multilevel force-directed.
+    Force,
+}
+
+/// Nodes above which `Auto` picks the force layout for graphs without a module hierarchy.
+pub const AUTO_FORCE_NODES: usize = 200_000;
+
+/// Errors building or drawing a scene.
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    /// Layout failed or was cancelled.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// `--focus` named nothing in the model.
+    #[error("{model}: nothing named {name:?} (no group path, node or tensor of that name)")]
+    NotFound {
+        /// The model file.
+        model: String,
+        /// What was asked for.
+        name: String,
+    },
+}
+
+/// A laid-out model.
+pub struct Scene {
+    /// The model.
+    pub model: Arc<Model>,
+    /// Its layout.
+    pub layout: Arc<Layout>,
+    /// The LOD cut's state.
+    pub lod: LodState,
+}
+
+impl Scene {
+    /// Lays out a model.
+    pub fn build(
+        model: Arc<Model>,
+        choice: LayoutChoice,
+        progress: &Progress,
+    ) -> Result<Scene, SceneError> {
+        let has_groups = model.hierarchy.groups.len() > 1;
+        let force = match choice {
+            LayoutChoice::Force => true,
+            LayoutChoice::Dataflow => false,
+            LayoutChoice::Auto => !has_groups && model.graph.nodes.len() > AUTO_FORCE_NODES,
+        };
+        let layout = if force {
+            layout::force(&model.graph, &ForceOptions::default(), progress)?
+        } else {
+            let opts = DataflowOptions {
+                node_params: crate::graph::node_param_counts(&model),
+                ..DataflowOptions::default()
+            };
+            layout::dataflow(&model.graph, &model.hierarchy, &opts, progress)?
+        };
+        Ok(Scene::from_parts(model, Arc::new(layout)))
+    }
+
+    /// A scene from a layout computed elsewhere.
+    pub fn from_parts(model: Arc<Model>, layout: Arc<Layout>) -> Scene {
+        let lod = LodState::new(&layout, LodOptions::default());
+        Scene { model, layout, lod }
+    }
+
+    /// A camera showing the whole model in a viewport.
+    pub fn fit_camera(&self, viewport: DVec2) -> Camera {
+        let mut cam = Camera::new(viewport);
+        cam.fit(self.layout.bounds, 16.0);
+        cam
+    }
+
+    /// The world box of a group path (`model/layers.3`, `model.layers.3`), node name or tensor name.
+    pub fn find_box(&self, name: &str) -> Option<Rect> {
+        let h = &self.model.hierarchy;
+        let alt = name.replace('.', "/");
+        let group = h
+            .find(name)
+            .or_else(|| h.find(&alt))
+            .or_else(|| h.find(&name.replace('/', ".")));
+        if let Some(g) = group.filter(|&g| g != 0) {
+            if let Some(r) = self.layout.groups.get(g as usize).filter(|r| !r.is_empty()) {
+                return Some(*r);
+            }
+            // Checkpoint groups: the union of their nodes' boxes.
+            let mut r = Rect::EMPTY;
+            for (i, n) in self.model.graph.nodes.iter().enumerate() {
+                if h.ancestors(n.group).any(|a| a == g) {
+                    if let Some(b) = self.layout.nodes.get(i) {
+                        r = r.union(&b.rect());
+                    }
+                }
+            }
+            if !r.is_empty() {
+                return Some(r);
+            }
+        }
+        let node = self
+            .model
+            .graph
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .or_else(|| {
+                let t = *self.model.tensor_index.get(name)?;
+                self.model
+                    .graph
+                    .nodes
+                    .iter()
+                    .position(|n| n.tensors.contains(&t))
+            })?;
+        self.layout.nodes.get(node).map(|b| b.rect())
+    }
+
+    /// A camera fitted to [`Scene::find_box`].
+    pub fn focus_camera(&self, name: &str, viewport: DVec2) -> Result<Camera, SceneError> {
+        let r = self.find_box(name).ok_or_else(|| SceneError::NotFound {
+            model: self.model.source.display().to_string(),
+            name: name.to_string(),
+        })?;
+        let mut cam = Camera::new(viewport);
+        cam.fit(r.expand(r.size().max_element() * 0.05), 16.0);
+        Ok(cam)
+    }
+
+    /// Renders the current cut for `camera` off-screen.
+    pub fn render(
+        &mut self,
+        ctx: &RenderContext,
+        camera: &Camera,
+        view: &ViewState,
+    ) -> Result<RgbaImage, SceneError> {
+        let list = self.lod.cut(&self.model, &self.layout, camera, view, 1e9);
+        let w = camera.viewport.x.round().max(1.0) as u32;
+        let h = camera.viewport.y.round().max(1.0) as u32;
+        Ok(render::render_to_rgba(ctx, list, camera, w, h)?)
+    }
+
+    /// Number of op/module nodes (for messages).
+    pub fn op_nodes(&self) -> usize {
+        self.model
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module))
+            .count()
+    }
+}
+
+/// Options of `modelmap render`.
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Layout.
+    pub layout: LayoutChoice,
+    /// Fit to this group/node instead of the whole model.
+    pub focus: Option<String>,
+    /// Replace names by hashes.
+    pub redact: bool,
+}
+
+/// `modelmap render`: lays out a model and writes one picture.
+pub fn render_model_png(
+    model: Arc<Model>,
+    opts: &RenderOptions,
+    out: &Path,
+) -> Result<String, SceneError> {
+    let t0 = std::time::Instant::now();
+    let mut scene = Scene::build(model, opts.layout, &Progress::new())?;
+    let t_layout = t0.elapsed();
+    let viewport = DVec2::new(opts.width as f64, opts.height as f64);
+    let cam = match &opts.focus {
+        Some(name) => scene.focus_camera(name, viewport)?,
+        None => scene.fit_camera(viewport),
+    };
+    let ctx = RenderContext::headless()?;
+    let view = ViewState {
+        redact: opts.redact,
+        ..ViewState::default()
+    };
+    let img = scene.render(&ctx, &cam, &view)?;
+    render::save_png(&img, out)?;
+    let (adapter, backend) = ctx.adapter_name_and_backend();
+    Ok(format!(
+        "wrote {} ({}×{}, {} nodes, layout {:.0} ms, drawn {} items / {} edges on {adapter} ({backend}))",
+        out.display(),
+        opts.width,
+        opts.height,
+        scene.op_nodes(),
+        t_layout.as_secs_f64() * 1e3,
+        scene.lod.stats.nodes_drawn + scene.lod.stats.clusters_drawn,
+        scene.lod.stats.edges_drawn,
+    ))
+}

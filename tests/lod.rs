@@ -1,0 +1,259 @@
+//! The LOD cut without a window: coverage, hysteresis, eviction, revisions.
+
+use glam::DVec2;
+
+use modelmap::graph::Item;
+use modelmap::layout::{self, DataflowOptions, ForceOptions, Layout, Progress};
+use modelmap::lod::{LodOptions, LodState, ViewState, flags};
+use modelmap::model::{Format, Model};
+use modelmap::view::Camera;
+
+fn model_like(blocks: usize) -> (Model, Layout) {
+    let (graph, hierarchy) = modelmap::bench::synth::model_like(blocks, 3);
+    let mut m = Model::new("synthetic", Format::Onnx);
+    m.graph = graph;
+    m.hierarchy = hierarchy;
+    let l = layout::dataflow(
+        &m.graph,
+        &m.hierarchy,
+        &DataflowOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    (m, l)
+}
+
+fn random_force(n: usize) -> (Model, Layout) {
+    let (graph, hierarchy) = modelmap::bench::synth::random(n, n * 2, 5);
+    let mut m = Model::new("synthetic", Format::Onnx);
+    m.graph = graph;
+    m.hierarchy = hierarchy;
+    let l = layout::force(&m.graph, &ForceOptions::default(), &Progress::new()).unwrap();
+    (m, l)
+}
+
+/// Every node is covered by exactly one drawn item: itself or exactly one closed ancestor cluster.
+fn assert_exact_cover(m: &Model, l: &Layout, lod: &LodState) {
+    let drawn: std::collections::HashSet<Item> = lod
+        .items()
+        .iter()
+        .zip(&lod.draw_list().nodes)
+        .filter(|(_, n)| n.flags & flags::FRAME == 0)
+        .map(|(i, _)| *i)
+        .collect();
+    let tree = &l.clusters;
+    let mut covered_members = 0u64;
+    for (i, _) in m.graph.nodes.iter().enumerate() {
+        if !l.nodes[i].is_visible() {
+            continue;
+        }
+        let mut hits = usize::from(drawn.contains(&Item::Node(i as u32)));
+        let mut c = Some(tree.node_cluster[i]);
+        while let Some(cc) = c {
+            hits += usize::from(drawn.contains(&Item::Cluster(cc)));
+            c = tree.clusters[cc as usize].parent;
+        }
+        assert_eq!(
+            hits, 1,
+            "node {i} ({}) covered {hits} times",
+            m.graph.nodes[i].name
+        );
+        covered_members += 1;
+    }
+    // Counts add up: drawn nodes + members of drawn clusters = all nodes.
+    let from_items: u64 = drawn
+        .iter()
+        .map(|it| match it {
+            Item::Node(_) => 1,
+            Item::Cluster(c) => tree.clusters[*c as usize].member_count,
+        })
+        .sum();
+    assert_eq!(from_items, covered_members);
+}
+
+#[test]
+fn cut_covers_every_node_exactly_once_at_every_zoom() {
+    for (m, l) in [model_like(12), random_force(3000)] {
+        let mut cam = Camera::new(DVec2::new(1280.0, 720.0));
+        cam.fit(l.bounds, 10.0);
+        let mut lod = LodState::new(
+            &l,
+            LodOptions {
+                fade_s: 0.0,
+                ..LodOptions::default()
+            },
+        );
+        let center = cam.viewport * 0.5;
+        let mut seen_closed = false;
+        let mut seen_nodes = false;
+        // Zoom in step by step, keeping everything in view by widening the viewport with the zoom.
+        for step in 0..12 {
+            let mut c = cam;
+            c.zoom_about(center, 1.6f64.powi(step));
+            c.viewport *= 1.6f64.powi(step);
+            c.center = l.bounds.center();
+            lod.cut(&m, &l, &c, &ViewState::default(), step as f64);
+            assert_exact_cover(&m, &l, &lod);
+            seen_closed |= lod.stats.clusters_drawn > 0;
+            seen_nodes |= lod.stats.nodes_drawn > 0;
+        }
+        assert!(
+            seen_closed && seen_nodes,
+            "the cut moved from clusters to nodes"
+        );
+    }
+}
+
+#[test]
+fn zoomed_in_frames_touch_only_what_is_near() {
+    let (m, l) = random_force(20_000);
+    let mut cam = Camera::new(DVec2::new(1280.0, 720.0));
+    cam.fit(l.bounds, 10.0);
+    let mut lod = LodState::new(&l, LodOptions::default());
+    lod.cut(&m, &l, &cam, &ViewState::default(), 0.0);
+    let whole = lod.stats;
+    cam.zoom_about(cam.viewport * 0.5, 200.0);
+    lod.cut(&m, &l, &cam, &ViewState::default(), 1.0);
+    let deep = lod.stats;
+    assert!(deep.nodes_drawn + deep.clusters_drawn < 2000, "{deep:?}");
+    assert!(
+        deep.clusters_visited < l.clusters.clusters.len() / 4,
+        "visited {} of {}",
+        deep.clusters_visited,
+        l.clusters.clusters.len()
+    );
+    assert!(
+        whole.clusters_drawn > 0 && whole.nodes_drawn < 20_000,
+        "{whole:?}"
+    );
+}
+
+#[test]
+fn hysteresis_keeps_a_cluster_open_between_thresholds() {
+    let (m, l) = model_like(6);
+    let opts = LodOptions {
+        fade_s: 0.0,
+        ..LodOptions::default()
+    };
+    // The largest non-root cluster.
+    let (c, cl) = l
+        .clusters
+        .clusters
+        .iter()
+        .enumerate()
+        .skip(1)
+        .max_by(|a, b| a.1.bbox.size().y.total_cmp(&b.1.bbox.size().y))
+        .unwrap();
+    let side = cl.bbox.size().x.max(cl.bbox.size().y);
+    let mut cam = Camera::new(DVec2::new(4000.0, 4000.0));
+    cam.center = cl.bbox.center();
+    let mut lod = LodState::new(&l, opts.clone());
+    let drawn_closed = |lod: &LodState| {
+        lod.items()
+            .iter()
+            .zip(&lod.draw_list().nodes)
+            .any(|(i, n)| *i == Item::Cluster(c as u32) && n.flags & flags::CLUSTER != 0)
+    };
+    let at = |lod: &mut LodState, px: f64| {
+        let mut k = cam;
+        k.zoom = px / side;
+        lod.cut(&m, &l, &k, &ViewState::default(), 0.0);
+    };
+    at(&mut lod, opts.close_px * 0.9);
+    assert!(drawn_closed(&lod), "small: closed");
+    at(&mut lod, (opts.close_px + opts.open_px) / 2.0);
+    assert!(
+        drawn_closed(&lod),
+        "between thresholds, coming from below: still closed"
+    );
+    at(&mut lod, opts.open_px * 1.1);
+    assert!(!drawn_closed(&lod), "large: open");
+    at(&mut lod, (opts.close_px + opts.open_px) / 2.0);
+    assert!(
+        !drawn_closed(&lod),
+        "between thresholds, coming from above: still open"
+    );
+    at(&mut lod, opts.close_px * 0.9);
+    assert!(drawn_closed(&lod), "small again: closed");
+}
+
+#[test]
+fn chunk_cache_evicts_under_a_small_budget() {
+    let (m, l) = model_like(20);
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            cache_budget_bytes: 4096,
+            ..LodOptions::default()
+        },
+    );
+    let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+    cam.fit(l.bounds, 0.0);
+    cam.zoom *= 30.0;
+    let mut evicted = 0;
+    // Pan from top to bottom: different clusters open and close.
+    for i in 0..60 {
+        cam.center = DVec2::new(
+            l.bounds.center().x,
+            l.bounds.min.y + l.bounds.size().y * i as f64 / 59.0,
+        );
+        lod.cut(&m, &l, &cam, &ViewState::default(), i as f64);
+        evicted += lod.stats.chunks_evicted;
+        assert!(
+            lod.cache_bytes() <= 4096.max(lod.cache_bytes_in_use()),
+            "cache at {} bytes",
+            lod.cache_bytes()
+        );
+    }
+    assert!(evicted > 0, "nothing was evicted");
+}
+
+#[test]
+fn revision_changes_only_when_the_picture_does() {
+    let (m, l) = model_like(4);
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+    cam.fit(l.bounds, 10.0);
+    let r1 = lod.cut(&m, &l, &cam, &ViewState::default(), 0.0).revision;
+    let r2 = lod.cut(&m, &l, &cam, &ViewState::default(), 0.1).revision;
+    assert_eq!(r1, r2, "same view, same revision");
+    let first = lod.items()[lod.items().len() - 1];
+    let view = ViewState {
+        selected: Some(first),
+        revision: 1,
+        ..ViewState::default()
+    };
+    let r3 = lod.cut(&m, &l, &cam, &view, 0.2).revision;
+    assert_ne!(r2, r3, "selection changes the picture");
+    let sel = lod.items().iter().position(|i| *i == first).unwrap();
+    assert!(lod.draw_list().nodes[sel].flags & flags::SELECTED != 0);
+    // Picking at the selected item's centre returns it.
+    let n = lod.draw_list().nodes[sel];
+    let world = lod.draw_list().origin + n.center.as_dvec2();
+    assert_eq!(lod.pick(&cam, cam.screen_from_world(world)), Some(first));
+}
+
+#[test]
+fn aggregated_edges_connect_closed_clusters() {
+    let (m, l) = model_like(8);
+    let mut lod = LodState::new(&l, LodOptions::default());
+    let mut cam = Camera::new(DVec2::new(300.0, 300.0));
+    cam.fit(l.bounds, 0.0);
+    lod.cut(&m, &l, &cam, &ViewState::default(), 0.0);
+    let list = lod.draw_list();
+    assert!(lod.stats.clusters_drawn >= 2, "{:?}", lod.stats);
+    assert!(
+        !list.edges.is_empty(),
+        "closed layer clusters are joined by aggregated edges"
+    );
+    assert!(
+        list.edges.iter().any(|e| e.width_px > 1.5),
+        "an aggregate of several edges is drawn thicker"
+    );
+}

@@ -1,0 +1,618 @@
+//! Headless renders on the software adapter (lavapipe in CI) compared with `tests/snapshots/*.png`.
+//!
+//! The tolerance lives in ONE place, [`compare`]. On a mismatch the test writes `<name>.actual.png`
+//! and `<name>.diff.png` beside the reference (git-ignored); `UPDATE_SNAPSHOTS=1` rewrites the
+//! references. No adapter is a loud failure unless `MODELMAP_SKIP_GPU_TESTS=1`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use glam::{DVec2, Vec2};
+use modelmap::lod::{
+    Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, flags,
+};
+use modelmap::render::{OffscreenRenderer, RenderContext, RgbaImage, load_png, save_png};
+use modelmap::view::Camera;
+
+/// One context for the whole test binary (pipelines compile once per renderer).
+fn ctx() -> Option<&'static RenderContext> {
+    static CTX: OnceLock<Option<RenderContext>> = OnceLock::new();
+    CTX.get_or_init(|| match RenderContext::headless() {
+        Ok(ctx) => {
+            let info = ctx.adapter.get_info();
+            eprintln!("golden tests on {} ({:?})", info.name, info.backend);
+            Some(ctx)
+        }
+        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
+            eprintln!("SKIPPING GPU tests (MODELMAP_SKIP_GPU_TESTS=1): {e}");
+            None
+        }
+        Err(e) => panic!(
+            "no GPU adapter for the golden tests: {e}\n(set MODELMAP_SKIP_GPU_TESTS=1 to skip)"
+        ),
+    })
+    .as_ref()
+}
+
+/// A shared off-screen renderer (pipelines compile once; lavapipe takes ~0.4 s per compile).
+fn render(list: &DrawList, camera: &Camera, w: u32, h: u32) -> Option<RgbaImage> {
+    static RENDERER: OnceLock<Mutex<OffscreenRenderer>> = OnceLock::new();
+    let ctx = ctx()?;
+    let r = RENDERER.get_or_init(|| Mutex::new(OffscreenRenderer::new(ctx)));
+    let mut r = r.lock().unwrap_or_else(|e| e.into_inner());
+    r.graph_renderer_mut().invalidate();
+    Some(r.render(ctx, list, camera, w, h).unwrap())
+}
+
+fn snapshot_path(name: &str, suffix: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}{suffix}.png"))
+}
+
+/// The tolerance, in one place: a pixel differs when a channel differs by more than
+/// `CHANNEL_TOLERANCE`; pictures match when at most `MAX_DIFFERENT_PIXELS` (a fraction) differ.
+/// lavapipe is deterministic; Vulkan and GL differ on ~0.3 % of pixels by < 2 % (GPU-NOTES.md).
+const CHANNEL_TOLERANCE: u8 = 6;
+const MAX_DIFFERENT_PIXELS: f64 = 0.002;
+
+/// Compares two pictures; `Err` says how many pixels differ, with a diff picture (red = differs).
+fn compare(expected: &RgbaImage, actual: &RgbaImage) -> Result<(), (String, RgbaImage)> {
+    if (expected.width, expected.height) != (actual.width, actual.height) {
+        let msg = format!(
+            "size {}×{} != {}×{}",
+            actual.width, actual.height, expected.width, expected.height
+        );
+        return Err((msg, actual.clone()));
+    }
+    let mut diff = expected.clone();
+    let mut different = 0usize;
+    for (d, (e, a)) in diff.pixels.chunks_exact_mut(4).zip(
+        expected
+            .pixels
+            .chunks_exact(4)
+            .zip(actual.pixels.chunks_exact(4)),
+    ) {
+        let worst = e
+            .iter()
+            .zip(a)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0);
+        if worst > CHANNEL_TOLERANCE {
+            different += 1;
+            d.copy_from_slice(&[255, 0, 0, 255]);
+        } else {
+            let grey = ((u16::from(e[0]) + u16::from(e[1]) + u16::from(e[2])) / 6 + 128) as u8;
+            d.copy_from_slice(&[grey, grey, grey, 255]);
+        }
+    }
+    let total = (expected.width * expected.height) as f64;
+    if different as f64 > total * MAX_DIFFERENT_PIXELS {
+        return Err((
+            format!("{different} of {total} pixels differ by more than {CHANNEL_TOLERANCE}"),
+            diff,
+        ));
+    }
+    Ok(())
+}
+
+/// Compares `img` with `tests/snapshots/<name>.png`.
+fn check_snapshot(name: &str, img: &RgbaImage) {
+    let path = snapshot_path(name, "");
+    if std::env::var("UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        save_png(img, &path).unwrap();
+        return;
+    }
+    let actual_path = snapshot_path(name, ".actual");
+    let diff_path = snapshot_path(name, ".diff");
+    let expected = match load_png(&path) {
+        Ok(e) => e,
+        Err(e) => {
+            save_png(img, &actual_path).unwrap();
+            panic!(
+                "{name}: no reference ({e}); wrote {} (UPDATE_SNAPSHOTS=1 to accept)",
+                actual_path.display()
+            );
+        }
+    };
+    match compare(&expected, img) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&actual_path);
+            let _ = std::fs::remove_file(&diff_path);
+        }
+        Err((msg, diff)) => {
+            save_png(img, &actual_path).unwrap();
+            save_png(&diff, &diff_path).unwrap();
+            panic!(
+                "{name}: {msg}; see {} and {}",
+                actual_path.display(),
+                diff_path.display()
+            );
+        }
+    }
+}
+
+fn camera(center: DVec2, zoom: f64, w: u32, h: u32) -> Camera {
+    Camera {
+        center,
+        zoom,
+        viewport: DVec2::new(f64::from(w), f64::from(h)),
+    }
+}
+
+fn node(x: f32, y: f32, hw: f32, hh: f32, fill: [u8; 4], shape: NodeShape, flags: u32) -> NodeItem {
+    NodeItem {
+        center: Vec2::new(x, y),
+        half_size: Vec2::new(hw, hh),
+        fill,
+        shape,
+        flags,
+        alpha: 1.0,
+    }
+}
+
+const BLUE: [u8; 4] = [80, 130, 220, 255];
+const GREEN: [u8; 4] = [90, 180, 120, 255];
+const GREY: [u8; 4] = [120, 120, 130, 255];
+
+#[test]
+fn nodes_shapes_and_flags() {
+    // 3 columns x 4 rows of 40x40 cells, world = pixels.
+    let mut list = DrawList::new(DVec2::ZERO);
+    let cells: [(NodeShape, u32, [u8; 4]); 12] = [
+        (NodeShape::RoundedBox, 0, BLUE),
+        (NodeShape::Circle, 0, BLUE),
+        (NodeShape::RoundedBox, flags::CLUSTER, GREEN),
+        (NodeShape::RoundedBox, flags::FRAME, GREEN),
+        (NodeShape::RoundedBox, flags::DIMMED, BLUE),
+        (NodeShape::RoundedBox, flags::SELECTED, BLUE),
+        (NodeShape::Circle, flags::HOVERED, BLUE),
+        (NodeShape::RoundedBox, flags::HIGHLIGHT, BLUE),
+        (NodeShape::Circle, flags::SELECTED | flags::CLUSTER, GREEN),
+        (NodeShape::RoundedBox, 0, [200, 60, 60, 128]),
+        (NodeShape::Circle, 0, GREY),
+        (NodeShape::RoundedBox, 0, GREY),
+    ];
+    for (i, (shape, f, fill)) in cells.into_iter().enumerate() {
+        let (col, row) = ((i % 3) as f32, (i / 3) as f32);
+        let (hw, hh) = match i {
+            10 => (1.0, 1.0),  // a 2 px dot
+            11 => (0.2, 0.2),  // sub-pixel: still drawn as a 1 px dot
+            3 => (16.0, 14.0), // frame around a child
+            _ => (14.0, 10.0),
+        };
+        list.nodes.push(node(
+            24.0 + col * 40.0,
+            22.0 + row * 40.0,
+            hw,
+            hh,
+            fill,
+            shape,
+            f,
+        ));
+        if i == 3 {
+            list.nodes.push(node(
+                24.0 + col * 40.0,
+                22.0 + row * 40.0,
+                6.0,
+                4.0,
+                BLUE,
+                NodeShape::RoundedBox,
+                0,
+            ));
+        }
+    }
+    let Some(img) = render(
+        &list,
+        &camera(DVec2::new(64.0, 80.0), 1.0, 128, 160),
+        128,
+        160,
+    ) else {
+        return;
+    };
+    // Non-image asserts: the centre of a plain node is its fill, a corner of the picture is background.
+    assert_eq!(img.pixel(24, 22).unwrap(), BLUE);
+    assert_eq!(img.pixel(0, 0).unwrap(), list.background);
+    // The selection ring is orange just outside the box (right edge of cell 5 at x = 104 + 14).
+    let ring = img.pixel(104 + 14 + 2, 62).unwrap();
+    assert!(
+        ring[0] > 200 && ring[1] > 80 && ring[1] < 180 && ring[2] < 80,
+        "selection ring {ring:?}"
+    );
+    check_snapshot("nodes_shapes_and_flags", &img);
+}
+
+#[test]
+fn edges_straight_curve_arrow_widths() {
+    let mut list = DrawList::new(DVec2::ZERO);
+    let black = [30, 30, 40, 255];
+    for (i, w) in [0.5f32, 1.0, 2.0, 4.0, 8.0].into_iter().enumerate() {
+        let y = 12.0 + i as f32 * 16.0;
+        list.edges.push(EdgeItem {
+            from: Vec2::new(8.0, y),
+            to: Vec2::new(120.0, y + 6.0),
+            color: black,
+            width_px: w,
+            flags: 0,
+        });
+    }
+    // Curves with vertical tangents, one with an arrow, one translucent and thick.
+    list.edges.push(EdgeItem {
+        from: Vec2::new(20.0, 100.0),
+        to: Vec2::new(100.0, 180.0),
+        color: black,
+        width_px: 1.5,
+        flags: flags::CURVE,
+    });
+    list.edges.push(EdgeItem {
+        from: Vec2::new(130.0, 100.0),
+        to: Vec2::new(60.0, 180.0),
+        color: [200, 40, 40, 255],
+        width_px: 2.0,
+        flags: flags::CURVE | flags::ARROW,
+    });
+    list.edges.push(EdgeItem {
+        from: Vec2::new(140.0, 20.0),
+        to: Vec2::new(240.0, 180.0),
+        color: [40, 90, 200, 110],
+        width_px: 10.0,
+        flags: flags::CURVE,
+    });
+    // Straight arrows, thin and thick, and a selected edge.
+    list.edges.push(EdgeItem {
+        from: Vec2::new(150.0, 230.0),
+        to: Vec2::new(240.0, 200.0),
+        color: black,
+        width_px: 1.0,
+        flags: flags::ARROW,
+    });
+    list.edges.push(EdgeItem {
+        from: Vec2::new(20.0, 240.0),
+        to: Vec2::new(120.0, 200.0),
+        color: black,
+        width_px: 3.0,
+        flags: flags::ARROW,
+    });
+    list.edges.push(EdgeItem {
+        from: Vec2::new(20.0, 210.0),
+        to: Vec2::new(120.0, 250.0),
+        color: GREY,
+        width_px: 1.0,
+        flags: flags::SELECTED,
+    });
+    let Some(img) = render(
+        &list,
+        &camera(DVec2::new(128.0, 128.0), 1.0, 256, 256),
+        256,
+        256,
+    ) else {
+        return;
+    };
+    // An 8 px horizontal-ish line covers its centre row fully.
+    assert_eq!(img.pixel(64, 12 + 4 * 16 + 3).unwrap(), black);
+    check_snapshot("edges_straight_curve_arrow_widths", &img);
+}
+
+#[test]
+fn labels_sizes_alignment_and_culling() {
+    let mut list = DrawList::new(DVec2::ZERO);
+    let ink = [20, 20, 30, 255];
+    let label = |y: f32, size: f32, align: Align, text: &str| LabelItem {
+        pos: Vec2::new(if align == Align::Left { 8.0 } else { 128.0 }, y),
+        text: text.into(),
+        size_px: size,
+        color: ink,
+        align,
+    };
+    list.labels
+        .push(label(14.0, 9.0, Align::Center, "Conv2d 3x3 /2"));
+    list.labels
+        .push(label(36.0, 13.0, Align::Center, "MatMul [4096, 11008]"));
+    list.labels
+        .push(label(64.0, 18.0, Align::Left, "layers.3.mlp"));
+    list.labels.push(label(100.0, 28.0, Align::Left, "Softmax"));
+    // Too small to read: not drawn.
+    list.labels.push(label(
+        120.0,
+        3.0,
+        Align::Left,
+        "INVISIBLE INVISIBLE INVISIBLE",
+    ));
+    // Off screen: culled (not an error).
+    list.labels.push(LabelItem {
+        pos: Vec2::new(5000.0, 10.0),
+        ..label(0.0, 12.0, Align::Left, "far away")
+    });
+    let Some(img) = render(
+        &list,
+        &camera(DVec2::new(128.0, 64.0), 1.0, 256, 128),
+        256,
+        128,
+    ) else {
+        return;
+    };
+    // The tiny label left no ink.
+    for x in 8..200 {
+        assert_eq!(
+            img.pixel(x, 120).unwrap(),
+            list.background,
+            "tiny label drew at x={x}"
+        );
+    }
+    let inked = img.pixels.chunks_exact(4).filter(|p| p[0] < 128).count();
+    assert!(inked > 300, "labels drew only {inked} dark pixels");
+    check_snapshot("labels_sizes_alignment_and_culling", &img);
+}
+
+fn small_graph(selected: usize) -> DrawList {
+    let mut list = DrawList::new(DVec2::ZERO);
+    let pos = [(64.0, 24.0), (32.0, 80.0), (96.0, 80.0), (64.0, 136.0)];
+    for (a, b) in [(0, 1), (0, 2), (1, 3), (2, 3)] {
+        let (pa, pb): ((f32, f32), (f32, f32)) = (pos[a], pos[b]);
+        let touches = a == selected || b == selected;
+        list.edges.push(EdgeItem {
+            from: Vec2::new(pa.0, pa.1 + 10.0),
+            to: Vec2::new(pb.0, pb.1 - 10.0),
+            color: [90, 90, 100, 255],
+            width_px: 1.5,
+            flags: flags::CURVE
+                | flags::ARROW
+                | if touches {
+                    flags::HIGHLIGHT
+                } else {
+                    flags::DIMMED
+                },
+        });
+    }
+    for (i, (x, y)) in pos.into_iter().enumerate() {
+        let f = if i == selected {
+            flags::SELECTED
+        } else if i == 1 || i == 2 {
+            flags::HIGHLIGHT
+        } else {
+            flags::DIMMED
+        };
+        list.nodes
+            .push(node(x, y, 24.0, 10.0, BLUE, NodeShape::RoundedBox, f));
+        list.labels.push(LabelItem {
+            pos: Vec2::new(x, y),
+            text: format!("op{i}"),
+            size_px: 11.0,
+            color: [255, 255, 255, 255],
+            align: Align::Center,
+        });
+    }
+    list
+}
+
+#[test]
+fn selection_highlight() {
+    let list = small_graph(0);
+    let Some(img) = render(
+        &list,
+        &camera(DVec2::new(64.0, 80.0), 1.0, 128, 160),
+        128,
+        160,
+    ) else {
+        return;
+    };
+    check_snapshot("selection_highlight", &img);
+    // A different selection gives a different picture (the highlight is not ignored).
+    let other = render(
+        &small_graph(3),
+        &camera(DVec2::new(64.0, 80.0), 1.0, 128, 160),
+        128,
+        160,
+    )
+    .unwrap();
+    assert!(compare(&img, &other).is_err());
+}
+
+fn ramp_heatmap(key: u64, x: f32, colormap: ColorMap) -> HeatmapItem {
+    // 8x8 values from -1 to 1 across, one NaN in the top-left corner.
+    let mut values: Vec<f32> = (0..64)
+        .map(|i| ((i % 8) as f32 / 7.0) * 2.0 - 1.0 + (i / 8) as f32 * 0.01)
+        .collect();
+    values[0] = f32::NAN;
+    HeatmapItem {
+        key,
+        min: Vec2::new(x, 8.0),
+        max: Vec2::new(x + 48.0, 56.0),
+        width: 8,
+        height: 8,
+        values: Arc::from(values),
+        lo: -1.0,
+        hi: 1.0,
+        colormap,
+    }
+}
+
+#[test]
+fn heatmap_each_colormap() {
+    let mut list = DrawList::new(DVec2::ZERO);
+    for (i, map) in [
+        ColorMap::Diverging,
+        ColorMap::Grey,
+        ColorMap::Viridis,
+        ColorMap::Cividis,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        list.heatmaps
+            .push(ramp_heatmap(i as u64, 8.0 + i as f32 * 60.0, map));
+    }
+    let Some(img) = render(
+        &list,
+        &camera(DVec2::new(124.0, 32.0), 1.0, 248, 64),
+        248,
+        64,
+    ) else {
+        return;
+    };
+    // NaN is magenta; single texels are crisp 6x6 squares (nearest sampling).
+    assert_eq!(img.pixel(10, 10).unwrap(), [255, 0, 255, 255]);
+    assert_eq!(
+        img.pixel(8 + 6 * 7 + 1, 40).unwrap(),
+        img.pixel(8 + 6 * 7 + 4, 40).unwrap()
+    );
+    // Diverging: -1 is blue, +1 is red, the middle column near white.
+    let left = img.pixel(9, 40).unwrap();
+    let right = img.pixel(8 + 47, 40).unwrap();
+    assert!(left[2] > left[0] + 60, "low end {left:?}");
+    assert!(right[0] > right[2] + 60, "high end {right:?}");
+    // Viridis low end is dark purple, high end yellow.
+    let v = img.pixel(128 + 2, 40).unwrap();
+    assert!(v[0] < 90 && v[1] < 20 && v[2] > 60, "viridis low {v:?}");
+    check_snapshot("heatmap_each_colormap", &img);
+}
+
+#[test]
+fn heatmap_colormap_change_does_not_reupload() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = OffscreenRenderer::new(ctx);
+    let cam = camera(DVec2::new(32.0, 32.0), 1.0, 64, 64);
+    let mut list = DrawList::new(DVec2::ZERO);
+    list.heatmaps.push(ramp_heatmap(7, 8.0, ColorMap::Viridis));
+    let a = r.render(ctx, &list, &cam, 64, 64).unwrap();
+    list.revision += 1;
+    list.heatmaps[0].colormap = ColorMap::Grey;
+    list.heatmaps[0].lo = -0.5;
+    let b = r.render(ctx, &list, &cam, 64, 64).unwrap();
+    assert_eq!(
+        r.graph_renderer().heatmap_uploads(),
+        1,
+        "colour-map change re-uploaded values"
+    );
+    assert!(
+        compare(&a, &b).is_err(),
+        "the colour map change did not show"
+    );
+    // Grey: clamped low values are black.
+    assert_eq!(b.pixel(9 + 6, 40).unwrap(), [0, 0, 0, 255]);
+}
+
+/// A little scene: nodes, curved arrow edges, a label, at world scale `s` around `center`.
+fn scaled_scene(origin: DVec2, s: f32) -> DrawList {
+    let mut list = DrawList::new(origin);
+    let p = |x: f32, y: f32| Vec2::new(x * s, y * s);
+    list.nodes.push(NodeItem {
+        center: p(-30.0, -20.0),
+        half_size: p(16.0, 8.0),
+        fill: BLUE,
+        shape: NodeShape::RoundedBox,
+        flags: flags::SELECTED,
+        alpha: 1.0,
+    });
+    list.nodes.push(NodeItem {
+        center: p(30.0, 25.0),
+        half_size: p(9.0, 9.0),
+        fill: GREEN,
+        shape: NodeShape::Circle,
+        flags: 0,
+        alpha: 1.0,
+    });
+    list.edges.push(EdgeItem {
+        from: p(-30.0, -12.0),
+        to: p(30.0, 16.0),
+        color: [40, 40, 50, 255],
+        width_px: 1.5,
+        flags: flags::CURVE | flags::ARROW,
+    });
+    list.edges.push(EdgeItem {
+        from: p(-50.0, 40.0),
+        to: p(50.0, -40.0),
+        color: [200, 40, 40, 255],
+        width_px: 1.0,
+        flags: 0,
+    });
+    list.labels.push(LabelItem {
+        pos: p(0.0, 42.0),
+        text: "deep zoom".into(),
+        size_px: 12.0,
+        color: [20, 20, 30, 255],
+        align: Align::Center,
+    });
+    list
+}
+
+#[test]
+fn deep_zoom_precision() {
+    // Camera at a 10^6 zoom, 10^5 world units from the world origin; the list's origin is near the
+    // camera (as the LOD stage makes it). It must render exactly like the same scene at zoom 1.
+    let far = DVec2::new(123_456.789_012, -98_765.432_1);
+    let s = 1e-6f32;
+    let deep = scaled_scene(far + DVec2::new(3e-6, -2e-6), s);
+    let cam = camera(far + DVec2::new(1.3e-6, 0.7e-6), 1e6, 128, 128);
+    let Some(img) = render(&deep, &cam, 128, 128) else {
+        return;
+    };
+    let near = scaled_scene(DVec2::new(3.0, -2.0), 1.0);
+    let reference = render(
+        &near,
+        &camera(DVec2::new(1.3, 0.7), 1.0, 128, 128),
+        128,
+        128,
+    )
+    .unwrap();
+    if let Err((msg, diff)) = compare(&reference, &img) {
+        save_png(&diff, &snapshot_path("deep_zoom_precision", ".diff")).unwrap();
+        panic!("deep zoom differs from zoom 1: {msg}");
+    }
+    check_snapshot("deep_zoom_precision", &img);
+}
+
+#[test]
+fn tiles_stitch_to_the_untiled_picture() {
+    let Some(ctx) = ctx() else { return };
+    let list = small_graph(1);
+    let cam = camera(DVec2::new(64.0, 80.0), 1.3, 1, 1);
+    let whole = render(&list, &cam, 170, 210).unwrap();
+    // 64-pixel tiles: 3 x 4 tiles, the last row and column partial.
+    let tiled = OffscreenRenderer::new(ctx)
+        .with_max_tile(64)
+        .render(ctx, &list, &cam, 170, 210)
+        .unwrap();
+    if let Err((msg, diff)) = compare(&whole, &tiled) {
+        save_png(&tiled, &snapshot_path("tiling", ".actual")).unwrap();
+        save_png(&diff, &snapshot_path("tiling", ".diff")).unwrap();
+        panic!("tiled picture differs: {msg}");
+    }
+    assert!(
+        compare(&RgbaImage::filled(170, 210, list.background), &whole).is_err(),
+        "nothing was drawn"
+    );
+}
+
+#[test]
+fn non_srgb_target_encodes_in_the_shader() {
+    let Some(ctx) = ctx() else { return };
+    let list = small_graph(2);
+    let cam = camera(DVec2::new(64.0, 80.0), 1.0, 128, 160);
+    let srgb = render(&list, &cam, 128, 160).unwrap();
+    let linear = OffscreenRenderer::with_format(ctx, wgpu::TextureFormat::Rgba8Unorm)
+        .render(ctx, &list, &cam, 128, 160)
+        .unwrap();
+    // Flat colours are identical; blended edges differ slightly (blending in sRGB space).
+    assert_eq!(linear.pixel(78, 80), srgb.pixel(78, 80));
+    let differing = srgb
+        .pixels
+        .chunks_exact(4)
+        .zip(linear.pixels.chunks_exact(4))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 40))
+        .count();
+    assert!(
+        differing < 200,
+        "{differing} pixels differ a lot between sRGB and non-sRGB targets"
+    );
+}
+
+#[test]
+fn bad_sizes_are_errors() {
+    let Some(ctx) = ctx() else { return };
+    let list = DrawList::new(DVec2::ZERO);
+    let cam = camera(DVec2::ZERO, 1.0, 1, 1);
+    assert!(modelmap::render::render_to_rgba(ctx, &list, &cam, 0, 10).is_err());
+    assert!(modelmap::render::render_to_rgba(ctx, &list, &cam, 100_000, 100_000).is_err());
+}
