@@ -10,12 +10,12 @@ use modelmap::app::camera_ctl::FLIGHT_SECONDS;
 use modelmap::app::scene::Picked;
 use modelmap::app::search::{Search, SearchIndex, Target};
 use modelmap::app::state::{AppState, Command, Loaded, ModelView, TabContent};
-use modelmap::model::{Model, NodeId};
+use modelmap::model::NodeId;
 
 const VIEWPORT: DVec2 = DVec2::new(1200.0, 800.0);
 const WAIT: Duration = Duration::from_secs(60);
 
-fn demo() -> Model {
+fn demo() -> modelmap::model::Model {
     modelmap::assets::demo_model().unwrap()
 }
 
@@ -33,12 +33,12 @@ fn app_with_demo() -> AppState {
     app
 }
 
-fn node_by_name(m: &Model, name: &str) -> NodeId {
-    m.graph
-        .nodes
-        .iter()
-        .position(|n| n.name == name)
-        .unwrap_or_else(|| panic!("no node {name}")) as NodeId
+/// Draws a frame (the LOD cut that picking reads).
+fn draw(v: &mut ModelView, now_s: f64) -> Arc<modelmap::lod::DrawList> {
+    let model = v.model.clone();
+    let inputs = v.scene_inputs();
+    let cam = *v.camera.camera();
+    v.scene.draw_list(&model, &inputs, &cam, now_s)
 }
 
 fn screen_of(v: &ModelView, n: NodeId) -> DVec2 {
@@ -96,7 +96,7 @@ fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
     let mut app = app_with_demo();
     let v = app.active_view_mut().unwrap();
     // Pick a visible node with both inputs and outputs.
-    let layout = v.scene.layout().unwrap();
+    let layout = v.scene.laid().unwrap().layout.clone();
     let n = (0..v.model.graph.nodes.len() as NodeId)
         .find(|&n| {
             let (i, o) = v.neighbours(n);
@@ -107,6 +107,7 @@ fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
     let r = v.scene.node_rect(n).unwrap();
     v.camera.fly_to_bounds(r, 4.0, 0.0);
     v.camera.tick(10.0);
+    draw(v, 20.0);
     let p = screen_of(v, n);
     assert_eq!(v.pick(p), Some(Picked::Node(n)));
     v.click_at(p);
@@ -116,10 +117,7 @@ fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
         assert!(v.highlighted.contains(x), "{x} highlighted");
     }
     assert!(!v.highlighted.contains(&n));
-    let inputs = v.scene_inputs();
-    let cam = *v.camera.camera();
-    let model = v.model.clone();
-    let list = v.scene.draw_list(&model, &inputs, &cam);
+    let list = draw(v, 21.0);
     let selected_items = list
         .nodes
         .iter()
@@ -128,6 +126,7 @@ fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
     assert_eq!(selected_items, 1);
     assert!(list.nodes.iter().any(|i| i.flags & modelmap::lod::flags::HIGHLIGHT != 0));
     // A click far outside the layout clears the selection.
+    draw(v, 22.0);
     let b = v.scene.bounds();
     let outside = v.camera.camera().screen_from_world(b.max + DVec2::splat(1.0e4));
     v.click_at(outside);
@@ -136,20 +135,15 @@ fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
 }
 
 #[test]
-fn draw_list_is_reused_while_only_the_camera_moves() {
+fn draw_list_is_shared_until_something_changes() {
     let mut app = app_with_demo();
     let v = app.active_view_mut().unwrap();
-    let model = v.model.clone();
-    let inputs = v.scene_inputs();
-    let cam = *v.camera.camera();
-    let a = v.scene.draw_list(&model, &inputs, &cam);
-    let mut panned = cam;
-    panned.center.x += 50.0;
-    let b = v.scene.draw_list(&model, &inputs, &panned);
-    assert_eq!(a.revision, b.revision, "a pan does not rebuild");
+    let a = draw(v, 100.0);
+    let b = draw(v, 100.0);
+    assert!(Arc::ptr_eq(&a, &b), "a steady frame reuses the list");
     v.select(Some(0));
-    let c = v.scene.draw_list(&model, &v.scene_inputs(), &panned);
-    assert_ne!(b.revision, c.revision, "a selection does");
+    let c = draw(v, 100.0);
+    assert_ne!(b.revision, c.revision, "a selection rebuilds it");
 }
 
 #[test]
@@ -230,61 +224,59 @@ fn search_one_million_names_timing() {
 }
 
 #[test]
-fn expand_and_collapse_relayout_the_view() {
+fn double_click_closes_and_opens_clusters() {
     let mut app = app_with_demo();
-    let (g, n_visible_before) = {
-        let v = app.active_view_mut().unwrap();
-        let model = v.model.clone();
-        // A group with several nodes, open at start (the demo is small).
-        let g = model
-            .hierarchy
-            .groups
-            .iter()
-            .position(|g| g.depth >= 2 && g.node_count >= 2)
-            .expect("a group with nodes") as u32;
-        assert!(v.expanded.is_expanded(g));
-        let visible = v.scene.layout().unwrap().nodes.iter().filter(|n| n.is_visible()).count();
-        v.set_group_open(g, false);
-        (g, visible)
-    };
-    assert!(app.wait_idle(WAIT));
-    {
-        let v = app.active_view_mut().unwrap();
-        let layout = v.scene.layout().unwrap();
-        assert!(layout.collapsed[g as usize], "layout got the collapse");
-        let visible = layout.nodes.iter().filter(|n| n.is_visible()).count();
-        assert!(visible < n_visible_before);
-        // Double-clicking the collapsed box opens it again.
-        let r = layout.groups[g as usize];
-        v.camera.fly_to_bounds(r, 4.0, 0.0);
-        v.camera.tick(10.0);
-        let p = v.camera.camera().screen_from_world(r.center());
-        assert_eq!(v.pick(p), Some(Picked::Group(g)));
-        v.double_click_at(p, 11.0);
-        assert!(v.expanded.is_expanded(g));
-    }
-    assert!(app.wait_idle(WAIT));
-    let v = app.active_view().unwrap();
-    let visible = v.scene.layout().unwrap().nodes.iter().filter(|n| n.is_visible()).count();
-    assert_eq!(visible, n_visible_before);
+    let v = app.active_view_mut().unwrap();
+    // A node inside a cluster below the root.
+    let n = (0..v.model.graph.nodes.len() as NodeId)
+        .find(|&n| v.innermost_cluster(n).is_some())
+        .expect("a node in a cluster");
+    let c = v.innermost_cluster(n).unwrap();
+    let r = v.scene.node_rect(n).unwrap();
+    v.camera.fly_to_bounds(r, 4.0, 0.0);
+    v.camera.tick(10.0);
+    draw(v, 20.0);
+    let p = screen_of(v, n);
+    assert_eq!(v.pick(p), Some(Picked::Node(n)), "zoomed in, the node itself is drawn");
+    // Double-click on the node closes its cluster: at the same zoom the cluster is one box now.
+    v.double_click_at(p, 21.0);
+    assert!(v.expanded.is_pinned_closed(c));
+    draw(v, 22.0);
+    assert_eq!(v.pick(p), Some(Picked::Cluster(c)));
+    // Double-click on the closed cluster opens it again.
+    v.double_click_at(p, 23.0);
+    assert!(v.expanded.is_pinned_open(c));
+    draw(v, 24.0);
+    assert_eq!(v.pick(p), Some(Picked::Node(n)));
+    // `-` over the node closes it too; Escape-free `+` over the cluster reopens.
+    v.hovered = Some(Picked::Node(n));
+    app.command(Command::Collapse, 25.0);
+    assert!(app.active_view().unwrap().expanded.is_pinned_closed(c));
+    app.active_view_mut().unwrap().hovered = Some(Picked::Cluster(c));
+    app.command(Command::Expand, 26.0);
+    assert!(app.active_view().unwrap().expanded.is_pinned_open(c));
 }
 
 #[test]
-fn search_result_inside_a_collapsed_group_opens_it() {
+fn going_to_a_search_result_releases_closed_clusters() {
     let mut app = app_with_demo();
     let v = app.active_view_mut().unwrap();
-    let model = v.model.clone();
-    let n = node_by_name(&model, &model.graph.nodes.iter().find(|n| n.group != 0).unwrap().name.clone());
-    let g = model.graph.nodes[n as usize].group;
-    v.set_group_open(g, false);
-    assert!(!v.expanded.is_expanded(g));
+    let n = (0..v.model.graph.nodes.len() as NodeId)
+        .find(|&n| v.innermost_cluster(n).is_some())
+        .unwrap();
+    let chain = v.scene.cluster_chain(n);
+    for &c in &chain {
+        v.set_cluster_open(c, false);
+    }
     v.go_to_node(n, 0.0);
-    assert!(v.expanded.is_expanded(g));
-    for a in model.hierarchy.ancestors(g) {
-        assert!(v.expanded.is_expanded(a));
+    for &c in &chain {
+        assert!(!v.expanded.is_pinned_closed(c), "cluster {c} released");
     }
     assert_eq!(v.selected, Some(n));
-    assert_eq!(v.breadcrumb().last().map(|(x, _)| *x), Some(g));
+    let group = v.model.graph.nodes[n as usize].group;
+    if group != 0 {
+        assert_eq!(v.breadcrumb().last().map(|(x, _)| *x), Some(group));
+    }
 }
 
 #[test]

@@ -15,10 +15,14 @@
 //! dialog crate (a path field plus drag and drop cover it without GTK).
 
 pub mod camera_ctl;
+pub mod canvas;
+mod export;
 pub mod jobs;
 pub mod scene;
 pub mod search;
 pub mod state;
+pub mod ui;
+mod window;
 
 use std::path::PathBuf;
 
@@ -61,4 +65,15 @@ impl RunOptions {
             started: std::time::Instant::now(),
         }
     }
+}
+
+/// Opens the viewer on `files` (one tab each; the embedded demo model when empty) and runs until
+/// the window is closed. `modelmap [FILE…]` calls this.
+pub fn run(files: Vec<PathBuf>) -> Result<(), AppError> {
+    run_with(RunOptions::new(files))
+}
+
+/// [`run`] with options (`--bench-startup`).
+pub fn run_with(opts: RunOptions) -> Result<(), AppError> {
+    window::run_window(opts)
 }

@@ -3,7 +3,7 @@
 //! calls in screen pixels, so the whole interaction is tested without a window (`tests/app_state.rs`);
 //! the egui layer only translates events and draws.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,8 +11,9 @@ use glam::DVec2;
 
 use super::camera_ctl::CameraController;
 use super::jobs::{JobProgress, Jobs};
-use super::scene::{Picked, Scene, SceneInputs};
+use super::scene::{Picked, SceneInputs, ViewScene};
 use super::search::{Search, SearchIndex, Target};
+use crate::graph::ClusterId;
 use crate::model::{GroupId, Model, NodeId};
 use crate::view::{Camera, Rect};
 
@@ -26,93 +27,62 @@ pub const KEY_PAN_PX: f64 = 120.0;
 /// Zoom factor of one `+`-less zoom key press (`=`/`-` with Ctrl, or PageUp/PageDown).
 pub const KEY_ZOOM: f64 = 1.5;
 
-/// Which groups are collapsed (drawn as one box) in a view; every other group is open.
+/// Clusters the user opened or closed by hand; everything else opens and closes with the zoom
+/// (the LOD cut's `pinned_open` / `pinned_closed`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExpandState {
-    collapsed: HashSet<GroupId>,
+    open: BTreeSet<ClusterId>,
+    closed: BTreeSet<ClusterId>,
 }
 
-/// The initial view opens groups down to the deepest level at which at most this many boxes show.
-pub const OPEN_BOX_BUDGET: u64 = 2_500;
-
 impl ExpandState {
-    /// The initial state for `model`: groups are opened level by level while the number of boxes
-    /// on screen stays within [`OPEN_BOX_BUDGET`]; the groups of the first level that would exceed
-    /// it start collapsed.
-    pub fn initial(model: &Model) -> Self {
-        let h = &model.hierarchy;
-        let max_depth = h.groups.iter().map(|g| g.depth).max().unwrap_or(0);
-        // boxes(d): nodes in groups shallower than d, plus one box per group at depth d.
-        let boxes = |d: u32| -> u64 {
-            h.groups
-                .iter()
-                .map(|g| match g.depth.cmp(&d) {
-                    std::cmp::Ordering::Less => g.nodes.len() as u64,
-                    std::cmp::Ordering::Equal => 1,
-                    std::cmp::Ordering::Greater => 0,
-                })
-                .sum()
-        };
-        let mut state = ExpandState::default();
-        if model.graph.nodes.len() as u64 <= OPEN_BOX_BUDGET {
-            return state;
-        }
-        let mut depth = 1;
-        while depth < max_depth && boxes(depth + 1) <= OPEN_BOX_BUDGET {
-            depth += 1;
-        }
-        state.collapsed = h
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| g.depth == depth && g.node_count > 1)
-            .map(|(i, _)| i as GroupId)
-            .collect();
-        state
+    /// Whether `c` was opened by hand.
+    pub fn is_pinned_open(&self, c: ClusterId) -> bool {
+        self.open.contains(&c)
     }
 
-    /// Whether `g` is open.
-    pub fn is_expanded(&self, g: GroupId) -> bool {
-        !self.collapsed.contains(&g)
+    /// Whether `c` was closed by hand.
+    pub fn is_pinned_closed(&self, c: ClusterId) -> bool {
+        self.closed.contains(&c)
     }
 
-    /// Opens `g`.
-    pub fn expand(&mut self, g: GroupId) {
-        self.collapsed.remove(&g);
+    /// Opens `c` at any zoom.
+    pub fn open(&mut self, c: ClusterId) {
+        self.closed.remove(&c);
+        self.open.insert(c);
     }
 
-    /// Collapses `g` (the root never collapses).
-    pub fn collapse(&mut self, g: GroupId) {
-        if g != 0 {
-            self.collapsed.insert(g);
+    /// Closes `c` at any zoom (the root never closes).
+    pub fn close(&mut self, c: ClusterId) {
+        if c != 0 {
+            self.open.remove(&c);
+            self.closed.insert(c);
         }
     }
 
-    /// Flips `g`; returns whether it is now open.
-    pub fn toggle(&mut self, g: GroupId) -> bool {
-        if self.collapsed.remove(&g) {
-            true
-        } else {
-            self.collapse(g);
-            false
-        }
-    }
-
-    /// Opens `g` and every ancestor, so a node inside it becomes visible; returns whether anything
-    /// changed.
-    pub fn reveal(&mut self, model: &Model, g: GroupId) -> bool {
+    /// Releases every hand-closed cluster of `chain` (a node's clusters), so the node can show.
+    pub fn reveal(&mut self, chain: &[ClusterId]) -> bool {
         let mut changed = false;
-        for a in model.hierarchy.ancestors(g) {
-            changed |= self.collapsed.remove(&a);
+        for c in chain {
+            changed |= self.closed.remove(c);
         }
         changed
     }
 
-    /// The collapsed groups, sorted (the layout's `collapsed` option).
-    pub fn collapsed(&self) -> Vec<GroupId> {
-        let mut v: Vec<GroupId> = self.collapsed.iter().copied().collect();
-        v.sort_unstable();
-        v
+    /// Forgets every pin: the zoom alone decides again.
+    pub fn reset(&mut self) {
+        self.open.clear();
+        self.closed.clear();
+    }
+
+    /// Clusters opened by hand, sorted.
+    pub fn pinned_open(&self) -> Vec<ClusterId> {
+        self.open.iter().copied().collect()
+    }
+
+    /// Clusters closed by hand, sorted.
+    pub fn pinned_closed(&self) -> Vec<ClusterId> {
+        self.closed.iter().copied().collect()
     }
 }
 
@@ -124,7 +94,7 @@ pub struct Loaded {
     /// Its search index.
     pub index: Arc<SearchIndex>,
     /// Its placeholder positions (shown until the layout arrives).
-    pub scene: Scene,
+    pub scene: ViewScene,
 }
 
 impl Loaded {
@@ -138,7 +108,7 @@ impl Loaded {
         if let Some(p) = progress {
             p.set("placing nodes", 0.8);
         }
-        let scene = Scene::grid(&model);
+        let scene = ViewScene::grid(&model);
         Loaded {
             model: Arc::new(model),
             index,
@@ -150,16 +120,25 @@ impl Loaded {
 /// State of a view's layout.
 #[derive(Debug, Default)]
 pub struct LayoutState {
-    /// A layout for the current expansion is wanted (the app starts a job for it).
+    /// A layout is wanted (the app starts a job for it).
     pub wanted: bool,
     /// The running layout job, if any.
     pub job: Option<u64>,
     /// Bumped on every request; results of older requests are dropped.
     pub generation: u64,
-    /// Per-group results reused by the next layout (taken by the running job, returned with it).
-    pub cache: Option<crate::layout::DataflowCache>,
     /// The last layout error, shown in the status line.
     pub error: Option<String>,
+}
+
+/// A laid-out scene travelling from the layout job to the UI.
+pub struct LaidOut(pub crate::scene::Scene);
+
+impl std::fmt::Debug for LaidOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaidOut")
+            .field("nodes", &self.0.layout.nodes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One open model's view state.
@@ -168,7 +147,7 @@ pub struct ModelView {
     /// The model.
     pub model: Arc<Model>,
     /// Positions, picking and the draw list.
-    pub scene: Scene,
+    pub scene: ViewScene,
     /// The camera.
     pub camera: CameraController,
     /// The selected node.
@@ -177,7 +156,7 @@ pub struct ModelView {
     pub hovered: Option<Picked>,
     /// Inputs and outputs of the selection.
     pub highlighted: Vec<NodeId>,
-    /// Collapsed groups.
+    /// Clusters opened or closed by hand.
     pub expanded: ExpandState,
     /// Search state.
     pub search: Search,
@@ -195,7 +174,6 @@ impl ModelView {
         if let Some(c) = camera.camera_fitting(loaded.scene.bounds(), MAX_FOCUS_ZOOM) {
             camera.set(c);
         }
-        let expanded = ExpandState::initial(&loaded.model);
         ModelView {
             model: loaded.model,
             scene: loaded.scene,
@@ -203,7 +181,7 @@ impl ModelView {
             selected: None,
             hovered: None,
             highlighted: Vec::new(),
-            expanded,
+            expanded: ExpandState::default(),
             search: Search::new(loaded.index),
             layout: LayoutState {
                 wanted: true,
@@ -213,15 +191,10 @@ impl ModelView {
         }
     }
 
-    /// Asks for a new layout (after expanding or collapsing).
-    pub fn request_layout(&mut self) {
-        self.layout.wanted = true;
-    }
-
     /// Installs a finished layout; a camera the user has not touched is fitted to it, otherwise the
     /// selection (or the point at the centre) stays in place.
-    pub fn set_layout(&mut self, layout: crate::layout::Layout) {
-        self.scene = Scene::from_layout(layout);
+    pub fn set_layout(&mut self, scene: crate::scene::Scene) {
+        self.scene = ViewScene::laid_out(scene);
         if self.fit_on_layout {
             if let Some(c) = self
                 .camera
@@ -281,6 +254,8 @@ impl ModelView {
             selected: self.selected,
             hovered: self.hovered,
             highlighted: self.highlighted.clone(),
+            pinned_open: self.expanded.pinned_open(),
+            pinned_closed: self.expanded.pinned_closed(),
         }
     }
 
@@ -312,16 +287,14 @@ impl ModelView {
         self.camera.fly_to_bounds(r, MAX_FOCUS_ZOOM, now_s);
     }
 
-    /// Selects `node`, opens the groups hiding it (a new layout follows) and flies to it.
+    /// Selects `node`, releases hand-closed clusters hiding it and flies to it (the cut opens the
+    /// rest as the camera arrives).
     pub fn go_to_node(&mut self, node: NodeId, now_s: f64) {
-        let Some(n) = self.model.graph.nodes.get(node as usize) else {
+        if (node as usize) >= self.model.graph.nodes.len() {
             return;
-        };
-        let group = n.group;
-        let model = self.model.clone();
-        if self.expanded.reveal(&model, group) {
-            self.request_layout();
         }
+        let chain = self.scene.cluster_chain(node);
+        self.expanded.reveal(&chain);
         self.select(Some(node));
         self.user_moved();
         if let Some(r) = self.scene.node_rect(node) {
@@ -343,23 +316,26 @@ impl ModelView {
         self.camera.fly_to_bounds(r, MAX_FOCUS_ZOOM, now_s);
     }
 
-    /// Expands or collapses group `g` and asks for a new layout.
-    pub fn set_group_open(&mut self, g: GroupId, open: bool) {
-        if g == 0 || self.expanded.is_expanded(g) == open {
-            return;
-        }
+    /// Opens or closes cluster `c` by hand.
+    pub fn set_cluster_open(&mut self, c: ClusterId, open: bool) {
         if open {
-            self.expanded.expand(g);
+            self.expanded.open(c);
         } else {
-            self.expanded.collapse(g);
+            self.expanded.close(c);
         }
-        self.request_layout();
     }
 
-    /// What lies under a screen point.
-    pub fn pick(&self, screen: DVec2) -> Option<Picked> {
+    /// The innermost cluster holding `node` below the root, if any.
+    pub fn innermost_cluster(&self, node: NodeId) -> Option<ClusterId> {
         self.scene
-            .pick(self.camera.camera().world_from_screen(screen))
+            .cluster_chain(node)
+            .into_iter()
+            .find(|&c| c != 0)
+    }
+
+    /// What lies under a screen point (in the last drawn frame).
+    pub fn pick(&self, screen: DVec2) -> Option<Picked> {
+        self.scene.pick(self.camera.camera(), screen)
     }
 
     /// Updates hover from the pointer; returns whether it changed.
@@ -374,21 +350,20 @@ impl ModelView {
     pub fn click_at(&mut self, screen: DVec2) {
         match self.pick(screen) {
             Some(Picked::Node(n)) => self.select(Some(n)),
-            Some(Picked::Group(_)) => {}
+            Some(Picked::Cluster(_)) => {}
             None => self.select(None),
         }
     }
 
-    /// A double click: on empty space fits all; on a collapsed group opens it; on a node collapses
-    /// the group holding it.
+    /// A double click: on empty space fits all; on a closed cluster opens it; on a node closes the
+    /// innermost cluster holding it.
     pub fn double_click_at(&mut self, screen: DVec2, now_s: f64) {
         match self.pick(screen) {
             None => self.fit_all(now_s),
-            Some(Picked::Group(g)) => self.set_group_open(g, true),
+            Some(Picked::Cluster(c)) => self.set_cluster_open(c, true),
             Some(Picked::Node(n)) => {
-                if let Some(node) = self.model.graph.nodes.get(n as usize) {
-                    let g = node.group;
-                    self.set_group_open(g, false);
+                if let Some(c) = self.innermost_cluster(n) {
+                    self.set_cluster_open(c, false);
                 }
             }
         }
@@ -469,10 +444,8 @@ pub enum JobOutput {
         tab: TabId,
         /// The request it answers ([`LayoutState::generation`]).
         generation: u64,
-        /// The layout, or what went wrong.
-        result: Result<Box<crate::layout::Layout>, String>,
-        /// The per-group cache, handed back for the next layout.
-        cache: crate::layout::DataflowCache,
+        /// The laid-out scene, or what went wrong.
+        result: Result<Box<LaidOut>, String>,
     },
     /// A PNG export finished.
     Exported(Result<PathBuf, String>),
@@ -491,9 +464,9 @@ pub enum Command {
     ZoomIn,
     /// `PageDown` / `Ctrl -`: zoom out about the centre.
     ZoomOut,
-    /// `+`: open the selection's group (or the hovered collapsed group).
+    /// `+`: open the hovered cluster (or release hand-closed clusters around the selection).
     Expand,
-    /// `-`: collapse the selection's group.
+    /// `-`: close the hovered cluster, or the innermost cluster of the hovered/selected node.
     Collapse,
     /// `Ctrl F` or `/`: open search.
     Search,
@@ -616,28 +589,20 @@ impl AppState {
             let generation = v.layout.generation;
             let tab = t.id;
             let model = v.model.clone();
-            let opts = crate::layout::DataflowOptions {
-                collapsed: v.expanded.collapsed(),
-                ..Default::default()
-            };
-            let mut cache = v.layout.cache.take().unwrap_or_default();
             let job = self
                 .jobs
                 .spawn(format!("Laying out {}", t.title), move |progress| {
-                    let result = crate::layout::dataflow_cached(
-                        &model.graph,
-                        &model.hierarchy,
-                        &opts,
-                        &mut cache,
+                    let result = crate::scene::Scene::build(
+                        model,
+                        crate::scene::LayoutChoice::Auto,
                         progress,
                     )
-                    .map(Box::new)
+                    .map(|s| Box::new(LaidOut(s)))
                     .map_err(|e| e.to_string());
                     JobOutput::LaidOut {
                         tab,
                         generation,
                         result,
-                        cache,
                     }
                 });
             v.layout.job = Some(job);
@@ -677,7 +642,6 @@ impl AppState {
                 tab,
                 generation,
                 result,
-                cache,
             } => {
                 let Some(TabContent::Ready(v)) = self
                     .tabs
@@ -688,14 +652,13 @@ impl AppState {
                     return;
                 };
                 v.layout.job = None;
-                v.layout.cache = Some(cache);
                 if cancelled || generation != v.layout.generation {
                     return;
                 }
                 match result {
-                    Ok(layout) => {
+                    Ok(laid) => {
                         v.layout.error = None;
-                        v.set_layout(*layout);
+                        v.set_layout(laid.0);
                     }
                     Err(e) => v.layout.error = Some(e),
                 }
@@ -782,7 +745,10 @@ impl AppState {
 
     /// Advances camera flights; returns whether anything is still moving.
     pub fn tick(&mut self, now_s: f64) -> bool {
-        self.active_view_mut().is_some_and(|v| v.camera.tick(now_s))
+        self.active_view_mut().is_some_and(|v| {
+            let flying = v.camera.tick(now_s);
+            flying || v.scene.is_animating()
+        })
     }
 
     /// Whether any background job is running (the progress bar redraws while one is).
@@ -832,15 +798,22 @@ impl AppState {
                     Command::ZoomIn => v.zoom_at(center, KEY_ZOOM),
                     Command::ZoomOut => v.zoom_at(center, 1.0 / KEY_ZOOM),
                     Command::Expand => {
-                        if let Some(Picked::Group(g)) = v.hovered {
-                            v.set_group_open(g, true);
-                        } else if let Some(g) = selected_group(v) {
-                            v.set_group_open(g, true);
+                        if let Some(Picked::Cluster(c)) = v.hovered {
+                            v.set_cluster_open(c, true);
+                        } else {
+                            // Release hand-closed clusters around the selection.
+                            let chain = v.selected.map(|n| v.scene.cluster_chain(n)).unwrap_or_default();
+                            v.expanded.reveal(&chain);
                         }
                     }
                     Command::Collapse => {
-                        if let Some(g) = selected_group(v) {
-                            v.set_group_open(g, false);
+                        let target = match v.hovered {
+                            Some(Picked::Cluster(c)) => Some(c),
+                            Some(Picked::Node(n)) => v.innermost_cluster(n),
+                            None => v.selected.and_then(|n| v.innermost_cluster(n)),
+                        };
+                        if let Some(c) = target {
+                            v.set_cluster_open(c, false);
                         }
                     }
                     _ => {}
@@ -865,13 +838,6 @@ impl AppState {
     }
 }
 
-fn selected_group(v: &ModelView) -> Option<GroupId> {
-    v.selected
-        .and_then(|n| v.model.graph.nodes.get(n as usize))
-        .map(|n| n.group)
-        .filter(|&g| g != 0)
-}
-
 /// The last path component, for tab titles.
 pub fn title_of(path: &Path) -> String {
     path.file_name()
@@ -889,8 +855,8 @@ pub fn key_help() -> &'static [(&'static str, &'static str)] {
         ("F, double-click empty space", "fit the whole model"),
         ("Z", "zoom to the selection"),
         ("Click", "select a node (inspector on the right)"),
-        ("Double-click a collapsed group, +", "expand it"),
-        ("Double-click a node, -", "collapse its group"),
+        ("Double-click a closed cluster, +", "open it (stays open at any zoom)"),
+        ("Double-click a node, -", "close the cluster holding it"),
         ("Ctrl F, /", "search names, op types, tensor names"),
         ("Enter (in search)", "fly to the first result"),
         ("Esc", "close overlay, then clear selection"),

@@ -613,7 +613,7 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
     let camera = *v.camera.camera();
     let inputs = v.scene_inputs();
     let model = v.model.clone();
-    let list = v.scene.draw_list(&model, &inputs, &camera);
+    let list = v.scene.draw_list(&model, &inputs, &camera, now_s);
     let bg = list.background;
     ui.painter().rect_filled(
         rect,
@@ -625,7 +625,7 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
 
     // Tooltip.
     if let Some(h) = v.hovered {
-        let text = hover_text(&model, h);
+        let text = hover_text(v, h);
         response.on_hover_ui_at_pointer(|ui| {
             ui.label(text);
         });
@@ -633,7 +633,8 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
     minimap_ui(ui, v, cache, rect, now_s);
 }
 
-fn hover_text(m: &Model, h: Picked) -> String {
+fn hover_text(v: &ModelView, h: Picked) -> String {
+    let m = &v.model;
     match h {
         Picked::Node(n) => {
             let Some(node) = m.graph.nodes.get(n as usize) else {
@@ -646,14 +647,18 @@ fn hover_text(m: &Model, h: Picked) -> String {
                 .unwrap_or_default();
             format!("{}\n{}\n{out}", node.name, node.op)
         }
-        Picked::Group(g) => m.hierarchy.get(g).map_or(String::new(), |gr| {
+        Picked::Cluster(c) => {
+            let Some(cl) = v.scene.laid().and_then(|s| s.layout.clusters.clusters.get(c as usize)) else {
+                return String::new();
+            };
             format!(
-                "{}\n{} nodes · {} parameters\ndouble-click or + to expand",
-                gr.path,
-                group_digits(gr.node_count),
-                group_digits(gr.param_count)
+                "{}\n{} nodes · {} parameters · mostly {}\ndouble-click or + to open",
+                cl.label,
+                group_digits(cl.member_count),
+                group_digits(cl.param_count),
+                cl.dominant_op
             )
-        }),
+        }
     }
 }
 

@@ -48,6 +48,7 @@ struct WindowApp {
     /// When egui asked to be repainted next (None: not until an event).
     repaint_at: Option<Instant>,
     first_frame_reported: bool,
+    first_present_reported: bool,
 }
 
 /// Runs the window until it is closed.
@@ -85,6 +86,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         start: Instant::now(),
         repaint_at: Some(Instant::now()),
         first_frame_reported: false,
+        first_present_reported: false,
     };
     event_loop.set_control_flow(ControlFlow::Wait);
     event_loop
@@ -160,7 +162,7 @@ impl WindowApp {
         self.egui_state = Some(egui_winit::State::new(
             self.egui_ctx.clone(),
             egui::ViewportId::ROOT,
-            &window,
+            window.as_ref(),
             Some(window.scale_factor() as f32),
             window.theme(),
             Some(max_side),
@@ -322,6 +324,10 @@ impl WindowApp {
             return;
         }
         let t = self.opts.started.elapsed().as_secs_f64() * 1000.0;
+        if !self.first_present_reported {
+            self.first_present_reported = true;
+            println!("first_presented_frame_ms={t:.1}");
+        }
         if !model_frame {
             return;
         }
