@@ -53,21 +53,29 @@ struct Shot {
 
 impl Shot {
     fn take(display: &str, path: &Path) -> Shot {
-        run(display, &["import", "-window", "root", path.to_str().unwrap()]);
-        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+        // PNG24: keep RGB even when the screen is uniformly grey.
+        let target = format!("PNG24:{}", path.display());
+        run(display, &["import", "-window", "root", &target]);
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];
         let info = reader.next_frame(&mut buf).unwrap();
-        let channels = match info.color_type {
-            png::ColorType::Rgb => 3,
-            png::ColorType::Rgba => 4,
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        let data = &buf[..info.buffer_size()];
+        let rgb = match info.color_type {
+            png::ColorType::Rgb => data.to_vec(),
+            png::ColorType::Rgba => data
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect(),
+            png::ColorType::Grayscale => data.iter().flat_map(|&g| [g, g, g]).collect(),
+            png::ColorType::GrayscaleAlpha => data
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0]])
+                .collect(),
             other => panic!("unexpected PNG colour type {other:?}"),
         };
-        assert_eq!(info.bit_depth, png::BitDepth::Eight);
-        let rgb = buf[..info.buffer_size()]
-            .chunks_exact(channels)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .collect();
         Shot {
             width: info.width as usize,
             height: info.height as usize,
@@ -106,7 +114,12 @@ fn changed_fraction(a: &Shot, b: &Shot, area: Area) -> f64 {
     for y in area.y0..area.y1 {
         for x in area.x0..area.x1 {
             let (p, q) = (a.px(x, y), b.px(x, y));
-            let d = p.iter().zip(q).map(|(u, v)| u.abs_diff(v)).max().unwrap_or(0);
+            let d = p
+                .iter()
+                .zip(q)
+                .map(|(u, v)| u.abs_diff(v))
+                .max()
+                .unwrap_or(0);
             if d > 24 {
                 changed += 1;
             }
@@ -138,7 +151,14 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
     let n = 100 + std::process::id() % 800;
     let display = format!(":{n}");
     let xvfb = Command::new("Xvfb")
-        .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -165,13 +185,30 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
     let mut app = KillOnDrop(app, "modelmap");
 
     let found = Command::new("timeout")
-        .args(["30", "xdotool", "search", "--sync", "--onlyvisible", "--name", "modelmap"])
+        .args([
+            "30",
+            "xdotool",
+            "search",
+            "--sync",
+            "--onlyvisible",
+            "--name",
+            "modelmap",
+        ])
         .env("DISPLAY", &display)
         .output()
         .unwrap();
     let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    assert!(found.status.success(), "no modelmap window appeared; log:\n{}", log_text());
-    let win = String::from_utf8_lossy(&found.stdout).lines().next().unwrap_or("").trim().to_string();
+    assert!(
+        found.status.success(),
+        "no modelmap window appeared; log:\n{}",
+        log_text()
+    );
+    let win = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let geo = run(&display, &["xdotool", "getwindowgeometry", "--shell", &win]);
     let field = |k: &str| -> usize {
         geo.lines()
@@ -212,12 +249,18 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
     assert_eq!((first.width, first.height), (1280, 800));
     std::thread::sleep(Duration::from_millis(500));
     let first = Shot::take(&display, &first_path);
-    assert!(distinct_colours(&first, area) > 8, "first screenshot is blank");
+    assert!(
+        distinct_colours(&first, area) > 8,
+        "first screenshot is blank"
+    );
 
     // Zoom in over the canvas centre, then drag.
     let cx = (area.x0 + area.x1) / 2;
     let cy = (area.y0 + area.y1) / 2;
-    run(&display, &["xdotool", "mousemove", &cx.to_string(), &cy.to_string()]);
+    run(
+        &display,
+        &["xdotool", "mousemove", &cx.to_string(), &cy.to_string()],
+    );
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..4 {
         run(&display, &["xdotool", "click", "4"]);
@@ -230,7 +273,10 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
     for k in 1..=6 {
         let x = cx + 25 * k;
         let y = cy + 12 * k;
-        run(&display, &["xdotool", "mousemove", &x.to_string(), &y.to_string()]);
+        run(
+            &display,
+            &["xdotool", "mousemove", &x.to_string(), &y.to_string()],
+        );
         std::thread::sleep(Duration::from_millis(60));
     }
     run(&display, &["xdotool", "mouseup", "1"]);
@@ -243,9 +289,20 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         drag_change * 100.0,
         out_dir.display()
     );
-    assert!(zoom_change > 0.02, "wheel did not change the view ({:.3} %)", zoom_change * 100.0);
-    assert!(drag_change > 0.02, "drag did not change the view ({:.3} %)", drag_change * 100.0);
+    assert!(
+        zoom_change > 0.02,
+        "wheel did not change the view ({:.3} %)",
+        zoom_change * 100.0
+    );
+    assert!(
+        drag_change > 0.02,
+        "drag did not change the view ({:.3} %)",
+        drag_change * 100.0
+    );
     if let Ok(Some(status)) = app.0.try_wait() {
-        panic!("modelmap exited during the test ({status}); log:\n{}", log_text());
+        panic!(
+            "modelmap exited during the test ({status}); log:\n{}",
+            log_text()
+        );
     }
 }

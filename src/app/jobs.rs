@@ -11,8 +11,8 @@
 //! Rejected: an async runtime (nothing here is I/O-multiplexed) and `rayon::spawn` for loads (a slow
 //! disk would park pool threads that layout and statistics need).
 
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// Shared progress of one job: the layout engine's type, so a layout job reports straight into
 /// the progress bar.

@@ -114,10 +114,13 @@ impl SearchIndex {
     fn push(&mut self, name: &str, target: Target) {
         self.starts.push(self.hay.len());
         // Newlines inside a name would split it; they cannot be searched for anyway.
-        self.hay.extend(
-            name.bytes()
-                .map(|b| if b == b'\n' { b' ' } else { b.to_ascii_lowercase() }),
-        );
+        self.hay.extend(name.bytes().map(|b| {
+            if b == b'\n' {
+                b' '
+            } else {
+                b.to_ascii_lowercase()
+            }
+        }));
         self.hay.push(b'\n');
         self.targets.push(target);
     }
@@ -171,9 +174,8 @@ impl SearchIndex {
         if text.starts_with(needle) {
             return 1;
         }
-        let after_sep = memchr::memmem::find_iter(text, needle).any(|p| {
-            p > 0 && matches!(text.get(p - 1), Some(b'/' | b'.' | b'_' | b':' | b'-'))
-        });
+        let after_sep = memchr::memmem::find_iter(text, needle)
+            .any(|p| p > 0 && matches!(text.get(p - 1), Some(b'/' | b'.' | b'_' | b':' | b'-')));
         if after_sep { 2 } else { 3 }
     }
 }

@@ -327,10 +327,7 @@ impl ModelView {
 
     /// The innermost cluster holding `node` below the root, if any.
     pub fn innermost_cluster(&self, node: NodeId) -> Option<ClusterId> {
-        self.scene
-            .cluster_chain(node)
-            .into_iter()
-            .find(|&c| c != 0)
+        self.scene.cluster_chain(node).into_iter().find(|&c| c != 0)
     }
 
     /// What lies under a screen point (in the last drawn frame).
@@ -383,7 +380,10 @@ impl ModelView {
 
     /// The group path of the selection (root left out), outermost first, for the breadcrumb.
     pub fn breadcrumb(&self) -> Vec<(GroupId, String)> {
-        let Some(node) = self.selected.and_then(|n| self.model.graph.nodes.get(n as usize)) else {
+        let Some(node) = self
+            .selected
+            .and_then(|n| self.model.graph.nodes.get(n as usize))
+        else {
             return Vec::new();
         };
         let mut chain: Vec<(GroupId, String)> = self
@@ -458,7 +458,7 @@ pub enum Command {
     FitAll,
     /// `Z`: zoom to the selection.
     ZoomToSelection,
-    /// Arrow keys: pan by a fixed number of pixels in the given direction (the view moves that way).
+    /// Arrow keys: look a fixed number of pixels further in the direction (`Pan(-1, 0)` = left).
     Pan(i8, i8),
     /// `PageUp` / `Ctrl +`: zoom in about the centre.
     ZoomIn,
@@ -552,13 +552,15 @@ impl AppState {
         let title = title_of(&path);
         let id = self.next_tab;
         let p = path.clone();
-        let job = self.jobs.spawn(format!("Loading {title}"), move |progress| {
-            progress.set("reading and decoding", 0.1);
-            let result = crate::load::open(&p)
-                .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
-                .map_err(|e| e.to_string());
-            JobOutput::Loaded { tab: id, result }
-        });
+        let job = self
+            .jobs
+            .spawn(format!("Loading {title}"), move |progress| {
+                progress.set("reading and decoding", 0.1);
+                let result = crate::load::open(&p)
+                    .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
+                    .map_err(|e| e.to_string());
+                JobOutput::Loaded { tab: id, result }
+            });
         self.new_tab(title, path, TabContent::Loading { job })
     }
 
@@ -791,7 +793,7 @@ impl AppState {
                 match cmd {
                     Command::FitAll => v.fit_all(now_s),
                     Command::ZoomToSelection => v.zoom_to_selection(now_s),
-                    // The view moves in the arrow's direction: the camera goes the other way.
+                    // The camera looks further that way: the world slides the other way on screen.
                     Command::Pan(dx, dy) => {
                         v.pan(-DVec2::new(f64::from(dx), f64::from(dy)) * KEY_PAN_PX)
                     }
@@ -802,7 +804,10 @@ impl AppState {
                             v.set_cluster_open(c, true);
                         } else {
                             // Release hand-closed clusters around the selection.
-                            let chain = v.selected.map(|n| v.scene.cluster_chain(n)).unwrap_or_default();
+                            let chain = v
+                                .selected
+                                .map(|n| v.scene.cluster_chain(n))
+                                .unwrap_or_default();
                             v.expanded.reveal(&chain);
                         }
                     }
@@ -855,12 +860,18 @@ pub fn key_help() -> &'static [(&'static str, &'static str)] {
         ("F, double-click empty space", "fit the whole model"),
         ("Z", "zoom to the selection"),
         ("Click", "select a node (inspector on the right)"),
-        ("Double-click a closed cluster, +", "open it (stays open at any zoom)"),
+        (
+            "Double-click a closed cluster, +",
+            "open it (stays open at any zoom)",
+        ),
         ("Double-click a node, -", "close the cluster holding it"),
         ("Ctrl F, /", "search names, op types, tensor names"),
         ("Enter (in search)", "fly to the first result"),
         ("Esc", "close overlay, then clear selection"),
-        ("Ctrl O", "open a file by path (or drop files on the window)"),
+        (
+            "Ctrl O",
+            "open a file by path (or drop files on the window)",
+        ),
         ("Ctrl Tab, Ctrl W", "next tab, close tab"),
         ("?", "this help"),
     ]

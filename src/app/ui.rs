@@ -90,10 +90,10 @@ fn keyboard(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
         let keys = [
             (Key::F, Command::FitAll),
             (Key::Z, Command::ZoomToSelection),
-            (Key::ArrowLeft, Command::Pan(1, 0)),
-            (Key::ArrowRight, Command::Pan(-1, 0)),
-            (Key::ArrowUp, Command::Pan(0, 1)),
-            (Key::ArrowDown, Command::Pan(0, -1)),
+            (Key::ArrowLeft, Command::Pan(-1, 0)),
+            (Key::ArrowRight, Command::Pan(1, 0)),
+            (Key::ArrowUp, Command::Pan(0, -1)),
+            (Key::ArrowDown, Command::Pan(0, 1)),
             (Key::PageUp, Command::ZoomIn),
             (Key::PageDown, Command::ZoomOut),
         ];
@@ -196,8 +196,11 @@ fn breadcrumb_ui(ui: &mut egui::Ui, app: &mut AppState) {
     };
     let crumbs = v.breadcrumb();
     ui.horizontal(|ui| {
-        ui.weak("📂");
-        if ui.link("model").clicked() {
+        if ui
+            .link("whole model")
+            .on_hover_text("fit all (F)")
+            .clicked()
+        {
             v.fit_all(now);
         }
         for (g, name) in crumbs {
@@ -259,7 +262,10 @@ fn status_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &UiCache) {
                 ui.label(m);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.weak(format!("{} · {:.1} ms", cache.adapter_label, cache.last_frame_ms));
+                ui.weak(format!(
+                    "{} · {:.1} ms",
+                    cache.adapter_label, cache.last_frame_ms
+                ));
             });
         });
     });
@@ -321,11 +327,9 @@ fn search_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s: 
             let hits = v.search.results().to_vec();
             let row_h = ui.text_style_height(&egui::TextStyle::Body) + 4.0;
             let mut go: Option<Target> = None;
-            egui::ScrollArea::vertical().auto_shrink([false, false]).show_rows(
-                ui,
-                row_h,
-                hits.len(),
-                |ui, range| {
+            egui::ScrollArea::vertical()
+                .auto_shrink([false, false])
+                .show_rows(ui, row_h, hits.len(), |ui, range| {
                     for h in hits.get(range).unwrap_or(&[]) {
                         let text = hit_text(&v.model, h.target);
                         let selected = h.target.node().is_some() && h.target.node() == v.selected;
@@ -333,8 +337,7 @@ fn search_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s: 
                             go = Some(h.target);
                         }
                     }
-                },
-            );
+                });
             if let Some(t) = go {
                 v.go_to_target(t, now_s);
             }
@@ -420,9 +423,17 @@ fn model_summary_ui(ui: &mut egui::Ui, m: &Model) {
 fn value_line(m: &Model, v: u32) -> String {
     match m.graph.values.get(v as usize) {
         Some(val) => {
-            let dtype = val.dtype.map_or("?".to_string(), |d| d.to_string());
-            let shape = val.shape.as_deref().map_or("?".to_string(), format_shape);
-            format!("{}  {dtype} {shape}", val.name)
+            let dtype = val.dtype.map(|d| d.to_string());
+            let shape = val.shape.as_deref().map(format_shape);
+            match (dtype, shape) {
+                (None, None) => val.name.clone(),
+                (d, s) => format!(
+                    "{}  {} {}",
+                    val.name,
+                    d.unwrap_or_else(|| "?".into()),
+                    s.unwrap_or_else(|| "?".into())
+                ),
+            }
         }
         None => format!("value #{v}"),
     }
@@ -449,20 +460,24 @@ fn node_inspector_ui(ui: &mut egui::Ui, v: &mut ModelView, n: NodeId, now_s: f64
         egui::CollapsingHeader::new(format!("Attributes ({})", node.attributes.len()))
             .default_open(true)
             .show(ui, |ui| {
-                egui::Grid::new("attrs").num_columns(2).striped(true).show(ui, |ui| {
-                    for (k, a) in &node.attributes {
-                        ui.label(k);
-                        let text = match a {
-                            AttrValue::Tensor(t) => model
-                                .tensors
-                                .get(*t as usize)
-                                .map_or(a.to_string(), |x| format!("tensor {} {:?}", x.name, x.shape)),
-                            _ => a.to_string(),
-                        };
-                        ui.add(egui::Label::new(egui::RichText::new(text).monospace()).wrap());
-                        ui.end_row();
-                    }
-                });
+                egui::Grid::new("attrs")
+                    .num_columns(2)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for (k, a) in &node.attributes {
+                            ui.label(k);
+                            let text = match a {
+                                AttrValue::Tensor(t) => {
+                                    model.tensors.get(*t as usize).map_or(a.to_string(), |x| {
+                                        format!("tensor {} {:?}", x.name, x.shape)
+                                    })
+                                }
+                                _ => a.to_string(),
+                            };
+                            ui.add(egui::Label::new(egui::RichText::new(text).monospace()).wrap());
+                            ui.end_row();
+                        }
+                    });
             });
     }
     let (ins, outs) = v.neighbours(n);
@@ -484,19 +499,25 @@ fn node_inspector_ui(ui: &mut egui::Ui, v: &mut ModelView, n: NodeId, now_s: f64
             }
         });
     let mut go: Option<NodeId> = None;
-    egui::CollapsingHeader::new(format!("Connected nodes ({} in, {} out)", ins.len(), outs.len()))
-        .default_open(ins.len() + outs.len() <= 12)
-        .show(ui, |ui| {
-            for (arrow, list) in [("←", &ins), ("→", &outs)] {
-                for &x in list.iter().take(200) {
-                    if let Some(xn) = model.graph.nodes.get(x as usize)
-                        && ui.link(format!("{arrow} {} [{}]", xn.name, xn.op)).clicked()
-                    {
-                        go = Some(x);
-                    }
+    egui::CollapsingHeader::new(format!(
+        "Connected nodes ({} in, {} out)",
+        ins.len(),
+        outs.len()
+    ))
+    .default_open(ins.len() + outs.len() <= 12)
+    .show(ui, |ui| {
+        for (arrow, list) in [("in:", &ins), ("out:", &outs)] {
+            for &x in list.iter().take(200) {
+                if let Some(xn) = model.graph.nodes.get(x as usize)
+                    && ui
+                        .link(format!("{arrow} {} [{}]", xn.name, xn.op))
+                        .clicked()
+                {
+                    go = Some(x);
                 }
             }
-        });
+        }
+    });
     if let Some(x) = go {
         v.go_to_node(x, now_s);
     }
@@ -509,9 +530,7 @@ fn node_inspector_ui(ui: &mut egui::Ui, v: &mut ModelView, n: NodeId, now_s: f64
                         continue;
                     };
                     ui.monospace(&tensor.name);
-                    let size = tensor
-                        .expected_bytes()
-                        .map_or("?".to_string(), human_bytes);
+                    let size = tensor.expected_bytes().map_or("?".to_string(), human_bytes);
                     let state = match &tensor.data {
                         TensorData::Bytes(_) => String::new(),
                         TensorData::Missing => " · no data in file".to_string(),
@@ -561,11 +580,19 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
     }
     let ppp = ui.ctx().pixels_per_point();
     let response = ui.allocate_rect(rect, Sense::click_and_drag());
-    let viewport = DVec2::new(f64::from(rect.width() * ppp), f64::from(rect.height() * ppp));
+    let viewport = DVec2::new(
+        f64::from(rect.width() * ppp),
+        f64::from(rect.height() * ppp),
+    );
     if viewport != app.viewport {
         app.set_viewport(viewport);
     }
-    let to_px = |p: Pos2| DVec2::new(f64::from((p.x - rect.min.x) * ppp), f64::from((p.y - rect.min.y) * ppp));
+    let to_px = |p: Pos2| {
+        DVec2::new(
+            f64::from((p.x - rect.min.x) * ppp),
+            f64::from((p.y - rect.min.y) * ppp),
+        )
+    };
     let Some(v) = app.active_view_mut() else {
         return;
     };
@@ -620,8 +647,10 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
         0.0,
         Color32::from_rgba_unmultiplied(bg[0], bg[1], bg[2], bg[3]),
     );
-    ui.painter()
-        .add(egui_wgpu::Callback::new_paint_callback(rect, GraphPaint { camera, list }));
+    ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+        rect,
+        GraphPaint { camera, list },
+    ));
 
     // Tooltip.
     if let Some(h) = v.hovered {
@@ -648,11 +677,15 @@ fn hover_text(v: &ModelView, h: Picked) -> String {
             format!("{}\n{}\n{out}", node.name, node.op)
         }
         Picked::Cluster(c) => {
-            let Some(cl) = v.scene.laid().and_then(|s| s.layout.clusters.clusters.get(c as usize)) else {
+            let Some(cl) = v
+                .scene
+                .laid()
+                .and_then(|s| s.layout.clusters.clusters.get(c as usize))
+            else {
                 return String::new();
             };
             format!(
-                "{}\n{} nodes · {} parameters · mostly {}\ndouble-click or + to open",
+                "{}\n{} nodes · {} parameters · mostly {}\ndouble-click or + keeps it open, - closes it",
                 cl.label,
                 group_digits(cl.member_count),
                 group_digits(cl.param_count),
@@ -662,7 +695,13 @@ fn hover_text(v: &ModelView, h: Picked) -> String {
     }
 }
 
-fn minimap_ui(ui: &mut egui::Ui, v: &mut ModelView, cache: &mut UiCache, canvas: egui::Rect, now_s: f64) {
+fn minimap_ui(
+    ui: &mut egui::Ui,
+    v: &mut ModelView,
+    cache: &mut UiCache,
+    canvas: egui::Rect,
+    now_s: f64,
+) {
     let bounds = v.scene.bounds();
     if bounds.is_empty() {
         return;
@@ -680,7 +719,13 @@ fn minimap_ui(ui: &mut egui::Ui, v: &mut ModelView, cache: &mut UiCache, canvas:
         let density = v.scene.overview(w, h);
         let rgba: Vec<u8> = density
             .iter()
-            .flat_map(|&d| if d == 0 { [0, 0, 0, 0] } else { [70, 90, 140, d] })
+            .flat_map(|&d| {
+                if d == 0 {
+                    [0, 0, 0, 0]
+                } else {
+                    [70, 90, 140, d]
+                }
+            })
             .collect();
         let img = egui::ColorImage::from_rgba_unmultiplied([w, h], &rgba);
         let tex = ui
@@ -694,7 +739,11 @@ fn minimap_ui(ui: &mut egui::Ui, v: &mut ModelView, cache: &mut UiCache, canvas:
     let rect = egui::Rect::from_min_size(canvas.right_bottom() - size - Vec2::splat(12.0), size);
     let resp = ui.allocate_rect(rect, Sense::click_and_drag());
     let painter = ui.painter_at(rect.expand(2.0));
-    painter.rect_filled(rect.expand(2.0), 4.0, Color32::from_rgba_unmultiplied(255, 255, 255, 225));
+    painter.rect_filled(
+        rect.expand(2.0),
+        4.0,
+        Color32::from_rgba_unmultiplied(255, 255, 255, 225),
+    );
     painter.image(
         tex.id(),
         rect,
@@ -704,11 +753,19 @@ fn minimap_ui(ui: &mut egui::Ui, v: &mut ModelView, cache: &mut UiCache, canvas:
     // The viewport rectangle.
     let to_mini = |w: DVec2| {
         let t = (w - bounds.min) / bounds.size();
-        Pos2::new(rect.min.x + t.x as f32 * rect.width(), rect.min.y + t.y as f32 * rect.height())
+        Pos2::new(
+            rect.min.x + t.x as f32 * rect.width(),
+            rect.min.y + t.y as f32 * rect.height(),
+        )
     };
     let vis = v.camera.camera().visible_world();
     let vr = egui::Rect::from_two_pos(to_mini(vis.min), to_mini(vis.max)).intersect(rect);
-    painter.rect_stroke(vr, 0.0, Stroke::new(1.5, Color32::from_rgb(220, 80, 30)), egui::StrokeKind::Middle);
+    painter.rect_stroke(
+        vr,
+        0.0,
+        Stroke::new(1.5, Color32::from_rgb(220, 80, 30)),
+        egui::StrokeKind::Middle,
+    );
     painter.text(
         rect.left_top() + Vec2::new(4.0, 2.0),
         Align2::LEFT_TOP,
@@ -742,13 +799,16 @@ fn dialogs_ui(ctx: &egui::Context, app: &mut AppState) {
             .collapsible(false)
             .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
             .show(ctx, |ui| {
-                egui::Grid::new("keys").num_columns(2).striped(true).show(ui, |ui| {
-                    for (k, what) in key_help() {
-                        ui.strong(*k);
-                        ui.label(*what);
-                        ui.end_row();
-                    }
-                });
+                egui::Grid::new("keys")
+                    .num_columns(2)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for (k, what) in key_help() {
+                            ui.strong(*k);
+                            ui.label(*what);
+                            ui.end_row();
+                        }
+                    });
             });
         app.show_help &= open;
     }

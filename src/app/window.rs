@@ -112,9 +112,10 @@ impl WindowApp {
                 .create_window(attrs)
                 .map_err(|e| AppError::Window(e.to_string()))?,
         );
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
-            Box::new(event_loop.owned_display_handle()),
-        ));
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_with_display_handle_from_env(
+                Box::new(event_loop.owned_display_handle()),
+            ));
         let surface = instance
             .create_surface(window.clone())
             .map_err(|e| AppError::Gpu(format!("cannot create a surface for the window: {e}")))?;
@@ -194,7 +195,8 @@ impl WindowApp {
     /// Draws one frame; returns whether the model (not just the UI) was on it.
     fn redraw(&mut self, event_loop: &ActiveEventLoop) -> bool {
         let frame_start = Instant::now();
-        let (Some(window), Some(egui_state)) = (self.window.clone(), self.egui_state.as_mut()) else {
+        let (Some(window), Some(egui_state)) = (self.window.clone(), self.egui_state.as_mut())
+        else {
             return false;
         };
         let now_s = self.start.elapsed().as_secs_f64();
@@ -204,7 +206,7 @@ impl WindowApp {
         let state = &mut self.state;
         let cache = &mut self.cache;
         let mut quit = false;
-        let out = self.egui_ctx.run_ui(raw, |ui| {
+        let mut out = self.egui_ctx.run_ui(raw, |ui| {
             quit |= frame_ui(ui, state, cache, now_s).quit;
         });
         if quit {
@@ -227,8 +229,21 @@ impl WindowApp {
             None
         };
         let Some(gpu) = &mut self.gpu else {
+            out.textures_delta.clear();
             return false;
         };
+        // Texture uploads happen whether or not a frame can be presented: egui assumes they did.
+        let ppp = out.pixels_per_point;
+        let primitives = self
+            .egui_ctx
+            .tessellate(std::mem::take(&mut out.shapes), ppp);
+        for (id, deltas) in out.textures_delta.set.drain() {
+            for delta in &deltas {
+                gpu.egui_renderer
+                    .update_texture(&gpu.device, &gpu.queue, id, delta);
+            }
+        }
+        let free: Vec<egui::TextureId> = out.textures_delta.free.drain().collect();
         let frame = match gpu.surface.get_current_texture() {
             wgpu::CurrentSurfaceTexture::Success(f) => f,
             wgpu::CurrentSurfaceTexture::Suboptimal(f) => {
@@ -240,30 +255,30 @@ impl WindowApp {
                 gpu.config.width = size.width.max(1);
                 gpu.config.height = size.height.max(1);
                 gpu.surface.configure(&gpu.device, &gpu.config);
+                for id in &free {
+                    gpu.egui_renderer.free_texture(id);
+                }
                 self.repaint_at = Some(Instant::now());
                 return false;
             }
             other => {
                 log::warn!("window: no frame this time ({other:?})");
+                for id in &free {
+                    gpu.egui_renderer.free_texture(id);
+                }
                 self.repaint_at = Some(Instant::now() + Duration::from_millis(50));
                 return false;
             }
         };
-        let ppp = out.pixels_per_point;
         let screen = egui_wgpu::ScreenDescriptor {
             size_in_pixels: [gpu.config.width, gpu.config.height],
             pixels_per_point: ppp,
         };
-        let primitives = self.egui_ctx.tessellate(out.shapes, ppp);
-        for (id, deltas) in &out.textures_delta.set {
-            for delta in deltas {
-                gpu.egui_renderer
-                    .update_texture(&gpu.device, &gpu.queue, *id, delta);
-            }
-        }
         let mut encoder = gpu
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("frame"),
+            });
         let user_buffers = gpu.egui_renderer.update_buffers(
             &gpu.device,
             &gpu.queue,
@@ -301,7 +316,7 @@ impl WindowApp {
         }
         gpu.queue
             .submit(user_buffers.into_iter().chain([encoder.finish()]));
-        for id in &out.textures_delta.free {
+        for id in &free {
             gpu.egui_renderer.free_texture(id);
         }
         window.pre_present_notify();
@@ -339,7 +354,10 @@ impl WindowApp {
             .map(|t| t.source.display().to_string())
             .collect::<Vec<_>>()
             .join(", ");
-        println!("first_model_frame_ms={t:.1} files={what} adapter={}", self.cache.adapter_label);
+        println!(
+            "first_model_frame_ms={t:.1} files={what} adapter={}",
+            self.cache.adapter_label
+        );
         event_loop.exit();
     }
 }
