@@ -1,6 +1,11 @@
 //! The viewer's logic without a window: camera interaction, selection and highlighting, search,
 //! expand/collapse, tabs, background loading and layout, error tabs.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on broken fixtures by design"
+)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,11 @@
 //! `MODELMAP_SKIP_GPU_TESTS=1` to skip it on a machine that cannot run it. Screenshots are kept in
 //! the target's test tmp dir (`e2e_window/*.png`) to look at.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on broken fixtures by design"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
