@@ -12,7 +12,7 @@ const FLAG_HIGHLIGHT: u32 = 128u;
 // Keep in sync with `CURVE_SEGMENTS` in src/render/edges.rs.
 const CURVE_SEGMENTS: u32 = 24u;
 // Screen length of one curve segment, pixels.
-const CURVE_SEGMENT_PX: f32 = 6.0;
+const CURVE_SEGMENT_PX: f32 = 10.0;
 // Width to fixed point (keep in sync with `WIDTH_SCALE` in src/render/edges.rs).
 const WIDTH_SCALE: f32 = 32.0;
 
@@ -64,6 +64,12 @@ fn arrow_len(half_w: f32) -> f32 {
     return max(9.0, 8.0 * half_w);
 }
 
+// Arrowheads only on edges long enough on screen to show one (at overview zoom they are noise and
+// cost two triangles each).
+fn has_arrow(e: EdgeInstance, screen_len: f32, half_w: f32) -> bool {
+    return ((e.packed >> 16u) & FLAG_ARROW) != 0u && screen_len >= arrow_len(half_w) * 2.0;
+}
+
 fn safe_normalize(v: vec2<f32>, fallback: vec2<f32>) -> vec2<f32> {
     let l = length(v);
     if l < 1e-4 {
@@ -92,9 +98,9 @@ fn end_direction(e: EdgeInstance, a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 fn endpoints(e: EdgeInstance, half_w: f32) -> Cubic {
     let a = screen_from_rel(e.from_pos);
     var b = screen_from_rel(e.to_pos);
-    if ((e.packed >> 16u) & FLAG_ARROW) != 0u {
+    if has_arrow(e, length(b - a), half_w) {
         let dir = end_direction(e, a, b);
-        b = b - dir * min(arrow_len(half_w) * 0.8, length(b - a));
+        b = b - dir * arrow_len(half_w) * 0.8;
     }
     var c: Cubic;
     c.p0 = a;
@@ -145,7 +151,13 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     var out: EdgeVarying;
     out.color = style.color;
     out.shape = vec3<f32>(style.half_w, 0.0, 0.0);
-    if segment >= segments {
+    // Off-screen curves (their control hull misses the viewport) collapse too: degenerate
+    // triangles are dropped before clipping, which matters for long curves at deep zoom.
+    let pad = vec2<f32>(style.half_w + 1.0);
+    let lo = min(min(c.p0, c.p1), min(c.p2, c.p3)) - pad;
+    let hi = max(max(c.p0, c.p1), max(c.p2, c.p3)) + pad;
+    let visible = all(hi >= vec2<f32>(0.0)) && all(lo <= globals.viewport);
+    if segment >= segments || !visible {
         // Collapsed: every vertex at the same point, nothing rasterized.
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
@@ -173,11 +185,18 @@ fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let dir = end_direction(e, a, tip);
     let normal = vec2<f32>(-dir.y, dir.x);
     let len = arrow_len(style.half_w);
+    var out: EdgeVarying;
+    if !has_arrow(e, length(tip - a), style.half_w) {
+        out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
+        out.dist = vec2<f32>(0.0);
+        out.color = vec4<f32>(0.0);
+        out.shape = vec3<f32>(0.0, 0.0, 1.0);
+        return out;
+    }
     let corner = quad_corner(vertex_index);
     // Arrow-local frame: x along (tip at 0, base at -len), y across.
     let along = select(-len - 1.0, 1.0, corner.x > 0.0);
     let across = corner.y * (len * 0.45 + 1.0);
-    var out: EdgeVarying;
     out.position = clip_from_screen(tip + dir * along + normal * across);
     out.dist = vec2<f32>(across, along);
     out.color = style.arrow_color;

@@ -11,8 +11,11 @@ const FLAG_HIGHLIGHT: u32 = 128u;
 // Keep in sync with `SHAPE_CIRCLE` in src/render/nodes.rs.
 const SHAPE_CIRCLE: u32 = 1u;
 
-// Pixels outside the shape the quad covers: the selection ring plus anti-aliasing.
-const OUTSET_PX: f32 = 5.0;
+// Pixels outside the shape the quad covers: anti-aliasing, plus the ring of a selected, hovered
+// or highlighted node. Kept tight: at overview zoom nodes are a few pixels and the quad's area is
+// the fill cost.
+const OUTSET_PX: f32 = 1.0;
+const RING_OUTSET_PX: f32 = 5.0;
 
 // Keep in sync with `NodeInstance` in src/render/nodes.rs (24 bytes).
 struct NodeInstance {
@@ -37,7 +40,9 @@ fn vs_node(@builtin(vertex_index) vertex_index: u32, node: NodeInstance) -> Node
     // Never smaller than a pixel, so far-zoomed nodes stay visible as dots.
     let half_px = max(node.half_size * globals.zoom, vec2<f32>(0.5));
     let corner = quad_corner(vertex_index);
-    let local = corner * (half_px + vec2<f32>(OUTSET_PX));
+    let ringed = (node.packed & (FLAG_SELECTED | FLAG_HOVERED | FLAG_HIGHLIGHT)) != 0u;
+    let outset = select(OUTSET_PX, RING_OUTSET_PX, ringed);
+    let local = corner * (half_px + vec2<f32>(outset));
     var out: NodeVarying;
     out.position = clip_from_screen(screen_from_rel(node.center) + local);
     out.local_px = local;

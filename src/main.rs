@@ -55,7 +55,14 @@ enum Command {
         /// Replace names with stable hashes so the picture can be shared.
         #[arg(long)]
         redact: bool,
+        /// Render this tensor's heatmap instead of the structure.
+        #[arg(long)]
+        tensor: Option<String>,
     },
+    /// Per-tensor statistics: mean, std, min, max, abs-max, L2, sparsity, NaN/Inf, histogram.
+    Stats(modelmap::stats::cli::StatsArgs),
+    /// Training curves from TensorBoard event files and CSV/JSONL logs, to PNG or JSON.
+    Curves(modelmap::training::CurvesArgs),
     /// Benchmarks (numbers for README).
     Bench {
         #[command(subcommand)]
@@ -72,6 +79,45 @@ enum Command {
 enum BenchCommand {
     /// Open a 1.26 B-parameter sharded checkpoint and a 54 k-node ONNX file, against Python's onnx.load.
     Load(modelmap::bench::load::LoadBenchArgs),
+    /// Lay out a synthetic graph and print time and readability metrics.
+    Layout {
+        /// Nodes.
+        #[arg(long, default_value_t = 50_000)]
+        nodes: usize,
+        /// Edges (default: twice the nodes; model graphs have their own).
+        #[arg(long)]
+        edges: Option<usize>,
+        /// Synthetic graph: dag, random or model.
+        #[arg(long)]
+        kind: Option<modelmap::bench::layout::SynthKind>,
+        /// dataflow or force.
+        #[arg(long, default_value = "dataflow")]
+        layout: modelmap::bench::layout::BenchLayout,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Thread counts to time, e.g. 1,2.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Also measure stress on a sample.
+        #[arg(long)]
+        stress: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw a scripted camera path over a synthetic scene; frame times, GPU time, memory.
+    Render(modelmap::bench::render::RenderBenchArgs),
+    /// Statistics throughput over a bf16 checkpoint against the memory-read ceiling (and torch).
+    Stats {
+        #[command(flatten)]
+        args: modelmap::bench::stats::StatsBenchArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// TensorBoard event parsing throughput against TensorBoard's EventAccumulator.
+    Tfevents(modelmap::bench::tfevents::TfeventsBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,9 +148,15 @@ fn main() -> anyhow::Result<()> {
             layout,
             focus,
             redact,
+            tensor,
         }) => {
             let model =
                 load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            if let Some(name) = tensor {
+                let msg = modelmap::scene::render_tensor_png(&model, &name, width, height, &out)?;
+                println!("{msg}");
+                return Ok(());
+            }
             let opts = modelmap::scene::RenderOptions {
                 width,
                 height,
@@ -115,7 +167,59 @@ fn main() -> anyhow::Result<()> {
             let msg = modelmap::scene::render_model_png(std::sync::Arc::new(model), &opts, &out)?;
             println!("{msg}");
         }
+        Some(Command::Stats(args)) => {
+            let model = load::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file.display()))?;
+            print!("{}", modelmap::stats::cli::run(&model, &args)?);
+        }
+        Some(Command::Curves(args)) => modelmap::training::run_curves(&args)?,
         Some(Command::Bench { what }) => match what {
+            BenchCommand::Layout {
+                nodes,
+                edges,
+                kind,
+                layout,
+                seed,
+                threads,
+                stress,
+                json,
+            } => {
+                let args = modelmap::bench::layout::LayoutBenchArgs {
+                    nodes,
+                    edges,
+                    kind,
+                    layout,
+                    seed,
+                    threads,
+                    stress,
+                };
+                let report = modelmap::bench::layout::run(&args)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!("{}", report.summary());
+                }
+            }
+            BenchCommand::Render(args) => {
+                let r = modelmap::bench::render::run(&args)?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    print!("{}", modelmap::bench::render::report(&r));
+                }
+            }
+            BenchCommand::Stats { args, json } => {
+                let r = modelmap::bench::stats::run(&args)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+            }
+            BenchCommand::Tfevents(args) => {
+                // Prints its own report (text, or JSON with --json).
+                modelmap::bench::tfevents::run(&args)?;
+            }
             BenchCommand::Load(args) => {
                 let results = modelmap::bench::load::run(&args).map_err(anyhow::Error::msg)?;
                 if args.json {

@@ -36,6 +36,9 @@ pub enum SceneError {
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// Statistics or tiles of a tensor could not be computed.
+    #[error("{0}")]
+    Stats(String),
     /// `--focus` named nothing in the model.
     #[error("{model}: nothing named {name:?} (no group path, node or tensor of that name)")]
     NotFound {
@@ -217,5 +220,114 @@ pub fn render_model_png(
         t_layout.as_secs_f64() * 1e3,
         scene.lod.stats.nodes_drawn + scene.lod.stats.clusters_drawn,
         scene.lod.stats.edges_drawn,
+    ))
+}
+
+/// Heatmap tiles of a tensor laid over a world rectangle, at the pyramid level the camera needs:
+/// a texel never covers less than about one pixel, and only tiles inside the view are built.
+///
+/// The tensor's `cols × rows` matrix view is stretched over `target`; each returned item is one
+/// 256×256 tile (or smaller at the edges) from `cache`, keyed so the renderer uploads it once.
+pub fn heatmap_items(
+    tensor: &crate::model::Tensor,
+    cache: &crate::stats::heatmap::TileCache,
+    target: Rect,
+    camera: &Camera,
+    origin: DVec2,
+    range: (f32, f32),
+    colormap: crate::lod::ColorMap,
+) -> Result<Vec<crate::lod::HeatmapItem>, crate::stats::StatsError> {
+    use crate::stats::heatmap::{Agg, HeatmapView, TILE};
+    let view = HeatmapView::for_tensor(tensor);
+    if view.rows == 0 || view.cols == 0 || target.is_empty() {
+        return Ok(Vec::new());
+    }
+    let size = target.size();
+    // Pixels per value along each axis; the level halves resolution until a texel is >= ~1 px.
+    let px_x = size.x * camera.zoom / view.cols as f64;
+    let px_y = size.y * camera.zoom / view.rows as f64;
+    let px = px_x.min(px_y).max(1e-12);
+    let mut level = if px >= 1.0 { 0 } else { (1.0 / px).log2().floor() as u32 };
+    level = level.min(view.levels().saturating_sub(1));
+    let visible = camera.visible_world();
+    let Some(clip) = intersect(&visible, &target) else { return Ok(Vec::new()) };
+    // Visible range in value coordinates, then in tiles of this level.
+    let to_col = |x: f64| ((x - target.min.x) / size.x * view.cols as f64).clamp(0.0, view.cols as f64);
+    let to_row = |y: f64| ((y - target.min.y) / size.y * view.rows as f64).clamp(0.0, view.rows as f64);
+    let span = TILE as f64 * (1u64 << level.min(62)) as f64;
+    let tx0 = (to_col(clip.min.x) / span).floor() as u64;
+    let tx1 = (to_col(clip.max.x) / span).ceil() as u64;
+    let ty0 = (to_row(clip.min.y) / span).floor() as u64;
+    let ty1 = (to_row(clip.max.y) / span).ceil() as u64;
+    let (ntx, nty) = view.tiles(level);
+    let mut out = Vec::new();
+    for ty in ty0..ty1.min(nty) {
+        for tx in tx0..tx1.min(ntx) {
+            let tile = cache.get_or_build(tensor, &view, level, tx, ty, Agg::Mean)?;
+            let key = crate::stats::heatmap::TileKey {
+                tensor: tensor.name.clone(),
+                data_addr: tensor.bytes().map_or(0, |b| b.as_ptr() as usize),
+                view,
+                level,
+                tx,
+                ty,
+                agg: Agg::Mean,
+            }
+            .hash64();
+            let wx = |c: u64| target.min.x + c as f64 / view.cols as f64 * size.x;
+            let wy = |r: u64| target.min.y + r as f64 / view.rows as f64 * size.y;
+            out.push(crate::lod::HeatmapItem {
+                key,
+                min: (DVec2::new(wx(tile.col0), wy(tile.row0)) - origin).as_vec2(),
+                max: (DVec2::new(wx(tile.col1), wy(tile.row1)) - origin).as_vec2(),
+                width: tile.width,
+                height: tile.height,
+                values: tile.values.clone(),
+                lo: range.0,
+                hi: range.1,
+                colormap,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn intersect(a: &Rect, b: &Rect) -> Option<Rect> {
+    let r = Rect::new(a.min.max(b.min), a.max.min(b.max));
+    (!r.is_empty()).then_some(r)
+}
+
+/// The world rectangle a tensor occupies in the tensor view: one world unit per value.
+pub fn tensor_rect(tensor: &crate::model::Tensor) -> Rect {
+    let v = crate::stats::heatmap::HeatmapView::for_tensor(tensor);
+    Rect::new(DVec2::ZERO, DVec2::new(v.cols as f64, v.rows as f64))
+}
+
+/// `modelmap render --tensor NAME`: one tensor's heatmap, fit to the picture, diverging colours
+/// centred on zero with a symmetric 1% percentile clip.
+pub fn render_tensor_png(model: &Model, name: &str, width: u32, height: u32, out: &Path) -> Result<String, SceneError> {
+    use crate::stats::heatmap::{color_range, Clip, TileCache};
+    let not_found = || SceneError::NotFound { model: model.source.display().to_string(), name: name.to_string() };
+    let tensor = model.tensor(name).ok_or_else(not_found)?;
+    let stats = crate::stats::tensor_stats(tensor).map_err(|e| SceneError::Stats(e.to_string()))?;
+    let range = color_range(&stats, Clip::SymmetricPercentile(0.01));
+    let rect = tensor_rect(tensor);
+    let mut camera = Camera::new(DVec2::new(width as f64, height as f64));
+    camera.fit(rect, 8.0);
+    let cache = TileCache::new(512 << 20);
+    let mut list = crate::lod::DrawList::new(rect.center());
+    list.heatmaps = heatmap_items(tensor, &cache, rect, &camera, list.origin, range, crate::lod::ColorMap::Diverging)
+        .map_err(|e| SceneError::Stats(e.to_string()))?;
+    let ctx = RenderContext::headless()?;
+    let img = render::render_to_rgba(&ctx, &list, &camera, width, height)?;
+    render::save_png(&img, out)?;
+    Ok(format!(
+        "wrote {} ({} {:?}, {} tiles, colour range {:.3e}..{:.3e})",
+        out.display(),
+        tensor.dtype,
+        tensor.shape,
+        list.heatmaps.len(),
+        range.0,
+        range.1
     ))
 }

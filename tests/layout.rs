@@ -1,5 +1,10 @@
 //! Layout engine: quality, robustness and cluster-tree invariants on synthetic and real graphs.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions may unwrap too"
+)]
+
 use std::time::Instant;
 
 use modelmap::bench::synth;
@@ -64,7 +69,8 @@ fn check_tree(t: &ClusterTree, g: &Graph) {
             let kb = t.clusters[k as usize].bbox;
             assert!(
                 c.bbox.min.x <= kb.min.x + 1e-6 && c.bbox.max.y >= kb.max.y - 1e-6,
-                "box of {k} inside {ci}"
+                "box of {k} {kb:?} inside {ci} {:?}",
+                c.bbox
             );
         }
     }
@@ -470,7 +476,15 @@ fn force_handles_components_and_isolated_nodes() {
 /// Runs both layouts on every model of the shared corpus (skips when the corpus is absent).
 #[test]
 fn corpus_models_lay_out() {
-    let dir = std::env::var("MODELMAP_CORPUS").unwrap_or_else(|_| "../shared/corpus".to_string());
+    // `../shared/corpus` from the main checkout; `../../shared/corpus` from a worktree under wt/.
+    let dir = std::env::var("MODELMAP_CORPUS").unwrap_or_else(|_| {
+        let near = "../shared/corpus";
+        if std::path::Path::new(near).exists() {
+            near.to_string()
+        } else {
+            "../../shared/corpus".to_string()
+        }
+    });
     let dir = std::path::Path::new(&dir);
     if !dir.exists() {
         eprintln!("corpus not found at {}: skipped", dir.display());
@@ -480,7 +494,62 @@ fn corpus_models_lay_out() {
 }
 
 mod corpus {
-    pub fn run(_dir: &std::path::Path) {}
+    use super::*;
+
+    pub fn run(dir: &std::path::Path) {
+        let facts: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("facts.json")).unwrap())
+                .unwrap();
+        let mut done = 0;
+        for f in facts["files"].as_array().unwrap() {
+            let format = f["format"].as_str().unwrap_or("");
+            if !["onnx", "gguf", "safetensors", "json-layers"].contains(&format) {
+                continue;
+            }
+            let path = dir.join(f["path"].as_str().unwrap());
+            let model = modelmap::load::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            let t0 = Instant::now();
+            let g = &model.graph;
+            let opts = DataflowOptions {
+                node_params: graph::node_param_counts(&model),
+                ..DataflowOptions::default()
+            };
+            let l = layout::dataflow(g, &model.hierarchy, &opts, &Progress::new()).unwrap();
+            let td = t0.elapsed().as_secs_f64();
+            let m = metrics(&l, g);
+            assert_eq!(m.overlaps, 0, "{}", path.display());
+            assert_eq!(m.upward_edges, 0, "{}", path.display());
+            check_tree(&l.clusters, g);
+            assert_eq!(
+                l.clusters.clusters[0].param_count,
+                opts.node_params.iter().sum::<u64>(),
+                "{}",
+                path.display()
+            );
+            let t1 = Instant::now();
+            let fo = ForceOptions {
+                iterations: 20,
+                coarse_iterations: 60,
+                ..ForceOptions::default()
+            };
+            let fl = layout::force(g, &fo, &Progress::new()).unwrap();
+            assert!(fl.nodes.iter().all(|n| n.center.is_finite()));
+            check_tree(&fl.clusters, g);
+            eprintln!(
+                "{}: dataflow {td:.2} s, +metrics {:.2} s, force {:.2} s; {} nodes, {} edges, {} groups, crossings {}, warnings {:?}",
+                path.display(),
+                (t1 - t0).as_secs_f64(),
+                t1.elapsed().as_secs_f64(),
+                g.nodes.len(),
+                g.edges.len(),
+                model.hierarchy.groups.len(),
+                m.crossings,
+                l.warnings
+            );
+            done += 1;
+        }
+        assert!(done >= 14, "only {done} corpus models laid out");
+    }
 }
 
 /// Writes SVG pictures of a few layouts under `docs/layout/` (run by hand:
@@ -517,10 +586,37 @@ fn write_pictures() {
     let (g, _) = synth::random(4000, 8000, 1);
     let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
     std::fs::write(out.join("random_force.svg"), layout_svg(&l, &g, 0)).unwrap();
-    let (g, h) = synth::model_like(3, 1);
+    let (g, _) = synth::model_like(3, 1);
     let l = layout::force(&g, &ForceOptions::default(), &Progress::new()).unwrap();
-    let _ = h;
     std::fs::write(out.join("model_like_force.svg"), layout_svg(&l, &g, 0)).unwrap();
+    let corpus =
+        std::env::var("MODELMAP_CORPUS").unwrap_or_else(|_| "../shared/corpus".to_string());
+    for (file, name) in [
+        ("generated/llama_tiny_4l.onnx", "llama_tiny_4l"),
+        ("real/onnx_light/light_inception_v1.onnx", "inception_v1"),
+    ] {
+        let Ok(model) = modelmap::load::open(&std::path::Path::new(&corpus).join(file)) else {
+            continue;
+        };
+        let l = layout::dataflow(
+            &model.graph,
+            &model.hierarchy,
+            &DataflowOptions::default(),
+            &Progress::new(),
+        )
+        .unwrap();
+        std::fs::write(
+            out.join(format!("{name}_dataflow.svg")),
+            layout_svg(&l, &model.graph, 5000),
+        )
+        .unwrap();
+        let l = layout::force(&model.graph, &ForceOptions::default(), &Progress::new()).unwrap();
+        std::fs::write(
+            out.join(format!("{name}_force.svg")),
+            layout_svg(&l, &model.graph, 0),
+        )
+        .unwrap();
+    }
 }
 
 /// Prints `bench layout` summaries at moderate sizes (debug build: indicative only).
@@ -598,4 +694,30 @@ fn force_stage_timings() {
     let t = Instant::now();
     tree.aggregate_edges(&edges);
     println!("aggregate {:.3}", t.elapsed().as_secs_f64());
+}
+
+/// Per-level timing of the force layout (debug build: indicative only).
+#[test]
+#[ignore = "timing printout; run by hand"]
+fn force_level_timings() {
+    let n: usize = std::env::var("BENCH_NODES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000);
+    let (g, _) = synth::random(n, 2 * n, 1);
+    let t = Instant::now();
+    let l = layout::force_with_levels(&g, &ForceOptions::default(), &Progress::new(), &mut |s| {
+        println!(
+            "level {} ({} nodes) done at {:.3} s",
+            s.level,
+            s.positions.len(),
+            s.elapsed.as_secs_f64()
+        );
+    })
+    .unwrap();
+    println!(
+        "total {:.3} s, {} clusters",
+        t.elapsed().as_secs_f64(),
+        l.clusters.clusters.len()
+    );
 }

@@ -4,6 +4,11 @@
 //! and `<name>.diff.png` beside the reference (git-ignored); `UPDATE_SNAPSHOTS=1` rewrites the
 //! references. No adapter is a loud failure unless `MODELMAP_SKIP_GPU_TESTS=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -615,4 +620,18 @@ fn bad_sizes_are_errors() {
     let cam = camera(DVec2::ZERO, 1.0, 1, 1);
     assert!(modelmap::render::render_to_rgba(ctx, &list, &cam, 0, 10).is_err());
     assert!(modelmap::render::render_to_rgba(ctx, &list, &cam, 100_000, 100_000).is_err());
+}
+
+#[test]
+fn export_png_fits_and_round_trips() {
+    let Some(ctx) = ctx() else { return };
+    let list = small_graph(0);
+    let bounds = modelmap::view::Rect::new(DVec2::new(40.0, 14.0), DVec2::new(120.0, 146.0));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("graph.png");
+    let img = modelmap::render::export_png(ctx, &list, bounds, 90, 120, &path).unwrap();
+    assert_eq!(load_png(&path).unwrap(), img);
+    // Fitted: the selected node's orange ring is inside the picture, corners are background.
+    assert!(img.pixels.chunks_exact(4).any(|p| p[0] > 200 && p[2] < 60));
+    assert_eq!(img.pixel(0, 119).unwrap(), list.background);
 }

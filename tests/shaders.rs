@@ -1,5 +1,10 @@
 //! Every WGSL file, loaded through the renderer's own loader, parses and validates with naga.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
 use modelmap::render::shaders;
 
 #[test]

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod scene;
 pub mod search;
 pub mod state;
+pub mod training_panel;
 pub mod ui;
 mod window;
 

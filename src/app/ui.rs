@@ -19,10 +19,22 @@ const MINIMAP: Vec2 = Vec2::new(220.0, 150.0);
 /// Zoom per point of wheel movement (one wheel line is 50 points in egui: ×1.22).
 const WHEEL_ZOOM_PER_POINT: f64 = 0.004;
 
+/// Tensors up to this many elements get statistics computed when selected (a few ms); larger ones
+/// wait for the background statistics pass.
+const INLINE_STATS_MAX: u64 = 4_000_000;
+
 /// UI-only state that is not worth testing: texture caches, texts being edited.
 #[derive(Default)]
 pub struct UiCache {
     minimap: Option<(u64, egui::TextureHandle)>,
+    /// Statistics of tensors already shown, by (model address, tensor id).
+    stats: std::collections::HashMap<(usize, u32), Result<crate::stats::TensorStats, String>>,
+    /// The training-curves window is open.
+    pub show_training: bool,
+    /// The log folder typed in the training window.
+    pub training_path: String,
+    /// The training panel.
+    pub training: super::training_panel::TrainingPanelState,
     /// The GPU adapter, shown in the status line.
     pub adapter_label: String,
     /// The search field's text.
@@ -47,15 +59,45 @@ pub fn frame_ui(
 ) -> FrameRequests {
     let mut req = FrameRequests::default();
     keyboard(ui.ctx(), app, now_s);
-    top_ui(ui, app, &mut req);
+    top_ui(ui, app, cache, &mut req);
     status_ui(ui, app, cache);
     if app.show_search {
         search_ui(ui, app, cache, now_s);
     }
-    inspector_ui(ui, app, now_s);
+    inspector_ui(ui, app, cache, now_s);
     egui::CentralPanel::no_frame().show(ui, |ui| central_ui(ui, app, cache, now_s));
     dialogs_ui(ui.ctx(), app);
+    training_window_ui(ui.ctx(), cache);
     req
+}
+
+fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
+    if !cache.show_training {
+        return;
+    }
+    let mut open = true;
+    egui::Window::new("Training curves")
+        .open(&mut open)
+        .default_size([720.0, 480.0])
+        .show(ctx, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("Log folder:");
+                ui.add(
+                    egui::TextEdit::singleline(&mut cache.training_path)
+                        .hint_text("runs/ (TensorBoard events, CSV, JSONL)")
+                        .desired_width(360.0),
+                );
+                if ui.button("Open").clicked() && !cache.training_path.trim().is_empty() {
+                    if cache.training.smoothing == 0.0 {
+                        cache.training.smoothing = 0.6;
+                    }
+                    cache.training.open(PathBuf::from(cache.training_path.trim()));
+                }
+            });
+            ui.separator();
+            super::training_panel::training_ui(ui, &mut cache.training);
+        });
+    cache.show_training &= open;
 }
 
 fn keyboard(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
@@ -120,7 +162,8 @@ fn keyboard(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
     }
 }
 
-fn top_ui(ui: &mut egui::Ui, app: &mut AppState, req: &mut FrameRequests) {
+fn top_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, req: &mut FrameRequests) {
+    let mut show_training = false;
     egui::Panel::top("top").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
@@ -161,6 +204,10 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, req: &mut FrameRequests) {
                         ui.close();
                     }
                 }
+                if ui.button("Training curves…").clicked() {
+                    show_training = true;
+                    ui.close();
+                }
             });
             ui.separator();
             // Tabs.
@@ -187,6 +234,7 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, req: &mut FrameRequests) {
         });
         breadcrumb_ui(ui, app);
     });
+    cache.show_training |= show_training;
 }
 
 fn breadcrumb_ui(ui: &mut egui::Ui, app: &mut AppState) {
@@ -363,7 +411,7 @@ fn hit_text(model: &Model, t: Target) -> String {
     }
 }
 
-fn inspector_ui(ui: &mut egui::Ui, app: &mut AppState, now_s: f64) {
+fn inspector_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s: f64) {
     let Some(v) = app.active_view_mut() else {
         return;
     };
@@ -375,7 +423,7 @@ fn inspector_ui(ui: &mut egui::Ui, app: &mut AppState, now_s: f64) {
                 .auto_shrink([false, false])
                 .show(ui, |ui| {
                     if let Some(n) = v.selected {
-                        node_inspector_ui(ui, v, n, now_s);
+                        node_inspector_ui(ui, v, cache, n, now_s);
                     } else {
                         model_summary_ui(ui, &v.model);
                     }
@@ -439,7 +487,13 @@ fn value_line(m: &Model, v: u32) -> String {
     }
 }
 
-fn node_inspector_ui(ui: &mut egui::Ui, v: &mut ModelView, n: NodeId, now_s: f64) {
+fn node_inspector_ui(
+    ui: &mut egui::Ui,
+    v: &mut ModelView,
+    cache: &mut UiCache,
+    n: NodeId,
+    now_s: f64,
+) {
     let model = v.model.clone();
     let Some(node) = model.graph.nodes.get(n as usize) else {
         return;
@@ -542,7 +596,7 @@ fn node_inspector_ui(ui: &mut egui::Ui, v: &mut ModelView, n: NodeId, now_s: f64
                         tensor.shape,
                         group_digits(tensor.elements())
                     ));
-                    // Slot: statistics and histogram (the stats module) go here.
+                    tensor_stats_ui(ui, cache, &model, t);
                     ui.add_space(4.0);
                 }
             });
@@ -865,5 +919,79 @@ fn dialogs_ui(ctx: &egui::Context, app: &mut AppState) {
         } else if keep {
             app.export_dialog = Some(text);
         }
+    }
+}
+
+fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Arc<Model>, t: u32) {
+    let Some(tensor) = model.tensors.get(t as usize) else {
+        return;
+    };
+    if tensor.bytes().is_none() {
+        return;
+    }
+    let key = (std::sync::Arc::as_ptr(model) as usize, t);
+    if !cache.stats.contains_key(&key) {
+        if tensor.elements() > INLINE_STATS_MAX {
+            ui.weak("statistics: run `modelmap stats` (too large to compute while drawing)");
+            return;
+        }
+        let r = crate::stats::tensor_stats(tensor).map_err(|e| e.to_string());
+        cache.stats.insert(key, r);
+    }
+    let Some(r) = cache.stats.get(&key) else {
+        return;
+    };
+    let st = match r {
+        Ok(st) => st,
+        Err(e) => {
+            ui.colored_label(Color32::from_rgb(190, 40, 30), e);
+            return;
+        }
+    };
+    let f = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.4}"));
+    ui.label(format!(
+        "min {} · max {} · mean {} · std {}",
+        f(st.min),
+        f(st.max),
+        f(st.mean),
+        f(st.std)
+    ));
+    let mut flags = Vec::new();
+    if st.nan > 0 {
+        flags.push(format!("{} NaN", group_digits(st.nan)));
+    }
+    if st.inf > 0 {
+        flags.push(format!("{} Inf", group_digits(st.inf)));
+    }
+    if st.zero_row_count > 0 {
+        flags.push(format!("{} all-zero rows", group_digits(st.zero_row_count)));
+    }
+    if st.sparsity > 0.0 {
+        flags.push(format!("{:.1} % zeros", st.sparsity * 100.0));
+    }
+    if !flags.is_empty() {
+        ui.colored_label(Color32::from_rgb(190, 90, 0), flags.join(" · "));
+    }
+    // Histogram: one bar per bin, height by sqrt(count) so the tails stay visible.
+    let counts = &st.histogram.counts;
+    if counts.is_empty() {
+        return;
+    }
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width().min(300.0), 48.0), Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, Color32::from_gray(245));
+    let max = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
+    let w = rect.width() / counts.len() as f32;
+    for (i, &c) in counts.iter().enumerate() {
+        if c == 0 {
+            continue;
+        }
+        let h = (c as f32 / max).sqrt() * rect.height();
+        let x = rect.min.x + i as f32 * w;
+        painter.rect_filled(
+            egui::Rect::from_min_max(Pos2::new(x, rect.max.y - h), Pos2::new(x + w.max(1.0), rect.max.y)),
+            0.0,
+            Color32::from_rgb(90, 110, 170),
+        );
     }
 }

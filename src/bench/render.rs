@@ -6,7 +6,9 @@
 //! the GPU having finished (`poll(Wait)`), with GPU time from timestamp queries where the adapter
 //! has `TIMESTAMP_QUERY`. In the same run a minimal instanced SDF-circle pipeline
 //! ([`crate::render::baseline`]) draws the same nodes along the same path, and the report gives our
-//! renderer's median as a ratio of it.
+//! renderer's median as a ratio of it, and also runs our renderer on the nodes alone (what the
+//! baseline draws) to separate pipeline overhead from the cost of drawing edges and labels.
+//! `MODELMAP_BENCH_TRACE=1` logs every frame's zoom and times to stderr.
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +97,10 @@ pub struct RenderBenchResult {
     pub baseline_median_ms: Option<f64>,
     /// `median_ms / baseline_median_ms` (target ≤ 1.3).
     pub ratio_to_baseline: Option<f64>,
+    /// Median of our renderer drawing only the nodes (what the baseline draws), ms.
+    pub nodes_only_median_ms: Option<f64>,
+    /// `nodes_only_median_ms / baseline_median_ms`: our node pipeline's overhead over the minimal one.
+    pub nodes_only_ratio: Option<f64>,
 }
 
 /// Something that gives the `DrawList` to draw for a camera: the synthetic scene, or the LOD cut
@@ -245,6 +251,33 @@ impl SceneSource for SyntheticScene {
         self.bounds
     }
     fn draw_list(&mut self, _camera: &Camera) -> &DrawList {
+        &self.list
+    }
+}
+
+/// The nodes of another source only (no edges, labels or heatmaps): our renderer on exactly what
+/// the baseline draws, to separate pipeline overhead from the cost of drawing more things.
+struct NodesOnly<'a> {
+    inner: &'a mut dyn SceneSource,
+    list: DrawList,
+    copied: Option<u64>,
+}
+
+impl SceneSource for NodesOnly<'_> {
+    fn bounds(&self) -> Rect {
+        self.inner.bounds()
+    }
+    fn draw_list(&mut self, camera: &Camera) -> &DrawList {
+        let full = self.inner.draw_list(camera);
+        if self.copied != Some(full.revision) {
+            self.list = DrawList {
+                nodes: full.nodes.clone(),
+                ..DrawList::new(full.origin)
+            };
+            self.list.revision = full.revision;
+            self.list.background = full.background;
+            self.copied = Some(full.revision);
+        }
         &self.list
     }
 }
@@ -446,6 +479,13 @@ fn run_path(
         let elapsed = start.elapsed();
         ctx.check_lost()?;
         let gpu = timer.and_then(|t| t.read_ms(ctx));
+        if std::env::var_os("MODELMAP_BENCH_TRACE").is_some() {
+            eprintln!(
+                "frame {i}: zoom {:.3e} {:.1} ms (gpu {gpu:?})",
+                camera.zoom,
+                elapsed.as_secs_f64() * 1e3
+            );
+        }
         if i >= 2 {
             t.frame_ms.push(elapsed.as_secs_f64() * 1e3);
             t.prepare_ms.push(prepared.as_secs_f64() * 1e3);
@@ -513,6 +553,26 @@ pub fn run_with(
     let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
     drop(renderer);
 
+    let nodes_only_median = if args.no_baseline {
+        None
+    } else {
+        let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
+        let mut nodes_only = NodesOnly {
+            inner: &mut *source,
+            list: DrawList::default(),
+            copied: None,
+        };
+        let t = run_path(
+            ctx,
+            &mut Painter::Ours(&mut renderer),
+            &mut nodes_only,
+            &view,
+            viewport,
+            frames,
+            timer.as_ref(),
+        )?;
+        Some(quantile(&t.frame_ms, 0.5))
+    };
     let baseline_median = if args.no_baseline {
         None
     } else {
@@ -549,6 +609,8 @@ pub fn run_with(
         gpu_bytes,
         baseline_median_ms: baseline_median,
         ratio_to_baseline: baseline_median.map(|b| median / b),
+        nodes_only_median_ms: nodes_only_median,
+        nodes_only_ratio: nodes_only_median.zip(baseline_median).map(|(n, b)| n / b),
     })
 }
 
@@ -559,7 +621,8 @@ pub fn report(r: &RenderBenchResult) -> String {
         "adapter: {} ({})\nscene: {} nodes, {} edges, {} labels at {}x{}, {} frames (fit, zoom 1000x, pan, zoom out)\n\
          frame: median {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (CPU wall incl. GPU wait)\n\
          gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\ngpu memory: {:.1} MiB\n\
-         baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n",
+         baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n\
+         our renderer on the nodes only: median {}; ratio to baseline {}\n",
         r.adapter,
         r.backend,
         r.nodes,
@@ -577,6 +640,8 @@ pub fn report(r: &RenderBenchResult) -> String {
         r.gpu_bytes as f64 / (1 << 20) as f64,
         opt(r.baseline_median_ms, " ms"),
         opt(r.ratio_to_baseline, "x"),
+        opt(r.nodes_only_median_ms, " ms"),
+        opt(r.nodes_only_ratio, "x"),
     )
 }
 

@@ -392,8 +392,19 @@ impl ClusterTree {
 
     /// Fills every cluster's box as the union of its nodes' rectangles.
     pub fn fill_bboxes(&mut self, node_rect: impl Fn(NodeId) -> Rect) {
+        self.fill_bboxes_with(node_rect, |_| Rect::EMPTY);
+    }
+
+    /// Like [`ClusterTree::fill_bboxes`], also holding each cluster's own rectangle `own(cluster)`
+    /// (e.g. the padded box of the group it stands for), within the same bottom-up sweep so parents
+    /// contain their children's final boxes.
+    pub fn fill_bboxes_with(
+        &mut self,
+        node_rect: impl Fn(NodeId) -> Rect,
+        own: impl Fn(&Cluster) -> Rect,
+    ) {
         for c in (0..self.clusters.len()).rev() {
-            let mut r = Rect::EMPTY;
+            let mut r = own(&self.clusters[c]);
             for &v in &self.clusters[c].child_nodes {
                 r = r.union(&node_rect(v));
             }

@@ -151,6 +151,9 @@ struct LocalRoute {
     reversed: bool,
 }
 
+/// A group's sub-layout and whether it came from the cache.
+type GroupResult = (u32, Arc<SubLayout>, bool);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ItemRef {
     Group(u32),
@@ -374,7 +377,7 @@ pub fn dataflow_cached(
             "dataflow: laying out groups",
             done as f32 / total_groups.max(1) as f32,
         );
-        let results: Vec<Result<(u32, Arc<SubLayout>, bool), LayoutError>> = by_depth[d]
+        let results: Vec<Result<GroupResult, LayoutError>> = by_depth[d]
             .par_iter()
             .map(|&g| {
                 if let Some((s, sub)) = cache.entries.get(&g)
@@ -666,16 +669,15 @@ pub fn dataflow_cached(
     };
     let mut tree = ClusterTree::from_hierarchy(hierarchy, &group_of, root_label);
     let fill = |tree: &mut ClusterTree| {
-        tree.fill_bboxes(|v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect));
-        for c in &mut tree.clusters {
-            if let Some(r) = c
-                .group
-                .and_then(|g| group_rects.get(g as usize))
-                .filter(|r| !r.is_empty())
-            {
-                c.bbox = *r;
-            }
-        }
+        tree.fill_bboxes_with(
+            |v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect),
+            |c| {
+                c.group
+                    .and_then(|g| group_rects.get(g as usize))
+                    .copied()
+                    .unwrap_or(Rect::EMPTY)
+            },
+        );
     };
     fill(&mut tree);
     let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
@@ -999,11 +1001,11 @@ fn layered_component(
             break;
         }
         progress.check()?;
-        for l in 1..nlayers {
-            sort_by_barycenter(&mut layers[l], &lin, &mut pos, &mut keys);
+        for layer in layers.iter_mut().skip(1) {
+            sort_by_barycenter(layer, &lin, &mut pos, &mut keys);
         }
-        for l in (0..nlayers.saturating_sub(1)).rev() {
-            sort_by_barycenter(&mut layers[l], &lout, &mut pos, &mut keys);
+        for layer in layers.iter_mut().rev().skip(1) {
+            sort_by_barycenter(layer, &lout, &mut pos, &mut keys);
         }
         let c = count_crossings(&layers, &lout, &pos, &lnodes_layer);
         if c < best {
@@ -1054,22 +1056,15 @@ fn layered_component(
     let mut scratch = PlaceScratch::default();
     for it in 0..4 {
         progress.check()?;
-        for l in 1..nlayers {
-            place_layer(&layers[l], &[&lin], &mut x, &thin, &sep, &mut scratch);
+        for layer in layers.iter().skip(1) {
+            place_layer(layer, &[&lin], &mut x, &thin, &sep, &mut scratch);
         }
-        for l in (0..nlayers.saturating_sub(1)).rev() {
-            place_layer(&layers[l], &[&lout], &mut x, &thin, &sep, &mut scratch);
+        for layer in layers.iter().rev().skip(1) {
+            place_layer(layer, &[&lout], &mut x, &thin, &sep, &mut scratch);
         }
         if it == 3 {
-            for l in 0..nlayers {
-                place_layer(
-                    &layers[l],
-                    &[&lin, &lout],
-                    &mut x,
-                    &thin,
-                    &sep,
-                    &mut scratch,
-                );
+            for layer in &layers {
+                place_layer(layer, &[&lin, &lout], &mut x, &thin, &sep, &mut scratch);
             }
         }
     }

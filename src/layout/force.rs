@@ -30,10 +30,10 @@ use crate::view::Rect;
 pub struct ForceOptions {
     /// Seed of the initial positions, matching order and jitter.
     pub seed: u64,
-    /// Iteration cap on levels of 5 000 to 100 000 nodes; larger levels get `iterations · √(10⁵/n)`
+    /// Iteration cap on levels of 1 000 to 100 000 nodes; larger levels get `iterations · √(10⁵/n)`
     /// (at least 8): they start from a prolonged layout that is already close.
     pub iterations: u32,
-    /// Iteration cap on smaller (coarse) levels.
+    /// Iteration cap on levels under 1 000 nodes (the coarse picture).
     pub coarse_iterations: u32,
     /// Barnes–Hut opening criterion (cell side / distance).
     pub theta: f32,
@@ -202,7 +202,7 @@ pub fn force_with_levels(
         let g = graph_at(l);
         // Fine levels start from a good prolonged layout: fewer iterations the larger they are.
         let nl = g.node_count() as f64;
-        let cap = if nl < 5000.0 {
+        let cap = if nl < 1000.0 {
             opts.coarse_iterations
         } else if nl <= 100_000.0 {
             opts.iterations

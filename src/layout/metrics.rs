@@ -1,8 +1,10 @@
 //! Readability metrics of a layout: edge crossings, node overlaps, edge-length spread, stress.
 //!
-//! How it works: crossings count proper intersections between the polylines of two edges (endpoints
-//! and waypoints), over all pairs when there are few edges and over a seeded uniform sample of pairs
-//! otherwise (the estimate scales the sample's rate to all pairs); pairs sharing a node never count.
+//! How it works: crossings count proper intersections between the segments of edge polylines
+//! (endpoints and waypoints), over all segment pairs when there are few and over a seeded uniform
+//! sample of segment pairs otherwise (the estimate scales the sample's rate to all pairs; sampling
+//! segments rather than edges keeps each sample O(1) however long the routes); segments of edges
+//! sharing a node never count.
 //! Overlaps bucket visible node boxes into a grid whose cells are as large as the largest box, so each
 //! box touches at most four cells, and count each overlapping pair once (in the cell holding the top-left
 //! corner of the intersection). Stress is Kamada–Kawai stress normalised by the optimal scale, on BFS
@@ -23,9 +25,10 @@ use crate::graph::{Csr, Pcg32};
 pub struct MetricsOptions {
     /// Seed of the samples.
     pub seed: u64,
-    /// Up to this many drawn edges, crossings are counted exactly over all pairs.
+    /// Up to this many edge segments (an edge is one segment per waypoint plus one), crossings are
+    /// counted exactly over all segment pairs.
     pub exact_edge_limit: usize,
-    /// Pairs sampled above the limit.
+    /// Segment pairs sampled above the limit.
     pub sample_pairs: usize,
     /// BFS sources for stress (0 disables stress).
     pub stress_sources: usize,
@@ -70,26 +73,50 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
         })
         .collect();
     let mut m = Metrics::default();
-    // Crossings.
+    // Crossings over flattened polylines with a bounding-box reject.
     let k = drawn.len();
-    let poly = |e: u32| -> (DVec2, &[DVec2], DVec2) {
+    let mut starts: Vec<u32> = Vec::with_capacity(k + 1);
+    let mut pts: Vec<DVec2> = Vec::new();
+    for &e in &drawn {
+        starts.push(pts.len() as u32);
         let r = &layout.edges[e as usize];
-        (r.from, layout.waypoints(e as usize), r.to)
-    };
-    let pair = |a: u32, b: u32| -> u64 {
-        let (ea, eb) = (edges[a as usize], edges[b as usize]);
+        pts.push(r.from);
+        pts.extend_from_slice(layout.waypoints(e as usize));
+        pts.push(r.to);
+    }
+    starts.push(pts.len() as u32);
+    // Segments, each with its edge (so pairs from edges sharing a node are skipped).
+    let mut segs: Vec<(DVec2, DVec2, u32)> = Vec::with_capacity(pts.len());
+    for i in 0..k {
+        let p = &pts[starts[i] as usize..starts[i + 1] as usize];
+        segs.extend(p.windows(2).map(|w| (w[0], w[1], i as u32)));
+    }
+    let seg_pair = |a: &(DVec2, DVec2, u32), b: &(DVec2, DVec2, u32)| -> u64 {
+        if a.2 == b.2 {
+            return 0;
+        }
+        let (ea, eb) = (
+            edges[drawn[a.2 as usize] as usize],
+            edges[drawn[b.2 as usize] as usize],
+        );
         if ea.0 == eb.0 || ea.0 == eb.1 || ea.1 == eb.0 || ea.1 == eb.1 {
             return 0;
         }
-        polylines_cross(poly(a), poly(b))
+        u64::from(segments_cross(a.0, a.1, b.0, b.1))
     };
-    if k <= opts.exact_edge_limit {
-        m.crossings = (0..k)
+    let ns = segs.len();
+    if ns <= opts.exact_edge_limit {
+        m.crossings = (0..ns)
             .into_par_iter()
-            .map(|i| (i + 1..k).map(|j| pair(drawn[i], drawn[j])).sum::<u64>())
+            .map(|i| {
+                (i + 1..ns)
+                    .map(|j| seg_pair(&segs[i], &segs[j]))
+                    .sum::<u64>()
+            })
             .sum::<u64>() as f64;
         m.crossings_exact = true;
     } else {
+        // Uniform sample of segment pairs, scaled to all pairs.
         let chunks = 64usize;
         let per = opts.sample_pairs.div_ceil(chunks);
         let hits: u64 = (0..chunks)
@@ -98,16 +125,16 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
                 let mut rng = Pcg32::new(opts.seed.wrapping_mul(1000).wrapping_add(c as u64));
                 let mut h = 0u64;
                 for _ in 0..per {
-                    let i = rng.below(k as u32);
-                    let j = rng.below(k as u32);
+                    let i = rng.below(ns as u32) as usize;
+                    let j = rng.below(ns as u32) as usize;
                     if i != j {
-                        h += pair(drawn[i as usize], drawn[j as usize]);
+                        h += seg_pair(&segs[i], &segs[j]);
                     }
                 }
                 h
             })
             .sum();
-        let all_pairs = k as f64 * (k as f64 - 1.0) / 2.0;
+        let all_pairs = ns as f64 * (ns as f64 - 1.0) / 2.0;
         m.crossings = hits as f64 / (per * chunks) as f64 * all_pairs;
     }
     // Edge lengths and direction.
@@ -139,27 +166,6 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
         m.stress = Some(stress(layout, edges, opts));
     }
     m
-}
-
-/// Number of crossing segment pairs between two polylines.
-fn polylines_cross(a: (DVec2, &[DVec2], DVec2), b: (DVec2, &[DVec2], DVec2)) -> u64 {
-    let pa: Vec<DVec2> = std::iter::once(a.0)
-        .chain(a.1.iter().copied())
-        .chain(std::iter::once(a.2))
-        .collect();
-    let pb: Vec<DVec2> = std::iter::once(b.0)
-        .chain(b.1.iter().copied())
-        .chain(std::iter::once(b.2))
-        .collect();
-    let mut c = 0;
-    for s in pa.windows(2) {
-        for t in pb.windows(2) {
-            if segments_cross(s[0], s[1], t[0], t[1]) {
-                c += 1;
-            }
-        }
-    }
-    c
 }
 
 /// Proper intersection of segments `ab` and `cd` (touching at an end does not count).

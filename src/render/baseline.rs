@@ -97,7 +97,8 @@ impl BaselineRenderer {
         }
     }
 
-    /// Uploads one circle per node of `list` (radius = the smaller half size).
+    /// Uploads one circle per node of `list`; the radius is the larger half size, so each circle's
+    /// quad covers the same pixels as the node's (a fair fill-rate comparison).
     pub fn upload(
         &mut self,
         device: &wgpu::Device,
@@ -109,7 +110,7 @@ impl BaselineRenderer {
             .iter()
             .map(|n| BaselineInstance {
                 center: n.center.to_array(),
-                radius: n.half_size.min_element().abs(),
+                radius: n.half_size.abs().max_element(),
                 color: u32::from_le_bytes(n.fill),
             })
             .collect();

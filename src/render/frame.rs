@@ -162,6 +162,7 @@ impl GraphRenderer {
             self.label_data.layout(&mut self.labels, &list.labels);
             self.uploaded_revision = Some(list.revision);
         }
+        self.edge_data.set_zoom(camera.zoom as f32);
         stats.upload_bytes +=
             self.heatmap_data
                 .prepare(&mut self.heatmaps, device, queue, &list.heatmaps, changed);

@@ -426,8 +426,11 @@ impl LabelDrawData {
             return Ok(());
         };
         for label in labels {
-            // `!(a >= b)` also drops NaN sizes.
-            if !(label.size_px >= MIN_LABEL_PX) || label.text.is_empty() || !label.pos.is_finite() {
+            if label.size_px.is_nan()
+                || label.size_px < MIN_LABEL_PX
+                || label.text.is_empty()
+                || !label.pos.is_finite()
+            {
                 continue;
             }
             if self.glyphs.len() >= MAX_GLYPHS {

@@ -10,6 +10,13 @@
 //! to the draw list's origin and the camera is sent as `center - origin` computed in f64, so f32 is
 //! enough at a 10⁶ zoom.
 //!
+//! In the window: create one [`GraphRenderer`] with egui-wgpu's device and the surface format
+//! (sRGB or not), store it in egui-wgpu's `CallbackResources`, and from an
+//! `egui_wgpu::CallbackTrait` call `prepare` (with a camera whose viewport is the callback rect in
+//! physical pixels) and `paint(render_pass)` — its `RenderPass<'static>` coerces to our
+//! `RenderPass<'_>`. Install [`watch_device_loss`] on that device; when it fires, rebuild the
+//! renderer on the new device.
+//!
 //! Rejected alternatives: a retained scene graph with per-item GPU updates (the LOD cut already
 //! produces a fresh list; re-uploading a revision is a few ms per million items), MSAA (signed
 //! distance functions give better anti-aliasing without 4× target memory), and egui's painter for
@@ -36,7 +43,8 @@ pub use heatmap::{DEFAULT_BUDGET_BYTES as HEATMAP_DEFAULT_BUDGET_BYTES, HeatmapI
 pub use labels::{GlyphInstance, MIN_LABEL_PX};
 pub use nodes::NodeInstance;
 pub use offscreen::{
-    OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, load_png, render_to_rgba, save_png,
+    OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, export_png, load_png,
+    render_to_rgba, save_png,
 };
 
 /// Errors of the renderer.

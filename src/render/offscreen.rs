@@ -16,7 +16,7 @@ use glam::DVec2;
 
 use super::{GraphRenderer, RenderContext, RenderError};
 use crate::lod::DrawList;
-use crate::view::Camera;
+use crate::view::{Camera, Rect};
 
 /// The off-screen target format.
 pub const OFFSCREEN_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
@@ -328,6 +328,23 @@ pub fn render_to_rgba(
     height: u32,
 ) -> Result<RgbaImage, RenderError> {
     OffscreenRenderer::new(ctx).render(ctx, list, camera, width, height)
+}
+
+/// What `modelmap render` does once it has a draw list: fits the camera to `bounds` (world
+/// coordinates) with a 16 px margin, renders `width`×`height` (tiled when needed) and writes the PNG.
+pub fn export_png(
+    ctx: &RenderContext,
+    list: &DrawList,
+    bounds: Rect,
+    width: u32,
+    height: u32,
+    path: &Path,
+) -> Result<RgbaImage, RenderError> {
+    let mut camera = Camera::new(DVec2::new(f64::from(width), f64::from(height)));
+    camera.fit(bounds, 16.0);
+    let img = render_to_rgba(ctx, list, &camera, width, height)?;
+    save_png(&img, path)?;
+    Ok(img)
 }
 
 /// Writes `img` as an 8-bit sRGB RGBA PNG.

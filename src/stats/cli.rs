@@ -1,0 +1,304 @@
+//! `modelmap stats FILE [--tensor NAME | --all] [--json]`: the text and JSON report.
+//!
+//! How it works: `main.rs` parses [`StatsArgs`] (a `clap::Args`, flatten it into the subcommand),
+//! opens the file with `load::open`, and prints what [`run`] returns. Statistics come from
+//! [`super::model_stats_cached`] (the user's cache folder unless `--no-cache`). Without `--tensor`
+//! or `--all` the table lists the first [`DEFAULT_ROWS`] tensors, then the anomalies; `--all` lists
+//! every tensor; `--tensor NAME` prints one tensor in full with its histogram. `--json` prints the
+//! same keys as `facts.json`'s per-tensor entries (plus `abs_max`, `l2`, `sparsity`, `histogram`,
+//! `zero_rows`…), with `error` for tensors that failed.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::anomaly::{Anomaly, find_anomalies};
+use super::cache::StatsCache;
+use super::{StatsError, TensorStats, model_stats_cached, tensor_stats_with};
+use crate::model::Model;
+
+/// Rows the default table shows.
+pub const DEFAULT_ROWS: usize = 40;
+
+/// Arguments of `modelmap stats`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct StatsArgs {
+    /// The model file.
+    pub file: PathBuf,
+    /// Show one tensor in full.
+    #[arg(long)]
+    pub tensor: Option<String>,
+    /// List every tensor (the default lists the first 40).
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Neither read nor write the statistics cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_string(), |x| format!("{x:.4e}"))
+}
+
+fn entry_json(s: &TensorStats) -> serde_json::Value {
+    serde_json::to_value(s).unwrap_or(serde_json::Value::Null)
+}
+
+fn error_json(name: &str, dtype: &str, shape: &[u64], e: &StatsError) -> serde_json::Value {
+    serde_json::json!({ "name": name, "dtype": dtype, "shape": shape, "error": e.to_string() })
+}
+
+fn histogram_text(s: &TensorStats, out: &mut String) {
+    let h = &s.histogram;
+    let peak = h.counts.iter().copied().max().unwrap_or(0).max(1);
+    let width = (h.hi - h.lo) / h.counts.len().max(1) as f64;
+    // Two histogram bins per line keeps 64 bins at 32 lines.
+    for (i, pair) in h.counts.chunks(2).enumerate() {
+        let c: u64 = pair.iter().sum();
+        let bar = "#".repeat(((c as f64 / (2 * peak) as f64) * 60.0).round() as usize);
+        let _ = writeln!(
+            out,
+            "  {:>+12.4e} {:>10} {bar}",
+            h.lo + (2 * i) as f64 * width,
+            c
+        );
+    }
+}
+
+fn detail(s: &TensorStats, out: &mut String) {
+    let _ = writeln!(out, "{}  {} {:?}", s.name, s.dtype, s.shape);
+    let _ = writeln!(
+        out,
+        "  count {}  finite {}  nan {}  inf {}  zeros {} ({:.2}%)",
+        s.count,
+        s.finite(),
+        s.nan,
+        s.inf,
+        s.zeros,
+        s.sparsity * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "  min {}  max {}  mean {}  std {}",
+        fmt_opt(s.min),
+        fmt_opt(s.max),
+        fmt_opt(s.mean),
+        fmt_opt(s.std)
+    );
+    let _ = writeln!(out, "  abs-max {}  L2 {:.4e}", fmt_opt(s.abs_max), s.l2);
+    let _ = writeln!(
+        out,
+        "  p1 {}  p50 {}  p99 {}",
+        fmt_opt(s.percentile(0.01)),
+        fmt_opt(s.percentile(0.5)),
+        fmt_opt(s.percentile(0.99))
+    );
+    if s.rows > 0 {
+        let _ = writeln!(
+            out,
+            "  as {} × {}: {} zero rows {:?}, {} zero columns {:?}",
+            s.rows, s.cols, s.zero_row_count, s.zero_rows, s.zero_col_count, s.zero_cols
+        );
+    }
+    histogram_text(s, out);
+}
+
+fn anomalies_text(a: &[Anomaly], out: &mut String) {
+    if a.is_empty() {
+        let _ = writeln!(out, "no anomalies");
+        return;
+    }
+    let _ = writeln!(out, "{} anomalies:", a.len());
+    for x in a {
+        let _ = writeln!(
+            out,
+            "  {:?} {:?} {}: {}",
+            x.severity, x.kind, x.tensor, x.message
+        );
+    }
+}
+
+/// The report for a loaded model, as `modelmap stats` prints it.
+pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
+    let file = m.source.display().to_string();
+    let cache = if args.no_cache {
+        None
+    } else {
+        StatsCache::user()
+    };
+    let mut out = String::new();
+    if let Some(name) = &args.tensor {
+        let t = m.tensor(name).ok_or_else(|| StatsError::NoSuchTensor {
+            file: file.clone(),
+            name: name.clone(),
+        })?;
+        let opts = super::StatsOptions::for_model(m);
+        let cached = cache.as_ref().and_then(|c| c.load(m).get(t));
+        let s = match cached {
+            Some(s) => s,
+            None => tensor_stats_with(t, &opts)?,
+        };
+        if args.json {
+            return Ok(serde_json::to_string_pretty(&entry_json(&s))? + "\n");
+        }
+        let _ = writeln!(out, "{file}");
+        detail(&s, &mut out);
+        return Ok(out);
+    }
+    let stats = model_stats_cached(m, cache.as_ref(), &|_, _| {});
+    let anomalies = find_anomalies(m, &stats);
+    if args.json {
+        let tensors: Vec<serde_json::Value> = m
+            .tensors
+            .iter()
+            .zip(&stats)
+            .map(|(t, r)| match r {
+                Ok(s) => entry_json(s),
+                Err(e) => error_json(&t.name, t.dtype.name(), &t.shape, e),
+            })
+            .collect();
+        let doc = serde_json::json!({ "path": file, "tensors": tensors, "anomalies": anomalies });
+        return Ok(serde_json::to_string_pretty(&doc)? + "\n");
+    }
+    let ok = stats.iter().filter(|r| r.is_ok()).count();
+    let _ = writeln!(
+        out,
+        "{file}: {} tensors, {ok} with statistics",
+        m.tensors.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:<48} {:>6} {:>16} {:>11} {:>11} {:>11} {:>11} {:>7} {:>5} {:>5}",
+        "tensor", "dtype", "shape", "min", "max", "mean", "std", "zero%", "nan", "inf"
+    );
+    let limit = if args.all { usize::MAX } else { DEFAULT_ROWS };
+    for (t, r) in m.tensors.iter().zip(&stats).take(limit) {
+        let shape = format!("{:?}", t.shape);
+        match r {
+            Ok(s) => {
+                let _ = writeln!(
+                    out,
+                    "{:<48} {:>6} {:>16} {:>11} {:>11} {:>11} {:>11} {:>7.2} {:>5} {:>5}",
+                    t.name,
+                    s.dtype,
+                    shape,
+                    fmt_opt(s.min),
+                    fmt_opt(s.max),
+                    fmt_opt(s.mean),
+                    fmt_opt(s.std),
+                    s.sparsity * 100.0,
+                    s.nan,
+                    s.inf
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "{:<48} {:>6} {:>16} error: {e}",
+                    t.name,
+                    t.dtype.name(),
+                    shape
+                );
+            }
+        }
+    }
+    if m.tensors.len() > limit {
+        let _ = writeln!(out, "… {} more (use --all)", m.tensors.len() - limit);
+    }
+    anomalies_text(&anomalies, &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::model::Format;
+
+    fn model() -> Model {
+        let mut m = Model::new("/nonexistent/m.safetensors", Format::Safetensors);
+        m.add_tensor(f32_tensor("a", &[2, 2], &[1.0, 0.0, 0.0, 0.0]));
+        m.add_tensor(tensor("bad", crate::model::DType::F32, &[2], vec![0; 3]));
+        m
+    }
+
+    #[test]
+    fn table_json_and_single_tensor() {
+        let m = model();
+        let text = run(
+            &m,
+            &StatsArgs {
+                no_cache: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(text.contains("2 tensors, 1 with statistics"), "{text}");
+        assert!(
+            text.contains("error: tensor bad: 3 bytes of data"),
+            "{text}"
+        );
+        assert!(text.contains("DeadRows a: 1 of 2 rows"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(
+            &run(
+                &m,
+                &StatsArgs {
+                    json: true,
+                    no_cache: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let a = &json["tensors"][0];
+        for key in [
+            "count",
+            "nan",
+            "inf",
+            "zeros",
+            "min",
+            "max",
+            "mean",
+            "std",
+            "abs_max",
+            "l2",
+            "sparsity",
+            "histogram",
+            "zero_rows",
+        ] {
+            assert!(a.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(a["zero_rows"], serde_json::json!([1]));
+        assert_eq!(a["zeros"], 3);
+        assert!(
+            json["tensors"][1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("needs 8")
+        );
+        let one = run(
+            &m,
+            &StatsArgs {
+                tensor: Some("a".into()),
+                no_cache: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(one.contains("zeros 3 (75.00%)"), "{one}");
+        assert!(
+            run(
+                &m,
+                &StatsArgs {
+                    tensor: Some("zz".into()),
+                    no_cache: true,
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,531 @@
+//! The streaming passes behind [`super::tensor_stats`].
+//!
+//! How it works, per element width:
+//! - **One- and two-byte types** (f16, bf16, fp8, i8/u8, i16/u16, bool): a single parallel pass counts
+//!   raw bit patterns into a 256- or 65 536-entry table per rayon worker (a few hundred KB, hot codes
+//!   stay in L1). Every figure — count, NaN/Inf, zeros, min/max, mean, std (two-pass over the table, so
+//!   exact), L2, and the histogram over the exact min..max — is then derived from the merged table,
+//!   so these types need one read of the data and no second pass.
+//! - **Wider types** (f32, f64, 32/64-bit ints, `Q8_0`/`Q4_0`): pass 1 decodes fixed-size chunks into
+//!   an L1 buffer and keeps count/mean/M2 (two-pass within each 4 096-value block, merged across
+//!   blocks and chunks with Chan et al.'s parallel formula), min/max, zeros, NaN/Inf; pass 2 bins
+//!   the values now that the exact min/max are known. A second read was chosen over per-chunk
+//!   re-binning (which would make the histogram approximate) and over a fixed value range (useless
+//!   for weights whose range is unknown).
+//! - **Dead rows/columns** need a scan only when the zero count could fill a row or a column
+//!   (`zeros ≥ min(cols, rows)`), so ordinary dense weights pay nothing for it.
+//!
+//! Memory stays flat: chunks are 4 MiB of the mapped bytes, each worker decodes into a 32 KiB buffer.
+
+use rayon::prelude::*;
+
+use super::decode::Elem;
+
+/// Number of histogram bins.
+pub const HIST_BINS: usize = 64;
+/// Values per decode buffer (32 KiB of f64: fits L1/L2).
+const BLOCK: usize = 4096;
+/// Bytes per parallel work item.
+const CHUNK_BYTES: usize = 4 << 20;
+/// At most this many dead rows / columns are listed (the counts are always exact).
+pub const MAX_LISTED_LINES: usize = 4096;
+
+/// Running moments over finite values (Chan et al. merge).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Moments {
+    pub n: u64,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl Moments {
+    pub fn merge(self, o: Moments) -> Moments {
+        if self.n == 0 {
+            return o;
+        }
+        if o.n == 0 {
+            return self;
+        }
+        let n = self.n + o.n;
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let delta = o.mean - self.mean;
+        let nf = n as f64;
+        Moments {
+            n,
+            mean: self.mean + delta * nb / nf,
+            m2: self.m2 + o.m2 + delta * delta * na * nb / nf,
+        }
+    }
+}
+
+/// Everything pass 1 gathers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Summary {
+    pub total: u64,
+    pub nan: u64,
+    pub inf: u64,
+    pub zeros: u64,
+    pub min: f64,
+    pub max: f64,
+    pub moments: Moments,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            total: 0,
+            nan: 0,
+            inf: 0,
+            zeros: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            moments: Moments::default(),
+        }
+    }
+}
+
+impl Summary {
+    fn merge(self, o: Summary) -> Summary {
+        Summary {
+            total: self.total + o.total,
+            nan: self.nan + o.nan,
+            inf: self.inf + o.inf,
+            zeros: self.zeros + o.zeros,
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
+            moments: self.moments.merge(o.moments),
+        }
+    }
+
+    /// Adds a decoded block (≤ [`BLOCK`] values).
+    fn add_block(&mut self, v: &[f64]) {
+        const L: usize = 8;
+        let mut sum = [0.0f64; L];
+        let mut fin = [0u64; L];
+        let mut nan = [0u64; L];
+        let mut zer = [0u64; L];
+        let mut lo = [f64::INFINITY; L];
+        let mut hi = [f64::NEG_INFINITY; L];
+        let mut step = |i: usize, x: f64| {
+            let f = x.is_finite();
+            let y = if f { x } else { 0.0 };
+            sum[i] += y;
+            fin[i] += u64::from(f);
+            nan[i] += u64::from(x.is_nan());
+            zer[i] += u64::from(x == 0.0);
+            lo[i] = lo[i].min(if f { x } else { f64::INFINITY });
+            hi[i] = hi[i].max(if f { x } else { f64::NEG_INFINITY });
+        };
+        let chunks = v.chunks_exact(L);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (i, &x) in c.iter().enumerate() {
+                step(i, x);
+            }
+        }
+        for (i, &x) in rest.iter().enumerate() {
+            step(i, x);
+        }
+        let n: u64 = fin.iter().sum();
+        let nans: u64 = nan.iter().sum();
+        self.total += v.len() as u64;
+        self.nan += nans;
+        self.inf += v.len() as u64 - n - nans;
+        self.zeros += zer.iter().sum::<u64>();
+        self.min = lo.iter().fold(self.min, |a, &b| a.min(b));
+        self.max = hi.iter().fold(self.max, |a, &b| a.max(b));
+        if n == 0 {
+            return;
+        }
+        let mean = sum.iter().sum::<f64>() / n as f64;
+        // Second pass over the block while it is in L1: exact M2 about the block mean.
+        let mut m2 = [0.0f64; L];
+        for c in v.chunks(L) {
+            for (i, &x) in c.iter().enumerate() {
+                let d = if x.is_finite() { x - mean } else { 0.0 };
+                m2[i] += d * d;
+            }
+        }
+        self.moments = self.moments.merge(Moments {
+            n,
+            mean,
+            m2: m2.iter().sum(),
+        });
+    }
+}
+
+/// A fixed-bin histogram over `[lo, hi]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Histogram {
+    /// Left edge of the first bin.
+    pub lo: f64,
+    /// Right edge of the last bin.
+    pub hi: f64,
+    /// Counts per bin, [`HIST_BINS`] of them.
+    pub counts: Vec<u64>,
+}
+
+/// The bin edges numpy's `histogram` uses: exact min..max, or ±0.5 around a single value.
+pub(crate) fn hist_range(min: f64, max: f64) -> (f64, f64) {
+    if !(min.is_finite() && max.is_finite()) {
+        (0.0, 0.0)
+    } else if min == max {
+        (min - 0.5, max + 0.5)
+    } else {
+        (min, max)
+    }
+}
+
+#[inline]
+fn bin_of(x: f64, lo: f64, scale: f64) -> usize {
+    // `as usize` saturates, so values just below `lo` by rounding land in bin 0.
+    (((x - lo) * scale) as usize).min(HIST_BINS - 1)
+}
+
+/// The result of the value passes (dead lines are separate).
+pub(crate) struct Computed {
+    pub summary: Summary,
+    pub histogram: Histogram,
+}
+
+/// Computes summary and histogram of `bytes` (already checked to hold whole blocks).
+pub(crate) fn compute(elem: Elem, bytes: &[u8]) -> Computed {
+    match elem.code_width() {
+        // Small 2-byte tensors: scanning a 65 536-entry table would cost more than the data.
+        Some(2) if bytes.len() < 1 << 17 => compute_wide(elem, bytes),
+        Some(w) => compute_by_codes(elem, w, bytes),
+        None => compute_wide(elem, bytes),
+    }
+}
+
+fn chunk_bytes(elem: Elem) -> usize {
+    let (be, bb) = elem.block();
+    // A whole number of decode buffers, so every buffer holds whole blocks.
+    let buf_bytes = (BLOCK / be).max(1) * bb;
+    (CHUNK_BYTES / buf_bytes).max(1) * buf_bytes
+}
+
+fn compute_wide(elem: Elem, bytes: &[u8]) -> Computed {
+    let (be, bb) = elem.block();
+    let blocks_per_buf = (BLOCK / be).max(1);
+    let cb = chunk_bytes(elem);
+    let summary = bytes
+        .par_chunks(cb)
+        .map_init(
+            || vec![0.0f64; BLOCK],
+            |buf, chunk| {
+                let mut s = Summary::default();
+                for part in chunk.chunks(blocks_per_buf * bb) {
+                    let n = part.len() / bb * be;
+                    let Some(out) = buf.get_mut(..n) else {
+                        continue;
+                    };
+                    elem.decode_into(part, out);
+                    s.add_block(out);
+                }
+                s
+            },
+        )
+        .reduce(Summary::default, Summary::merge);
+    let (lo, hi) = hist_range(summary.min, summary.max);
+    let mut counts = vec![0u64; HIST_BINS];
+    if summary.moments.n > 0 {
+        let scale = HIST_BINS as f64 / (hi - lo);
+        counts = bytes
+            .par_chunks(cb)
+            .map_init(
+                || vec![0.0f64; BLOCK],
+                |buf, chunk| {
+                    let mut h = [0u64; HIST_BINS];
+                    for part in chunk.chunks(blocks_per_buf * bb) {
+                        let n = part.len() / bb * be;
+                        let Some(out) = buf.get_mut(..n) else {
+                            continue;
+                        };
+                        elem.decode_into(part, out);
+                        for &x in out.iter() {
+                            if x.is_finite() {
+                                h[bin_of(x, lo, scale)] += 1;
+                            }
+                        }
+                    }
+                    h
+                },
+            )
+            .reduce(
+                || [0u64; HIST_BINS],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            )
+            .to_vec();
+    }
+    Computed {
+        summary,
+        histogram: Histogram { lo, hi, counts },
+    }
+}
+
+/// Counts bit patterns of a 1- or 2-byte type.
+fn code_counts(width: usize, bytes: &[u8]) -> Vec<u64> {
+    let size = 1usize << (8 * width);
+    let merge = |mut a: Vec<u64>, b: Vec<u64>| {
+        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        a
+    };
+    if width == 1 {
+        bytes
+            .par_chunks(CHUNK_BYTES)
+            .fold(
+                || vec![0u64; size],
+                |mut t, chunk| {
+                    let t8: &mut [u64; 256] = match t.as_mut_slice().try_into() {
+                        Ok(a) => a,
+                        Err(_) => return t,
+                    };
+                    for &b in chunk {
+                        t8[usize::from(b)] += 1;
+                    }
+                    t
+                },
+            )
+            .reduce(|| vec![0u64; size], merge)
+    } else {
+        bytes
+            .par_chunks(CHUNK_BYTES)
+            .fold(
+                || vec![0u64; size],
+                |mut t, chunk| {
+                    let t16: &mut [u64; 65536] = match t.as_mut_slice().try_into() {
+                        Ok(a) => a,
+                        Err(_) => return t,
+                    };
+                    // Two tables interleaved would hide store-to-load stalls on repeated codes; weights
+                    // rarely repeat back to back, so one table is as fast and half the cache.
+                    for c in chunk.chunks_exact(2) {
+                        t16[usize::from(u16::from_le_bytes([c[0], c[1]]))] += 1;
+                    }
+                    t
+                },
+            )
+            .reduce(|| vec![0u64; size], merge)
+    }
+}
+
+fn compute_by_codes(elem: Elem, width: usize, bytes: &[u8]) -> Computed {
+    let counts = code_counts(width, bytes);
+    let used: Vec<(f64, u64)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(code, &c)| (elem.value_of_code(code as u32), c))
+        .collect();
+    let mut s = Summary::default();
+    let mut sum = 0.0;
+    for &(v, c) in &used {
+        s.total += c;
+        if v.is_nan() {
+            s.nan += c;
+        } else if v.is_infinite() {
+            s.inf += c;
+        } else {
+            s.moments.n += c;
+            sum += v * c as f64;
+            s.min = s.min.min(v);
+            s.max = s.max.max(v);
+            if v == 0.0 {
+                s.zeros += c;
+            }
+        }
+    }
+    let (lo, hi) = hist_range(s.min, s.max);
+    let mut hist = vec![0u64; HIST_BINS];
+    if s.moments.n > 0 {
+        let mean = sum / s.moments.n as f64;
+        let scale = HIST_BINS as f64 / (hi - lo);
+        let mut m2 = 0.0;
+        for &(v, c) in used.iter().filter(|(v, _)| v.is_finite()) {
+            m2 += (v - mean) * (v - mean) * c as f64;
+            if let Some(h) = hist.get_mut(bin_of(v, lo, scale)) {
+                *h += c;
+            }
+        }
+        s.moments.mean = mean;
+        s.moments.m2 = m2;
+    }
+    Computed {
+        summary: s,
+        histogram: Histogram {
+            lo,
+            hi,
+            counts: hist,
+        },
+    }
+}
+
+/// All-zero rows and columns of `bytes` seen as `rows × cols` (row-major). NaN counts as non-zero.
+/// Returns `(zero_rows, zero_row_count, zero_cols, zero_col_count)`, lists capped at
+/// [`MAX_LISTED_LINES`]. `cols` must be a whole number of blocks.
+pub(crate) fn zero_lines(
+    elem: Elem,
+    bytes: &[u8],
+    rows: u64,
+    cols: u64,
+    want_rows: bool,
+    want_cols: bool,
+) -> (Vec<u64>, u64, Vec<u64>, u64) {
+    let (be, bb) = elem.block();
+    let Ok(cols_us) = usize::try_from(cols) else {
+        return (Vec::new(), 0, Vec::new(), 0);
+    };
+    if cols_us == 0 || !cols_us.is_multiple_of(be) || rows == 0 {
+        return (Vec::new(), 0, Vec::new(), 0);
+    }
+    let row_bytes = cols_us / be * bb;
+    // Rows per work item: about one chunk of bytes.
+    let rows_per = (CHUNK_BYTES / row_bytes.max(1)).max(1);
+    let ncol = if want_cols { cols_us } else { 0 };
+    let (zero_rows, nonzero_cols) = bytes
+        .par_chunks(rows_per * row_bytes)
+        .enumerate()
+        .fold(
+            || (Vec::new(), vec![false; ncol], vec![0.0f64; BLOCK.max(be)]),
+            |(mut zr, mut nz, mut buf), (ci, chunk)| {
+                for (ri, row) in chunk.chunks_exact(row_bytes).enumerate() {
+                    let mut any = false;
+                    let per = (BLOCK / be).max(1) * bb;
+                    for (pi, part) in row.chunks(per).enumerate() {
+                        let n = part.len() / bb * be;
+                        let Some(out) = buf.get_mut(..n) else {
+                            continue;
+                        };
+                        elem.decode_into(part, out);
+                        let base = pi * (per / bb * be);
+                        for (j, &x) in out.iter().enumerate() {
+                            if x != 0.0 {
+                                any = true;
+                                if let Some(c) = nz.get_mut(base + j) {
+                                    *c = true;
+                                }
+                            }
+                        }
+                        if any && !want_cols {
+                            break;
+                        }
+                    }
+                    if !any && want_rows {
+                        zr.push((ci * rows_per + ri) as u64);
+                    }
+                }
+                (zr, nz, buf)
+            },
+        )
+        .map(|(zr, nz, _)| (zr, nz))
+        .reduce(
+            || (Vec::new(), vec![false; ncol]),
+            |(mut za, mut na), (zb, nb)| {
+                za.extend(zb);
+                na.iter_mut().zip(nb).for_each(|(a, b)| *a |= b);
+                (za, na)
+            },
+        );
+    let mut zero_rows = zero_rows;
+    zero_rows.sort_unstable();
+    let zr_count = zero_rows.len() as u64;
+    zero_rows.truncate(MAX_LISTED_LINES);
+    let zero_cols: Vec<u64> = nonzero_cols
+        .iter()
+        .enumerate()
+        .filter(|(_, nz)| !**nz)
+        .map(|(i, _)| i as u64)
+        .collect();
+    let zc_count = zero_cols.len() as u64;
+    let mut zero_cols = zero_cols;
+    zero_cols.truncate(MAX_LISTED_LINES);
+    (zero_rows, zr_count, zero_cols, zc_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn moments_merge_equals_direct() {
+        let xs: Vec<f64> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f64 * 0.25 - 3.0)
+            .collect();
+        let mut s = Summary::default();
+        for c in xs.chunks(77) {
+            s.add_block(c);
+        }
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let m2: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+        assert_eq!(s.moments.n, 1000);
+        assert!((s.moments.mean - mean).abs() < 1e-12);
+        assert!((s.moments.m2 - m2).abs() < 1e-9 * m2);
+    }
+
+    #[test]
+    fn large_offset_is_numerically_stable() {
+        // Naive Σx² − n·mean² loses everything here; block two-pass + Chan keeps it.
+        let xs: Vec<f32> = (0..100_000)
+            .map(|i| 1.0e4 + if i % 2 == 0 { 0.5 } else { -0.5 })
+            .collect();
+        let c = compute(Elem::F32, &f32_bytes(&xs));
+        let std = (c.summary.moments.m2 / c.summary.moments.n as f64).sqrt();
+        assert!((std - 0.5).abs() < 1e-9, "{std}");
+    }
+
+    #[test]
+    fn wide_and_code_paths_agree() {
+        // The same bf16 values through the table path and (widened to f32) through the wide path.
+        let vals: Vec<u16> = (0..100_000u32)
+            .map(|i| half::bf16::from_f32(((i * 7919) % 2001) as f32 / 1000.0 - 1.0).to_bits())
+            .collect();
+        let bf: Vec<u8> = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f: Vec<f32> = vals
+            .iter()
+            .map(|&b| f32::from_bits(u32::from(b) << 16))
+            .collect();
+        let a = compute(Elem::BF16, &bf);
+        let b = compute(Elem::F32, &f32_bytes(&f));
+        assert_eq!(a.summary.moments.n, b.summary.moments.n);
+        assert_eq!(a.summary.min, b.summary.min);
+        assert_eq!(a.summary.max, b.summary.max);
+        assert_eq!(a.summary.zeros, b.summary.zeros);
+        assert!((a.summary.moments.mean - b.summary.moments.mean).abs() < 1e-12);
+        assert!((a.summary.moments.m2 - b.summary.moments.m2).abs() < 1e-9 * b.summary.moments.m2);
+        assert_eq!(a.histogram, b.histogram);
+        assert_eq!(a.histogram.counts.iter().sum::<u64>(), 100_000);
+    }
+
+    #[test]
+    fn histogram_single_value_uses_numpy_range() {
+        let c = compute(Elem::F32, &f32_bytes(&[3.0; 10]));
+        assert_eq!((c.histogram.lo, c.histogram.hi), (2.5, 3.5));
+        assert_eq!(c.histogram.counts[HIST_BINS / 2], 10);
+    }
+
+    #[test]
+    fn zero_lines_finds_rows_and_columns() {
+        // 4 × 6, row 2 zero, column 4 zero.
+        let mut v = vec![1.0f32; 24];
+        for c in 0..6 {
+            v[2 * 6 + c] = 0.0;
+        }
+        for r in 0..4 {
+            v[r * 6 + 4] = 0.0;
+        }
+        let (zr, nr, zc, nc) = zero_lines(Elem::F32, &f32_bytes(&v), 4, 6, true, true);
+        assert_eq!((zr, nr, zc, nc), (vec![2], 1, vec![4], 1));
+        // A NaN is not zero.
+        v[2 * 6] = f32::NAN;
+        let (zr, _, _, _) = zero_lines(Elem::F32, &f32_bytes(&v), 4, 6, true, false);
+        assert!(zr.is_empty());
+    }
+}

@@ -1,0 +1,509 @@
+//! Decoding every element type of the IR to `f64`, little-endian, straight from the mapped bytes.
+//!
+//! How it works: [`Elem::of`] turns a [`DType`] into a decoder that knows its block geometry (1
+//! element of N bytes for plain types, 32 elements in 34 / 18 bytes for GGML `Q8_0` / `Q4_0`).
+//! [`Elem::decode_into`] decodes whole blocks into a caller's buffer (the statistics and heatmap
+//! code pass a small L1-sized buffer, so nothing is ever decoded wholesale). Types of one or two bytes
+//! also expose [`Elem::code_width`] and [`Elem::value_of_code`]: statistics for those count raw bit
+//! patterns instead of decoding (see `stats::compute`).
+//!
+//! fp8 values come from 256-entry tables built from the OCP FP8 / ONNX definitions by
+//! [`fp8_value`]; the tables are checked bit by bit against the spec's reference values in the tests.
+//!
+//! Rejected: converting through `f32` for everything (loses `f64`/`i64` precision, and `i64` beyond
+//! 2^53 would round twice); a generic `num-traits` decoder (the per-type loops are small and the
+//! compiler vectorises them as they are).
+
+use std::sync::LazyLock;
+
+use crate::model::{DType, GgmlType};
+
+/// Elements per GGML quantisation block (`QK8_0`, `QK4_0`).
+const QK: usize = 32;
+
+/// How the elements of one dtype are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    /// IEEE binary64.
+    F64,
+    /// IEEE binary32.
+    F32,
+    /// IEEE binary16.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// One of the fp8 kinds.
+    Fp8(Fp8Kind),
+    /// Signed 64-bit.
+    I64,
+    /// Signed 32-bit.
+    I32,
+    /// Signed 16-bit.
+    I16,
+    /// Signed 8-bit.
+    I8,
+    /// Unsigned 64-bit.
+    U64,
+    /// Unsigned 32-bit.
+    U32,
+    /// Unsigned 16-bit.
+    U16,
+    /// Unsigned 8-bit.
+    U8,
+    /// One byte, zero is false and anything else true (decoded as 0 / 1).
+    Bool,
+    /// GGML `Q8_0`: an f16 scale and 32 signed bytes per block.
+    Q8_0,
+    /// GGML `Q4_0`: an f16 scale and 16 bytes of nibbles per block, value = (nibble − 8) · scale.
+    Q4_0,
+}
+
+/// The four fp8 encodings of ONNX / OCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fp8Kind {
+    /// 4 exponent bits (bias 7), 3 mantissa bits, no infinities, NaN = S.1111.111.
+    E4M3FN,
+    /// 4 exponent bits (bias 8), no negative zero or infinities, NaN = 0x80 only.
+    E4M3FNUZ,
+    /// 5 exponent bits (bias 15), IEEE-like infinities and NaNs.
+    E5M2,
+    /// 5 exponent bits (bias 16), no negative zero or infinities, NaN = 0x80 only.
+    E5M2FNUZ,
+}
+
+/// The value of one fp8 byte, from the format definitions (OCP 8-bit floating point spec v1.0 and
+/// ONNX `Float8` docs).
+pub fn fp8_value(kind: Fp8Kind, byte: u8) -> f64 {
+    let (exp_bits, man_bits, bias): (u32, u32, i32) = match kind {
+        Fp8Kind::E4M3FN => (4, 3, 7),
+        Fp8Kind::E4M3FNUZ => (4, 3, 8),
+        Fp8Kind::E5M2 => (5, 2, 15),
+        Fp8Kind::E5M2FNUZ => (5, 2, 16),
+    };
+    let sign = if byte & 0x80 != 0 { -1.0 } else { 1.0 };
+    let exp = u32::from(byte >> man_bits) & ((1 << exp_bits) - 1);
+    let man = u32::from(byte) & ((1 << man_bits) - 1);
+    let exp_max = (1u32 << exp_bits) - 1;
+    match kind {
+        // The FNUZ kinds use 0x80 ("negative zero") as their only NaN.
+        Fp8Kind::E4M3FNUZ | Fp8Kind::E5M2FNUZ if byte == 0x80 => return f64::NAN,
+        Fp8Kind::E4M3FN if exp == exp_max && man == 7 => return f64::NAN,
+        Fp8Kind::E5M2 if exp == exp_max => {
+            return if man == 0 {
+                sign * f64::INFINITY
+            } else {
+                f64::NAN
+            };
+        }
+        _ => {}
+    }
+    let frac = f64::from(man) / f64::from(1u32 << man_bits);
+    let magnitude = if exp == 0 {
+        // Subnormal: no implicit one, exponent 1 − bias.
+        frac * 2f64.powi(1 - bias)
+    } else {
+        (1.0 + frac) * 2f64.powi(exp as i32 - bias)
+    };
+    sign * magnitude
+}
+
+fn fp8_table(kind: Fp8Kind) -> [f64; 256] {
+    let mut t = [0.0; 256];
+    for (b, slot) in (0u8..=255).zip(t.iter_mut()) {
+        *slot = fp8_value(kind, b);
+    }
+    t
+}
+
+static E4M3FN_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E4M3FN));
+static E4M3FNUZ_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E4M3FNUZ));
+static E5M2_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E5M2));
+static E5M2FNUZ_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E5M2FNUZ));
+
+fn fp8_lut(kind: Fp8Kind) -> &'static [f64; 256] {
+    match kind {
+        Fp8Kind::E4M3FN => &E4M3FN_TABLE,
+        Fp8Kind::E4M3FNUZ => &E4M3FNUZ_TABLE,
+        Fp8Kind::E5M2 => &E5M2_TABLE,
+        Fp8Kind::E5M2FNUZ => &E5M2FNUZ_TABLE,
+    }
+}
+
+#[inline]
+fn f16_bits(bits: u16) -> f64 {
+    half::f16::from_bits(bits).to_f64()
+}
+
+#[inline]
+fn bf16_bits(bits: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(bits) << 16))
+}
+
+impl Elem {
+    /// The decoder for a dtype, or `None` when statistics are not supported for it (strings, complex,
+    /// GGML k-quants and the other block types).
+    pub fn of(dtype: DType) -> Option<Elem> {
+        Some(match dtype {
+            DType::F64 => Elem::F64,
+            DType::F32 => Elem::F32,
+            DType::F16 => Elem::F16,
+            DType::BF16 => Elem::BF16,
+            DType::F8E4M3FN => Elem::Fp8(Fp8Kind::E4M3FN),
+            DType::F8E4M3FNUZ => Elem::Fp8(Fp8Kind::E4M3FNUZ),
+            DType::F8E5M2 => Elem::Fp8(Fp8Kind::E5M2),
+            DType::F8E5M2FNUZ => Elem::Fp8(Fp8Kind::E5M2FNUZ),
+            DType::I64 => Elem::I64,
+            DType::I32 => Elem::I32,
+            DType::I16 => Elem::I16,
+            DType::I8 => Elem::I8,
+            DType::U64 => Elem::U64,
+            DType::U32 => Elem::U32,
+            DType::U16 => Elem::U16,
+            DType::U8 => Elem::U8,
+            DType::Bool => Elem::Bool,
+            DType::Ggml(GgmlType(t)) => match t {
+                0 => Elem::F32,
+                1 => Elem::F16,
+                2 => Elem::Q4_0,
+                8 => Elem::Q8_0,
+                24 => Elem::I8,
+                25 => Elem::I16,
+                26 => Elem::I32,
+                27 => Elem::I64,
+                28 => Elem::F64,
+                30 => Elem::BF16,
+                _ => return None,
+            },
+            DType::Complex64 | DType::Complex128 | DType::String | DType::Unknown(_) => {
+                return None;
+            }
+        })
+    }
+
+    /// `(elements, bytes)` of one block: `(1, size)` for plain types, `(32, 34)` / `(32, 18)` for
+    /// `Q8_0` / `Q4_0`.
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            Elem::F64 | Elem::I64 | Elem::U64 => (1, 8),
+            Elem::F32 | Elem::I32 | Elem::U32 => (1, 4),
+            Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => (1, 2),
+            Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
+            Elem::Q8_0 => (QK, 34),
+            Elem::Q4_0 => (QK, 18),
+        }
+    }
+
+    /// Whether NaN and infinity can occur.
+    pub fn is_float(self) -> bool {
+        matches!(
+            self,
+            Elem::F64 | Elem::F32 | Elem::F16 | Elem::BF16 | Elem::Fp8(_) | Elem::Q8_0 | Elem::Q4_0
+        )
+    }
+
+    /// Bytes per element for types whose every bit pattern can be enumerated (1 or 2), `None` otherwise.
+    pub fn code_width(self) -> Option<usize> {
+        match self {
+            Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => Some(2),
+            Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The value of a raw bit pattern for a type with a [`code_width`](Self::code_width)
+    /// (little-endian code, so `u16::from_le_bytes`). Other types return NaN.
+    pub fn value_of_code(self, code: u32) -> f64 {
+        let c16 = code as u16;
+        let c8 = code as u8;
+        match self {
+            Elem::F16 => f16_bits(c16),
+            Elem::BF16 => bf16_bits(c16),
+            Elem::I16 => f64::from(c16 as i16),
+            Elem::U16 => f64::from(c16),
+            Elem::Fp8(k) => fp8_lut(k)[usize::from(c8)],
+            Elem::I8 => f64::from(c8 as i8),
+            Elem::U8 => f64::from(c8),
+            Elem::Bool => f64::from(u8::from(c8 != 0)),
+            _ => f64::NAN,
+        }
+    }
+
+    /// Decodes whole blocks: `bytes.len()` must be a multiple of the block bytes and `out` must hold
+    /// the matching number of elements; extra bytes or slots are ignored.
+    pub fn decode_into(self, bytes: &[u8], out: &mut [f64]) {
+        macro_rules! plain {
+            ($n:literal, $conv:expr) => {
+                for (c, o) in bytes.chunks_exact($n).zip(out.iter_mut()) {
+                    let mut a = [0u8; $n];
+                    a.copy_from_slice(c);
+                    *o = $conv(a);
+                }
+            };
+        }
+        match self {
+            Elem::F64 => plain!(8, f64::from_le_bytes),
+            Elem::F32 => plain!(4, |a| f64::from(f32::from_le_bytes(a))),
+            Elem::F16 => plain!(2, |a| f16_bits(u16::from_le_bytes(a))),
+            Elem::BF16 => plain!(2, |a| bf16_bits(u16::from_le_bytes(a))),
+            Elem::I64 => plain!(8, |a| i64::from_le_bytes(a) as f64),
+            Elem::U64 => plain!(8, |a| u64::from_le_bytes(a) as f64),
+            Elem::I32 => plain!(4, |a| f64::from(i32::from_le_bytes(a))),
+            Elem::U32 => plain!(4, |a| f64::from(u32::from_le_bytes(a))),
+            Elem::I16 => plain!(2, |a| f64::from(i16::from_le_bytes(a))),
+            Elem::U16 => plain!(2, |a| f64::from(u16::from_le_bytes(a))),
+            Elem::Fp8(k) => {
+                let lut = fp8_lut(k);
+                for (&b, o) in bytes.iter().zip(out.iter_mut()) {
+                    *o = lut[usize::from(b)];
+                }
+            }
+            Elem::I8 => {
+                for (&b, o) in bytes.iter().zip(out.iter_mut()) {
+                    *o = f64::from(b as i8);
+                }
+            }
+            Elem::U8 => {
+                for (&b, o) in bytes.iter().zip(out.iter_mut()) {
+                    *o = f64::from(b);
+                }
+            }
+            Elem::Bool => {
+                for (&b, o) in bytes.iter().zip(out.iter_mut()) {
+                    *o = f64::from(u8::from(b != 0));
+                }
+            }
+            Elem::Q8_0 => {
+                for (blk, o) in bytes.chunks_exact(34).zip(out.chunks_exact_mut(QK)) {
+                    let (d, qs) = blk.split_at(2);
+                    let d = f16_bits(u16::from_le_bytes([d[0], d[1]]));
+                    for (&q, v) in qs.iter().zip(o.iter_mut()) {
+                        *v = f64::from(q as i8) * d;
+                    }
+                }
+            }
+            Elem::Q4_0 => {
+                for (blk, o) in bytes.chunks_exact(18).zip(out.chunks_exact_mut(QK)) {
+                    let (d, qs) = blk.split_at(2);
+                    let d = f16_bits(u16::from_le_bytes([d[0], d[1]]));
+                    // ggml's dequantize_row_q4_0: low nibbles are elements 0..16, high nibbles 16..32.
+                    let (lo, hi) = o.split_at_mut(QK / 2);
+                    for ((&q, a), b) in qs.iter().zip(lo.iter_mut()).zip(hi.iter_mut()) {
+                        *a = f64::from(i32::from(q & 0x0F) - 8) * d;
+                        *b = f64::from(i32::from(q >> 4) - 8) * d;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one element at `index` (for hover readouts); `None` when the bytes do not reach it.
+    pub fn value_at(self, bytes: &[u8], index: u64) -> Option<f64> {
+        let (be, bb) = self.block();
+        let block = usize::try_from(index / be as u64).ok()?;
+        let start = block.checked_mul(bb)?;
+        let blk = bytes.get(start..start.checked_add(bb)?)?;
+        let mut buf = [0.0f64; QK];
+        self.decode_into(blk, &mut buf[..be]);
+        buf.get((index % be as u64) as usize).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(e: Elem, bytes: &[u8]) -> Vec<f64> {
+        let (be, bb) = e.block();
+        let mut out = vec![0.0; bytes.len() / bb * be];
+        e.decode_into(bytes, &mut out);
+        out
+    }
+
+    #[test]
+    fn e4m3fn_matches_spec_table() {
+        let k = Fp8Kind::E4M3FN;
+        // OCP FP8 spec, table 1: max normal S.1111.110 = 448, min normal 2^-6, max subnormal 0.875·2^-6,
+        // min subnormal 2^-9, NaN S.1111.111, zeros ±0, no infinities.
+        assert_eq!(fp8_value(k, 0x7E), 448.0);
+        assert_eq!(fp8_value(k, 0xFE), -448.0);
+        assert_eq!(fp8_value(k, 0x08), 2f64.powi(-6));
+        assert_eq!(fp8_value(k, 0x07), 0.875 * 2f64.powi(-6));
+        assert_eq!(fp8_value(k, 0x01), 2f64.powi(-9));
+        assert_eq!(fp8_value(k, 0x38), 1.0);
+        assert_eq!(fp8_value(k, 0x40), 2.0);
+        assert_eq!(fp8_value(k, 0x3C), 1.5);
+        assert!(fp8_value(k, 0x7F).is_nan());
+        assert!(fp8_value(k, 0xFF).is_nan());
+        assert_eq!(fp8_value(k, 0x00), 0.0);
+        assert!(fp8_value(k, 0x80) == 0.0 && fp8_value(k, 0x80).is_sign_negative());
+        // 0x78 (exponent all ones, mantissa 0) is a normal number here, not infinity.
+        assert_eq!(fp8_value(k, 0x78), 256.0);
+        let nans = (0u8..=255).filter(|&b| fp8_value(k, b).is_nan()).count();
+        assert_eq!(nans, 2);
+        assert!((0u8..=255).all(|b| !fp8_value(k, b).is_infinite()));
+    }
+
+    #[test]
+    fn e4m3fnuz_matches_spec_table() {
+        let k = Fp8Kind::E4M3FNUZ;
+        // ONNX Float8 docs: bias 8, max 240, min normal 2^-7, min subnormal 2^-10, NaN only 0x80.
+        assert_eq!(fp8_value(k, 0x7F), 240.0);
+        assert_eq!(fp8_value(k, 0xFF), -240.0);
+        assert_eq!(fp8_value(k, 0x08), 2f64.powi(-7));
+        assert_eq!(fp8_value(k, 0x01), 2f64.powi(-10));
+        assert_eq!(fp8_value(k, 0x40), 1.0);
+        assert!(fp8_value(k, 0x80).is_nan());
+        assert_eq!((0u8..=255).filter(|&b| fp8_value(k, b).is_nan()).count(), 1);
+        assert!((0u8..=255).all(|b| !fp8_value(k, b).is_infinite()));
+        assert_eq!(fp8_value(k, 0x00), 0.0);
+    }
+
+    #[test]
+    fn e5m2_matches_spec_table() {
+        let k = Fp8Kind::E5M2;
+        // OCP FP8 spec: bias 15, max normal S.11110.11 = 57344, infinities S.11111.00, NaN S.11111.{01,10,11},
+        // min normal 2^-14, max subnormal 0.75·2^-14, min subnormal 2^-16.
+        assert_eq!(fp8_value(k, 0x7B), 57344.0);
+        assert_eq!(fp8_value(k, 0xFB), -57344.0);
+        assert_eq!(fp8_value(k, 0x7C), f64::INFINITY);
+        assert_eq!(fp8_value(k, 0xFC), f64::NEG_INFINITY);
+        for b in [0x7D, 0x7E, 0x7F, 0xFD, 0xFE, 0xFF] {
+            assert!(fp8_value(k, b).is_nan(), "{b:#x}");
+        }
+        assert_eq!(fp8_value(k, 0x04), 2f64.powi(-14));
+        assert_eq!(fp8_value(k, 0x03), 0.75 * 2f64.powi(-14));
+        assert_eq!(fp8_value(k, 0x01), 2f64.powi(-16));
+        assert_eq!(fp8_value(k, 0x3C), 1.0);
+        // E5M2 is the top byte of an f16: every finite code agrees with half's decoding.
+        for b in 0u8..=255 {
+            let h = f16_bits(u16::from(b) << 8);
+            let v = fp8_value(k, b);
+            assert!(v == h || (v.is_nan() && h.is_nan()), "{b:#x}: {v} vs {h}");
+        }
+    }
+
+    #[test]
+    fn e5m2fnuz_matches_spec_table() {
+        let k = Fp8Kind::E5M2FNUZ;
+        // ONNX Float8 docs: bias 16, max 57344, min normal 2^-15, min subnormal 2^-17, NaN only 0x80.
+        assert_eq!(fp8_value(k, 0x7F), 57344.0);
+        assert_eq!(fp8_value(k, 0x04), 2f64.powi(-15));
+        assert_eq!(fp8_value(k, 0x01), 2f64.powi(-17));
+        assert_eq!(fp8_value(k, 0x40), 1.0);
+        assert!(fp8_value(k, 0x80).is_nan());
+        assert_eq!((0u8..=255).filter(|&b| fp8_value(k, b).is_nan()).count(), 1);
+        assert!((0u8..=255).all(|b| !fp8_value(k, b).is_infinite()));
+    }
+
+    #[test]
+    fn fp8_tables_agree_with_definition_through_decode() {
+        for (dt, k) in [
+            (DType::F8E4M3FN, Fp8Kind::E4M3FN),
+            (DType::F8E4M3FNUZ, Fp8Kind::E4M3FNUZ),
+            (DType::F8E5M2, Fp8Kind::E5M2),
+            (DType::F8E5M2FNUZ, Fp8Kind::E5M2FNUZ),
+        ] {
+            let e = Elem::of(dt).unwrap();
+            let all: Vec<u8> = (0u8..=255).collect();
+            let out = dec(e, &all);
+            for (b, v) in all.iter().zip(&out) {
+                let r = fp8_value(k, *b);
+                assert!(*v == r || (v.is_nan() && r.is_nan()));
+                let c = e.value_of_code(u32::from(*b));
+                assert!(c == r || (c.is_nan() && r.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn floats_decode_little_endian() {
+        assert_eq!(dec(Elem::F64, &(-2.5f64).to_le_bytes()), vec![-2.5]);
+        assert_eq!(
+            dec(Elem::F32, &0.1f32.to_le_bytes()),
+            vec![f64::from(0.1f32)]
+        );
+        // f16: 0x3C00 = 1, 0x7BFF = 65504, 0x0001 = 2^-24 (subnormal), 0x7C00 = inf, 0x7E00 = NaN.
+        let h: Vec<u8> = [0x3C00u16, 0x7BFF, 0x0001, 0x7C00, 0xFC00, 0xC000]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            dec(Elem::F16, &h),
+            vec![
+                1.0,
+                65504.0,
+                2f64.powi(-24),
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -2.0
+            ]
+        );
+        assert!(dec(Elem::F16, &0x7E00u16.to_le_bytes())[0].is_nan());
+        // bf16: 0x3F80 = 1, 0x4049 ≈ 3.140625, 0x0001 = smallest subnormal 2^-133, 0x7F80 = inf, 0x7FC0 NaN.
+        let b: Vec<u8> = [0x3F80u16, 0x4049, 0x0001, 0x7F80, 0xBF80]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            dec(Elem::BF16, &b),
+            vec![1.0, 3.140625, 2f64.powi(-133), f64::INFINITY, -1.0]
+        );
+        assert!(dec(Elem::BF16, &0x7FC0u16.to_le_bytes())[0].is_nan());
+        assert_eq!(Elem::of(DType::Ggml(GgmlType(30))), Some(Elem::BF16));
+    }
+
+    #[test]
+    fn integers_decode_with_sign() {
+        let le = |v: &[i64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        assert_eq!(
+            dec(Elem::I64, &le(&[-3, i64::MAX])),
+            vec![-3.0, 9.223372036854776e18]
+        );
+        assert_eq!(
+            dec(Elem::U64, &u64::MAX.to_le_bytes()),
+            vec![1.8446744073709552e19]
+        );
+        assert_eq!(dec(Elem::I32, &(-7i32).to_le_bytes()), vec![-7.0]);
+        assert_eq!(
+            dec(Elem::U32, &0xFFFF_FFFFu32.to_le_bytes()),
+            vec![4294967295.0]
+        );
+        assert_eq!(dec(Elem::I16, &(-300i16).to_le_bytes()), vec![-300.0]);
+        assert_eq!(dec(Elem::U16, &65535u16.to_le_bytes()), vec![65535.0]);
+        assert_eq!(
+            dec(Elem::I8, &[0x80, 0x7F, 0xFF]),
+            vec![-128.0, 127.0, -1.0]
+        );
+        assert_eq!(dec(Elem::U8, &[0x80, 0xFF]), vec![128.0, 255.0]);
+        assert_eq!(dec(Elem::Bool, &[0, 1, 2]), vec![0.0, 1.0, 1.0]);
+        assert_eq!(Elem::I16.value_of_code(0xFFFF), -1.0);
+        assert_eq!(Elem::Bool.value_of_code(7), 1.0);
+    }
+
+    #[test]
+    fn q8_0_and_q4_0_decode_like_ggml() {
+        // Q8_0: scale 0.5 (f16 0x3800), then q = -128, -1, 0, 1, …
+        let mut q8 = 0x3800u16.to_le_bytes().to_vec();
+        let qs: Vec<i8> = (0..32)
+            .map(|i| if i == 0 { -128 } else { i as i8 - 2 })
+            .collect();
+        q8.extend(qs.iter().map(|&q| q as u8));
+        let v = dec(Elem::Q8_0, &q8);
+        assert_eq!(v.len(), 32);
+        assert_eq!(v[0], -64.0);
+        assert_eq!(v[1], -0.5);
+        assert_eq!(v[2], 0.0);
+        assert_eq!(v[31], 14.5);
+        // Q4_0: scale 2 (0x4000); byte j holds element j (low nibble) and j + 16 (high nibble).
+        let mut q4 = 0x4000u16.to_le_bytes().to_vec();
+        q4.extend((0..16u8).map(|j| (j & 0x0F) | ((15 - j) << 4)));
+        let v = dec(Elem::Q4_0, &q4);
+        assert_eq!(v[0], -16.0); // (0 - 8) * 2
+        assert_eq!(v[15], 14.0); // (15 - 8) * 2
+        assert_eq!(v[16], 14.0); // high nibble of byte 0 = 15
+        assert_eq!(v[31], -16.0);
+        assert_eq!(Elem::Q4_0.value_at(&q4, 16), Some(14.0));
+        assert_eq!(Elem::Q4_0.value_at(&q4, 32), None);
+        assert_eq!(Elem::of(DType::Ggml(GgmlType(12))), None); // Q4_K: not supported
+    }
+}

@@ -1,0 +1,751 @@
+//! Heatmap tiles: any tensor as a 2-D picture, with a mip pyramid built on demand.
+//!
+//! How it works: [`HeatmapView::of`] folds a tensor to `rows × cols` (2-D as is; `[out, in, kh, kw]`
+//! as `out × in·kh·kw`; 1-D as a `1 × N` strip; higher ranks fold all but the first dimension; GGUF
+//! shapes, innermost first, fold the other way). Level `k` of the pyramid has one texel per
+//! `2^k × 2^k` block of values; a tile is 256 × 256 texels. [`tile`] computes one tile straight from
+//! the mapped bytes: rayon over the tile's texel rows, each worker decoding one source row segment at a
+//! time into a small buffer and folding it into the texels' aggregates (mean, abs-max or min/max pair),
+//! so nothing larger than a tile row is ever held. [`tile_preview`] reads only a sample of rows and
+//! columns per texel, for a first picture of a huge tensor within milliseconds, to be replaced by the
+//! exact tile when it arrives. [`TileCache`] keeps computed tiles under a byte budget (LRU).
+//!
+//! Aggregates over a block: NaN anywhere in the block makes the texel NaN (so a single NaN stays
+//! visible at every zoom level); infinities take part as values.
+//!
+//! Rejected: building level k+1 from level k (needs all of level 0 first: seconds for a 1 GB
+//! embedding before anything shows) and precomputing the whole pyramid (memory ~ 1/3 of the
+//! tensor as f32).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::decode::Elem;
+use super::{StatsError, TensorStats, checked};
+use crate::model::{DType, Tensor};
+
+/// Texels along each side of a tile.
+pub const TILE: u64 = 256;
+
+/// How a tensor is seen as a matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeatmapView {
+    /// Rows (the outermost dimension: output units).
+    pub rows: u64,
+    /// Columns (all other dimensions folded: the contiguous run in memory).
+    pub cols: u64,
+}
+
+/// How a texel aggregates the block of values it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Agg {
+    /// Mean of the block.
+    #[default]
+    Mean,
+    /// Largest |x| in the block.
+    AbsMax,
+    /// Minimum in `values`, maximum in `values_max`.
+    MinMax,
+}
+
+/// One tile of the pyramid: row-major `width × height` values, ready for `lod::HeatmapItem`.
+#[derive(Clone, Debug)]
+pub struct Tile {
+    /// Texels across.
+    pub width: u32,
+    /// Texels down.
+    pub height: u32,
+    /// The aggregate per texel (the minimum for [`Agg::MinMax`]).
+    pub values: Arc<[f32]>,
+    /// The maximum per texel for [`Agg::MinMax`].
+    pub values_max: Option<Arc<[f32]>>,
+    /// False for a [`tile_preview`] (sampled) tile.
+    pub exact: bool,
+    /// First source row covered.
+    pub row0: u64,
+    /// First source column covered.
+    pub col0: u64,
+    /// One past the last source row covered.
+    pub row1: u64,
+    /// One past the last source column covered.
+    pub col1: u64,
+}
+
+impl Tile {
+    /// Bytes held.
+    pub fn byte_size(&self) -> usize {
+        (self.values.len() + self.values_max.as_ref().map_or(0, |v| v.len())) * 4
+    }
+}
+
+impl HeatmapView {
+    /// The 2-D view of a tensor. `innermost_first`: the shape lists the contiguous dimension first (GGUF).
+    pub fn of(t: &Tensor, innermost_first: bool) -> Self {
+        let prod = |d: &[u64]| {
+            d.iter()
+                .try_fold(1u64, |a, &x| a.checked_mul(x))
+                .unwrap_or(0)
+        };
+        match t.shape.len() {
+            0 => HeatmapView { rows: 1, cols: 1 },
+            1 => HeatmapView {
+                rows: 1,
+                cols: t.shape.first().copied().unwrap_or(0),
+            },
+            _ if innermost_first => {
+                let (inner, rest) = t.shape.split_at(1);
+                HeatmapView {
+                    rows: prod(rest),
+                    cols: prod(inner),
+                }
+            }
+            _ => {
+                let (outer, rest) = t.shape.split_at(1);
+                HeatmapView {
+                    rows: prod(outer),
+                    cols: prod(rest),
+                }
+            }
+        }
+    }
+
+    /// The view GGML dtypes imply (innermost first for them, outermost first otherwise).
+    pub fn for_tensor(t: &Tensor) -> Self {
+        Self::of(t, matches!(t.dtype, DType::Ggml(_)))
+    }
+
+    /// Texels of level `level`: `(rows, cols)`.
+    pub fn level_size(&self, level: u32) -> (u64, u64) {
+        let s = 1u64.checked_shl(level).unwrap_or(u64::MAX);
+        (self.rows.div_ceil(s), self.cols.div_ceil(s))
+    }
+
+    /// Number of levels: the last one fits in a single tile.
+    pub fn levels(&self) -> u32 {
+        let mut k = 0;
+        while k < 63 {
+            let (r, c) = self.level_size(k);
+            if r <= TILE && c <= TILE {
+                break;
+            }
+            k += 1;
+        }
+        k + 1
+    }
+
+    /// Tiles across and down at `level`.
+    pub fn tiles(&self, level: u32) -> (u64, u64) {
+        let (r, c) = self.level_size(level);
+        (c.div_ceil(TILE), r.div_ceil(TILE))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Acc {
+    sum: f64,
+    n: u64,
+    min: f64,
+    max: f64,
+    nan: bool,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            sum: 0.0,
+            n: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            nan: false,
+        }
+    }
+}
+
+impl Acc {
+    /// Folds in a run of values (a NaN poisons the texel, so it may pollute the sum freely).
+    #[inline]
+    fn add_slice(&mut self, v: &[f64]) {
+        const L: usize = 4;
+        let (mut sum, mut lo, mut hi, mut nan) = (
+            [0.0f64; L],
+            [f64::INFINITY; L],
+            [f64::NEG_INFINITY; L],
+            false,
+        );
+        let chunks = v.chunks_exact(L);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for i in 0..L {
+                let x = c[i];
+                nan |= x.is_nan();
+                sum[i] += x;
+                lo[i] = lo[i].min(x);
+                hi[i] = hi[i].max(x);
+            }
+        }
+        for &x in rest {
+            nan |= x.is_nan();
+            sum[0] += x;
+            lo[0] = lo[0].min(x);
+            hi[0] = hi[0].max(x);
+        }
+        self.nan |= nan;
+        self.sum += sum.iter().sum::<f64>();
+        self.n += v.len() as u64;
+        self.min = lo.iter().fold(self.min, |a, &b| a.min(b));
+        self.max = hi.iter().fold(self.max, |a, &b| a.max(b));
+    }
+
+    fn value(&self, agg: Agg) -> (f32, f32) {
+        if self.nan || self.n == 0 {
+            return (f32::NAN, f32::NAN);
+        }
+        match agg {
+            Agg::Mean => ((self.sum / self.n as f64) as f32, 0.0),
+            Agg::AbsMax => (self.min.abs().max(self.max.abs()) as f32, 0.0),
+            Agg::MinMax => (self.min as f32, self.max as f32),
+        }
+    }
+}
+
+/// Calls `f(first_col, values)` for the values of source row `r`, columns `c0..c1`, in contiguous
+/// pieces, decoding whole blocks through `buf` (which must hold at least one block).
+fn for_row_segment(
+    (elem, bytes, view): (Elem, &[u8], &HeatmapView),
+    r: u64,
+    c0: u64,
+    c1: u64,
+    buf: &mut [f64],
+    mut f: impl FnMut(u64, &[f64]),
+) {
+    let (be, bb) = elem.block();
+    let (be64, bb64) = (be as u64, bb as u64);
+    let Some(row_start) = r.checked_mul(view.cols) else {
+        return;
+    };
+    let (lo, hi) = (row_start + c0, row_start + c1);
+    let first = lo / be64;
+    let last = hi.div_ceil(be64);
+    let blocks_per_buf = (buf.len() / be).max(1) as u64;
+    let mut b = first;
+    while b < last {
+        let nb = blocks_per_buf.min(last - b);
+        let (Ok(s), Ok(e)) = (usize::try_from(b * bb64), usize::try_from((b + nb) * bb64)) else {
+            return;
+        };
+        let Some(src) = bytes.get(s..e) else { return };
+        let n = nb as usize * be;
+        let Some(out) = buf.get_mut(..n) else { return };
+        elem.decode_into(src, out);
+        // Trim the partial blocks at either end.
+        let base = b * be64;
+        let from = lo.saturating_sub(base) as usize;
+        let to = (hi.min(base + n as u64) - base) as usize;
+        if let Some(piece) = out.get(from..to) {
+            f(base + from as u64 - row_start, piece);
+        }
+        b += nb;
+    }
+}
+
+/// Which rows/columns of a block a texel reads: all, or an evenly spaced sample.
+#[derive(Clone, Copy)]
+struct Sampling {
+    rows: u64,
+    cols: u64,
+}
+
+fn build(
+    t: &Tensor,
+    view: &HeatmapView,
+    level: u32,
+    tx: u64,
+    ty: u64,
+    agg: Agg,
+    sample: Option<Sampling>,
+) -> Result<Tile, StatsError> {
+    let (bytes, elem) = checked(t)?;
+    let out_of_range = |what: String| StatsError::OutOfRange {
+        tensor: t.name.clone(),
+        what,
+        rows: view.rows,
+        cols: view.cols,
+    };
+    if view.rows.checked_mul(view.cols) != Some(t.elements()) {
+        return Err(out_of_range("the view's size".into()));
+    }
+    if level >= view.levels() {
+        return Err(out_of_range(format!("level {level}")));
+    }
+    let (ntx, nty) = view.tiles(level);
+    if tx >= ntx || ty >= nty {
+        return Err(out_of_range(format!("tile ({tx}, {ty}) of level {level}")));
+    }
+    let (lr, lc) = view.level_size(level);
+    let x0 = tx * TILE;
+    let y0 = ty * TILE;
+    let width = (lc - x0).min(TILE);
+    let height = (lr - y0).min(TILE);
+    let s = 1u64 << level;
+    let c0 = x0 * s;
+    let c1 = ((x0 + width) * s).min(view.cols);
+    let (be, _) = elem.block();
+    let rows_out: Vec<(Vec<f32>, Vec<f32>)> = (0..height)
+        .into_par_iter()
+        .map_init(
+            || vec![0.0f64; 4096.max(be)],
+            |buf, i| {
+                let mut acc = vec![Acc::default(); width as usize];
+                let r0 = (y0 + i) * s;
+                let r1 = (r0 + s).min(view.rows);
+                match sample {
+                    None => {
+                        for r in r0..r1 {
+                            for_row_segment((elem, bytes, view), r, c0, c1, buf, |col, vals| {
+                                // Split the piece at texel boundaries and reduce each part at once.
+                                let (mut c, mut rest) = (col, vals);
+                                while !rest.is_empty() {
+                                    let j = (c - c0) >> level;
+                                    let take = ((c0 + (j + 1) * s - c) as usize).min(rest.len());
+                                    let (part, tail) = rest.split_at(take);
+                                    if let Some(a) = acc.get_mut(j as usize) {
+                                        a.add_slice(part);
+                                    }
+                                    c += take as u64;
+                                    rest = tail;
+                                }
+                            });
+                        }
+                    }
+                    Some(smp) => {
+                        let nr = (r1 - r0).min(smp.rows).max(1);
+                        for k in 0..nr {
+                            let r = r0 + k * (r1 - r0) / nr;
+                            for (j, a) in acc.iter_mut().enumerate() {
+                                let b0 = c0 + j as u64 * s;
+                                let b1 = (b0 + s).min(view.cols).min(b0 + smp.cols);
+                                for_row_segment((elem, bytes, view), r, b0, b1, buf, |_, v| {
+                                    a.add_slice(v)
+                                });
+                            }
+                        }
+                    }
+                }
+                let lo: Vec<f32> = acc.iter().map(|a| a.value(agg).0).collect();
+                let hi: Vec<f32> = if agg == Agg::MinMax {
+                    acc.iter().map(|a| a.value(agg).1).collect()
+                } else {
+                    Vec::new()
+                };
+                (lo, hi)
+            },
+        )
+        .collect();
+    let mut values = Vec::with_capacity((width * height) as usize);
+    let mut values_max = Vec::new();
+    for (lo, hi) in rows_out {
+        values.extend(lo);
+        values_max.extend(hi);
+    }
+    Ok(Tile {
+        width: width as u32,
+        height: height as u32,
+        values: values.into(),
+        values_max: (agg == Agg::MinMax).then(|| values_max.into()),
+        exact: sample.is_none(),
+        row0: y0 * s,
+        col0: c0,
+        row1: ((y0 + height) * s).min(view.rows),
+        col1: c1,
+    })
+}
+
+/// The exact tile `(tx, ty)` of `level` (texel = aggregate of a `2^level`-square block).
+pub fn tile(
+    t: &Tensor,
+    view: &HeatmapView,
+    level: u32,
+    tx: u64,
+    ty: u64,
+    agg: Agg,
+) -> Result<Tile, StatsError> {
+    build(t, view, level, tx, ty, agg, None)
+}
+
+/// A quick approximation of [`tile`]: each texel reads at most 4 rows × 16 columns of its block.
+/// Exact (and marked so) at levels 0–2 where blocks are that small anyway.
+pub fn tile_preview(
+    t: &Tensor,
+    view: &HeatmapView,
+    level: u32,
+    tx: u64,
+    ty: u64,
+    agg: Agg,
+) -> Result<Tile, StatsError> {
+    if level <= 2 {
+        return tile(t, view, level, tx, ty, agg);
+    }
+    build(
+        t,
+        view,
+        level,
+        tx,
+        ty,
+        agg,
+        Some(Sampling { rows: 4, cols: 16 }),
+    )
+}
+
+/// The exact value at `(row, col)` of the view, for hover readouts.
+pub fn value_at(t: &Tensor, view: &HeatmapView, row: u64, col: u64) -> Result<f64, StatsError> {
+    let (bytes, elem) = checked(t)?;
+    let oor = || StatsError::OutOfRange {
+        tensor: t.name.clone(),
+        what: format!("cell ({row}, {col})"),
+        rows: view.rows,
+        cols: view.cols,
+    };
+    if row >= view.rows || col >= view.cols {
+        return Err(oor());
+    }
+    let idx = row
+        .checked_mul(view.cols)
+        .and_then(|x| x.checked_add(col))
+        .ok_or_else(oor)?;
+    elem.value_at(bytes, idx).ok_or_else(oor)
+}
+
+/// How the colour range is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clip {
+    /// Exact min..max.
+    MinMax,
+    /// ±abs-max (diverging maps centred on zero).
+    Symmetric,
+    /// Percentiles `p..1−p` (e.g. 0.01), robust to a few outliers.
+    Percentile(f64),
+    /// ±max(|p-th|, |(1−p)-th|) percentile: robust and centred on zero.
+    SymmetricPercentile(f64),
+}
+
+/// The `(lo, hi)` colour range for a tensor's statistics (`(0, 1)` when it has no finite values).
+pub fn color_range(s: &TensorStats, clip: Clip) -> (f32, f32) {
+    let (Some(min), Some(max)) = (s.min, s.max) else {
+        return (0.0, 1.0);
+    };
+    let (lo, hi) = match clip {
+        Clip::MinMax => (min, max),
+        Clip::Symmetric => {
+            let a = min.abs().max(max.abs());
+            (-a, a)
+        }
+        Clip::Percentile(p) => (
+            s.percentile(p).unwrap_or(min),
+            s.percentile(1.0 - p).unwrap_or(max),
+        ),
+        Clip::SymmetricPercentile(p) => {
+            let a = s
+                .percentile(p)
+                .unwrap_or(min)
+                .abs()
+                .max(s.percentile(1.0 - p).unwrap_or(max).abs());
+            (-a, a)
+        }
+    };
+    if hi > lo {
+        (lo as f32, hi as f32)
+    } else {
+        (lo as f32 - 0.5, hi as f32 + 0.5)
+    }
+}
+
+/// Identifies a cached tile.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TileKey {
+    /// Tensor name.
+    pub tensor: String,
+    /// Address of the tensor's bytes (tells two models' same-named tensors apart).
+    pub data_addr: usize,
+    /// The view.
+    pub view: HeatmapView,
+    /// Pyramid level.
+    pub level: u32,
+    /// Tile column.
+    pub tx: u64,
+    /// Tile row.
+    pub ty: u64,
+    /// Aggregate.
+    pub agg: Agg,
+}
+
+impl TileKey {
+    /// A stable 64-bit key for `lod::HeatmapItem::key` (FNV-1a of the fields).
+    pub fn hash64(&self) -> u64 {
+        let mut h = super::cache::Fnv::new();
+        h.write(self.tensor.as_bytes());
+        for x in [
+            self.data_addr as u64,
+            self.view.rows,
+            self.view.cols,
+            u64::from(self.level),
+            self.tx,
+            self.ty,
+            self.agg as u64,
+        ] {
+            h.write(&x.to_le_bytes());
+        }
+        h.finish()
+    }
+}
+
+struct CacheInner {
+    map: HashMap<TileKey, (Arc<Tile>, u64)>,
+    tick: u64,
+    bytes: usize,
+}
+
+/// Computed exact tiles under a byte budget, least recently used evicted first. Thread-safe.
+pub struct TileCache {
+    budget: usize,
+    inner: Mutex<CacheInner>,
+}
+
+impl TileCache {
+    /// A cache holding at most `budget_bytes` of tile values.
+    pub fn new(budget_bytes: usize) -> Self {
+        TileCache {
+            budget: budget_bytes,
+            inner: Mutex::new(CacheInner {
+                map: HashMap::new(),
+                tick: 0,
+                bytes: 0,
+            }),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().map_or(0, |g| g.bytes)
+    }
+
+    /// Tiles held now.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |g| g.map.len())
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached tile, if any (marks it recently used).
+    pub fn get(&self, key: &TileKey) -> Option<Arc<Tile>> {
+        let mut g = self.inner.lock().ok()?;
+        g.tick += 1;
+        let tick = g.tick;
+        g.map.get_mut(key).map(|e| {
+            e.1 = tick;
+            e.0.clone()
+        })
+    }
+
+    /// The exact tile, from the cache or computed (outside the lock) and inserted.
+    pub fn get_or_build(
+        &self,
+        t: &Tensor,
+        view: &HeatmapView,
+        level: u32,
+        tx: u64,
+        ty: u64,
+        agg: Agg,
+    ) -> Result<Arc<Tile>, StatsError> {
+        let key = TileKey {
+            tensor: t.name.clone(),
+            data_addr: t.bytes().map_or(0, |b| b.as_ptr() as usize),
+            view: *view,
+            level,
+            tx,
+            ty,
+            agg,
+        };
+        if let Some(hit) = self.get(&key) {
+            return Ok(hit);
+        }
+        let tile = Arc::new(tile(t, view, level, tx, ty, agg)?);
+        self.insert(key, tile.clone());
+        Ok(tile)
+    }
+
+    /// Inserts a tile, evicting least recently used ones beyond the budget.
+    pub fn insert(&self, key: TileKey, tile: Arc<Tile>) {
+        let Ok(mut g) = self.inner.lock() else { return };
+        g.tick += 1;
+        let tick = g.tick;
+        g.bytes += tile.byte_size();
+        if let Some((old, _)) = g.map.insert(key, (tile, tick)) {
+            g.bytes -= old.byte_size();
+        }
+        while g.bytes > self.budget && g.map.len() > 1 {
+            let Some(oldest) = g
+                .map
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some((old, _)) = g.map.remove(&oldest) {
+                g.bytes -= old.byte_size();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::model::GgmlType;
+
+    fn ramp(rows: u64, cols: u64) -> Tensor {
+        let v: Vec<f32> = (0..rows * cols)
+            .map(|i| (i / cols) as f32 * 1000.0 + (i % cols) as f32)
+            .collect();
+        f32_tensor("ramp", &[rows, cols], &v)
+    }
+
+    #[test]
+    fn views_fold_the_way_people_expect() {
+        let t = f32_tensor("c", &[8, 3, 3, 3], &[0.0; 216]);
+        assert_eq!(
+            HeatmapView::of(&t, false),
+            HeatmapView { rows: 8, cols: 27 }
+        );
+        let t = f32_tensor("b", &[5], &[0.0; 5]);
+        assert_eq!(HeatmapView::of(&t, false), HeatmapView { rows: 1, cols: 5 });
+        // GGUF: [64, 1000] innermost first is 1000 rows of 64.
+        let t = f32_tensor("e", &[64, 1000], &[0.0; 64000]);
+        assert_eq!(
+            HeatmapView::of(&t, true),
+            HeatmapView {
+                rows: 1000,
+                cols: 64
+            }
+        );
+        let v = HeatmapView {
+            rows: 128_256,
+            cols: 4096,
+        };
+        assert_eq!(v.levels(), 10);
+        assert_eq!(v.level_size(9), (251, 8));
+        assert_eq!(v.tiles(0), (16, 501));
+    }
+
+    #[test]
+    fn level0_tile_is_the_raw_values() {
+        let t = ramp(300, 270);
+        let v = HeatmapView::of(&t, false);
+        let tl = tile(&t, &v, 0, 1, 1, Agg::Mean).unwrap();
+        assert_eq!((tl.width, tl.height), (14, 44));
+        assert_eq!(tl.values[0], 256.0 * 1000.0 + 256.0);
+        assert_eq!(tl.values[(tl.width + 2) as usize], 257.0 * 1000.0 + 258.0);
+        assert_eq!((tl.row0, tl.col0, tl.row1, tl.col1), (256, 256, 300, 270));
+        assert!(tile(&t, &v, 0, 2, 0, Agg::Mean).is_err());
+        assert_eq!(value_at(&t, &v, 299, 269).unwrap(), 299_269.0);
+        assert!(value_at(&t, &v, 300, 0).is_err());
+    }
+
+    #[test]
+    fn coarse_levels_aggregate_blocks() {
+        let t = ramp(300, 270);
+        let v = HeatmapView::of(&t, false);
+        let top = v.levels() - 1;
+        assert_eq!(top, 1);
+        let tl = tile(&t, &v, 1, 0, 0, Agg::Mean).unwrap();
+        assert_eq!((tl.width, tl.height), (135, 150));
+        // Texel (0,0) = mean of rows 0..2, cols 0..2 = (0+1+1000+1001)/4.
+        assert_eq!(tl.values[0], 500.5);
+        let mm = tile(&t, &v, 1, 0, 0, Agg::MinMax).unwrap();
+        assert_eq!(
+            (mm.values[1], mm.values_max.as_ref().unwrap()[1]),
+            (2.0, 1003.0)
+        );
+        let am = tile(&t, &v, 1, 0, 0, Agg::AbsMax).unwrap();
+        assert_eq!(am.values[0], 1001.0);
+    }
+
+    #[test]
+    fn nan_survives_aggregation_and_preview_is_close() {
+        let mut v: Vec<f32> = (0..1024 * 1024)
+            .map(|i| ((i % 1024) as f32 / 1024.0) - 0.5)
+            .collect();
+        v[700 * 1024 + 3] = f32::NAN;
+        let t = f32_tensor("n", &[1024, 1024], &v);
+        let view = HeatmapView::of(&t, false);
+        let top = view.levels() - 1;
+        assert_eq!(top, 2);
+        let tl = tile(&t, &view, top, 0, 0, Agg::Mean).unwrap();
+        assert!(tl.values[(700 / 4) * 256].is_nan());
+        assert_eq!(tl.values.iter().filter(|x| x.is_nan()).count(), 1);
+        // 4096 columns at level 4: the preview samples 16 of 16 columns but 4 of 16 rows.
+        let v2: Vec<f32> = (0..64 * 4096)
+            .map(|i| ((i % 4096) as f32 / 4096.0) - 0.5)
+            .collect();
+        let t2 = f32_tensor("p", &[64, 4096], &v2);
+        let view2 = HeatmapView::of(&t2, false);
+        let exact = tile(&t2, &view2, 4, 0, 0, Agg::Mean).unwrap();
+        let prev = tile_preview(&t2, &view2, 4, 0, 0, Agg::Mean).unwrap();
+        assert!(!prev.exact && exact.exact);
+        for (a, b) in exact.values.iter().zip(prev.values.iter()) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn quantized_rows_decode_across_blocks() {
+        // Two rows of 64 Q8_0 values (2 blocks a row), scale 1, q = column index − 32.
+        let mut b = Vec::new();
+        for _ in 0..2 {
+            for blk in 0..2 {
+                b.extend(0x3C00u16.to_le_bytes());
+                b.extend((0..32).map(|i| (blk * 32 + i - 32) as i8 as u8));
+            }
+        }
+        let t = tensor("q", DType::Ggml(GgmlType(8)), &[64, 2], b);
+        let v = HeatmapView::for_tensor(&t);
+        assert_eq!(v, HeatmapView { rows: 2, cols: 64 });
+        let tl = tile(&t, &v, 0, 0, 0, Agg::Mean).unwrap();
+        assert_eq!(tl.values[64 + 40], 8.0);
+        assert_eq!(value_at(&t, &v, 1, 33).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn cache_evicts_least_recently_used() {
+        let t = ramp(512, 512);
+        let v = HeatmapView::of(&t, false);
+        let one = 256 * 256 * 4;
+        let c = TileCache::new(2 * one);
+        let a = c.get_or_build(&t, &v, 0, 0, 0, Agg::Mean).unwrap();
+        c.get_or_build(&t, &v, 0, 1, 0, Agg::Mean).unwrap();
+        // Touch (0,0) so (1,0) is the oldest, then add a third.
+        let again = c.get_or_build(&t, &v, 0, 0, 0, Agg::Mean).unwrap();
+        assert!(Arc::ptr_eq(&a, &again));
+        c.get_or_build(&t, &v, 0, 0, 1, Agg::Mean).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.bytes(), 2 * one);
+        let key = |tx, ty| TileKey {
+            tensor: "ramp".into(),
+            data_addr: t.bytes().unwrap().as_ptr() as usize,
+            view: v,
+            level: 0,
+            tx,
+            ty,
+            agg: Agg::Mean,
+        };
+        assert!(c.get(&key(0, 0)).is_some());
+        assert!(c.get(&key(1, 0)).is_none());
+        assert_ne!(key(0, 0).hash64(), key(0, 1).hash64());
+    }
+}

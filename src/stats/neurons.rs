@@ -1,0 +1,595 @@
+//! Neuron-level view of a chain of dense layers: one node per neuron, one edge per weight.
+//!
+//! How it works: [`find_dense_chains`] finds chains two ways — in checkpoints by name (an MLP's
+//! `up_proj`/`down_proj`, `fc1`/`fc2`, `c_fc`/`c_proj`, GGUF `ffn_up`/`ffn_down`… under one prefix),
+//! in op graphs by walking from one MatMul/Gemm with a constant 2-D weight to the next one reachable
+//! within a few elementwise ops. The weight's stored orientation (`[out, in]` for PyTorch/Gemm
+//! `transB=1`, `[in, out]` for ONNX MatMul and GPT-2 `Conv1D`) is settled by which way the sizes
+//! connect. [`neuron_graph`] lays neurons out in columns (one per layer, centred on y = 0) and streams
+//! each weight matrix row by row in parallel, producing every edge when their number is within
+//! `max_edges` and, always, the top-k edges by |w| into and out of every neuron (the LOD set for low
+//! zoom, so every neuron keeps its strongest links). Plain data: the lead turns it into `NodeItem`s and
+//! `EdgeItem`s.
+//!
+//! Rejected: sampling edges at random for low zoom (hides the strong links people look for); a
+//! per-edge struct with positions (12 bytes an edge instead of 28: positions come from `positions`).
+
+use rayon::prelude::*;
+use std::collections::HashMap;
+
+use super::decode::Elem;
+use super::{HeatmapView, StatsError, StatsOptions, checked};
+use crate::model::{AttrValue, Model, NodeKind, TensorId};
+
+/// One dense layer of a chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseLayer {
+    /// The weight tensor.
+    pub tensor: TensorId,
+    /// Inputs (neurons of the layer before).
+    pub in_features: u64,
+    /// Outputs (neurons of this layer).
+    pub out_features: u64,
+    /// The 2-D view's rows are inputs (`[in, out]`, ONNX MatMul) rather than outputs.
+    pub rows_are_inputs: bool,
+}
+
+/// Consecutive dense layers whose sizes connect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseChain {
+    /// A name for the picker (the common prefix or the first node's name).
+    pub name: String,
+    /// The layers, input side first.
+    pub layers: Vec<DenseLayer>,
+}
+
+impl DenseChain {
+    /// Neurons per column: inputs of the first layer, then outputs of each layer.
+    pub fn sizes(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .layers
+            .first()
+            .map(|l| l.in_features)
+            .into_iter()
+            .collect();
+        v.extend(self.layers.iter().map(|l| l.out_features));
+        v
+    }
+
+    /// Weights (edges) in the whole chain.
+    pub fn weights(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| l.in_features.saturating_mul(l.out_features))
+            .sum()
+    }
+}
+
+/// Options for [`neuron_graph`].
+#[derive(Clone, Copy, Debug)]
+pub struct NeuronOptions {
+    /// Strongest edges kept per neuron, in and out.
+    pub top_k: usize,
+    /// Produce every edge only when the chain has at most this many weights.
+    pub max_edges: u64,
+    /// World distance between layer columns.
+    pub layer_spacing: f32,
+    /// World distance between neurons in a column.
+    pub neuron_spacing: f32,
+}
+
+impl Default for NeuronOptions {
+    fn default() -> Self {
+        NeuronOptions {
+            top_k: 8,
+            max_edges: 20_000_000,
+            layer_spacing: 400.0,
+            neuron_spacing: 4.0,
+        }
+    }
+}
+
+/// An edge of the neuron graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeuronEdge {
+    /// Source neuron (index into [`NeuronGraph::positions`]).
+    pub from: u32,
+    /// Destination neuron.
+    pub to: u32,
+    /// The weight.
+    pub weight: f32,
+}
+
+/// The neuron-level graph.
+#[derive(Clone, Debug, Default)]
+pub struct NeuronGraph {
+    /// Neurons per column.
+    pub layer_sizes: Vec<u32>,
+    /// Index of each column's first neuron.
+    pub layer_offsets: Vec<u32>,
+    /// Neuron centres in world units, column by column.
+    pub positions: Vec<[f32; 2]>,
+    /// Every weight as an edge, when [`all_edges`](Self::all_edges) is true; otherwise empty.
+    pub edges: Vec<NeuronEdge>,
+    /// Whether `edges` holds every weight.
+    pub all_edges: bool,
+    /// The top-k edges by |w| into and out of every neuron (deduplicated, sorted by `(from, to)`).
+    pub top_edges: Vec<NeuronEdge>,
+    /// Largest |w| (for the opacity scale).
+    pub abs_max: f32,
+}
+
+const NAME_PAIRS: [(&str, &str); 6] = [
+    ("up_proj.weight", "down_proj.weight"),
+    ("fc1.weight", "fc2.weight"),
+    ("c_fc.weight", "c_proj.weight"),
+    ("ffn_up.weight", "ffn_down.weight"),
+    ("w1.weight", "w2.weight"),
+    ("dense_h_to_4h.weight", "dense_4h_to_h.weight"),
+];
+
+/// Orients a sequence of 2-D views `(rows, cols)` so that sizes connect; tries `[out, in]` first.
+fn orient(views: &[(TensorId, HeatmapView)]) -> Option<Vec<DenseLayer>> {
+    for in_first in [false, true] {
+        let layers: Vec<DenseLayer> = views
+            .iter()
+            .map(|&(tensor, v)| {
+                let (o, i) = if in_first {
+                    (v.cols, v.rows)
+                } else {
+                    (v.rows, v.cols)
+                };
+                DenseLayer {
+                    tensor,
+                    in_features: i,
+                    out_features: o,
+                    rows_are_inputs: in_first,
+                }
+            })
+            .collect();
+        if layers
+            .windows(2)
+            .all(|w| w[0].out_features == w[1].in_features)
+        {
+            return Some(layers);
+        }
+    }
+    None
+}
+
+/// Dense chains found in a model (see the module note), checkpoint MLPs first, then op-graph chains.
+pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
+    let opts = StatsOptions::for_model(m);
+    let view2 = |id: TensorId| -> Option<HeatmapView> {
+        let t = m.tensors.get(id as usize)?;
+        (t.shape.len() == 2 && checked(t).is_ok()).then(|| HeatmapView::of(t, opts.innermost_first))
+    };
+    let mut out = Vec::new();
+    for (id, t) in m.tensors.iter().enumerate() {
+        for (a, b) in NAME_PAIRS {
+            let Some(prefix) = t.name.strip_suffix(a) else {
+                continue;
+            };
+            let Some(&bid) = m.tensor_index.get(&format!("{prefix}{b}")) else {
+                continue;
+            };
+            let (Some(va), Some(vb)) = (view2(id as TensorId), view2(bid)) else {
+                continue;
+            };
+            if let Some(layers) = orient(&[(id as TensorId, va), (bid, vb)]) {
+                out.push(DenseChain {
+                    name: prefix.trim_end_matches(['.', '/', '_']).to_string(),
+                    layers,
+                });
+            }
+        }
+    }
+    // Op graphs: dense nodes with one constant 2-D weight, linked through at most 4 other nodes.
+    let g = &m.graph;
+    let dense: Vec<(usize, TensorId, bool)> = g
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.kind == NodeKind::Op && matches!(n.op.as_str(), "MatMul" | "Gemm"))
+        .filter_map(|(i, n)| {
+            let w: Vec<TensorId> = n
+                .tensors
+                .iter()
+                .copied()
+                .filter(|&t| view2(t).is_some())
+                .collect();
+            let [w] = w.as_slice() else { return None };
+            // MatMul(x, W): W is [in, out]; Gemm: [out, in] when transB = 1.
+            let trans_b = n
+                .attributes
+                .iter()
+                .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
+            let rows_are_inputs = n.op == "MatMul" || !trans_b;
+            Some((i, *w, rows_are_inputs))
+        })
+        .collect();
+    if dense.len() >= 2 {
+        let mut succ: HashMap<u32, Vec<u32>> = HashMap::new();
+        for e in &g.edges {
+            succ.entry(e.from).or_default().push(e.to);
+        }
+        let reaches = |from: usize, to: usize| {
+            let mut frontier = vec![from as u32];
+            for _ in 0..5 {
+                let mut next = Vec::new();
+                for f in frontier {
+                    for &s in succ.get(&f).map(Vec::as_slice).unwrap_or_default() {
+                        if s as usize == to {
+                            return true;
+                        }
+                        next.push(s);
+                    }
+                }
+                next.sort_unstable();
+                next.dedup();
+                frontier = next;
+            }
+            false
+        };
+        let layer_of = |&(_, t, rows_in): &(usize, TensorId, bool)| {
+            view2(t).map(|v| {
+                let (o, i) = if rows_in {
+                    (v.cols, v.rows)
+                } else {
+                    (v.rows, v.cols)
+                };
+                DenseLayer {
+                    tensor: t,
+                    in_features: i,
+                    out_features: o,
+                    rows_are_inputs: rows_in,
+                }
+            })
+        };
+        let mut chain: Vec<DenseLayer> = Vec::new();
+        let mut first_node = 0usize;
+        let mut prev: Option<usize> = None;
+        let mut flush = |chain: &mut Vec<DenseLayer>, first: usize| {
+            if chain.len() >= 2 {
+                let name = g
+                    .nodes
+                    .get(first)
+                    .map_or_else(String::new, |n| n.name.clone());
+                out.push(DenseChain {
+                    name,
+                    layers: std::mem::take(chain),
+                });
+            }
+            chain.clear();
+        };
+        for d in &dense {
+            let Some(layer) = layer_of(d) else { continue };
+            let connects = match (prev, chain.last()) {
+                (Some(p), Some(last)) => last.out_features == layer.in_features && reaches(p, d.0),
+                _ => false,
+            };
+            if !connects {
+                flush(&mut chain, first_node);
+                first_node = d.0;
+            }
+            chain.push(layer);
+            prev = Some(d.0);
+        }
+        flush(&mut chain, first_node);
+    }
+    out
+}
+
+#[derive(Clone)]
+struct TopK {
+    items: Vec<(f32, u32, f32)>, // (|w|, other neuron, w)
+}
+
+impl TopK {
+    fn push(&mut self, k: usize, other: u32, w: f32) {
+        let a = w.abs();
+        if a.is_nan() || k == 0 {
+            return;
+        }
+        if self.items.len() < k {
+            self.items.push((a, other, w));
+            return;
+        }
+        if let Some(min) = self.items.iter_mut().min_by(|x, y| x.0.total_cmp(&y.0))
+            && a > min.0
+        {
+            *min = (a, other, w);
+        }
+    }
+}
+
+/// Builds the neuron graph of a chain.
+pub fn neuron_graph(
+    m: &Model,
+    chain: &DenseChain,
+    opts: &NeuronOptions,
+) -> Result<NeuronGraph, StatsError> {
+    let sizes = chain.sizes();
+    let total: u64 = sizes.iter().sum();
+    if total > u64::from(u32::MAX) || sizes.len() < 2 {
+        return Err(StatsError::Chain(format!(
+            "{}: {total} neurons in {} columns",
+            chain.name,
+            sizes.len()
+        )));
+    }
+    if chain
+        .layers
+        .windows(2)
+        .any(|w| w[0].out_features != w[1].in_features)
+    {
+        return Err(StatsError::Chain(format!(
+            "{}: layer sizes do not connect",
+            chain.name
+        )));
+    }
+    let mut g = NeuronGraph::default();
+    let mut off = 0u32;
+    for (l, &n) in sizes.iter().enumerate() {
+        g.layer_sizes.push(n as u32);
+        g.layer_offsets.push(off);
+        let x = l as f32 * opts.layer_spacing;
+        for j in 0..n {
+            g.positions
+                .push([x, (j as f32 - (n as f32 - 1.0) / 2.0) * opts.neuron_spacing]);
+        }
+        off += n as u32;
+    }
+    g.all_edges = chain.weights() <= opts.max_edges;
+    let innermost_first = StatsOptions::for_model(m).innermost_first;
+    for (l, layer) in chain.layers.iter().enumerate() {
+        let t = m.tensors.get(layer.tensor as usize).ok_or_else(|| {
+            StatsError::Chain(format!("{}: no tensor #{}", chain.name, layer.tensor))
+        })?;
+        let (bytes, elem) = checked(t)?;
+        let view = HeatmapView::of(t, innermost_first);
+        let (src_off, dst_off) = (
+            g.layer_offsets.get(l).copied().unwrap_or(0),
+            g.layer_offsets.get(l + 1).copied().unwrap_or(0),
+        );
+        let part = layer_edges(
+            elem,
+            bytes,
+            view,
+            layer.rows_are_inputs,
+            src_off,
+            dst_off,
+            opts,
+            g.all_edges,
+        )?;
+        g.edges.extend(part.0);
+        g.top_edges.extend(part.1);
+        g.abs_max = g.abs_max.max(part.2);
+    }
+    g.top_edges.sort_by_key(|e| (e.from, e.to));
+    g.top_edges.dedup_by_key(|e| (e.from, e.to));
+    Ok(g)
+}
+
+type LayerEdges = (Vec<NeuronEdge>, Vec<NeuronEdge>, f32);
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one private helper; a struct would only rename them"
+)]
+fn layer_edges(
+    elem: Elem,
+    bytes: &[u8],
+    view: HeatmapView,
+    rows_are_inputs: bool,
+    src_off: u32,
+    dst_off: u32,
+    opts: &NeuronOptions,
+    all: bool,
+) -> Result<LayerEdges, StatsError> {
+    let (be, bb) = elem.block();
+    let cols =
+        usize::try_from(view.cols).map_err(|_| StatsError::Chain("too many columns".into()))?;
+    if cols == 0 || !cols.is_multiple_of(be) {
+        return Err(StatsError::Chain(format!(
+            "{cols} columns are not whole blocks"
+        )));
+    }
+    let row_bytes = cols / be * bb;
+    let k = opts.top_k;
+    let edge = |r: usize, c: usize, w: f32| {
+        let (s, d) = if rows_are_inputs { (r, c) } else { (c, r) };
+        NeuronEdge {
+            from: src_off + s as u32,
+            to: dst_off + d as u32,
+            weight: w,
+        }
+    };
+    // Per row: the row's own top-k, all its edges if wanted, and per-column top-k candidates.
+    let (edges, row_top, col_top, abs_max) = bytes
+        .par_chunks(row_bytes)
+        .enumerate()
+        .fold(
+            || {
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    vec![TopK { items: Vec::new() }; cols],
+                    0.0f32,
+                    vec![0.0f64; cols],
+                )
+            },
+            |(mut edges, mut row_top, mut col_top, mut amax, mut buf), (r, row)| {
+                elem.decode_into(row, &mut buf);
+                let mut mine = TopK { items: Vec::new() };
+                for (c, &x) in buf.iter().enumerate() {
+                    let w = x as f32;
+                    if all {
+                        edges.push(edge(r, c, w));
+                    }
+                    if w.abs() > amax {
+                        amax = w.abs();
+                    }
+                    mine.push(k, c as u32, w);
+                    if let Some(t) = col_top.get_mut(c) {
+                        t.push(k, r as u32, w);
+                    }
+                }
+                row_top.extend(mine.items.iter().map(|&(_, c, w)| edge(r, c as usize, w)));
+                (edges, row_top, col_top, amax, buf)
+            },
+        )
+        .map(|(e, rt, ct, a, _)| (e, rt, ct, a))
+        .reduce(
+            || {
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    vec![TopK { items: Vec::new() }; cols],
+                    0.0f32,
+                )
+            },
+            |(mut e1, mut r1, mut c1, a1), (e2, r2, c2, a2)| {
+                e1.extend(e2);
+                r1.extend(r2);
+                for (a, b) in c1.iter_mut().zip(c2) {
+                    for (_, o, w) in b.items {
+                        a.push(k, o, w);
+                    }
+                }
+                (e1, r1, c1, a1.max(a2))
+            },
+        );
+    let mut top = row_top;
+    for (c, t) in col_top.into_iter().enumerate() {
+        top.extend(t.items.into_iter().map(|(_, r, w)| edge(r as usize, c, w)));
+    }
+    let mut edges = edges;
+    edges.sort_by_key(|e| (e.from, e.to));
+    Ok((edges, top, abs_max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::model::{Format, Node, Value};
+
+    #[test]
+    fn checkpoint_mlp_becomes_a_neuron_graph() {
+        let mut m = Model::new("m.safetensors", Format::Safetensors);
+        // up: [3 out, 2 in], down: [2 out, 3 in] (PyTorch [out, in]).
+        m.add_tensor(f32_tensor(
+            "model.layers.0.mlp.up_proj.weight",
+            &[3, 2],
+            &[1.0, -2.0, 3.0, 0.5, 0.0, 9.0],
+        ));
+        m.add_tensor(f32_tensor(
+            "model.layers.0.mlp.down_proj.weight",
+            &[2, 3],
+            &[1.0, 2.0, 3.0, 4.0, 5.0, -6.0],
+        ));
+        let chains = find_dense_chains(&m);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains[0].name, "model.layers.0.mlp");
+        assert_eq!(chains[0].sizes(), vec![2, 3, 2]);
+        let g = neuron_graph(
+            &m,
+            &chains[0],
+            &NeuronOptions {
+                top_k: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(g.layer_offsets, vec![0, 2, 5]);
+        assert_eq!(g.positions.len(), 7);
+        assert!(g.all_edges);
+        assert_eq!(g.edges.len(), 12);
+        // up_proj[2][1] = 9 is input 1 → hidden 2: neurons 1 → 4.
+        assert!(g.edges.contains(&NeuronEdge {
+            from: 1,
+            to: 4,
+            weight: 9.0
+        }));
+        // down_proj[1][2] = -6 is hidden 2 → output 1: neurons 4 → 6.
+        assert!(g.edges.contains(&NeuronEdge {
+            from: 4,
+            to: 6,
+            weight: -6.0
+        }));
+        assert_eq!(g.abs_max, 9.0);
+        // Top-1 in and out: every neuron keeps its strongest link.
+        assert!(g.top_edges.contains(&NeuronEdge {
+            from: 1,
+            to: 4,
+            weight: 9.0
+        }));
+        assert!(g.top_edges.contains(&NeuronEdge {
+            from: 0,
+            to: 3,
+            weight: 3.0
+        }));
+        for n in 0..7u32 {
+            assert!(
+                g.top_edges.iter().any(|e| e.from == n || e.to == n),
+                "neuron {n} has no edge"
+            );
+        }
+        assert!(g.top_edges.len() < g.edges.len());
+        // Over the edge budget only the top edges are produced.
+        let g = neuron_graph(
+            &m,
+            &chains[0],
+            &NeuronOptions {
+                max_edges: 5,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(!g.all_edges && g.edges.is_empty() && !g.top_edges.is_empty());
+    }
+
+    #[test]
+    fn onnx_matmul_chain_through_relu() {
+        let mut m = Model::new("m.onnx", Format::Onnx);
+        // MatMul weights are [in, out]: 4 → 3 → 2.
+        let w1 = m.add_tensor(f32_tensor("W1", &[4, 3], &[0.0; 12]));
+        let w2 = m.add_tensor(f32_tensor("W2", &[3, 2], &[1.0; 6]));
+        let g = &mut m.graph;
+        let vals: Vec<u32> = (0..4)
+            .map(|i| {
+                g.add_value(Value {
+                    name: format!("v{i}"),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let mut a = Node::new("mm1", "MatMul", NodeKind::Op);
+        a.inputs = vec![Some(vals[0])];
+        a.outputs = vec![vals[1]];
+        a.tensors = vec![w1];
+        let mut r = Node::new("relu", "Relu", NodeKind::Op);
+        r.inputs = vec![Some(vals[1])];
+        r.outputs = vec![vals[2]];
+        let mut b = Node::new("mm2", "MatMul", NodeKind::Op);
+        b.inputs = vec![Some(vals[2])];
+        b.outputs = vec![vals[3]];
+        b.tensors = vec![w2];
+        g.add_node(a);
+        g.add_node(r);
+        g.add_node(b);
+        g.connect_by_values();
+        let chains = find_dense_chains(&m);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains[0].sizes(), vec![4, 3, 2]);
+        assert!(chains[0].layers.iter().all(|l| l.rows_are_inputs));
+        let ng = neuron_graph(&m, &chains[0], &NeuronOptions::default()).unwrap();
+        assert_eq!(ng.edges.len(), 18);
+        assert!(ng.edges.contains(&NeuronEdge {
+            from: 4 + 2,
+            to: 7 + 1,
+            weight: 1.0
+        }));
+    }
+}
