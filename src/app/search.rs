@@ -166,7 +166,8 @@ impl SearchIndex {
         out
     }
 
-    fn rank(&self, e: u32, needle: &[u8]) -> u8 {
+    fn rank(&self, e: u32, finder: &memchr::memmem::Finder<'_>) -> u8 {
+        let needle = finder.needle();
         let text = self.entry(e);
         if text == needle {
             return 0;
@@ -174,7 +175,8 @@ impl SearchIndex {
         if text.starts_with(needle) {
             return 1;
         }
-        let after_sep = memchr::memmem::find_iter(text, needle)
+        let after_sep = finder
+            .find_iter(text)
             .any(|p| p > 0 && matches!(text.get(p - 1), Some(b'/' | b'.' | b'_' | b':' | b'-')));
         if after_sep { 2 } else { 3 }
     }
@@ -199,6 +201,8 @@ pub struct Search {
 impl Search {
     /// Results kept for display by default.
     pub const DEFAULT_LIMIT: usize = 500;
+    /// Above this many names a one-letter query searches nothing (it would list them all).
+    pub const ONE_LETTER_LIMIT: usize = 100_000;
 
     /// A search over `index`.
     pub fn new(index: Arc<SearchIndex>) -> Self {
@@ -232,7 +236,7 @@ impl Search {
     /// Sets the query and recomputes results; re-checks only the previous matches when the new query
     /// contains the old one.
     pub fn set_query(&mut self, query: &str) {
-        if query == self.query && (!self.results.is_empty() || query.trim().is_empty()) {
+        if query == self.query {
             return;
         }
         let needle = query.trim().to_lowercase().replace('\n', " ");
@@ -245,6 +249,14 @@ impl Search {
             return;
         }
         let nb = needle.as_bytes();
+        // One letter matches nearly every name of a huge model: wait for the second one.
+        if nb.len() < 2 && self.index.len() > Self::ONE_LETTER_LIMIT {
+            self.matches.clear();
+            self.results.clear();
+            self.total = 0;
+            self.query.clear();
+            return;
+        }
         let narrowing = !old.is_empty() && needle.contains(old.as_str());
         self.matches = if narrowing {
             let finder = memchr::memmem::Finder::new(nb);
@@ -264,8 +276,9 @@ impl Search {
         // One bucket per rank, each capped at the limit, so a query matching a million names costs
         // no sort and no million-entry allocation.
         let mut buckets: [Vec<Hit>; 5] = Default::default();
+        let finder = memchr::memmem::Finder::new(needle);
         for &e in &self.matches {
-            let rank = index.rank(e, needle);
+            let rank = index.rank(e, &finder);
             let Some(bucket) = buckets.get_mut(rank as usize) else {
                 continue;
             };

@@ -91,7 +91,9 @@ fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
                     if cache.training.smoothing == 0.0 {
                         cache.training.smoothing = 0.6;
                     }
-                    cache.training.open(PathBuf::from(cache.training_path.trim()));
+                    cache
+                        .training
+                        .open(PathBuf::from(cache.training_path.trim()));
                 }
             });
             ui.separator();
@@ -214,8 +216,8 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, req: &mut 
             let mut close: Option<usize> = None;
             for (i, t) in app.tabs.iter().enumerate() {
                 let marker = match t.content {
-                    TabContent::Loading { .. } => " ⏳",
-                    TabContent::Failed { .. } => " ⚠",
+                    TabContent::Loading { .. } => " (loading)",
+                    TabContent::Failed { .. } => " (error)",
                     TabContent::Ready(_) => "",
                 };
                 let r = ui
@@ -977,7 +979,10 @@ fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Ar
     if counts.is_empty() {
         return;
     }
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width().min(300.0), 48.0), Sense::hover());
+    let (rect, _) = ui.allocate_exact_size(
+        Vec2::new(ui.available_width().min(300.0), 48.0),
+        Sense::hover(),
+    );
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 2.0, Color32::from_gray(245));
     let max = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
@@ -989,7 +994,10 @@ fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Ar
         let h = (c as f32 / max).sqrt() * rect.height();
         let x = rect.min.x + i as f32 * w;
         painter.rect_filled(
-            egui::Rect::from_min_max(Pos2::new(x, rect.max.y - h), Pos2::new(x + w.max(1.0), rect.max.y)),
+            egui::Rect::from_min_max(
+                Pos2::new(x, rect.max.y - h),
+                Pos2::new(x + w.max(1.0), rect.max.y),
+            ),
             0.0,
             Color32::from_rgb(90, 110, 170),
         );
