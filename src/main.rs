@@ -107,7 +107,20 @@ enum BenchCommand {
         json: bool,
     },
     /// Draw a scripted camera path over a synthetic scene; frame times, GPU time, memory.
-    Render(modelmap::bench::render::RenderBenchArgs),
+    Render {
+        #[command(flatten)]
+        args: modelmap::bench::render::RenderBenchArgs,
+        /// Draw through the LOD cut over a laid-out graph (a random graph of --nodes/--edges with the
+        /// force layout, or --model) instead of a fixed synthetic draw list.
+        #[arg(long)]
+        lod: bool,
+        /// With --lod: open every cluster (draw everything), for the LOD speed-up comparison.
+        #[arg(long)]
+        no_lod: bool,
+        /// With --lod: a model file to lay out instead of a random graph.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
     /// Statistics throughput over a bf16 checkpoint against the memory-read ceiling (and torch).
     Stats {
         #[command(flatten)]
@@ -200,8 +213,44 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", report.summary());
                 }
             }
-            BenchCommand::Render(args) => {
-                let r = modelmap::bench::render::run(&args)?;
+            BenchCommand::Render {
+                args,
+                lod,
+                no_lod,
+                model,
+            } => {
+                let r = if lod || no_lod || model.is_some() {
+                    let t = std::time::Instant::now();
+                    let mut source = match &model {
+                        Some(f) => {
+                            let m = load::open(f)
+                                .with_context(|| format!("cannot open {}", f.display()))?;
+                            let scene = modelmap::scene::Scene::build(
+                                std::sync::Arc::new(m),
+                                modelmap::scene::LayoutChoice::Auto,
+                                &modelmap::layout::Progress::new(),
+                            )?;
+                            modelmap::scene::LodSceneSource::new(scene, no_lod)
+                        }
+                        None => {
+                            let edges = args.edges.unwrap_or(args.nodes * 2);
+                            let mut s = modelmap::scene::LodSceneSource::synthetic(
+                                args.nodes, edges, args.seed,
+                            )?;
+                            s.scene.lod.options.no_lod = no_lod;
+                            s
+                        }
+                    };
+                    eprintln!(
+                        "scene ready in {:.1} s ({} clusters)",
+                        t.elapsed().as_secs_f64(),
+                        source.scene.layout.clusters.clusters.len()
+                    );
+                    let ctx = modelmap::render::RenderContext::headless()?;
+                    modelmap::bench::render::run_with(&ctx, &args, &mut source)?
+                } else {
+                    modelmap::bench::render::run(&args)?
+                };
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&r)?);
                 } else {

@@ -112,10 +112,10 @@ impl Scene {
             // Checkpoint groups: the union of their nodes' boxes.
             let mut r = Rect::EMPTY;
             for (i, n) in self.model.graph.nodes.iter().enumerate() {
-                if h.ancestors(n.group).any(|a| a == g) {
-                    if let Some(b) = self.layout.nodes.get(i) {
-                        r = r.union(&b.rect());
-                    }
+                if h.ancestors(n.group).any(|a| a == g)
+                    && let Some(b) = self.layout.nodes.get(i)
+                {
+                    r = r.union(&b.rect());
                 }
             }
             if !r.is_empty() {
@@ -247,13 +247,21 @@ pub fn heatmap_items(
     let px_x = size.x * camera.zoom / view.cols as f64;
     let px_y = size.y * camera.zoom / view.rows as f64;
     let px = px_x.min(px_y).max(1e-12);
-    let mut level = if px >= 1.0 { 0 } else { (1.0 / px).log2().floor() as u32 };
+    let mut level = if px >= 1.0 {
+        0
+    } else {
+        (1.0 / px).log2().floor() as u32
+    };
     level = level.min(view.levels().saturating_sub(1));
     let visible = camera.visible_world();
-    let Some(clip) = intersect(&visible, &target) else { return Ok(Vec::new()) };
+    let Some(clip) = intersect(&visible, &target) else {
+        return Ok(Vec::new());
+    };
     // Visible range in value coordinates, then in tiles of this level.
-    let to_col = |x: f64| ((x - target.min.x) / size.x * view.cols as f64).clamp(0.0, view.cols as f64);
-    let to_row = |y: f64| ((y - target.min.y) / size.y * view.rows as f64).clamp(0.0, view.rows as f64);
+    let to_col =
+        |x: f64| ((x - target.min.x) / size.x * view.cols as f64).clamp(0.0, view.cols as f64);
+    let to_row =
+        |y: f64| ((y - target.min.y) / size.y * view.rows as f64).clamp(0.0, view.rows as f64);
     let span = TILE as f64 * (1u64 << level.min(62)) as f64;
     let tx0 = (to_col(clip.min.x) / span).floor() as u64;
     let tx1 = (to_col(clip.max.x) / span).ceil() as u64;
@@ -305,9 +313,18 @@ pub fn tensor_rect(tensor: &crate::model::Tensor) -> Rect {
 
 /// `modelmap render --tensor NAME`: one tensor's heatmap, fit to the picture, diverging colours
 /// centred on zero with a symmetric 1% percentile clip.
-pub fn render_tensor_png(model: &Model, name: &str, width: u32, height: u32, out: &Path) -> Result<String, SceneError> {
-    use crate::stats::heatmap::{color_range, Clip, TileCache};
-    let not_found = || SceneError::NotFound { model: model.source.display().to_string(), name: name.to_string() };
+pub fn render_tensor_png(
+    model: &Model,
+    name: &str,
+    width: u32,
+    height: u32,
+    out: &Path,
+) -> Result<String, SceneError> {
+    use crate::stats::heatmap::{Clip, TileCache, color_range};
+    let not_found = || SceneError::NotFound {
+        model: model.source.display().to_string(),
+        name: name.to_string(),
+    };
     let tensor = model.tensor(name).ok_or_else(not_found)?;
     let stats = crate::stats::tensor_stats(tensor).map_err(|e| SceneError::Stats(e.to_string()))?;
     let range = color_range(&stats, Clip::SymmetricPercentile(0.01));
@@ -316,8 +333,16 @@ pub fn render_tensor_png(model: &Model, name: &str, width: u32, height: u32, out
     camera.fit(rect, 8.0);
     let cache = TileCache::new(512 << 20);
     let mut list = crate::lod::DrawList::new(rect.center());
-    list.heatmaps = heatmap_items(tensor, &cache, rect, &camera, list.origin, range, crate::lod::ColorMap::Diverging)
-        .map_err(|e| SceneError::Stats(e.to_string()))?;
+    list.heatmaps = heatmap_items(
+        tensor,
+        &cache,
+        rect,
+        &camera,
+        list.origin,
+        range,
+        crate::lod::ColorMap::Diverging,
+    )
+    .map_err(|e| SceneError::Stats(e.to_string()))?;
     let ctx = RenderContext::headless()?;
     let img = render::render_to_rgba(&ctx, &list, &camera, width, height)?;
     render::save_png(&img, out)?;
@@ -330,4 +355,49 @@ pub fn render_tensor_png(model: &Model, name: &str, width: u32, height: u32, out
         range.0,
         range.1
     ))
+}
+
+/// A [`Scene`] as a benchmark scene source: every frame is the LOD cut for the camera.
+pub struct LodSceneSource {
+    /// The scene.
+    pub scene: Scene,
+    frame: u64,
+}
+
+impl LodSceneSource {
+    /// Wraps a scene; `no_lod` opens every cluster (the draw-everything baseline).
+    pub fn new(mut scene: Scene, no_lod: bool) -> Self {
+        scene.lod.options.no_lod = no_lod;
+        scene.lod.options.fade_s = 0.0;
+        LodSceneSource { scene, frame: 0 }
+    }
+
+    /// A synthetic graph laid out as `bench render --lod` uses it: a random sparse graph (force
+    /// layout) of `nodes` nodes and `edges` edges.
+    pub fn synthetic(nodes: usize, edges: usize, seed: u64) -> Result<Self, SceneError> {
+        let (graph, hierarchy) = crate::bench::synth::random(nodes, edges, seed);
+        let mut m = Model::new("synthetic", crate::model::Format::Onnx);
+        m.graph = graph;
+        m.hierarchy = hierarchy;
+        let scene = Scene::build(Arc::new(m), LayoutChoice::Force, &Progress::new())?;
+        Ok(LodSceneSource::new(scene, false))
+    }
+}
+
+impl crate::bench::render::SceneSource for LodSceneSource {
+    fn bounds(&self) -> Rect {
+        self.scene.layout.bounds
+    }
+
+    fn draw_list(&mut self, camera: &Camera) -> &crate::lod::DrawList {
+        self.frame += 1;
+        let s = &mut self.scene;
+        s.lod.cut(
+            &s.model,
+            &s.layout,
+            camera,
+            &ViewState::default(),
+            self.frame as f64,
+        )
+    }
 }

@@ -1,5 +1,7 @@
 //! Truncated, corrupt and hostile files give errors that name the file, never a panic or a hang.
 
+#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+
 use std::path::{Path, PathBuf};
 
 use modelmap::load::{self, LoadError};
@@ -85,7 +87,7 @@ fn random_byte_flips_never_panic() {
             let mut b = orig.clone();
             // Corrupt the first KiB more often: that is where headers and tags are.
             for _ in 0..1 + rng.next_u64() % 8 {
-                let span = if rng.next_u64() % 2 == 0 {
+                let span = if rng.next_u64().is_multiple_of(2) {
                     1024.min(b.len())
                 } else {
                     b.len()
@@ -265,7 +267,7 @@ fn gguf_truncations_and_hostile_counts() {
     b.extend_from_slice(&4u64.to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes());
     b.extend_from_slice(&0u64.to_le_bytes());
-    while b.len() % 32 != 0 {
+    while !b.len().is_multiple_of(32) {
         b.push(0);
     }
     b.extend_from_slice(&[0u8; 16]);

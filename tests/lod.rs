@@ -1,5 +1,7 @@
 //! The LOD cut without a window: coverage, hysteresis, eviction, revisions.
 
+#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+
 use glam::DVec2;
 
 use modelmap::graph::Item;

@@ -279,7 +279,7 @@ impl LlamaConfig {
                 vec![h, self.intermediate],
             ));
         }
-        v.sort_by(|a, b| natural_key(&a.0).cmp(&natural_key(&b.0)));
+        v.sort_by_cached_key(|a| natural_key(&a.0));
         v
     }
 
@@ -518,10 +518,11 @@ pub fn write_llama(cfg: &LlamaConfig, dir: &Path) -> Result<u64, SynthError> {
 }
 
 fn plant(cfg: &LlamaConfig, name: &str, row0: usize, cols: usize, values: &mut [f32]) {
-    if name == "model.layers.1.self_attn.q_proj.weight" && row0 == 0 {
-        if let Some(v) = values.get_mut(3 * cols + 7) {
-            *v = f32::NAN;
-        }
+    if name == "model.layers.1.self_attn.q_proj.weight"
+        && row0 == 0
+        && let Some(v) = values.get_mut(3 * cols + 7)
+    {
+        *v = f32::NAN;
     }
     let last = format!(
         "model.layers.{}.mlp.down_proj.weight",

@@ -466,14 +466,14 @@ impl LodState {
                 let rb = self.resolve(agg.b);
                 match (ra, rb) {
                     (Some(a), Some(b)) => {
-                        if let (Item::Node(_), Item::Node(_), 1) = (a, b, agg.count) {
-                            if let Some(&e) = tree.agg_edge_ids(agg).first() {
-                                push_original_edge(
-                                    layout, e as usize, &visible, &rel, &highlight, model,
-                                    &mut edges, &mut key,
-                                );
-                                continue;
-                            }
+                        if let (Item::Node(_), Item::Node(_), 1) = (a, b, agg.count)
+                            && let Some(&e) = tree.agg_edge_ids(agg).first()
+                        {
+                            push_original_edge(
+                                layout, e as usize, &visible, &rel, &highlight, model, &mut edges,
+                                &mut key,
+                            );
+                            continue;
                         }
                         push_agg_edge(
                             layout, a, b, agg.count, &visible, &rel, &mut edges, &mut key,

@@ -125,7 +125,7 @@ impl DType {
     pub fn bytes_for(self, elements: u64) -> Option<u64> {
         if let DType::Ggml(t) = self {
             let (_, block, bytes) = t.info()?;
-            if elements % block != 0 {
+            if !elements.is_multiple_of(block) {
                 return None;
             }
             return (elements / block).checked_mul(bytes);

@@ -208,7 +208,7 @@ impl Converter<'_> {
             let name = if np.name.is_empty() {
                 np.output
                     .first()
-                    .map_or_else(|| format!("{}_{index}", np.op_type), |o| format!("{o}"))
+                    .map_or_else(|| format!("{}_{index}", np.op_type), |o| o.clone())
             } else {
                 np.name.clone()
             };
@@ -219,10 +219,10 @@ impl Converter<'_> {
                     node.inputs.push(None);
                     continue;
                 }
-                if let Some(&t) = initializers.get(input.as_str()) {
-                    if owned.insert(t) {
-                        node.tensors.push(t);
-                    }
+                if let Some(&t) = initializers.get(input.as_str())
+                    && owned.insert(t)
+                {
+                    node.tensors.push(t);
                 }
                 node.inputs.push(Some(value_of(&mut graph, input)));
             }
