@@ -141,7 +141,8 @@ impl CameraController {
         } else {
             1.0
         };
-        if t >= 1.0 {
+        // `now - start` of exactly the duration can round to just under 1.
+        if t >= 1.0 - 1e-9 {
             self.camera = f.to;
             self.flight = None;
             return false;

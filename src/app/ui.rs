@@ -932,17 +932,14 @@ fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Ar
         return;
     }
     let key = (std::sync::Arc::as_ptr(model) as usize, t);
-    if !cache.stats.contains_key(&key) {
-        if tensor.elements() > INLINE_STATS_MAX {
-            ui.weak("statistics: run `modelmap stats` (too large to compute while drawing)");
-            return;
-        }
-        let r = crate::stats::tensor_stats(tensor).map_err(|e| e.to_string());
-        cache.stats.insert(key, r);
-    }
-    let Some(r) = cache.stats.get(&key) else {
+    if tensor.elements() > INLINE_STATS_MAX && !cache.stats.contains_key(&key) {
+        ui.weak("statistics: run `modelmap stats` (too large to compute while drawing)");
         return;
-    };
+    }
+    let r = cache
+        .stats
+        .entry(key)
+        .or_insert_with(|| crate::stats::tensor_stats(tensor).map_err(|e| e.to_string()));
     let st = match r {
         Ok(st) => st,
         Err(e) => {
