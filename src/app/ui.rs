@@ -297,7 +297,12 @@ fn status_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &UiCache) {
                     group_digits(m.parameter_count())
                 ));
                 ui.separator();
-                ui.label(format!("zoom {:.3}", v.camera.camera().zoom));
+                let z = v.camera.camera().zoom;
+                ui.label(if z >= 0.01 {
+                    format!("zoom {z:.3}")
+                } else {
+                    format!("zoom {z:.2e}")
+                });
                 if v.scene.is_placeholder() {
                     ui.separator();
                     ui.weak("grid placeholder until the layout is ready");
