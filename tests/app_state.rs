@@ -1,0 +1,395 @@
+//! The viewer's logic without a window: camera interaction, selection and highlighting, search,
+//! expand/collapse, tabs, background loading and layout, error tabs.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on broken fixtures by design"
+)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glam::DVec2;
+use modelmap::app::camera_ctl::FLIGHT_SECONDS;
+use modelmap::app::scene::Picked;
+use modelmap::app::search::{Search, SearchIndex, Target};
+use modelmap::app::state::{AppState, Command, Loaded, ModelView, TabContent};
+use modelmap::model::NodeId;
+
+const VIEWPORT: DVec2 = DVec2::new(1200.0, 800.0);
+const WAIT: Duration = Duration::from_secs(60);
+
+fn demo() -> modelmap::model::Model {
+    modelmap::assets::demo_model().unwrap()
+}
+
+fn app() -> AppState {
+    AppState::new(VIEWPORT, Arc::new(|| {}))
+}
+
+/// An app showing the demo model with its layout in place.
+fn app_with_demo() -> AppState {
+    let mut app = app();
+    app.open_loaded("demo", Loaded::prepare(demo(), None));
+    assert!(app.wait_idle(WAIT), "layout job did not finish");
+    let v = app.active_view().unwrap();
+    assert!(!v.scene.is_placeholder(), "the layout replaced the grid");
+    app
+}
+
+/// Draws a frame (the LOD cut that picking reads).
+fn draw(v: &mut ModelView, now_s: f64) -> Arc<modelmap::lod::DrawList> {
+    let model = v.model.clone();
+    let inputs = v.scene_inputs();
+    let cam = *v.camera.camera();
+    v.scene.draw_list(&model, &inputs, &cam, now_s)
+}
+
+fn screen_of(v: &ModelView, n: NodeId) -> DVec2 {
+    let r = v.scene.node_rect(n).unwrap();
+    v.camera.camera().screen_from_world(r.center())
+}
+
+#[test]
+fn starts_fitted_and_wheel_zooms_about_the_cursor() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    // Fitted: the whole layout is on screen.
+    let vis = v.camera.camera().visible_world();
+    let b = v.scene.bounds();
+    assert!(vis.min.x <= b.min.x + 1e-6 && vis.max.x >= b.max.x - 1e-6);
+    assert!(vis.min.y <= b.min.y + 1e-6 && vis.max.y >= b.max.y - 1e-6);
+    // Zoom about a point keeps the world point under it.
+    let cursor = DVec2::new(300.0, 200.0);
+    let before = v.camera.camera().world_from_screen(cursor);
+    let z0 = v.camera.camera().zoom;
+    v.zoom_at(cursor, 2.0);
+    let after = v.camera.camera().world_from_screen(cursor);
+    assert!((before - after).length() < 1e-6);
+    assert!((v.camera.camera().zoom / z0 - 2.0).abs() < 1e-9);
+    // Dragging moves the world with the pointer.
+    let p = v
+        .camera
+        .camera()
+        .world_from_screen(DVec2::new(100.0, 100.0));
+    v.pan(DVec2::new(40.0, -10.0));
+    let s = v.camera.camera().screen_from_world(p);
+    assert!((s - DVec2::new(140.0, 90.0)).length() < 1e-6);
+}
+
+#[test]
+fn fit_all_and_arrow_keys_through_commands() {
+    let mut app = app_with_demo();
+    let fitted = *app.active_view().unwrap().camera.camera();
+    app.command(Command::ZoomIn, 0.0);
+    app.command(Command::Pan(1, 0), 0.0);
+    let moved = *app.active_view().unwrap().camera.camera();
+    assert!(moved.zoom > fitted.zoom);
+    // Left arrow: the view moves left, i.e. the world slides right on screen.
+    app.command(Command::FitAll, 1.0);
+    assert!(
+        app.tick(1.0 + FLIGHT_SECONDS * 0.5),
+        "still flying half way"
+    );
+    assert!(!app.tick(1.0 + FLIGHT_SECONDS));
+    let back = *app.active_view().unwrap().camera.camera();
+    assert!((back.zoom - fitted.zoom).abs() < 1e-9);
+    assert!((back.center - fitted.center).length() < 1e-9);
+    let before = back.center;
+    app.command(Command::Pan(-1, 0), 2.0);
+    let after = app.active_view().unwrap().camera.camera().center;
+    assert!(
+        after.x < before.x,
+        "left arrow shows what is left of the view"
+    );
+}
+
+#[test]
+fn click_selects_and_highlights_neighbours_then_empty_click_clears() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    // Pick a visible node with both inputs and outputs.
+    let layout = v.scene.laid().unwrap().layout.clone();
+    let n = (0..v.model.graph.nodes.len() as NodeId)
+        .find(|&n| {
+            let (i, o) = v.neighbours(n);
+            !i.is_empty() && !o.is_empty() && layout.nodes[n as usize].is_visible()
+        })
+        .expect("a node with inputs and outputs");
+    // Zoom in on it so the click lands on it.
+    let r = v.scene.node_rect(n).unwrap();
+    v.camera.fly_to_bounds(r, 4.0, 0.0);
+    v.camera.tick(10.0);
+    draw(v, 20.0);
+    let p = screen_of(v, n);
+    assert_eq!(v.pick(p), Some(Picked::Node(n)));
+    v.click_at(p);
+    assert_eq!(v.selected, Some(n));
+    let (ins, outs) = v.neighbours(n);
+    for x in ins.iter().chain(&outs) {
+        assert!(v.highlighted.contains(x), "{x} highlighted");
+    }
+    assert!(!v.highlighted.contains(&n));
+    let list = draw(v, 21.0);
+    let selected_items = list
+        .nodes
+        .iter()
+        .filter(|i| i.flags & modelmap::lod::flags::SELECTED != 0)
+        .count();
+    assert_eq!(selected_items, 1);
+    assert!(
+        list.nodes
+            .iter()
+            .any(|i| i.flags & modelmap::lod::flags::HIGHLIGHT != 0)
+    );
+    // A click far outside the layout clears the selection.
+    draw(v, 22.0);
+    let b = v.scene.bounds();
+    let outside = v
+        .camera
+        .camera()
+        .screen_from_world(b.max + DVec2::splat(1.0e4));
+    v.click_at(outside);
+    assert_eq!(v.selected, None);
+    assert!(v.highlighted.is_empty());
+}
+
+#[test]
+fn draw_list_is_shared_until_something_changes() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    let a = draw(v, 100.0);
+    let b = draw(v, 100.0);
+    assert!(Arc::ptr_eq(&a, &b), "a steady frame reuses the list");
+    v.select(Some(0));
+    let c = draw(v, 100.0);
+    assert_ne!(b.revision, c.revision, "a selection rebuilds it");
+}
+
+#[test]
+fn search_finds_names_ops_and_tensors_and_flies_there() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    let model = v.model.clone();
+    // The deepest node name of layer 3's MLP must be found by a fragment.
+    let target = model
+        .graph
+        .nodes
+        .iter()
+        .position(|n| n.name.contains("layers.3") && n.name.contains("mlp"))
+        .expect("layer 3 mlp node") as NodeId;
+    let name = model.graph.nodes[target as usize].name.clone();
+    v.search.set_query(&name.to_uppercase());
+    let first = v.search.results().first().copied().unwrap();
+    assert_eq!(first.target, Target::Node(target), "exact name ranks first");
+    assert_eq!(first.rank, 0);
+    // A tensor name finds its owner.
+    let t = model
+        .tensors
+        .iter()
+        .position(|t| t.name.ends_with("layers.2.mlp.down_proj.weight"))
+        .unwrap();
+    v.search.set_query("layers.2.mlp.down_proj.weight");
+    let hit = v
+        .search
+        .results()
+        .iter()
+        .find(|h| matches!(h.target, Target::Tensor { tensor, .. } if tensor as usize == t))
+        .copied()
+        .expect("tensor hit");
+    let owner = hit.target.node().expect("tensor has an owner node");
+    assert!(
+        model.graph.nodes[owner as usize]
+            .tensors
+            .contains(&(t as u32))
+    );
+    // Going there selects the node and flies to it.
+    v.go_to_target(hit.target, 0.0);
+    v.camera.tick(10.0);
+    assert_eq!(v.selected, Some(owner));
+    let r = v.scene.node_rect(owner).unwrap();
+    let vis = v.camera.camera().visible_world();
+    assert!(vis.contains(r.center()));
+}
+
+#[test]
+fn incremental_search_narrows_and_widens_correctly() {
+    let names: Vec<String> = (0..5000)
+        .map(|i| format!("/model/layers.{}/block_{}/op{}", i % 50, i % 7, i))
+        .collect();
+    let index = Arc::new(SearchIndex::from_names(names.iter().map(String::as_str)));
+    let mut s = Search::new(index);
+    // An empty query shows nothing (not the whole model).
+    let brute = |q: &str| {
+        if q.is_empty() {
+            0
+        } else {
+            names.iter().filter(|n| n.contains(q)).count()
+        }
+    };
+    for q in [
+        "l",
+        "la",
+        "layers.4",
+        "layers.49",
+        "layers.4",
+        "block_3",
+        "BLOCK_3/op1",
+        "zzz",
+        "",
+    ] {
+        s.set_query(q);
+        assert_eq!(s.total(), brute(&q.to_lowercase()), "query {q:?}");
+    }
+    // Ranking: a name equal to the query beats one that merely contains it.
+    s.set_query("/model/layers.0/block_0/op0");
+    assert_eq!(s.results()[0].target, Target::Node(0));
+    assert_eq!(s.results()[0].rank, 0);
+}
+
+#[test]
+#[ignore = "timing print, not a test: run with --ignored --nocapture"]
+fn search_one_million_names_timing() {
+    let names: Vec<String> = (0..1_000_000)
+        .map(|i| format!("/model/layers.{}/mlp/fc{}/MatMul_{}", i % 1000, i % 3, i))
+        .collect();
+    let t = std::time::Instant::now();
+    let index = Arc::new(SearchIndex::from_names(names.iter().map(String::as_str)));
+    println!(
+        "build: {:?}, {} MB",
+        t.elapsed(),
+        index.memory_bytes() / 1_000_000
+    );
+    let mut s = Search::new(index);
+    for q in [
+        "m",
+        "ma",
+        "matmul_99",
+        "matmul_999999",
+        "layers.999/mlp",
+        "nothing-here",
+    ] {
+        let t = std::time::Instant::now();
+        s.set_query(q);
+        println!("query {q:?}: {} results in {:?}", s.total(), t.elapsed());
+    }
+}
+
+#[test]
+fn double_click_closes_and_opens_clusters() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    // A node inside a cluster below the root.
+    let n = (0..v.model.graph.nodes.len() as NodeId)
+        .find(|&n| v.innermost_cluster(n).is_some())
+        .expect("a node in a cluster");
+    let c = v.innermost_cluster(n).unwrap();
+    let r = v.scene.node_rect(n).unwrap();
+    v.camera.fly_to_bounds(r, 4.0, 0.0);
+    v.camera.tick(10.0);
+    draw(v, 20.0);
+    let p = screen_of(v, n);
+    assert_eq!(
+        v.pick(p),
+        Some(Picked::Node(n)),
+        "zoomed in, the node itself is drawn"
+    );
+    // Double-click on the node closes its cluster: at the same zoom the cluster is one box now.
+    v.double_click_at(p, 21.0);
+    assert!(v.expanded.is_pinned_closed(c));
+    draw(v, 22.0);
+    assert_eq!(v.pick(p), Some(Picked::Cluster(c)));
+    // Double-click on the closed cluster opens it again.
+    v.double_click_at(p, 23.0);
+    assert!(v.expanded.is_pinned_open(c));
+    draw(v, 24.0);
+    assert_eq!(v.pick(p), Some(Picked::Node(n)));
+    // `-` over the node closes it too; Escape-free `+` over the cluster reopens.
+    v.hovered = Some(Picked::Node(n));
+    app.command(Command::Collapse, 25.0);
+    assert!(app.active_view().unwrap().expanded.is_pinned_closed(c));
+    app.active_view_mut().unwrap().hovered = Some(Picked::Cluster(c));
+    app.command(Command::Expand, 26.0);
+    assert!(app.active_view().unwrap().expanded.is_pinned_open(c));
+}
+
+#[test]
+fn going_to_a_search_result_releases_closed_clusters() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    let n = (0..v.model.graph.nodes.len() as NodeId)
+        .find(|&n| v.innermost_cluster(n).is_some())
+        .unwrap();
+    let chain = v.scene.cluster_chain(n);
+    for &c in &chain {
+        v.set_cluster_open(c, false);
+    }
+    v.go_to_node(n, 0.0);
+    for &c in &chain {
+        assert!(!v.expanded.is_pinned_closed(c), "cluster {c} released");
+    }
+    assert_eq!(v.selected, Some(n));
+    let group = v.model.graph.nodes[n as usize].group;
+    if group != 0 {
+        assert_eq!(v.breadcrumb().last().map(|(x, _)| *x), Some(group));
+    }
+}
+
+#[test]
+fn tabs_load_in_background_and_bad_files_become_error_tabs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("not_a_model.bin");
+    std::fs::write(&bad, b"\xff\xfe this is not a model at all").unwrap();
+    let missing = dir.path().join("missing.onnx");
+    let good = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/demo_decoder.onnx");
+    let mut app = app();
+    app.open_path(bad.clone());
+    app.open_path(missing.clone());
+    app.open_path(good.clone());
+    assert_eq!(app.tabs.len(), 3);
+    assert!(
+        app.tabs
+            .iter()
+            .all(|t| matches!(t.content, TabContent::Loading { .. }))
+    );
+    assert!(app.wait_idle(WAIT));
+    let msg = |i: usize| match &app.tabs[i].content {
+        TabContent::Failed { message } => message.clone(),
+        other => panic!("tab {i} not an error: {other:?}"),
+    };
+    assert!(msg(0).contains("not_a_model.bin"), "{}", msg(0));
+    assert!(msg(1).contains("missing.onnx"), "{}", msg(1));
+    match &app.tabs[2].content {
+        TabContent::Ready(v) => {
+            assert!(!v.model.graph.nodes.is_empty());
+            assert!(!v.scene.is_placeholder());
+        }
+        other => panic!("good tab: {other:?}"),
+    }
+    // Closing a tab keeps the others; the active index stays valid.
+    app.active = 2;
+    app.close_tab(0);
+    assert_eq!(app.tabs.len(), 2);
+    assert_eq!(app.active, 1);
+    assert!(app.active_view().is_some());
+    app.command(Command::NextTab, 0.0);
+    assert_eq!(app.active, 0);
+}
+
+#[test]
+fn escape_closes_overlays_before_clearing_selection() {
+    let mut app = app_with_demo();
+    app.active_view_mut().unwrap().select(Some(1));
+    app.command(Command::Help, 0.0);
+    app.command(Command::Search, 0.0);
+    assert!(app.show_help && app.show_search && app.focus_search);
+    app.command(Command::Escape, 0.0);
+    assert!(!app.show_help);
+    assert!(app.show_search);
+    app.command(Command::Escape, 0.0);
+    assert!(!app.show_search);
+    assert_eq!(app.active_view().unwrap().selected, Some(1));
+    app.command(Command::Escape, 0.0);
+    assert_eq!(app.active_view().unwrap().selected, None);
+}
