@@ -25,6 +25,9 @@ struct Cli {
     command: Option<Command>,
     /// Model files to open in the viewer (the embedded demo model when none is given).
     files: Vec<PathBuf>,
+    /// Print the time from process start to the first presented frame showing the model, and exit.
+    #[arg(long)]
+    bench_startup: bool,
 }
 
 #[derive(Subcommand)]
@@ -139,6 +142,7 @@ enum BenchCommand {
 
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Info { file, json }) => {
@@ -287,16 +291,11 @@ fn main() -> anyhow::Result<()> {
             println!("{report}");
         }
         None => {
-            if cli.files.is_empty() {
-                let model = modelmap::assets::demo_model()?;
-                print!("{}", Summary::of(&model).to_text());
-            } else {
-                for f in &cli.files {
-                    let model =
-                        load::open(f).with_context(|| format!("cannot open {}", f.display()))?;
-                    print!("{}", Summary::of(&model).to_text());
-                }
-            }
+            modelmap::app::run_with(modelmap::app::RunOptions {
+                files: cli.files,
+                bench_startup: cli.bench_startup,
+                started,
+            })?;
         }
     }
     Ok(())
