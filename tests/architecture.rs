@@ -1,6 +1,9 @@
 //! Module boundaries of DESIGN.md: a stage only names the stages it may use.
 
-#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
 
 use std::collections::BTreeSet;
 use std::path::Path;

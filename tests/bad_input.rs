@@ -1,6 +1,9 @@
 //! Truncated, corrupt and hostile files give errors that name the file, never a panic or a hang.
 
-#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
 
 use std::path::{Path, PathBuf};
 

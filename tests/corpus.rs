@@ -1,7 +1,10 @@
 //! Every model file of the conformance corpus against `facts.json`: what `modelmap info --json`
 //! reports must agree exactly with the reference libraries (onnx, safetensors, gguf).
 
-#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
 
 mod common;
 

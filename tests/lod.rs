@@ -1,6 +1,9 @@
 //! The LOD cut without a window: coverage, hysteresis, eviction, revisions.
 
-#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
 
 use glam::DVec2;
 

@@ -656,21 +656,37 @@ fn lod_scene() -> (modelmap::model::Model, modelmap::layout::Layout) {
 #[test]
 fn lod_collapsed_and_expanded() {
     let (m, l) = lod_scene();
-    let opts = modelmap::lod::LodOptions { fade_s: 0.0, ..Default::default() };
+    let opts = modelmap::lod::LodOptions {
+        fade_s: 0.0,
+        ..Default::default()
+    };
     let mut lod = modelmap::lod::LodState::new(&l, opts.clone());
     let mut cam = camera(DVec2::ZERO, 1.0, 256, 256);
     cam.fit(l.bounds, 6.0);
-    let list = lod.cut(&m, &l, &cam, &modelmap::lod::ViewState::default(), 0.0).clone();
-    assert!(lod.stats.clusters_drawn > 0, "the whole model shows collapsed clusters");
-    let Some(img) = render(&list, &cam, 256, 256) else { return };
+    let list = lod
+        .cut(&m, &l, &cam, &modelmap::lod::ViewState::default(), 0.0)
+        .clone();
+    assert!(
+        lod.stats.clusters_drawn > 0,
+        "the whole model shows collapsed clusters"
+    );
+    let Some(img) = render(&list, &cam, 256, 256) else {
+        return;
+    };
     check_snapshot("lod_collapsed", &img);
 
     let block = m.hierarchy.find("model/layers.1/self_attn").unwrap();
     let mut lod = modelmap::lod::LodState::new(&l, opts);
     let mut cam2 = camera(DVec2::ZERO, 1.0, 256, 256);
     cam2.fit(l.groups[block as usize], 4.0);
-    let list = lod.cut(&m, &l, &cam2, &modelmap::lod::ViewState::default(), 0.0).clone();
-    assert!(lod.stats.nodes_drawn > 5, "zoomed in, the block's ops are drawn: {:?}", lod.stats);
+    let list = lod
+        .cut(&m, &l, &cam2, &modelmap::lod::ViewState::default(), 0.0)
+        .clone();
+    assert!(
+        lod.stats.nodes_drawn > 5,
+        "zoomed in, the block's ops are drawn: {:?}",
+        lod.stats
+    );
     let img = render(&list, &cam2, 256, 256).unwrap();
     check_snapshot("lod_expanded", &img);
 }

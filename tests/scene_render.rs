@@ -1,6 +1,9 @@
 //! Whole-pipeline renders of real models (load → layout → LOD → render), asserted on pixels.
 
-#![allow(clippy::unwrap_used, reason = "test helpers unwrap: a failure is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
 
 mod common;
 
