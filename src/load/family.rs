@@ -58,17 +58,7 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
                 .filter_map(|&t| model.tensors.get(t as usize)),
         );
     }
-    let tensors = &model.tensors;
-    let nodes = &model.graph.nodes;
-    model.hierarchy.finish(&node_groups, |i| {
-        nodes.get(i).map_or(0, |n| {
-            n.tensors
-                .iter()
-                .filter_map(|&t| tensors.get(t as usize))
-                .map(Tensor::elements)
-                .sum()
-        })
-    });
+    model.finish_hierarchy(&node_groups);
     chain_checkpoint_modules(model);
 }
 

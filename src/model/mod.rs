@@ -430,6 +430,22 @@ impl Model {
             .and_then(|&i| self.tensors.get(i as usize))
     }
 
+    /// Fills the hierarchy's node lists and recursive node/parameter counts from each node's group
+    /// (`groups[i]` for node `i`) and the tensors it owns.
+    pub fn finish_hierarchy(&mut self, groups: &[GroupId]) {
+        let tensors = &self.tensors;
+        let nodes = &self.graph.nodes;
+        self.hierarchy.finish(groups, |i| {
+            nodes.get(i).map_or(0, |n| {
+                n.tensors
+                    .iter()
+                    .filter_map(|&t| tensors.get(t as usize))
+                    .map(Tensor::elements)
+                    .sum()
+            })
+        });
+    }
+
     /// Total parameters: elements of top-level initializers and checkpoint tensors (as `onnx`,
     /// `safetensors` and `gguf` count them).
     pub fn parameter_count(&self) -> u64 {

@@ -118,17 +118,7 @@ fn build_hierarchy(model: &mut Model) {
         node.group = g;
         groups.push(g);
     }
-    let tensors = &model.tensors;
-    let nodes = &model.graph.nodes;
-    model.hierarchy.finish(&groups, |i| {
-        nodes.get(i).map_or(0, |n| {
-            n.tensors
-                .iter()
-                .filter_map(|&t| tensors.get(t as usize))
-                .map(Tensor::elements)
-                .sum()
-        })
-    });
+    model.finish_hierarchy(&groups);
 }
 
 struct Converter<'a> {
