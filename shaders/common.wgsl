@@ -1,6 +1,16 @@
 // Shared by every modelmap pipeline: prepended to each pipeline's WGSL by `src/render/shaders.rs`.
 
 // Per-frame camera uniform. Keep in sync with `Globals` in src/render/frame.rs.
+// Item flags, one set for every pipeline. Keep in sync with `flags` in src/lod/draw_list.rs.
+const FLAG_SELECTED: u32 = 1u;
+const FLAG_HOVERED: u32 = 2u;
+const FLAG_CLUSTER: u32 = 4u;
+const FLAG_DIMMED: u32 = 8u;
+const FLAG_FRAME: u32 = 16u;
+const FLAG_ARROW: u32 = 32u;
+const FLAG_CURVE: u32 = 64u;
+const FLAG_HIGHLIGHT: u32 = 128u;
+
 struct Globals {
     // Camera centre minus the draw list's origin, in world units (computed in f64 on the CPU).
     cam_rel: vec2<f32>,

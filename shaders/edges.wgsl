@@ -3,12 +3,6 @@
 // CURVE_SEGMENTS quads (instance x vertex index), the unused ones collapsed; arrowheads are a
 // separate quad per ARROW edge shaped by a triangle distance function.
 
-// Keep in sync with `flags` in src/lod/draw_list.rs (mirrored in src/render/edges.rs).
-const FLAG_SELECTED: u32 = 1u;
-const FLAG_DIMMED: u32 = 8u;
-const FLAG_ARROW: u32 = 32u;
-const FLAG_CURVE: u32 = 64u;
-const FLAG_HIGHLIGHT: u32 = 128u;
 // Keep in sync with `CURVE_SEGMENTS` in src/render/edges.rs.
 const CURVE_SEGMENTS: u32 = 24u;
 // Screen length of one curve segment, pixels.

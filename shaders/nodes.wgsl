@@ -1,13 +1,6 @@
 // Nodes: one instanced quad per node, shaped in the fragment shader by a rounded-box signed
 // distance function (a circle is a rounded box whose radius is its half size).
 
-// Keep in sync with `flags` in src/lod/draw_list.rs (mirrored in src/render/nodes.rs).
-const FLAG_SELECTED: u32 = 1u;
-const FLAG_HOVERED: u32 = 2u;
-const FLAG_CLUSTER: u32 = 4u;
-const FLAG_DIMMED: u32 = 8u;
-const FLAG_FRAME: u32 = 16u;
-const FLAG_HIGHLIGHT: u32 = 128u;
 // Keep in sync with `SHAPE_CIRCLE` in src/render/nodes.rs.
 const SHAPE_CIRCLE: u32 = 1u;
 

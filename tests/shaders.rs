@@ -74,3 +74,23 @@ fn shader_structs_match_rust_sizes() {
         std::mem::size_of::<modelmap::render::Globals>()
     );
 }
+
+/// The WGSL item flags are the same numbers as `lod::flags`.
+#[test]
+fn wgsl_flags_match_the_draw_list_flags() {
+    use modelmap::lod::flags;
+    let common = include_str!("../shaders/common.wgsl");
+    for (name, value) in [
+        ("FLAG_SELECTED", flags::SELECTED),
+        ("FLAG_HOVERED", flags::HOVERED),
+        ("FLAG_CLUSTER", flags::CLUSTER),
+        ("FLAG_DIMMED", flags::DIMMED),
+        ("FLAG_FRAME", flags::FRAME),
+        ("FLAG_ARROW", flags::ARROW),
+        ("FLAG_CURVE", flags::CURVE),
+        ("FLAG_HIGHLIGHT", flags::HIGHLIGHT),
+    ] {
+        let line = format!("const {name}: u32 = {value}u;");
+        assert!(common.contains(&line), "common.wgsl lacks `{line}`");
+    }
+}
