@@ -109,14 +109,17 @@ impl Scene {
             if let Some(r) = self.layout.groups.get(g as usize).filter(|r| !r.is_empty()) {
                 return Some(*r);
             }
-            // Checkpoint groups: the union of their nodes' boxes.
+            // Checkpoint groups: the union of their nodes' boxes, walking only the group's subtree.
             let mut r = Rect::EMPTY;
-            for (i, n) in self.model.graph.nodes.iter().enumerate() {
-                if h.ancestors(n.group).any(|a| a == g)
-                    && let Some(b) = self.layout.nodes.get(i)
-                {
-                    r = r.union(&b.rect());
+            let mut stack = vec![g];
+            while let Some(g) = stack.pop() {
+                let Some(group) = h.get(g) else { continue };
+                for &n in &group.nodes {
+                    if let Some(b) = self.layout.nodes.get(n as usize) {
+                        r = r.union(&b.rect());
+                    }
                 }
+                stack.extend(group.children.iter().copied());
             }
             if !r.is_empty() {
                 return Some(r);
