@@ -58,6 +58,11 @@ impl<T> std::fmt::Debug for Jobs<T> {
 }
 
 impl<T: Send + 'static> Jobs<T> {
+    /// The closure that wakes the UI (for background work outside the job list).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.waker.clone()
+    }
+
     /// A job runner that calls `waker` from the worker thread whenever a job finishes.
     pub fn new(waker: Arc<dyn Fn() + Send + Sync>) -> Self {
         let (tx, rx) = channel();

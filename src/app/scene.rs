@@ -158,8 +158,10 @@ impl ViewScene {
     }
 
     /// A scene over a laid-out model.
-    pub fn laid_out(scene: crate::scene::Scene) -> Self {
+    pub fn laid_out(mut scene: crate::scene::Scene) -> Self {
         let bounds = scene.layout.bounds;
+        // The window never waits for weights: tiles are built in the background.
+        scene.weights = crate::scene::InPlaceWeights::new(false);
         ViewScene::with_source(
             Source::Lod {
                 scene: Box::new(scene),
@@ -177,6 +179,31 @@ impl ViewScene {
             source,
             bounds,
             list: Arc::new(DrawList::new(DVec2::ZERO)),
+        }
+    }
+
+    /// Called from a worker thread when an in-place weight tile lands (requests a redraw).
+    pub fn set_waker(&mut self, waker: crate::scene::weights::Waker) {
+        if let Source::Lod { scene, .. } = &mut self.source {
+            scene.weights.set_waker(waker);
+        }
+    }
+
+    /// The weight value under a screen point, when a node shows its weights in place.
+    pub fn weight_at(&self, camera: &Camera, screen: DVec2) -> Option<crate::scene::WeightHit> {
+        match &self.source {
+            Source::Lod { scene, .. } => scene
+                .weights
+                .hit(&scene.model, camera.world_from_screen(screen)),
+            Source::Grid { .. } => None,
+        }
+    }
+
+    /// Weight tiles still being built in the background (keep redrawing until they land).
+    pub fn weights_pending(&self) -> usize {
+        match &self.source {
+            Source::Lod { scene, .. } => scene.weights.pending(),
+            Source::Grid { .. } => 0,
         }
     }
 
@@ -340,10 +367,21 @@ impl ViewScene {
                     *last = Some(inputs.clone());
                 }
                 let scene = &mut **scene;
-                let list = scene
+                scene
                     .lod
                     .cut(&scene.model, &scene.layout, camera, view, now_s);
-                if list.revision != self.list.revision || list.origin != self.list.origin {
+                let list = scene.lod.draw_list();
+                if scene.weights.wants(list, scene.lod.items(), camera) {
+                    // Weights in place: a decorated copy, replaced when tiles or placement change.
+                    let mut list = list.clone();
+                    scene
+                        .weights
+                        .decorate(&scene.model, &mut list, scene.lod.items(), camera);
+                    if list.revision != self.list.revision || list.origin != self.list.origin {
+                        self.list = Arc::new(list);
+                    }
+                } else if list.revision != self.list.revision || list.origin != self.list.origin {
+                    scene.weights.clear();
                     self.list = Arc::new(list.clone());
                 }
             }

@@ -661,6 +661,7 @@ impl AppState {
                     Ok(laid) => {
                         v.layout.error = None;
                         v.set_layout(laid.0);
+                        v.scene.set_waker(self.jobs.waker());
                     }
                     Err(e) => v.layout.error = Some(e),
                 }

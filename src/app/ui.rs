@@ -715,7 +715,18 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
 
     // Tooltip.
     if let Some(h) = v.hovered {
-        let text = hover_text(v, h);
+        let mut text = hover_text(v, h);
+        // Over a weight heatmap drawn in place: the exact value and its index.
+        if let Some(hit) = response
+            .hover_pos()
+            .and_then(|p| v.scene.weight_at(&camera, to_px(p)))
+            && let Some(t) = model.tensors.get(hit.tensor as usize)
+        {
+            text = format!(
+                "{}[{}, {}] = {}\n{text}",
+                t.name, hit.row, hit.col, hit.value
+            );
+        }
         response.on_hover_ui_at_pointer(|ui| {
             ui.label(text);
         });

@@ -7,10 +7,14 @@ use std::sync::Arc;
 use glam::DVec2;
 
 use crate::layout::{self, DataflowOptions, ForceOptions, Layout, LayoutError, Progress};
-use crate::lod::{LodOptions, LodState, ViewState};
+use crate::lod::{DrawList, LodOptions, LodState, ViewState};
 use crate::model::{Model, NodeKind};
 use crate::render::{self, RenderContext, RenderError, RgbaImage};
 use crate::view::{Camera, Rect};
+
+pub mod weights;
+
+pub use weights::{InPlaceWeights, Placement, WeightHit, WeightOptions};
 
 /// Which layout to use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -57,6 +61,9 @@ pub struct Scene {
     pub layout: Arc<Layout>,
     /// The LOD cut's state.
     pub lod: LodState,
+    /// Weight heatmaps drawn inside nodes zoomed large enough (blocking: headless pictures build
+    /// every tile they show; the window swaps in a background one).
+    pub weights: InPlaceWeights,
 }
 
 impl Scene {
@@ -87,7 +94,12 @@ impl Scene {
     /// A scene from a layout computed elsewhere.
     pub fn from_parts(model: Arc<Model>, layout: Arc<Layout>) -> Scene {
         let lod = LodState::new(&layout, LodOptions::default());
-        Scene { model, layout, lod }
+        Scene {
+            model,
+            layout,
+            lod,
+            weights: InPlaceWeights::new(true),
+        }
     }
 
     /// A camera showing the whole model in a viewport.
@@ -143,13 +155,54 @@ impl Scene {
     }
 
     /// A camera fitted to [`Scene::find_box`].
+    ///
+    /// `TENSOR[ROW,COL]` flies to one value of a tensor's in-place heatmap, with a few cells around
+    /// it, close enough that the values are written in the cells.
     pub fn focus_camera(&self, name: &str, viewport: DVec2) -> Result<Camera, SceneError> {
+        if let Some((tensor, row, col)) = parse_cell(name) {
+            return self.cell_camera(tensor, row, col, viewport);
+        }
         let r = self.find_box(name).ok_or_else(|| SceneError::NotFound {
             model: self.model.source.display().to_string(),
             name: name.to_string(),
         })?;
         let mut cam = Camera::new(viewport);
         cam.fit(r.expand(r.size().max_element() * 0.05), 16.0);
+        Ok(cam)
+    }
+
+    fn cell_camera(
+        &self,
+        tensor: &str,
+        row: u64,
+        col: u64,
+        viewport: DVec2,
+    ) -> Result<Camera, SceneError> {
+        let not_found = || SceneError::NotFound {
+            model: self.model.source.display().to_string(),
+            name: format!("{tensor}[{row},{col}]"),
+        };
+        let t = self.model.tensor(tensor).ok_or_else(not_found)?;
+        let view = crate::stats::heatmap::HeatmapView::for_tensor(t);
+        if row >= view.rows || col >= view.cols {
+            return Err(SceneError::NotFound {
+                model: self.model.source.display().to_string(),
+                name: format!(
+                    "{tensor}[{row},{col}] (its matrix view is {}×{})",
+                    view.rows, view.cols
+                ),
+            });
+        }
+        let node_rect = self.find_box(tensor).ok_or_else(not_found)?;
+        // The cell's place depends on the zoom (the title strip is in pixels): settle it in a few
+        // rounds, fitting about 9 cells across.
+        let mut cam = Camera::new(viewport);
+        cam.fit(node_rect, 16.0);
+        for _ in 0..4 {
+            let cell = self.weights.cell_rect(t, node_rect, cam.zoom, row, col);
+            let around = Rect::from_center_size(cell.center(), cell.size() * 9.0);
+            cam.fit(around, 0.0);
+        }
         Ok(cam)
     }
 
@@ -160,10 +213,25 @@ impl Scene {
         camera: &Camera,
         view: &ViewState,
     ) -> Result<RgbaImage, SceneError> {
-        let list = self.lod.cut(&self.model, &self.layout, camera, view, 1e9);
+        let list = self.decorated_cut(camera, view, 1e9);
         let w = camera.viewport.x.round().max(1.0) as u32;
         let h = camera.viewport.y.round().max(1.0) as u32;
-        Ok(render::render_to_rgba(ctx, list, camera, w, h)?)
+        Ok(render::render_to_rgba(ctx, &list, camera, w, h)?)
+    }
+
+    /// The LOD cut for `camera` with the in-place weight heatmaps added.
+    pub fn decorated_cut(&mut self, camera: &Camera, view: &ViewState, now_s: f64) -> DrawList {
+        let mut list = self
+            .lod
+            .cut(&self.model, &self.layout, camera, view, now_s)
+            .clone();
+        if !self.weights.wants(&list, self.lod.items(), camera) {
+            self.weights.clear();
+            return list;
+        }
+        self.weights
+            .decorate(&self.model, &mut list, self.lod.items(), camera);
+        list
     }
 
     /// Number of op/module nodes (for messages).
@@ -403,4 +471,12 @@ impl crate::bench::render::SceneSource for LodSceneSource {
             self.frame as f64,
         )
     }
+}
+
+/// `NAME[ROW,COL]` → (`NAME`, ROW, COL).
+fn parse_cell(s: &str) -> Option<(&str, u64, u64)> {
+    let body = s.strip_suffix(']')?;
+    let (name, idx) = body.rsplit_once('[')?;
+    let (r, c) = idx.split_once(',')?;
+    Some((name, r.trim().parse().ok()?, c.trim().parse().ok()?))
 }
