@@ -327,21 +327,22 @@ impl InPlaceWeights {
                 target.size().x / view.cols as f64,
                 target.size().y / view.rows as f64,
             ) * zoom;
-            if tiles.level == 0 && cell.min_element() >= opts.value_label_px {
-                if let Some(clip) = intersect(&visible, &target) {
-                    for (_, t) in &fine {
-                        value_labels += push_value_labels(
-                            &mut new_labels,
-                            t,
-                            &view,
-                            target,
-                            &clip,
-                            origin,
-                            cell,
-                            range,
-                            opts.max_value_labels.saturating_sub(value_labels),
-                        );
-                    }
+            if tiles.level == 0
+                && cell.min_element() >= opts.value_label_px
+                && let Some(clip) = intersect(&visible, &target)
+            {
+                for (_, t) in &fine {
+                    value_labels += push_value_labels(
+                        &mut new_labels,
+                        t,
+                        &view,
+                        target,
+                        &clip,
+                        origin,
+                        cell,
+                        range,
+                        opts.max_value_labels.saturating_sub(value_labels),
+                    );
                 }
             }
             if let Some(n) = list.nodes.get_mut(i) {
@@ -369,7 +370,11 @@ impl InPlaceWeights {
             let text = format!(
                 "{}  {} {}  {}×{}",
                 last_segment(name),
-                if short.is_empty() { &tensor.name } else { short },
+                if short.is_empty() {
+                    &tensor.name
+                } else {
+                    short
+                },
                 tensor.dtype.name(),
                 view.rows,
                 view.cols
@@ -450,7 +455,15 @@ impl InPlaceWeights {
     }
 
     /// Starts building a tile in the background unless it is already on its way.
-    fn request(&self, model: &Arc<Model>, tid: TensorId, view: HeatmapView, level: u32, tx: u64, ty: u64) {
+    fn request(
+        &self,
+        model: &Arc<Model>,
+        tid: TensorId,
+        view: HeatmapView,
+        level: u32,
+        tx: u64,
+        ty: u64,
+    ) {
         let Some(tensor) = model.tensors.get(tid as usize) else {
             return;
         };
@@ -493,8 +506,10 @@ impl InPlaceWeights {
     pub fn hit(&self, model: &Model, world: DVec2) -> Option<WeightHit> {
         let p = self.placements.iter().find(|p| p.rect.contains(world))?;
         let s = p.rect.size();
-        let col = (((world.x - p.rect.min.x) / s.x * p.view.cols as f64) as u64).min(p.view.cols - 1);
-        let row = (((world.y - p.rect.min.y) / s.y * p.view.rows as f64) as u64).min(p.view.rows - 1);
+        let col =
+            (((world.x - p.rect.min.x) / s.x * p.view.cols as f64) as u64).min(p.view.cols - 1);
+        let row =
+            (((world.y - p.rect.min.y) / s.y * p.view.rows as f64) as u64).min(p.view.rows - 1);
         let tensor = model.tensors.get(p.tensor as usize)?;
         let value = crate::stats::heatmap::value_at(tensor, &p.view, row, col).ok()?;
         Some(WeightHit {

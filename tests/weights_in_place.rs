@@ -1,0 +1,190 @@
+//! Weights drawn in place in the structure view (`scene::weights`): zooming into a node shows its
+//! weight tensor as a heatmap inside the box, down to single values — on a real corpus checkpoint.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glam::DVec2;
+
+use modelmap::lod::ViewState;
+use modelmap::render::RenderContext;
+use modelmap::scene::weights::format_value;
+use modelmap::scene::{InPlaceWeights, LayoutChoice, Scene};
+use modelmap::stats::heatmap::{HeatmapView, value_at};
+
+const TENSOR: &str = "model.layers.3.mlp.down_proj.weight";
+const VIEWPORT: DVec2 = DVec2::new(1280.0, 800.0);
+
+fn scene() -> Option<Scene> {
+    let corpus = common::corpus()?;
+    let model = modelmap::load::open(&corpus.join("generated/llama_tiny_st")).unwrap();
+    Some(
+        Scene::build(
+            Arc::new(model),
+            LayoutChoice::Auto,
+            &modelmap::layout::Progress::new(),
+        )
+        .unwrap(),
+    )
+}
+
+fn exact(scene: &Scene, row: u64, col: u64) -> f64 {
+    let t = scene.model.tensor(TENSOR).unwrap();
+    value_at(t, &HeatmapView::for_tensor(t), row, col).unwrap()
+}
+
+#[test]
+fn the_whole_model_shows_no_weights_and_a_zoomed_node_does() {
+    let Some(mut scene) = scene() else { return };
+    let fit = scene.fit_camera(VIEWPORT);
+    let list = scene.decorated_cut(&fit, &ViewState::default(), 1e9);
+    assert!(list.heatmaps.is_empty(), "boxes are a few pixels at fit");
+    assert!(scene.weights.placements().is_empty());
+
+    let cam = scene
+        .focus_camera("model.layers.3.mlp.down_proj", VIEWPORT)
+        .unwrap();
+    let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    assert!(
+        !list.heatmaps.is_empty(),
+        "a focused Linear shows its weight"
+    );
+    let t = scene.model.tensor_index[TENSOR];
+    let placement = scene
+        .weights
+        .placements()
+        .iter()
+        .find(|p| p.tensor == t)
+        .expect("down_proj's weight is placed");
+    assert_eq!(
+        (placement.view.rows, placement.view.cols),
+        (64, 172),
+        "[out, in] as rows × columns"
+    );
+    // The title strip names the tensor and its shape.
+    assert!(
+        list.labels
+            .iter()
+            .any(|l| l.text.contains("down_proj") && l.text.contains("64×172")),
+        "title strip: {:?}",
+        list.labels.iter().map(|l| &l.text).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn zooming_to_one_weight_writes_its_exact_value_and_hover_reads_it() {
+    let Some(mut scene) = scene() else { return };
+    let (row, col) = (9, 100);
+    let cam = scene
+        .focus_camera(&format!("{TENSOR}[{row},{col}]"), VIEWPORT)
+        .unwrap();
+    let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    let want = exact(&scene, row, col);
+    assert!(want != 0.0, "row 9 is a live row");
+
+    // Hover at the centre of the screen reads that very value from the file.
+    let hit = scene.weights.hit(&scene.model, cam.center).unwrap();
+    assert_eq!((hit.row, hit.col), (row, col));
+    assert_eq!(hit.value, want);
+
+    // The value is written in its cell: the label nearest the screen centre.
+    let center = (cam.center - list.origin).as_vec2();
+    let nearest = list
+        .labels
+        .iter()
+        .min_by(|a, b| a.pos.distance(center).total_cmp(&b.pos.distance(center)))
+        .unwrap();
+    let cell_px = cam.zoom
+        * scene
+            .weights
+            .placements()
+            .iter()
+            .find(|p| p.rect.contains(cam.center))
+            .map(|p| p.rect.size().x / p.view.cols as f64)
+            .unwrap();
+    assert_eq!(nearest.text, format_value(want as f32, cell_px));
+    // About 9 cells across, all written: a neighbour's value is there too.
+    let right = format_value(exact(&scene, row, col + 1) as f32, cell_px);
+    assert!(list.labels.iter().any(|l| l.text == right));
+}
+
+#[test]
+fn the_planted_dead_row_is_white_in_place_and_a_live_row_is_coloured() {
+    let Some(mut scene) = scene() else { return };
+    let ctx = match RenderContext::headless() {
+        Ok(c) => c,
+        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") => {
+            eprintln!("NOTE: GPU test skipped (MODELMAP_SKIP_GPU_TESTS=1): {e}");
+            return;
+        }
+        Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
+    };
+    let mut pixel = |row: u64| {
+        let cam = scene
+            .focus_camera(&format!("{TENSOR}[{row},50]"), VIEWPORT)
+            .unwrap();
+        let img = scene.render(&ctx, &cam, &ViewState::default()).unwrap();
+        // A third of a cell below the centre: inside the cell, clear of its value's text.
+        let cell_h = img.height as f64 / 9.0;
+        let (x, y) = (
+            img.width / 2,
+            (img.height as f64 / 2.0 + cell_h * 0.35) as u32,
+        );
+        let i = ((y * img.width + x) * 4) as usize;
+        [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
+    };
+    let dead = pixel(5);
+    let live = pixel(9);
+    assert!(
+        dead.iter().all(|&c| c > 235),
+        "row 5 is all zeros: white, got {dead:?}"
+    );
+    let want = exact(&scene, 9, 50);
+    let (r, b) = (i32::from(live[0]), i32::from(live[2]));
+    if want > 0.0 {
+        assert!(r > b + 8, "positive {want} is red, got {live:?}");
+    } else {
+        assert!(b > r + 8, "negative {want} is blue, got {live:?}");
+    }
+}
+
+#[test]
+fn the_window_mode_never_builds_on_the_frame_and_fills_in() {
+    let Some(mut scene) = scene() else { return };
+    scene.weights = InPlaceWeights::new(false);
+    let cam = scene
+        .focus_camera("model.layers.3.mlp.down_proj", VIEWPORT)
+        .unwrap();
+    let first = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    assert!(
+        first.heatmaps.is_empty(),
+        "nothing cached yet: the first frame draws no tile"
+    );
+    assert!(!scene.weights.placements().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while scene.weights.pending() > 0 {
+        assert!(Instant::now() < deadline, "tiles never landed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let later = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    assert!(!later.heatmaps.is_empty(), "landed tiles are drawn");
+    assert_ne!(
+        later.revision, first.revision,
+        "a new revision, so the renderer uploads"
+    );
+    // Zooming in further: the finer level is requested, the coarser one stands in meanwhile.
+    let mut closer = cam;
+    closer.zoom *= 8.0;
+    let mid = scene.decorated_cut(&closer, &ViewState::default(), 1e9);
+    if scene.weights.pending() > 0 {
+        assert!(scene.weights.fallback_tiles() > 0);
+        assert!(!mid.heatmaps.is_empty());
+    }
+}
