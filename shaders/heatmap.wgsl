@@ -94,5 +94,9 @@ fn fs_heatmap(in: HeatmapVarying) -> @location(0) vec4<f32> {
     } else {
         rgb = colormap(in.colormap, v, in.range);
     }
-    return output_color(vec4<f32>(linear_from_srgb(rgb), 1.0));
+    // sRGB to linear by a cubic fit (within 0.2% of the exact curve) instead of `pow`: this shader
+    // covers the whole screen when zoomed into a tensor, and `pow` per pixel dominated its cost on
+    // a software rasteriser.
+    let lin = rgb * (rgb * (rgb * 0.305306011 + vec3<f32>(0.682171111)) + vec3<f32>(0.012522878));
+    return output_color(vec4<f32>(lin, 1.0));
 }

@@ -138,6 +138,8 @@ enum BenchCommand {
     },
     /// TensorBoard event parsing throughput against TensorBoard's EventAccumulator.
     Tfevents(modelmap::bench::tfevents::TfeventsBenchArgs),
+    /// Fly from the whole model down to one weight value with the window's per-frame work.
+    Zoom(modelmap::bench::zoom::ZoomBenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -268,6 +270,15 @@ fn main() -> anyhow::Result<()> {
             BenchCommand::Stats { args, json } => {
                 let r = modelmap::bench::stats::run(&args)?;
                 if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+            }
+            BenchCommand::Zoom(args) => {
+                let r = modelmap::bench::zoom::run(&args)
+                    .with_context(|| format!("bench zoom on {}", args.model.display()))?;
+                if args.json {
                     println!("{}", serde_json::to_string_pretty(&r)?);
                 } else {
                     println!("{r}");

@@ -7,3 +7,4 @@ pub mod stats;
 pub mod synth;
 pub mod synth_model;
 pub mod tfevents;
+pub mod zoom;

@@ -94,7 +94,8 @@ impl HeatmapRenderer {
             }],
         });
         let module = shaders::HEATMAP.create_module(device);
-        let pipeline = pipeline::create(
+        // Tiles are opaque: no blending, so no read of the target under them.
+        let pipeline = pipeline::create_opaque(
             device,
             PipelineDesc {
                 label: "heatmap",

@@ -15,6 +15,24 @@ pub(crate) struct PipelineDesc<'a> {
 
 /// Creates a render pipeline from `desc`.
 pub(crate) fn create(device: &wgpu::Device, desc: PipelineDesc<'_>) -> wgpu::RenderPipeline {
+    create_with_blend(
+        device,
+        desc,
+        Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+    )
+}
+
+/// Creates a pipeline whose fragments replace what is under them (opaque items such as heatmap
+/// tiles): no read of the target, which a software rasteriser pays for on every pixel.
+pub(crate) fn create_opaque(device: &wgpu::Device, desc: PipelineDesc<'_>) -> wgpu::RenderPipeline {
+    create_with_blend(device, desc, None)
+}
+
+fn create_with_blend(
+    device: &wgpu::Device,
+    desc: PipelineDesc<'_>,
+    blend: Option<wgpu::BlendState>,
+) -> wgpu::RenderPipeline {
     let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(desc.label),
         bind_group_layouts: desc.bind_group_layouts,
@@ -43,7 +61,7 @@ pub(crate) fn create(device: &wgpu::Device, desc: PipelineDesc<'_>) -> wgpu::Ren
             compilation_options: Default::default(),
             targets: &[Some(wgpu::ColorTargetState {
                 format: desc.format,
-                blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                blend,
                 write_mask: wgpu::ColorWrites::ALL,
             })],
         }),
