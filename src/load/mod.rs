@@ -78,7 +78,49 @@ pub fn map_file(path: &Path) -> Result<Bytes, LoadError> {
         // Weights are read on demand, in no particular order.
         let _ = map.advise(memmap2::Advice::Random);
     }
-    Ok(Bytes::from_owner(map))
+    Ok(Bytes::from_owner(Mapped::new(map)))
+}
+
+/// Address ranges of the live file mappings made by [`map_file`].
+static MAPPED: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A file mapping that registers its address range while alive (see [`is_file_mapped`]).
+struct Mapped(memmap2::Mmap);
+
+impl Mapped {
+    fn new(map: memmap2::Mmap) -> Self {
+        if let Ok(mut m) = MAPPED.lock() {
+            m.push((map.as_ptr() as usize, map.len()));
+        }
+        Mapped(map)
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        let key = (self.0.as_ptr() as usize, self.0.len());
+        if let Ok(mut m) = MAPPED.lock()
+            && let Some(i) = m.iter().position(|&r| r == key)
+        {
+            m.swap_remove(i);
+        }
+    }
+}
+
+/// Whether `bytes` lie entirely inside a live read-only file mapping made by [`map_file`] (and not
+/// on the heap): such pages may be handed back to the kernel and will read the same again.
+pub fn is_file_mapped(bytes: &[u8]) -> bool {
+    let (a, n) = (bytes.as_ptr() as usize, bytes.len());
+    MAPPED.lock().is_ok_and(|m| {
+        m.iter()
+            .any(|&(start, len)| a >= start && a.saturating_add(n) <= start.saturating_add(len))
+    })
 }
 
 /// What a file's content says it is.
