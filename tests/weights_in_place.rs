@@ -188,3 +188,61 @@ fn the_window_mode_never_builds_on_the_frame_and_fills_in() {
         assert!(!mid.heatmaps.is_empty());
     }
 }
+
+/// A 64 MiB mapped weight: zooming into it hands its pages back to the kernel after each tile
+/// (`MADV_DONTNEED`), and every value still reads the same afterwards; heap bytes are never released.
+#[test]
+fn released_pages_read_back_the_same_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big.safetensors");
+    let (rows, cols) = (4096usize, 4096usize);
+    let value = |r: usize, c: usize| ((r * 31 + c * 17) % 1000) as f32 / 1000.0 - 0.5;
+    let data: Vec<u8> = (0..rows * cols)
+        .flat_map(|i| value(i / cols, i % cols).to_le_bytes())
+        .collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![rows, cols], &data)
+            .unwrap();
+    safetensors::serialize_to_file(
+        vec![("model.layers.0.mlp.down_proj.weight".to_string(), view)],
+        None,
+        &path,
+    )
+    .unwrap();
+    drop(data);
+    let model = modelmap::load::open(&path).unwrap();
+    let t = &model.tensors[0];
+    assert!(modelmap::load::is_file_mapped(t.bytes().unwrap()));
+    assert!(!modelmap::load::is_file_mapped(&vec![0u8; 1 << 20]));
+
+    let mut scene = Scene::build(
+        Arc::new(model),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    // The sampled overview and exact levels down to single values, at two places.
+    for target in [
+        "model.layers.0.mlp.down_proj".to_string(),
+        "model.layers.0.mlp.down_proj.weight[2000,3000]".to_string(),
+    ] {
+        let mut cam = scene.focus_camera(&target, VIEWPORT).unwrap();
+        for _ in 0..3 {
+            let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+            assert!(!list.heatmaps.is_empty(), "{target} at zoom {}", cam.zoom);
+            cam.zoom *= 4.0;
+        }
+    }
+    let t = scene
+        .model
+        .tensor("model.layers.0.mlp.down_proj.weight")
+        .unwrap();
+    let hv = HeatmapView::for_tensor(t);
+    for (r, c) in [(0, 0), (2000, 3000), (4095, 4095), (1234, 17)] {
+        assert_eq!(
+            value_at(t, &hv, r as u64, c as u64).unwrap(),
+            f64::from(value(r, c)),
+            "({r}, {c}) after its pages were released"
+        );
+    }
+}

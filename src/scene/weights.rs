@@ -369,7 +369,9 @@ impl InPlaceWeights {
                 .map_or("", |n| n.name.as_str());
             let short = tensor.name.strip_prefix(name).unwrap_or(&tensor.name);
             let short = short.trim_start_matches(['.', '/']);
-            let text = format!(
+            // The colour scale: full red at +hi, full blue at -hi (block means at coarse levels).
+            let hi = range.1.abs().max(range.0.abs());
+            let head = format!(
                 "{}  {} {}  {}×{}",
                 last_segment(name),
                 if short.is_empty() {
@@ -379,8 +381,26 @@ impl InPlaceWeights {
                 },
                 tensor.dtype.name(),
                 view.rows,
-                view.cols
+                view.cols,
             );
+            let scale = format!("   ±{}", format_value(hi, 60.0));
+            let blocks = match tiles.level {
+                0 => String::new(),
+                l if l >= SAMPLED_FROM_LEVEL => {
+                    format!(" ({0}×{0} blocks, sampled)", 1u64 << l.min(40))
+                }
+                l => format!(" ({0}×{0} block means)", 1u64 << l.min(40)),
+            };
+            // As much as fits the box (about 0.55 em a character at 12 px).
+            let fits = |t: &str| t.chars().count() as f64 * 6.6 <= box_px.x - 12.0;
+            let text = [
+                format!("{head}{scale}{blocks}"),
+                format!("{head}{scale}"),
+                head.clone(),
+            ]
+            .into_iter()
+            .find(|t| fits(t))
+            .unwrap_or_else(|| last_segment(name).to_string());
             new_labels.push(LabelItem {
                 pos: (DVec2::new(rect.min.x + 6.0 / zoom, rect.min.y + title * 0.5) - origin)
                     .as_vec2(),
