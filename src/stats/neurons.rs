@@ -283,9 +283,11 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
     out
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct TopK {
     items: Vec<(f32, u32, f32)>, // (|w|, other neuron, w)
+    // Smallest |w| kept once full: most candidates lose to it without scanning the k items.
+    floor: f32,
 }
 
 impl TopK {
@@ -296,13 +298,22 @@ impl TopK {
         }
         if self.items.len() < k {
             self.items.push((a, other, w));
+            if self.items.len() == k {
+                self.floor = self.min_abs();
+            }
             return;
         }
-        if let Some(min) = self.items.iter_mut().min_by(|x, y| x.0.total_cmp(&y.0))
-            && a > min.0
-        {
+        if a <= self.floor {
+            return;
+        }
+        if let Some(min) = self.items.iter_mut().min_by(|x, y| x.0.total_cmp(&y.0)) {
             *min = (a, other, w);
         }
+        self.floor = self.min_abs();
+    }
+
+    fn min_abs(&self) -> f32 {
+        self.items.iter().map(|x| x.0).fold(f32::INFINITY, f32::min)
     }
 }
 
@@ -418,14 +429,14 @@ fn layer_edges(
                 (
                     Vec::new(),
                     Vec::new(),
-                    vec![TopK { items: Vec::new() }; cols],
+                    vec![TopK::default(); cols],
                     0.0f32,
                     vec![0.0f64; cols],
                 )
             },
             |(mut edges, mut row_top, mut col_top, mut amax, mut buf), (r, row)| {
                 elem.decode_into(row, &mut buf);
-                let mut mine = TopK { items: Vec::new() };
+                let mut mine = TopK::default();
                 for (c, &x) in buf.iter().enumerate() {
                     let w = x as f32;
                     if all {
@@ -449,7 +460,7 @@ fn layer_edges(
                 (
                     Vec::new(),
                     Vec::new(),
-                    vec![TopK { items: Vec::new() }; cols],
+                    vec![TopK::default(); cols],
                     0.0f32,
                 )
             },
