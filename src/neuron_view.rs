@@ -106,7 +106,9 @@ pub enum NeuronViewError {
         model: String,
     },
     /// `--chain` named no chain of the model.
-    #[error("{model}: no dense chain {name:?}; pick one by name or index (0..{count}): {available}")]
+    #[error(
+        "{model}: no dense chain {name:?}; pick one by name or index (0..{count}): {available}"
+    )]
     UnknownChain {
         /// The model file.
         model: String,
@@ -122,8 +124,8 @@ pub enum NeuronViewError {
     Stats {
         /// The model file.
         model: String,
-        /// What went wrong.
-        source: StatsError,
+        /// What went wrong (boxed: `StatsError` is large and this path is rare).
+        source: Box<StatsError>,
     },
     /// Rendering failed.
     #[error(transparent)]
@@ -193,7 +195,11 @@ pub fn edge_color(w: f32, layer_max: f32) -> Rgba8 {
 /// |w| relative to the layer's largest, in 0..=1 (0 for NaN or an all-zero layer).
 fn strength(w: f32, layer_max: f32) -> f32 {
     let t = w.abs() / layer_max;
-    if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 }
+    if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 struct Built {
@@ -244,7 +250,7 @@ impl NeuronScene {
         )
         .map_err(|source| NeuronViewError::Stats {
             model: model.source.display().to_string(),
-            source,
+            source: Box::new(source),
         })?;
         let mut column_labels = vec![format!(
             "input ({})",
@@ -450,7 +456,9 @@ impl NeuronScene {
         }
         // Tens of thousands of overlapping edges saturate to a solid block: fade them so the
         // strong ones still stand out.
-        let fade = (20_000.0 / items.len().max(1) as f32).sqrt().clamp(0.3, 1.0);
+        let fade = (20_000.0 / items.len().max(1) as f32)
+            .sqrt()
+            .clamp(0.3, 1.0);
         list.edges = items
             .into_iter()
             .map(|(_, mut e)| {

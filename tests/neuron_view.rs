@@ -36,7 +36,9 @@ fn ctx() -> Option<RenderContext> {
 }
 
 fn llama_tiny(corpus: &Path) -> Arc<Model> {
-    Arc::new(modelmap::load::open(&corpus.join("generated/llama_tiny_st/model.safetensors")).unwrap())
+    Arc::new(
+        modelmap::load::open(&corpus.join("generated/llama_tiny_st/model.safetensors")).unwrap(),
+    )
 }
 
 /// The neuron whose centre is at a world point (column by x, row by y).

@@ -456,14 +456,7 @@ fn layer_edges(
         )
         .map(|(e, rt, ct, a, _)| (e, rt, ct, a))
         .reduce(
-            || {
-                (
-                    Vec::new(),
-                    Vec::new(),
-                    vec![TopK::default(); cols],
-                    0.0f32,
-                )
-            },
+            || (Vec::new(), Vec::new(), vec![TopK::default(); cols], 0.0f32),
             |(mut e1, mut r1, mut c1, a1), (e2, r2, c2, a2)| {
                 e1.extend(e2);
                 r1.extend(r2);
@@ -543,7 +536,10 @@ pub fn fan_edges(
     let (be, bb) = elem.block();
     let cols_us = usize::try_from(cols).map_err(|_| err("too many columns".into()))?;
     if cols_us == 0 || !cols_us.is_multiple_of(be) {
-        return Err(err(format!("{}: {cols} columns are not whole blocks", t.name)));
+        return Err(err(format!(
+            "{}: {cols} columns are not whole blocks",
+            t.name
+        )));
     }
     let row_bytes = cols_us / be * bb;
     let clamp = |r: &Range<u32>, n: u64| {
@@ -720,7 +716,11 @@ mod tests {
             let v1: Vec<f32> = (0..5 * 7).map(|i| (i as f32 * 0.37).sin()).collect();
             let v2: Vec<f32> = (0..7 * 3).map(|i| (i as f32 * 0.71).cos()).collect();
             // [out, in] unless rows are inputs.
-            let (s1, s2) = if rows_in { ([5, 7], [7, 3]) } else { ([7, 5], [3, 7]) };
+            let (s1, s2) = if rows_in {
+                ([5, 7], [7, 3])
+            } else {
+                ([7, 5], [3, 7])
+            };
             m.add_tensor(f32_tensor("a.fc1.weight", &s1, &v1));
             m.add_tensor(f32_tensor("a.fc2.weight", &s2, &v2));
             // 5·7 and 7·3 connect only one way round, so `orient` settles the orientation.
@@ -729,7 +729,12 @@ mod tests {
             assert_eq!(chain.sizes(), vec![5, 7, 3]);
             let g = neuron_graph(&m, &chain, &NeuronOptions::default()).unwrap();
             assert_eq!(g.layer_abs_max.len(), 2);
-            for (layer, src, dst) in [(0, 1..3, 2..4), (1, 0..0, 1..2), (1, 6..9, 0..0), (0, 0..5, 0..7)] {
+            for (layer, src, dst) in [
+                (0, 1..3, 2..4),
+                (1, 0..0, 1..2),
+                (1, 6..9, 0..0),
+                (0, 0..5, 0..7),
+            ] {
                 let fan = fan_edges(&m, &chain, &g, layer, src.clone(), dst.clone(), 1000).unwrap();
                 let (so, dof) = (g.layer_offsets[layer], g.layer_offsets[layer + 1]);
                 let mut want: Vec<NeuronEdge> = g
