@@ -192,6 +192,12 @@ pub fn edge_color(w: f32, layer_max: f32) -> Rgba8 {
     [r, g, b, (25.0 + 230.0 * t).round() as u8]
 }
 
+/// The largest |w| of the layer an edge belongs to (its source's column).
+fn layer_max(g: &NeuronGraph, e: &NeuronEdge) -> f32 {
+    let layer = g.layer_offsets.partition_point(|&o| o <= e.from).max(1) - 1;
+    g.layer_abs_max.get(layer).copied().unwrap_or(0.0)
+}
+
 /// |w| relative to the layer's largest, in 0..=1 (0 for NaN or an all-zero layer).
 fn strength(w: f32, layer_max: f32) -> f32 {
     let t = w.abs() / layer_max;
@@ -212,6 +218,8 @@ pub struct NeuronScene {
     model: Arc<Model>,
     chain: DenseChain,
     graph: NeuronGraph,
+    // The top-k edges, strongest (relative to their layer) first.
+    overview: Vec<NeuronEdge>,
     opts: NeuronViewOptions,
     column_labels: Vec<String>,
     bounds: Rect,
@@ -273,10 +281,16 @@ impl NeuronScene {
         for p in &graph.positions {
             bounds.include(DVec2::new(f64::from(p[0]), f64::from(p[1])));
         }
+        let mut overview = graph.top_edges.clone();
+        overview.sort_by(|a, b| {
+            strength(b.weight, layer_max(&graph, b))
+                .total_cmp(&strength(a.weight, layer_max(&graph, a)))
+        });
         Ok(NeuronScene {
             model,
             chain,
             graph,
+            overview,
             opts,
             column_labels,
             bounds,
@@ -299,6 +313,35 @@ impl NeuronScene {
     /// The model.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
+    }
+
+    /// Labels of the columns: `input (64)`, then each layer's short name and width.
+    pub fn column_labels(&self) -> &[String] {
+        &self.column_labels
+    }
+
+    /// The neuron within `radius` world units of a world point (for hover and picking): its column
+    /// and its index in the graph ([`NeuronGraph::positions`]).
+    pub fn neuron_at(&self, world: DVec2, radius: f64) -> Option<(usize, u32)> {
+        let sp = f64::from(self.opts.neuron_spacing);
+        for c in 0..self.graph.layer_sizes.len() {
+            let x = self.column_x(c)?;
+            if (world.x - x).abs() > radius {
+                continue;
+            }
+            let n = f64::from(*self.graph.layer_sizes.get(c)?);
+            let j = (world.y / sp + (n - 1.0) / 2.0).round();
+            if !(0.0..n).contains(&j) {
+                continue;
+            }
+            let id = self.graph.layer_offsets.get(c)? + j as u32;
+            let p = self.graph.positions.get(id as usize)?;
+            let d = world - DVec2::new(f64::from(p[0]), f64::from(p[1]));
+            if d.length() <= radius {
+                return Some((c, id));
+            }
+        }
+        None
     }
 
     /// World box of all neuron centres.
@@ -425,20 +468,14 @@ impl NeuronScene {
                 .map(|p| DVec2::new(f64::from(p[0]), f64::from(p[1])))
         };
         // Edges, weakest first so the strong ones are drawn on top.
-        let edges: &[NeuronEdge] = full.as_deref().unwrap_or(&g.top_edges);
-        let mut items: Vec<(f32, EdgeItem)> = Vec::with_capacity(edges.len());
-        for e in edges {
-            let (Some(a), Some(b)) = (pos(e.from), pos(e.to)) else {
-                continue;
-            };
+        let item = |e: &NeuronEdge| {
+            let (a, b) = (pos(e.from)?, pos(e.to)?);
             if !covered.intersects(&Rect::new(a.min(b), a.max(b))) {
-                continue;
+                return None;
             }
-            // The layer of an edge is its source's column.
-            let layer = g.layer_offsets.partition_point(|&o| o <= e.from).max(1) - 1;
-            let max = g.layer_abs_max.get(layer).copied().unwrap_or(0.0);
+            let max = layer_max(g, e);
             let t = strength(e.weight, max);
-            items.push((
+            Some((
                 t,
                 EdgeItem {
                     from: list.rel(a),
@@ -447,13 +484,26 @@ impl NeuronScene {
                     width_px: 0.75 + 1.25 * t,
                     flags: 0,
                 },
-            ));
-        }
-        items.sort_by(|x, y| x.0.total_cmp(&y.0));
-        if mode == EdgeMode::TopK && items.len() > self.opts.overview_budget {
-            let drop = items.len() - self.opts.overview_budget;
-            items.drain(..drop);
-        }
+            ))
+        };
+        let items: Vec<(f32, EdgeItem)> = match &full {
+            Some(edges) => {
+                let mut items: Vec<_> = edges.iter().filter_map(item).collect();
+                items.sort_by(|x, y| x.0.total_cmp(&y.0));
+                items
+            }
+            None => {
+                // Strongest first up to the budget, then reversed: no sort per rebuild.
+                let mut items: Vec<_> = self
+                    .overview
+                    .iter()
+                    .filter_map(item)
+                    .take(self.opts.overview_budget)
+                    .collect();
+                items.reverse();
+                items
+            }
+        };
         // Tens of thousands of overlapping edges saturate to a solid block: fade them so the
         // strong ones still stand out.
         let fade = (20_000.0 / items.len().max(1) as f32)

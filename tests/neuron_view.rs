@@ -18,7 +18,8 @@ use glam::DVec2;
 use modelmap::lod::{DrawList, NodeShape};
 use modelmap::model::Model;
 use modelmap::neuron_view::{
-    EdgeMode, NEGATIVE, NeuronScene, NeuronViewError, POSITIVE, render_neurons_png,
+    EdgeMode, NEGATIVE, NeuronScene, NeuronViewError, NeuronViewOptions, POSITIVE,
+    render_neurons_png,
 };
 use modelmap::render::RenderContext;
 use modelmap::stats::neurons::NeuronGraph;
@@ -141,6 +142,34 @@ fn fit_zoom_draws_every_neuron_and_at_most_top_k_edges_per_neuron() {
     }
     let (pos, neg) = assert_colours_follow_signs(&m, &scene, &list);
     assert!(pos > 100 && neg > 100, "{pos} positive, {neg} negative");
+
+    // Over the overview budget only the strongest edges (relative to their layer) are drawn.
+    let opts = NeuronViewOptions {
+        overview_budget: 500,
+        ..Default::default()
+    };
+    let mut small = NeuronScene::with_options(m.clone(), Some("model.layers.3.mlp"), opts).unwrap();
+    let list = small.draw_list(&cam).clone();
+    assert_eq!(list.edges.len(), 500);
+    let rel = |a: u32, b: u32| {
+        let layer = usize::from(b >= g.layer_offsets[2]);
+        weight(&m, "model.layers.3.mlp", &g, a, b).abs() / g.layer_abs_max[layer]
+    };
+    let drawn: Vec<(u32, u32)> = edges_as_neurons(&g, &list)
+        .into_iter()
+        .map(|(a, b, _)| (a, b))
+        .collect();
+    let weakest_drawn = drawn.iter().map(|&(a, b)| rel(a, b)).fold(1.0, f32::min);
+    let strongest_left = g
+        .top_edges
+        .iter()
+        .filter(|e| !drawn.contains(&(e.from, e.to)))
+        .map(|e| rel(e.from, e.to))
+        .fold(0.0, f32::max);
+    assert!(
+        weakest_drawn >= strongest_left,
+        "{weakest_drawn} < {strongest_left}"
+    );
 }
 
 #[test]
@@ -161,6 +190,15 @@ fn zoomed_in_draws_every_weight_of_the_neurons_in_view() {
     };
     let list = scene.draw_list(&cam).clone();
     assert_eq!(scene.stats.mode, EdgeMode::Full);
+    // Picking: the neuron under the camera centre, and nothing between columns.
+    assert_eq!(
+        scene.neuron_at(cam.center + DVec2::new(0.5, 0.5), 2.0),
+        Some((1, h))
+    );
+    assert_eq!(
+        scene.neuron_at(cam.center + DVec2::new(50.0, 0.0), 2.0),
+        None
+    );
     let pairs = edges_as_neurons(&g, &list);
     // All 64 weights into and all 64 out of the neuron in view.
     assert_eq!(pairs.iter().filter(|e| e.1 == h).count(), 64);
