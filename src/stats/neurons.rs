@@ -8,8 +8,9 @@
 //! connect. [`neuron_graph`] lays neurons out in columns (one per layer, centred on y = 0) and streams
 //! each weight matrix row by row in parallel, producing every edge when their number is within
 //! `max_edges` and, always, the top-k edges by |w| into and out of every neuron (the LOD set for low
-//! zoom, so every neuron keeps its strongest links). Plain data: the lead turns it into `NodeItem`s and
-//! `EdgeItem`s.
+//! zoom, so every neuron keeps its strongest links). [`fan_edges`] reads, on demand, every weight of
+//! a band of neurons (what a zoomed-in view shows) without decoding the rest of the matrix. Plain
+//! data: the `neuron_view` module turns it into `NodeItem`s and `EdgeItem`s.
 //!
 //! Rejected: sampling edges at random for low zoom (hides the strong links people look for); a
 //! per-edge struct with positions (12 bytes an edge instead of 28: positions come from `positions`).
