@@ -12,6 +12,7 @@ pub mod layout;
 pub mod load;
 pub mod lod;
 pub mod model;
+pub mod neuron_view;
 pub mod render;
 pub mod scene;
 pub mod stats;

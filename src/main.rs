@@ -65,6 +65,13 @@ enum Command {
         /// Render this tensor's heatmap instead of the structure.
         #[arg(long)]
         tensor: Option<String>,
+        /// What to draw: the model's structure, or a chain of dense layers as neurons and weights.
+        #[arg(long, value_enum, default_value_t = RenderView::Structure)]
+        view: RenderView,
+        /// With --view neurons: the dense chain to draw, by name (e.g. model.layers.3.mlp) or index
+        /// (default: the chain with the most weights).
+        #[arg(long)]
+        chain: Option<String>,
     },
     /// Per-tensor statistics: mean, std, min, max, abs-max, L2, sparsity, NaN/Inf, histogram.
     Stats(modelmap::stats::cli::StatsArgs),
@@ -80,6 +87,16 @@ enum Command {
         #[command(subcommand)]
         what: modelmap::bench::synth_model::SynthCommand,
     },
+}
+
+/// What `modelmap render` draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum RenderView {
+    /// The model's structure (graph and groups).
+    Structure,
+    /// A chain of dense layers: one circle per neuron, one edge per weight (top-k per neuron when
+    /// zoomed out).
+    Neurons,
 }
 
 #[derive(Subcommand)]
@@ -172,9 +189,25 @@ fn main() -> anyhow::Result<()> {
             focus,
             redact,
             tensor,
+            view,
+            chain,
         }) => {
+            if chain.is_some() && view != RenderView::Neurons {
+                anyhow::bail!("--chain picks a dense chain for --view neurons");
+            }
             let model =
                 load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            if view == RenderView::Neurons {
+                let msg = modelmap::neuron_view::render_neurons_png(
+                    std::sync::Arc::new(model),
+                    chain.as_deref(),
+                    width,
+                    height,
+                    &out,
+                )?;
+                println!("{msg}");
+                return Ok(());
+            }
             if let Some(name) = tensor {
                 let msg = modelmap::scene::render_tensor_png(&model, &name, width, height, &out)?;
                 println!("{msg}");

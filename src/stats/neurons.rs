@@ -8,14 +8,16 @@
 //! connect. [`neuron_graph`] lays neurons out in columns (one per layer, centred on y = 0) and streams
 //! each weight matrix row by row in parallel, producing every edge when their number is within
 //! `max_edges` and, always, the top-k edges by |w| into and out of every neuron (the LOD set for low
-//! zoom, so every neuron keeps its strongest links). Plain data: the lead turns it into `NodeItem`s and
-//! `EdgeItem`s.
+//! zoom, so every neuron keeps its strongest links). [`fan_edges`] reads, on demand, every weight of
+//! a band of neurons (what a zoomed-in view shows) without decoding the rest of the matrix. Plain
+//! data: the `neuron_view` module turns it into `NodeItem`s and `EdgeItem`s.
 //!
 //! Rejected: sampling edges at random for low zoom (hides the strong links people look for); a
 //! per-edge struct with positions (12 bytes an edge instead of 28: positions come from `positions`).
 
 use rayon::prelude::*;
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::decode::Elem;
 use super::{HeatmapView, StatsError, StatsOptions, checked};
@@ -117,6 +119,8 @@ pub struct NeuronGraph {
     pub top_edges: Vec<NeuronEdge>,
     /// Largest |w| (for the opacity scale).
     pub abs_max: f32,
+    /// Largest |w| of each layer's weight matrix (edges `layer_offsets[l]..` → `layer_offsets[l + 1]..`).
+    pub layer_abs_max: Vec<f32>,
 }
 
 const NAME_PAIRS: [(&str, &str); 6] = [
@@ -280,9 +284,11 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
     out
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct TopK {
     items: Vec<(f32, u32, f32)>, // (|w|, other neuron, w)
+    // Smallest |w| kept once full: most candidates lose to it without scanning the k items.
+    floor: f32,
 }
 
 impl TopK {
@@ -293,13 +299,22 @@ impl TopK {
         }
         if self.items.len() < k {
             self.items.push((a, other, w));
+            if self.items.len() == k {
+                self.floor = self.min_abs();
+            }
             return;
         }
-        if let Some(min) = self.items.iter_mut().min_by(|x, y| x.0.total_cmp(&y.0))
-            && a > min.0
-        {
+        if a <= self.floor {
+            return;
+        }
+        if let Some(min) = self.items.iter_mut().min_by(|x, y| x.0.total_cmp(&y.0)) {
             *min = (a, other, w);
         }
+        self.floor = self.min_abs();
+    }
+
+    fn min_abs(&self) -> f32 {
+        self.items.iter().map(|x| x.0).fold(f32::INFINITY, f32::min)
     }
 }
 
@@ -365,6 +380,7 @@ pub fn neuron_graph(
         g.edges.extend(part.0);
         g.top_edges.extend(part.1);
         g.abs_max = g.abs_max.max(part.2);
+        g.layer_abs_max.push(part.2);
     }
     g.top_edges.sort_by_key(|e| (e.from, e.to));
     g.top_edges.dedup_by_key(|e| (e.from, e.to));
@@ -414,14 +430,14 @@ fn layer_edges(
                 (
                     Vec::new(),
                     Vec::new(),
-                    vec![TopK { items: Vec::new() }; cols],
+                    vec![TopK::default(); cols],
                     0.0f32,
                     vec![0.0f64; cols],
                 )
             },
             |(mut edges, mut row_top, mut col_top, mut amax, mut buf), (r, row)| {
                 elem.decode_into(row, &mut buf);
-                let mut mine = TopK { items: Vec::new() };
+                let mut mine = TopK::default();
                 for (c, &x) in buf.iter().enumerate() {
                     let w = x as f32;
                     if all {
@@ -441,14 +457,7 @@ fn layer_edges(
         )
         .map(|(e, rt, ct, a, _)| (e, rt, ct, a))
         .reduce(
-            || {
-                (
-                    Vec::new(),
-                    Vec::new(),
-                    vec![TopK { items: Vec::new() }; cols],
-                    0.0f32,
-                )
-            },
+            || (Vec::new(), Vec::new(), vec![TopK::default(); cols], 0.0f32),
             |(mut e1, mut r1, mut c1, a1), (e2, r2, c2, a2)| {
                 e1.extend(e2);
                 r1.extend(r2);
@@ -467,6 +476,115 @@ fn layer_edges(
     let mut edges = edges;
     edges.sort_by_key(|e| (e.from, e.to));
     Ok((edges, top, abs_max))
+}
+
+/// Number of edges [`fan_edges`] produces for these bands: every edge out of `src` plus every edge
+/// into `dst` (each counted once). Sizes come from the chain, so nothing is read.
+pub fn fan_count(chain: &DenseChain, layer: usize, src: &Range<u32>, dst: &Range<u32>) -> u64 {
+    let Some(l) = chain.layers.get(layer) else {
+        return 0;
+    };
+    let band = |r: &Range<u32>, n: u64| u64::from(r.end).min(n).saturating_sub(u64::from(r.start));
+    let s = band(src, l.in_features);
+    let d = band(dst, l.out_features);
+    // |S|·out + |D|·in − |S|·|D| (the edges from S to D are in both sets).
+    s * l.out_features + d * l.in_features - s * d
+}
+
+/// Every weight of one layer that leaves a source neuron in `src` or enters a destination neuron in
+/// `dst` (indices local to their columns), as edges with the graph's global neuron ids: what the
+/// neuron view draws when zoomed in. Read on demand from the mapped tensor — whole stored rows for
+/// the band on the row side, and for every other row only the block-aligned run of columns in the
+/// band on the column side — so a 4096 × 11008 matrix is never decoded whole for a small view.
+/// Fails (without allocating) when the fan would exceed `max_edges`.
+pub fn fan_edges(
+    m: &Model,
+    chain: &DenseChain,
+    g: &NeuronGraph,
+    layer: usize,
+    src: Range<u32>,
+    dst: Range<u32>,
+    max_edges: u64,
+) -> Result<Vec<NeuronEdge>, StatsError> {
+    let err = |what: String| StatsError::Chain(format!("{}: {what}", chain.name));
+    let l = chain
+        .layers
+        .get(layer)
+        .ok_or_else(|| err(format!("no layer {layer}")))?;
+    let count = fan_count(chain, layer, &src, &dst);
+    if count > max_edges {
+        return Err(err(format!(
+            "layer {layer}: {count} edges in view, over the limit of {max_edges}"
+        )));
+    }
+    let t = m
+        .tensors
+        .get(l.tensor as usize)
+        .ok_or_else(|| err(format!("no tensor #{}", l.tensor)))?;
+    let (bytes, elem) = checked(t)?;
+    let view = HeatmapView::of(t, StatsOptions::for_model(m).innermost_first);
+    let (rows, cols) = if l.rows_are_inputs {
+        (l.in_features, l.out_features)
+    } else {
+        (l.out_features, l.in_features)
+    };
+    if view.rows != rows || view.cols != cols {
+        return Err(err(format!(
+            "{}: stored {}×{}, expected {rows}×{cols}",
+            t.name, view.rows, view.cols
+        )));
+    }
+    let (be, bb) = elem.block();
+    let cols_us = usize::try_from(cols).map_err(|_| err("too many columns".into()))?;
+    if cols_us == 0 || !cols_us.is_multiple_of(be) {
+        return Err(err(format!(
+            "{}: {cols} columns are not whole blocks",
+            t.name
+        )));
+    }
+    let row_bytes = cols_us / be * bb;
+    let clamp = |r: &Range<u32>, n: u64| {
+        let end = u64::from(r.end).min(n) as usize;
+        (r.start as usize).min(end)..end
+    };
+    // The band on the row side and on the column side of the stored matrix.
+    let (row_band, col_band) = if l.rows_are_inputs {
+        (clamp(&src, rows), clamp(&dst, cols))
+    } else {
+        (clamp(&dst, rows), clamp(&src, cols))
+    };
+    let src_off = g.layer_offsets.get(layer).copied().unwrap_or(0);
+    let dst_off = g.layer_offsets.get(layer + 1).copied().unwrap_or(0);
+    let edge = |r: usize, c: usize, w: f64| {
+        let (s, d) = if l.rows_are_inputs { (r, c) } else { (c, r) };
+        NeuronEdge {
+            from: src_off + s as u32,
+            to: dst_off + d as u32,
+            weight: w as f32,
+        }
+    };
+    // Block-aligned column run covering the column band.
+    let c0 = col_band.start / be * be;
+    let c1 = col_band.end.div_ceil(be) * be;
+    let mut out = Vec::with_capacity(count as usize);
+    let mut buf = vec![0.0f64; cols_us];
+    for (r, row) in bytes.chunks_exact(row_bytes).enumerate() {
+        if row_band.contains(&r) {
+            elem.decode_into(row, &mut buf);
+            out.extend(buf.iter().enumerate().map(|(c, &w)| edge(r, c, w)));
+        } else if c1 > c0 {
+            let part = row.get(c0 / be * bb..c1 / be * bb).unwrap_or_default();
+            let Some(dec) = buf.get_mut(..c1 - c0) else {
+                continue;
+            };
+            elem.decode_into(part, dec);
+            out.extend(col_band.clone().filter_map(|c| {
+                let w = *dec.get(c - c0)?;
+                Some(edge(r, c, w))
+            }));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -591,5 +709,52 @@ mod tests {
             to: 7 + 1,
             weight: 1.0
         }));
+    }
+    #[test]
+    fn fan_edges_are_the_band_of_all_edges() {
+        for rows_in in [false, true] {
+            let mut m = Model::new("m.safetensors", Format::Safetensors);
+            let v1: Vec<f32> = (0..5 * 7).map(|i| (i as f32 * 0.37).sin()).collect();
+            let v2: Vec<f32> = (0..7 * 3).map(|i| (i as f32 * 0.71).cos()).collect();
+            // [out, in] unless rows are inputs.
+            let (s1, s2) = if rows_in {
+                ([5, 7], [7, 3])
+            } else {
+                ([7, 5], [3, 7])
+            };
+            m.add_tensor(f32_tensor("a.fc1.weight", &s1, &v1));
+            m.add_tensor(f32_tensor("a.fc2.weight", &s2, &v2));
+            // 5·7 and 7·3 connect only one way round, so `orient` settles the orientation.
+            let chain = find_dense_chains(&m).remove(0);
+            assert!(chain.layers.iter().all(|l| l.rows_are_inputs == rows_in));
+            assert_eq!(chain.sizes(), vec![5, 7, 3]);
+            let g = neuron_graph(&m, &chain, &NeuronOptions::default()).unwrap();
+            assert_eq!(g.layer_abs_max.len(), 2);
+            for (layer, src, dst) in [
+                (0, 1..3, 2..4),
+                (1, 0..0, 1..2),
+                (1, 6..9, 0..0),
+                (0, 0..5, 0..7),
+            ] {
+                let fan = fan_edges(&m, &chain, &g, layer, src.clone(), dst.clone(), 1000).unwrap();
+                let (so, dof) = (g.layer_offsets[layer], g.layer_offsets[layer + 1]);
+                let mut want: Vec<NeuronEdge> = g
+                    .edges
+                    .iter()
+                    .copied()
+                    .filter(|e| {
+                        (e.from >= so && e.to >= dof && e.to < dof + g.layer_sizes[layer + 1])
+                            && (src.contains(&(e.from - so)) || dst.contains(&(e.to - dof)))
+                    })
+                    .collect();
+                let mut got = fan.clone();
+                want.sort_by_key(|e| (e.from, e.to));
+                got.sort_by_key(|e| (e.from, e.to));
+                assert_eq!(got, want, "layer {layer} {src:?} {dst:?} rows_in {rows_in}");
+                assert_eq!(fan.len() as u64, fan_count(&chain, layer, &src, &dst));
+            }
+            assert!(fan_edges(&m, &chain, &g, 0, 0..5, 0..7, 10).is_err());
+            assert!(fan_edges(&m, &chain, &g, 9, 0..5, 0..7, 100).is_err());
+        }
     }
 }
