@@ -14,10 +14,13 @@
 //! z-order problem with panels; the callback draws exactly in the canvas rect), and a native file
 //! dialog crate (a path field plus drag and drop cover it without GTK).
 
+pub mod anomalies;
 pub mod camera_ctl;
 pub mod canvas;
 mod export;
 pub mod jobs;
+pub mod matrix;
+pub mod panels;
 pub mod scene;
 pub mod search;
 pub mod state;

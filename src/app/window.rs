@@ -65,6 +65,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         }
     });
     let mut state = AppState::new(DVec2::new(1280.0, 800.0), waker);
+    state.stats_cache = crate::stats::cache::StatsCache::user();
     if opts.files.is_empty() {
         let model = crate::assets::demo_model().map_err(|e| AppError::Demo(e.to_string()))?;
         state.open_loaded("demo", Loaded::prepare(model, None));

@@ -611,6 +611,7 @@ impl LodState {
                 Some(o) => o
                     .get(cn.id as usize)
                     .copied()
+                    .filter(|v| v.is_finite()) // no figure: the node keeps its op colour
                     .map_or(cn.fill, overlay_color),
                 None => cn.fill,
             };
