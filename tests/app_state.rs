@@ -722,3 +722,25 @@ fn matrix_bins_a_larger_corpus_model_into_512_cells() {
     let px = |r: usize, c: usize| &rgba[(r * m.cells + c) * 4..(r * m.cells + c) * 4 + 4];
     assert!(px(row, col)[2] > px(row, col)[0]);
 }
+
+#[test]
+fn items_opened_at_the_end_of_a_flight_finish_fading_in() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    let n = node_named(&v.model.clone(), "model.layers.1.self_attn.q_proj");
+    draw(v, 0.0);
+    v.go_to_node(n, 0.0);
+    let arrive = FLIGHT_SECONDS + 0.01;
+    v.camera.tick(arrive);
+    // The first frame at the destination opens clusters; their items start transparent.
+    let first = draw(v, arrive);
+    assert!(
+        first.nodes.iter().any(|x| x.alpha < 1.0),
+        "something fades in"
+    );
+    // The camera is still now, but a later frame must show them fully opaque.
+    let later = draw(v, arrive + 1.0);
+    assert!(later.revision != first.revision);
+    assert!(later.nodes.iter().all(|x| x.alpha == 1.0));
+    assert!(!v.scene.is_animating());
+}

@@ -40,8 +40,8 @@ pub fn anomaly_window_ui(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
         .collect();
     egui::Window::new("Anomalies")
         .open(&mut open)
-        .default_size([620.0, 420.0])
-        .default_pos([60.0, 90.0])
+        .default_size([600.0, 220.0])
+        .default_pos([16.0, 500.0])
         .show(ctx, |ui| {
             let Some(v) = app.active_view_mut() else {
                 ui.weak("no model open");
@@ -205,7 +205,7 @@ pub fn matrix_window_ui(
                     .get(scope as usize)
                     .and_then(|c| c.parent);
                 if ui
-                    .add_enabled(parent.is_some(), egui::Button::new("up ↑"))
+                    .add_enabled(parent.is_some(), egui::Button::new("parent"))
                     .clicked()
                     && let Some(p) = parent
                 {

@@ -425,11 +425,14 @@ impl ModelView {
         self.camera.pan_pixels(delta);
     }
 
-    /// The anomaly panel's click on finding `i`: selects the node owning its tensor and flies to it.
+    /// The anomaly panel's click on finding `i`: selects the node owning its tensor and flies to it
+    /// and its neighbours.
     /// Returns the node, or `None` when no scan is finished or no node owns the tensor.
     pub fn go_to_finding(&mut self, i: usize, now_s: f64) -> Option<NodeId> {
         let node = self.anomalies.scan.as_ref()?.findings.get(i)?.node?;
         self.go_to_node(node, now_s);
+        // Show the node with its neighbours rather than one node filling the screen.
+        self.zoom_to_selection(now_s);
         Some(node)
     }
 

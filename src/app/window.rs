@@ -219,6 +219,13 @@ impl WindowApp {
             .get(&egui::ViewportId::ROOT)
             .map_or(Duration::MAX, |v| v.repaint_delay);
         let busy = self.state.busy();
+        // This frame's cut may have opened clusters whose items now fade in: `tick` above only saw
+        // the previous cut, so without this the last frame of a flight froze items at alpha ≈ 0.
+        let animating = animating
+            || self
+                .state
+                .active_view()
+                .is_some_and(|v| v.scene.is_animating());
         self.repaint_at = if animating || repaint_delay.is_zero() {
             Some(Instant::now())
         } else if busy {
