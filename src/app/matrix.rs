@@ -275,6 +275,40 @@ impl Matrix {
         Some((row, col))
     }
 
+    /// The non-empty cell nearest to (`row`, `col`) within `radius` cells (the cell itself when it
+    /// holds an edge): single cells of a large matrix are a pixel or two wide, too small to hit.
+    pub fn nearest_nonempty(
+        &self,
+        row: usize,
+        col: usize,
+        radius: usize,
+    ) -> Option<(usize, usize)> {
+        if row >= self.cells || col >= self.cells {
+            return None;
+        }
+        let mut best: Option<(usize, (usize, usize))> = None;
+        let (r0, r1) = (
+            row.saturating_sub(radius),
+            (row + radius).min(self.cells - 1),
+        );
+        let (c0, c1) = (
+            col.saturating_sub(radius),
+            (col + radius).min(self.cells - 1),
+        );
+        for r in r0..=r1 {
+            for c in c0..=c1 {
+                if self.count(r, c) == 0 {
+                    continue;
+                }
+                let d = r.abs_diff(row).pow(2) + c.abs_diff(col).pow(2);
+                if best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, (r, c)));
+                }
+            }
+        }
+        best.map(|(_, cell)| cell)
+    }
+
     /// What cell (`row`, `col`) covers: node names for single positions, the innermost cluster
     /// holding the range otherwise.
     pub fn cell_info(
@@ -407,6 +441,26 @@ pub fn build_matrix(model: &Model, layout: &Layout, scope: ClusterId) -> Matrix 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_nonempty_snaps_within_the_radius() {
+        let mut m = Matrix {
+            cells: 10,
+            counts: vec![0; 100],
+            order: MatrixOrder {
+                nodes: (0..10).collect(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        m.counts[3 * 10 + 7] = 2;
+        m.counts[5 * 10 + 5] = 1;
+        assert_eq!(m.nearest_nonempty(3, 7, 0), Some((3, 7)));
+        assert_eq!(m.nearest_nonempty(4, 7, 1), Some((3, 7)));
+        assert_eq!(m.nearest_nonempty(5, 6, 2), Some((5, 5)));
+        assert_eq!(m.nearest_nonempty(0, 0, 2), None);
+        assert_eq!(m.nearest_nonempty(10, 0, 2), None);
+    }
 
     #[test]
     fn colours_darken_with_count() {

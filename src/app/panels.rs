@@ -97,7 +97,7 @@ pub fn anomaly_window_ui(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
                     v.set_color_by(choice);
                 }
                 if current.is_some() {
-                    ui.weak("blue low → red high");
+                    ui.weak("blue: low, red: high");
                 }
             });
             ui.separator();
@@ -164,8 +164,8 @@ pub fn matrix_window_ui(
     let mut open = true;
     egui::Window::new("Matrix")
         .open(&mut open)
-        .default_size([560.0, 620.0])
-        .default_pos([700.0, 90.0])
+        .default_size([560.0, 680.0])
+        .default_pos([700.0, 56.0])
         .show(ctx, |ui| {
             let Some(TabContent::Ready(v)) = app.tabs.get_mut(app.active).map(|t| &mut t.content)
             else {
@@ -244,7 +244,9 @@ pub fn matrix_window_ui(
                 return;
             };
             let avail = ui.available_size();
-            let side = avail.x.min(avail.y).max(120.0);
+            // Leave room for the two hover lines under the picture.
+            let info_h = 3.0 * ui.text_style_height(&egui::TextStyle::Body) + 8.0;
+            let side = avail.x.min(avail.y - info_h).max(120.0);
             let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::click());
             let painter = ui.painter_at(rect.expand(1.0));
             painter.image(
@@ -265,10 +267,10 @@ pub fn matrix_window_ui(
                 painter.line_segment([Pos2::new(x, rect.min.y), Pos2::new(x, rect.max.y)], stroke);
                 painter.line_segment([Pos2::new(rect.min.x, y), Pos2::new(rect.max.x, y)], stroke);
             }
+            let cell = side / m.cells as f32;
             // The selection's row and column.
             if let Some(p) = v.selected.and_then(|n| m.order.position(n)) {
                 let c = m.cell_of(p) as f32;
-                let cell = side / m.cells as f32;
                 let stroke = Stroke::new(1.0, Color32::from_rgba_unmultiplied(230, 90, 20, 170));
                 let y = rect.min.y + (c + 0.5) * cell;
                 let x = rect.min.x + (c + 0.5) * cell;
@@ -281,38 +283,58 @@ pub fn matrix_window_ui(
                 Stroke::new(1.0, Color32::from_gray(90)),
                 egui::StrokeKind::Outside,
             );
+            // Snap to an edge within ~5 points: a cell of a big matrix is a pixel or two wide.
+            let radius = (5.0 / cell).ceil() as usize;
             let cell_under = |p: Pos2| {
-                m.cell_at((p.x - rect.min.x) / side, (p.y - rect.min.y) / side)
+                let (row, col) = m.cell_at((p.x - rect.min.x) / side, (p.y - rect.min.y) / side)?;
+                Some(m.nearest_nonempty(row, col, radius).unwrap_or((row, col)))
             };
             if resp.clicked()
                 && let Some((row, col)) = resp.interact_pointer_pos().and_then(cell_under)
             {
                 v.matrix_click(row, col, now_s);
             }
-            if let Some((row, col)) = resp.hover_pos().and_then(cell_under)
-                && let Some(info) = m.cell_info(&v.model, tree, row, col)
-            {
-                let cell = side / m.cells as f32;
+            let hovered = resp
+                .hover_pos()
+                .and_then(cell_under)
+                .and_then(|(row, col)| Some((row, col, m.cell_info(&v.model, tree, row, col)?)));
+            if let Some((row, col, _)) = &hovered {
                 painter.rect_stroke(
                     Rect::from_min_size(
-                        rect.min + Vec2::new(col as f32 * cell, row as f32 * cell),
+                        rect.min + Vec2::new(*col as f32 * cell, *row as f32 * cell),
                         Vec2::splat(cell.max(2.0)),
                     ),
                     0.0,
                     Stroke::new(1.5, Color32::from_rgb(230, 90, 20)),
                     egui::StrokeKind::Outside,
                 );
-                resp.on_hover_ui_at_pointer(|ui| {
-                    ui.label(format!("from {}", info.row_label));
-                    ui.label(format!("to {}", info.col_label));
-                    ui.strong(format!(
-                        "{} edge{}{}",
-                        group_digits(u64::from(info.count)),
-                        if info.count == 1 { "" } else { "s" },
-                        if info.count > 0 { " · click selects one" } else { "" }
-                    ));
-                });
             }
+            // A fixed-height info area, so the window does not jump as the hover text changes.
+            ui.allocate_ui_with_layout(
+                Vec2::new(side, info_h),
+                egui::Layout::top_down(egui::Align::Min),
+                |ui| {
+                    ui.set_min_size(Vec2::new(side, info_h));
+                    if let Some((_, _, info)) = hovered {
+                        ui.add(egui::Label::new(format!("from {}", info.row_label)).truncate());
+                        ui.add(egui::Label::new(format!("to {}", info.col_label)).truncate());
+                        ui.strong(format!(
+                            "{} edge{}{}",
+                            group_digits(u64::from(info.count)),
+                            if info.count == 1 { "" } else { "s" },
+                            if info.count > 0 {
+                                " · click selects the producer, highlights the consumer"
+                            } else {
+                                ""
+                            }
+                        ));
+                    } else {
+                        ui.weak(
+                            "hover a cell to name its ends; dark lines: groups, light: their subgroups",
+                        );
+                    }
+                },
+            );
         });
     app.show_matrix &= open;
 }

@@ -468,13 +468,15 @@ impl ModelView {
             .unwrap_or(0)
     }
 
-    /// A click on matrix cell (`row`, `col`): selects one edge's producer (row) and flies to it, and
-    /// highlights the consumer (column). Returns the edge, or `None` for an empty cell.
+    /// A click on matrix cell (`row`, `col`): selects one edge's producer (row), highlights the
+    /// consumer (column) and flies to show both. Returns the edge, or `None` for an empty cell.
     pub fn matrix_click(&mut self, row: usize, col: usize, now_s: f64) -> Option<(NodeId, NodeId)> {
         let m = self.current_matrix()?;
         let (from, to) = m.edge_in_cell(&self.model, row, col)?;
         self.go_to_node(from, now_s);
         self.highlighted = vec![to];
+        // Frame both ends of the edge.
+        self.zoom_to_selection(now_s);
         Some((from, to))
     }
 
