@@ -478,9 +478,14 @@ fn anomaly_scan_lists_planted_nan_and_dead_row_and_click_selects_the_owner() {
     let tid = v.model.tensor_index["model.layers.1.mlp.up_proj.weight"];
     assert!(owner.tensors.contains(&tid), "{} owns it", owner.name);
     let r = v.scene.node_rect(node).unwrap();
+    let target = v.camera.target().visible_world();
     assert!(
-        (v.camera.target().center - r.center()).length() < 1e-6,
-        "flies to it"
+        target.contains(r.min) && target.contains(r.max),
+        "flies to show it"
+    );
+    assert!(
+        v.camera.target().zoom > v.camera.camera().zoom,
+        "closer than fit-all"
     );
     // Colour by: per-node values reach the draw list, and the nodes' colours change (seen from
     // the owner, where the camera arrives: collapsed groups average only their direct nodes).
