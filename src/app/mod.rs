@@ -7,7 +7,9 @@
 //! the egui panels (`ui.rs`), and paints the graph with `render::GraphRenderer` inside egui's
 //! central panel through an `egui_wgpu::CallbackTrait` (`canvas.rs`), the renderer living in
 //! egui-wgpu's callback resources. The window redraws only when an event, an animation or a job
-//! asks for it (Fifo present mode, no busy loop).
+//! asks for it (Fifo present mode, no busy loop). Two tool windows sit over the canvas
+//! (`panels.rs`): the anomaly panel (`A`; a background statistics scan, `anomalies.rs`) and the
+//! matrix view (`M`; the adjacency matrix in cluster order, binned on a job, `matrix.rs`).
 //!
 //! Rejected alternatives: eframe (it hides the event loop, and the startup benchmark and surface
 //! error handling need it), a separate wgpu pass for the graph under egui (two passes and a
