@@ -284,7 +284,7 @@ pub fn matrix_window_ui(
                 egui::StrokeKind::Outside,
             );
             // Snap to an edge within ~5 points: a cell of a big matrix is a pixel or two wide.
-            let radius = (5.0 / cell).ceil() as usize;
+            let radius = (5.0 / cell).floor() as usize;
             let cell_under = |p: Pos2| {
                 let (row, col) = m.cell_at((p.x - rect.min.x) / side, (p.y - rect.min.y) / side)?;
                 Some(m.nearest_nonempty(row, col, radius).unwrap_or((row, col)))
