@@ -6,6 +6,8 @@
     reason = "test helpers panic on broken fixtures by design"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -392,4 +394,358 @@ fn escape_closes_overlays_before_clearing_selection() {
     assert_eq!(app.active_view().unwrap().selected, Some(1));
     app.command(Command::Escape, 0.0);
     assert_eq!(app.active_view().unwrap().selected, None);
+}
+
+/// A checkpoint with 5 layers of `mlp.up_proj` and `self_attn.q_proj`: a NaN in layer 1's up_proj,
+/// an all-zero row (row 3) in layer 2's q_proj.
+fn planted_checkpoint(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("planted.safetensors");
+    let mut datas: Vec<(String, Vec<u8>)> = Vec::new();
+    for l in 0..5 {
+        for (k, proj) in ["mlp.up_proj", "self_attn.q_proj"].iter().enumerate() {
+            let mut v: Vec<f32> = (0..16 * 8)
+                .map(|i| ((i * 31 + l * 7 + k * 5) % 17) as f32 / 17.0 - 0.45)
+                .collect();
+            if l == 1 && k == 0 {
+                v[5] = f32::NAN;
+            }
+            if l == 2 && k == 1 {
+                v[3 * 8..4 * 8].fill(0.0);
+            }
+            datas.push((
+                format!("model.layers.{l}.{proj}.weight"),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ));
+        }
+    }
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> = datas
+        .iter()
+        .map(|(name, d)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![16, 8], d)
+                    .unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(tensors, None, &path).unwrap();
+    path
+}
+
+#[test]
+fn anomaly_scan_lists_planted_nan_and_dead_row_and_click_selects_the_owner() {
+    use modelmap::stats::anomaly::AnomalyKind;
+    let dir = tempfile::tempdir().unwrap();
+    let path = planted_checkpoint(dir.path());
+    let mut app = app();
+    app.open_path(path);
+    assert!(app.wait_idle(WAIT));
+    assert!(app.active_view().unwrap().anomalies.scan.is_none());
+    // `A` opens the panel and starts the scan in the background.
+    app.command(Command::Anomalies, 0.0);
+    assert!(app.show_anomalies);
+    assert!(app.active_view().unwrap().anomalies.job.is_some());
+    assert!(app.busy(), "the scan runs as a job");
+    assert!(app.wait_idle(WAIT));
+    let v = app.active_view_mut().unwrap();
+    let scan = v.anomalies.scan.clone().expect("scan finished");
+    assert_eq!(scan.tensors, 10);
+    assert_eq!(scan.with_stats, 10);
+    let nan = scan
+        .findings
+        .iter()
+        .position(|f| f.anomaly.kind == AnomalyKind::NonFinite)
+        .expect("NaN listed");
+    assert_eq!(
+        scan.findings[nan].anomaly.tensor,
+        "model.layers.1.mlp.up_proj.weight"
+    );
+    assert_eq!(nan, 0, "errors sort first");
+    let dead = scan
+        .findings
+        .iter()
+        .find(|f| f.anomaly.kind == AnomalyKind::DeadRows)
+        .expect("dead row listed");
+    assert_eq!(
+        dead.anomaly.tensor,
+        "model.layers.2.self_attn.q_proj.weight"
+    );
+    assert!(dead.anomaly.message.contains("1 of 16 rows"));
+    // Clicking the NaN finding selects the node owning that tensor.
+    assert_eq!(v.selected, None);
+    let node = v.go_to_finding(nan, 0.0).expect("an owner");
+    assert_eq!(v.selected, Some(node));
+    let owner = &v.model.graph.nodes[node as usize];
+    let tid = v.model.tensor_index["model.layers.1.mlp.up_proj.weight"];
+    assert!(owner.tensors.contains(&tid), "{} owns it", owner.name);
+    let r = v.scene.node_rect(node).unwrap();
+    let target = v.camera.target().visible_world();
+    assert!(
+        target.contains(r.min) && target.contains(r.max),
+        "flies to show it"
+    );
+    assert!(
+        v.camera.target().zoom > v.camera.camera().zoom,
+        "closer than fit-all"
+    );
+    // Colour by: per-node values reach the draw list, and the nodes' colours change (seen from
+    // the owner, where the camera arrives: collapsed groups average only their direct nodes).
+    let t = FLIGHT_SECONDS + 1.0;
+    v.camera.tick(t);
+    draw(v, t);
+    let before = draw(v, t + 1.0);
+    assert!(before.nodes.len() > 1);
+    let fill_of = |l: &modelmap::lod::DrawList| l.nodes.iter().map(|n| n.fill).collect::<Vec<_>>();
+    assert!(v.set_color_by(Some(modelmap::stats::overlay::Figure::WeightNorm)));
+    let overlay = v.scene_inputs().overlay.unwrap();
+    assert_eq!(overlay.0.len(), v.model.graph.nodes.len());
+    assert!(overlay.0.iter().any(|x| x.is_finite()));
+    let after = draw(v, t + 1.0);
+    assert_ne!(fill_of(&before), fill_of(&after), "overlay recolours nodes");
+    v.set_color_by(None);
+    assert!(v.scene_inputs().overlay.is_none());
+}
+
+/// The corpus' 4-layer LLaMA-style ONNX decoder, opened and laid out, with the matrix built.
+fn llama_with_matrix() -> Option<AppState> {
+    let corpus = common::corpus()?;
+    let mut app = app();
+    app.open_path(corpus.join("generated/llama_tiny_4l.onnx"));
+    assert!(app.wait_idle(WAIT));
+    app.command(Command::Matrix, 0.0);
+    assert!(app.show_matrix);
+    assert!(app.wait_idle(WAIT));
+    assert!(app.active_view().unwrap().current_matrix().is_some());
+    Some(app)
+}
+
+/// Asserts that every cluster's member nodes occupy exactly its span in the matrix order.
+fn assert_cluster_runs(m: &modelmap::app::matrix::Matrix, tree: &modelmap::graph::ClusterTree) {
+    let mut runs: Vec<Vec<u32>> = vec![Vec::new(); tree.clusters.len()];
+    for (node, &leaf) in tree.node_cluster.iter().enumerate() {
+        let p = m.order.position(node as NodeId).unwrap();
+        for c in tree.ancestors(leaf) {
+            runs[c as usize].push(p);
+        }
+    }
+    let mut multi = 0;
+    for (c, run) in runs.iter().enumerate() {
+        let span = m.order.span(c as u32).unwrap();
+        let (lo, hi) = (*run.iter().min().unwrap(), *run.iter().max().unwrap());
+        assert_eq!((lo, hi + 1), (span.start, span.end), "cluster {c}");
+        assert_eq!(
+            run.len() as u32,
+            span.end - span.start,
+            "cluster {c} is contiguous"
+        );
+        multi += usize::from(run.len() > 1);
+    }
+    assert!(multi > 5, "{multi} clusters with several nodes");
+}
+
+fn node_named(m: &modelmap::model::Model, name: &str) -> NodeId {
+    m.graph.nodes.iter().position(|n| n.name == name).unwrap() as NodeId
+}
+
+#[test]
+fn matrix_of_a_corpus_model_counts_every_edge_in_cluster_order() {
+    let Some(mut app) = llama_with_matrix() else {
+        return;
+    };
+    let v = app.active_view_mut().unwrap();
+    let m = v.current_matrix().unwrap();
+    let model = v.model.clone();
+    let layout = v.scene.laid().unwrap().layout.clone();
+    let tree = &layout.clusters;
+    let n = model.graph.nodes.len();
+    // Every node once, every edge counted once.
+    assert_eq!(m.len(), n);
+    assert!(n <= modelmap::app::matrix::MAX_CELLS, "one node per cell");
+    assert_eq!(m.cells, n);
+    assert_eq!(m.edges, model.graph.edges.len() as u64);
+    assert_eq!(
+        m.counts.iter().map(|&c| u64::from(c)).sum::<u64>(),
+        model.graph.edges.len() as u64
+    );
+    // Each hierarchy group's nodes are contiguous in the order.
+    let h = &model.hierarchy;
+    let mut checked = 0;
+    for g in 1..h.groups.len() as u32 {
+        let pos: Vec<u32> = (0..n as NodeId)
+            .filter(|&x| {
+                h.ancestors(model.graph.nodes[x as usize].group)
+                    .any(|a| a == g)
+            })
+            .map(|x| m.order.position(x).unwrap())
+            .collect();
+        if pos.is_empty() {
+            continue;
+        }
+        let (lo, hi) = (*pos.iter().min().unwrap(), *pos.iter().max().unwrap());
+        assert_eq!(
+            (hi - lo + 1) as usize,
+            pos.len(),
+            "group {} is contiguous",
+            h.groups[g as usize].path
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "{checked} groups checked");
+    assert_cluster_runs(&m, tree);
+    // A known edge lands in its cell; hover names both ends; a click selects it.
+    let q = node_named(&model, "/model/layers.1/self_attn/q_proj/MatMul");
+    let r = node_named(&model, "/model/layers.1/self_attn/q_Reshape");
+    let (row, col) = (
+        m.cell_of(m.order.position(q).unwrap()),
+        m.cell_of(m.order.position(r).unwrap()),
+    );
+    assert!(m.count(row, col) >= 1);
+    let info = m.cell_info(&model, tree, row, col).unwrap();
+    assert!(
+        info.row_label
+            .starts_with("/model/layers.1/self_attn/q_proj/MatMul"),
+        "{info:?}"
+    );
+    assert!(
+        info.col_label
+            .starts_with("/model/layers.1/self_attn/q_Reshape"),
+        "{info:?}"
+    );
+    // The reverse cell is empty (the graph is acyclic there).
+    assert_eq!(m.count(col, row), 0);
+    assert_eq!(v.matrix_click(col, row, 0.0), None);
+    assert_eq!(v.matrix_click(row, col, 0.0), Some((q, r)));
+    assert_eq!(v.selected, Some(q));
+    assert_eq!(v.highlighted, vec![r]);
+    // Pixel fractions map back to the same cell.
+    let f = |i: usize| (i as f32 + 0.5) / m.cells as f32;
+    assert_eq!(m.cell_at(f(col), f(row)), Some((row, col)));
+    assert_eq!(m.cell_at(1.0, 0.5), None);
+}
+
+#[test]
+fn matrix_of_the_selections_group_holds_only_its_nodes() {
+    let Some(mut app) = llama_with_matrix() else {
+        return;
+    };
+    let v = app.active_view_mut().unwrap();
+    let model = v.model.clone();
+    let q = node_named(&model, "/model/layers.1/self_attn/q_proj/MatMul");
+    v.select(Some(q));
+    let scope = v.selection_scope();
+    assert_ne!(scope, 0);
+    // Walk up to the cluster of the whole attention block.
+    let layout = v.scene.laid().unwrap().layout.clone();
+    let tree = &layout.clusters;
+    let block = tree
+        .ancestors(scope)
+        .find(|&c| tree.clusters[c as usize].label.ends_with("self_attn"))
+        .unwrap_or(scope);
+    v.set_matrix_scope(block);
+    assert!(
+        v.current_matrix().is_none(),
+        "a new scope needs a new build"
+    );
+    assert!(app.wait_idle(WAIT));
+    let v = app.active_view().unwrap();
+    let m = v.current_matrix().unwrap();
+    let members: Vec<NodeId> = (0..model.graph.nodes.len() as NodeId)
+        .filter(|&x| {
+            tree.ancestors(tree.node_cluster[x as usize])
+                .any(|c| c == block)
+        })
+        .collect();
+    assert_eq!(m.len() as u64, tree.clusters[block as usize].member_count);
+    assert_eq!(m.len(), members.len());
+    let inside = model
+        .graph
+        .edges
+        .iter()
+        .filter(|e| members.contains(&e.from) && members.contains(&e.to))
+        .count();
+    assert_eq!(m.edges as usize, inside);
+    assert!(m.order.position(q).is_some());
+    let outside = (0..model.graph.nodes.len() as NodeId)
+        .find(|x| !members.contains(x))
+        .unwrap();
+    assert_eq!(m.order.position(outside), None);
+}
+
+#[test]
+fn matrix_bins_a_larger_corpus_model_into_512_cells() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = Arc::new(
+        modelmap::load::open(&corpus.join("real/onnx_light/light_densenet121.onnx")).unwrap(),
+    );
+    let progress = modelmap::layout::Progress::new();
+    let scene = modelmap::scene::Scene::build(
+        model.clone(),
+        modelmap::scene::LayoutChoice::Auto,
+        &progress,
+    )
+    .unwrap();
+    let m = modelmap::app::matrix::build_matrix(&model, &scene.layout, 0);
+    let n = model.graph.nodes.len();
+    assert!(n > 1000);
+    assert_eq!(m.len(), n);
+    assert_eq!(m.cells, modelmap::app::matrix::MAX_CELLS);
+    assert_eq!(m.edges, model.graph.edges.len() as u64);
+    assert_eq!(m.counts.iter().map(|&c| u64::from(c)).sum::<u64>(), m.edges);
+    // Every cluster of the layout's tree (computed clusters here: the file has no module paths, so
+    // its node order does not group them) is one contiguous run, and its span says where.
+    assert_cluster_runs(&m, &scene.layout.clusters);
+    // Cells partition the positions, and cell_of agrees with cell_range.
+    let mut next = 0;
+    for i in 0..m.cells {
+        let r = m.cell_range(i);
+        assert_eq!(r.start, next);
+        assert!(!r.is_empty());
+        for p in r.clone() {
+            assert_eq!(m.cell_of(p), i);
+        }
+        next = r.end;
+    }
+    assert_eq!(next as usize, n);
+    // Every edge is in the cell of its ends; a many-node cell names its range.
+    let e = &model.graph.edges[model.graph.edges.len() / 2];
+    let (row, col) = (
+        m.cell_of(m.order.position(e.from).unwrap()),
+        m.cell_of(m.order.position(e.to).unwrap()),
+    );
+    assert!(m.count(row, col) >= 1);
+    let info = m
+        .cell_info(&model, &scene.layout.clusters, row, col)
+        .unwrap();
+    assert!(
+        info.rows.len() >= 3 && info.row_label.contains(" nodes in "),
+        "{info:?}"
+    );
+    // The picture: one RGBA pixel per cell, empty cells white, edge cells blue.
+    let rgba = m.rgba();
+    assert_eq!(rgba.len(), m.cells * m.cells * 4);
+    let px = |r: usize, c: usize| &rgba[(r * m.cells + c) * 4..(r * m.cells + c) * 4 + 4];
+    assert!(px(row, col)[2] > px(row, col)[0]);
+}
+
+#[test]
+fn items_opened_at_the_end_of_a_flight_finish_fading_in() {
+    let mut app = app_with_demo();
+    let v = app.active_view_mut().unwrap();
+    let n = node_named(&v.model.clone(), "model.layers.1.self_attn.q_proj");
+    draw(v, 0.0);
+    v.go_to_node(n, 0.0);
+    let arrive = FLIGHT_SECONDS + 0.01;
+    v.camera.tick(arrive);
+    // The first frame at the destination opens clusters; their items start transparent.
+    let first = draw(v, arrive);
+    assert!(
+        first.nodes.iter().any(|x| x.alpha < 1.0),
+        "something fades in"
+    );
+    // The camera is still now, but a later frame must show them fully opaque.
+    let later = draw(v, arrive + 1.0);
+    assert!(later.revision != first.revision);
+    assert!(later.nodes.iter().all(|x| x.alpha == 1.0));
+    assert!(!v.scene.is_animating());
 }

@@ -304,6 +304,29 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         "drag did not change the view ({:.3} %)",
         drag_change * 100.0
     );
+    // `M` opens the matrix view, `A` the anomaly panel (its scan runs in the background): each
+    // window covers part of the canvas.
+    let mut before = dragged;
+    for (key, name, what) in [
+        ("m", "4_matrix.png", "matrix view"),
+        ("a", "5_anomalies.png", "anomaly panel"),
+    ] {
+        run(&display, &["xdotool", "windowfocus", "--sync", &win]);
+        run(&display, &["xdotool", "type", "--window", &win, key]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let shot = Shot::take(&display, &out_dir.join(name));
+        let change = changed_fraction(&before, &shot, area);
+        eprintln!(
+            "e2e_window: {what} changed {:.1} % of the canvas",
+            change * 100.0
+        );
+        assert!(
+            change > 0.02,
+            "key {key} did not open the {what} ({:.3} %)",
+            change * 100.0
+        );
+        before = shot;
+    }
     if let Ok(Some(status)) = app.0.try_wait() {
         panic!(
             "modelmap exited during the test ({status}); log:\n{}",

@@ -7,17 +7,22 @@
 //! the egui panels (`ui.rs`), and paints the graph with `render::GraphRenderer` inside egui's
 //! central panel through an `egui_wgpu::CallbackTrait` (`canvas.rs`), the renderer living in
 //! egui-wgpu's callback resources. The window redraws only when an event, an animation or a job
-//! asks for it (Fifo present mode, no busy loop).
+//! asks for it (Fifo present mode, no busy loop). Two tool windows sit over the canvas
+//! (`panels.rs`): the anomaly panel (`A`; a background statistics scan, `anomalies.rs`) and the
+//! matrix view (`M`; the adjacency matrix in cluster order, binned on a job, `matrix.rs`).
 //!
 //! Rejected alternatives: eframe (it hides the event loop, and the startup benchmark and surface
 //! error handling need it), a separate wgpu pass for the graph under egui (two passes and a
 //! z-order problem with panels; the callback draws exactly in the canvas rect), and a native file
 //! dialog crate (a path field plus drag and drop cover it without GTK).
 
+pub mod anomalies;
 pub mod camera_ctl;
 pub mod canvas;
 mod export;
 pub mod jobs;
+pub mod matrix;
+pub mod panels;
 pub mod scene;
 pub mod search;
 pub mod state;

@@ -67,6 +67,8 @@ pub struct SceneInputs {
     pub pinned_open: Vec<ClusterId>,
     /// Clusters the user closed by hand.
     pub pinned_closed: Vec<ClusterId>,
+    /// Per-node colour-by values (the anomaly panel's overlay).
+    pub overlay: Option<super::anomalies::OverlayValues>,
 }
 
 enum Source {
@@ -363,6 +365,7 @@ impl ViewScene {
                     view.highlighted = inputs.highlighted.clone();
                     view.pinned_open = inputs.pinned_open.clone();
                     view.pinned_closed = inputs.pinned_closed.clone();
+                    view.overlay = inputs.overlay.as_ref().map(|o| o.0.clone());
                     view.revision += 1;
                     *last = Some(inputs.clone());
                 }

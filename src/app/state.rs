@@ -9,12 +9,16 @@ use std::sync::Arc;
 
 use glam::DVec2;
 
+use super::anomalies::{OverlayValues, Scan};
 use super::camera_ctl::CameraController;
 use super::jobs::{JobProgress, Jobs};
+use super::matrix::Matrix;
 use super::scene::{Picked, SceneInputs, ViewScene};
 use super::search::{Search, SearchIndex, Target};
 use crate::graph::ClusterId;
 use crate::model::{GroupId, Model, NodeId};
+use crate::stats::cache::StatsCache;
+use crate::stats::overlay::Figure;
 use crate::view::{Camera, Rect};
 
 /// Identifies a tab for its whole life.
@@ -130,6 +134,39 @@ pub struct LayoutState {
     pub error: Option<String>,
 }
 
+/// State of a view's anomaly scan.
+#[derive(Debug, Default)]
+pub struct AnomalyState {
+    /// The running scan job, if any.
+    pub job: Option<u64>,
+    /// The last finished scan.
+    pub scan: Option<Arc<Scan>>,
+}
+
+/// Which matrix a view shows: (scene id, scope cluster). A new layout or scope builds a new one.
+pub type MatrixKey = (u64, ClusterId);
+
+/// State of a view's matrix.
+#[derive(Debug, Default)]
+pub struct MatrixState {
+    /// The cluster whose nodes the matrix shows (0: the whole model).
+    pub scope: ClusterId,
+    /// The last built matrix and what it was built for.
+    pub built: Option<(MatrixKey, Arc<Matrix>)>,
+    /// The running build job and what it builds.
+    pub job: Option<(u64, MatrixKey)>,
+}
+
+impl MatrixState {
+    /// The matrix, when built for the current scene and scope.
+    pub fn current(&self, scene_id: u64) -> Option<&Arc<Matrix>> {
+        self.built
+            .as_ref()
+            .filter(|(k, _)| *k == (scene_id, self.scope))
+            .map(|(_, m)| m)
+    }
+}
+
 /// A laid-out scene travelling from the layout job to the UI.
 pub struct LaidOut(pub crate::scene::Scene);
 
@@ -162,6 +199,12 @@ pub struct ModelView {
     pub search: Search,
     /// Background layout state.
     pub layout: LayoutState,
+    /// The anomaly scan.
+    pub anomalies: AnomalyState,
+    /// The matrix view.
+    pub matrix: MatrixState,
+    /// The figure colouring the nodes (none: op colours), with its per-node values.
+    pub overlay: Option<(Figure, OverlayValues)>,
     /// Fit the camera when the first real layout arrives (the user has not moved yet).
     fit_on_layout: bool,
 }
@@ -187,6 +230,9 @@ impl ModelView {
                 wanted: true,
                 ..Default::default()
             },
+            anomalies: AnomalyState::default(),
+            matrix: MatrixState::default(),
+            overlay: None,
             fit_on_layout: true,
         }
     }
@@ -256,6 +302,7 @@ impl ModelView {
             highlighted: self.highlighted.clone(),
             pinned_open: self.expanded.pinned_open(),
             pinned_closed: self.expanded.pinned_closed(),
+            overlay: self.overlay.as_ref().map(|(_, o)| o.clone()),
         }
     }
 
@@ -378,6 +425,61 @@ impl ModelView {
         self.camera.pan_pixels(delta);
     }
 
+    /// The anomaly panel's click on finding `i`: selects the node owning its tensor and flies to it
+    /// and its neighbours.
+    /// Returns the node, or `None` when no scan is finished or no node owns the tensor.
+    pub fn go_to_finding(&mut self, i: usize, now_s: f64) -> Option<NodeId> {
+        let node = self.anomalies.scan.as_ref()?.findings.get(i)?.node?;
+        self.go_to_node(node, now_s);
+        // Show the node with its neighbours rather than one node filling the screen.
+        self.zoom_to_selection(now_s);
+        Some(node)
+    }
+
+    /// Colours nodes by `figure` (or by op again with `None`); needs a finished anomaly scan for
+    /// anything but `None`. Returns whether the overlay is shown.
+    pub fn set_color_by(&mut self, figure: Option<Figure>) -> bool {
+        let (Some(f), Some(scan)) = (figure, self.anomalies.scan.as_ref()) else {
+            self.overlay = None;
+            return false;
+        };
+        if self.overlay.as_ref().is_some_and(|(g, _)| *g == f) {
+            return true;
+        }
+        let values = super::anomalies::overlay_values(&scan.figures, f);
+        self.overlay = Some((f, OverlayValues(Arc::new(values))));
+        true
+    }
+
+    /// The matrix of the current scope, when built for the current layout.
+    pub fn current_matrix(&self) -> Option<Arc<Matrix>> {
+        self.matrix.current(self.scene.id()).cloned()
+    }
+
+    /// Shows the matrix of cluster `scope` (0: the whole model); built in the background.
+    pub fn set_matrix_scope(&mut self, scope: ClusterId) {
+        self.matrix.scope = scope;
+    }
+
+    /// The matrix scope that shows the selection's innermost cluster (the whole model without one).
+    pub fn selection_scope(&self) -> ClusterId {
+        self.selected
+            .and_then(|n| self.innermost_cluster(n))
+            .unwrap_or(0)
+    }
+
+    /// A click on matrix cell (`row`, `col`): selects one edge's producer (row), highlights the
+    /// consumer (column) and flies to show both. Returns the edge, or `None` for an empty cell.
+    pub fn matrix_click(&mut self, row: usize, col: usize, now_s: f64) -> Option<(NodeId, NodeId)> {
+        let m = self.current_matrix()?;
+        let (from, to) = m.edge_in_cell(&self.model, row, col)?;
+        self.go_to_node(from, now_s);
+        self.highlighted = vec![to];
+        // Frame both ends of the edge.
+        self.zoom_to_selection(now_s);
+        Some((from, to))
+    }
+
     /// The group path of the selection (root left out), outermost first, for the breadcrumb.
     pub fn breadcrumb(&self) -> Vec<(GroupId, String)> {
         let Some(node) = self
@@ -449,6 +551,22 @@ pub enum JobOutput {
     },
     /// A PNG export finished.
     Exported(Result<PathBuf, String>),
+    /// An anomaly scan finished.
+    Anomalies {
+        /// The tab it is for.
+        tab: TabId,
+        /// What it found.
+        scan: Box<Scan>,
+    },
+    /// A matrix finished building.
+    Matrix {
+        /// The tab it is for.
+        tab: TabId,
+        /// What it was built for.
+        key: MatrixKey,
+        /// The matrix.
+        matrix: Box<Matrix>,
+    },
 }
 
 /// Keyboard commands (the egui layer maps keys to these; the help overlay lists them).
@@ -480,6 +598,10 @@ pub enum Command {
     CloseTab,
     /// `Ctrl O`: open a file by path.
     Open,
+    /// `A`: show or hide the anomaly panel (starting the scan the first time).
+    Anomalies,
+    /// `M`: show or hide the matrix view.
+    Matrix,
 }
 
 /// The app: tabs, jobs and overlay state.
@@ -505,6 +627,12 @@ pub struct AppState {
     pub export_dialog: Option<String>,
     /// Messages for the status line (newest last), e.g. export results.
     pub messages: Vec<String>,
+    /// The anomaly panel is shown.
+    pub show_anomalies: bool,
+    /// The matrix view is shown.
+    pub show_matrix: bool,
+    /// Where anomaly scans cache statistics (the window uses the user's cache; tests none).
+    pub stats_cache: Option<StatsCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -531,6 +659,9 @@ impl AppState {
             open_dialog: None,
             export_dialog: None,
             messages: Vec::new(),
+            show_anomalies: false,
+            show_matrix: false,
+            stats_cache: None,
         }
     }
 
@@ -577,8 +708,71 @@ impl AppState {
         self.new_tab(title, source, TabContent::Failed { message })
     }
 
+    /// Starts the anomaly scan of the shown view, unless one ran or is running.
+    pub fn scan_anomalies(&mut self) {
+        let cache = self.stats_cache.clone();
+        let Some(t) = self.tabs.get_mut(self.active) else {
+            return;
+        };
+        let TabContent::Ready(v) = &mut t.content else {
+            return;
+        };
+        if v.anomalies.job.is_some() || v.anomalies.scan.is_some() {
+            return;
+        }
+        let tab = t.id;
+        let model = v.model.clone();
+        let job = self
+            .jobs
+            .spawn(format!("Scanning {} for anomalies", t.title), move |p| {
+                let scan = super::anomalies::scan(&model, cache.as_ref(), p);
+                JobOutput::Anomalies {
+                    tab,
+                    scan: Box::new(scan),
+                }
+            });
+        v.anomalies.job = Some(job);
+    }
+
+    /// Starts building the shown view's matrix when the matrix view is open and the layout or scope
+    /// changed (one build at a time per view).
+    fn pump_matrix(&mut self) {
+        if !self.show_matrix {
+            return;
+        }
+        let Some(t) = self.tabs.get_mut(self.active) else {
+            return;
+        };
+        let TabContent::Ready(v) = &mut t.content else {
+            return;
+        };
+        let key = (v.scene.id(), v.matrix.scope);
+        let Some(layout) = v.scene.laid().map(|s| s.layout.clone()) else {
+            return;
+        };
+        if v.matrix.job.is_some() || v.matrix.built.as_ref().is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        let tab = t.id;
+        let model = v.model.clone();
+        let scope = key.1;
+        let job = self
+            .jobs
+            .spawn(format!("Building the matrix of {}", t.title), move |p| {
+                p.set("ordering and binning edges", 0.1);
+                let matrix = super::matrix::build_matrix(&model, &layout, scope);
+                JobOutput::Matrix {
+                    tab,
+                    key,
+                    matrix: Box::new(matrix),
+                }
+            });
+        v.matrix.job = Some((job, key));
+    }
+
     /// Starts the layouts views ask for (one running job per view; a newer request waits for it).
     pub fn pump(&mut self) {
+        self.pump_matrix();
         for t in &mut self.tabs {
             let TabContent::Ready(v) = &mut t.content else {
                 continue;
@@ -670,6 +864,32 @@ impl AppState {
                 Ok(p) => format!("Exported {}", p.display()),
                 Err(e) => format!("Export failed: {e}"),
             }),
+            JobOutput::Anomalies { tab, scan } => {
+                if let Some(v) = self.view_of_tab(tab) {
+                    v.anomalies.job = None;
+                    if !cancelled {
+                        v.anomalies.scan = Some(Arc::from(scan));
+                        // Recompute an overlay chosen before (its figures may be new).
+                        let f = v.overlay.take().map(|(f, _)| f);
+                        v.set_color_by(f);
+                    }
+                }
+            }
+            JobOutput::Matrix { tab, key, matrix } => {
+                if let Some(v) = self.view_of_tab(tab) {
+                    v.matrix.job = None;
+                    if !cancelled {
+                        v.matrix.built = Some((key, Arc::from(matrix)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn view_of_tab(&mut self, tab: TabId) -> Option<&mut ModelView> {
+        match &mut self.tabs.iter_mut().find(|t| t.id == tab)?.content {
+            TabContent::Ready(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -717,7 +937,8 @@ impl AppState {
         match tab.content {
             TabContent::Loading { job } => self.jobs.cancel(job),
             TabContent::Ready(v) => {
-                if let Some(job) = v.layout.job {
+                let jobs = [v.layout.job, v.anomalies.job, v.matrix.job.map(|(j, _)| j)];
+                for job in jobs.into_iter().flatten() {
                     self.jobs.cancel(job);
                 }
             }
@@ -764,6 +985,16 @@ impl AppState {
         let center = self.viewport * 0.5;
         match cmd {
             Command::Help => self.show_help = !self.show_help,
+            Command::Anomalies => {
+                self.show_anomalies = !self.show_anomalies;
+                if self.show_anomalies {
+                    self.scan_anomalies();
+                }
+            }
+            Command::Matrix => {
+                self.show_matrix = !self.show_matrix;
+                self.pump();
+            }
             Command::Search => {
                 self.show_search = true;
                 self.focus_search = true;
@@ -874,6 +1105,14 @@ pub fn key_help() -> &'static [(&'static str, &'static str)] {
             "open a file by path (or drop files on the window)",
         ),
         ("Ctrl Tab, Ctrl W", "next tab, close tab"),
+        (
+            "A",
+            "anomaly panel: NaN/Inf, dead rows, outlier norms; click flies to the node",
+        ),
+        (
+            "M",
+            "matrix view: adjacency matrix in cluster order; click selects an edge",
+        ),
         ("?", "this help"),
     ]
 }

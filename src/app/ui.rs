@@ -41,6 +41,8 @@ pub struct UiCache {
     pub search_text: String,
     /// Milliseconds the last frame took on the CPU.
     pub last_frame_ms: f32,
+    /// Textures of the anomaly and matrix windows.
+    pub panels: super::panels::PanelCache,
 }
 
 /// What the frame asks the window to do.
@@ -68,6 +70,10 @@ pub fn frame_ui(
     egui::CentralPanel::no_frame().show(ui, |ui| central_ui(ui, app, cache, now_s));
     dialogs_ui(ui.ctx(), app);
     training_window_ui(ui.ctx(), cache);
+    super::panels::anomaly_window_ui(ui.ctx(), app, now_s);
+    super::panels::matrix_window_ui(ui.ctx(), app, &mut cache.panels, now_s);
+    // A scope picked in the matrix window starts its build now rather than at the next event.
+    app.pump();
     req
 }
 
@@ -140,6 +146,8 @@ fn keyboard(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
             (Key::ArrowDown, Command::Pan(0, 1)),
             (Key::PageUp, Command::ZoomIn),
             (Key::PageDown, Command::ZoomOut),
+            (Key::A, Command::Anomalies),
+            (Key::M, Command::Matrix),
         ];
         for (k, c) in keys {
             if i.key_pressed(k) {
@@ -199,6 +207,8 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, req: &mut 
                     ("Fit all (F)", Command::FitAll),
                     ("Zoom to selection (Z)", Command::ZoomToSelection),
                     ("Search (Ctrl F)", Command::Search),
+                    ("Anomalies… (A)", Command::Anomalies),
+                    ("Matrix view… (M)", Command::Matrix),
                     ("Keys (?)", Command::Help),
                 ] {
                     if ui.button(label).clicked() {

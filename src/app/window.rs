@@ -65,6 +65,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         }
     });
     let mut state = AppState::new(DVec2::new(1280.0, 800.0), waker);
+    state.stats_cache = crate::stats::cache::StatsCache::user();
     if opts.files.is_empty() {
         let model = crate::assets::demo_model().map_err(|e| AppError::Demo(e.to_string()))?;
         state.open_loaded("demo", Loaded::prepare(model, None));
@@ -218,6 +219,13 @@ impl WindowApp {
             .get(&egui::ViewportId::ROOT)
             .map_or(Duration::MAX, |v| v.repaint_delay);
         let busy = self.state.busy();
+        // This frame's cut may have opened clusters whose items now fade in: `tick` above only saw
+        // the previous cut, so without this the last frame of a flight froze items at alpha ≈ 0.
+        let animating = animating
+            || self
+                .state
+                .active_view()
+                .is_some_and(|v| v.scene.is_animating());
         self.repaint_at = if animating || repaint_delay.is_zero() {
             Some(Instant::now())
         } else if busy {

@@ -526,6 +526,10 @@ impl LodState {
         // Selection and hover flags are part of the key.
         view.selected.hash(&mut key);
         view.hovered.hash(&mut key);
+        // Alphas are not in the key: while anything fades, every frame is a new picture.
+        if self.animating {
+            now_s.to_bits().hash(&mut key);
+        }
         let key = key.finish();
         let background = self.list.background;
         self.list = DrawList {
@@ -611,6 +615,7 @@ impl LodState {
                 Some(o) => o
                     .get(cn.id as usize)
                     .copied()
+                    .filter(|v| v.is_finite()) // no figure: the node keeps its op colour
                     .map_or(cn.fill, overlay_color),
                 None => cn.fill,
             };
