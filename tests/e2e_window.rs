@@ -113,6 +113,20 @@ fn distinct_colours(s: &Shot, a: Area) -> usize {
     set.len()
 }
 
+/// Screenshots every 300 ms until two in a row agree on the canvas (at most 8 s), the last one.
+fn settle(display: &str, path: &Path, area: Area) -> Shot {
+    let t0 = Instant::now();
+    let mut prev = Shot::take(display, path);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let cur = Shot::take(display, path);
+        if changed_fraction(&prev, &cur, area) < 0.0005 || t0.elapsed() > Duration::from_secs(8) {
+            return cur;
+        }
+        prev = cur;
+    }
+}
+
 fn changed_fraction(a: &Shot, b: &Shot, area: Area) -> f64 {
     let mut changed = 0usize;
     let mut total = 0usize;
@@ -271,8 +285,9 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         run(&display, &["xdotool", "click", "4"]);
         std::thread::sleep(Duration::from_millis(120));
     }
-    std::thread::sleep(Duration::from_millis(800));
-    let zoomed = Shot::take(&display, &out_dir.join("2_zoomed.png"));
+    // Smooth zoom and fades take a few frames, slow ones on a loaded machine: wait for the picture
+    // to settle.
+    let zoomed = settle(&display, &out_dir.join("2_zoomed.png"), area);
     let zoom_change = changed_fraction(&first, &zoomed, area);
     run(&display, &["xdotool", "mousedown", "1"]);
     for k in 1..=6 {
@@ -285,8 +300,7 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         std::thread::sleep(Duration::from_millis(60));
     }
     run(&display, &["xdotool", "mouseup", "1"]);
-    std::thread::sleep(Duration::from_millis(800));
-    let dragged = Shot::take(&display, &out_dir.join("3_dragged.png"));
+    let dragged = settle(&display, &out_dir.join("3_dragged.png"), area);
     let drag_change = changed_fraction(&zoomed, &dragged, area);
     eprintln!(
         "e2e_window: canvas {area:?}, zoom changed {:.1} % of pixels, drag {:.1} %; screenshots in {}",
