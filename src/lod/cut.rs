@@ -80,7 +80,7 @@ impl Default for LodOptions {
             fade_s: 0.25,
             cache_budget_bytes: 64 << 20,
             pushdown_budget: 40_000,
-            max_items: 8_000,
+            max_items: 5_000,
             max_edges: 8_000,
             max_edge_px: 3.0e5,
             computed_cluster_scale: 0.15,
