@@ -16,8 +16,20 @@
 //! cluster first opens and kept in an LRU cache under a byte budget, so a steady camera rebuilds
 //! nothing, and the [`DrawList::revision`] changes only when what is drawn changes.
 //!
-//! Rejected: re-aggregating all edges by the cut every frame (O(E) per frame), and storing
-//! aggregates for every cluster pair at every depth (quadratic memory).
+//! Budgets (measured with `modelmap bench render --lod`, where a software rasteriser pays for every
+//! covered pixel): the walk is a priority queue, largest cluster on screen first, and a cluster
+//! opens only while the items drawn stay within `max_items`, so a frame costs about the same at any
+//! zoom on any graph. Force-layout clusters come from graph coarsening and can hold far-apart
+//! members, so their bounding boxes are nearly the whole graph: they are measured by a robust
+//! footprint (members' mean ± √3 standard deviations, computed once in [`LodState::new`]), open at
+//! `computed_cluster_scale` of the thresholds, and are drawn as discs as large as their members
+//! together. Edges shorter than a pixel are dropped, straight edges are clipped to the view, and
+//! the heaviest are kept up to `max_edges` instances and `max_edge_px` covered pixels.
+//!
+//! Rejected: re-aggregating all edges by the cut every frame (O(E) per frame), storing
+//! aggregates for every cluster pair at every depth (quadratic memory), and drawing closed force
+//! clusters at their bounding boxes (measured: 1 000 overlapping screen-sized discs, 0.4 s a
+//! frame at 100 k nodes).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
