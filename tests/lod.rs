@@ -262,3 +262,64 @@ fn aggregated_edges_connect_closed_clusters() {
         "an aggregate of several edges is drawn thicker"
     );
 }
+
+#[test]
+fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
+    let (m, l) = random_force(20_000);
+    let mut cam = Camera::new(DVec2::new(1280.0, 720.0));
+    cam.fit(l.bounds, 10.0);
+    let opts = LodOptions {
+        fade_s: 0.0,
+        max_items: 600,
+        max_edge_px: 40_000.0,
+        ..LodOptions::default()
+    };
+    let mut lod = LodState::new(&l, opts.clone());
+    for step in 0..6 {
+        let mut c = cam;
+        c.zoom_about(c.viewport * 0.5, 3f64.powi(step));
+        lod.cut(&m, &l, &c, &ViewState::default(), step as f64);
+        let s = lod.stats;
+        assert!(
+            s.nodes_drawn + s.clusters_drawn <= opts.max_items,
+            "step {step}: {s:?}"
+        );
+        // Edges: each within the view (clipped), their covered pixels within the budget.
+        let list = lod.draw_list();
+        let view = c.visible_world().expand(9.0 / c.zoom);
+        let mut px = 0.0;
+        for e in &list.edges {
+            for p in [e.from, e.to] {
+                assert!(
+                    view.contains(list.origin + p.as_dvec2()),
+                    "step {step}: edge outside the view"
+                );
+            }
+            px += f64::from((e.to - e.from).length())
+                * c.zoom
+                * (f64::from(e.width_px).max(1.0) + 2.0);
+        }
+        assert!(
+            px <= opts.max_edge_px + 1.0,
+            "step {step}: {px} edge pixels"
+        );
+        // Closed force clusters are discs no larger than an opening cluster on screen.
+        for n in &list.nodes {
+            if n.flags & flags::CLUSTER != 0 {
+                let side = f64::from(n.half_size.x.max(n.half_size.y)) * 2.0 * c.zoom;
+                assert!(
+                    side <= opts.open_px * opts.computed_cluster_scale + 1e-6,
+                    "{side} px"
+                );
+            }
+        }
+    }
+    // At the fit the budget is what stops the cut: the whole graph would not fit in it.
+    lod.cut(&m, &l, &cam, &ViewState::default(), 10.0);
+    assert!(
+        lod.stats.clusters_drawn > 0 && lod.stats.nodes_drawn < 20_000,
+        "{:?}",
+        lod.stats
+    );
+    assert_exact_cover(&m, &l, &lod);
+}

@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use crate::lod::{Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape, flags};
 use crate::render::baseline::BaselineRenderer;
-use crate::render::{GraphRenderer, OFFSCREEN_FORMAT, RenderContext, RenderError, clear_color};
+use crate::render::{
+    GraphRenderer, Layers, OFFSCREEN_FORMAT, RenderContext, RenderError, clear_color,
+};
 use crate::view::{Camera, Rect};
 
 /// Options of `bench render`.
@@ -44,6 +46,12 @@ pub struct RenderBenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Do not draw edges (still cut and uploaded): how much of a frame the edges cost.
+    #[arg(long)]
+    pub no_edges: bool,
+    /// Do not draw labels (still cut and laid out): how much of a frame the labels cost.
+    #[arg(long)]
+    pub no_labels: bool,
 }
 
 impl Default for RenderBenchArgs {
@@ -56,6 +64,8 @@ impl Default for RenderBenchArgs {
             seed: 1,
             no_baseline: false,
             json: false,
+            no_edges: false,
+            no_labels: false,
         }
     }
 }
@@ -89,8 +99,18 @@ pub struct RenderBenchResult {
     pub gpu_median_ms: Option<f64>,
     /// The first upload of the scene's instances (pack + write), ms.
     pub upload_ms: f64,
-    /// Median per-frame `prepare` (uniform, label culling) once uploaded, ms.
+    /// Median per-frame `prepare` (uniform, label culling, uploads when the list changed), ms.
     pub prepare_median_ms: f64,
+    /// Median time the scene source took to produce the frame's list (the LOD cut), ms.
+    pub cut_median_ms: f64,
+    /// Largest such time, ms.
+    pub cut_max_ms: f64,
+    /// Median and largest number of node items (nodes, clusters, frames) drawn per frame.
+    pub nodes_per_frame: (usize, usize),
+    /// Median and largest number of edge instances drawn per frame.
+    pub edges_per_frame: (usize, usize),
+    /// Median and largest number of labels drawn per frame.
+    pub labels_per_frame: (usize, usize),
     /// GPU memory the renderer allocated (buffers, textures, target), bytes.
     pub gpu_bytes: u64,
     /// Median of the baseline pipeline (instanced SDF circles) over the same nodes and path, ms.
@@ -409,6 +429,9 @@ struct Timings {
     frame_ms: Vec<f64>,
     gpu_ms: Vec<f64>,
     prepare_ms: Vec<f64>,
+    cut_ms: Vec<f64>,
+    /// Per frame: nodes, edges, labels in the list.
+    counts: Vec<[usize; 3]>,
 }
 
 fn run_path(
@@ -425,12 +448,17 @@ fn run_path(
         frame_ms: Vec::with_capacity(frames),
         gpu_ms: Vec::new(),
         prepare_ms: Vec::new(),
+        cut_ms: Vec::new(),
+        counts: Vec::new(),
     };
+    let trace = std::env::var_os("MODELMAP_BENCH_TRACE").is_some();
     // Two untimed frames: shader compilation and the first upload.
     for i in 0..frames + 2 {
         let camera = camera_path(bounds, viewport, i.saturating_sub(2), frames);
         let start = Instant::now();
         let list = source.draw_list(&camera);
+        let cut = start.elapsed();
+        let counts = [list.nodes.len(), list.edges.len(), list.labels.len()];
         match painter {
             Painter::Ours(r) => r.prepare(&ctx.device, &ctx.queue, &camera, list),
             Painter::Baseline(b) => b.prepare(&ctx.queue, &camera, list),
@@ -479,16 +507,25 @@ fn run_path(
         let elapsed = start.elapsed();
         ctx.check_lost()?;
         let gpu = timer.and_then(|t| t.read_ms(ctx));
-        if std::env::var_os("MODELMAP_BENCH_TRACE").is_some() {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        if trace {
             eprintln!(
-                "frame {i}: zoom {:.3e} {:.1} ms (gpu {gpu:?})",
+                "frame {i}: zoom {:.3e} {:.1} ms (cut {:.1}, prepare {:.1}, gpu {}) nodes {} edges {} labels {}",
                 camera.zoom,
-                elapsed.as_secs_f64() * 1e3
+                ms(elapsed),
+                ms(cut),
+                ms(prepared.saturating_sub(cut)),
+                gpu.map_or("n/a".into(), |g| format!("{g:.1}")),
+                counts[0],
+                counts[1],
+                counts[2],
             );
         }
         if i >= 2 {
-            t.frame_ms.push(elapsed.as_secs_f64() * 1e3);
-            t.prepare_ms.push(prepared.as_secs_f64() * 1e3);
+            t.frame_ms.push(ms(elapsed));
+            t.prepare_ms.push(ms(prepared.saturating_sub(cut)));
+            t.cut_ms.push(ms(cut));
+            t.counts.push(counts);
             t.gpu_ms.extend(gpu);
         }
     }
@@ -504,6 +541,14 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
     }
     let i = ((s.len() as f64 * q).ceil() as usize).clamp(1, s.len()) - 1;
     s.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Median and maximum of column `k` of per-frame counts.
+fn count_stats(counts: &[[usize; 3]], k: usize) -> (usize, usize) {
+    let mut v: Vec<usize> = counts.iter().filter_map(|c| c.get(k).copied()).collect();
+    v.sort_unstable();
+    let median = v.get(v.len() / 2).copied().unwrap_or(0);
+    (median, v.last().copied().unwrap_or(0))
 }
 
 /// Runs the benchmark over any scene source on `ctx`.
@@ -533,6 +578,11 @@ pub fn run_with(
     let timer = GpuTimer::new(ctx);
 
     let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
+    renderer.set_layers(Layers {
+        edges: !args.no_edges,
+        labels: !args.no_labels,
+        ..Layers::default()
+    });
     // The first upload, measured alone.
     let first = camera_path(source.bounds(), viewport, 0, frames);
     let (nodes, edges, labels) = {
@@ -606,6 +656,11 @@ pub fn run_with(
         gpu_median_ms: (!ours.gpu_ms.is_empty()).then(|| quantile(&ours.gpu_ms, 0.5)),
         upload_ms,
         prepare_median_ms: quantile(&ours.prepare_ms, 0.5),
+        cut_median_ms: quantile(&ours.cut_ms, 0.5),
+        cut_max_ms: quantile(&ours.cut_ms, 1.0),
+        nodes_per_frame: count_stats(&ours.counts, 0),
+        edges_per_frame: count_stats(&ours.counts, 1),
+        labels_per_frame: count_stats(&ours.counts, 2),
         gpu_bytes,
         baseline_median_ms: baseline_median,
         ratio_to_baseline: baseline_median.map(|b| median / b),
@@ -620,7 +675,9 @@ pub fn report(r: &RenderBenchResult) -> String {
     format!(
         "adapter: {} ({})\nscene: {} nodes, {} edges, {} labels at {}x{}, {} frames (fit, zoom 1000x, pan, zoom out)\n\
          frame: median {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (CPU wall incl. GPU wait)\n\
-         gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\ngpu memory: {:.1} MiB\n\
+         gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\n\
+         scene source (LOD cut): median {:.2} ms, max {:.2} ms\n\
+         per frame (median/max): {}/{} nodes, {}/{} edges, {}/{} labels\ngpu memory: {:.1} MiB\n\
          baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n\
          our renderer on the nodes only: median {}; ratio to baseline {}\n",
         r.adapter,
@@ -637,6 +694,14 @@ pub fn report(r: &RenderBenchResult) -> String {
         opt(r.gpu_median_ms, " ms"),
         r.upload_ms,
         r.prepare_median_ms,
+        r.cut_median_ms,
+        r.cut_max_ms,
+        r.nodes_per_frame.0,
+        r.nodes_per_frame.1,
+        r.edges_per_frame.0,
+        r.edges_per_frame.1,
+        r.labels_per_frame.0,
+        r.labels_per_frame.1,
         r.gpu_bytes as f64 / (1 << 20) as f64,
         opt(r.baseline_median_ms, " ms"),
         opt(r.ratio_to_baseline, "x"),

@@ -68,6 +68,31 @@ pub struct PrepareStats {
     pub glyphs: u32,
 }
 
+/// Which layers `paint` records (all by default); `bench render --no-edges/--no-labels` turn some
+/// off to measure what each costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layers {
+    /// Heatmap tiles.
+    pub heatmaps: bool,
+    /// Edges and arrowheads.
+    pub edges: bool,
+    /// Nodes, clusters and frames.
+    pub nodes: bool,
+    /// Labels.
+    pub labels: bool,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers {
+            heatmaps: true,
+            edges: true,
+            nodes: true,
+            labels: true,
+        }
+    }
+}
+
 /// Draws a [`DrawList`]: created once per device and target format.
 #[derive(Debug)]
 pub struct GraphRenderer {
@@ -84,6 +109,7 @@ pub struct GraphRenderer {
     heatmap_data: HeatmapDrawData,
     uploaded_revision: Option<u64>,
     last_stats: PrepareStats,
+    layers: Layers,
 }
 
 impl GraphRenderer {
@@ -135,6 +161,7 @@ impl GraphRenderer {
             heatmap_data: HeatmapDrawData::default(),
             uploaded_revision: None,
             last_stats: PrepareStats::default(),
+            layers: Layers::default(),
         }
     }
 
@@ -177,10 +204,24 @@ impl GraphRenderer {
     /// Records the draws into `pass`: heatmaps, edges, nodes, labels. Does not clear.
     pub fn paint(&self, pass: &mut wgpu::RenderPass<'_>) {
         pass.set_bind_group(0, &self.globals_bind_group, &[]);
-        self.heatmap_data.paint(&self.heatmaps, pass);
-        self.edge_data.paint(&self.edges, pass);
-        self.node_data.paint(&self.nodes, pass);
-        self.label_data.paint(&self.labels, pass);
+        let l = self.layers;
+        if l.heatmaps {
+            self.heatmap_data.paint(&self.heatmaps, pass);
+        }
+        if l.edges {
+            self.edge_data.paint(&self.edges, pass);
+        }
+        if l.nodes {
+            self.node_data.paint(&self.nodes, pass);
+        }
+        if l.labels {
+            self.label_data.paint(&self.labels, pass);
+        }
+    }
+
+    /// Chooses which layers `paint` records.
+    pub fn set_layers(&mut self, layers: Layers) {
+        self.layers = layers;
     }
 
     /// Forces the next `prepare` to re-upload everything (for a producer that reuses revisions).

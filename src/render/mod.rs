@@ -38,7 +38,7 @@ use std::path::PathBuf;
 
 pub use context::{RenderContext, watch_device_loss};
 pub use edges::{CURVE_SEGMENTS, EdgeInstance};
-pub use frame::{Globals, GraphRenderer, PrepareStats};
+pub use frame::{Globals, GraphRenderer, Layers, PrepareStats};
 pub use heatmap::{DEFAULT_BUDGET_BYTES as HEATMAP_DEFAULT_BUDGET_BYTES, HeatmapInstance};
 pub use labels::{GlyphInstance, MIN_LABEL_PX};
 pub use nodes::NodeInstance;
