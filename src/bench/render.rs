@@ -560,21 +560,14 @@ pub fn run_with(
     let (width, height) = parse_size(&args.size)?;
     let frames = args.frames.max(4);
     let viewport = DVec2::new(f64::from(width), f64::from(height));
-    let target = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("bench target"),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: OFFSCREEN_FORMAT,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-        view_formats: &[],
-    });
-    let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+    let (_target, view) = crate::render::target_texture(
+        &ctx.device,
+        "bench target",
+        OFFSCREEN_FORMAT,
+        width,
+        height,
+        wgpu::TextureUsages::empty(),
+    );
     let timer = GpuTimer::new(ctx);
 
     let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);

@@ -17,7 +17,7 @@ use glam::DVec2;
 use serde::Serialize;
 
 use crate::lod::ViewState;
-use crate::render::{GraphRenderer, OFFSCREEN_FORMAT, RenderContext, clear_color};
+use crate::render::{GraphRenderer, OFFSCREEN_FORMAT, RenderContext};
 use crate::scene::{InPlaceWeights, LayoutChoice, Scene, SceneError};
 use crate::view::Camera;
 
@@ -105,21 +105,14 @@ pub fn run(args: &ZoomBenchArgs) -> Result<ZoomBenchResult, SceneError> {
     let end = scene.focus_camera(&args.to, viewport)?;
 
     let ctx = RenderContext::headless()?;
-    let target = ctx.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("bench zoom target"),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: OFFSCREEN_FORMAT,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT,
-        view_formats: &[],
-    });
-    let view = target.create_view(&wgpu::TextureViewDescriptor::default());
+    let (_target, view) = crate::render::target_texture(
+        &ctx.device,
+        "bench zoom target",
+        OFFSCREEN_FORMAT,
+        width,
+        height,
+        wgpu::TextureUsages::empty(),
+    );
     let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
     let frames = args.frames.max(2);
     let mut times = Vec::with_capacity(frames);
@@ -139,22 +132,7 @@ pub fn run(args: &ZoomBenchArgs) -> Result<ZoomBenchResult, SceneError> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("bench zoom frame"),
             });
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("bench zoom"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(clear_color(list.background)),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
-            renderer.paint(&mut pass);
-        }
+        crate::render::paint_pass(&mut encoder, &renderer, &view, list.background);
         let submission = ctx.queue.submit([encoder.finish()]);
         ctx.device
             .poll(wgpu::PollType::Wait {

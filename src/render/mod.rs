@@ -43,8 +43,8 @@ pub use heatmap::{DEFAULT_BUDGET_BYTES as HEATMAP_DEFAULT_BUDGET_BYTES, HeatmapI
 pub use labels::{GlyphInstance, MIN_LABEL_PX};
 pub use nodes::NodeInstance;
 pub use offscreen::{
-    OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, export_png, load_png,
-    render_to_rgba, save_png,
+    OFFSCREEN_FORMAT, OffscreenRenderer, RgbaImage, clear_color, export_png, load_png, paint_pass,
+    render_to_rgba, save_png, target_texture,
 };
 
 /// Errors of the renderer.

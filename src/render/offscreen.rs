@@ -177,22 +177,14 @@ impl OffscreenRenderer {
         if fits {
             return;
         }
-        let texture = ctx.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("offscreen target"),
-            size: wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: self.format,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
-        let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
-        self.target = Some((texture, view));
+        self.target = Some(target_texture(
+            &ctx.device,
+            "offscreen target",
+            self.format,
+            w,
+            h,
+            wgpu::TextureUsages::COPY_SRC,
+        ));
         self.readback = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("offscreen readback"),
             size: u64::from(padded_row_bytes(w)) * u64::from(h),
@@ -219,22 +211,7 @@ impl OffscreenRenderer {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("offscreen"),
             });
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("offscreen"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(clear_color(list.background)),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
-            self.renderer.paint(&mut pass);
-        }
+        paint_pass(&mut encoder, &self.renderer, view, list.background);
         encoder.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
                 texture,
@@ -298,6 +275,57 @@ fn read_buffer(
 pub fn padded_row_bytes(width: u32) -> u32 {
     let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
     (width * 4).div_ceil(align) * align
+}
+
+/// A `width`×`height` colour target to render into (`RENDER_ATTACHMENT` plus `extra_usage`), and
+/// its view.
+pub fn target_texture(
+    device: &wgpu::Device,
+    label: &str,
+    format: wgpu::TextureFormat,
+    width: u32,
+    height: u32,
+    extra_usage: wgpu::TextureUsages,
+) -> (wgpu::Texture, wgpu::TextureView) {
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | extra_usage,
+        view_formats: &[],
+    });
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    (texture, view)
+}
+
+/// Records one render pass into `view`: cleared to `background`, then `renderer`'s draws.
+pub fn paint_pass(
+    encoder: &mut wgpu::CommandEncoder,
+    renderer: &GraphRenderer,
+    view: &wgpu::TextureView,
+    background: [u8; 4],
+) {
+    let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("graph"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Clear(clear_color(background)),
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        ..Default::default()
+    });
+    renderer.paint(&mut pass);
 }
 
 /// The linear clear colour of an sRGB8 background.

@@ -308,72 +308,21 @@ pub fn heatmap_items(
     range: (f32, f32),
     colormap: crate::lod::ColorMap,
 ) -> Result<Vec<crate::lod::HeatmapItem>, crate::stats::StatsError> {
-    use crate::stats::heatmap::{Agg, HeatmapView, TILE};
+    use crate::stats::heatmap::{Agg, HeatmapView};
     let view = HeatmapView::for_tensor(tensor);
     if view.rows == 0 || view.cols == 0 || target.is_empty() {
         return Ok(Vec::new());
     }
-    let size = target.size();
-    // Pixels per value along each axis; the level halves resolution until a texel is >= ~1 px.
-    let px_x = size.x * camera.zoom / view.cols as f64;
-    let px_y = size.y * camera.zoom / view.rows as f64;
-    let px = px_x.min(px_y).max(1e-12);
-    let mut level = if px >= 1.0 {
-        0
-    } else {
-        (1.0 / px).log2().floor() as u32
-    };
-    level = level.min(view.levels().saturating_sub(1));
-    let visible = camera.visible_world();
-    let Some(clip) = intersect(&visible, &target) else {
-        return Ok(Vec::new());
-    };
-    // Visible range in value coordinates, then in tiles of this level.
-    let to_col =
-        |x: f64| ((x - target.min.x) / size.x * view.cols as f64).clamp(0.0, view.cols as f64);
-    let to_row =
-        |y: f64| ((y - target.min.y) / size.y * view.rows as f64).clamp(0.0, view.rows as f64);
-    let span = TILE as f64 * (1u64 << level.min(62)) as f64;
-    let tx0 = (to_col(clip.min.x) / span).floor() as u64;
-    let tx1 = (to_col(clip.max.x) / span).ceil() as u64;
-    let ty0 = (to_row(clip.min.y) / span).floor() as u64;
-    let ty1 = (to_row(clip.max.y) / span).ceil() as u64;
-    let (ntx, nty) = view.tiles(level);
+    let tiles = weights::visible_tiles(&view, target, camera);
     let mut out = Vec::new();
-    for ty in ty0..ty1.min(nty) {
-        for tx in tx0..tx1.min(ntx) {
-            let tile = cache.get_or_build(tensor, &view, level, tx, ty, Agg::Mean)?;
-            let key = crate::stats::heatmap::TileKey {
-                tensor: tensor.name.clone(),
-                data_addr: tensor.bytes().map_or(0, |b| b.as_ptr() as usize),
-                view,
-                level,
-                tx,
-                ty,
-                agg: Agg::Mean,
-            }
-            .hash64();
-            let wx = |c: u64| target.min.x + c as f64 / view.cols as f64 * size.x;
-            let wy = |r: u64| target.min.y + r as f64 / view.rows as f64 * size.y;
-            out.push(crate::lod::HeatmapItem {
-                key,
-                min: (DVec2::new(wx(tile.col0), wy(tile.row0)) - origin).as_vec2(),
-                max: (DVec2::new(wx(tile.col1), wy(tile.row1)) - origin).as_vec2(),
-                width: tile.width,
-                height: tile.height,
-                values: tile.values.clone(),
-                lo: range.0,
-                hi: range.1,
-                colormap,
-            });
-        }
+    for (tx, ty) in tiles.iter() {
+        let tile = cache.get_or_build(tensor, &view, tiles.level, tx, ty, Agg::Mean)?;
+        let key = weights::tile_key(tensor, view, tiles.level, tx, ty).hash64();
+        out.push(weights::tile_item(
+            key, &tile, &view, target, origin, range, colormap,
+        ));
     }
     Ok(out)
-}
-
-fn intersect(a: &Rect, b: &Rect) -> Option<Rect> {
-    let r = Rect::new(a.min.max(b.min), a.max.min(b.max));
-    (!r.is_empty()).then_some(r)
 }
 
 /// The world rectangle a tensor occupies in the tensor view: one world unit per value.

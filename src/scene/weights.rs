@@ -603,14 +603,14 @@ impl InPlaceWeights {
 }
 
 /// The tiles of one pyramid level that cover the visible part of `target`.
-struct VisibleTiles {
-    level: u32,
+pub(crate) struct VisibleTiles {
+    pub(crate) level: u32,
     tx: std::ops::Range<u64>,
     ty: std::ops::Range<u64>,
 }
 
 impl VisibleTiles {
-    fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ty
             .clone()
             .flat_map(move |ty| self.tx.clone().map(move |tx| (tx, ty)))
@@ -618,7 +618,7 @@ impl VisibleTiles {
 }
 
 /// Level where a texel is at least about a pixel along the finer axis, and the visible tile range.
-fn visible_tiles(view: &HeatmapView, target: Rect, camera: &Camera) -> VisibleTiles {
+pub(crate) fn visible_tiles(view: &HeatmapView, target: Rect, camera: &Camera) -> VisibleTiles {
     let size = target.size();
     let px_x = size.x * camera.zoom / view.cols as f64;
     let px_y = size.y * camera.zoom / view.rows as f64;
@@ -718,7 +718,13 @@ fn advise_dont_need(range: &[u8]) {
 #[cfg(not(unix))]
 fn advise_dont_need(_range: &[u8]) {}
 
-fn tile_key(t: &crate::model::Tensor, view: HeatmapView, level: u32, tx: u64, ty: u64) -> TileKey {
+pub(crate) fn tile_key(
+    t: &crate::model::Tensor,
+    view: HeatmapView,
+    level: u32,
+    tx: u64,
+    ty: u64,
+) -> TileKey {
     TileKey {
         tensor: t.name.clone(),
         data_addr: t.bytes().map_or(0, |b| b.as_ptr() as usize),
@@ -730,7 +736,7 @@ fn tile_key(t: &crate::model::Tensor, view: HeatmapView, level: u32, tx: u64, ty
     }
 }
 
-fn tile_item(
+pub(crate) fn tile_item(
     key: u64,
     tile: &Tile,
     view: &HeatmapView,
