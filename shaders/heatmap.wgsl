@@ -51,12 +51,27 @@ const CIVIDIS = array<vec3<f32>, 10>(
     vec3<f32>(0.996, 0.910, 0.220)
 );
 
-// Linear interpolation between the stops of a 10-entry sRGB table; t in 0..1.
+// Linear interpolation between the stops of a 10-entry sRGB table; t in 0..1. The stops are picked
+// with `select` rather than by indexing a copy of the table: on a software rasteriser the copy (a
+// stack array per pixel) cost more than the rest of the shader together.
+fn lut_pick(a: array<vec3<f32>, 10>, i: u32) -> vec3<f32> {
+    var c = a[0];
+    c = select(c, a[1], i >= 1u);
+    c = select(c, a[2], i >= 2u);
+    c = select(c, a[3], i >= 3u);
+    c = select(c, a[4], i >= 4u);
+    c = select(c, a[5], i >= 5u);
+    c = select(c, a[6], i >= 6u);
+    c = select(c, a[7], i >= 7u);
+    c = select(c, a[8], i >= 8u);
+    c = select(c, a[9], i >= 9u);
+    return c;
+}
+
 fn lut(table: array<vec3<f32>, 10>, t: f32) -> vec3<f32> {
-    var tab = table;
     let x = clamp(t, 0.0, 1.0) * 9.0;
     let i = min(u32(floor(x)), 8u);
-    return mix(tab[i], tab[i + 1u], x - f32(i));
+    return mix(lut_pick(table, i), lut_pick(table, i + 1u), x - f32(i));
 }
 
 // sRGB colour of value `v` under `map` and `range`.
