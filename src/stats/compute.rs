@@ -297,14 +297,27 @@ fn code_counts(width: usize, bytes: &[u8]) -> Vec<u64> {
             .fold(
                 || vec![0u64; size],
                 |mut t, chunk| {
-                    let t16: &mut [u64; 65536] = match t.as_mut_slice().try_into() {
-                        Ok(a) => a,
-                        Err(_) => return t,
-                    };
-                    // Two tables interleaved would hide store-to-load stalls on repeated codes; weights
-                    // rarely repeat back to back, so one table is as fast and half the cache.
-                    for c in chunk.chunks_exact(2) {
-                        t16[usize::from(u16::from_le_bytes([c[0], c[1]]))] += 1;
+                    // Counted per chunk in u32 (a chunk holds < 2^32 codes), four tables for four
+                    // independent increment chains (a code repeated within a few values otherwise
+                    // waits on the store of the one before), then added into the u64 total.
+                    let mut c32 = vec![[0u32; 4]; 65536];
+                    let mut quads = chunk.chunks_exact(8);
+                    for q in &mut quads {
+                        let a = usize::from(u16::from_le_bytes([q[0], q[1]]));
+                        let b = usize::from(u16::from_le_bytes([q[2], q[3]]));
+                        let c = usize::from(u16::from_le_bytes([q[4], q[5]]));
+                        let d = usize::from(u16::from_le_bytes([q[6], q[7]]));
+                        c32[a][0] += 1;
+                        c32[b][1] += 1;
+                        c32[c][2] += 1;
+                        c32[d][3] += 1;
+                    }
+                    for c in quads.remainder().chunks_exact(2) {
+                        c32[usize::from(u16::from_le_bytes([c[0], c[1]]))][0] += 1;
+                    }
+                    for (total, k) in t.iter_mut().zip(&c32) {
+                        *total +=
+                            u64::from(k[0]) + u64::from(k[1]) + u64::from(k[2]) + u64::from(k[3]);
                     }
                     t
                 },
