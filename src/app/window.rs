@@ -47,6 +47,8 @@ struct WindowApp {
     start: Instant,
     /// When egui asked to be repainted next (None: not until an event).
     repaint_at: Option<Instant>,
+    /// Print each frame's time (`MODELMAP_FRAME_LOG`).
+    frame_log: bool,
     first_frame_reported: bool,
     first_present_reported: bool,
 }
@@ -86,6 +88,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         fatal: None,
         start: Instant::now(),
         repaint_at: Some(Instant::now()),
+        frame_log: std::env::var_os("MODELMAP_FRAME_LOG").is_some(),
         first_frame_reported: false,
         first_present_reported: false,
     };
@@ -330,6 +333,16 @@ impl WindowApp {
         window.pre_present_notify();
         gpu.queue.present(frame);
         self.cache.last_frame_ms = frame_start.elapsed().as_secs_f32() * 1000.0;
+        if self.frame_log {
+            // `MODELMAP_FRAME_LOG=1`: one line per presented frame, for input-to-photon measurements.
+            eprintln!(
+                "frame_ms {:.2} zoom {:.4e}",
+                self.cache.last_frame_ms,
+                self.state
+                    .active_view()
+                    .map_or(0.0, |v| v.camera.camera().zoom)
+            );
+        }
         let shows_model = self
             .state
             .active_view()
