@@ -21,20 +21,8 @@ use modelmap::neuron_view::{
     EdgeMode, NEGATIVE, NeuronScene, NeuronViewError, NeuronViewOptions, POSITIVE,
     render_neurons_png,
 };
-use modelmap::render::RenderContext;
 use modelmap::stats::neurons::NeuronGraph;
 use modelmap::view::Camera;
-
-fn ctx() -> Option<RenderContext> {
-    match RenderContext::headless() {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!("NOTE: GPU test skipped (MODELMAP_SKIP_GPU_TESTS=1): {e}");
-            None
-        }
-        Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
-    }
-}
 
 fn llama_tiny(corpus: &Path) -> Arc<Model> {
     Arc::new(
@@ -303,7 +291,7 @@ fn rendered_neuron_view_has_red_and_blue_edges() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let Some(_) = ctx() else { return };
+    let Some(_) = common::gpu() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("neurons.png");
     let msg = render_neurons_png(llama_tiny(&corpus), None, 320, 200, &out).unwrap();

@@ -12,26 +12,14 @@ use std::sync::Arc;
 use glam::DVec2;
 
 use modelmap::lod::ViewState;
-use modelmap::render::RenderContext;
 use modelmap::scene::{LayoutChoice, Scene};
-
-fn ctx() -> Option<RenderContext> {
-    match RenderContext::headless() {
-        Ok(c) => Some(c),
-        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!("NOTE: GPU test skipped (MODELMAP_SKIP_GPU_TESTS=1): {e}");
-            None
-        }
-        Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
-    }
-}
 
 #[test]
 fn heatmap_shows_the_planted_dead_row_as_zero() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let Some(_) = ctx() else { return };
+    let Some(_) = common::gpu() else { return };
     let model = modelmap::load::open(&corpus.join("generated/llama_tiny_st")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("heat.png");
@@ -74,7 +62,7 @@ fn structure_of_a_real_model_renders_nodes_and_labels() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let Some(ctx) = ctx() else { return };
+    let Some(ctx) = common::gpu() else { return };
     let model = Arc::new(
         modelmap::load::open(&corpus.join("real/onnx_light/light_inception_v1.onnx")).unwrap(),
     );

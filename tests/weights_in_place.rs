@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use glam::DVec2;
 
 use modelmap::lod::ViewState;
-use modelmap::render::RenderContext;
 use modelmap::scene::weights::format_value;
 use modelmap::scene::{InPlaceWeights, LayoutChoice, Scene};
 use modelmap::stats::heatmap::{HeatmapView, value_at};
@@ -118,14 +117,7 @@ fn zooming_to_one_weight_writes_its_exact_value_and_hover_reads_it() {
 #[test]
 fn the_planted_dead_row_is_white_in_place_and_a_live_row_is_coloured() {
     let Some(mut scene) = scene() else { return };
-    let ctx = match RenderContext::headless() {
-        Ok(c) => c,
-        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") => {
-            eprintln!("NOTE: GPU test skipped (MODELMAP_SKIP_GPU_TESTS=1): {e}");
-            return;
-        }
-        Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
-    };
+    let Some(ctx) = common::gpu() else { return };
     let mut pixel = |row: u64| {
         let cam = scene
             .focus_camera(&format!("{TENSOR}[{row},50]"), VIEWPORT)

@@ -29,3 +29,16 @@ pub fn facts(corpus: &std::path::Path) -> serde_json::Value {
     let text = std::fs::read_to_string(corpus.join("facts.json")).expect("read facts.json");
     serde_json::from_str(&text).expect("parse facts.json")
 }
+
+/// A headless GPU context for rendering tests: lavapipe where there is no GPU. Missing adapter fails
+/// the test unless `MODELMAP_SKIP_GPU_TESTS=1` (then `None`, with a note).
+pub fn gpu() -> Option<modelmap::render::RenderContext> {
+    match modelmap::render::RenderContext::headless() {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").is_ok_and(|v| v == "1") => {
+            eprintln!("NOTE: GPU test skipped (MODELMAP_SKIP_GPU_TESTS=1): {e}");
+            None
+        }
+        Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
+    }
+}
