@@ -105,27 +105,8 @@ enum BenchCommand {
     Load(modelmap::bench::load::LoadBenchArgs),
     /// Lay out a synthetic graph and print time and readability metrics.
     Layout {
-        /// Nodes.
-        #[arg(long, default_value_t = 50_000)]
-        nodes: usize,
-        /// Edges (default: twice the nodes; model graphs have their own).
-        #[arg(long)]
-        edges: Option<usize>,
-        /// Synthetic graph: dag, random or model.
-        #[arg(long)]
-        kind: Option<modelmap::bench::layout::SynthKind>,
-        /// dataflow or force.
-        #[arg(long, default_value = "dataflow")]
-        layout: modelmap::bench::layout::BenchLayout,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Thread counts to time, e.g. 1,2.
-        #[arg(long, value_delimiter = ',', default_value = "1,2")]
-        threads: Vec<usize>,
-        /// Also measure stress on a sample.
-        #[arg(long)]
-        stress: bool,
+        #[command(flatten)]
+        args: modelmap::bench::layout::LayoutBenchArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -230,25 +211,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Command::Curves(args)) => modelmap::training::run_curves(&args)?,
         Some(Command::Bench { what }) => match what {
-            BenchCommand::Layout {
-                nodes,
-                edges,
-                kind,
-                layout,
-                seed,
-                threads,
-                stress,
-                json,
-            } => {
-                let args = modelmap::bench::layout::LayoutBenchArgs {
-                    nodes,
-                    edges,
-                    kind,
-                    layout,
-                    seed,
-                    threads,
-                    stress,
-                };
+            BenchCommand::Layout { args, json } => {
                 let report = modelmap::bench::layout::run(&args)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&report)?);

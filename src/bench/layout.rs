@@ -96,21 +96,28 @@ impl std::str::FromStr for BenchLayout {
 }
 
 /// Arguments of `modelmap bench layout`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct LayoutBenchArgs {
-    /// `--nodes N`.
+    /// Nodes.
+    #[arg(long, default_value_t = 50_000)]
     pub nodes: usize,
-    /// `--edges M` (default: 2 × nodes; ignored for `model`, whose edges follow from its blocks).
+    /// Edges (default: twice the nodes; model graphs have their own).
+    #[arg(long)]
     pub edges: Option<usize>,
-    /// `--kind dag|random|model` (default: model for dataflow, random for force).
+    /// Synthetic graph: dag, random or model (default: model for dataflow, random for force).
+    #[arg(long)]
     pub kind: Option<SynthKind>,
-    /// `--layout dataflow|force` (default dataflow).
+    /// dataflow or force.
+    #[arg(long, default_value = "dataflow")]
     pub layout: BenchLayout,
-    /// `--seed` (default 1).
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// `--threads 1,2`: thread counts to time, in order (default 1 and 2).
+    /// Thread counts to time, in order, e.g. 1,2.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<usize>,
-    /// `--stress`: also measure stress on a sample (slower).
+    /// Also measure stress on a sample (slower).
+    #[arg(long)]
     pub stress: bool,
 }
 
