@@ -54,8 +54,10 @@ fn edge_style(e: EdgeInstance) -> EdgeStyle {
     return s;
 }
 
+// Grows with the line but slower than it: a thick aggregated edge (count in the hundreds) keeps an
+// arrowhead a little wider than itself instead of a 40 px triangle.
 fn arrow_len(half_w: f32) -> f32 {
-    return max(9.0, 8.0 * half_w);
+    return max(9.0, 3.0 * half_w + 6.0);
 }
 
 // Arrowheads only on edges long enough on screen to show one (at overview zoom they are noise and
