@@ -501,6 +501,19 @@ fn anomaly_scan_lists_planted_nan_and_dead_row_and_click_selects_the_owner() {
     assert!(overlay.0.iter().any(|x| x.is_finite()));
     let after = draw(v, t + 1.0);
     assert_ne!(fill_of(&before), fill_of(&after), "overlay recolours nodes");
+    // Boxes at this zoom show their weights in place (transparent fill over a heatmap) until a
+    // colour-by overlay is chosen: then the overlay's colours win.
+    let see_through =
+        |l: &modelmap::lod::DrawList| l.nodes.iter().filter(|n| n.fill[3] == 0).count();
+    assert!(
+        see_through(&before) > 0,
+        "weights in place without an overlay"
+    );
+    assert_eq!(
+        see_through(&after),
+        0,
+        "an overlay keeps every box coloured"
+    );
     v.set_color_by(None);
     assert!(v.scene_inputs().overlay.is_none());
 }

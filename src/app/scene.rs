@@ -366,6 +366,14 @@ impl ViewScene {
                     view.pinned_open = inputs.pinned_open.clone();
                     view.pinned_closed = inputs.pinned_closed.clone();
                     view.overlay = inputs.overlay.as_ref().map(|o| o.0.clone());
+                    // A colour-by overlay paints the node boxes: weights take them over only once
+                    // the boxes are three times as large (where they get a title strip).
+                    let defaults = crate::scene::WeightOptions::default();
+                    scene.weights.options.min_px = if view.overlay.is_some() {
+                        defaults.min_px * 3.0
+                    } else {
+                        defaults.min_px
+                    };
                     view.revision += 1;
                     *last = Some(inputs.clone());
                 }
