@@ -24,6 +24,16 @@ use modelmap::neuron_view::{
 use modelmap::stats::neurons::NeuronGraph;
 use modelmap::view::Camera;
 
+/// A 400×300 camera centred on a neuron position, zoomed in to 4 px per unit (16 px between
+/// neurons: the view that draws every weight of the neurons in it).
+fn close_on(p: [f32; 2]) -> Camera {
+    Camera {
+        center: DVec2::new(f64::from(p[0]), f64::from(p[1])),
+        zoom: 4.0,
+        viewport: DVec2::new(400.0, 300.0),
+    }
+}
+
 fn llama_tiny(corpus: &Path) -> Arc<Model> {
     Arc::new(
         modelmap::load::open(&corpus.join("generated/llama_tiny_st/model.safetensors")).unwrap(),
@@ -171,11 +181,7 @@ fn zoomed_in_draws_every_weight_of_the_neurons_in_view() {
     // Centre on hidden neuron 86, 16 px between neurons.
     let h = g.layer_offsets[1] + 86;
     let p = g.positions[h as usize];
-    let cam = Camera {
-        center: DVec2::new(f64::from(p[0]), f64::from(p[1])),
-        zoom: 4.0,
-        viewport: DVec2::new(400.0, 300.0),
-    };
+    let cam = close_on(p);
     let list = scene.draw_list(&cam).clone();
     assert_eq!(scene.stats.mode, EdgeMode::Full);
     // Picking: the neuron under the camera centre, and nothing between columns.
@@ -265,11 +271,7 @@ fn a_large_layer_never_builds_all_its_edges() {
     assert_eq!(scene.stats.mode, EdgeMode::TopK);
     assert_eq!(scene.stats.nodes, 512 + 2048 + 512);
     let p = scene.graph().positions[512 + 1024];
-    let cam = Camera {
-        center: DVec2::new(f64::from(p[0]), f64::from(p[1])),
-        zoom: 4.0,
-        viewport: DVec2::new(400.0, 300.0),
-    };
+    let cam = close_on(p);
     let list = scene.draw_list(&cam).clone();
     assert_eq!(scene.stats.mode, EdgeMode::Full);
     // The band: the neurons whose rows are in or near the view, with all their weights — about 44
