@@ -267,6 +267,17 @@ fn huge_fan_out_is_fast() {
     };
     let f = layout::force(&g, &opts, &Progress::new()).unwrap();
     check_tree(&f.clusters, &g);
+    // Computed clusters carry no stored label; what is drawn is their dominant op and size.
+    let c = f
+        .clusters
+        .clusters
+        .iter()
+        .skip(1)
+        .max_by_key(|c| c.member_count)
+        .unwrap();
+    assert!(c.label.is_empty());
+    assert_eq!(c.display_label(), format!("Op ×{}", c.member_count));
+    assert_eq!(f.clusters.clusters[0].display_label(), "graph");
 }
 
 #[test]

@@ -366,7 +366,7 @@ impl Matrix {
                 let label = tree
                     .clusters
                     .get(c as usize)
-                    .map_or("", |cl| cl.label.as_str());
+                    .map_or(std::borrow::Cow::Borrowed(""), |cl| cl.display_label());
                 format!(
                     "{k} nodes in {label}: {} … {}",
                     name(range.start),

@@ -768,7 +768,7 @@ fn hover_text(v: &ModelView, h: Picked) -> String {
             };
             format!(
                 "{}\n{} nodes · {} parameters · mostly {}\ndouble-click or + keeps it open, - closes it",
-                cl.label,
+                cl.display_label(),
                 group_digits(cl.member_count),
                 group_digits(cl.param_count),
                 cl.dominant_op

@@ -17,6 +17,8 @@
 //! Rejected: storing aggregates only between clusters at the same depth (a cut mixes depths, so the
 //! LOD code would need to re-aggregate each frame), and per-pair hash maps (memory-heavy at 2 M edges).
 
+use std::sync::Arc;
+
 use glam::DVec2;
 use rayon::prelude::*;
 
@@ -84,14 +86,29 @@ pub struct Cluster {
     pub param_count: u64,
     /// Depth below the root (root = 0).
     pub depth: u32,
-    /// Display label.
+    /// Label given by the hierarchy (a group name); empty for computed clusters, whose
+    /// [`Cluster::display_label`] is derived.
     pub label: String,
     /// Most common op below (mode of the children's modes, weighted by members: an approximation).
-    pub dominant_op: String,
+    pub dominant_op: Arc<str>,
     /// The hierarchy group it stands for, if any (computed clusters have none).
     pub group: Option<GroupId>,
     /// Aggregated edges between direct children of this cluster.
     pub sibling_edges: Vec<AggEdge>,
+}
+
+impl Cluster {
+    /// What to write on the cluster: its label, or for a computed cluster its dominant op and
+    /// member count (`MatMul ×120`).
+    pub fn display_label(&self) -> std::borrow::Cow<'_, str> {
+        if !self.label.is_empty() {
+            std::borrow::Cow::Borrowed(self.label.as_str())
+        } else if self.dominant_op.is_empty() {
+            std::borrow::Cow::Owned(format!("cluster ×{}", self.member_count))
+        } else {
+            std::borrow::Cow::Owned(format!("{} ×{}", self.dominant_op, self.member_count))
+        }
+    }
 }
 
 /// The input to [`ClusterTree::build`]: one cluster's parent and naming.
@@ -99,7 +116,8 @@ pub struct Cluster {
 pub struct ClusterSpec {
     /// Parent spec index (`None` or invalid: attached to spec 0, the root).
     pub parent: Option<ClusterId>,
-    /// Display label.
+    /// Label given by the hierarchy (a group name); empty for computed clusters, whose
+    /// [`Cluster::display_label`] is derived.
     pub label: String,
     /// Hierarchy group.
     pub group: Option<GroupId>,
@@ -178,7 +196,7 @@ impl ClusterTree {
                 param_count: 0,
                 depth: 0,
                 label: std::mem::take(&mut specs[i].label),
-                dominant_op: String::new(),
+                dominant_op: Arc::from(""),
                 group: specs[i].group,
                 sibling_edges: Vec::new(),
             })
@@ -302,12 +320,10 @@ impl ClusterTree {
             })
             .collect();
         let mut tree = ClusterTree::build(specs, &node_spec);
-        for (i, c) in tree.clusters.iter_mut().enumerate() {
-            c.label = if i == 0 {
-                "graph".to_string()
-            } else {
-                format!("cluster {i}")
-            };
+        // Computed clusters keep an empty label: [`Cluster::display_label`] derives one when drawn,
+        // instead of a million formatted strings up front.
+        if let Some(root) = tree.clusters.first_mut() {
+            root.label = "graph".to_string();
         }
         tree
     }
@@ -370,6 +386,23 @@ impl ClusterTree {
             c.sibling_edges.clear();
         }
         self.edge_ids = entries.iter().map(|e| e.3).collect();
+        // Exact capacities first: pushing into a million small vectors would leave up to half of
+        // each one's doubling slack unused.
+        let mut groups = vec![0u32; self.clusters.len()];
+        for (k, e) in entries.iter().enumerate() {
+            if (k == 0
+                || entries[k - 1].0 != e.0
+                || entries[k - 1].1 != e.1
+                || entries[k - 1].2 != e.2)
+                && let Some(g) = groups.get_mut(e.0 as usize)
+            {
+                *g += 1;
+            }
+        }
+        for (c, &g) in self.clusters.iter_mut().zip(&groups) {
+            c.sibling_edges.reserve_exact(g as usize);
+        }
+        drop(groups);
         let mut i = 0usize;
         while i < entries.len() {
             let (l, a, b, _) = entries[i];
@@ -434,12 +467,17 @@ impl ClusterTree {
 
     /// Fills [`Cluster::dominant_op`]: the op with most weight among direct nodes (1 each) and child
     /// clusters (their dominant op, weighted by member count); ties go to the smaller name.
+    /// Op names are interned: a million clusters share the few distinct op strings.
     pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
-        let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut interned: std::collections::HashMap<&'a str, Arc<str>> =
+            std::collections::HashMap::new();
+        let mut counts: std::collections::HashMap<Arc<str>, u64> = std::collections::HashMap::new();
         for c in (0..self.clusters.len()).rev() {
             counts.clear();
             for &v in &self.clusters[c].child_nodes {
-                *counts.entry(op_of(v).to_string()).or_insert(0) += 1;
+                let op = op_of(v);
+                let op = interned.entry(op).or_insert_with(|| Arc::from(op)).clone();
+                *counts.entry(op).or_insert(0) += 1;
             }
             for &k in &self.clusters[c].child_clusters {
                 if let Some(ch) = self.clusters.get(k as usize) {
@@ -450,7 +488,7 @@ impl ClusterTree {
                 .iter()
                 .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
                 .map(|(k, _)| k.clone());
-            self.clusters[c].dominant_op = best.unwrap_or_default();
+            self.clusters[c].dominant_op = best.unwrap_or_else(|| Arc::from(""));
         }
     }
 
@@ -458,13 +496,22 @@ impl ClusterTree {
     /// by sort-tile-recursive packing of the children's centres (nodes: `node_center`; clusters: the
     /// centre of their box, so call [`ClusterTree::fill_bboxes`] first), so the LOD cut never has to
     /// open 50 000 items at once. New clusters have no group and a label `"parent (k/n)"`. Returns a
-    /// rebuilt tree (boxes and aggregates must be filled again).
+    /// rebuilt tree (boxes and aggregates must be filled again), or `self` as it is when no cluster
+    /// is that wide. Takes the tree by value so that the old one is freed before the new one is
+    /// built: a million-cluster tree is ~150 MB.
     pub fn split_wide(
-        &self,
+        self,
         max_children: usize,
         node_center: impl Fn(NodeId) -> DVec2,
     ) -> ClusterTree {
         let max_children = max_children.max(2);
+        if !self
+            .clusters
+            .iter()
+            .any(|c| c.child_clusters.len() + c.child_nodes.len() > max_children)
+        {
+            return self;
+        }
         let mut specs: Vec<ClusterSpec> = self
             .clusters
             .iter()
@@ -511,8 +558,10 @@ impl ClusterTree {
                 &mut node_spec,
             );
         }
+        let self_loops = self.self_loops;
+        drop(self);
         let mut tree = ClusterTree::build(specs, &node_spec);
-        tree.self_loops = self.self_loops;
+        tree.self_loops = self_loops;
         tree
     }
 }
@@ -556,7 +605,11 @@ fn tile(
             let id = specs.len() as u32;
             specs.push(ClusterSpec {
                 parent: Some(parent),
-                label: format!("{label} ({k})"),
+                label: if label.is_empty() {
+                    String::new()
+                } else {
+                    format!("{label} ({k})")
+                },
                 group: None,
             });
             tile(t, id, label, max, specs, node_spec);

@@ -300,11 +300,6 @@ pub fn force_with_levels(
     tree.aggregate_edges(&edges);
     tree.fill_params(&opts.node_params);
     tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| nd.op.as_str()));
-    for (i, c) in tree.clusters.iter_mut().enumerate() {
-        if i > 0 {
-            c.label = format!("{} ×{}", c.dominant_op, c.member_count);
-        }
-    }
     let mut bounds = Rect::EMPTY;
     for nb in &nodes {
         bounds = bounds.union(&nb.rect());

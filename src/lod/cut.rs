@@ -405,9 +405,9 @@ impl LodState {
                     let label = (size.x * zoom > 80.0 && label_budget > 0).then(|| {
                         label_budget -= 1;
                         let text = if view.redact {
-                            redact(&cl.label)
+                            redact(&cl.display_label())
                         } else {
-                            short(&cl.label).to_string()
+                            short(&cl.display_label()).to_string()
                         };
                         LabelItem {
                             pos: rel(DVec2::new(
@@ -487,9 +487,9 @@ impl LodState {
                 items.push(Item::Cluster(c));
                 if size.y * zoom >= opts.label_min_px * 1.5 && label_budget > 0 {
                     let name = if view.redact {
-                        redact(&cl.label)
+                        redact(&cl.display_label())
                     } else {
-                        short(&cl.label).to_string()
+                        short(&cl.display_label()).to_string()
                     };
                     let px = 12.0f32.min((size.y * zoom * 0.4) as f32).max(9.0);
                     let long = format!("{name} · {} nodes", cl.member_count);
