@@ -119,6 +119,10 @@ pub struct LayoutBenchArgs {
     /// Also measure stress on a sample (slower).
     #[arg(long)]
     pub stress: bool,
+    /// Timed runs per thread count, interleaved (1, 2, 1, 2, …) after one untimed warm-up run;
+    /// the median is reported. Default: 5 up to 200 k nodes, else 1 (no warm-up).
+    #[arg(long)]
+    pub repeat: Option<usize>,
 }
 
 impl Default for LayoutBenchArgs {
@@ -131,6 +135,7 @@ impl Default for LayoutBenchArgs {
             seed: 1,
             threads: vec![1, 2],
             stress: false,
+            repeat: None,
         }
     }
 }
@@ -140,9 +145,11 @@ impl Default for LayoutBenchArgs {
 pub struct ThreadRun {
     /// Threads in the pool.
     pub threads: usize,
-    /// Wall time of the layout, seconds.
+    /// Wall time of the layout, seconds (median of the repeats).
     pub seconds: f64,
-    /// Force: seconds until the coarsest level was ready (first picture).
+    /// Every repeat, seconds, in run order.
+    pub samples: Vec<f64>,
+    /// Force: seconds until the coarsest level was ready (first picture; median).
     pub first_level_seconds: Option<f64>,
 }
 
@@ -201,6 +208,9 @@ impl LayoutBenchReport {
         );
         for r in &self.runs {
             s += &format!("  {} thread(s): {:.3} s", r.threads, r.seconds);
+            if r.samples.len() > 1 {
+                s += &format!(" (median of {})", r.samples.len());
+            }
             if let Some(f) = r.first_level_seconds {
                 s += &format!(" (coarsest level at {f:.3} s)");
             }
@@ -247,47 +257,82 @@ pub fn run(args: &LayoutBenchArgs) -> Result<LayoutBenchReport, LayoutBenchError
     } else {
         args.threads.clone()
     };
-    let mut runs = Vec::new();
-    let mut last: Option<Layout> = None;
-    for &k in &threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(k)
-            .build()
-            .map_err(|e| LayoutBenchError::ThreadPool {
-                threads: k,
-                message: e.to_string(),
-            })?;
-        drop(last.take()); // free the previous layout before timing the next
-        let progress = Progress::new();
-        let start = Instant::now();
-        let mut first = None;
-        let layout = pool.install(|| match args.layout {
-            BenchLayout::Dataflow => layout::dataflow(
-                &g,
-                &h,
-                &DataflowOptions {
-                    seed: 0,
-                    ..DataflowOptions::default()
-                },
-                &progress,
-            ),
-            BenchLayout::Force => {
-                let opts = ForceOptions {
-                    seed: args.seed,
-                    ..ForceOptions::default()
-                };
-                layout::force_with_levels(&g, &opts, &progress, &mut |snap| {
-                    first.get_or_insert(snap.elapsed.as_secs_f64());
+    let repeat = args
+        .repeat
+        .unwrap_or(if args.nodes <= 200_000 { 5 } else { 1 })
+        .max(1);
+    let pools = threads
+        .iter()
+        .map(|&k| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(k)
+                .build()
+                .map_err(|e| LayoutBenchError::ThreadPool {
+                    threads: k,
+                    message: e.to_string(),
                 })
-            }
-        })?;
-        runs.push(ThreadRun {
-            threads: k,
-            seconds: start.elapsed().as_secs_f64(),
-            first_level_seconds: first,
-        });
-        last = Some(layout);
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let run_once =
+        |pool: &rayon::ThreadPool| -> Result<(Layout, f64, Option<f64>), LayoutBenchError> {
+            let progress = Progress::new();
+            let start = Instant::now();
+            let mut first = None;
+            let layout = pool.install(|| match args.layout {
+                BenchLayout::Dataflow => layout::dataflow(
+                    &g,
+                    &h,
+                    &DataflowOptions {
+                        seed: 0,
+                        ..DataflowOptions::default()
+                    },
+                    &progress,
+                ),
+                BenchLayout::Force => {
+                    let opts = ForceOptions {
+                        seed: args.seed,
+                        ..ForceOptions::default()
+                    };
+                    layout::force_with_levels(&g, &opts, &progress, &mut |snap| {
+                        first.get_or_insert(snap.elapsed.as_secs_f64());
+                    })
+                }
+            })?;
+            Ok((layout, start.elapsed().as_secs_f64(), first))
+        };
+    let mut last: Option<Layout> = None;
+    // Warm-up: the first layout in a process also pays for faulting in the allocator's memory.
+    if repeat > 1
+        && let Some(pool) = pools.last()
+    {
+        drop(run_once(pool)?);
     }
+    let mut samples: Vec<Vec<(f64, Option<f64>)>> = vec![Vec::new(); threads.len()];
+    for _ in 0..repeat {
+        for (i, pool) in pools.iter().enumerate() {
+            drop(last.take()); // free the previous layout before timing the next
+            let (layout, secs, first) = run_once(pool)?;
+            samples[i].push((secs, first));
+            last = Some(layout);
+        }
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let runs: Vec<ThreadRun> = threads
+        .iter()
+        .zip(&samples)
+        .map(|(&k, s)| {
+            let firsts: Vec<f64> = s.iter().filter_map(|x| x.1).collect();
+            ThreadRun {
+                threads: k,
+                seconds: median(s.iter().map(|x| x.0).collect()),
+                samples: s.iter().map(|x| x.0).collect(),
+                first_level_seconds: (!firsts.is_empty()).then(|| median(firsts)),
+            }
+        })
+        .collect();
     let t1 = Instant::now();
     let edges = graph::edge_pairs(&g).map_err(LayoutError::from)?;
     let (metrics, clusters, warnings) = match &last {

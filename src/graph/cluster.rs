@@ -467,28 +467,65 @@ impl ClusterTree {
 
     /// Fills [`Cluster::dominant_op`]: the op with most weight among direct nodes (1 each) and child
     /// clusters (their dominant op, weighted by member count); ties go to the smaller name.
-    /// Op names are interned: a million clusters share the few distinct op strings.
+    /// Op names are interned once (a million clusters share the few distinct op strings) and
+    /// counted by index.
     pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
-        let mut interned: std::collections::HashMap<&'a str, Arc<str>> =
-            std::collections::HashMap::new();
-        let mut counts: std::collections::HashMap<Arc<str>, u64> = std::collections::HashMap::new();
+        let mut ids: rustc_hash::FxHashMap<&'a str, u32> = rustc_hash::FxHashMap::default();
+        let mut names: Vec<Arc<str>> = Vec::new();
+        let mut intern = |op: &'a str| -> u32 {
+            *ids.entry(op).or_insert_with(|| {
+                names.push(Arc::from(op));
+                names.len() as u32 - 1
+            })
+        };
+        let node_op: Vec<u32> = (0..self.node_cluster.len() as u32)
+            .map(|v| intern(op_of(v)))
+            .collect();
+        let none = intern("");
+        let mut dominant = vec![none; self.clusters.len()];
+        let mut counts: Vec<u64> = vec![0; names.len()];
+        let mut touched: Vec<u32> = Vec::new();
         for c in (0..self.clusters.len()).rev() {
-            counts.clear();
-            for &v in &self.clusters[c].child_nodes {
-                let op = op_of(v);
-                let op = interned.entry(op).or_insert_with(|| Arc::from(op)).clone();
-                *counts.entry(op).or_insert(0) += 1;
+            let cl = &self.clusters[c];
+            let mut add = |op: u32, w: u64| {
+                if let Some(n) = counts.get_mut(op as usize) {
+                    if *n == 0 {
+                        touched.push(op);
+                    }
+                    *n += w;
+                }
+            };
+            for &v in &cl.child_nodes {
+                add(node_op.get(v as usize).copied().unwrap_or(none), 1);
             }
-            for &k in &self.clusters[c].child_clusters {
-                if let Some(ch) = self.clusters.get(k as usize) {
-                    *counts.entry(ch.dominant_op.clone()).or_insert(0) += ch.member_count;
+            for &k in &cl.child_clusters {
+                if let (Some(&op), Some(ch)) =
+                    (dominant.get(k as usize), self.clusters.get(k as usize))
+                {
+                    add(op, ch.member_count);
                 }
             }
-            let best = counts
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                .map(|(k, _)| k.clone());
-            self.clusters[c].dominant_op = best.unwrap_or_else(|| Arc::from(""));
+            // Most weight wins; ties go to the smaller name.
+            let mut best: Option<(u64, u32)> = None;
+            for &op in &touched {
+                let n = counts[op as usize];
+                best = match best {
+                    Some((bn, bop))
+                        if bn > n || (bn == n && names[bop as usize] <= names[op as usize]) =>
+                    {
+                        Some((bn, bop))
+                    }
+                    _ => Some((n, op)),
+                };
+            }
+            for &op in &touched {
+                counts[op as usize] = 0;
+            }
+            touched.clear();
+            dominant[c] = best.map_or(none, |b| b.1);
+        }
+        for (cl, &op) in self.clusters.iter_mut().zip(&dominant) {
+            cl.dominant_op = names[op as usize].clone();
         }
     }
 

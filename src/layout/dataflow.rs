@@ -29,7 +29,9 @@
 //! (readers need `layers.17` as one box, and the per-group problems are small and parallel).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::hash::{Hash as _, Hasher as _};
+
+use rustc_hash::FxHasher;
 use std::sync::Arc;
 
 use glam::{DVec2, Vec2};
@@ -314,7 +316,7 @@ pub fn dataflow_cached(
     progress.check()?;
 
     // Cache key: the graph, its grouping and the spacing options.
-    let mut h = DefaultHasher::new();
+    let mut h = FxHasher::default();
     (
         n,
         edges.len(),
@@ -342,7 +344,7 @@ pub fn dataflow_cached(
     // Subtree signatures, bottom-up.
     let mut sig = vec![0u64; gcount];
     for g in (0..gcount).rev() {
-        let mut h = DefaultHasher::new();
+        let mut h = FxHasher::default();
         (g, collapsed[g]).hash(&mut h);
         if !collapsed[g] {
             for it in &items[g] {
@@ -563,10 +565,14 @@ pub fn dataflow_cached(
             (group_of[w as usize], local_of_node[w as usize])
         }
     };
-    let mut routes = Vec::with_capacity(edges.len());
-    let mut pts: Vec<DVec2> = Vec::new();
-    let mut chain: Vec<(u32, u32)> = Vec::new();
-    for (e, &(u, v)) in edges.iter().enumerate() {
+    // One edge's route. Its own waypoints go to `pts` (returns true); a route that is exactly a
+    // shared group route points into `route_points` directly (returns false).
+    let route_one = |e: usize,
+                     u: u32,
+                     v: u32,
+                     pts: &mut Vec<DVec2>,
+                     chain: &mut Vec<(u32, u32)>|
+     -> (EdgeRoute, bool) {
         let ru = visible_rect(u);
         let rv = visible_rect(v);
         let same_box = {
@@ -582,11 +588,10 @@ pub fn dataflow_cached(
             reversed: false,
             hidden: u == v || same_box,
         };
-        let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
-            routes.push(r);
-            continue;
-        };
         pts.clear();
+        let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
+            return (r, false);
+        };
         let shared = subs[l as usize].as_ref().and_then(|sub| {
             let i = sub.local_edges.binary_search(&(a, b)).ok()?;
             sub.routes.get(i).copied()
@@ -595,7 +600,7 @@ pub fn dataflow_cached(
             r.reversed = true;
             r.from = DVec2::new(ru.center().x, ru.min.y);
             r.to = DVec2::new(rv.center().x, rv.max.y);
-            segment(l, a, b, &mut pts);
+            segment(l, a, b, pts);
         } else {
             // Up from u through the out-ports of its groups, across L, down through v's in-ports.
             let (mut g, mut item) = start_of(u);
@@ -606,13 +611,13 @@ pub fn dataflow_cached(
                 if let Some(sub) = subs[g as usize].as_ref()
                     && let Some(port) = sub.out_port(u)
                 {
-                    segment(g, item, port, &mut pts);
+                    segment(g, item, port, pts);
                     pts.extend(port_pos(g, port));
                 }
                 item = local_of_group[g as usize];
                 g = parent[g as usize];
             }
-            segment(l, a, b, &mut pts);
+            segment(l, a, b, pts);
             chain.clear();
             let (mut g, mut item) = start_of(v);
             for _ in 0..gcount {
@@ -628,7 +633,7 @@ pub fn dataflow_cached(
                     && let Some(port) = sub.in_port(u)
                 {
                     pts.extend(port_pos(g, port));
-                    segment(g, port, item, &mut pts);
+                    segment(g, port, item, pts);
                 }
             }
         }
@@ -639,12 +644,43 @@ pub fn dataflow_cached(
         if let (true, Some(lr)) = (only_shared, shared) {
             r.points_start = group_point_base[l as usize] + lr.start;
             r.points_len = lr.len;
-        } else if !pts.is_empty() {
-            r.points_start = route_points.len() as u32;
+            (r, false)
+        } else {
             r.points_len = pts.len() as u32;
-            route_points.extend_from_slice(&pts);
+            (r, !pts.is_empty())
         }
-        routes.push(r);
+    };
+    // Routes in parallel chunks, each with its own points; stitched in edge order afterwards.
+    const CHUNK: usize = 2048;
+    let chunks: Vec<(Vec<EdgeRoute>, Vec<u32>, Vec<DVec2>)> = edges
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(ci, ch)| {
+            let (mut out, mut own, mut points) =
+                (Vec::with_capacity(ch.len()), Vec::new(), Vec::new());
+            let (mut pts, mut chain) = (Vec::new(), Vec::new());
+            for (k, &(u, v)) in ch.iter().enumerate() {
+                let (mut r, local) = route_one(ci * CHUNK + k, u, v, &mut pts, &mut chain);
+                if local {
+                    r.points_start = points.len() as u32;
+                    own.push(k as u32);
+                    points.extend_from_slice(&pts);
+                }
+                out.push(r);
+            }
+            (out, own, points)
+        })
+        .collect();
+    let mut routes = Vec::with_capacity(edges.len());
+    for (mut out, own, points) in chunks {
+        let base = route_points.len() as u32;
+        for k in own {
+            if let Some(r) = out.get_mut(k as usize) {
+                r.points_start += base;
+            }
+        }
+        route_points.extend_from_slice(&points);
+        routes.append(&mut out);
     }
     if reversed_total > 0 {
         warnings.push(format!(
