@@ -16,7 +16,7 @@ pub use dtype::{DType, GgmlType};
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
 pub use summary::{Summary, group_digits, human_bytes};
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 
 /// Index of a node in [`Graph::nodes`].
@@ -410,7 +410,7 @@ impl Model {
             graph: Graph::default(),
             hierarchy: Hierarchy::new(),
             tensors: Vec::new(),
-            tensor_index: HashMap::new(),
+            tensor_index: HashMap::default(),
             metadata: Metadata::default(),
         }
     }

@@ -133,6 +133,7 @@ impl Converter<'_> {
             ..Graph::default()
         };
         let mut values: HashMap<String, ValueId> = HashMap::default();
+        values.reserve(g.node.len() * 2 + g.initializer.len() + g.input.len() + g.output.len());
         let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
             if let Some(&v) = values.get(name) {
                 return v;
@@ -148,6 +149,7 @@ impl Converter<'_> {
 
         // Initializers: parameters, owned by their first consumer.
         let mut initializers: HashMap<String, TensorId> = HashMap::default();
+        initializers.reserve(g.initializer.len() + g.sparse_initializer.len());
         let origin = if top_level {
             TensorOrigin::Initializer
         } else {
