@@ -65,6 +65,10 @@ enum Command {
         /// Render this tensor's heatmap instead of the structure.
         #[arg(long)]
         tensor: Option<String>,
+        /// With --tensor on a conv weight [out, in, kh, kw]: draw it as a grid of kh×kw kernels
+        /// (out rows of in kernels) instead of out × in·kh·kw.
+        #[arg(long, requires = "tensor")]
+        kernels: bool,
         /// What to draw: the model's structure, or a chain of dense layers as neurons and weights.
         #[arg(long, value_enum, default_value_t = RenderView::Structure)]
         view: RenderView,
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
             focus,
             redact,
             tensor,
+            kernels,
             view,
             chain,
         }) => {
@@ -190,7 +195,9 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             if let Some(name) = tensor {
-                let msg = modelmap::scene::render_tensor_png(&model, &name, width, height, &out)?;
+                let msg = modelmap::scene::render_tensor_png(
+                    &model, &name, width, height, &out, kernels,
+                )?;
                 println!("{msg}");
                 return Ok(());
             }

@@ -30,6 +30,7 @@ fn heatmap_shows_the_planted_dead_row_as_zero() {
         704,
         272,
         &out,
+        false,
     )
     .unwrap();
     let img = modelmap::render::load_png(&out).unwrap();
@@ -104,4 +105,67 @@ fn structure_of_a_real_model_renders_nodes_and_labels() {
     cam2.fit(block, 10.0);
     scene.render(&ctx, &cam2, &ViewState::default()).unwrap();
     assert!(scene.lod.stats.nodes_drawn > 5, "{:?}", scene.lod.stats);
+}
+
+#[test]
+fn conv_weight_as_a_grid_of_kernels() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let Some(_) = common::gpu() else { return };
+    use modelmap::stats::heatmap::HeatmapView;
+    let model =
+        modelmap::load::open(&corpus.join("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
+            .unwrap();
+    let name = "conv1_weights"; // [8, 3, 3, 3]: 8 rows of 3 kernels, each 3×3
+    let t = model.tensor(name).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, h) = (368u32, 784u32);
+    let render = |kernels: bool, file: &str| {
+        let out = tmp.path().join(file);
+        let msg = modelmap::scene::render_tensor_png(&model, name, w, h, &out, kernels).unwrap();
+        (modelmap::render::load_png(&out).unwrap(), msg)
+    };
+    let (flat, _) = render(false, "flat.png");
+    let (grid, msg) = render(true, "grid.png");
+    assert!(msg.contains("grid of kernels"), "{msg}");
+    // Screen position of view cell (row, col) in a picture of `view`.
+    let at = |view: &HeatmapView, r: u64, c: u64| {
+        let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
+        cam.fit(modelmap::scene::view_rect(view), 8.0);
+        let p = cam.screen_from_world(DVec2::new(c as f64 + 0.5, r as f64 + 0.5));
+        (p.x as u32, p.y as u32)
+    };
+    let px = |img: &modelmap::render::RgbaImage, (x, y): (u32, u32)| {
+        let i = ((y * img.width + x) * 4) as usize;
+        [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
+    };
+    let fv = HeatmapView::for_tensor(t);
+    let gv = HeatmapView::kernel_grid(t).unwrap();
+    assert_eq!((gv.rows, gv.cols), (24, 9));
+    // Every value (o, i, y, x) shows the same colour in both pictures, at its place in each.
+    let mut distinct = std::collections::HashSet::new();
+    for (o, i, y, x) in [
+        (0, 0, 0, 0),
+        (0, 1, 2, 1),
+        (3, 2, 1, 2),
+        (7, 2, 2, 0),
+        (5, 0, 1, 1),
+    ] {
+        let a = px(&flat, at(&fv, o, i * 9 + y * 3 + x));
+        let b = px(&grid, at(&gv, o * 3 + y, i * 3 + x));
+        let close = a.iter().zip(&b).all(|(p, q)| p.abs_diff(*q) <= 2);
+        assert!(close, "value ({o},{i},{y},{x}): flat {a:?} vs grid {b:?}");
+        distinct.insert(a);
+    }
+    assert!(distinct.len() >= 3, "the samples differ: {distinct:?}");
+    // Kernels are separated by dark lines (a 3×3 kernel is ~96 px here).
+    let (lx, ly) = at(&gv, 4, 3);
+    let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
+    cam.fit(modelmap::scene::view_rect(&gv), 8.0);
+    let edge_x = cam.screen_from_world(DVec2::new(3.0, 0.0)).x.round() as u32;
+    let dark = (edge_x.saturating_sub(1)..=edge_x + 1)
+        .map(|x| px(&grid, (x, ly)))
+        .any(|p| p.iter().all(|&c| c < 90));
+    assert!(dark, "a separator line at x = {edge_x} (cell at {lx},{ly})");
 }

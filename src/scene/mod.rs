@@ -51,6 +51,16 @@ pub enum SceneError {
         /// What was asked for.
         name: String,
     },
+    /// `--kernels` named a tensor that is not a 4-D conv weight.
+    #[error(
+        "{tensor} has shape {shape:?}: a grid of kernels needs a conv weight [out, in, kh, kw] with kernels larger than 1×1"
+    )]
+    NotKernels {
+        /// The tensor.
+        tensor: String,
+        /// Its shape.
+        shape: Vec<u64>,
+    },
 }
 
 /// A laid-out model.
@@ -299,8 +309,10 @@ pub fn render_model_png(
 ///
 /// The tensor's `cols × rows` matrix view is stretched over `target`; each returned item is one
 /// 256×256 tile (or smaller at the edges) from `cache`, keyed so the renderer uploads it once.
+#[allow(clippy::too_many_arguments)]
 pub fn heatmap_items(
     tensor: &crate::model::Tensor,
+    view: crate::stats::heatmap::HeatmapView,
     cache: &crate::stats::heatmap::TileCache,
     target: Rect,
     camera: &Camera,
@@ -308,8 +320,7 @@ pub fn heatmap_items(
     range: (f32, f32),
     colormap: crate::lod::ColorMap,
 ) -> Result<Vec<crate::lod::HeatmapItem>, crate::stats::StatsError> {
-    use crate::stats::heatmap::{Agg, HeatmapView};
-    let view = HeatmapView::for_tensor(tensor);
+    use crate::stats::heatmap::Agg;
     if view.rows == 0 || view.cols == 0 || target.is_empty() {
         return Ok(Vec::new());
     }
@@ -327,8 +338,47 @@ pub fn heatmap_items(
 
 /// The world rectangle a tensor occupies in the tensor view: one world unit per value.
 pub fn tensor_rect(tensor: &crate::model::Tensor) -> Rect {
-    let v = crate::stats::heatmap::HeatmapView::for_tensor(tensor);
+    view_rect(&crate::stats::heatmap::HeatmapView::for_tensor(tensor))
+}
+
+/// The world rectangle of a heatmap view: one world unit per value.
+pub fn view_rect(v: &crate::stats::heatmap::HeatmapView) -> Rect {
     Rect::new(DVec2::ZERO, DVec2::new(v.cols as f64, v.rows as f64))
+}
+
+/// Separators between the kernels of a kernel-grid view, once a kernel is at least 10 px across
+/// (below that they would grey the picture out).
+fn kernel_grid_lines(
+    view: &crate::stats::heatmap::HeatmapView,
+    camera: &Camera,
+    origin: DVec2,
+) -> Vec<crate::lod::EdgeItem> {
+    let Some(k) = view.kernel else {
+        return Vec::new();
+    };
+    let zoom = camera.zoom;
+    if (k.kw.min(k.kh) as f64) * zoom < 10.0 || k.inputs + view.rows / k.kh.max(1) > 8192 {
+        return Vec::new();
+    }
+    let (w, h) = (view.cols as f64, view.rows as f64);
+    let color: crate::lod::Rgba8 = [20, 20, 20, 255];
+    let line = |a: DVec2, b: DVec2| crate::lod::EdgeItem {
+        from: (a - origin).as_vec2(),
+        to: (b - origin).as_vec2(),
+        color,
+        width_px: 2.0,
+        flags: 0,
+    };
+    let mut out = Vec::new();
+    for i in 1..k.inputs {
+        let x = (i * k.kw) as f64;
+        out.push(line(DVec2::new(x, 0.0), DVec2::new(x, h)));
+    }
+    for o in 1..view.rows / k.kh.max(1) {
+        let y = (o * k.kh) as f64;
+        out.push(line(DVec2::new(0.0, y), DVec2::new(w, y)));
+    }
+    out
 }
 
 /// `modelmap render --tensor NAME`: one tensor's heatmap, fit to the picture, diverging colours
@@ -339,8 +389,9 @@ pub fn render_tensor_png(
     width: u32,
     height: u32,
     out: &Path,
+    kernels: bool,
 ) -> Result<String, SceneError> {
-    use crate::stats::heatmap::{Clip, TileCache, color_range};
+    use crate::stats::heatmap::{Clip, HeatmapView, TileCache, color_range};
     let not_found = || SceneError::NotFound {
         model: model.source.display().to_string(),
         name: name.to_string(),
@@ -348,13 +399,22 @@ pub fn render_tensor_png(
     let tensor = model.tensor(name).ok_or_else(not_found)?;
     let stats = crate::stats::tensor_stats(tensor).map_err(|e| SceneError::Stats(e.to_string()))?;
     let range = color_range(&stats, Clip::SymmetricPercentile(0.01));
-    let rect = tensor_rect(tensor);
+    let view = if kernels {
+        HeatmapView::kernel_grid(tensor).ok_or_else(|| SceneError::NotKernels {
+            tensor: name.to_string(),
+            shape: tensor.shape.clone(),
+        })?
+    } else {
+        HeatmapView::for_tensor(tensor)
+    };
+    let rect = view_rect(&view);
     let mut camera = Camera::new(DVec2::new(width as f64, height as f64));
     camera.fit(rect, 8.0);
     let cache = TileCache::new(512 << 20);
     let mut list = crate::lod::DrawList::new(rect.center());
     list.heatmaps = heatmap_items(
         tensor,
+        view,
         &cache,
         rect,
         &camera,
@@ -363,14 +423,20 @@ pub fn render_tensor_png(
         crate::lod::ColorMap::Diverging,
     )
     .map_err(|e| SceneError::Stats(e.to_string()))?;
+    list.edges = kernel_grid_lines(&view, &camera, list.origin);
     let ctx = RenderContext::headless()?;
     let img = render::render_to_rgba(&ctx, &list, &camera, width, height)?;
     render::save_png(&img, out)?;
     Ok(format!(
-        "wrote {} ({} {:?}, {} tiles, colour range {:.3e}..{:.3e})",
+        "wrote {} ({} {:?}{}, {} tiles, colour range {:.3e}..{:.3e})",
         out.display(),
         tensor.dtype,
         tensor.shape,
+        if view.kernel.is_some() {
+            " as a grid of kernels"
+        } else {
+            ""
+        },
         list.heatmaps.len(),
         range.0,
         range.1

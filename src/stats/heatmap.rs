@@ -36,6 +36,22 @@ pub struct HeatmapView {
     pub rows: u64,
     /// Columns (all other dimensions folded: the contiguous run in memory).
     pub cols: u64,
+    /// Set for a conv weight seen as a grid of kernels ([`HeatmapView::kernel_grid`]); `None`
+    /// for the flat row-major fold.
+    pub kernel: Option<KernelGrid>,
+}
+
+/// A conv weight `[out, in, kh, kw]` drawn as `out` rows of `in` kernels, each `kh × kw`: value
+/// `(o, i, y, x)` sits at view row `o·kh + y`, column `i·kw + x`, so every kernel is a small
+/// square picture instead of a `kh·kw` run smeared along a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelGrid {
+    /// Input channels (`in`).
+    pub inputs: u64,
+    /// Kernel height.
+    pub kh: u64,
+    /// Kernel width.
+    pub kw: u64,
 }
 
 /// How a texel aggregates the block of values it covers.
@@ -89,16 +105,22 @@ impl HeatmapView {
                 .unwrap_or(0)
         };
         match t.shape.len() {
-            0 => HeatmapView { rows: 1, cols: 1 },
+            0 => HeatmapView {
+                rows: 1,
+                cols: 1,
+                kernel: None,
+            },
             1 => HeatmapView {
                 rows: 1,
                 cols: t.shape.first().copied().unwrap_or(0),
+                kernel: None,
             },
             _ if innermost_first => {
                 let (inner, rest) = t.shape.split_at(1);
                 HeatmapView {
                     rows: prod(rest),
                     cols: prod(inner),
+                    kernel: None,
                 }
             }
             _ => {
@@ -106,9 +128,36 @@ impl HeatmapView {
                 HeatmapView {
                     rows: prod(outer),
                     cols: prod(rest),
+                    kernel: None,
                 }
             }
         }
+    }
+
+    /// A flat `rows × cols` view.
+    pub fn flat(rows: u64, cols: u64) -> Self {
+        HeatmapView {
+            rows,
+            cols,
+            kernel: None,
+        }
+    }
+
+    /// A 4-D conv weight `[out, in, kh, kw]` (outermost first, kernels larger than 1×1) as a
+    /// grid of kernels ([`KernelGrid`]); `None` for any other tensor.
+    pub fn kernel_grid(t: &Tensor) -> Option<Self> {
+        if matches!(t.dtype, DType::Ggml(_)) {
+            return None;
+        }
+        let [out, inputs, kh, kw] = <[u64; 4]>::try_from(t.shape.as_slice()).ok()?;
+        if kh * kw <= 1 || out == 0 || inputs == 0 {
+            return None;
+        }
+        Some(HeatmapView {
+            rows: out.checked_mul(kh)?,
+            cols: inputs.checked_mul(kw)?,
+            kernel: Some(KernelGrid { inputs, kh, kw }),
+        })
     }
 
     /// The view GGML dtypes imply (innermost first for them, outermost first otherwise).
@@ -210,7 +259,7 @@ impl Acc {
     }
 }
 
-/// Calls `f(first_col, values)` for the values of source row `r`, columns `c0..c1`, in contiguous
+/// Calls `f(first_col, values)` for the values of view row `r`, columns `c0..c1`, in contiguous
 /// pieces, decoding whole blocks through `buf` (which must hold at least one block).
 fn for_row_segment(
     (elem, bytes, view): (Elem, &[u8], &HeatmapView),
@@ -220,12 +269,52 @@ fn for_row_segment(
     buf: &mut [f64],
     mut f: impl FnMut(u64, &[f64]),
 ) {
-    let (be, bb) = elem.block();
-    let (be64, bb64) = (be as u64, bb as u64);
+    if let Some(k) = view.kernel {
+        // Row r = o·kh + y: for each kernel i crossed, its row y is a run of up to kw values.
+        let (o, y) = (r / k.kh.max(1), r % k.kh.max(1));
+        let mut c = c0;
+        while c < c1 {
+            let (i, x0) = (c / k.kw.max(1), c % k.kw.max(1));
+            let x1 = k.kw.min(x0 + (c1 - c));
+            let Some(base) = o
+                .checked_mul(k.inputs)
+                .and_then(|v| v.checked_add(i))
+                .and_then(|v| v.checked_mul(k.kh))
+                .and_then(|v| v.checked_add(y))
+                .and_then(|v| v.checked_mul(k.kw))
+            else {
+                return;
+            };
+            for_flat_range((elem, bytes), base + x0, base + x1, buf, |off, vals| {
+                f(i * k.kw + (off - base), vals)
+            });
+            c += (x1 - x0).max(1);
+        }
+        return;
+    }
     let Some(row_start) = r.checked_mul(view.cols) else {
         return;
     };
-    let (lo, hi) = (row_start + c0, row_start + c1);
+    for_flat_range(
+        (elem, bytes),
+        row_start + c0,
+        row_start + c1,
+        buf,
+        |off, vals| f(off - row_start, vals),
+    );
+}
+
+/// Calls `f(first_offset, values)` for the elements `lo..hi` of the tensor in memory order, in
+/// contiguous pieces, decoding whole blocks through `buf`.
+fn for_flat_range(
+    (elem, bytes): (Elem, &[u8]),
+    lo: u64,
+    hi: u64,
+    buf: &mut [f64],
+    mut f: impl FnMut(u64, &[f64]),
+) {
+    let (be, bb) = elem.block();
+    let (be64, bb64) = (be as u64, bb as u64);
     let first = lo / be64;
     let last = hi.div_ceil(be64);
     let blocks_per_buf = (buf.len() / be).max(1) as u64;
@@ -244,7 +333,7 @@ fn for_row_segment(
         let from = lo.saturating_sub(base) as usize;
         let to = (hi.min(base + n as u64) - base) as usize;
         if let Some(piece) = out.get(from..to) {
-            f(base + from as u64 - row_start, piece);
+            f(base + from as u64, piece);
         }
         b += nb;
     }
@@ -619,28 +708,55 @@ mod tests {
     #[test]
     fn views_fold_the_way_people_expect() {
         let t = f32_tensor("c", &[8, 3, 3, 3], &[0.0; 216]);
-        assert_eq!(
-            HeatmapView::of(&t, false),
-            HeatmapView { rows: 8, cols: 27 }
-        );
+        assert_eq!(HeatmapView::of(&t, false), HeatmapView::flat(8, 27));
         let t = f32_tensor("b", &[5], &[0.0; 5]);
-        assert_eq!(HeatmapView::of(&t, false), HeatmapView { rows: 1, cols: 5 });
+        assert_eq!(HeatmapView::of(&t, false), HeatmapView::flat(1, 5));
         // GGUF: [64, 1000] innermost first is 1000 rows of 64.
         let t = f32_tensor("e", &[64, 1000], &[0.0; 64000]);
-        assert_eq!(
-            HeatmapView::of(&t, true),
-            HeatmapView {
-                rows: 1000,
-                cols: 64
-            }
-        );
-        let v = HeatmapView {
-            rows: 128_256,
-            cols: 4096,
-        };
+        assert_eq!(HeatmapView::of(&t, true), HeatmapView::flat(1000, 64));
+        let v = HeatmapView::flat(128_256, 4096);
         assert_eq!(v.levels(), 10);
         assert_eq!(v.level_size(9), (251, 8));
         assert_eq!(v.tiles(0), (16, 501));
+    }
+
+    #[test]
+    fn kernel_grid_puts_each_kernel_in_its_own_square() {
+        // [out 2, in 3, kh 2, kw 3]: value = its memory index.
+        let v: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        let t = f32_tensor("conv", &[2, 3, 2, 3], &v);
+        let view = HeatmapView::kernel_grid(&t).unwrap();
+        assert_eq!((view.rows, view.cols), (4, 9));
+        let tl = tile(&t, &view, 0, 0, 0, Agg::Mean).unwrap();
+        for o in 0..2u64 {
+            for i in 0..3u64 {
+                for y in 0..2u64 {
+                    for x in 0..3u64 {
+                        let mem = ((o * 3 + i) * 2 + y) * 3 + x;
+                        let (r, c) = (o * 2 + y, i * 3 + x);
+                        assert_eq!(
+                            tl.values[(r * 9 + c) as usize],
+                            mem as f32,
+                            "({o},{i},{y},{x})"
+                        );
+                    }
+                }
+            }
+        }
+        // Level 1 blocks 2×2 view cells: with 100 inputs (300 columns) there is one; its first
+        // texel averages kernel (0, 0)'s x 0..2 of both its rows.
+        let v: Vec<f32> = (0..1200).map(|i| i as f32).collect();
+        let wide = f32_tensor("wide", &[2, 100, 2, 3], &v);
+        let wv = HeatmapView::kernel_grid(&wide).unwrap();
+        assert_eq!((wv.rows, wv.cols, wv.levels()), (4, 300, 2));
+        let l1 = tile(&wide, &wv, 1, 0, 0, Agg::Mean).unwrap();
+        assert_eq!(l1.values[0], (0.0 + 1.0 + 3.0 + 4.0) / 4.0);
+        // Texel 2 covers columns 4..6: kernel 1's x = 1, 2 (memory 7, 8 and 10, 11).
+        assert_eq!(l1.values[2], (7.0 + 8.0 + 10.0 + 11.0) / 4.0);
+        // Not a conv weight: no grid.
+        assert!(HeatmapView::kernel_grid(&ramp(4, 4)).is_none());
+        let pointwise = f32_tensor("pw", &[4, 2, 1, 1], &[0.0; 8]);
+        assert!(HeatmapView::kernel_grid(&pointwise).is_none());
     }
 
     #[test]
@@ -715,7 +831,7 @@ mod tests {
         }
         let t = tensor("q", DType::Ggml(GgmlType(8)), &[64, 2], b);
         let v = HeatmapView::for_tensor(&t);
-        assert_eq!(v, HeatmapView { rows: 2, cols: 64 });
+        assert_eq!(v, HeatmapView::flat(2, 64));
         let tl = tile(&t, &v, 0, 0, 0, Agg::Mean).unwrap();
         assert_eq!(tl.values[64 + 40], 8.0);
         assert_eq!(value_at(&t, &v, 1, 33).unwrap(), 1.0);
