@@ -640,7 +640,7 @@ mod tests {
         // The raw-bits path agrees with decoding: bf16 with -0.0 in the dead row, a NaN and a
         // denormal (non-zero) elsewhere; and fp8 (decoded) the same.
         let bf = |x: f32| half::bf16::from_f32(x).to_bits().to_le_bytes();
-        let mut w = vec![1.0f32; 24];
+        let mut w = [1.0f32; 24];
         for c in 0..6 {
             w[6 + c] = if c % 2 == 0 { -0.0 } else { 0.0 };
         }
