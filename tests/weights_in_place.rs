@@ -238,3 +238,48 @@ fn released_pages_read_back_the_same_values() {
         );
     }
 }
+
+#[test]
+fn a_conv_node_shows_its_kernels_in_place_and_hover_names_the_4d_index() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model =
+        modelmap::load::open(&corpus.join("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
+            .unwrap();
+    let mut scene = Scene::build(
+        Arc::new(model),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    let name = "conv1_weights"; // [8, 3, 3, 3]
+    let model = scene.model.clone();
+    let t = model.tensor(name).unwrap();
+    let view = HeatmapView::for_display(t);
+    assert_eq!(
+        (view.rows, view.cols),
+        (24, 9),
+        "8 rows of 3 kernels, 3×3 each"
+    );
+    // Grid cell (row 7, col 4) is output 2, input 1, kernel row 1, kernel column 1.
+    let (row, col) = (7, 4);
+    let cam = scene
+        .focus_camera(&format!("{name}[{row},{col}]"), VIEWPORT)
+        .unwrap();
+    let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    let hit = scene.weights.hit(&scene.model, cam.center).unwrap();
+    assert_eq!((hit.row, hit.col), (row, col));
+    assert_eq!(hit.index, vec![2, 1, 1, 1]);
+    let flat = HeatmapView::for_tensor(t);
+    let want = value_at(t, &flat, 2, 9 + 3 + 1).unwrap();
+    assert_eq!(hit.value, want);
+    // The title strip says what the grid is.
+    assert!(
+        list.labels
+            .iter()
+            .any(|l| l.text.contains("8×3 kernels 3×3")),
+        "title: {:?}",
+        list.labels.iter().map(|l| &l.text).collect::<Vec<_>>()
+    );
+}

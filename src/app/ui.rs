@@ -732,10 +732,8 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
             .and_then(|p| v.scene.weight_at(&camera, to_px(p)))
             && let Some(t) = model.tensors.get(hit.tensor as usize)
         {
-            text = format!(
-                "{}[{}, {}] = {}\n{text}",
-                t.name, hit.row, hit.col, hit.value
-            );
+            let index: Vec<String> = hit.index.iter().map(u64::to_string).collect();
+            text = format!("{}[{}] = {}\n{text}", t.name, index.join(", "), hit.value);
         }
         response.on_hover_ui_at_pointer(|ui| {
             ui.label(text);

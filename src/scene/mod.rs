@@ -193,7 +193,7 @@ impl Scene {
             name: format!("{tensor}[{row},{col}]"),
         };
         let t = self.model.tensor(tensor).ok_or_else(not_found)?;
-        let view = crate::stats::heatmap::HeatmapView::for_tensor(t);
+        let view = crate::stats::heatmap::HeatmapView::for_display(t);
         if row >= view.rows || col >= view.cols {
             return Err(SceneError::NotFound {
                 model: self.model.source.display().to_string(),
@@ -346,41 +346,6 @@ pub fn view_rect(v: &crate::stats::heatmap::HeatmapView) -> Rect {
     Rect::new(DVec2::ZERO, DVec2::new(v.cols as f64, v.rows as f64))
 }
 
-/// Separators between the kernels of a kernel-grid view, once a kernel is at least 10 px across
-/// (below that they would grey the picture out).
-fn kernel_grid_lines(
-    view: &crate::stats::heatmap::HeatmapView,
-    camera: &Camera,
-    origin: DVec2,
-) -> Vec<crate::lod::EdgeItem> {
-    let Some(k) = view.kernel else {
-        return Vec::new();
-    };
-    let zoom = camera.zoom;
-    if (k.kw.min(k.kh) as f64) * zoom < 10.0 || k.inputs + view.rows / k.kh.max(1) > 8192 {
-        return Vec::new();
-    }
-    let (w, h) = (view.cols as f64, view.rows as f64);
-    let color: crate::lod::Rgba8 = [20, 20, 20, 255];
-    let line = |a: DVec2, b: DVec2| crate::lod::EdgeItem {
-        from: (a - origin).as_vec2(),
-        to: (b - origin).as_vec2(),
-        color,
-        width_px: 2.0,
-        flags: 0,
-    };
-    let mut out = Vec::new();
-    for i in 1..k.inputs {
-        let x = (i * k.kw) as f64;
-        out.push(line(DVec2::new(x, 0.0), DVec2::new(x, h)));
-    }
-    for o in 1..view.rows / k.kh.max(1) {
-        let y = (o * k.kh) as f64;
-        out.push(line(DVec2::new(0.0, y), DVec2::new(w, y)));
-    }
-    out
-}
-
 /// `modelmap render --tensor NAME`: one tensor's heatmap, fit to the picture, diverging colours
 /// centred on zero with a symmetric 1% percentile clip.
 pub fn render_tensor_png(
@@ -423,7 +388,7 @@ pub fn render_tensor_png(
         crate::lod::ColorMap::Diverging,
     )
     .map_err(|e| SceneError::Stats(e.to_string()))?;
-    list.edges = kernel_grid_lines(&view, &camera, list.origin);
+    list.edges = weights::kernel_separators(&view, rect, camera.zoom, list.origin);
     let ctx = RenderContext::headless()?;
     let img = render::render_to_rgba(&ctx, &list, &camera, width, height)?;
     render::save_png(&img, out)?;

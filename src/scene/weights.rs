@@ -90,6 +90,8 @@ pub struct WeightHit {
     pub row: u64,
     /// Column of the matrix view.
     pub col: u64,
+    /// The element's index in the tensor's own shape (`[o, i, y, x]` for a conv weight).
+    pub index: Vec<u64>,
     /// The value (decoded from the file, exact).
     pub value: f64,
 }
@@ -178,7 +180,7 @@ impl InPlaceWeights {
                 .filter_map(|t| Some((t, model.tensors.get(t as usize)?)))
                 .filter(|(_, t)| matches!(t.data, TensorData::Bytes(_)) && t.elements() >= 2)
                 .filter(|(_, t)| {
-                    let v = HeatmapView::for_tensor(t);
+                    let v = HeatmapView::for_display(t);
                     v.rows > 0 && v.cols > 0
                 })
                 .max_by_key(|(id, t)| (t.elements(), std::cmp::Reverse(*id)))
@@ -220,6 +222,7 @@ impl InPlaceWeights {
         let origin = list.origin;
         let opts = self.options.clone();
         let mut heatmaps: Vec<(u32, HeatmapItem)> = Vec::new();
+        let mut separators: Vec<crate::lod::EdgeItem> = Vec::new();
         let mut new_labels = Vec::new();
         let mut remove_in: Vec<Rect> = Vec::new();
         let mut darken_in: Vec<Rect> = Vec::new();
@@ -250,7 +253,7 @@ impl InPlaceWeights {
             let Some(tensor) = model.tensors.get(tid as usize) else {
                 continue;
             };
-            let view = HeatmapView::for_tensor(tensor);
+            let view = HeatmapView::for_display(tensor);
             let pad = 3.0 / zoom;
             let titled = box_px.y >= 3.0 * opts.title_px;
             let title = if titled { opts.title_px / zoom } else { pad };
@@ -324,6 +327,7 @@ impl InPlaceWeights {
                 }
             }
             drawn.iter().for_each(|k| k.hash(&mut hash));
+            separators.extend(kernel_separators(&view, target, zoom, origin));
             // Values written in cells big enough to read them.
             let cell = DVec2::new(
                 target.size().x / view.cols as f64,
@@ -371,8 +375,18 @@ impl InPlaceWeights {
             let short = short.trim_start_matches(['.', '/']);
             // The colour scale: full red at +hi, full blue at -hi (block means at coarse levels).
             let hi = range.1.abs().max(range.0.abs());
+            let size = match view.kernel {
+                Some(k) => format!(
+                    "{}×{} kernels {}×{}",
+                    view.rows / k.kh.max(1),
+                    k.inputs,
+                    k.kh,
+                    k.kw
+                ),
+                None => format!("{}×{}", view.rows, view.cols),
+            };
             let head = format!(
-                "{}  {} {}  {}×{}",
+                "{}  {} {}  {size}",
                 last_segment(name),
                 if short.is_empty() {
                     &tensor.name
@@ -380,8 +394,6 @@ impl InPlaceWeights {
                     short
                 },
                 tensor.dtype.name(),
-                view.rows,
-                view.cols,
             );
             let scale = format!("   ±{}", format_value(hi, 60.0));
             let blocks = match tiles.level {
@@ -430,6 +442,7 @@ impl InPlaceWeights {
         // Coarse stand-ins first, finer tiles over them.
         heatmaps.sort_by_key(|(level, _)| std::cmp::Reverse(*level));
         list.heatmaps.extend(heatmaps.into_iter().map(|(_, h)| h));
+        list.edges.extend(separators);
         (zoom.to_bits(), value_labels).hash(&mut hash);
         list.revision = list.revision.rotate_left(29) ^ hash.finish() ^ 0x9e37_79b9_7f4a_7c15;
         self.placements.len()
@@ -563,11 +576,19 @@ impl InPlaceWeights {
             (((world.y - p.rect.min.y) / s.y * p.view.rows as f64) as u64).min(p.view.rows - 1);
         let tensor = model.tensors.get(p.tensor as usize)?;
         let value = crate::stats::heatmap::value_at(tensor, &p.view, row, col).ok()?;
+        let index = p.view.element(row, col).map_or_else(Vec::new, |e| {
+            if matches!(tensor.dtype, crate::model::DType::Ggml(_)) {
+                vec![row, col]
+            } else {
+                crate::stats::heatmap::unravel(e, &tensor.shape)
+            }
+        });
         Some(WeightHit {
             node: p.node,
             tensor: p.tensor,
             row,
             col,
+            index,
             value,
         })
     }
@@ -582,7 +603,7 @@ impl InPlaceWeights {
         row: u64,
         col: u64,
     ) -> Rect {
-        let view = HeatmapView::for_tensor(tensor);
+        let view = HeatmapView::for_display(tensor);
         let pad = 3.0 / zoom;
         let titled = node_rect.size().y * zoom >= 3.0 * self.options.title_px;
         let title = if titled {
@@ -887,4 +908,53 @@ fn last_segment(name: &str) -> &str {
     name.rsplit(['/', '.'])
         .find(|s| !s.is_empty())
         .unwrap_or(name)
+}
+
+/// Separators between the kernels of a kernel-grid view drawn over `target` (world units) at
+/// `zoom` pixels per unit, once a kernel is at least 10 px across (below that they would grey the
+/// picture out). Empty for a flat view.
+pub fn kernel_separators(
+    view: &HeatmapView,
+    target: Rect,
+    zoom: f64,
+    origin: DVec2,
+) -> Vec<crate::lod::EdgeItem> {
+    let Some(k) = view.kernel else {
+        return Vec::new();
+    };
+    let outs = view.rows / k.kh.max(1);
+    if view.cols == 0 || view.rows == 0 || k.inputs + outs > 8192 {
+        return Vec::new();
+    }
+    let size = target.size();
+    let (kw_px, kh_px) = (
+        size.x / k.inputs as f64 * zoom,
+        size.y / outs.max(1) as f64 * zoom,
+    );
+    if kw_px.min(kh_px) < 10.0 {
+        return Vec::new();
+    }
+    let line = |a: DVec2, b: DVec2| crate::lod::EdgeItem {
+        from: (a - origin).as_vec2(),
+        to: (b - origin).as_vec2(),
+        color: [20, 20, 20, 255],
+        width_px: 2.0,
+        flags: 0,
+    };
+    let mut out = Vec::new();
+    for i in 1..k.inputs {
+        let x = target.min.x + size.x * i as f64 / k.inputs as f64;
+        out.push(line(
+            DVec2::new(x, target.min.y),
+            DVec2::new(x, target.max.y),
+        ));
+    }
+    for o in 1..outs {
+        let y = target.min.y + size.y * o as f64 / outs as f64;
+        out.push(line(
+            DVec2::new(target.min.x, y),
+            DVec2::new(target.max.x, y),
+        ));
+    }
+    out
 }

@@ -134,6 +134,32 @@ impl HeatmapView {
         }
     }
 
+    /// How modelmap shows a tensor by default: a conv weight as its grid of kernels, anything
+    /// else as [`HeatmapView::for_tensor`].
+    pub fn for_display(t: &Tensor) -> Self {
+        Self::kernel_grid(t).unwrap_or_else(|| Self::for_tensor(t))
+    }
+
+    /// The element (in memory order) shown at view cell `(row, col)`, if inside the view.
+    pub fn element(&self, row: u64, col: u64) -> Option<u64> {
+        if row >= self.rows || col >= self.cols {
+            return None;
+        }
+        match self.kernel {
+            None => row.checked_mul(self.cols)?.checked_add(col),
+            Some(k) => {
+                let (o, y) = (row / k.kh.max(1), row % k.kh.max(1));
+                let (i, x) = (col / k.kw.max(1), col % k.kw.max(1));
+                o.checked_mul(k.inputs)?
+                    .checked_add(i)?
+                    .checked_mul(k.kh)?
+                    .checked_add(y)?
+                    .checked_mul(k.kw)?
+                    .checked_add(x)
+            }
+        }
+    }
+
     /// A flat `rows × cols` view.
     pub fn flat(rows: u64, cols: u64) -> Self {
         HeatmapView {
@@ -496,14 +522,23 @@ pub fn value_at(t: &Tensor, view: &HeatmapView, row: u64, col: u64) -> Result<f6
         rows: view.rows,
         cols: view.cols,
     };
-    if row >= view.rows || col >= view.cols {
-        return Err(oor());
-    }
-    let idx = row
-        .checked_mul(view.cols)
-        .and_then(|x| x.checked_add(col))
-        .ok_or_else(oor)?;
+    let idx = view.element(row, col).ok_or_else(oor)?;
     elem.value_at(bytes, idx).ok_or_else(oor)
+}
+
+/// The multi-index of element `flat` (memory order) of a tensor of `shape` (outermost first), e.g.
+/// `[o, i, y, x]` of a conv weight; `[flat]` for a scalar or an inconsistent shape.
+pub fn unravel(flat: u64, shape: &[u64]) -> Vec<u64> {
+    if shape.is_empty() || shape.contains(&0) {
+        return vec![flat];
+    }
+    let mut idx = vec![0u64; shape.len()];
+    let mut rest = flat;
+    for (d, &n) in shape.iter().enumerate().rev() {
+        idx[d] = rest % n;
+        rest /= n;
+    }
+    idx
 }
 
 /// How the colour range is chosen.
