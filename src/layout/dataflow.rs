@@ -517,171 +517,217 @@ pub fn dataflow_cached(
         }
     }
 
-    // Waypoints of every group, once; edges index into them.
-    let mut route_points: Vec<DVec2> = Vec::new();
-    let mut group_point_base = vec![0u32; gcount];
-    for g in 0..gcount {
-        if let Some(sub) = &subs[g] {
-            group_point_base[g] = route_points.len() as u32;
-            let base = content(g, &origin);
-            route_points.extend(sub.points.iter().map(|p| base + *p));
-        }
-    }
-    let visible_rect = |v: u32| -> Rect {
-        let g = group_of[v as usize];
-        let c = container[g as usize];
-        if c != u32::MAX {
-            group_rects[c as usize]
+    // The cluster tree (mostly serial) is built while the edge routes (parallel chunks) are:
+    // neither reads the other.
+    let build_tree = || {
+        // Cluster tree: the hierarchy, wide groups split spatially (for a flat graph this *is* the
+        // computed hierarchy: sort-tile-recursive tiles of the layered drawing).
+        progress.set("dataflow: cluster tree", 0.97);
+        let root_label = if graph.name.is_empty() {
+            "model"
         } else {
-            nodes[v as usize].rect()
-        }
-    };
-    // Appends the waypoints of local edge (a, b) of group g; returns whether it was reversed.
-    let segment = |g: u32, a: u32, b: u32, out: &mut Vec<DVec2>| -> Option<bool> {
-        let sub = subs.get(g as usize)?.as_ref()?;
-        let i = sub.local_edges.binary_search(&(a, b)).ok()?;
-        let lr = sub.routes.get(i)?;
-        let pts = sub
-            .points
-            .get(lr.start as usize..(lr.start + lr.len) as usize)?;
-        let base = content(g as usize, &origin);
-        if lr.reversed {
-            out.extend(pts.iter().rev().map(|p| base + *p));
-        } else {
-            out.extend(pts.iter().map(|p| base + *p));
-        }
-        Some(lr.reversed)
-    };
-    let port_pos = |g: u32, idx: u32| -> Option<DVec2> {
-        let sub = subs.get(g as usize)?.as_ref()?;
-        Some(content(g as usize, &origin) + *sub.centers.get(idx as usize)?)
-    };
-    // The visible start of a node's chain: (group, local item) of the node or its collapsed box.
-    let start_of = |w: u32| -> (u32, u32) {
-        let c = container[group_of[w as usize] as usize];
-        if c != u32::MAX {
-            (parent[c as usize], local_of_group[c as usize])
-        } else {
-            (group_of[w as usize], local_of_node[w as usize])
-        }
-    };
-    // One edge's route. Its own waypoints go to `pts` (returns true); a route that is exactly a
-    // shared group route points into `route_points` directly (returns false).
-    let route_one = |e: usize,
-                     u: u32,
-                     v: u32,
-                     pts: &mut Vec<DVec2>,
-                     chain: &mut Vec<(u32, u32)>|
-     -> (EdgeRoute, bool) {
-        let ru = visible_rect(u);
-        let rv = visible_rect(v);
-        let same_box = {
-            let cu = container[group_of[u as usize] as usize];
-            cu != u32::MAX && cu == container[group_of[v as usize] as usize]
+            graph.name.as_str()
         };
-        let mut r = EdgeRoute {
-            from: DVec2::new(ru.center().x, ru.max.y),
-            to: DVec2::new(rv.center().x, rv.min.y),
-            points_start: 0,
-            points_len: 0,
-            curve: true,
-            reversed: false,
-            hidden: u == v || same_box,
+        let mut tree = ClusterTree::from_hierarchy(hierarchy, &group_of, root_label);
+        let fill = |tree: &mut ClusterTree| {
+            tree.fill_bboxes_with(
+                |v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect),
+                |c| {
+                    c.group
+                        .and_then(|g| group_rects.get(g as usize))
+                        .copied()
+                        .unwrap_or(Rect::EMPTY)
+                },
+            );
         };
-        pts.clear();
-        let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
-            return (r, false);
-        };
-        let shared = subs[l as usize].as_ref().and_then(|sub| {
-            let i = sub.local_edges.binary_search(&(a, b)).ok()?;
-            sub.routes.get(i).copied()
+        fill(&mut tree);
+        let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
+            nodes.get(v as usize).map_or(DVec2::ZERO, |b| b.center)
         });
-        if shared.is_some_and(|lr| lr.reversed) {
-            r.reversed = true;
-            r.from = DVec2::new(ru.center().x, ru.min.y);
-            r.to = DVec2::new(rv.center().x, rv.max.y);
-            segment(l, a, b, pts);
+        fill(&mut tree);
+        tree.aggregate_edges(&edges);
+        if opts.node_params.is_empty() {
+            for c in &mut tree.clusters {
+                c.param_count = c
+                    .group
+                    .and_then(|g| hierarchy.groups.get(g as usize))
+                    .map_or(0, |g| g.param_count);
+            }
         } else {
-            // Up from u through the out-ports of its groups, across L, down through v's in-ports.
-            let (mut g, mut item) = start_of(u);
-            for _ in 0..gcount {
-                if g == l {
-                    break;
-                }
-                if let Some(sub) = subs[g as usize].as_ref()
-                    && let Some(port) = sub.out_port(u)
-                {
-                    segment(g, item, port, pts);
-                    pts.extend(port_pos(g, port));
-                }
-                item = local_of_group[g as usize];
-                g = parent[g as usize];
-            }
-            segment(l, a, b, pts);
-            chain.clear();
-            let (mut g, mut item) = start_of(v);
-            for _ in 0..gcount {
-                if g == l {
-                    break;
-                }
-                chain.push((g, item));
-                item = local_of_group[g as usize];
-                g = parent[g as usize];
-            }
-            for &(g, item) in chain.iter().rev() {
-                if let Some(sub) = subs[g as usize].as_ref()
-                    && let Some(port) = sub.in_port(u)
-                {
-                    pts.extend(port_pos(g, port));
-                    segment(g, port, item, pts);
-                }
-            }
+            tree.fill_params(&opts.node_params);
         }
-        let only_shared = !r.reversed
-            && shared.is_some_and(|lr| lr.len as usize == pts.len())
-            && start_of(u).0 == l
-            && start_of(v).0 == l;
-        if let (true, Some(lr)) = (only_shared, shared) {
-            r.points_start = group_point_base[l as usize] + lr.start;
-            r.points_len = lr.len;
-            (r, false)
-        } else {
-            r.points_len = pts.len() as u32;
-            (r, !pts.is_empty())
-        }
+        tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| nd.op.as_str()));
+        tree
     };
-    // Routes in parallel chunks, each with its own points; stitched in edge order afterwards.
-    const CHUNK: usize = 2048;
-    let chunks: Vec<(Vec<EdgeRoute>, Vec<u32>, Vec<DVec2>)> = edges
-        .par_chunks(CHUNK)
-        .enumerate()
-        .map(|(ci, ch)| {
-            let (mut out, mut own, mut points) =
-                (Vec::with_capacity(ch.len()), Vec::new(), Vec::new());
-            let (mut pts, mut chain) = (Vec::new(), Vec::new());
-            for (k, &(u, v)) in ch.iter().enumerate() {
-                let (mut r, local) = route_one(ci * CHUNK + k, u, v, &mut pts, &mut chain);
-                if local {
-                    r.points_start = points.len() as u32;
-                    own.push(k as u32);
-                    points.extend_from_slice(&pts);
-                }
-                out.push(r);
-            }
-            (out, own, points)
-        })
-        .collect();
-    let mut routes = Vec::with_capacity(edges.len());
-    for (mut out, own, points) in chunks {
-        let base = route_points.len() as u32;
-        for k in own {
-            if let Some(r) = out.get_mut(k as usize) {
-                r.points_start += base;
+    let build_routes = || {
+        // Waypoints of every group, once; edges index into them.
+        let mut route_points: Vec<DVec2> = Vec::new();
+        let mut group_point_base = vec![0u32; gcount];
+        for g in 0..gcount {
+            if let Some(sub) = &subs[g] {
+                group_point_base[g] = route_points.len() as u32;
+                let base = content(g, &origin);
+                route_points.extend(sub.points.iter().map(|p| base + *p));
             }
         }
-        route_points.extend_from_slice(&points);
-        routes.append(&mut out);
-    }
+        let visible_rect = |v: u32| -> Rect {
+            let g = group_of[v as usize];
+            let c = container[g as usize];
+            if c != u32::MAX {
+                group_rects[c as usize]
+            } else {
+                nodes[v as usize].rect()
+            }
+        };
+        // Appends the waypoints of local edge (a, b) of group g; returns whether it was reversed.
+        let segment = |g: u32, a: u32, b: u32, out: &mut Vec<DVec2>| -> Option<bool> {
+            let sub = subs.get(g as usize)?.as_ref()?;
+            let i = sub.local_edges.binary_search(&(a, b)).ok()?;
+            let lr = sub.routes.get(i)?;
+            let pts = sub
+                .points
+                .get(lr.start as usize..(lr.start + lr.len) as usize)?;
+            let base = content(g as usize, &origin);
+            if lr.reversed {
+                out.extend(pts.iter().rev().map(|p| base + *p));
+            } else {
+                out.extend(pts.iter().map(|p| base + *p));
+            }
+            Some(lr.reversed)
+        };
+        let port_pos = |g: u32, idx: u32| -> Option<DVec2> {
+            let sub = subs.get(g as usize)?.as_ref()?;
+            Some(content(g as usize, &origin) + *sub.centers.get(idx as usize)?)
+        };
+        // The visible start of a node's chain: (group, local item) of the node or its collapsed box.
+        let start_of = |w: u32| -> (u32, u32) {
+            let c = container[group_of[w as usize] as usize];
+            if c != u32::MAX {
+                (parent[c as usize], local_of_group[c as usize])
+            } else {
+                (group_of[w as usize], local_of_node[w as usize])
+            }
+        };
+        // One edge's route. Its own waypoints go to `pts` (returns true); a route that is exactly a
+        // shared group route points into `route_points` directly (returns false).
+        let route_one = |e: usize,
+                         u: u32,
+                         v: u32,
+                         pts: &mut Vec<DVec2>,
+                         chain: &mut Vec<(u32, u32)>|
+         -> (EdgeRoute, bool) {
+            let ru = visible_rect(u);
+            let rv = visible_rect(v);
+            let same_box = {
+                let cu = container[group_of[u as usize] as usize];
+                cu != u32::MAX && cu == container[group_of[v as usize] as usize]
+            };
+            let mut r = EdgeRoute {
+                from: DVec2::new(ru.center().x, ru.max.y),
+                to: DVec2::new(rv.center().x, rv.min.y),
+                points_start: 0,
+                points_len: 0,
+                curve: true,
+                reversed: false,
+                hidden: u == v || same_box,
+            };
+            pts.clear();
+            let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
+                return (r, false);
+            };
+            let shared = subs[l as usize].as_ref().and_then(|sub| {
+                let i = sub.local_edges.binary_search(&(a, b)).ok()?;
+                sub.routes.get(i).copied()
+            });
+            if shared.is_some_and(|lr| lr.reversed) {
+                r.reversed = true;
+                r.from = DVec2::new(ru.center().x, ru.min.y);
+                r.to = DVec2::new(rv.center().x, rv.max.y);
+                segment(l, a, b, pts);
+            } else {
+                // Up from u through the out-ports of its groups, across L, down through v's in-ports.
+                let (mut g, mut item) = start_of(u);
+                for _ in 0..gcount {
+                    if g == l {
+                        break;
+                    }
+                    if let Some(sub) = subs[g as usize].as_ref()
+                        && let Some(port) = sub.out_port(u)
+                    {
+                        segment(g, item, port, pts);
+                        pts.extend(port_pos(g, port));
+                    }
+                    item = local_of_group[g as usize];
+                    g = parent[g as usize];
+                }
+                segment(l, a, b, pts);
+                chain.clear();
+                let (mut g, mut item) = start_of(v);
+                for _ in 0..gcount {
+                    if g == l {
+                        break;
+                    }
+                    chain.push((g, item));
+                    item = local_of_group[g as usize];
+                    g = parent[g as usize];
+                }
+                for &(g, item) in chain.iter().rev() {
+                    if let Some(sub) = subs[g as usize].as_ref()
+                        && let Some(port) = sub.in_port(u)
+                    {
+                        pts.extend(port_pos(g, port));
+                        segment(g, port, item, pts);
+                    }
+                }
+            }
+            let only_shared = !r.reversed
+                && shared.is_some_and(|lr| lr.len as usize == pts.len())
+                && start_of(u).0 == l
+                && start_of(v).0 == l;
+            if let (true, Some(lr)) = (only_shared, shared) {
+                r.points_start = group_point_base[l as usize] + lr.start;
+                r.points_len = lr.len;
+                (r, false)
+            } else {
+                r.points_len = pts.len() as u32;
+                (r, !pts.is_empty())
+            }
+        };
+        // Routes in parallel chunks, each with its own points; stitched in edge order afterwards.
+        const CHUNK: usize = 2048;
+        let chunks: Vec<(Vec<EdgeRoute>, Vec<u32>, Vec<DVec2>)> = edges
+            .par_chunks(CHUNK)
+            .enumerate()
+            .map(|(ci, ch)| {
+                let (mut out, mut own, mut points) =
+                    (Vec::with_capacity(ch.len()), Vec::new(), Vec::new());
+                let (mut pts, mut chain) = (Vec::new(), Vec::new());
+                for (k, &(u, v)) in ch.iter().enumerate() {
+                    let (mut r, local) = route_one(ci * CHUNK + k, u, v, &mut pts, &mut chain);
+                    if local {
+                        r.points_start = points.len() as u32;
+                        own.push(k as u32);
+                        points.extend_from_slice(&pts);
+                    }
+                    out.push(r);
+                }
+                (out, own, points)
+            })
+            .collect();
+        let mut routes = Vec::with_capacity(edges.len());
+        for (mut out, own, points) in chunks {
+            let base = route_points.len() as u32;
+            for k in own {
+                if let Some(r) = out.get_mut(k as usize) {
+                    r.points_start += base;
+                }
+            }
+            route_points.extend_from_slice(&points);
+            routes.append(&mut out);
+        }
+        (route_points, routes)
+    };
+    let (tree, (route_points, routes)) = rayon::join(build_tree, build_routes);
     if reversed_total > 0 {
         warnings.push(format!(
             "{reversed_total} edges reversed to break cycles for layering"
@@ -694,44 +740,6 @@ pub fn dataflow_cached(
     if dropped {
         warnings.push("too many long edges: some are drawn straight, without routing".to_string());
     }
-
-    // Cluster tree: the hierarchy, wide groups split spatially (for a flat graph this *is* the
-    // computed hierarchy: sort-tile-recursive tiles of the layered drawing).
-    progress.set("dataflow: cluster tree", 0.97);
-    let root_label = if graph.name.is_empty() {
-        "model"
-    } else {
-        graph.name.as_str()
-    };
-    let mut tree = ClusterTree::from_hierarchy(hierarchy, &group_of, root_label);
-    let fill = |tree: &mut ClusterTree| {
-        tree.fill_bboxes_with(
-            |v| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect),
-            |c| {
-                c.group
-                    .and_then(|g| group_rects.get(g as usize))
-                    .copied()
-                    .unwrap_or(Rect::EMPTY)
-            },
-        );
-    };
-    fill(&mut tree);
-    let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
-        nodes.get(v as usize).map_or(DVec2::ZERO, |b| b.center)
-    });
-    fill(&mut tree);
-    tree.aggregate_edges(&edges);
-    if opts.node_params.is_empty() {
-        for c in &mut tree.clusters {
-            c.param_count = c
-                .group
-                .and_then(|g| hierarchy.groups.get(g as usize))
-                .map_or(0, |g| g.param_count);
-        }
-    } else {
-        tree.fill_params(&opts.node_params);
-    }
-    tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| nd.op.as_str()));
 
     let mut bounds = group_rects[0];
     for nb in &nodes {

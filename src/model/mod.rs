@@ -276,7 +276,7 @@ impl Graph {
                 }
             }
         }
-        let mut edges = Vec::new();
+        let mut edges = Vec::with_capacity(self.nodes.iter().map(|n| n.inputs.len()).sum());
         for (i, n) in self.nodes.iter().enumerate() {
             for v in n.inputs.iter().flatten() {
                 if let Some(Some(p)) = producer.get(*v as usize) {

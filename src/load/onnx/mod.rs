@@ -132,6 +132,12 @@ impl Converter<'_> {
             name: g.name.clone(),
             ..Graph::default()
         };
+        graph
+            .nodes
+            .reserve(g.node.len() + g.input.len() + g.output.len());
+        graph
+            .values
+            .reserve(g.node.len() * 2 + g.initializer.len() + g.input.len());
         let mut values: HashMap<String, ValueId> = HashMap::default();
         values.reserve(g.node.len() * 2 + g.initializer.len() + g.input.len() + g.output.len());
         let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
