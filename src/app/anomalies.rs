@@ -10,9 +10,11 @@
 //! (log scale for counts and norms, linear for sparsity, |z| / 2·threshold for sibling z-scores);
 //! nodes without the figure get NaN, which the LOD cut draws in their own colour.
 //!
+//! Cancelling the job stops the pass within one tensor's time (`stats::model_stats_until`): tensors
+//! not yet begun are skipped, and those computed are kept in the cache, so the next scan resumes.
+//!
 //! Rejected: computing statistics on the UI thread when the panel opens (a 2.5 GB checkpoint takes
-//! seconds), and stopping the statistics pass halfway on cancel (`model_stats` has no checkpoint; a
-//! cancelled scan's result is dropped when it arrives, like any cancelled job).
+//! seconds).
 
 use std::sync::Arc;
 
@@ -64,9 +66,18 @@ pub fn tensor_owners(model: &Model) -> Vec<Option<NodeId>> {
 pub fn scan(model: &Model, cache: Option<&StatsCache>, progress: &JobProgress) -> Scan {
     let started = std::time::Instant::now();
     progress.set("statistics of every tensor", 0.0);
-    let stats = crate::stats::model_stats_cached(model, cache, &|done, total| {
-        progress.set_fraction(0.95 * done as f32 / total.max(1) as f32);
-    });
+    let stats = crate::stats::model_stats_until(
+        model,
+        cache,
+        &|done, total| {
+            progress.set_fraction(0.95 * done as f32 / total.max(1) as f32);
+        },
+        &|| progress.is_cancelled(),
+    );
+    if progress.is_cancelled() {
+        // The job's result is dropped; what was computed is already in the cache.
+        return Scan::default();
+    }
     progress.set("finding anomalies", 0.95);
     let owners = tensor_owners(model);
     let findings = crate::stats::anomaly::find_anomalies(model, &stats)

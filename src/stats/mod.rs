@@ -61,6 +61,12 @@ pub enum StatsError {
         /// Bytes present.
         actual: u64,
     },
+    /// The pass was stopped before this tensor was reached ([`model_stats_until`]).
+    #[error("tensor {tensor}: statistics pass cancelled")]
+    Cancelled {
+        /// Tensor name.
+        tensor: String,
+    },
     /// Statistics are not supported for this element type.
     #[error("tensor {tensor}: statistics not supported for {dtype}")]
     Unsupported {
@@ -342,8 +348,37 @@ pub fn model_stats_cached(
     cache: Option<&cache::StatsCache>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Vec<Result<TensorStats, StatsError>> {
+    model_stats_until(m, cache, progress, &|| false)
+}
+
+/// [`model_stats_cached`] that stops starting tensors once `stop()` is true: the tensors not yet
+/// begun come back as [`StatsError::Cancelled`] (a cancelled scan stops burning CPU within one
+/// tensor's time), and whatever was computed is still stored in the cache, so scanning again
+/// resumes where this one stopped.
+pub fn model_stats_until(
+    m: &Model,
+    cache: Option<&cache::StatsCache>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<Result<TensorStats, StatsError>> {
     let Some(cache) = cache else {
-        return model_stats(m, progress);
+        let opts = StatsOptions::for_model(m);
+        let total = m.tensors.len();
+        let done = AtomicUsize::new(0);
+        return m
+            .tensors
+            .par_iter()
+            .map(|t| {
+                if stop() {
+                    return Err(StatsError::Cancelled {
+                        tensor: t.name.clone(),
+                    });
+                }
+                let r = tensor_stats_with(t, &opts);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                r
+            })
+            .collect();
     };
     let cached = cache.load(m);
     let opts = StatsOptions::for_model(m);
@@ -356,6 +391,11 @@ pub fn model_stats_cached(
         .map(|t| {
             let r = match cached.get(t) {
                 Some(s) => Ok(s),
+                None if stop() => {
+                    return Err(StatsError::Cancelled {
+                        tensor: t.name.clone(),
+                    });
+                }
                 None => {
                     computed.fetch_add(1, Ordering::Relaxed);
                     tensor_stats_with(t, &opts)
@@ -568,6 +608,33 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.to_string(), "tensor k: statistics not supported for Q4_K");
+    }
+
+    #[test]
+    fn a_stopped_pass_skips_the_tensors_not_yet_begun() {
+        let mut m = Model::new("mem.safetensors", Format::Safetensors);
+        for i in 0..20 {
+            m.add_tensor(f32_tensor(&format!("t{i}"), &[2], &[1.0, i as f32]));
+        }
+        // Stop after five tensors have been started, whatever order rayon takes them in.
+        let asked = AtomicUsize::new(0);
+        let r = model_stats_until(&m, None, &|_, _| {}, &|| {
+            asked.fetch_add(1, Ordering::Relaxed) >= 5
+        });
+        let done = r.iter().filter(|x| x.is_ok()).count();
+        let cancelled = r
+            .iter()
+            .filter(|x| matches!(x, Err(StatsError::Cancelled { .. })))
+            .count();
+        assert_eq!((done, cancelled), (5, 15));
+        for (t, x) in m.tensors.iter().zip(&r) {
+            if let Ok(s) = x {
+                assert_eq!(s.name, t.name);
+            }
+        }
+        // Not stopped: everything computes.
+        let all = model_stats_until(&m, None, &|_, _| {}, &|| false);
+        assert!(all.iter().all(Result::is_ok));
     }
 
     #[test]
