@@ -336,11 +336,6 @@ pub fn heatmap_items(
     Ok(out)
 }
 
-/// The world rectangle a tensor occupies in the tensor view: one world unit per value.
-pub fn tensor_rect(tensor: &crate::model::Tensor) -> Rect {
-    view_rect(&crate::stats::heatmap::HeatmapView::for_tensor(tensor))
-}
-
 /// The world rectangle of a heatmap view: one world unit per value.
 pub fn view_rect(v: &crate::stats::heatmap::HeatmapView) -> Rect {
     Rect::new(DVec2::ZERO, DVec2::new(v.cols as f64, v.rows as f64))
