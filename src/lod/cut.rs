@@ -1087,6 +1087,13 @@ impl Moments {
 /// deviations per axis (exactly the half side for evenly spread members) plus the mean node half
 /// size, clamped to the box. Dataflow clusters are compact frames: their box is their footprint.
 /// One O(nodes + clusters) pass when the state is made, never per frame.
+/// Cluster ids, children before parents (deepest first): the order of a bottom-up accumulation.
+fn deepest_first(tree: &crate::graph::ClusterTree) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..tree.clusters.len()).collect();
+    order.sort_unstable_by_key(|&c| std::cmp::Reverse(tree.clusters.get(c).map_or(0, |x| x.depth)));
+    order
+}
+
 fn footprints(layout: &Layout) -> Vec<Rect> {
     let tree = &layout.clusters;
     if layout.kind != LayoutKind::Force {
@@ -1111,10 +1118,7 @@ fn footprints(layout: &Layout) -> Vec<Rect> {
             half: b.half_size.as_dvec2(),
         });
     }
-    // Children before parents: deepest first.
-    let mut order: Vec<usize> = (0..tree.clusters.len()).collect();
-    order.sort_unstable_by_key(|&c| std::cmp::Reverse(tree.clusters.get(c).map_or(0, |x| x.depth)));
-    for c in order {
+    for c in deepest_first(tree) {
         let (Some(p), Some(&x)) = (tree.clusters.get(c).and_then(|x| x.parent), m.get(c)) else {
             continue;
         };
@@ -1257,9 +1261,7 @@ fn disc_halves(layout: &Layout) -> Vec<f64> {
             acc.1 += f64::from(b.half_size.x.max(b.half_size.y));
         }
     }
-    let mut order: Vec<usize> = (0..tree.clusters.len()).collect();
-    order.sort_unstable_by_key(|&c| std::cmp::Reverse(tree.clusters.get(c).map_or(0, |x| x.depth)));
-    for c in order {
+    for c in deepest_first(tree) {
         let (Some(p), Some(&x)) = (tree.clusters.get(c).and_then(|x| x.parent), sum.get(c)) else {
             continue;
         };
