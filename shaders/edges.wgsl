@@ -1,5 +1,5 @@
 // Edges: instanced ribbons of constant pixel width, expanded in the vertex shader. Straight edges
-// are one quad; CURVE edges are a cubic with vertical tangents tessellated into up to
+// are one quad; CURVE edges are a cubic with vertical tangents tessellated into a strip of up to
 // CURVE_SEGMENTS quads (instance x vertex index), the unused ones collapsed; arrowheads are a
 // separate quad per ARROW edge shaped by a triangle distance function.
 
@@ -143,27 +143,25 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let c = endpoints(e, style.half_w);
     let polygon = length(c.p1 - c.p0) + length(c.p2 - c.p1) + length(c.p3 - c.p2);
     let segments = u32(clamp(ceil(polygon / CURVE_SEGMENT_PX), 1.0, f32(CURVE_SEGMENTS)));
-    let segment = vertex_index / 6u;
     var out: EdgeVarying;
     out.color = style.color;
     out.shape = vec3<f32>(style.half_w, 0.0, 0.0);
-    // Off-screen curves (their control hull misses the viewport) collapse too: degenerate
-    // triangles are dropped before clipping, which matters for long curves at deep zoom.
+    // Off-screen curves (their control hull misses the viewport) collapse: every vertex at the
+    // same point, nothing rasterized. This matters for long curves at deep zoom.
     let pad = vec2<f32>(style.half_w + 1.0);
     let lo = min(min(c.p0, c.p1), min(c.p2, c.p3)) - pad;
     let hi = max(max(c.p0, c.p1), max(c.p2, c.p3)) + pad;
     let visible = all(hi >= vec2<f32>(0.0)) && all(lo <= globals.viewport);
-    if segment >= segments || !visible {
-        // Collapsed: every vertex at the same point, nothing rasterized.
+    if !visible {
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
         return out;
     }
-    // Two triangles: (0,-)(1,-)(0,+) (0,+)(1,-)(1,+).
-    let k = vertex_index % 6u;
-    let step = select(0u, 1u, k == 1u || k == 4u || k == 5u);
-    let side = select(-1.0, 1.0, k == 2u || k == 3u || k == 5u);
-    let t = f32(segment + step) / f32(segments);
+    // A triangle strip along the curve: vertex 2j is joint j on the right, 2j+1 on the left.
+    // Vertices past the last joint repeat the last two, so their triangles have no area.
+    let joint = min(vertex_index / 2u, segments);
+    let side = select(-1.0, 1.0, (vertex_index & 1u) == 1u);
+    let t = f32(joint) / f32(segments);
     let p = bezier(c, t);
     let dir = bezier_tangent(c, t);
     let normal = vec2<f32>(-dir.y, dir.x);

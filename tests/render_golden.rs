@@ -690,3 +690,57 @@ fn lod_collapsed_and_expanded() {
     let img = render(&list, &cam2, 256, 256).unwrap();
     check_snapshot("lod_expanded", &img);
 }
+
+/// Viewport culling (chunks of nodes, grid cells of edges) must never change the picture: a dense
+/// synthetic scene rendered with and without it, fitted, 30× and 300× in, matches pixel
+/// for pixel, and the zoomed-in frames really did draw only a small part of the scene.
+#[test]
+fn culling_never_changes_the_picture() {
+    let Some(ctx) = ctx() else { return };
+    let scene = modelmap::bench::render::SyntheticScene::new(20_000, 40_000, 3);
+    let list = scene.list();
+    let (w, h) = (320u32, 200u32);
+    let mut fit = Camera::new(DVec2::new(f64::from(w), f64::from(h)));
+    let bounds = modelmap::bench::render::SceneSource::bounds(&scene);
+    fit.fit(bounds, 10.0);
+    let off_centre = fit.center + bounds.size() * DVec2::new(0.21, -0.13);
+    let cameras = [
+        fit,
+        Camera {
+            zoom: fit.zoom * 30.0,
+            center: off_centre,
+            ..fit
+        },
+        Camera {
+            zoom: fit.zoom * 300.0,
+            center: list.nodes[12_345].center.as_dvec2() + list.origin + DVec2::new(3.0, 1.0),
+            ..fit
+        },
+    ];
+    let mut culled = OffscreenRenderer::new(ctx);
+    let mut full = OffscreenRenderer::new(ctx);
+    full.graph_renderer_mut().set_culling(false);
+    for (i, cam) in cameras.iter().enumerate() {
+        let a = culled.render(ctx, list, cam, w, h).unwrap();
+        let drawn = culled.graph_renderer().last_prepare();
+        let b = full.render(ctx, list, cam, w, h).unwrap();
+        assert_eq!(full.graph_renderer().last_prepare().edges_drawn, 40_000);
+        if a.pixels != b.pixels {
+            save_png(&a, &snapshot_path(&format!("culling{i}"), ".actual")).unwrap();
+            save_png(&b, &snapshot_path(&format!("culling{i}"), ".expected")).unwrap();
+            panic!("camera {i}: culling changed the picture");
+        }
+        if i > 0 {
+            assert!(
+                drawn.edges_drawn < 40_000 / 4 && drawn.nodes_drawn < 20_000,
+                "camera {i} drew {} nodes / {} edges",
+                drawn.nodes_drawn,
+                drawn.edges_drawn
+            );
+        }
+        assert!(
+            compare(&RgbaImage::filled(w, h, list.background), &a).is_err(),
+            "camera {i} drew nothing"
+        );
+    }
+}

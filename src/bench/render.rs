@@ -52,6 +52,9 @@ pub struct RenderBenchArgs {
     /// Do not draw labels (still cut and laid out): how much of a frame the labels cost.
     #[arg(long)]
     pub no_labels: bool,
+    /// Turn off the renderer's viewport culling: every uploaded instance is drawn every frame.
+    #[arg(long)]
+    pub no_cull: bool,
 }
 
 impl Default for RenderBenchArgs {
@@ -66,6 +69,7 @@ impl Default for RenderBenchArgs {
             json: false,
             no_edges: false,
             no_labels: false,
+            no_cull: false,
         }
     }
 }
@@ -111,16 +115,29 @@ pub struct RenderBenchResult {
     pub edges_per_frame: (usize, usize),
     /// Median and largest number of labels drawn per frame.
     pub labels_per_frame: (usize, usize),
+    /// Median and largest number of node instances left after the renderer's viewport culling.
+    pub drawn_nodes_per_frame: (usize, usize),
+    /// Median and largest number of edge instances left after the renderer's viewport culling.
+    pub drawn_edges_per_frame: (usize, usize),
     /// GPU memory the renderer allocated (buffers, textures, target), bytes.
     pub gpu_bytes: u64,
     /// Median of the baseline pipeline (instanced SDF circles) over the same nodes and path, ms.
     pub baseline_median_ms: Option<f64>,
-    /// `median_ms / baseline_median_ms` (target ≤ 1.3).
+    /// `median_ms / baseline_median_ms` (target ≤ 1.3). Our renderer culls to the viewport and the
+    /// baseline does not, so zoomed-in frames favour ours; see `fit_ratio_to_baseline`.
     pub ratio_to_baseline: Option<f64>,
     /// Median of our renderer drawing only the nodes (what the baseline draws), ms.
     pub nodes_only_median_ms: Option<f64>,
     /// `nodes_only_median_ms / baseline_median_ms`: our node pipeline's overhead over the minimal one.
     pub nodes_only_ratio: Option<f64>,
+    /// Median over the frames held at the fitted view (the last quarter), everything on screen, ms.
+    pub fit_median_ms: f64,
+    /// The baseline's median over the same frames, ms.
+    pub baseline_fit_median_ms: Option<f64>,
+    /// `fit_median_ms / baseline_fit_median_ms`: the comparison culling cannot help.
+    pub fit_ratio_to_baseline: Option<f64>,
+    /// Our renderer on the nodes only, over the same frames, ms.
+    pub nodes_only_fit_median_ms: Option<f64>,
 }
 
 /// Something that gives the `DrawList` to draw for a camera: the synthetic scene, or the LOD cut
@@ -432,6 +449,10 @@ struct Timings {
     cut_ms: Vec<f64>,
     /// Per frame: nodes, edges, labels in the list.
     counts: Vec<[usize; 3]>,
+    /// Per frame: nodes, edges, 0 drawn after culling (our renderer only).
+    drawn: Vec<[usize; 3]>,
+    /// Frame times of the last quarter of the path, held at the fitted view (everything on screen).
+    fit_ms: Vec<f64>,
 }
 
 fn run_path(
@@ -450,7 +471,10 @@ fn run_path(
         prepare_ms: Vec::new(),
         cut_ms: Vec::new(),
         counts: Vec::new(),
+        drawn: Vec::new(),
+        fit_ms: Vec::new(),
     };
+    let quarter = (frames / 4).max(1);
     let trace = std::env::var_os("MODELMAP_BENCH_TRACE").is_some();
     // Two untimed frames: shader compilation and the first upload.
     for i in 0..frames + 2 {
@@ -459,10 +483,17 @@ fn run_path(
         let list = source.draw_list(&camera);
         let cut = start.elapsed();
         let counts = [list.nodes.len(), list.edges.len(), list.labels.len()];
-        match painter {
-            Painter::Ours(r) => r.prepare(&ctx.device, &ctx.queue, &camera, list),
-            Painter::Baseline(b) => b.prepare(&ctx.queue, &camera, list),
-        }
+        let drawn = match painter {
+            Painter::Ours(r) => {
+                r.prepare(&ctx.device, &ctx.queue, &camera, list);
+                let p = r.last_prepare();
+                [p.nodes_drawn as usize, p.edges_drawn as usize, 0]
+            }
+            Painter::Baseline(b) => {
+                b.prepare(&ctx.queue, &camera, list);
+                [counts[0], 0, 0]
+            }
+        };
         let prepared = start.elapsed();
         let mut encoder = ctx
             .device
@@ -510,7 +541,7 @@ fn run_path(
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         if trace {
             eprintln!(
-                "frame {i}: zoom {:.3e} {:.1} ms (cut {:.1}, prepare {:.1}, gpu {}) nodes {} edges {} labels {}",
+                "frame {i}: zoom {:.3e} {:.1} ms (cut {:.1}, prepare {:.1}, gpu {}) nodes {} edges {} labels {}, drawn {} nodes {} edges",
                 camera.zoom,
                 ms(elapsed),
                 ms(cut),
@@ -519,6 +550,8 @@ fn run_path(
                 counts[0],
                 counts[1],
                 counts[2],
+                drawn[0],
+                drawn[1],
             );
         }
         if i >= 2 {
@@ -526,6 +559,10 @@ fn run_path(
             t.prepare_ms.push(ms(prepared.saturating_sub(cut)));
             t.cut_ms.push(ms(cut));
             t.counts.push(counts);
+            t.drawn.push(drawn);
+            if (i - 2) / quarter >= 3 {
+                t.fit_ms.push(ms(elapsed));
+            }
             t.gpu_ms.extend(gpu);
         }
     }
@@ -576,6 +613,7 @@ pub fn run_with(
         labels: !args.no_labels,
         ..Layers::default()
     });
+    renderer.set_culling(!args.no_cull);
     // The first upload, measured alone.
     let first = camera_path(source.bounds(), viewport, 0, frames);
     let (nodes, edges, labels) = {
@@ -600,6 +638,7 @@ pub fn run_with(
         None
     } else {
         let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
+        renderer.set_culling(!args.no_cull);
         let mut nodes_only = NodesOnly {
             inner: &mut *source,
             list: DrawList::default(),
@@ -614,7 +653,7 @@ pub fn run_with(
             frames,
             timer.as_ref(),
         )?;
-        Some(quantile(&t.frame_ms, 0.5))
+        Some((quantile(&t.frame_ms, 0.5), quantile(&t.fit_ms, 0.5)))
     };
     let baseline_median = if args.no_baseline {
         None
@@ -630,10 +669,13 @@ pub fn run_with(
             frames,
             timer.as_ref(),
         )?;
-        Some(quantile(&b.frame_ms, 0.5))
+        Some((quantile(&b.frame_ms, 0.5), quantile(&b.fit_ms, 0.5)))
     };
     let (adapter, backend) = ctx.adapter_name_and_backend();
     let median = quantile(&ours.frame_ms, 0.5);
+    let (nodes_only_median, nodes_only_fit) = nodes_only_median.unzip();
+    let (baseline_median, baseline_fit) = baseline_median.unzip();
+    let fit_median = quantile(&ours.fit_ms, 0.5);
     Ok(RenderBenchResult {
         adapter,
         backend,
@@ -654,11 +696,17 @@ pub fn run_with(
         nodes_per_frame: count_stats(&ours.counts, 0),
         edges_per_frame: count_stats(&ours.counts, 1),
         labels_per_frame: count_stats(&ours.counts, 2),
+        drawn_nodes_per_frame: count_stats(&ours.drawn, 0),
+        drawn_edges_per_frame: count_stats(&ours.drawn, 1),
         gpu_bytes,
         baseline_median_ms: baseline_median,
         ratio_to_baseline: baseline_median.map(|b| median / b),
         nodes_only_median_ms: nodes_only_median,
         nodes_only_ratio: nodes_only_median.zip(baseline_median).map(|(n, b)| n / b),
+        fit_median_ms: fit_median,
+        baseline_fit_median_ms: baseline_fit,
+        fit_ratio_to_baseline: baseline_fit.map(|b| fit_median / b),
+        nodes_only_fit_median_ms: nodes_only_fit,
     })
 }
 
@@ -670,9 +718,11 @@ pub fn report(r: &RenderBenchResult) -> String {
          frame: median {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (CPU wall incl. GPU wait)\n\
          gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\n\
          scene source (LOD cut): median {:.2} ms, max {:.2} ms\n\
-         per frame (median/max): {}/{} nodes, {}/{} edges, {}/{} labels\ngpu memory: {:.1} MiB\n\
+         per frame (median/max): {}/{} nodes, {}/{} edges, {}/{} labels\n\
+         drawn after viewport culling (median/max): {}/{} nodes, {}/{} edges\ngpu memory: {:.1} MiB\n\
          baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n\
-         our renderer on the nodes only: median {}; ratio to baseline {}\n",
+         our renderer on the nodes only: median {}; ratio to baseline {}\n\
+         fitted view only (everything on screen): median {:.2} ms, nodes only {}, baseline {}; ratio {}\n",
         r.adapter,
         r.backend,
         r.nodes,
@@ -695,11 +745,19 @@ pub fn report(r: &RenderBenchResult) -> String {
         r.edges_per_frame.1,
         r.labels_per_frame.0,
         r.labels_per_frame.1,
+        r.drawn_nodes_per_frame.0,
+        r.drawn_nodes_per_frame.1,
+        r.drawn_edges_per_frame.0,
+        r.drawn_edges_per_frame.1,
         r.gpu_bytes as f64 / (1 << 20) as f64,
         opt(r.baseline_median_ms, " ms"),
         opt(r.ratio_to_baseline, "x"),
         opt(r.nodes_only_median_ms, " ms"),
         opt(r.nodes_only_ratio, "x"),
+        r.fit_median_ms,
+        opt(r.nodes_only_fit_median_ms, " ms"),
+        opt(r.baseline_fit_median_ms, " ms"),
+        opt(r.fit_ratio_to_baseline, "x"),
     )
 }
 

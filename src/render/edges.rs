@@ -3,22 +3,36 @@
 //! drawn 1 px wide with proportionally less alpha, which reads as the right density).
 //!
 //! Instances are reordered into four runs — straight without arrow, straight with arrow, curved with
-//! arrow, curved without — so three draw calls cover everything with no per-vertex branching on
-//! the kind: straight edges are a 4-vertex strip; CURVE edges (a cubic with vertical tangents) use
-//! up to `6 × CURVE_SEGMENTS` vertices per instance, the vertex shader picking its segment from the
-//! vertex index and collapsing segments beyond what the screen length needs. Vertex shading is not
-//! free (lavapipe runs it on the CPU), so curves are also sorted into batches by world-length octave
-//! at upload and each batch is drawn with the vertex count its longest member needs at this frame's
-//! zoom: at overview zoom a curve costs 6 vertices (one segment) instead of 144. Arrowheads are one quad per ARROW edge over the middle two runs. Neighbouring curve
-//! segments share their joint vertices (each uses the analytic normal at the shared parameter), so
-//! translucent curves have no double-blended joints. The edge body is pulled back under the
-//! arrowhead for the same reason.
+//! arrow, curved without — so the pipelines need no per-vertex branching on the kind: straight
+//! edges are a 4-vertex strip; CURVE edges (a cubic with vertical tangents) are a strip of up to
+//! `2 × (CURVE_SEGMENTS + 1)` vertices per instance, the vertex shader picking its joint from the
+//! vertex index and collapsing joints beyond what the screen length needs. Arrowheads are one quad
+//! per ARROW edge over the middle two runs, drawn only for batches long enough on screen to show
+//! one.
+//!
+//! Vertex shading is scarce (lavapipe runs it on the CPU; an H100 on a couple of graphics TPCs), so
+//! each run is sorted at upload by world-length octave and then by the grid cell of the edge's
+//! midpoint ([`EdgeBatch`]). Each frame ([`plan_draws`]) draws only the cells of each batch that the
+//! viewport, grown by the batch's longest edge, can reach, and draws curves with the vertex count
+//! the batch's longest member needs at this zoom: at overview zoom a curve costs 4 vertices (one
+//! segment) instead of 50, and 1000× in, the edges far off screen cost nothing.
+//!
+//! Neighbouring curve segments share their joint vertices (each uses the analytic normal at the
+//! shared parameter; a strip, not a list: 50 vertices for 24 segments rather than 144), so
+//! translucent curves have no double-blended joints. The edge body is pulled
+//! back under the arrowhead for the same reason.
 //!
 //! Rejected: CPU tessellation (uploads grow K-fold and must be redone on every zoom), and rerun's
 //! storage-buffer vertex pulling (a fine choice, but instancing is simpler and `bench render`
 //! shows it within budget on lavapipe; see DESIGN.md).
 
+use std::ops::Range;
+
 use bytemuck::{Pod, Zeroable};
+use glam::Vec2;
+use rayon::slice::ParallelSliceMut;
+
+use super::cull::{self, CellGrid, View};
 
 use super::gpu_buffer::{self, GrowBuffer};
 use super::pipeline::{self, PipelineDesc};
@@ -109,7 +123,7 @@ impl EdgeRenderer {
             curve: make(
                 "edges curve",
                 "vs_curve",
-                wgpu::PrimitiveTopology::TriangleList,
+                wgpu::PrimitiveTopology::TriangleStrip,
             ),
             arrow: make(
                 "edges arrow",
@@ -133,13 +147,28 @@ pub struct EdgeRuns {
     pub total: u32,
 }
 
-/// Curves of similar world length, drawn with one vertex count chosen per frame from the zoom.
+/// Edges of one kind run and one world-length octave, sorted by grid cell: the unit a frame culls
+/// and draws (one vertex count per batch, chosen from its longest member at the frame's zoom).
 #[derive(Clone, Debug, PartialEq)]
-pub struct CurveBatch {
+pub struct EdgeBatch {
     /// Instance range.
-    pub range: std::ops::Range<u32>,
-    /// Longest world length in the batch.
+    pub range: Range<u32>,
+    /// Longest world length in the batch (finite members only).
     pub max_len: f32,
+    /// Widest line, pixels.
+    pub max_width_px: f32,
+    /// Bounding box of the members' midpoints.
+    pub lo: Vec2,
+    /// Upper corner of that box.
+    pub hi: Vec2,
+    /// A member has a non-finite end: never culled.
+    pub always: bool,
+    /// Where each grid cell's members start, relative to `range.start` (absent for small batches).
+    pub cell_starts: Option<Vec<u32>>,
+    /// Curves (else straight).
+    pub curve: bool,
+    /// Members carry arrowheads.
+    pub arrow: bool,
 }
 
 /// Octave of a world length (0 for degenerate lengths).
@@ -156,36 +185,72 @@ fn instance_len(e: &EdgeInstance) -> f32 {
     (dx * dx + dy * dy).sqrt()
 }
 
-/// Sorts the curve runs of `out` by length octave and returns their batches.
-pub fn batch_curves(out: &mut [EdgeInstance], runs: &EdgeRuns) -> Vec<CurveBatch> {
+fn midpoint(e: &EdgeInstance) -> Vec2 {
+    (Vec2::from(e.from) + Vec2::from(e.to)) * 0.5
+}
+
+/// Batches smaller than this are culled as a whole by their bounding box.
+const MIN_GRIDDED_BATCH: usize = 64;
+
+/// Sorts each run of `out` by (length octave, grid cell), stable, and returns the batches.
+pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -> Vec<EdgeBatch> {
     let mut batches = Vec::new();
-    for (start, end) in [
-        (runs.straight, runs.arrows_end),
-        (runs.arrows_end, runs.total),
-    ] {
+    let kinds = [
+        (0, runs.arrows_start, false, false),
+        (runs.arrows_start, runs.straight, false, true),
+        (runs.straight, runs.arrows_end, true, true),
+        (runs.arrows_end, runs.total, true, false),
+    ];
+    let key = |e: &EdgeInstance| {
+        (u64::from(length_class(instance_len(e))) << 32) | u64::from(grid.cell_of(midpoint(e)))
+    };
+    for (start, end, curve, arrow) in kinds {
         let Some(run) = out.get_mut(start as usize..end as usize) else {
             continue;
         };
-        run.sort_by_key(|e| length_class(instance_len(e)));
+        run.par_sort_by_cached_key(key);
         let mut i = 0;
         while i < run.len() {
             let class = run.get(i).map_or(0, |e| length_class(instance_len(e)));
             let mut j = i;
-            let mut max_len = 0.0f32;
+            let mut b = EdgeBatch {
+                range: 0..0,
+                max_len: 0.0,
+                max_width_px: 0.0,
+                lo: Vec2::splat(f32::INFINITY),
+                hi: Vec2::splat(f32::NEG_INFINITY),
+                always: false,
+                cell_starts: None,
+                curve,
+                arrow,
+            };
             while let Some(e) = run.get(j) {
                 let len = instance_len(e);
                 if length_class(len) != class {
                     break;
                 }
                 if len.is_finite() {
-                    max_len = max_len.max(len);
+                    b.max_len = b.max_len.max(len);
                 }
+                let m = midpoint(e);
+                if m.is_finite() && len.is_finite() {
+                    b.lo = b.lo.min(m);
+                    b.hi = b.hi.max(m);
+                } else {
+                    b.always = true;
+                }
+                b.max_width_px = b.max_width_px.max((e.packed & 0xffff) as f32 / WIDTH_SCALE);
                 j += 1;
             }
-            batches.push(CurveBatch {
-                range: start + i as u32..start + j as u32,
-                max_len,
-            });
+            if grid.side > 1 && j - i >= MIN_GRIDDED_BATCH {
+                let members = run.get(i..j).unwrap_or_default();
+                b.cell_starts = Some(cull::cell_starts(
+                    grid,
+                    members.iter().map(|e| grid.cell_of(midpoint(e))),
+                ));
+            }
+            b.range = start + i as u32..start + j as u32;
+            batches.push(b);
             i = j;
         }
     }
@@ -200,6 +265,84 @@ pub fn batch_segments(max_len: f32, zoom: f32) -> u32 {
         return CURVE_SEGMENTS;
     }
     ((polygon_px / CURVE_SEGMENT_PX).ceil() as u32).clamp(1, CURVE_SEGMENTS)
+}
+
+/// Vertices of a curve strip of `segments` segments.
+pub fn curve_vertices(segments: u32) -> u32 {
+    2 * (segments + 1)
+}
+
+/// Shortest screen length that shows an arrowhead: twice the smallest `arrow_len` (9 px) in
+/// shaders/edges.wgsl.
+const MIN_ARROW_EDGE_PX: f32 = 18.0;
+
+/// Pixels an edge's drawing may reach beyond its endpoints: the widened (selected) line, its
+/// anti-aliasing ramp and the arrowhead (see `arrow_len` in shaders/edges.wgsl).
+fn reach_px(width_px: f32) -> f32 {
+    let half = (width_px * 1.5 + 1.0).max(1.0) * 0.5;
+    (3.0 * half + 6.0).max(9.0) + half + 2.0
+}
+
+/// The draws of one frame: instance ranges and vertices per instance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EdgeDraws {
+    /// Straight bodies (4-vertex strips).
+    pub straight: Vec<Range<u32>>,
+    /// Curve bodies and their vertices per instance.
+    pub curves: Vec<(Range<u32>, u32)>,
+    /// Arrowheads (4-vertex strips).
+    pub arrows: Vec<Range<u32>>,
+}
+
+impl EdgeDraws {
+    /// Instances drawn (bodies; arrowheads not counted).
+    pub fn instances(&self) -> u64 {
+        let n = |r: &Range<u32>| u64::from(r.end - r.start);
+        self.straight.iter().map(n).sum::<u64>()
+            + self.curves.iter().map(|(r, _)| n(r)).sum::<u64>()
+    }
+}
+
+/// What of `batches` a frame over `view` must draw.
+pub fn plan_draws(batches: &[EdgeBatch], grid: &CellGrid, view: &View, out: &mut EdgeDraws) {
+    out.straight.clear();
+    out.curves.clear();
+    out.arrows.clear();
+    let mut ranges = Vec::new();
+    for b in batches {
+        ranges.clear();
+        let margin = b.max_len * 0.5 + view.px(reach_px(b.max_width_px));
+        if b.always || !margin.is_finite() {
+            ranges.push(b.range.clone());
+        } else if view.touches(b.lo, b.hi, margin) {
+            match (&b.cell_starts, grid.cells_touching(view, margin)) {
+                (Some(starts), Some((cols, rows))) => {
+                    cull::cell_ranges(grid, starts, b.range.start, cols, rows, &mut ranges);
+                }
+                (Some(_), None) => {}
+                (None, _) => ranges.push(b.range.clone()),
+            }
+        }
+        if ranges.is_empty() {
+            continue;
+        }
+        if b.curve {
+            let vertices = curve_vertices(batch_segments(b.max_len, view.zoom));
+            out.curves
+                .extend(ranges.iter().map(|r| (r.clone(), vertices)));
+        } else {
+            for r in &ranges {
+                cull::push_range(&mut out.straight, r.clone());
+            }
+        }
+        // The shader draws an arrowhead only on an edge at least twice its length on screen
+        // (`has_arrow`, at least 18 px): shorter batches skip the arrow draw and its vertices.
+        if b.arrow && b.max_len * view.zoom >= MIN_ARROW_EDGE_PX {
+            for r in &ranges {
+                cull::push_range(&mut out.arrows, r.clone());
+            }
+        }
+    }
 }
 
 /// Reorders edges into the four runs (see the module note), stable within each run.
@@ -246,9 +389,9 @@ pub fn order_edges(edges: &[EdgeItem], out: &mut Vec<EdgeInstance>) -> EdgeRuns 
 pub struct EdgeDrawData {
     buffer: GrowBuffer,
     runs: EdgeRuns,
-    batches: Vec<CurveBatch>,
-    /// Per batch, vertices per instance at the current zoom.
-    batch_vertices: Vec<u32>,
+    grid: CellGrid,
+    batches: Vec<EdgeBatch>,
+    draws: EdgeDraws,
     scratch: Vec<EdgeInstance>,
 }
 
@@ -257,12 +400,16 @@ impl Default for EdgeDrawData {
         EdgeDrawData {
             buffer: GrowBuffer::new("edge instances", wgpu::BufferUsages::VERTEX),
             runs: EdgeRuns::default(),
+            grid: CellGrid::single(),
             batches: Vec::new(),
-            batch_vertices: Vec::new(),
+            draws: EdgeDraws::default(),
             scratch: Vec::new(),
         }
     }
 }
+
+/// Edges a grid cell should hold on average.
+const EDGES_PER_CELL: usize = 1024;
 
 impl EdgeDrawData {
     /// Orders, packs and uploads `edges`. Returns the bytes uploaded.
@@ -284,20 +431,27 @@ impl EdgeDrawData {
             edges
         };
         self.runs = order_edges(edges, &mut self.scratch);
-        self.batches = batch_curves(&mut self.scratch, &self.runs);
+        self.grid = CellGrid::over(
+            self.scratch.iter().map(midpoint),
+            self.scratch.len(),
+            EDGES_PER_CELL,
+        );
+        self.batches = batch_edges(&mut self.scratch, &self.runs, &self.grid);
+        self.draws = EdgeDraws::default();
         let bytes: &[u8] = bytemuck::cast_slice(&self.scratch);
         self.buffer.write(device, queue, bytes);
         bytes.len() as u64
     }
 
-    /// Chooses each curve batch's segment count for this frame's zoom.
-    pub fn set_zoom(&mut self, zoom: f32) {
-        self.batch_vertices.clear();
-        self.batch_vertices.extend(
-            self.batches
-                .iter()
-                .map(|b| 6 * batch_segments(b.max_len, zoom)),
-        );
+    /// Picks this frame's draws: the batches and grid cells that can reach `view`, each curve
+    /// batch with the segment count its zoom needs.
+    pub fn set_view(&mut self, view: &View) {
+        plan_draws(&self.batches, &self.grid, view, &mut self.draws);
+    }
+
+    /// The draws of the last [`Self::set_view`].
+    pub fn draws(&self) -> &EdgeDraws {
+        &self.draws
     }
 
     /// Draws bodies, then arrowheads.
@@ -305,26 +459,25 @@ impl EdgeDrawData {
         let Some(slice) = self.buffer.slice() else {
             return;
         };
-        let r = self.runs;
+        let d = &self.draws;
         pass.set_vertex_buffer(0, slice);
-        if r.straight > 0 {
+        if !d.straight.is_empty() {
             pass.set_pipeline(&renderer.straight);
-            pass.draw(0..4, 0..r.straight);
-        }
-        if r.total > r.straight {
-            pass.set_pipeline(&renderer.curve);
-            for (i, batch) in self.batches.iter().enumerate() {
-                let vertices = self
-                    .batch_vertices
-                    .get(i)
-                    .copied()
-                    .unwrap_or(6 * CURVE_SEGMENTS);
-                pass.draw(0..vertices, batch.range.clone());
+            for r in &d.straight {
+                pass.draw(0..4, r.clone());
             }
         }
-        if r.arrows_end > r.arrows_start {
+        if !d.curves.is_empty() {
+            pass.set_pipeline(&renderer.curve);
+            for (r, vertices) in &d.curves {
+                pass.draw(0..*vertices, r.clone());
+            }
+        }
+        if !d.arrows.is_empty() {
             pass.set_pipeline(&renderer.arrow);
-            pass.draw(0..4, r.arrows_start..r.arrows_end);
+            for r in &d.arrows {
+                pass.draw(0..4, r.clone());
+            }
         }
     }
 
@@ -335,6 +488,7 @@ impl EdgeDrawData {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init, reason = "expected lists of ranges")]
 mod tests {
     use super::*;
     use glam::Vec2;
@@ -392,17 +546,118 @@ mod tests {
         ];
         let mut out = Vec::new();
         let runs = order_edges(&edges, &mut out);
-        let batches = batch_curves(&mut out, &runs);
+        let batches = batch_edges(&mut out, &runs, &CellGrid::single());
         // Arrow run: [1.2] and [3.0] (different octaves); plain run: [1.5], [100, 120].
-        let lens: Vec<(u32, u32, f32)> = batches
+        let lens: Vec<(u32, u32, f32, bool)> = batches
             .iter()
-            .map(|b| (b.range.start, b.range.end, b.max_len))
+            .map(|b| (b.range.start, b.range.end, b.max_len, b.arrow))
             .collect();
-        assert_eq!(lens, [(0, 1, 1.2), (1, 2, 3.0), (2, 3, 1.5), (3, 5, 120.0)]);
+        assert_eq!(
+            lens,
+            [
+                (0, 1, 1.2, true),
+                (1, 2, 3.0, true),
+                (2, 3, 1.5, false),
+                (3, 5, 120.0, false)
+            ]
+        );
         assert_eq!(out[3].to[1], 100.0);
         // 120 world units at zoom 0.1 is 18 px of polygon: 2 segments; deep zoom hits the cap.
         assert_eq!(batch_segments(120.0, 0.1), 2);
         assert_eq!(batch_segments(120.0, 1000.0), CURVE_SEGMENTS);
         assert_eq!(batch_segments(0.0, 1.0), 1);
+        let mut draws = EdgeDraws::default();
+        plan_draws(
+            &batches,
+            &CellGrid::single(),
+            &View::everything(10.0),
+            &mut draws,
+        );
+        assert!(draws.straight.is_empty());
+        // At zoom 10 the 1.2-unit curve is 12 px, too short to show an arrowhead; the 3-unit one
+        // is 30 px and gets one.
+        assert_eq!(draws.arrows, [1..2]);
+        assert_eq!(draws.curves.len(), 4);
+    }
+
+    /// A 100×100 lattice of short straight edges and a few long curves, viewed through a small
+    /// window: the frame draws the cells around the window, not the lattice, and every edge that
+    /// crosses the window is among those drawn.
+    #[test]
+    fn a_zoomed_in_view_draws_only_nearby_cells_and_never_drops_a_visible_edge() {
+        let mut edges = Vec::new();
+        for y in 0..100 {
+            for x in 0..100 {
+                let p = Vec2::new(x as f32, y as f32) * 10.0;
+                edges.push(EdgeItem {
+                    from: p,
+                    to: p + Vec2::new(10.0, 0.0),
+                    color: [0, 0, 0, 255],
+                    width_px: 1.0,
+                    flags: if (x + y) % 3 == 0 { flags::ARROW } else { 0 },
+                });
+            }
+        }
+        for i in 0..5 {
+            edges.push(EdgeItem {
+                from: Vec2::new(i as f32 * 200.0, 0.0),
+                to: Vec2::new(1000.0 - i as f32 * 200.0, 1000.0),
+                color: [0, 0, 0, 255],
+                width_px: 2.0,
+                flags: flags::CURVE,
+            });
+        }
+        let mut out = Vec::new();
+        let runs = order_edges(&edges, &mut out);
+        let grid = CellGrid::over(out.iter().map(midpoint), out.len(), 256);
+        assert!(grid.side > 1);
+        let batches = batch_edges(&mut out, &runs, &grid);
+        let view = View {
+            min: Vec2::new(503.0, 503.0),
+            max: Vec2::new(527.0, 517.0),
+            zoom: 40.0,
+        };
+        let mut draws = EdgeDraws::default();
+        plan_draws(&batches, &grid, &view, &mut draws);
+        let drawn: Vec<bool> = (0..out.len() as u32)
+            .map(|i| {
+                draws.straight.iter().any(|r| r.contains(&i))
+                    || draws.curves.iter().any(|(r, _)| r.contains(&i))
+            })
+            .collect();
+        let count = drawn.iter().filter(|&&d| d).count();
+        assert!(count < out.len() / 10, "drew {count} of {}", out.len());
+        for (e, &d) in out.iter().zip(&drawn) {
+            let (lo, hi) = (
+                Vec2::from(e.from).min(Vec2::from(e.to)),
+                Vec2::from(e.from).max(Vec2::from(e.to)),
+            );
+            if view.touches(lo, hi, 0.0) {
+                assert!(d, "edge {e:?} crosses the view but was culled");
+            }
+        }
+        // The long curves are one batch drawn with the view's segment count.
+        assert!(
+            draws
+                .curves
+                .iter()
+                .all(|&(_, v)| v == curve_vertices(CURVE_SEGMENTS))
+        );
+        // Arrowheads only over the drawn part of the arrow run.
+        let arrows: u32 = draws.arrows.iter().map(|r| r.end - r.start).sum();
+        assert!(arrows > 0 && arrows < runs.straight - runs.arrows_start);
+        // Fitting the whole lattice draws every edge, each batch as one range.
+        plan_draws(
+            &batches,
+            &grid,
+            &View {
+                min: Vec2::splat(-10.0),
+                max: Vec2::splat(1010.0),
+                zoom: 1.0,
+            },
+            &mut draws,
+        );
+        assert_eq!(draws.instances(), out.len() as u64);
+        assert!(draws.straight.len() <= 2);
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod baseline;
 mod context;
+pub mod cull;
 mod edges;
 mod frame;
 mod gpu_buffer;

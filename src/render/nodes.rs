@@ -7,8 +7,13 @@
 //! so 10 M nodes take 240 MB. Rejected: tessellated meshes per shape (more vertices, and rounded
 //! corners need many of them) and MSAA (the SDF gives better edges at no memory cost).
 
+use std::ops::Range;
+
 use bytemuck::{Pod, Zeroable};
+use glam::Vec2;
 use rayon::prelude::*;
+
+use super::cull::{ChunkCuller, View};
 
 use super::gpu_buffer::{self, GrowBuffer};
 use super::pipeline::{self, PipelineDesc};
@@ -34,6 +39,10 @@ pub struct NodeInstance {
 }
 
 const _: () = assert!(std::mem::size_of::<NodeInstance>() == 24);
+
+/// Pixels a node's drawing reaches beyond its box: the selection ring (`RING_OUTSET_PX` in
+/// shaders/nodes.wgsl), the half-pixel minimum size and anti-aliasing.
+const MARGIN_PX: f32 = 8.0;
 
 impl NodeInstance {
     /// Packs a draw-list node.
@@ -97,6 +106,8 @@ pub struct NodeDrawData {
     buffer: GrowBuffer,
     count: u32,
     scratch: Vec<NodeInstance>,
+    culler: ChunkCuller,
+    visible: Vec<Range<u32>>,
 }
 
 impl Default for NodeDrawData {
@@ -105,6 +116,8 @@ impl Default for NodeDrawData {
             buffer: GrowBuffer::new("node instances", wgpu::BufferUsages::VERTEX),
             count: 0,
             scratch: Vec::new(),
+            culler: ChunkCuller::default(),
+            visible: Vec::new(),
         }
     }
 }
@@ -135,7 +148,30 @@ impl NodeDrawData {
         let bytes: &[u8] = bytemuck::cast_slice(&self.scratch);
         self.buffer.write(device, queue, bytes);
         self.count = self.scratch.len() as u32;
+        let scratch = &self.scratch;
+        self.culler = ChunkCuller::build(scratch.len(), |i| {
+            scratch.get(i).map_or((Vec2::ZERO, Vec2::ZERO), |n| {
+                let (c, h) = (Vec2::from(n.center), Vec2::from(n.half_size).abs());
+                (c - h, c + h)
+            })
+        });
+        self.visible.clear();
+        self.visible.push(0..self.count);
         bytes.len() as u64
+    }
+
+    /// Picks the chunks of nodes that can reach `view` (list order kept: frames stay under their
+    /// children).
+    pub fn set_view(&mut self, view: &View) {
+        self.culler.visible(view, MARGIN_PX, &mut self.visible);
+    }
+
+    /// Nodes the last [`Self::set_view`] kept (whole chunks).
+    pub fn drawn(&self) -> u64 {
+        self.visible
+            .iter()
+            .map(|r| u64::from(r.end - r.start))
+            .sum()
     }
 
     /// Draws the nodes.
@@ -143,7 +179,9 @@ impl NodeDrawData {
         if let Some(slice) = self.buffer.slice() {
             pass.set_pipeline(&renderer.pipeline);
             pass.set_vertex_buffer(0, slice);
-            pass.draw(0..4, 0..self.count);
+            for r in &self.visible {
+                pass.draw(0..4, r.clone());
+            }
         }
     }
 
