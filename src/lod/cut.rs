@@ -40,7 +40,7 @@ use glam::{DVec2, Vec2};
 
 use super::style::{lighten, op_color, overlay_color, redact};
 use super::{Align, DrawList, EdgeItem, LabelItem, NodeItem, NodeShape, Rgba8, flags};
-use crate::graph::{ClusterId, Item};
+use crate::graph::{ClusterId, ClusterTree, Item};
 use crate::layout::{Layout, LayoutKind};
 use crate::model::{Model, NodeId, NodeKind};
 use crate::view::{Camera, Rect};
@@ -185,6 +185,9 @@ pub struct LodState {
     last_key: u64,
     animating: bool,
     pair_scratch: HashMap<(Item, Item), u32>,
+    /// Per cluster, memoized for one frame: the topmost cluster on its chain (itself included) that
+    /// the frame did not open, as `(frame stamp, id or NO_CLUSTER)`.
+    top_closed: Vec<(u32, ClusterId)>,
     /// Per cluster: where it is drawn when closed and the extent that decides when it opens.
     footprint: Vec<Rect>,
     /// Per cluster, the half side of a disc whose area is its members' (force layouts).
@@ -194,6 +197,9 @@ pub struct LodState {
 }
 
 const REANCHOR_PX: f64 = 1.0e5;
+
+/// "No cluster" in [`LodState::top_closed`].
+const NO_CLUSTER: ClusterId = ClusterId::MAX;
 
 impl LodState {
     /// State for a layout.
@@ -212,6 +218,7 @@ impl LodState {
             last_key: 0,
             animating: false,
             pair_scratch: HashMap::new(),
+            top_closed: vec![(0, NO_CLUSTER); n],
             footprint: footprints(layout),
             disc_half: disc_halves(layout),
             stats: CutStats::default(),
@@ -254,24 +261,56 @@ impl LodState {
         }
     }
 
-    /// The item that stands for `node` in the current cut: the node itself when every cluster above
-    /// it (below `stop`) is open, else the topmost closed or offscreen cluster on its chain.
-    fn representative(&self, layout: &Layout, node: NodeId, chain: &mut Vec<ClusterId>) -> Item {
+    /// The topmost cluster on `c`'s chain (`c` included) that this frame did not open, if any.
+    /// Memoized per frame, so pushing down many edges walks each cluster's chain once, not once per
+    /// edge end (it was most of a fitted 1 M-node frame's cut).
+    fn top_closed(
+        &mut self,
+        tree: &ClusterTree,
+        c: ClusterId,
+        chain: &mut Vec<ClusterId>,
+    ) -> Option<ClusterId> {
+        let stamp = self.frame as u32;
         chain.clear();
-        let tree = &layout.clusters;
-        let mut c = tree.node_cluster.get(node as usize).copied();
-        while let Some(cc) = c {
+        let mut above = None;
+        let mut cur = Some(c);
+        while let Some(cc) = cur {
+            if let Some(&(s, v)) = self.top_closed.get(cc as usize)
+                && s == stamp
+            {
+                above = (v != NO_CLUSTER).then_some(v);
+                break;
+            }
             chain.push(cc);
-            c = tree.clusters.get(cc as usize).and_then(|x| x.parent);
+            cur = tree.clusters.get(cc as usize).and_then(|x| x.parent);
         }
+        let mut acc = above;
         for &cc in chain.iter().rev() {
-            match self.mark_of(cc) {
-                Mark::Open => continue,
-                Mark::Closed | Mark::Offscreen => return Item::Cluster(cc),
-                Mark::Unreached => return Item::Cluster(cc),
+            if acc.is_none() && self.mark_of(cc) != Mark::Open {
+                acc = Some(cc);
+            }
+            if let Some(slot) = self.top_closed.get_mut(cc as usize) {
+                *slot = (stamp, acc.unwrap_or(NO_CLUSTER));
             }
         }
-        Item::Node(node)
+        acc
+    }
+
+    /// The item that stands for `node` in the current cut: the node itself when every cluster above
+    /// it is open, else the topmost closed or offscreen cluster on its chain.
+    fn representative(
+        &mut self,
+        layout: &Layout,
+        node: NodeId,
+        chain: &mut Vec<ClusterId>,
+    ) -> Item {
+        let tree = &layout.clusters;
+        match tree.node_cluster.get(node as usize).copied() {
+            Some(c) => self
+                .top_closed(tree, c, chain)
+                .map_or(Item::Node(node), Item::Cluster),
+            None => Item::Node(node),
+        }
     }
 
     /// Computes the cut for a camera and returns the draw list.
@@ -284,6 +323,11 @@ impl LodState {
         now_s: f64,
     ) -> &DrawList {
         self.frame += 1;
+        if self.frame as u32 == 0 {
+            // The memo's stamp wrapped: forget it rather than trust entries 2³² frames old.
+            self.top_closed.fill((0, NO_CLUSTER));
+            self.frame += 1;
+        }
         self.stats = CutStats::default();
         self.animating = false;
         let tree = &layout.clusters;
