@@ -33,6 +33,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 
@@ -139,6 +141,10 @@ pub struct CutStats {
     pub chunks_built: usize,
     /// Chunks evicted this frame.
     pub chunks_evicted: usize,
+    /// Microseconds spent choosing clusters and emitting nodes.
+    pub walk_us: u32,
+    /// Microseconds spent resolving and pushing down edges.
+    pub edges_us: u32,
 }
 
 /// A cluster's direct nodes, prepared once.
@@ -184,10 +190,17 @@ pub struct LodState {
     items: Vec<Item>,
     last_key: u64,
     animating: bool,
-    pair_scratch: HashMap<(Item, Item), u32>,
-    /// Per cluster, memoized for one frame: the topmost cluster on its chain (itself included) that
-    /// the frame did not open, as `(frame stamp, id or NO_CLUSTER)`.
-    top_closed: Vec<(u32, ClusterId)>,
+    pair_scratch: FxHashMap<(Item, Item), u32>,
+    /// Per cluster, its interval in a pre-order of the cluster tree: `pre..post` holds exactly the
+    /// pre-order numbers of its subtree.
+    pre: Vec<(u32, u32)>,
+    /// Per entry of [`ClusterTree::edge_ids`], the pre-order numbers of the clusters its two ends
+    /// hang under: pushing an aggregate down reads these in sequence instead of chasing the graph.
+    edge_ends: Vec<(u32, u32)>,
+    /// This frame's frontier: the clusters drawn closed or skipped off screen (never nested), as
+    /// `(pre, post, id)` sorted by `pre`. A node's representative is the frontier cluster whose
+    /// interval holds its cluster, else the node itself.
+    frontier: Vec<(u32, u32, ClusterId)>,
     /// Per cluster: where it is drawn when closed and the extent that decides when it opens.
     footprint: Vec<Rect>,
     /// Per cluster, the half side of a disc whose area is its members' (force layouts).
@@ -198,8 +211,64 @@ pub struct LodState {
 
 const REANCHOR_PX: f64 = 1.0e5;
 
-/// "No cluster" in [`LodState::top_closed`].
-const NO_CLUSTER: ClusterId = ClusterId::MAX;
+/// Pre-order intervals of every cluster (see [`LodState::pre`]).
+fn preorder_intervals(tree: &ClusterTree) -> Vec<(u32, u32)> {
+    let n = tree.clusters.len();
+    let mut out = vec![(0u32, 0u32); n];
+    if n == 0 {
+        return out;
+    }
+    let mut next = 0u32;
+    // (cluster, whether its children were pushed)
+    let mut stack: Vec<(ClusterId, bool)> = vec![(0, false)];
+    let mut seen = vec![false; n];
+    while let Some((c, expanded)) = stack.pop() {
+        let ci = c as usize;
+        if expanded {
+            if let Some(slot) = out.get_mut(ci) {
+                slot.1 = next;
+            }
+            continue;
+        }
+        // A malformed tree (a child listed twice) must not loop.
+        if seen.get(ci).copied().unwrap_or(true) {
+            continue;
+        }
+        seen[ci] = true;
+        out[ci].0 = next;
+        next += 1;
+        stack.push((c, true));
+        if let Some(cl) = tree.clusters.get(ci) {
+            for &k in cl.child_clusters.iter().rev() {
+                stack.push((k, false));
+            }
+        }
+    }
+    out
+}
+
+/// [`LodState::edge_ends`] for `tree`.
+fn edge_ends(tree: &ClusterTree, model: &Model, pre: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    use rayon::prelude::*;
+    let pre_of = |n: NodeId| {
+        tree.node_cluster
+            .get(n as usize)
+            .and_then(|&c| pre.get(c as usize))
+            .map_or(u32::MAX, |p| p.0)
+    };
+    tree.edge_ids
+        .par_iter()
+        .map(|&e| {
+            model
+                .graph
+                .edges
+                .get(e as usize)
+                .map_or((u32::MAX, u32::MAX), |edge| {
+                    (pre_of(edge.from), pre_of(edge.to))
+                })
+        })
+        .collect()
+}
 
 impl LodState {
     /// State for a layout.
@@ -217,10 +286,36 @@ impl LodState {
             items: Vec::new(),
             last_key: 0,
             animating: false,
-            pair_scratch: HashMap::new(),
-            top_closed: vec![(0, NO_CLUSTER); n],
+            pair_scratch: FxHashMap::default(),
+            pre: Vec::new(),
+            edge_ends: Vec::new(),
+            frontier: Vec::new(),
             footprint: footprints(layout),
             disc_half: disc_halves(layout),
+            stats: CutStats::default(),
+        }
+    }
+    /// A state over no layout, for unit tests of the per-frame tables.
+    #[cfg(test)]
+    fn empty_for_tests() -> Self {
+        LodState {
+            options: LodOptions::default(),
+            is_open: Vec::new(),
+            changed_at: Vec::new(),
+            mark: Vec::new(),
+            frame: 0,
+            chunks: HashMap::new(),
+            chunk_bytes: 0,
+            list: DrawList::default(),
+            items: Vec::new(),
+            last_key: 0,
+            animating: false,
+            pair_scratch: FxHashMap::default(),
+            pre: Vec::new(),
+            edge_ends: Vec::new(),
+            frontier: Vec::new(),
+            footprint: Vec::new(),
+            disc_half: Vec::new(),
             stats: CutStats::default(),
         }
     }
@@ -261,55 +356,20 @@ impl LodState {
         }
     }
 
-    /// The topmost cluster on `c`'s chain (`c` included) that this frame did not open, if any.
-    /// Memoized per frame, so pushing down many edges walks each cluster's chain once, not once per
-    /// edge end (it was most of a fitted 1 M-node frame's cut).
-    fn top_closed(
-        &mut self,
-        tree: &ClusterTree,
-        c: ClusterId,
-        chain: &mut Vec<ClusterId>,
-    ) -> Option<ClusterId> {
-        let stamp = self.frame as u32;
-        chain.clear();
-        let mut above = None;
-        let mut cur = Some(c);
-        while let Some(cc) = cur {
-            if let Some(&(s, v)) = self.top_closed.get(cc as usize)
-                && s == stamp
-            {
-                above = (v != NO_CLUSTER).then_some(v);
-                break;
-            }
-            chain.push(cc);
-            cur = tree.clusters.get(cc as usize).and_then(|x| x.parent);
-        }
-        let mut acc = above;
-        for &cc in chain.iter().rev() {
-            if acc.is_none() && self.mark_of(cc) != Mark::Open {
-                acc = Some(cc);
-            }
-            if let Some(slot) = self.top_closed.get_mut(cc as usize) {
-                *slot = (stamp, acc.unwrap_or(NO_CLUSTER));
-            }
-        }
-        acc
+    /// The frontier cluster whose subtree holds the cluster with pre-order number `pre`, if any.
+    fn frontier_of(&self, pre: u32) -> Option<ClusterId> {
+        let i = self.frontier.partition_point(|f| f.0 <= pre);
+        let &(start, end, c) = self.frontier.get(i.checked_sub(1)?)?;
+        (start <= pre && pre < end).then_some(c)
     }
 
-    /// The item that stands for `node` in the current cut: the node itself when every cluster above
-    /// it is open, else the topmost closed or offscreen cluster on its chain.
-    fn representative(
-        &mut self,
-        layout: &Layout,
-        node: NodeId,
-        chain: &mut Vec<ClusterId>,
-    ) -> Item {
-        let tree = &layout.clusters;
-        match tree.node_cluster.get(node as usize).copied() {
-            Some(c) => self
-                .top_closed(tree, c, chain)
-                .map_or(Item::Node(node), Item::Cluster),
-            None => Item::Node(node),
+    /// Fills the per-layout tables the edge push-down reads (once per layout, on first use).
+    fn ensure_tables(&mut self, model: &Model, tree: &ClusterTree) {
+        if self.pre.len() != tree.clusters.len() {
+            self.pre = preorder_intervals(tree);
+        }
+        if self.edge_ends.len() != tree.edge_ids.len() {
+            self.edge_ends = edge_ends(tree, model, &self.pre);
         }
     }
 
@@ -322,12 +382,8 @@ impl LodState {
         view: &ViewState,
         now_s: f64,
     ) -> &DrawList {
+        let started = std::time::Instant::now();
         self.frame += 1;
-        if self.frame as u32 == 0 {
-            // The memo's stamp wrapped: forget it rather than trust entries 2³² frames old.
-            self.top_closed.fill((0, NO_CLUSTER));
-            self.frame += 1;
-        }
         self.stats = CutStats::default();
         self.animating = false;
         let tree = &layout.clusters;
@@ -335,6 +391,8 @@ impl LodState {
             *self = LodState::new(layout, self.options.clone());
             self.frame = 1;
         }
+        self.ensure_tables(model, tree);
+        self.frontier.clear();
         let zoom = camera.zoom;
         let visible = camera.visible_world().expand(8.0 / zoom);
         // Re-anchor the f32 origin when the camera has moved far from it (in pixels).
@@ -347,7 +405,7 @@ impl LodState {
         let mut items: Vec<Item> = Vec::new();
         let mut labels: Vec<LabelItem> = Vec::new();
         let mut edges: Vec<EdgeItem> = Vec::new();
-        let mut key = std::collections::hash_map::DefaultHasher::new();
+        let mut key = rustc_hash::FxHasher::default();
         origin.x.to_bits().hash(&mut key);
         origin.y.to_bits().hash(&mut key);
         view.revision.hash(&mut key);
@@ -384,12 +442,15 @@ impl LodState {
             };
             self.stats.clusters_visited += 1;
             let ci = c as usize;
+            let interval = self.pre.get(ci).copied().unwrap_or((0, 0));
             if cl.bbox.is_empty() {
                 self.mark[ci] = (self.frame, Mark::Offscreen);
+                self.frontier.push((interval.0, interval.1, c));
                 continue;
             }
             if c != 0 && !cl.bbox.intersects(&visible) && !opts.no_lod {
                 self.mark[ci] = (self.frame, Mark::Offscreen);
+                self.frontier.push((interval.0, interval.1, c));
                 continue;
             }
             let footprint = self.footprint.get(ci).copied().unwrap_or(cl.bbox);
@@ -489,6 +550,7 @@ impl LodState {
                 drawn += nodes.len() - before;
             } else {
                 self.mark[ci] = (self.frame, Mark::Closed);
+                self.frontier.push((interval.0, interval.1, c));
                 self.stats.clusters_drawn += 1;
                 drawn += 1;
                 c.hash(&mut key);
@@ -572,7 +634,9 @@ impl LodState {
         let labels = frame_labels;
 
         // Edges.
-        let mut chain = Vec::new();
+        self.frontier.sort_unstable();
+        let walked = started.elapsed();
+        self.stats.walk_us = walked.as_micros().min(u32::MAX as u128) as u32;
         let mut pushed = 0usize;
         let highlight = |n: NodeId| view.highlighted.contains(&n);
         for &l in &open_clusters {
@@ -606,34 +670,56 @@ impl LodState {
                         );
                     }
                     _ if pushed < opts.pushdown_budget => {
+                        // Force layouts draw every edge straight between its ends, which lie in
+                        // the two clusters' boxes: when their union misses the view, so does every
+                        // edge of the aggregate (at deep zoom, nearly all of them).
+                        if layout.kind == LayoutKind::Force
+                            && !layout
+                                .item_bbox(agg.a)
+                                .union(&layout.item_bbox(agg.b))
+                                .intersects(&visible)
+                        {
+                            continue;
+                        }
                         let ids = tree.agg_edge_ids(agg);
+                        let ends = self
+                            .edge_ends
+                            .get(agg.edges.start as usize..agg.edges.end as usize)
+                            .unwrap_or(&[]);
                         pushed += ids.len();
                         self.pair_scratch.clear();
-                        for &e in ids {
-                            let Some(edge) = model.graph.edges.get(e as usize) else {
-                                continue;
-                            };
+                        // Each original edge is clipped to the view only when the aggregate can
+                        // reach outside it: straight edges run between points of the two boxes.
+                        let union = layout.item_bbox(agg.a).union(&layout.item_bbox(agg.b));
+                        let clip_each =
+                            !(visible.contains(union.min) && visible.contains(union.max));
+                        for (&e, &(pa, pb)) in ids.iter().zip(ends) {
                             // An original edge wholly off screen adds nothing near the view
                             // (at deep zoom this skips almost all of a high aggregate).
-                            if let Some(route) = layout.edges.get(e as usize)
+                            if clip_each
+                                && let Some(route) = layout.edges.get(e as usize)
                                 && route.points_len == 0
                                 && clip_segment(route.from, route.to, &visible).is_none()
                             {
                                 continue;
                             }
-                            let a = self.representative(layout, edge.from, &mut chain);
-                            let b = self.representative(layout, edge.to, &mut chain);
-                            if a == b {
+                            let (ca, cb) = (self.frontier_of(pa), self.frontier_of(pb));
+                            if ca.is_some() && ca == cb {
                                 continue;
                             }
-                            if let (Item::Node(_), Item::Node(_)) = (a, b) {
+                            if let (None, None) = (ca, cb) {
                                 push_original_edge(
                                     layout, e as usize, &visible, &rel, &highlight, model,
                                     &mut edges, &mut key,
                                 );
-                            } else {
-                                *self.pair_scratch.entry((a, b)).or_insert(0) += 1;
+                                continue;
                             }
+                            let Some(edge) = model.graph.edges.get(e as usize) else {
+                                continue;
+                            };
+                            let a = ca.map_or(Item::Node(edge.from), Item::Cluster);
+                            let b = cb.map_or(Item::Node(edge.to), Item::Cluster);
+                            *self.pair_scratch.entry((a, b)).or_insert(0) += 1;
                         }
                         let mut pairs: Vec<((Item, Item), u32)> =
                             self.pair_scratch.drain().collect();
@@ -675,6 +761,9 @@ impl LodState {
             budget_edges(&mut edges, &view_rel, zoom, &opts);
         }
         self.stats.edges_drawn = edges.len();
+        self.stats.edges_us = (started.elapsed() - walked)
+            .as_micros()
+            .min(u32::MAX as u128) as u32;
         self.stats.nodes_drawn = all_items
             .iter()
             .filter(|i| matches!(i, Item::Node(_)))
@@ -735,7 +824,7 @@ impl LodState {
         items: &mut Vec<Item>,
         labels: &mut Vec<LabelItem>,
         label_budget: &mut usize,
-        key: &mut std::collections::hash_map::DefaultHasher,
+        key: &mut rustc_hash::FxHasher,
         selected_node: &dyn Fn(NodeId) -> bool,
     ) {
         if !self.chunks.contains_key(&c) {
@@ -982,7 +1071,7 @@ fn push_original_edge(
     highlight: &dyn Fn(NodeId) -> bool,
     model: &Model,
     edges: &mut Vec<EdgeItem>,
-    key: &mut std::collections::hash_map::DefaultHasher,
+    key: &mut rustc_hash::FxHasher,
 ) {
     let Some(route) = layout.edges.get(e) else {
         return;
@@ -1042,7 +1131,7 @@ fn push_agg_edge(
     visible: &Rect,
     rel: &dyn Fn(DVec2) -> Vec2,
     edges: &mut Vec<EdgeItem>,
-    key: &mut std::collections::hash_map::DefaultHasher,
+    key: &mut rustc_hash::FxHasher,
 ) {
     let bbox = |i: Item| match i {
         Item::Cluster(c) => footprint
@@ -1317,4 +1406,81 @@ fn disc_halves(layout: &Layout) -> Vec<f64> {
     sum.iter()
         .map(|&(n, h)| if n > 0.0 { n.sqrt() * h / n } else { 0.0 })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::ClusterSpec;
+
+    /// root ─┬─ a ─┬─ c
+    ///       │     └─ d
+    ///       └─ b
+    fn small_tree() -> ClusterTree {
+        let spec = |parent: Option<ClusterId>| ClusterSpec {
+            parent,
+            ..ClusterSpec::default()
+        };
+        let specs = vec![
+            spec(None),
+            spec(Some(0)),
+            spec(Some(0)),
+            spec(Some(1)),
+            spec(Some(1)),
+        ];
+        // One node under each cluster so none is pruned.
+        ClusterTree::build(specs, &[0, 1, 2, 3, 4])
+    }
+
+    #[test]
+    fn preorder_intervals_nest_like_the_tree() {
+        let tree = small_tree();
+        let pre = preorder_intervals(&tree);
+        assert_eq!(pre.len(), tree.clusters.len());
+        assert_eq!(pre[0], (0, tree.clusters.len() as u32));
+        for (c, cl) in tree.clusters.iter().enumerate() {
+            let (s, e) = pre[c];
+            assert!(s < e, "cluster {c} has an empty interval");
+            let mut kids: Vec<(u32, u32)> =
+                cl.child_clusters.iter().map(|&k| pre[k as usize]).collect();
+            kids.sort_unstable();
+            for w in kids.windows(2) {
+                assert!(w[0].1 <= w[1].0, "siblings overlap: {w:?}");
+            }
+            for k in kids {
+                assert!(
+                    s < k.0 && k.1 <= e,
+                    "child {k:?} outside parent {:?}",
+                    (s, e)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_is_represented_by_the_frontier_cluster_above_it() {
+        let tree = small_tree();
+        let pre = preorder_intervals(&tree);
+        let a = tree.node_cluster[1];
+        let c = tree.node_cluster[3];
+        let b = tree.node_cluster[2];
+        let mut state = LodState {
+            frontier: vec![
+                (pre[a as usize].0, pre[a as usize].1, a),
+                (pre[b as usize].0, pre[b as usize].1, b),
+            ],
+            ..LodState::empty_for_tests()
+        };
+        state.frontier.sort_unstable();
+        // c lies under a (closed): represented by a; the root's own node by nothing (itself).
+        assert_eq!(state.frontier_of(pre[c as usize].0), Some(a));
+        assert_eq!(state.frontier_of(pre[a as usize].0), Some(a));
+        assert_eq!(state.frontier_of(pre[b as usize].0), Some(b));
+        assert_eq!(state.frontier_of(pre[0].0), None);
+        assert_eq!(state.frontier_of(u32::MAX), None);
+        // With a open and its children drawn closed instead, c stands for itself's cluster.
+        state.frontier = vec![(pre[c as usize].0, pre[c as usize].1, c)];
+        assert_eq!(state.frontier_of(pre[c as usize].0), Some(c));
+        assert_eq!(state.frontier_of(pre[a as usize].0), None);
+    }
 }

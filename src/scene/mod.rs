@@ -408,6 +408,8 @@ pub struct LodSceneSource {
     /// The scene.
     pub scene: Scene,
     frame: u64,
+    /// `MODELMAP_BENCH_TRACE`: log each cut's counters.
+    trace: bool,
 }
 
 impl LodSceneSource {
@@ -415,7 +417,11 @@ impl LodSceneSource {
     pub fn new(mut scene: Scene, no_lod: bool) -> Self {
         scene.lod.options.no_lod = no_lod;
         scene.lod.options.fade_s = 0.0;
-        LodSceneSource { scene, frame: 0 }
+        LodSceneSource {
+            scene,
+            frame: 0,
+            trace: std::env::var_os("MODELMAP_BENCH_TRACE").is_some(),
+        }
     }
 
     /// A synthetic graph laid out as `bench render --lod` uses it: a random sparse graph (force
@@ -444,7 +450,11 @@ impl crate::bench::render::SceneSource for LodSceneSource {
             camera,
             &ViewState::default(),
             self.frame as f64,
-        )
+        );
+        if self.trace {
+            eprintln!("cut: {:?}", s.lod.stats);
+        }
+        s.lod.draw_list()
     }
 }
 
