@@ -66,7 +66,8 @@ enum Command {
         #[arg(long)]
         tensor: Option<String>,
         /// With --tensor on a conv weight [out, in, kh, kw]: draw it as a grid of kh×kw kernels
-        /// (out rows of in kernels) instead of out × in·kh·kw.
+        /// (out rows of in kernels; a depthwise conv's kernels wrap into a near-square grid) instead
+        /// of out × in·kh·kw.
         #[arg(long, requires = "tensor")]
         kernels: bool,
         /// What to draw: the model's structure, or a chain of dense layers as neurons and weights.

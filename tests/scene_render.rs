@@ -169,3 +169,65 @@ fn conv_weight_as_a_grid_of_kernels() {
         .any(|p| p.iter().all(|&c| c < 90));
     assert!(dark, "a separator line at x = {edge_x} (cell at {lx},{ly})");
 }
+
+/// A depthwise conv weight (`[32, 1, 3, 3]` in the real PP-OCR classifier) would be a single
+/// column of 32 kernels; it wraps into 4 rows of 8, every value at its place.
+#[test]
+fn depthwise_conv_kernels_wrap_into_a_square_grid() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let Some(_) = common::gpu() else { return };
+    use modelmap::stats::heatmap::HeatmapView;
+    let model =
+        modelmap::load::open(&corpus.join("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
+            .unwrap();
+    let name = "conv4_depthwise_weights";
+    let t = model.tensor(name).unwrap();
+    assert_eq!(t.shape, [32, 1, 3, 3]);
+    let gv = HeatmapView::kernel_grid(t).unwrap();
+    let k = gv.kernel.unwrap();
+    assert!(k.wrapped());
+    assert_eq!((gv.rows, gv.cols, k.per_row), (12, 24, 8));
+    let tmp = tempfile::tempdir().unwrap();
+    let (w, h) = (720u32, 400u32);
+    let out = tmp.path().join("dw.png");
+    let msg = modelmap::scene::render_tensor_png(&model, name, w, h, &out, true).unwrap();
+    assert!(msg.contains("grid of kernels"), "{msg}");
+    let img = modelmap::render::load_png(&out).unwrap();
+    let flat_out = tmp.path().join("flat.png");
+    modelmap::scene::render_tensor_png(&model, name, w, h, &flat_out, false).unwrap();
+    let flat = modelmap::render::load_png(&flat_out).unwrap();
+    let fv = HeatmapView::for_tensor(t);
+    let at = |view: &HeatmapView, r: u64, c: u64| {
+        let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
+        cam.fit(modelmap::scene::view_rect(view), 8.0);
+        let p = cam.screen_from_world(DVec2::new(c as f64 + 0.5, r as f64 + 0.5));
+        (p.x as u32, p.y as u32)
+    };
+    let px = |img: &modelmap::render::RgbaImage, (x, y): (u32, u32)| {
+        let i = ((y * img.width + x) * 4) as usize;
+        [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
+    };
+    let mut distinct = std::collections::HashSet::new();
+    // Channel q's value (y, x) is flat row q, column 3y + x; in the grid, block (q / 8, q % 8).
+    for (q, y, x) in [
+        (0u64, 0u64, 0u64),
+        (7, 1, 2),
+        (8, 0, 1),
+        (19, 2, 2),
+        (31, 2, 0),
+    ] {
+        let a = px(&flat, at(&fv, q, y * 3 + x));
+        let b = px(&img, at(&gv, (q / 8) * 3 + y, (q % 8) * 3 + x));
+        let close = a.iter().zip(&b).all(|(p, q)| p.abs_diff(*q) <= 2);
+        assert!(close, "channel {q} ({y},{x}): flat {a:?} vs grid {b:?}");
+        // The element the grid shows there is that value's memory index.
+        assert_eq!(
+            gv.element((q / 8) * 3 + y, (q % 8) * 3 + x),
+            Some((q * 3 + y) * 3 + x)
+        );
+        distinct.insert(a);
+    }
+    assert!(distinct.len() >= 3, "the samples differ: {distinct:?}");
+}

@@ -376,6 +376,14 @@ impl InPlaceWeights {
             // The colour scale: full red at +hi, full blue at -hi (block means at coarse levels).
             let hi = range.1.abs().max(range.0.abs());
             let size = match view.kernel {
+                Some(k) if k.wrapped() => format!(
+                    "{} depthwise kernels {}×{} ({}×{})",
+                    (view.rows / k.kh.max(1)) * k.per_row,
+                    k.kh,
+                    k.kw,
+                    view.rows / k.kh.max(1),
+                    k.per_row
+                ),
                 Some(k) => format!(
                     "{}×{} kernels {}×{}",
                     view.rows / k.kh.max(1),
@@ -923,12 +931,13 @@ pub fn kernel_separators(
         return Vec::new();
     };
     let outs = view.rows / k.kh.max(1);
-    if view.cols == 0 || view.rows == 0 || k.inputs + outs > 8192 {
+    let per_row = k.per_row.max(1);
+    if view.cols == 0 || view.rows == 0 || per_row + outs > 8192 {
         return Vec::new();
     }
     let size = target.size();
     let (kw_px, kh_px) = (
-        size.x / k.inputs as f64 * zoom,
+        size.x / per_row as f64 * zoom,
         size.y / outs.max(1) as f64 * zoom,
     );
     if kw_px.min(kh_px) < 10.0 {
@@ -942,8 +951,8 @@ pub fn kernel_separators(
         flags: 0,
     };
     let mut out = Vec::new();
-    for i in 1..k.inputs {
-        let x = target.min.x + size.x * i as f64 / k.inputs as f64;
+    for i in 1..per_row {
+        let x = target.min.x + size.x * i as f64 / per_row as f64;
         out.push(line(
             DVec2::new(x, target.min.y),
             DVec2::new(x, target.max.y),

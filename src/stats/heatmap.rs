@@ -41,9 +41,14 @@ pub struct HeatmapView {
     pub kernel: Option<KernelGrid>,
 }
 
-/// A conv weight `[out, in, kh, kw]` drawn as `out` rows of `in` kernels, each `kh × kw`: value
-/// `(o, i, y, x)` sits at view row `o·kh + y`, column `i·kw + x`, so every kernel is a small
-/// square picture instead of a `kh·kw` run smeared along a row.
+/// A conv weight `[out, in, kh, kw]` drawn as a grid of its kernels, each a small `kh × kw`
+/// picture instead of a `kh·kw` run smeared along a row. Kernel `q = o·in + i` (memory order) sits
+/// in block row `q / per_row`, block column `q % per_row`; value `(o, i, y, x)` at view row
+/// `(q / per_row)·kh + y`, column `(q % per_row)·kw + x`.
+///
+/// A full conv has `per_row = in`: a row of blocks per output channel, a column per input channel.
+/// A depthwise conv (`in = 1`) would be a single column of `out` kernels, so its kernels wrap into
+/// rows of `per_row`, a divisor of `out` chosen to make the picture closest to square.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct KernelGrid {
     /// Input channels (`in`).
@@ -52,6 +57,48 @@ pub struct KernelGrid {
     pub kh: u64,
     /// Kernel width.
     pub kw: u64,
+    /// Kernels per block row (`in`, or the wrap width of a depthwise conv).
+    pub per_row: u64,
+}
+
+impl KernelGrid {
+    /// Whether the kernels wrap (a depthwise conv) rather than lie one output channel per row.
+    pub fn wrapped(&self) -> bool {
+        self.per_row != self.inputs
+    }
+
+    /// Memory offset of the first value of view row `y` of the block at (`block_row`, `block_col`).
+    fn row_base(&self, block_row: u64, block_col: u64, y: u64) -> Option<u64> {
+        block_row
+            .checked_mul(self.per_row)?
+            .checked_add(block_col)?
+            .checked_mul(self.kh)?
+            .checked_add(y)?
+            .checked_mul(self.kw)
+    }
+}
+
+/// Kernels per row for `count` kernels of `kh × kw` laid out as near a square as whole rows allow:
+/// the divisor `d` of `count` minimising `|ln((count/d)·kh / (d·kw))|` (no partial row, so no empty
+/// cells that would read as missing values).
+pub fn square_wrap(count: u64, kh: u64, kw: u64) -> u64 {
+    let mut best = (f64::INFINITY, count.max(1));
+    let mut d = 1u64;
+    while d.saturating_mul(d) <= count {
+        if count % d == 0 {
+            for per_row in [d, count / d] {
+                let h = (count / per_row) as f64 * kh.max(1) as f64;
+                let w = per_row as f64 * kw.max(1) as f64;
+                let score = (h / w).ln().abs();
+                // Ties go to the wider picture (screens are wider than tall).
+                if score < best.0 - 1e-12 || ((score - best.0).abs() <= 1e-12 && per_row > best.1) {
+                    best = (score, per_row);
+                }
+            }
+        }
+        d += 1;
+    }
+    best.1
 }
 
 /// How a texel aggregates the block of values it covers.
@@ -148,14 +195,9 @@ impl HeatmapView {
         match self.kernel {
             None => row.checked_mul(self.cols)?.checked_add(col),
             Some(k) => {
-                let (o, y) = (row / k.kh.max(1), row % k.kh.max(1));
-                let (i, x) = (col / k.kw.max(1), col % k.kw.max(1));
-                o.checked_mul(k.inputs)?
-                    .checked_add(i)?
-                    .checked_mul(k.kh)?
-                    .checked_add(y)?
-                    .checked_mul(k.kw)?
-                    .checked_add(x)
+                let (br, y) = (row / k.kh.max(1), row % k.kh.max(1));
+                let (bc, x) = (col / k.kw.max(1), col % k.kw.max(1));
+                k.row_base(br, bc, y)?.checked_add(x)
             }
         }
     }
@@ -176,13 +218,24 @@ impl HeatmapView {
             return None;
         }
         let [out, inputs, kh, kw] = <[u64; 4]>::try_from(t.shape.as_slice()).ok()?;
-        if kh * kw <= 1 || out == 0 || inputs == 0 {
+        if kh.checked_mul(kw)? <= 1 || out == 0 || inputs == 0 {
             return None;
         }
+        let per_row = if inputs == 1 {
+            square_wrap(out, kh, kw)
+        } else {
+            inputs
+        };
+        let block_rows = out.checked_mul(inputs)? / per_row;
         Some(HeatmapView {
-            rows: out.checked_mul(kh)?,
-            cols: inputs.checked_mul(kw)?,
-            kernel: Some(KernelGrid { inputs, kh, kw }),
+            rows: block_rows.checked_mul(kh)?,
+            cols: per_row.checked_mul(kw)?,
+            kernel: Some(KernelGrid {
+                inputs,
+                kh,
+                kw,
+                per_row,
+            }),
         })
     }
 
@@ -296,19 +349,13 @@ fn for_row_segment(
     mut f: impl FnMut(u64, &[f64]),
 ) {
     if let Some(k) = view.kernel {
-        // Row r = o·kh + y: for each kernel i crossed, its row y is a run of up to kw values.
-        let (o, y) = (r / k.kh.max(1), r % k.kh.max(1));
+        // Row r = block_row·kh + y: for each kernel crossed, its row y is a run of up to kw values.
+        let (br, y) = (r / k.kh.max(1), r % k.kh.max(1));
         let mut c = c0;
         while c < c1 {
             let (i, x0) = (c / k.kw.max(1), c % k.kw.max(1));
             let x1 = k.kw.min(x0 + (c1 - c));
-            let Some(base) = o
-                .checked_mul(k.inputs)
-                .and_then(|v| v.checked_add(i))
-                .and_then(|v| v.checked_mul(k.kh))
-                .and_then(|v| v.checked_add(y))
-                .and_then(|v| v.checked_mul(k.kw))
-            else {
+            let Some(base) = k.row_base(br, i, y) else {
                 return;
             };
             for_flat_range((elem, bytes), base + x0, base + x1, buf, |off, vals| {
@@ -792,6 +839,42 @@ mod tests {
         assert!(HeatmapView::kernel_grid(&ramp(4, 4)).is_none());
         let pointwise = f32_tensor("pw", &[4, 2, 1, 1], &[0.0; 8]);
         assert!(HeatmapView::kernel_grid(&pointwise).is_none());
+    }
+
+    #[test]
+    fn depthwise_kernels_wrap_into_whole_rows() {
+        // [out 6, in 1, 2, 2]: 2 rows of 3 kernels (4×6 cells) is squarer than 3 rows of 2.
+        let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let t = f32_tensor("dw", &[6, 1, 2, 2], &v);
+        let view = HeatmapView::kernel_grid(&t).unwrap();
+        assert_eq!((view.rows, view.cols), (4, 6));
+        assert_eq!(view.kernel.map(|k| k.per_row), Some(3));
+        let tl = tile(&t, &view, 0, 0, 0, Agg::Mean).unwrap();
+        for q in 0..6u64 {
+            for y in 0..2u64 {
+                for x in 0..2u64 {
+                    let mem = (q * 2 + y) * 2 + x;
+                    let (r, c) = ((q / 3) * 2 + y, (q % 3) * 2 + x);
+                    assert_eq!(tl.values[(r * 6 + c) as usize], mem as f32, "({q},{y},{x})");
+                    assert_eq!(view.element(r, c), Some(mem));
+                }
+            }
+        }
+        // A full conv keeps one block row per output channel.
+        let full = f32_tensor("full", &[2, 3, 2, 2], &[0.0; 24]);
+        let k = HeatmapView::kernel_grid(&full)
+            .and_then(|v| v.kernel)
+            .unwrap();
+        assert_eq!(k.per_row, 3);
+        assert!(!k.wrapped());
+        // Whole rows only; a prime count stays one row.
+        assert_eq!(square_wrap(32, 3, 3), 8);
+        assert_eq!(square_wrap(200, 3, 3), 20);
+        assert_eq!(square_wrap(7, 3, 3), 7);
+        assert_eq!(square_wrap(1, 5, 5), 1);
+        for n in 1..200u64 {
+            assert_eq!(n % square_wrap(n, 3, 3), 0);
+        }
     }
 
     #[test]
