@@ -85,7 +85,7 @@ pub fn square_wrap(count: u64, kh: u64, kw: u64) -> u64 {
     let mut best = (f64::INFINITY, count.max(1));
     let mut d = 1u64;
     while d.saturating_mul(d) <= count {
-        if count % d == 0 {
+        if count.is_multiple_of(d) {
             for per_row in [d, count / d] {
                 let h = (count / per_row) as f64 * kh.max(1) as f64;
                 let w = per_row as f64 * kw.max(1) as f64;
@@ -873,7 +873,7 @@ mod tests {
         assert_eq!(square_wrap(7, 3, 3), 7);
         assert_eq!(square_wrap(1, 5, 5), 1);
         for n in 1..200u64 {
-            assert_eq!(n % square_wrap(n, 3, 3), 0);
+            assert!(n.is_multiple_of(square_wrap(n, 3, 3)));
         }
     }
 
