@@ -138,19 +138,11 @@ impl Converter<'_> {
         graph
             .values
             .reserve(g.node.len() * 2 + g.initializer.len() + g.input.len());
-        let mut values: HashMap<String, ValueId> = HashMap::default();
-        values.reserve(g.node.len() * 2 + g.initializer.len() + g.input.len() + g.output.len());
+        let mut values = NameIndex::with_capacity(
+            g.node.len() * 2 + g.initializer.len() + g.input.len() + g.output.len(),
+        );
         let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
-            if let Some(&v) = values.get(name) {
-                return v;
-            }
-            let v = graph.add_value(Value {
-                name: name.to_string(),
-                dtype: None,
-                shape: None,
-            });
-            values.insert(name.to_string(), v);
-            v
+            values.get_or_insert(name, NameIndex::hash(name), graph)
         };
 
         // Initializers: parameters, owned by their first consumer.
@@ -212,7 +204,7 @@ impl Converter<'_> {
             } else {
                 std::mem::take(&mut np.name)
             };
-            let mut node = Node::new(name, np.op_type.clone(), NodeKind::Op);
+            let mut node = Node::new(name, std::mem::take(&mut np.op_type), NodeKind::Op);
             let node_id = graph.nodes.len() as u32;
             for input in &np.input {
                 if input.is_empty() {
@@ -235,9 +227,9 @@ impl Converter<'_> {
                 node.attributes
                     .push(("domain".into(), AttrValue::String(np.domain.clone())));
             }
-            for a in std::mem::take(&mut np.attribute) {
-                let name = a.name.clone();
-                let value = self.attribute(a, &np.op_type, top_level, &mut graph, node_id)?;
+            for mut a in std::mem::take(&mut np.attribute) {
+                let name = std::mem::take(&mut a.name);
+                let value = self.attribute(a, &name, &node.op, top_level, &mut graph, node_id)?;
                 if let AttrValue::Tensor(t) = value {
                     node.tensors.push(t);
                 }
@@ -260,6 +252,7 @@ impl Converter<'_> {
     fn attribute(
         &mut self,
         mut a: proto::AttributeProto,
+        attr_name: &str,
         op: &str,
         top_level: bool,
         graph: &mut Graph,
@@ -291,7 +284,7 @@ impl Converter<'_> {
                     };
                     let mut tensor = self.tensor(t, origin);
                     if tensor.name.is_empty() {
-                        tensor.name = format!("{}:{}", graph.nodes.len(), a.name);
+                        tensor.name = format!("{}:{}", graph.nodes.len(), attr_name);
                     }
                     AttrValue::Tensor(self.model.add_tensor(tensor))
                 }
@@ -305,7 +298,7 @@ impl Converter<'_> {
                     let sub = self.graph(*g, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
-                        attribute: a.name.clone(),
+                        attribute: attr_name.to_string(),
                         graph: sub,
                     });
                     AttrValue::Graph(graph.subgraphs.len() - 1)
@@ -319,7 +312,7 @@ impl Converter<'_> {
                     let sub = self.graph(g, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
-                        attribute: a.name.clone(),
+                        attribute: attr_name.to_string(),
                         graph: sub,
                     });
                 }
@@ -516,6 +509,57 @@ fn type_info(ty: &TypeProto) -> (Option<DType>, Option<Vec<Dim>>) {
     }
 }
 
+/// Value ids by the hash of their name: the name itself lives once, in `graph.values`, and a hit
+/// is confirmed against it (no second copy of every name as a map key). Names whose hash another
+/// name already took go to `collided`.
+struct NameIndex {
+    by_hash: HashMap<u64, ValueId>,
+    collided: HashMap<String, ValueId>,
+}
+
+impl NameIndex {
+    fn with_capacity(n: usize) -> Self {
+        let mut by_hash = HashMap::default();
+        by_hash.reserve(n);
+        NameIndex {
+            by_hash,
+            collided: HashMap::default(),
+        }
+    }
+
+    fn hash(name: &str) -> u64 {
+        use std::hash::BuildHasher as _;
+        rustc_hash::FxBuildHasher.hash_one(name)
+    }
+
+    /// The value named `name` (whose hash is `h`), added to `graph` if new.
+    fn get_or_insert(&mut self, name: &str, h: u64, graph: &mut Graph) -> ValueId {
+        let new_value = |graph: &mut Graph| {
+            graph.add_value(Value {
+                name: name.to_string(),
+                dtype: None,
+                shape: None,
+            })
+        };
+        match self.by_hash.get(&h) {
+            Some(&v) if graph.values.get(v as usize).is_some_and(|x| x.name == name) => v,
+            Some(_) => {
+                if let Some(&v) = self.collided.get(name) {
+                    return v;
+                }
+                let v = new_value(graph);
+                self.collided.insert(name.to_string(), v);
+                v
+            }
+            None => {
+                let v = new_value(graph);
+                self.by_hash.insert(h, v);
+                v
+            }
+        }
+    }
+}
+
 fn infer_attr_type(a: &proto::AttributeProto) -> i32 {
     // Old exporters omit `type`; infer it from which field is set (as onnx.helper does).
     if a.g.is_some() {
@@ -551,4 +595,32 @@ fn describe_small_tensor(t: &Tensor) -> String {
         s.push_str(&format!(" {{{}}}", vals.join(", ")));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_names_that_share_a_hash_stay_distinct() {
+        let mut graph = Graph::default();
+        let mut index = NameIndex::with_capacity(4);
+        // Force a collision: every name gets hash 7.
+        let a = index.get_or_insert("a", 7, &mut graph);
+        let b = index.get_or_insert("b", 7, &mut graph);
+        let c = index.get_or_insert("c", 7, &mut graph);
+        assert_eq!(graph.values.len(), 3);
+        assert!(a != b && b != c && a != c);
+        assert_eq!(index.get_or_insert("a", 7, &mut graph), a);
+        assert_eq!(index.get_or_insert("b", 7, &mut graph), b);
+        assert_eq!(index.get_or_insert("c", 7, &mut graph), c);
+        assert_eq!(graph.values.len(), 3);
+        // The real hash: a name found again is the same value.
+        let x = index.get_or_insert("x", NameIndex::hash("x"), &mut graph);
+        assert_eq!(
+            index.get_or_insert("x", NameIndex::hash("x"), &mut graph),
+            x
+        );
+        assert_eq!(graph.values[x as usize].name, "x");
+    }
 }
