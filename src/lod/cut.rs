@@ -201,6 +201,11 @@ pub struct LodState {
     /// `(pre, post, id)` sorted by `pre`. A node's representative is the frontier cluster whose
     /// interval holds its cluster, else the node itself.
     frontier: Vec<(u32, u32, ClusterId)>,
+    /// `frontier_first[b]`: how many frontier entries start before pre-order number
+    /// `b << frontier_shift` (one more bucket than fit, so `b + 1` is always valid). Narrows each
+    /// look-up to the few entries of one bucket instead of a binary search over thousands.
+    frontier_first: Vec<u32>,
+    frontier_shift: u32,
     /// Per cluster: where it is drawn when closed and the extent that decides when it opens.
     footprint: Vec<Rect>,
     /// Per cluster, the half side of a disc whose area is its members' (force layouts).
@@ -290,6 +295,8 @@ impl LodState {
             pre: Vec::new(),
             edge_ends: Vec::new(),
             frontier: Vec::new(),
+            frontier_first: Vec::new(),
+            frontier_shift: 0,
             footprint: footprints(layout),
             disc_half: disc_halves(layout),
             stats: CutStats::default(),
@@ -314,6 +321,8 @@ impl LodState {
             pre: Vec::new(),
             edge_ends: Vec::new(),
             frontier: Vec::new(),
+            frontier_first: Vec::new(),
+            frontier_shift: 0,
             footprint: Vec::new(),
             disc_half: Vec::new(),
             stats: CutStats::default(),
@@ -358,9 +367,38 @@ impl LodState {
 
     /// The frontier cluster whose subtree holds the cluster with pre-order number `pre`, if any.
     fn frontier_of(&self, pre: u32) -> Option<ClusterId> {
-        let i = self.frontier.partition_point(|f| f.0 <= pre);
-        let &(start, end, c) = self.frontier.get(i.checked_sub(1)?)?;
+        let b = (pre >> self.frontier_shift) as usize;
+        let (lo, hi) = match (self.frontier_first.get(b), self.frontier_first.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (0, self.frontier.len()),
+        };
+        // Entries starting at or before `pre`: all of buckets before b, plus those of bucket b
+        // up to `pre`. The containing interval, if any, is the last of them.
+        let within = self
+            .frontier
+            .get(lo..hi)
+            .map_or(0, |s| s.partition_point(|f| f.0 <= pre));
+        let &(start, end, c) = self.frontier.get((lo + within).checked_sub(1)?)?;
         (start <= pre && pre < end).then_some(c)
+    }
+
+    /// Sorts the frontier and indexes it by buckets of pre-order numbers.
+    fn index_frontier(&mut self) {
+        self.frontier.sort_unstable();
+        let n = self.pre.len().max(1) as u64;
+        // About 2^16 buckets whatever the tree's size.
+        self.frontier_shift = (64 - n.leading_zeros()).saturating_sub(16);
+        let buckets = (n >> self.frontier_shift) as usize + 2;
+        self.frontier_first.clear();
+        self.frontier_first.reserve(buckets);
+        let mut i = 0usize;
+        for b in 0..buckets {
+            let start = (b as u64) << self.frontier_shift;
+            while self.frontier.get(i).is_some_and(|f| u64::from(f.0) < start) {
+                i += 1;
+            }
+            self.frontier_first.push(i as u32);
+        }
     }
 
     /// Fills the per-layout tables the edge push-down reads (once per layout, on first use).
@@ -634,7 +672,7 @@ impl LodState {
         let labels = frame_labels;
 
         // Edges.
-        self.frontier.sort_unstable();
+        self.index_frontier();
         let walked = started.elapsed();
         self.stats.walk_us = walked.as_micros().min(u32::MAX as u128) as u32;
         let mut pushed = 0usize;
@@ -1471,7 +1509,8 @@ mod tests {
             ],
             ..LodState::empty_for_tests()
         };
-        state.frontier.sort_unstable();
+        state.pre = pre.clone();
+        state.index_frontier();
         // c lies under a (closed): represented by a; the root's own node by nothing (itself).
         assert_eq!(state.frontier_of(pre[c as usize].0), Some(a));
         assert_eq!(state.frontier_of(pre[a as usize].0), Some(a));
@@ -1480,7 +1519,60 @@ mod tests {
         assert_eq!(state.frontier_of(u32::MAX), None);
         // With a open and its children drawn closed instead, c stands for itself's cluster.
         state.frontier = vec![(pre[c as usize].0, pre[c as usize].1, c)];
+        state.index_frontier();
         assert_eq!(state.frontier_of(pre[c as usize].0), Some(c));
         assert_eq!(state.frontier_of(pre[a as usize].0), None);
+    }
+
+    #[test]
+    fn frontier_buckets_agree_with_a_linear_scan() {
+        // A million pre-order numbers, disjoint intervals of assorted lengths with gaps.
+        let n = 1_000_000u32;
+        let mut state = LodState {
+            pre: vec![(0, 0); n as usize],
+            ..LodState::empty_for_tests()
+        };
+        let mut x = 1u64;
+        let mut rnd = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        let mut at = 0u32;
+        let mut id = 0;
+        while at < n {
+            let gap = rnd() % 50;
+            let len = 1 + rnd() % if rnd() % 10 == 0 { 5000 } else { 20 };
+            let start = at + gap;
+            let end = (start + len).min(n);
+            if start >= n {
+                break;
+            }
+            state.frontier.push((end, start, id)); // shuffled order: sorted below
+            id += 1;
+            at = end;
+        }
+        for f in &mut state.frontier {
+            *f = (f.1, f.0, f.2);
+        }
+        state.frontier.reverse();
+        state.index_frontier();
+        assert!(state.frontier_shift > 0);
+        let scan = |pre: u32| {
+            state
+                .frontier
+                .iter()
+                .find(|f| f.0 <= pre && pre < f.1)
+                .map(|f| f.2)
+        };
+        for _ in 0..5000 {
+            let pre = rnd() % (n + 10);
+            assert_eq!(state.frontier_of(pre), scan(pre), "pre {pre}");
+        }
+        for f in state.frontier.iter().take(200) {
+            assert_eq!(state.frontier_of(f.0), Some(f.2));
+            assert_eq!(state.frontier_of(f.1 - 1), Some(f.2));
+        }
     }
 }
