@@ -285,3 +285,54 @@ fn gguf_truncations_and_hostile_counts() {
     let msg = expect_err(&write(tmp.path(), "hostile.gguf", &hostile));
     assert!(msg.contains("cannot fit"), "{msg}");
 }
+
+/// A cancelled load stops: before decoding, after decoding, and inside the conversion of a large
+/// graph (every 4096 nodes), with an error naming the file; an uncancelled one is unaffected.
+#[test]
+fn a_cancelled_onnx_load_stops_at_its_next_checkpoint() {
+    use std::cell::Cell;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("decoder.onnx");
+    // 70 layers of ~68 nodes: past the first in-conversion checkpoint.
+    let (nodes, _) = modelmap::bench::synth_model::write_onnx_decoder(70, 64, &path).unwrap();
+    assert!(nodes > 4096, "{nodes} nodes");
+    // Never cancelled: the same model as `open`, and the flag was polled at each stage.
+    let polls = Cell::new(0);
+    let m = load::open_with(&path, &|| {
+        polls.set(polls.get() + 1);
+        false
+    })
+    .unwrap();
+    assert_eq!(
+        m.graph.nodes.len(),
+        load::open(&path).unwrap().graph.nodes.len()
+    );
+    let total = polls.get();
+    assert!(total >= 4, "polled {total} times");
+    // Cancelled at each successive poll: every one stops the load.
+    for at in 1..=total {
+        let n = Cell::new(0);
+        let r = load::open_with(&path, &|| {
+            n.set(n.get() + 1);
+            n.get() >= at
+        });
+        match r {
+            Err(e @ LoadError::Cancelled { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("decoder.onnx") && msg.contains("cancelled"),
+                    "{msg}"
+                );
+            }
+            other => panic!(
+                "cancel at poll {at}: {:?}",
+                other.map(|m| m.graph.nodes.len())
+            ),
+        }
+        assert_eq!(
+            n.get(),
+            at,
+            "the load went on polling after it was cancelled"
+        );
+    }
+}

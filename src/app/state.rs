@@ -687,7 +687,8 @@ impl AppState {
             .jobs
             .spawn(format!("Loading {title}"), move |progress| {
                 progress.set("reading and decoding", 0.1);
-                let result = crate::load::open(&p)
+                // Cancelling stops the decode at its next checkpoint, not only its result.
+                let result = crate::load::open_with(&p, &|| progress.is_cancelled())
                     .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
                     .map_err(|e| e.to_string());
                 JobOutput::Loaded { tab: id, result }

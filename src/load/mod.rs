@@ -45,6 +45,12 @@ pub enum LoadError {
         /// What is wrong, with offsets where useful.
         why: String,
     },
+    /// The caller cancelled the load ([`open_with`]).
+    #[error("{path}: loading cancelled")]
+    Cancelled {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 impl LoadError {
@@ -157,11 +163,35 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
 
 /// Opens a model file (or a folder holding a checkpoint) of any supported format.
 pub fn open(path: &Path) -> Result<Model, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
-    if meta.is_dir() {
-        return safetensors::open_dir(path);
+    open_with(path, &|| false)
+}
+
+/// [`open`], polling `cancelled` between stages and while converting a large ONNX graph (every
+/// few thousand nodes); once it returns true the load stops with [`LoadError::Cancelled`]. The
+/// other formats open from their headers alone and are checked before and after.
+pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, LoadError> {
+    let stop = || LoadError::Cancelled {
+        path: path.to_path_buf(),
+    };
+    if cancelled() {
+        return Err(stop());
     }
-    open_bytes(path, map_file(path)?)
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
+    let model = if meta.is_dir() {
+        safetensors::open_dir(path)?
+    } else {
+        let data = map_file(path)?;
+        let head = &data[..data.len().min(64)];
+        if sniff(path, head) == Some(Format::Onnx) {
+            onnx::load_with(path, data, cancelled)?
+        } else {
+            open_bytes(path, data)?
+        }
+    };
+    if cancelled() {
+        return Err(stop());
+    }
+    Ok(model)
 }
 
 /// Reads the fields of a Hugging Face `config.json` (given as text) into a model's metadata.

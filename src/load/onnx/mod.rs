@@ -52,8 +52,22 @@ impl External {
 }
 
 pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    load_with(path, data, &|| false)
+}
+
+/// [`load`], polling `cancelled` after decoding and every [`CANCEL_EVERY`] nodes.
+pub(super) fn load_with(
+    path: &Path,
+    data: Bytes,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Model, LoadError> {
     let proto = proto::ModelProto::decode(data)
         .map_err(|e| LoadError::corrupt(path, format!("not a valid ONNX protobuf: {e}")))?;
+    if cancelled() {
+        return Err(LoadError::Cancelled {
+            path: path.to_path_buf(),
+        });
+    }
     if proto.graph.is_none() && proto.ir_version == 0 {
         return Err(LoadError::corrupt(
             path,
@@ -94,6 +108,8 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     let mut conv = Converter {
         model: &mut model,
         ext: &mut ext,
+        cancelled,
+        path,
     };
     let graph = conv.graph(graph_proto, true)?;
     model.graph = graph;
@@ -121,9 +137,14 @@ fn build_hierarchy(model: &mut Model) {
     model.finish_hierarchy(&groups);
 }
 
+/// Nodes converted between two polls of the cancel flag.
+const CANCEL_EVERY: usize = 4096;
+
 struct Converter<'a> {
     model: &'a mut Model,
     ext: &'a mut External,
+    cancelled: &'a dyn Fn() -> bool,
+    path: &'a Path,
 }
 
 impl Converter<'_> {
@@ -197,6 +218,11 @@ impl Converter<'_> {
         // Nodes are consumed one by one: their strings move into the IR and the protobuf tree is
         // freed as we go, so the peak holds little more than one copy of the graph.
         for (index, mut np) in std::mem::take(&mut g.node).into_iter().enumerate() {
+            if index % CANCEL_EVERY == CANCEL_EVERY - 1 && (self.cancelled)() {
+                return Err(LoadError::Cancelled {
+                    path: self.path.to_path_buf(),
+                });
+            }
             let name = if np.name.is_empty() {
                 np.output
                     .first()
