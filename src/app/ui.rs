@@ -41,6 +41,10 @@ pub struct UiCache {
     pub search_text: String,
     /// Milliseconds the last frame took on the CPU.
     pub last_frame_ms: f32,
+    /// The graph canvas's background this frame (sRGB), if a canvas is shown. The window clears
+    /// the frame to it instead of egui painting a canvas-sized rectangle: on lavapipe that one
+    /// rectangle cost 40 ms of a 72 ms frame at 1280×800.
+    pub canvas_background: Option<[u8; 4]>,
     /// Textures of the anomaly and matrix windows.
     pub panels: super::panels::PanelCache,
 }
@@ -712,12 +716,18 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
     let inputs = v.scene_inputs();
     let model = v.model.clone();
     let list = v.scene.draw_list(&model, &inputs, &camera, now_s);
+    // The background is the frame's clear colour (see `UiCache::canvas_background`); an opaque
+    // one needs no rectangle here.
     let bg = list.background;
-    ui.painter().rect_filled(
-        rect,
-        0.0,
-        Color32::from_rgba_unmultiplied(bg[0], bg[1], bg[2], bg[3]),
-    );
+    if bg[3] == 255 {
+        cache.canvas_background = Some(bg);
+    } else {
+        ui.painter().rect_filled(
+            rect,
+            0.0,
+            Color32::from_rgba_unmultiplied(bg[0], bg[1], bg[2], bg[3]),
+        );
+    }
     ui.painter().add(egui_wgpu::Callback::new_paint_callback(
         rect,
         GraphPaint { camera, list },
