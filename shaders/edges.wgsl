@@ -115,8 +115,10 @@ fn vs_straight(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> Edg
     let normal = vec2<f32>(-dir.y, dir.x);
     let len = length(c.p3 - c.p0);
     let corner = quad_corner(vertex_index);
-    let ext = style.half_w + 1.0;
-    let along = select(-1.0, len + 1.0, corner.x > 0.0);
+    // Coverage reaches zero half a pixel beyond the half width and the ends (see fs_edge), so the
+    // quad stops there: a 1 px line shades a 2 px band, not 3.
+    let ext = style.half_w + 0.5;
+    let along = select(-0.5, len + 0.5, corner.x > 0.0);
     let across = corner.y * ext;
     var out: EdgeVarying;
     out.position = clip_from_screen(c.p0 + dir * along + normal * across);
