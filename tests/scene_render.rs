@@ -107,6 +107,25 @@ fn structure_of_a_real_model_renders_nodes_and_labels() {
     assert!(scene.lod.stats.nodes_drawn > 5, "{:?}", scene.lod.stats);
 }
 
+/// Screen position of view cell (`r`, `c`) in a `size` picture of `view` fitted with 8 px margins.
+fn cell_px(
+    view: &modelmap::stats::heatmap::HeatmapView,
+    (w, h): (u32, u32),
+    r: u64,
+    c: u64,
+) -> (u32, u32) {
+    let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
+    cam.fit(modelmap::scene::view_rect(view), 8.0);
+    let p = cam.screen_from_world(DVec2::new(c as f64 + 0.5, r as f64 + 0.5));
+    (p.x as u32, p.y as u32)
+}
+
+/// The RGB of pixel (`x`, `y`).
+fn px(img: &modelmap::render::RgbaImage, (x, y): (u32, u32)) -> [u8; 3] {
+    let i = ((y * img.width + x) * 4) as usize;
+    [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
+}
+
 #[test]
 fn conv_weight_as_a_grid_of_kernels() {
     let Some(corpus) = common::corpus() else {
@@ -129,17 +148,7 @@ fn conv_weight_as_a_grid_of_kernels() {
     let (flat, _) = render(false, "flat.png");
     let (grid, msg) = render(true, "grid.png");
     assert!(msg.contains("grid of kernels"), "{msg}");
-    // Screen position of view cell (row, col) in a picture of `view`.
-    let at = |view: &HeatmapView, r: u64, c: u64| {
-        let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
-        cam.fit(modelmap::scene::view_rect(view), 8.0);
-        let p = cam.screen_from_world(DVec2::new(c as f64 + 0.5, r as f64 + 0.5));
-        (p.x as u32, p.y as u32)
-    };
-    let px = |img: &modelmap::render::RgbaImage, (x, y): (u32, u32)| {
-        let i = ((y * img.width + x) * 4) as usize;
-        [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
-    };
+    let at = |view: &HeatmapView, r: u64, c: u64| cell_px(view, (w, h), r, c);
     let fv = HeatmapView::for_tensor(t);
     let gv = HeatmapView::kernel_grid(t).unwrap();
     assert_eq!((gv.rows, gv.cols), (24, 9));
@@ -199,16 +208,7 @@ fn depthwise_conv_kernels_wrap_into_a_square_grid() {
     modelmap::scene::render_tensor_png(&model, name, w, h, &flat_out, false).unwrap();
     let flat = modelmap::render::load_png(&flat_out).unwrap();
     let fv = HeatmapView::for_tensor(t);
-    let at = |view: &HeatmapView, r: u64, c: u64| {
-        let mut cam = modelmap::view::Camera::new(DVec2::new(w as f64, h as f64));
-        cam.fit(modelmap::scene::view_rect(view), 8.0);
-        let p = cam.screen_from_world(DVec2::new(c as f64 + 0.5, r as f64 + 0.5));
-        (p.x as u32, p.y as u32)
-    };
-    let px = |img: &modelmap::render::RgbaImage, (x, y): (u32, u32)| {
-        let i = ((y * img.width + x) * 4) as usize;
-        [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
-    };
+    let at = |view: &HeatmapView, r: u64, c: u64| cell_px(view, (w, h), r, c);
     let mut distinct = std::collections::HashSet::new();
     // Channel q's value (y, x) is flat row q, column 3y + x; in the grid, block (q / 8, q % 8).
     for (q, y, x) in [

@@ -293,7 +293,23 @@ fn edge_ends(tree: &ClusterTree, model: &Model, pre: &[(u32, u32)]) -> Vec<(u32,
 impl LodState {
     /// State for a layout.
     pub fn new(layout: &Layout, options: LodOptions) -> Self {
-        let n = layout.clusters.clusters.len();
+        Self::from_parts(
+            options,
+            layout.clusters.clusters.len(),
+            DrawList::new(layout.bounds.center()),
+            footprints(layout),
+            disc_halves(layout),
+        )
+    }
+
+    /// A state for `n` clusters with the given per-cluster extents.
+    fn from_parts(
+        options: LodOptions,
+        n: usize,
+        list: DrawList,
+        footprint: Vec<Rect>,
+        disc_half: Vec<f64>,
+    ) -> Self {
         LodState {
             options,
             is_open: vec![false; n],
@@ -302,7 +318,7 @@ impl LodState {
             frame: 0,
             chunks: HashMap::new(),
             chunk_bytes: 0,
-            list: DrawList::new(layout.bounds.center()),
+            list,
             items: Vec::new(),
             last_key: 0,
             animating: false,
@@ -312,36 +328,22 @@ impl LodState {
             frontier: Vec::new(),
             frontier_first: Vec::new(),
             frontier_shift: 0,
-            footprint: footprints(layout),
-            disc_half: disc_halves(layout),
+            footprint,
+            disc_half,
             stats: CutStats::default(),
         }
     }
+
     /// A state over no layout, for unit tests of the per-frame tables.
     #[cfg(test)]
     fn empty_for_tests() -> Self {
-        LodState {
-            options: LodOptions::default(),
-            is_open: Vec::new(),
-            changed_at: Vec::new(),
-            mark: Vec::new(),
-            frame: 0,
-            chunks: HashMap::new(),
-            chunk_bytes: 0,
-            list: DrawList::default(),
-            items: Vec::new(),
-            last_key: 0,
-            animating: false,
-            pair_scratch: FxHashMap::default(),
-            pre: Vec::new(),
-            edge_ends: Vec::new(),
-            frontier: Vec::new(),
-            frontier_first: Vec::new(),
-            frontier_shift: 0,
-            footprint: Vec::new(),
-            disc_half: Vec::new(),
-            stats: CutStats::default(),
-        }
+        Self::from_parts(
+            LodOptions::default(),
+            0,
+            DrawList::default(),
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     /// Whether items are still fading (the caller should keep redrawing).
