@@ -126,27 +126,45 @@ fn px(img: &modelmap::render::RgbaImage, (x, y): (u32, u32)) -> [u8; 3] {
     [img.pixels[i], img.pixels[i + 1], img.pixels[i + 2]]
 }
 
-#[test]
-fn conv_weight_as_a_grid_of_kernels() {
-    let Some(corpus) = common::corpus() else {
-        return;
-    };
-    let Some(_) = common::gpu() else { return };
-    use modelmap::stats::heatmap::HeatmapView;
-    let model =
+/// PP-OCR's real direction classifier, when the corpus and a GPU are there.
+fn ppocr_cls() -> Option<modelmap::model::Model> {
+    let corpus = common::corpus()?;
+    common::gpu()?;
+    Some(
         modelmap::load::open(&corpus.join("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
-            .unwrap();
-    let name = "conv1_weights"; // [8, 3, 3, 3]: 8 rows of 3 kernels, each 3×3
-    let t = model.tensor(name).unwrap();
+            .unwrap(),
+    )
+}
+
+/// Tensor `name` rendered `w`×`h` flat and as its grid of kernels, and the grid's message.
+fn flat_and_grid(
+    model: &modelmap::model::Model,
+    name: &str,
+    (w, h): (u32, u32),
+) -> (
+    modelmap::render::RgbaImage,
+    modelmap::render::RgbaImage,
+    String,
+) {
     let tmp = tempfile::tempdir().unwrap();
-    let (w, h) = (368u32, 784u32);
     let render = |kernels: bool, file: &str| {
         let out = tmp.path().join(file);
-        let msg = modelmap::scene::render_tensor_png(&model, name, w, h, &out, kernels).unwrap();
+        let msg = modelmap::scene::render_tensor_png(model, name, w, h, &out, kernels).unwrap();
         (modelmap::render::load_png(&out).unwrap(), msg)
     };
     let (flat, _) = render(false, "flat.png");
     let (grid, msg) = render(true, "grid.png");
+    (flat, grid, msg)
+}
+
+#[test]
+fn conv_weight_as_a_grid_of_kernels() {
+    let Some(model) = ppocr_cls() else { return };
+    use modelmap::stats::heatmap::HeatmapView;
+    let name = "conv1_weights"; // [8, 3, 3, 3]: 8 rows of 3 kernels, each 3×3
+    let t = model.tensor(name).unwrap();
+    let (w, h) = (368u32, 784u32);
+    let (flat, grid, msg) = flat_and_grid(&model, name, (w, h));
     assert!(msg.contains("grid of kernels"), "{msg}");
     let at = |view: &HeatmapView, r: u64, c: u64| cell_px(view, (w, h), r, c);
     let fv = HeatmapView::for_tensor(t);
@@ -183,14 +201,8 @@ fn conv_weight_as_a_grid_of_kernels() {
 /// column of 32 kernels; it wraps into 4 rows of 8, every value at its place.
 #[test]
 fn depthwise_conv_kernels_wrap_into_a_square_grid() {
-    let Some(corpus) = common::corpus() else {
-        return;
-    };
-    let Some(_) = common::gpu() else { return };
+    let Some(model) = ppocr_cls() else { return };
     use modelmap::stats::heatmap::HeatmapView;
-    let model =
-        modelmap::load::open(&corpus.join("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx"))
-            .unwrap();
     let name = "conv4_depthwise_weights";
     let t = model.tensor(name).unwrap();
     assert_eq!(t.shape, [32, 1, 3, 3]);
@@ -198,15 +210,9 @@ fn depthwise_conv_kernels_wrap_into_a_square_grid() {
     let k = gv.kernel.unwrap();
     assert!(k.wrapped());
     assert_eq!((gv.rows, gv.cols, k.per_row), (12, 24, 8));
-    let tmp = tempfile::tempdir().unwrap();
     let (w, h) = (720u32, 400u32);
-    let out = tmp.path().join("dw.png");
-    let msg = modelmap::scene::render_tensor_png(&model, name, w, h, &out, true).unwrap();
+    let (flat, img, msg) = flat_and_grid(&model, name, (w, h));
     assert!(msg.contains("grid of kernels"), "{msg}");
-    let img = modelmap::render::load_png(&out).unwrap();
-    let flat_out = tmp.path().join("flat.png");
-    modelmap::scene::render_tensor_png(&model, name, w, h, &flat_out, false).unwrap();
-    let flat = modelmap::render::load_png(&flat_out).unwrap();
     let fv = HeatmapView::for_tensor(t);
     let at = |view: &HeatmapView, r: u64, c: u64| cell_px(view, (w, h), r, c);
     let mut distinct = std::collections::HashSet::new();
