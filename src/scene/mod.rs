@@ -103,7 +103,9 @@ impl Scene {
 
     /// A scene from a layout computed elsewhere.
     pub fn from_parts(model: Arc<Model>, layout: Arc<Layout>) -> Scene {
-        let lod = LodState::new(&layout, LodOptions::default());
+        let mut lod = LodState::new(&layout, LodOptions::default());
+        // Here, in the layout job, not on the first frame that cuts.
+        lod.prepare_tables(&model, &layout);
         Scene {
             model,
             layout,
