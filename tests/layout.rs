@@ -53,17 +53,17 @@ fn check_tree(t: &ClusterTree, g: &Graph) {
     assert_eq!(t.node_cluster.len(), n);
     let mut seen = vec![0u32; n];
     for (ci, c) in t.clusters.iter().enumerate() {
-        for &v in &c.child_nodes {
+        for &v in t.child_nodes(c) {
             seen[v as usize] += 1;
             assert_eq!(t.node_cluster[v as usize], ci as u32);
         }
-        let sum: u64 = c.child_nodes.len() as u64
-            + c.child_clusters
+        let sum: u64 = t.child_nodes(c).len() as u64
+            + t.child_clusters(c)
                 .iter()
                 .map(|&k| t.clusters[k as usize].member_count)
                 .sum::<u64>();
         assert_eq!(sum, c.member_count, "cluster {ci}");
-        for &k in &c.child_clusters {
+        for &k in t.child_clusters(c) {
             assert_eq!(t.clusters[k as usize].parent, Some(ci as u32));
             assert!(k as usize > ci, "children numbered after parents");
             let kb = t.clusters[k as usize].bbox;
@@ -81,7 +81,7 @@ fn check_tree(t: &ClusterTree, g: &Graph) {
     assert_eq!(t.clusters[0].member_count, n as u64);
     let mut counted = vec![0u32; g.edges.len()];
     for c in &t.clusters {
-        for a in &c.sibling_edges {
+        for a in t.sibling_edges(c) {
             assert_ne!(a.a, a.b);
             assert_eq!(t.agg_edge_ids(a).len(), a.count as usize);
             for &e in t.agg_edge_ids(a) {
@@ -203,12 +203,12 @@ fn cycles_and_self_loops_are_broken_and_reported() {
         "{:?}",
         l.warnings
     );
-    let reversed = l.edges.iter().filter(|r| r.reversed).count();
+    let reversed = l.routes().filter(|r| r.reversed).count();
     assert!((1..=2).contains(&reversed), "{reversed}");
-    assert!(l.edges[4].hidden);
+    assert!(l.route(4).unwrap().hidden);
     let m = metrics(&l, &g);
     assert_eq!(m.upward_edges, 0, "only reversed edges run upward");
-    for r in l.edges.iter().filter(|r| r.reversed) {
+    for r in l.routes().filter(|r| r.reversed) {
         assert!(r.to.y < r.from.y);
     }
     assert_eq!(l.clusters.self_loops, 1);
@@ -232,12 +232,7 @@ fn thousand_components_are_packed() {
     let m = metrics(&l, &g);
     assert_eq!((m.overlaps, m.upward_edges), (0, 0));
     check_tree(&l.clusters, &g);
-    assert!(
-        l.clusters
-            .clusters
-            .iter()
-            .all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64)
-    );
+    assert!(l.clusters.clusters.iter().all(|c| c.child_count() <= 64));
 }
 
 #[test]
@@ -293,7 +288,7 @@ fn long_edges_fan_out_as_one_bundle() {
         "{} waypoints",
         l.route_points.len()
     );
-    let last = l.edges.iter().position(|r| r.points_len > 150).unwrap();
+    let last = l.routes().position(|r| r.points_len > 150).unwrap();
     // Waypoints run downward between the endpoints.
     let w = l.waypoints(last);
     assert!(w.windows(2).all(|p| p[1].y > p[0].y));
@@ -354,12 +349,7 @@ fn one_child_groups_and_wide_groups() {
     );
     assert_eq!(m.overlaps, 0);
     check_tree(&l.clusters, &g);
-    assert!(
-        l.clusters
-            .clusters
-            .iter()
-            .all(|c| c.child_nodes.len() + c.child_clusters.len() <= 64)
-    );
+    assert!(l.clusters.clusters.iter().all(|c| c.child_count() <= 64));
     assert_eq!(l.clusters.clusters[0].param_count, 50_003);
 }
 
@@ -457,10 +447,7 @@ fn force_recovers_lattice_shape_deterministically() {
     );
     assert!(m.stress.unwrap() < 0.5, "stress {:?}", m.stress);
     check_tree(&a.clusters, &g);
-    assert!(
-        a.clusters.clusters[0].child_clusters.len() + a.clusters.clusters[0].child_nodes.len()
-            <= 128
-    );
+    assert!(a.clusters.clusters[0].child_count() <= 128);
 }
 
 #[test]

@@ -422,7 +422,7 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
         r##"<g fill="none" stroke="#667" stroke-width="{}" stroke-opacity="0.6">"##,
         if dataflow { 1.2 } else { 0.6 }
     );
-    for (e, r) in layout.edges.iter().enumerate() {
+    for (e, r) in layout.routes().enumerate() {
         if r.hidden {
             continue;
         }

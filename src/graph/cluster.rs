@@ -69,15 +69,36 @@ pub struct AggEdge {
     pub edges: std::ops::Range<u32>,
 }
 
-/// One cluster of the tree.
+/// A run of entries in one of the tree's shared arrays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First entry.
+    pub start: u32,
+    /// Number of entries.
+    pub len: u32,
+}
+
+impl Span {
+    fn of<T>(self, v: &[T]) -> &[T] {
+        let start = self.start as usize;
+        v.get(start..start + self.len as usize).unwrap_or(&[])
+    }
+}
+
+/// One cluster of the tree. Its child lists and aggregated edges live in the tree's shared arrays
+/// ([`ClusterTree::child_clusters`], [`ClusterTree::child_nodes`], [`ClusterTree::sibling_edges`]):
+/// three small vectors per cluster cost ~140 bytes of headers and allocator slack each time, over a
+/// gigabyte across the ~8 M clusters of a 10 M-node graph.
 #[derive(Clone, Debug)]
 pub struct Cluster {
     /// Parent (`None` for the root).
     pub parent: Option<ClusterId>,
-    /// Child clusters, in order.
-    pub child_clusters: Vec<ClusterId>,
-    /// Nodes hanging directly under this cluster.
-    pub child_nodes: Vec<NodeId>,
+    /// Child clusters, in order (in [`ClusterTree::child_clusters`]).
+    pub children: Span,
+    /// Nodes hanging directly under this cluster (in [`ClusterTree::child_nodes`]).
+    pub nodes: Span,
+    /// Aggregated edges between direct children of this cluster (in [`ClusterTree::sibling_edges`]).
+    pub siblings: Span,
     /// Bounding box in world units (filled by the layout).
     pub bbox: Rect,
     /// Nodes in this cluster and below.
@@ -93,8 +114,13 @@ pub struct Cluster {
     pub dominant_op: Arc<str>,
     /// The hierarchy group it stands for, if any (computed clusters have none).
     pub group: Option<GroupId>,
-    /// Aggregated edges between direct children of this cluster.
-    pub sibling_edges: Vec<AggEdge>,
+}
+
+impl Cluster {
+    /// Direct children: clusters and nodes.
+    pub fn child_count(&self) -> usize {
+        self.children.len as usize + self.nodes.len as usize
+    }
 }
 
 impl Cluster {
@@ -132,6 +158,12 @@ pub struct ClusterTree {
     pub node_cluster: Vec<ClusterId>,
     /// Original edge ids grouped by aggregate ([`AggEdge::edges`] ranges index this).
     pub edge_ids: Vec<u32>,
+    /// Child cluster ids, each cluster's a [`Cluster::children`] run.
+    child_ids: Vec<ClusterId>,
+    /// Node ids, each cluster's direct nodes a [`Cluster::nodes`] run.
+    node_ids: Vec<NodeId>,
+    /// Aggregated edges, each cluster's a [`Cluster::siblings`] run.
+    aggs: Vec<AggEdge>,
     /// Self-loops (not in any aggregate).
     pub self_loops: u32,
 }
@@ -189,8 +221,9 @@ impl ClusterTree {
                 } else {
                     Some(new_id[parent_of(i)])
                 },
-                child_clusters: Vec::new(),
-                child_nodes: Vec::new(),
+                children: Span::default(),
+                nodes: Span::default(),
+                siblings: Span::default(),
                 bbox: Rect::EMPTY,
                 member_count: below[i],
                 param_count: 0,
@@ -198,26 +231,61 @@ impl ClusterTree {
                 label: std::mem::take(&mut specs[i].label),
                 dominant_op: Arc::from(""),
                 group: specs[i].group,
-                sibling_edges: Vec::new(),
             })
             .collect();
+        drop(specs);
         for c in 1..clusters.len() {
             if let Some(p) = clusters[c].parent {
                 let d = clusters[p as usize].depth + 1;
                 clusters[c].depth = d;
-                clusters[p as usize].child_clusters.push(c as u32);
             }
         }
         let node_cluster: Vec<ClusterId> = node_spec.iter().map(|&c| new_id[c as usize]).collect();
-        for (v, &c) in node_cluster.iter().enumerate() {
-            clusters[c as usize].child_nodes.push(v as u32);
-        }
+        drop(node_spec);
+        // Child lists by counting sort, in id order (as pushing would have made them).
+        let parent_ids: Vec<ClusterId> = clusters
+            .iter()
+            .skip(1)
+            .map(|c| c.parent.unwrap_or(0))
+            .collect();
+        let child_ids = group_by_owner(&mut clusters, |c| &mut c.children, &parent_ids, 1);
+        let node_ids = group_by_owner(&mut clusters, |c| &mut c.nodes, &node_cluster, 0);
         ClusterTree {
             clusters,
             node_cluster,
             edge_ids: Vec::new(),
             self_loops: 0,
+            child_ids,
+            node_ids,
+            aggs: Vec::new(),
         }
+    }
+
+    /// Bytes held by the tree's arrays (not counting label strings).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.clusters.capacity() * size_of::<Cluster>()
+            + (self.node_cluster.capacity()
+                + self.edge_ids.capacity()
+                + self.child_ids.capacity()
+                + self.node_ids.capacity())
+                * 4
+            + self.aggs.capacity() * size_of::<AggEdge>()
+    }
+
+    /// The child clusters of `cl`, in order.
+    pub fn child_clusters(&self, cl: &Cluster) -> &[ClusterId] {
+        cl.children.of(&self.child_ids)
+    }
+
+    /// The nodes hanging directly under `cl`.
+    pub fn child_nodes(&self, cl: &Cluster) -> &[NodeId] {
+        cl.nodes.of(&self.node_ids)
+    }
+
+    /// The aggregated edges between direct children of `cl`.
+    pub fn sibling_edges(&self, cl: &Cluster) -> &[AggEdge] {
+        cl.siblings.of(&self.aggs)
     }
 
     /// One cluster per hierarchy group that holds nodes (cluster labels are group names; the root is
@@ -331,8 +399,8 @@ impl ClusterTree {
     /// The direct children of `c`: clusters first, then nodes.
     pub fn children(&self, c: ClusterId) -> impl Iterator<Item = Item> + '_ {
         let cl = self.clusters.get(c as usize);
-        let cs = cl.map_or(&[][..], |c| &c.child_clusters[..]);
-        let ns = cl.map_or(&[][..], |c| &c.child_nodes[..]);
+        let cs = cl.map_or(&[][..], |c| self.child_clusters(c));
+        let ns = cl.map_or(&[][..], |c| self.child_nodes(c));
         cs.iter()
             .map(|&c| Item::Cluster(c))
             .chain(ns.iter().map(|&n| Item::Node(n)))
@@ -352,7 +420,7 @@ impl ClusterTree {
             .unwrap_or(&[])
     }
 
-    /// Computes every cluster's [`Cluster::sibling_edges`] from the original edges (see the module notes).
+    /// Computes every cluster's aggregated edges ([`ClusterTree::sibling_edges`]) from the original edges (see the module notes).
     pub fn aggregate_edges(&mut self, edges: &[(u32, u32)]) {
         let n = self.node_cluster.len();
         let clusters = &self.clusters;
@@ -382,27 +450,22 @@ impl ClusterTree {
             .collect();
         self.self_loops = edges.iter().filter(|(u, v)| u == v).count() as u32;
         entries.par_sort_unstable();
-        for c in &mut self.clusters {
-            c.sibling_edges.clear();
-        }
         self.edge_ids = entries.iter().map(|e| e.3).collect();
-        // Exact capacities first: pushing into a million small vectors would leave up to half of
-        // each one's doubling slack unused.
-        let mut groups = vec![0u32; self.clusters.len()];
-        for (k, e) in entries.iter().enumerate() {
-            if (k == 0
-                || entries[k - 1].0 != e.0
-                || entries[k - 1].1 != e.1
-                || entries[k - 1].2 != e.2)
-                && let Some(g) = groups.get_mut(e.0 as usize)
-            {
-                *g += 1;
-            }
+        for c in &mut self.clusters {
+            c.siblings = Span::default();
         }
-        for (c, &g) in self.clusters.iter_mut().zip(&groups) {
-            c.sibling_edges.reserve_exact(g as usize);
-        }
-        drop(groups);
+        // One aggregate per run of equal (cluster, a, b); the runs of one cluster are adjacent.
+        let runs = entries
+            .iter()
+            .enumerate()
+            .filter(|&(k, e)| {
+                k == 0
+                    || entries[k - 1].0 != e.0
+                    || entries[k - 1].1 != e.1
+                    || entries[k - 1].2 != e.2
+            })
+            .count();
+        let mut aggs: Vec<AggEdge> = Vec::with_capacity(runs);
         let mut i = 0usize;
         while i < entries.len() {
             let (l, a, b, _) = entries[i];
@@ -411,7 +474,11 @@ impl ClusterTree {
                 j += 1;
             }
             if let Some(c) = self.clusters.get_mut(l as usize) {
-                c.sibling_edges.push(AggEdge {
+                if c.siblings.len == 0 {
+                    c.siblings.start = aggs.len() as u32;
+                }
+                c.siblings.len += 1;
+                aggs.push(AggEdge {
                     a: Item::from_key(a),
                     b: Item::from_key(b),
                     count: (j - i) as u32,
@@ -421,6 +488,7 @@ impl ClusterTree {
             }
             i = j;
         }
+        self.aggs = aggs;
     }
 
     /// Fills every cluster's box as the union of its nodes' rectangles.
@@ -436,32 +504,35 @@ impl ClusterTree {
         node_rect: impl Fn(NodeId) -> Rect,
         own: impl Fn(&Cluster) -> Rect,
     ) {
-        for c in (0..self.clusters.len()).rev() {
-            let mut r = own(&self.clusters[c]);
-            for &v in &self.clusters[c].child_nodes {
+        let (clusters, child_ids, node_ids) = (&mut self.clusters, &self.child_ids, &self.node_ids);
+        for c in (0..clusters.len()).rev() {
+            let mut r = own(&clusters[c]);
+            for &v in clusters[c].nodes.of(node_ids) {
                 r = r.union(&node_rect(v));
             }
-            for &k in &self.clusters[c].child_clusters {
-                if let Some(ch) = self.clusters.get(k as usize) {
+            for &k in clusters[c].children.of(child_ids) {
+                if let Some(ch) = clusters.get(k as usize) {
                     r = r.union(&ch.bbox);
                 }
             }
-            self.clusters[c].bbox = r;
+            clusters[c].bbox = r;
         }
     }
 
     /// Fills parameter counts from per-node counts (missing entries count 0).
     pub fn fill_params(&mut self, node_params: &[u64]) {
-        for c in (0..self.clusters.len()).rev() {
-            let mut p: u64 = self.clusters[c]
-                .child_nodes
+        let (clusters, child_ids, node_ids) = (&mut self.clusters, &self.child_ids, &self.node_ids);
+        for c in (0..clusters.len()).rev() {
+            let mut p: u64 = clusters[c]
+                .nodes
+                .of(node_ids)
                 .iter()
                 .map(|&v| node_params.get(v as usize).copied().unwrap_or(0))
                 .sum();
-            for &k in &self.clusters[c].child_clusters {
-                p += self.clusters.get(k as usize).map_or(0, |x| x.param_count);
+            for &k in clusters[c].children.of(child_ids) {
+                p += clusters.get(k as usize).map_or(0, |x| x.param_count);
             }
-            self.clusters[c].param_count = p;
+            clusters[c].param_count = p;
         }
     }
 
@@ -495,10 +566,10 @@ impl ClusterTree {
                     *n += w;
                 }
             };
-            for &v in &cl.child_nodes {
+            for &v in self.child_nodes(cl) {
                 add(node_op.get(v as usize).copied().unwrap_or(none), 1);
             }
-            for &k in &cl.child_clusters {
+            for &k in self.child_clusters(cl) {
                 if let (Some(&op), Some(ch)) =
                     (dominant.get(k as usize), self.clusters.get(k as usize))
                 {
@@ -542,11 +613,7 @@ impl ClusterTree {
         node_center: impl Fn(NodeId) -> DVec2,
     ) -> ClusterTree {
         let max_children = max_children.max(2);
-        if !self
-            .clusters
-            .iter()
-            .any(|c| c.child_clusters.len() + c.child_nodes.len() > max_children)
-        {
+        if !self.clusters.iter().any(|c| c.child_count() > max_children) {
             return self;
         }
         let mut specs: Vec<ClusterSpec> = self
@@ -560,11 +627,11 @@ impl ClusterTree {
             .collect();
         let mut node_spec = self.node_cluster.clone();
         for (ci, c) in self.clusters.iter().enumerate() {
-            if c.child_clusters.len() + c.child_nodes.len() <= max_children {
+            if c.child_count() <= max_children {
                 continue;
             }
-            let mut items: Vec<(Item, DVec2)> = c
-                .child_clusters
+            let mut items: Vec<(Item, DVec2)> = self
+                .child_clusters(c)
                 .iter()
                 .map(|&k| {
                     let b = self
@@ -581,7 +648,7 @@ impl ClusterTree {
                     )
                 })
                 .chain(
-                    c.child_nodes
+                    self.child_nodes(c)
                         .iter()
                         .map(|&v| (Item::Node(v), node_center(v))),
                 )
@@ -601,6 +668,41 @@ impl ClusterTree {
         tree.self_loops = self_loops;
         tree
     }
+}
+
+/// Counting sort of ids `0..owners.len()` (plus `first`) by owner: returns the ids grouped by owner,
+/// in increasing order within each group, and sets each owner's run through `span`.
+fn group_by_owner(
+    clusters: &mut [Cluster],
+    span: impl Fn(&mut Cluster) -> &mut Span,
+    owners: &[ClusterId],
+    first: u32,
+) -> Vec<u32> {
+    for c in clusters.iter_mut() {
+        *span(c) = Span::default();
+    }
+    for &o in owners {
+        if let Some(c) = clusters.get_mut(o as usize) {
+            span(c).len += 1;
+        }
+    }
+    let mut next = 0u32;
+    for c in clusters.iter_mut() {
+        let s = span(c);
+        s.start = next;
+        next += s.len;
+    }
+    let mut out = vec![0u32; next as usize];
+    let mut fill: Vec<u32> = clusters.iter_mut().map(|c| span(c).start).collect();
+    for (i, &o) in owners.iter().enumerate() {
+        if let Some(f) = fill.get_mut(o as usize) {
+            if let Some(slot) = out.get_mut(*f as usize) {
+                *slot = i as u32 + first;
+            }
+            *f += 1;
+        }
+    }
+    out
 }
 
 /// Sort-tile-recursive grouping of `items` under spec `parent` (see [`ClusterTree::split_wide`]).
@@ -725,7 +827,7 @@ mod tests {
         t.aggregate_edges(&edges);
         let mut seen = vec![0; edges.len()];
         for c in &t.clusters {
-            for a in &c.sibling_edges {
+            for a in t.sibling_edges(c) {
                 for &e in t.agg_edge_ids(a) {
                     seen[e as usize] += 1;
                 }
@@ -735,8 +837,8 @@ mod tests {
         assert_eq!(t.self_loops, 1);
         // 1→3 and 0→3 both run from cluster(1) to cluster(2) at the root: one aggregate of 2.
         let root = &t.clusters[0];
-        let agg = root
-            .sibling_edges
+        let agg = t
+            .sibling_edges(root)
             .iter()
             .find(|a| matches!((a.a, a.b), (Item::Cluster(_), Item::Cluster(_))))
             .unwrap();
@@ -752,7 +854,7 @@ mod tests {
         // node 3 alone all the way up: hangs directly under the root.
         assert_eq!(t.node_cluster[3], 0);
         for c in &t.clusters[1..] {
-            assert!(c.child_clusters.len() + c.child_nodes.len() >= 2);
+            assert!(c.child_count() >= 2);
         }
     }
 
@@ -766,9 +868,9 @@ mod tests {
         let t = t.split_wide(64, pos);
         assert_eq!(t.clusters[0].member_count, n as u64);
         for c in &t.clusters {
-            assert!(c.child_clusters.len() + c.child_nodes.len() <= 64);
+            assert!(c.child_count() <= 64);
         }
-        let total: usize = t.clusters.iter().map(|c| c.child_nodes.len()).sum();
+        let total: usize = t.clusters.iter().map(|c| t.child_nodes(c).len()).sum();
         assert_eq!(total, n);
     }
 }

@@ -751,7 +751,7 @@ pub fn dataflow_cached(
     Ok(Layout {
         kind: LayoutKind::Dataflow,
         nodes,
-        edges: routes,
+        edges: super::Routes::Full(routes),
         route_points,
         groups: group_rects,
         collapsed,

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use glam::{DVec2, Vec2};
 use rayon::prelude::*;
 
-use super::{EdgeRoute, Layout, LayoutError, LayoutKind, NodeBox, Progress, quadtree::QuadTree};
+use super::{Layout, LayoutError, LayoutKind, NodeBox, Progress, Routes, quadtree::QuadTree};
+use crate::bench::load::trace_memory;
 use crate::graph::{self, ClusterTree, Pcg32, WeightedGraph};
 use crate::model::Graph;
 use crate::view::Rect;
@@ -180,6 +181,7 @@ pub fn force_with_levels(
     let n = graph.nodes.len();
     let fine = WeightedGraph::from_edges(n, &edges);
     let levels = graph::coarsen(&fine, opts.coarsest, opts.seed);
+    trace_memory("force: coarsened");
     progress.check()?;
     let k = opts.edge_length.max(1e-3);
     let mut rng = Pcg32::new(opts.seed);
@@ -264,6 +266,7 @@ pub fn force_with_levels(
         }
     }
     progress.set("force: cluster tree", 0.97);
+    trace_memory("force: positions");
 
     let r = opts.node_radius.max(0.5);
     let nodes: Vec<NodeBox> = pos
@@ -273,31 +276,29 @@ pub fn force_with_levels(
             half_size: Vec2::splat(r),
         })
         .collect();
-    let routes: Vec<EdgeRoute> = edges
-        .iter()
-        .map(|&(a, b)| {
-            let from = nodes.get(a as usize).map_or(DVec2::ZERO, |x| x.center);
-            let to = nodes.get(b as usize).map_or(DVec2::ZERO, |x| x.center);
-            EdgeRoute {
-                from,
-                to,
-                points_start: 0,
-                points_len: 0,
-                curve: false,
-                reversed: false,
-                hidden: a == b,
-            }
-        })
-        .collect();
+    let routes = Routes::Straight(edges.iter().map(|&(a, b)| [a, b]).collect());
     let maps: Vec<Vec<u32>> = levels.into_iter().map(|l| l.map).collect();
+    trace_memory("force: boxes and routes");
     let mut tree = ClusterTree::from_levels(n, &maps);
+    trace_memory("force: tree from levels");
     let node_rect = |v: u32| nodes.get(v as usize).map_or(Rect::EMPTY, NodeBox::rect);
     tree.fill_bboxes(node_rect);
     let mut tree = tree.split_wide(opts.max_cluster_children, |v| {
         nodes.get(v as usize).map_or(DVec2::ZERO, |x| x.center)
     });
     tree.fill_bboxes(node_rect);
+    trace_memory("force: tree split");
     tree.aggregate_edges(&edges);
+    trace_memory("force: edges aggregated");
+    if std::env::var_os("MODELMAP_BENCH_TRACE").is_some() {
+        eprintln!(
+            "force: {} clusters, tree {} MiB, node boxes {} MiB, routes {} MiB",
+            tree.clusters.len(),
+            tree.heap_bytes() >> 20,
+            (nodes.capacity() * std::mem::size_of::<NodeBox>()) >> 20,
+            routes.heap_bytes() >> 20
+        );
+    }
     tree.fill_params(&opts.node_params);
     tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| nd.op.as_str()));
     let mut bounds = Rect::EMPTY;

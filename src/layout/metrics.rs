@@ -68,8 +68,9 @@ pub struct Metrics {
 pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> Metrics {
     let drawn: Vec<u32> = (0..edges.len() as u32)
         .filter(|&e| {
-            let r = &layout.edges[e as usize];
-            !r.hidden && r.from != r.to
+            layout
+                .route(e as usize)
+                .is_some_and(|r| !r.hidden && r.from != r.to)
         })
         .collect();
     let mut m = Metrics::default();
@@ -77,7 +78,9 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
     // 8 bytes each, resolved to points when tested: a 2 M-edge layout would otherwise hold 150 MB
     // of copied coordinates just to be measured.
     let point = |e: u32, k: usize| -> DVec2 {
-        let r = &layout.edges[e as usize];
+        let Some(r) = layout.route(e as usize) else {
+            return DVec2::ZERO;
+        };
         let w = layout.waypoints(e as usize);
         if k == 0 {
             r.from
@@ -161,8 +164,9 @@ pub fn measure(layout: &Layout, edges: &[(u32, u32)], opts: &MetricsOptions) -> 
     m.upward_edges = drawn
         .iter()
         .filter(|&&e| {
-            let r = &layout.edges[e as usize];
-            !r.reversed && r.to.y <= r.from.y
+            layout
+                .route(e as usize)
+                .is_some_and(|r| !r.reversed && r.to.y <= r.from.y)
         })
         .count() as u64;
     m.overlaps = overlaps(layout);

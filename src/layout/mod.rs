@@ -29,6 +29,7 @@ use glam::{DVec2, Vec2};
 
 use crate::graph::GraphError;
 pub use crate::graph::{AggEdge, Cluster, ClusterId, ClusterTree, Item};
+use crate::model::NodeId;
 use crate::view::Rect;
 
 /// Errors from layout.
@@ -92,6 +93,40 @@ pub struct EdgeRoute {
     pub hidden: bool,
 }
 
+/// How a layout keeps its edge routes.
+#[derive(Clone, Debug)]
+pub enum Routes {
+    /// One route per edge (dataflow: ports on the boxes, waypoints, curves).
+    Full(Vec<EdgeRoute>),
+    /// Straight lines between node centres (force): only the two node ids are kept, 8 bytes an
+    /// edge instead of a 48-byte route (nearly a gigabyte at 20 M edges); [`Layout::route`] derives
+    /// the rest from the node boxes.
+    Straight(Vec<[NodeId; 2]>),
+}
+
+impl Routes {
+    /// Number of edges.
+    pub fn len(&self) -> usize {
+        match self {
+            Routes::Full(v) => v.len(),
+            Routes::Straight(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no edges.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Routes::Full(v) => v.capacity() * std::mem::size_of::<EdgeRoute>(),
+            Routes::Straight(v) => v.capacity() * 8,
+        }
+    }
+}
+
 /// The result of a layout.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -99,8 +134,8 @@ pub struct Layout {
     pub kind: LayoutKind,
     /// One per graph node, same index.
     pub nodes: Vec<NodeBox>,
-    /// One per graph edge, same index.
-    pub edges: Vec<EdgeRoute>,
+    /// One per graph edge, same index ([`Layout::route`]).
+    pub edges: Routes,
     /// Waypoints of all edges ([`EdgeRoute::points_start`]).
     pub route_points: Vec<DVec2>,
     /// Dataflow: per hierarchy group, its box (`Rect::EMPTY` when empty or hidden); force: empty.
@@ -116,9 +151,38 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The route of edge `e` (`None` out of range).
+    pub fn route(&self, e: usize) -> Option<EdgeRoute> {
+        match &self.edges {
+            Routes::Full(v) => v.get(e).copied(),
+            Routes::Straight(v) => {
+                let [a, b] = *v.get(e)?;
+                let center =
+                    |n: NodeId| self.nodes.get(n as usize).map_or(DVec2::ZERO, |x| x.center);
+                Some(EdgeRoute {
+                    from: center(a),
+                    to: center(b),
+                    points_start: 0,
+                    points_len: 0,
+                    curve: false,
+                    reversed: false,
+                    hidden: a == b,
+                })
+            }
+        }
+    }
+
+    /// Every edge's route, in edge order.
+    pub fn routes(&self) -> impl Iterator<Item = EdgeRoute> + '_ {
+        (0..self.edges.len()).filter_map(|e| self.route(e))
+    }
+
     /// The waypoints of edge `e`.
     pub fn waypoints(&self, e: usize) -> &[DVec2] {
-        match self.edges.get(e) {
+        let Routes::Full(v) = &self.edges else {
+            return &[];
+        };
+        match v.get(e) {
             Some(r) => {
                 let a = r.points_start as usize;
                 self.route_points

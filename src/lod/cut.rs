@@ -259,7 +259,7 @@ fn preorder_intervals(tree: &ClusterTree) -> Vec<(u32, u32)> {
         next += 1;
         stack.push((c, true));
         if let Some(cl) = tree.clusters.get(ci) {
-            for &k in cl.child_clusters.iter().rev() {
+            for &k in tree.child_clusters(cl).iter().rev() {
                 stack.push((k, false));
             }
         }
@@ -526,7 +526,7 @@ impl LodState {
             };
             // Opening replaces this item by its children: within budget?
             if open && c != 0 {
-                let kids = cl.child_clusters.len() + cl.child_nodes.len();
+                let kids = cl.child_count();
                 open = drawn + heap.len() + kids <= opts.max_items;
             }
             if c == 0 || opts.no_lod || view.pinned_open.contains(&c) || cl.member_count <= 1 {
@@ -589,7 +589,7 @@ impl LodState {
                     });
                     frames.push((item, Item::Cluster(c), label));
                 }
-                for &child in &cl.child_clusters {
+                for &child in tree.child_clusters(cl) {
                     if let Some(k) = tree.clusters.get(child as usize) {
                         prefetch(&k.bbox);
                     }
@@ -708,7 +708,7 @@ impl LodState {
             let Some(cl) = tree.clusters.get(l as usize) else {
                 continue;
             };
-            for agg in &cl.sibling_edges {
+            for agg in tree.sibling_edges(cl) {
                 let ra = self.resolve(agg.a);
                 let rb = self.resolve(agg.b);
                 match (ra, rb) {
@@ -762,7 +762,7 @@ impl LodState {
                             // An original edge wholly off screen adds nothing near the view
                             // (at deep zoom this skips almost all of a high aggregate).
                             if clip_each
-                                && let Some(route) = layout.edges.get(e as usize)
+                                && let Some(route) = layout.route(e as usize)
                                 && route.points_len == 0
                                 && clip_segment(route.from, route.to, &visible).is_none()
                             {
@@ -1068,8 +1068,8 @@ fn text_color(fill: Rgba8) -> Rgba8 {
 fn cluster_overlay(overlay: &[f32], tree: &crate::graph::ClusterTree, c: ClusterId) -> Option<f32> {
     // Mean of the direct nodes' values (cheap; deeper members are represented by their clusters).
     let cl = tree.clusters.get(c as usize)?;
-    let vals: Vec<f32> = cl
-        .child_nodes
+    let vals: Vec<f32> = tree
+        .child_nodes(cl)
         .iter()
         .filter_map(|&n| overlay.get(n as usize).copied())
         .filter(|v| v.is_finite())
@@ -1085,7 +1085,7 @@ fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {
     let mut out = Vec::new();
     let mut bytes = 0;
     if let Some(cl) = tree.clusters.get(c as usize) {
-        for &n in &cl.child_nodes {
+        for &n in tree.child_nodes(cl) {
             let (Some(node), Some(b)) = (
                 model.graph.nodes.get(n as usize),
                 layout.nodes.get(n as usize),
@@ -1138,7 +1138,7 @@ fn push_original_edge(
     edges: &mut Vec<EdgeItem>,
     key: &mut rustc_hash::FxHasher,
 ) {
-    let Some(route) = layout.edges.get(e) else {
+    let Some(route) = layout.route(e) else {
         return;
     };
     if route.hidden {
@@ -1506,8 +1506,11 @@ mod tests {
         for (c, cl) in tree.clusters.iter().enumerate() {
             let (s, e) = pre[c];
             assert!(s < e, "cluster {c} has an empty interval");
-            let mut kids: Vec<(u32, u32)> =
-                cl.child_clusters.iter().map(|&k| pre[k as usize]).collect();
+            let mut kids: Vec<(u32, u32)> = tree
+                .child_clusters(cl)
+                .iter()
+                .map(|&k| pre[k as usize])
+                .collect();
             kids.sort_unstable();
             for w in kids.windows(2) {
                 assert!(w[0].1 <= w[1].0, "siblings overlap: {w:?}");
