@@ -1,5 +1,6 @@
-// Heatmaps: one quad per tile, raw values read with textureLoad (nearest: single weights stay
-// crisp at any zoom) and coloured here, so changing the colour map or range never re-uploads.
+// Heatmaps: one quad per piece, raw values read with textureLoad from a slot of an atlas page
+// (nearest: single weights stay crisp at any zoom) and coloured here, so changing the colour map
+// or range never re-uploads.
 
 // Keep in sync with `ColorMap` codes in src/render/heatmap.rs.
 const MAP_DIVERGING: u32 = 0u;
@@ -7,13 +8,17 @@ const MAP_GREY: u32 = 1u;
 const MAP_VIRIDIS: u32 = 2u;
 const MAP_CIVIDIS: u32 = 3u;
 
-// Keep in sync with `HeatmapInstance` in src/render/heatmap.rs (32 bytes).
+// Keep in sync with `HeatmapInstance` in src/render/heatmap.rs (36 bytes).
 struct HeatmapInstance {
     @location(0) min: vec2<f32>,
     @location(1) max: vec2<f32>,
     // x: value at the low end, y: value at the high end.
     @location(2) range: vec2<f32>,
     @location(3) colormap: u32,
+    // First texel of the piece in the page: x | y << 16.
+    @location(4) texel_origin: u32,
+    // Texels across and down: w | h << 16.
+    @location(5) texel_size: u32,
 };
 
 struct HeatmapVarying {
@@ -22,8 +27,11 @@ struct HeatmapVarying {
     @location(0) uv: vec2<f32>,
     @location(1) @interpolate(flat) range: vec2<f32>,
     @location(2) @interpolate(flat) colormap: u32,
+    @location(3) @interpolate(flat) texel_origin: vec2<u32>,
+    @location(4) @interpolate(flat) texel_size: vec2<u32>,
 };
 
+// One atlas page.
 @group(1) @binding(0) var values: texture_2d<f32>;
 
 @vertex
@@ -34,6 +42,8 @@ fn vs_heatmap(@builtin(vertex_index) vertex_index: u32, h: HeatmapInstance) -> H
     out.uv = uv;
     out.range = h.range;
     out.colormap = h.colormap;
+    out.texel_origin = vec2<u32>(h.texel_origin & 0xffffu, h.texel_origin >> 16u);
+    out.texel_size = vec2<u32>(h.texel_size & 0xffffu, h.texel_size >> 16u);
     return out;
 }
 
@@ -98,9 +108,9 @@ fn colormap(map: u32, v: f32, range: vec2<f32>) -> vec3<f32> {
 
 @fragment
 fn fs_heatmap(in: HeatmapVarying) -> @location(0) vec4<f32> {
-    let size = textureDimensions(values);
+    let size = in.texel_size;
     let texel = min(vec2<u32>(max(in.uv, vec2<f32>(0.0)) * vec2<f32>(size)), size - vec2<u32>(1u));
-    let v = textureLoad(values, texel, 0).r;
+    let v = textureLoad(values, in.texel_origin + texel, 0).r;
     // NaN by its bits: a `v != v` test may be folded away by the compiler.
     let bits = bitcast<u32>(v) & 0x7fffffffu;
     var rgb: vec3<f32>;

@@ -498,6 +498,105 @@ fn heatmap_colormap_change_does_not_reupload() {
     assert_eq!(b.pixel(9 + 6, 40).unwrap(), [0, 0, 0, 255]);
 }
 
+/// A heatmap of `w`×`h` values from `f(col, row)`, one world unit per value, at `min`.
+fn heatmap_from(key: u64, min: Vec2, w: u32, h: u32, f: impl Fn(u32, u32) -> f32) -> HeatmapItem {
+    let values: Vec<f32> = (0..h)
+        .flat_map(|r| (0..w).map(move |c| (c, r)))
+        .map(|(c, r)| f(c, r))
+        .collect();
+    HeatmapItem {
+        key,
+        min,
+        max: min + Vec2::new(w as f32, h as f32),
+        width: w,
+        height: h,
+        values: Arc::from(values),
+        lo: -1.0,
+        hi: 1.0,
+        colormap: ColorMap::Diverging,
+    }
+}
+
+const RED_ISH: fn([u8; 4]) -> bool = |p| p[0] > p[2] + 60;
+const BLUE_ISH: fn([u8; 4]) -> bool = |p| p[2] > p[0] + 60;
+
+#[test]
+fn heatmap_atlas_pieces_pages_and_budget() {
+    let Some(ctx) = ctx() else { return };
+    let mut r = OffscreenRenderer::new(ctx);
+    // 600×300 values: larger than one 256² atlas slot both ways, so six pieces. +1 left of column
+    // 300, -1 right of it, NaN from row 280 down: the picture must change at column 300 and row
+    // 280, not at the pieces' seams (256, 512).
+    let big = heatmap_from(1, Vec2::ZERO, 600, 300, |c, r| {
+        if r >= 280 {
+            f32::NAN
+        } else if c < 300 {
+            1.0
+        } else {
+            -1.0
+        }
+    });
+    // One texel per pixel.
+    let cam = camera(DVec2::new(300.0, 150.0), 1.0, 600, 300);
+    let mut list = DrawList::new(DVec2::ZERO);
+    list.heatmaps.push(big.clone());
+    let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
+    for (x, y, want, what) in [
+        (10, 10, RED_ISH, "left of column 300"),
+        (255, 100, RED_ISH, "left of the first seam"),
+        (257, 100, RED_ISH, "right of the first seam"),
+        (298, 270, RED_ISH, "just left of column 300, second piece row"),
+        (302, 10, BLUE_ISH, "just right of column 300"),
+        (590, 270, BLUE_ISH, "bottom-right piece"),
+    ] {
+        let p = img.pixel(x, y).unwrap();
+        assert!(want(p), "{what} ({x}, {y}): {p:?}");
+    }
+    assert!(BLUE_ISH(img.pixel(300, 278).unwrap()), "above the NaN rows");
+    assert_eq!(img.pixel(100, 282).unwrap(), [255, 0, 255, 255], "NaN rows");
+    assert_eq!(img.pixel(550, 299).unwrap(), [255, 0, 255, 255], "NaN rows");
+    assert_eq!(r.graph_renderer().heatmap_pages(), 1);
+    assert_eq!(r.graph_renderer().heatmap_draw_calls(), 1);
+
+    // 70 more 8×8 items: 76 slots, more than one 64-slot page; still a few draws, not 71.
+    list.revision += 1;
+    for i in 0..70u32 {
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        let min = Vec2::new((i % 35) as f32 * 16.0 + 10.0, (i / 35) as f32 * 16.0 + 20.0);
+        list.heatmaps
+            .push(heatmap_from(100 + u64::from(i), min, 8, 8, move |_, _| sign));
+    }
+    let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
+    assert_eq!(r.graph_renderer().heatmap_pages(), 2);
+    assert!(r.graph_renderer().heatmap_draw_calls() <= 3);
+    assert_eq!(r.graph_renderer().heatmap_uploads(), 71);
+    // Item 68 (even: +1, red) and 69 (odd: -1, blue) sit on the second page, over the big item.
+    let at = |i: u32| ((i % 35) * 16 + 14, (i / 35) * 16 + 24);
+    let (x, y) = at(68);
+    assert!(RED_ISH(img.pixel(x, y).unwrap()), "item 68");
+    let (x, y) = at(69);
+    assert!(BLUE_ISH(img.pixel(x, y).unwrap()), "item 69");
+    let (x, y) = at(17);
+    assert!(BLUE_ISH(img.pixel(x, y).unwrap()), "item 17");
+
+    // A one-page budget: once the frame draws only the big item, the rest is evicted down to one
+    // page, and the big item still draws right without a new upload.
+    r.graph_renderer_mut().set_heatmap_budget_bytes(16 << 20);
+    list.revision += 1;
+    list.heatmaps.truncate(1);
+    let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
+    assert_eq!(r.graph_renderer().heatmap_pages(), 1);
+    assert_eq!(r.graph_renderer().heatmap_uploads(), 71);
+    assert!(RED_ISH(img.pixel(10, 30).unwrap()));
+    assert!(BLUE_ISH(img.pixel(400, 30).unwrap()));
+    // Evicted items come back by uploading again.
+    list.revision += 1;
+    list.heatmaps.push(heatmap_from(169, Vec2::new(20.0, 20.0), 8, 8, |_, _| -1.0));
+    let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
+    assert_eq!(r.graph_renderer().heatmap_uploads(), 72);
+    assert!(BLUE_ISH(img.pixel(24, 24).unwrap()));
+}
+
 /// A little scene: nodes, curved arrow edges, a label, at world scale `s` around `center`.
 fn scaled_scene(origin: DVec2, s: f32) -> DrawList {
     let mut list = DrawList::new(origin);

@@ -272,8 +272,19 @@ impl GraphRenderer {
         self.heatmaps.set_budget_bytes(bytes);
     }
 
-    /// Heatmap textures uploaded since creation (a colour-map or range change must not add any).
+    /// Heatmap items uploaded since creation (a colour-map or range change must not add any).
     pub fn heatmap_uploads(&self) -> u64 {
         self.heatmaps.uploads()
+    }
+
+    /// Heatmap atlas pages alive.
+    pub fn heatmap_pages(&self) -> usize {
+        self.heatmaps.live_pages()
+    }
+
+    /// Instanced draws the heatmap layer issues for the current list (one per run of pieces on
+    /// one atlas page).
+    pub fn heatmap_draw_calls(&self) -> usize {
+        self.heatmap_data.draw_calls()
     }
 }
