@@ -140,7 +140,7 @@ fn onnx_subgraphs_are_kept() {
         .graph
         .nodes
         .iter()
-        .position(|n| n.op == "If")
+        .position(|n| &*n.op == "If")
         .expect("If node");
     let subs: Vec<_> = model
         .graph
@@ -235,7 +235,7 @@ fn checkpoint_modules_are_chained_in_dataflow_order() {
     assert!(has("model.layers.3.mlp.down_proj", "model.norm"));
     assert!(has("model.norm", "lm_head"));
     let q = &model.graph.nodes[id("model.layers.0.self_attn.q_proj") as usize];
-    assert_eq!(q.op, "Linear");
+    assert_eq!(&*q.op, "Linear");
     let layer = model.hierarchy.find("model.layers.0").unwrap();
     assert_eq!(
         model.hierarchy.get(layer).unwrap().param_count,

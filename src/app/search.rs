@@ -78,10 +78,10 @@ impl SearchIndex {
         let mut ops: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, n) in model.graph.nodes.iter().enumerate() {
             index.push(&n.name, Target::Node(i as NodeId));
-            let slot = *ops.entry(n.op.as_str()).or_insert_with(|| {
+            let slot = *ops.entry(&*n.op).or_insert_with(|| {
                 index
                     .ops
-                    .push((n.op.to_lowercase(), n.op.clone(), Vec::new()));
+                    .push((n.op.to_lowercase(), n.op.to_string(), Vec::new()));
                 index.ops.len() - 1
             });
             if let Some(op) = index.ops.get_mut(slot) {

@@ -519,7 +519,7 @@ fn node_inspector_ui(
     let Some(node) = model.graph.nodes.get(n as usize) else {
         return;
     };
-    ui.heading(&node.op);
+    ui.heading(&*node.op);
     ui.add(egui::Label::new(egui::RichText::new(&node.name).monospace()).wrap());
     if let Some(g) = model.hierarchy.get(node.group)
         && !g.path.is_empty()

@@ -457,7 +457,7 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
             continue;
         }
         let r = nb.rect();
-        let op = graph.nodes.get(v).map_or("", |n| n.op.as_str());
+        let op = graph.nodes.get(v).map_or("", |n| &*n.op);
         let hue = op
             .bytes()
             .fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32))
@@ -484,7 +484,7 @@ pub fn layout_svg(layout: &Layout, graph: &crate::model::Graph, label_limit: usi
                     n.kind,
                     crate::model::NodeKind::Input | crate::model::NodeKind::Output
                 ) {
-                    &n.name
+                    n.name.as_str()
                 } else {
                     &n.op
                 };

@@ -8,7 +8,7 @@
 //! enough and keeps outputs identical across crate versions).
 
 use crate::graph::Pcg32;
-use crate::model::{Edge, Graph, GroupId, Hierarchy, Node, NodeKind, Value, ValueId};
+use crate::model::{Edge, Graph, GroupId, Hierarchy, Node, NodeKind, OpNames, Value, ValueId};
 
 const OPS: [&str; 8] = [
     "MatMul",
@@ -29,8 +29,10 @@ fn plain_graph(name: &str, n: usize, rng: &mut Pcg32) -> Graph {
     };
     g.nodes.reserve(n);
     g.values.reserve(n);
+    let mut names = OpNames::default();
+    let ops: Vec<_> = OPS.iter().map(|op| names.get(op)).collect();
     for i in 0..n {
-        let op = OPS[rng.below(OPS.len() as u32) as usize];
+        let op = ops[rng.below(ops.len() as u32) as usize].clone();
         let mut nd = Node::new(format!("n{i}"), op, NodeKind::Op);
         nd.outputs.push(i as ValueId);
         g.nodes.push(nd);
@@ -121,6 +123,7 @@ struct ModelBuilder {
     h: Hierarchy,
     groups: Vec<GroupId>,
     params: Vec<u64>,
+    ops: OpNames,
 }
 
 impl ModelBuilder {
@@ -134,7 +137,7 @@ impl ModelBuilder {
             name: format!("{name}_output_0"),
             ..Value::default()
         });
-        let mut nd = Node::new(name, op, NodeKind::Op);
+        let mut nd = Node::new(name, self.ops.get(op), NodeKind::Op);
         nd.inputs = inputs.iter().map(|&v| Some(v)).collect();
         nd.outputs.push(out);
         nd.group = group;
@@ -170,6 +173,7 @@ pub fn model_like(blocks: usize, seed: u64) -> (Graph, Hierarchy) {
         h: Hierarchy::new(),
         groups: Vec::new(),
         params: Vec::new(),
+        ops: OpNames::default(),
     };
     let ids = b.g.add_value(Value {
         name: "input_ids".to_string(),

@@ -38,18 +38,19 @@ pub enum Item {
 }
 
 impl Item {
-    fn key(self) -> u64 {
+    /// A sort key in 32 bits (ids below 2³¹; nodes before clusters), for the edge sort.
+    fn key32(self) -> u32 {
         match self {
-            Item::Node(n) => n as u64,
-            Item::Cluster(c) => (1u64 << 32) | c as u64,
+            Item::Node(n) => n,
+            Item::Cluster(c) => c | 1 << 31,
         }
     }
 
-    fn from_key(k: u64) -> Item {
-        if k >> 32 == 0 {
-            Item::Node(k as u32)
+    fn from_key32(k: u32) -> Item {
+        if k >> 31 == 0 {
+            Item::Node(k)
         } else {
-            Item::Cluster(k as u32)
+            Item::Cluster(k & !(1 << 31))
         }
     }
 }
@@ -423,11 +424,25 @@ impl ClusterTree {
     /// Computes every cluster's aggregated edges ([`ClusterTree::sibling_edges`]) from the original edges (see the module notes).
     pub fn aggregate_edges(&mut self, edges: &[(u32, u32)]) {
         let n = self.node_cluster.len();
+        self.self_loops = edges.iter().filter(|(u, v)| u == v).count() as u32;
+        for c in &mut self.clusters {
+            c.siblings = Span::default();
+        }
+        self.aggs = Vec::new();
+        self.edge_ids = Vec::new();
+        // Items are sorted as 31-bit ids with a flag bit; a graph that large would not fit in
+        // memory anyway, but it must not alias ids.
+        if n >= 1 << 31 || self.clusters.len() >= 1 << 31 || edges.len() > u32::MAX as usize {
+            log::warn!("cluster tree: too many nodes or edges to aggregate edges");
+            return;
+        }
         let clusters = &self.clusters;
         let node_cluster = &self.node_cluster;
         let depth = |c: u32| clusters.get(c as usize).map_or(0, |c| c.depth);
         let parent = |c: u32| clusters.get(c as usize).and_then(|c| c.parent).unwrap_or(0);
-        let mut entries: Vec<(u32, u64, u64, u32)> = edges
+        // (cluster, a, b, edge id) packed in 16 bytes, sorted as a pair of u64: 20 M edges sort in
+        // 320 MB where a (u32, u64, u64, u32) tuple took 640 MB at the layout's memory peak.
+        let mut entries: Vec<(u64, u64)> = edges
             .par_iter()
             .enumerate()
             .filter_map(|(id, &(u, v))| {
@@ -445,42 +460,38 @@ impl ClusterTree {
                         cv = parent(cv);
                     }
                 }
-                Some((cu, a.key(), b.key(), id as u32))
+                Some((
+                    u64::from(cu) << 32 | u64::from(a.key32()),
+                    u64::from(b.key32()) << 32 | id as u64,
+                ))
             })
             .collect();
-        self.self_loops = edges.iter().filter(|(u, v)| u == v).count() as u32;
         entries.par_sort_unstable();
-        self.edge_ids = entries.iter().map(|e| e.3).collect();
-        for c in &mut self.clusters {
-            c.siblings = Span::default();
-        }
+        self.edge_ids = entries.iter().map(|e| e.1 as u32).collect();
         // One aggregate per run of equal (cluster, a, b); the runs of one cluster are adjacent.
+        let same = |x: (u64, u64), y: (u64, u64)| x.0 == y.0 && x.1 >> 32 == y.1 >> 32;
         let runs = entries
             .iter()
             .enumerate()
-            .filter(|&(k, e)| {
-                k == 0
-                    || entries[k - 1].0 != e.0
-                    || entries[k - 1].1 != e.1
-                    || entries[k - 1].2 != e.2
-            })
+            .filter(|&(k, &e)| k == 0 || !same(entries[k - 1], e))
             .count();
         let mut aggs: Vec<AggEdge> = Vec::with_capacity(runs);
         let mut i = 0usize;
         while i < entries.len() {
-            let (l, a, b, _) = entries[i];
+            let e = entries[i];
             let mut j = i + 1;
-            while j < entries.len() && entries[j].0 == l && entries[j].1 == a && entries[j].2 == b {
+            while j < entries.len() && same(entries[j], e) {
                 j += 1;
             }
+            let l = (e.0 >> 32) as u32;
             if let Some(c) = self.clusters.get_mut(l as usize) {
                 if c.siblings.len == 0 {
                     c.siblings.start = aggs.len() as u32;
                 }
                 c.siblings.len += 1;
                 aggs.push(AggEdge {
-                    a: Item::from_key(a),
-                    b: Item::from_key(b),
+                    a: Item::from_key32(e.0 as u32),
+                    b: Item::from_key32((e.1 >> 32) as u32),
                     count: (j - i) as u32,
                     weight: (j - i) as f32,
                     edges: i as u32..j as u32,

@@ -556,7 +556,7 @@ pub fn dataflow_cached(
         } else {
             tree.fill_params(&opts.node_params);
         }
-        tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| nd.op.as_str()));
+        tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| &*nd.op));
         tree
     };
     let build_routes = || {

@@ -56,7 +56,8 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
             node.tensors
                 .iter()
                 .filter_map(|&t| model.tensors.get(t as usize)),
-        );
+        )
+        .into();
     }
     model.finish_hierarchy(&node_groups);
     chain_checkpoint_modules(model);

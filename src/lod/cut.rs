@@ -1096,9 +1096,9 @@ fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {
                 continue;
             }
             let (label, sublabel) = match node.kind {
-                NodeKind::Module => (short_name(&node.name).to_string(), node.op.clone()),
-                NodeKind::Input | NodeKind::Output => (node.name.clone(), node.op.clone()),
-                NodeKind::Op => (node.op.clone(), short_name(&node.name).to_string()),
+                NodeKind::Module => (short_name(&node.name).to_string(), node.op.to_string()),
+                NodeKind::Input | NodeKind::Output => (node.name.clone(), node.op.to_string()),
+                NodeKind::Op => (node.op.to_string(), short_name(&node.name).to_string()),
             };
             bytes += std::mem::size_of::<ChunkNode>() + label.len() + sublabel.len();
             out.push(ChunkNode {
@@ -1286,10 +1286,10 @@ impl Moments {
 /// size, clamped to the box. Dataflow clusters are compact frames: their box is their footprint.
 /// One O(nodes + clusters) pass when the state is made, never per frame.
 /// Cluster ids, children before parents (deepest first): the order of a bottom-up accumulation.
-fn deepest_first(tree: &crate::graph::ClusterTree) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..tree.clusters.len()).collect();
-    order.sort_unstable_by_key(|&c| std::cmp::Reverse(tree.clusters.get(c).map_or(0, |x| x.depth)));
-    order
+/// Clusters with every child before its parent: the tree numbers children after their parents
+/// (breadth-first), so decreasing ids will do, with no order array or sort (7.8 M clusters).
+fn deepest_first(tree: &crate::graph::ClusterTree) -> impl Iterator<Item = usize> {
+    (0..tree.clusters.len()).rev()
 }
 
 fn footprints(layout: &Layout) -> Vec<Rect> {

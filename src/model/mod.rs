@@ -18,6 +18,7 @@ pub use summary::{Summary, group_digits, human_bytes};
 
 use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Index of a node in [`Graph::nodes`].
 pub type NodeId = u32;
@@ -157,13 +158,31 @@ impl std::fmt::Display for AttrValue {
     }
 }
 
+/// Shares op strings among nodes: every node of one op gets the same [`Node::op`] allocation.
+#[derive(Debug, Default)]
+pub struct OpNames(rustc_hash::FxHashSet<Arc<str>>);
+
+impl OpNames {
+    /// The shared string for `op`.
+    pub fn get(&mut self, op: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(op) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(op);
+        self.0.insert(a.clone());
+        a
+    }
+}
+
 /// A node of the graph: an op, a module, or a graph input/output.
 #[derive(Clone, Debug)]
 pub struct Node {
     /// Name in the file (may be empty in ONNX; loaders fill a stable synthetic one).
     pub name: String,
     /// Op type (`MatMul`, `Conv2D`), or for modules the module kind (`Linear`, `Attention`…).
-    pub op: String,
+    /// Shared: loaders hand every node of one op the same string (a 10 M-node graph has a handful
+    /// of distinct ops, and 10 M copies cost ~400 MB).
+    pub op: Arc<str>,
     /// What kind of node this is.
     pub kind: NodeKind,
     /// Attributes in file order.
@@ -180,7 +199,7 @@ pub struct Node {
 
 impl Node {
     /// A node with just a name, op and kind.
-    pub fn new(name: impl Into<String>, op: impl Into<String>, kind: NodeKind) -> Self {
+    pub fn new(name: impl Into<String>, op: impl Into<Arc<str>>, kind: NodeKind) -> Self {
         Node {
             name: name.into(),
             op: op.into(),

@@ -132,14 +132,16 @@ impl Summary {
     /// Summarises a model.
     pub fn of(model: &Model) -> Summary {
         let g = &model.graph;
-        let mut op_types = BTreeMap::new();
+        let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
         for n in g
             .nodes
             .iter()
             .filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module))
         {
-            *op_types.entry(n.op.clone()).or_insert(0) += 1;
+            *by_op.entry(&n.op).or_insert(0) += 1;
         }
+        let op_types: BTreeMap<String, usize> =
+            by_op.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let mut parameters_by_dtype = BTreeMap::new();
         let mut bytes_by_dtype = BTreeMap::new();
         for t in model.tensors.iter().filter(|t| is_parameter(t)) {

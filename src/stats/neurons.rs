@@ -194,7 +194,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.kind == NodeKind::Op && matches!(n.op.as_str(), "MatMul" | "Gemm"))
+        .filter(|(_, n)| n.kind == NodeKind::Op && matches!(&*n.op, "MatMul" | "Gemm"))
         .filter_map(|(i, n)| {
             let w: Vec<TensorId> = n
                 .tensors
@@ -208,7 +208,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .attributes
                 .iter()
                 .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
-            let rows_are_inputs = n.op == "MatMul" || !trans_b;
+            let rows_are_inputs = &*n.op == "MatMul" || !trans_b;
             Some((i, *w, rows_are_inputs))
         })
         .collect();

@@ -15,8 +15,8 @@ use prost::Message as _;
 use super::LoadError;
 use crate::model::hierarchy_split;
 use crate::model::{
-    AttrValue, DType, Dim, Format, Graph, Model, Node, NodeKind, Subgraph, Tensor, TensorData,
-    TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Subgraph, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
 
@@ -110,6 +110,7 @@ pub(super) fn load_with(
         ext: &mut ext,
         cancelled,
         path,
+        ops: OpNames::default(),
     };
     let graph = conv.graph(graph_proto, true)?;
     model.graph = graph;
@@ -145,6 +146,7 @@ struct Converter<'a> {
     ext: &'a mut External,
     cancelled: &'a dyn Fn() -> bool,
     path: &'a Path,
+    ops: OpNames,
 }
 
 impl Converter<'_> {
@@ -230,7 +232,7 @@ impl Converter<'_> {
             } else {
                 std::mem::take(&mut np.name)
             };
-            let mut node = Node::new(name, std::mem::take(&mut np.op_type), NodeKind::Op);
+            let mut node = Node::new(name, self.ops.get(&np.op_type), NodeKind::Op);
             let node_id = graph.nodes.len() as u32;
             for input in &np.input {
                 if input.is_empty() {
