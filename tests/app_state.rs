@@ -492,6 +492,12 @@ fn anomaly_scan_lists_planted_nan_and_dead_row_and_click_selects_the_owner() {
     let t = FLIGHT_SECONDS + 1.0;
     v.camera.tick(t);
     draw(v, t);
+    // The weights' colour ranges are sampled in the background on first sight.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while v.scene.weights_pending() > 0 {
+        assert!(std::time::Instant::now() < deadline, "weights never landed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let before = draw(v, t + 1.0);
     assert!(before.nodes.len() > 1);
     let fill_of = |l: &modelmap::lod::DrawList| l.nodes.iter().map(|n| n.fill).collect::<Vec<_>>();

@@ -154,17 +154,27 @@ fn the_window_mode_never_builds_on_the_frame_and_fills_in() {
     let cam = scene
         .focus_camera("model.layers.3.mlp.down_proj", VIEWPORT)
         .unwrap();
+    let wait = |scene: &Scene, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while scene.weights.pending() > 0 {
+            assert!(Instant::now() < deadline, "{what} never landed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // First sight: the colour range is sampled from the file in the background, not on the frame.
     let first = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
     assert!(
         first.heatmaps.is_empty(),
         "nothing cached yet: the first frame draws no tile"
     );
+    assert!(scene.weights.placements().is_empty());
+    assert!(scene.weights.pending() > 0, "the range is being sampled");
+    wait(&scene, "the range");
+    // With a range, the tiles are requested; they land in the background too.
+    let second = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
     assert!(!scene.weights.placements().is_empty());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while scene.weights.pending() > 0 {
-        assert!(Instant::now() < deadline, "tiles never landed");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(second.heatmaps.is_empty(), "tiles are built off the frame");
+    wait(&scene, "tiles");
     let later = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
     assert!(!later.heatmaps.is_empty(), "landed tiles are drawn");
     assert_ne!(

@@ -1277,6 +1277,12 @@ impl Moments {
     }
 }
 
+/// Clusters with every child before its parent: the tree numbers children after their parents
+/// (breadth-first), so decreasing ids will do, with no order array or sort (7.8 M clusters).
+fn deepest_first(tree: &crate::graph::ClusterTree) -> impl Iterator<Item = usize> {
+    (0..tree.clusters.len()).rev()
+}
+
 /// Per cluster, the rectangle it is drawn as when closed and measured by when deciding to open.
 ///
 /// Force-layout clusters come from graph coarsening: one long edge is enough to match two distant
@@ -1285,13 +1291,6 @@ impl Moments {
 /// deviations per axis (exactly the half side for evenly spread members) plus the mean node half
 /// size, clamped to the box. Dataflow clusters are compact frames: their box is their footprint.
 /// One O(nodes + clusters) pass when the state is made, never per frame.
-/// Cluster ids, children before parents (deepest first): the order of a bottom-up accumulation.
-/// Clusters with every child before its parent: the tree numbers children after their parents
-/// (breadth-first), so decreasing ids will do, with no order array or sort (7.8 M clusters).
-fn deepest_first(tree: &crate::graph::ClusterTree) -> impl Iterator<Item = usize> {
-    (0..tree.clusters.len()).rev()
-}
-
 fn footprints(layout: &Layout) -> Vec<Rect> {
     let tree = &layout.clusters;
     if layout.kind != LayoutKind::Force {

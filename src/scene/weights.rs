@@ -105,6 +105,9 @@ pub struct InPlaceWeights {
     inflight: Arc<Mutex<HashSet<TileKey>>>,
     failed: Arc<Mutex<HashSet<TensorId>>>,
     ranges: HashMap<(TensorId, u32), (f32, f32)>,
+    /// Level-0 ranges sampled in the background, and the tensors being sampled.
+    sampled: Arc<Mutex<HashMap<TensorId, (f32, f32)>>>,
+    sampling: Arc<Mutex<HashSet<TensorId>>>,
     main_tensor: HashMap<NodeId, Option<TensorId>>,
     placements: Vec<Placement>,
     waker: Option<Waker>,
@@ -134,6 +137,8 @@ impl InPlaceWeights {
             inflight: Arc::default(),
             failed: Arc::default(),
             ranges: HashMap::new(),
+            sampled: Arc::default(),
+            sampling: Arc::default(),
             main_tensor: HashMap::new(),
             placements: Vec::new(),
             waker: None,
@@ -152,9 +157,9 @@ impl InPlaceWeights {
         &self.placements
     }
 
-    /// Tile builds still running.
+    /// Tile builds and range samples still running.
     pub fn pending(&self) -> usize {
-        self.inflight.lock().map_or(0, |g| g.len())
+        self.inflight.lock().map_or(0, |g| g.len()) + self.sampling.lock().map_or(0, |g| g.len())
     }
 
     /// Tiles of the last frame drawn from a coarser level while the exact one is built.
@@ -265,7 +270,12 @@ impl InPlaceWeights {
                 continue;
             }
             let tiles = visible_tiles(&view, target, camera);
-            let range = self.range(tensor, tid, &view, tiles.level);
+            // In the background mode the first sight of a tensor samples its range on the tile
+            // threads (4 096 values from ~64 pages of the file: a cold read is disk time), and the
+            // tensor shows when it lands.
+            let Some(range) = self.range(model, tensor, tid, &view, tiles.level) else {
+                continue;
+            };
             let mut drawn = HashSet::new();
             let mut fine = Vec::new();
             for (tx, ty) in tiles.iter() {
@@ -462,20 +472,32 @@ impl InPlaceWeights {
     /// first exact tile: otherwise an overview would be a blank of near-zero colour.
     fn range(
         &mut self,
+        model: &Arc<Model>,
         tensor: &crate::model::Tensor,
         tid: TensorId,
         view: &HeatmapView,
         level: u32,
-    ) -> (f32, f32) {
+    ) -> Option<(f32, f32)> {
         if let Some(&r) = self.ranges.get(&(tid, level)) {
-            return r;
+            return Some(r);
         }
         if level == 0 {
-            let r = sample_range(tensor, view);
+            let r = if self.blocking {
+                sample_range(tensor, view)
+            } else {
+                let landed = self.sampled.lock().ok()?.remove(&tid);
+                match landed {
+                    Some(r) => r,
+                    None => {
+                        self.request_range(model, tid, *view);
+                        return None;
+                    }
+                }
+            };
             self.ranges.insert((tid, 0), r);
-            return r;
+            return Some(r);
         }
-        let base = self.range(tensor, tid, view, 0);
+        let base = self.range(model, tensor, tid, view, 0)?;
         // The first exact tile of the level: at coarse levels the whole tensor is a single tile.
         let (ntx, nty) = view.tiles(level);
         let key = tile_key(tensor, *view, level, ntx / 2, nty / 2);
@@ -491,14 +513,48 @@ impl InPlaceWeights {
             self.cache.get(&key)
         };
         let Some(tile) = tile else {
-            return base;
+            return Some(base);
         };
         let r = match percentile_abs(&tile.values, 0.99) {
             Some(hi) if hi > 0.0 => (-hi.min(base.1), hi.min(base.1)),
             _ => base,
         };
         self.ranges.insert((tid, level), r);
-        r
+        Some(r)
+    }
+
+    /// Samples `tid`'s level-0 colour range on the tile threads (once; the waker redraws).
+    fn request_range(&self, model: &Arc<Model>, tid: TensorId, view: HeatmapView) {
+        {
+            let Ok(mut sampling) = self.sampling.lock() else {
+                return;
+            };
+            if !sampling.insert(tid) {
+                return;
+            }
+        }
+        let model = model.clone();
+        let (sampled, sampling) = (self.sampled.clone(), self.sampling.clone());
+        let waker = self.waker.clone();
+        let job = move || {
+            if let Some(t) = model.tensors.get(tid as usize) {
+                let r = sample_range(t, &view);
+                if let Ok(mut m) = sampled.lock() {
+                    m.insert(tid, r);
+                }
+            }
+            if let Ok(mut s) = sampling.lock() {
+                s.remove(&tid);
+            }
+            if let Some(w) = &waker {
+                w();
+            }
+        };
+        match self.pool() {
+            Some(pool) => pool.spawn(job),
+            // No threads: sample here (the next frame finds the result).
+            None => job(),
+        }
     }
 
     /// Starts building a tile in the background unless it is already on its way.
