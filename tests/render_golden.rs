@@ -545,7 +545,12 @@ fn heatmap_atlas_pieces_pages_and_budget() {
         (10, 10, RED_ISH, "left of column 300"),
         (255, 100, RED_ISH, "left of the first seam"),
         (257, 100, RED_ISH, "right of the first seam"),
-        (298, 270, RED_ISH, "just left of column 300, second piece row"),
+        (
+            298,
+            270,
+            RED_ISH,
+            "just left of column 300, second piece row",
+        ),
         (302, 10, BLUE_ISH, "just right of column 300"),
         (590, 270, BLUE_ISH, "bottom-right piece"),
     ] {
@@ -564,7 +569,9 @@ fn heatmap_atlas_pieces_pages_and_budget() {
         let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
         let min = Vec2::new((i % 35) as f32 * 16.0 + 10.0, (i / 35) as f32 * 16.0 + 20.0);
         list.heatmaps
-            .push(heatmap_from(100 + u64::from(i), min, 8, 8, move |_, _| sign));
+            .push(heatmap_from(100 + u64::from(i), min, 8, 8, move |_, _| {
+                sign
+            }));
     }
     let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
     assert_eq!(r.graph_renderer().heatmap_pages(), 2);
@@ -591,7 +598,8 @@ fn heatmap_atlas_pieces_pages_and_budget() {
     assert!(BLUE_ISH(img.pixel(400, 30).unwrap()));
     // Evicted items come back by uploading again.
     list.revision += 1;
-    list.heatmaps.push(heatmap_from(169, Vec2::new(20.0, 20.0), 8, 8, |_, _| -1.0));
+    list.heatmaps
+        .push(heatmap_from(169, Vec2::new(20.0, 20.0), 8, 8, |_, _| -1.0));
     let img = r.render(ctx, &list, &cam, 600, 300).unwrap();
     assert_eq!(r.graph_renderer().heatmap_uploads(), 72);
     assert!(BLUE_ISH(img.pixel(24, 24).unwrap()));

@@ -324,9 +324,8 @@ impl HeatmapRenderer {
             self.release(&old);
         }
         let per_side = slots_per_side(self.page_side);
-        let mut pieces = Vec::with_capacity(
-            (item.width.div_ceil(SLOT) * item.height.div_ceil(SLOT)) as usize,
-        );
+        let mut pieces =
+            Vec::with_capacity((item.width.div_ceil(SLOT) * item.height.div_ceil(SLOT)) as usize);
         let mut bytes = 0u64;
         let mut scratch: Vec<f32> = Vec::new();
         for row in (0..item.height).step_by(SLOT as usize) {
