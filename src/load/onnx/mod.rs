@@ -61,8 +61,10 @@ pub(super) fn load_with(
     data: Bytes,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Model, LoadError> {
-    let proto = proto::ModelProto::decode(data)
+    crate::bench::load::trace_memory("onnx: mapped");
+    let proto = proto::LazyModelProto::decode(data)
         .map_err(|e| LoadError::corrupt(path, format!("not a valid ONNX protobuf: {e}")))?;
+    crate::bench::load::trace_memory("onnx: decoded");
     if cancelled() {
         return Err(LoadError::Cancelled {
             path: path.to_path_buf(),
@@ -104,7 +106,7 @@ pub(super) fn load_with(
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         maps: HashMap::default(),
     };
-    let graph_proto = proto.graph.unwrap_or_default();
+    let (graph_proto, nodes) = proto.graph.unwrap_or_default().split();
     let mut conv = Converter {
         model: &mut model,
         ext: &mut ext,
@@ -112,9 +114,11 @@ pub(super) fn load_with(
         path,
         ops: OpNames::default(),
     };
-    let graph = conv.graph(graph_proto, true)?;
+    let graph = conv.graph(graph_proto, Some(nodes), true)?;
+    crate::bench::load::trace_memory("onnx: converted");
     model.graph = graph;
     build_hierarchy(&mut model);
+    crate::bench::load::trace_memory("onnx: hierarchy");
     Ok(model)
 }
 
@@ -150,19 +154,27 @@ struct Converter<'a> {
 }
 
 impl Converter<'_> {
-    fn graph(&mut self, mut g: GraphProto, top_level: bool) -> Result<Graph, LoadError> {
+    /// Converts `g`; `encoded`: its nodes still encoded (the top level, see
+    /// [`proto::LazyGraphProto`]), decoded one at a time; `None`: `g.node` (subgraphs).
+    fn graph(
+        &mut self,
+        mut g: GraphProto,
+        encoded: Option<Vec<bytes::Bytes>>,
+        top_level: bool,
+    ) -> Result<Graph, LoadError> {
         let mut graph = Graph {
             name: g.name.clone(),
             ..Graph::default()
         };
+        let node_count = encoded.as_ref().map_or(g.node.len(), Vec::len);
         graph
             .nodes
-            .reserve(g.node.len() + g.input.len() + g.output.len());
+            .reserve(node_count + g.input.len() + g.output.len());
         graph
             .values
-            .reserve(g.node.len() * 2 + g.initializer.len() + g.input.len());
+            .reserve(node_count * 2 + g.initializer.len() + g.input.len());
         let mut values = NameIndex::with_capacity(
-            g.node.len() * 2 + g.initializer.len() + g.input.len() + g.output.len(),
+            node_count * 2 + g.initializer.len() + g.input.len() + g.output.len(),
         );
         let mut value_of = |graph: &mut Graph, name: &str| -> ValueId {
             values.get_or_insert(name, NameIndex::hash(name), graph)
@@ -216,10 +228,25 @@ impl Converter<'_> {
             graph.add_node(node);
         }
 
+        // What the nodes do not need is freed first: the allocator hands that memory to the nodes'
+        // strings instead of fresh pages (which the kernel must zero, and which count to the peak).
+        drop(std::mem::take(&mut g.initializer));
+        drop(std::mem::take(&mut g.sparse_initializer));
+        drop(std::mem::take(&mut g.value_info));
         let mut owned: FxHashSet<TensorId> = FxHashSet::default();
-        // Nodes are consumed one by one: their strings move into the IR and the protobuf tree is
-        // freed as we go, so the peak holds little more than one copy of the graph.
-        for (index, mut np) in std::mem::take(&mut g.node).into_iter().enumerate() {
+        // Nodes are decoded and consumed one by one: their strings move into the IR and each
+        // node's protobuf is freed before the next is decoded.
+        let path = self.path;
+        let nodes: Box<dyn Iterator<Item = Result<proto::NodeProto, LoadError>>> = match encoded {
+            Some(v) => Box::new(v.into_iter().map(move |b| {
+                proto::NodeProto::decode(b).map_err(|e| {
+                    LoadError::corrupt(path, format!("not a valid ONNX protobuf (a node): {e}"))
+                })
+            })),
+            None => Box::new(std::mem::take(&mut g.node).into_iter().map(Ok)),
+        };
+        for (index, np) in nodes.enumerate() {
+            let mut np = np?;
             if index % CANCEL_EVERY == CANCEL_EVERY - 1 && (self.cancelled)() {
                 return Err(LoadError::Cancelled {
                     path: self.path.to_path_buf(),
@@ -323,7 +350,7 @@ impl Converter<'_> {
             },
             at::GRAPH => match a.g.take() {
                 Some(g) => {
-                    let sub = self.graph(*g, false)?;
+                    let sub = self.graph(*g, None, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
                         attribute: attr_name.to_string(),
@@ -337,7 +364,7 @@ impl Converter<'_> {
                 let first = graph.subgraphs.len();
                 let count = a.graphs.len();
                 for g in std::mem::take(&mut a.graphs) {
-                    let sub = self.graph(g, false)?;
+                    let sub = self.graph(g, None, false)?;
                     graph.subgraphs.push(Subgraph {
                         owner: node_id,
                         attribute: attr_name.to_string(),
@@ -650,5 +677,63 @@ mod tests {
             x
         );
         assert_eq!(graph.values[x as usize].name, "x");
+    }
+
+    fn model_with_nodes(nodes: Vec<proto::NodeProto>) -> Vec<u8> {
+        proto::ModelProto {
+            ir_version: 8,
+            graph: Some(proto::GraphProto {
+                node: nodes,
+                name: "g".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn node(name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> proto::NodeProto {
+        proto::NodeProto {
+            name: name.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nodes_decoded_lazily_keep_their_order_and_edges() {
+        let bytes = model_with_nodes(vec![
+            node("a", "Relu", &["x"], &["y"]),
+            node("b", "MatMul", &["y", "w"], &["z"]),
+            node("c", "Relu", &["z"], &["out"]),
+        ]);
+        let m = load(Path::new("t.onnx"), Bytes::from(bytes)).unwrap();
+        let names: Vec<&str> = m.graph.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(m.graph.edges.len(), 2);
+        // One shared string per op.
+        assert!(std::sync::Arc::ptr_eq(
+            &m.graph.nodes[0].op,
+            &m.graph.nodes[2].op
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_node_is_an_error_naming_the_file() {
+        // The graph's node field holds bytes that are not a NodeProto (a field with an invalid
+        // wire type); the outer message is well-formed, so only the lazy node decode sees it.
+        let graph = {
+            let mut g = Vec::new();
+            prost::encoding::bytes::encode(1, &vec![0x0f, 0xff, 0xff], &mut g);
+            g
+        };
+        let mut model = Vec::new();
+        prost::encoding::int64::encode(1, &8, &mut model);
+        prost::encoding::bytes::encode(7, &graph, &mut model);
+        let e = load(Path::new("bad.onnx"), Bytes::from(model)).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("bad.onnx") && msg.contains("a node"), "{msg}");
     }
 }

@@ -70,6 +70,75 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
 }
 
+/// [`ModelProto`] with its graph's nodes left undecoded ([`LazyGraphProto`]): the same wire format.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LazyModelProto {
+    #[prost(int64, tag = "1")]
+    pub ir_version: i64,
+    #[prost(message, repeated, tag = "8")]
+    pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(string, tag = "2")]
+    pub producer_name: String,
+    #[prost(string, tag = "3")]
+    pub producer_version: String,
+    #[prost(string, tag = "4")]
+    pub domain: String,
+    #[prost(int64, tag = "5")]
+    pub model_version: i64,
+    #[prost(string, tag = "6")]
+    pub doc_string: String,
+    #[prost(message, optional, tag = "7")]
+    pub graph: Option<LazyGraphProto>,
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+    #[prost(message, repeated, tag = "25")]
+    pub functions: Vec<FunctionProto>,
+}
+
+/// [`GraphProto`] whose `node` field (1) is read as raw length-delimited bytes: an embedded message
+/// and a `bytes` field share the wire type, so each node stays a zero-copy slice of the mapped file
+/// until the loader decodes it, just before converting it. The decoded protobuf of every node never
+/// exists at once (tens of MB of small allocations on a 50 k-node graph, all fresh memory the
+/// kernel must zero).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LazyGraphProto {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub node: Vec<bytes::Bytes>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "5")]
+    pub initializer: Vec<TensorProto>,
+    #[prost(message, repeated, tag = "15")]
+    pub sparse_initializer: Vec<SparseTensorProto>,
+    #[prost(string, tag = "10")]
+    pub doc_string: String,
+    #[prost(message, repeated, tag = "11")]
+    pub input: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "12")]
+    pub output: Vec<ValueInfoProto>,
+    #[prost(message, repeated, tag = "13")]
+    pub value_info: Vec<ValueInfoProto>,
+}
+
+impl LazyGraphProto {
+    /// The graph without its nodes, and the nodes' encoded bytes.
+    pub fn split(self) -> (GraphProto, Vec<bytes::Bytes>) {
+        (
+            GraphProto {
+                node: Vec::new(),
+                name: self.name,
+                initializer: self.initializer,
+                sparse_initializer: self.sparse_initializer,
+                doc_string: self.doc_string,
+                input: self.input,
+                output: self.output,
+                value_info: self.value_info,
+            },
+            self.node,
+        )
+    }
+}
+
 /// `NodeProto`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {
