@@ -206,6 +206,17 @@ pub struct LodState {
     /// look-up to the few entries of one bucket instead of a binary search over thousands.
     frontier_first: Vec<u32>,
     frontier_shift: u32,
+    /// Straight layouts (force): the bounding boxes of the original edges of every aggregate of at
+    /// least [`SEGMENT_BOXES_MIN_EDGES`] edges, in [`ClusterTree::edge_ids`] order, as f32 relative
+    /// to `seg_origin`; `seg_start` maps an aggregate (its first edge-id index) to its first box.
+    /// Pushing a high aggregate down at deep zoom rejects off-screen edges by a sequential scan of
+    /// these instead of looking up both ends of each edge in the node array (two cache misses an
+    /// edge, for tens of thousands of edges every frame).
+    seg_boxes: Vec<[f32; 4]>,
+    seg_start: FxHashMap<u32, u32>,
+    seg_origin: DVec2,
+    /// `(edge-id count, bounds)` the boxes were built for.
+    seg_key: Option<(usize, [u64; 4])>,
     /// Per cluster: where it is drawn when closed and the extent that decides when it opens.
     footprint: Vec<Rect>,
     /// Per cluster, the half side of a disc whose area is its members' (force layouts).
@@ -325,6 +336,10 @@ impl LodState {
             pair_scratch: FxHashMap::default(),
             pre: Vec::new(),
             edge_ends: Vec::new(),
+            seg_boxes: Vec::new(),
+            seg_start: FxHashMap::default(),
+            seg_origin: DVec2::ZERO,
+            seg_key: None,
             frontier: Vec::new(),
             frontier_first: Vec::new(),
             frontier_shift: 0,
@@ -423,6 +438,59 @@ impl LodState {
     /// (for 20 M edges, a fraction of a second).
     pub fn prepare_tables(&mut self, model: &Model, layout: &Layout) {
         self.ensure_tables(model, &layout.clusters);
+        self.ensure_segment_boxes(layout);
+    }
+
+    /// Builds the edge boxes of large aggregates of a straight (force) layout, once per layout.
+    fn ensure_segment_boxes(&mut self, layout: &Layout) {
+        let b = layout.bounds;
+        let key = (
+            layout.clusters.edge_ids.len(),
+            [
+                b.min.x.to_bits(),
+                b.min.y.to_bits(),
+                b.max.x.to_bits(),
+                b.max.y.to_bits(),
+            ],
+        );
+        if self.seg_key == Some(key) {
+            return;
+        }
+        self.seg_key = Some(key);
+        self.seg_boxes = Vec::new();
+        self.seg_start = FxHashMap::default();
+        if !matches!(layout.edges, crate::layout::Routes::Straight(_)) || b.is_empty() {
+            return;
+        }
+        let origin = b.center();
+        self.seg_origin = origin;
+        let tree = &layout.clusters;
+        let big = |a: &&crate::graph::AggEdge| a.count as usize >= SEGMENT_BOXES_MIN_EDGES;
+        // Exact sizes first: doubling growth would briefly hold twice the ~60 MB of a 10 M-node
+        // graph's boxes at the scene's memory peak.
+        let (mut aggs, mut edges) = (0usize, 0usize);
+        for cl in &tree.clusters {
+            for agg in tree.sibling_edges(cl).iter().filter(big) {
+                aggs += 1;
+                edges += agg.count as usize;
+            }
+        }
+        self.seg_start.reserve(aggs);
+        self.seg_boxes.reserve_exact(edges);
+        for cl in &tree.clusters {
+            for agg in tree.sibling_edges(cl).iter().filter(big) {
+                self.seg_start
+                    .insert(agg.edges.start, self.seg_boxes.len() as u32);
+                for &e in tree.agg_edge_ids(agg) {
+                    let (a, z) = layout
+                        .route(e as usize)
+                        .map_or((origin, origin), |r| (r.from, r.to));
+                    let (lo, hi) = (a.min(z) - origin, a.max(z) - origin);
+                    self.seg_boxes
+                        .push([lo.x as f32, lo.y as f32, hi.x as f32, hi.y as f32]);
+                }
+            }
+        }
     }
 
     /// Fills the per-layout tables unless they already match `tree`.
@@ -454,6 +522,7 @@ impl LodState {
             self.frame = 1;
         }
         self.ensure_tables(model, tree);
+        self.ensure_segment_boxes(layout);
         self.frontier.clear();
         let zoom = camera.zoom;
         let visible = camera.visible_world().expand(8.0 / zoom);
@@ -758,7 +827,26 @@ impl LodState {
                         let union = layout.item_bbox(agg.a).union(&layout.item_bbox(agg.b));
                         let clip_each =
                             !(visible.contains(union.min) && visible.contains(union.max));
-                        for (&e, &(pa, pb)) in ids.iter().zip(ends) {
+                        let boxes = self
+                            .seg_start
+                            .get(&agg.edges.start)
+                            .and_then(|&s| self.seg_boxes.get(s as usize..s as usize + ids.len()))
+                            .filter(|_| clip_each);
+                        // The view in the boxes' f32 frame, widened past their rounding.
+                        let (vlo, vhi) = {
+                            let (lo, hi) =
+                                (visible.min - self.seg_origin, visible.max - self.seg_origin);
+                            let m = 1e-3 + 1e-5 * lo.abs().max(hi.abs()).max_element();
+                            ((lo - m).as_vec2(), (hi + m).as_vec2())
+                        };
+                        for (k, (&e, &(pa, pb))) in ids.iter().zip(ends).enumerate() {
+                            // A box that misses the view: so does its edge (the exact test below
+                            // is for the edges that remain).
+                            if let Some(b) = boxes.and_then(|b| b.get(k))
+                                && (b[2] < vlo.x || b[0] > vhi.x || b[3] < vlo.y || b[1] > vhi.y)
+                            {
+                                continue;
+                            }
                             // An original edge wholly off screen adds nothing near the view
                             // (at deep zoom this skips almost all of a high aggregate).
                             if clip_each
@@ -1277,6 +1365,9 @@ impl Moments {
     }
 }
 
+/// Aggregates with at least this many edges get [`LodState`]'s edge boxes (force layouts).
+const SEGMENT_BOXES_MIN_EDGES: usize = 8;
+
 /// Clusters with every child before its parent: the tree numbers children after their parents
 /// (breadth-first), so decreasing ids will do, with no order array or sort (7.8 M clusters).
 fn deepest_first(tree: &crate::graph::ClusterTree) -> impl Iterator<Item = usize> {
@@ -1476,6 +1567,48 @@ fn disc_halves(layout: &Layout) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::graph::ClusterSpec;
+
+    #[test]
+    fn edge_boxes_never_change_the_cut() {
+        // A force layout, cut at several zooms with the edge boxes and without them: the boxes
+        // only skip work, so the edges drawn must be identical.
+        let (graph, hierarchy) = crate::bench::synth::random(4000, 8000, 3);
+        let mut m = Model::new("t", crate::model::Format::Onnx);
+        m.graph = graph;
+        m.hierarchy = hierarchy;
+        let layout = crate::layout::force(
+            &m.graph,
+            &crate::layout::ForceOptions::default(),
+            &crate::layout::Progress::new(),
+        )
+        .unwrap();
+        let mut with = LodState::new(&layout, LodOptions::default());
+        with.options.fade_s = 0.0;
+        with.prepare_tables(&m, &layout);
+        assert!(!with.seg_boxes.is_empty(), "large aggregates get boxes");
+        let mut without = LodState::new(&layout, with.options.clone());
+        without.prepare_tables(&m, &layout);
+        without.seg_boxes.clear();
+        without.seg_start.clear();
+        let mut skipped_work = false;
+        for (k, zoom_in) in [1.0, 4.0, 30.0, 200.0, 1500.0].into_iter().enumerate() {
+            let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+            cam.fit(layout.bounds, 0.0);
+            cam.zoom *= zoom_in;
+            cam.center += layout.bounds.size() * DVec2::new(0.07, -0.11) * k as f64 / 5.0;
+            let a = with
+                .cut(&m, &layout, &cam, &ViewState::default(), k as f64)
+                .edges
+                .clone();
+            let b = without
+                .cut(&m, &layout, &cam, &ViewState::default(), k as f64)
+                .edges
+                .clone();
+            assert_eq!(a, b, "zoom ×{zoom_in}");
+            skipped_work |= zoom_in > 100.0 && a.len() < 400;
+        }
+        assert!(skipped_work, "a deep view draws few edges");
+    }
 
     /// root ─┬─ a ─┬─ c
     ///       │     └─ d
