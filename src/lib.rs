@@ -7,6 +7,7 @@
 pub mod app;
 pub mod assets;
 pub mod bench;
+pub mod diag;
 pub mod graph;
 pub mod layout;
 pub mod load;

@@ -162,7 +162,7 @@ fn main() -> anyhow::Result<()> {
             if std::env::var_os("MODELMAP_REPORT_PEAK_RSS").is_some() {
                 eprintln!(
                     "peak_rss_bytes={}",
-                    modelmap::bench::load::peak_rss_bytes().unwrap_or(0)
+                    modelmap::diag::peak_rss_bytes().unwrap_or(0)
                 );
             }
         }

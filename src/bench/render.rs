@@ -622,7 +622,7 @@ pub fn run_with(
     };
     renderer.prepare(&ctx.device, &ctx.queue, &first, source.draw_list(&first));
     let upload_ms = renderer.last_prepare().upload_time.as_secs_f64() * 1e3;
-    crate::bench::load::trace_memory("first frame uploaded");
+    crate::diag::trace_memory("first frame uploaded");
     let ours = run_path(
         ctx,
         &mut Painter::Ours(&mut renderer),
@@ -633,7 +633,7 @@ pub fn run_with(
         timer.as_ref(),
     )?;
     let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
-    crate::bench::load::trace_memory("camera path drawn");
+    crate::diag::trace_memory("camera path drawn");
     drop(renderer);
 
     let nodes_only_median = if args.no_baseline {

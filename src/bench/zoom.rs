@@ -182,8 +182,8 @@ pub fn run(args: &ZoomBenchArgs) -> Result<ZoomBenchResult, SceneError> {
         frames_with_standins: standins,
         frames_with_weights: with_weights,
         last_frame_value_labels: last_values,
-        rss_bytes: crate::bench::load::rss_bytes(),
-        peak_rss_bytes: crate::bench::load::peak_rss_bytes(),
+        rss_bytes: crate::diag::rss_bytes(),
+        peak_rss_bytes: crate::diag::peak_rss_bytes(),
     })
 }
 

@@ -21,7 +21,7 @@ use glam::{DVec2, Vec2};
 use rayon::prelude::*;
 
 use super::{Layout, LayoutError, LayoutKind, NodeBox, Progress, Routes, quadtree::QuadTree};
-use crate::bench::load::trace_memory;
+use crate::diag::trace_memory;
 use crate::graph::{self, ClusterTree, Pcg32, WeightedGraph};
 use crate::model::Graph;
 use crate::view::Rect;

@@ -1572,10 +1572,27 @@ mod tests {
     fn edge_boxes_never_change_the_cut() {
         // A force layout, cut at several zooms with the edge boxes and without them: the boxes
         // only skip work, so the edges drawn must be identical.
-        let (graph, hierarchy) = crate::bench::synth::random(4000, 8000, 3);
+        // A 64-wide grid with a few long edges, as the synthetic benchmark graphs are.
+        let n = 4000u32;
         let mut m = Model::new("t", crate::model::Format::Onnx);
-        m.graph = graph;
-        m.hierarchy = hierarchy;
+        let mut rng = crate::graph::Pcg32::new(3);
+        for i in 0..n {
+            let mut nd = crate::model::Node::new(format!("n{i}"), "Op", NodeKind::Op);
+            nd.outputs.push(i);
+            m.graph.nodes.push(nd);
+            m.graph.values.push(crate::model::Value::default());
+        }
+        for i in 0..n {
+            for j in [i + 1, i + 64, rng.below(n)] {
+                if j < n && j != i {
+                    m.graph.edges.push(crate::model::Edge {
+                        from: i,
+                        to: j,
+                        value: i,
+                    });
+                }
+            }
+        }
         let layout = crate::layout::force(
             &m.graph,
             &crate::layout::ForceOptions::default(),

@@ -103,12 +103,12 @@ impl Scene {
 
     /// A scene from a layout computed elsewhere.
     pub fn from_parts(model: Arc<Model>, layout: Arc<Layout>) -> Scene {
-        crate::bench::load::trace_memory("layout done");
+        crate::diag::trace_memory("layout done");
         let mut lod = LodState::new(&layout, LodOptions::default());
-        crate::bench::load::trace_memory("lod state");
+        crate::diag::trace_memory("lod state");
         // Here, in the layout job, not on the first frame that cuts.
         lod.prepare_tables(&model, &layout);
-        crate::bench::load::trace_memory("lod tables");
+        crate::diag::trace_memory("lod tables");
         Scene {
             model,
             layout,
@@ -433,7 +433,7 @@ impl LodSceneSource {
     /// layout) of `nodes` nodes and `edges` edges.
     pub fn synthetic(nodes: usize, edges: usize, seed: u64) -> Result<Self, SceneError> {
         let (graph, hierarchy) = crate::bench::synth::random(nodes, edges, seed);
-        crate::bench::load::trace_memory("synthetic graph");
+        crate::diag::trace_memory("synthetic graph");
         let mut m = Model::new("synthetic", crate::model::Format::Onnx);
         m.graph = graph;
         m.hierarchy = hierarchy;

@@ -61,10 +61,10 @@ pub(super) fn load_with(
     data: Bytes,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Model, LoadError> {
-    crate::bench::load::trace_memory("onnx: mapped");
+    crate::diag::trace_memory("onnx: mapped");
     let proto = proto::LazyModelProto::decode(data)
         .map_err(|e| LoadError::corrupt(path, format!("not a valid ONNX protobuf: {e}")))?;
-    crate::bench::load::trace_memory("onnx: decoded");
+    crate::diag::trace_memory("onnx: decoded");
     if cancelled() {
         return Err(LoadError::Cancelled {
             path: path.to_path_buf(),
@@ -115,10 +115,10 @@ pub(super) fn load_with(
         ops: OpNames::default(),
     };
     let graph = conv.graph(graph_proto, Some(nodes), true)?;
-    crate::bench::load::trace_memory("onnx: converted");
+    crate::diag::trace_memory("onnx: converted");
     model.graph = graph;
     build_hierarchy(&mut model);
-    crate::bench::load::trace_memory("onnx: hierarchy");
+    crate::diag::trace_memory("onnx: hierarchy");
     Ok(model)
 }
 
