@@ -106,7 +106,7 @@ pub(super) fn load_with(
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
         maps: HashMap::default(),
     };
-    let (graph_proto, nodes) = proto.graph.unwrap_or_default().split();
+    let (graph_proto, encoded) = proto.graph.unwrap_or_default().split();
     let mut conv = Converter {
         model: &mut model,
         ext: &mut ext,
@@ -114,7 +114,7 @@ pub(super) fn load_with(
         path,
         ops: OpNames::default(),
     };
-    let graph = conv.graph(graph_proto, Some(nodes), true)?;
+    let graph = conv.graph(graph_proto, Some(encoded), true)?;
     crate::diag::trace_memory("onnx: converted");
     model.graph = graph;
     build_hierarchy(&mut model);
@@ -154,19 +154,19 @@ struct Converter<'a> {
 }
 
 impl Converter<'_> {
-    /// Converts `g`; `encoded`: its nodes still encoded (the top level, see
-    /// [`proto::LazyGraphProto`]), decoded one at a time; `None`: `g.node` (subgraphs).
+    /// Converts `g`; `encoded`: its nodes and value infos still encoded (the top level, see
+    /// [`proto::LazyGraphProto`]), decoded one at a time; `None`: all in `g` (subgraphs).
     fn graph(
         &mut self,
         mut g: GraphProto,
-        encoded: Option<Vec<bytes::Bytes>>,
+        encoded: Option<proto::Encoded>,
         top_level: bool,
     ) -> Result<Graph, LoadError> {
         let mut graph = Graph {
             name: g.name.clone(),
             ..Graph::default()
         };
-        let node_count = encoded.as_ref().map_or(g.node.len(), Vec::len);
+        let node_count = encoded.as_ref().map_or(g.node.len(), |e| e.nodes.len());
         graph
             .nodes
             .reserve(node_count + g.input.len() + g.output.len());
@@ -204,9 +204,14 @@ impl Converter<'_> {
             }
         }
 
-        // Type information for values.
-        for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
-            let v = value_of(&mut graph, &vi.name);
+        // Type information for values (encoded ones decoded one at a time, in file order).
+        let path = self.path;
+        let (encoded_nodes, encoded_infos) = match encoded {
+            Some(e) => (Some(e.nodes), e.value_info),
+            None => (None, Vec::new()),
+        };
+        let mut apply_type = |graph: &mut Graph, vi: &proto::ValueInfoProto| {
+            let v = value_of(graph, &vi.name);
             if let (Some(val), Some(ty)) = (graph.values.get_mut(v as usize), vi.r#type.as_ref()) {
                 let (dtype, shape) = type_info(ty);
                 val.dtype = val.dtype.or(dtype);
@@ -214,6 +219,15 @@ impl Converter<'_> {
                     val.shape = shape;
                 }
             }
+        };
+        for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
+            apply_type(&mut graph, vi);
+        }
+        for b in encoded_infos {
+            let vi = proto::ValueInfoProto::decode(b).map_err(|e| {
+                LoadError::corrupt(path, format!("not a valid ONNX protobuf (a value info): {e}"))
+            })?;
+            apply_type(&mut graph, &vi);
         }
 
         // Graph inputs that are not initializers become input nodes.
@@ -236,8 +250,7 @@ impl Converter<'_> {
         let mut owned: FxHashSet<TensorId> = FxHashSet::default();
         // Nodes are decoded and consumed one by one: their strings move into the IR and each
         // node's protobuf is freed before the next is decoded.
-        let path = self.path;
-        let nodes: Box<dyn Iterator<Item = Result<proto::NodeProto, LoadError>>> = match encoded {
+        let nodes: Box<dyn Iterator<Item = Result<proto::NodeProto, LoadError>>> = match encoded_nodes {
             Some(v) => Box::new(v.into_iter().map(move |b| {
                 proto::NodeProto::decode(b).map_err(|e| {
                     LoadError::corrupt(path, format!("not a valid ONNX protobuf (a node): {e}"))

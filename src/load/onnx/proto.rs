@@ -116,13 +116,23 @@ pub struct LazyGraphProto {
     pub input: Vec<ValueInfoProto>,
     #[prost(message, repeated, tag = "12")]
     pub output: Vec<ValueInfoProto>,
-    #[prost(message, repeated, tag = "13")]
-    pub value_info: Vec<ValueInfoProto>,
+    /// Left encoded like the nodes: a type per value, as many as the nodes' outputs.
+    #[prost(bytes = "bytes", repeated, tag = "13")]
+    pub value_info: Vec<bytes::Bytes>,
+}
+
+/// The parts of a [`LazyGraphProto`] still encoded.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// `NodeProto`s.
+    pub nodes: Vec<bytes::Bytes>,
+    /// `ValueInfoProto`s.
+    pub value_info: Vec<bytes::Bytes>,
 }
 
 impl LazyGraphProto {
-    /// The graph without its nodes, and the nodes' encoded bytes.
-    pub fn split(self) -> (GraphProto, Vec<bytes::Bytes>) {
+    /// The graph without its nodes and value infos, and those still encoded.
+    pub fn split(self) -> (GraphProto, Encoded) {
         (
             GraphProto {
                 node: Vec::new(),
@@ -132,9 +142,12 @@ impl LazyGraphProto {
                 doc_string: self.doc_string,
                 input: self.input,
                 output: self.output,
+                value_info: Vec::new(),
+            },
+            Encoded {
+                nodes: self.node,
                 value_info: self.value_info,
             },
-            self.node,
         )
     }
 }
