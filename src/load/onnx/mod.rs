@@ -225,7 +225,10 @@ impl Converter<'_> {
         }
         for b in encoded_infos {
             let vi = proto::ValueInfoProto::decode(b).map_err(|e| {
-                LoadError::corrupt(path, format!("not a valid ONNX protobuf (a value info): {e}"))
+                LoadError::corrupt(
+                    path,
+                    format!("not a valid ONNX protobuf (a value info): {e}"),
+                )
             })?;
             apply_type(&mut graph, &vi);
         }
@@ -250,14 +253,15 @@ impl Converter<'_> {
         let mut owned: FxHashSet<TensorId> = FxHashSet::default();
         // Nodes are decoded and consumed one by one: their strings move into the IR and each
         // node's protobuf is freed before the next is decoded.
-        let nodes: Box<dyn Iterator<Item = Result<proto::NodeProto, LoadError>>> = match encoded_nodes {
-            Some(v) => Box::new(v.into_iter().map(move |b| {
-                proto::NodeProto::decode(b).map_err(|e| {
-                    LoadError::corrupt(path, format!("not a valid ONNX protobuf (a node): {e}"))
-                })
-            })),
-            None => Box::new(std::mem::take(&mut g.node).into_iter().map(Ok)),
-        };
+        let nodes: Box<dyn Iterator<Item = Result<proto::NodeProto, LoadError>>> =
+            match encoded_nodes {
+                Some(v) => Box::new(v.into_iter().map(move |b| {
+                    proto::NodeProto::decode(b).map_err(|e| {
+                        LoadError::corrupt(path, format!("not a valid ONNX protobuf (a node): {e}"))
+                    })
+                })),
+                None => Box::new(std::mem::take(&mut g.node).into_iter().map(Ok)),
+            };
         for (index, np) in nodes.enumerate() {
             let mut np = np?;
             if index % CANCEL_EVERY == CANCEL_EVERY - 1 && (self.cancelled)() {
@@ -731,6 +735,50 @@ mod tests {
             &m.graph.nodes[0].op,
             &m.graph.nodes[2].op
         ));
+    }
+
+    #[test]
+    fn value_infos_decoded_lazily_give_types_and_shapes() {
+        use proto::tensor_shape_proto::{Dimension, dimension};
+        let dim = |v: dimension::Value| Dimension {
+            value: Some(v),
+            ..Default::default()
+        };
+        let info = proto::ValueInfoProto {
+            name: "y".into(),
+            r#type: Some(proto::TypeProto {
+                value: Some(proto::type_proto::Value::TensorType(
+                    proto::type_proto::Tensor {
+                        elem_type: 1,
+                        shape: Some(proto::TensorShapeProto {
+                            dim: vec![
+                                dim(dimension::Value::DimParam("batch".into())),
+                                dim(dimension::Value::DimValue(3)),
+                            ],
+                        }),
+                    },
+                )),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = proto::ModelProto {
+            ir_version: 8,
+            graph: Some(proto::GraphProto {
+                node: vec![node("a", "Relu", &["x"], &["y"])],
+                value_info: vec![info],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let m = load(Path::new("t.onnx"), Bytes::from(bytes)).unwrap();
+        let y = m.graph.values.iter().find(|v| v.name == "y").unwrap();
+        assert_eq!(y.dtype, Some(DType::F32));
+        assert_eq!(
+            y.shape,
+            Some(vec![Dim::Symbol("batch".into()), Dim::Fixed(3)])
+        );
     }
 
     #[test]
