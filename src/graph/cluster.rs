@@ -436,10 +436,16 @@ impl ClusterTree {
             log::warn!("cluster tree: too many nodes or edges to aggregate edges");
             return;
         }
-        let clusters = &self.clusters;
         let node_cluster = &self.node_cluster;
-        let depth = |c: u32| clusters.get(c as usize).map_or(0, |c| c.depth);
-        let parent = |c: u32| clusters.get(c as usize).and_then(|c| c.parent).unwrap_or(0);
+        // (depth, parent) per cluster, 8 bytes each: the walks below touch these, not the
+        // 136-byte clusters (a model's tree fits in L2 this way).
+        let up: Vec<(u32, u32)> = self
+            .clusters
+            .iter()
+            .map(|c| (c.depth, c.parent.unwrap_or(0)))
+            .collect();
+        let depth = |c: u32| up.get(c as usize).map_or(0, |x| x.0);
+        let parent = |c: u32| up.get(c as usize).map_or(0, |x| x.1);
         // (cluster, a, b, edge id) packed in 16 bytes, sorted as a pair of u64: 20 M edges sort in
         // 320 MB where a (u32, u64, u64, u32) tuple took 640 MB at the layout's memory peak.
         let mut entries: Vec<(u64, u64)> = edges
@@ -553,12 +559,22 @@ impl ClusterTree {
     /// counted by index.
     pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
         let mut ids: rustc_hash::FxHashMap<&'a str, u32> = rustc_hash::FxHashMap::default();
+        // Loaders share one string per op name, so most look-ups hit by address first (hashing
+        // a pointer, not the text).
+        let mut by_addr: rustc_hash::FxHashMap<(usize, usize), u32> =
+            rustc_hash::FxHashMap::default();
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut intern = |op: &'a str| -> u32 {
-            *ids.entry(op).or_insert_with(|| {
+            let addr = (op.as_ptr() as usize, op.len());
+            if let Some(&id) = by_addr.get(&addr) {
+                return id;
+            }
+            let id = *ids.entry(op).or_insert_with(|| {
                 names.push(Arc::from(op));
                 names.len() as u32 - 1
-            })
+            });
+            by_addr.insert(addr, id);
+            id
         };
         let node_op: Vec<u32> = (0..self.node_cluster.len() as u32)
             .map(|v| intern(op_of(v)))
