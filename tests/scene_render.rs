@@ -237,3 +237,38 @@ fn depthwise_conv_kernels_wrap_into_a_square_grid() {
     }
     assert!(distinct.len() >= 3, "the samples differ: {distinct:?}");
 }
+
+#[test]
+fn an_aggregated_overview_is_coloured_by_what_it_draws() {
+    use modelmap::lod::{ColorMap, HeatmapItem};
+    let item = |values: Vec<f32>, w: u32, h: u32| HeatmapItem {
+        key: 1,
+        min: glam::Vec2::ZERO,
+        max: glam::Vec2::new(w as f32, h as f32),
+        width: w,
+        height: h,
+        values: Arc::from(values),
+        lo: -1.0,
+        hi: 1.0,
+        colormap: ColorMap::Diverging,
+    };
+    // Means of blocks of a ±1 tensor: small values. 100 of 10 000 values shown.
+    let means: Vec<f32> = (0..100).map(|i| ((i % 21) as f32 - 10.0) * 0.01).collect();
+    let (lo, hi) = modelmap::scene::overview_range(&[item(means, 10, 10)], 10_000, (-1.0, 1.0));
+    assert!(
+        (hi - 0.1).abs() < 1e-6 && lo == -hi,
+        "range follows the drawn means: {lo}..{hi}"
+    );
+    // Every value drawn: the tensor's own range stays.
+    let all: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) * 0.001).collect();
+    assert_eq!(
+        modelmap::scene::overview_range(&[item(all, 10, 10)], 100, (-1.0, 1.0)),
+        (-1.0, 1.0)
+    );
+    // Never wider than the tensor's range.
+    let big = vec![5.0f32; 100];
+    assert_eq!(
+        modelmap::scene::overview_range(&[item(big, 10, 10)], 10_000, (-1.0, 1.0)),
+        (-1.0, 1.0)
+    );
+}

@@ -346,6 +346,37 @@ pub fn view_rect(v: &crate::stats::heatmap::HeatmapView) -> Rect {
     Rect::new(DVec2::ZERO, DVec2::new(v.cols as f64, v.rows as f64))
 }
 
+/// The colour range of a tensor's heatmap drawn as `items` (of a tensor of `values` values),
+/// given the tensor's own symmetric `range`. A tensor larger than the picture is drawn from
+/// mean-aggregated tiles, whose values shrink with the block size (random weights average towards
+/// zero): coloured by the tensor's range, the overview is a blank of near-white. As the window
+/// does, an aggregated overview is coloured by the 99th percentile of |value| over what is drawn,
+/// never wider than the tensor's range; a picture of every value keeps the tensor's range.
+pub fn overview_range(
+    items: &[crate::lod::HeatmapItem],
+    values: u64,
+    range: (f32, f32),
+) -> (f32, f32) {
+    let shown: u64 = items
+        .iter()
+        .map(|h| u64::from(h.width) * u64::from(h.height))
+        .sum();
+    if shown >= values {
+        return range;
+    }
+    let drawn: Vec<f32> = items
+        .iter()
+        .flat_map(|h| h.values.iter().copied())
+        .collect();
+    match weights::percentile_abs(&drawn, 0.99).filter(|h| *h > 0.0) {
+        Some(hi) => {
+            let hi = hi.min(range.0.abs().max(range.1.abs()));
+            (-hi, hi)
+        }
+        None => range,
+    }
+}
+
 /// `modelmap render --tensor NAME`: one tensor's heatmap, fit to the picture, diverging colours
 /// centred on zero with a symmetric 1% percentile clip.
 pub fn render_tensor_png(
@@ -388,6 +419,10 @@ pub fn render_tensor_png(
         crate::lod::ColorMap::Diverging,
     )
     .map_err(|e| SceneError::Stats(e.to_string()))?;
+    let range = overview_range(&list.heatmaps, view.rows.saturating_mul(view.cols), range);
+    for h in &mut list.heatmaps {
+        (h.lo, h.hi) = range;
+    }
     list.edges = weights::kernel_separators(&view, rect, camera.zoom, list.origin);
     let ctx = RenderContext::headless()?;
     let img = render::render_to_rgba(&ctx, &list, &camera, width, height)?;

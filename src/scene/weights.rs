@@ -949,7 +949,8 @@ pub fn sample_range(t: &crate::model::Tensor, view: &HeatmapView) -> (f32, f32) 
 }
 
 /// The `q` quantile of |x| over the finite values.
-fn percentile_abs(values: &[f32], q: f64) -> Option<f32> {
+/// The `q` quantile of |v| over the finite values.
+pub(crate) fn percentile_abs(values: &[f32], q: f64) -> Option<f32> {
     let mut abs: Vec<f32> = values
         .iter()
         .filter(|v| v.is_finite())
