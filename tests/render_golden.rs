@@ -9,6 +9,8 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -504,17 +506,7 @@ fn heatmap_from(key: u64, min: Vec2, w: u32, h: u32, f: impl Fn(u32, u32) -> f32
         .flat_map(|r| (0..w).map(move |c| (c, r)))
         .map(|(c, r)| f(c, r))
         .collect();
-    HeatmapItem {
-        key,
-        min,
-        max: min + Vec2::new(w as f32, h as f32),
-        width: w,
-        height: h,
-        values: Arc::from(values),
-        lo: -1.0,
-        hi: 1.0,
-        colormap: ColorMap::Diverging,
-    }
+    common::heatmap_item(key, min, w, h, values)
 }
 
 const RED_ISH: fn([u8; 4]) -> bool = |p| p[0] > p[2] + 60;

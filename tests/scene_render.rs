@@ -240,18 +240,8 @@ fn depthwise_conv_kernels_wrap_into_a_square_grid() {
 
 #[test]
 fn an_aggregated_overview_is_coloured_by_what_it_draws() {
-    use modelmap::lod::{ColorMap, HeatmapItem};
-    let item = |values: Vec<f32>, w: u32, h: u32| HeatmapItem {
-        key: 1,
-        min: glam::Vec2::ZERO,
-        max: glam::Vec2::new(w as f32, h as f32),
-        width: w,
-        height: h,
-        values: Arc::from(values),
-        lo: -1.0,
-        hi: 1.0,
-        colormap: ColorMap::Diverging,
-    };
+    let item =
+        |values: Vec<f32>, w: u32, h: u32| common::heatmap_item(1, glam::Vec2::ZERO, w, h, values);
     // Means of blocks of a ±1 tensor: small values. 100 of 10 000 values shown.
     let means: Vec<f32> = (0..100).map(|i| ((i % 21) as f32 - 10.0) * 0.01).collect();
     let (lo, hi) = modelmap::scene::overview_range(&[item(means, 10, 10)], 10_000, (-1.0, 1.0));

@@ -42,3 +42,25 @@ pub fn gpu() -> Option<modelmap::render::RenderContext> {
         Err(e) => panic!("no GPU adapter for a rendering test: {e}"),
     }
 }
+
+/// A heatmap item of `w`×`h` row-major `values`, one world unit per value with its top-left at
+/// `min`, diverging colours over -1..1.
+pub fn heatmap_item(
+    key: u64,
+    min: glam::Vec2,
+    w: u32,
+    h: u32,
+    values: Vec<f32>,
+) -> modelmap::lod::HeatmapItem {
+    modelmap::lod::HeatmapItem {
+        key,
+        min,
+        max: min + glam::Vec2::new(w as f32, h as f32),
+        width: w,
+        height: h,
+        values: std::sync::Arc::from(values),
+        lo: -1.0,
+        hi: 1.0,
+        colormap: modelmap::lod::ColorMap::Diverging,
+    }
+}
