@@ -292,28 +292,33 @@ fn code_counts(width: usize, bytes: &[u8]) -> Vec<u64> {
             )
             .reduce(|| vec![0u64; size], merge)
     } else {
-        /// Per-thread counts: four interleaved u32 tables (four independent increment chains: a
-        /// code repeated within a few values otherwise waits on the store of the one before),
-        /// folded into u64 totals only before a u32 could overflow and once at the end. The
-        /// tables live for the whole fold, not per chunk: zeroing and summing 1 MB of table for
-        /// every 4 MB chunk cost a third of the time.
+        /// Per-thread counts: four separate u32 tables, one per position of a code in an 8-byte
+        /// word (four independent increment chains: a code repeated within a few values otherwise
+        /// waits on the store of the one before), folded into u64 totals only before a u32 could
+        /// overflow and once at the end. Separate tables read one 8-byte word per four codes and
+        /// index without bounds checks; interleaving the four counters of a code in one
+        /// `[u32; 4]` was ~25% slower on one thread. The tables live for the whole fold, not per
+        /// chunk: zeroing and summing 1 MB of table for every 4 MB chunk cost a third of the time.
         struct Counts {
-            c32: Vec<[u32; 4]>,
+            /// Four tables of 65 536 counters, one after the other.
+            c32: Vec<u32>,
             total: Vec<u64>,
             pending: u64,
         }
         impl Counts {
             fn new() -> Self {
                 Counts {
-                    c32: vec![[0u32; 4]; 65536],
+                    c32: vec![0u32; 4 * 65536],
                     total: vec![0u64; 65536],
                     pending: 0,
                 }
             }
             fn flush(&mut self) {
-                for (t, k) in self.total.iter_mut().zip(self.c32.iter_mut()) {
-                    *t += u64::from(k[0]) + u64::from(k[1]) + u64::from(k[2]) + u64::from(k[3]);
-                    *k = [0; 4];
+                for table in self.c32.chunks_exact_mut(65536) {
+                    for (t, k) in self.total.iter_mut().zip(table.iter_mut()) {
+                        *t += u64::from(*k);
+                        *k = 0;
+                    }
                 }
                 self.pending = 0;
             }
@@ -331,20 +336,30 @@ fn code_counts(width: usize, bytes: &[u8]) -> Vec<u64> {
                     t.flush();
                 }
                 t.pending += (chunk.len() / 2) as u64;
-                let c32 = &mut t.c32;
-                let mut quads = chunk.chunks_exact(8);
-                for q in &mut quads {
-                    let a = usize::from(u16::from_le_bytes([q[0], q[1]]));
-                    let b = usize::from(u16::from_le_bytes([q[2], q[3]]));
-                    let c = usize::from(u16::from_le_bytes([q[4], q[5]]));
-                    let d = usize::from(u16::from_le_bytes([q[6], q[7]]));
-                    c32[a][0] += 1;
-                    c32[b][1] += 1;
-                    c32[c][2] += 1;
-                    c32[d][3] += 1;
+                // Fixed-size tables: a `u16` index needs no bounds check.
+                let (t0, rest) = t.c32.split_at_mut(65536);
+                let (t1, rest) = rest.split_at_mut(65536);
+                let (t2, t3) = rest.split_at_mut(65536);
+                let (Ok(t0), Ok(t1), Ok(t2), Ok(t3)) = (
+                    <&mut [u32; 65536]>::try_from(t0),
+                    <&mut [u32; 65536]>::try_from(t1),
+                    <&mut [u32; 65536]>::try_from(t2),
+                    <&mut [u32; 65536]>::try_from(t3),
+                ) else {
+                    return t;
+                };
+                let mut words = chunk.chunks_exact(8);
+                for w in &mut words {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(w);
+                    let x = u64::from_le_bytes(b);
+                    t0[usize::from(x as u16)] += 1;
+                    t1[usize::from((x >> 16) as u16)] += 1;
+                    t2[usize::from((x >> 32) as u16)] += 1;
+                    t3[usize::from((x >> 48) as u16)] += 1;
                 }
-                for c in quads.remainder().chunks_exact(2) {
-                    c32[usize::from(u16::from_le_bytes([c[0], c[1]]))][0] += 1;
+                for c in words.remainder().chunks_exact(2) {
+                    t0[usize::from(u16::from_le_bytes([c[0], c[1]]))] += 1;
                 }
                 t
             })
