@@ -18,10 +18,16 @@ struct Globals {
     viewport: vec2<f32>,
     // Pixels per world unit.
     zoom: f32,
-    // 1 when the render target is not sRGB: the shader encodes its output itself.
-    encode_srgb: u32,
-    _pad: vec2<f32>,
+    // Padding to 32 bytes (a vec3 would align to 16 and make it 48).
+    _pad0: f32,
+    _pad1: vec2<f32>,
 };
+
+// True when the render target is not sRGB, so the shader encodes its output itself. A pipeline
+// constant, set from the target format when the pipeline is built (src/render/pipeline.rs), not a
+// uniform: a software rasteriser evaluates both sides of a branch on a uniform for every pixel,
+// three `pow`s included.
+override ENCODE_SRGB: bool = false;
 
 @group(0) @binding(0) var<uniform> globals: Globals;
 
@@ -58,7 +64,7 @@ fn unpack_color(packed: u32) -> vec4<f32> {
 // not sRGB (the blend state is premultiplied "over").
 fn output_color(c: vec4<f32>) -> vec4<f32> {
     var rgb = c.rgb;
-    if globals.encode_srgb != 0u {
+    if ENCODE_SRGB {
         rgb = srgb_from_linear(rgb);
     }
     return vec4<f32>(rgb * c.a, c.a);

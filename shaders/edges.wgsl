@@ -24,8 +24,8 @@ struct EdgeVarying {
     // x: pixels across the centre line; y: pixels along it (from the start).
     @location(0) dist: vec2<f32>,
     @location(1) @interpolate(flat) color: vec4<f32>,
-    // x: half width; y: length (caps), or 0 for no caps; z: 1 for an arrowhead.
-    @location(2) @interpolate(flat) shape: vec3<f32>,
+    // x: half width (arrowheads: their length); y: length, for the caps of straight edges.
+    @location(2) @interpolate(flat) shape: vec2<f32>,
 };
 
 struct EdgeStyle {
@@ -124,7 +124,7 @@ fn vs_straight(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> Edg
     out.position = clip_from_screen(c.p0 + dir * along + normal * across);
     out.dist = vec2<f32>(across, along);
     out.color = style.color;
-    out.shape = vec3<f32>(style.half_w, max(len, 1e-3), 0.0);
+    out.shape = vec2<f32>(style.half_w, max(len, 1e-3));
     return out;
 }
 
@@ -147,7 +147,7 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let segments = u32(clamp(ceil(polygon / CURVE_SEGMENT_PX), 1.0, f32(CURVE_SEGMENTS)));
     var out: EdgeVarying;
     out.color = style.color;
-    out.shape = vec3<f32>(style.half_w, 0.0, 0.0);
+    out.shape = vec2<f32>(style.half_w, 0.0);
     // Off-screen curves (their control hull misses the viewport) collapse: every vertex at the
     // same point, nothing rasterized. This matters for long curves at deep zoom.
     let pad = vec2<f32>(style.half_w + 1.0);
@@ -186,7 +186,7 @@ fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
         out.color = vec4<f32>(0.0);
-        out.shape = vec3<f32>(0.0, 0.0, 1.0);
+        out.shape = vec2<f32>(0.0);
         return out;
     }
     let corner = quad_corner(vertex_index);
@@ -196,27 +196,35 @@ fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     out.position = clip_from_screen(tip + dir * along + normal * across);
     out.dist = vec2<f32>(across, along);
     out.color = style.arrow_color;
-    out.shape = vec3<f32>(len, 0.0, 1.0);
+    out.shape = vec2<f32>(len, 0.0);
     return out;
 }
 
+// Coverage across a ribbon: 1 inside the half width, falling to 0 over one pixel.
+fn ribbon_coverage(in: EdgeVarying) -> f32 {
+    return clamp(in.shape.x + 0.5 - abs(in.dist.x), 0.0, 1.0);
+}
+
 @fragment
-fn fs_edge(in: EdgeVarying) -> @location(0) vec4<f32> {
-    var coverage: f32;
-    if in.shape.z > 0.5 {
-        // Arrowhead: isosceles triangle, tip at the origin pointing along +x.
-        let len = in.shape.x;
-        let hw = len * 0.45;
-        let p = vec2<f32>(in.dist.y, abs(in.dist.x));
-        let side = dot(p, vec2<f32>(hw, len)) / length(vec2<f32>(hw, len));
-        let d = max(side, -len - p.x);
-        coverage = clamp(0.5 - d, 0.0, 1.0);
-    } else {
-        coverage = clamp(in.shape.x + 0.5 - abs(in.dist.x), 0.0, 1.0);
-        if in.shape.y > 0.0 {
-            // Square-ish caps at both ends of straight edges.
-            coverage = coverage * clamp(min(in.dist.y, in.shape.y - in.dist.y) + 0.5, 0.0, 1.0);
-        }
-    }
+fn fs_straight(in: EdgeVarying) -> @location(0) vec4<f32> {
+    // Square-ish caps at both ends.
+    let cap = clamp(min(in.dist.y, in.shape.y - in.dist.y) + 0.5, 0.0, 1.0);
+    return output_color(vec4<f32>(in.color.rgb, in.color.a * ribbon_coverage(in) * cap));
+}
+
+@fragment
+fn fs_curve(in: EdgeVarying) -> @location(0) vec4<f32> {
+    return output_color(vec4<f32>(in.color.rgb, in.color.a * ribbon_coverage(in)));
+}
+
+@fragment
+fn fs_arrow(in: EdgeVarying) -> @location(0) vec4<f32> {
+    // Isosceles triangle, tip at the origin pointing along +x.
+    let len = in.shape.x;
+    let hw = len * 0.45;
+    let p = vec2<f32>(in.dist.y, abs(in.dist.x));
+    let side = dot(p, vec2<f32>(hw, len)) / length(vec2<f32>(hw, len));
+    let d = max(side, -len - p.x);
+    let coverage = clamp(0.5 - d, 0.0, 1.0);
     return output_color(vec4<f32>(in.color.rgb, in.color.a * coverage));
 }

@@ -40,7 +40,14 @@ fn every_shader_validates_with_naga() {
             .collect();
         let expected: &[&str] = match shader.name {
             "nodes" => &["vs_node", "fs_node"],
-            "edges" => &["vs_straight", "vs_curve", "vs_arrow", "fs_edge"],
+            "edges" => &[
+                "vs_straight",
+                "vs_curve",
+                "vs_arrow",
+                "fs_straight",
+                "fs_curve",
+                "fs_arrow",
+            ],
             "labels" => &["vs_glyph", "fs_glyph"],
             "heatmap" => &["vs_heatmap", "fs_heatmap"],
             "baseline" => &["vs_circle", "fs_circle"],

@@ -36,7 +36,6 @@ pub struct BaselineRenderer {
     globals_bind_group: wgpu::BindGroup,
     instances: GrowBuffer,
     count: u32,
-    srgb_target: bool,
 }
 
 impl BaselineRenderer {
@@ -93,7 +92,6 @@ impl BaselineRenderer {
             globals_bind_group,
             instances: GrowBuffer::new("baseline circles", wgpu::BufferUsages::VERTEX),
             count: 0,
-            srgb_target: format.is_srgb(),
         }
     }
 
@@ -123,7 +121,7 @@ impl BaselineRenderer {
 
     /// Writes the camera uniform.
     pub fn prepare(&self, queue: &wgpu::Queue, camera: &Camera, list: &DrawList) {
-        let globals = Globals::new(camera, list, self.srgb_target);
+        let globals = Globals::new(camera, list);
         queue.write_buffer(&self.globals_buffer, 0, bytemuck::bytes_of(&globals));
     }
 

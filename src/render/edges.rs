@@ -95,41 +95,31 @@ impl EdgeRenderer {
         format: wgpu::TextureFormat,
     ) -> Self {
         let module = shaders::EDGES.create_module(device);
-        let make = |label, entry, topology| {
+        let make = |label, entry, fragment_entry| {
             pipeline::create(
                 device,
                 PipelineDesc {
                     label,
                     module: &module,
                     vertex_entry: entry,
-                    fragment_entry: "fs_edge",
+                    fragment_entry,
                     instance_layout: Some(wgpu::VertexBufferLayout {
                         array_stride: std::mem::size_of::<EdgeInstance>() as u64,
                         step_mode: wgpu::VertexStepMode::Instance,
                         attributes: &ATTRIBUTES,
                     }),
-                    topology,
+                    topology: wgpu::PrimitiveTopology::TriangleStrip,
                     bind_group_layouts: &[Some(globals)],
                     format,
                 },
             )
         };
         EdgeRenderer {
-            straight: make(
-                "edges straight",
-                "vs_straight",
-                wgpu::PrimitiveTopology::TriangleStrip,
-            ),
-            curve: make(
-                "edges curve",
-                "vs_curve",
-                wgpu::PrimitiveTopology::TriangleStrip,
-            ),
-            arrow: make(
-                "edges arrow",
-                "vs_arrow",
-                wgpu::PrimitiveTopology::TriangleStrip,
-            ),
+            // One fragment entry per kind, no branch on the kind: a software rasteriser runs
+            // both sides of a branch for every pixel.
+            straight: make("edges straight", "vs_straight", "fs_straight"),
+            curve: make("edges curve", "vs_curve", "fs_curve"),
+            arrow: make("edges arrow", "vs_arrow", "fs_arrow"),
         }
     }
 }

@@ -34,24 +34,22 @@ pub struct Globals {
     pub viewport: [f32; 2],
     /// Pixels per world unit.
     pub zoom: f32,
-    /// 1 when the target is not sRGB (the shader encodes).
-    pub encode_srgb: u32,
-    /// Padding to 32 bytes.
-    pub _pad: [f32; 2],
+    /// Padding to 32 bytes. (Whether the shader encodes sRGB is the pipeline constant
+    /// `ENCODE_SRGB`, not a uniform.)
+    pub _pad: [f32; 3],
 }
 
 const _: () = assert!(std::mem::size_of::<Globals>() == 32);
 
 impl Globals {
-    /// The uniform for `camera` over `list`, for a target that is (`srgb_target`) or is not sRGB.
-    pub fn new(camera: &Camera, list: &DrawList, srgb_target: bool) -> Self {
+    /// The uniform for `camera` over `list`.
+    pub fn new(camera: &Camera, list: &DrawList) -> Self {
         let rel = camera.center - list.origin;
         Globals {
             cam_rel: rel.as_vec2().to_array(),
             viewport: camera.viewport.as_vec2().to_array(),
             zoom: camera.zoom as f32,
-            encode_srgb: u32::from(!srgb_target),
-            _pad: [0.0; 2],
+            _pad: [0.0; 3],
         }
     }
 }
@@ -101,7 +99,6 @@ impl Default for Layers {
 /// Draws a [`DrawList`]: created once per device and target format.
 #[derive(Debug)]
 pub struct GraphRenderer {
-    srgb_target: bool,
     globals_buffer: wgpu::Buffer,
     globals_bind_group: wgpu::BindGroup,
     nodes: NodeRenderer,
@@ -154,7 +151,6 @@ impl GraphRenderer {
             }],
         });
         GraphRenderer {
-            srgb_target: target_format.is_srgb(),
             nodes: NodeRenderer::new(device, &globals_layout, target_format),
             edges: EdgeRenderer::new(device, &globals_layout, target_format),
             labels: LabelRenderer::new(device, queue, &globals_layout, target_format),
@@ -182,7 +178,7 @@ impl GraphRenderer {
         list: &DrawList,
     ) {
         let start = Instant::now();
-        let globals = Globals::new(camera, list, self.srgb_target);
+        let globals = Globals::new(camera, list);
         queue.write_buffer(&self.globals_buffer, 0, bytemuck::bytes_of(&globals));
         let mut stats = PrepareStats {
             upload_bytes: std::mem::size_of::<Globals>() as u64,

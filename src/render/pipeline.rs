@@ -39,13 +39,19 @@ fn create_with_blend(
         immediate_size: 0,
     });
     let buffers = [desc.instance_layout];
+    // Every module starts with shaders/common.wgsl, which declares the constant.
+    let constants = [("ENCODE_SRGB", if desc.format.is_srgb() { 0.0 } else { 1.0 })];
+    let options = wgpu::PipelineCompilationOptions {
+        constants: &constants,
+        ..Default::default()
+    };
     device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
         label: Some(desc.label),
         layout: Some(&layout),
         vertex: wgpu::VertexState {
             module: desc.module,
             entry_point: Some(desc.vertex_entry),
-            compilation_options: Default::default(),
+            compilation_options: options.clone(),
             buffers: if buffers[0].is_some() { &buffers } else { &[] },
         },
         primitive: wgpu::PrimitiveState {
@@ -58,7 +64,7 @@ fn create_with_blend(
         fragment: Some(wgpu::FragmentState {
             module: desc.module,
             entry_point: Some(desc.fragment_entry),
-            compilation_options: Default::default(),
+            compilation_options: options.clone(),
             targets: &[Some(wgpu::ColorTargetState {
                 format: desc.format,
                 blend,
