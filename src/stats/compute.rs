@@ -2,8 +2,8 @@
 //!
 //! How it works, per element width:
 //! - **One- and two-byte types** (f16, bf16, fp8, i8/u8, i16/u16, bool): a single parallel pass counts
-//!   raw bit patterns into a 256- or 65 536-entry table per rayon worker (a few hundred KB, hot codes
-//!   stay in L1). Every figure — count, NaN/Inf, zeros, min/max, mean, std (two-pass over the table, so
+//!   raw bit patterns into a 256-entry table, or four 65 536-entry `u32` tables (1 MiB), per rayon
+//!   worker (hot codes stay in L1). Every figure — count, NaN/Inf, zeros, min/max, mean, std (two-pass over the table, so
 //!   exact), L2, and the histogram over the exact min..max — is then derived from the merged table,
 //!   so these types need one read of the data and no second pass.
 //! - **Wider types** (f32, f64, 32/64-bit ints, `Q8_0`/`Q4_0`): pass 1 decodes fixed-size chunks into
