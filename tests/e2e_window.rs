@@ -20,6 +20,18 @@ struct KillOnDrop(Child, &'static str);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        // SIGTERM first: a SIGKILLed Xvfb leaves its /tmp/.X<n>-lock and socket behind.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(3) {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
         let _ = self.1;
@@ -166,29 +178,38 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
     std::fs::create_dir_all(&out_dir).unwrap();
     let runtime = tempfile::tempdir().unwrap();
 
-    // A display number of our own.
-    let n = 100 + std::process::id() % 800;
-    let display = format!(":{n}");
-    let xvfb = Command::new("Xvfb")
+    // Xvfb picks a free display itself and writes its number to stdout once it accepts
+    // connections (`-displayfd`): a number of our own could collide with a display left behind by
+    // an earlier run, whose stale socket would pass a readiness check.
+    let mut xvfb = Command::new("Xvfb")
         .args([
-            display.as_str(),
+            "-displayfd",
+            "1",
             "-screen",
             "0",
             "1280x800x24",
             "-nolisten",
             "tcp",
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start Xvfb");
+    let stdout = xvfb.stdout.take().expect("Xvfb stdout");
     let _xvfb = KillOnDrop(xvfb, "Xvfb");
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-    let t0 = Instant::now();
-    while !socket.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "Xvfb did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let n: u32 = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("Xvfb did not report a display within 20 s")
+        .trim()
+        .parse()
+        .expect("Xvfb exited without a display number");
+    let display = format!(":{n}");
 
     let log_path = out_dir.join("modelmap.log");
     let log = std::fs::File::create(&log_path).unwrap();
