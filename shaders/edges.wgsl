@@ -7,6 +7,9 @@
 const CURVE_SEGMENTS: u32 = 24u;
 // Screen length of one curve segment, pixels.
 const CURVE_SEGMENT_PX: f32 = 10.0;
+// How far, in pixels, a curve's polyline may stray across its chord (keep in sync with
+// `FLATNESS_PX` in src/render/edges.rs).
+const FLATNESS_PX: f32 = 0.25;
 // Width to fixed point (keep in sync with `WIDTH_SCALE` in src/render/edges.rs).
 const WIDTH_SCALE: f32 = 32.0;
 
@@ -128,6 +131,17 @@ fn vs_straight(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> Edg
     return out;
 }
 
+// Segments that keep a curve with vertical tangents and chord `d` within FLATNESS_PX of its
+// polyline across the chord. Uniform subdivision of a cubic into S pieces errs by at most
+// 0.75 M / S² along any direction, M the largest second difference of the control points along
+// it (Wang); across the chord of these curves M = 1.5 |dx dy| / |d|. A nearly vertical or nearly
+// horizontal edge is nearly straight and needs few segments, however long it is on screen.
+// Keep in sync with `flat_segments` in src/render/edges.rs.
+fn flat_segments(d: vec2<f32>) -> f32 {
+    let bend = abs(d.x * d.y) / max(length(d), 1e-3);
+    return ceil(sqrt(0.75 * 1.5 * bend / FLATNESS_PX));
+}
+
 fn bezier(c: Cubic, t: f32) -> vec2<f32> {
     let s = 1.0 - t;
     return s * s * s * c.p0 + 3.0 * s * s * t * c.p1 + 3.0 * s * t * t * c.p2 + t * t * t * c.p3;
@@ -144,7 +158,11 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let style = edge_style(e);
     let c = endpoints(e, style.half_w);
     let polygon = length(c.p1 - c.p0) + length(c.p2 - c.p1) + length(c.p3 - c.p2);
-    let segments = u32(clamp(ceil(polygon / CURVE_SEGMENT_PX), 1.0, f32(CURVE_SEGMENTS)));
+    // One segment per CURVE_SEGMENT_PX of control polygon, but no more than flatness needs, from
+    // the unshortened ends (as `batch_segments` on the CPU bounds it: never more than the strip's
+    // vertices).
+    let flat = flat_segments(screen_from_rel(e.to_pos) - screen_from_rel(e.from_pos));
+    let segments = u32(clamp(min(ceil(polygon / CURVE_SEGMENT_PX), flat), 1.0, f32(CURVE_SEGMENTS)));
     var out: EdgeVarying;
     out.color = style.color;
     out.shape = vec2<f32>(style.half_w, 0.0);

@@ -46,6 +46,9 @@ pub const CURVE_SEGMENTS: u32 = 24;
 /// Screen length of one curve segment, pixels. Keep in sync with `CURVE_SEGMENT_PX` in
 /// shaders/edges.wgsl.
 pub const CURVE_SEGMENT_PX: f32 = 10.0;
+/// How far, in pixels, a curve's polyline may stray across its chord. Keep in sync with
+/// `FLATNESS_PX` in shaders/edges.wgsl.
+pub const FLATNESS_PX: f32 = 0.25;
 /// Fixed-point scale of the packed width. Keep in sync with `WIDTH_SCALE` in shaders/edges.wgsl.
 pub const WIDTH_SCALE: f32 = 32.0;
 
@@ -147,6 +150,9 @@ pub struct EdgeBatch {
     pub range: Range<u32>,
     /// Longest world length in the batch (finite members only).
     pub max_len: f32,
+    /// Largest `|dx · dy| / length` of a member, world units: how far from straight its curve
+    /// bends (0 for vertical and horizontal edges; see [`flat_segments`]).
+    pub max_bend: f32,
     /// Widest line, pixels.
     pub max_width_px: f32,
     /// Bounding box of the members' midpoints.
@@ -175,6 +181,17 @@ fn length_class(len: f32) -> u32 {
 fn instance_len(e: &EdgeInstance) -> f32 {
     let (dx, dy) = (e.to[0] - e.from[0], e.to[1] - e.from[1]);
     (dx * dx + dy * dy).sqrt()
+}
+
+/// `|dx · dy| / length` of an edge's chord, world units (0 for a point).
+fn bend(e: &EdgeInstance) -> f32 {
+    let (dx, dy) = (e.to[0] - e.from[0], e.to[1] - e.from[1]);
+    let len = (dx * dx + dy * dy).sqrt();
+    if len > 0.0 {
+        (dx * dy).abs() / len
+    } else {
+        0.0
+    }
 }
 
 fn midpoint(e: &EdgeInstance) -> Vec2 {
@@ -208,6 +225,7 @@ pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -
             let mut b = EdgeBatch {
                 range: 0..0,
                 max_len: 0.0,
+                max_bend: 0.0,
                 max_width_px: 0.0,
                 lo: Vec2::splat(f32::INFINITY),
                 hi: Vec2::splat(f32::NEG_INFINITY),
@@ -223,6 +241,7 @@ pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -
                 }
                 if len.is_finite() {
                     b.max_len = b.max_len.max(len);
+                    b.max_bend = b.max_bend.max(bend(e));
                 }
                 let m = midpoint(e);
                 if m.is_finite() && len.is_finite() {
@@ -249,14 +268,28 @@ pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -
     batches
 }
 
-/// Segments a batch needs at `zoom`: the control polygon of a curve with vertical tangents is at
-/// most √2 × its chord; 1.5 × leaves a margin so the shader's own count never exceeds it.
-pub fn batch_segments(max_len: f32, zoom: f32) -> u32 {
-    let polygon_px = max_len * 1.5 * zoom;
-    if !polygon_px.is_finite() {
+/// Segments that keep a curve with vertical tangents whose chord bends `bend_px` (`|dx · dy| /
+/// length`, pixels) within [`FLATNESS_PX`] of its polyline across the chord: uniform subdivision
+/// of a cubic into S pieces errs by at most 0.75 M / S² along any direction, M the largest second
+/// difference of the control points along it (Wang's bound), and across the chord of these curves
+/// M = 1.5 × `bend_px`. Mirrors `flat_segments` in shaders/edges.wgsl.
+pub fn flat_segments(bend_px: f32) -> f32 {
+    (0.75 * 1.5 * bend_px / FLATNESS_PX).sqrt().ceil()
+}
+
+/// Segments a batch needs at `zoom`, never fewer than the shader draws for any member: one per
+/// [`CURVE_SEGMENT_PX`] of control polygon (at most √2 × the chord for these curves; 1.5 ×
+/// leaves a margin), but no more than [`flat_segments`] of the batch's most bent member (+1 for
+/// the shader's rounding). A batch of near-vertical edges, as a dataflow layout has, needs a few
+/// segments at any zoom.
+pub fn batch_segments(max_len: f32, max_bend: f32, zoom: f32) -> u32 {
+    let by_length = (max_len * 1.5 * zoom / CURVE_SEGMENT_PX).ceil();
+    let by_flatness = flat_segments(max_bend * zoom) + 1.0;
+    let n = by_length.min(by_flatness);
+    if n.is_nan() {
         return CURVE_SEGMENTS;
     }
-    ((polygon_px / CURVE_SEGMENT_PX).ceil() as u32).clamp(1, CURVE_SEGMENTS)
+    (n as u32).clamp(1, CURVE_SEGMENTS)
 }
 
 /// Vertices of a curve strip of `segments` segments.
@@ -319,7 +352,7 @@ pub fn plan_draws(batches: &[EdgeBatch], grid: &CellGrid, view: &View, out: &mut
             continue;
         }
         if b.curve {
-            let vertices = curve_vertices(batch_segments(b.max_len, view.zoom));
+            let vertices = curve_vertices(batch_segments(b.max_len, b.max_bend, view.zoom));
             out.curves
                 .extend(ranges.iter().map(|r| (r.clone(), vertices)));
         } else {
@@ -554,10 +587,20 @@ mod tests {
             ]
         );
         assert_eq!(out[3].to[1], 100.0);
-        // 120 world units at zoom 0.1 is 18 px of polygon: 2 segments; deep zoom hits the cap.
-        assert_eq!(batch_segments(120.0, 0.1), 2);
-        assert_eq!(batch_segments(120.0, 1000.0), CURVE_SEGMENTS);
-        assert_eq!(batch_segments(0.0, 1.0), 1);
+        // 120 world units at zoom 0.1 is 18 px of polygon: 2 segments; deep zoom hits the cap for
+        // a diagonal batch (bend = length / 2)…
+        assert_eq!(batch_segments(120.0, 60.0, 0.1), 2);
+        assert_eq!(batch_segments(120.0, 60.0, 1000.0), CURVE_SEGMENTS);
+        assert_eq!(batch_segments(0.0, 0.0, 1.0), 1);
+        // …but a vertical batch is straight however long (the +1 covers the shader's rounding),
+        // and a nearly vertical one (dx 2 over dy 120: bend 2, so 10 px at 5 px per unit) needs
+        // flat_segments(10) + 1 = 8, not the 24 its 900 px of polygon would ask for.
+        assert_eq!(batch_segments(120.0, 0.0, 1000.0), 1);
+        assert_eq!(batch_segments(120.0, 2.0, 5.0), 8);
+        // The bound: 0.75 · 1.5 · bend / S² ≤ FLATNESS_PX, and one segment fewer would not do.
+        let s = flat_segments(100.0);
+        assert!(0.75 * 1.5 * 100.0 / (s * s) <= FLATNESS_PX);
+        assert!(0.75 * 1.5 * 100.0 / ((s - 1.0) * (s - 1.0)) > FLATNESS_PX);
         let mut draws = EdgeDraws::default();
         plan_draws(
             &batches,
