@@ -1,0 +1,36 @@
+//! Fuzzes the training-log readers: TensorBoard event files (raw bytes, and the same bytes cut into
+//! records with valid TFRecord framing, so the Event/Summary decoding is reached past the CRCs),
+//! CSV and JSONL. Any input must give curves, skipped records or an error, never a panic or a hang.
+#![no_main]
+
+use modelmap::training::{Run, logs, parse_event_bytes, tfrecord};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let path = std::path::Path::new("fuzz.tfevents");
+    let mut run = Run::new("fuzz");
+    match mode % 4 {
+        0 => {
+            parse_event_bytes(path, rest, &mut run);
+        }
+        1 => {
+            // Records whose lengths are the input's own bytes: [len, payload…] repeated.
+            let mut framed = Vec::new();
+            let mut at = rest;
+            while let Some((&len, tail)) = at.split_first() {
+                let (payload, next) = tail.split_at(usize::from(len).min(tail.len()));
+                tfrecord::write_record(&mut framed, payload);
+                at = next;
+            }
+            parse_event_bytes(path, &framed, &mut run);
+        }
+        2 => {
+            let _ = logs::read_csv(path, &String::from_utf8_lossy(rest), &mut run);
+        }
+        _ => {
+            let _ = logs::read_jsonl(path, &String::from_utf8_lossy(rest), &mut run);
+        }
+    }
+});
