@@ -64,7 +64,7 @@ fn create_with_blend(
         fragment: Some(wgpu::FragmentState {
             module: desc.module,
             entry_point: Some(desc.fragment_entry),
-            compilation_options: options.clone(),
+            compilation_options: options,
             targets: &[Some(wgpu::ColorTargetState {
                 format: desc.format,
                 blend,

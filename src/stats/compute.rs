@@ -3,8 +3,8 @@
 //! How it works, per element width:
 //! - **One- and two-byte types** (f16, bf16, fp8, i8/u8, i16/u16, bool): a single parallel pass counts
 //!   raw bit patterns into a 256-entry table, or four 65 536-entry `u32` tables (1 MiB), per rayon
-//!   worker (hot codes stay in L1). Every figure — count, NaN/Inf, zeros, min/max, mean, std (two-pass over the table, so
-//!   exact), L2, and the histogram over the exact min..max — is then derived from the merged table,
+//!   worker (hot codes stay in L1). Every figure — count, NaN/Inf, zeros, min/max, mean, std
+//!   (two-pass over the table, so exact), L2, and the histogram over the exact min..max — is then derived from the merged table,
 //!   so these types need one read of the data and no second pass.
 //! - **Wider types** (f32, f64, 32/64-bit ints, `Q8_0`/`Q4_0`): pass 1 decodes fixed-size chunks into
 //!   an L1 buffer and keeps count/mean/M2 (two-pass within each 4 096-value block, merged across
@@ -337,15 +337,7 @@ fn code_counts(width: usize, bytes: &[u8]) -> Vec<u64> {
                 }
                 t.pending += (chunk.len() / 2) as u64;
                 // Fixed-size tables: a `u16` index needs no bounds check.
-                let (t0, rest) = t.c32.split_at_mut(65536);
-                let (t1, rest) = rest.split_at_mut(65536);
-                let (t2, t3) = rest.split_at_mut(65536);
-                let (Ok(t0), Ok(t1), Ok(t2), Ok(t3)) = (
-                    <&mut [u32; 65536]>::try_from(t0),
-                    <&mut [u32; 65536]>::try_from(t1),
-                    <&mut [u32; 65536]>::try_from(t2),
-                    <&mut [u32; 65536]>::try_from(t3),
-                ) else {
+                let [t0, t1, t2, t3] = t.c32.as_chunks_mut::<65536>().0 else {
                     return t;
                 };
                 let mut words = chunk.chunks_exact(8);
