@@ -20,6 +20,7 @@ pub use cluster::{AggEdge, Cluster, ClusterId, ClusterSpec, ClusterTree, Item};
 pub use coarsen::{CoarseLevel, WeightedGraph, coarsen};
 
 use crate::model::{Graph, Model, NodeId};
+use rayon::prelude::*;
 
 /// Errors from building graph views.
 #[derive(Debug, thiserror::Error)]
@@ -69,24 +70,28 @@ pub fn edge_pairs(graph: &Graph) -> Result<Vec<(u32, u32)>, GraphError> {
             count: graph.edges.len(),
         });
     }
-    graph
+    let in_range = |e: &crate::model::Edge| (e.from as usize) < n && (e.to as usize) < n;
+    let pairs: Option<Vec<(u32, u32)>> = graph
         .edges
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            if (e.from as usize) < n && (e.to as usize) < n {
-                Ok((e.from, e.to))
-            } else {
-                Err(GraphError::EdgeOutOfRange {
-                    graph: graph.name.clone(),
-                    edge: i,
-                    from: e.from,
-                    to: e.to,
-                    nodes: n,
-                })
-            }
-        })
-        .collect()
+        .par_iter()
+        .map(|e| in_range(e).then_some((e.from, e.to)))
+        .collect();
+    pairs.ok_or_else(|| {
+        // Name the first bad edge, whichever one the parallel pass stopped at.
+        let (edge, e) = graph
+            .edges
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !in_range(e))
+            .map_or((0, (0, 0)), |(i, e)| (i, (e.from, e.to)));
+        GraphError::EdgeOutOfRange {
+            graph: graph.name.clone(),
+            edge,
+            from: e.0,
+            to: e.1,
+            nodes: n,
+        }
+    })
 }
 
 /// Parameters owned by each node of a model's graph (elements of its tensors), for cluster labels.

@@ -94,6 +94,9 @@ const DUMMY_GAP: f64 = 6.0;
 pub struct DataflowCache {
     key: u64,
     entries: HashMap<GroupId, (u64, Arc<SubLayout>)>,
+    /// Set by [`dataflow()`]: nothing is looked up or kept, so neither the cache key (a hash of
+    /// every edge) nor the subtree signatures are computed.
+    throwaway: bool,
     /// Group layouts reused by the last call.
     pub hits: usize,
     /// Group layouts computed by the last call.
@@ -162,6 +165,63 @@ enum ItemRef {
     Node(u32),
 }
 
+/// Each group's items in one array (a list per group would be ~10⁴ allocations to make and free on
+/// every layout): non-empty child groups in tree order, then nodes in id order.
+struct GroupItems {
+    offsets: Vec<u32>,
+    items: Vec<ItemRef>,
+}
+
+impl GroupItems {
+    /// Also fills each item's index within its group: `local_of_group[g]` in its parent's list,
+    /// `local_of_node[v]` in its group's.
+    fn build(
+        parent: &[u32],
+        below: &[u64],
+        group_of: &[u32],
+        local_of_group: &mut [u32],
+        local_of_node: &mut [u32],
+    ) -> GroupItems {
+        let gcount = parent.len();
+        let mut offsets = vec![0u32; gcount + 1];
+        for g in 1..gcount {
+            if below[g] > 0 {
+                offsets[parent[g] as usize + 1] += 1;
+            }
+        }
+        for &g in group_of {
+            offsets[g as usize + 1] += 1;
+        }
+        for g in 0..gcount {
+            offsets[g + 1] += offsets[g];
+        }
+        let mut next: Vec<u32> = offsets[..gcount].to_vec();
+        let mut items = vec![ItemRef::Node(0); offsets[gcount] as usize];
+        let mut put = |g: usize, it: ItemRef| -> u32 {
+            items[next[g] as usize] = it;
+            next[g] += 1;
+            next[g] - 1 - offsets[g]
+        };
+        for g in 1..gcount {
+            if below[g] > 0 {
+                local_of_group[g] = put(parent[g] as usize, ItemRef::Group(g as u32));
+            }
+        }
+        for (v, &g) in group_of.iter().enumerate() {
+            local_of_node[v] = put(g as usize, ItemRef::Node(v as u32));
+        }
+        GroupItems { offsets, items }
+    }
+}
+
+impl std::ops::Index<usize> for GroupItems {
+    type Output = [ItemRef];
+
+    fn index(&self, g: usize) -> &[ItemRef] {
+        &self.items[self.offsets[g] as usize..self.offsets[g + 1] as usize]
+    }
+}
+
 /// Lays out a graph top to bottom, group boxes holding their children. See the module notes.
 pub fn dataflow(
     graph: &Graph,
@@ -169,13 +229,11 @@ pub fn dataflow(
     opts: &DataflowOptions,
     progress: &Progress,
 ) -> Result<Layout, LayoutError> {
-    dataflow_cached(
-        graph,
-        hierarchy,
-        opts,
-        &mut DataflowCache::default(),
-        progress,
-    )
+    let mut cache = DataflowCache {
+        throwaway: true,
+        ..DataflowCache::default()
+    };
+    dataflow_cached(graph, hierarchy, opts, &mut cache, progress)
 }
 
 /// [`dataflow()`] reusing (and refreshing) per-group results from `cache`.
@@ -248,21 +306,15 @@ pub fn dataflow_cached(
     }
 
     // Items per group: non-empty child groups in tree order, then nodes in id order.
-    let mut items: Vec<Vec<ItemRef>> = vec![Vec::new(); gcount];
     let mut local_of_group = vec![0u32; gcount];
-    for g in 1..gcount {
-        if below[g] > 0 {
-            let p = parent[g] as usize;
-            local_of_group[g] = items[p].len() as u32;
-            items[p].push(ItemRef::Group(g as u32));
-        }
-    }
     let mut local_of_node = vec![0u32; n];
-    for (v, &g) in group_of.iter().enumerate() {
-        local_of_node[v] = items[g as usize].len() as u32;
-        items[g as usize].push(ItemRef::Node(v as u32));
-    }
-
+    let items = GroupItems::build(
+        &parent,
+        &below,
+        &group_of,
+        &mut local_of_group,
+        &mut local_of_node,
+    );
     // Each edge's lowest common group and the two local items there.
     let lca: Vec<Option<(u32, u32, u32)>> = edges
         .par_iter()
@@ -284,38 +336,47 @@ pub fn dataflow_cached(
             Some((gu, a, b))
         })
         .collect();
-    let mut group_edges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
-    for &(g, a, b) in lca.iter().flatten() {
-        group_edges[g as usize].push((a, b));
-    }
+    // Three independent scatters, run side by side.
+    let scatter_group_edges = || {
+        let mut group_edges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
+        for &(g, a, b) in lca.iter().flatten() {
+            group_edges[g as usize].push((a, b));
+        }
+        for e in &mut group_edges {
+            e.sort_unstable();
+            e.dedup();
+        }
+        group_edges
+    };
     // Ports: an edge leaving a group runs to an out-port at the group's bottom (one per producer),
     // an edge entering runs from an in-port at its top, so inside every group it is routed around
     // the nodes like any other edge instead of cutting straight through the box.
-    let mut port_in: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
-    let mut port_out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
-    for (e, &(u, v)) in edges.iter().enumerate() {
-        let Some(Some((l, _, _))) = lca.get(e) else {
-            continue;
-        };
-        for (w, list) in [(u, &mut port_out), (v, &mut port_in)] {
+    let scatter_ports = |outgoing: bool| {
+        let mut ports: Vec<Vec<(u32, u32)>> = vec![Vec::new(); gcount];
+        for (e, &(u, v)) in edges.iter().enumerate() {
+            let Some(Some((l, _, _))) = lca.get(e) else {
+                continue;
+            };
+            let w = if outgoing { u } else { v };
             let (mut g, mut item) = (group_of[w as usize], local_of_node[w as usize]);
             for _ in 0..gcount {
                 if g == *l {
                     break;
                 }
-                list[g as usize].push((u, item));
+                ports[g as usize].push((u, item));
                 item = local_of_group[g as usize];
                 g = parent[g as usize];
             }
         }
-    }
-    group_edges.par_iter_mut().for_each(|e| {
-        e.sort_unstable();
-        e.dedup();
+        ports
+    };
+    let (group_edges, (port_out, port_in)) = rayon::join(scatter_group_edges, || {
+        rayon::join(|| scatter_ports(true), || scatter_ports(false))
     });
     progress.check()?;
 
     // Cache key: the graph, its grouping and the spacing options.
+    let keep = !cache.throwaway;
     let mut h = FxHasher::default();
     (
         n,
@@ -327,11 +388,13 @@ pub fn dataflow_cached(
     )
         .hash(&mut h);
     (opts.layer_gap.to_bits(), opts.node_gap.to_bits()).hash(&mut h);
-    edges.hash(&mut h);
-    group_of.hash(&mut h);
-    parent.hash(&mut h);
-    for nd in &graph.nodes {
-        node_label(nd).len().hash(&mut h);
+    if keep {
+        edges.hash(&mut h);
+        group_of.hash(&mut h);
+        parent.hash(&mut h);
+        for nd in &graph.nodes {
+            node_label(nd).len().hash(&mut h);
+        }
     }
     let key = h.finish();
     if cache.key != key {
@@ -342,8 +405,8 @@ pub fn dataflow_cached(
     cache.misses = 0;
 
     // Subtree signatures, bottom-up.
-    let mut sig = vec![0u64; gcount];
-    for g in (0..gcount).rev() {
+    let mut sig = vec![0u64; if keep { gcount } else { 0 }];
+    for g in (0..sig.len()).rev() {
         let mut h = FxHasher::default();
         (g, collapsed[g]).hash(&mut h);
         if !collapsed[g] {
@@ -383,7 +446,7 @@ pub fn dataflow_cached(
             .par_iter()
             .map(|&g| {
                 if let Some((s, sub)) = cache.entries.get(&g)
-                    && *s == sig[g as usize]
+                    && sig.get(g as usize) == Some(s)
                 {
                     return Ok((g, sub.clone(), true));
                 }
@@ -448,7 +511,9 @@ pub fn dataflow_cached(
                 DVec2::new(2.0 * PAD_X, PAD_TOP + PAD_BOTTOM)
             };
             gsize[g as usize] = sub.size + pad;
-            cache.entries.insert(g, (sig[g as usize], sub.clone()));
+            if keep {
+                cache.entries.insert(g, (sig[g as usize], sub.clone()));
+            }
             subs[g as usize] = Some(sub);
             done += 1;
         }
@@ -459,15 +524,6 @@ pub fn dataflow_cached(
     let mut origin = vec![DVec2::ZERO; gcount];
     let mut group_rects = vec![Rect::EMPTY; gcount];
     group_rects[0] = Rect::new(DVec2::ZERO, gsize[0]);
-    let mut nodes = vec![
-        NodeBox {
-            center: DVec2::ZERO,
-            half_size: Vec2::ZERO
-        };
-        n
-    ];
-    let mut reversed_total = 0u32;
-    let mut dropped = false;
     let content = |g: usize, origin: &[DVec2]| {
         if g == 0 {
             origin[0]
@@ -475,40 +531,49 @@ pub fn dataflow_cached(
             origin[g] + DVec2::new(PAD_X, PAD_TOP)
         }
     };
+    // Group boxes top-down (groups precede their children), then every node from its group's
+    // origin, in parallel.
+    let mut reversed_total = 0u32;
+    let mut dropped = false;
     for g in 0..gcount {
         let Some(sub) = &subs[g] else { continue };
         reversed_total += sub.reversed;
         dropped |= sub.dummies_dropped;
         let base = content(g, &origin);
         for (it, c) in items[g].iter().zip(&sub.centers) {
-            let c = base + *c;
-            match *it {
-                ItemRef::Group(k) => {
-                    let k = k as usize;
-                    origin[k] = c - gsize[k] * 0.5;
-                    group_rects[k] = Rect::new(origin[k], origin[k] + gsize[k]);
-                }
-                ItemRef::Node(v) => {
-                    if let Some(nd) = graph.nodes.get(v as usize) {
-                        nodes[v as usize] = NodeBox {
-                            center: c,
-                            half_size: (node_size(nd) * 0.5).as_vec2(),
-                        };
-                    }
-                }
+            // Child groups come first among a group's items.
+            let ItemRef::Group(k) = *it else { break };
+            let k = k as usize;
+            origin[k] = base + *c - gsize[k] * 0.5;
+            group_rects[k] = Rect::new(origin[k], origin[k] + gsize[k]);
+        }
+    }
+    let mut nodes = vec![
+        NodeBox {
+            center: DVec2::ZERO,
+            half_size: Vec2::ZERO
+        };
+        n
+    ];
+    nodes
+        .par_iter_mut()
+        .zip(graph.nodes.par_iter())
+        .enumerate()
+        .for_each(|(v, (nb, nd))| {
+            let g = group_of[v] as usize;
+            let c = container[g];
+            if c != u32::MAX {
+                // Nodes hidden in a collapsed group sit at its centre.
+                nb.center = group_rects[c as usize].center();
+            } else if let Some(sub) = &subs[g]
+                && let Some(&at) = sub.centers.get(local_of_node[v] as usize)
+            {
+                *nb = NodeBox {
+                    center: content(g, &origin) + at,
+                    half_size: (node_size(nd) * 0.5).as_vec2(),
+                };
             }
-        }
-    }
-    // Nodes hidden in a collapsed group sit at its centre.
-    for (v, &g) in group_of.iter().enumerate() {
-        let c = container[g as usize];
-        if c != u32::MAX {
-            nodes[v] = NodeBox {
-                center: group_rects[c as usize].center(),
-                half_size: Vec2::ZERO,
-            };
-        }
-    }
+        });
     // Hidden groups have no box.
     for g in 1..gcount {
         let c = container[parent[g] as usize];
@@ -728,6 +793,9 @@ pub fn dataflow_cached(
         (route_points, routes)
     };
     let (tree, (route_points, routes)) = rayon::join(build_tree, build_routes);
+    // ~10⁴ group layouts of a few vectors each: freed one by one that was serial work at the end of
+    // every layout without a cache, so spread it over the pool.
+    subs.into_par_iter().for_each(drop);
     if reversed_total > 0 {
         warnings.push(format!(
             "{reversed_total} edges reversed to break cycles for layering"
