@@ -50,7 +50,7 @@ fn every_shader_validates_with_naga() {
             ],
             "labels" => &["vs_glyph", "fs_glyph"],
             "heatmap" => &["vs_heatmap", "fs_heatmap"],
-            "baseline" => &["vs_circle", "fs_circle"],
+            "baseline" => &["vs_circle", "fs_circle", "vs_segment", "fs_segment"],
             other => panic!("unknown shader {other}"),
         };
         for e in expected {

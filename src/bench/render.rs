@@ -7,7 +7,9 @@
 //! has `TIMESTAMP_QUERY`. In the same run a minimal instanced SDF-circle pipeline
 //! ([`crate::render::baseline`]) draws the same nodes along the same path, and the report gives our
 //! renderer's median as a ratio of it, and also runs our renderer on the nodes alone (what the
-//! baseline draws) to separate pipeline overhead from the cost of drawing edges and labels.
+//! baseline draws) to separate pipeline overhead from the cost of drawing edges and labels. A third
+//! run, the same-scene baseline, has the minimal pipeline draw the scene's edges too (straight SDF segments
+//! beneath the circles): the like-for-like comparison for "our renderer drawing everything".
 //! `MODELMAP_BENCH_TRACE=1` logs every frame's zoom and times to stderr.
 
 use std::time::{Duration, Instant};
@@ -138,6 +140,16 @@ pub struct RenderBenchResult {
     pub fit_ratio_to_baseline: Option<f64>,
     /// Our renderer on the nodes only, over the same frames, ms.
     pub nodes_only_fit_median_ms: Option<f64>,
+    /// Median of the same-scene baseline (the minimal pipeline drawing the same nodes as circles and
+    /// the same edges as straight anti-aliased segments, no labels) over the same path, ms.
+    pub scene_baseline_median_ms: Option<f64>,
+    /// `median_ms / scene_baseline_median_ms`: our renderer against a minimal pipeline drawing the
+    /// same items.
+    pub ratio_to_scene_baseline: Option<f64>,
+    /// The same-scene baseline over the fitted frames, ms.
+    pub scene_baseline_fit_median_ms: Option<f64>,
+    /// `fit_median_ms / scene_baseline_fit_median_ms`.
+    pub fit_ratio_to_scene_baseline: Option<f64>,
 }
 
 /// Something that gives the `DrawList` to draw for a camera: the synthetic scene, or the LOD cut
@@ -657,11 +669,12 @@ pub fn run_with(
         )?;
         Some((quantile(&t.frame_ms, 0.5), quantile(&t.fit_ms, 0.5)))
     };
-    let baseline_median = if args.no_baseline {
-        None
-    } else {
+    let mut run_baseline = |edges: bool| -> Result<Option<(f64, f64)>, RenderError> {
+        if args.no_baseline {
+            return Ok(None);
+        }
         let mut baseline = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
-        baseline.upload(&ctx.device, &ctx.queue, source.draw_list(&first))?;
+        baseline.upload(&ctx.device, &ctx.queue, source.draw_list(&first), edges)?;
         let b = run_path(
             ctx,
             &mut Painter::Baseline(&baseline),
@@ -671,12 +684,19 @@ pub fn run_with(
             frames,
             timer.as_ref(),
         )?;
-        Some((quantile(&b.frame_ms, 0.5), quantile(&b.fit_ms, 0.5)))
+        Ok(Some((quantile(&b.frame_ms, 0.5), quantile(&b.fit_ms, 0.5))))
+    };
+    let baseline_median = run_baseline(false)?;
+    let scene_baseline = if args.no_edges {
+        baseline_median
+    } else {
+        run_baseline(true)?
     };
     let (adapter, backend) = ctx.adapter_name_and_backend();
     let median = quantile(&ours.frame_ms, 0.5);
     let (nodes_only_median, nodes_only_fit) = nodes_only_median.unzip();
     let (baseline_median, baseline_fit) = baseline_median.unzip();
+    let (scene_baseline_median, scene_baseline_fit) = scene_baseline.unzip();
     let fit_median = quantile(&ours.fit_ms, 0.5);
     Ok(RenderBenchResult {
         adapter,
@@ -709,6 +729,10 @@ pub fn run_with(
         baseline_fit_median_ms: baseline_fit,
         fit_ratio_to_baseline: baseline_fit.map(|b| fit_median / b),
         nodes_only_fit_median_ms: nodes_only_fit,
+        scene_baseline_median_ms: scene_baseline_median,
+        ratio_to_scene_baseline: scene_baseline_median.map(|b| median / b),
+        scene_baseline_fit_median_ms: scene_baseline_fit,
+        fit_ratio_to_scene_baseline: scene_baseline_fit.map(|b| fit_median / b),
     })
 }
 
@@ -724,7 +748,8 @@ pub fn report(r: &RenderBenchResult) -> String {
          drawn after viewport culling (median/max): {}/{} nodes, {}/{} edges\ngpu memory: {:.1} MiB\n\
          baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n\
          our renderer on the nodes only: median {}; ratio to baseline {}\n\
-         fitted view only (everything on screen): median {:.2} ms, nodes only {}, baseline {}; ratio {}\n",
+         fitted view only (everything on screen): median {:.2} ms, nodes only {}, baseline {}; ratio {}\n\
+         same-scene baseline (circles + straight segments, same nodes and edges): median {}; ratio {}; fitted view {}, ratio {}\n",
         r.adapter,
         r.backend,
         r.nodes,
@@ -760,6 +785,10 @@ pub fn report(r: &RenderBenchResult) -> String {
         opt(r.nodes_only_fit_median_ms, " ms"),
         opt(r.baseline_fit_median_ms, " ms"),
         opt(r.fit_ratio_to_baseline, "x"),
+        opt(r.scene_baseline_median_ms, " ms"),
+        opt(r.ratio_to_scene_baseline, "x"),
+        opt(r.scene_baseline_fit_median_ms, " ms"),
+        opt(r.fit_ratio_to_scene_baseline, "x"),
     )
 }
 
@@ -823,6 +852,8 @@ mod tests {
         assert_eq!((r.nodes, r.edges, r.frames, r.width), (300, 600, 8, 96));
         assert!(r.median_ms > 0.0 && r.p95_ms >= r.median_ms && r.p99_ms >= r.p95_ms);
         assert!(r.ratio_to_baseline.is_some_and(f64::is_finite));
+        assert!(r.ratio_to_scene_baseline.is_some_and(f64::is_finite));
+        assert!(r.scene_baseline_fit_median_ms.is_some_and(|ms| ms > 0.0));
         // Node (24 B) and edge (24 B) instances at least.
         assert!(r.gpu_bytes >= 300 * 24 + 600 * 24, "{}", r.gpu_bytes);
         let json = serde_json::to_value(&r).unwrap();

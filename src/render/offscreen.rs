@@ -239,7 +239,7 @@ impl OffscreenRenderer {
 }
 
 /// Maps `buffer` after `submission` finished and copies its bytes out.
-fn read_buffer(
+pub(crate) fn read_buffer(
     ctx: &RenderContext,
     buffer: &wgpu::Buffer,
     submission: wgpu::SubmissionIndex,
