@@ -138,8 +138,12 @@ fn vs_straight(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> Edg
 // horizontal edge is nearly straight and needs few segments, however long it is on screen.
 // Keep in sync with `flat_segments` in src/render/edges.rs.
 fn flat_segments(d: vec2<f32>) -> f32 {
-    let bend = abs(d.x * d.y) / max(length(d), 1e-3);
-    return ceil(sqrt(0.75 * 1.5 * bend / FLATNESS_PX));
+    return ceil(sqrt(0.75 * 1.5 * bend_px(d) / FLATNESS_PX));
+}
+
+// How far from straight a curve with chord `d` bends, pixels: |dx · dy| / |d|.
+fn bend_px(d: vec2<f32>) -> f32 {
+    return abs(d.x * d.y) / max(length(d), 1e-3);
 }
 
 fn bezier(c: Cubic, t: f32) -> vec2<f32> {
@@ -153,35 +157,97 @@ fn bezier_tangent(c: Cubic, t: f32) -> vec2<f32> {
     return safe_normalize(d, safe_normalize(c.p3 - c.p0, vec2<f32>(1.0, 0.0)));
 }
 
+// These curves have monotone coordinates: x(t) = x0 + (x3 − x0)·h(t) with h the smoothstep
+// 3t² − 2t³ (control x: x0, x0, x3, x3), and y(t) = y0 + (y3 − y0)·g(t) with g(t) = 1.5t(1 − t) + t³
+// (control y: y0, mid, mid, y3). So the parameters where the curve is within a band of rows form one
+// interval, found by inverting g. The closed form 0.5 − sinh(asinh(2 − 4v)/3) costs lavapipe a
+// transcendental pair per vertex; g' lies within [0.75, 1.5], so an odd cubic about ½ and two
+// Newton steps give g⁻¹ to 1e-7 with multiplies. `y_window` widens by WINDOW_SLACK besides.
+const WINDOW_SLACK: f32 = 1e-5;
+
+fn inv_g(v: f32) -> f32 {
+    let w = v - 0.5;
+    var t = 0.5 + w * (1.2623931 - 1.1302377 * w * w);
+    for (var i = 0; i < 2; i++) {
+        let g = ((t - 1.5) * t + 1.5) * t;
+        t = t - (g - v) / ((3.0 * t - 3.0) * t + 1.5);
+    }
+    return clamp(t, 0.0, 1.0);
+}
+
+// Parameters where the curve's y, running from `a` to `b`, lies in [lo, hi].
+fn y_window(a: f32, b: f32, lo: f32, hi: f32) -> vec2<f32> {
+    let d = b - a;
+    if abs(d) < 1e-3 {
+        // A level curve: the hull test decides.
+        return vec2<f32>(0.0, 1.0);
+    }
+    let u0 = clamp((lo - a) / d, 0.0, 1.0);
+    let u1 = clamp((hi - a) / d, 0.0, 1.0);
+    let u = vec2<f32>(min(u0, u1), max(u0, u1));
+    // Exact ends where the window reaches them; slack inside.
+    return vec2<f32>(
+        select(max(inv_g(u.x) - WINDOW_SLACK, 0.0), 0.0, u.x <= 0.0),
+        select(min(inv_g(u.y) + WINDOW_SLACK, 1.0), 1.0, u.y >= 1.0),
+    );
+}
+
 @vertex
 fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
     let style = edge_style(e);
     let c = endpoints(e, style.half_w);
     let polygon = length(c.p1 - c.p0) + length(c.p2 - c.p1) + length(c.p3 - c.p2);
-    // One segment per CURVE_SEGMENT_PX of control polygon, but no more than flatness needs, from
-    // the unshortened ends (as `batch_segments` on the CPU bounds it: never more than the strip's
-    // vertices).
+    // The whole curve's segments: one per CURVE_SEGMENT_PX of control polygon, but no more than
+    // flatness needs, from the unshortened ends (as `batch_segments` on the CPU bounds it, so the
+    // strip always has min(needed, CURVE_SEGMENTS) segments' vertices). Not capped here.
     let flat = flat_segments(screen_from_rel(e.to_pos) - screen_from_rel(e.from_pos));
-    let segments = u32(clamp(min(ceil(polygon / CURVE_SEGMENT_PX), flat), 1.0, f32(CURVE_SEGMENTS)));
+    let needed = max(min(ceil(polygon / CURVE_SEGMENT_PX), flat), 1.0);
     var out: EdgeVarying;
     out.color = style.color;
     out.shape = vec2<f32>(style.half_w, 0.0);
     // Off-screen curves (their control hull misses the viewport) collapse: every vertex at the
     // same point, nothing rasterized. This matters for long curves at deep zoom.
-    let pad = vec2<f32>(style.half_w + 1.0);
+    let pad = vec2<f32>(style.half_w + 2.0);
     let lo = min(min(c.p0, c.p1), min(c.p2, c.p3)) - pad;
     let hi = max(max(c.p0, c.p1), max(c.p2, c.p3)) + pad;
-    let visible = all(hi >= vec2<f32>(0.0)) && all(lo <= globals.viewport);
-    if !visible {
+    if !(all(hi >= vec2<f32>(0.0)) && all(lo <= globals.viewport)) {
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
         return out;
     }
+    // A curve that needs more segments than the strip holds (a long one at deep zoom, running
+    // across many screens) is tessellated only where it is within the (padded) rows on screen.
+    var t0 = 0.0;
+    var t1 = 1.0;
+    if needed > f32(CURVE_SEGMENTS) {
+        // The rows on screen bound the window; the columns would narrow it further for diagonal
+        // curves, but lavapipe shades masked branches for every lane, so each inverse costs every
+        // curve vertex of the frame.
+        let wy = y_window(c.p0.y, c.p3.y, -pad.y, globals.viewport.y + pad.y);
+        t0 = wy.x;
+        t1 = wy.y;
+        if t0 > t1 {
+            out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
+            out.dist = vec2<f32>(0.0);
+            return out;
+        }
+    }
+    // Joints lie on the whole curve's uniform subdivision into `needed` segments: fixed, so they do
+    // not slide as the view pans, and a tiled picture has the joints of the whole. Only when the
+    // window still needs more than the strip holds are its segments spread over it.
+    let grid = needed;
+    let j0 = floor(t0 * grid);
+    let count = ceil(t1 * grid) - j0;
+    let joint = f32(min(vertex_index / 2u, u32(max(min(count, f32(CURVE_SEGMENTS)), 1.0))));
+    var t: f32;
+    if count <= f32(CURVE_SEGMENTS) {
+        t = min((j0 + joint) / grid, 1.0);
+    } else {
+        t = t0 + (t1 - t0) * (joint / f32(CURVE_SEGMENTS));
+    }
     // A triangle strip along the curve: vertex 2j is joint j on the right, 2j+1 on the left.
     // Vertices past the last joint repeat the last two, so their triangles have no area.
-    let joint = min(vertex_index / 2u, segments);
     let side = select(-1.0, 1.0, (vertex_index & 1u) == 1u);
-    let t = f32(joint) / f32(segments);
     let p = bezier(c, t);
     let dir = bezier_tangent(c, t);
     let normal = vec2<f32>(-dir.y, dir.x);

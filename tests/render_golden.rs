@@ -668,6 +668,62 @@ fn deep_zoom_precision() {
 }
 
 #[test]
+fn deep_zoom_curve_follows_the_true_curve() {
+    // One curve from (0, 0) to (400, 300), seen 20× where it bends most (near t = 0.1): the whole
+    // curve would need ~150 segments for 0.25 px flatness at that zoom, more than a strip holds.
+    // Drawn as 24 segments over the whole curve it strays ~8 px from the true curve there; the
+    // shader tessellates only the part on screen, so every point of the true curve on screen is on
+    // the drawn line.
+    let mut list = DrawList::new(DVec2::ZERO);
+    list.edges.push(EdgeItem {
+        from: Vec2::ZERO,
+        to: Vec2::new(400.0, 300.0),
+        color: [0, 0, 0, 255],
+        width_px: 1.5,
+        flags: flags::CURVE,
+    });
+    let (w, h) = (128u32, 128u32);
+    let cam = camera(DVec2::new(11.2, 40.8), 20.0, w, h);
+    let Some(img) = render(&list, &cam, w, h) else {
+        return;
+    };
+    // The same cubic as the shader: vertical tangents, control points at half the height.
+    let (a, b) = (DVec2::ZERO, DVec2::new(400.0, 300.0));
+    let dy = (b.y - a.y) * 0.5;
+    let (p1, p2) = (a + DVec2::new(0.0, dy), b - DVec2::new(0.0, dy));
+    let mut checked = 0;
+    for i in 0..=20_000 {
+        let t = f64::from(i) / 20_000.0;
+        let s = 1.0 - t;
+        let world =
+            a * (s * s * s) + p1 * (3.0 * s * s * t) + p2 * (3.0 * s * t * t) + b * (t * t * t);
+        let px = cam.screen_from_world(world);
+        if px.x < 2.0 || px.y < 2.0 || px.x > f64::from(w) - 2.0 || px.y > f64::from(h) - 2.0 {
+            continue;
+        }
+        // The 1.5 px line's core (nearly full coverage) lies within a pixel of the true point.
+        let (x, y) = (px.x as u32, px.y as u32);
+        let darkest = (x - 1..=x + 1)
+            .flat_map(|x| (y - 1..=y + 1).map(move |y| (x, y)))
+            .filter_map(|(x, y)| img.pixel(x, y))
+            .map(|[r, g, b, _]| r.max(g).max(b))
+            .min()
+            .unwrap();
+        assert!(
+            darkest < 100,
+            "t = {t:.4}: no line within a pixel of the true curve at ({:.1}, {:.1})",
+            px.x,
+            px.y
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 100,
+        "the curve should cross the view ({checked} points)"
+    );
+}
+
+#[test]
 fn tiles_stitch_to_the_untiled_picture() {
     let Some(ctx) = ctx() else { return };
     let list = small_graph(1);
