@@ -416,7 +416,10 @@ impl ApplicationHandler<UserEvent> for WindowApp {
         };
         if let Some(s) = self.egui_state.as_mut() {
             let r = s.on_window_event(&window, &event);
-            if r.repaint {
+            // egui-winit answers "repaint" to RedrawRequested too: following it redrew the window
+            // back to back forever, a full frame at the display rate with nothing changing. What
+            // egui itself wants redrawn comes back as the frame's `repaint_delay`.
+            if r.repaint && !matches!(event, WindowEvent::RedrawRequested) {
                 window.request_redraw();
             }
         }
