@@ -460,7 +460,7 @@ impl NeuronScene {
             EdgeMode::TopK
         };
         let mut list = DrawList::new(covered.center());
-        list.revision = self.list.revision + 1;
+        list.revision = crate::lod::next_revision();
         let g = &self.graph;
         let pos = |i: u32| {
             g.positions

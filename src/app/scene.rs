@@ -349,7 +349,7 @@ impl ViewScene {
                 ..
             } => {
                 if built_for.as_ref() != Some(inputs) {
-                    *revision += 1;
+                    *revision = crate::lod::next_revision();
                     *built_for = Some(inputs.clone());
                     self.list = Arc::new(build_grid(model, *cols, order, inputs, *revision));
                 }

@@ -934,7 +934,7 @@ impl LodState {
             revision: if key == self.last_key {
                 self.list.revision
             } else {
-                self.list.revision + 1
+                super::draw_list::next_revision()
             },
             origin,
             heatmaps: Vec::new(),

@@ -132,11 +132,23 @@ pub struct HeatmapItem {
     pub colormap: ColorMap,
 }
 
+/// A revision no other draw list of this process has had (see [`DrawList::revision`]).
+///
+/// Producers take their revisions from here rather than counting their own: a renderer that drew
+/// one producer's list and is then handed another's (the window swapping the provisional grid for
+/// the laid-out model) would otherwise see the same small number, skip the upload and keep drawing
+/// the old items until something changed.
+pub fn next_revision() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Everything one frame draws, back to front: heatmaps, edges, nodes, labels.
 #[derive(Clone, Debug, Default)]
 pub struct DrawList {
-    /// Bumped by the producer whenever the items change; a renderer re-uploads instance buffers only
-    /// when this differs from what it last uploaded (camera moves alone never re-upload).
+    /// Changed by the producer whenever the items change, to a fresh [`next_revision`]; a renderer
+    /// re-uploads instance buffers only when this differs from what it last uploaded (camera moves
+    /// alone never re-upload).
     pub revision: u64,
     /// World point that item positions are relative to (near the camera, so f32 keeps precision).
     pub origin: DVec2,

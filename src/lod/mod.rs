@@ -7,4 +7,5 @@ pub mod style;
 pub use cut::{CutStats, LodOptions, LodState, ViewState};
 pub use draw_list::{
     Align, ColorMap, DrawList, EdgeItem, HeatmapItem, LabelItem, NodeItem, NodeShape, Rgba8, flags,
+    next_revision,
 };
