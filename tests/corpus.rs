@@ -195,6 +195,41 @@ fn onnx_module_paths_become_the_hierarchy() {
 }
 
 #[test]
+fn unnamed_onnx_ops_join_the_module_of_their_weights() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    // The zoo's light GoogLeNet names its ops `n10` and their weights `inception_3a/1x1_w_0`.
+    let model =
+        modelmap::load::open(&corpus.join("real/onnx_light/light_inception_v1.onnx")).unwrap();
+    let (g, h) = (&model.graph, &model.hierarchy);
+    let block = h.find("inception_3a").expect("inception_3a group");
+    let in_block = |op: &str| {
+        g.nodes
+            .iter()
+            .filter(|n| &*n.op == op && n.group == block)
+            .count()
+    };
+    // Six convolutions, their ReLUs, the pool branch and the Concat that joins the branches.
+    assert_eq!(in_block("Conv"), 6, "the block's convolutions");
+    assert_eq!(in_block("Relu"), 6, "their activations follow them in");
+    assert_eq!(in_block("Concat"), 1, "the concat of the four branches");
+    // The first layers, whose weights are `conv1/…` and `conv2/…`, are not in the block.
+    let conv1 = h.find("conv1").expect("conv1 group");
+    assert!(g.nodes.iter().any(|n| &*n.op == "Conv" && n.group == conv1));
+    // ResNet-50's weights all start with `gpu_0/`: that alone is no module, so its ops stay at
+    // the top level instead of in one box around everything.
+    let resnet = modelmap::load::open(&corpus.join("real/onnx_light/light_resnet50.onnx")).unwrap();
+    let top_convs = resnet
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| &*n.op == "Conv" && n.group == 0)
+        .count();
+    assert!(top_convs > 50, "{top_convs} convolutions at the top level");
+}
+
+#[test]
 fn checkpoint_modules_are_chained_in_dataflow_order() {
     let Some(corpus) = common::corpus() else {
         return;

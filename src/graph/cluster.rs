@@ -554,7 +554,8 @@ impl ClusterTree {
     }
 
     /// Fills [`Cluster::dominant_op`]: the op with most weight among direct nodes (1 each) and child
-    /// clusters (their dominant op, weighted by member count); ties go to the smaller name.
+    /// clusters (their dominant op, weighted by member count); ties go to the smaller name. Nodes
+    /// whose op is "" are not counted.
     /// Op names are interned once (a million clusters share the few distinct op strings) and
     /// counted by index.
     pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
@@ -593,12 +594,17 @@ impl ClusterTree {
                     *n += w;
                 }
             };
+            // Nodes without an op name (`op_of` gives "" for what should not count) do not vote.
             for &v in self.child_nodes(cl) {
-                add(node_op.get(v as usize).copied().unwrap_or(none), 1);
+                let op = node_op.get(v as usize).copied().unwrap_or(none);
+                if op != none {
+                    add(op, 1);
+                }
             }
             for &k in self.child_clusters(cl) {
                 if let (Some(&op), Some(ch)) =
                     (dominant.get(k as usize), self.clusters.get(k as usize))
+                    && op != none
                 {
                     add(op, ch.member_count);
                 }

@@ -621,7 +621,14 @@ pub fn dataflow_cached(
         } else {
             tree.fill_params(&opts.node_params);
         }
-        tree.fill_dominant_ops(|v| graph.nodes.get(v as usize).map_or("", |nd| &*nd.op));
+        // Constant generators are parameters, not what a block computes: a block of eight convolutions
+        // fed by sixteen `ConstantOfShape` weights is a Conv block.
+        tree.fill_dominant_ops(|v| {
+            graph.nodes.get(v as usize).map_or("", |nd| match &*nd.op {
+                "Constant" | "ConstantOfShape" => "",
+                op => op,
+            })
+        });
         tree
     };
     let build_routes = || {

@@ -15,8 +15,8 @@ use prost::Message as _;
 use super::LoadError;
 use crate::model::hierarchy_split;
 use crate::model::{
-    AttrValue, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Subgraph, Tensor,
-    TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Subgraph,
+    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
 
@@ -126,18 +126,104 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-/// Groups nodes by their module path (`/model/layers.0/self_attn/…`) and fills counts.
+/// Groups nodes by their module path and fills counts. A node's path comes from, in order:
+/// 1. its name (`/model/layers.0/self_attn/q_proj/MatMul`, as current PyTorch exports write it);
+/// 2. else the first parameter it consumes whose name has a path: an initializer, or the output of
+///    a `Constant`/`ConstantOfShape` node (older exports name nodes `MatMul_12` but keep
+///    `encoder.layer.0.attention.self.query.weight`; the ONNX zoo's light models name nodes `n10`
+///    and their weights `inception_3a/1x1_w_0`), so an op sits in the box of the module its weights
+///    belong to, with them (a prefix every such path shares, like the `gpu_0/` on all of ResNet-50's
+///    weights, is dropped: it would only box the whole model);
+/// 3. else, for a parameter-free op (`Relu`, `Add`, `Concat`), the group of its data inputs'
+///    producers when they all share one, in file order (ONNX lists nodes topologically).
+///
+/// Graph inputs and outputs stay at the top level.
 fn build_hierarchy(model: &mut Model) {
-    let mut groups = Vec::with_capacity(model.graph.nodes.len());
-    for node in &mut model.graph.nodes {
+    let graph = &model.graph;
+    let mut producer: Vec<Option<u32>> = vec![None; graph.values.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        for &v in &node.outputs {
+            if let Some(p) = producer.get_mut(v as usize) {
+                *p = Some(id as u32);
+            }
+        }
+    }
+    let is_constant_op =
+        |n: &Node| n.kind == NodeKind::Op && matches!(&*n.op, "Constant" | "ConstantOfShape");
+    // An input is a parameter when no node produces it (an initializer: graph inputs are nodes)
+    // or a constant op does.
+    let is_parameter = |v: u32| match producer.get(v as usize).copied().flatten() {
+        None => true,
+        Some(p) => graph.nodes.get(p as usize).is_some_and(is_constant_op),
+    };
+    // Rule 2's candidates: the path of the first parameter with one, per node without a named path.
+    let candidate = |node: &Node| -> Option<(Vec<&str>, char)> {
+        if node.kind != NodeKind::Op || !hierarchy_split(&node.name).0.is_empty() {
+            return None;
+        }
+        node.inputs.iter().flatten().find_map(|&v| {
+            if !is_parameter(v) {
+                return None;
+            }
+            let name = graph.values.get(v as usize).map_or("", |x| x.name.as_str());
+            let (segs, _, sep) = hierarchy_split(name);
+            (!segs.is_empty()).then_some((segs, sep))
+        })
+    };
+    let candidates: Vec<Option<(Vec<&str>, char)>> = graph.nodes.iter().map(candidate).collect();
+    // A prefix every parameter path shares (`gpu_0/` on every weight of the zoo's ResNet-50) would
+    // only put the whole model in one box: it is dropped.
+    let mut common: Option<&[&str]> = None;
+    for (segs, _) in candidates.iter().flatten() {
+        common = Some(match common {
+            None => segs,
+            Some(c) => {
+                let n = c.iter().zip(segs).take_while(|(a, b)| a == b).count();
+                &c[..n]
+            }
+        });
+    }
+    let skip = common.map_or(0, <[&str]>::len);
+    let mut groups: Vec<GroupId> = Vec::with_capacity(graph.nodes.len());
+    let hierarchy = &mut model.hierarchy;
+    for (node, cand) in graph.nodes.iter().zip(&candidates) {
+        if node.kind != NodeKind::Op {
+            groups.push(0);
+            continue;
+        }
         let (segs, _, sep) = hierarchy_split(&node.name);
-        let g = if segs.is_empty() || node.kind != NodeKind::Op {
-            0
-        } else {
-            model.hierarchy.insert_path(segs, sep)
-        };
+        if !segs.is_empty() {
+            groups.push(hierarchy.insert_path(segs, sep));
+            continue;
+        }
+        if let Some((segs, sep)) = cand
+            && segs.len() > skip
+        {
+            groups.push(hierarchy.insert_path(segs[skip..].iter().copied(), *sep));
+            continue;
+        }
+        let mut shared: Option<GroupId> = None;
+        let mut agree = true;
+        for &v in node.inputs.iter().flatten() {
+            if is_parameter(v) {
+                continue;
+            }
+            let g = producer
+                .get(v as usize)
+                .copied()
+                .flatten()
+                .and_then(|p| groups.get(p as usize).copied())
+                .unwrap_or(0);
+            match shared {
+                None => shared = Some(g),
+                Some(s) if s == g => {}
+                Some(_) => agree = false,
+            }
+        }
+        groups.push(if agree { shared.unwrap_or(0) } else { 0 });
+    }
+    for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
-        groups.push(g);
     }
     model.finish_hierarchy(&groups);
 }
