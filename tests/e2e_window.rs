@@ -218,6 +218,7 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         .env("WGPU_BACKEND", "vulkan")
         .env("XDG_RUNTIME_DIR", runtime.path())
         .env("RUST_LOG", "modelmap=info")
+        .env("MODELMAP_FRAME_LOG", "1")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -293,6 +294,13 @@ fn window_draws_the_model_and_reacts_to_wheel_and_drag() {
         distinct_colours(&first, area) > 8,
         "first screenshot is blank"
     );
+    // Left alone, the window stops drawing: it once redrew back to back forever (a full frame at
+    // the display rate, a core busy on a software adapter, for a picture that did not change).
+    let frames = || log_text().matches("frame_ms").count();
+    let before = frames();
+    std::thread::sleep(Duration::from_millis(2000));
+    let idle = frames() - before;
+    assert!(idle <= 10, "{idle} frames drawn in 2 s without input");
 
     // Zoom in over the canvas centre, then drag.
     let cx = (area.x0 + area.x1) / 2;

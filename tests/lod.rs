@@ -323,3 +323,19 @@ fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
     );
     assert_exact_cover(&m, &l, &lod);
 }
+
+#[test]
+fn two_producers_never_hand_out_the_same_revision() {
+    // A renderer skips the upload when a list's revision is the one it drew last. The window hands
+    // one renderer the provisional grid and then the laid-out model's cut: when both producers
+    // counted from 1, the model never showed until something changed.
+    let (m, l) = model_like(4);
+    let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+    cam.fit(l.bounds, 10.0);
+    let mut a = LodState::new(&l, LodOptions::default());
+    let mut b = LodState::new(&l, LodOptions::default());
+    let ra = a.cut(&m, &l, &cam, &ViewState::default(), 0.0).revision;
+    let rb = b.cut(&m, &l, &cam, &ViewState::default(), 0.0).revision;
+    assert_ne!(ra, rb, "two fresh cuts of the same scene");
+    assert_ne!(modelmap::lod::next_revision(), ra);
+}
