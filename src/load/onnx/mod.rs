@@ -156,21 +156,38 @@ fn build_hierarchy(model: &mut Model) {
         None => true,
         Some(p) => graph.nodes.get(p as usize).is_some_and(is_constant_op),
     };
-    // Rule 2's candidates: the path of the first parameter with one, per node without a named path.
-    let candidate = |node: &Node| -> Option<(Vec<&str>, char)> {
-        if node.kind != NodeKind::Op || !hierarchy_split(&node.name).0.is_empty() {
-            return None;
+    let hierarchy = &mut model.hierarchy;
+    // Rule 1, in one pass: ops whose name has a path.
+    let mut groups: Vec<GroupId> = vec![0; graph.nodes.len()];
+    let mut named = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if node.kind == NodeKind::Op {
+            let (segs, _, sep) = hierarchy_split(&node.name);
+            if !segs.is_empty() {
+                groups[i] = hierarchy.insert_path(segs, sep);
+                named[i] = true;
+            }
         }
-        node.inputs.iter().flatten().find_map(|&v| {
-            if !is_parameter(v) {
+    }
+    // Rule 2's candidates: the path of the first parameter with one, per op without a named path.
+    let candidates: Vec<Option<(Vec<&str>, char)>> = graph
+        .nodes
+        .iter()
+        .zip(&named)
+        .map(|(node, &named)| {
+            if node.kind != NodeKind::Op || named {
                 return None;
             }
-            let name = graph.values.get(v as usize).map_or("", |x| x.name.as_str());
-            let (segs, _, sep) = hierarchy_split(name);
-            (!segs.is_empty()).then_some((segs, sep))
+            node.inputs.iter().flatten().find_map(|&v| {
+                if !is_parameter(v) {
+                    return None;
+                }
+                let name = graph.values.get(v as usize).map_or("", |x| x.name.as_str());
+                let (segs, _, sep) = hierarchy_split(name);
+                (!segs.is_empty()).then_some((segs, sep))
+            })
         })
-    };
-    let candidates: Vec<Option<(Vec<&str>, char)>> = graph.nodes.iter().map(candidate).collect();
+        .collect();
     // A prefix every parameter path shares (`gpu_0/` on every weight of the zoo's ResNet-50) would
     // only put the whole model in one box: it is dropped.
     let mut common: Option<&[&str]> = None;
@@ -184,22 +201,15 @@ fn build_hierarchy(model: &mut Model) {
         });
     }
     let skip = common.map_or(0, <[&str]>::len);
-    let mut groups: Vec<GroupId> = Vec::with_capacity(graph.nodes.len());
-    let hierarchy = &mut model.hierarchy;
-    for (node, cand) in graph.nodes.iter().zip(&candidates) {
-        if node.kind != NodeKind::Op {
-            groups.push(0);
-            continue;
-        }
-        let (segs, _, sep) = hierarchy_split(&node.name);
-        if !segs.is_empty() {
-            groups.push(hierarchy.insert_path(segs, sep));
+    // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
+    for (i, (node, cand)) in graph.nodes.iter().zip(&candidates).enumerate() {
+        if node.kind != NodeKind::Op || named[i] {
             continue;
         }
         if let Some((segs, sep)) = cand
             && segs.len() > skip
         {
-            groups.push(hierarchy.insert_path(segs[skip..].iter().copied(), *sep));
+            groups[i] = hierarchy.insert_path(segs[skip..].iter().copied(), *sep);
             continue;
         }
         let mut shared: Option<GroupId> = None;
@@ -212,6 +222,7 @@ fn build_hierarchy(model: &mut Model) {
                 .get(v as usize)
                 .copied()
                 .flatten()
+                .filter(|&p| (p as usize) < i)
                 .and_then(|p| groups.get(p as usize).copied())
                 .unwrap_or(0);
             match shared {
@@ -220,7 +231,7 @@ fn build_hierarchy(model: &mut Model) {
                 Some(_) => agree = false,
             }
         }
-        groups.push(if agree { shared.unwrap_or(0) } else { 0 });
+        groups[i] = if agree { shared.unwrap_or(0) } else { 0 };
     }
     for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
