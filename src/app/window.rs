@@ -47,6 +47,8 @@ struct WindowApp {
     start: Instant,
     /// When egui asked to be repainted next (None: not until an event).
     repaint_at: Option<Instant>,
+    /// The frame being drawn is the extra one that follows any other (see `redraw`).
+    settling: bool,
     /// Print each frame's time (`MODELMAP_FRAME_LOG`).
     frame_log: bool,
     first_frame_reported: bool,
@@ -91,6 +93,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         fatal: None,
         start: Instant::now(),
         repaint_at: Some(Instant::now()),
+        settling: false,
         frame_log: std::env::var_os("MODELMAP_FRAME_LOG").is_some(),
         first_frame_reported: false,
         first_present_reported: false,
@@ -249,6 +252,16 @@ impl WindowApp {
         } else {
             None
         };
+        // One more frame after every frame that something caused: egui lays panels out from the
+        // sizes they had on the frame before, so a frame whose content changed (the model's view
+        // replacing the loading screen) can leave the status bar where the old content put it. The
+        // window used to redraw without end, which hid this; now it idles, so it settles first.
+        if self.repaint_at.is_none() && !self.settling {
+            self.repaint_at = Some(Instant::now());
+            self.settling = true;
+        } else {
+            self.settling = false;
+        }
         let Some(gpu) = &mut self.gpu else {
             out.textures_delta.clear();
             return false;
