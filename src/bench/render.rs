@@ -832,13 +832,8 @@ mod tests {
 
     #[test]
     fn bench_runs_on_a_small_scene() {
-        let ctx = match RenderContext::headless() {
-            Ok(c) => c,
-            Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
-                eprintln!("SKIPPING (MODELMAP_SKIP_GPU_TESTS=1): {e}");
-                return;
-            }
-            Err(e) => panic!("no GPU adapter: {e} (MODELMAP_SKIP_GPU_TESTS=1 to skip)"),
+        let Some(ctx) = RenderContext::for_tests() else {
+            return;
         };
         let args = RenderBenchArgs {
             nodes: 300,

@@ -264,27 +264,7 @@ mod tests {
             });
             baseline.paint(&mut pass);
         }
-        encoder.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo {
-                texture: &texture,
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
-            wgpu::TexelCopyBufferInfo {
-                buffer: &readback,
-                layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
-                    bytes_per_row: Some(stride),
-                    rows_per_image: Some(h),
-                },
-            },
-            wgpu::Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-        );
+        offscreen::copy_to_readback(&mut encoder, &texture, &readback, w, h);
         let submission = ctx.queue.submit([encoder.finish()]);
         let bytes = offscreen::read_buffer(ctx, &readback, submission).unwrap();
         (0..h)
@@ -299,13 +279,8 @@ mod tests {
 
     #[test]
     fn same_scene_baseline_draws_the_edges_as_segments() {
-        let ctx = match RenderContext::headless() {
-            Ok(c) => c,
-            Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
-                eprintln!("SKIPPING (MODELMAP_SKIP_GPU_TESTS=1): {e}");
-                return;
-            }
-            Err(e) => panic!("no GPU adapter: {e} (MODELMAP_SKIP_GPU_TESTS=1 to skip)"),
+        let Some(ctx) = RenderContext::for_tests() else {
+            return;
         };
         // A 64×32 view centred on the origin at 1 px per unit: one red edge across the middle row
         // band (y = 0, 3 px wide) from x = -20 to x = 20, no nodes.

@@ -27,6 +27,20 @@ pub struct RenderContext {
 }
 
 impl RenderContext {
+    /// For unit tests: a headless context, or `None` (with a note) where there is no adapter and
+    /// `MODELMAP_SKIP_GPU_TESTS=1`; without that variable a missing adapter fails the test.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Option<Self> {
+        match Self::headless() {
+            Ok(c) => Some(c),
+            Err(e) if std::env::var("MODELMAP_SKIP_GPU_TESTS").as_deref() == Ok("1") => {
+                eprintln!("SKIPPING (MODELMAP_SKIP_GPU_TESTS=1): {e}");
+                None
+            }
+            Err(e) => panic!("no GPU adapter: {e} (MODELMAP_SKIP_GPU_TESTS=1 to skip)"),
+        }
+    }
+
     /// Creates a context from the environment (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), requesting the
     /// adapter's full limits and `TIMESTAMP_QUERY` when available. Logs the adapter it picked.
     pub fn headless() -> Result<Self, RenderError> {
