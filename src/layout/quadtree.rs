@@ -10,6 +10,8 @@
 //! Rejected: pointer-based insertion (one allocation per cell, cache misses, and a serial O(n log n)
 //! insertion loop), and a uniform-grid approximation (wrong far field for clustered layouts).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use glam::Vec2;
 use rayon::prelude::*;
 
@@ -42,8 +44,9 @@ pub struct QuadTree {
     order: Vec<(u32, u32)>,
     /// Positions in Morton order, so a leaf's points are contiguous in memory.
     sorted: Vec<Vec2>,
-    /// `rank[i]`: where point `i` sits in Morton order.
-    rank: Vec<u32>,
+    /// `rank[i]`: where point `i` sits in Morton order. Atomic only so that the scatter that fills
+    /// it runs in parallel (relaxed stores and loads are plain moves).
+    rank: Vec<AtomicU32>,
 }
 
 impl QuadTree {
@@ -113,10 +116,17 @@ impl QuadTree {
                 let p = pos[order[k].1 as usize];
                 *s = if p.is_finite() { p } else { Vec2::ZERO };
             });
-        self.rank.resize(pos.len(), 0);
-        for (k, &(_, i)) in self.order.iter().enumerate() {
-            self.rank[i as usize] = k as u32;
-        }
+        self.rank.resize_with(pos.len(), || AtomicU32::new(0));
+        let rank = &self.rank;
+        self.order
+            .par_iter()
+            .with_min_len(4096)
+            .enumerate()
+            .for_each(|(k, &(_, i))| {
+                if let Some(r) = rank.get(i as usize) {
+                    r.store(k as u32, Ordering::Relaxed);
+                }
+            });
         self.build_rec(0, pos.len(), 0, lo, side);
     }
 
@@ -132,7 +142,7 @@ impl QuadTree {
 
     /// Morton position of point `i`.
     pub fn rank(&self, i: u32) -> Option<u32> {
-        self.rank.get(i as usize).copied()
+        self.rank.get(i as usize).map(|r| r.load(Ordering::Relaxed))
     }
 
     /// Centre of mass of all points.
