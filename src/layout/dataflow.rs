@@ -16,7 +16,9 @@
 //!    keeping the best ordering by an exact O(E log V) crossing count; x coordinates come from
 //!    repeated sweeps that put each node at the mean of its neighbours and then solve the ordered,
 //!    non-overlapping placement exactly by isotonic regression (pool-adjacent-violators), which is
-//!    compact and never overlaps.
+//!    compact and never overlaps. A source feeding one consumer (a weight's `Constant` node) follows
+//!    its consumer but neither pulls it nor, in the regression, shoves its other inputs aside, so a
+//!    chain fed by weights at every step stays straight instead of drifting sideways.
 //! 4. Positions are composed top-down; each edge gets endpoints on its visible boxes and the dummy
 //!    chain of its `L` group as waypoints (drawn as a vertical S-curve).
 //!
@@ -1172,18 +1174,35 @@ fn layered_component(
             x[v as usize] -= shift;
         }
     }
+    // A source feeding one consumer (a weight from a `Constant` node, an input used once) sits above
+    // its consumer, but does not pull it: otherwise every Conv fed by its two weight generators
+    // moves towards them, and a VGG's chain drifts sideways block by block.
+    let leaf = |v: u32| {
+        (v as usize) < n
+            && role(v as usize) == Role::Item
+            && lin.neighbors(v).is_empty()
+            && lout.neighbors(v).len() == 1
+    };
     let mut scratch = PlaceScratch::default();
     for it in 0..4 {
         progress.check()?;
         for layer in layers.iter().skip(1) {
-            place_layer(layer, &[&lin], &mut x, &thin, &sep, &mut scratch);
+            place_layer(layer, &[&lin], &mut x, &thin, &leaf, &sep, &mut scratch);
         }
         for layer in layers.iter().rev().skip(1) {
-            place_layer(layer, &[&lout], &mut x, &thin, &sep, &mut scratch);
+            place_layer(layer, &[&lout], &mut x, &thin, &leaf, &sep, &mut scratch);
         }
         if it == 3 {
             for layer in &layers {
-                place_layer(layer, &[&lin, &lout], &mut x, &thin, &sep, &mut scratch);
+                place_layer(
+                    layer,
+                    &[&lin, &lout],
+                    &mut x,
+                    &thin,
+                    &leaf,
+                    &sep,
+                    &mut scratch,
+                );
             }
         }
     }
@@ -1337,11 +1356,13 @@ struct PlaceScratch {
 
 /// Moves a layer's nodes towards the mean x of their neighbours in `adjs`, keeping order and the
 /// minimum separations: isotonic regression of `target - offset` (pool adjacent violators).
+/// Neighbours for which `leaf` holds count only when a node has no others.
 fn place_layer(
     layer: &[u32],
     adjs: &[&Csr],
     x: &mut [f64],
     thin: &dyn Fn(u32) -> bool,
+    leaf: &dyn Fn(u32) -> bool,
     sep: &dyn Fn(u32, u32) -> f64,
     s: &mut PlaceScratch,
 ) {
@@ -1357,11 +1378,20 @@ fn place_layer(
             off += sep(layer[i - 1], v);
         }
         let (mut sum, mut cnt) = (0.0, 0usize);
+        let (mut leaf_sum, mut leaves) = (0.0, 0usize);
         for adj in adjs {
             for &w in adj.neighbors(v) {
-                sum += x[w as usize];
-                cnt += 1;
+                if leaf(w) {
+                    leaf_sum += x[w as usize];
+                    leaves += 1;
+                } else {
+                    sum += x[w as usize];
+                    cnt += 1;
+                }
             }
+        }
+        if cnt == 0 {
+            (sum, cnt) = (leaf_sum, leaves);
         }
         let t = if cnt > 0 {
             sum / cnt as f64
@@ -1370,8 +1400,9 @@ fn place_layer(
         };
         s.offset.push(off);
         s.target.push(t - off);
-        // Dummies pull harder so long edges run straight; unconnected nodes barely resist.
-        s.weight.push(if cnt == 0 {
+        // Dummies pull harder so long edges run straight; unconnected nodes and leaf sources barely
+        // resist (a weight pooled with its consumer's other input must not shove that input aside).
+        s.weight.push(if cnt == 0 || leaf(v) {
             0.1
         } else if thin(v) {
             2.0
@@ -1415,7 +1446,15 @@ mod tests {
         let mut x = vec![0.0, 0.0, 0.0, 10.0];
         let mut s = PlaceScratch::default();
         let sep = |_: u32, _: u32| 10.0;
-        place_layer(&[0, 1, 2], &[&adj], &mut x, &|_| false, &sep, &mut s);
+        place_layer(
+            &[0, 1, 2],
+            &[&adj],
+            &mut x,
+            &|_| false,
+            &|_| false,
+            &sep,
+            &mut s,
+        );
         assert!((x[1] - x[0] - 10.0).abs() < 1e-9);
         assert!((x[2] - x[1] - 10.0).abs() < 1e-9);
         // Mean of the targets is preserved (equal weights): 0 + 10 - 10 = centred on 0.
