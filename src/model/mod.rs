@@ -285,8 +285,9 @@ impl Graph {
         (self.nodes.len() - 1) as NodeId
     }
 
-    /// Builds `edges` from node inputs/outputs: every consumer of a value gets an edge from its producer.
-    pub fn connect_by_values(&mut self) {
+    /// The node producing each value (index = value id), the first one where several claim it;
+    /// `None` for initializers and dangling values.
+    pub fn producers(&self) -> Vec<Option<NodeId>> {
         let mut producer: Vec<Option<NodeId>> = vec![None; self.values.len()];
         for (i, n) in self.nodes.iter().enumerate() {
             for &v in &n.outputs {
@@ -295,6 +296,12 @@ impl Graph {
                 }
             }
         }
+        producer
+    }
+
+    /// Builds `edges` from node inputs/outputs: every consumer of a value gets an edge from its producer.
+    pub fn connect_by_values(&mut self) {
+        let producer = self.producers();
         let mut edges = Vec::with_capacity(self.nodes.iter().map(|n| n.inputs.len()).sum());
         for (i, n) in self.nodes.iter().enumerate() {
             for v in n.inputs.iter().flatten() {

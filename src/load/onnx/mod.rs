@@ -140,14 +140,7 @@ fn non_empty(s: &str) -> Option<String> {
 /// Graph inputs and outputs stay at the top level.
 fn build_hierarchy(model: &mut Model) {
     let graph = &model.graph;
-    let mut producer: Vec<Option<u32>> = vec![None; graph.values.len()];
-    for (id, node) in graph.nodes.iter().enumerate() {
-        for &v in &node.outputs {
-            if let Some(p) = producer.get_mut(v as usize) {
-                *p = Some(id as u32);
-            }
-        }
-    }
+    let producer = graph.producers();
     let is_constant_op =
         |n: &Node| n.kind == NodeKind::Op && matches!(&*n.op, "Constant" | "ConstantOfShape");
     // An input is a parameter when no node produces it (an initializer: graph inputs are nodes)
