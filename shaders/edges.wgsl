@@ -235,13 +235,12 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     // Joints lie on the whole curve's uniform subdivision into `needed` segments: fixed, so they do
     // not slide as the view pans, and a tiled picture has the joints of the whole. Only when the
     // window still needs more than the strip holds are its segments spread over it.
-    let grid = needed;
-    let j0 = floor(t0 * grid);
-    let count = ceil(t1 * grid) - j0;
+    let j0 = floor(t0 * needed);
+    let count = ceil(t1 * needed) - j0;
     let joint = f32(min(vertex_index / 2u, u32(max(min(count, f32(CURVE_SEGMENTS)), 1.0))));
     var t: f32;
     if count <= f32(CURVE_SEGMENTS) {
-        t = min((j0 + joint) / grid, 1.0);
+        t = min((j0 + joint) / needed, 1.0);
     } else {
         t = t0 + (t1 - t0) * (joint / f32(CURVE_SEGMENTS));
     }

@@ -8,8 +8,9 @@
 //! ([`crate::render::baseline`]) draws the same nodes along the same path, and the report gives our
 //! renderer's median as a ratio of it, and also runs our renderer on the nodes alone (what the
 //! baseline draws) to separate pipeline overhead from the cost of drawing edges and labels. A third
-//! run, the same-scene baseline, has the minimal pipeline draw the scene's edges too (straight SDF segments
-//! beneath the circles): the like-for-like comparison for "our renderer drawing everything".
+//! run, the same-scene baseline, has the minimal pipeline draw the scene's edges too (straight SDF
+//! segments beneath the circles): the like-for-like comparison for "our renderer drawing
+//! everything".
 //! `MODELMAP_BENCH_TRACE=1` logs every frame's zoom and times to stderr.
 
 use std::time::{Duration, Instant};

@@ -307,7 +307,6 @@ pub fn dataflow_cached(
         };
     }
 
-    // Items per group: non-empty child groups in tree order, then nodes in id order.
     let mut local_of_group = vec![0u32; gcount];
     let mut local_of_node = vec![0u32; n];
     let items = GroupItems::build(

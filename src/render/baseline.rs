@@ -98,39 +98,39 @@ impl BaselineRenderer {
             }],
         });
         let module = shaders::BASELINE.create_module(device);
-        let pipeline = pipeline::create(
-            device,
-            PipelineDesc {
-                label: "baseline circles",
-                module: &module,
-                vertex_entry: "vs_circle",
-                fragment_entry: "fs_circle",
-                instance_layout: Some(wgpu::VertexBufferLayout {
-                    array_stride: std::mem::size_of::<BaselineInstance>() as u64,
-                    step_mode: wgpu::VertexStepMode::Instance,
-                    attributes: &ATTRIBUTES,
-                }),
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-                bind_group_layouts: &[Some(&layout)],
-                format,
-            },
+        // Both draws: instanced 4-vertex strips over the same globals.
+        let strip = |label, vs, fs, stride: usize, attributes| {
+            pipeline::create(
+                device,
+                PipelineDesc {
+                    label,
+                    module: &module,
+                    vertex_entry: vs,
+                    fragment_entry: fs,
+                    instance_layout: Some(wgpu::VertexBufferLayout {
+                        array_stride: stride as u64,
+                        step_mode: wgpu::VertexStepMode::Instance,
+                        attributes,
+                    }),
+                    topology: wgpu::PrimitiveTopology::TriangleStrip,
+                    bind_group_layouts: &[Some(&layout)],
+                    format,
+                },
+            )
+        };
+        let pipeline = strip(
+            "baseline circles",
+            "vs_circle",
+            "fs_circle",
+            std::mem::size_of::<BaselineInstance>(),
+            &ATTRIBUTES,
         );
-        let segment_pipeline = pipeline::create(
-            device,
-            PipelineDesc {
-                label: "baseline segments",
-                module: &module,
-                vertex_entry: "vs_segment",
-                fragment_entry: "fs_segment",
-                instance_layout: Some(wgpu::VertexBufferLayout {
-                    array_stride: std::mem::size_of::<BaselineSegment>() as u64,
-                    step_mode: wgpu::VertexStepMode::Instance,
-                    attributes: &SEGMENT_ATTRIBUTES,
-                }),
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-                bind_group_layouts: &[Some(&layout)],
-                format,
-            },
+        let segment_pipeline = strip(
+            "baseline segments",
+            "vs_segment",
+            "fs_segment",
+            std::mem::size_of::<BaselineSegment>(),
+            &SEGMENT_ATTRIBUTES,
         );
         BaselineRenderer {
             pipeline,
