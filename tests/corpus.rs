@@ -227,6 +227,33 @@ fn unnamed_onnx_ops_join_the_module_of_their_weights() {
         .filter(|n| &*n.op == "Conv" && n.group == 0)
         .count();
     assert!(top_convs > 50, "{top_convs} convolutions at the top level");
+    // Their weight generators (`ConstantOfShape` nodes named `gpu_0/…`) sit beside the op they
+    // feed, not in one `gpu_0` box of 239 generators above the whole model.
+    assert_eq!(resnet.hierarchy.find("gpu_0"), None, "a box of generators");
+    let (rg, producers) = (&resnet.graph, resnet.graph.producers());
+    let mut followed = 0;
+    for n in rg.nodes.iter().filter(|n| n.group == 0 && &*n.op == "Conv") {
+        for &v in n.inputs.iter().flatten() {
+            if let Some(p) = producers[v as usize] {
+                let p = &rg.nodes[p as usize];
+                if &*p.op == "ConstantOfShape" {
+                    assert_eq!(p.group, n.group, "{} feeds {}", p.name, n.name);
+                    followed += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        followed > 50,
+        "{followed} generators of top-level convolutions"
+    );
+    // In GoogLeNet they follow their convolution into its block.
+    let gens = g
+        .nodes
+        .iter()
+        .filter(|n| &*n.op == "ConstantOfShape" && n.group == block)
+        .count();
+    assert!(gens >= 6, "{gens} generators in inception_3a");
 }
 
 #[test]

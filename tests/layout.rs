@@ -472,8 +472,8 @@ fn force_handles_components_and_isolated_nodes() {
 }
 
 /// Runs both layouts on every model of the shared corpus (skips when the corpus is absent).
-#[test]
-fn corpus_models_lay_out() {
+/// The corpus, or `None` after saying it is missing.
+fn corpus_dir() -> Option<std::path::PathBuf> {
     // `../shared/corpus` from the main checkout; `../../shared/corpus` from a worktree under wt/.
     let dir = std::env::var("MODELMAP_CORPUS").unwrap_or_else(|_| {
         let near = "../shared/corpus";
@@ -483,12 +483,130 @@ fn corpus_models_lay_out() {
             "../../shared/corpus".to_string()
         }
     });
-    let dir = std::path::Path::new(&dir);
+    let dir = std::path::PathBuf::from(dir);
     if !dir.exists() {
-        eprintln!("corpus not found at {}: skipped", dir.display());
-        return;
+        eprintln!("CORPUS MISSING: not found at {}: skipped", dir.display());
+        return None;
     }
-    corpus::run(dir);
+    Some(dir)
+}
+
+#[test]
+fn corpus_models_lay_out() {
+    if let Some(dir) = corpus_dir() {
+        corpus::run(&dir);
+    }
+}
+
+/// A chain `0 → 1 → … → 29`; node 30 a `Constant` feeding chain nodes 5, 15 and 25; nodes 31, 32 a
+/// `Constant` and the `Reshape` of it (an unfolded weight) feeding chain node 20.
+fn chain_with_constants() -> Graph {
+    let mut edges: Vec<(u32, u32)> = (0..29).map(|v| (v, v + 1)).collect();
+    edges.extend([(30, 5), (30, 15), (30, 25), (31, 32), (32, 20)]);
+    let mut g = graph_of(33, &edges);
+    g.nodes[30].op = "Constant".into();
+    g.nodes[31].op = "Constant".into();
+    g.nodes[32].op = "Reshape".into();
+    g
+}
+
+#[test]
+fn shared_constants_get_stubs_and_weight_chains_sit_above_their_use() {
+    let g = chain_with_constants();
+    let l = df(&g, &Hierarchy::new());
+    let m = metrics(&l, &g);
+    assert_eq!((m.overlaps, m.upward_edges), (0, 0));
+    let center = |v: usize| l.nodes[v].center;
+    let gap = DataflowOptions::default().layer_gap;
+    // The shared constant sits right above its first consumer…
+    let step = center(6).y - center(5).y;
+    assert!(
+        (center(5).y - center(30).y - step).abs() < 1e-6,
+        "above node 5"
+    );
+    for (e, edge) in g.edges.iter().enumerate() {
+        let r = l.route(e).unwrap();
+        let len = (r.to - r.from).length();
+        match (edge.from, edge.to) {
+            // …and its other consumers get a short lead ending on their top edge, no waypoints.
+            (30, to @ (15 | 25)) => {
+                assert!(len < gap, "stub into {to} is {len} long");
+                assert_eq!(r.points_len, 0);
+                let top = l.nodes[to as usize].rect().min.y;
+                assert!((r.to.y - top).abs() < 1e-6 && r.from.y < r.to.y);
+            }
+            (30, 5) => {
+                // The first use is a plain edge across one layer gap.
+                assert!((r.to.y - r.from.y - gap).abs() < 1e-6 && r.points_len == 0);
+            }
+            _ => {}
+        }
+    }
+    // The weight and its Reshape are pulled down the chain to sit right above node 20, not left
+    // on the top layer with an edge the length of the chain.
+    assert!(
+        (center(20).y - center(32).y - step).abs() < 1e-6,
+        "Reshape above its use"
+    );
+    assert!(
+        (center(32).y - center(31).y - step).abs() < 1e-6,
+        "Constant above its Reshape"
+    );
+    // And they do not bend the chain: nodes 19 and 21 are in one column.
+    assert!((center(19).x - center(21).x).abs() < 1.0);
+    // Only constants get stubs: the same graph with plain ops routes every edge in full.
+    let mut plain = g.clone();
+    plain.nodes[30].op = "Op".into();
+    let l = df(&plain, &Hierarchy::new());
+    let e = plain
+        .edges
+        .iter()
+        .position(|e| (e.from, e.to) == (30, 25))
+        .unwrap();
+    let r = l.route(e).unwrap();
+    assert!(
+        r.to.y - r.from.y > 10.0 * step,
+        "a full route from the source"
+    );
+}
+
+/// Zoo models feed every Conv from weight generators (`ConstantOfShape` nodes), which sit beside
+/// its data input. They used to pull or shove the chain sideways a little at every block, so a
+/// VGG-19 or a ResNet-50 leaned across the picture. The main chain now stays in one column.
+#[test]
+fn weight_generators_do_not_bend_the_chain() {
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    for (file, op, max_spread) in [
+        ("light_vgg19.onnx", "Relu", 20.0),
+        ("light_resnet50.onnx", "Sum", 250.0),
+    ] {
+        let path = dir.join("real/onnx_light").join(file);
+        let model = modelmap::load::open(&path).unwrap();
+        let l = df(&model.graph, &model.hierarchy);
+        // The main chain: VGG's activations, ResNet's residual sums.
+        let xs: Vec<f64> = model
+            .graph
+            .nodes
+            .iter()
+            .zip(&l.nodes)
+            .filter(|(n, _)| &*n.op == op)
+            .map(|(_, b)| b.center.x)
+            .collect();
+        let (lo, hi) = xs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
+        eprintln!("{file}: {} {op}s spread over {:.1}", xs.len(), hi - lo);
+        assert!(xs.len() > 10);
+        assert!(
+            hi - lo <= max_spread,
+            "{file}: {op}s spread over {:.1}",
+            hi - lo
+        );
+    }
 }
 
 mod corpus {

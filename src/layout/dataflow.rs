@@ -145,10 +145,20 @@ impl SubLayout {
 enum Role {
     /// A child group box or a node.
     Item,
+    /// A node that is a constant op ([`crate::model::Node::is_constant_op`]): an item whose
+    /// chain down to its use is placed right above that use.
+    Const,
     /// Where edges from outside enter (top layer).
     InPort,
     /// Where edges to outside leave (bottom layer).
     OutPort,
+}
+
+impl Role {
+    /// A box of the picture (a node or a group), not a port.
+    fn is_item(self) -> bool {
+        matches!(self, Role::Item | Role::Const)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -317,10 +327,13 @@ pub fn dataflow_cached(
         &mut local_of_node,
     );
     // Each edge's lowest common group and the two local items there.
+    let stubs = stub_edges(graph, &edges);
+    let is_stub = |e: usize| stubs.get(e).copied().unwrap_or(false);
     let lca: Vec<Option<(u32, u32, u32)>> = edges
         .par_iter()
-        .map(|&(u, v)| {
-            if u == v {
+        .enumerate()
+        .map(|(e, &(u, v))| {
+            if u == v || is_stub(e) {
                 return None;
             }
             let (mut gu, mut gv) = (group_of[u as usize], group_of[v as usize]);
@@ -474,7 +487,20 @@ pub fn dataflow_cached(
                 in_ports.dedup();
                 let mut out_ports: Vec<u32> = pout.iter().map(|p| p.0).collect();
                 out_ports.dedup();
-                let mut roles = vec![Role::Item; sizes.len()];
+                let mut roles: Vec<Role> = items[gi]
+                    .iter()
+                    .map(|it| match *it {
+                        ItemRef::Node(v)
+                            if graph
+                                .nodes
+                                .get(v as usize)
+                                .is_some_and(|nd| nd.is_constant_op()) =>
+                        {
+                            Role::Const
+                        }
+                        _ => Role::Item,
+                    })
+                    .collect();
                 roles.extend(std::iter::repeat_n(Role::InPort, in_ports.len()));
                 roles.extend(std::iter::repeat_n(Role::OutPort, out_ports.len()));
                 sizes.resize(roles.len(), DVec2::new(DUMMY_WIDTH, 0.0));
@@ -625,10 +651,10 @@ pub fn dataflow_cached(
         // Constant generators are parameters, not what a block computes: a block of eight convolutions
         // fed by sixteen `ConstantOfShape` weights is a Conv block.
         tree.fill_dominant_ops(|v| {
-            graph.nodes.get(v as usize).map_or("", |nd| match &*nd.op {
-                "Constant" | "ConstantOfShape" => "",
-                op => op,
-            })
+            graph
+                .nodes
+                .get(v as usize)
+                .map_or("", |nd| if nd.is_constant_op() { "" } else { &nd.op })
         });
         tree
     };
@@ -705,6 +731,13 @@ pub fn dataflow_cached(
                 hidden: u == v || same_box,
             };
             pts.clear();
+            if is_stub(e) && !r.hidden {
+                // A short lead into the consumer, slanted by producer so that two constants
+                // feeding one node (a Clip's bounds) stay apart.
+                let dx = (f64::from(u % 5) - 2.0) * STUB_SLANT;
+                r.from = r.to + DVec2::new(dx, -opts.layer_gap * 0.6);
+                return (r, false);
+            }
             let Some(Some((l, a, b))) = lca.get(e).copied().filter(|_| !r.hidden) else {
                 return (r, false);
             };
@@ -835,6 +868,57 @@ pub fn dataflow_cached(
         bounds,
         warnings,
     })
+}
+
+/// Horizontal step between the stubs of different constants into one node, world units.
+const STUB_SLANT: f64 = 7.0;
+
+/// A constant op feeding at least this many distinct consumers is a shared constant.
+const SHARED_CONSUMERS: u32 = 3;
+
+/// Which edges are drawn as stubs: every out-edge but the first of a *shared constant*, a constant
+/// op with no inputs from other nodes that feeds [`SHARED_CONSUMERS`] or more consumers (a `Constant`
+/// `3.0` used by every hard-swish of a PaddlePaddle or TensorFlow export). Routed, such a node sends
+/// a bundle of edges the length of the model from the top; as TensorBoard does with its
+/// high-degree nodes, it sits above its first consumer, and its other consumers get a short lead
+/// instead. Empty when there are none.
+fn stub_edges(graph: &Graph, edges: &[(u32, u32)]) -> Vec<bool> {
+    let n = graph.nodes.len();
+    let mut has_in = vec![false; n];
+    for &(u, v) in edges {
+        if u != v
+            && let Some(h) = has_in.get_mut(v as usize)
+        {
+            *h = true;
+        }
+    }
+    // Per node: first consumer, last consumer seen, distinct consumers (consecutive duplicates).
+    let mut first = vec![u32::MAX; n];
+    let mut last = vec![u32::MAX; n];
+    let mut consumers = vec![0u32; n];
+    for &(u, v) in edges {
+        let u = u as usize;
+        if u == v as usize || u >= n || last[u] == v {
+            continue;
+        }
+        if first[u] == u32::MAX {
+            first[u] = v;
+        }
+        last[u] = v;
+        consumers[u] += 1;
+    }
+    let shared = |u: usize| {
+        consumers[u] >= SHARED_CONSUMERS
+            && !has_in[u]
+            && graph.nodes.get(u).is_some_and(|nd| nd.is_constant_op())
+    };
+    if !(0..n).any(shared) {
+        return Vec::new();
+    }
+    edges
+        .iter()
+        .map(|&(u, v)| (u as usize) < n && shared(u as usize) && first[u as usize] != v)
+        .collect()
 }
 
 fn node_label(nd: &crate::model::Node) -> &str {
@@ -989,15 +1073,36 @@ fn layered_component(
         indeg[b as usize] += 1;
     }
     let role = |v: usize| roles.get(v).copied().unwrap_or(Role::Item);
-    for v in 0..n as u32 {
-        if indeg[v as usize] == 0 && out.degree(v) > 0 && role(v as usize) != Role::InPort {
+    // Constant-fed: a source, or fed only by constant-fed nodes (a weight `Constant` and the
+    // `Reshape` or `Cast` of it that an exporter left unfolded). These go down to just above
+    // their first consumer, the latest first, so a chain lands right above its use instead of
+    // on the top layer with an edge the length of the model.
+    let mut fed = vec![false; n];
+    {
+        let inn = Csr::backward(n, &dag);
+        for &v in &topo {
+            let vu = v as usize;
+            let ins = inn.neighbors(v);
+            fed[vu] = out.degree(v) > 0
+                && role(vu).is_item()
+                && if ins.is_empty() {
+                    role(vu) == Role::Const
+                } else {
+                    ins.iter().all(|&u| fed[u as usize])
+                };
+        }
+    }
+    for &v in topo.iter().rev() {
+        if fed[v as usize]
+            || (indeg[v as usize] == 0 && out.degree(v) > 0 && role(v as usize) != Role::InPort)
+        {
             let m = out
                 .neighbors(v)
                 .iter()
                 .map(|&w| layer[w as usize])
                 .min()
                 .unwrap_or(1);
-            layer[v as usize] = m.saturating_sub(1);
+            layer[v as usize] = layer[v as usize].max(m.saturating_sub(1));
         }
     }
     // Out-ports sit on the bottom layer.
@@ -1143,7 +1248,7 @@ fn layered_component(
     set_pos(&layers, &mut pos);
 
     // 6. x by sweeps of "mean of neighbours" + exact isotonic placement.
-    let thin = |v: u32| (v as usize) >= n || role(v as usize) != Role::Item;
+    let thin = |v: u32| (v as usize) >= n || !role(v as usize).is_item();
     let width = |v: u32| {
         if (v as usize) < n {
             sizes[v as usize].x
@@ -1178,8 +1283,8 @@ fn layered_component(
     // moves towards them, and a VGG's chain drifts sideways block by block.
     let leaf = |v: u32| {
         (v as usize) < n
-            && role(v as usize) == Role::Item
-            && lin.neighbors(v).is_empty()
+            && role(v as usize).is_item()
+            && (fed[v as usize] || lin.neighbors(v).is_empty())
             && lout.neighbors(v).len() == 1
     };
     let mut scratch = PlaceScratch::default();
@@ -1215,7 +1320,7 @@ fn layered_component(
     // Layers holding only ports get half a gap: they are borders, not rows of boxes.
     let mut port_only = vec![true; nlayers];
     for (v, &l) in lnodes_layer.iter().enumerate() {
-        if v >= n || role(v) == Role::Item {
+        if v >= n || role(v).is_item() {
             port_only[l as usize] = false;
         }
     }
@@ -1401,7 +1506,11 @@ fn place_layer(
         s.target.push(t - off);
         // Dummies pull harder so long edges run straight; unconnected nodes and leaf sources barely
         // resist (a weight pooled with its consumer's other input must not shove that input aside).
-        s.weight.push(if cnt == 0 || leaf(v) {
+        s.weight.push(if leaf(v) {
+            // Next to nothing: pooled with its consumer's data input on one side, even 0.1 a
+            // generator moved that input by a twelfth of their distance, every block of a ResNet.
+            1e-3
+        } else if cnt == 0 {
             0.1
         } else if thin(v) {
             2.0

@@ -115,6 +115,28 @@ impl Hierarchy {
             .map(|i| i as GroupId)
     }
 
+    /// The innermost group holding both `a` and `b` (the root when they share nothing else).
+    pub fn common_ancestor(&self, a: GroupId, b: GroupId) -> GroupId {
+        let depth = |g: GroupId| self.groups.get(g as usize).map_or(0, |x| x.depth);
+        let parent = |g: GroupId| {
+            self.groups
+                .get(g as usize)
+                .and_then(|x| x.parent)
+                .unwrap_or(0)
+        };
+        let (mut a, mut b) = (a, b);
+        while a != b {
+            if depth(a) >= depth(b) && a != 0 {
+                a = parent(a);
+            } else if b != 0 {
+                b = parent(b);
+            } else {
+                return 0;
+            }
+        }
+        a
+    }
+
     /// The chain from `id` up to and including the root.
     pub fn ancestors(&self, id: GroupId) -> impl Iterator<Item = GroupId> + '_ {
         std::iter::successors(Some(id), move |&g| {

@@ -198,6 +198,12 @@ pub struct Node {
 }
 
 impl Node {
+    /// An op that makes a constant from nothing but attributes or initializers (ONNX `Constant`
+    /// and `ConstantOfShape`, TensorFlow's `Const`): a parameter's generator, not computation.
+    pub fn is_constant_op(&self) -> bool {
+        self.kind == NodeKind::Op && matches!(&*self.op, "Constant" | "ConstantOfShape" | "Const")
+    }
+
     /// A node with just a name, op and kind.
     pub fn new(name: impl Into<String>, op: impl Into<Arc<str>>, kind: NodeKind) -> Self {
         Node {

@@ -141,8 +141,7 @@ fn non_empty(s: &str) -> Option<String> {
 fn build_hierarchy(model: &mut Model) {
     let graph = &model.graph;
     let producer = graph.producers();
-    let is_constant_op =
-        |n: &Node| n.kind == NodeKind::Op && matches!(&*n.op, "Constant" | "ConstantOfShape");
+    let is_constant_op = Node::is_constant_op;
     // An input is a parameter when no node produces it (an initializer: graph inputs are nodes)
     // or a constant op does.
     let is_parameter = |v: u32| match producer.get(v as usize).copied().flatten() {
@@ -150,11 +149,11 @@ fn build_hierarchy(model: &mut Model) {
         Some(p) => graph.nodes.get(p as usize).is_some_and(is_constant_op),
     };
     let hierarchy = &mut model.hierarchy;
-    // Rule 1, in one pass: ops whose name has a path.
+    // Rule 1, in one pass: ops whose name has a path. Constant ops come last (rule 4).
     let mut groups: Vec<GroupId> = vec![0; graph.nodes.len()];
     let mut named = vec![false; graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate() {
-        if node.kind == NodeKind::Op {
+        if node.kind == NodeKind::Op && !is_constant_op(node) {
             let (segs, _, sep) = hierarchy_split(&node.name);
             if !segs.is_empty() {
                 groups[i] = hierarchy.insert_path(segs, sep);
@@ -168,7 +167,7 @@ fn build_hierarchy(model: &mut Model) {
         .iter()
         .zip(&named)
         .map(|(node, &named)| {
-            if node.kind != NodeKind::Op || named {
+            if node.kind != NodeKind::Op || named || is_constant_op(node) {
                 return None;
             }
             node.inputs.iter().flatten().find_map(|&v| {
@@ -196,7 +195,7 @@ fn build_hierarchy(model: &mut Model) {
     let skip = common.map_or(0, <[&str]>::len);
     // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
     for (i, (node, cand)) in graph.nodes.iter().zip(&candidates).enumerate() {
-        if node.kind != NodeKind::Op || named[i] {
+        if node.kind != NodeKind::Op || named[i] || is_constant_op(node) {
             continue;
         }
         if let Some((segs, sep)) = cand
@@ -225,6 +224,44 @@ fn build_hierarchy(model: &mut Model) {
             }
         }
         groups[i] = if agree { shared.unwrap_or(0) } else { 0 };
+    }
+    // Rule 4: a constant op (a weight generator) sits in the innermost group holding all its
+    // consumers, beside what it feeds. By its own name it would gather with every other generator
+    // of the model: the zoo's light models name all of them `gpu_0/…`, and one box of 239
+    // generators at the top sent a fan of edges down the whole model. A constant nobody consumes
+    // keeps rule 1.
+    let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for &v in node.inputs.iter().flatten() {
+            let Some(p) = producer.get(v as usize).copied().flatten() else {
+                continue;
+            };
+            if p as usize != i
+                && graph.nodes.get(p as usize).is_some_and(is_constant_op)
+                && let Some(list) = consumers.get_mut(p as usize)
+            {
+                list.push(i as u32);
+            }
+        }
+    }
+    // Backwards, so a constant feeding another constant (a shape for `ConstantOfShape`) sees
+    // where that one went.
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        if !is_constant_op(node) {
+            continue;
+        }
+        let mut shared: Option<GroupId> = None;
+        for &c in &consumers[i] {
+            let g = groups.get(c as usize).copied().unwrap_or(0);
+            shared = Some(shared.map_or(g, |s| hierarchy.common_ancestor(s, g)));
+        }
+        groups[i] = match shared {
+            Some(g) => g,
+            None => {
+                let (segs, _, sep) = hierarchy_split(&node.name);
+                hierarchy.insert_path(segs, sep)
+            }
+        };
     }
     for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
