@@ -322,6 +322,28 @@ fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
         lod.stats
     );
     assert_exact_cover(&m, &l, &lod);
+    // The pixel budget is per 1280×720 of view: an export four times the area may cover four
+    // times the pixels, or a tall picture loses the short edges between neighbours.
+    let edge_px = |lod: &mut LodState, c: &Camera| {
+        lod.cut(&m, &l, c, &ViewState::default(), 20.0);
+        let list = lod.draw_list();
+        list.edges
+            .iter()
+            .map(|e| {
+                f64::from((e.to - e.from).length())
+                    * c.zoom
+                    * (f64::from(e.width_px).max(1.0) + 2.0)
+            })
+            .sum::<f64>()
+    };
+    let mut big = Camera::new(DVec2::new(2560.0, 1440.0));
+    big.fit(l.bounds, 20.0);
+    let mut lod = LodState::new(&l, opts.clone());
+    let px = edge_px(&mut lod, &big);
+    assert!(
+        px > opts.max_edge_px * 1.5 && px <= opts.max_edge_px * 4.0 + 1.0,
+        "{px} edge pixels at 2560×1440"
+    );
 }
 
 #[test]
@@ -338,4 +360,52 @@ fn two_producers_never_hand_out_the_same_revision() {
     let rb = b.cut(&m, &l, &cam, &ViewState::default(), 0.0).revision;
     assert_ne!(ra, rb, "two fresh cuts of the same scene");
     assert_ne!(modelmap::lod::next_revision(), ra);
+}
+
+#[test]
+fn long_op_names_shrink_to_fit_their_box() {
+    // A `BatchNormalization` box at 16 px high: the usual 9 px font is too wide for it, so the
+    // label is set smaller (it used to be dropped, leaving every BatchNorm of a model unlabelled).
+    let mut m = Model::new("bn", Format::Onnx);
+    for op in ["Conv", "BatchNormalization"] {
+        m.graph.nodes.push(modelmap::model::Node::new(
+            op.to_lowercase(),
+            op,
+            modelmap::model::NodeKind::Op,
+        ));
+    }
+    m.graph.edges.push(modelmap::model::Edge {
+        from: 0,
+        to: 1,
+        value: 0,
+    });
+    let l = layout::dataflow(
+        &m.graph,
+        &m.hierarchy,
+        &DataflowOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+    cam.fit(l.bounds, 10.0);
+    cam.zoom_about(cam.viewport * 0.5, (16.0 / 28.0) / cam.zoom);
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    let list = lod.cut(&m, &l, &cam, &ViewState::default(), 0.0);
+    let bn = list
+        .labels
+        .iter()
+        .find(|t| t.text == "BatchNormalization")
+        .expect("a label on the BatchNormalization box");
+    assert!(bn.size_px >= 7.5 && bn.size_px < 9.0, "{} px", bn.size_px);
+    assert!(
+        list.labels
+            .iter()
+            .any(|t| t.text == "Conv" && t.size_px >= 9.0)
+    );
 }

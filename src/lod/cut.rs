@@ -72,8 +72,9 @@ pub struct LodOptions {
     pub max_items: usize,
     /// Most edge instances a frame draws; beyond it the heaviest aggregates are kept.
     pub max_edges: usize,
-    /// Most pixels a frame's edges may cover (on-screen length × width, summed): a software
-    /// rasteriser's cost is the area it fills, and long aggregates across the screen dominate it.
+    /// Most pixels a frame's edges may cover (on-screen length × width, summed) in a 1280×720 view,
+    /// and the same share of a larger one: a software rasteriser's cost is the area it fills, and
+    /// long aggregates across the screen dominate it.
     pub max_edge_px: f64,
     /// Force-layout clusters (computed by coarsening, nothing to read in them) open at this
     /// fraction of `open_px` / `close_px`, so a cluster is drawn as one item only while it is a
@@ -911,7 +912,8 @@ impl LodState {
         self.stats.edges_pushed = pushed;
         if !opts.no_lod {
             let view_rel = Rect::new(visible.min - origin, visible.max - origin);
-            budget_edges(&mut edges, &view_rel, zoom, &opts);
+            let view_px = camera.viewport.x * camera.viewport.y;
+            budget_edges(&mut edges, &view_rel, zoom, view_px, &opts);
         }
         self.stats.edges_drawn = edges.len();
         self.stats.edges_us = (started.elapsed() - walked)
@@ -1029,15 +1031,24 @@ impl LodState {
             items.push(Item::Node(cn.id));
             let h = size.y * zoom;
             let fits = |t: &str, px: f32| text_width_px(t, px) <= size.x * zoom * 0.94;
-            if h >= self.options.label_min_px
-                && *label_budget > 0
-                && fits(&cn.label, (h * 0.5).clamp(9.0, 16.0) as f32)
-            {
+            // A long op name (`BatchNormalization`) in a small box gets a smaller font, down to
+            // what still reads, rather than no label.
+            let one_line_px = {
+                let px = (h * 0.5).clamp(9.0, 16.0) as f32;
+                let fit = (size.x * zoom * 0.94 / text_width_px(&cn.label, 1.0)) as f32;
+                if fits(&cn.label, px) { px } else { fit }
+            };
+            if h >= self.options.label_min_px && *label_budget > 0 && one_line_px >= MIN_LABEL_PX {
                 *label_budget -= 1;
                 let two_lines = h >= 34.0
                     && !cn.sublabel.is_empty()
+                    && fits(&cn.label, (h * 0.3).clamp(9.0, 16.0) as f32)
                     && fits(&cn.sublabel, (h * 0.3 * 0.85).clamp(9.0, 16.0) as f32);
-                let px = (h * if two_lines { 0.3 } else { 0.5 }).clamp(9.0, 16.0) as f32;
+                let px = if two_lines {
+                    (h * 0.3).clamp(9.0, 16.0) as f32
+                } else {
+                    one_line_px
+                };
                 let text = if view.redact
                     && model
                         .graph
@@ -1138,6 +1149,9 @@ fn short(label: &str) -> &str {
         .filter(|s| !s.is_empty() && s.parse::<u64>().is_err())
         .unwrap_or(label)
 }
+
+/// The smallest font a node label is shrunk to, pixels.
+const MIN_LABEL_PX: f32 = 7.5;
 
 /// Approximate width of a label in pixels (proportional font: about 0.55 em per character).
 fn text_width_px(text: &str, px: f32) -> f64 {
@@ -1470,9 +1484,16 @@ fn clip_segment(a: DVec2, b: DVec2, r: &Rect) -> Option<(f64, f64)> {
 /// The per-frame edge budget: drops edges shorter than a pixel (they lie under their end items),
 /// clips straight edges to the view (`view` relative to the list's origin) so that an edge much
 /// longer than the screen costs only its visible part, then keeps highlighted edges and the
-/// heaviest aggregates (width grows with the count they stand for) until `max_edges` instances or
-/// `max_edge_px` covered pixels. Stable, so a still view keeps the same edges.
-fn budget_edges(edges: &mut Vec<EdgeItem>, view: &Rect, zoom: f64, opts: &LodOptions) {
+/// heaviest aggregates (width grows with the count they stand for), the shorter first among equals,
+/// until `max_edges` instances or `max_edge_px` covered pixels (per 1280×720 of `view_px`, the
+/// viewport's area). Stable, so a still view keeps the same edges.
+fn budget_edges(
+    edges: &mut Vec<EdgeItem>,
+    view: &Rect,
+    zoom: f64,
+    view_px: f64,
+    opts: &LodOptions,
+) {
     let min_len = 0.75 / zoom;
     let mut area: Vec<f64> = Vec::with_capacity(edges.len());
     edges.retain_mut(|e| {
@@ -1500,7 +1521,10 @@ fn budget_edges(edges: &mut Vec<EdgeItem>, view: &Rect, zoom: f64, opts: &LodOpt
         true
     });
     let total: f64 = area.iter().sum();
-    if edges.len() <= opts.max_edges && total <= opts.max_edge_px {
+    // The pixel budget is for a 1280×720 view; a larger one (an export of 2400×9600) gets the
+    // same share of its area, or a tall picture drops the short edges between neighbours.
+    let max_px = opts.max_edge_px * (view_px / (1280.0 * 720.0)).max(1.0);
+    if edges.len() <= opts.max_edges && total <= max_px {
         return;
     }
     let weight = |e: &EdgeItem| (e.flags & flags::HIGHLIGHT != 0, e.width_px);
@@ -1510,13 +1534,17 @@ fn budget_edges(edges: &mut Vec<EdgeItem>, view: &Rect, zoom: f64, opts: &LodOpt
             return std::cmp::Ordering::Equal;
         };
         let ((ha, wa), (hb, wb)) = (weight(a), weight(b));
-        hb.cmp(&ha).then(wb.total_cmp(&wa))
+        // Of equal weight, the shorter first: more of the picture's connections for the pixels.
+        let (aa, ab) = (area.get(i).copied(), area.get(j).copied());
+        hb.cmp(&ha)
+            .then(wb.total_cmp(&wa))
+            .then(aa.unwrap_or(0.0).total_cmp(&ab.unwrap_or(0.0)))
     });
     let mut keep = vec![false; edges.len()];
     let (mut n, mut px) = (0usize, 0.0f64);
     for i in order {
         let a = area.get(i).copied().unwrap_or(0.0);
-        if n >= opts.max_edges || (px + a > opts.max_edge_px && n > 0) {
+        if n >= opts.max_edges || (px + a > max_px && n > 0) {
             continue;
         }
         if let Some(k) = keep.get_mut(i) {
