@@ -883,6 +883,9 @@ const SHARED_CONSUMERS: u32 = 3;
 /// high-degree nodes, it sits above its first consumer, and its other consumers get a short lead
 /// instead. Empty when there are none.
 fn stub_edges(graph: &Graph, edges: &[(u32, u32)]) -> Vec<bool> {
+    if !graph.nodes.par_iter().any(|nd| nd.is_constant_op()) {
+        return Vec::new();
+    }
     let n = graph.nodes.len();
     let mut has_in = vec![false; n];
     for &(u, v) in edges {
