@@ -293,3 +293,51 @@ fn a_conv_node_shows_its_kernels_in_place_and_hover_names_the_4d_index() {
         list.labels.iter().map(|l| &l.text).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn shapes_and_indices_are_not_drawn_as_weights() {
+    // The zoo's light ResNet-50: every ConstantOfShape holds its I64 target shape (`[64, 3, 7, 7]`),
+    // a BatchNormalization its f32 scale, bias, mean and variance. A heatmap of four integers hid
+    // the generator's name and showed nothing a reader wants; the BatchNorm's statistics are weights.
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("real/onnx_light/light_resnet50.onnx")).unwrap();
+    let scene = Scene::build(
+        Arc::new(model),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    let mut weights = InPlaceWeights::new(true);
+    let (mut shapes, mut norms) = (0, 0);
+    for (i, n) in scene.model.graph.nodes.iter().enumerate() {
+        let has_tensor = !n.tensors.is_empty();
+        match &*n.op {
+            "ConstantOfShape" if has_tensor => {
+                assert_eq!(
+                    weights.main_tensor(&scene.model, i as u32),
+                    None,
+                    "{}",
+                    n.name
+                );
+                shapes += 1;
+            }
+            "BatchNormalization" if has_tensor => {
+                let t = weights
+                    .main_tensor(&scene.model, i as u32)
+                    .expect("BN statistics");
+                assert_eq!(
+                    scene.model.tensors[t as usize].dtype,
+                    modelmap::model::DType::F32
+                );
+                norms += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        shapes > 100 && norms >= 5,
+        "{shapes} generators, {norms} batch norms"
+    );
+}

@@ -25,9 +25,12 @@ use glam::DVec2;
 
 use crate::graph::Item;
 use crate::lod::{Align, ColorMap, DrawList, HeatmapItem, LabelItem, flags};
-use crate::model::{Model, NodeId, NodeKind, TensorData, TensorId};
+use crate::model::{DType, Model, NodeId, NodeKind, TensorData, TensorId};
 use crate::stats::heatmap::{Agg, HeatmapView, TILE, Tile, TileCache, TileKey};
 use crate::view::{Camera, Rect};
+
+/// A 32/64-bit integer tensor smaller than this is a shape, axes or indices: not drawn in place.
+const INDEX_LIKE_MAX: u64 = 4096;
 
 /// Called from a worker thread when a tile has been built (the window requests a redraw).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -172,7 +175,9 @@ impl InPlaceWeights {
         self.cache.len()
     }
 
-    /// The tensor a node shows in place: its largest one with data.
+    /// The tensor a node shows in place: its largest one with data that is not index-like (a
+    /// `Reshape`'s target shape, a `ConstantOfShape`'s shape: a few 32/64-bit integers that are
+    /// read as numbers, not looked at as a picture, and whose heatmap hid the op's name).
     pub fn main_tensor(&mut self, model: &Model, node: NodeId) -> Option<TensorId> {
         *self.main_tensor.entry(node).or_insert_with(|| {
             let n = model.graph.nodes.get(node as usize)?;
@@ -184,6 +189,11 @@ impl InPlaceWeights {
                 .copied()
                 .filter_map(|t| Some((t, model.tensors.get(t as usize)?)))
                 .filter(|(_, t)| matches!(t.data, TensorData::Bytes(_)) && t.elements() >= 2)
+                .filter(|(_, t)| {
+                    let wide_int =
+                        matches!(t.dtype, DType::I64 | DType::I32 | DType::U64 | DType::U32);
+                    !(wide_int && t.elements() < INDEX_LIKE_MAX)
+                })
                 .filter(|(_, t)| {
                     let v = HeatmapView::for_display(t);
                     v.rows > 0 && v.cols > 0
