@@ -711,7 +711,10 @@ fn write_pictures() {
         ("generated/llama_tiny_4l.onnx", "llama_tiny_4l"),
         ("real/onnx_light/light_inception_v1.onnx", "inception_v1"),
         ("real/onnx_light/light_resnet50.onnx", "resnet50"),
-        ("real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx", "ppocr_cls"),
+        (
+            "real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            "ppocr_cls",
+        ),
     ] {
         let Ok(model) = modelmap::load::open(&std::path::Path::new(&corpus).join(file)) else {
             continue;

@@ -765,13 +765,23 @@ fn tile(
         return;
     }
     let tiles = items.len().div_ceil(max).min(max);
-    let slabs = (tiles as f64).sqrt().ceil() as usize;
+    // Slabs across the drawing's shorter side, so tiles come out about square: a tall column of
+    // layers (a flat model graph) is cut into bands, not into narrow strips each running its whole
+    // height (one strip of the weights beside the chain, one of the chain).
+    let (lo, hi) = items.iter().fold(
+        (DVec2::splat(f64::INFINITY), DVec2::splat(f64::NEG_INFINITY)),
+        |(lo, hi), (_, p)| (lo.min(*p), hi.max(*p)),
+    );
+    let extent = (hi - lo).max(DVec2::splat(1e-9));
+    let aspect = (extent.x / extent.y).clamp(1e-6, 1e6);
+    let slabs = ((tiles as f64 * aspect).sqrt().round() as usize).clamp(1, tiles);
     let per_slab = items.len().div_ceil(slabs);
     items.sort_by(|a, b| a.1.x.total_cmp(&b.1.x).then(a.0.cmp(&b.0)));
     let mut k = 0usize;
     for slab in items.chunks_mut(per_slab.max(1)) {
         slab.sort_by(|a, b| a.1.y.total_cmp(&b.1.y).then(a.0.cmp(&b.0)));
-        let per_tile = slab.len().div_ceil(tiles.div_ceil(slabs)).max(1);
+        // Whole tiles per slab (rounded down): slabs × tiles per slab stays within `max`.
+        let per_tile = slab.len().div_ceil((tiles / slabs).max(1)).max(1);
         for t in slab.chunks_mut(per_tile) {
             k += 1;
             let id = specs.len() as u32;
@@ -905,5 +915,24 @@ mod tests {
         }
         let total: usize = t.clusters.iter().map(|c| t.child_nodes(c).len()).sum();
         assert_eq!(total, n);
+    }
+
+    #[test]
+    fn a_tall_column_splits_into_bands() {
+        // A flat model graph drawn as layers: 4 wide, 1 000 tall. Tiles must be bands across the
+        // column, not strips running its whole height (a strip of weights beside a strip of ops).
+        let n = 4000;
+        let mut t = ClusterTree::build(vec![spec(None)], &vec![0; n]);
+        let pos = |v: u32| DVec2::new((v % 4) as f64 * 10.0, (v / 4) as f64 * 10.0);
+        t.fill_bboxes(|v| Rect::from_center_size(pos(v), DVec2::ONE));
+        let mut t = t.split_wide(64, pos);
+        t.fill_bboxes(|v| Rect::from_center_size(pos(v), DVec2::ONE));
+        let root = &t.clusters[0];
+        assert!(t.child_clusters(root).len() >= 8);
+        for &c in t.child_clusters(root) {
+            let b = t.clusters[c as usize].bbox.size();
+            assert!(b.x > 30.0, "a band spans the column: {b}");
+            assert!(b.y < 10_000.0 / 8.0, "and a slice of its height: {b}");
+        }
     }
 }
