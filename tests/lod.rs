@@ -402,7 +402,7 @@ fn long_op_names_shrink_to_fit_their_box() {
         .iter()
         .find(|t| t.text == "BatchNormalization")
         .expect("a label on the BatchNormalization box");
-    assert!(bn.size_px >= 7.5 && bn.size_px < 9.0, "{} px", bn.size_px);
+    assert!(bn.size_px >= 7.0 && bn.size_px < 9.0, "{} px", bn.size_px);
     assert!(
         list.labels
             .iter()

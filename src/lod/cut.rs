@@ -1151,7 +1151,7 @@ fn short(label: &str) -> &str {
 }
 
 /// The smallest font a node label is shrunk to, pixels.
-const MIN_LABEL_PX: f32 = 7.5;
+const MIN_LABEL_PX: f32 = 7.0;
 
 /// Approximate width of a label in pixels (proportional font: about 0.55 em per character).
 fn text_width_px(text: &str, px: f32) -> f64 {
