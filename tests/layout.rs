@@ -570,6 +570,31 @@ fn shared_constants_get_stubs_and_weight_chains_sit_above_their_use() {
     );
 }
 
+#[test]
+fn block_colours_come_from_what_the_block_computes() {
+    // A DenseNet layer is BN → ReLU → Conv twice, its batch norms written as Mul + Add of
+    // unsqueezed constants, its weights made by ConstantOfShape: the block is coloured by its
+    // convolutions or norms, not by the Unsqueezes and Adds that outnumber them (nor, counting
+    // members rather than votes, by a sub-block's member count).
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    let model = modelmap::load::open(&dir.join("real/onnx_light/light_densenet121.onnx")).unwrap();
+    let l = df(&model.graph, &model.hierarchy);
+    let block = model.hierarchy.find("conv2_1").unwrap();
+    let c = l
+        .clusters
+        .clusters
+        .iter()
+        .find(|c| c.group == Some(block))
+        .unwrap();
+    assert!(
+        ["Conv", "BatchNormalization", "Relu"].contains(&&*c.dominant_op),
+        "conv2_1 coloured as {}",
+        c.dominant_op
+    );
+}
+
 /// Zoo models feed every Conv from weight generators (`ConstantOfShape` nodes), which sit beside
 /// its data input. They used to pull or shove the chain sideways a little at every block, so a
 /// VGG-19 or a ResNet-50 leaned across the picture. The main chain now stays in one column.

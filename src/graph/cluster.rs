@@ -582,6 +582,9 @@ impl ClusterTree {
             .collect();
         let none = intern("");
         let mut dominant = vec![none; self.clusters.len()];
+        // The votes the winner got in each cluster: what a child adds to its parent's tally (its
+        // member count would also count members that do not vote).
+        let mut won = vec![0u64; self.clusters.len()];
         let mut counts: Vec<u64> = vec![0; names.len()];
         let mut touched: Vec<u32> = Vec::new();
         for c in (0..self.clusters.len()).rev() {
@@ -602,11 +605,10 @@ impl ClusterTree {
                 }
             }
             for &k in self.child_clusters(cl) {
-                if let (Some(&op), Some(ch)) =
-                    (dominant.get(k as usize), self.clusters.get(k as usize))
+                if let (Some(&op), Some(&w)) = (dominant.get(k as usize), won.get(k as usize))
                     && op != none
                 {
-                    add(op, ch.member_count);
+                    add(op, w);
                 }
             }
             // Most weight wins; ties go to the smaller name.
@@ -627,6 +629,7 @@ impl ClusterTree {
             }
             touched.clear();
             dominant[c] = best.map_or(none, |b| b.1);
+            won[c] = best.map_or(0, |b| b.0);
         }
         for (cl, &op) in self.clusters.iter_mut().zip(&dominant) {
             cl.dominant_op = names[op as usize].clone();

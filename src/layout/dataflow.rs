@@ -648,13 +648,16 @@ pub fn dataflow_cached(
         } else {
             tree.fill_params(&opts.node_params);
         }
-        // Constant generators are parameters, not what a block computes: a block of eight convolutions
-        // fed by sixteen `ConstantOfShape` weights is a Conv block.
+        // Constant generators and shape plumbing are not what a block computes: a block of eight
+        // convolutions fed by sixteen `ConstantOfShape` weights, each unsqueezed, is a Conv block.
         tree.fill_dominant_ops(|v| {
-            graph
-                .nodes
-                .get(v as usize)
-                .map_or("", |nd| if nd.is_constant_op() { "" } else { &nd.op })
+            graph.nodes.get(v as usize).map_or("", |nd| {
+                if nd.is_constant_op() || is_plumbing(&nd.op) {
+                    ""
+                } else {
+                    &nd.op
+                }
+            })
         });
         tree
     };
@@ -868,6 +871,27 @@ pub fn dataflow_cached(
         bounds,
         warnings,
     })
+}
+
+/// Ops that only reshape, retype or pass values on, and elementwise arithmetic (residual adds, a
+/// batch norm folded into `Mul` + `Add`): they do not vote for a cluster's colour, so a DenseNet
+/// block reads as its convolutions.
+fn is_plumbing(op: &str) -> bool {
+    matches!(
+        op,
+        "Unsqueeze"
+            | "Squeeze"
+            | "Reshape"
+            | "Flatten"
+            | "Cast"
+            | "Identity"
+            | "Shape"
+            | "Expand"
+            | "Add"
+            | "Sub"
+            | "Mul"
+            | "Div"
+    )
 }
 
 /// Horizontal step between the stubs of different constants into one node, world units.
