@@ -596,8 +596,10 @@ fn block_colours_come_from_what_the_block_computes() {
 }
 
 /// Zoo models feed every Conv from weight generators (`ConstantOfShape` nodes), which sit beside
-/// its data input. They used to pull or shove the chain sideways a little at every block, so a
-/// VGG-19 or a ResNet-50 leaned across the picture. The main chain now stays in one column.
+/// its data input. They used to pull or shove the chain sideways a little at every block, and every
+/// residual merge stepped aside towards its skip edge, so a VGG-19 or a ResNet-50 leaned across the
+/// picture (VGG's ReLUs spread over 513 units, ResNet's sums over 218). The chain now stays in one
+/// column.
 #[test]
 fn weight_generators_do_not_bend_the_chain() {
     let Some(dir) = corpus_dir() else {
@@ -605,7 +607,7 @@ fn weight_generators_do_not_bend_the_chain() {
     };
     for (file, op, max_spread) in [
         ("light_vgg19.onnx", "Relu", 20.0),
-        ("light_resnet50.onnx", "Sum", 250.0),
+        ("light_resnet50.onnx", "Sum", 60.0),
     ] {
         let path = dir.join("real/onnx_light").join(file);
         let model = modelmap::load::open(&path).unwrap();

@@ -1508,27 +1508,28 @@ fn place_layer(
         if i > 0 {
             off += sep(layer[i - 1], v);
         }
-        let (mut sum, mut cnt) = (0.0, 0usize);
-        let (mut leaf_sum, mut leaves) = (0.0, 0usize);
+        // Neighbours weigh what they weigh in the regression below (a bend of a long edge twice a
+        // box): a residual merge fed by its block and by the skip edge's bend, which the regression
+        // pushed apart by those weights, then lands back on the column instead of a step aside,
+        // and a chain of blocks does not lean.
+        let (mut sum, mut cnt) = (0.0, 0.0f64);
+        let (mut leaf_sum, mut leaves) = (0.0, 0.0f64);
         for adj in adjs {
             for &w in adj.neighbors(v) {
                 if leaf(w) {
                     leaf_sum += x[w as usize];
-                    leaves += 1;
+                    leaves += 1.0;
                 } else {
-                    sum += x[w as usize];
-                    cnt += 1;
+                    let k = if thin(w) { 2.0 } else { 1.0 };
+                    sum += k * x[w as usize];
+                    cnt += k;
                 }
             }
         }
-        if cnt == 0 {
+        if cnt == 0.0 {
             (sum, cnt) = (leaf_sum, leaves);
         }
-        let t = if cnt > 0 {
-            sum / cnt as f64
-        } else {
-            x[v as usize]
-        };
+        let t = if cnt > 0.0 { sum / cnt } else { x[v as usize] };
         s.offset.push(off);
         s.target.push(t - off);
         // Dummies pull harder so long edges run straight; unconnected nodes and leaf sources barely
@@ -1537,7 +1538,7 @@ fn place_layer(
             // Next to nothing: pooled with its consumer's data input on one side, even 0.1 a
             // generator moved that input by a twelfth of their distance, every block of a ResNet.
             1e-3
-        } else if cnt == 0 {
+        } else if cnt == 0.0 {
             0.1
         } else if thin(v) {
             2.0
