@@ -319,3 +319,40 @@ fn gguf_blocks_are_chained_too() {
     let t = model.tensor("token_embd.weight").unwrap();
     assert_eq!(t.bytes().unwrap().len(), 64 * 1000 * 4);
 }
+
+#[test]
+fn values_used_inside_if_branches_flow_into_the_if() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    // silero-vad reads its `input` and `state` only inside the branches of its one `If`: without an
+    // edge for what a subgraph reads from outside, the model's main input stood unconnected.
+    let model = modelmap::load::open(&corpus.join("real/silero/silero_vad.onnx")).unwrap();
+    let g = &model.graph;
+    let id = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap() as u32;
+    let if_node = g.nodes.iter().position(|n| &*n.op == "If").unwrap() as u32;
+    for input in ["input", "state"] {
+        assert!(
+            g.edges.iter().any(|e| e.to == if_node && e.from == id(input)),
+            "{input} → If"
+        );
+    }
+    assert!(g.captures.is_empty(), "the top level reads nothing from outside");
+    let branches: Vec<_> = g.subgraphs.iter().filter(|s| s.owner == if_node).collect();
+    assert_eq!(branches.len(), 2, "then and else");
+    assert!(
+        branches
+            .iter()
+            .any(|s| s.graph.captures.iter().any(|c| c == "input")),
+        "a branch reads `input` from outside: {:?}",
+        branches.iter().map(|s| &s.graph.captures).collect::<Vec<_>>()
+    );
+    // Every node with a path is connected now: no input stands alone.
+    for (i, n) in g.nodes.iter().enumerate() {
+        assert!(
+            g.edges.iter().any(|e| e.from as usize == i || e.to as usize == i),
+            "{} is unconnected",
+            n.name
+        );
+    }
+}

@@ -258,6 +258,9 @@ pub struct Graph {
     pub outputs: Vec<ValueId>,
     /// Nested graphs.
     pub subgraphs: Vec<Subgraph>,
+    /// Names this graph reads from an enclosing scope without defining them (an ONNX `If` branch or
+    /// `Loop` body uses outer values by name); empty for a top-level graph.
+    pub captures: Vec<String>,
 }
 
 impl Graph {

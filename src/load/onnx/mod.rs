@@ -15,7 +15,7 @@ use prost::Message as _;
 use super::LoadError;
 use crate::model::hierarchy_split;
 use crate::model::{
-    AttrValue, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Subgraph,
+    AttrValue, DType, Dim, Edge, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Subgraph,
     Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
@@ -269,6 +269,78 @@ fn build_hierarchy(model: &mut Model) {
     model.finish_hierarchy(&groups);
 }
 
+/// Outer values a subgraph reads by name become edges into the node that owns it: silero-vad's
+/// `input` and `state` are used only inside its `If` branches, and without these edges they stood
+/// unconnected beside the model. Fills `graph.captures` with what this graph itself reads from
+/// further out (its own uses and its subgraphs' that it does not define); `initializer(name)`
+/// tells this graph's initializers, which are defined here but produced by no node.
+fn link_captures(graph: &mut Graph, top_level: bool, initializer: impl Fn(&str) -> bool) {
+    if top_level && graph.subgraphs.is_empty() {
+        return;
+    }
+    let producer = graph.producers();
+    let mut captures: Vec<String> = Vec::new();
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    if !top_level {
+        for node in &graph.nodes {
+            for &v in node.inputs.iter().flatten() {
+                let Some(value) = graph.values.get(v as usize) else {
+                    continue;
+                };
+                if producer.get(v as usize).copied().flatten().is_none()
+                    && !initializer(&value.name)
+                    && seen.insert(value.name.clone())
+                {
+                    captures.push(value.name.clone());
+                }
+            }
+        }
+    }
+    let mut extra: Vec<Edge> = Vec::new();
+    if !graph.subgraphs.is_empty() {
+        let by_name: HashMap<&str, u32> = graph
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.name.as_str(), i as u32))
+            .collect();
+        for s in &graph.subgraphs {
+            for name in &s.graph.captures {
+                let here = by_name.get(name.as_str()).and_then(|&v| {
+                    let p = producer.get(v as usize).copied().flatten()?;
+                    Some((p, v))
+                });
+                match here {
+                    Some((p, v)) if p != s.owner => extra.push(Edge {
+                        from: p,
+                        to: s.owner,
+                        value: v,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        if !top_level && !initializer(name) && seen.insert(name.clone()) {
+                            captures.push(name.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    extra.sort_unstable_by_key(|e| (e.to, e.from));
+    extra.dedup_by_key(|e| (e.to, e.from));
+    // Not where an edge between the two is already drawn.
+    let mut have: FxHashSet<(u32, u32)> = FxHashSet::default();
+    if !extra.is_empty() {
+        have.extend(graph.edges.iter().map(|e| (e.from, e.to)));
+    }
+    graph.edges.extend(
+        extra
+            .into_iter()
+            .filter(|e| !have.contains(&(e.from, e.to))),
+    );
+    graph.captures = captures;
+}
+
 /// Nodes converted between two polls of the cancel flag.
 const CANCEL_EVERY: usize = 4096;
 
@@ -445,6 +517,9 @@ impl Converter<'_> {
             graph.add_node(node);
         }
         graph.connect_by_values();
+        link_captures(&mut graph, top_level, |name| {
+            initializers.contains_key(name)
+        });
         Ok(graph)
     }
 
