@@ -214,6 +214,24 @@ fn unnamed_onnx_ops_join_the_module_of_their_weights() {
     assert_eq!(in_block("Conv"), 6, "the block's convolutions");
     assert_eq!(in_block("Relu"), 6, "their activations follow them in");
     assert_eq!(in_block("Concat"), 1, "the concat of the four branches");
+    // A block's pool branch (MaxPool → `pool_proj` Conv) is part of the block it feeds, not of
+    // the block its input comes from.
+    let producers = g.producers();
+    let mut pool_branches = 0;
+    for n in g.nodes.iter().filter(|n| &*n.op == "Conv") {
+        for &v in n.inputs.iter().flatten() {
+            let Some(p) = producers[v as usize] else {
+                continue;
+            };
+            let pool = &g.nodes[p as usize];
+            let feeds = |e: &&modelmap::model::Edge| e.from == p;
+            if &*pool.op == "MaxPool" && g.edges.iter().filter(feeds).count() == 1 {
+                assert_eq!(pool.group, n.group, "{} feeds {}", pool.name, n.name);
+                pool_branches += 1;
+            }
+        }
+    }
+    assert_eq!(pool_branches, 9, "one pool branch per inception block");
     // The first layers, whose weights are `conv1/…` and `conv2/…`, are not in the block.
     let conv1 = h.find("conv1").expect("conv1 group");
     assert!(g.nodes.iter().any(|n| &*n.op == "Conv" && n.group == conv1));
@@ -333,11 +351,16 @@ fn values_used_inside_if_branches_flow_into_the_if() {
     let if_node = g.nodes.iter().position(|n| &*n.op == "If").unwrap() as u32;
     for input in ["input", "state"] {
         assert!(
-            g.edges.iter().any(|e| e.to == if_node && e.from == id(input)),
+            g.edges
+                .iter()
+                .any(|e| e.to == if_node && e.from == id(input)),
             "{input} → If"
         );
     }
-    assert!(g.captures.is_empty(), "the top level reads nothing from outside");
+    assert!(
+        g.captures.is_empty(),
+        "the top level reads nothing from outside"
+    );
     let branches: Vec<_> = g.subgraphs.iter().filter(|s| s.owner == if_node).collect();
     assert_eq!(branches.len(), 2, "then and else");
     assert!(
@@ -345,12 +368,17 @@ fn values_used_inside_if_branches_flow_into_the_if() {
             .iter()
             .any(|s| s.graph.captures.iter().any(|c| c == "input")),
         "a branch reads `input` from outside: {:?}",
-        branches.iter().map(|s| &s.graph.captures).collect::<Vec<_>>()
+        branches
+            .iter()
+            .map(|s| &s.graph.captures)
+            .collect::<Vec<_>>()
     );
     // Every node with a path is connected now: no input stands alone.
     for (i, n) in g.nodes.iter().enumerate() {
         assert!(
-            g.edges.iter().any(|e| e.from as usize == i || e.to as usize == i),
+            g.edges
+                .iter()
+                .any(|e| e.from as usize == i || e.to as usize == i),
             "{} is unconnected",
             n.name
         );

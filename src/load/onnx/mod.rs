@@ -193,6 +193,20 @@ fn build_hierarchy(model: &mut Model) {
         });
     }
     let skip = common.map_or(0, <[&str]>::len);
+    // Each op's consumers (ops only), for rule 3's first part.
+    let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        for &v in node.inputs.iter().flatten() {
+            if let Some(p) = producer.get(v as usize).copied().flatten()
+                && p as usize != i
+                && node.kind == NodeKind::Op
+                && let Some(list) = consumers.get_mut(p as usize)
+                && list.last() != Some(&(i as u32))
+            {
+                list.push(i as u32);
+            }
+        }
+    }
     // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
     for (i, (node, cand)) in graph.nodes.iter().zip(&candidates).enumerate() {
         if node.kind != NodeKind::Op || named[i] || is_constant_op(node) {
@@ -203,6 +217,26 @@ fn build_hierarchy(model: &mut Model) {
         {
             groups[i] = hierarchy.insert_path(segs[skip..].iter().copied(), *sep);
             continue;
+        }
+        // Rule 3a: a parameter-free op feeding exactly one op that has a module (by name or by its
+        // weights) belongs to that one: GoogLeNet's pool branch (MaxPool → `pool_proj` Conv) is
+        // part of the block it feeds, not of the block before it.
+        if let [c] = consumers[i][..] {
+            let c = c as usize;
+            let into = if named.get(c) == Some(&true) {
+                groups.get(c).copied()
+            } else {
+                match candidates.get(c) {
+                    Some(Some((segs, sep))) if segs.len() > skip => {
+                        Some(hierarchy.insert_path(segs[skip..].iter().copied(), *sep))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(g) = into.filter(|&g| g != 0) {
+                groups[i] = g;
+                continue;
+            }
         }
         let mut shared: Option<GroupId> = None;
         let mut agree = true;
