@@ -365,7 +365,8 @@ fn two_producers_never_hand_out_the_same_revision() {
 #[test]
 fn long_op_names_shrink_to_fit_their_box() {
     // A `BatchNormalization` box at 16 px high: the usual 9 px font is too wide for it, so the
-    // label is set smaller (it used to be dropped, leaving every BatchNorm of a model unlabelled).
+    // label is set smaller (it used to be dropped, leaving every BatchNorm of a model unlabelled),
+    // and where even the smallest font is too wide it is shortened.
     let mut m = Model::new("bn", Format::Onnx);
     for op in ["Conv", "BatchNormalization"] {
         m.graph.nodes.push(modelmap::model::Node::new(
@@ -408,4 +409,18 @@ fn long_op_names_shrink_to_fit_their_box() {
             .iter()
             .any(|t| t.text == "Conv" && t.size_px >= 9.0)
     );
+    // Smaller still (12 px high): cut short with an ellipsis at the smallest font.
+    cam.zoom_about(cam.viewport * 0.5, (12.0 / 28.0) / cam.zoom);
+    let list = lod.cut(&m, &l, &cam, &ViewState::default(), 1.0);
+    let bn = list
+        .labels
+        .iter()
+        .find(|t| t.text.starts_with("BatchNorm"))
+        .expect("a shortened label");
+    assert!(
+        bn.text.ends_with('…') && bn.text.chars().count() < 18,
+        "{}",
+        bn.text
+    );
+    assert_eq!(bn.size_px, 7.0);
 }

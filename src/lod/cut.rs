@@ -1032,13 +1032,20 @@ impl LodState {
             let h = size.y * zoom;
             let fits = |t: &str, px: f32| text_width_px(t, px) <= size.x * zoom * 0.94;
             // A long op name (`BatchNormalization`) in a small box gets a smaller font, down to
-            // what still reads, rather than no label.
-            let one_line_px = {
+            // what still reads, and below that is cut short with an ellipsis, rather than no label.
+            let (one_line_px, keep_chars) = {
                 let px = (h * 0.5).clamp(9.0, 16.0) as f32;
                 let fit = (size.x * zoom * 0.94 / text_width_px(&cn.label, 1.0)) as f32;
-                if fits(&cn.label, px) { px } else { fit }
+                if fits(&cn.label, px) {
+                    (px, usize::MAX)
+                } else if fit >= MIN_LABEL_PX {
+                    (fit, usize::MAX)
+                } else {
+                    let n = (size.x * zoom * 0.94 / text_width_px("x", MIN_LABEL_PX)) as usize;
+                    (MIN_LABEL_PX, n.saturating_sub(1))
+                }
             };
-            if h >= self.options.label_min_px && *label_budget > 0 && one_line_px >= MIN_LABEL_PX {
+            if h >= self.options.label_min_px && *label_budget > 0 && keep_chars >= 4 {
                 *label_budget -= 1;
                 let two_lines = h >= 34.0
                     && !cn.sublabel.is_empty()
@@ -1057,6 +1064,10 @@ impl LodState {
                         .is_some_and(|n| n.kind == NodeKind::Module)
                 {
                     redact(&cn.label)
+                } else if keep_chars < cn.label.chars().count() {
+                    let mut t: String = cn.label.chars().take(keep_chars).collect();
+                    t.push('…');
+                    t
                 } else {
                     cn.label.clone()
                 };
