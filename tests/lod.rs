@@ -263,6 +263,17 @@ fn aggregated_edges_connect_closed_clusters() {
     );
 }
 
+/// Pixels the list's edges cover as the edge budget counts them (length × width plus a pixel of
+/// anti-aliasing each side).
+fn edge_pixels(list: &modelmap::lod::DrawList, zoom: f64) -> f64 {
+    list.edges
+        .iter()
+        .map(|e| {
+            f64::from((e.to - e.from).length()) * zoom * (f64::from(e.width_px).max(1.0) + 2.0)
+        })
+        .sum()
+}
+
 #[test]
 fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
     let (m, l) = random_force(20_000);
@@ -287,7 +298,6 @@ fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
         // Edges: each within the view (clipped), their covered pixels within the budget.
         let list = lod.draw_list();
         let view = c.visible_world().expand(9.0 / c.zoom);
-        let mut px = 0.0;
         for e in &list.edges {
             for p in [e.from, e.to] {
                 assert!(
@@ -295,10 +305,8 @@ fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
                     "step {step}: edge outside the view"
                 );
             }
-            px += f64::from((e.to - e.from).length())
-                * c.zoom
-                * (f64::from(e.width_px).max(1.0) + 2.0);
         }
+        let px = edge_pixels(list, c.zoom);
         assert!(
             px <= opts.max_edge_px + 1.0,
             "step {step}: {px} edge pixels"
@@ -324,22 +332,10 @@ fn budgets_bound_items_and_edge_pixels_on_a_force_graph() {
     assert_exact_cover(&m, &l, &lod);
     // The pixel budget is per 1280×720 of view: an export four times the area may cover four
     // times the pixels, or a tall picture loses the short edges between neighbours.
-    let edge_px = |lod: &mut LodState, c: &Camera| {
-        lod.cut(&m, &l, c, &ViewState::default(), 20.0);
-        let list = lod.draw_list();
-        list.edges
-            .iter()
-            .map(|e| {
-                f64::from((e.to - e.from).length())
-                    * c.zoom
-                    * (f64::from(e.width_px).max(1.0) + 2.0)
-            })
-            .sum::<f64>()
-    };
     let mut big = Camera::new(DVec2::new(2560.0, 1440.0));
     big.fit(l.bounds, 20.0);
     let mut lod = LodState::new(&l, opts.clone());
-    let px = edge_px(&mut lod, &big);
+    let px = edge_pixels(lod.cut(&m, &l, &big, &ViewState::default(), 20.0), big.zoom);
     assert!(
         px > opts.max_edge_px * 1.5 && px <= opts.max_edge_px * 4.0 + 1.0,
         "{px} edge pixels at 2560×1440"
