@@ -193,13 +193,12 @@ fn build_hierarchy(model: &mut Model) {
         });
     }
     let skip = common.map_or(0, <[&str]>::len);
-    // Each op's consumers (ops only), for rule 3's first part.
+    // Each node's consumers, once each (rules 3a and 4).
     let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
     for (i, node) in graph.nodes.iter().enumerate() {
         for &v in node.inputs.iter().flatten() {
             if let Some(p) = producer.get(v as usize).copied().flatten()
                 && p as usize != i
-                && node.kind == NodeKind::Op
                 && let Some(list) = consumers.get_mut(p as usize)
                 && list.last() != Some(&(i as u32))
             {
@@ -207,6 +206,12 @@ fn build_hierarchy(model: &mut Model) {
             }
         }
     }
+    let is_op = |c: &&u32| {
+        graph
+            .nodes
+            .get(**c as usize)
+            .is_some_and(|n| n.kind == NodeKind::Op)
+    };
     // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
     for (i, (node, cand)) in graph.nodes.iter().zip(&candidates).enumerate() {
         if node.kind != NodeKind::Op || named[i] || is_constant_op(node) {
@@ -221,7 +226,8 @@ fn build_hierarchy(model: &mut Model) {
         // Rule 3a: a parameter-free op feeding exactly one op that has a module (by name or by its
         // weights) belongs to that one: GoogLeNet's pool branch (MaxPool → `pool_proj` Conv) is
         // part of the block it feeds, not of the block before it.
-        if let [c] = consumers[i][..] {
+        let mut ops = consumers[i].iter().filter(is_op);
+        if let (Some(&c), None) = (ops.next(), ops.next()) {
             let c = c as usize;
             let into = if named.get(c) == Some(&true) {
                 groups.get(c).copied()
@@ -264,20 +270,6 @@ fn build_hierarchy(model: &mut Model) {
     // of the model: the zoo's light models name all of them `gpu_0/…`, and one box of 239
     // generators at the top sent a fan of edges down the whole model. A constant nobody consumes
     // keeps rule 1.
-    let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for &v in node.inputs.iter().flatten() {
-            let Some(p) = producer.get(v as usize).copied().flatten() else {
-                continue;
-            };
-            if p as usize != i
-                && graph.nodes.get(p as usize).is_some_and(is_constant_op)
-                && let Some(list) = consumers.get_mut(p as usize)
-            {
-                list.push(i as u32);
-            }
-        }
-    }
     // Backwards, so a constant feeding another constant (a shape for `ConstantOfShape`) sees
     // where that one went.
     for (i, node) in graph.nodes.iter().enumerate().rev() {
