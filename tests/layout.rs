@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use glam::DVec2;
+
 use modelmap::bench::synth;
 use modelmap::graph::{self, ClusterTree, Item};
 use modelmap::layout::{
@@ -634,6 +636,95 @@ fn weight_generators_do_not_bend_the_chain() {
             hi - lo
         );
     }
+}
+
+/// A transformer export feeds its attention mask and rotary tables from graph inputs into every
+/// layer. Those edges must run in the gaps and beside the layer boxes they pass, not through them:
+/// - in the layout, a dummy beside a tall box is a vertical run the box's height (one point at its
+///   middle made the curve to the next dummy an S the height of the layer, through the layer);
+/// - in the LOD cut, an aggregated edge follows the route of an edge it stands for outside its two
+///   boxes (it was one curve from the input straight to the fourth layer).
+///
+/// A curve between two waypoints stays inside their bounding box (vertical tangents), so a piece
+/// whose box misses a layer's interior does not cross that layer.
+#[test]
+fn long_edges_run_beside_the_boxes_they_pass() {
+    use modelmap::lod::{LodOptions, LodState, ViewState};
+    use modelmap::view::{Camera, Rect};
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    let model = modelmap::load::open(&dir.join("generated/llama_tiny_4l.onnx")).unwrap();
+    let (g, h) = (&model.graph, &model.hierarchy);
+    let l = df(g, h);
+    let layers: Vec<Rect> = (0..4)
+        .map(|k| l.groups[h.find(&format!("model/layers.{k}")).unwrap() as usize])
+        .collect();
+    // Does the piece p → q pass through box r without starting or ending in it?
+    let crosses = |r: &Rect, p: DVec2, q: DVec2| {
+        let inner = r.expand(-2.0);
+        let outer = r.expand(2.0);
+        let bb = Rect::new(p.min(q), p.max(q));
+        bb.min.x < inner.max.x
+            && bb.max.x > inner.min.x
+            && bb.min.y < inner.max.y
+            && bb.max.y > inner.min.y
+            && !outer.contains(p)
+            && !outer.contains(q)
+    };
+    let edges = graph::edge_pairs(g).unwrap();
+    let mut checked = 0;
+    for (e, &(u, v)) in edges.iter().enumerate() {
+        if g.nodes[u as usize].kind != NodeKind::Input {
+            continue;
+        }
+        let r = l.route(e).unwrap();
+        let pts: Vec<DVec2> = std::iter::once(r.from)
+            .chain(l.waypoints(e).iter().copied())
+            .chain(std::iter::once(r.to))
+            .collect();
+        for w in pts.windows(2) {
+            for (k, lr) in layers.iter().enumerate() {
+                assert!(
+                    !crosses(lr, w[0], w[1]),
+                    "{} -> {}: {:?} -> {:?} crosses layers.{k}",
+                    g.nodes[u as usize].name,
+                    g.nodes[v as usize].name,
+                    w[0],
+                    w[1]
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} edges from graph inputs");
+
+    // The cut at fit zoom draws the layers' insides as closed clusters, so most edges from the
+    // inputs are aggregates.
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    let mut cam = Camera::new(DVec2::new(1200.0, 1600.0));
+    cam.fit(l.bounds, 10.0);
+    lod.cut(&model, &l, &cam, &ViewState::default(), 0.0);
+    assert!(lod.stats.clusters_drawn > 0, "{:?}", lod.stats);
+    let list = lod.draw_list();
+    let origin = list.origin;
+    let mut long = 0;
+    for ed in &list.edges {
+        let (p, q) = (origin + ed.from.as_dvec2(), origin + ed.to.as_dvec2());
+        if (q.y - p.y).abs() >= 0.9 * layers[0].size().y {
+            long += 1;
+        }
+        for (k, lr) in layers.iter().enumerate() {
+            assert!(!crosses(lr, p, q), "{p:?} -> {q:?} crosses layers.{k}");
+        }
+    }
+    assert!(long > 0, "some pieces run down beside a whole layer");
 }
 
 mod corpus {

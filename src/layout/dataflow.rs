@@ -1376,9 +1376,26 @@ fn layered_component(
         top[l] + band[l] * 0.5
     };
     let centers: Vec<DVec2> = (0..n).map(|v| DVec2::new(x[v] - min_x, yc(v))).collect();
-    let points: Vec<DVec2> = (n..total)
-        .map(|d| DVec2::new(x[d] - min_x, yc(d)))
-        .collect();
+    // Waypoints of the dummies. A dummy in a tall band (beside a group box, a layer of a
+    // transformer three thousand units high) is a vertical run from the band's top to its bottom,
+    // two points: one point at the band's centre made the curve between two dummies an S the
+    // height of the box, which cut through the box it was placed beside. In a short band one point
+    // does. `point_start[k]` is the first point of dummy `n + k`; chains are contiguous, so an
+    // edge's points are still a prefix of its producer's chain.
+    let mut points: Vec<DVec2> = Vec::with_capacity(total - n);
+    let mut point_start: Vec<u32> = Vec::with_capacity(total - n + 1);
+    for d in n..total {
+        point_start.push(points.len() as u32);
+        let l = lnodes_layer[d] as usize;
+        let xd = x[d] - min_x;
+        if band[l] > opts.layer_gap {
+            points.push(DVec2::new(xd, top[l]));
+            points.push(DVec2::new(xd, top[l] + band[l]));
+        } else {
+            points.push(DVec2::new(xd, yc(d)));
+        }
+    }
+    point_start.push(points.len() as u32);
     let routes: Vec<LocalRoute> = dag
         .iter()
         .zip(&back)
@@ -1386,9 +1403,15 @@ fn layered_component(
             let span = layer[b as usize] - layer[a as usize];
             let cs = chain_start[a as usize];
             if span > 1 && cs != u32::MAX {
+                let k = (cs as usize) - n;
+                let start = point_start.get(k).copied().unwrap_or(0);
+                let end = point_start
+                    .get(k + span as usize - 1)
+                    .copied()
+                    .unwrap_or(start);
                 LocalRoute {
-                    start: cs - n as u32,
-                    len: span - 1,
+                    start,
+                    len: end.saturating_sub(start),
                     reversed: rev,
                 }
             } else {

@@ -83,7 +83,8 @@ pub struct EdgeRoute {
     pub to: DVec2,
     /// First waypoint in [`Layout::route_points`].
     pub points_start: u32,
-    /// Number of waypoints (dummy nodes of a long edge; a bundle from one producer shares them).
+    /// Number of waypoints (dummy nodes of a long edge, two for a dummy beside a tall box; a bundle
+    /// from one producer shares them).
     pub points_len: u32,
     /// Draw as a vertical S-curve through the points (dataflow) rather than straight (force).
     pub curve: bool,

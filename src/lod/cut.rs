@@ -191,7 +191,8 @@ pub struct LodState {
     items: Vec<Item>,
     last_key: u64,
     animating: bool,
-    pair_scratch: FxHashMap<(Item, Item), u32>,
+    /// Per visible pair: the edge count and the first original edge (whose route it borrows).
+    pair_scratch: FxHashMap<(Item, Item), (u32, u32)>,
     /// Per cluster, its interval in a pre-order of the cluster tree: `pre..post` holds exactly the
     /// pre-order numbers of its subtree.
     pre: Vec<(u32, u32)>,
@@ -798,6 +799,8 @@ impl LodState {
                             a,
                             b,
                             agg.count,
+                            tree.agg_edge_ids(agg).first().copied(),
+                            zoom,
                             &visible,
                             &rel,
                             &mut edges,
@@ -873,18 +876,20 @@ impl LodState {
                             };
                             let a = ca.map_or(Item::Node(edge.from), Item::Cluster);
                             let b = cb.map_or(Item::Node(edge.to), Item::Cluster);
-                            *self.pair_scratch.entry((a, b)).or_insert(0) += 1;
+                            self.pair_scratch.entry((a, b)).or_insert((0, e)).0 += 1;
                         }
-                        let mut pairs: Vec<((Item, Item), u32)> =
+                        let mut pairs: Vec<((Item, Item), (u32, u32))> =
                             self.pair_scratch.drain().collect();
                         pairs.sort_unstable();
-                        for ((a, b), n) in pairs {
+                        for ((a, b), (n, via)) in pairs {
                             push_agg_edge(
                                 layout,
                                 &self.footprint,
                                 a,
                                 b,
                                 n,
+                                Some(via),
+                                zoom,
                                 &visible,
                                 &rel,
                                 &mut edges,
@@ -900,6 +905,8 @@ impl LodState {
                             agg.a,
                             agg.b,
                             agg.count,
+                            tree.agg_edge_ids(agg).first().copied(),
+                            zoom,
                             &visible,
                             &rel,
                             &mut edges,
@@ -1299,6 +1306,11 @@ fn push_original_edge(
     }
 }
 
+/// An aggregated edge between two visible items, as wide as the number of edges it stands for.
+/// In a dataflow layout it follows `via`'s route (one of the edges it stands for) wherever that
+/// runs outside the two boxes: the waypoints beside the boxes in between, so that an edge from a
+/// graph input into the fourth layer of a transformer runs down beside the first three instead of
+/// straight through them.
 #[allow(clippy::too_many_arguments, reason = "internal helper")]
 fn push_agg_edge(
     layout: &Layout,
@@ -1306,6 +1318,8 @@ fn push_agg_edge(
     a: Item,
     b: Item,
     count: u32,
+    via: Option<u32>,
+    zoom: f64,
     visible: &Rect,
     rel: &dyn Fn(DVec2) -> Vec2,
     edges: &mut Vec<EdgeItem>,
@@ -1323,47 +1337,88 @@ fn push_agg_edge(
     if ra.is_empty() || rb.is_empty() {
         return;
     }
-    let (from, to, curve) = if layout.kind == LayoutKind::Dataflow {
+    let dataflow = layout.kind == LayoutKind::Dataflow;
+    let (from, to) = if dataflow {
         (
             DVec2::new(ra.center().x, ra.max.y),
             DVec2::new(rb.center().x, rb.min.y),
-            true,
         )
     } else {
-        (ra.center(), rb.center(), false)
+        (ra.center(), rb.center())
     };
-    let mut bb = Rect::EMPTY;
-    bb.include(from);
-    bb.include(to);
-    if !bb.intersects(visible) {
-        return;
-    }
-    (a, b, count).hash(key);
     let weight = (count as f32).log2();
-    let (width, alpha) = if layout.kind == LayoutKind::Force {
+    let (width, alpha) = if dataflow {
+        (
+            (1.2 + 1.4 * weight).min(9.0),
+            if count > 1 { 210 } else { 170 },
+        )
+    } else {
         // Force graphs have many crossing aggregates: thinner and lighter, or the overview is a
         // blanket of overdraw (and a software rasteriser pays for every covered pixel).
         (
             (1.0 + 0.6 * weight).min(4.0),
             if count > 1 { 150 } else { 110 },
         )
-    } else {
-        (
-            (1.2 + 1.4 * weight).min(9.0),
-            if count > 1 { 210 } else { 170 },
-        )
     };
-    edges.push(EdgeItem {
-        from: rel(from),
-        to: rel(to),
-        color: [100, 110, 125, alpha],
-        width_px: width,
-        flags: if curve {
-            flags::CURVE | flags::ARROW
-        } else {
-            0
-        },
-    });
+    // Waypoints closer above the end than this leave a last piece too short on screen for its
+    // arrowhead (the shader's `has_arrow`): the port just above a closed box. They are skipped.
+    let arrow_room = 2.0 * f64::from((3.0 * (width * 0.5 + 0.5) + 6.0).max(9.0)) / zoom.max(1e-12);
+    let waypoints = match via {
+        Some(e) if dataflow && layout.route(e as usize).is_some_and(|r| !r.reversed) => {
+            layout.waypoints(e as usize)
+        }
+        _ => &[],
+    };
+    let inside = |r: &Rect, p: DVec2| {
+        p.x >= r.min.x - 0.5 && p.x <= r.max.x + 0.5 && p.y >= r.min.y - 0.5 && p.y <= r.max.y + 0.5
+    };
+    // No allocation where there are no waypoints (force layouts, neighbouring boxes).
+    let mut mid: Vec<DVec2> = waypoints
+        .iter()
+        .copied()
+        .filter(|&p| p.y > from.y && p.y < to.y && !inside(&ra, p) && !inside(&rb, p))
+        .collect();
+    // A lone point (a port) just above the end goes, but not the bottom of a vertical run beside
+    // a box: the piece from the run's top would cut across the box.
+    while let [.., before, last] = mid.as_slice()
+        && to.y - last.y < arrow_room
+        && before.x != last.x
+    {
+        mid.pop();
+    }
+    if let [last] = mid.as_slice()
+        && to.y - last.y < arrow_room
+    {
+        mid.clear();
+    }
+    let pts = || {
+        std::iter::once(from)
+            .chain(mid.iter().copied())
+            .chain(std::iter::once(to))
+    };
+    let mut bb = Rect::EMPTY;
+    for p in pts() {
+        bb.include(p);
+    }
+    if !bb.intersects(visible) {
+        return;
+    }
+    (a, b, count).hash(key);
+    let mut prev = from;
+    for p in pts().skip(1) {
+        edges.push(EdgeItem {
+            from: rel(prev),
+            to: rel(p),
+            color: [100, 110, 125, alpha],
+            width_px: width,
+            flags: if dataflow { flags::CURVE } else { 0 },
+        });
+        prev = p;
+    }
+    // The arrowhead on the last piece only.
+    if dataflow && let Some(last) = edges.last_mut() {
+        last.flags |= flags::ARROW;
+    }
 }
 
 /// Running count, mean and sum of squared deviations of points (merged with Chan's formula, which
