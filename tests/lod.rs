@@ -420,3 +420,83 @@ fn long_op_names_shrink_to_fit_their_box() {
     );
     assert_eq!(bn.size_px, 7.0);
 }
+
+/// A flat group too long for one cluster is cut into bands (computed tiles). The bands of one group
+/// open and close together: measured alone, a remainder band a little under the threshold stayed
+/// a closed box between open ones (seen on PP-OCR's 566-op column).
+#[test]
+fn bands_of_one_column_open_together() {
+    let n = 1000u32;
+    let mut m = Model::new("chain", Format::Onnx);
+    for i in 0..n {
+        m.graph.nodes.push(modelmap::model::Node::new(
+            format!("op{i}"),
+            if i % 3 == 0 { "Conv" } else { "Relu" },
+            modelmap::model::NodeKind::Op,
+        ));
+    }
+    for i in 1..n {
+        m.graph.edges.push(modelmap::model::Edge {
+            from: i - 1,
+            to: i,
+            value: 0,
+        });
+    }
+    let l = layout::dataflow(
+        &m.graph,
+        &m.hierarchy,
+        &DataflowOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    let tree = &l.clusters;
+    let bands: Vec<u32> = tree
+        .child_clusters(&tree.clusters[0])
+        .iter()
+        .copied()
+        .filter(|&c| tree.clusters[c as usize].group.is_none())
+        .collect();
+    assert!(bands.len() >= 2, "{} bands", bands.len());
+    let heights: Vec<f64> = bands
+        .iter()
+        .map(|&c| tree.clusters[c as usize].bbox.size().y)
+        .collect();
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    let mut cam = Camera::new(DVec2::new(1280.0, 720.0));
+    cam.fit(l.bounds, 0.0);
+    // Centred on the last band (the remainder), so that it and its neighbour stay on screen.
+    cam.center = tree.clusters[*bands.last().unwrap() as usize].bbox.center();
+    let (mut mixed, mut saw_closed, mut saw_open) = (0, false, false);
+    for step in 0..200 {
+        lod.cut(&m, &l, &cam, &ViewState::default(), f64::from(step));
+        let drawn: std::collections::HashSet<Item> = lod.items().iter().copied().collect();
+        // Only bands wholly on screen count: one off screen is not entered.
+        let view = cam.visible_world();
+        let on_screen: Vec<bool> = bands
+            .iter()
+            .filter(|&&c| {
+                let b = tree.clusters[c as usize].bbox;
+                view.contains(b.min) && view.contains(b.max)
+            })
+            .map(|&c| drawn.contains(&Item::Cluster(c)))
+            .collect();
+        let closed = on_screen.iter().filter(|&&x| x).count();
+        saw_closed |= closed > 0;
+        saw_open |= closed < on_screen.len();
+        if closed > 0 && closed < on_screen.len() {
+            mixed += 1;
+        }
+        cam.zoom_about(cam.viewport * 0.5, 1.02);
+    }
+    assert!(saw_closed && saw_open, "the sweep passes the threshold");
+    assert_eq!(
+        mixed, 0,
+        "frames with open and closed bands side by side (heights {heights:?})"
+    );
+}

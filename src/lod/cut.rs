@@ -221,6 +221,9 @@ pub struct LodState {
     seg_key: Option<(usize, [u64; 4])>,
     /// Per cluster: where it is drawn when closed and the extent that decides when it opens.
     footprint: Vec<Rect>,
+    /// Per cluster, the screen-size measure (world units) that decides whether it opens; empty:
+    /// the footprint's larger side. See [`open_extents`].
+    open_extent: Vec<f64>,
     /// Per cluster, the half side of a disc whose area is its members' (force layouts).
     disc_half: Vec<f64>,
     /// Counters of the last cut.
@@ -304,15 +307,27 @@ fn edge_ends(tree: &ClusterTree, model: &Model, pre: &[(u32, u32)]) -> Vec<(u32,
 }
 
 impl LodState {
+    /// The world extent that decides whether cluster `c` (footprint `f`) opens.
+    fn extent(&self, c: ClusterId, f: &Rect) -> f64 {
+        self.open_extent
+            .get(c as usize)
+            .copied()
+            .unwrap_or_else(|| f.size().max_element())
+    }
+
     /// State for a layout.
     pub fn new(layout: &Layout, options: LodOptions) -> Self {
-        Self::from_parts(
+        let footprint = footprints(layout);
+        let open_extent = open_extents(layout, &footprint);
+        let mut s = Self::from_parts(
             options,
             layout.clusters.clusters.len(),
             DrawList::new(layout.bounds.center()),
-            footprints(layout),
+            footprint,
             disc_halves(layout),
-        )
+        );
+        s.open_extent = open_extent;
+        s
     }
 
     /// A state for `n` clusters with the given per-cluster extents.
@@ -346,6 +361,7 @@ impl LodState {
             frontier_first: Vec::new(),
             frontier_shift: 0,
             footprint,
+            open_extent: Vec::new(),
             disc_half,
             stats: CutStats::default(),
         }
@@ -556,8 +572,7 @@ impl LodState {
             let Some(f) = this.footprint.get(c as usize) else {
                 return 0;
             };
-            let s = f.size();
-            let mut px = s.x.max(s.y) * zoom;
+            let mut px = this.extent(c, f) * zoom;
             if this.is_open.get(c as usize).copied().unwrap_or(false) {
                 px *= opts.open_px / opts.close_px.max(1e-9);
             }
@@ -588,7 +603,7 @@ impl LodState {
             }
             let footprint = self.footprint.get(ci).copied().unwrap_or(cl.bbox);
             let size = footprint.size();
-            let screen = size.x.max(size.y) * zoom;
+            let screen = self.extent(c, &footprint) * zoom;
             let was_open = self.is_open[ci];
             let mut open = if was_open {
                 screen > opts.close_px
@@ -1458,6 +1473,41 @@ const SEGMENT_BOXES_MIN_EDGES: usize = 8;
 /// (breadth-first), so decreasing ids will do, with no order array or sort (7.8 M clusters).
 fn deepest_first(tree: &crate::graph::ClusterTree) -> impl Iterator<Item = usize> {
     (0..tree.clusters.len()).rev()
+}
+
+/// Per cluster of a dataflow layout, the extent that decides whether it opens: its footprint's
+/// larger side, except for the computed tiles of a wide or tall flat group (the bands
+/// [`ClusterTree::split_wide`] cuts a 500-op column into), which all take the largest of their
+/// sibling tiles' extents. Each band measured alone, a remainder band a little under the threshold
+/// stayed a closed box between open ones. Empty for force layouts, where every cluster is
+/// computed and is measured alone.
+fn open_extents(layout: &Layout, footprint: &[Rect]) -> Vec<f64> {
+    if layout.kind != LayoutKind::Dataflow {
+        return Vec::new();
+    }
+    let tree = &layout.clusters;
+    let side = |c: ClusterId| {
+        footprint
+            .get(c as usize)
+            .map_or(0.0, |f| f.size().max_element())
+    };
+    let mut out: Vec<f64> = (0..tree.clusters.len() as ClusterId).map(side).collect();
+    for cl in &tree.clusters {
+        let tiles = || {
+            tree.child_clusters(cl).iter().copied().filter(|&k| {
+                tree.clusters
+                    .get(k as usize)
+                    .is_some_and(|x| x.group.is_none())
+            })
+        };
+        let widest = tiles().map(side).fold(0.0, f64::max);
+        for k in tiles() {
+            if let Some(e) = out.get_mut(k as usize) {
+                *e = widest;
+            }
+        }
+    }
+    out
 }
 
 /// Per cluster, the rectangle it is drawn as when closed and measured by when deciding to open.
