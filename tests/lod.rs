@@ -500,3 +500,51 @@ fn bands_of_one_column_open_together() {
         "frames with open and closed bands side by side (heights {heights:?})"
     );
 }
+
+/// Zoomed into one layer of a 400-layer decoder, the layer's own edges are drawn. The aggregates
+/// from the graph inputs to the layers below run the whole height of the model: counted at their
+/// full length they spent the frame's edge-pixel budget alone and every edge in view was dropped
+/// (the layer showed its boxes and no connections). Routed, only their pieces near the view are
+/// drawn, and a curve's cost is bounded by the part of its box on screen.
+#[test]
+fn a_layer_deep_in_a_decoder_shows_its_edges() {
+    let dir = std::env::temp_dir().join(format!("modelmap-lod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("decoder-400.onnx");
+    modelmap::bench::synth_model::write_onnx_decoder(400, 64, &path).unwrap();
+    let m = modelmap::load::open(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let l = layout::dataflow(
+        &m.graph,
+        &m.hierarchy,
+        &DataflowOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    let layer = l.groups[m.hierarchy.find("model/layers.200").unwrap() as usize];
+    let mut cam = Camera::new(DVec2::new(1280.0, 800.0));
+    cam.fit(layer, 0.0);
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    lod.cut(&m, &l, &cam, &ViewState::default(), 0.0);
+    let list = lod.draw_list();
+    let inner = layer.expand(-1.0);
+    let inside = list
+        .edges
+        .iter()
+        .filter(|e| {
+            inner.contains(list.origin + e.from.as_dvec2())
+                && inner.contains(list.origin + e.to.as_dvec2())
+        })
+        .count();
+    assert!(
+        inside >= 15,
+        "{inside} edges inside layers.200 ({} drawn in all)",
+        list.edges.len()
+    );
+}

@@ -193,6 +193,9 @@ pub struct LodState {
     animating: bool,
     /// Per visible pair: the edge count and the first original edge (whose route it borrows).
     pair_scratch: FxHashMap<(Item, Item), (u32, u32)>,
+    /// Pieces of routed aggregates pushed this frame (their ends' bits) and their index in the
+    /// edge list: aggregates of one producer share its bundle, drawn once.
+    piece_seen: FxHashMap<[u32; 4], u32>,
     /// Per cluster, its interval in a pre-order of the cluster tree: `pre..post` holds exactly the
     /// pre-order numbers of its subtree.
     pre: Vec<(u32, u32)>,
@@ -351,6 +354,7 @@ impl LodState {
             last_key: 0,
             animating: false,
             pair_scratch: FxHashMap::default(),
+            piece_seen: FxHashMap::default(),
             pre: Vec::new(),
             edge_ends: Vec::new(),
             seg_boxes: Vec::new(),
@@ -555,6 +559,7 @@ impl LodState {
         let mut labels: Vec<LabelItem> = Vec::new();
         let mut edges: Vec<EdgeItem> = Vec::new();
         let mut key = rustc_hash::FxHasher::default();
+        self.piece_seen.clear();
         origin.x.to_bits().hash(&mut key);
         origin.y.to_bits().hash(&mut key);
         view.revision.hash(&mut key);
@@ -820,6 +825,7 @@ impl LodState {
                             &rel,
                             &mut edges,
                             &mut key,
+                            &mut self.piece_seen,
                         );
                     }
                     _ if pushed < opts.pushdown_budget => {
@@ -909,6 +915,7 @@ impl LodState {
                                 &rel,
                                 &mut edges,
                                 &mut key,
+                                &mut self.piece_seen,
                             );
                         }
                     }
@@ -926,6 +933,7 @@ impl LodState {
                             &rel,
                             &mut edges,
                             &mut key,
+                            &mut self.piece_seen,
                         );
                     }
                 }
@@ -1339,6 +1347,7 @@ fn push_agg_edge(
     rel: &dyn Fn(DVec2) -> Vec2,
     edges: &mut Vec<EdgeItem>,
     key: &mut rustc_hash::FxHasher,
+    seen: &mut FxHashMap<[u32; 4], u32>,
 ) {
     let bbox = |i: Item| match i {
         Item::Cluster(c) => footprint
@@ -1380,7 +1389,13 @@ fn push_agg_edge(
     let arrow_room = 2.0 * f64::from((3.0 * (width * 0.5 + 0.5) + 6.0).max(9.0)) / zoom.max(1e-12);
     let waypoints = match via {
         Some(e) if dataflow && layout.route(e as usize).is_some_and(|r| !r.reversed) => {
-            layout.waypoints(e as usize)
+            // A route that is not reversed runs downward, so its points are ordered by y: only
+            // those level with the view matter, and one either side for the pieces that enter
+            // it (a route to the 800th layer has 1 600 points; at deep zoom a handful are near).
+            let w = layout.waypoints(e as usize);
+            let lo = w.partition_point(|p| p.y < visible.min.y).saturating_sub(1);
+            let hi = (w.partition_point(|p| p.y <= visible.max.y) + 1).min(w.len());
+            w.get(lo..hi).unwrap_or(&[])
         }
         _ => &[],
     };
@@ -1406,6 +1421,33 @@ fn push_agg_edge(
     {
         mid.clear();
     }
+    // Pieces shorter than this on screen are merged: at overview zoom a bundle beside 800 layer
+    // boxes would otherwise be 1 600 pieces of a pixel each.
+    if !mid.is_empty() {
+        let min_piece = MIN_PIECE_PX / zoom.max(1e-12);
+        let mut kept = Vec::with_capacity(mid.len());
+        let mut last = from;
+        let mut i = 0;
+        while let Some(&p) = mid.get(i) {
+            // A vertical run beside a box (two points, one x) at least a piece long is kept whole:
+            // without its top, the piece into its bottom would cut across the box.
+            if let Some(&q) = mid.get(i + 1)
+                && q.x == p.x
+                && q.y - p.y >= min_piece
+            {
+                kept.extend([p, q]);
+                last = q;
+                i += 2;
+                continue;
+            }
+            if p.distance(last) >= min_piece && to.distance(p) >= min_piece {
+                kept.push(p);
+                last = p;
+            }
+            i += 1;
+        }
+        mid = kept;
+    }
     let pts = || {
         std::iter::once(from)
             .chain(mid.iter().copied())
@@ -1419,22 +1461,56 @@ fn push_agg_edge(
         return;
     }
     (a, b, count).hash(key);
-    let mut prev = from;
-    for p in pts().skip(1) {
+    if mid.is_empty() {
         edges.push(EdgeItem {
-            from: rel(prev),
-            to: rel(p),
+            from: rel(from),
+            to: rel(to),
             color: [100, 110, 125, alpha],
             width_px: width,
-            flags: if dataflow { flags::CURVE } else { 0 },
+            flags: if dataflow {
+                flags::CURVE | flags::ARROW
+            } else {
+                0
+            },
         });
-        prev = p;
+        return;
     }
-    // The arrowhead on the last piece only.
-    if dataflow && let Some(last) = edges.last_mut() {
-        last.flags |= flags::ARROW;
+    // A routed aggregate: only its pieces near the view (a curve stays within its ends' box), each
+    // once, however many aggregates of one producer run along it (the widest sets the width).
+    let n = mid.len() + 1;
+    let mut prev = from;
+    for (i, p) in pts().skip(1).enumerate() {
+        let (q, r) = (prev, p);
+        prev = p;
+        if !Rect::new(q.min(r), q.max(r)).intersects(visible) {
+            continue;
+        }
+        let (rq, rr) = (rel(q), rel(r));
+        let arrow = if i + 1 == n { flags::ARROW } else { 0 };
+        let id = [
+            rq.x.to_bits(),
+            rq.y.to_bits(),
+            rr.x.to_bits(),
+            rr.y.to_bits(),
+        ];
+        if let Some(e) = seen.get(&id).and_then(|&k| edges.get_mut(k as usize)) {
+            e.width_px = e.width_px.max(width);
+            e.flags |= arrow;
+            continue;
+        }
+        seen.insert(id, edges.len() as u32);
+        edges.push(EdgeItem {
+            from: rq,
+            to: rr,
+            color: [100, 110, 125, alpha],
+            width_px: width,
+            flags: flags::CURVE | arrow,
+        });
     }
 }
+
+/// Pieces of a routed aggregated edge are at least this long on screen.
+const MIN_PIECE_PX: f64 = 12.0;
 
 /// Running count, mean and sum of squared deviations of points (merged with Chan's formula, which
 /// stays exact where `E[x²] − E[x]²` would cancel at large coordinates). The mean stays f64 (world
@@ -1618,8 +1694,17 @@ fn budget_edges(
         if len < min_len {
             return false;
         }
-        let mut shown = len;
-        if e.flags & flags::CURVE == 0 {
+        let shown = if e.flags & flags::CURVE != 0 {
+            // A curve stays within its ends' box: one that misses the view adds nothing, and one
+            // much longer than the screen covers at most about the part of its box on screen (a
+            // thick aggregate running from a model's inputs to its 800th layer, counted whole,
+            // spent the frame's pixel budget on its own and every edge in view was dropped).
+            let inside = Rect::new(a.min(b).max(view.min), a.max(b).min(view.max));
+            if inside.is_empty() {
+                return false;
+            }
+            len.min(2.0 * inside.size().length())
+        } else {
             let Some((t0, t1)) = clip_segment(a, b, view) else {
                 return false;
             };
@@ -1630,8 +1715,8 @@ fn budget_edges(
             let d = b - a;
             e.from = (a + d * t0).as_vec2();
             e.to = (a + d * t1).as_vec2();
-            shown = len * (t1 - t0);
-        }
+            len * (t1 - t0)
+        };
         // A ribbon is at least a pixel wide plus a pixel of anti-aliasing each side.
         area.push(shown * zoom * (f64::from(e.width_px).max(1.0) + 2.0));
         true
@@ -1718,6 +1803,37 @@ fn disc_halves(layout: &Layout) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::graph::ClusterSpec;
+
+    #[test]
+    fn a_long_curve_does_not_spend_the_budget_of_the_edges_in_view() {
+        let curve = |from: Vec2, to: Vec2, width_px: f32| EdgeItem {
+            from,
+            to,
+            color: [0; 4],
+            width_px,
+            flags: flags::CURVE | flags::ARROW,
+        };
+        // A 1280×720 view at zoom 1; a thick aggregate from far above to far below the view, and
+        // 200 thin edges inside it.
+        let view = Rect::new(DVec2::ZERO, DVec2::new(1280.0, 720.0));
+        let mut edges = vec![curve(Vec2::new(600.0, -1e6), Vec2::new(640.0, 1e6), 9.0)];
+        for i in 0..200 {
+            let x = 5.0 + 6.0 * i as f32;
+            edges.push(curve(Vec2::new(x, 100.0), Vec2::new(x, 160.0), 1.3));
+        }
+        // And one wholly off screen.
+        edges.push(curve(Vec2::new(-500.0, 0.0), Vec2::new(-400.0, 60.0), 1.3));
+        let mut kept = edges.clone();
+        budget_edges(
+            &mut kept,
+            &view,
+            1.0,
+            1280.0 * 720.0,
+            &LodOptions::default(),
+        );
+        assert_eq!(kept.len(), 201, "the long aggregate and every edge in view");
+        assert!(kept.iter().all(|e| e.from.x >= 0.0));
+    }
 
     #[test]
     fn edge_boxes_never_change_the_cut() {
