@@ -595,6 +595,21 @@ fn block_colours_come_from_what_the_block_computes() {
         "conv2_1 coloured as {}",
         c.dominant_op
     );
+    // A transformer layer of a PyTorch export computes its reshapes from `Shape` → `Gather` →
+    // `Concat` chains, eight Gathers a layer against nine MatMuls: it read "mostly Gather".
+    // Parameter-free data movement does not vote; the layer and its attention are MatMul blocks.
+    let model = modelmap::load::open(&dir.join("generated/llama_tiny_4l.onnx")).unwrap();
+    let l = df(&model.graph, &model.hierarchy);
+    for name in ["model/layers.0", "model/layers.2/self_attn"] {
+        let g = model.hierarchy.find(name).unwrap();
+        let c = l
+            .clusters
+            .clusters
+            .iter()
+            .find(|c| c.group == Some(g))
+            .unwrap();
+        assert_eq!(&*c.dominant_op, "MatMul", "{name}");
+    }
 }
 
 /// Zoo models feed every Conv from weight generators (`ConstantOfShape` nodes), which sit beside

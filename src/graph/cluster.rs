@@ -554,11 +554,20 @@ impl ClusterTree {
     }
 
     /// Fills [`Cluster::dominant_op`]: the op with most weight among direct nodes (1 each) and child
-    /// clusters (their dominant op, weighted by member count); ties go to the smaller name. Nodes
-    /// whose op is "" are not counted.
+    /// clusters (their dominant op, weighted by the votes it won); ties go to the smaller name.
+    /// Nodes whose op is "" are not counted. See [`ClusterTree::fill_dominant_ops_by`].
+    pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
+        self.fill_dominant_ops_by(|v| (op_of(v), true));
+    }
+
+    /// [`ClusterTree::fill_dominant_ops`] with two tiers: `op_of(v)` gives a node's op and whether
+    /// it votes. Ops that do not vote (shape arithmetic, data movement) decide only a cluster where
+    /// nothing votes, so a block of MatMuls fed by Gathers of shapes is a MatMul block, and a group
+    /// of nothing but shape arithmetic is still named by its ops rather than left without one. A
+    /// child decided by the second tier counts in its parent's second tier.
     /// Op names are interned once (a million clusters share the few distinct op strings) and
     /// counted by index.
-    pub fn fill_dominant_ops<'a>(&mut self, op_of: impl Fn(NodeId) -> &'a str) {
+    pub fn fill_dominant_ops_by<'a>(&mut self, op_of: impl Fn(NodeId) -> (&'a str, bool)) {
         let mut ids: rustc_hash::FxHashMap<&'a str, u32> = rustc_hash::FxHashMap::default();
         // Loaders share one string per op name, so most look-ups hit by address first (hashing
         // a pointer, not the text).
@@ -577,44 +586,54 @@ impl ClusterTree {
             by_addr.insert(addr, id);
             id
         };
-        let node_op: Vec<u32> = (0..self.node_cluster.len() as u32)
-            .map(|v| intern(op_of(v)))
+        let node_op: Vec<(u32, bool)> = (0..self.node_cluster.len() as u32)
+            .map(|v| {
+                let (op, votes) = op_of(v);
+                (intern(op), votes)
+            })
             .collect();
         let none = intern("");
         let mut dominant = vec![none; self.clusters.len()];
         // The votes the winner got in each cluster: what a child adds to its parent's tally (its
-        // member count would also count members that do not vote).
+        // member count would also count members that do not vote); and whether it won in the
+        // second tier.
         let mut won = vec![0u64; self.clusters.len()];
-        let mut counts: Vec<u64> = vec![0; names.len()];
-        let mut touched: Vec<u32> = Vec::new();
+        let mut second = vec![false; self.clusters.len()];
+        // Tier 0 votes, tier 1 the fallback.
+        let mut counts: [Vec<u64>; 2] = [vec![0; names.len()], vec![0; names.len()]];
+        let mut touched: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
         for c in (0..self.clusters.len()).rev() {
             let cl = &self.clusters[c];
-            let mut add = |op: u32, w: u64| {
-                if let Some(n) = counts.get_mut(op as usize) {
+            let mut add = |tier: usize, op: u32, w: u64| {
+                if let Some(n) = counts[tier].get_mut(op as usize) {
                     if *n == 0 {
-                        touched.push(op);
+                        touched[tier].push(op);
                     }
                     *n += w;
                 }
             };
             // Nodes without an op name (`op_of` gives "" for what should not count) do not vote.
             for &v in self.child_nodes(cl) {
-                let op = node_op.get(v as usize).copied().unwrap_or(none);
+                let (op, votes) = node_op.get(v as usize).copied().unwrap_or((none, false));
                 if op != none {
-                    add(op, 1);
+                    add(usize::from(!votes), op, 1);
                 }
             }
             for &k in self.child_clusters(cl) {
-                if let (Some(&op), Some(&w)) = (dominant.get(k as usize), won.get(k as usize))
-                    && op != none
+                if let (Some(&op), Some(&w), Some(&sec)) = (
+                    dominant.get(k as usize),
+                    won.get(k as usize),
+                    second.get(k as usize),
+                ) && op != none
                 {
-                    add(op, w);
+                    add(usize::from(sec), op, w);
                 }
             }
-            // Most weight wins; ties go to the smaller name.
+            // Most weight wins; ties go to the smaller name. The fallback only where none voted.
+            let tier = usize::from(touched[0].is_empty());
             let mut best: Option<(u64, u32)> = None;
-            for &op in &touched {
-                let n = counts[op as usize];
+            for &op in &touched[tier] {
+                let n = counts[tier][op as usize];
                 best = match best {
                     Some((bn, bop))
                         if bn > n || (bn == n && names[bop as usize] <= names[op as usize]) =>
@@ -624,12 +643,15 @@ impl ClusterTree {
                     _ => Some((n, op)),
                 };
             }
-            for &op in &touched {
-                counts[op as usize] = 0;
+            for t in 0..2 {
+                for &op in &touched[t] {
+                    counts[t][op as usize] = 0;
+                }
+                touched[t].clear();
             }
-            touched.clear();
             dominant[c] = best.map_or(none, |b| b.1);
             won[c] = best.map_or(0, |b| b.0);
+            second[c] = tier == 1;
         }
         for (cl, &op) in self.clusters.iter_mut().zip(&dominant) {
             cl.dominant_op = names[op as usize].clone();

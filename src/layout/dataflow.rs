@@ -648,14 +648,16 @@ pub fn dataflow_cached(
         } else {
             tree.fill_params(&opts.node_params);
         }
-        // Constant generators and shape plumbing are not what a block computes: a block of eight
-        // convolutions fed by sixteen `ConstantOfShape` weights, each unsqueezed, is a Conv block.
-        tree.fill_dominant_ops(|v| {
-            graph.nodes.get(v as usize).map_or("", |nd| {
-                if nd.is_constant_op() || is_plumbing(&nd.op) {
-                    ""
+        // Constant generators, shape plumbing and data movement are not what a block computes: a
+        // block of eight convolutions fed by sixteen `ConstantOfShape` weights, each unsqueezed, is
+        // a Conv block, and a transformer layer a MatMul block. Plumbing and data movement still
+        // name a group of nothing else; constants never do.
+        tree.fill_dominant_ops_by(|v| {
+            graph.nodes.get(v as usize).map_or(("", false), |nd| {
+                if nd.is_constant_op() {
+                    ("", false)
                 } else {
-                    &nd.op
+                    (&*nd.op, !is_plumbing(&nd.op) && !is_data_movement(&nd.op))
                 }
             })
         });
@@ -874,8 +876,8 @@ pub fn dataflow_cached(
 }
 
 /// Ops that only reshape, retype or pass values on, and elementwise arithmetic (residual adds, a
-/// batch norm folded into `Mul` + `Add`): they do not vote for a cluster's colour, so a DenseNet
-/// block reads as its convolutions.
+/// batch norm folded into `Mul` + `Add`): they decide a cluster's colour only where nothing else
+/// does, so a DenseNet block reads as its convolutions.
 fn is_plumbing(op: &str) -> bool {
     matches!(
         op,
@@ -891,6 +893,17 @@ fn is_plumbing(op: &str) -> bool {
             | "Sub"
             | "Mul"
             | "Div"
+    )
+}
+
+/// Ops that gather, cut or rearrange values: in a PyTorch export mostly shape arithmetic
+/// (`Shape` → `Gather` → `Concat` → `Reshape`, eight Gathers a transformer layer against nine
+/// MatMuls) or a layout change, not what a block computes. Like [`is_plumbing`] ops they name only a
+/// block of nothing else (a `q_shape` group, an embedding).
+fn is_data_movement(op: &str) -> bool {
+    matches!(
+        op,
+        "Gather" | "GatherElements" | "Concat" | "Slice" | "Split" | "Transpose" | "Range"
     )
 }
 
