@@ -18,13 +18,38 @@ fn model_like(blocks: usize) -> (Model, Layout) {
     let mut m = Model::new("synthetic", Format::Onnx);
     m.graph = graph;
     m.hierarchy = hierarchy;
-    let l = layout::dataflow(
+    let l = dataflow_of(&m);
+    (m, l)
+}
+
+fn dataflow_of(m: &Model) -> Layout {
+    layout::dataflow(
         &m.graph,
         &m.hierarchy,
         &DataflowOptions::default(),
         &Progress::new(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A chain of ops, one after the other, without groups, laid out as dataflow.
+fn chain<'a>(ops: impl IntoIterator<Item = &'a str>) -> (Model, Layout) {
+    let mut m = Model::new("chain", Format::Onnx);
+    for (i, op) in ops.into_iter().enumerate() {
+        m.graph.nodes.push(modelmap::model::Node::new(
+            format!("op{i}"),
+            op,
+            modelmap::model::NodeKind::Op,
+        ));
+        if i > 0 {
+            m.graph.edges.push(modelmap::model::Edge {
+                from: i as u32 - 1,
+                to: i as u32,
+                value: 0,
+            });
+        }
+    }
+    let l = dataflow_of(&m);
     (m, l)
 }
 
@@ -363,26 +388,7 @@ fn long_op_names_shrink_to_fit_their_box() {
     // A `BatchNormalization` box at 16 px high: the usual 9 px font is too wide for it, so the
     // label is set smaller (it used to be dropped, leaving every BatchNorm of a model unlabelled),
     // and where even the smallest font is too wide it is shortened.
-    let mut m = Model::new("bn", Format::Onnx);
-    for op in ["Conv", "BatchNormalization"] {
-        m.graph.nodes.push(modelmap::model::Node::new(
-            op.to_lowercase(),
-            op,
-            modelmap::model::NodeKind::Op,
-        ));
-    }
-    m.graph.edges.push(modelmap::model::Edge {
-        from: 0,
-        to: 1,
-        value: 0,
-    });
-    let l = layout::dataflow(
-        &m.graph,
-        &m.hierarchy,
-        &DataflowOptions::default(),
-        &Progress::new(),
-    )
-    .unwrap();
+    let (m, l) = chain(["Conv", "BatchNormalization"]);
     let mut cam = Camera::new(DVec2::new(800.0, 600.0));
     cam.fit(l.bounds, 10.0);
     cam.zoom_about(cam.viewport * 0.5, (16.0 / 28.0) / cam.zoom);
@@ -426,29 +432,7 @@ fn long_op_names_shrink_to_fit_their_box() {
 /// a closed box between open ones (seen on PP-OCR's 566-op column).
 #[test]
 fn bands_of_one_column_open_together() {
-    let n = 1000u32;
-    let mut m = Model::new("chain", Format::Onnx);
-    for i in 0..n {
-        m.graph.nodes.push(modelmap::model::Node::new(
-            format!("op{i}"),
-            if i % 3 == 0 { "Conv" } else { "Relu" },
-            modelmap::model::NodeKind::Op,
-        ));
-    }
-    for i in 1..n {
-        m.graph.edges.push(modelmap::model::Edge {
-            from: i - 1,
-            to: i,
-            value: 0,
-        });
-    }
-    let l = layout::dataflow(
-        &m.graph,
-        &m.hierarchy,
-        &DataflowOptions::default(),
-        &Progress::new(),
-    )
-    .unwrap();
+    let (m, l) = chain((0..1000).map(|i| if i % 3 == 0 { "Conv" } else { "Relu" }));
     let tree = &l.clusters;
     let bands: Vec<u32> = tree
         .child_clusters(&tree.clusters[0])
@@ -514,13 +498,7 @@ fn a_layer_deep_in_a_decoder_shows_its_edges() {
     modelmap::bench::synth_model::write_onnx_decoder(400, 64, &path).unwrap();
     let m = modelmap::load::open(&path).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let l = layout::dataflow(
-        &m.graph,
-        &m.hierarchy,
-        &DataflowOptions::default(),
-        &Progress::new(),
-    )
-    .unwrap();
+    let l = dataflow_of(&m);
     let layer = l.groups[m.hierarchy.find("model/layers.200").unwrap() as usize];
     let mut cam = Camera::new(DVec2::new(1280.0, 800.0));
     cam.fit(layer, 0.0);
