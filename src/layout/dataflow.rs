@@ -1296,11 +1296,15 @@ fn layered_component(
             DUMMY_WIDTH
         }
     };
+    // A box taller than a layer gap (a group: a transformer layer) keeps edges running beside it
+    // twice as far off as a neighbouring box: closer, a bundle read as a thick border of the box.
+    let tall = |v: u32| (v as usize) < n && sizes[v as usize].y > opts.layer_gap;
     let sep = |a: u32, b: u32| {
-        let gap = if thin(a) && thin(b) {
-            DUMMY_GAP
-        } else {
-            opts.node_gap
+        let gap = match (thin(a), thin(b)) {
+            (true, true) => DUMMY_GAP,
+            (true, false) if tall(b) => 2.0 * opts.node_gap,
+            (false, true) if tall(a) => 2.0 * opts.node_gap,
+            _ => opts.node_gap,
         };
         (width(a) + width(b)) * 0.5 + gap
     };
