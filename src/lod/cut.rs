@@ -322,15 +322,14 @@ impl LodState {
     pub fn new(layout: &Layout, options: LodOptions) -> Self {
         let footprint = footprints(layout);
         let open_extent = open_extents(layout, &footprint);
-        let mut s = Self::from_parts(
+        Self::from_parts(
             options,
             layout.clusters.clusters.len(),
             DrawList::new(layout.bounds.center()),
             footprint,
+            open_extent,
             disc_halves(layout),
-        );
-        s.open_extent = open_extent;
-        s
+        )
     }
 
     /// A state for `n` clusters with the given per-cluster extents.
@@ -339,6 +338,7 @@ impl LodState {
         n: usize,
         list: DrawList,
         footprint: Vec<Rect>,
+        open_extent: Vec<f64>,
         disc_half: Vec<f64>,
     ) -> Self {
         LodState {
@@ -365,7 +365,7 @@ impl LodState {
             frontier_first: Vec::new(),
             frontier_shift: 0,
             footprint,
-            open_extent: Vec::new(),
+            open_extent,
             disc_half,
             stats: CutStats::default(),
         }
@@ -378,6 +378,7 @@ impl LodState {
             LodOptions::default(),
             0,
             DrawList::default(),
+            Vec::new(),
             Vec::new(),
             Vec::new(),
         )
@@ -1410,16 +1411,11 @@ fn push_agg_edge(
         .collect();
     // A lone point (a port) just above the end goes, but not the bottom of a vertical run beside
     // a box: the piece from the run's top would cut across the box.
-    while let [.., before, last] = mid.as_slice()
+    while let Some((last, rest)) = mid.split_last()
         && to.y - last.y < arrow_room
-        && before.x != last.x
+        && rest.last().is_none_or(|before| before.x != last.x)
     {
         mid.pop();
-    }
-    if let [last] = mid.as_slice()
-        && to.y - last.y < arrow_room
-    {
-        mid.clear();
     }
     // Pieces shorter than this on screen are merged: at overview zoom a bundle beside 800 layer
     // boxes would otherwise be 1 600 pieces of a pixel each.
