@@ -7,7 +7,9 @@ mod family;
 mod gguf;
 mod json_layers;
 mod onnx;
+mod pickle;
 mod safetensors;
+mod torch;
 
 use std::path::{Path, PathBuf};
 
@@ -134,6 +136,11 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.starts_with(b"GGUF") {
         return Some(Format::Gguf);
     }
+    // A zip archive (torch.save since 1.6) or the legacy pickle stream: before the ONNX test,
+    // whose "plausible protobuf tag" both would pass.
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(&torch::LEGACY_MAGIC) {
+        return Some(Format::Torch);
+    }
     if head.len() >= 9 {
         let n = u64::from_le_bytes(head[..8].try_into().ok()?);
         if head[8] == b'{' && n > 1 && n < (1 << 32) {
@@ -242,5 +249,6 @@ pub fn open_bytes_as(
             }
         }
         Format::Onnx => onnx::load(path, data),
+        Format::Torch => torch::open_file(path, data),
     }
 }

@@ -1,4 +1,6 @@
 //! safetensors loader: single files, folders and sharded checkpoints (`model.safetensors.index.json`).
+//! Folders and indexes of PyTorch checkpoints (`pytorch_model.bin.index.json`, whose shards are
+//! [`super::torch`] archives) open here too: the index format is the same.
 //!
 //! Only headers are parsed (by the `safetensors` crate, which validates offsets against the file
 //! size); tensor bytes are slices of each shard's memory map. A `config.json` beside the weights is
@@ -21,25 +23,55 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     Ok(model)
 }
 
-/// Opens a folder: its index file if present, else its single `.safetensors` file.
+/// Whether a shard file is a PyTorch archive (by its extension; safetensors otherwise).
+fn is_torch_shard(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
+}
+
+/// Opens a folder: its index file if present, else its `.safetensors` files, else its single
+/// PyTorch checkpoint.
 pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
-    let index = dir.join("model.safetensors.index.json");
-    if index.exists() {
-        let text = std::fs::read(&index).map_err(|e| LoadError::io(&index, e))?;
-        let json: serde_json::Value = serde_json::from_slice(&text)
-            .map_err(|e| LoadError::corrupt(&index, format!("invalid JSON: {e}")))?;
-        return open_index(&index, &json);
+    for name in [
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+    ] {
+        let index = dir.join(name);
+        if index.exists() {
+            let text = std::fs::read(&index).map_err(|e| LoadError::io(&index, e))?;
+            let json: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| LoadError::corrupt(&index, format!("invalid JSON: {e}")))?;
+            return open_index(&index, &json);
+        }
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let listed: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| LoadError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    let mut files: Vec<PathBuf> = listed
+        .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .cloned()
         .collect();
     files.sort();
+    if files.is_empty() {
+        // Hugging Face's name first (a folder may also hold `training_args.bin`), else the only one.
+        let mut torch: Vec<&PathBuf> = listed.iter().filter(|p| is_torch_shard(p)).collect();
+        torch.sort();
+        let hf = torch
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "pytorch_model.bin"));
+        if let Some(one) = hf.or(torch.first().filter(|_| torch.len() == 1)) {
+            return super::torch::open_file(one, super::map_file(one)?);
+        }
+    }
     match files.as_slice() {
         [] => Err(LoadError::UnknownFormat {
             path: dir.to_path_buf(),
-            why: "a folder with no model.safetensors.index.json and no .safetensors file".into(),
+            why: "a folder with no checkpoint index, no .safetensors file and not exactly one \
+                  PyTorch checkpoint (.bin, .pt, .pth)"
+                .into(),
         }),
         [one] => open_file(one, super::map_file(one)?),
         _ => {
@@ -83,7 +115,13 @@ pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model
         }
         shards.insert(file.to_string());
     }
-    let mut model = Model::new(index, Format::Safetensors);
+    let torch = shards.iter().any(|s| is_torch_shard(Path::new(s)));
+    let format = if torch {
+        Format::Torch
+    } else {
+        Format::Safetensors
+    };
+    let mut model = Model::new(index, format);
     for shard in &shards {
         let p = dir.join(shard);
         if !p.exists() {
@@ -95,7 +133,11 @@ pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model
                 ),
             ));
         }
-        add_shard(&mut model, &p, super::map_file(&p)?)?;
+        if is_torch_shard(&p) {
+            super::torch::add_archive(&mut model, &p, super::map_file(&p)?)?;
+        } else {
+            add_shard(&mut model, &p, super::map_file(&p)?)?;
+        }
     }
     for name in map.keys() {
         if model.tensor(name).is_none() {
@@ -173,7 +215,7 @@ fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadErro
 }
 
 /// Reads `config.json` beside the weights (HF transformers) and builds the module graph.
-fn finish(model: &mut Model, dir: Option<&Path>) {
+pub(super) fn finish(model: &mut Model, dir: Option<&Path>) {
     if let Some(dir) = dir {
         read_hf_config(model, &dir.join("config.json"));
     }

@@ -38,6 +38,8 @@ pub enum Format {
     Gguf,
     /// A JSON layer list (`{"inputs", "layers", "outputs"}`).
     JsonLayers,
+    /// A PyTorch checkpoint (`torch.save` zip archive: `.pt`, `.pth`, `pytorch_model.bin`).
+    Torch,
 }
 
 impl Format {
@@ -48,6 +50,7 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Gguf => "gguf",
             Format::JsonLayers => "json-layers",
+            Format::Torch => "pytorch",
         }
     }
 }

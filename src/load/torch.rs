@@ -1,0 +1,404 @@
+//! PyTorch checkpoints written by `torch.save` (1.6 and later): `.pt`, `.pth`, Hugging Face
+//! `pytorch_model.bin` and its sharded `pytorch_model.bin.index.json`.
+//!
+//! The file is a zip archive (read with the `zip` crate: central directory, ZIP64, data
+//! descriptors) of `<name>/data.pkl`, a pickle of the saved object, and one uncompressed entry per
+//! storage, `<name>/data/<key>`. The pickle is read by [`super::pickle`], which runs no code; each
+//! tensor found in it is a view `(storage, offset, size, stride)`, and a contiguous view becomes a
+//! slice of the memory map, like a safetensors tensor: nothing is copied or read until a view needs
+//! it.
+//!
+//! Tensors are named by their path through dicts, lists and pickled modules (`nn.Module` attributes
+//! `_parameters`, `_buffers` and `_modules` add no name of their own, so a whole pickled model reads
+//! like its `state_dict()`). A training checkpoint's weights under `state_dict`, `model_state_dict`,
+//! `model` or `module` are named without that prefix; the optimizer's tensors keep theirs, and
+//! top-level numbers and strings (`epoch`, `best_acc`) become metadata. Views that are not
+//! contiguous (a transposed weight saved as a view) are listed with their shape and dtype and an
+//! error for the data; the legacy pre-1.6 format is an error saying how to convert it.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::LoadError;
+use super::pickle::{self, Id, Node, Pickle};
+use crate::model::{DType, Format, Model, Tensor, TensorData, TensorOrigin};
+
+/// How a pre-1.6 `torch.save` file starts: pickle protocol 2 and a LONG1 magic number.
+pub(super) const LEGACY_MAGIC: [u8; 14] = [
+    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
+
+/// Keys of a training checkpoint that hold the model's weights.
+const WEIGHT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "module"];
+
+/// Deepest nesting of containers followed.
+const MAX_DEPTH: u32 = 64;
+
+/// Opens a single checkpoint file already mapped.
+pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let mut model = Model::new(path, Format::Torch);
+    add_archive(&mut model, path, data)?;
+    model.metadata.shards = 1;
+    super::safetensors::finish(&mut model, path.parent());
+    Ok(model)
+}
+
+/// Adds the tensors of one checkpoint archive (a file, or a shard of an index) to `model`.
+pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    if data.starts_with(&LEGACY_MAGIC) {
+        return Err(corrupt(
+            "a PyTorch checkpoint in the legacy format (before PyTorch 1.6); load it and save it \
+             again with torch.save in a current PyTorch to open it here"
+                .into(),
+        ));
+    }
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
+        .map_err(|e| corrupt(format!("not a readable zip archive: {e}")))?;
+    // Each entry's bytes within the file, or why they cannot be used in place.
+    let mut entries: HashMap<String, Result<Range<usize>, String>> = HashMap::new();
+    let mut pkl: Option<String> = None;
+    for i in 0..archive.len() {
+        let f = archive
+            .by_index_raw(i)
+            .map_err(|e| corrupt(format!("zip entry {i}: {e}")))?;
+        let name = f
+            .name()
+            .map_err(|e| corrupt(format!("zip entry {i}: {e}")))?
+            .into_owned();
+        let range = if f.compression() != zip::CompressionMethod::Stored {
+            Err(format!("compressed ({})", f.compression()))
+        } else {
+            let start = f.data_start().and_then(|s| usize::try_from(s).ok());
+            let len = usize::try_from(f.size()).ok();
+            match (start, len) {
+                (Some(s), Some(n)) if s.checked_add(n).is_some_and(|e| e <= data.len()) => {
+                    Ok(s..s + n)
+                }
+                _ => Err(format!(
+                    "its {} bytes run past the end of the file",
+                    f.size()
+                )),
+            }
+        };
+        // The pickle at the top of the archive (`<name>/data.pkl`; the shortest if several).
+        let is_pkl = name == "data.pkl"
+            || name
+                .strip_suffix("/data.pkl")
+                .is_some_and(|p| !p.contains('/'));
+        if is_pkl && pkl.as_ref().is_none_or(|p| name.len() < p.len()) {
+            pkl = Some(name.clone());
+        }
+        entries.insert(name, range);
+    }
+    let pkl = pkl.ok_or_else(|| {
+        corrupt("a zip archive with no data.pkl, so not a PyTorch checkpoint".into())
+    })?;
+    let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
+    let pkl_range = entries
+        .get(&pkl)
+        .cloned()
+        .unwrap_or_else(|| Err("missing".into()))
+        .map_err(|e| {
+            corrupt(format!(
+                "{pkl}: {e} (torch.save stores its entries uncompressed so that tensors can be \
+                 mapped; this archive was re-packed: save it again with torch.save)"
+            ))
+        })?;
+    let pickle = pickle::unpickle(&data[pkl_range]).map_err(|e| corrupt(format!("{pkl}: {e}")))?;
+    let big_endian = matches!(
+        entries.get(&format!("{prefix}byteorder")),
+        Some(Ok(r)) if data.get(r.clone()) == Some(&b"big"[..])
+    );
+
+    let mut walk = Walk {
+        pk: &pickle,
+        seen: HashSet::new(),
+        tensors: Vec::new(),
+        scalars: Vec::new(),
+    };
+    walk.root();
+    for (key, value) in walk.scalars {
+        model
+            .metadata
+            .properties
+            .push((format!("checkpoint.{key}"), value));
+    }
+    if walk.tensors.is_empty() {
+        model.metadata.warnings.push(format!(
+            "{}: the checkpoint holds no tensors",
+            path.display()
+        ));
+    }
+    for (name, id) in walk.tensors {
+        if model.tensor(&name).is_some() {
+            model.metadata.warnings.push(format!(
+                "{}: a second tensor named {name:?} is not shown",
+                path.display()
+            ));
+            continue;
+        }
+        let Node::Tensor {
+            storage,
+            offset,
+            size,
+            stride,
+            dtype,
+        } = pickle.get(id)
+        else {
+            continue;
+        };
+        let (class, key) = storage_of(&pickle, *storage);
+        let dtype = match dtype {
+            Some(d) => dtype_of(d.as_str()),
+            None => dtype_of(class.trim_end_matches("Storage")),
+        };
+        let data = tensor_bytes(
+            &data, &entries, &prefix, key, dtype, *offset, size, stride, big_endian,
+        )
+        .unwrap_or_else(|why| TensorData::Error(format!("{}: {why}", path.display())));
+        model.add_tensor(Tensor {
+            name,
+            dtype,
+            shape: size.clone(),
+            data,
+            origin: TensorOrigin::Checkpoint,
+        });
+    }
+    Ok(())
+}
+
+/// `(storage class, key)` of a persistent id `("storage", torch.FloatStorage, "0", "cpu", n)`.
+fn storage_of(pk: &Pickle, storage: Id) -> (&str, Option<&str>) {
+    let Node::PersId(pid) = pk.get(storage) else {
+        return ("", None);
+    };
+    let items = pk.items(*pid).unwrap_or(&[]);
+    let class = match items.get(1).map(|&c| pk.get(c)) {
+        Some(Node::Global(_, name)) => name.as_str(),
+        _ => "",
+    };
+    (class, items.get(2).and_then(|&k| pk.str(k)))
+}
+
+/// The dtype of a storage class (`Float`, `BFloat16`, …) or a `torch.<dtype>` name.
+fn dtype_of(name: &str) -> DType {
+    match name {
+        "Double" | "float64" | "double" => DType::F64,
+        "Float" | "float32" | "float" => DType::F32,
+        "Half" | "float16" | "half" => DType::F16,
+        "BFloat16" | "bfloat16" => DType::BF16,
+        "Long" | "int64" | "long" => DType::I64,
+        "Int" | "int32" | "int" => DType::I32,
+        "Short" | "int16" | "short" => DType::I16,
+        "Char" | "int8" => DType::I8,
+        "Byte" | "uint8" => DType::U8,
+        "UInt16" | "uint16" => DType::U16,
+        "UInt32" | "uint32" => DType::U32,
+        "UInt64" | "uint64" => DType::U64,
+        "Bool" | "bool" => DType::Bool,
+        "ComplexFloat" | "complex64" => DType::Complex64,
+        "ComplexDouble" | "complex128" => DType::Complex128,
+        "Float8_e4m3fn" | "float8_e4m3fn" => DType::F8E4M3FN,
+        "Float8_e5m2" | "float8_e5m2" => DType::F8E5M2,
+        "Float8_e4m3fnuz" | "float8_e4m3fnuz" => DType::F8E4M3FNUZ,
+        "Float8_e5m2fnuz" | "float8_e5m2fnuz" => DType::F8E5M2FNUZ,
+        _ => DType::Unknown("torch storage"),
+    }
+}
+
+/// The bytes of a tensor view, when it is a contiguous run of its storage.
+#[allow(clippy::too_many_arguments, reason = "one call site; the view's parts")]
+fn tensor_bytes(
+    data: &Bytes,
+    entries: &HashMap<String, Result<Range<usize>, String>>,
+    prefix: &str,
+    key: Option<&str>,
+    dtype: DType,
+    offset: u64,
+    size: &[u64],
+    stride: &[u64],
+    big_endian: bool,
+) -> Result<TensorData, String> {
+    let key = key.ok_or("its storage is not one this reader knows")?;
+    let es = dtype
+        .size_bytes()
+        .ok_or("its storage type is not one this reader knows")?;
+    let storage = match entries.get(&format!("{prefix}data/{key}")) {
+        None => return Err(format!("storage {key} is missing from the archive")),
+        Some(Err(e)) => return Err(format!("storage {key}: {e}")),
+        Some(Ok(r)) => r.clone(),
+    };
+    if size.len() != stride.len() {
+        return Err(format!("size {size:?} and stride {stride:?} disagree"));
+    }
+    let numel = size
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("its element count overflows")?;
+    if numel == 0 {
+        return Ok(TensorData::Bytes(Bytes::new()));
+    }
+    // Row-major strides, ignoring dimensions of size 1 (their stride is arbitrary).
+    let mut expect = 1u64;
+    for (&d, &s) in size.iter().zip(stride).rev() {
+        if d != 1 && s != expect {
+            return Err(format!(
+                "a strided view (size {size:?}, stride {stride:?}) of storage {key}; only \
+                 contiguous tensors are read"
+            ));
+        }
+        expect = expect.saturating_mul(d);
+    }
+    let span = |n: u64| n.checked_mul(es).and_then(|b| usize::try_from(b).ok());
+    let (start, len) = (span(offset), span(numel));
+    let (Some(start), Some(len)) = (start, len) else {
+        return Err("its byte range overflows".into());
+    };
+    let end = start.checked_add(len).ok_or("its byte range overflows")?;
+    if end > storage.len() {
+        return Err(format!(
+            "bytes {start}..{end} of storage {key}, which holds {}",
+            storage.len()
+        ));
+    }
+    if big_endian && es > 1 {
+        return Err("the archive's storages are big-endian".into());
+    }
+    Ok(TensorData::Bytes(
+        data.slice(storage.start + start..storage.start + end),
+    ))
+}
+
+/// Finds the tensors of an unpickled checkpoint and names them.
+struct Walk<'a> {
+    pk: &'a Pickle,
+    /// Containers already walked (a shared one is named once; a cycle ends).
+    seen: HashSet<Id>,
+    tensors: Vec<(String, Id)>,
+    scalars: Vec<(String, String)>,
+}
+
+impl Walk<'_> {
+    fn root(&mut self) {
+        let pk = self.pk;
+        let root = pk.root;
+        if let Node::Dict(pairs) = pk.get(root) {
+            // A training checkpoint: the weights first, unprefixed; then the rest.
+            let weights = WEIGHT_KEYS.iter().find_map(|w| {
+                pairs.iter().find(|(k, v)| {
+                    pk.str(*k) == Some(w)
+                        && matches!(pk.get(*v), Node::Dict(_) | Node::Object { .. })
+                })
+            });
+            if let Some(&(wk, wv)) = weights {
+                self.seen.insert(root);
+                self.node(wv, "", 1);
+                for &(k, v) in pairs {
+                    if k == wk && v == wv {
+                        continue;
+                    }
+                    let Some(key) = self.key(k) else { continue };
+                    match pk.get(v) {
+                        Node::Int(_) | Node::Float(_) | Node::Str(_) | Node::Bool(_) => {
+                            self.scalar(&key, v);
+                        }
+                        _ => self.node(v, &key, 1),
+                    }
+                }
+                return;
+            }
+        }
+        if let Node::Tensor { .. } = pk.get(root) {
+            self.tensors.push(("tensor".into(), root));
+            return;
+        }
+        self.node(root, "", 0);
+    }
+
+    fn key(&self, k: Id) -> Option<String> {
+        match self.pk.get(k) {
+            Node::Str(s) => Some(s.clone()),
+            Node::Int(i) => Some(i.to_string()),
+            _ => None,
+        }
+    }
+
+    fn scalar(&mut self, key: &str, v: Id) {
+        let text = match self.pk.get(v) {
+            Node::Int(i) => i.to_string(),
+            Node::Float(f) => f.to_string(),
+            Node::Bool(b) => b.to_string(),
+            Node::Str(s) if s.len() <= 200 => s.clone(),
+            _ => return,
+        };
+        self.scalars.push((key.to_string(), text));
+    }
+
+    fn node(&mut self, id: Id, prefix: &str, depth: u32) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let pk = self.pk;
+        let join = |k: &str| {
+            if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            }
+        };
+        match pk.get(id) {
+            Node::Tensor { .. } => self.tensors.push((prefix.to_string(), id)),
+            Node::Dict(pairs) => {
+                if !self.seen.insert(id) {
+                    return;
+                }
+                for &(k, v) in pairs {
+                    if let Some(key) = self.key(k) {
+                        if depth == 0 {
+                            self.scalar(&key, v);
+                        }
+                        self.node(v, &join(&key), depth + 1);
+                    }
+                }
+            }
+            Node::List(items) | Node::Tuple(items) => {
+                if !self.seen.insert(id) {
+                    return;
+                }
+                for (i, &v) in items.iter().enumerate() {
+                    self.node(v, &join(&i.to_string()), depth + 1);
+                }
+            }
+            Node::Object {
+                state: Some(state), ..
+            } => {
+                if !self.seen.insert(id) {
+                    return;
+                }
+                // A pickled nn.Module: its parameters, buffers and submodules, named as in its
+                // state_dict().
+                if let Node::Dict(pairs) = pk.get(*state) {
+                    let module: Vec<Id> = pairs
+                        .iter()
+                        .filter(|(k, _)| {
+                            matches!(pk.str(*k), Some("_parameters" | "_buffers" | "_modules"))
+                        })
+                        .map(|&(_, v)| v)
+                        .collect();
+                    if !module.is_empty() {
+                        for v in module {
+                            self.node(v, prefix, depth + 1);
+                        }
+                        return;
+                    }
+                }
+                self.node(*state, prefix, depth + 1);
+            }
+            _ => {}
+        }
+    }
+}

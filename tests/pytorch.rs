@@ -1,0 +1,249 @@
+//! PyTorch checkpoints (`torch.save` archives) written by real PyTorch, checked against what torch
+//! itself reports for them (`tests/data/pytorch/facts.json`, written with the files by
+//! `tests/data/pytorch/make_fixtures.py`).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::path::{Path, PathBuf};
+
+use modelmap::model::{Format, Model, TensorData};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pytorch")
+}
+
+fn facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn open(name: &str) -> Model {
+    modelmap::load::open(&data_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn open_err(path: &Path) -> String {
+    match modelmap::load::open(path) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
+}
+
+#[test]
+fn every_tensor_matches_what_torch_reports() {
+    let facts = facts();
+    let files = facts["files"].as_object().unwrap();
+    assert_eq!(files.len(), 5);
+    for (file, tensors) in files {
+        let model = open(file);
+        assert_eq!(model.format, Format::Torch, "{file}");
+        let tensors = tensors.as_array().unwrap();
+        let names: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
+        let want: Vec<&str> = tensors
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        let (mut a, mut b) = (names.clone(), want.clone());
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "{file}: tensor names");
+        for f in tensors {
+            let name = f["name"].as_str().unwrap();
+            let t = model.tensor(name).unwrap();
+            let ctx = format!("{file}: {name}");
+            let dtype = match t.dtype.name() {
+                "F64" => "float64",
+                "F32" => "float32",
+                "F16" => "float16",
+                "BF16" => "bfloat16",
+                "I64" => "int64",
+                "I8" => "int8",
+                "BOOL" => "bool",
+                other => other,
+            };
+            assert_eq!(dtype, f["dtype"].as_str().unwrap(), "{ctx}: dtype");
+            let shape: Vec<u64> = f["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            assert_eq!(t.shape, shape, "{ctx}: shape");
+            if !f["contiguous"].as_bool().unwrap() {
+                let TensorData::Error(why) = &t.data else {
+                    panic!("{ctx}: a strided view read as data")
+                };
+                assert!(why.contains("strided view"), "{ctx}: {why}");
+                continue;
+            }
+            let Some(mean) = f.get("mean").and_then(|m| m.as_f64()) else {
+                continue;
+            };
+            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            for (what, ours, theirs) in [
+                ("mean", s.mean.unwrap(), mean),
+                ("std", s.std.unwrap(), f["std"].as_f64().unwrap()),
+                ("min", s.min.unwrap(), f["min"].as_f64().unwrap()),
+                ("max", s.max.unwrap(), f["max"].as_f64().unwrap()),
+                ("zeros", s.zeros as f64, f["zeros"].as_f64().unwrap()),
+            ] {
+                assert!(
+                    close(ours, theirs),
+                    "{ctx}: {what} {ours} vs torch {theirs}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_llama_state_dict_reads_as_its_modules() {
+    for (path, layers_bytes) in [("tiny_llama.pt", None), ("sharded", Some(2))] {
+        let model = open(path);
+        let ids = |prefix: &str| {
+            model
+                .graph
+                .nodes
+                .iter()
+                .filter(|n| n.name.starts_with(prefix))
+                .count()
+        };
+        // Two decoder layers, each with attention and MLP modules, chained in dataflow order.
+        assert!(
+            ids("model.layers.0.") >= 7 && ids("model.layers.1.") >= 7,
+            "{path}"
+        );
+        assert!(
+            model.graph.edges.len() >= 20,
+            "{path}: {} edges",
+            model.graph.edges.len()
+        );
+        if let Some(shards) = layers_bytes {
+            assert_eq!(model.metadata.shards, shards);
+            assert_eq!(
+                model.metadata.architecture.as_deref(),
+                Some("LlamaForCausalLM")
+            );
+        }
+    }
+    // The tied head shares the embedding's bytes (one storage, two names).
+    let model = open("tiny_llama.pt");
+    let bytes = |n: &str| match &model.tensor(n).unwrap().data {
+        TensorData::Bytes(b) => b.as_ptr(),
+        other => panic!("{n}: {other:?}"),
+    };
+    assert_eq!(bytes("lm_head.weight"), bytes("model.embed_tokens.weight"));
+}
+
+#[test]
+fn a_training_checkpoint_keeps_its_numbers_and_optimizer() {
+    let model = open("training.pth");
+    let prop = |k: &str| {
+        model
+            .metadata
+            .properties
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(prop("checkpoint.epoch"), Some("7"));
+    assert_eq!(prop("checkpoint.best_acc"), Some("0.91"));
+    assert_eq!(prop("checkpoint.arch"), Some("tinynet"));
+    // Weights without the "state_dict." prefix; Adam's moments under "optimizer.".
+    assert!(model.tensor("0.weight").is_some());
+    assert!(model.tensor("optimizer.state.0.exp_avg_sq").is_some());
+}
+
+#[test]
+fn legacy_repacked_and_damaged_archives_are_errors() {
+    let legacy = open_err(&data_dir().join("legacy.pt"));
+    assert!(
+        legacy.contains("legacy format") && legacy.contains("legacy.pt"),
+        "{legacy}"
+    );
+    let packed = open_err(&data_dir().join("compressed.pt"));
+    assert!(
+        packed.contains("compressed") && packed.contains("torch.save"),
+        "{packed}"
+    );
+
+    let bytes = std::fs::read(data_dir().join("tiny_llama.pt")).unwrap();
+    let dir = std::env::temp_dir().join(format!("modelmap-torch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Every truncation loses the zip's central directory (at the end): an error naming the file,
+    // never a panic.
+    let cut = dir.join("cut.pt");
+    for len in (0..bytes.len()).step_by(97) {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        if let Ok(m) = modelmap::load::open(&cut) {
+            panic!(
+                "{len} of {} bytes opened with {} tensors",
+                bytes.len(),
+                m.tensors.len()
+            );
+        }
+    }
+    // Flipped bytes anywhere (pickle, headers, data): a model or an error, never a panic; and a
+    // flip inside the pickle is an error or a model whose tensors each have data or an error.
+    let mut x = 0x9e37_79b9_u32;
+    let flip = dir.join("flip.pt");
+    for _ in 0..300 {
+        let mut b = bytes.clone();
+        for _ in 0..3 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let i = x as usize % b.len();
+            b[i] ^= (x >> 24) as u8 | 1;
+        }
+        std::fs::write(&flip, &b).unwrap();
+        if let Ok(m) = modelmap::load::open(&flip) {
+            for t in &m.tensors {
+                let _ = modelmap::stats::tensor_stats(t);
+            }
+        }
+    }
+    // A zip that is not a checkpoint.
+    let other = dir.join("other.zip");
+    std::fs::write(&other, zip_with_one_file()).unwrap();
+    let e = open_err(&other);
+    assert!(e.contains("no data.pkl"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stored zip archive holding `hello.txt` (written by hand: local header, data, central
+/// directory, end record).
+fn zip_with_one_file() -> Vec<u8> {
+    let (name, body) = (b"hello.txt", b"hi");
+    let crc = 0xd8932aac_u32; // crc32(b"hi")
+    let mut z = Vec::new();
+    z.extend(b"PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+    z.extend(crc.to_le_bytes());
+    z.extend((body.len() as u32).to_le_bytes());
+    z.extend((body.len() as u32).to_le_bytes());
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend(0u16.to_le_bytes());
+    z.extend(name);
+    z.extend(body);
+    let cd = z.len() as u32;
+    z.extend(b"PK\x01\x02\x14\x00\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+    z.extend(crc.to_le_bytes());
+    z.extend((body.len() as u32).to_le_bytes());
+    z.extend((body.len() as u32).to_le_bytes());
+    z.extend((name.len() as u16).to_le_bytes());
+    z.extend([0u8; 12]);
+    z.extend(0u32.to_le_bytes());
+    z.extend(name);
+    let cd_len = z.len() as u32 - cd;
+    z.extend(b"PK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00");
+    z.extend(cd_len.to_le_bytes());
+    z.extend(cd.to_le_bytes());
+    z.extend(0u16.to_le_bytes());
+    z
+}
