@@ -39,7 +39,7 @@ fn close(a: f64, b: f64) -> bool {
 fn every_tensor_matches_what_torch_reports() {
     let facts = facts();
     let files = facts["files"].as_object().unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     for (file, tensors) in files {
         let model = open(file);
         assert_eq!(model.format, Format::Torch, "{file}");

@@ -130,6 +130,11 @@ facts["training.pth"] = [describe(k, v) for k, v in named]
 torch.save(net, "module.pt")
 facts["module.pt"] = [describe(k, v) for k, v in net.state_dict().items()]
 
+# 3b. A TorchScript archive (torch.jit.save): the same weights, pickled as attributes of scripted
+#     modules next to their code.
+torch.jit.script(net).save("torchscript.pt")
+facts["torchscript.pt"] = [describe(k, v) for k, v in net.state_dict().items()]
+
 # 4. Views: a transposed weight, a slice at an offset, a tied pair, a 0-d scalar, an empty tensor,
 #    int8 and bool.
 base = torch.randn(6, 5)
