@@ -1,5 +1,6 @@
 //! PyTorch checkpoints written by `torch.save` (1.6 and later): `.pt`, `.pth`, Hugging Face
-//! `pytorch_model.bin` and its sharded `pytorch_model.bin.index.json`.
+//! `pytorch_model.bin` and its sharded `pytorch_model.bin.index.json`; and the weights of
+//! TorchScript archives (`torch.jit.save`, the same layout with the scripted code beside it).
 //!
 //! The file is a zip archive (read with the `zip` crate: central directory, ZIP64, data
 //! descriptors) of `<name>/data.pkl`, a pickle of the saved object, and one uncompressed entry per
