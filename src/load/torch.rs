@@ -13,9 +13,10 @@
 //! `_parameters`, `_buffers` and `_modules` add no name of their own, so a whole pickled model reads
 //! like its `state_dict()`). A training checkpoint's weights under `state_dict`, `model_state_dict`,
 //! `model` or `module` are named without that prefix; the optimizer's tensors keep theirs, and
-//! top-level numbers and strings (`epoch`, `best_acc`) become metadata. Views that are not
-//! contiguous (a transposed weight saved as a view) are listed with their shape and dtype and an
-//! error for the data; the legacy pre-1.6 format is an error saying how to convert it.
+//! top-level numbers and strings (`epoch`, `best_acc`) become metadata. A view that is not
+//! contiguous (a transposed weight saved as a view) is copied into row-major order when it has at
+//! most 16 M elements, and is an error for its data beyond that; the legacy pre-1.6 format is an
+//! error saying how to convert it.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -243,16 +244,23 @@ fn tensor_bytes(
     if numel == 0 {
         return Ok(TensorData::Bytes(Bytes::new()));
     }
+    if big_endian && es > 1 {
+        return Err("the archive's storages are big-endian".into());
+    }
     // Row-major strides, ignoring dimensions of size 1 (their stride is arbitrary).
     let mut expect = 1u64;
+    let mut contiguous = true;
     for (&d, &s) in size.iter().zip(stride).rev() {
-        if d != 1 && s != expect {
-            return Err(format!(
-                "a strided view (size {size:?}, stride {stride:?}) of storage {key}; only \
-                 contiguous tensors are read"
-            ));
-        }
+        contiguous &= d == 1 || s == expect;
         expect = expect.saturating_mul(d);
+    }
+    let bytes = data
+        .get(storage.clone())
+        .ok_or("its storage lies beyond the file")?;
+    if !contiguous {
+        return gather(bytes, es, offset, size, stride, numel)
+            .map(|v| TensorData::Bytes(Bytes::from(v)))
+            .map_err(|why| format!("a strided view of storage {key}: {why}"));
     }
     let span = |n: u64| n.checked_mul(es).and_then(|b| usize::try_from(b).ok());
     let (start, len) = (span(offset), span(numel));
@@ -266,12 +274,64 @@ fn tensor_bytes(
             storage.len()
         ));
     }
-    if big_endian && es > 1 {
-        return Err("the archive's storages are big-endian".into());
-    }
     Ok(TensorData::Bytes(
         data.slice(storage.start + start..storage.start + end),
     ))
+}
+
+/// Largest strided view copied into row-major order (elements); larger ones are an error.
+const MAX_GATHER: u64 = 1 << 24;
+
+/// Copies a strided view (a transposed or sliced weight saved as a view) out of its storage into
+/// row-major order. Views are rare and small in checkpoints; the copy is capped at
+/// [`MAX_GATHER`] elements so that a huge one cannot take the memory the map saves.
+fn gather(
+    storage: &[u8],
+    es: u64,
+    offset: u64,
+    size: &[u64],
+    stride: &[u64],
+    numel: u64,
+) -> Result<Vec<u8>, String> {
+    if numel > MAX_GATHER {
+        return Err(format!(
+            "{numel} elements, more than the {MAX_GATHER} copied into row-major order"
+        ));
+    }
+    // The farthest element the view reads must lie inside the storage.
+    let last = size
+        .iter()
+        .zip(stride)
+        .try_fold(offset, |acc, (&d, &s)| {
+            acc.checked_add(d.saturating_sub(1).checked_mul(s)?)
+        })
+        .ok_or("its offsets overflow")?;
+    let held = storage.len() as u64 / es;
+    if last >= held {
+        return Err(format!(
+            "it reads element {last} of a storage of {held} elements"
+        ));
+    }
+    let es = es as usize;
+    let mut out = Vec::with_capacity(numel as usize * es);
+    let mut index = vec![0u64; size.len()];
+    for _ in 0..numel {
+        let at = index
+            .iter()
+            .zip(stride)
+            .fold(offset, |acc, (&i, &s)| acc + i * s) as usize
+            * es;
+        out.extend_from_slice(storage.get(at..at + es).unwrap_or(&[]));
+        // Odometer over the indices, last dimension fastest.
+        for (i, &d) in index.iter_mut().zip(size).rev() {
+            *i += 1;
+            if *i < d {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Ok(out)
 }
 
 /// Finds the tensors of an unpickled checkpoint and names them.
@@ -401,5 +461,34 @@ impl Walk<'_> {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_views_are_gathered_in_row_major_order_within_bounds() {
+        // A 3 × 2 storage of u8 0..6; its transpose [2, 3] with stride [1, 2].
+        let storage: Vec<u8> = (0..6).collect();
+        let t = gather(&storage, 1, 0, &[2, 3], &[1, 2], 6).unwrap();
+        assert_eq!(t, [0, 2, 4, 1, 3, 5]);
+        // An expanded (stride 0) row, at an offset.
+        assert_eq!(
+            gather(&storage, 1, 4, &[2, 2], &[0, 1], 4).unwrap(),
+            [4, 5, 4, 5]
+        );
+        // Two-byte elements move whole.
+        let wide: Vec<u8> = (0..8).collect();
+        assert_eq!(gather(&wide, 2, 1, &[2], &[2], 2).unwrap(), [2, 3, 6, 7]);
+        // A view that reads past its storage, or overflows, is an error, not a panic.
+        assert!(
+            gather(&storage, 1, 1, &[2, 3], &[1, 2], 6)
+                .unwrap_err()
+                .contains("element 6")
+        );
+        assert!(gather(&storage, 1, 0, &[2, 2], &[u64::MAX, 1], 4).is_err());
+        assert!(gather(&storage, 1, 0, &[1 << 13, 1 << 12], &[1, 0], 1 << 25).is_err());
     }
 }

@@ -100,6 +100,8 @@ def describe(name, t):
             max=x.max().item(),
             zeros=int((x == 0).sum().item()),
         )
+        if t.dim() == 2:
+            d["row0"] = x[0].tolist()  # element order, which statistics cannot check
     return d
 
 
