@@ -11,7 +11,8 @@
 //!
 //! Values live in one arena and refer to each other by index: the memo shares them without
 //! copying, a container that holds itself is no problem, and dropping is flat. Every opcode reads
-//! at least one byte and adds at most one node, so memory is bounded by the pickle's length.
+//! at least one byte and adds at most one node, and the few operations that copy references draw
+//! on a budget proportional to the pickle's length, so time and memory are linear in it.
 
 use std::collections::HashMap;
 
@@ -91,6 +92,10 @@ struct Machine<'a> {
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
+    /// References the reader may still copy (a `BUILD` merging a dict, a call's arguments, a
+    /// value returned by a call): a few per byte of pickle, so a hostile file that copies one
+    /// large memoized container again and again is an error, not a quadratic blow-up.
+    budget: usize,
 }
 
 /// Reads a pickle (protocols 0–5, the opcodes `torch.save` and the standard library's
@@ -103,6 +108,7 @@ pub(crate) fn unpickle(data: &[u8]) -> Result<Pickle, String> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        budget: data.len().saturating_mul(4).saturating_add(1 << 16),
     };
     loop {
         let at = m.pos;
@@ -276,7 +282,7 @@ impl Machine<'_> {
             b'R' => {
                 let args = self.pop()?;
                 let func = self.pop()?;
-                let node = self.reduce(func, args);
+                let node = self.reduce(func, args, 0)?;
                 self.push(node);
             }
             0x81 => {
@@ -302,7 +308,11 @@ impl Machine<'_> {
                 let state = self.pop()?;
                 let target = self.top()?;
                 let add = match self.get(state) {
-                    Node::Dict(pairs) => pairs.clone(),
+                    Node::Dict(pairs) if matches!(self.get(target), Node::Dict(_)) => {
+                        let pairs = pairs.clone();
+                        self.spend(pairs.len())?;
+                        pairs
+                    }
                     _ => Vec::new(),
                 };
                 match self.node_mut(target)? {
@@ -508,25 +518,49 @@ impl Machine<'_> {
         self.nodes.get(id as usize).unwrap_or(&Node::None)
     }
 
+    /// Draws `n` copied references from the budget.
+    fn spend(&mut self, n: usize) -> Result<(), String> {
+        self.budget = self.budget.checked_sub(n).ok_or(
+            "the pickle copies the same containers over and over (more references than a \
+             checkpoint of its size holds)",
+        )?;
+        Ok(())
+    }
+
+    /// The number of references a node holds (what copying it costs).
+    fn weight(&self, id: Id) -> usize {
+        match self.get(id) {
+            Node::Tuple(v) | Node::List(v) => v.len(),
+            Node::Dict(p) => p.len() * 2,
+            Node::Tensor { size, stride, .. } => size.len() + stride.len(),
+            _ => 1,
+        }
+    }
+
     /// The value of `func(*args)` for the callables a checkpoint is made of; an opaque object for
     /// the rest.
-    fn reduce(&mut self, func: Id, args: Id) -> Node {
+    fn reduce(&mut self, func: Id, args: Id, depth: u32) -> Result<Node, String> {
         let opaque = Node::Object {
             class: func,
             args,
             state: None,
         };
         let Node::Global(module, name) = self.get(func) else {
-            return opaque;
+            return Ok(opaque);
         };
+        let (module, name) = (module.clone(), name.clone());
+        self.spend(self.weight(args))?;
         let argv: Vec<Id> = match self.get(args) {
             Node::Tuple(v) | Node::List(v) => v.clone(),
-            _ => return opaque,
+            _ => return Ok(opaque),
         };
-        match (module.as_str(), name.as_str()) {
+        Ok(match (module.as_str(), name.as_str()) {
             ("collections", "OrderedDict") | ("builtins" | "__builtin__", "dict") => {
                 // OrderedDict() then SETITEMS, or OrderedDict([(k, v), …]).
                 let mut pairs = Vec::new();
+                if let Some(&list) = argv.first() {
+                    self.spend(self.weight(list))?;
+                }
                 if let Some(&list) = argv.first()
                     && let Node::List(items) | Node::Tuple(items) = self.get(list)
                 {
@@ -541,6 +575,9 @@ impl Machine<'_> {
                 Node::Dict(pairs)
             }
             ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor" | "_rebuild_tensor_v3") => {
+                for id in [argv.get(2), argv.get(3)].into_iter().flatten() {
+                    self.spend(self.weight(*id))?;
+                }
                 let int_list = |id: Option<&Id>| -> Option<Vec<u64>> {
                     let items = match self.get(*id?) {
                         Node::Tuple(v) | Node::List(v) => v,
@@ -564,7 +601,7 @@ impl Machine<'_> {
                     int_list(argv.get(2)),
                     int_list(argv.get(3)),
                 ) else {
-                    return opaque;
+                    return Ok(opaque);
                 };
                 let dtype = if name == "_rebuild_tensor_v3" {
                     argv.get(6).and_then(|&d| match self.get(d) {
@@ -585,17 +622,24 @@ impl Machine<'_> {
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
             | ("torch", "Size")
             | ("builtins" | "__builtin__", "list" | "tuple" | "set" | "frozenset") => {
-                argv.first().map_or(opaque, |&a| self.get(a).clone())
+                match argv.first() {
+                    Some(&a) => {
+                        self.spend(self.weight(a))?;
+                        self.get(a).clone()
+                    }
+                    None => opaque,
+                }
             }
             ("torch._tensor", "_rebuild_from_type_v2") => {
-                // (func, new_type, args, state): a tensor subclass rebuilt by `func(*args)`.
+                // (func, new_type, args, state): a tensor subclass rebuilt by `func(*args)`; one
+                // level deep in practice, a few at most.
                 match argv.as_slice() {
-                    [f, _, a, ..] => self.reduce(*f, *a),
+                    [f, _, a, ..] if depth < 4 => self.reduce(*f, *a, depth + 1)?,
                     _ => opaque,
                 }
             }
             _ => opaque,
-        }
+        })
     }
 }
 
@@ -652,6 +696,21 @@ mod tests {
             let e = unpickle(bytes).unwrap_err();
             assert!(e.contains(what), "{bytes:?}: {e}");
         }
+        // A dict merged into itself by BUILD doubles each time: 60 BUILDs would hold 2⁶⁰
+        // references. The copy budget stops it.
+        let mut p = b"}q\x00(K\x01K\x02K\x03K\x04u".to_vec();
+        for _ in 0..60 {
+            p.extend(b"h\x00b");
+        }
+        p.push(b'.');
+        let e = unpickle(&p).unwrap_err();
+        assert!(e.contains("over and over"), "{e}");
+        // A tensor-subclass rebuild whose arguments are itself recurses a few levels, not forever.
+        let mut p = b"ctorch._tensor\n_rebuild_from_type_v2\nq\x00".to_vec();
+        p.extend(b"]q\x01(h\x00Nh\x01Ne"); // L = [G, None, L, None]
+        p.extend(b"R."); // G(*L)
+        let pk = unpickle(&p).unwrap();
+        assert!(matches!(pk.get(pk.root), Node::Object { .. }));
         // A list that holds itself is fine (no copying, no recursion).
         let pk = unpickle(b"]q\x00h\x00a.").unwrap();
         assert_eq!(pk.get(pk.root), &Node::List(vec![pk.root]));

@@ -38,6 +38,10 @@ const WEIGHT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "modu
 
 /// Deepest nesting of containers followed.
 const MAX_DEPTH: u32 = 64;
+/// Longest key used in a name (longer ones are cut), bytes.
+const MAX_KEY: usize = 256;
+/// Most dimensions of a tensor (more is not a tensor a checkpoint holds).
+const MAX_RANK: usize = 32;
 
 /// Opens a single checkpoint file already mapped.
 pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
@@ -110,6 +114,7 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
                  mapped; this archive was re-packed: save it again with torch.save)"
             ))
         })?;
+    let pickle_len = pkl_range.len();
     let pickle = pickle::unpickle(&data[pkl_range]).map_err(|e| corrupt(format!("{pkl}: {e}")))?;
     let big_endian = matches!(
         entries.get(&format!("{prefix}byteorder")),
@@ -121,8 +126,16 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
         seen: HashSet::new(),
         tensors: Vec::new(),
         scalars: Vec::new(),
+        // Names may repeat memoized keys; their total is kept proportional to the pickle.
+        name_budget: pickle_len.saturating_mul(16).saturating_add(1 << 20),
     };
     walk.root();
+    if walk.name_budget == 0 {
+        model.metadata.warnings.push(format!(
+            "{}: the pickle names more tensors than it could hold; the rest are not shown",
+            path.display()
+        ));
+    }
     for (key, value) in walk.scalars {
         model
             .metadata
@@ -341,6 +354,8 @@ struct Walk<'a> {
     seen: HashSet<Id>,
     tensors: Vec<(String, Id)>,
     scalars: Vec<(String, String)>,
+    /// Bytes of names the walk may still build (0: it stopped).
+    name_budget: usize,
 }
 
 impl Walk<'_> {
@@ -382,7 +397,13 @@ impl Walk<'_> {
 
     fn key(&self, k: Id) -> Option<String> {
         match self.pk.get(k) {
-            Node::Str(s) => Some(s.clone()),
+            Node::Str(s) => {
+                let mut end = s.len().min(MAX_KEY);
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Some(s[..end].to_string())
+            }
             Node::Int(i) => Some(i.to_string()),
             _ => None,
         }
@@ -400,9 +421,11 @@ impl Walk<'_> {
     }
 
     fn node(&mut self, id: Id, prefix: &str, depth: u32) {
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.name_budget == 0 {
             return;
         }
+        // Every visit builds or copies its name: the walk's work is bounded by the budget.
+        self.name_budget = self.name_budget.saturating_sub(prefix.len() + 1);
         let pk = self.pk;
         let join = |k: &str| {
             if prefix.is_empty() {
@@ -412,7 +435,9 @@ impl Walk<'_> {
             }
         };
         match pk.get(id) {
-            Node::Tensor { .. } => self.tensors.push((prefix.to_string(), id)),
+            Node::Tensor { size, .. } if size.len() <= MAX_RANK => {
+                self.tensors.push((prefix.to_string(), id));
+            }
             Node::Dict(pairs) => {
                 if !self.seen.insert(id) {
                     return;
@@ -490,5 +515,35 @@ mod tests {
         );
         assert!(gather(&storage, 1, 0, &[2, 2], &[u64::MAX, 1], 4).is_err());
         assert!(gather(&storage, 1, 0, &[1 << 13, 1 << 12], &[1, 0], 1 << 25).is_err());
+    }
+
+    #[test]
+    fn names_built_from_one_repeated_key_stay_bounded() {
+        // A hostile pickle: 200 000 dict entries, each the same memoized 1 MB key and the same
+        // tensor (a few bytes each in the file). Keys are cut to MAX_KEY and the walk stops at
+        // its name budget instead of building 200 GB of names.
+        let mut nodes = vec![
+            Node::Str("k".repeat(1 << 20)),
+            Node::Tensor {
+                storage: 0,
+                offset: 0,
+                size: vec![2],
+                stride: vec![1],
+                dtype: None,
+            },
+        ];
+        nodes.push(Node::Dict(vec![(0, 1); 200_000]));
+        let pk = Pickle { nodes, root: 2 };
+        let mut walk = Walk {
+            pk: &pk,
+            seen: HashSet::new(),
+            tensors: Vec::new(),
+            scalars: Vec::new(),
+            name_budget: 400_000 * 16 + (1 << 20),
+        };
+        walk.root();
+        assert_eq!(walk.name_budget, 0);
+        assert!(walk.tensors.len() < 40_000, "{}", walk.tensors.len());
+        assert!(walk.tensors.iter().all(|(n, _)| n.len() == MAX_KEY));
     }
 }
