@@ -85,6 +85,16 @@ impl Pickle {
     }
 }
 
+/// Bytes of the little-endian length or value that follows a binary opcode.
+fn arg_width(op: u8) -> usize {
+    match op {
+        b'U' | b'C' | 0x8c | b'K' | 0x8a | b'q' | b'h' => 1,
+        b'M' => 2,
+        0x8d | 0x8e | 0x96 => 8,
+        _ => 4, // X T B J LONG4 r j
+    }
+}
+
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
@@ -382,60 +392,28 @@ impl Machine<'_> {
                     items.extend(add);
                 }
             }
-            b'X' => {
-                let n = self.le(4)?;
-                self.string(n)?;
-            }
-            0x8c => {
-                let n = self.le(1)?;
-                self.string(n)?;
-            }
-            0x8d => {
-                let n = self.le(8)?;
-                self.string(n)?;
-            }
-            b'T' => {
-                let n = self.le(4)?;
-                self.string(n)?;
-            }
-            b'U' => {
-                let n = self.le(1)?;
+            b'X' | b'T' | 0x8c | b'U' | 0x8d => {
+                let n = self.le(arg_width(op))?;
                 self.string(n)?;
             }
             b'V' | b'S' => {
                 let s = self.line()?;
                 self.push(Node::Str(s));
             }
-            b'B' => {
-                let n = self.le(4)?;
-                self.bytes(n)?;
-            }
-            b'C' => {
-                let n = self.le(1)?;
-                self.bytes(n)?;
-            }
-            0x8e | 0x96 => {
-                let n = self.le(8)?;
+            b'B' | b'C' | 0x8e | 0x96 => {
+                let n = self.le(arg_width(op))?;
                 self.bytes(n)?;
             }
             b'J' => {
                 let v = self.le(4)? as u32 as i32;
                 self.push(Node::Int(i64::from(v)));
             }
-            b'K' => {
-                let v = self.le(1)?;
+            b'K' | b'M' => {
+                let v = self.le(arg_width(op))?;
                 self.push(Node::Int(v as i64));
             }
-            b'M' => {
-                let v = self.le(2)?;
-                self.push(Node::Int(v as i64));
-            }
-            0x8a => {
-                let n = self.le(1)?;
-                self.long(n)?;
-            }
-            0x8b => {
-                let n = self.le(4)?;
+            0x8a | 0x8b => {
+                let n = self.le(arg_width(op))?;
                 self.long(n)?;
             }
             b'I' | b'L' => {
@@ -467,12 +445,8 @@ impl Machine<'_> {
             0x89 => {
                 self.push(Node::Bool(false));
             }
-            b'q' => {
-                let k = self.le(1)?;
-                self.memo_put(k)?;
-            }
-            b'r' => {
-                let k = self.le(4)?;
+            b'q' | b'r' => {
+                let k = self.le(arg_width(op))?;
                 self.memo_put(k)?;
             }
             b'p' => {
@@ -483,12 +457,8 @@ impl Machine<'_> {
                 let k = self.memo.len() as u64;
                 self.memo_put(k)?;
             }
-            b'h' => {
-                let k = self.le(1)?;
-                self.memo_get(k)?;
-            }
-            b'j' => {
-                let k = self.le(4)?;
+            b'h' | b'j' => {
+                let k = self.le(arg_width(op))?;
                 self.memo_get(k)?;
             }
             b'g' => {
