@@ -481,12 +481,70 @@ fn model_summary_ui(ui: &mut egui::Ui, m: &Model) {
             ui.label(p);
             ui.end_row();
         }
+        if m.metadata.shards > 1 {
+            ui.label("shards");
+            ui.label(m.metadata.shards.to_string());
+            ui.end_row();
+        }
+        if !m.metadata.opsets.is_empty() {
+            let opsets: Vec<String> = m
+                .metadata
+                .opsets
+                .iter()
+                .map(|(d, v)| format!("{} {v}", if d.is_empty() { "ai.onnx" } else { d }))
+                .collect();
+            ui.label("opsets");
+            ui.label(opsets.join(", "));
+            ui.end_row();
+        }
     });
     for w in &m.metadata.warnings {
         ui.colored_label(Color32::from_rgb(190, 110, 0), w);
     }
+    metadata_ui(ui, &m.metadata.properties);
     ui.separator();
     ui.weak("Click a node to inspect it.");
+}
+
+/// Rows of metadata shown at most (a GGUF file can carry hundreds of keys).
+const MAX_METADATA_ROWS: usize = 300;
+/// Characters of a metadata value shown.
+const MAX_METADATA_CHARS: usize = 160;
+
+/// The file's metadata as key/value rows, as Netron's model properties show them: Hugging Face
+/// `config.*`, GGUF keys, ONNX `metadata_props`, a training checkpoint's `checkpoint.epoch`.
+fn metadata_ui(ui: &mut egui::Ui, properties: &[(String, String)]) {
+    if properties.is_empty() {
+        return;
+    }
+    egui::CollapsingHeader::new(format!("metadata ({})", properties.len()))
+        .default_open(properties.len() <= 24)
+        .show(ui, |ui| metadata_rows(ui, properties));
+}
+
+/// The rows of [`metadata_ui`]: bounded in number and in the length of each value.
+fn metadata_rows(ui: &mut egui::Ui, properties: &[(String, String)]) {
+    egui::Grid::new("metadata")
+        .num_columns(2)
+        .striped(true)
+        .show(ui, |ui| {
+            for (k, v) in properties.iter().take(MAX_METADATA_ROWS) {
+                ui.label(k);
+                let mut shown: String = v.chars().take(MAX_METADATA_CHARS).collect();
+                if shown.len() < v.len() {
+                    shown.push('…');
+                }
+                ui.label(shown)
+                    .on_hover_text(v.chars().take(4000).collect::<String>());
+                ui.end_row();
+            }
+        });
+    if properties.len() > MAX_METADATA_ROWS {
+        ui.weak(format!(
+            "… {} more (modelmap info --json lists them all)",
+            properties.len() - MAX_METADATA_ROWS
+        ));
+    }
 }
 
 fn value_line(m: &Model, v: u32) -> String {
@@ -1032,5 +1090,82 @@ fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Ar
             0.0,
             Color32::from_rgb(90, 110, 170),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every piece of text a frame of `f` drew.
+    fn texts(f: impl FnMut(&mut egui::Ui)) -> Vec<String> {
+        fn walk(shape: &egui::epaint::Shape, out: &mut Vec<String>) {
+            match shape {
+                egui::epaint::Shape::Text(t) => out.push(t.galley.text().to_string()),
+                egui::epaint::Shape::Vec(v) => v.iter().for_each(|s| walk(s, out)),
+                _ => {}
+            }
+        }
+        let ctx = egui::Context::default();
+        let mut f = f;
+        let input = egui::RawInput {
+            screen_rect: Some(egui::Rect::from_min_size(
+                egui::Pos2::ZERO,
+                egui::Vec2::new(600.0, 8000.0),
+            )),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        // Two frames: collapsing headers settle their open state on the first.
+        for _ in 0..2 {
+            out.clear();
+            let mut output = ctx.run_ui(input.clone(), |ui| {
+                egui::CentralPanel::default().show(ui, |ui| f(ui));
+            });
+            for s in &output.shapes {
+                walk(&s.shape, &mut out);
+            }
+            output.textures_delta.clear();
+        }
+        out
+    }
+
+    #[test]
+    fn model_summary_lists_the_files_metadata() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/pytorch/training.pth");
+        let model = crate::load::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let shown = texts(|ui| model_summary_ui(ui, &model));
+        for want in [
+            "pytorch",
+            "metadata (3)",
+            "checkpoint.epoch",
+            "7",
+            "checkpoint.arch",
+            "tinynet",
+        ] {
+            assert!(shown.iter().any(|t| t == want), "{want:?} not in {shown:?}");
+        }
+        // Long values are cut, and a file with hundreds of keys shows a bounded list.
+        let mut big = model.clone();
+        big.metadata.properties = (0..1000)
+            .map(|i| {
+                (
+                    format!("key.{i}"),
+                    "x".repeat(if i == 0 { 5000 } else { 3 }),
+                )
+            })
+            .collect();
+        let shown = texts(|ui| model_summary_ui(ui, &big));
+        assert!(shown.iter().any(|t| t == "metadata (1000)"));
+        // Closed by default with that many keys; opened, the first value is cut.
+        assert!(!shown.iter().any(|t| t == "key.0"));
+        let rows = texts(|ui| metadata_rows(ui, &big.metadata.properties));
+        assert!(
+            rows.iter()
+                .any(|t| t.chars().count() == MAX_METADATA_CHARS + 1 && t.ends_with('…'))
+        );
+        assert!(rows.iter().any(|t| t.contains("700 more")));
+        assert!(!rows.iter().any(|t| t == "key.300"));
     }
 }
