@@ -153,6 +153,35 @@ fn a_llama_state_dict_reads_as_its_modules() {
 }
 
 #[test]
+fn pickled_modules_name_their_kinds_by_class() {
+    // Names alone would say Conv and Parameter for `0` and `2`; the pickle says what they are.
+    for file in ["module.pt", "torchscript.pt"] {
+        let model = open(file);
+        let kinds: Vec<(&str, &str)> = model
+            .graph
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), &*n.op))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("0", "Conv1d"), ("2", "LayerNorm"), ("3", "Linear")],
+            "{file}"
+        );
+    }
+    // A state dict names no classes: kinds are guessed from names and shapes as before.
+    let model = open("tiny_llama.pt");
+    assert!(model.metadata.module_classes.is_empty());
+    let q = model
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.name == "model.layers.0.self_attn.q_proj")
+        .unwrap();
+    assert_eq!(&*q.op, "Linear");
+}
+
+#[test]
 fn a_training_checkpoint_keeps_its_numbers_and_optimizer() {
     let model = open("training.pth");
     let prop = |k: &str| {

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 
 use crate::model::{Model, Node, NodeKind, Tensor, Value, hierarchy_split};
 
-/// Builds module nodes, the hierarchy and (for known families) dataflow edges from the tensors.
+/// Builds module nodes, the hierarchy and (for known families) dataflow edges from the tensors. A
+/// module's kind is its class where the file names it ([`crate::model::Metadata::module_classes`]),
+/// else a guess from its name and tensors.
 pub(super) fn build_checkpoint_graph(model: &mut Model) {
     let mut module_of: HashMap<String, u32> = HashMap::new();
     let mut node_groups = Vec::new();
@@ -51,13 +53,16 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
         }
     }
     for node in &mut model.graph.nodes {
-        node.op = module_kind(
-            &node.name,
-            node.tensors
-                .iter()
-                .filter_map(|&t| model.tensors.get(t as usize)),
-        )
-        .into();
+        node.op = match model.metadata.module_classes.get(&node.name) {
+            Some(class) => class.as_str().into(),
+            None => module_kind(
+                &node.name,
+                node.tensors
+                    .iter()
+                    .filter_map(|&t| model.tensors.get(t as usize)),
+            )
+            .into(),
+        };
     }
     model.finish_hierarchy(&node_groups);
     chain_checkpoint_modules(model);

@@ -11,7 +11,7 @@
 //!
 //! Tensors are named by their path through dicts, lists and pickled modules (`nn.Module` attributes
 //! `_parameters`, `_buffers` and `_modules` add no name of their own, so a whole pickled model reads
-//! like its `state_dict()`). A training checkpoint's weights under `state_dict`, `model_state_dict`,
+//! like its `state_dict()`, and each module's class becomes its kind: `Conv1d`, `LayerNorm`). A training checkpoint's weights under `state_dict`, `model_state_dict`,
 //! `model` or `module` are named without that prefix; the optimizer's tensors keep theirs, and
 //! top-level numbers and strings (`epoch`, `best_acc`) become metadata. A view that is not
 //! contiguous (a transposed weight saved as a view) is copied into row-major order when it has at
@@ -126,6 +126,7 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
         seen: HashSet::new(),
         tensors: Vec::new(),
         scalars: Vec::new(),
+        classes: HashMap::new(),
         // Names may repeat memoized keys; their total is kept proportional to the pickle.
         name_budget: pickle_len.saturating_mul(16).saturating_add(1 << 20),
     };
@@ -135,6 +136,9 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
             "{}: the pickle names more tensors than it could hold; the rest are not shown",
             path.display()
         ));
+    }
+    for (path, class) in walk.classes {
+        model.metadata.module_classes.entry(path).or_insert(class);
     }
     for (key, value) in walk.scalars {
         model
@@ -354,6 +358,8 @@ struct Walk<'a> {
     seen: HashSet<Id>,
     tensors: Vec<(String, Id)>,
     scalars: Vec<(String, String)>,
+    /// Module path → class name, for pickled modules.
+    classes: HashMap<String, String>,
     /// Bytes of names the walk may still build (0: it stopped).
     name_budget: usize,
 }
@@ -409,6 +415,14 @@ impl Walk<'_> {
         }
     }
 
+    fn class(&mut self, path: &str, name: &str) {
+        if !path.is_empty() && name.len() <= MAX_KEY {
+            self.classes
+                .entry(path.to_string())
+                .or_insert_with(|| name.to_string());
+        }
+    }
+
     fn scalar(&mut self, key: &str, v: Id) {
         let text = match self.pk.get(v) {
             Node::Int(i) => i.to_string(),
@@ -460,11 +474,17 @@ impl Walk<'_> {
                 }
             }
             Node::Object {
-                state: Some(state), ..
+                class,
+                state: Some(state),
+                ..
             } => {
                 if !self.seen.insert(id) {
                     return;
                 }
+                let class = match pk.get(*class) {
+                    Node::Global(module, name) => Some((module.as_str(), name.as_str())),
+                    _ => None,
+                };
                 // A pickled nn.Module: its parameters, buffers and submodules, named as in its
                 // state_dict().
                 if let Node::Dict(pairs) = pk.get(*state) {
@@ -476,11 +496,20 @@ impl Walk<'_> {
                         .map(|&(_, v)| v)
                         .collect();
                     if !module.is_empty() {
+                        if let Some((_, name)) = class {
+                            self.class(prefix, name);
+                        }
                         for v in module {
                             self.node(v, prefix, depth + 1);
                         }
                         return;
                     }
+                }
+                // A TorchScript module: its attributes are its state.
+                if let Some((module, name)) = class
+                    && module.starts_with("__torch__.")
+                {
+                    self.class(prefix, name);
                 }
                 self.node(*state, prefix, depth + 1);
             }
@@ -539,6 +568,7 @@ mod tests {
             seen: HashSet::new(),
             tensors: Vec::new(),
             scalars: Vec::new(),
+            classes: HashMap::new(),
             name_budget: 400_000 * 16 + (1 << 20),
         };
         walk.root();

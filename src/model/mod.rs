@@ -416,6 +416,9 @@ pub struct Metadata {
     pub properties: Vec<(String, String)>,
     /// Number of shards the model was read from.
     pub shards: usize,
+    /// The class of each module path where the file names it (a pickled `nn.Module` or a
+    /// TorchScript archive: `0` → `Conv1d`); checkpoints without it get a kind guessed from names.
+    pub module_classes: std::collections::HashMap<String, String>,
     /// Warnings gathered while loading that did not stop it (e.g. a cycle broken).
     pub warnings: Vec<String>,
 }

@@ -128,14 +128,16 @@ named = [(k, v) for k, v in net.state_dict().items()]
 named += facts_of(opt.state_dict(), "optimizer")
 facts["training.pth"] = [describe(k, v) for k, v in named]
 
-# 3. A whole pickled module (torch.save(model)): named as its state_dict.
-torch.save(net, "module.pt")
-facts["module.pt"] = [describe(k, v) for k, v in net.state_dict().items()]
+# 3. A whole pickled module (torch.save(model)): named as its state_dict, each module's kind taken
+#    from its class (Conv1d, LayerNorm: names alone would say Conv and Parameter).
+seq = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.LayerNorm(4), nn.Linear(4, 2))
+torch.save(seq, "module.pt")
+facts["module.pt"] = [describe(k, v) for k, v in seq.state_dict().items()]
 
 # 3b. A TorchScript archive (torch.jit.save): the same weights, pickled as attributes of scripted
 #     modules next to their code.
-torch.jit.script(net).save("torchscript.pt")
-facts["torchscript.pt"] = [describe(k, v) for k, v in net.state_dict().items()]
+torch.jit.script(seq).save("torchscript.pt")
+facts["torchscript.pt"] = [describe(k, v) for k, v in seq.state_dict().items()]
 
 # 4. Views: a transposed weight, a slice at an offset, a tied pair, a 0-d scalar, an empty tensor,
 #    int8 and bool.
