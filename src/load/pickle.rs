@@ -98,7 +98,8 @@ fn arg_width(op: u8) -> usize {
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
-    nodes: Vec<Node>,
+    /// The values read so far (`root` is set at STOP).
+    pk: Pickle,
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
@@ -114,7 +115,10 @@ pub(crate) fn unpickle(data: &[u8]) -> Result<Pickle, String> {
     let mut m = Machine {
         data,
         pos: 0,
-        nodes: Vec::new(),
+        pk: Pickle {
+            nodes: Vec::new(),
+            root: 0,
+        },
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
@@ -126,13 +130,10 @@ pub(crate) fn unpickle(data: &[u8]) -> Result<Pickle, String> {
             .byte()
             .map_err(|_| "the pickle ends before its STOP opcode".to_string())?;
         if op == b'.' {
-            let root = m
+            m.pk.root = m
                 .pop()
                 .map_err(|e| format!("pickle offset {at}: STOP: {e}"))?;
-            return Ok(Pickle {
-                nodes: m.nodes,
-                root,
-            });
+            return Ok(m.pk);
         }
         m.step(op)
             .map_err(|e| format!("pickle offset {at}: opcode 0x{op:02x}: {e}"))?;
@@ -176,8 +177,8 @@ impl Machine<'_> {
     }
 
     fn push(&mut self, node: Node) -> Id {
-        let id = self.nodes.len() as Id;
-        self.nodes.push(node);
+        let id = self.pk.nodes.len() as Id;
+        self.pk.nodes.push(node);
         self.stack.push(id);
         id
     }
@@ -208,9 +209,24 @@ impl Machine<'_> {
     }
 
     fn node_mut(&mut self, id: Id) -> Result<&mut Node, String> {
-        self.nodes
+        self.pk
+            .nodes
             .get_mut(id as usize)
             .ok_or_else(|| "bad reference".into())
+    }
+
+    /// The memo index a PUT/GET opcode names: a binary argument, a text line, or (MEMOIZE) the
+    /// next free one.
+    fn memo_key(&mut self, op: u8) -> Result<u64, String> {
+        match op {
+            b'p' | b'g' => self
+                .line()?
+                .trim()
+                .parse()
+                .map_err(|_| "bad memo index".into()),
+            0x94 => Ok(self.memo.len() as u64),
+            _ => self.le(arg_width(op)),
+        }
     }
 
     fn memo_get(&mut self, key: u64) -> Result<(), String> {
@@ -273,7 +289,7 @@ impl Machine<'_> {
             0x93 => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                let (Node::Str(m), Node::Str(n)) = (self.get(module), self.get(name)) else {
+                let (Node::Str(m), Node::Str(n)) = (self.pk.get(module), self.pk.get(name)) else {
                     return Err("STACK_GLOBAL of non-strings".into());
                 };
                 let g = Node::Global(m.clone(), n.clone());
@@ -285,8 +301,8 @@ impl Machine<'_> {
             }
             b'P' => {
                 let s = self.line()?;
-                let pid = self.nodes.len() as Id;
-                self.nodes.push(Node::Str(s));
+                let pid = self.pk.nodes.len() as Id;
+                self.pk.nodes.push(Node::Str(s));
                 self.push(Node::PersId(pid));
             }
             b'R' => {
@@ -317,8 +333,8 @@ impl Machine<'_> {
             b'b' => {
                 let state = self.pop()?;
                 let target = self.top()?;
-                let add = match self.get(state) {
-                    Node::Dict(pairs) if matches!(self.get(target), Node::Dict(_)) => {
+                let add = match self.pk.get(state) {
+                    Node::Dict(pairs) if matches!(self.pk.get(target), Node::Dict(_)) => {
                         let pairs = pairs.clone();
                         self.spend(pairs.len())?;
                         pairs
@@ -445,24 +461,12 @@ impl Machine<'_> {
             0x89 => {
                 self.push(Node::Bool(false));
             }
-            b'q' | b'r' => {
-                let k = self.le(arg_width(op))?;
+            b'q' | b'r' | b'p' | 0x94 => {
+                let k = self.memo_key(op)?;
                 self.memo_put(k)?;
             }
-            b'p' => {
-                let k = self.line()?.trim().parse().map_err(|_| "bad PUT index")?;
-                self.memo_put(k)?;
-            }
-            0x94 => {
-                let k = self.memo.len() as u64;
-                self.memo_put(k)?;
-            }
-            b'h' | b'j' => {
-                let k = self.le(arg_width(op))?;
-                self.memo_get(k)?;
-            }
-            b'g' => {
-                let k = self.line()?.trim().parse().map_err(|_| "bad GET index")?;
+            b'h' | b'j' | b'g' => {
+                let k = self.memo_key(op)?;
                 self.memo_get(k)?;
             }
             b'0' => {
@@ -484,10 +488,6 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn get(&self, id: Id) -> &Node {
-        self.nodes.get(id as usize).unwrap_or(&Node::None)
-    }
-
     /// Draws `n` copied references from the budget.
     fn spend(&mut self, n: usize) -> Result<(), String> {
         self.budget = self.budget.checked_sub(n).ok_or(
@@ -499,7 +499,7 @@ impl Machine<'_> {
 
     /// The number of references a node holds (what copying it costs).
     fn weight(&self, id: Id) -> usize {
-        match self.get(id) {
+        match self.pk.get(id) {
             Node::Tuple(v) | Node::List(v) => v.len(),
             Node::Dict(p) => p.len() * 2,
             Node::Tensor { size, stride, .. } => size.len() + stride.len(),
@@ -515,12 +515,12 @@ impl Machine<'_> {
             args,
             state: None,
         };
-        let Node::Global(module, name) = self.get(func) else {
+        let Node::Global(module, name) = self.pk.get(func) else {
             return Ok(opaque);
         };
         let (module, name) = (module.clone(), name.clone());
         self.spend(self.weight(args))?;
-        let argv: Vec<Id> = match self.get(args) {
+        let argv: Vec<Id> = match self.pk.get(args) {
             Node::Tuple(v) | Node::List(v) => v.clone(),
             _ => return Ok(opaque),
         };
@@ -532,10 +532,10 @@ impl Machine<'_> {
                     self.spend(self.weight(list))?;
                 }
                 if let Some(&list) = argv.first()
-                    && let Node::List(items) | Node::Tuple(items) = self.get(list)
+                    && let Node::List(items) | Node::Tuple(items) = self.pk.get(list)
                 {
                     for &p in items {
-                        if let Node::Tuple(kv) | Node::List(kv) = self.get(p)
+                        if let Node::Tuple(kv) | Node::List(kv) = self.pk.get(p)
                             && let [k, v] = kv.as_slice()
                         {
                             pairs.push((*k, *v));
@@ -549,19 +549,16 @@ impl Machine<'_> {
                     self.spend(self.weight(*id))?;
                 }
                 let int_list = |id: Option<&Id>| -> Option<Vec<u64>> {
-                    let items = match self.get(*id?) {
-                        Node::Tuple(v) | Node::List(v) => v,
-                        _ => return None,
-                    };
-                    items
+                    self.pk
+                        .items(*id?)?
                         .iter()
-                        .map(|&i| match self.get(i) {
+                        .map(|&i| match self.pk.get(i) {
                             Node::Int(v) => u64::try_from(*v).ok(),
                             _ => None,
                         })
                         .collect()
                 };
-                let offset = match argv.get(1).map(|&i| self.get(i)) {
+                let offset = match argv.get(1).map(|&i| self.pk.get(i)) {
                     Some(Node::Int(v)) => u64::try_from(*v).ok(),
                     _ => None,
                 };
@@ -574,7 +571,7 @@ impl Machine<'_> {
                     return Ok(opaque);
                 };
                 let dtype = if name == "_rebuild_tensor_v3" {
-                    argv.get(6).and_then(|&d| match self.get(d) {
+                    argv.get(6).and_then(|&d| match self.pk.get(d) {
                         Node::Global(_, n) => Some(n.clone()),
                         _ => None,
                     })
@@ -595,7 +592,7 @@ impl Machine<'_> {
                 match argv.first() {
                     Some(&a) => {
                         self.spend(self.weight(a))?;
-                        self.get(a).clone()
+                        self.pk.get(a).clone()
                     }
                     None => opaque,
                 }
