@@ -530,12 +530,22 @@ fn metadata_rows(ui: &mut egui::Ui, properties: &[(String, String)]) {
         .show(ui, |ui| {
             for (k, v) in properties.iter().take(MAX_METADATA_ROWS) {
                 ui.label(k);
-                let mut shown: String = v.chars().take(MAX_METADATA_CHARS).collect();
-                if shown.len() < v.len() {
-                    shown.push('…');
+                // This runs every frame the panel is open: only a long value is copied, and its
+                // whole text only while hovered.
+                match v.char_indices().nth(MAX_METADATA_CHARS) {
+                    None => {
+                        ui.label(v);
+                    }
+                    Some((cut, _)) => {
+                        ui.label(format!("{}…", &v[..cut])).on_hover_ui(|ui| {
+                            let mut end = v.len().min(4000);
+                            while !v.is_char_boundary(end) {
+                                end -= 1;
+                            }
+                            ui.label(&v[..end]);
+                        });
+                    }
                 }
-                ui.label(shown)
-                    .on_hover_text(v.chars().take(4000).collect::<String>());
                 ui.end_row();
             }
         });
