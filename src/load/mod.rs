@@ -10,6 +10,7 @@ mod onnx;
 mod pickle;
 mod safetensors;
 mod torch;
+mod torch_export;
 
 use std::path::{Path, PathBuf};
 
@@ -249,6 +250,6 @@ pub fn open_bytes_as(
             }
         }
         Format::Onnx => onnx::load(path, data),
-        Format::Torch => torch::open_file(path, data),
+        Format::Torch | Format::TorchExport => torch::open_file(path, data),
     }
 }

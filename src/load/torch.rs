@@ -44,16 +44,31 @@ const MAX_KEY: usize = 256;
 const MAX_RANK: usize = 32;
 
 /// Opens a single checkpoint file already mapped.
+/// A torch.export program (`.pt2`) is read by [`super::torch_export`], which builds its op graph.
 pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let entries = read_entries(path, &data)?;
+    if let Some(program) = super::torch_export::find(&entries) {
+        return super::torch_export::load(path, &data, &entries, &program);
+    }
     let mut model = Model::new(path, Format::Torch);
-    add_archive(&mut model, path, data)?;
+    add_pickled(&mut model, path, data, &entries)?;
     model.metadata.shards = 1;
     super::safetensors::finish(&mut model, path.parent());
     Ok(model)
 }
 
+/// Each entry of a zip archive by name: its bytes within the file, or why they cannot be used in
+/// place (compressed, or running past the end).
+pub(super) type Entries = HashMap<String, Result<Range<usize>, String>>;
+
 /// Adds the tensors of one checkpoint archive (a file, or a shard of an index) to `model`.
 pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
+    let entries = read_entries(path, &data)?;
+    add_pickled(model, path, data, &entries)
+}
+
+/// Reads the central directory of a zip archive.
+fn read_entries(path: &Path, data: &Bytes) -> Result<Entries, LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);
     if data.starts_with(&LEGACY_MAGIC) {
         return Err(corrupt(
@@ -64,9 +79,7 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
     }
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
         .map_err(|e| corrupt(format!("not a readable zip archive: {e}")))?;
-    // Each entry's bytes within the file, or why they cannot be used in place.
-    let mut entries: HashMap<String, Result<Range<usize>, String>> = HashMap::new();
-    let mut pkl: Option<String> = None;
+    let mut entries = Entries::new();
     for i in 0..archive.len() {
         let f = archive
             .by_index_raw(i)
@@ -90,16 +103,30 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
                 )),
             }
         };
-        // The pickle at the top of the archive (`<name>/data.pkl`; the shortest if several).
-        let is_pkl = name == "data.pkl"
-            || name
-                .strip_suffix("/data.pkl")
-                .is_some_and(|p| !p.contains('/'));
-        if is_pkl && pkl.as_ref().is_none_or(|p| name.len() < p.len()) {
-            pkl = Some(name.clone());
-        }
         entries.insert(name, range);
     }
+    Ok(entries)
+}
+
+/// Adds the tensors named by the pickle (`data.pkl`) of a `torch.save` archive.
+fn add_pickled(
+    model: &mut Model,
+    path: &Path,
+    data: Bytes,
+    entries: &Entries,
+) -> Result<(), LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    // The pickle at the top of the archive (`<name>/data.pkl`; the shortest if several).
+    let pkl = entries
+        .keys()
+        .filter(|name| {
+            *name == "data.pkl"
+                || name
+                    .strip_suffix("/data.pkl")
+                    .is_some_and(|p| !p.contains('/'))
+        })
+        .min_by_key(|name| (name.len(), name.as_str()))
+        .cloned();
     let pkl = pkl.ok_or_else(|| {
         corrupt("a zip archive with no data.pkl, so not a PyTorch checkpoint".into())
     })?;
@@ -176,7 +203,7 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
             None => dtype_of(class.trim_end_matches("Storage")),
         };
         let data = tensor_bytes(
-            &data, &entries, &prefix, key, dtype, *offset, size, stride, big_endian,
+            &data, entries, &prefix, key, dtype, *offset, size, stride, big_endian,
         )
         .unwrap_or_else(|why| TensorData::Error(format!("{}: {why}", path.display())));
         model.add_tensor(Tensor {
@@ -231,9 +258,9 @@ fn dtype_of(name: &str) -> DType {
 
 /// The bytes of a tensor view, when it is a contiguous run of its storage.
 #[allow(clippy::too_many_arguments, reason = "one call site; the view's parts")]
-fn tensor_bytes(
+pub(super) fn tensor_bytes(
     data: &Bytes,
-    entries: &HashMap<String, Result<Range<usize>, String>>,
+    entries: &Entries,
     prefix: &str,
     key: Option<&str>,
     dtype: DType,

@@ -8,7 +8,11 @@ pub fn op_color(op: &str) -> Rgba8 {
     let o = op.to_ascii_lowercase();
     let fixed: Option<Rgba8> = if o.contains("conv") {
         Some([66, 133, 244, 255])
-    } else if o.contains("matmul") || o.contains("gemm") || o == "linear" || o.contains("dense") {
+    } else if o.contains("matmul")
+        || o.contains("gemm")
+        || matches!(o.as_str(), "linear" | "mm" | "addmm" | "bmm" | "baddbmm")
+        || o.contains("dense")
+    {
         Some([142, 99, 206, 255])
     } else if o.contains("norm") {
         Some([52, 168, 83, 255])
@@ -47,11 +51,33 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "constantofshape"
             | "cast"
             | "identity"
+            // ATen's names (torch.export graphs).
+            | "view"
+            | "permute"
+            | "t"
+            | "cat"
+            | "select"
+            | "clone"
+            | "contiguous"
+            | "_to_copy"
+            | "sym_size"
+            | "unflatten"
     ) {
         Some([150, 160, 170, 255])
     } else if matches!(
         o.as_str(),
-        "add" | "mul" | "sub" | "div" | "pow" | "sqrt" | "neg" | "sum" | "reducemean" | "equal"
+        "add"
+            | "mul"
+            | "sub"
+            | "div"
+            | "pow"
+            | "sqrt"
+            | "rsqrt"
+            | "neg"
+            | "sum"
+            | "mean"
+            | "reducemean"
+            | "equal"
     ) {
         Some([120, 144, 156, 255])
     } else if o == "embedding" {

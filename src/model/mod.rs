@@ -40,6 +40,8 @@ pub enum Format {
     JsonLayers,
     /// A PyTorch checkpoint (`torch.save` zip archive: `.pt`, `.pth`, `pytorch_model.bin`).
     Torch,
+    /// A torch.export program (`torch.export.save`, `.pt2`): an ATen op graph and its weights.
+    TorchExport,
 }
 
 impl Format {
@@ -51,6 +53,7 @@ impl Format {
             Format::Gguf => "gguf",
             Format::JsonLayers => "json-layers",
             Format::Torch => "pytorch",
+            Format::TorchExport => "torch-export",
         }
     }
 }

@@ -194,7 +194,9 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.kind == NodeKind::Op && matches!(&*n.op, "MatMul" | "Gemm"))
+        .filter(|(_, n)| {
+            n.kind == NodeKind::Op && matches!(&*n.op, "MatMul" | "Gemm" | "linear" | "matmul")
+        })
         .filter_map(|(i, n)| {
             let w: Vec<TensorId> = n
                 .tensors
@@ -203,12 +205,17 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .filter(|&t| view2(t).is_some())
                 .collect();
             let [w] = w.as_slice() else { return None };
-            // MatMul(x, W): W is [in, out]; Gemm: [out, in] when transB = 1.
+            // MatMul(x, W): W is [in, out]; Gemm: [out, in] when transB = 1; ATen's linear(x, W)
+            // is x·Wᵀ with W [out, in], its matmul like MatMul.
             let trans_b = n
                 .attributes
                 .iter()
                 .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
-            let rows_are_inputs = &*n.op == "MatMul" || !trans_b;
+            let rows_are_inputs = match &*n.op {
+                "MatMul" | "matmul" => true,
+                "linear" => false,
+                _ => !trans_b,
+            };
             Some((i, *w, rows_are_inputs))
         })
         .collect();

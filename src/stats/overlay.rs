@@ -68,6 +68,11 @@ fn is_dense(op: &str) -> bool {
             | "InnerProduct"
             | "MatMulInteger"
             | "QLinearMatMul"
+            // ATen ops of torch.export graphs.
+            | "linear"
+            | "addmm"
+            | "mm"
+            | "matmul"
     )
 }
 
