@@ -253,7 +253,7 @@ fn legacy_repacked_and_damaged_archives_are_errors() {
     let other = dir.join("other.zip");
     std::fs::write(&other, zip_with_one_file()).unwrap();
     let e = open_err(&other);
-    assert!(e.contains("no data.pkl"), "{e}");
+    assert!(e.contains("neither data.pkl"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

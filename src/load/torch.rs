@@ -128,7 +128,19 @@ fn add_pickled(
         .min_by_key(|name| (name.len(), name.as_str()))
         .cloned();
     let pkl = pkl.ok_or_else(|| {
-        corrupt("a zip archive with no data.pkl, so not a PyTorch checkpoint".into())
+        if entries.keys().any(|k| k.contains("data/aotinductor/")) {
+            corrupt(
+                "an AOTInductor package (compiled code, with no graph or pickle to read); open \
+                 the program written by torch.export.save instead"
+                    .into(),
+            )
+        } else {
+            corrupt(
+                "a zip archive with neither data.pkl (torch.save) nor models/*.json \
+                 (torch.export.save), so not a PyTorch file"
+                    .into(),
+            )
+        }
     })?;
     let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     let pkl_range = entries

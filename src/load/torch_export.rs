@@ -589,13 +589,9 @@ impl Builder<'_> {
             }
             let meta = n.get("metadata");
             let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str);
-            if let Some(trace) = text("stack_trace") {
-                // The last frame: where in the model's code this op was called.
-                let lines: Vec<&str> = trace.lines().collect();
-                let from = lines.len().saturating_sub(2);
-                let frame = lines[from..].join("\n");
+            if let Some(source) = text("stack_trace").and_then(source_line) {
                 node.attributes
-                    .push(("source".into(), AttrValue::String(frame.trim().to_string())));
+                    .push(("source".into(), AttrValue::Other(source)));
             }
             let mut group = 0;
             if top && let Some(stack) = text("nn_module_stack") {
@@ -634,6 +630,45 @@ impl Builder<'_> {
         graph.connect_by_values();
         Ok((graph, groups))
     }
+}
+
+/// Where in the model's code an op was called, from its stack trace: the innermost frame outside
+/// PyTorch itself (`model.py:105 in forward: x = self.fc(x)`), else the innermost one.
+fn source_line(trace: &str) -> Option<String> {
+    let lines: Vec<&str> = trace.lines().collect();
+    let frames: Vec<(&str, &str, &str, &str)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            // `File "/path/model.py", line 105, in forward` and the code on the next line.
+            let rest = l.trim().strip_prefix("File \"")?;
+            let (file, rest) = rest.split_once("\", line ")?;
+            let (line, func) = rest.split_once(", in ").unwrap_or((rest, "?"));
+            let code = lines.get(i + 1).map_or("", |c| c.trim());
+            Some((file, line, func, code))
+        })
+        .collect();
+    let in_torch = |f: &str| f.contains("/torch/") || f.starts_with("<eval_with_key>");
+    let (file, line, func, code) = frames
+        .iter()
+        .rev()
+        .find(|f| !in_torch(f.0))
+        .or(frames.last())?;
+    let file = file.rsplit('/').next().unwrap_or(file);
+    let mut text = format!("{file}:{line} in {func}");
+    if !code.is_empty() && !code.starts_with("File \"") {
+        text.push_str(": ");
+        text.push_str(code);
+    }
+    if text.len() > 300 {
+        let cut = (0..=300)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+        text.push('…');
+    }
+    Some(text)
 }
 
 /// Whether an argument is only references to tensors (shown as inputs, not attributes).
@@ -806,6 +841,23 @@ mod tests {
         assert_eq!(op_name("torch.ops.higher_order.cond"), "higher_order.cond");
         assert_eq!(op_name("torch.ops.mylib.rms.default"), "mylib.rms");
         assert_eq!(op_name("_operator.getitem"), "_operator.getitem");
+    }
+
+    #[test]
+    fn the_source_is_the_innermost_frame_of_the_models_code() {
+        let trace = "File \"/home/me/model.py\", line 12, in forward\n    return self.fc(x)\n  \
+                     File \"/usr/lib/python3/site-packages/torch/nn/modules/linear.py\", line 134, \
+                     in forward\n    return F.linear(input, self.weight, self.bias)";
+        assert_eq!(
+            source_line(trace).as_deref(),
+            Some("model.py:12 in forward: return self.fc(x)")
+        );
+        let torch_only = "File \"/x/torch/nn/modules/linear.py\", line 134, in forward\n    y";
+        assert_eq!(
+            source_line(torch_only).as_deref(),
+            Some("linear.py:134 in forward: y")
+        );
+        assert_eq!(source_line("no frames here"), None);
     }
 
     #[test]
