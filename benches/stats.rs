@@ -13,6 +13,7 @@ fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
         shape: shape.to_vec(),
         data: TensorData::Bytes(bytes.into()),
         origin: TensorOrigin::Checkpoint,
+        conv_axes: None,
     }
 }
 

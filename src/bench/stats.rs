@@ -286,6 +286,7 @@ pub fn open_safetensors(path: &Path) -> Result<Model, StatsBenchError> {
             shape: info.shape.iter().map(|&d| d as u64).collect(),
             data,
             origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
         });
     }
     Ok(m)

@@ -9,6 +9,7 @@ mod json_layers;
 mod onnx;
 mod pickle;
 mod safetensors;
+mod tflite;
 mod torch;
 mod torch_export;
 
@@ -137,6 +138,10 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.starts_with(b"GGUF") {
         return Some(Format::Gguf);
     }
+    // A flatbuffer's root offset comes first, then the file identifier.
+    if head.get(4..8) == Some(&tflite::IDENT[..]) {
+        return Some(Format::Tflite);
+    }
     // A zip archive (torch.save since 1.6) or the legacy pickle stream: before the ONNX test,
     // whose "plausible protobuf tag" both would pass.
     if head.starts_with(b"PK\x03\x04") || head.starts_with(&torch::LEGACY_MAGIC) {
@@ -251,5 +256,6 @@ pub fn open_bytes_as(
         }
         Format::Onnx => onnx::load(path, data),
         Format::Torch | Format::TorchExport => torch::open_file(path, data),
+        Format::Tflite => tflite::load(path, data),
     }
 }

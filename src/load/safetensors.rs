@@ -209,6 +209,7 @@ fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadErro
             shape: info.shape.iter().map(|&d| d as u64).collect(),
             data: TensorData::Bytes(data.slice(s..e)),
             origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
         });
     }
     Ok(())

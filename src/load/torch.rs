@@ -224,6 +224,7 @@ fn add_pickled(
             shape: size.clone(),
             data,
             origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
         });
     }
     Ok(())

@@ -321,6 +321,7 @@ fn payloads(
                         out.push(Tensor {
                             name: name.clone(),
                             origin: TensorOrigin::Initializer,
+                            conv_axes: None,
                             ..t
                         });
                         continue;
@@ -363,6 +364,7 @@ fn payloads(
             shape: shape.unwrap_or_default(),
             data,
             origin: TensorOrigin::Initializer,
+            conv_axes: None,
         });
     }
     out

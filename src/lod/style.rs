@@ -10,7 +10,10 @@ pub fn op_color(op: &str) -> Rgba8 {
         Some([66, 133, 244, 255])
     } else if o.contains("matmul")
         || o.contains("gemm")
-        || matches!(o.as_str(), "linear" | "mm" | "addmm" | "bmm" | "baddbmm")
+        || matches!(
+            o.as_str(),
+            "linear" | "mm" | "addmm" | "bmm" | "baddbmm" | "fullyconnected"
+        )
         || o.contains("dense")
     {
         Some([142, 99, 206, 255])
@@ -29,6 +32,10 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "elu"
             | "softplus"
             | "hardswish"
+            // TFLite's names.
+            | "relu6"
+            | "prelu"
+            | "logistic"
     ) {
         Some([234, 117, 52, 255])
     } else if o.contains("softmax") {
@@ -62,6 +69,11 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "_to_copy"
             | "sym_size"
             | "unflatten"
+            // TFLite's names.
+            | "concatenation"
+            | "pad"
+            | "dequantize"
+            | "quantize"
     ) {
         Some([150, 160, 170, 255])
     } else if matches!(

@@ -42,6 +42,8 @@ pub enum Format {
     Torch,
     /// A torch.export program (`torch.export.save`, `.pt2`): an ATen op graph and its weights.
     TorchExport,
+    /// A TensorFlow Lite flatbuffer (`.tflite`).
+    Tflite,
 }
 
 impl Format {
@@ -54,6 +56,7 @@ impl Format {
             Format::JsonLayers => "json-layers",
             Format::Torch => "pytorch",
             Format::TorchExport => "torch-export",
+            Format::Tflite => "tflite",
         }
     }
 }
@@ -357,6 +360,47 @@ pub struct Tensor {
     pub data: TensorData,
     /// Where the tensor came from (decides what counts as a parameter).
     pub origin: TensorOrigin,
+    /// For a 4-D conv weight whose format does not order it `[out, in, kh, kw]` (TFLite's
+    /// channels-last kernels), which dimension holds what; `None`: the usual order.
+    pub conv_axes: Option<ConvAxes>,
+}
+
+/// Which dimension of a 4-D conv weight holds the output channels, the input channels, the
+/// kernel rows and the kernel columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvAxes {
+    /// The output channels' dimension.
+    pub out: u8,
+    /// The input channels' dimension.
+    pub input: u8,
+    /// The kernel rows' dimension.
+    pub kh: u8,
+    /// The kernel columns' dimension.
+    pub kw: u8,
+}
+
+impl ConvAxes {
+    /// `[out, in, kh, kw]`: ONNX, PyTorch.
+    pub const OIHW: ConvAxes = ConvAxes {
+        out: 0,
+        input: 1,
+        kh: 2,
+        kw: 3,
+    };
+    /// `[out, kh, kw, in]`: TFLite `CONV_2D` and `TRANSPOSE_CONV`.
+    pub const OHWI: ConvAxes = ConvAxes {
+        out: 0,
+        input: 3,
+        kh: 1,
+        kw: 2,
+    };
+    /// `[1, kh, kw, out]`: TFLite `DEPTHWISE_CONV_2D`, one kernel per output channel.
+    pub const IHWO: ConvAxes = ConvAxes {
+        out: 3,
+        input: 0,
+        kh: 1,
+        kw: 2,
+    };
 }
 
 /// Where a tensor came from.

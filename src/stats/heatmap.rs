@@ -59,6 +59,9 @@ pub struct KernelGrid {
     pub kw: u64,
     /// Kernels per block row (`in`, or the wrap width of a depthwise conv).
     pub per_row: u64,
+    /// Memory strides of the output channel, input channel, kernel row and kernel column
+    /// (`[in·kh·kw, kh·kw, kw, 1]` for `[out, in, kh, kw]`; channels-last kernels differ).
+    pub strides: [u64; 4],
 }
 
 impl KernelGrid {
@@ -69,12 +72,15 @@ impl KernelGrid {
 
     /// Memory offset of the first value of view row `y` of the block at (`block_row`, `block_col`).
     fn row_base(&self, block_row: u64, block_col: u64, y: u64) -> Option<u64> {
-        block_row
+        let q = block_row
             .checked_mul(self.per_row)?
-            .checked_add(block_col)?
-            .checked_mul(self.kh)?
-            .checked_add(y)?
-            .checked_mul(self.kw)
+            .checked_add(block_col)?;
+        let inputs = self.inputs.max(1);
+        let [so, si, sy, _] = self.strides;
+        (q / inputs)
+            .checked_mul(so)?
+            .checked_add((q % inputs).checked_mul(si)?)?
+            .checked_add(y.checked_mul(sy)?)
     }
 }
 
@@ -197,7 +203,8 @@ impl HeatmapView {
             Some(k) => {
                 let (br, y) = (row / k.kh.max(1), row % k.kh.max(1));
                 let (bc, x) = (col / k.kw.max(1), col % k.kw.max(1));
-                k.row_base(br, bc, y)?.checked_add(x)
+                k.row_base(br, bc, y)?
+                    .checked_add(x.checked_mul(k.strides[3])?)
             }
         }
     }
@@ -211,13 +218,25 @@ impl HeatmapView {
         }
     }
 
-    /// A 4-D conv weight `[out, in, kh, kw]` (outermost first, kernels larger than 1×1) as a
-    /// grid of kernels ([`KernelGrid`]); `None` for any other tensor.
+    /// A 4-D conv weight `[out, in, kh, kw]` (outermost first, or in the order its
+    /// [`Tensor::conv_axes`] say; kernels larger than 1×1) as a grid of kernels ([`KernelGrid`]);
+    /// `None` for any other tensor.
     pub fn kernel_grid(t: &Tensor) -> Option<Self> {
         if matches!(t.dtype, DType::Ggml(_)) {
             return None;
         }
-        let [out, inputs, kh, kw] = <[u64; 4]>::try_from(t.shape.as_slice()).ok()?;
+        let dims = <[u64; 4]>::try_from(t.shape.as_slice()).ok()?;
+        // Row-major strides of the stored order, then picked by role.
+        let stored = [
+            dims[1].checked_mul(dims[2])?.checked_mul(dims[3])?,
+            dims[2].checked_mul(dims[3])?,
+            dims[3],
+            1,
+        ];
+        let axes = t.conv_axes.unwrap_or(crate::model::ConvAxes::OIHW);
+        let role = [axes.out, axes.input, axes.kh, axes.kw].map(|a| usize::from(a).min(3));
+        let [out, inputs, kh, kw] = role.map(|a| dims[a]);
+        let strides = role.map(|a| stored[a]);
         if kh.checked_mul(kw)? <= 1 || out == 0 || inputs == 0 {
             return None;
         }
@@ -235,6 +254,7 @@ impl HeatmapView {
                 kh,
                 kw,
                 per_row,
+                strides,
             }),
         })
     }
@@ -358,9 +378,20 @@ fn for_row_segment(
             let Some(base) = k.row_base(br, i, y) else {
                 return;
             };
-            for_flat_range((elem, bytes), base + x0, base + x1, buf, |off, vals| {
-                f(i * k.kw + (off - base), vals)
-            });
+            let sx = k.strides[3];
+            if sx == 1 {
+                for_flat_range((elem, bytes), base + x0, base + x1, buf, |off, vals| {
+                    f(i * k.kw + (off - base), vals)
+                });
+            } else {
+                // Channels-last: a kernel row's values are `sx` apart, read one at a time.
+                for x in x0..x1 {
+                    let at = base + x * sx;
+                    for_flat_range((elem, bytes), at, at + 1, buf, |_, vals| {
+                        f(i * k.kw + x, vals)
+                    });
+                }
+            }
             c += (x1 - x0).max(1);
         }
         return;
@@ -800,6 +831,48 @@ mod tests {
         assert_eq!(v.levels(), 10);
         assert_eq!(v.level_size(9), (251, 8));
         assert_eq!(v.tiles(0), (16, 501));
+    }
+
+    #[test]
+    fn channels_last_kernels_are_read_by_their_axes() {
+        // TFLite's CONV_2D filter [out 2, kh 2, kw 3, in 3]: value = its memory index. The grid
+        // is the same as for [out, in, kh, kw]: a row of kernels per output channel.
+        let v: Vec<f32> = (0..36).map(|i| i as f32).collect();
+        let mut t = f32_tensor("conv", &[2, 2, 3, 3], &v);
+        t.conv_axes = Some(crate::model::ConvAxes::OHWI);
+        let view = HeatmapView::kernel_grid(&t).unwrap();
+        assert_eq!((view.rows, view.cols), (4, 9));
+        let tl = tile(&t, &view, 0, 0, 0, Agg::Mean).unwrap();
+        for o in 0..2u64 {
+            for i in 0..3u64 {
+                for y in 0..2u64 {
+                    for x in 0..3u64 {
+                        let mem = ((o * 2 + y) * 3 + x) * 3 + i;
+                        let (r, c) = (o * 2 + y, i * 3 + x);
+                        assert_eq!(tl.values[(r * 9 + c) as usize], mem as f32);
+                        assert_eq!(view.element(r, c), Some(mem), "({o},{i},{y},{x})");
+                    }
+                }
+            }
+        }
+        // DEPTHWISE_CONV_2D [1, kh 2, kw 2, out 6]: six 2×2 kernels, wrapped 3 to a row.
+        let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let mut t = f32_tensor("dw", &[1, 2, 2, 6], &v);
+        t.conv_axes = Some(crate::model::ConvAxes::IHWO);
+        let view = HeatmapView::kernel_grid(&t).unwrap();
+        let k = view.kernel.unwrap();
+        assert!(k.wrapped());
+        let tl = tile(&t, &view, 0, 0, 0, Agg::Mean).unwrap();
+        for o in 0..6u64 {
+            for y in 0..2u64 {
+                for x in 0..2u64 {
+                    let mem = (y * 2 + x) * 6 + o;
+                    let (r, c) = ((o / k.per_row) * 2 + y, (o % k.per_row) * 2 + x);
+                    let at = (r * view.cols + c) as usize;
+                    assert_eq!(tl.values[at], mem as f32, "kernel {o} ({y},{x})");
+                }
+            }
+        }
     }
 
     #[test]

@@ -431,6 +431,7 @@ pub(crate) mod test_util {
             shape: shape.to_vec(),
             data: TensorData::Bytes(bytes::Bytes::from(bytes)),
             origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
         }
     }
 

@@ -195,7 +195,11 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
         .iter()
         .enumerate()
         .filter(|(_, n)| {
-            n.kind == NodeKind::Op && matches!(&*n.op, "MatMul" | "Gemm" | "linear" | "matmul")
+            n.kind == NodeKind::Op
+                && matches!(
+                    &*n.op,
+                    "MatMul" | "Gemm" | "linear" | "matmul" | "FullyConnected"
+                )
         })
         .filter_map(|(i, n)| {
             let w: Vec<TensorId> = n
@@ -206,14 +210,14 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .collect();
             let [w] = w.as_slice() else { return None };
             // MatMul(x, W): W is [in, out]; Gemm: [out, in] when transB = 1; ATen's linear(x, W)
-            // is x·Wᵀ with W [out, in], its matmul like MatMul.
+            // is x·Wᵀ with W [out, in] (as TFLite's FullyConnected), its matmul like MatMul.
             let trans_b = n
                 .attributes
                 .iter()
                 .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
             let rows_are_inputs = match &*n.op {
                 "MatMul" | "matmul" => true,
-                "linear" => false,
+                "linear" | "FullyConnected" => false,
                 _ => !trans_b,
             };
             Some((i, *w, rows_are_inputs))

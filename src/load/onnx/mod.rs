@@ -138,7 +138,7 @@ fn non_empty(s: &str) -> Option<String> {
 ///    producers when they all share one, in file order (ONNX lists nodes topologically).
 ///
 /// Graph inputs and outputs stay at the top level.
-fn build_hierarchy(model: &mut Model) {
+pub(super) fn build_hierarchy(model: &mut Model) {
     let graph = &model.graph;
     let producer = graph.producers();
     let is_constant_op = Node::is_constant_op;
@@ -633,6 +633,7 @@ impl Converter<'_> {
             shape: Vec::with_capacity(t.dims.len()),
             data: TensorData::Missing,
             origin,
+            conv_axes: None,
         };
         if let Some(bad) = t.dims.iter().find(|&&d| d < 0) {
             tensor.data = TensorData::Error(format!(

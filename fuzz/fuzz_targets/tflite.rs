@@ -1,0 +1,20 @@
+//! Fuzzes the TFLite loader (the checked flatbuffer reader, options, subgraphs, sparse weights)
+//! and what is drawn from its weights: statistics, and the first heatmap tile of each weight in
+//! the view the window shows (channels-last conv kernels included). Any byte string must give a
+//! model or an error, never a panic, a hang or an allocation sized by the input's numbers.
+#![no_main]
+
+use modelmap::stats::heatmap::{Agg, HeatmapView, tile};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let bytes = bytes::Bytes::copy_from_slice(data);
+    if let Ok(model) =
+        modelmap::load::open_bytes_as("fuzz.tflite", bytes, modelmap::model::Format::Tflite)
+    {
+        for t in &model.tensors {
+            let _ = modelmap::stats::tensor_stats(t);
+            let view = HeatmapView::for_display(t);
+            let _ = tile(t, &view, view.levels(), 0, 0, Agg::Mean);
+        }
+    }
+});
