@@ -640,6 +640,8 @@ impl Builder<'_, '_> {
         }
         // What each tensor reads as: itself, or the constant a folded op computed it from.
         let mut alias: Vec<usize> = (0..infos.len()).collect();
+        // The folded ops a tensor was computed by, as `DEQUANTIZE(DENSIFY(name))`.
+        let mut folded_text: Vec<Option<String>> = vec![None; infos.len()];
         let mut folded_ops = vec![false; operators.len()];
         for (k, op) in operators.iter().enumerate() {
             let (code, builtin) = self.code(op)?;
@@ -655,6 +657,11 @@ impl Builder<'_, '_> {
             {
                 *slot = Some(t);
                 alias[o] = alias[i];
+                let inner = folded_text[i]
+                    .take()
+                    .unwrap_or_else(|| infos[i].name.clone());
+                folded_text[i] = Some(inner.clone());
+                folded_text[o] = Some(format!("{code}({inner})"));
                 folded_ops[k] = true;
                 *self.folded.entry(code.to_string()).or_default() += 1;
             }
@@ -719,8 +726,10 @@ impl Builder<'_, '_> {
                 };
                 let src = alias.get(i).copied().unwrap_or(i);
                 let t = weight.get(src).copied().flatten();
-                if src != i {
-                    dequantized.push(infos[src].name.clone());
+                if let Some(text) = folded_text.get(i).cloned().flatten()
+                    && src != i
+                {
+                    dequantized.push(text);
                 }
                 let Some(v) = value_of(&mut graph, &mut values, src) else {
                     return Err(format!(
@@ -766,7 +775,7 @@ impl Builder<'_, '_> {
             }
             if !dequantized.is_empty() {
                 node.attributes
-                    .push(("weights stored as".into(), AttrValue::Strings(dequantized)));
+                    .push(("folded ops".into(), AttrValue::Strings(dequantized)));
             }
             // Options: builtin_options (3, 4), builtin_options_2 (11, 12), custom_options (5).
             let mut subgraph_refs: Vec<(String, i64)> = Vec::new();
