@@ -16,6 +16,7 @@
 
 use std::sync::LazyLock;
 
+use super::ggml::{self, QK_K};
 use crate::model::{DType, GgmlType};
 
 /// Elements per GGML quantisation block (`QK8_0`, `QK4_0`).
@@ -56,6 +57,22 @@ pub enum Elem {
     Q8_0,
     /// GGML `Q4_0`: an f16 scale and 16 bytes of nibbles per block, value = (nibble − 8) · scale.
     Q4_0,
+    /// GGML `Q4_1`: an f16 scale and min, 16 bytes of nibbles; value = nibble · scale + min.
+    Q4_1,
+    /// GGML `Q5_0`: an f16 scale, fifth bits and nibbles; value = (q − 16) · scale.
+    Q5_0,
+    /// GGML `Q5_1`: an f16 scale and min, fifth bits and nibbles; value = q · scale + min.
+    Q5_1,
+    /// GGML k-quant `Q2_K` (256 elements in 84 bytes).
+    Q2K,
+    /// GGML k-quant `Q3_K` (256 elements in 110 bytes).
+    Q3K,
+    /// GGML k-quant `Q4_K` (256 elements in 144 bytes).
+    Q4K,
+    /// GGML k-quant `Q5_K` (256 elements in 176 bytes).
+    Q5K,
+    /// GGML k-quant `Q6_K` (256 elements in 210 bytes).
+    Q6K,
 }
 
 /// The four fp8 encodings of ONNX / OCP.
@@ -130,7 +147,7 @@ fn fp8_lut(kind: Fp8Kind) -> &'static [f64; 256] {
 }
 
 #[inline]
-fn f16_bits(bits: u16) -> f64 {
+pub(super) fn f16_bits(bits: u16) -> f64 {
     half::f16::from_bits(bits).to_f64()
 }
 
@@ -165,7 +182,15 @@ impl Elem {
                 0 => Elem::F32,
                 1 => Elem::F16,
                 2 => Elem::Q4_0,
+                3 => Elem::Q4_1,
+                6 => Elem::Q5_0,
+                7 => Elem::Q5_1,
                 8 => Elem::Q8_0,
+                10 => Elem::Q2K,
+                11 => Elem::Q3K,
+                12 => Elem::Q4K,
+                13 => Elem::Q5K,
+                14 => Elem::Q6K,
                 24 => Elem::I8,
                 25 => Elem::I16,
                 26 => Elem::I32,
@@ -190,6 +215,14 @@ impl Elem {
             Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
             Elem::Q8_0 => (QK, 34),
             Elem::Q4_0 => (QK, 18),
+            Elem::Q4_1 => (QK, 20),
+            Elem::Q5_0 => (QK, 22),
+            Elem::Q5_1 => (QK, 24),
+            Elem::Q2K => (QK_K, 84),
+            Elem::Q3K => (QK_K, 110),
+            Elem::Q4K => (QK_K, 144),
+            Elem::Q5K => (QK_K, 176),
+            Elem::Q6K => (QK_K, 210),
         }
     }
 
@@ -197,7 +230,21 @@ impl Elem {
     pub fn is_float(self) -> bool {
         matches!(
             self,
-            Elem::F64 | Elem::F32 | Elem::F16 | Elem::BF16 | Elem::Fp8(_) | Elem::Q8_0 | Elem::Q4_0
+            Elem::F64
+                | Elem::F32
+                | Elem::F16
+                | Elem::BF16
+                | Elem::Fp8(_)
+                | Elem::Q8_0
+                | Elem::Q4_0
+                | Elem::Q4_1
+                | Elem::Q5_0
+                | Elem::Q5_1
+                | Elem::Q2K
+                | Elem::Q3K
+                | Elem::Q4K
+                | Elem::Q5K
+                | Elem::Q6K
         )
     }
 
@@ -293,6 +340,29 @@ impl Elem {
                     }
                 }
             }
+            Elem::Q4_1
+            | Elem::Q5_0
+            | Elem::Q5_1
+            | Elem::Q2K
+            | Elem::Q3K
+            | Elem::Q4K
+            | Elem::Q5K
+            | Elem::Q6K => {
+                let (be, bb) = self.block();
+                let f: fn(&[u8], &mut [f64]) = match self {
+                    Elem::Q4_1 => ggml::q4_1,
+                    Elem::Q5_0 => |b, o| ggml::q5(b, o, false),
+                    Elem::Q5_1 => |b, o| ggml::q5(b, o, true),
+                    Elem::Q2K => ggml::q2_k,
+                    Elem::Q3K => ggml::q3_k,
+                    Elem::Q4K => ggml::q4_k,
+                    Elem::Q5K => ggml::q5_k,
+                    _ => ggml::q6_k,
+                };
+                for (blk, o) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(be)) {
+                    f(blk, o);
+                }
+            }
         }
     }
 
@@ -302,7 +372,7 @@ impl Elem {
         let block = usize::try_from(index / be as u64).ok()?;
         let start = block.checked_mul(bb)?;
         let blk = bytes.get(start..start.checked_add(bb)?)?;
-        let mut buf = [0.0f64; QK];
+        let mut buf = [0.0f64; QK_K];
         self.decode_into(blk, &mut buf[..be]);
         buf.get((index % be as u64) as usize).copied()
     }
@@ -504,6 +574,6 @@ mod tests {
         assert_eq!(v[31], -16.0);
         assert_eq!(Elem::Q4_0.value_at(&q4, 16), Some(14.0));
         assert_eq!(Elem::Q4_0.value_at(&q4, 32), None);
-        assert_eq!(Elem::of(DType::Ggml(GgmlType(12))), None); // Q4_K: not supported
+        assert_eq!(Elem::of(DType::Ggml(GgmlType(16))), None); // IQ2_XXS: not supported
     }
 }

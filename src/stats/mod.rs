@@ -21,6 +21,7 @@ pub mod cache;
 pub mod cli;
 mod compute;
 pub mod decode;
+mod ggml;
 pub mod heatmap;
 pub mod neurons;
 pub mod overlay;

@@ -1,0 +1,185 @@
+//! Dequantization of GGML's block types beyond `Q8_0` / `Q4_0`: the legacy `Q4_1`, `Q5_0`,
+//! `Q5_1` (32 elements a block) and the k-quants `Q2_K` … `Q6_K` (256 elements a block, with
+//! 6- or 8-bit sub-block scales), as llama.cpp's `dequantize_row_*` in `ggml-quants.c` computes
+//! them. `Q4_K_M`, the most common llama.cpp file type, stores `Q4_K` and `Q6_K` tensors.
+//!
+//! Each function decodes one whole block (`blk` holds exactly its bytes, `out` its elements).
+
+use super::decode::f16_bits;
+
+/// Elements of a k-quant block (`QK_K`).
+pub const QK_K: usize = 256;
+
+fn half(b: &[u8], at: usize) -> f64 {
+    f16_bits(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+/// `Q4_1`: `d`, `m` (f16), 16 bytes of nibbles; value = nibble·d + m.
+pub fn q4_1(blk: &[u8], out: &mut [f64]) {
+    let (d, m) = (half(blk, 0), half(blk, 2));
+    let qs = &blk[4..20];
+    let (lo, hi) = out.split_at_mut(16);
+    for ((&q, a), b) in qs.iter().zip(lo).zip(hi) {
+        *a = f64::from(q & 0x0F) * d + m;
+        *b = f64::from(q >> 4) * d + m;
+    }
+}
+
+/// `Q5_0` (`min` = `None`: value = (q − 16)·d) and `Q5_1` (value = q·d + m): `d` [, `m`], 4 bytes
+/// of fifth bits, 16 bytes of nibbles.
+pub fn q5(blk: &[u8], out: &mut [f64], with_min: bool) {
+    let d = half(blk, 0);
+    let (m, at) = if with_min {
+        (half(blk, 2), 4)
+    } else {
+        (0.0, 2)
+    };
+    let qh = u32::from_le_bytes([blk[at], blk[at + 1], blk[at + 2], blk[at + 3]]);
+    let qs = &blk[at + 4..at + 20];
+    let offset = if with_min { 0 } else { 16 };
+    for (j, &q) in qs.iter().enumerate() {
+        let h0 = ((qh >> j) << 4) & 0x10;
+        let h1 = (qh >> (j + 12)) & 0x10;
+        let x0 = i32::from(q & 0x0F) | h0 as i32;
+        let x1 = i32::from(q >> 4) | h1 as i32;
+        out[j] = f64::from(x0 - offset) * d + m;
+        out[j + 16] = f64::from(x1 - offset) * d + m;
+    }
+}
+
+/// `Q2_K`: 16 scale/min bytes (4 bits each), 64 bytes of 2-bit values, `d`, `dmin`.
+pub fn q2_k(blk: &[u8], out: &mut [f64]) {
+    let scales = &blk[0..16];
+    let qs = &blk[16..80];
+    let (d, min) = (half(blk, 80), half(blk, 82));
+    let mut y = 0;
+    let mut is = 0;
+    for half_block in 0..2 {
+        let q = &qs[half_block * 32..half_block * 32 + 32];
+        for shift in [0u32, 2, 4, 6] {
+            for part in 0..2 {
+                let sc = scales[is];
+                is += 1;
+                let dl = d * f64::from(sc & 0x0F);
+                let ml = min * f64::from(sc >> 4);
+                for &b in &q[part * 16..part * 16 + 16] {
+                    out[y] = dl * f64::from((b >> shift) & 3) - ml;
+                    y += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `Q3_K`: 32 bytes of high bits, 64 bytes of 2-bit values, 12 bytes of 6-bit scales, `d`.
+pub fn q3_k(blk: &[u8], out: &mut [f64]) {
+    let hm = &blk[0..32];
+    let qs = &blk[32..96];
+    let raw = &blk[96..108];
+    let d = half(blk, 108);
+    // Sixteen 6-bit scales: the low 4 bits from bytes 0..8, the high 2 from bytes 8..12.
+    let mut scales = [0i32; 16];
+    for (i, s) in scales.iter_mut().enumerate() {
+        let low = if i < 8 {
+            raw[i] & 0x0F
+        } else {
+            raw[i - 8] >> 4
+        };
+        let high = (raw[8 + i % 4] >> (2 * (i / 4))) & 3;
+        *s = i32::from(low | (high << 4)) - 32;
+    }
+    let mut y = 0;
+    let mut is = 0;
+    let mut m = 1u8;
+    for half_block in 0..2 {
+        let q = &qs[half_block * 32..half_block * 32 + 32];
+        for shift in [0u32, 2, 4, 6] {
+            for part in 0..2 {
+                let dl = d * f64::from(scales[is]);
+                is += 1;
+                for l in part * 16..part * 16 + 16 {
+                    let v = i32::from((q[l] >> shift) & 3) - if hm[l] & m != 0 { 0 } else { 4 };
+                    out[y] = dl * f64::from(v);
+                    y += 1;
+                }
+            }
+            m = m.wrapping_shl(1);
+        }
+    }
+}
+
+/// Scale and min `j` of the 12 packed bytes of `Q4_K` / `Q5_K` (`get_scale_min_k4`).
+fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// `Q4_K`: `d`, `dmin`, 12 bytes of 6-bit scales and mins, 128 bytes of nibbles.
+pub fn q4_k(blk: &[u8], out: &mut [f64]) {
+    let (d, min) = (half(blk, 0), half(blk, 2));
+    let scales = &blk[4..16];
+    let qs = &blk[16..144];
+    for (k, chunk) in out.chunks_exact_mut(64).enumerate() {
+        let q = &qs[k * 32..k * 32 + 32];
+        let (sc1, m1) = scale_min_k4(2 * k, scales);
+        let (sc2, m2) = scale_min_k4(2 * k + 1, scales);
+        let (d1, m1) = (d * f64::from(sc1), min * f64::from(m1));
+        let (d2, m2) = (d * f64::from(sc2), min * f64::from(m2));
+        let (lo, hi) = chunk.split_at_mut(32);
+        for ((&b, a), c) in q.iter().zip(lo).zip(hi) {
+            *a = d1 * f64::from(b & 0x0F) - m1;
+            *c = d2 * f64::from(b >> 4) - m2;
+        }
+    }
+}
+
+/// `Q5_K`: `d`, `dmin`, 12 bytes of scales and mins, 32 bytes of fifth bits, 128 of nibbles.
+pub fn q5_k(blk: &[u8], out: &mut [f64]) {
+    let (d, min) = (half(blk, 0), half(blk, 2));
+    let scales = &blk[4..16];
+    let qh = &blk[16..48];
+    let qs = &blk[48..176];
+    for (k, chunk) in out.chunks_exact_mut(64).enumerate() {
+        let q = &qs[k * 32..k * 32 + 32];
+        let (u1, u2) = (1u8 << (2 * k), 2u8 << (2 * k));
+        let (sc1, m1) = scale_min_k4(2 * k, scales);
+        let (sc2, m2) = scale_min_k4(2 * k + 1, scales);
+        let (d1, m1) = (d * f64::from(sc1), min * f64::from(m1));
+        let (d2, m2) = (d * f64::from(sc2), min * f64::from(m2));
+        let (lo, hi) = chunk.split_at_mut(32);
+        for (l, (a, c)) in lo.iter_mut().zip(hi).enumerate() {
+            let h1 = if qh[l] & u1 != 0 { 16 } else { 0 };
+            let h2 = if qh[l] & u2 != 0 { 16 } else { 0 };
+            *a = d1 * f64::from((q[l] & 0x0F) + h1) - m1;
+            *c = d2 * f64::from((q[l] >> 4) + h2) - m2;
+        }
+    }
+}
+
+/// `Q6_K`: 128 bytes of low nibbles, 64 bytes of high 2 bits, 16 signed 8-bit scales, `d`.
+pub fn q6_k(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 208);
+    for (n, y) in out.chunks_exact_mut(128).enumerate() {
+        let ql = &blk[n * 64..n * 64 + 64];
+        let qh = &blk[128 + n * 32..128 + n * 32 + 32];
+        let sc = &blk[192 + n * 8..192 + n * 8 + 8];
+        let s = |i: usize| d * f64::from(sc[i] as i8);
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = i32::from((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l] = s(is) * f64::from(q1);
+            y[l + 32] = s(is + 2) * f64::from(q2);
+            y[l + 64] = s(is + 4) * f64::from(q3);
+            y[l + 96] = s(is + 6) * f64::from(q4);
+        }
+    }
+}
