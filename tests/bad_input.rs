@@ -284,6 +284,13 @@ fn gguf_truncations_and_hostile_counts() {
     hostile[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     let msg = expect_err(&write(tmp.path(), "hostile.gguf", &hostile));
     assert!(msg.contains("cannot fit"), "{msg}");
+    // A dim whose elements fit in u64 but whose bytes do not (found by fuzzing: the parameter
+    // sums overflowed): an error, not a tensor.
+    let mut huge = b.clone();
+    let dims_at = 24 + 8 + key.len() + 4 + 8 + 5 + 8 + name.len() + 4;
+    huge[dims_at..dims_at + 8].copy_from_slice(&(u64::MAX - 70).to_le_bytes());
+    let msg = expect_err(&write(tmp.path(), "huge.gguf", &huge));
+    assert!(msg.contains("larger than the file could hold"), "{msg}");
 }
 
 /// A cancelled load stops: before decoding, after decoding, and inside the conversion of a large

@@ -223,6 +223,14 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
                     info.name, info.dims
                 )));
             }
+            // No GGML type packs more than 8 elements in a byte: a shape beyond that cannot
+            // have its data in the file, whatever its type (and its byte count may overflow).
+            (Some(n), _) if n / 8 > data.len() as u64 => {
+                return Err(r.err(format!(
+                    "tensor {:?}: shape {:?} ({n} elements) is larger than the file could hold",
+                    info.name, info.dims
+                )));
+            }
             (Some(_), None) => TensorData::Error(format!(
                 "{}: tensor {:?}: GGML type {} unknown or shape not a whole number of blocks",
                 path.display(),

@@ -157,7 +157,8 @@ impl Hierarchy {
             if let Some(grp) = self.groups.get_mut(g as usize) {
                 grp.nodes.push(i as NodeId);
                 grp.node_count += 1;
-                grp.param_count += p;
+                // Saturating: a malformed file's tensor may claim up to u64::MAX elements.
+                grp.param_count = grp.param_count.saturating_add(p);
             }
         }
         // Children always have larger ids than parents, so one reverse sweep sums bottom-up.
@@ -168,7 +169,7 @@ impl Hierarchy {
             };
             if let Some(parent) = parent.and_then(|p| self.groups.get_mut(p as usize)) {
                 parent.node_count += n;
-                parent.param_count += p;
+                parent.param_count = parent.param_count.saturating_add(p);
             }
         }
     }

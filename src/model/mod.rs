@@ -529,7 +529,7 @@ impl Model {
                     .iter()
                     .filter_map(|&t| tensors.get(t as usize))
                     .map(Tensor::elements)
-                    .sum()
+                    .fold(0u64, u64::saturating_add)
             })
         });
     }
@@ -546,7 +546,7 @@ impl Model {
                 )
             })
             .map(Tensor::elements)
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Elements held in top-level `Constant` nodes.
@@ -555,6 +555,6 @@ impl Model {
             .iter()
             .filter(|t| t.origin == TensorOrigin::ConstantNode)
             .map(Tensor::elements)
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 }

@@ -145,12 +145,15 @@ impl Summary {
         let mut parameters_by_dtype = BTreeMap::new();
         let mut bytes_by_dtype = BTreeMap::new();
         for t in model.tensors.iter().filter(|t| is_parameter(t)) {
-            *parameters_by_dtype
+            // Saturating: a malformed file's tensor may claim up to u64::MAX elements.
+            let n = parameters_by_dtype
                 .entry(t.dtype.name().to_string())
-                .or_insert(0) += t.elements();
-            *bytes_by_dtype
+                .or_insert(0u64);
+            *n = n.saturating_add(t.elements());
+            let b = bytes_by_dtype
                 .entry(t.dtype.name().to_string())
-                .or_insert(0) += t.expected_bytes().unwrap_or(0);
+                .or_insert(0u64);
+            *b = b.saturating_add(t.expected_bytes().unwrap_or(0));
         }
         let mut largest: Vec<&Tensor> = model.tensors.iter().collect();
         largest.sort_by_key(|t| std::cmp::Reverse(t.elements()));
@@ -284,7 +287,11 @@ impl Summary {
             "  parameters  {} in {} tensors ({})",
             group_digits(self.parameters),
             self.tensors,
-            human_bytes(self.bytes_by_dtype.values().sum())
+            human_bytes(
+                self.bytes_by_dtype
+                    .values()
+                    .fold(0u64, |a, &b| a.saturating_add(b)),
+            )
         );
         if self.constant_parameters > 0 {
             let _ = writeln!(
