@@ -5,7 +5,9 @@
 
 mod family;
 mod gguf;
+mod hdf5;
 mod json_layers;
+mod keras;
 mod onnx;
 mod pickle;
 mod safetensors;
@@ -133,10 +135,16 @@ pub fn is_file_mapped(bytes: &[u8]) -> bool {
     })
 }
 
+/// The signature of an HDF5 file.
+const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
 /// What a file's content says it is.
 pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.starts_with(b"GGUF") {
         return Some(Format::Gguf);
+    }
+    if head.starts_with(HDF5_MAGIC) {
+        return Some(Format::Keras);
     }
     // A flatbuffer's root offset comes first, then the file identifier.
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
@@ -255,7 +263,13 @@ pub fn open_bytes_as(
             }
         }
         Format::Onnx => onnx::load(path, data),
-        Format::Torch | Format::TorchExport => torch::open_file(path, data),
+        Format::Keras if data.starts_with(HDF5_MAGIC) => Err(LoadError::corrupt(
+            path,
+            "an HDF5 file (a legacy Keras .h5 model, or bare weights): modelmap reads Keras 3 \
+             .keras archives, which hold the architecture with the weights; save the model with \
+             model.save(\"model.keras\")",
+        )),
+        Format::Torch | Format::TorchExport | Format::Keras => torch::open_file(path, data),
         Format::Tflite => tflite::load(path, data),
     }
 }

@@ -50,6 +50,9 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     if let Some(program) = super::torch_export::find(&entries) {
         return super::torch_export::load(path, &data, &entries, &program);
     }
+    if super::keras::is_keras(&entries) {
+        return super::keras::load_zip(path, &data, &entries);
+    }
     let mut model = Model::new(path, Format::Torch);
     add_pickled(&mut model, path, data, &entries)?;
     model.metadata.shards = 1;

@@ -69,8 +69,10 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "_to_copy"
             | "sym_size"
             | "unflatten"
-            // TFLite's names.
+            // TFLite's and Keras's names.
             | "concatenation"
+            | "concatenate"
+            | "dropout"
             | "pad"
             | "dequantize"
             | "quantize"

@@ -44,6 +44,8 @@ pub enum Format {
     TorchExport,
     /// A TensorFlow Lite flatbuffer (`.tflite`).
     Tflite,
+    /// A Keras 3 model (`.keras`: config and HDF5 weights in a zip).
+    Keras,
 }
 
 impl Format {
@@ -57,6 +59,7 @@ impl Format {
             Format::Torch => "pytorch",
             Format::TorchExport => "torch-export",
             Format::Tflite => "tflite",
+            Format::Keras => "keras",
         }
     }
 }

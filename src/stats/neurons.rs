@@ -198,7 +198,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
             n.kind == NodeKind::Op
                 && matches!(
                     &*n.op,
-                    "MatMul" | "Gemm" | "linear" | "matmul" | "FullyConnected"
+                    "MatMul" | "Gemm" | "linear" | "matmul" | "FullyConnected" | "Dense"
                 )
         })
         .filter_map(|(i, n)| {
@@ -216,7 +216,8 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .iter()
                 .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
             let rows_are_inputs = match &*n.op {
-                "MatMul" | "matmul" => true,
+                // Keras's Dense kernel is [in, out], as MatMul's.
+                "MatMul" | "matmul" | "Dense" => true,
                 "linear" | "FullyConnected" => false,
                 _ => !trans_b,
             };

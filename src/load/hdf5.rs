@@ -1,0 +1,605 @@
+//! A small, checked reader for the part of HDF5 that h5py writes for Keras weights: superblocks
+//! v0–v3, object headers v1 and v2, groups as symbol tables (v1 B-tree, local heap) or compact
+//! link messages, datasets of fixed-size numbers stored contiguously or compactly, and attributes
+//! holding strings (fixed-length or variable-length in the global heap) and numbers.
+//!
+//! Every address is checked against the file; nothing is allocated by a size read from it before
+//! that check. Groups with dense link storage (more than a few thousand links in one group in
+//! files written with `libver="latest"`), chunked or compressed datasets and big-endian numbers
+//! are reported as such, not guessed at.
+
+use std::collections::HashSet;
+
+use crate::model::DType;
+
+type H5<T> = Result<T, String>;
+
+/// Objects visited at most, and group nesting at most.
+const MAX_OBJECTS: usize = 1 << 20;
+const MAX_DEPTH: usize = 64;
+
+/// An open HDF5 file.
+pub(super) struct File<'a> {
+    buf: &'a [u8],
+    /// Size of offsets and of lengths (bytes).
+    so: usize,
+    sl: usize,
+    base: u64,
+    root: u64,
+}
+
+/// Where a dataset's elements are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Storage {
+    /// Bytes in the file.
+    Bytes(std::ops::Range<usize>),
+    /// Never written (reads as the fill value).
+    Unallocated,
+    /// Why the data cannot be read here.
+    Unsupported(String),
+}
+
+/// A dataset.
+#[derive(Clone, Debug)]
+pub(super) struct Dataset {
+    /// Dimensions, outermost first.
+    pub dims: Vec<u64>,
+    /// Element type (`None` when not a plain little-endian number).
+    pub dtype: Option<DType>,
+    /// What the datatype is, for messages.
+    pub type_text: String,
+    /// The elements.
+    pub storage: Storage,
+}
+
+/// An attribute value.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum AttrValue {
+    /// Strings (a scalar string is one).
+    Strings(Vec<String>),
+    /// Numbers.
+    Numbers(Vec<f64>),
+    /// Anything else.
+    Other,
+}
+
+/// One object: its attributes and, for a group, its links; for a dataset, its data.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Object {
+    pub attrs: Vec<(String, AttrValue)>,
+    pub links: Vec<(String, u64)>,
+    pub dataset: Option<Dataset>,
+}
+
+struct Msg<'a> {
+    kind: u16,
+    data: &'a [u8],
+}
+
+fn get(buf: &[u8], at: usize, n: usize) -> H5<&[u8]> {
+    at.checked_add(n)
+        .and_then(|end| buf.get(at..end))
+        .ok_or_else(|| format!("a read of {n} bytes at byte {at} runs past the end"))
+}
+
+/// A little-endian unsigned integer of `n` ≤ 8 bytes.
+fn uint(buf: &[u8], at: usize, n: usize) -> H5<u64> {
+    let b = get(buf, at, n)?;
+    Ok(b.iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+}
+
+fn undefined(addr: u64, so: usize) -> bool {
+    so >= 8 && addr == u64::MAX || so < 8 && addr == (1u64 << (8 * so)) - 1
+}
+
+impl<'a> File<'a> {
+    /// Reads the superblock.
+    pub(super) fn open(buf: &'a [u8]) -> H5<Self> {
+        const SIG: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+        if !buf.starts_with(SIG) {
+            return Err("no HDF5 signature at byte 0".into());
+        }
+        let version = uint(buf, 8, 1)?;
+        let (so, sl, base, root) = match version {
+            0 | 1 => {
+                let so = uint(buf, 13, 1)? as usize;
+                let sl = uint(buf, 14, 1)? as usize;
+                let at = if version == 0 { 24 } else { 28 };
+                let base = uint(buf, at, so.min(8))?;
+                // Base, free space, end of file, driver info, then the root's symbol table entry
+                // (link name offset, object header address, …).
+                let root = uint(buf, at + 4 * so + so, so.min(8))?;
+                (so, sl, base, root)
+            }
+            2 | 3 => {
+                let so = uint(buf, 9, 1)? as usize;
+                let sl = uint(buf, 10, 1)? as usize;
+                let base = uint(buf, 12, so.min(8))?;
+                let root = uint(buf, 12 + 3 * so, so.min(8))?;
+                (so, sl, base, root)
+            }
+            v => return Err(format!("superblock version {v} is not one modelmap reads")),
+        };
+        if ![2, 4, 8].contains(&so) || ![2, 4, 8].contains(&sl) {
+            return Err(format!(
+                "sizes of offsets {so} and lengths {sl} are not 2, 4 or 8"
+            ));
+        }
+        Ok(File {
+            buf,
+            so,
+            sl,
+            base,
+            root,
+        })
+    }
+
+    fn addr(&self, a: u64) -> H5<usize> {
+        a.checked_add(self.base)
+            .and_then(|x| usize::try_from(x).ok())
+            .filter(|&x| x < self.buf.len())
+            .ok_or_else(|| format!("address {a} is outside the file ({} bytes)", self.buf.len()))
+    }
+
+    fn off(&self, at: usize) -> H5<u64> {
+        uint(self.buf, at, self.so)
+    }
+
+    fn len(&self, at: usize) -> H5<u64> {
+        uint(self.buf, at, self.sl)
+    }
+
+    /// The messages of the object header at `addr`.
+    fn messages(&self, addr: u64) -> H5<Vec<Msg<'a>>> {
+        let at = self.addr(addr)?;
+        let buf = self.buf;
+        let mut out = Vec::new();
+        // (start, end, version) of each block of messages still to read.
+        let mut blocks: Vec<(usize, usize, u8)> = Vec::new();
+        if get(buf, at, 4)? == b"OHDR" {
+            let version = uint(buf, at + 4, 1)?;
+            if version != 2 {
+                return Err(format!("object header v{version} at byte {at}"));
+            }
+            let flags = uint(buf, at + 5, 1)? as u8;
+            let mut p = at + 6;
+            if flags & 0x20 != 0 {
+                p += 16;
+            }
+            if flags & 0x10 != 0 {
+                p += 4;
+            }
+            let width = 1usize << (flags & 3);
+            let size = uint(buf, p, width)? as usize;
+            p += width;
+            let end = p.checked_add(size).filter(|&e| e <= buf.len());
+            blocks.push((
+                p,
+                end.ok_or("an object header runs past the end")?,
+                2 | flags << 4,
+            ));
+        } else {
+            let version = uint(buf, at, 1)?;
+            if version != 1 {
+                return Err(format!("object header v{version} at byte {at}"));
+            }
+            let size = uint(buf, at + 8, 4)? as usize;
+            let start = at + 16;
+            let end = start.checked_add(size).filter(|&e| e <= buf.len());
+            blocks.push((start, end.ok_or("an object header runs past the end")?, 1));
+        }
+        let mut seen = 0usize;
+        while let Some((start, end, v)) = blocks.pop() {
+            seen += 1;
+            if seen > 4096 {
+                return Err("an object header continues more than 4096 times".into());
+            }
+            let (version, flags) = (v & 0x0F, v >> 4);
+            let mut p = start;
+            if version == 2 && seen > 1 {
+                if get(buf, p, 4)? != b"OCHK" {
+                    return Err(format!("no OCHK signature at byte {p}"));
+                }
+                p += 4;
+            }
+            // A continuation block (OCHK) ends with its checksum inside the length the
+            // continuation message gives; chunk 0's size leaves its checksum out.
+            let stop = if version == 2 && seen > 1 {
+                end.saturating_sub(4)
+            } else {
+                end
+            };
+            loop {
+                let head = if version == 2 {
+                    4 + if flags & 0x04 != 0 { 2 } else { 0 }
+                } else {
+                    8
+                };
+                if p + head > stop {
+                    break;
+                }
+                let (kind, size) = if version == 2 {
+                    (uint(buf, p, 1)? as u16, uint(buf, p + 1, 2)? as usize)
+                } else {
+                    (uint(buf, p, 2)? as u16, uint(buf, p + 2, 2)? as usize)
+                };
+                let data_at = p + head;
+                let data = get(buf, data_at, size)?;
+                if data_at + size > stop {
+                    return Err(format!("a header message at byte {p} runs past its block"));
+                }
+                if kind == 0x10 {
+                    let a = self.addr(self.off(data_at)?)?;
+                    let n = self.len(data_at + self.so)? as usize;
+                    let e = a.checked_add(n).filter(|&e| e <= buf.len());
+                    let e = e.ok_or("a header continuation runs past the end")?;
+                    blocks.push((a, e, v));
+                } else {
+                    out.push(Msg { kind, data });
+                }
+                p = data_at + size;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The object at `addr`.
+    pub(super) fn object(&self, addr: u64) -> H5<Object> {
+        let msgs = self.messages(addr)?;
+        let mut obj = Object::default();
+        let (mut space, mut dtype, mut layout) = (None, None, None);
+        for m in &msgs {
+            match m.kind {
+                0x01 => space = Some(self.dataspace(m.data)?),
+                0x03 => dtype = Some(datatype(m.data)?),
+                0x08 => layout = Some(self.layout(m.data)?),
+                0x0C => {
+                    if let Ok(a) = self.attribute(m.data) {
+                        obj.attrs.push(a);
+                    }
+                }
+                0x11 => {
+                    let btree = self.off_in(m.data, 0)?;
+                    let heap = self.off_in(m.data, self.so)?;
+                    self.symbol_table(btree, heap, &mut obj.links)?;
+                }
+                0x06 => {
+                    if let Some(link) = self.link(m.data)? {
+                        obj.links.push(link);
+                    }
+                }
+                0x02 => {
+                    // Link info: a defined fractal heap address means dense link storage.
+                    let flags = uint(m.data, 1, 1)?;
+                    let at = 2 + if flags & 1 != 0 { 8 } else { 0 };
+                    if !undefined(self.off_in(m.data, at)?, self.so) {
+                        return Err("a group with dense link storage (a fractal heap)".into());
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let (Some(dims), Some((dt, text, size)), Some(storage)) = (space, dtype, layout) {
+            let storage = match storage {
+                Storage::Bytes(r) => {
+                    let n = dims
+                        .iter()
+                        .try_fold(size, |a: u64, &d| a.checked_mul(d))
+                        .ok_or("a dataset whose size overflows")?;
+                    if (r.end - r.start) as u64 != n {
+                        Storage::Unsupported(format!(
+                            "{} bytes stored for {n} expected",
+                            r.end - r.start
+                        ))
+                    } else {
+                        Storage::Bytes(r)
+                    }
+                }
+                other => other,
+            };
+            obj.dataset = Some(Dataset {
+                dims,
+                dtype: dt,
+                type_text: text,
+                storage,
+            });
+        }
+        Ok(obj)
+    }
+
+    fn off_in(&self, data: &[u8], at: usize) -> H5<u64> {
+        uint(data, at, self.so)
+    }
+
+    fn dataspace(&self, d: &[u8]) -> H5<Vec<u64>> {
+        let version = uint(d, 0, 1)?;
+        let rank = uint(d, 1, 1)? as usize;
+        if rank > 32 {
+            return Err(format!("a dataspace of rank {rank}"));
+        }
+        let at = match version {
+            1 => 8,
+            2 => {
+                if uint(d, 3, 1)? == 2 {
+                    return Ok(vec![0]); // null dataspace: no elements
+                }
+                4
+            }
+            v => return Err(format!("dataspace message v{v}")),
+        };
+        (0..rank)
+            .map(|i| uint(d, at + i * self.sl, self.sl))
+            .collect()
+    }
+
+    fn layout(&self, d: &[u8]) -> H5<Storage> {
+        let version = uint(d, 0, 1)?;
+        if !(3..=4).contains(&version) {
+            return Ok(Storage::Unsupported(format!(
+                "data layout message v{version}"
+            )));
+        }
+        Ok(match uint(d, 1, 1)? {
+            0 => {
+                let n = uint(d, 2, 2)? as usize;
+                // Compact: the bytes are in the message itself; find them in the file.
+                let data = get(d, 4, n)?;
+                let start = data.as_ptr() as usize - self.buf.as_ptr() as usize;
+                Storage::Bytes(start..start + n)
+            }
+            1 => {
+                let a = self.off_in(d, 2)?;
+                let n = uint(d, 2 + self.so, self.sl)?;
+                if undefined(a, self.so) {
+                    Storage::Unallocated
+                } else {
+                    let start = self.addr(a)?;
+                    let end = usize::try_from(n)
+                        .ok()
+                        .and_then(|n| start.checked_add(n))
+                        .filter(|&e| e <= self.buf.len())
+                        .ok_or_else(|| format!("{n} bytes at address {a} run past the end"))?;
+                    Storage::Bytes(start..end)
+                }
+            }
+            2 => Storage::Unsupported("chunked (possibly compressed) storage".into()),
+            c => Storage::Unsupported(format!("layout class {c}")),
+        })
+    }
+
+    /// Links of an old-style group: a v1 B-tree of symbol nodes naming into a local heap.
+    fn symbol_table(&self, btree: u64, heap: u64, out: &mut Vec<(String, u64)>) -> H5<()> {
+        let h = self.addr(heap)?;
+        if get(self.buf, h, 4)? != b"HEAP" {
+            return Err(format!("no local heap at byte {h}"));
+        }
+        let data_size = self.len(h + 8)? as usize;
+        let data_at = self.addr(self.off(h + 8 + 2 * self.sl)?)?;
+        let heap_data = get(self.buf, data_at, data_size)?;
+        let mut stack = vec![(btree, 0usize)];
+        let mut seen = HashSet::new();
+        while let Some((node, depth)) = stack.pop() {
+            if depth > MAX_DEPTH || !seen.insert(node) || seen.len() > MAX_OBJECTS {
+                return Err("a group's B-tree loops or runs too deep".into());
+            }
+            let at = self.addr(node)?;
+            let sig = get(self.buf, at, 4)?;
+            if sig == b"SNOD" {
+                let n = uint(self.buf, at + 6, 2)? as usize;
+                let entry = 2 * self.so + 24;
+                for i in 0..n {
+                    let e = at + 8 + i * entry;
+                    let name_off = self.off(e)? as usize;
+                    let obj = self.off(e + self.so)?;
+                    let name = heap_data
+                        .get(name_off..)
+                        .map(|s| &s[..s.iter().position(|&c| c == 0).unwrap_or(s.len())])
+                        .ok_or_else(|| format!("a link name at heap offset {name_off}"))?;
+                    out.push((String::from_utf8_lossy(name).into_owned(), obj));
+                }
+                continue;
+            }
+            if sig != b"TREE" {
+                return Err(format!("no B-tree node at byte {at}"));
+            }
+            let entries = uint(self.buf, at + 6, 2)? as usize;
+            let mut p = at + 8 + 2 * self.so + self.sl; // past the siblings and key 0
+            for _ in 0..entries {
+                stack.push((self.off(p)?, depth + 1));
+                p += self.so + self.sl;
+            }
+        }
+        Ok(())
+    }
+
+    fn link(&self, d: &[u8]) -> H5<Option<(String, u64)>> {
+        let flags = uint(d, 1, 1)? as u8;
+        let mut p = 2;
+        let mut kind = 0;
+        if flags & 0x08 != 0 {
+            kind = uint(d, p, 1)?;
+            p += 1;
+        }
+        if flags & 0x04 != 0 {
+            p += 8;
+        }
+        if flags & 0x10 != 0 {
+            p += 1;
+        }
+        let width = 1usize << (flags & 3);
+        let n = uint(d, p, width)? as usize;
+        p += width;
+        let name = String::from_utf8_lossy(get(d, p, n)?).into_owned();
+        p += n;
+        (kind == 0)
+            .then(|| uint(d, p, self.so).map(|a| (name, a)))
+            .transpose()
+    }
+
+    fn attribute(&self, d: &[u8]) -> H5<(String, AttrValue)> {
+        let version = uint(d, 0, 1)?;
+        let name_size = uint(d, 2, 2)? as usize;
+        let dt_size = uint(d, 4, 2)? as usize;
+        let ds_size = uint(d, 6, 2)? as usize;
+        let pad = |n: usize| if version == 1 { n.div_ceil(8) * 8 } else { n };
+        let mut p = if version == 3 { 9 } else { 8 };
+        let name = get(d, p, name_size)?;
+        let name = String::from_utf8_lossy(
+            &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())],
+        )
+        .into_owned();
+        p += pad(name_size);
+        let dt = get(d, p, dt_size)?;
+        p += pad(dt_size);
+        let dims = self.dataspace(get(d, p, ds_size)?)?;
+        p += pad(ds_size);
+        let count = dims
+            .iter()
+            .try_fold(1u64, |a, &x| a.checked_mul(x))
+            .filter(|&n| n <= 1 << 20)
+            .ok_or("an attribute with too many elements")? as usize;
+        let data = d.get(p..).unwrap_or_default();
+        let class = dt[0] & 0x0F;
+        let size = uint(dt, 4, 4)? as usize;
+        let value = match class {
+            3 => AttrValue::Strings(
+                (0..count)
+                    .map(|i| {
+                        let s = get(data, i * size, size)?;
+                        let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+                        Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+                    })
+                    .collect::<H5<_>>()?,
+            ),
+            9 if dt[1] & 0x0F == 1 => {
+                let each = 4 + self.so + 4;
+                AttrValue::Strings(
+                    (0..count)
+                        .map(|i| self.global_string(get(data, i * each, each)?))
+                        .collect::<H5<_>>()?,
+                )
+            }
+            0 | 1 => match datatype(dt)? {
+                (Some(dtype), _, size) if size > 0 => {
+                    let mut vals = vec![0.0; count];
+                    let bytes = get(data, 0, count * size as usize)?;
+                    match crate::stats::decode::Elem::of(dtype) {
+                        Some(e) => e.decode_into(bytes, &mut vals),
+                        None => return Ok((name, AttrValue::Other)),
+                    }
+                    AttrValue::Numbers(vals)
+                }
+                _ => AttrValue::Other,
+            },
+            _ => AttrValue::Other,
+        };
+        Ok((name, value))
+    }
+
+    /// A variable-length string: its length, global heap collection and object index.
+    fn global_string(&self, r: &[u8]) -> H5<String> {
+        let len = uint(r, 0, 4)? as usize;
+        let coll = self.addr(uint(r, 4, self.so)?)?;
+        let index = uint(r, 4 + self.so, 4)?;
+        if get(self.buf, coll, 4)? != b"GCOL" {
+            return Err(format!("no global heap at byte {coll}"));
+        }
+        let size = self.len(coll + 8)? as usize;
+        let end = coll.saturating_add(size).min(self.buf.len());
+        let mut p = coll + 8 + self.sl;
+        while p + 8 + self.sl <= end {
+            let i = uint(self.buf, p, 2)?;
+            let n = self.len(p + 8)? as usize;
+            if i == 0 {
+                break;
+            }
+            let data_at = p + 8 + self.sl;
+            if i == index {
+                let s = get(self.buf, data_at, n.min(len))?;
+                return Ok(String::from_utf8_lossy(s).into_owned());
+            }
+            p = data_at
+                .checked_add(n.div_ceil(8) * 8)
+                .ok_or("a global heap object overflows")?;
+        }
+        Err(format!("global heap object {index} not found"))
+    }
+
+    /// Walks the groups from the root: every object's path (`layers/dense/vars/0`) and contents,
+    /// groups before their members.
+    pub(super) fn walk(&self) -> H5<Vec<(String, Object)>> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![(String::new(), self.root, 0usize)];
+        while let Some((path, addr, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(format!("{path}: groups nested deeper than {MAX_DEPTH}"));
+            }
+            if !seen.insert(addr) {
+                continue; // a hard link to an object already seen
+            }
+            if seen.len() > MAX_OBJECTS {
+                return Err(format!("more than {MAX_OBJECTS} objects"));
+            }
+            let obj = self
+                .object(addr)
+                .map_err(|e| format!("{}: {e}", if path.is_empty() { "/" } else { &path }))?;
+            for (name, a) in obj.links.iter().rev() {
+                let child = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}/{name}")
+                };
+                stack.push((child, *a, depth + 1));
+            }
+            out.push((path, obj));
+        }
+        Ok(out)
+    }
+}
+
+/// A datatype message: the dtype (little-endian numbers only), a description, the element size.
+fn datatype(d: &[u8]) -> H5<(Option<DType>, String, u64)> {
+    let class = d.first().ok_or("an empty datatype")? & 0x0F;
+    let bits = get(d, 1, 3)?;
+    let size = uint(d, 4, 4)?;
+    let big = bits[0] & 1 != 0;
+    let (dtype, text) = match class {
+        0 => {
+            let signed = bits[0] & 0x08 != 0;
+            let t = match (signed, size) {
+                (true, 1) => Some(DType::I8),
+                (true, 2) => Some(DType::I16),
+                (true, 4) => Some(DType::I32),
+                (true, 8) => Some(DType::I64),
+                (false, 1) => Some(DType::U8),
+                (false, 2) => Some(DType::U16),
+                (false, 4) => Some(DType::U32),
+                (false, 8) => Some(DType::U64),
+                _ => None,
+            };
+            (
+                t,
+                format!("{}int{}", if signed { "" } else { "u" }, size * 8),
+            )
+        }
+        1 => {
+            let t = match size {
+                2 => Some(DType::F16),
+                4 => Some(DType::F32),
+                8 => Some(DType::F64),
+                _ => None,
+            };
+            (t, format!("float{}", size * 8))
+        }
+        3 => (None, "string".into()),
+        9 => (None, "variable-length".into()),
+        c => (None, format!("datatype class {c}")),
+    };
+    if big && dtype.is_some() {
+        return Ok((None, format!("big-endian {text}"), size));
+    }
+    Ok((dtype, text, size))
+}

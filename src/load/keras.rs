@@ -1,0 +1,595 @@
+//! Keras 3 models (`.keras`): a zip of `config.json` (the architecture: every layer with its
+//! class, configuration and the tensors it was called on), `metadata.json` and
+//! `model.weights.h5` (each layer's variables, read by [`super::hdf5`]).
+//!
+//! The graph is the functional graph as Keras records it, one node per call of a layer (a shared
+//! layer called twice is two nodes; the first owns the weights). A `Sequential` model is a chain.
+//! A model used as a layer of another is a node holding its own graph. Variables are named as
+//! Keras names them (`conv/kernel`, `bn/moving_mean`) for the common layers; others by position
+//! (`prelu/0`), as the weights file stores them. Conv kernels are `[kh, kw, in, out]` and drawn as
+//! such.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use super::LoadError;
+use super::hdf5;
+use super::torch::Entries;
+use crate::model::{
+    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Subgraph,
+    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+};
+
+/// Models nested in models deeper than this are not expanded.
+const MAX_DEPTH: u32 = 16;
+
+/// Whether a zip's entries are a Keras model.
+pub(super) fn is_keras(entries: &Entries) -> bool {
+    entries.contains_key("config.json")
+        && (entries.contains_key("model.weights.h5") || entries.contains_key("metadata.json"))
+}
+
+/// Opens a `.keras` archive.
+pub(super) fn load_zip(path: &Path, data: &Bytes, entries: &Entries) -> Result<Model, LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let entry = |name: &str| -> Result<Option<Bytes>, LoadError> {
+        match entries.get(name) {
+            None => Ok(None),
+            Some(Ok(r)) => Ok(Some(data.slice(r.clone()))),
+            Some(Err(e)) => Err(corrupt(format!("{name}: {e}"))),
+        }
+    };
+    let config: Json = match entry("config.json")? {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| corrupt(format!("config.json: invalid JSON: {e}")))?,
+        None => return Err(corrupt("no config.json".into())),
+    };
+    let mut model = Model::new(path, Format::Keras);
+    model.metadata.shards = 1;
+    if let Some(meta) =
+        entry("metadata.json")?.and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+    {
+        let text = |k: &str| meta.get(k).and_then(Json::as_str).map(String::from);
+        model.metadata.producer = Some("Keras".into());
+        model.metadata.producer_version = text("keras_version");
+        if let Some(d) = text("date_saved") {
+            model
+                .metadata
+                .properties
+                .push(("keras.date_saved".into(), d));
+        }
+    }
+    let weights = match entry("model.weights.h5")? {
+        Some(h5) => {
+            read_weights(&mut model, &h5).map_err(|e| corrupt(format!("model.weights.h5: {e}")))?
+        }
+        None => {
+            model
+                .metadata
+                .warnings
+                .push("the archive has no model.weights.h5: the graph only".into());
+            HashMap::new()
+        }
+    };
+    build(&mut model, &config, weights).map_err(|e| corrupt(format!("config.json: {e}")))?;
+    Ok(model)
+}
+
+/// The variables of each layer, by layer name, in the order Keras stores them.
+type Weights = HashMap<String, Vec<TensorId>>;
+
+/// Variable names Keras gives the common layers, in storage order (used when the count matches).
+fn var_names(class: &str) -> &'static [&'static str] {
+    match class {
+        "Dense" | "EinsumDense" | "Conv1D" | "Conv2D" | "Conv3D" | "Conv1DTranspose"
+        | "Conv2DTranspose" | "Conv3DTranspose" | "DepthwiseConv2D" | "DepthwiseConv1D" => {
+            &["kernel", "bias"]
+        }
+        "SeparableConv1D" | "SeparableConv2D" => &["depthwise_kernel", "pointwise_kernel", "bias"],
+        "BatchNormalization" => &["gamma", "beta", "moving_mean", "moving_variance"],
+        "LayerNormalization" | "GroupNormalization" => &["gamma", "beta"],
+        "RMSNormalization" => &["scale"],
+        "Embedding" => &["embeddings"],
+        "PReLU" => &["alpha"],
+        "LSTM" | "GRU" | "SimpleRNN" => &["kernel", "recurrent_kernel", "bias"],
+        _ => &[],
+    }
+}
+
+/// Reads `model.weights.h5`: groups `…/layers/<key>/vars` (attribute `name`: the layer's name)
+/// holding datasets `0`, `1`, … Sub-layers' variables (`layers/<key>/<sub>/vars/0`) belong to
+/// the layer too.
+fn read_weights(model: &mut Model, h5: &Bytes) -> Result<Weights, String> {
+    let file = hdf5::File::open(h5)?;
+    let objects = file.walk()?;
+    // Layer roots: `…/layers/<key>` → the layer's name.
+    let mut roots: Vec<(String, String)> = Vec::new();
+    for (path, obj) in &objects {
+        let Some(root) = path.strip_suffix("/vars") else {
+            continue;
+        };
+        let is_layer = root.rsplit('/').nth(1) == Some("layers");
+        let name = obj.attrs.iter().find_map(|(k, v)| match v {
+            hdf5::AttrValue::Strings(s) if k == "name" => s.first().cloned(),
+            _ => None,
+        });
+        if let (true, Some(name)) = (is_layer, name) {
+            roots.push((root.to_string(), name));
+        }
+    }
+    // Every `…/vars` group's `name`: a sub-layer's variables are named by it (`mha/query/0`).
+    let var_groups: HashMap<String, String> = objects
+        .iter()
+        .filter_map(|(path, obj)| {
+            let name = obj.attrs.iter().find_map(|(k, v)| match v {
+                hdf5::AttrValue::Strings(s) if k == "name" => s.first().cloned(),
+                _ => None,
+            })?;
+            Some((path.strip_suffix("/vars")?.to_string(), name))
+        })
+        .collect();
+    // Longest root first, so a nested model's layers take their own variables.
+    roots.sort_by_key(|(r, _)| std::cmp::Reverse(r.len()));
+    let mut found: HashMap<String, Vec<(String, hdf5::Dataset)>> = HashMap::new();
+    for (path, obj) in objects {
+        let Some(ds) = obj.dataset else { continue };
+        let Some((root, name)) = roots.iter().find(|(r, _)| {
+            path.strip_prefix(r.as_str())
+                .is_some_and(|s| s.starts_with('/'))
+        }) else {
+            continue;
+        };
+        let rel = &path[root.len() + 1..];
+        // `vars/0` → `0`; a sub-layer's `query_dense/vars/0` → `query/0`.
+        let short = match rel.rsplit_once("/vars/") {
+            Some((sub, leaf)) => {
+                let full = format!("{root}/{sub}");
+                let sub_name = var_groups.get(full.as_str()).map_or(sub, String::as_str);
+                format!("{sub_name}/{leaf}")
+            }
+            None => rel.strip_prefix("vars/").unwrap_or(rel).to_string(),
+        };
+        found.entry(name.clone()).or_default().push((short, ds));
+    }
+    let mut out = Weights::new();
+    let mut ordered: Vec<(String, Vec<(String, hdf5::Dataset)>)> = found.into_iter().collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (layer, mut vars) in ordered {
+        // Own variables (`N`) first, by N; then each sub-layer's, by name.
+        vars.sort_by_key(|(rel, _)| {
+            let (dir, leaf) = rel.rsplit_once('/').unwrap_or(("", rel));
+            (
+                !dir.is_empty(),
+                dir.to_string(),
+                leaf.parse::<u64>().unwrap_or(u64::MAX),
+                leaf.to_string(),
+            )
+        });
+        let mut ids = Vec::new();
+        for (rel, ds) in vars {
+            let data = match (&ds.storage, ds.dtype) {
+                (hdf5::Storage::Bytes(r), Some(_)) => TensorData::Bytes(h5.slice(r.clone())),
+                (hdf5::Storage::Bytes(_), None) => {
+                    TensorData::Error(format!("{layer}/{rel}: {} values", ds.type_text))
+                }
+                (hdf5::Storage::Unallocated, _) => TensorData::Missing,
+                (hdf5::Storage::Unsupported(why), _) => {
+                    TensorData::Error(format!("{layer}/{rel}: {why}"))
+                }
+            };
+            let Some(dtype) = ds.dtype else {
+                continue;
+            };
+            ids.push(model.tensors.len() as TensorId);
+            model.add_tensor(Tensor {
+                name: format!("{layer}/{rel}"),
+                dtype,
+                shape: ds.dims.clone(),
+                data,
+                origin: TensorOrigin::Initializer,
+                conv_axes: None,
+            });
+        }
+        out.insert(layer, ids);
+    }
+    Ok(out)
+}
+
+struct Builder<'a> {
+    model: &'a mut Model,
+    weights: Weights,
+    ops: OpNames,
+}
+
+/// Builds the model's graph from its config.
+fn build(model: &mut Model, config: &Json, weights: Weights) -> Result<(), String> {
+    let name = config
+        .get("config")
+        .and_then(|c| c.get("name"))
+        .and_then(Json::as_str)
+        .unwrap_or("model")
+        .to_string();
+    model.metadata.architecture = config
+        .get("class_name")
+        .and_then(Json::as_str)
+        .map(|c| format!("{c} {name}"));
+    if let Some(loss) = config
+        .get("compile_config")
+        .and_then(|c| c.get("loss"))
+        .filter(|l| !l.is_null())
+    {
+        model
+            .metadata
+            .properties
+            .push(("keras.loss".into(), compact(loss)));
+    }
+    let mut b = Builder {
+        model,
+        weights,
+        ops: OpNames::default(),
+    };
+    let mut graph = b.graph(config, 0)?;
+    graph.name = name;
+    // Variables no layer of the config claimed (a custom model's own weights) stay listed.
+    model_finish(b.model, graph);
+    Ok(())
+}
+
+fn model_finish(model: &mut Model, graph: Graph) {
+    // Variables were renamed by their layers' classes: index them by their final names.
+    model.tensor_index.clear();
+    for (i, t) in model.tensors.iter().enumerate() {
+        model
+            .tensor_index
+            .entry(t.name.clone())
+            .or_insert(i as TensorId);
+    }
+    let groups = vec![0; graph.nodes.len()];
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+}
+
+/// A JSON value as short text.
+fn compact(v: &Json) -> String {
+    let s = v.to_string();
+    if s.len() > 200 {
+        format!("{}…", &s[..s.floor_char_boundary(200)])
+    } else {
+        s
+    }
+}
+
+/// The tensors an inbound node reads: `[layer, node index, tensor index]` of each, from Keras 3's
+/// `{"args": [...], "kwargs": {...}}` (keras tensors anywhere inside) or Keras 2's
+/// `[[layer, node, tensor, kwargs], ...]`.
+fn history(v: &Json, out: &mut Vec<(String, u64, u64)>, depth: u32) {
+    if depth > 32 {
+        return;
+    }
+    match v {
+        Json::Object(o) => {
+            if let Some(h) = o
+                .get("config")
+                .and_then(|c| c.get("keras_history"))
+                .and_then(Json::as_array)
+            {
+                if let (Some(l), Some(n), Some(t)) = (
+                    h.first().and_then(Json::as_str),
+                    h.get(1).and_then(Json::as_u64),
+                    h.get(2).and_then(Json::as_u64),
+                ) {
+                    out.push((l.to_string(), n, t));
+                }
+                return;
+            }
+            for x in o.values() {
+                history(x, out, depth + 1);
+            }
+        }
+        Json::Array(a) => {
+            // Keras 2: [layer, node, tensor, {kwargs}].
+            if let (Some(l), Some(n), Some(t)) = (
+                a.first().and_then(Json::as_str),
+                a.get(1).and_then(Json::as_u64),
+                a.get(2).and_then(Json::as_u64),
+            ) {
+                out.push((l.to_string(), n, t));
+                return;
+            }
+            for x in a {
+                history(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A keras tensor: `(layer, node index, tensor index)`.
+type TensorKey = (String, u64, u64);
+/// Shapes and dtypes of keras tensors as recorded where they are consumed.
+type Shapes = HashMap<TensorKey, (Vec<Dim>, Option<DType>)>;
+
+/// Shapes of keras tensors as recorded where they are consumed: `(layer, node, tensor)` → shape.
+fn shapes(v: &Json, out: &mut Shapes, depth: u32) {
+    if depth > 32 {
+        return;
+    }
+    match v {
+        Json::Object(o) => {
+            if let Some(c) = o.get("config")
+                && let (Some(h), Some(s)) = (
+                    c.get("keras_history").and_then(Json::as_array),
+                    c.get("shape").and_then(Json::as_array),
+                )
+            {
+                if let (Some(l), Some(n), Some(t)) = (
+                    h.first().and_then(Json::as_str),
+                    h.get(1).and_then(Json::as_u64),
+                    h.get(2).and_then(Json::as_u64),
+                ) {
+                    let dims = s
+                        .iter()
+                        .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
+                        .collect();
+                    let dtype = c.get("dtype").and_then(Json::as_str).and_then(dtype_of);
+                    out.insert((l.to_string(), n, t), (dims, dtype));
+                }
+                return;
+            }
+            for x in o.values() {
+                shapes(x, out, depth + 1);
+            }
+        }
+        Json::Array(a) => {
+            for x in a {
+                shapes(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A layer's configuration as attributes: numbers, strings and lists of them.
+fn attributes(cfg: Option<&Json>) -> Vec<(String, AttrValue)> {
+    let mut out = Vec::new();
+    let Some(obj) = cfg.and_then(Json::as_object) else {
+        return out;
+    };
+    for (k, v) in obj {
+        if k == "name" || k == "trainable" {
+            continue;
+        }
+        let value = match v {
+            Json::Bool(b) => AttrValue::String(b.to_string()),
+            Json::Number(n) => match n.as_i64() {
+                Some(i) => AttrValue::Int(i),
+                None => AttrValue::Float(n.as_f64().unwrap_or(f64::NAN) as f32),
+            },
+            Json::String(s) => AttrValue::String(s.clone()),
+            Json::Array(a) if a.iter().all(Json::is_i64) => {
+                AttrValue::Ints(a.iter().filter_map(Json::as_i64).collect())
+            }
+            Json::Array(a) if a.iter().all(|x| x.is_i64() || x.is_null()) => {
+                AttrValue::String(compact(v))
+            }
+            // The dtype policy, initializers and regularizers: their class names.
+            Json::Object(o) => match o.get("class_name").and_then(Json::as_str) {
+                Some(c) if k == "dtype" => AttrValue::String(
+                    o.get("config")
+                        .and_then(|c| c.get("name"))
+                        .and_then(Json::as_str)
+                        .unwrap_or(c)
+                        .to_string(),
+                ),
+                Some(c) => AttrValue::String(c.to_string()),
+                None => continue,
+            },
+            _ => continue,
+        };
+        out.push((k.clone(), value));
+    }
+    out
+}
+
+/// A Keras dtype name.
+fn dtype_of(name: &str) -> Option<DType> {
+    Some(match name {
+        "float32" => DType::F32,
+        "float16" => DType::F16,
+        "bfloat16" => DType::BF16,
+        "float64" => DType::F64,
+        "int64" => DType::I64,
+        "int32" => DType::I32,
+        "int16" => DType::I16,
+        "int8" => DType::I8,
+        "uint8" => DType::U8,
+        "bool" => DType::Bool,
+        _ => return None,
+    })
+}
+
+fn is_model(class: &str) -> bool {
+    matches!(class, "Functional" | "Sequential" | "Model")
+}
+
+impl Builder<'_> {
+    /// The graph of one model config (`{"class_name", "config": {"layers", …}}`).
+    fn graph(&mut self, config: &Json, depth: u32) -> Result<Graph, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("models nested deeper than {MAX_DEPTH}"));
+        }
+        let class = config
+            .get("class_name")
+            .and_then(Json::as_str)
+            .unwrap_or("");
+        let inner = config.get("config").ok_or("a model with no config")?;
+        let layers = inner
+            .get("layers")
+            .and_then(Json::as_array)
+            .ok_or("a model with no layer list")?;
+        let mut graph = Graph::default();
+        let mut values: HashMap<(String, u64, u64), ValueId> = HashMap::new();
+        let mut known_shapes = HashMap::new();
+        shapes(inner, &mut known_shapes, 0);
+        let mut value_of = |graph: &mut Graph, key: &(String, u64, u64)| -> ValueId {
+            if let Some(&v) = values.get(key) {
+                return v;
+            }
+            let (l, n, t) = key;
+            let name = if (*n, *t) == (0, 0) {
+                l.clone()
+            } else {
+                format!("{l}:{n}:{t}")
+            };
+            let known = known_shapes.get(key);
+            let v = graph.add_value(Value {
+                name,
+                dtype: known.and_then(|k| k.1),
+                shape: known.map(|k| k.0.clone()),
+            });
+            values.insert(key.clone(), v);
+            v
+        };
+        let sequential =
+            class == "Sequential" || layers.iter().all(|l| l.get("inbound_nodes").is_none());
+        let mut previous: Option<(String, u64, u64)> = None;
+        for (i, layer) in layers.iter().enumerate() {
+            let lclass = layer
+                .get("class_name")
+                .and_then(Json::as_str)
+                .unwrap_or("?");
+            let lcfg = layer.get("config");
+            let lname = layer
+                .get("name")
+                .or_else(|| lcfg.and_then(|c| c.get("name")))
+                .and_then(Json::as_str)
+                .map_or_else(|| format!("layer_{i}"), String::from);
+            if lclass == "InputLayer" {
+                let key = (lname.clone(), 0, 0);
+                let v = value_of(&mut graph, &key);
+                if let Some(shape) = lcfg
+                    .and_then(|c| c.get("batch_shape").or_else(|| c.get("batch_input_shape")))
+                    .and_then(Json::as_array)
+                {
+                    graph.values[v as usize].shape = Some(
+                        shape
+                            .iter()
+                            .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
+                            .collect(),
+                    );
+                }
+                if let Some(d) = lcfg
+                    .and_then(|c| c.get("dtype"))
+                    .and_then(Json::as_str)
+                    .and_then(dtype_of)
+                {
+                    graph.values[v as usize].dtype = Some(d);
+                }
+                graph.inputs.push(v);
+                let mut node = Node::new(lname.clone(), "Input", NodeKind::Input);
+                node.outputs.push(v);
+                graph.add_node(node);
+                previous = Some(key);
+                continue;
+            }
+            // Each call of the layer: the tensors it read.
+            let calls: Vec<Vec<(String, u64, u64)>> = if sequential {
+                vec![previous.iter().cloned().collect()]
+            } else {
+                layer
+                    .get("inbound_nodes")
+                    .and_then(Json::as_array)
+                    .map(|nodes| {
+                        nodes
+                            .iter()
+                            .map(|n| {
+                                let mut h = Vec::new();
+                                history(n, &mut h, 0);
+                                h
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for (call, inputs) in calls.iter().enumerate() {
+                let name = if call == 0 {
+                    lname.clone()
+                } else {
+                    format!("{lname} (call {call})")
+                };
+                let mut node = Node::new(name, self.ops.get(lclass), NodeKind::Op);
+                node.attributes = attributes(lcfg);
+                for key in inputs {
+                    node.inputs.push(Some(value_of(&mut graph, key)));
+                }
+                let out_key = (lname.clone(), call as u64, 0);
+                node.outputs.push(value_of(&mut graph, &out_key));
+                if call == 0
+                    && let Some(ids) = self.weights.remove(&lname)
+                {
+                    let names = var_names(lclass);
+                    for (k, &t) in ids.iter().enumerate() {
+                        if let Some(w) = self.model.tensors.get_mut(t as usize) {
+                            if names.len() == ids.len()
+                                && let Some(n) = names.get(k)
+                            {
+                                w.name = format!("{lname}/{n}");
+                            }
+                            if k == 0 && w.shape.len() == 4 {
+                                w.conv_axes = match lclass {
+                                    "Conv2D" | "DepthwiseConv2D" => Some(ConvAxes {
+                                        kh: 0,
+                                        kw: 1,
+                                        input: if lclass == "Conv2D" { 2 } else { 3 },
+                                        out: if lclass == "Conv2D" { 3 } else { 2 },
+                                    }),
+                                    "Conv2DTranspose" => Some(ConvAxes {
+                                        kh: 0,
+                                        kw: 1,
+                                        out: 2,
+                                        input: 3,
+                                    }),
+                                    _ => None,
+                                };
+                            }
+                        }
+                        node.tensors.push(t);
+                    }
+                }
+                let node_id = graph.nodes.len() as u32;
+                if is_model(lclass) && call == 0 {
+                    let sub = self.graph(layer, depth + 1)?;
+                    graph.subgraphs.push(Subgraph {
+                        owner: node_id,
+                        attribute: "model".into(),
+                        graph: sub,
+                    });
+                    let at = graph.subgraphs.len() - 1;
+                    node.attributes = vec![("model".into(), AttrValue::Graph(at))];
+                }
+                graph.add_node(node);
+                previous = Some(out_key);
+            }
+        }
+        // Outputs: `output_layers` ([layer, node, tensor] or a list of them), else the last.
+        let mut outs = Vec::new();
+        if let Some(o) = inner.get("output_layers") {
+            history(o, &mut outs, 0);
+        } else if let Some(p) = previous {
+            outs.push(p);
+        }
+        for key in outs {
+            let v = value_of(&mut graph, &key);
+            graph.outputs.push(v);
+            let label = graph.values[v as usize].name.clone();
+            let mut node = Node::new(label, "Output", NodeKind::Output);
+            node.inputs.push(Some(v));
+            graph.add_node(node);
+        }
+        graph.connect_by_values();
+        Ok(graph)
+    }
+}

@@ -1,0 +1,285 @@
+//! Keras 3 models (`.keras`) that Keras itself wrote, checked against what Keras reports for them
+//! (`tests/data/keras/facts.json`, written with the files by `tests/data/keras/make_keras.py`):
+//! every layer call with its class and inputs, every variable with its shape and values, nested
+//! models, shared layers, and the weights file read from HDF5 as h5py writes it by default and
+//! with `libver="latest"`.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::path::PathBuf;
+
+use modelmap::model::{AttrValue, Format, Graph, Model, NodeKind};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras")
+}
+
+fn facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn open(name: &str) -> Model {
+    modelmap::load::open(&data_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * (1e-3 + a.abs().max(b.abs()))
+}
+
+/// The value name modelmap gives the output `tensor` of call `node` of `layer`.
+fn value_name(h: &serde_json::Value) -> String {
+    let (l, n, t) = (
+        h[0].as_str().unwrap(),
+        h[1].as_u64().unwrap(),
+        h[2].as_u64().unwrap(),
+    );
+    if (n, t) == (0, 0) {
+        l.to_string()
+    } else {
+        format!("{l}:{n}:{t}")
+    }
+}
+
+fn node<'a>(g: &'a Graph, name: &str) -> &'a modelmap::model::Node {
+    g.nodes
+        .iter()
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+/// The statistics of a tensor's values, in storage order, and its first values.
+fn values(model: &Model, id: u32) -> (Vec<u64>, f64, f64, f64, f64, Vec<f64>) {
+    let t = &model.tensors[id as usize];
+    let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{}: {e}", t.name));
+    let elem = modelmap::stats::decode::Elem::of(t.dtype).unwrap();
+    let first = (0..t.elements().min(6))
+        .map(|i| elem.value_at(t.bytes().unwrap(), i).unwrap())
+        .collect();
+    (
+        t.shape.clone(),
+        s.mean.unwrap(),
+        s.std.unwrap(),
+        s.min.unwrap(),
+        s.max.unwrap(),
+        first,
+    )
+}
+
+#[test]
+fn every_layer_and_variable_matches_what_keras_reports() {
+    let facts = facts();
+    let files = facts.as_object().unwrap();
+    assert_eq!(files.len(), 4);
+    for (file, f) in files {
+        let model = open(file);
+        assert_eq!(model.format, Format::Keras, "{file}");
+        let g = &model.graph;
+        assert_eq!(g.name, f["name"].as_str().unwrap(), "{file}");
+        assert_eq!(
+            model.parameter_count(),
+            f["parameters"].as_u64().unwrap(),
+            "{file}: parameters (count_params)"
+        );
+        let sequential = f["class"] == "Sequential";
+        // A Sequential model's input layer is in its config, not in `model.layers`.
+        let mut previous: Option<String> = g
+            .nodes
+            .iter()
+            .find(|n| sequential && n.kind == NodeKind::Input)
+            .map(|n| n.name.clone());
+        for layer in f["layers"].as_array().unwrap() {
+            let name = layer["name"].as_str().unwrap();
+            let class = layer["class"].as_str().unwrap();
+            let ctx = format!("{file}: {name}");
+            // The calls: a Sequential model is a chain (the layers Keras rebuilt while loading
+            // record extra calls, which its config does not hold).
+            let calls: Vec<Vec<String>> = if sequential {
+                vec![previous.iter().cloned().collect()]
+            } else {
+                layer["calls"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_array().unwrap().iter().map(value_name).collect())
+                    .collect()
+            };
+            if class == "InputLayer" {
+                let n = node(g, name);
+                assert_eq!(n.kind, NodeKind::Input, "{ctx}");
+                previous = Some(name.to_string());
+                continue;
+            }
+            for (k, want) in calls.iter().enumerate() {
+                let call = if k == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name} (call {k})")
+                };
+                let n = node(g, &call);
+                assert_eq!(&*n.op, class, "{ctx}: class");
+                let got: Vec<String> = n
+                    .inputs
+                    .iter()
+                    .map(|v| g.values[v.unwrap() as usize].name.clone())
+                    .collect();
+                assert_eq!(&got, want, "{ctx}: call {k} inputs");
+                if k > 0 {
+                    assert!(n.tensors.is_empty(), "{ctx}: a second call owns no weights");
+                }
+            }
+            previous = Some(name.to_string());
+            // Variables: the first call's node owns them (a nested model's inner layers own
+            // theirs, inside its graph), with the same shapes and values as Keras's, as a set
+            // (sub-layers are stored by their attribute names, not in Keras's order).
+            let first = node(g, name);
+            let mut ids: Vec<u32> = first.tensors.clone();
+            for s in g
+                .subgraphs
+                .iter()
+                .filter(|s| g.nodes[s.owner as usize].name == name)
+            {
+                ids.extend(s.graph.nodes.iter().flat_map(|n| n.tensors.iter().copied()));
+            }
+            let weights = layer["weights"].as_array().unwrap();
+            assert_eq!(ids.len(), weights.len(), "{ctx}: variable count");
+            let mut ours: Vec<_> = ids.iter().map(|&t| values(&model, t)).collect();
+            for w in weights {
+                let path = w["path"].as_str().unwrap();
+                let shape: Vec<u64> = w["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .collect();
+                let first: Vec<f64> = w["first"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                let at = ours
+                    .iter()
+                    .position(|o| {
+                        o.0 == shape
+                            && close(o.1, w["mean"].as_f64().unwrap())
+                            && close(o.2, w["std"].as_f64().unwrap())
+                            && close(o.3, w["min"].as_f64().unwrap())
+                            && close(o.4, w["max"].as_f64().unwrap())
+                            && o.5.iter().zip(&first).all(|(a, b)| close(*a, *b))
+                    })
+                    .unwrap_or_else(|| panic!("{ctx}: no variable like {path} {shape:?}"));
+                ours.remove(at);
+                // Own variables of the common layers are named as Keras names them.
+                if !path.contains("/query/")
+                    && !path.contains("/key/")
+                    && !path.contains("/value/")
+                    && !path.contains("/attention_output/")
+                {
+                    assert!(
+                        model.tensor(path).is_some(),
+                        "{ctx}: no tensor named {path}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn nested_models_shared_layers_and_conv_kernels() {
+    let model = open("nested.keras");
+    let g = &model.graph;
+    // The Sequential block is a node holding its own graph, whose Dense owns its weights.
+    let block = node(g, "block");
+    assert_eq!(&*block.op, "Sequential");
+    let Some(AttrValue::Graph(i)) = block
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "model")
+        .map(|(_, v)| v)
+    else {
+        panic!("{:?}", block.attributes);
+    };
+    let inner = &g.subgraphs[*i].graph;
+    let dense = node(inner, "inner");
+    let names: Vec<&str> = dense
+        .tensors
+        .iter()
+        .map(|&t| model.tensors[t as usize].name.as_str())
+        .collect();
+    assert_eq!(names, ["inner/kernel", "inner/bias"]);
+    // The shared Dense: two calls, edges from both inputs.
+    let cat = node(g, "cat");
+    let producers: Vec<&str> = g
+        .edges
+        .iter()
+        .filter(|e| g.nodes[e.to as usize].name == "cat")
+        .map(|e| g.nodes[e.from as usize].name.as_str())
+        .collect();
+    assert_eq!(cat.inputs.len(), 2);
+    assert!(producers.contains(&"shared") && producers.contains(&"shared (call 1)"));
+    // Attention's sub-layers are named by their Keras names.
+    assert!(model.tensor("mha/query/0").is_some());
+
+    // A Conv2D kernel [kh, kw, in, out] is drawn as out × in kernels of kh × kw.
+    let cnn = open("cnn.keras");
+    let k = cnn.tensor("conv/kernel").unwrap();
+    assert_eq!(k.shape, [3, 3, 3, 8]);
+    let view = modelmap::stats::heatmap::HeatmapView::for_display(k);
+    let grid = view.kernel.unwrap();
+    assert_eq!((grid.inputs, grid.kh, grid.kw), (3, 3, 3));
+    assert_eq!((view.rows, view.cols), (8 * 3, 3 * 3));
+    // Kernel (out 5, in 2) row 1, column 2 is element [1, 2, 2, 5] of the stored array.
+    let e = view.element(5 * 3 + 1, 2 * 3 + 2).unwrap();
+    assert_eq!(e, ((3 + 2) * 3 + 2) * 8 + 5);
+    // Layer options are attributes.
+    let conv = node(&cnn.graph, "conv");
+    let attr = |k: &str| conv.attributes.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    assert!(matches!(attr("activation"), Some(AttrValue::String(s)) if s == "relu"));
+    assert!(matches!(attr("kernel_size"), Some(AttrValue::Ints(v)) if v == &[3, 3]));
+    assert!(matches!(attr("padding"), Some(AttrValue::String(s)) if s == "same"));
+    let props: std::collections::HashMap<_, _> = cnn.metadata.properties.iter().cloned().collect();
+    assert!(props["keras.loss"].contains("sparse_categorical_crossentropy"));
+}
+
+#[test]
+fn a_broken_keras_file_is_an_error_naming_it_never_a_panic() {
+    // Groups stored densely (a fractal heap, h5py's libver="latest" past 8 links): said so.
+    let e = modelmap::load::open(&data_dir().join("dense_links.keras"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dense_links.keras") && e.contains("dense link storage"),
+        "{e}"
+    );
+    // The weights file cut short or flipped: a model or an error, never a panic.
+    let bytes = std::fs::read(data_dir().join("cnn.keras")).unwrap();
+    let dir = std::env::temp_dir().join(format!("modelmap-keras-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("broken.keras");
+    let mut x = 0x1234_5678_u32;
+    for _ in 0..400 {
+        let mut b = bytes.clone();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let i = x as usize % b.len();
+            b[i] ^= (x >> 24) as u8 | 1;
+        }
+        std::fs::write(&path, &b).unwrap();
+        match modelmap::load::open(&path) {
+            Ok(m) => {
+                for t in &m.tensors {
+                    let _ = modelmap::stats::tensor_stats(t);
+                }
+            }
+            Err(e) => assert!(e.to_string().contains("broken.keras"), "{e}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
