@@ -191,6 +191,7 @@ impl<'a> File<'a> {
             blocks.push((start, end.ok_or("an object header runs past the end")?, 1));
         }
         let mut seen = 0usize;
+        let mut continued = HashSet::new();
         while let Some((start, end, v)) = blocks.pop() {
             seen += 1;
             if seen > 4096 {
@@ -232,6 +233,9 @@ impl<'a> File<'a> {
                 }
                 if kind == 0x10 {
                     let a = self.addr(self.off(data_at)?)?;
+                    if !continued.insert(a) {
+                        return Err(format!("an object header continues twice at byte {a}"));
+                    }
                     let n = self.len(data_at + self.so)? as usize;
                     let e = a.checked_add(n).filter(|&e| e <= buf.len());
                     let e = e.ok_or("a header continuation runs past the end")?;
@@ -520,8 +524,10 @@ impl<'a> File<'a> {
                 let s = get(self.buf, data_at, n.min(len))?;
                 return Ok(String::from_utf8_lossy(s).into_owned());
             }
-            p = data_at
-                .checked_add(n.div_ceil(8) * 8)
+            p = n
+                .div_ceil(8)
+                .checked_mul(8)
+                .and_then(|step| data_at.checked_add(step))
                 .ok_or("a global heap object overflows")?;
         }
         Err(format!("global heap object {index} not found"))
@@ -533,6 +539,7 @@ impl<'a> File<'a> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         let mut stack = vec![(String::new(), self.root, 0usize)];
+        let mut links = 0usize;
         while let Some((path, addr, depth)) = stack.pop() {
             if depth > MAX_DEPTH {
                 return Err(format!("{path}: groups nested deeper than {MAX_DEPTH}"));
@@ -546,6 +553,12 @@ impl<'a> File<'a> {
             let obj = self
                 .object(addr)
                 .map_err(|e| format!("{}: {e}", if path.is_empty() { "/" } else { &path }))?;
+            // Links, like objects, are bounded: many groups sharing one large symbol table
+            // would otherwise multiply it.
+            links += obj.links.len();
+            if links > 4 * MAX_OBJECTS {
+                return Err(format!("more than {} links", 4 * MAX_OBJECTS));
+            }
             for (name, a) in obj.links.iter().rev() {
                 let child = if path.is_empty() {
                     name.clone()
@@ -602,4 +615,45 @@ fn datatype(d: &[u8]) -> H5<(Option<DType>, String, u64)> {
         return Ok((None, format!("big-endian {text}"), size));
     }
     Ok((dtype, text, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(buf: &[u8]) -> File<'_> {
+        File {
+            buf,
+            so: 8,
+            sl: 8,
+            base: 0,
+            root: 0,
+        }
+    }
+
+    #[test]
+    fn a_global_heap_object_of_any_claimed_size_is_an_error_not_an_overflow() {
+        // GCOL at 0: object 2 claims u64::MAX bytes; the string asks for object 1, after it.
+        let mut b = b"GCOL\x01\0\0\0".to_vec();
+        b.extend(4096u64.to_le_bytes());
+        b.extend(2u16.to_le_bytes());
+        b.extend([0u8; 6]);
+        b.extend(u64::MAX.to_le_bytes());
+        b.resize(64, 0);
+        let mut r = 5u32.to_le_bytes().to_vec();
+        r.extend(0u64.to_le_bytes());
+        r.extend(1u32.to_le_bytes());
+        assert!(file(&b).global_string(&r).is_err());
+    }
+
+    #[test]
+    fn a_signature_without_a_readable_superblock_is_an_error() {
+        let mut b = b"\x89HDF\r\n\x1a\n".to_vec();
+        assert!(File::open(&b).is_err());
+        b.push(9); // superblock version 9
+        b.resize(64, 0);
+        let e = File::open(&b).err().unwrap_or_default();
+        assert!(e.contains("version 9"), "{e}");
+        assert!(File::open(b"not hdf5 at all").is_err());
+    }
 }
