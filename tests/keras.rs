@@ -1,4 +1,5 @@
-//! Keras 3 models (`.keras`) that Keras itself wrote, checked against what Keras reports for them
+//! Keras models that Keras itself wrote (`.keras`, and a legacy `.h5`) and two `.h5` files laid
+//! out as Keras 2 wrote them, checked against what Keras reports for them
 //! (`tests/data/keras/facts.json`, written with the files by `tests/data/keras/make_keras.py`):
 //! every layer call with its class and inputs, every variable with its shape and values, nested
 //! models, shared layers, and the weights file read from HDF5 as h5py writes it by default and
@@ -73,7 +74,7 @@ fn values(model: &Model, id: u32) -> (Vec<u64>, f64, f64, f64, f64, Vec<f64>) {
 fn every_layer_and_variable_matches_what_keras_reports() {
     let facts = facts();
     let files = facts.as_object().unwrap();
-    assert_eq!(files.len(), 4);
+    assert_eq!(files.len(), 7);
     for (file, f) in files {
         let model = open(file);
         assert_eq!(model.format, Format::Keras, "{file}");
@@ -256,29 +257,48 @@ fn a_broken_keras_file_is_an_error_naming_it_never_a_panic() {
         e.contains("dense_links.keras") && e.contains("dense link storage"),
         "{e}"
     );
-    // The weights file cut short or flipped: a model or an error, never a panic.
-    let bytes = std::fs::read(data_dir().join("cnn.keras")).unwrap();
+    // A weights-only HDF5 file (no architecture) says so.
     let dir = std::env::temp_dir().join(format!("modelmap-keras-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("broken.keras");
+    let h5 = std::fs::read(data_dir().join("keras2_sequential.h5")).unwrap();
+    // The same file with its `model_config` attribute renamed (same length, so every offset
+    // holds).
+    let mut renamed = h5.clone();
+    let at = renamed
+        .windows(12)
+        .position(|w| w == b"model_config")
+        .unwrap();
+    renamed[at..at + 12].copy_from_slice(b"other_config");
+    let weights_only = dir.join("weights.h5");
+    std::fs::write(&weights_only, &renamed).unwrap();
+    let e = modelmap::load::open(&weights_only).unwrap_err().to_string();
+    assert!(
+        e.contains("weights.h5") && e.contains("no model_config"),
+        "{e}"
+    );
+    // The files flipped: a model or an error, never a panic.
     let mut x = 0x1234_5678_u32;
-    for _ in 0..400 {
-        let mut b = bytes.clone();
-        for _ in 0..4 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let i = x as usize % b.len();
-            b[i] ^= (x >> 24) as u8 | 1;
-        }
-        std::fs::write(&path, &b).unwrap();
-        match modelmap::load::open(&path) {
-            Ok(m) => {
-                for t in &m.tensors {
-                    let _ = modelmap::stats::tensor_stats(t);
-                }
+    for file in ["cnn.keras", "cnn_legacy.h5"] {
+        let bytes = std::fs::read(data_dir().join(file)).unwrap();
+        let path = dir.join(format!("broken.{}", file.rsplit('.').next().unwrap()));
+        for _ in 0..400 {
+            let mut b = bytes.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let i = x as usize % b.len();
+                b[i] ^= (x >> 24) as u8 | 1;
             }
-            Err(e) => assert!(e.to_string().contains("broken.keras"), "{e}"),
+            std::fs::write(&path, &b).unwrap();
+            match modelmap::load::open(&path) {
+                Ok(m) => {
+                    for t in &m.tensors {
+                        let _ = modelmap::stats::tensor_stats(t);
+                    }
+                }
+                Err(e) => assert!(e.to_string().contains("broken."), "{e}"),
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -486,14 +486,14 @@ impl<'a> File<'a> {
                 )
             }
             0 | 1 => match datatype(dt)? {
-                (Some(dtype), _, size) if size > 0 => {
-                    let mut vals = vec![0.0; count];
+                (Some(dtype), _, size @ (1 | 2 | 4 | 8)) => {
                     let bytes = get(data, 0, count * size as usize)?;
-                    match crate::stats::decode::Elem::of(dtype) {
-                        Some(e) => e.decode_into(bytes, &mut vals),
-                        None => return Ok((name, AttrValue::Other)),
-                    }
-                    AttrValue::Numbers(vals)
+                    AttrValue::Numbers(
+                        bytes
+                            .chunks_exact(size as usize)
+                            .map(|c| number(dtype, c))
+                            .collect(),
+                    )
                 }
                 _ => AttrValue::Other,
             },
@@ -570,6 +570,23 @@ impl<'a> File<'a> {
             out.push((path, obj));
         }
         Ok(out)
+    }
+}
+
+/// One little-endian number of an attribute (f16 as NaN: no attribute modelmap reads uses it).
+fn number(dtype: DType, c: &[u8]) -> f64 {
+    let mut b = [0u8; 8];
+    b[..c.len()].copy_from_slice(c);
+    let u = u64::from_le_bytes(b);
+    match dtype {
+        DType::F64 => f64::from_bits(u),
+        DType::F32 => f64::from(f32::from_bits(u as u32)),
+        DType::I8 => f64::from(u as u8 as i8),
+        DType::I16 => f64::from(u as u16 as i16),
+        DType::I32 => f64::from(u as u32 as i32),
+        DType::I64 => u as i64 as f64,
+        DType::U8 | DType::U16 | DType::U32 | DType::U64 => u as f64,
+        _ => f64::NAN,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Keras 3 models (`.keras`): a zip of `config.json` (the architecture: every layer with its
 //! class, configuration and the tensors it was called on), `metadata.json` and
-//! `model.weights.h5` (each layer's variables, read by [`super::hdf5`]).
+//! `model.weights.h5` (each layer's variables, read by [`super::hdf5`]); and legacy `.h5` models
+//! (Keras 2 and 3 `model.save("model.h5")`), the same config in an HDF5 attribute.
 //!
 //! The graph is the functional graph as Keras records it, one node per call of a layer (a shared
 //! layer called twice is two nodes; the first owns the weights). A `Sequential` model is a chain.
@@ -170,32 +171,118 @@ fn read_weights(model: &mut Model, h5: &Bytes) -> Result<Weights, String> {
         });
         let mut ids = Vec::new();
         for (rel, ds) in vars {
-            let data = match (&ds.storage, ds.dtype) {
-                (hdf5::Storage::Bytes(r), Some(_)) => TensorData::Bytes(h5.slice(r.clone())),
-                (hdf5::Storage::Bytes(_), None) => {
-                    TensorData::Error(format!("{layer}/{rel}: {} values", ds.type_text))
-                }
-                (hdf5::Storage::Unallocated, _) => TensorData::Missing,
-                (hdf5::Storage::Unsupported(why), _) => {
-                    TensorData::Error(format!("{layer}/{rel}: {why}"))
-                }
-            };
-            let Some(dtype) = ds.dtype else {
-                continue;
-            };
-            ids.push(model.tensors.len() as TensorId);
-            model.add_tensor(Tensor {
-                name: format!("{layer}/{rel}"),
-                dtype,
-                shape: ds.dims.clone(),
-                data,
-                origin: TensorOrigin::Initializer,
-                conv_axes: None,
-            });
+            match dataset_tensor(h5, format!("{layer}/{rel}"), &ds) {
+                Ok(t) => ids.push(model.add_tensor(t)),
+                Err(w) => model.metadata.warnings.push(w),
+            }
         }
         out.insert(layer, ids);
     }
     Ok(out)
+}
+
+/// A dataset as a tensor named `name`; for element types modelmap has no dtype for, a warning.
+fn dataset_tensor(file: &Bytes, name: String, ds: &hdf5::Dataset) -> Result<Tensor, String> {
+    let Some(dtype) = ds.dtype else {
+        return Err(format!("{name}: {} values are not read", ds.type_text));
+    };
+    let data = match &ds.storage {
+        hdf5::Storage::Bytes(r) => TensorData::Bytes(file.slice(r.clone())),
+        hdf5::Storage::Unallocated => TensorData::Missing,
+        hdf5::Storage::Unsupported(why) => TensorData::Error(format!("{name}: {why}")),
+    };
+    Ok(Tensor {
+        name,
+        dtype,
+        shape: ds.dims.clone(),
+        data,
+        origin: TensorOrigin::Initializer,
+        conv_axes: None,
+    })
+}
+
+/// The first string of attribute `key`.
+fn attr_text(attrs: &[(String, hdf5::AttrValue)], key: &str) -> Option<String> {
+    attrs.iter().find_map(|(k, v)| match v {
+        hdf5::AttrValue::Strings(s) if k == key => s.first().cloned(),
+        _ => None,
+    })
+}
+
+/// Opens a legacy Keras `.h5` model (`model.save("model.h5")`, Keras 2 and 3): the architecture
+/// in the root's `model_config` attribute, each layer's weights under `model_weights/<layer>/`
+/// named by the layer group's `weight_names` (`conv/kernel:0` in Keras 2).
+pub(super) fn load_h5(path: &Path, data: &Bytes) -> Result<Model, LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let file = hdf5::File::open(data).map_err(|e| corrupt(format!("HDF5: {e}")))?;
+    let objects = file.walk().map_err(|e| corrupt(format!("HDF5: {e}")))?;
+    let root = objects
+        .iter()
+        .find(|(p, _)| p.is_empty())
+        .map(|(_, o)| o.attrs.as_slice())
+        .unwrap_or_default();
+    let Some(text) = attr_text(root, "model_config") else {
+        return Err(corrupt(
+            "an HDF5 file with no model_config attribute: weights saved without their \
+             architecture (save_weights), or not a Keras model; modelmap reads Keras models \
+             saved whole (.keras, or .h5 from model.save)"
+                .into(),
+        ));
+    };
+    let config: Json = serde_json::from_str(&text)
+        .map_err(|e| corrupt(format!("model_config: invalid JSON: {e}")))?;
+    let mut model = Model::new(path, Format::Keras);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("Keras".into());
+    model.metadata.producer_version = attr_text(root, "keras_version");
+    if let Some(b) = attr_text(root, "backend") {
+        model.metadata.properties.push(("keras.backend".into(), b));
+    }
+    let training =
+        attr_text(root, "training_config").and_then(|t| serde_json::from_str::<Json>(&t).ok());
+    let datasets: HashMap<&str, &hdf5::Dataset> = objects
+        .iter()
+        .filter_map(|(p, o)| Some((p.as_str(), o.dataset.as_ref()?)))
+        .collect();
+    let mut weights = Weights::new();
+    for (p, obj) in &objects {
+        let Some(layer) = p
+            .strip_prefix("model_weights/")
+            .filter(|l| !l.contains('/'))
+        else {
+            continue;
+        };
+        let names: &[String] = obj
+            .attrs
+            .iter()
+            .find_map(|(k, v)| match v {
+                hdf5::AttrValue::Strings(s) if k == "weight_names" => Some(s.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let mut ids = Vec::new();
+        for wn in names {
+            let Some(ds) = datasets.get(format!("model_weights/{layer}/{wn}").as_str()) else {
+                model
+                    .metadata
+                    .warnings
+                    .push(format!("{layer}: weight {wn} is named but not stored"));
+                continue;
+            };
+            let name = wn.strip_suffix(":0").unwrap_or(wn).to_string();
+            match dataset_tensor(data, name, ds) {
+                Ok(t) => ids.push(model.add_tensor(t)),
+                Err(w) => model.metadata.warnings.push(w),
+            }
+        }
+        weights.insert(layer.to_string(), ids);
+    }
+    let mut config = config;
+    if let (Some(t), Some(obj)) = (training, config.as_object_mut()) {
+        obj.insert("compile_config".into(), t);
+    }
+    build(&mut model, &config, weights).map_err(|e| corrupt(format!("model_config: {e}")))?;
+    Ok(model)
 }
 
 struct Builder<'a> {
@@ -494,6 +581,27 @@ impl Builder<'_> {
                 graph.add_node(node);
                 previous = Some(key);
                 continue;
+            }
+            // Keras 2's Sequential has no InputLayer: the first layer says its input's shape.
+            if sequential
+                && previous.is_none()
+                && let Some(shape) = lcfg
+                    .and_then(|c| c.get("batch_input_shape").or_else(|| c.get("batch_shape")))
+                    .and_then(Json::as_array)
+            {
+                let key = ("input".to_string(), 0, 0);
+                let v = value_of(&mut graph, &key);
+                graph.values[v as usize].shape = Some(
+                    shape
+                        .iter()
+                        .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
+                        .collect(),
+                );
+                graph.inputs.push(v);
+                let mut node = Node::new("input", "Input", NodeKind::Input);
+                node.outputs.push(v);
+                graph.add_node(node);
+                previous = Some(key);
             }
             // Each call of the layer: the tensors it read.
             let calls: Vec<Vec<(String, u64, u64)>> = if sequential {

@@ -263,12 +263,7 @@ pub fn open_bytes_as(
             }
         }
         Format::Onnx => onnx::load(path, data),
-        Format::Keras if data.starts_with(HDF5_MAGIC) => Err(LoadError::corrupt(
-            path,
-            "an HDF5 file (a legacy Keras .h5 model, or bare weights): modelmap reads Keras 3 \
-             .keras archives, which hold the architecture with the weights; save the model with \
-             model.save(\"model.keras\")",
-        )),
+        Format::Keras if data.starts_with(HDF5_MAGIC) => keras::load_h5(path, &data),
         Format::Torch | Format::TorchExport | Format::Keras => torch::open_file(path, data),
         Format::Tflite => tflite::load(path, data),
     }

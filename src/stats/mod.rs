@@ -602,14 +602,27 @@ mod tests {
         let s = tensor_stats(&tensor("q", DType::Ggml(GgmlType(8)), &[32], b)).unwrap();
         assert_eq!((s.min, s.max, s.zeros), (Some(0.0), Some(31.0), 1));
         assert_eq!(s.mean, Some(15.5));
-        let e = tensor_stats(&tensor(
+        // Q4_K decodes (tests/gguf_quants.rs checks every k-quant against gguf-py): one block of
+        // zero bytes is 256 zeros. The IQ types do not.
+        let s = tensor_stats(&tensor(
             "k",
             DType::Ggml(GgmlType(12)),
             &[256],
             vec![0; 144],
         ))
+        .unwrap();
+        assert_eq!((s.count, s.zeros), (256, 256));
+        let e = tensor_stats(&tensor(
+            "iq",
+            DType::Ggml(GgmlType(16)),
+            &[256],
+            vec![0; 66],
+        ))
         .unwrap_err();
-        assert_eq!(e.to_string(), "tensor k: statistics not supported for Q4_K");
+        assert_eq!(
+            e.to_string(),
+            "tensor iq: statistics not supported for IQ2_XXS"
+        );
     }
 
     #[test]

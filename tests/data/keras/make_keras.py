@@ -1,4 +1,5 @@
-"""Writes .keras files with Keras 3 (torch backend) and facts.json: what Keras reports for them
+"""Writes .keras files (and a legacy .h5) with Keras 3 (torch backend), two .h5 files laid out as
+Keras 2 wrote them, and facts.json: what Keras reports for them
 (every layer with its class and the tensors each call read; every variable with its path, shape
 and values), for tests/keras.rs.
 
@@ -118,6 +119,70 @@ def relatest(src, dst):
     shutil.rmtree(tmp)
 
 
+def stats_of(path, v):
+    v = np.asarray(v, dtype=np.float64)
+    flat = v.ravel()
+    return {"path": path, "shape": list(v.shape), "mean": float(flat.mean()),
+            "std": float(flat.std()), "min": float(flat.min()), "max": float(flat.max()),
+            "first": [float(x) for x in flat[:6]]}
+
+
+def keras2_style(path, functional):
+    """A model as Keras 2 (TensorFlow) wrote `.h5` files, made with h5py: fixed-length string
+    attributes, weight names with `:0`, a Sequential with no InputLayer (its first layer has
+    `batch_input_shape`) or a functional model with Keras 2's `inbound_nodes` lists. Returns its
+    facts."""
+    rng = np.random.default_rng(5)
+    w = {
+        "dense": [rng.standard_normal((4, 3)).astype(np.float32), np.arange(3, dtype=np.float32)],
+        "dense_1": [rng.standard_normal((3, 2)).astype(np.float32), np.zeros(2, np.float32)],
+    }
+    dense = lambda name, units, inbound: {  # noqa: E731
+        "class_name": "Dense", "name": name, "inbound_nodes": inbound,
+        "config": {"name": name, "trainable": True, "units": units, "activation": "relu",
+                   "use_bias": True},
+    }
+    if functional:
+        config = {"class_name": "Functional", "config": {
+            "name": "model", "layers": [
+                {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+                 "config": {"batch_input_shape": [None, 4], "dtype": "float32",
+                            "name": "input_1"}},
+                dense("dense", 3, [[["input_1", 0, 0, {}]]]),
+                dense("dense_1", 2, [[["dense", 0, 0, {}]]]),
+            ],
+            "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_1", 0, 0]]}}
+        layers = [{"name": "input_1", "class": "InputLayer", "calls": [[]], "weights": []}]
+        calls = {"dense": [[["input_1", 0, 0]]], "dense_1": [[["dense", 0, 0]]]}
+    else:
+        first = dense("dense", 3, None)
+        first["config"]["batch_input_shape"] = [None, 4]
+        del first["inbound_nodes"]
+        second = dense("dense_1", 2, None)
+        del second["inbound_nodes"]
+        config = {"class_name": "Sequential", "config": {"name": "sequential",
+                                                          "layers": [first, second]}}
+        layers = []
+        calls = {"dense": [], "dense_1": []}
+    for name in ["dense", "dense_1"]:
+        layers.append({"name": name, "class": "Dense", "calls": calls[name], "weights": [
+            stats_of(f"{name}/kernel", w[name][0]), stats_of(f"{name}/bias", w[name][1])]})
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = np.bytes_("2.15.0")
+        f.attrs["backend"] = np.bytes_("tensorflow")
+        f.attrs["model_config"] = np.bytes_(json.dumps(config))
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = np.array([b"dense", b"dense_1"])
+        for name, (k, b) in w.items():
+            lg = g.create_group(name)
+            lg.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(),
+                                                 f"{name}/bias:0".encode()])
+            lg.create_dataset(f"{name}/kernel:0", data=k)
+            lg.create_dataset(f"{name}/bias:0", data=b)
+    return {"class": config["class_name"], "name": config["config"]["name"], "layers": layers,
+            "parameters": 4 * 3 + 3 + 3 * 2 + 2}
+
+
 def main():
     keras.utils.set_random_seed(3)
     facts = {}
@@ -125,11 +190,16 @@ def main():
         m = make()
         path = os.path.join(HERE, f"{name}.keras")
         m.save(path)
+        if name == "cnn":
+            m.save(os.path.join(HERE, "cnn_legacy.h5"))  # Keras 3's legacy HDF5 format
         m = keras.saving.load_model(path)
         facts[f"{name}.keras"] = {
             "class": type(m).__name__, "name": m.name, "layers": layer_facts(m),
             "parameters": int(m.count_params()),
         }
+    facts["cnn_legacy.h5"] = facts["cnn.keras"]
+    facts["keras2_sequential.h5"] = keras2_style(os.path.join(HERE, "keras2_sequential.h5"), False)
+    facts["keras2_functional.h5"] = keras2_style(os.path.join(HERE, "keras2_functional.h5"), True)
     relatest(os.path.join(HERE, "mlp.keras"), os.path.join(HERE, "mlp_latest.keras"))
     facts["mlp_latest.keras"] = facts["mlp.keras"]
     # cnn's `layers` group has 10 links: dense storage.
