@@ -5,7 +5,8 @@
 //!
 //! The graph is the functional graph as Keras records it, one node per call of a layer (a shared
 //! layer called twice is two nodes; the first owns the weights). A `Sequential` model is a chain.
-//! A model used as a layer of another is a node holding its own graph. Variables are named as
+//! A model used as a layer of another (a pretrained backbone) is laid out inline: its layers in a
+//! group named after it, reading what the outer call passed (a second call of it is one node). Variables are named as
 //! Keras names them (`conv/kernel`, `bn/moving_mean`) for the common layers; others by position
 //! (`prelu/0`), as the weights file stores them. Conv kernels are `[kh, kw, in, out]` and drawn as
 //! such.
@@ -20,8 +21,8 @@ use super::LoadError;
 use super::hdf5;
 use super::torch::Entries;
 use crate::model::{
-    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Subgraph,
-    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 
 /// Models nested in models deeper than this are not expanded.
@@ -318,14 +319,14 @@ fn build(model: &mut Model, config: &Json, weights: Weights) -> Result<(), Strin
         weights,
         ops: OpNames::default(),
     };
-    let mut graph = b.graph(config, 0)?;
+    let (mut graph, groups) = b.graph(config)?;
     graph.name = name;
     // Variables no layer of the config claimed (a custom model's own weights) stay listed.
-    model_finish(b.model, graph);
+    model_finish(b.model, graph, &groups);
     Ok(())
 }
 
-fn model_finish(model: &mut Model, graph: Graph) {
+fn model_finish(model: &mut Model, graph: Graph, groups: &[crate::model::GroupId]) {
     // Variables were renamed by their layers' classes: index them by their final names.
     model.tensor_index.clear();
     for (i, t) in model.tensors.iter().enumerate() {
@@ -334,9 +335,11 @@ fn model_finish(model: &mut Model, graph: Graph) {
             .entry(t.name.clone())
             .or_insert(i as TensorId);
     }
-    let groups = vec![0; graph.nodes.len()];
     model.graph = graph;
-    model.finish_hierarchy(&groups);
+    for (node, &g) in model.graph.nodes.iter_mut().zip(groups) {
+        node.group = g;
+    }
+    model.finish_hierarchy(groups);
 }
 
 /// A JSON value as short text.
@@ -502,9 +505,84 @@ fn is_model(class: &str) -> bool {
     matches!(class, "Functional" | "Sequential" | "Model")
 }
 
+/// A keras tensor's key within a model: its scope (the path of the models holding it) and
+/// `(layer, node index, tensor index)`.
+type Key = (String, TensorKey);
+
+/// The values of one graph under construction, and each node's group.
+struct Scratch {
+    graph: Graph,
+    values: HashMap<Key, ValueId>,
+    groups: Vec<crate::model::GroupId>,
+}
+
+impl Scratch {
+    fn value(&mut self, scope: &str, key: &TensorKey, known: &Shapes) -> ValueId {
+        let full = (scope.to_string(), key.clone());
+        if let Some(&v) = self.values.get(&full) {
+            return v;
+        }
+        let (l, n, t) = key;
+        let name = if (*n, *t) == (0, 0) {
+            format!("{scope}{l}")
+        } else {
+            format!("{scope}{l}:{n}:{t}")
+        };
+        let k = known.get(key);
+        let v = self.graph.add_value(Value {
+            name,
+            dtype: k.and_then(|k| k.1),
+            shape: k.map(|k| k.0.clone()),
+        });
+        self.values.insert(full, v);
+        v
+    }
+
+    fn add(&mut self, node: Node, group: crate::model::GroupId) {
+        self.graph.add_node(node);
+        self.groups.push(group);
+    }
+}
+
+fn dims_of(shape: &[Json]) -> Vec<Dim> {
+    shape
+        .iter()
+        .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
+        .collect()
+}
+
 impl Builder<'_> {
-    /// The graph of one model config (`{"class_name", "config": {"layers", …}}`).
-    fn graph(&mut self, config: &Json, depth: u32) -> Result<Graph, String> {
+    /// The graph of a model config (`{"class_name", "config": {"layers", …}}`), with each node's
+    /// group: a model used as a layer is laid out inline, its layers in a group named after it.
+    fn graph(&mut self, config: &Json) -> Result<(Graph, Vec<crate::model::GroupId>), String> {
+        let mut s = Scratch {
+            graph: Graph::default(),
+            values: HashMap::new(),
+            groups: Vec::new(),
+        };
+        let outs = self.model_into(&mut s, config, "", None, 0, 0)?;
+        for v in outs {
+            s.graph.outputs.push(v);
+            let label = s.graph.values[v as usize].name.clone();
+            let mut node = Node::new(label, "Output", NodeKind::Output);
+            node.inputs.push(Some(v));
+            s.add(node, 0);
+        }
+        s.graph.connect_by_values();
+        Ok((s.graph, s.groups))
+    }
+
+    /// Adds a model's layers to `s`: at the top (`inputs` = `None`) its input layers are graph
+    /// inputs; nested, they stand for the values the outer call passed. Returns its outputs.
+    fn model_into(
+        &mut self,
+        s: &mut Scratch,
+        config: &Json,
+        scope: &str,
+        inputs: Option<&[ValueId]>,
+        depth: u32,
+        group: crate::model::GroupId,
+    ) -> Result<Vec<ValueId>, String> {
         if depth > MAX_DEPTH {
             return Err(format!("models nested deeper than {MAX_DEPTH}"));
         }
@@ -517,32 +595,50 @@ impl Builder<'_> {
             .get("layers")
             .and_then(Json::as_array)
             .ok_or("a model with no layer list")?;
-        let mut graph = Graph::default();
-        let mut values: HashMap<(String, u64, u64), ValueId> = HashMap::new();
-        let mut known_shapes = HashMap::new();
-        shapes(inner, &mut known_shapes, 0);
-        let mut value_of = |graph: &mut Graph, key: &(String, u64, u64)| -> ValueId {
-            if let Some(&v) = values.get(key) {
-                return v;
-            }
-            let (l, n, t) = key;
-            let name = if (*n, *t) == (0, 0) {
-                l.clone()
-            } else {
-                format!("{l}:{n}:{t}")
-            };
-            let known = known_shapes.get(key);
-            let v = graph.add_value(Value {
-                name,
-                dtype: known.and_then(|k| k.1),
-                shape: known.map(|k| k.0.clone()),
-            });
-            values.insert(key.clone(), v);
-            v
-        };
+        let mut known = Shapes::new();
+        shapes(inner, &mut known, 0);
+        // The input layers, in the order the model's inputs are given.
+        let mut input_order = Vec::new();
+        if let Some(i) = inner.get("input_layers") {
+            history(i, &mut input_order, 0);
+        }
         let sequential =
             class == "Sequential" || layers.iter().all(|l| l.get("inbound_nodes").is_none());
-        let mut previous: Option<(String, u64, u64)> = None;
+        let mut previous: Option<TensorKey> = None;
+        let mut next_input = 0usize;
+        // An input of this model: a graph input at the top, else the outer value passed in.
+        let mut bind_input = |s: &mut Scratch,
+                              key: TensorKey,
+                              lname: &str,
+                              shape: Option<Vec<Dim>>,
+                              dtype: Option<DType>| {
+            let k = input_order
+                .iter()
+                .position(|(l, _, _)| l == lname)
+                .unwrap_or(next_input);
+            next_input += 1;
+            match inputs {
+                Some(outer) => {
+                    if let Some(&v) = outer.get(k).or(outer.last()) {
+                        s.values.insert((scope.to_string(), key), v);
+                    }
+                }
+                None => {
+                    let v = s.value(scope, &key, &known);
+                    let value = &mut s.graph.values[v as usize];
+                    if shape.is_some() {
+                        value.shape = shape;
+                    }
+                    if dtype.is_some() {
+                        value.dtype = dtype;
+                    }
+                    s.graph.inputs.push(v);
+                    let mut node = Node::new(value.name.clone(), "Input", NodeKind::Input);
+                    node.outputs.push(v);
+                    s.add(node, group);
+                }
+            }
+        };
         for (i, layer) in layers.iter().enumerate() {
             let lclass = layer
                 .get("class_name")
@@ -554,57 +650,28 @@ impl Builder<'_> {
                 .or_else(|| lcfg.and_then(|c| c.get("name")))
                 .and_then(Json::as_str)
                 .map_or_else(|| format!("layer_{i}"), String::from);
+            let batch_shape = lcfg
+                .and_then(|c| c.get("batch_shape").or_else(|| c.get("batch_input_shape")))
+                .and_then(Json::as_array)
+                .map(|d| dims_of(d));
             if lclass == "InputLayer" {
-                let key = (lname.clone(), 0, 0);
-                let v = value_of(&mut graph, &key);
-                if let Some(shape) = lcfg
-                    .and_then(|c| c.get("batch_shape").or_else(|| c.get("batch_input_shape")))
-                    .and_then(Json::as_array)
-                {
-                    graph.values[v as usize].shape = Some(
-                        shape
-                            .iter()
-                            .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
-                            .collect(),
-                    );
-                }
-                if let Some(d) = lcfg
+                let dtype = lcfg
                     .and_then(|c| c.get("dtype"))
                     .and_then(Json::as_str)
-                    .and_then(dtype_of)
-                {
-                    graph.values[v as usize].dtype = Some(d);
-                }
-                graph.inputs.push(v);
-                let mut node = Node::new(lname.clone(), "Input", NodeKind::Input);
-                node.outputs.push(v);
-                graph.add_node(node);
+                    .and_then(dtype_of);
+                let key = (lname.clone(), 0, 0);
+                bind_input(s, key.clone(), &lname, batch_shape, dtype);
                 previous = Some(key);
                 continue;
             }
             // Keras 2's Sequential has no InputLayer: the first layer says its input's shape.
-            if sequential
-                && previous.is_none()
-                && let Some(shape) = lcfg
-                    .and_then(|c| c.get("batch_input_shape").or_else(|| c.get("batch_shape")))
-                    .and_then(Json::as_array)
-            {
+            if sequential && previous.is_none() && (batch_shape.is_some() || inputs.is_some()) {
                 let key = ("input".to_string(), 0, 0);
-                let v = value_of(&mut graph, &key);
-                graph.values[v as usize].shape = Some(
-                    shape
-                        .iter()
-                        .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
-                        .collect(),
-                );
-                graph.inputs.push(v);
-                let mut node = Node::new("input", "Input", NodeKind::Input);
-                node.outputs.push(v);
-                graph.add_node(node);
+                bind_input(s, key.clone(), "input", batch_shape, None);
                 previous = Some(key);
             }
             // Each call of the layer: the tensors it read.
-            let calls: Vec<Vec<(String, u64, u64)>> = if sequential {
+            let calls: Vec<Vec<TensorKey>> = if sequential {
                 vec![previous.iter().cloned().collect()]
             } else {
                 layer
@@ -622,63 +689,60 @@ impl Builder<'_> {
                     })
                     .unwrap_or_default()
             };
-            for (call, inputs) in calls.iter().enumerate() {
+            for (call, reads) in calls.iter().enumerate() {
+                let read: Vec<ValueId> = reads.iter().map(|k| s.value(scope, k, &known)).collect();
+                if is_model(lclass) && call == 0 {
+                    // Inline: the nested model's layers in a group named after it; its outputs
+                    // are this call's outputs. Weights stored under the nested model (a legacy
+                    // .h5 lists them there) go to its layers by their names' first segment.
+                    if let Some(ids) = self.weights.remove(&lname) {
+                        for t in ids {
+                            let Some(owner) = self
+                                .model
+                                .tensors
+                                .get(t as usize)
+                                .and_then(|w| w.name.split('/').next())
+                                .map(String::from)
+                            else {
+                                continue;
+                            };
+                            self.weights.entry(owner).or_default().push(t);
+                        }
+                    }
+                    let g = self.model.hierarchy.child(group, &lname, '/');
+                    let inner_scope = format!("{scope}{lname}/");
+                    let outs =
+                        self.model_into(s, layer, &inner_scope, Some(&read), depth + 1, g)?;
+                    for (t, v) in outs.into_iter().enumerate() {
+                        s.values
+                            .insert((scope.to_string(), (lname.clone(), 0, t as u64)), v);
+                    }
+                    self.model.metadata.module_classes.insert(
+                        self.model
+                            .hierarchy
+                            .get(g)
+                            .map_or(lname.clone(), |x| x.path.clone()),
+                        lclass.to_string(),
+                    );
+                    previous = Some((lname.clone(), 0, 0));
+                    continue;
+                }
                 let name = if call == 0 {
-                    lname.clone()
+                    format!("{scope}{lname}")
                 } else {
-                    format!("{lname} (call {call})")
+                    format!("{scope}{lname} (call {call})")
                 };
                 let mut node = Node::new(name, self.ops.get(lclass), NodeKind::Op);
                 node.attributes = attributes(lcfg);
-                for key in inputs {
-                    node.inputs.push(Some(value_of(&mut graph, key)));
-                }
+                node.inputs = read.into_iter().map(Some).collect();
                 let out_key = (lname.clone(), call as u64, 0);
-                node.outputs.push(value_of(&mut graph, &out_key));
+                node.outputs.push(s.value(scope, &out_key, &known));
                 if call == 0
                     && let Some(ids) = self.weights.remove(&lname)
                 {
-                    let names = var_names(lclass);
-                    for (k, &t) in ids.iter().enumerate() {
-                        if let Some(w) = self.model.tensors.get_mut(t as usize) {
-                            if names.len() == ids.len()
-                                && let Some(n) = names.get(k)
-                            {
-                                w.name = format!("{lname}/{n}");
-                            }
-                            if k == 0 && w.shape.len() == 4 {
-                                w.conv_axes = match lclass {
-                                    "Conv2D" | "DepthwiseConv2D" => Some(ConvAxes {
-                                        kh: 0,
-                                        kw: 1,
-                                        input: if lclass == "Conv2D" { 2 } else { 3 },
-                                        out: if lclass == "Conv2D" { 3 } else { 2 },
-                                    }),
-                                    "Conv2DTranspose" => Some(ConvAxes {
-                                        kh: 0,
-                                        kw: 1,
-                                        out: 2,
-                                        input: 3,
-                                    }),
-                                    _ => None,
-                                };
-                            }
-                        }
-                        node.tensors.push(t);
-                    }
+                    self.own(&mut node, lclass, &lname, &ids);
                 }
-                let node_id = graph.nodes.len() as u32;
-                if is_model(lclass) && call == 0 {
-                    let sub = self.graph(layer, depth + 1)?;
-                    graph.subgraphs.push(Subgraph {
-                        owner: node_id,
-                        attribute: "model".into(),
-                        graph: sub,
-                    });
-                    let at = graph.subgraphs.len() - 1;
-                    node.attributes = vec![("model".into(), AttrValue::Graph(at))];
-                }
-                graph.add_node(node);
+                s.add(node, group);
                 previous = Some(out_key);
             }
         }
@@ -689,15 +753,39 @@ impl Builder<'_> {
         } else if let Some(p) = previous {
             outs.push(p);
         }
-        for key in outs {
-            let v = value_of(&mut graph, &key);
-            graph.outputs.push(v);
-            let label = graph.values[v as usize].name.clone();
-            let mut node = Node::new(label, "Output", NodeKind::Output);
-            node.inputs.push(Some(v));
-            graph.add_node(node);
+        Ok(outs.iter().map(|k| s.value(scope, k, &known)).collect())
+    }
+
+    /// Gives a layer's variables to its node, named as Keras names them, conv kernels with their
+    /// axes.
+    fn own(&mut self, node: &mut Node, class: &str, layer: &str, ids: &[TensorId]) {
+        let names = var_names(class);
+        for (k, &t) in ids.iter().enumerate() {
+            if let Some(w) = self.model.tensors.get_mut(t as usize) {
+                if names.len() == ids.len()
+                    && let Some(n) = names.get(k)
+                {
+                    w.name = format!("{layer}/{n}");
+                }
+                if k == 0 && w.shape.len() == 4 {
+                    w.conv_axes = match class {
+                        "Conv2D" | "DepthwiseConv2D" => Some(ConvAxes {
+                            kh: 0,
+                            kw: 1,
+                            input: if class == "Conv2D" { 2 } else { 3 },
+                            out: if class == "Conv2D" { 3 } else { 2 },
+                        }),
+                        "Conv2DTranspose" => Some(ConvAxes {
+                            kh: 0,
+                            kw: 1,
+                            out: 2,
+                            input: 3,
+                        }),
+                        _ => None,
+                    };
+                }
+            }
+            node.tensors.push(t);
         }
-        graph.connect_by_values();
-        Ok(graph)
     }
 }
