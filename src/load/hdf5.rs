@@ -465,8 +465,10 @@ impl<'a> File<'a> {
             .filter(|&n| n <= 1 << 20)
             .ok_or("an attribute with too many elements")? as usize;
         let data = d.get(p..).unwrap_or_default();
-        let class = dt[0] & 0x0F;
-        let size = uint(dt, 4, 4)? as usize;
+        // Class and version, three bytes of bit fields, the size: 8 bytes at least.
+        let head = get(dt, 0, 8)?;
+        let class = head[0] & 0x0F;
+        let size = uint(head, 4, 4)? as usize;
         let value = match class {
             3 => AttrValue::Strings(
                 (0..count)
@@ -477,7 +479,7 @@ impl<'a> File<'a> {
                     })
                     .collect::<H5<_>>()?,
             ),
-            9 if dt[1] & 0x0F == 1 => {
+            9 if head[1] & 0x0F == 1 => {
                 let each = 4 + self.so + 4;
                 AttrValue::Strings(
                     (0..count)
@@ -661,6 +663,20 @@ mod tests {
         r.extend(0u64.to_le_bytes());
         r.extend(1u32.to_le_bytes());
         assert!(file(&b).global_string(&r).is_err());
+    }
+
+    #[test]
+    fn an_attribute_with_an_empty_datatype_is_an_error() {
+        // Attribute message v1: name "a", a datatype of 0 bytes, a scalar dataspace (found by
+        // fuzzing: the class was read from the empty datatype).
+        let mut m = vec![1u8, 0];
+        m.extend(2u16.to_le_bytes()); // name size
+        m.extend(0u16.to_le_bytes()); // datatype size
+        m.extend(8u16.to_le_bytes()); // dataspace size
+        m.extend(b"a\0\0\0\0\0\0\0");
+        m.extend([1u8, 0, 0, 0, 0, 0, 0, 0]); // dataspace v1, rank 0
+        m.resize(64, 0);
+        assert!(file(&[]).attribute(&m).is_err());
     }
 
     #[test]

@@ -740,7 +740,7 @@ impl Builder<'_> {
                 if call == 0
                     && let Some(ids) = self.weights.remove(&lname)
                 {
-                    self.own(&mut node, lclass, &lname, &ids);
+                    self.own(&mut node, lclass, &lname, lcfg, &ids);
                 }
                 s.add(node, group);
                 previous = Some(out_key);
@@ -758,8 +758,31 @@ impl Builder<'_> {
 
     /// Gives a layer's variables to its node, named as Keras names them, conv kernels with their
     /// axes.
-    fn own(&mut self, node: &mut Node, class: &str, layer: &str, ids: &[TensorId]) {
-        let names = var_names(class);
+    fn own(
+        &mut self,
+        node: &mut Node,
+        class: &str,
+        layer: &str,
+        config: Option<&Json>,
+        ids: &[TensorId],
+    ) {
+        // Variables a layer's options leave out (`use_bias: false`, `center: false`, …).
+        let off = |key: &str| {
+            config
+                .and_then(|c| c.get(key))
+                .and_then(Json::as_bool)
+                .is_some_and(|b| !b)
+        };
+        let names: Vec<&str> = var_names(class)
+            .iter()
+            .copied()
+            .filter(|n| match *n {
+                "bias" => !off("use_bias"),
+                "beta" => !off("center"),
+                "gamma" => !off("scale"),
+                _ => true,
+            })
+            .collect();
         for (k, &t) in ids.iter().enumerate() {
             if let Some(w) = self.model.tensors.get_mut(t as usize) {
                 if names.len() == ids.len()

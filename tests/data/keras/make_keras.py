@@ -25,6 +25,8 @@ def functional():
     x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
     x = L.BatchNormalization(name="bn")(x)
     x = L.DepthwiseConv2D(3, name="dw")(x)
+    x = L.Conv2D(8, 1, use_bias=False, name="pw")(x)  # one variable: kernel
+    x = L.BatchNormalization(center=False, name="bn2")(x)  # no beta
     y = L.GlobalAveragePooling2D(name="gap")(x)
     a = L.Dense(16, name="fc1")(y)
     b = L.Dense(16, name="fc2")(y)
