@@ -1,5 +1,6 @@
-//! GGML block types in a GGUF file (the legacy `Q4_0` … `Q8_0` and the k-quants `Q2_K` … `Q6_K`
-//! that llama.cpp's `Q4_K_M` and friends store), decoded by modelmap and by gguf-py's reference
+//! GGML block types in a GGUF file (the legacy `Q4_0` … `Q8_0`, the k-quants `Q2_K` … `Q6_K`
+//! that llama.cpp's `Q4_K_M` and friends store, `IQ4_NL` / `IQ4_XS`, the ternary `TQ1_0` / `TQ2_0`
+//! and `MXFP4`), decoded by modelmap and by gguf-py's reference
 //! dequantizer (`tests/data/gguf/make_quants.py` wrote both the file and `quants.json`).
 
 #![allow(
@@ -27,7 +28,7 @@ fn every_block_type_decodes_as_gguf_py_dequantizes_it() {
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let facts = facts.as_object().unwrap();
     let model = modelmap::load::open(&data_dir().join("quants.gguf")).unwrap();
-    assert_eq!(facts.len(), 10);
+    assert_eq!(facts.len(), 15);
     for (name, f) in facts {
         let t = model
             .tensor(name)

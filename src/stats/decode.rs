@@ -73,6 +73,16 @@ pub enum Elem {
     Q5K,
     /// GGML k-quant `Q6_K` (256 elements in 210 bytes).
     Q6K,
+    /// GGML `IQ4_NL` (32 elements in 18 bytes, non-linear levels).
+    Iq4Nl,
+    /// GGML `IQ4_XS` (256 elements in 136 bytes).
+    Iq4Xs,
+    /// GGML `MXFP4` (32 FP4 elements and an E8M0 scale in 17 bytes).
+    Mxfp4,
+    /// GGML ternary `TQ1_0` (256 elements in 54 bytes).
+    Tq1_0,
+    /// GGML ternary `TQ2_0` (256 elements in 66 bytes).
+    Tq2_0,
 }
 
 /// The four fp8 encodings of ONNX / OCP.
@@ -191,6 +201,11 @@ impl Elem {
                 12 => Elem::Q4K,
                 13 => Elem::Q5K,
                 14 => Elem::Q6K,
+                20 => Elem::Iq4Nl,
+                23 => Elem::Iq4Xs,
+                34 => Elem::Tq1_0,
+                35 => Elem::Tq2_0,
+                39 => Elem::Mxfp4,
                 24 => Elem::I8,
                 25 => Elem::I16,
                 26 => Elem::I32,
@@ -223,6 +238,11 @@ impl Elem {
             Elem::Q4K => (QK_K, 144),
             Elem::Q5K => (QK_K, 176),
             Elem::Q6K => (QK_K, 210),
+            Elem::Iq4Nl => (QK, 18),
+            Elem::Iq4Xs => (QK_K, 136),
+            Elem::Mxfp4 => (QK, 17),
+            Elem::Tq1_0 => (QK_K, 54),
+            Elem::Tq2_0 => (QK_K, 66),
         }
     }
 
@@ -245,6 +265,11 @@ impl Elem {
                 | Elem::Q4K
                 | Elem::Q5K
                 | Elem::Q6K
+                | Elem::Iq4Nl
+                | Elem::Iq4Xs
+                | Elem::Mxfp4
+                | Elem::Tq1_0
+                | Elem::Tq2_0
         )
     }
 
@@ -347,7 +372,12 @@ impl Elem {
             | Elem::Q3K
             | Elem::Q4K
             | Elem::Q5K
-            | Elem::Q6K => {
+            | Elem::Q6K
+            | Elem::Iq4Nl
+            | Elem::Iq4Xs
+            | Elem::Mxfp4
+            | Elem::Tq1_0
+            | Elem::Tq2_0 => {
                 let (be, bb) = self.block();
                 let f: fn(&[u8], &mut [f64]) = match self {
                     Elem::Q4_1 => ggml::q4_1,
@@ -357,6 +387,11 @@ impl Elem {
                     Elem::Q3K => ggml::q3_k,
                     Elem::Q4K => ggml::q4_k,
                     Elem::Q5K => ggml::q5_k,
+                    Elem::Iq4Nl => ggml::iq4_nl,
+                    Elem::Iq4Xs => ggml::iq4_xs,
+                    Elem::Mxfp4 => ggml::mxfp4,
+                    Elem::Tq1_0 => ggml::tq1_0,
+                    Elem::Tq2_0 => ggml::tq2_0,
                     _ => ggml::q6_k,
                 };
                 for (blk, o) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(be)) {

@@ -183,3 +183,83 @@ pub fn q6_k(blk: &[u8], out: &mut [f64]) {
         }
     }
 }
+
+/// The 16 levels of `IQ4_NL` / `IQ4_XS` (`kvalues_iq4nl`).
+const IQ4: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// `IQ4_NL`: `d`, 16 bytes of nibbles indexing a non-linear table; value = d·level.
+pub fn iq4_nl(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((&q, a), b) in blk[2..18].iter().zip(lo).zip(hi) {
+        *a = d * f64::from(IQ4[usize::from(q & 0x0F)]);
+        *b = d * f64::from(IQ4[usize::from(q >> 4)]);
+    }
+}
+
+/// `IQ4_XS`: `d`, 2 + 4 bytes of 6-bit sub-block scales, 128 bytes of nibbles (`IQ4_NL`'s
+/// levels), 8 sub-blocks of 32.
+pub fn iq4_xs(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    let scales_h = u16::from_le_bytes([blk[2], blk[3]]);
+    let scales_l = &blk[4..8];
+    let qs = &blk[8..136];
+    for (ib, y) in out.chunks_exact_mut(32).enumerate() {
+        let low = (scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F;
+        let high = ((scales_h >> (2 * ib)) & 3) as u8;
+        let dl = d * f64::from(i32::from(low | (high << 4)) - 32);
+        let q = &qs[ib * 16..ib * 16 + 16];
+        let (lo, hi) = y.split_at_mut(16);
+        for ((&b, a), c) in q.iter().zip(lo).zip(hi) {
+            *a = dl * f64::from(IQ4[usize::from(b & 0x0F)]);
+            *c = dl * f64::from(IQ4[usize::from(b >> 4)]);
+        }
+    }
+}
+
+/// `MXFP4` (OCP microscaling): an E8M0 scale byte, 16 bytes of FP4 (E2M1) nibbles; value =
+/// 2^(e − 128) · (twice the E2M1 value), as ggml stores the levels doubled.
+pub fn mxfp4(blk: &[u8], out: &mut [f64]) {
+    const LEVELS: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+    let d = 2f64.powi(i32::from(blk[0]) - 128);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((&q, a), b) in blk[1..17].iter().zip(lo).zip(hi) {
+        *a = d * f64::from(LEVELS[usize::from(q & 0x0F)]);
+        *b = d * f64::from(LEVELS[usize::from(q >> 4)]);
+    }
+}
+
+/// `TQ2_0` (ternary, BitNet): 64 bytes of 2-bit values (q − 1 ∈ {−1, 0, 1}), `d`.
+pub fn tq2_0(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 64);
+    for (g, y) in out.chunks_exact_mut(128).enumerate() {
+        let q = &blk[g * 32..g * 32 + 32];
+        for (s, part) in y.chunks_exact_mut(32).enumerate() {
+            for (&b, v) in q.iter().zip(part) {
+                *v = d * f64::from(i32::from((b >> (2 * s)) & 3) - 1);
+            }
+        }
+    }
+}
+
+/// `TQ1_0` (ternary, BitNet): five trits per byte in 48 bytes, four per byte in 4 more, `d`.
+/// A trit is read as `((q·3^m mod 256)·3) >> 8`, minus one.
+pub fn tq1_0(blk: &[u8], out: &mut [f64]) {
+    const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+    let d = half(blk, 52);
+    let trit = |q: u8, m: usize| -> f64 {
+        let v = q.wrapping_mul(POW3[m]);
+        f64::from(i32::from(((u16::from(v) * 3) >> 8) as u8) - 1)
+    };
+    let mut y = 0;
+    for (bytes, trits) in [(&blk[0..32], 5), (&blk[32..48], 5), (&blk[48..52], 4)] {
+        for m in 0..trits {
+            for &q in bytes {
+                out[y] = d * trit(q, m);
+                y += 1;
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 """Writes quants.gguf, one [3, 512] tensor (3 rows of 512, innermost first as GGUF lists it) of
-each GGML block type modelmap decodes, and quants.json: the values gguf-py's dequantizer
+each GGML block type modelmap decodes (legacy, k-quants, IQ4_NL / IQ4_XS, the ternary TQ1_0 /
+TQ2_0, MXFP4), and quants.json: the values gguf-py's dequantizer
 (`gguf.quants.dequantize`, llama.cpp's reference in numpy) gives for them.
 
 The blocks are random bytes with their f16 scale fields set to modest values, so every bit
@@ -19,7 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TYPES = {
     Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
     Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
+    Q.IQ4_NL: [0], Q.IQ4_XS: [0], Q.TQ1_0: [52], Q.TQ2_0: [64], Q.MXFP4: [],
 }
+# MXFP4's scale is an E8M0 byte (a power of two): kept near 2^0 so values stay modest.
+E8M0 = {Q.MXFP4: 0}
 ROWS, COLS = 3, 512
 
 
@@ -31,6 +35,8 @@ def main():
         block_elems, block_bytes = gguf.GGML_QUANT_SIZES[qt]
         blocks = ROWS * COLS // block_elems
         raw = rng.integers(0, 256, size=(blocks, block_bytes), dtype=np.uint8)
+        for at in E8M0.get(qt, None) is not None and [E8M0[qt]] or []:
+            raw[:, at] = rng.integers(120, 136, size=blocks, dtype=np.uint8)
         for at in halves:
             scale = rng.uniform(0.001, 0.05, size=blocks).astype(np.float16)
             raw[:, at:at + 2] = scale.view(np.uint8).reshape(blocks, 2)
