@@ -22,6 +22,9 @@ use crate::model::{DType, GgmlType};
 /// Elements per GGML quantisation block (`QK8_0`, `QK4_0`).
 const QK: usize = 32;
 
+/// Decodes one whole block of a GGML type into its elements.
+type BlockFn = fn(&[u8], &mut [f64]);
+
 /// How the elements of one dtype are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Elem {
@@ -250,27 +253,29 @@ impl Elem {
     pub fn is_float(self) -> bool {
         matches!(
             self,
-            Elem::F64
-                | Elem::F32
-                | Elem::F16
-                | Elem::BF16
-                | Elem::Fp8(_)
-                | Elem::Q8_0
-                | Elem::Q4_0
-                | Elem::Q4_1
-                | Elem::Q5_0
-                | Elem::Q5_1
-                | Elem::Q2K
-                | Elem::Q3K
-                | Elem::Q4K
-                | Elem::Q5K
-                | Elem::Q6K
-                | Elem::Iq4Nl
-                | Elem::Iq4Xs
-                | Elem::Mxfp4
-                | Elem::Tq1_0
-                | Elem::Tq2_0
-        )
+            Elem::F64 | Elem::F32 | Elem::F16 | Elem::BF16 | Elem::Fp8(_) | Elem::Q8_0 | Elem::Q4_0
+        ) || self.ggml_block().is_some()
+    }
+
+    /// The block decoder of the GGML types in [`ggml`] (every block type but `Q8_0` / `Q4_0`,
+    /// which decode inline).
+    fn ggml_block(self) -> Option<BlockFn> {
+        Some(match self {
+            Elem::Q4_1 => ggml::q4_1,
+            Elem::Q5_0 => |b, o| ggml::q5(b, o, false),
+            Elem::Q5_1 => |b, o| ggml::q5(b, o, true),
+            Elem::Q2K => ggml::q2_k,
+            Elem::Q3K => ggml::q3_k,
+            Elem::Q4K => ggml::q4_k,
+            Elem::Q5K => ggml::q5_k,
+            Elem::Q6K => ggml::q6_k,
+            Elem::Iq4Nl => ggml::iq4_nl,
+            Elem::Iq4Xs => ggml::iq4_xs,
+            Elem::Mxfp4 => ggml::mxfp4,
+            Elem::Tq1_0 => ggml::tq1_0,
+            Elem::Tq2_0 => ggml::tq2_0,
+            _ => return None,
+        })
     }
 
     /// Bytes per element for types whose every bit pattern can be enumerated (1 or 2), `None` otherwise.
@@ -365,35 +370,11 @@ impl Elem {
                     }
                 }
             }
-            Elem::Q4_1
-            | Elem::Q5_0
-            | Elem::Q5_1
-            | Elem::Q2K
-            | Elem::Q3K
-            | Elem::Q4K
-            | Elem::Q5K
-            | Elem::Q6K
-            | Elem::Iq4Nl
-            | Elem::Iq4Xs
-            | Elem::Mxfp4
-            | Elem::Tq1_0
-            | Elem::Tq2_0 => {
-                let (be, bb) = self.block();
-                let f: fn(&[u8], &mut [f64]) = match self {
-                    Elem::Q4_1 => ggml::q4_1,
-                    Elem::Q5_0 => |b, o| ggml::q5(b, o, false),
-                    Elem::Q5_1 => |b, o| ggml::q5(b, o, true),
-                    Elem::Q2K => ggml::q2_k,
-                    Elem::Q3K => ggml::q3_k,
-                    Elem::Q4K => ggml::q4_k,
-                    Elem::Q5K => ggml::q5_k,
-                    Elem::Iq4Nl => ggml::iq4_nl,
-                    Elem::Iq4Xs => ggml::iq4_xs,
-                    Elem::Mxfp4 => ggml::mxfp4,
-                    Elem::Tq1_0 => ggml::tq1_0,
-                    Elem::Tq2_0 => ggml::tq2_0,
-                    _ => ggml::q6_k,
+            other => {
+                let Some(f) = other.ggml_block() else {
+                    return;
                 };
+                let (be, bb) = other.block();
                 for (blk, o) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(be)) {
                     f(blk, o);
                 }
