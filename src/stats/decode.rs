@@ -86,6 +86,20 @@ pub enum Elem {
     Tq1_0,
     /// GGML ternary `TQ2_0` (256 elements in 66 bytes).
     Tq2_0,
+    /// GGML `IQ2_XXS` (256 elements in 66 bytes, a codebook of 8-value groups).
+    Iq2Xxs,
+    /// GGML `IQ2_XS` (256 elements in 74 bytes).
+    Iq2Xs,
+    /// GGML `IQ2_S` (256 elements in 82 bytes).
+    Iq2S,
+    /// GGML `IQ3_XXS` (256 elements in 98 bytes).
+    Iq3Xxs,
+    /// GGML `IQ3_S` (256 elements in 110 bytes).
+    Iq3S,
+    /// GGML `IQ1_S` (256 elements in 50 bytes).
+    Iq1S,
+    /// GGML `IQ1_M` (256 elements in 56 bytes).
+    Iq1M,
 }
 
 /// The four fp8 encodings of ONNX / OCP.
@@ -204,7 +218,14 @@ impl Elem {
                 12 => Elem::Q4K,
                 13 => Elem::Q5K,
                 14 => Elem::Q6K,
+                16 => Elem::Iq2Xxs,
+                17 => Elem::Iq2Xs,
+                18 => Elem::Iq3Xxs,
+                19 => Elem::Iq1S,
                 20 => Elem::Iq4Nl,
+                21 => Elem::Iq3S,
+                22 => Elem::Iq2S,
+                29 => Elem::Iq1M,
                 23 => Elem::Iq4Xs,
                 34 => Elem::Tq1_0,
                 35 => Elem::Tq2_0,
@@ -246,6 +267,13 @@ impl Elem {
             Elem::Mxfp4 => (QK, 17),
             Elem::Tq1_0 => (QK_K, 54),
             Elem::Tq2_0 => (QK_K, 66),
+            Elem::Iq2Xxs => (QK_K, 66),
+            Elem::Iq2Xs => (QK_K, 74),
+            Elem::Iq2S => (QK_K, 82),
+            Elem::Iq3Xxs => (QK_K, 98),
+            Elem::Iq3S => (QK_K, 110),
+            Elem::Iq1S => (QK_K, 50),
+            Elem::Iq1M => (QK_K, 56),
         }
     }
 
@@ -274,6 +302,13 @@ impl Elem {
             Elem::Mxfp4 => ggml::mxfp4,
             Elem::Tq1_0 => ggml::tq1_0,
             Elem::Tq2_0 => ggml::tq2_0,
+            Elem::Iq2Xxs => ggml::iq2_xxs,
+            Elem::Iq2Xs => ggml::iq2_xs,
+            Elem::Iq2S => ggml::iq2_s,
+            Elem::Iq3Xxs => ggml::iq3_xxs,
+            Elem::Iq3S => ggml::iq3_s,
+            Elem::Iq1S => ggml::iq1_s,
+            Elem::Iq1M => ggml::iq1_m,
             _ => return None,
         })
     }
@@ -590,6 +625,6 @@ mod tests {
         assert_eq!(v[31], -16.0);
         assert_eq!(Elem::Q4_0.value_at(&q4, 16), Some(14.0));
         assert_eq!(Elem::Q4_0.value_at(&q4, 32), None);
-        assert_eq!(Elem::of(DType::Ggml(GgmlType(16))), None); // IQ2_XXS: not supported
+        assert_eq!(Elem::of(DType::Ggml(GgmlType(36))), None); // not a GGML type in use
     }
 }

@@ -263,3 +263,149 @@ pub fn tq1_0(blk: &[u8], out: &mut [f64]) {
         }
     }
 }
+
+// --- Grid-based types: each group of 4 or 8 values is an entry of a codebook (`iq_grids`).
+
+use super::iq_grids::{IQ1S, IQ2S, IQ2XS, IQ2XXS, IQ3S, IQ3XXS, KSIGNS};
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// ±1 for bit `k` of a sign byte.
+fn sign(byte: u8, k: usize) -> f64 {
+    if (byte >> k) & 1 == 0 { 1.0 } else { -1.0 }
+}
+
+/// `IQ2_XXS`: `d`, then per 32 values two u32: four grid indices, and four 7-bit sign indices
+/// with a 4-bit scale.
+pub fn iq2_xxs(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    for (ib, y) in out.chunks_exact_mut(32).enumerate() {
+        let aux0 = u32_at(blk, 2 + 8 * ib);
+        let aux1 = u32_at(blk, 6 + 8 * ib);
+        let db = d * (0.5 + f64::from(aux1 >> 28)) * 0.25;
+        for g in 0..4 {
+            let grid = &IQ2XXS[((aux0 >> (8 * g)) & 0xFF) as usize];
+            let signs = KSIGNS[((aux1 >> (7 * g)) & 0x7F) as usize];
+            for k in 0..8 {
+                y[g * 8 + k] = db * f64::from(grid[k]) * sign(signs, k);
+            }
+        }
+    }
+}
+
+/// `IQ2_XS`: `d`, 32 u16 (9-bit grid index, 7-bit sign index), 8 bytes of 4-bit scales.
+pub fn iq2_xs(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    for (j, y) in out.chunks_exact_mut(16).enumerate() {
+        let s = (blk[66 + j / 2] >> (4 * (j % 2))) & 0x0F;
+        let db = d * (0.5 + f64::from(s)) * 0.25;
+        for h in 0..2 {
+            let q = u16_at(blk, 2 + 2 * (2 * j + h));
+            let grid = &IQ2XS[usize::from(q & 511)];
+            let signs = KSIGNS[usize::from(q >> 9)];
+            for k in 0..8 {
+                y[h * 8 + k] = db * f64::from(grid[k]) * sign(signs, k);
+            }
+        }
+    }
+}
+
+/// `IQ2_S`: `d`, 32 grid index bytes, 32 sign bytes, 8 bytes of high index bits, 8 of scales.
+pub fn iq2_s(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    let (qs, signs, qh, scales) = (&blk[2..34], &blk[34..66], &blk[66..74], &blk[74..82]);
+    for (i, y) in out.chunks_exact_mut(8).enumerate() {
+        let j = i / 2;
+        let s = (scales[j / 2] >> (4 * (j % 2))) & 0x0F;
+        let db = d * (0.5 + f64::from(s)) * 0.25;
+        let high = (qh[i / 4] >> (2 * (i % 4))) & 3;
+        let grid = &IQ2S[usize::from(qs[i]) | usize::from(high) << 8];
+        for k in 0..8 {
+            y[k] = db * f64::from(grid[k]) * sign(signs[i], k);
+        }
+    }
+}
+
+/// `IQ3_XXS`: `d`, 64 grid index bytes (4 values each), per 32 values a u32 of four 7-bit sign
+/// indices and a 4-bit scale.
+pub fn iq3_xxs(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    for (ib, y) in out.chunks_exact_mut(32).enumerate() {
+        let aux = u32_at(blk, 66 + 4 * ib);
+        let db = d * (0.5 + f64::from(aux >> 28)) * 0.5;
+        for g in 0..4 {
+            let signs = KSIGNS[((aux >> (7 * g)) & 0x7F) as usize];
+            for k in 0..8 {
+                let e = g * 8 + k;
+                let grid = &IQ3XXS[usize::from(blk[2 + ib * 8 + e / 4])];
+                y[e] = db * f64::from(grid[e % 4]) * sign(signs, k);
+            }
+        }
+    }
+}
+
+/// `IQ3_S`: `d`, 64 grid index bytes, 8 bytes of ninth index bits, 32 sign bytes, 4 of scales.
+pub fn iq3_s(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    let (qs, qh, signs, scales) = (&blk[2..66], &blk[66..74], &blk[74..106], &blk[106..110]);
+    for (e, v) in out.iter_mut().enumerate() {
+        let ib = e / 32;
+        let s = (scales[ib / 2] >> (4 * (ib % 2))) & 0x0F;
+        let db = d * f64::from(1 + 2 * u32::from(s));
+        let i = e / 4;
+        let high = (qh[i / 8] >> (i % 8)) & 1;
+        let grid = &IQ3S[usize::from(qs[i]) | usize::from(high) << 8];
+        *v = db * f64::from(grid[e % 4]) * sign(signs[e / 8], e % 8);
+    }
+}
+
+/// The shift of `IQ1_S` / `IQ1_M` grid values.
+const IQ1_DELTA: f64 = 0.125;
+
+/// `IQ1_S`: `d`, 32 grid index bytes, per 32 values a u16 of three high index bits per group,
+/// a 3-bit scale and the sign of the shift.
+pub fn iq1_s(blk: &[u8], out: &mut [f64]) {
+    let d = half(blk, 0);
+    for (ib, y) in out.chunks_exact_mut(32).enumerate() {
+        let qh = u16_at(blk, 34 + 2 * ib);
+        let dl = d * f64::from(2 * ((qh >> 12) & 7) + 1);
+        let delta = if qh & 0x8000 == 0 {
+            IQ1_DELTA
+        } else {
+            -IQ1_DELTA
+        };
+        for g in 0..4 {
+            let idx = usize::from(blk[2 + ib * 4 + g]) | usize::from((qh >> (3 * g)) & 7) << 8;
+            for k in 0..8 {
+                y[g * 8 + k] = dl * (f64::from(IQ1S[idx][k]) + delta);
+            }
+        }
+    }
+}
+
+/// `IQ1_M`: 32 grid index bytes, 16 bytes of high bits and shift signs, 8 bytes of 3-bit scales
+/// whose top nibbles together hold `d`.
+pub fn iq1_m(blk: &[u8], out: &mut [f64]) {
+    let (qs, qh, sc) = (&blk[0..32], &blk[32..48], &blk[48..56]);
+    let w = |i: usize| u16_at(sc, 2 * i);
+    let bits =
+        ((w(0) & 0xF000) >> 12) | ((w(1) & 0xF000) >> 8) | ((w(2) & 0xF000) >> 4) | (w(3) & 0xF000);
+    let d = f16_bits(bits);
+    for (i, y) in out.chunks_exact_mut(8).enumerate() {
+        let j = i / 2;
+        let s = (w(j / 4) >> (3 * (j % 4))) & 7;
+        let dl = d * f64::from(2 * s + 1);
+        let nib = (qh[i / 2] >> (4 * (i % 2))) & 0x0F;
+        let delta = if nib & 8 == 0 { IQ1_DELTA } else { -IQ1_DELTA };
+        let idx = usize::from(qs[i]) | usize::from(nib & 7) << 8;
+        for k in 0..8 {
+            y[k] = dl * (f64::from(IQ1S[idx][k]) + delta);
+        }
+    }
+}

@@ -23,6 +23,7 @@ mod compute;
 pub mod decode;
 mod ggml;
 pub mod heatmap;
+mod iq_grids;
 pub mod neurons;
 pub mod overlay;
 
@@ -603,7 +604,7 @@ mod tests {
         assert_eq!((s.min, s.max, s.zeros), (Some(0.0), Some(31.0), 1));
         assert_eq!(s.mean, Some(15.5));
         // Q4_K decodes (tests/gguf_quants.rs checks every k-quant against gguf-py): one block of
-        // zero bytes is 256 zeros. The IQ types do not.
+        // zero bytes is 256 zeros. Q8_1 (an intermediate type, not stored in files) does not.
         let s = tensor_stats(&tensor(
             "k",
             DType::Ggml(GgmlType(12)),
@@ -612,16 +613,11 @@ mod tests {
         ))
         .unwrap();
         assert_eq!((s.count, s.zeros), (256, 256));
-        let e = tensor_stats(&tensor(
-            "iq",
-            DType::Ggml(GgmlType(16)),
-            &[256],
-            vec![0; 66],
-        ))
-        .unwrap_err();
+        let e =
+            tensor_stats(&tensor("q81", DType::Ggml(GgmlType(9)), &[32], vec![0; 36])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "tensor iq: statistics not supported for IQ2_XXS"
+            "tensor q81: statistics not supported for Q8_1"
         );
     }
 
