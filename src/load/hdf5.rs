@@ -1,12 +1,12 @@
 //! A small, checked reader for the part of HDF5 that h5py writes for Keras weights: superblocks
-//! v0–v3, object headers v1 and v2, groups as symbol tables (v1 B-tree, local heap) or compact
-//! link messages, datasets of fixed-size numbers stored contiguously or compactly, and attributes
-//! holding strings (fixed-length or variable-length in the global heap) and numbers.
+//! v0–v3, object headers v1 and v2, groups as symbol tables (v1 B-tree, local heap), compact
+//! link messages or dense link storage (a fractal heap of link messages indexed by a v2 B-tree of
+//! up to two levels), datasets of fixed-size numbers stored contiguously or compactly, and
+//! attributes holding strings (fixed-length or variable-length in the global heap) and numbers.
 //!
 //! Every address is checked against the file; nothing is allocated by a size read from it before
-//! that check. Groups with dense link storage (more than a few thousand links in one group in
-//! files written with `libver="latest"`), chunked or compressed datasets and big-endian numbers
-//! are reported as such, not guessed at.
+//! that check. Chunked or compressed datasets, big-endian numbers and name indexes deeper than
+//! two levels (groups of thousands of links) are reported as such, not guessed at.
 
 use std::collections::HashSet;
 
@@ -274,14 +274,7 @@ impl<'a> File<'a> {
                         obj.links.push(link);
                     }
                 }
-                0x02 => {
-                    // Link info: a defined fractal heap address means dense link storage.
-                    let flags = uint(m.data, 1, 1)?;
-                    let at = 2 + if flags & 1 != 0 { 8 } else { 0 };
-                    if !undefined(self.off_in(m.data, at)?, self.so) {
-                        return Err("a group with dense link storage (a fractal heap)".into());
-                    }
-                }
+                0x02 => self.dense_links(m.data, &mut obj.links)?,
                 _ => {}
             }
         }
@@ -415,6 +408,158 @@ impl<'a> File<'a> {
                 p += self.so + self.sl;
             }
         }
+        Ok(())
+    }
+
+    /// Links stored densely (a group of more than a few links written with `libver="latest"`):
+    /// the link info message names a fractal heap holding the link messages and a v2 B-tree
+    /// indexing them by name. Read: a B-tree of one or two levels (up to about two thousand links
+    /// with h5py's defaults), a heap whose root is a direct block or an indirect block of direct
+    /// blocks, no filters.
+    fn dense_links(&self, d: &[u8], out: &mut Vec<(String, u64)>) -> H5<()> {
+        let flags = uint(d, 1, 1)?;
+        let at = 2 + if flags & 1 != 0 { 8 } else { 0 };
+        let heap = self.off_in(d, at)?;
+        if undefined(heap, self.so) {
+            return Ok(()); // compact storage: the links are link messages
+        }
+        let btree = self.off_in(d, at + self.so)?;
+        let (buf, so, sl) = (self.buf, self.so, self.sl);
+        let unsupported = |what: &str| format!("a group with dense link storage ({what})");
+
+        // The fractal heap's header.
+        let h = self.addr(heap)?;
+        if get(buf, h, 4)? != b"FRHP" {
+            return Err(format!("no fractal heap at byte {h}"));
+        }
+        let id_len = uint(buf, h + 5, 2)? as usize;
+        if uint(buf, h + 7, 2)? != 0 {
+            return Err(unsupported("filtered heap"));
+        }
+        // Past: max managed size, next huge id, huge B-tree, free space, its manager, managed
+        // space, allocated space, iterator offset, and the managed, huge and tiny counts/sizes.
+        let mut p = h + 14 + sl + so + sl + so + 8 * sl;
+        let width = uint(buf, p, 2)? as usize;
+        let start = uint(buf, p + 2, sl)?;
+        let max_direct = uint(buf, p + 2 + sl, sl)?;
+        let max_heap_bits = uint(buf, p + 2 + 2 * sl, 2)? as usize;
+        p += 2 + 2 * sl + 4;
+        let root = self.off(p)?;
+        let rows = uint(buf, p + so, 2)? as usize;
+        let off_bytes = max_heap_bits.div_ceil(8);
+        if !(1..=8).contains(&off_bytes) || id_len <= 1 + off_bytes || id_len > 1 + off_bytes + 8 {
+            return Err(unsupported("heap IDs of an unexpected size"));
+        }
+        let len_bytes = id_len - 1 - off_bytes;
+        if width == 0 || width > 1 << 16 || start == 0 || max_direct < start {
+            return Err(unsupported("a malformed doubling table"));
+        }
+        // Direct blocks: (address, heap offset of its start, size).
+        let mut blocks: Vec<(usize, u64, u64)> = Vec::new();
+        if rows == 0 {
+            blocks.push((self.addr(root)?, 0, start));
+        } else {
+            let ib = self.addr(root)?;
+            if get(buf, ib, 4)? != b"FHIB" {
+                return Err(format!("no fractal heap indirect block at byte {ib}"));
+            }
+            let max_rows = (max_direct.ilog2() - start.ilog2()) as usize + 2;
+            let count = rows.min(max_rows).saturating_mul(width).min(1 << 16);
+            let mut q = ib + 5 + so + off_bytes;
+            let mut acc = 0u64;
+            for i in 0..count {
+                let row = i / width;
+                let size = if row < 2 {
+                    start
+                } else {
+                    start.checked_shl(row as u32 - 1).unwrap_or(u64::MAX)
+                };
+                let a = self.off(q)?;
+                if !undefined(a, so) {
+                    blocks.push((self.addr(a)?, acc, size));
+                }
+                acc = acc.saturating_add(size);
+                q += so;
+            }
+        }
+        let object = |offset: u64, len: u64| -> H5<&[u8]> {
+            let (addr, first, size) = blocks
+                .iter()
+                .copied()
+                .find(|&(_, first, size)| offset >= first && offset - first < size)
+                .ok_or_else(|| format!("heap offset {offset} is in no direct block"))?;
+            if offset - first + len > size {
+                return Err(format!(
+                    "a heap object at offset {offset} runs past its block"
+                ));
+            }
+            if get(buf, addr, 4)? != b"FHDB" {
+                return Err(format!("no fractal heap direct block at byte {addr}"));
+            }
+            get(buf, addr + (offset - first) as usize, len as usize)
+        };
+
+        // The name index: a v2 B-tree of (hash, heap ID) records.
+        let b = self.addr(btree)?;
+        if get(buf, b, 4)? != b"BTHD" {
+            return Err(format!("no v2 B-tree at byte {b}"));
+        }
+        let node_size = uint(buf, b + 6, 4)? as usize;
+        let record = uint(buf, b + 10, 2)? as usize;
+        let depth = uint(buf, b + 12, 2)?;
+        let root_node = self.addr(self.off(b + 16)?)?;
+        let n = uint(buf, b + 16 + so, 2)? as usize;
+        if record < 4 + id_len {
+            return Err(unsupported("records smaller than a heap ID"));
+        }
+        // Every record: an internal root's own, then each leaf's (a v2 B-tree keeps records in
+        // its internal nodes too). Deeper trees (thousands of links) are not read.
+        let mut records: Vec<usize> = Vec::new();
+        match depth {
+            0 => {
+                if get(buf, root_node, 4)? != b"BTLF" {
+                    return Err(format!("no v2 B-tree leaf at byte {root_node}"));
+                }
+                records.extend((0..n).map(|i| root_node + 6 + i * record));
+            }
+            1 => {
+                if get(buf, root_node, 4)? != b"BTIN" {
+                    return Err(format!("no v2 B-tree node at byte {root_node}"));
+                }
+                records.extend((0..n).map(|i| root_node + 6 + i * record));
+                // Each child: its address and record count, in as few bytes as a leaf's
+                // largest count needs.
+                let max_leaf = node_size.saturating_sub(10) / record.max(1);
+                let count_bytes = ((usize::BITS - max_leaf.leading_zeros()) as usize).div_ceil(8);
+                let mut q = root_node + 6 + n * record;
+                for _ in 0..=n {
+                    let child = self.addr(self.off(q)?)?;
+                    let count = uint(buf, q + so, count_bytes.max(1))? as usize;
+                    q += so + count_bytes.max(1);
+                    if get(buf, child, 4)? != b"BTLF" {
+                        return Err(format!("no v2 B-tree leaf at byte {child}"));
+                    }
+                    records.extend((0..count).map(|i| child + 6 + i * record));
+                }
+            }
+            _ => return Err(unsupported("a name index more than two levels deep")),
+        }
+        if records.len() > MAX_OBJECTS {
+            return Err(unsupported("too many links"));
+        }
+        for at in records {
+            let r = get(buf, at, record)?;
+            let id = &r[4..4 + id_len];
+            if (id[0] >> 4) & 3 != 0 {
+                return Err(unsupported("links stored as huge or tiny heap objects"));
+            }
+            let offset = uint(id, 1, off_bytes)?;
+            let len = uint(id, 1 + off_bytes, len_bytes)?;
+            if let Some(link) = self.link(object(offset, len)?)? {
+                out.push(link);
+            }
+        }
+        out.sort();
         Ok(())
     }
 
@@ -677,6 +822,42 @@ mod tests {
         m.extend([1u8, 0, 0, 0, 0, 0, 0, 0]); // dataspace v1, rank 0
         m.resize(64, 0);
         assert!(file(&[]).attribute(&m).is_err());
+    }
+
+    #[test]
+    fn groups_stored_densely_are_read() {
+        // h5py, libver="latest": a group of 120 links (a fractal heap whose root is an indirect
+        // block, and a two-level name index) and one of 12 (a direct block, one leaf).
+        // Written by tests/data/keras/make_keras.py.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/keras/many_links.h5"
+        );
+        let Ok(bytes) = std::fs::read(path) else {
+            panic!("{path} is missing");
+        };
+        let objects = File::open(&bytes)
+            .and_then(|f| f.walk())
+            .unwrap_or_default();
+        let value = |path: &str| -> Option<Vec<u8>> {
+            let (_, o) = objects.iter().find(|(p, _)| p == path)?;
+            match &o.dataset.as_ref()?.storage {
+                Storage::Bytes(r) => bytes.get(r.clone()).map(<[u8]>::to_vec),
+                _ => None,
+            }
+        };
+        for i in 0..120u32 {
+            let v = value(&format!("g/d{i:03}"));
+            assert_eq!(v, Some(i.to_le_bytes().to_vec()), "g/d{i:03}");
+        }
+        for i in 0..12u8 {
+            let v = value(&format!("small/s{i}"));
+            assert_eq!(
+                v,
+                Some((f32::from(i) / 2.0).to_le_bytes().to_vec()),
+                "small/s{i}"
+            );
+        }
     }
 
     #[test]

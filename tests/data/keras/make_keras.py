@@ -90,7 +90,7 @@ def layer_facts(model):
 def relatest(src, dst):
     """The same model with its weights file rewritten by h5py with libver='latest' (superblock
     v3, v2 object headers, link messages, compact datasets for small ones). A group of more than
-    8 links is then stored densely (a fractal heap), which modelmap reports and does not read."""
+    8 links is then stored densely: a fractal heap of link messages and a v2 B-tree index."""
     tmp = tempfile.mkdtemp()
     with zipfile.ZipFile(src) as z:
         z.extractall(tmp)
@@ -204,8 +204,18 @@ def main():
     facts["keras2_functional.h5"] = keras2_style(os.path.join(HERE, "keras2_functional.h5"), True)
     relatest(os.path.join(HERE, "mlp.keras"), os.path.join(HERE, "mlp_latest.keras"))
     facts["mlp_latest.keras"] = facts["mlp.keras"]
-    # cnn's `layers` group has 10 links: dense storage.
+    # cnn's `layers` group has 12 links: stored densely (a fractal heap and a v2 B-tree).
     relatest(os.path.join(HERE, "cnn.keras"), os.path.join(HERE, "dense_links.keras"))
+    facts["dense_links.keras"] = facts["cnn.keras"]
+    # Groups of 120 and 12 links, densely stored: an indirect heap block and a two-level name
+    # index, for the HDF5 reader's unit test.
+    with h5py.File(os.path.join(HERE, "many_links.h5"), "w", libver="latest") as f:
+        g = f.create_group("g")
+        for i in range(120):
+            g.create_dataset(f"d{i:03d}", data=np.int32(i))
+        small = f.create_group("small")
+        for i in range(12):
+            small.create_dataset(f"s{i}", data=np.float32(i) / 2)
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump(facts, f, indent=1)
         f.write("\n")
