@@ -478,7 +478,11 @@ fn model_summary_ui(ui: &mut egui::Ui, m: &Model) {
         }
         if let Some(p) = &m.metadata.producer {
             ui.label("producer");
-            ui.label(p);
+            // With its version, as Netron lists it (`pytorch 2.5.1`, `Keras 3.15.1`).
+            match &m.metadata.producer_version {
+                Some(v) if !v.is_empty() => ui.label(format!("{p} {v}")),
+                _ => ui.label(p),
+            };
             ui.end_row();
         }
         if m.metadata.shards > 1 {
@@ -1156,6 +1160,16 @@ mod tests {
         ] {
             assert!(shown.iter().any(|t| t == want), "{want:?} not in {shown:?}");
         }
+        // The producer with its version.
+        let keras = crate::load::open(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keras/cnn.keras"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shown_keras = texts(|ui| model_summary_ui(ui, &keras));
+        assert!(
+            shown_keras.iter().any(|t| t == "Keras 3.15.1"),
+            "{shown_keras:?}"
+        );
         // Long values are cut, and a file with hundreds of keys shows a bounded list.
         let mut big = model.clone();
         big.metadata.properties = (0..1000)
