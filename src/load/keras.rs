@@ -133,15 +133,23 @@ fn read_weights(model: &mut Model, h5: &Bytes) -> Result<Weights, String> {
             Some((path.strip_suffix("/vars")?.to_string(), name))
         })
         .collect();
-    // Longest root first, so a nested model's layers take their own variables.
-    roots.sort_by_key(|(r, _)| std::cmp::Reverse(r.len()));
+    let roots: HashMap<String, String> = roots.into_iter().collect();
     let mut found: HashMap<String, Vec<(String, hdf5::Dataset)>> = HashMap::new();
     for (path, obj) in objects {
         let Some(ds) = obj.dataset else { continue };
-        let Some((root, name)) = roots.iter().find(|(r, _)| {
-            path.strip_prefix(r.as_str())
-                .is_some_and(|s| s.starts_with('/'))
-        }) else {
+        // The nearest enclosing layer root, found by walking up the path (so a nested model's
+        // layers take their own variables), in time linear in the path's depth.
+        let mut up = path.as_str();
+        let found_root = loop {
+            let Some((parent, _)) = up.rsplit_once('/') else {
+                break None;
+            };
+            if let Some((root, name)) = roots.get_key_value(parent) {
+                break Some((root, name));
+            }
+            up = parent;
+        };
+        let Some((root, name)) = found_root else {
             continue;
         };
         let rel = &path[root.len() + 1..];
