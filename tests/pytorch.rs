@@ -43,7 +43,12 @@ fn every_tensor_matches_what_torch_reports() {
     assert_eq!(files.len(), 6);
     for (file, tensors) in files {
         let model = open(file);
-        assert_eq!(model.format, Format::Torch, "{file}");
+        let format = if file == "torchscript.pt" {
+            Format::TorchScript
+        } else {
+            Format::Torch
+        };
+        assert_eq!(model.format, format, "{file}");
         let tensors = tensors.as_array().unwrap();
         let names: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
         let want: Vec<&str> = tensors
@@ -155,18 +160,46 @@ fn a_llama_state_dict_reads_as_its_modules() {
 #[test]
 fn pickled_modules_name_their_kinds_by_class() {
     // Names alone would say Conv and Parameter for `0` and `2`; the pickle says what they are.
-    for file in ["module.pt", "torchscript.pt"] {
-        let model = open(file);
-        let kinds: Vec<(&str, &str)> = model
-            .graph
-            .nodes
-            .iter()
-            .map(|n| (n.name.as_str(), &*n.op))
-            .collect();
+    let model = open("module.pt");
+    let kinds: Vec<(&str, &str)> = model
+        .graph
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), &*n.op))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("0", "Conv1d"), ("2", "LayerNorm"), ("3", "Linear")]
+    );
+    // The same model scripted: its code's ops, grouped by the modules that ran them, whose
+    // classes the pickle names.
+    let model = open("torchscript.pt");
+    let ops: Vec<(&str, &str)> = model
+        .graph
+        .nodes
+        .iter()
+        .map(|n| (&*n.op, model.hierarchy.get(n.group).unwrap().path.as_str()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("Input", ""),
+            ("conv1d", "0"),
+            ("relu", "1"),
+            ("layer_norm", "2"),
+            ("linear", "3"),
+            ("Output", "")
+        ]
+    );
+    for (path, class) in [
+        ("0", "Conv1d"),
+        ("1", "ReLU"),
+        ("2", "LayerNorm"),
+        ("3", "Linear"),
+    ] {
         assert_eq!(
-            kinds,
-            [("0", "Conv1d"), ("2", "LayerNorm"), ("3", "Linear")],
-            "{file}"
+            model.metadata.module_classes.get(path).map(String::as_str),
+            Some(class)
         );
     }
     // A state dict names no classes: kinds are guessed from names and shapes as before.

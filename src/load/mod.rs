@@ -14,6 +14,7 @@ mod safetensors;
 mod tflite;
 mod torch;
 mod torch_export;
+mod torchscript;
 
 use std::path::{Path, PathBuf};
 
@@ -264,7 +265,9 @@ pub fn open_bytes_as(
         }
         Format::Onnx => onnx::load(path, data),
         Format::Keras if data.starts_with(HDF5_MAGIC) => keras::load_h5(path, &data),
-        Format::Torch | Format::TorchExport | Format::Keras => torch::open_file(path, data),
+        Format::Torch | Format::TorchScript | Format::TorchExport | Format::Keras => {
+            torch::open_file(path, data)
+        }
         Format::Tflite => tflite::load(path, data),
     }
 }

@@ -54,8 +54,25 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         return super::keras::load_zip(path, &data, &entries);
     }
     let mut model = Model::new(path, Format::Torch);
-    add_pickled(&mut model, path, data, &entries)?;
+    let (pickle, names) = add_pickled(&mut model, path, data.clone(), &entries)?;
     model.metadata.shards = 1;
+    if let Some(prefix) = super::torchscript::code_prefix(&entries) {
+        model.format = Format::TorchScript;
+        model.metadata.producer = Some("pytorch (TorchScript)".into());
+        match super::torchscript::build(&mut model, path, &data, &entries, &prefix, &pickle, &names)
+        {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    super::safetensors::read_hf_config(&mut model, &dir.join("config.json"));
+                }
+                return Ok(model);
+            }
+            Err(why) => model.metadata.warnings.push(format!(
+                "{}: the TorchScript code was not read, so only the weights are shown: {why}",
+                path.display()
+            )),
+        }
+    }
     super::safetensors::finish(&mut model, path.parent());
     Ok(model)
 }
@@ -67,7 +84,7 @@ pub(super) type Entries = HashMap<String, Result<Range<usize>, String>>;
 /// Adds the tensors of one checkpoint archive (a file, or a shard of an index) to `model`.
 pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
     let entries = read_entries(path, &data)?;
-    add_pickled(model, path, data, &entries)
+    add_pickled(model, path, data, &entries).map(|_| ())
 }
 
 /// Reads the central directory of a zip archive.
@@ -111,13 +128,14 @@ fn read_entries(path: &Path, data: &Bytes) -> Result<Entries, LoadError> {
     Ok(entries)
 }
 
-/// Adds the tensors named by the pickle (`data.pkl`) of a `torch.save` archive.
+/// Adds the tensors named by the pickle (`data.pkl`) of a `torch.save` archive, and returns the
+/// pickle (a TorchScript archive's module tree) with the name each of its tensors was given.
 fn add_pickled(
     model: &mut Model,
     path: &Path,
     data: Bytes,
     entries: &Entries,
-) -> Result<(), LoadError> {
+) -> Result<(Pickle, HashMap<Id, String>), LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);
     // The pickle at the top of the archive (`<name>/data.pkl`; the shortest if several).
     let pkl = entries
@@ -194,7 +212,9 @@ fn add_pickled(
             path.display()
         ));
     }
+    let mut names = HashMap::new();
     for (name, id) in walk.tensors {
+        names.entry(id).or_insert_with(|| name.clone());
         if model.tensor(&name).is_some() {
             model.metadata.warnings.push(format!(
                 "{}: a second tensor named {name:?} is not shown",
@@ -230,7 +250,7 @@ fn add_pickled(
             conv_axes: None,
         });
     }
-    Ok(())
+    Ok((pickle, names))
 }
 
 /// `(storage class, key)` of a persistent id `("storage", torch.FloatStorage, "0", "cpu", n)`.

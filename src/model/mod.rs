@@ -40,6 +40,8 @@ pub enum Format {
     JsonLayers,
     /// A PyTorch checkpoint (`torch.save` zip archive: `.pt`, `.pth`, `pytorch_model.bin`).
     Torch,
+    /// A TorchScript archive (`torch.jit.save`): its code's op graph and its weights.
+    TorchScript,
     /// A torch.export program (`torch.export.save`, `.pt2`): an ATen op graph and its weights.
     TorchExport,
     /// A TensorFlow Lite flatbuffer (`.tflite`).
@@ -58,6 +60,7 @@ impl Format {
             Format::JsonLayers => "json-layers",
             Format::Torch => "pytorch",
             Format::TorchExport => "torch-export",
+            Format::TorchScript => "torchscript",
             Format::Tflite => "tflite",
             Format::Keras => "keras",
         }
