@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use modelmap::model::{AttrValue, Format, Model, Node, NodeKind};
+use modelmap::model::{AttrValue, Format, Model, Node, NodeKind, TensorOrigin};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/torchscript")
@@ -134,7 +134,43 @@ fn ops_edges_and_weights_match_what_torch_reports() {
         // Weights: named as the state_dict, with their shapes and values, and owned by the op that
         // first reads them, in the group of the module that holds them.
         let weights = f["weights"].as_array().unwrap();
-        assert_eq!(model.tensors.len(), weights.len(), "{file}: weights");
+        let checkpoint = model
+            .tensors
+            .iter()
+            .filter(|t| t.origin == TensorOrigin::Checkpoint)
+            .count();
+        assert_eq!(checkpoint, weights.len(), "{file}: weights");
+        // The code's constant tensors (`CONSTANTS.c0`), read by the ops that use them.
+        let constants = f["constants"].as_object().unwrap();
+        assert_eq!(
+            model.tensors.len(),
+            weights.len() + constants.len(),
+            "{file}"
+        );
+        for (k, c) in constants {
+            let name = format!("CONSTANTS.{k}");
+            let t = model
+                .tensor(&name)
+                .unwrap_or_else(|| panic!("{file}: {name}"));
+            assert_eq!(t.origin, TensorOrigin::ConstantNode, "{name}");
+            assert_eq!(
+                t.shape.len(),
+                c["shape"].as_array().unwrap().len(),
+                "{name}"
+            );
+            let bytes = t.bytes().unwrap();
+            let value = match c["dtype"].as_str().unwrap() {
+                "int64" => i64::from_le_bytes(bytes[..8].try_into().unwrap()) as f64,
+                "float64" => f64::from_le_bytes(bytes[..8].try_into().unwrap()),
+                other => panic!("{name}: {other}"),
+            };
+            assert_eq!(value, c["values"][0].as_f64().unwrap(), "{name}");
+            let id = model.tensor_index[&name];
+            assert!(
+                g.nodes.iter().any(|n| n.tensors.contains(&id)),
+                "{file}: no op reads {name}"
+            );
+        }
         for w in weights {
             let name = w["name"].as_str().unwrap();
             let ctx = format!("{file}: {name}");

@@ -16,6 +16,9 @@ mod torch;
 mod torch_export;
 mod torchscript;
 
+#[doc(hidden)]
+pub use torchscript::fuzz_code as fuzz_torchscript_code;
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;

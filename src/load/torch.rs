@@ -222,35 +222,66 @@ fn add_pickled(
             ));
             continue;
         }
-        let Node::Tensor {
-            storage,
-            offset,
-            size,
-            stride,
-            dtype,
-        } = pickle.get(id)
-        else {
-            continue;
-        };
-        let (class, key) = storage_of(&pickle, *storage);
-        let dtype = match dtype {
-            Some(d) => dtype_of(d.as_str()),
-            None => dtype_of(class.trim_end_matches("Storage")),
-        };
-        let data = tensor_bytes(
-            &data, entries, &prefix, key, dtype, *offset, size, stride, big_endian,
-        )
-        .unwrap_or_else(|why| TensorData::Error(format!("{}: {why}", path.display())));
-        model.add_tensor(Tensor {
-            name,
-            dtype,
-            shape: size.clone(),
-            data,
-            origin: TensorOrigin::Checkpoint,
-            conv_axes: None,
-        });
+        if let Some(t) = pickled_tensor(
+            &pickle, id, &data, entries, &prefix, "data", big_endian, path,
+        ) {
+            model.add_tensor(Tensor { name, ..t });
+        }
     }
     Ok((pickle, names))
+}
+
+/// The tensor that pickle node `id` rebuilds (unnamed), its bytes from `<prefix><folder>/<key>`:
+/// `data` for a checkpoint's storages, `constants` for a TorchScript archive's constants.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the archive's parts, passed through"
+)]
+pub(super) fn pickled_tensor(
+    pickle: &Pickle,
+    id: Id,
+    data: &Bytes,
+    entries: &Entries,
+    prefix: &str,
+    folder: &str,
+    big_endian: bool,
+    path: &Path,
+) -> Option<Tensor> {
+    let Node::Tensor {
+        storage,
+        offset,
+        size,
+        stride,
+        dtype,
+    } = pickle.get(id)
+    else {
+        return None;
+    };
+    let (class, key) = storage_of(pickle, *storage);
+    let dtype = match dtype {
+        Some(d) => dtype_of(d.as_str()),
+        None => dtype_of(class.trim_end_matches("Storage")),
+    };
+    let bytes = tensor_bytes(
+        data,
+        entries,
+        &format!("{prefix}{folder}/"),
+        key,
+        dtype,
+        *offset,
+        size,
+        stride,
+        big_endian,
+    )
+    .unwrap_or_else(|why| TensorData::Error(format!("{}: {why}", path.display())));
+    Some(Tensor {
+        name: String::new(),
+        dtype,
+        shape: size.clone(),
+        data: bytes,
+        origin: TensorOrigin::Checkpoint,
+        conv_axes: None,
+    })
 }
 
 /// `(storage class, key)` of a persistent id `("storage", torch.FloatStorage, "0", "cpu", n)`.
@@ -297,7 +328,7 @@ fn dtype_of(name: &str) -> DType {
 pub(super) fn tensor_bytes(
     data: &Bytes,
     entries: &Entries,
-    prefix: &str,
+    folder: &str,
     key: Option<&str>,
     dtype: DType,
     offset: u64,
@@ -309,7 +340,7 @@ pub(super) fn tensor_bytes(
     let es = dtype
         .size_bytes()
         .ok_or("its storage type is not one this reader knows")?;
-    let storage = match entries.get(&format!("{prefix}data/{key}")) {
+    let storage = match entries.get(&format!("{folder}{key}")) {
         None => return Err(format!("storage {key} is missing from the archive")),
         Some(Err(e)) => return Err(format!("storage {key}: {e}")),
         Some(Ok(r)) => r.clone(),

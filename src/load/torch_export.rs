@@ -343,7 +343,7 @@ fn payloads(
                 (Some(size), Some(stride), Some(offset)) => torch::tensor_bytes(
                     data,
                     entries,
-                    prefix,
+                    &format!("{prefix}data/"),
                     Some(&format!("{dir}/{file}")),
                     dtype,
                     offset,

@@ -75,7 +75,78 @@ pub(super) fn build(
     tensor_names: &HashMap<Id, String>,
 ) -> Result<(), String> {
     let code = read_code(data, entries, prefix)?;
+    add_constants(model, path, data, entries, prefix)?;
     let modules = module_tree(pickle);
+    evaluate(model, path, &code, modules, pickle, tensor_names)
+}
+
+/// The tensors of `constants.pkl` (what the code calls `CONSTANTS.c0`, …), as constant tensors:
+/// a traced model's literal tensors, masks and position ids.
+fn add_constants(
+    model: &mut Model,
+    path: &Path,
+    data: &Bytes,
+    entries: &Entries,
+    prefix: &str,
+) -> Result<(), String> {
+    let name = format!("{prefix}constants.pkl");
+    if !entries.contains_key(&name) {
+        return Ok(());
+    }
+    let bytes = read_entry(data, &name, 64 << 20).map_err(|e| format!("constants.pkl: {e}"))?;
+    let pk = super::pickle::unpickle(&bytes).map_err(|e| format!("constants.pkl: {e}"))?;
+    let big_endian = matches!(
+        entries.get(&format!("{prefix}byteorder")),
+        Some(Ok(r)) if data.get(r.clone()) == Some(&b"big"[..])
+    );
+    let items = pk.items(pk.root).unwrap_or_default();
+    for (i, &id) in items.iter().enumerate() {
+        let t = super::torch::pickled_tensor(
+            &pk,
+            id,
+            data,
+            entries,
+            prefix,
+            "constants",
+            big_endian,
+            path,
+        );
+        if let Some(t) = t {
+            model.add_tensor(crate::model::Tensor {
+                name: format!("CONSTANTS.c{i}"),
+                origin: crate::model::TensorOrigin::ConstantNode,
+                ..t
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One entry of the archive, inflated if it is compressed, up to `limit` bytes.
+fn read_entry(data: &Bytes, name: &str, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
+        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let file = archive.by_name(name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > limit {
+        return Err(format!("more than {} MiB", limit >> 20));
+    }
+    Ok(out)
+}
+
+/// Runs the root module's `forward` (`modules[0]`) and makes the model's graph of it.
+fn evaluate(
+    model: &mut Model,
+    path: &Path,
+    code: &Code,
+    modules: Vec<Module>,
+    pickle: &Pickle,
+    tensor_names: &HashMap<Id, String>,
+) -> Result<(), String> {
     let root = modules
         .first()
         .ok_or("data.pkl holds no TorchScript module")?;
@@ -101,7 +172,7 @@ pub(super) fn build(
         .ok_or_else(|| format!("{} has no forward method", root.class))?;
 
     let mut ev = Eval {
-        code: &code,
+        code,
         modules,
         pickle,
         tensor_names,
@@ -191,6 +262,81 @@ pub(super) fn build(
         ));
     }
     Ok(())
+}
+
+/// Parses and runs arbitrary code as an archive's: `input` holds source files separated by NUL
+/// bytes, each starting with its module's name on a line of its own (`__torch__`). The module tree
+/// comes from the code itself: the first class of the first file is the root, and each attribute
+/// typed as a class of the code is a submodule. Returns the number of nodes made. For fuzzing.
+#[doc(hidden)]
+pub fn fuzz_code(input: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(input);
+    let mut code = Code::default();
+    let mut root = None;
+    for chunk in text.split('\0') {
+        let (module, src) = chunk.split_once('\n').unwrap_or(("__torch__", chunk));
+        let module = module.trim();
+        let Ok(classes) = code.add_file(module, src) else {
+            continue;
+        };
+        if root.is_none() {
+            root = classes.into_iter().next();
+        }
+    }
+    let Some(root) = root else { return 0 };
+    let mut modules = vec![Module {
+        path: String::new(),
+        class: root,
+        children: HashMap::new(),
+        attrs: HashMap::new(),
+        group: Some(0),
+    }];
+    let mut i = 0;
+    while i < modules.len() && modules.len() < 4096 {
+        let mut kids: Vec<(String, String)> = code
+            .classes
+            .get(&modules[i].class)
+            .map(|c| {
+                c.attrs
+                    .iter()
+                    .filter_map(|(k, t)| Some((k.clone(), t.dotted()?)))
+                    .filter(|(_, t)| code.classes.contains_key(t))
+                    .collect()
+            })
+            .unwrap_or_default();
+        kids.sort();
+        for (key, class) in kids {
+            let path = if modules[i].path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", modules[i].path)
+            };
+            let id = modules.len() as u32;
+            modules[i].children.insert(key, id);
+            modules.push(Module {
+                path,
+                class,
+                children: HashMap::new(),
+                attrs: HashMap::new(),
+                group: None,
+            });
+        }
+        i += 1;
+    }
+    let mut model = Model::new("fuzz.pt", crate::model::Format::TorchScript);
+    let pickle = Pickle {
+        nodes: Vec::new(),
+        root: 0,
+    };
+    let _ = evaluate(
+        &mut model,
+        Path::new("fuzz.pt"),
+        &code,
+        modules,
+        &pickle,
+        &HashMap::new(),
+    );
+    model.graph.nodes.len()
 }
 
 /// Drops the ops whose results reach no output, as TorchScript's own dead-code pass does: the
@@ -1573,6 +1719,14 @@ fn arg_names(op: &str) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzz_harness_builds_a_module_tree_from_the_code() {
+        let src = "__torch__\nclass M(Module):\n  inner : __torch__.L\n  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n    return torch.relu((self.inner).forward(x, ))\nclass L(Module):\n  def forward(self: __torch__.L, x: Tensor) -> Tensor:\n    return torch.linear(x, x, None)\n";
+        // Input, linear (inlined from the submodule), relu, output.
+        assert_eq!(fuzz_code(src.as_bytes()), 4);
+        assert_eq!(fuzz_code(b"\xff\x00class"), 0);
+    }
 
     #[test]
     fn folds_what_the_code_knows() {

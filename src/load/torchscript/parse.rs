@@ -387,8 +387,9 @@ pub(super) struct Code {
 
 impl Code {
     /// Adds the classes and functions of one source file of module `module`
-    /// (`__torch__.torch.nn.modules.conv`).
-    pub fn add_file(&mut self, module: &str, src: &str) -> Result<(), String> {
+    /// (`__torch__.torch.nn.modules.conv`), and returns the classes' names in the order written.
+    pub fn add_file(&mut self, module: &str, src: &str) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
         let toks = tokenize(src)?;
         let mut p = Parser {
             toks,
@@ -402,7 +403,9 @@ impl Code {
             match p.peek_name() {
                 Some("class") => {
                     let (name, class) = p.class()?;
-                    self.classes.insert(format!("{module}.{name}"), class);
+                    let name = format!("{module}.{name}");
+                    names.push(name.clone());
+                    self.classes.insert(name, class);
                 }
                 Some("def") => {
                     let def = p.def()?;
@@ -416,7 +419,7 @@ impl Code {
                 }
             }
         }
-        Ok(())
+        Ok(names)
     }
 }
 

@@ -13,7 +13,8 @@ Each model is saved with torch.jit.save, traced or scripted. facts.json records,
 - every edge from one ATen op to another (through list and tuple packing), as (producer, consumer);
 - the graph's inputs and number of outputs;
 - which op reads each weight (its first consumer in the un-frozen inlined graph) and the module
-  path it runs in.
+  path it runs in;
+- the code's constant tensors (`CONSTANTS.c0`) with their values.
 """
 import json
 from collections import Counter
@@ -254,6 +255,16 @@ def save(name, module, example, scripted):
             "first": [float(x) for x in flat[:4].tolist()],
             "read_by": readers.get(k),
         })
+    # The code's constant tensors (`CONSTANTS.c0`), by name.
+    constants = {}
+    for _, mod in ([] if overloaded else loaded.named_modules()):
+        if not mod._c._has_method("forward"):
+            continue
+        for k, t in mod.code_with_constants[1].const_mapping.items():
+            if isinstance(t, torch.Tensor):
+                constants[k] = {"dtype": str(t.dtype).replace("torch.", ""),
+                                "shape": list(t.shape),
+                                "values": [float(x) for x in t.reshape(-1)[:4].tolist()]}
     inputs = [v.debugName().split(".")[0] for v in list(graph.inputs())[1:]]
     outs = graph.return_node().input().type()
     n_out = len(outs.elements()) if isinstance(outs, torch._C.TupleType) else 1
@@ -265,6 +276,7 @@ def save(name, module, example, scripted):
         "ops": dict(sorted(ops.items())) if ops is not None else None,
         "edges": sorted([[a, b, c] for (a, b), c in edges.items()]) if edges is not None else None,
         "weights": weights,
+        "constants": constants,
     }
 
 
