@@ -332,3 +332,34 @@ fn runaway_code_is_cut_short_and_says_so() {
     assert!(model.graph.op_node_count() > 0);
     assert_eq!(model.tensors.len(), 18);
 }
+
+#[test]
+fn blocks_are_named_by_what_they_compute_not_by_their_size_arithmetic() {
+    // A traced attention computes its view shapes with `size` → `NumToTensor` → `Int` chains,
+    // twelve Ints a block against four linears and two matmuls: it read "mostly Int".
+    let model = open("gpt_traced.pt");
+    let l = modelmap::layout::dataflow(
+        &model.graph,
+        &model.hierarchy,
+        &modelmap::layout::DataflowOptions::default(),
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    for (name, want) in [
+        ("h.0.attn", ["linear", "matmul"]),
+        ("h.1", ["linear", "matmul"]),
+    ] {
+        let g = model.hierarchy.find(name).unwrap();
+        let c = l
+            .clusters
+            .clusters
+            .iter()
+            .find(|c| c.group == Some(g))
+            .unwrap();
+        assert!(
+            want.contains(&&*c.dominant_op),
+            "{name}: mostly {}",
+            c.dominant_op
+        );
+    }
+}

@@ -893,6 +893,33 @@ fn is_plumbing(op: &str) -> bool {
             | "Sub"
             | "Mul"
             | "Div"
+            // ATen's names (torch.export and TorchScript graphs), with TorchScript's scalar
+            // arithmetic on sizes (`size` → `NumToTensor` → `Int`) and its branch merges.
+            | "unsqueeze"
+            | "squeeze"
+            | "reshape"
+            | "view"
+            | "flatten"
+            | "to"
+            | "_to_copy"
+            | "contiguous"
+            | "clone"
+            | "expand"
+            | "add"
+            | "sub"
+            | "mul"
+            | "div"
+            | "floor_divide"
+            | "floordiv"
+            | "size"
+            | "sym_size"
+            | "dim"
+            | "len"
+            | "Int"
+            | "Float"
+            | "Bool"
+            | "NumToTensor"
+            | "If"
     )
 }
 
@@ -903,7 +930,27 @@ fn is_plumbing(op: &str) -> bool {
 fn is_data_movement(op: &str) -> bool {
     matches!(
         op,
-        "Gather" | "GatherElements" | "Concat" | "Slice" | "Split" | "Transpose" | "Range"
+        "Gather"
+            | "GatherElements"
+            | "Concat"
+            | "Slice"
+            | "Split"
+            | "Transpose"
+            | "Range"
+            // ATen's names.
+            | "transpose"
+            | "permute"
+            | "t"
+            | "split"
+            | "chunk"
+            | "cat"
+            | "slice"
+            | "select"
+            | "index_select"
+            | "gather"
+            | "__getitem__"
+            | "unflatten"
+            | "arange"
     )
 }
 
