@@ -35,7 +35,8 @@ enum Command {
     /// Print a summary of a model: format, counts, op types, inputs/outputs, parameters, hierarchy.
     Info {
         /// The model file (ONNX, safetensors or PyTorch checkpoint or its index/folder, a
-        /// torch.export `.pt2`, TFLite, Keras `.keras` / `.h5`, GGUF, JSON layer list).
+        /// TorchScript archive, a torch.export `.pt2`, TFLite, Keras `.keras` / `.h5`, a
+        /// TensorFlow frozen graph `.pb`, GGUF, JSON layer list).
         file: PathBuf,
         /// Print one JSON object instead of text.
         #[arg(long)]

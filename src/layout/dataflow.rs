@@ -920,6 +920,11 @@ fn is_plumbing(op: &str) -> bool {
             | "Bool"
             | "NumToTensor"
             | "If"
+            // TensorFlow's names.
+            | "AddV2"
+            | "BiasAdd"
+            | "RealDiv"
+            | "ExpandDims"
     )
 }
 
@@ -951,6 +956,13 @@ fn is_data_movement(op: &str) -> bool {
             | "__getitem__"
             | "unflatten"
             | "arange"
+            // TensorFlow's names.
+            | "ConcatV2"
+            | "StridedSlice"
+            | "GatherV2"
+            | "Pack"
+            | "Unpack"
+            | "SplitV"
     )
 }
 

@@ -11,6 +11,7 @@ mod keras;
 mod onnx;
 mod pickle;
 mod safetensors;
+mod tensorflow;
 mod tflite;
 mod torch;
 mod torch_export;
@@ -165,6 +166,11 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
             return Some(Format::Safetensors);
         }
     }
+    // A TensorFlow graph is a protobuf with no magic of its own: known by its extension, before
+    // the ONNX test that any protobuf passes.
+    if path.extension().is_some_and(|e| e == "pb") {
+        return Some(Format::TensorFlow);
+    }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
         // A safetensors index or a layer list: decided by the loader once parsed.
@@ -202,7 +208,10 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
         return Err(stop());
     }
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
-    let model = if meta.is_dir() {
+    let model = if meta.is_dir() && path.join("saved_model.pb").is_file() {
+        let file = path.join("saved_model.pb");
+        tensorflow::load(&file, map_file(&file)?)?
+    } else if meta.is_dir() {
         safetensors::open_dir(path)?
     } else {
         let data = map_file(path)?;
@@ -267,6 +276,7 @@ pub fn open_bytes_as(
             }
         }
         Format::Onnx => onnx::load(path, data),
+        Format::TensorFlow => tensorflow::load(path, data),
         Format::Keras if data.starts_with(HDF5_MAGIC) => keras::load_h5(path, &data),
         Format::Torch | Format::TorchScript | Format::TorchExport | Format::Keras => {
             torch::open_file(path, data)

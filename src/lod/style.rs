@@ -12,7 +12,17 @@ pub fn op_color(op: &str) -> Rgba8 {
         || o.contains("gemm")
         || matches!(
             o.as_str(),
-            "linear" | "mm" | "addmm" | "bmm" | "baddbmm" | "fullyconnected"
+            "linear"
+                | "mm"
+                | "addmm"
+                | "bmm"
+                | "baddbmm"
+                | "fullyconnected"
+                // TensorFlow's names.
+                | "einsum"
+                | "batchmatmul"
+                | "batchmatmulv2"
+                | "batchmatmulv3"
         )
         || o.contains("dense")
     {
@@ -69,6 +79,14 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "_to_copy"
             | "sym_size"
             | "unflatten"
+            // TensorFlow's names.
+            | "expanddims"
+            | "concatv2"
+            | "pack"
+            | "unpack"
+            | "stridedslice"
+            | "gatherv2"
+            | "splitv"
             // TFLite's and Keras's names.
             | "concatenation"
             | "concatenate"
@@ -92,6 +110,13 @@ pub fn op_color(op: &str) -> Rgba8 {
             | "mean"
             | "reducemean"
             | "equal"
+            // TensorFlow's names.
+            | "addv2"
+            | "biasadd"
+            | "realdiv"
+            | "squareddifference"
+            | "maximum"
+            | "minimum"
     ) {
         Some([120, 144, 156, 255])
     } else if o == "embedding" {

@@ -48,6 +48,8 @@ pub enum Format {
     Tflite,
     /// A Keras 3 model (`.keras`: config and HDF5 weights in a zip).
     Keras,
+    /// A TensorFlow graph (`.pb`: a frozen `GraphDef`).
+    TensorFlow,
 }
 
 impl Format {
@@ -63,6 +65,7 @@ impl Format {
             Format::TorchScript => "torchscript",
             Format::Tflite => "tflite",
             Format::Keras => "keras",
+            Format::TensorFlow => "tensorflow",
         }
     }
 }

@@ -1,0 +1,100 @@
+"""Writes the TensorFlow fixtures of tests/tensorflow.rs and what TensorFlow itself reports for them.
+
+Run from this folder with tensorflow installed (2.21 wrote the committed files):
+    python3 make_tensorflow.py
+
+- cnn_frozen.pb: a Keras CNN (Conv2D, DepthwiseConv2D, BatchNormalization, pooling, Dense) frozen
+  with convert_variables_to_constants_v2, as TF2 users freeze models;
+- mlp_v1.pb: a TF1-style graph (tf.compat.v1 placeholders, variables, tf.split into two heads),
+  frozen with graph_util.convert_variables_to_constants and written with `_output_shapes`;
+- attention_frozen.pb: a Keras model with MultiHeadAttention and LayerNormalization, frozen.
+
+facts.json records, from the GraphDef as TensorFlow parses it: every node's op and inputs in file
+order, and every constant's dtype, shape and first values (tf.make_ndarray).
+"""
+import json
+import os
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+tf.random.set_seed(0)
+np.random.seed(0)
+
+
+def freeze_keras(model, spec, name):
+    f = tf.function(lambda x: model(x)).get_concrete_function(spec)
+    gd = convert_variables_to_constants_v2(f).graph.as_graph_def()
+    with open(name, "wb") as fh:
+        fh.write(gd.SerializeToString())
+
+
+cnn = tf.keras.Sequential([
+    tf.keras.Input((16, 16, 3)),
+    tf.keras.layers.Conv2D(8, 3, activation="relu", name="conv"),
+    tf.keras.layers.DepthwiseConv2D(3, padding="same", name="dw"),
+    tf.keras.layers.BatchNormalization(name="bn"),
+    tf.keras.layers.MaxPool2D(name="pool"),
+    tf.keras.layers.GlobalAveragePooling2D(name="gap"),
+    tf.keras.layers.Dense(10, activation="softmax", name="fc"),
+])
+# Non-trivial BatchNorm statistics, so the folded constants differ.
+bn = cnn.get_layer("bn")
+bn.set_weights([w + np.random.rand(*w.shape).astype(np.float32) for w in bn.get_weights()])
+freeze_keras(cnn, tf.TensorSpec([1, 16, 16, 3], tf.float32), "cnn_frozen.pb")
+
+inp = tf.keras.Input((6, 16))
+x = tf.keras.layers.MultiHeadAttention(2, 8, name="mha")(inp, inp)
+x = tf.keras.layers.LayerNormalization(name="ln")(x + inp)
+out = tf.keras.layers.Dense(4, name="head")(x)
+att = tf.keras.Model(inp, out)
+freeze_keras(att, tf.TensorSpec([1, 6, 16], tf.float32), "attention_frozen.pb")
+
+g = tf.Graph()
+with g.as_default():
+    v1 = tf.compat.v1
+    x = v1.placeholder(tf.float32, [None, 12], name="features")
+    rate = v1.placeholder_with_default(tf.constant(1.0), [], name="scale")
+    with v1.variable_scope("hidden"):
+        w = v1.get_variable("w", [12, 16], initializer=v1.random_normal_initializer(seed=1))
+        b = v1.get_variable("b", [16], initializer=v1.constant_initializer(0.25))
+        h = tf.nn.relu(tf.matmul(x, w) + b)
+    left, right = tf.split(h * rate, 2, axis=1, name="split")
+    with v1.variable_scope("heads"):
+        wl = v1.get_variable("wl", [8, 3], initializer=v1.random_normal_initializer(seed=2))
+        wr = v1.get_variable("wr", [8, 2], initializer=v1.random_normal_initializer(seed=3))
+        tf.identity(tf.matmul(left, wl), name="class_logits")
+        tf.identity(tf.matmul(right, wr), name="box")
+    with v1.Session(graph=g) as sess:
+        sess.run(v1.global_variables_initializer())
+        frozen = v1.graph_util.convert_variables_to_constants(
+            sess, g.as_graph_def(add_shapes=True), ["heads/class_logits", "heads/box"])
+with open("mlp_v1.pb", "wb") as fh:
+    fh.write(frozen.SerializeToString())
+
+
+def facts(name):
+    gd = tf.compat.v1.GraphDef()
+    with open(name, "rb") as fh:
+        gd.ParseFromString(fh.read())
+    nodes, consts = [], {}
+    for n in gd.node:
+        nodes.append({"name": n.name, "op": n.op, "inputs": list(n.input)})
+        if n.op == "Const":
+            a = tf.make_ndarray(n.attr["value"].tensor)
+            consts[n.name] = {
+                "dtype": str(a.dtype),
+                "shape": list(a.shape),
+                "first": [float(v) for v in a.reshape(-1)[:4]],
+            }
+    return {"file": name, "nodes": nodes, "constants": consts}
+
+
+files = [facts(f) for f in ["cnn_frozen.pb", "mlp_v1.pb", "attention_frozen.pb"]]
+with open("facts.json", "w") as fh:
+    json.dump({"tensorflow": tf.__version__, "files": files}, fh, indent=1)
+    fh.write("\n")
+for f in files:
+    print(f["file"], len(f["nodes"]), "nodes", len(f["constants"]), "constants")

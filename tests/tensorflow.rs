@@ -1,0 +1,327 @@
+//! TensorFlow frozen graphs (`.pb`) written by real TensorFlow, checked against what TensorFlow
+//! itself parses from them (`tests/data/tensorflow/facts.json`, written with the files by
+//! `tests/data/tensorflow/make_tensorflow.py`): every op with its inputs, every constant with its
+//! values, and the constants folded into the ops that read them.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use modelmap::model::{ConvAxes, Format, Model, NodeKind};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tensorflow")
+}
+
+fn facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn open(name: &str) -> Model {
+    modelmap::load::open(&data_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `(node, output)` of an input as TensorFlow writes it; `None` for a control input.
+fn input_ref(s: &str) -> Option<(&str, usize)> {
+    if s.starts_with('^') {
+        return None;
+    }
+    match s.rsplit_once(':') {
+        Some((n, k)) if k.parse::<usize>().is_ok() => Some((n, k.parse().unwrap())),
+        _ => Some((s, 0)),
+    }
+}
+
+/// The constant node `name` stands for: itself if a Const, or the end of an Identity chain.
+fn constant_of(
+    name: &str,
+    op_of: &HashMap<&str, &str>,
+    inputs_of: &HashMap<&str, Vec<&str>>,
+) -> Option<String> {
+    let mut name = name.to_string();
+    loop {
+        match op_of[name.as_str()] {
+            "Const" => return Some(name),
+            "Identity" | "Snapshot" | "StopGradient" => {
+                name = inputs_of[name.as_str()]
+                    .iter()
+                    .find_map(|s| input_ref(s))?
+                    .0
+                    .to_string();
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[test]
+fn ops_inputs_and_constants_match_what_tensorflow_parses() {
+    let facts = facts();
+    let files = facts["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    for f in files {
+        let file = f["file"].as_str().unwrap();
+        let model = open(file);
+        assert_eq!(model.format, Format::TensorFlow, "{file}");
+        assert!(
+            model.metadata.warnings.is_empty(),
+            "{file}: {:?}",
+            model.metadata.warnings
+        );
+        let g = &model.graph;
+        let nodes = f["nodes"].as_array().unwrap();
+        let op_of: HashMap<&str, &str> = nodes
+            .iter()
+            .map(|n| (n["name"].as_str().unwrap(), n["op"].as_str().unwrap()))
+            .collect();
+        let inputs_of: HashMap<&str, Vec<&str>> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap(),
+                    n["inputs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap())
+                        .collect(),
+                )
+            })
+            .collect();
+        // The constant a node stands for: a Const, or an Identity chain ending in one.
+        let constant = |name: &str| constant_of(name, &op_of, &inputs_of);
+
+        // Ops: every node but constants, their Identities and NoOps, in file order.
+        let want: Vec<&serde_json::Value> = nodes
+            .iter()
+            .filter(|n| {
+                let name = n["name"].as_str().unwrap();
+                n["op"] != "NoOp" && constant(name).is_none()
+            })
+            .collect();
+        let drawn: Vec<_> = g
+            .nodes
+            .iter()
+            .filter(|n| n.kind != NodeKind::Output)
+            .collect();
+        assert_eq!(drawn.len(), want.len(), "{file}: nodes");
+        let mut owner_want: HashMap<String, &str> = HashMap::new();
+        let mut edges = 0;
+        for (n, w) in drawn.iter().zip(&want) {
+            let name = w["name"].as_str().unwrap();
+            let ctx = format!("{file}: {name}");
+            assert_eq!(n.name, name, "{ctx}");
+            let op = w["op"].as_str().unwrap();
+            let is_input = op == "Placeholder" && inputs_of[name].is_empty();
+            if is_input {
+                assert_eq!(n.kind, NodeKind::Input, "{ctx}");
+                continue;
+            }
+            assert_eq!(&*n.op, op, "{ctx}");
+            // Data inputs in order: a constant by its name, another op's output as `name[:k]`.
+            let expect: Vec<String> = inputs_of[name]
+                .iter()
+                .filter_map(|s| input_ref(s))
+                .map(|(src, k)| match constant(src) {
+                    Some(c) => {
+                        owner_want.entry(c.clone()).or_insert(name);
+                        c
+                    }
+                    None => {
+                        edges += 1;
+                        if k == 0 {
+                            src.to_string()
+                        } else {
+                            format!("{src}:{k}")
+                        }
+                    }
+                })
+                .collect();
+            let got: Vec<&str> = n
+                .inputs
+                .iter()
+                .map(|v| g.values[v.unwrap() as usize].name.as_str())
+                .collect();
+            assert_eq!(got, expect, "{ctx}: inputs");
+        }
+        assert_eq!(g.edges.len(), edges + g.outputs.len(), "{file}: edges");
+
+        // Constants: every one a weight with TensorFlow's dtype, shape and values, owned by the
+        // first op that reads it.
+        let consts = f["constants"].as_object().unwrap();
+        assert_eq!(model.tensors.len(), consts.len(), "{file}: constants");
+        for (name, c) in consts {
+            let ctx = format!("{file}: {name}");
+            let t = model
+                .tensor(name)
+                .unwrap_or_else(|| panic!("{ctx}: missing"));
+            let shape: Vec<u64> = c["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            assert_eq!(t.shape, shape, "{ctx}");
+            let bytes = t.bytes().unwrap();
+            for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
+                let got = match c["dtype"].as_str().unwrap() {
+                    "float32" => f64::from(f32::from_le_bytes(
+                        bytes[4 * i..4 * i + 4].try_into().unwrap(),
+                    )) as f32,
+                    "int32" => {
+                        i32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()) as f32
+                    }
+                    "int64" => {
+                        i64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().unwrap()) as f32
+                    }
+                    other => panic!("{ctx}: {other}"),
+                };
+                assert_eq!(got, v.as_f64().unwrap() as f32, "{ctx}[{i}]");
+            }
+            let id = model.tensor_index[name.as_str()];
+            let owner = g
+                .nodes
+                .iter()
+                .find(|n| n.tensors.contains(&id))
+                .map(|n| n.name.as_str());
+            assert_eq!(owner, owner_want.get(name).copied(), "{ctx}: owner");
+        }
+    }
+}
+
+#[test]
+fn scopes_inputs_outputs_and_kernels() {
+    let model = open("mlp_v1.pb");
+    let g = &model.graph;
+    let names = |ids: &[u32]| -> Vec<String> {
+        ids.iter()
+            .map(|&v| g.values[v as usize].name.clone())
+            .collect()
+    };
+    assert_eq!(names(&g.inputs), ["features"]);
+    // Written with add_shapes=True: values know their shapes, the batch dimension unknown.
+    let features = &g.values[g.inputs[0] as usize];
+    assert_eq!(
+        format!("{:?}", features.shape),
+        "Some([Unknown, Fixed(12)])"
+    );
+    let mut outs = names(&g.outputs);
+    outs.sort();
+    assert_eq!(outs, ["heads/box", "heads/class_logits"]);
+    // `tf.split` has two outputs, each read by its head.
+    let split = g.nodes.iter().find(|n| n.name == "split").unwrap();
+    assert_eq!(split.outputs.len(), 2);
+    for (head, value) in [("heads/MatMul", "split"), ("heads/MatMul_1", "split:1")] {
+        let n = g.nodes.iter().find(|n| n.name == head).unwrap();
+        assert_eq!(
+            g.values[n.inputs[0].unwrap() as usize].name,
+            value,
+            "{head}"
+        );
+    }
+    // Name scopes are the hierarchy.
+    let h = &model.hierarchy;
+    let hidden = h.find("hidden").unwrap();
+    assert_eq!(h.get(hidden).unwrap().param_count, 12 * 16 + 16);
+
+    // Conv filters are drawn by TensorFlow's axes: `[kh, kw, in, out]`, depthwise
+    // `[kh, kw, in, multiplier]`.
+    let model = open("cnn_frozen.pb");
+    let kernel = |op: &str| {
+        let n = model.graph.nodes.iter().find(|n| &*n.op == op).unwrap();
+        let t = &model.tensors[n.tensors[0] as usize];
+        (t.shape.clone(), t.conv_axes)
+    };
+    let (shape, axes) = kernel("Conv2D");
+    assert_eq!(shape, [3, 3, 3, 8]);
+    assert_eq!(
+        axes,
+        Some(ConvAxes {
+            kh: 0,
+            kw: 1,
+            input: 2,
+            out: 3
+        })
+    );
+    let (shape, axes) = kernel("DepthwiseConv2dNative");
+    assert_eq!(shape, [3, 3, 8, 1]);
+    assert_eq!(axes.map(|a| (a.input, a.out)), Some((3, 2)));
+    let groups: HashSet<&str> = model
+        .hierarchy
+        .groups
+        .iter()
+        .map(|g| g.path.as_str())
+        .collect();
+    for scope in [
+        "sequential_1/conv_1",
+        "sequential_1/dw_1",
+        "sequential_1/bn_1/batchnorm",
+    ] {
+        assert!(groups.contains(scope), "{scope}: {groups:?}");
+    }
+}
+
+#[test]
+fn bad_graphs_are_errors_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("modelmap-tf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = std::fs::read(data_dir().join("attention_frozen.pb")).unwrap();
+    for cut in [1, 7, data.len() / 3, data.len() - 3] {
+        let p = dir.join(format!("cut{cut}.pb"));
+        std::fs::write(&p, &data[..cut]).unwrap();
+        let e = modelmap::load::open(&p).err().map(|e| e.to_string());
+        // A protobuf cut between messages can still parse as a shorter graph; never a panic.
+        if let Some(e) = e {
+            assert!(e.contains(&format!("cut{cut}.pb")), "{e}");
+        }
+    }
+    let p = dir.join("empty_graph.pb");
+    std::fs::write(&p, b"").unwrap();
+    assert!(modelmap::load::open(&p).is_err());
+    let p = dir.join("text.pb");
+    std::fs::write(&p, b"node { name: \"x\" op: \"Placeholder\" }").unwrap();
+    let e = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(e.contains("text.pb") && e.contains("TensorFlow"), "{e}");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..300 {
+        let mut d = data.clone();
+        for _ in 0..6 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % d.len() as u64) as usize;
+            d[i] ^= (state >> 40) as u8 | 1;
+        }
+        let _ = modelmap::load::open_bytes(dir.join("flip.pb"), bytes::Bytes::from(d));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_tf2_saved_model_says_how_to_open_it() {
+    // A SavedModel directory is recognised by its saved_model.pb; its TF2 function graph is not
+    // read yet, and the error says what to do.
+    let dir = std::env::temp_dir().join(format!("modelmap-sm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // SavedModel { meta_graphs { graph_def { node { name: "call" op: "StatefulPartitionedCall" } } } }
+    let field = |tag: u8, body: &[u8]| [&[tag, body.len() as u8][..], body].concat();
+    let node = [
+        field(0x0a, b"call"),
+        field(0x12, b"StatefulPartitionedCall"),
+    ]
+    .concat();
+    let meta = field(0x12, &field(0x0a, &node));
+    let sm = [&[0x08, 0x01][..], &field(0x12, &meta)].concat();
+    std::fs::write(dir.join("saved_model.pb"), sm).unwrap();
+    let e = modelmap::load::open(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("saved_model.pb") && e.contains("convert_variables_to_constants_v2"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
