@@ -8,6 +8,7 @@ mod gguf;
 mod hdf5;
 mod json_layers;
 mod keras;
+mod numpy;
 mod onnx;
 mod pickle;
 mod safetensors;
@@ -151,6 +152,9 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.starts_with(HDF5_MAGIC) {
         return Some(Format::Keras);
     }
+    if head.starts_with(numpy::MAGIC) {
+        return Some(Format::Numpy);
+    }
     // A flatbuffer's root offset comes first, then the file identifier.
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
         return Some(Format::Tflite);
@@ -277,6 +281,8 @@ pub fn open_bytes_as(
         }
         Format::Onnx => onnx::load(path, data),
         Format::TensorFlow => tensorflow::load(path, data),
+        Format::Numpy if data.starts_with(numpy::MAGIC) => numpy::load_npy(path, data),
+        Format::Numpy => torch::open_file(path, data),
         Format::Keras if data.starts_with(HDF5_MAGIC) => keras::load_h5(path, &data),
         Format::Torch | Format::TorchScript | Format::TorchExport | Format::Keras => {
             torch::open_file(path, data)

@@ -53,6 +53,9 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     if super::keras::is_keras(&entries) {
         return super::keras::load_zip(path, &data, &entries);
     }
+    if super::numpy::is_npz(&entries) {
+        return super::numpy::load_npz(path, &data, &entries);
+    }
     let mut model = Model::new(path, Format::Torch);
     let (pickle, names) = add_pickled(&mut model, path, data.clone(), &entries)?;
     model.metadata.shards = 1;

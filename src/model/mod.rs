@@ -50,6 +50,8 @@ pub enum Format {
     Keras,
     /// A TensorFlow graph (`.pb`: a frozen `GraphDef`).
     TensorFlow,
+    /// NumPy arrays (`.npy`, `.npz`).
+    Numpy,
 }
 
 impl Format {
@@ -66,6 +68,7 @@ impl Format {
             Format::Tflite => "tflite",
             Format::Keras => "keras",
             Format::TensorFlow => "tensorflow",
+            Format::Numpy => "numpy",
         }
     }
 }
