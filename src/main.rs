@@ -36,7 +36,7 @@ enum Command {
     Info {
         /// The model file (ONNX, safetensors or PyTorch checkpoint or its index/folder, a
         /// TorchScript archive, a torch.export `.pt2`, TFLite, Keras `.keras` / `.h5`, a
-        /// TensorFlow frozen graph `.pb`, NumPy `.npy` / `.npz`, GGUF, JSON layer list).
+        /// TensorFlow `.pb` or SavedModel folder, NumPy `.npy` / `.npz`, GGUF, JSON layer list).
         file: PathBuf,
         /// Print one JSON object instead of text.
         #[arg(long)]

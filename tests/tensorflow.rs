@@ -303,9 +303,112 @@ fn bad_graphs_are_errors_naming_the_file() {
 }
 
 #[test]
-fn a_tf2_saved_model_says_how_to_open_it() {
-    // A SavedModel directory is recognised by its saved_model.pb; its TF2 function graph is not
-    // read yet, and the error says what to do.
+fn saved_models_draw_their_serving_function_with_the_checkpoint_weights() {
+    let facts = facts();
+    let saved = facts["saved_models"].as_array().unwrap();
+    assert_eq!(saved.len(), 2);
+    // What modelmap folds, as TensorFlow's own freezing does.
+    let folded = [
+        "Const",
+        "NoOp",
+        "Placeholder",
+        "Identity",
+        "IdentityN",
+        "ReadVariableOp",
+    ];
+    for f in saved {
+        let dir = f["dir"].as_str().unwrap();
+        // Opened by its folder, as a user names it.
+        let model = open(dir);
+        assert_eq!(model.format, Format::TensorFlow, "{dir}");
+        assert!(
+            model.metadata.warnings.is_empty(),
+            "{dir}: {:?}",
+            model.metadata.warnings
+        );
+        let g = &model.graph;
+        let mut ops: HashMap<&str, u64> = HashMap::new();
+        for n in g.nodes.iter().filter(|n| n.kind == NodeKind::Op) {
+            if !folded.contains(&&*n.op) {
+                *ops.entry(&*n.op).or_default() += 1;
+            }
+        }
+        let want: HashMap<&str, u64> = f["ops"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_u64().unwrap()))
+            .collect();
+        assert_eq!(ops, want, "{dir}: ops");
+        let names = |ids: &[u32]| -> Vec<String> {
+            let mut v: Vec<String> = ids
+                .iter()
+                .map(|&v| g.values[v as usize].name.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        let inputs: Vec<&str> = f["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(names(&g.inputs), inputs, "{dir}: inputs");
+        let outputs: Vec<String> = g
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Output)
+            .map(|n| n.name.clone())
+            .collect();
+        let want_out: Vec<&str> = f["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(outputs, want_out, "{dir}: outputs");
+        // Every variable: its checkpoint values, owned by an op of its layer's scope.
+        for (name, w) in f["weights"].as_object().unwrap() {
+            let ctx = format!("{dir}: {name}");
+            let t = model
+                .tensor(name)
+                .unwrap_or_else(|| panic!("{ctx}: missing"));
+            let shape: Vec<u64> = w["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            assert_eq!(t.shape, shape, "{ctx}");
+            let b = t.bytes().unwrap_or_else(|| panic!("{ctx}: {:?}", t.data));
+            for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
+                let x = f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
+                assert_eq!(x, v.as_f64().unwrap() as f32, "{ctx}[{i}]");
+            }
+            let id = model.tensor_index[name.as_str()];
+            assert!(
+                g.nodes.iter().any(|n| n.tensors.contains(&id)),
+                "{ctx}: no op reads it"
+            );
+        }
+    }
+    // The CNN's conv kernel is drawn by TensorFlow's axes, owned by the Conv2D.
+    let model = open("cnn_saved");
+    let conv = model
+        .graph
+        .nodes
+        .iter()
+        .find(|n| &*n.op == "Conv2D")
+        .unwrap();
+    let k = &model.tensors[conv.tensors[0] as usize];
+    assert_eq!(k.name, "sequential/conv/kernel");
+    assert_eq!(k.conv_axes.map(|a| (a.input, a.out)), Some((2, 3)));
+}
+
+#[test]
+fn a_saved_model_without_a_signature_says_so() {
+    // A SavedModel whose graph calls a function no signature names.
     let dir = std::env::temp_dir().join(format!("modelmap-sm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // SavedModel { meta_graphs { graph_def { node { name: "call" op: "StatefulPartitionedCall" } } } }
@@ -320,8 +423,54 @@ fn a_tf2_saved_model_says_how_to_open_it() {
     std::fs::write(dir.join("saved_model.pb"), sm).unwrap();
     let e = modelmap::load::open(&dir).unwrap_err().to_string();
     assert!(
-        e.contains("saved_model.pb") && e.contains("convert_variables_to_constants_v2"),
+        e.contains("saved_model.pb") && e.contains("no serving signature"),
         "{e}"
     );
+    // A SavedModel whose variables are missing still draws its graph, and says why it has no
+    // weights.
+    let copy = std::env::temp_dir().join(format!("modelmap-sm2-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(
+        data_dir().join("cnn_saved/saved_model.pb"),
+        copy.join("saved_model.pb"),
+    )
+    .unwrap();
+    let m = modelmap::load::open(&copy).unwrap();
+    assert!(m.graph.op_node_count() > 10);
+    let w = m.metadata.warnings.join("\n");
+    assert!(w.contains("variables are not read"), "{w}");
+    // Damaged checkpoint indexes and object graphs: the graph still opens, or an error; no panic.
+    let vars = copy.join("variables");
+    std::fs::create_dir_all(&vars).unwrap();
+    let src = data_dir().join("cnn_saved/variables");
+    std::fs::copy(
+        src.join("variables.data-00000-of-00001"),
+        vars.join("variables.data-00000-of-00001"),
+    )
+    .unwrap();
+    let index = std::fs::read(src.join("variables.index")).unwrap();
+    let mut state = 0x51ed_2701_9e37_79b9u64;
+    for round in 0..200 {
+        let mut d = index.clone();
+        if round % 10 == 0 {
+            d.truncate((state % d.len() as u64) as usize);
+        }
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            if !d.is_empty() {
+                let i = (state % d.len() as u64) as usize;
+                d[i] ^= (state >> 40) as u8 | 1;
+            }
+        }
+        std::fs::write(vars.join("variables.index"), &d).unwrap();
+        if let Ok(m) = modelmap::load::open(&copy) {
+            for t in &m.tensors {
+                let _ = modelmap::stats::tensor_stats(t);
+            }
+        }
+    }
     std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&copy).ok();
 }

@@ -15,7 +15,9 @@
 //! `StatefulPartitionedCall`, and its weights in a separate variables bundle; neither is read yet,
 //! and such a file is an error that says how to freeze it.
 
+mod bundle;
 mod proto;
+mod saved;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -43,6 +45,9 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n == "saved_model.pb");
     let (graph, tf_version) = if is_saved_model {
+        if let Some(model) = saved::load(path, &data).map_err(corrupt)? {
+            return Ok(model);
+        }
         let sm = proto::SavedModel::decode(data.clone())
             .map_err(|e| corrupt(format!("not a TensorFlow SavedModel: {e}")))?;
         let meta = sm
@@ -63,10 +68,8 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
             .any(|n| matches!(n.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall"));
         if calls {
             return Err(corrupt(
-                "a TensorFlow 2 SavedModel: its ops live in functions and its weights in the \
-                 variables bundle, which modelmap does not read yet; freeze it to one GraphDef \
-                 (tf.function → convert_variables_to_constants_v2 → as_graph_def) or convert it \
-                 to TFLite or ONNX to open it here"
+                "a TensorFlow 2 SavedModel with no serving signature to draw (its ops live in \
+                 functions that no signature calls)"
                     .into(),
             ));
         }

@@ -204,3 +204,160 @@ pub struct MetaInfoDef {
     #[prost(string, tag = "5")]
     pub tensorflow_version: String,
 }
+
+/// `MetaGraphDef` with what a SavedModel's graph is drawn from: its signatures and object graph.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullMetaGraphDef {
+    #[prost(message, optional, tag = "1")]
+    pub meta_info_def: Option<MetaInfoDef>,
+    #[prost(message, optional, tag = "2")]
+    pub graph_def: Option<FullGraphDef>,
+    #[prost(map = "string, message", tag = "5")]
+    pub signature_def: HashMap<String, SignatureDef>,
+    #[prost(message, optional, tag = "7")]
+    pub object_graph_def: Option<SavedObjectGraph>,
+}
+
+/// `SavedModel` read with [`FullMetaGraphDef`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullSavedModel {
+    #[prost(message, repeated, tag = "2")]
+    pub meta_graphs: Vec<FullMetaGraphDef>,
+}
+
+/// `GraphDef` with its functions' bodies.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullGraphDef {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeDef>,
+    #[prost(message, optional, tag = "2")]
+    pub library: Option<FullFunctionDefLibrary>,
+}
+
+/// `FunctionDefLibrary` with bodies.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullFunctionDefLibrary {
+    #[prost(message, repeated, tag = "1")]
+    pub function: Vec<FullFunctionDef>,
+}
+
+/// `FunctionDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullFunctionDef {
+    #[prost(message, optional, tag = "1")]
+    pub signature: Option<FullOpDef>,
+    #[prost(message, repeated, tag = "3")]
+    pub node_def: Vec<NodeDef>,
+    #[prost(map = "string, string", tag = "4")]
+    pub ret: HashMap<String, String>,
+}
+
+/// `OpDef` with its arguments' names.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FullOpDef {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "2")]
+    pub input_arg: Vec<ArgDef>,
+    #[prost(message, repeated, tag = "3")]
+    pub output_arg: Vec<ArgDef>,
+}
+
+/// `OpDef.ArgDef` (its name).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ArgDef {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+/// `SignatureDef`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SignatureDef {
+    #[prost(map = "string, message", tag = "1")]
+    pub inputs: HashMap<String, TensorInfo>,
+    #[prost(map = "string, message", tag = "2")]
+    pub outputs: HashMap<String, TensorInfo>,
+}
+
+/// `TensorInfo` (a tensor of the graph by name).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorInfo {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}
+
+/// `SavedObjectGraph`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedObjectGraph {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: Vec<SavedObject>,
+}
+
+/// `SavedObject` (only whether it is a variable, and its name).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedObject {
+    #[prost(message, optional, tag = "7")]
+    pub variable: Option<SavedVariable>,
+}
+
+/// `SavedVariable`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SavedVariable {
+    #[prost(string, tag = "6")]
+    pub name: String,
+}
+
+/// `TrackableObjectGraph` (the checkpoint's object graph, node for node the SavedObjectGraph's).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrackableObjectGraph {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: Vec<TrackableObject>,
+}
+
+/// `TrackableObjectGraph.TrackableObject`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrackableObject {
+    #[prost(message, repeated, tag = "2")]
+    pub attributes: Vec<SerializedTensor>,
+}
+
+/// `TrackableObjectGraph.TrackableObject.SerializedTensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SerializedTensor {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub full_name: String,
+    #[prost(string, tag = "3")]
+    pub checkpoint_key: String,
+}
+
+/// `BundleHeaderProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BundleHeaderProto {
+    #[prost(int32, tag = "1")]
+    pub num_shards: i32,
+    #[prost(int32, tag = "2")]
+    pub endianness: i32,
+}
+
+/// `BundleEntryProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BundleEntryProto {
+    #[prost(int32, tag = "1")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+    #[prost(int32, tag = "3")]
+    pub shard_id: i32,
+    #[prost(int64, tag = "4")]
+    pub offset: i64,
+    #[prost(int64, tag = "5")]
+    pub size: i64,
+    #[prost(message, repeated, tag = "7")]
+    pub slices: Vec<TensorSliceProto>,
+}
+
+/// `TensorSliceProto` (only its presence matters: a partitioned variable).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorSliceProto {}

@@ -342,7 +342,7 @@ pub fn fuzz_code(input: &[u8]) -> usize {
 /// Drops the ops whose results reach no output, as TorchScript's own dead-code pass does: the
 /// argument checks, warnings and message formatting of library code. An in-place op (`masked_fill_`)
 /// is kept when what it writes to is kept.
-fn prune(graph: &mut Graph, groups: &mut Vec<GroupId>) {
+pub(super) fn prune(graph: &mut Graph, groups: &mut Vec<GroupId>) {
     let n = graph.nodes.len();
     let mut producer: HashMap<ValueId, usize> = HashMap::new();
     for (i, node) in graph.nodes.iter().enumerate() {

@@ -7,10 +7,14 @@ Run from this folder with tensorflow installed (2.21 wrote the committed files):
   with convert_variables_to_constants_v2, as TF2 users freeze models;
 - mlp_v1.pb: a TF1-style graph (tf.compat.v1 placeholders, variables, tf.split into two heads),
   frozen with graph_util.convert_variables_to_constants and written with `_output_shapes`;
-- attention_frozen.pb: a Keras model with MultiHeadAttention and LayerNormalization, frozen.
+- attention_frozen.pb: a Keras model with MultiHeadAttention and LayerNormalization, frozen;
+- cnn_saved/, attention_saved/: the same two Keras models as TF2 SavedModels (tf.saved_model.save):
+  ops in library functions, weights in the variables checkpoint.
 
 facts.json records, from the GraphDef as TensorFlow parses it: every node's op and inputs in file
-order, and every constant's dtype, shape and first values (tf.make_ndarray).
+order, and every constant's dtype, shape and first values (tf.make_ndarray); for each SavedModel,
+the op kinds of its serving function as TensorFlow freezes it, its signature's input and output
+names, and every Keras variable's values.
 """
 import json
 import os
@@ -75,6 +79,38 @@ with open("mlp_v1.pb", "wb") as fh:
     fh.write(frozen.SerializeToString())
 
 
+# TF2 SavedModels of the same Keras models: ops in functions, weights in the variables bundle.
+import shutil
+for model, dirname in [(cnn, "cnn_saved"), (att, "attention_saved")]:
+    shutil.rmtree(dirname, ignore_errors=True)
+    tf.saved_model.save(model, dirname)
+    shutil.rmtree(os.path.join(dirname, "assets"), ignore_errors=True)
+
+SKIP = {"Const", "NoOp", "Placeholder", "Identity", "IdentityN", "ReadVariableOp"}
+
+
+def saved_facts(dirname, model):
+    """What TensorFlow computes for the serving signature: the signature's function frozen by
+    TensorFlow itself (its calls inlined, variables turned to constants), its ops counted by kind
+    (bar constants, identities and variable reads, which modelmap folds), and every variable's
+    values."""
+    loaded = tf.saved_model.load(dirname)
+    fn = loaded.signatures["serving_default"]
+    gd = convert_variables_to_constants_v2(fn).graph.as_graph_def()
+    ops = {}
+    for n in gd.node:
+        if n.op not in SKIP:
+            ops[n.op] = ops.get(n.op, 0) + 1
+    weights = {}
+    for w in model.weights:
+        a = w.numpy()
+        weights[w.path] = {"dtype": str(a.dtype), "shape": list(a.shape),
+                           "first": [float(v) for v in a.reshape(-1)[:4]]}
+    return {"dir": dirname, "ops": dict(sorted(ops.items())), "weights": weights,
+            "inputs": sorted(fn.structured_input_signature[1].keys()),
+            "outputs": sorted(fn.structured_outputs.keys())}
+
+
 def facts(name):
     gd = tf.compat.v1.GraphDef()
     with open(name, "rb") as fh:
@@ -93,8 +129,9 @@ def facts(name):
 
 
 files = [facts(f) for f in ["cnn_frozen.pb", "mlp_v1.pb", "attention_frozen.pb"]]
+saved = [saved_facts("cnn_saved", cnn), saved_facts("attention_saved", att)]
 with open("facts.json", "w") as fh:
-    json.dump({"tensorflow": tf.__version__, "files": files}, fh, indent=1)
+    json.dump({"tensorflow": tf.__version__, "files": files, "saved_models": saved}, fh, indent=1)
     fh.write("\n")
 for f in files:
     print(f["file"], len(f["nodes"]), "nodes", len(f["constants"]), "constants")

@@ -1,0 +1,624 @@
+//! TensorFlow 2 SavedModels (`saved_model.pb` and its `variables/` checkpoint).
+//!
+//! A TF2 SavedModel's main graph holds little more than placeholders, variable handles and a
+//! `StatefulPartitionedCall` of a function; the ops live in the functions of its library, and the
+//! weights in the checkpoint. What is drawn is what the serving signature (`serving_default`, else
+//! the first signature by name) computes: the main graph is walked back from the signature's
+//! outputs, and every call of a library function (`StatefulPartitionedCall`, `PartitionedCall`, or
+//! an op named after a function) is inlined, its arguments bound to the caller's values, nested
+//! calls too. Within a function, inputs are `node:output_arg:index`; ops are ordered by their
+//! inputs before they are drawn. A variable handle (`VarHandleOp`) is a weight: its
+//! `ReadVariableOp`s fold into the ops that read them, as `Const`s do in a frozen graph, and its
+//! values come from the checkpoint, found through the object graphs: the SavedModel's names the
+//! variable, the checkpoint's (node for node the same) names its checkpoint key. Groups are the
+//! ops' name scopes (`sequential/conv2d/Conv2D`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::bundle::Bundle;
+use super::proto::{self, NodeDef};
+use super::{attr, conv_axes, dtype_of, input_ref, scope_group, tensor_of, value_type};
+use crate::model::{
+    Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor, TensorData, TensorId,
+    TensorOrigin, Value, ValueId,
+};
+
+/// Deepest chain of inlined function calls.
+const MAX_CALL_DEPTH: u32 = 32;
+/// Most nodes drawn.
+const MAX_NODES: usize = 2_000_000;
+
+/// A value while the graph is walked.
+#[derive(Clone, Copy, Debug)]
+enum Val {
+    Tensor(ValueId),
+    /// A variable handle, as the weight it stands for (`None`: its values are not found).
+    Resource(Option<TensorId>),
+    Unknown,
+}
+
+/// What a walked node became.
+enum Done {
+    /// An op node of the graph (its outputs are made as they are read).
+    Op(u32),
+    /// A call: its returned values in order.
+    Call(Vec<Val>),
+    /// Folded into a value (a weight read, a variable handle, a placeholder).
+    Value(Val),
+}
+
+/// Opens a SavedModel's serving graph. `Ok(None)`: no signature calls a function (a TF1
+/// SavedModel), which the plain GraphDef reader draws.
+pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
+    let sm = proto::FullSavedModel::decode(data.clone())
+        .map_err(|e| format!("not a TensorFlow SavedModel: {e}"))?;
+    let meta = sm
+        .meta_graphs
+        .into_iter()
+        .next()
+        .ok_or("a SavedModel with no meta graph")?;
+    let graph = meta
+        .graph_def
+        .ok_or("a SavedModel meta graph with no graph")?;
+    let library: HashMap<&str, &proto::FullFunctionDef> = graph
+        .library
+        .as_ref()
+        .map(|l| {
+            l.function
+                .iter()
+                .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut names: Vec<&String> = meta
+        .signature_def
+        .iter()
+        .filter(|(_, s)| !s.outputs.is_empty())
+        .map(|(k, _)| k)
+        .filter(|k| !k.starts_with("__"))
+        .collect();
+    names.sort_by_key(|k| (k.as_str() != "serving_default", k.as_str()));
+    let Some(sig_name) = names.first() else {
+        return Ok(None);
+    };
+    let sig = &meta.signature_def[*sig_name];
+    if library.is_empty() {
+        return Ok(None);
+    }
+
+    let mut model = Model::new(path, Format::TensorFlow);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("TensorFlow (SavedModel)".into());
+    model.metadata.producer_version = meta
+        .meta_info_def
+        .as_ref()
+        .map(|m| m.tensorflow_version.clone())
+        .filter(|v| !v.is_empty());
+    model
+        .metadata
+        .properties
+        .push(("tensorflow.signature".into(), sig_name.to_string()));
+
+    // Variable name → checkpoint key, through the two object graphs.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let bundle = Bundle::open(&dir.join("variables").join("variables"));
+    let mut var_keys: HashMap<String, String> = HashMap::new();
+    match &bundle {
+        Ok(b) => {
+            let trackable = b
+                .string_scalar("_CHECKPOINTABLE_OBJECT_GRAPH")
+                .and_then(|s| proto::TrackableObjectGraph::decode(s).map_err(|e| e.to_string()));
+            match (trackable, meta.object_graph_def.as_ref()) {
+                (Ok(t), Some(objects)) => {
+                    for (o, tr) in objects.nodes.iter().zip(&t.nodes) {
+                        let Some(var) = &o.variable else { continue };
+                        if let Some(a) = tr.attributes.iter().find(|a| a.name == "VARIABLE_VALUE") {
+                            var_keys.insert(var.name.clone(), a.checkpoint_key.clone());
+                        }
+                    }
+                }
+                (Err(e), _) => model.metadata.warnings.push(format!(
+                    "{}: the checkpoint's object graph is not readable ({e}), so no weights are \
+                     shown",
+                    dir.display()
+                )),
+                (_, None) => {}
+            }
+        }
+        Err(e) => model.metadata.warnings.push(format!(
+            "{}: the variables are not read ({e}), so no weights are shown",
+            dir.display()
+        )),
+    }
+
+    let mut w = Walker {
+        model: &mut model,
+        library,
+        bundle: bundle.ok(),
+        var_keys,
+        graph: Graph::default(),
+        groups: Vec::new(),
+        ops: OpNames::default(),
+        weight_values: HashMap::new(),
+        value_weight: HashMap::new(),
+        owned: HashSet::new(),
+        variables: HashMap::new(),
+        inputs: HashMap::new(),
+        depth: 0,
+        cut: false,
+    };
+    // Placeholders named by the signature's keys.
+    for (key, info) in &sig.inputs {
+        if let Some((name, _)) = input_ref(&info.name) {
+            w.inputs.insert(name.to_string(), key.clone());
+        }
+    }
+    let targets: Vec<(&String, &str)> = {
+        let mut t: Vec<(&String, &str)> = sig
+            .outputs
+            .iter()
+            .map(|(k, info)| (k, info.name.as_str()))
+            .collect();
+        t.sort();
+        t
+    };
+    // The main graph, from the signature's outputs back.
+    let main = &graph.node;
+    let index: HashMap<&str, usize> = main
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let mut needed = vec![false; main.len()];
+    let mut stack: Vec<usize> = targets
+        .iter()
+        .filter_map(|(_, t)| input_ref(t).and_then(|(n, _)| index.get(n).copied()))
+        .collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut needed[i], true) {
+            continue;
+        }
+        for s in &main[i].input {
+            if let Some((n, _)) = input_ref(s)
+                && let Some(&j) = index.get(n)
+                && !needed[j]
+            {
+                stack.push(j);
+            }
+        }
+    }
+    let body: Vec<&NodeDef> = main
+        .iter()
+        .zip(&needed)
+        .filter(|(_, k)| **k)
+        .map(|(n, _)| n)
+        .collect();
+    let done = w.run(&body, &HashMap::new(), true);
+    for (key, t) in targets {
+        let v = w.resolve(&done, &HashMap::new(), t, true);
+        let mut vals = Vec::new();
+        if let Val::Tensor(v) = v {
+            vals.push(v);
+        }
+        for v in vals {
+            w.graph.outputs.push(v);
+            let mut out = Node::new(key.clone(), "Output", NodeKind::Output);
+            out.inputs.push(Some(v));
+            w.graph.add_node(out);
+            w.groups.push(0);
+        }
+    }
+    if w.cut {
+        w.model.metadata.warnings.push(format!(
+            "{}: the graph is cut short (calls nested deeper than {MAX_CALL_DEPTH}, or more than \
+             {MAX_NODES} ops)",
+            path.display()
+        ));
+    }
+    let cut = w.cut;
+    let value_weight = std::mem::take(&mut w.value_weight);
+    let (mut graph, mut groups) = (w.graph, w.groups);
+    // Ops whose results reach no output (a `Shape` left over by tracing) are dropped, as
+    // TensorFlow's own inlining drops them; a graph cut short keeps all it made.
+    if !cut {
+        super::super::torchscript::prune(&mut graph, &mut groups);
+    }
+    // Each weight belongs to the first op left that reads it.
+    let mut owned = HashSet::new();
+    for node in &mut graph.nodes {
+        node.tensors.clear();
+        for v in node.inputs.iter().flatten() {
+            if let Some(&t) = value_weight.get(v)
+                && owned.insert(t)
+            {
+                node.tensors.push(t);
+            }
+        }
+    }
+    graph.connect_by_values();
+    for (node, &g) in graph.nodes.iter_mut().zip(&groups) {
+        node.group = g;
+    }
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+    Ok(Some(model))
+}
+
+struct Walker<'a> {
+    model: &'a mut Model,
+    library: HashMap<&'a str, &'a proto::FullFunctionDef>,
+    bundle: Option<Bundle>,
+    var_keys: HashMap<String, String>,
+    graph: Graph,
+    groups: Vec<GroupId>,
+    ops: OpNames,
+    weight_values: HashMap<TensorId, ValueId>,
+    value_weight: HashMap<ValueId, TensorId>,
+    /// Weights an op already owns.
+    owned: HashSet<TensorId>,
+    /// The weight of each variable, by name.
+    variables: HashMap<String, Option<TensorId>>,
+    /// Placeholder name → the signature's name for it.
+    inputs: HashMap<String, String>,
+    depth: u32,
+    cut: bool,
+}
+
+impl Walker<'_> {
+    /// Walks a graph's or a function body's nodes in input order; `args`: a function's arguments.
+    fn run<'n>(
+        &mut self,
+        nodes: &[&'n NodeDef],
+        args: &HashMap<String, Val>,
+        main: bool,
+    ) -> HashMap<&'n str, Done> {
+        let mut done: HashMap<&str, Done> = HashMap::new();
+        for n in topo_order(nodes, main) {
+            if self.graph.nodes.len() >= MAX_NODES {
+                self.cut = true;
+                break;
+            }
+            let result = self.node(n, &done, args, main);
+            done.insert(n.name.as_str(), result);
+        }
+        done
+    }
+
+    /// The value an input reference names.
+    fn resolve(
+        &mut self,
+        done: &HashMap<&str, Done>,
+        args: &HashMap<String, Val>,
+        s: &str,
+        main: bool,
+    ) -> Val {
+        if s.starts_with('^') {
+            return Val::Unknown;
+        }
+        // Main graph: `node` or `node:k`. Function body: an argument, or `node:arg:k`.
+        let (name, suffix, index) = if main {
+            match input_ref(s) {
+                Some((n, k)) => (n, k.to_string(), k),
+                None => return Val::Unknown,
+            }
+        } else {
+            match s.split_once(':') {
+                None => return args.get(s).copied().unwrap_or(Val::Unknown),
+                Some((n, rest)) => {
+                    let k = rest
+                        .rsplit_once(':')
+                        .and_then(|(_, k)| k.parse().ok())
+                        .unwrap_or(0);
+                    (n, rest.to_string(), k)
+                }
+            }
+        };
+        match done.get(name) {
+            Some(Done::Value(v)) => *v,
+            Some(Done::Call(rets)) => rets.get(index).copied().unwrap_or(Val::Unknown),
+            Some(Done::Op(id)) => {
+                let id = *id;
+                // Outputs are made as they are first read, named `node:suffix`.
+                let want = format!("{}:{suffix}", self.graph.nodes[id as usize].name);
+                if let Some(&v) = self.graph.nodes[id as usize]
+                    .outputs
+                    .iter()
+                    .find(|&&v| self.graph.values[v as usize].name == want)
+                {
+                    return Val::Tensor(v);
+                }
+                let v = self.graph.add_value(Value {
+                    name: want,
+                    ..Value::default()
+                });
+                self.graph.nodes[id as usize].outputs.push(v);
+                Val::Tensor(v)
+            }
+            None => Val::Unknown,
+        }
+    }
+
+    fn node(
+        &mut self,
+        n: &NodeDef,
+        done: &HashMap<&str, Done>,
+        args: &HashMap<String, Val>,
+        main: bool,
+    ) -> Done {
+        let data_inputs: Vec<&String> = n.input.iter().filter(|s| !s.starts_with('^')).collect();
+        match n.op.as_str() {
+            "NoOp" => return Done::Value(Val::Unknown),
+            "VarHandleOp" => {
+                let name = match n.attr.get("shared_name").and_then(|a| a.value.as_ref()) {
+                    Some(proto::attr_value::Value::S(s)) if !s.is_empty() => {
+                        String::from_utf8_lossy(s).into_owned()
+                    }
+                    _ => n.name.clone(),
+                };
+                return Done::Value(Val::Resource(self.variable(&name, n)));
+            }
+            "ReadVariableOp" | "Identity" | "IdentityN" | "Snapshot" if !data_inputs.is_empty() => {
+                if let Val::Resource(r) = self.resolve(done, args, data_inputs[0], main) {
+                    return Done::Value(match (n.op.as_str(), r) {
+                        ("ReadVariableOp", Some(t)) => Val::Tensor(self.weight_value(t)),
+                        ("ReadVariableOp", None) => Val::Unknown,
+                        _ => Val::Resource(r),
+                    });
+                }
+            }
+            "Placeholder" if main => {
+                let label = self
+                    .inputs
+                    .get(&n.name)
+                    .cloned()
+                    .unwrap_or_else(|| n.name.clone());
+                let (dtype, shape) = value_type(n, 0);
+                let v = self.graph.add_value(Value {
+                    name: label.clone(),
+                    dtype,
+                    shape,
+                });
+                let mut node = Node::new(label, "Input", NodeKind::Input);
+                node.outputs.push(v);
+                self.graph.inputs.push(v);
+                self.graph.add_node(node);
+                self.groups.push(0);
+                return Done::Value(Val::Tensor(v));
+            }
+            "Const" => {
+                if let Some(proto::attr_value::Value::Tensor(t)) =
+                    n.attr.get("value").and_then(|a| a.value.as_ref())
+                {
+                    let tensor = tensor_of(&n.name, t, &self.model.source.clone());
+                    let id = self.model.add_tensor(tensor);
+                    return Done::Value(Val::Tensor(self.weight_value(id)));
+                }
+            }
+            _ => {}
+        }
+        // A call of a library function.
+        let callee = match n.op.as_str() {
+            "StatefulPartitionedCall" | "PartitionedCall" => {
+                match n.attr.get("f").and_then(|a| a.value.as_ref()) {
+                    Some(proto::attr_value::Value::Func(f)) => Some(f.name.as_str()),
+                    _ => None,
+                }
+            }
+            op => Some(op),
+        }
+        .and_then(|f| self.library.get(f).copied());
+        if let Some(f) = callee
+            && self.depth < MAX_CALL_DEPTH
+        {
+            let vals: Vec<Val> = data_inputs
+                .iter()
+                .map(|s| self.resolve(done, args, s, main))
+                .collect();
+            return Done::Call(self.call(f, vals));
+        }
+        if callee.is_some() {
+            self.cut = true;
+        }
+        // An op.
+        let mut node = Node::new(n.name.clone(), self.ops.get(&n.op), NodeKind::Op);
+        let mut keys: Vec<&String> = n.attr.keys().collect();
+        keys.sort();
+        for k in keys {
+            if k == "value" || k == "_output_shapes" || k.starts_with("_") {
+                continue;
+            }
+            if let Some(v) = attr(&n.attr[k]) {
+                node.attributes.push((k.clone(), v));
+            }
+        }
+        for (slot, s) in data_inputs.iter().enumerate() {
+            let v = match self.resolve(done, args, s, main) {
+                Val::Tensor(v) => v,
+                Val::Resource(Some(t)) => self.weight_value(t),
+                _ => continue,
+            };
+            // A weight belongs to the first op that reads it.
+            if let Some(&t) = self.value_weight.get(&v)
+                && self.owned.insert(t)
+            {
+                node.tensors.push(t);
+                if let Some(axes) = conv_axes(&n.op, slot)
+                    && let Some(w) = self.model.tensors.get_mut(t as usize)
+                    && w.shape.len() == 4
+                {
+                    w.conv_axes = Some(axes);
+                }
+            }
+            node.inputs.push(Some(v));
+        }
+        let group = scope_group(self.model, &n.name);
+        let id = self.graph.add_node(node);
+        self.groups.push(group);
+        Done::Op(id)
+    }
+
+    /// Inlines a function with its arguments bound; returns its outputs in order.
+    fn call(&mut self, f: &proto::FullFunctionDef, vals: Vec<Val>) -> Vec<Val> {
+        let Some(sig) = &f.signature else {
+            return Vec::new();
+        };
+        let args: HashMap<String, Val> = sig
+            .input_arg
+            .iter()
+            .zip(vals.iter().copied().chain(std::iter::repeat(Val::Unknown)))
+            .map(|(a, v)| (a.name.clone(), v))
+            .collect();
+        let body: Vec<&NodeDef> = f.node_def.iter().collect();
+        self.depth += 1;
+        let done = self.run(&body, &args, false);
+        let rets = sig
+            .output_arg
+            .iter()
+            .map(|a| match f.ret.get(&a.name) {
+                Some(r) => self.resolve(&done, &args, r, false),
+                None => Val::Unknown,
+            })
+            .collect();
+        self.depth -= 1;
+        rets
+    }
+
+    /// The weight of variable `name` (made on first use), its values from the checkpoint.
+    fn variable(&mut self, name: &str, n: &NodeDef) -> Option<TensorId> {
+        if let Some(&t) = self.variables.get(name) {
+            return t;
+        }
+        let source = self.model.source.clone();
+        let (dtype_attr, shape_attr) = (
+            match n.attr.get("dtype").and_then(|a| a.value.as_ref()) {
+                Some(proto::attr_value::Value::Type(t)) => Some(dtype_of(*t)),
+                _ => None,
+            },
+            match n.attr.get("shape").and_then(|a| a.value.as_ref()) {
+                Some(proto::attr_value::Value::Shape(s)) => Some(
+                    s.dim
+                        .iter()
+                        .map(|d| d.size.max(0) as u64)
+                        .collect::<Vec<u64>>(),
+                ),
+                _ => None,
+            },
+        );
+        let found = match (&self.bundle, self.var_keys.get(name)) {
+            (Some(b), Some(key)) => b.bytes(key).map(|(e, bytes)| {
+                let shape: Vec<u64> = e
+                    .shape
+                    .as_ref()
+                    .map(|s| s.dim.iter().map(|d| d.size.max(0) as u64).collect())
+                    .unwrap_or_default();
+                (dtype_of(e.dtype), shape, bytes)
+            }),
+            (Some(_), None) => Err(format!("variable {name} has no checkpoint key")),
+            (None, _) => Err("the checkpoint is not read".into()),
+        };
+        let tensor = match found {
+            Ok((dtype, shape, bytes)) => {
+                let expect = dtype
+                    .size_bytes()
+                    .and_then(|es| shape.iter().try_fold(es, |a, &d| a.checked_mul(d)));
+                let data = if expect == Some(bytes.len() as u64) {
+                    TensorData::Bytes(bytes)
+                } else {
+                    TensorData::Error(format!(
+                        "{}: {name}: {} bytes in the checkpoint for shape {shape:?}",
+                        source.display(),
+                        bytes.len()
+                    ))
+                };
+                Tensor {
+                    name: name.to_string(),
+                    dtype,
+                    shape,
+                    data,
+                    origin: TensorOrigin::Checkpoint,
+                    conv_axes: None,
+                }
+            }
+            Err(why) => Tensor {
+                name: name.to_string(),
+                dtype: dtype_attr.unwrap_or(crate::model::DType::Unknown("variable")),
+                shape: shape_attr.unwrap_or_default(),
+                data: TensorData::Error(format!("{}: {why}", source.display())),
+                origin: TensorOrigin::Checkpoint,
+                conv_axes: None,
+            },
+        };
+        let id = self.model.add_tensor(tensor);
+        self.variables.insert(name.to_string(), Some(id));
+        Some(id)
+    }
+
+    fn weight_value(&mut self, t: TensorId) -> ValueId {
+        if let Some(&v) = self.weight_values.get(&t) {
+            return v;
+        }
+        let w = &self.model.tensors[t as usize];
+        let v = self.graph.add_value(Value {
+            name: w.name.clone(),
+            dtype: Some(w.dtype),
+            shape: Some(
+                w.shape
+                    .iter()
+                    .map(|&d| Dim::Fixed(i64::try_from(d).unwrap_or(i64::MAX)))
+                    .collect(),
+            ),
+        });
+        self.weight_values.insert(t, v);
+        self.value_weight.insert(v, t);
+        v
+    }
+}
+
+/// `nodes` ordered so that each comes after what it reads (Kahn's algorithm over data and control
+/// inputs within the list); nodes on a cycle keep their order at the end.
+fn topo_order<'n>(nodes: &[&'n NodeDef], main: bool) -> Vec<&'n NodeDef> {
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    let mut indeg = vec![0u32; nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for s in &n.input {
+            let s = s.trim_start_matches('^');
+            let name = if main {
+                input_ref(s).map_or(s, |(n, _)| n)
+            } else {
+                s.split(':').next().unwrap_or(s)
+            };
+            if let Some(&j) = index.get(name)
+                && j != i
+                && seen.insert(j)
+            {
+                indeg[i] += 1;
+                users[j].push(i);
+            }
+        }
+    }
+    let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut placed = vec![false; nodes.len()];
+    while let Some(i) = queue.pop_front() {
+        placed[i] = true;
+        out.push(nodes[i]);
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                queue.push_back(u);
+            }
+        }
+    }
+    out.extend((0..nodes.len()).filter(|&i| !placed[i]).map(|i| nodes[i]));
+    out
+}
