@@ -264,11 +264,14 @@ impl Summary {
             }
         );
         if let Some(p) = &self.producer {
-            let _ = writeln!(
-                s,
-                "  producer    {p} {}",
-                self.producer_version.as_deref().unwrap_or("")
-            );
+            match self.producer_version.as_deref().filter(|v| !v.is_empty()) {
+                Some(v) => {
+                    let _ = writeln!(s, "  producer    {p} {v}");
+                }
+                None => {
+                    let _ = writeln!(s, "  producer    {p}");
+                }
+            }
         }
         if let Some(a) = &self.architecture {
             let _ = writeln!(s, "  arch        {a}");
