@@ -306,7 +306,7 @@ fn bad_graphs_are_errors_naming_the_file() {
 fn saved_models_draw_their_serving_function_with_the_checkpoint_weights() {
     let facts = facts();
     let saved = facts["saved_models"].as_array().unwrap();
-    assert_eq!(saved.len(), 2);
+    assert_eq!(saved.len(), 3);
     // What modelmap folds, as TensorFlow's own freezing does.
     let folded = [
         "Const",

@@ -1,4 +1,4 @@
-//! TensorFlow 2 SavedModels (`saved_model.pb` and its `variables/` checkpoint).
+//! TensorFlow SavedModels (`saved_model.pb` and its `variables/` checkpoint), TF2 and TF1.
 //!
 //! A TF2 SavedModel's main graph holds little more than placeholders, variable handles and a
 //! `StatefulPartitionedCall` of a function; the ops live in the functions of its library, and the
@@ -11,7 +11,9 @@
 //! `ReadVariableOp`s fold into the ops that read them, as `Const`s do in a frozen graph, and its
 //! values come from the checkpoint, found through the object graphs: the SavedModel's names the
 //! variable, the checkpoint's (node for node the same) names its checkpoint key. Groups are the
-//! ops' name scopes (`sequential/conv2d/Conv2D`).
+//! ops' name scopes (`sequential/conv2d/Conv2D`). A TF1 SavedModel (`simple_save`,
+//! `SavedModelBuilder`) has its ops in the main graph and reference variables (`VariableV2`),
+//! whose checkpoint keys are their names.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -51,8 +53,8 @@ enum Done {
     Value(Val),
 }
 
-/// Opens a SavedModel's serving graph. `Ok(None)`: no signature calls a function (a TF1
-/// SavedModel), which the plain GraphDef reader draws.
+/// Opens a SavedModel's serving graph. `Ok(None)`: no signature with outputs, so the plain
+/// GraphDef reader draws the whole graph.
 pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     let sm = proto::FullSavedModel::decode(data.clone())
         .map_err(|e| format!("not a TensorFlow SavedModel: {e}"))?;
@@ -86,9 +88,6 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         return Ok(None);
     };
     let sig = &meta.signature_def[*sig_name];
-    if library.is_empty() {
-        return Ok(None);
-    }
 
     let mut model = Model::new(path, Format::TensorFlow);
     model.metadata.shards = 1;
@@ -121,12 +120,8 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
                         }
                     }
                 }
-                (Err(e), _) => model.metadata.warnings.push(format!(
-                    "{}: the checkpoint's object graph is not readable ({e}), so no weights are \
-                     shown",
-                    dir.display()
-                )),
-                (_, None) => {}
+                // A TF1 checkpoint has no object graph: its keys are the variables' names.
+                (Err(_), _) | (_, None) => {}
             }
         }
         Err(e) => model.metadata.warnings.push(format!(
@@ -352,6 +347,13 @@ impl Walker<'_> {
         let data_inputs: Vec<&String> = n.input.iter().filter(|s| !s.starts_with('^')).collect();
         match n.op.as_str() {
             "NoOp" => return Done::Value(Val::Unknown),
+            // TF1 reference variables: the variable is its own value, read through an Identity.
+            "VariableV2" | "Variable" => {
+                return Done::Value(match self.variable(&n.name, n) {
+                    Some(t) => Val::Tensor(self.weight_value(t)),
+                    None => Val::Unknown,
+                });
+            }
             "VarHandleOp" => {
                 let name = match n.attr.get("shared_name").and_then(|a| a.value.as_ref()) {
                     Some(proto::attr_value::Value::S(s)) if !s.is_empty() => {
@@ -362,12 +364,21 @@ impl Walker<'_> {
                 return Done::Value(Val::Resource(self.variable(&name, n)));
             }
             "ReadVariableOp" | "Identity" | "IdentityN" | "Snapshot" if !data_inputs.is_empty() => {
-                if let Val::Resource(r) = self.resolve(done, args, data_inputs[0], main) {
-                    return Done::Value(match (n.op.as_str(), r) {
-                        ("ReadVariableOp", Some(t)) => Val::Tensor(self.weight_value(t)),
-                        ("ReadVariableOp", None) => Val::Unknown,
-                        _ => Val::Resource(r),
-                    });
+                match self.resolve(done, args, data_inputs[0], main) {
+                    Val::Resource(r) => {
+                        return Done::Value(match (n.op.as_str(), r) {
+                            ("ReadVariableOp", Some(t)) => Val::Tensor(self.weight_value(t)),
+                            ("ReadVariableOp", None) => Val::Unknown,
+                            _ => Val::Resource(r),
+                        });
+                    }
+                    // A TF1 variable's `…/read`: the weight itself.
+                    Val::Tensor(v)
+                        if self.value_weight.contains_key(&v) && n.op != "ReadVariableOp" =>
+                    {
+                        return Done::Value(Val::Tensor(v));
+                    }
+                    _ => {}
                 }
             }
             "Placeholder" if main => {
@@ -508,7 +519,14 @@ impl Walker<'_> {
                 _ => None,
             },
         );
-        let found = match (&self.bundle, self.var_keys.get(name)) {
+        // TF2: the key the object graphs give; TF1: the variable's own name.
+        let key = self.var_keys.get(name).cloned().or_else(|| {
+            self.bundle
+                .as_ref()
+                .filter(|b| b.entries.contains_key(name))
+                .map(|_| name.to_string())
+        });
+        let found = match (&self.bundle, key.as_ref()) {
             (Some(b), Some(key)) => b.bytes(key).map(|(e, bytes)| {
                 let shape: Vec<u64> = e
                     .shape

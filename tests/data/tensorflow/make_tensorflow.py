@@ -9,7 +9,9 @@ Run from this folder with tensorflow installed (2.21 wrote the committed files):
   frozen with graph_util.convert_variables_to_constants and written with `_output_shapes`;
 - attention_frozen.pb: a Keras model with MultiHeadAttention and LayerNormalization, frozen;
 - cnn_saved/, attention_saved/: the same two Keras models as TF2 SavedModels (tf.saved_model.save):
-  ops in library functions, weights in the variables checkpoint.
+  ops in library functions, weights in the variables checkpoint;
+- mlp_v1_saved/: the TF1 graph as a TF1 SavedModel (simple_save): ops in the main graph,
+  reference variables.
 
 facts.json records, from the GraphDef as TensorFlow parses it: every node's op and inputs in file
 order, and every constant's dtype, shape and first values (tf.make_ndarray); for each SavedModel,
@@ -75,6 +77,19 @@ with g.as_default():
         sess.run(v1.global_variables_initializer())
         frozen = v1.graph_util.convert_variables_to_constants(
             sess, g.as_graph_def(add_shapes=True), ["heads/class_logits", "heads/box"])
+        # The same graph as a TF1 SavedModel: ops in the main graph, reference variables whose
+        # checkpoint keys are their names.
+        import shutil
+        shutil.rmtree("mlp_v1_saved", ignore_errors=True)
+        v1.saved_model.simple_save(
+            sess, "mlp_v1_saved", inputs={"features": x},
+            outputs={"class_logits": g.get_tensor_by_name("heads/class_logits:0"),
+                     "box": g.get_tensor_by_name("heads/box:0")})
+        v1_weights = {v.op.name: sess.run(v) for v in v1.global_variables()}
+        v1_ops = {}
+        for n in frozen.node:
+            if n.op not in {"Const", "NoOp", "Placeholder", "Identity", "IdentityN", "ReadVariableOp"}:
+                v1_ops[n.op] = v1_ops.get(n.op, 0) + 1
 with open("mlp_v1.pb", "wb") as fh:
     fh.write(frozen.SerializeToString())
 
@@ -130,6 +145,14 @@ def facts(name):
 
 files = [facts(f) for f in ["cnn_frozen.pb", "mlp_v1.pb", "attention_frozen.pb"]]
 saved = [saved_facts("cnn_saved", cnn), saved_facts("attention_saved", att)]
+saved.append({
+    "dir": "mlp_v1_saved",
+    "ops": dict(sorted(v1_ops.items())),
+    "weights": {k: {"dtype": str(a.dtype), "shape": list(a.shape),
+                    "first": [float(v) for v in a.reshape(-1)[:4]]} for k, a in v1_weights.items()},
+    "inputs": ["features"],
+    "outputs": ["box", "class_logits"],
+})
 with open("facts.json", "w") as fh:
     json.dump({"tensorflow": tf.__version__, "files": files, "saved_models": saved}, fh, indent=1)
     fh.write("\n")
