@@ -9,7 +9,6 @@
 //! [`MAX_INFLATED`] bytes in all; past that each is an error for its data. Object arrays (pickles),
 //! strings, structured and big-endian dtypes are errors for their array, naming it.
 
-use std::io::Read;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -70,8 +69,7 @@ pub(super) fn load_npz(path: &Path, data: &Bytes, entries: &Entries) -> Result<M
                 let zip = match &mut archive {
                     Some(z) => z,
                     None => archive.insert(
-                        zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
-                            .map_err(|e| LoadError::corrupt(path, format!("zip: {e}")))?,
+                        super::torch::zip_of(data).map_err(|e| LoadError::corrupt(path, e))?,
                     ),
                 };
                 inflate(zip, entry, &mut left)
@@ -93,23 +91,15 @@ pub(super) fn load_npz(path: &Path, data: &Bytes, entries: &Entries) -> Result<M
     finish(model, path)
 }
 
-fn inflate(
-    zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
-    entry: &str,
-    left: &mut u64,
-) -> Result<Bytes, String> {
-    let file = zip.by_name(entry).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    file.take(*left + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("inflating: {e}"))?;
-    *left = left.checked_sub(out.len() as u64).ok_or_else(|| {
-        format!(
-            "compressed arrays over {} GiB in all are not inflated",
-            MAX_INFLATED >> 30
-        )
-    })?;
-    Ok(Bytes::from(out))
+fn inflate(zip: &mut super::torch::Zip<'_>, entry: &str, left: &mut u64) -> Result<Bytes, String> {
+    super::torch::inflate(zip, entry, left)
+        .map(Bytes::from)
+        .map_err(|e| {
+            format!(
+                "{e} (compressed arrays over {} GiB in all are not inflated)",
+                MAX_INFLATED >> 30
+            )
+        })
 }
 
 fn finish(mut model: Model, path: &Path) -> Result<Model, LoadError> {

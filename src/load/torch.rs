@@ -90,6 +90,30 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
     add_pickled(model, path, data, &entries).map(|_| ())
 }
 
+/// A zip archive over mapped bytes, for entries that must be inflated.
+pub(super) type Zip<'a> = zip::ZipArchive<std::io::Cursor<&'a [u8]>>;
+
+/// Opens `data` as a zip archive for [`inflate`].
+pub(super) fn zip_of(data: &[u8]) -> Result<Zip<'_>, String> {
+    zip::ZipArchive::new(std::io::Cursor::new(data))
+        .map_err(|e| format!("not a readable zip archive: {e}"))
+}
+
+/// Entry `name`, inflated if it is compressed, within the `budget` of bytes left, which it lowers.
+/// Past the budget it is an error, which the caller completes with the entry and the limit.
+pub(super) fn inflate(zip: &mut Zip<'_>, name: &str, budget: &mut u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = zip.by_name(name).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    file.take(*budget + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("inflating: {e}"))?;
+    *budget = budget
+        .checked_sub(out.len() as u64)
+        .ok_or("more than the bytes allowed")?;
+    Ok(out)
+}
+
 /// Reads the central directory of a zip archive.
 fn read_entries(path: &Path, data: &Bytes) -> Result<Entries, LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);

@@ -111,6 +111,22 @@ pub struct Value {
     pub shape: Option<Vec<Dim>>,
 }
 
+impl Value {
+    /// The value a weight feeds into the ops that read it: its name, dtype and shape.
+    pub fn of_tensor(t: &Tensor) -> Value {
+        Value {
+            name: t.name.clone(),
+            dtype: Some(t.dtype),
+            shape: Some(
+                t.shape
+                    .iter()
+                    .map(|&d| Dim::Fixed(i64::try_from(d).unwrap_or(i64::MAX)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 /// What a node is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {

@@ -201,17 +201,7 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
             };
             if let Some(t) = folded[j] {
                 let v = *weight_values.entry(t).or_insert_with(|| {
-                    let w = &model.tensors[t as usize];
-                    graph.add_value(Value {
-                        name: w.name.clone(),
-                        dtype: Some(w.dtype),
-                        shape: Some(
-                            w.shape
-                                .iter()
-                                .map(|&d| Dim::Fixed(i64::try_from(d).unwrap_or(i64::MAX)))
-                                .collect(),
-                        ),
-                    })
+                    graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
                 });
                 if owned.insert(t) {
                     node.tensors.push(t);

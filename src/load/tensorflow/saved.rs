@@ -25,7 +25,7 @@ use super::bundle::Bundle;
 use super::proto::{self, NodeDef};
 use super::{attr, conv_axes, dtype_of, input_ref, scope_group, tensor_of, value_type};
 use crate::model::{
-    Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor, TensorData, TensorId,
+    Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor, TensorData, TensorId,
     TensorOrigin, Value, ValueId,
 };
 
@@ -579,17 +579,9 @@ impl Walker<'_> {
         if let Some(&v) = self.weight_values.get(&t) {
             return v;
         }
-        let w = &self.model.tensors[t as usize];
-        let v = self.graph.add_value(Value {
-            name: w.name.clone(),
-            dtype: Some(w.dtype),
-            shape: Some(
-                w.shape
-                    .iter()
-                    .map(|&d| Dim::Fixed(i64::try_from(d).unwrap_or(i64::MAX)))
-                    .collect(),
-            ),
-        });
+        let v = self
+            .graph
+            .add_value(Value::of_tensor(&self.model.tensors[t as usize]));
         self.weight_values.insert(t, v);
         self.value_weight.insert(v, t);
         v

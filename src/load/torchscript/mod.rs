@@ -93,7 +93,9 @@ fn add_constants(
     if !entries.contains_key(&name) {
         return Ok(());
     }
-    let bytes = read_entry(data, &name, 64 << 20).map_err(|e| format!("constants.pkl: {e}"))?;
+    let mut zip = super::torch::zip_of(data)?;
+    let bytes = super::torch::inflate(&mut zip, &name, &mut (64 << 20))
+        .map_err(|e| format!("constants.pkl: {e}"))?;
     let pk = super::pickle::unpickle(&bytes).map_err(|e| format!("constants.pkl: {e}"))?;
     let big_endian = matches!(
         entries.get(&format!("{prefix}byteorder")),
@@ -120,22 +122,6 @@ fn add_constants(
         }
     }
     Ok(())
-}
-
-/// One entry of the archive, inflated if it is compressed, up to `limit` bytes.
-fn read_entry(data: &Bytes, name: &str, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
-    let file = archive.by_name(name).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    if out.len() as u64 > limit {
-        return Err(format!("more than {} MiB", limit >> 20));
-    }
-    Ok(out)
 }
 
 /// Runs the root module's `forward` (`modules[0]`) and makes the model's graph of it.
@@ -397,27 +383,23 @@ pub(super) fn prune(graph: &mut Graph, groups: &mut Vec<GroupId>) {
 /// Parses every source file under the code folder. `torch.jit.save` deflates the code (unlike the
 /// weights), so each file is inflated, within [`MAX_CODE`] bytes in all.
 fn read_code(data: &Bytes, entries: &Entries, prefix: &str) -> Result<Code, String> {
-    use std::io::Read;
     let base = format!("{prefix}code/");
     let mut files: Vec<&String> = entries
         .keys()
         .filter(|k| k.starts_with(&base) && k.ends_with(".py"))
         .collect();
     files.sort();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
-        .map_err(|e| format!("not a readable zip archive: {e}"))?;
+    let mut zip = super::torch::zip_of(data)?;
     let mut code = Code::default();
     let mut left = MAX_CODE as u64;
     for name in files {
         let short = &name[prefix.len()..];
-        let file = archive.by_name(name).map_err(|e| format!("{short}: {e}"))?;
-        let mut src = Vec::new();
-        file.take(left + 1)
-            .read_to_end(&mut src)
-            .map_err(|e| format!("{short}: {e}"))?;
-        left = left
-            .checked_sub(src.len() as u64)
-            .ok_or_else(|| format!("more than {} MiB of code", MAX_CODE >> 20))?;
+        let src = super::torch::inflate(&mut zip, name, &mut left).map_err(|e| {
+            format!(
+                "{short}: {e} (at most {} MiB of code are read)",
+                MAX_CODE >> 20
+            )
+        })?;
         let src = String::from_utf8_lossy(&src);
         // `code/__torch__/torch/nn/modules/conv.py` is module `__torch__.torch.nn.modules.conv`.
         let module = name[base.len()..].trim_end_matches(".py").replace('/', ".");
@@ -1158,18 +1140,9 @@ impl Eval<'_> {
         if let Some(&v) = self.weight_values.get(&t) {
             return Some(V::Tensor(v));
         }
-        let tensor = &self.model.tensors[t as usize];
-        let v = self.graph.add_value(Value {
-            name: tensor.name.clone(),
-            dtype: Some(tensor.dtype),
-            shape: Some(
-                tensor
-                    .shape
-                    .iter()
-                    .map(|&d| crate::model::Dim::Fixed(i64::try_from(d).unwrap_or(i64::MAX)))
-                    .collect(),
-            ),
-        });
+        let v = self
+            .graph
+            .add_value(Value::of_tensor(&self.model.tensors[t as usize]));
         self.weight_values.insert(t, v);
         self.tensor_of_value.insert(v, t);
         Some(V::Tensor(v))
