@@ -363,3 +363,55 @@ fn blocks_are_named_by_what_they_compute_not_by_their_size_arithmetic() {
         );
     }
 }
+
+#[test]
+fn quantized_ops_own_their_int8_weights() {
+    // Post-training-quantized conv and linear keep their weights in packed-params objects that
+    // `__setstate__` rebuilds; the pickled state's int8 tensors stand for them.
+    let facts = facts();
+    let q = &facts["quantized"];
+    let model = open(q["file"].as_str().unwrap());
+    let g = &model.graph;
+    for (target, key) in [
+        ("quantized::conv2d", "conv"),
+        ("quantized::linear", "linear"),
+    ] {
+        let node = g
+            .nodes
+            .iter()
+            .find(|n| self::target(n) == Some(target))
+            .unwrap_or_else(|| panic!("no {target}"));
+        let w = node
+            .tensors
+            .iter()
+            .map(|&t| &model.tensors[t as usize])
+            .find(|t| t.shape.len() >= 2)
+            .unwrap_or_else(|| panic!("{target} owns no weight"));
+        assert_eq!(w.dtype, modelmap::model::DType::I8, "{target}");
+        let shape: Vec<u64> = q[key]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
+        assert_eq!(w.shape, shape, "{target}");
+        let got: Vec<i64> = w.bytes().unwrap()[..6]
+            .iter()
+            .map(|&b| i64::from(b as i8))
+            .collect();
+        let want: Vec<i64> = q[key]["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(got, want, "{target}: int8 values");
+        // The float bias rides along.
+        assert!(
+            node.tensors
+                .iter()
+                .any(|&t| model.tensors[t as usize].dtype == modelmap::model::DType::F32),
+            "{target}: no bias"
+        );
+    }
+}

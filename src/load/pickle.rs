@@ -544,7 +544,13 @@ impl Machine<'_> {
                 }
                 Node::Dict(pairs)
             }
-            ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor" | "_rebuild_tensor_v3") => {
+            // A quantized tensor (`_rebuild_qtensor`) is a view the same way; its scale and zero
+            // point (the fifth argument) are not kept, so it reads as its raw integers.
+            (
+                "torch._utils",
+                "_rebuild_tensor_v2" | "_rebuild_tensor" | "_rebuild_tensor_v3"
+                | "_rebuild_qtensor",
+            ) => {
                 for id in [argv.get(2), argv.get(3)].into_iter().flatten() {
                     self.spend(self.weight(*id))?;
                 }

@@ -275,6 +275,7 @@ pub fn fuzz_code(input: &[u8]) -> usize {
         class: root,
         children: HashMap::new(),
         attrs: HashMap::new(),
+        tuple_state: None,
         group: Some(0),
     }];
     let mut i = 0;
@@ -304,6 +305,7 @@ pub fn fuzz_code(input: &[u8]) -> usize {
                 class,
                 children: HashMap::new(),
                 attrs: HashMap::new(),
+                tuple_state: None,
                 group: None,
             });
         }
@@ -419,6 +421,9 @@ struct Module {
     children: HashMap<String, u32>,
     /// Other attributes by name (`training`, `use_norm`, `_flat_weights`), as pickled.
     attrs: HashMap<String, Id>,
+    /// The state a module pickles through `__getstate__` as a tuple rather than a dict (quantized
+    /// modules: their weight, bias, scale and zero point).
+    tuple_state: Option<Id>,
     /// Hierarchy group, made when an op first runs in it.
     group: Option<GroupId>,
 }
@@ -447,17 +452,26 @@ fn module_tree(pk: &Pickle) -> Vec<Module> {
             class: format!("{m}.{n}"),
             children: HashMap::new(),
             attrs: HashMap::new(),
+            tuple_state: None,
             group: (index == 0).then_some(0),
         };
         let pairs = match state.map(|s| pk.get(s)) {
             Some(PNode::Dict(pairs)) => pairs.as_slice(),
+            Some(PNode::Tuple(_) | PNode::List(_)) => {
+                module.tuple_state = *state;
+                &[]
+            }
             _ => &[],
         };
         let mut kids = Vec::new();
         for &(k, v) in pairs {
             let Some(key) = pk.str(k) else { continue };
             match pk.get(v) {
-                PNode::Object { class, .. } if matches!(pk.get(*class), PNode::Global(m, _) if m.starts_with("__torch__")) =>
+                // TorchBind objects (`__torch__.torch.classes.quantized.LinearPackedParamsBase`)
+                // are values, not submodules.
+                PNode::Object { class, .. }
+                    if matches!(pk.get(*class), PNode::Global(m, _)
+                        if m.starts_with("__torch__") && !m.starts_with("__torch__.torch.classes")) =>
                 {
                     let child = if path.is_empty() {
                         key.to_string()
@@ -1081,7 +1095,13 @@ impl Eval<'_> {
         } else {
             format!("{}.{name}", module.path)
         };
-        let pickled = module.attrs.get(name).copied();
+        // A quantized module's packed weights (`self._packed_params`), rebuilt by its
+        // `__setstate__` from the pickled tuple: the tuple's tensors stand for them.
+        let pickled = module
+            .attrs
+            .get(name)
+            .copied()
+            .or_else(|| module.tuple_state.filter(|_| name.contains("packed")));
         if let Some(v) = self.weight(&path) {
             return v;
         }
@@ -1114,9 +1134,22 @@ impl Eval<'_> {
                 self.weight(&name)?
             }
             PNode::List(items) | PNode::Tuple(items) if depth < 4 && items.len() <= 4096 => {
-                let items: Option<Vec<V>> =
-                    items.iter().map(|&i| self.pickled(i, depth + 1)).collect();
-                V::List(Rc::new(items?))
+                // An item that is not a value here (a dtype, an object) is unknown, the rest kept.
+                let items: Vec<V> = items
+                    .iter()
+                    .map(|&i| self.pickled(i, depth + 1).unwrap_or(V::Unknown))
+                    .collect();
+                V::List(Rc::new(items))
+            }
+            // A TorchBind object (quantized packed weights) stands for the tensors of its state.
+            PNode::Object {
+                class,
+                state: Some(st),
+                ..
+            } if depth < 4
+                && matches!(pk.get(*class), PNode::Global(m, _) if m.starts_with("__torch__.torch.classes")) =>
+            {
+                return self.pickled(*st, depth + 1);
             }
             // Typed lists (`torch.jit._pickle.build_tensorlist([...])`) and type tags
             // (`restore_type_tag(value, "List[int]")`) hold their value as the first argument.

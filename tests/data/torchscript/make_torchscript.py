@@ -288,8 +288,40 @@ facts = [
     # reach torch.lstm as the pickled list `_flat_weights`.
     save("lstm_scripted", nn.LSTM(8, 16, num_layers=2), None, scripted=True),
 ]
+# A quantized module (eager-mode post-training quantization, traced): its conv and linear
+# weights are int8 tensors inside packed-params objects, rebuilt by `__setstate__`.
+class Quant(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = torch.ao.quantization.QuantStub()
+        self.c = nn.Conv2d(3, 8, 3)
+        self.r = nn.ReLU()
+        self.f = nn.Linear(8, 4)
+        self.dq = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x):
+        x = self.r(self.c(self.q(x)))
+        return self.dq(self.f(x.mean((2, 3))))
+
+
+qm = Quant().eval()
+qm.qconfig = torch.ao.quantization.get_default_qconfig("fbgemm")
+prepared = torch.ao.quantization.prepare(qm)
+prepared(torch.randn(4, 3, 16, 16))
+converted = torch.ao.quantization.convert(prepared)
+with torch.no_grad():
+    torch.jit.trace(converted, torch.randn(1, 3, 16, 16)).save("quant_traced.pt")
+quant = {
+    "file": "quant_traced.pt",
+    "conv": {"shape": list(converted.c.weight().shape),
+             "first": converted.c.weight().int_repr().reshape(-1)[:6].tolist(),
+             "bias_first": converted.c.bias().reshape(-1)[:3].tolist()},
+    "linear": {"shape": list(converted.f.weight().shape),
+               "first": converted.f.weight().int_repr().reshape(-1)[:6].tolist()},
+}
+
 with open("facts.json", "w") as f:
-    json.dump({"torch": torch.__version__, "files": facts}, f, indent=1)
+    json.dump({"torch": torch.__version__, "files": facts, "quantized": quant}, f, indent=1)
     f.write("\n")
 for x in facts:
     print(x["file"], sum((x["ops"] or {}).values()), "ops", len(x["edges"] or []), "edge kinds")
