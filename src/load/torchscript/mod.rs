@@ -478,7 +478,7 @@ fn module_tree(pk: &Pickle) -> Vec<Module> {
                     } else {
                         format!("{path}.{key}")
                     };
-                    kids.push((key.to_string(), v, child));
+                    kids.push((v, child));
                 }
                 _ => {
                     module.attrs.insert(key.to_string(), v);
@@ -486,10 +486,8 @@ fn module_tree(pk: &Pickle) -> Vec<Module> {
             }
         }
         out.push(module);
-        // Children get indices in the order they are popped; record them when they are made.
-        for (_, v, child) in kids.into_iter().rev() {
-            stack.push((v, child));
-        }
+        // Children are walked in the order written (the stack pops the last pushed first).
+        stack.extend(kids.into_iter().rev());
     }
     // Link each module to its children by path.
     let by_path: HashMap<String, u32> = out
@@ -718,11 +716,10 @@ impl Eval<'_> {
                 self.assign(target, v, env);
             }
             Stmt::Expr(e) => {
-                if let Expr::Call(f, args, _) = e
-                    && let Some(name) = f.dotted()
-                    && name == "ops.prim.RaiseException"
+                // A raised exception ends its branch, as `raise` does.
+                if let Expr::Call(f, _, _) = e
+                    && f.dotted().as_deref() == Some("ops.prim.RaiseException")
                 {
-                    let _ = args;
                     return Flow::Stop;
                 }
                 self.expr(e, env);
