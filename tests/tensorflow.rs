@@ -474,3 +474,33 @@ fn a_saved_model_without_a_signature_says_so() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&copy).ok();
 }
+
+#[test]
+fn a_text_graph_reads_as_its_binary_twin() {
+    // `mlp_v1.pbtxt` is `mlp_v1.pb` written by tf.io.write_graph(as_text=True).
+    let bin = open("mlp_v1.pb");
+    let text = open("mlp_v1.pbtxt");
+    assert_eq!(text.format, Format::TensorFlow);
+    let view = |m: &Model| -> Vec<(String, String, Vec<String>)> {
+        m.graph
+            .nodes
+            .iter()
+            .map(|n| {
+                let inputs = n
+                    .inputs
+                    .iter()
+                    .map(|v| m.graph.values[v.unwrap() as usize].name.clone())
+                    .collect();
+                (n.name.clone(), n.op.to_string(), inputs)
+            })
+            .collect()
+    };
+    assert_eq!(view(&text), view(&bin));
+    assert_eq!(text.tensors.len(), bin.tensors.len());
+    for (a, b) in text.tensors.iter().zip(&bin.tensors) {
+        assert_eq!((&a.name, &a.shape, a.dtype), (&b.name, &b.shape, b.dtype));
+        assert_eq!(a.bytes(), b.bytes(), "{}", a.name);
+    }
+    let shape = |m: &Model| format!("{:?}", m.graph.values[m.graph.inputs[0] as usize].shape);
+    assert_eq!(shape(&text), shape(&bin));
+}

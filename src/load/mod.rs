@@ -172,7 +172,7 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     }
     // A TensorFlow graph is a protobuf with no magic of its own: known by its extension, before
     // the ONNX test that any protobuf passes.
-    if path.extension().is_some_and(|e| e == "pb") {
+    if path.extension().is_some_and(|e| e == "pb" || e == "pbtxt") {
         return Some(Format::TensorFlow);
     }
     let first = head.iter().find(|b| !b.is_ascii_whitespace());

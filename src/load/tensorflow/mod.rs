@@ -1,6 +1,6 @@
-//! TensorFlow graphs (`.pb`): a `GraphDef` as frozen graphs hold it (`freeze_graph`,
-//! `convert_variables_to_constants_v2`, TF1 `tf.io.write_graph`), the weights inline as `Const`
-//! nodes.
+//! TensorFlow graphs (`.pb`, or `.pbtxt` in protobuf text format): a `GraphDef` as frozen graphs
+//! hold it (`freeze_graph`, `convert_variables_to_constants_v2`, TF1 `tf.io.write_graph`), the
+//! weights inline as `Const` nodes.
 //!
 //! Every op is a node named by its `NodeDef` name, grouped by its name scope (`conv1/BiasAdd` in
 //! `conv1`), with its attributes (`strides [1, 1, 1, 1]`, `padding SAME`, `T float32`). As Netron
@@ -18,6 +18,7 @@
 mod bundle;
 mod proto;
 mod saved;
+mod text;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -74,6 +75,12 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
             ));
         }
         (graph, version)
+    } else if path.extension().is_some_and(|e| e == "pbtxt") {
+        let binary = text::graph_def_to_binary(&data)
+            .map_err(|e| corrupt(format!("not a TensorFlow GraphDef in text format: {e}")))?;
+        let graph = proto::GraphDef::decode(Bytes::from(binary))
+            .map_err(|e| corrupt(format!("not a TensorFlow GraphDef: {e}")))?;
+        (graph, None)
     } else {
         let graph = proto::GraphDef::decode(data.clone())
             .map_err(|e| corrupt(format!("not a TensorFlow GraphDef: {e}")))?;

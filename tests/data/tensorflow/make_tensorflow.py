@@ -6,7 +6,8 @@ Run from this folder with tensorflow installed (2.21 wrote the committed files):
 - cnn_frozen.pb: a Keras CNN (Conv2D, DepthwiseConv2D, BatchNormalization, pooling, Dense) frozen
   with convert_variables_to_constants_v2, as TF2 users freeze models;
 - mlp_v1.pb: a TF1-style graph (tf.compat.v1 placeholders, variables, tf.split into two heads),
-  frozen with graph_util.convert_variables_to_constants and written with `_output_shapes`;
+  frozen with graph_util.convert_variables_to_constants and written with `_output_shapes`, and
+  the same graph as text (mlp_v1.pbtxt);
 - attention_frozen.pb: a Keras model with MultiHeadAttention and LayerNormalization, frozen;
 - cnn_saved/, attention_saved/: the same two Keras models as TF2 SavedModels (tf.saved_model.save):
   ops in library functions, weights in the variables checkpoint;
@@ -92,6 +93,8 @@ with g.as_default():
                 v1_ops[n.op] = v1_ops.get(n.op, 0) + 1
 with open("mlp_v1.pb", "wb") as fh:
     fh.write(frozen.SerializeToString())
+# The same frozen graph in protobuf text format.
+tf.io.write_graph(frozen, ".", "mlp_v1.pbtxt", as_text=True)
 
 
 # TF2 SavedModels of the same Keras models: ops in functions, weights in the variables bundle.
