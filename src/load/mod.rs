@@ -11,6 +11,7 @@ mod keras;
 mod numpy;
 mod onnx;
 mod pickle;
+mod prune;
 mod safetensors;
 mod tensorflow;
 mod tflite;

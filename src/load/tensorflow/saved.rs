@@ -220,7 +220,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     // Ops whose results reach no output (a `Shape` left over by tracing) are dropped, as
     // TensorFlow's own inlining drops them; a graph cut short keeps all it made.
     if !cut {
-        super::super::torchscript::prune(&mut graph, &mut groups);
+        super::super::prune::dead_ops(&mut graph, &mut groups);
     }
     // Each weight belongs to the first op left that reads it.
     let mut owned = HashSet::new();
