@@ -26,6 +26,15 @@ fn open(name: &str) -> Model {
     modelmap::load::open(&data_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// A JSON array of sizes.
+fn dims(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap())
+        .collect()
+}
+
 /// `(node, output)` of an input as TensorFlow writes it; `None` for a control input.
 fn input_ref(s: &str) -> Option<(&str, usize)> {
     if s.starts_with('^') {
@@ -160,12 +169,7 @@ fn ops_inputs_and_constants_match_what_tensorflow_parses() {
             let t = model
                 .tensor(name)
                 .unwrap_or_else(|| panic!("{ctx}: missing"));
-            let shape: Vec<u64> = c["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
+            let shape = dims(&c["shape"]);
             assert_eq!(t.shape, shape, "{ctx}");
             let bytes = t.bytes().unwrap();
             for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
@@ -368,18 +372,13 @@ fn saved_models_draw_their_serving_function_with_the_checkpoint_weights() {
             .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(outputs, want_out, "{dir}: outputs");
-        // Every variable: its checkpoint values, owned by an op of its layer's scope.
+        // Every variable: its checkpoint values, read by some op of the graph.
         for (name, w) in f["weights"].as_object().unwrap() {
             let ctx = format!("{dir}: {name}");
             let t = model
                 .tensor(name)
                 .unwrap_or_else(|| panic!("{ctx}: missing"));
-            let shape: Vec<u64> = w["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap())
-                .collect();
+            let shape = dims(&w["shape"]);
             assert_eq!(t.shape, shape, "{ctx}");
             let b = t.bytes().unwrap_or_else(|| panic!("{ctx}: {:?}", t.data));
             for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
