@@ -352,6 +352,38 @@ fn labels_sizes_alignment_and_culling() {
     check_snapshot("labels_sizes_alignment_and_culling", &img);
 }
 
+/// A label overlapping an earlier one is not drawn (the earlier one wins); one apart from both is.
+#[test]
+fn overlapping_labels_are_decluttered() {
+    let label = |x: f32, y: f32, text: &str| LabelItem {
+        pos: Vec2::new(x, y),
+        text: text.into(),
+        size_px: 14.0,
+        color: [20, 20, 30, 255],
+        align: Align::Center,
+    };
+    let cam = camera(DVec2::new(128.0, 64.0), 1.0, 256, 128);
+    let mut kept = DrawList::new(DVec2::ZERO);
+    kept.labels.push(label(128.0, 40.0, "attention.q_proj"));
+    kept.labels.push(label(128.0, 100.0, "mlp.down_proj"));
+    let mut piled = kept.clone();
+    // Over the first label, a few pixels down: hidden.
+    piled
+        .labels
+        .insert(1, label(120.0, 46.0, "OVERLAPPING TEXT"));
+    let (Some(a), Some(b)) = (
+        render(&kept, &cam, 256, 128),
+        render(&piled, &cam, 256, 128),
+    ) else {
+        return;
+    };
+    assert!(a.pixels.chunks_exact(4).filter(|p| p[0] < 128).count() > 100);
+    assert!(
+        a.pixels == b.pixels,
+        "a label over an earlier one changed the picture"
+    );
+}
+
 fn small_graph(selected: usize) -> DrawList {
     let mut list = DrawList::new(DVec2::ZERO);
     let pos = [(64.0, 24.0), (32.0, 80.0), (96.0, 80.0), (64.0, 136.0)];

@@ -122,6 +122,8 @@ pub struct RenderBenchResult {
     pub drawn_nodes_per_frame: (usize, usize),
     /// Median and largest number of edge instances left after the renderer's viewport culling.
     pub drawn_edges_per_frame: (usize, usize),
+    /// Median and largest number of labels drawn after viewport culling and decluttering.
+    pub drawn_labels_per_frame: (usize, usize),
     /// GPU memory the renderer allocated (buffers, textures, target), bytes.
     pub gpu_bytes: u64,
     /// Median of the baseline pipeline (instanced SDF circles) over the same nodes and path, ms.
@@ -462,7 +464,7 @@ struct Timings {
     cut_ms: Vec<f64>,
     /// Per frame: nodes, edges, labels in the list.
     counts: Vec<[usize; 3]>,
-    /// Per frame: nodes, edges, 0 drawn after culling (our renderer only).
+    /// Per frame: nodes, edges, labels drawn after culling (our renderer only).
     drawn: Vec<[usize; 3]>,
     /// Frame times of the last quarter of the path, held at the fitted view (everything on screen).
     fit_ms: Vec<f64>,
@@ -500,7 +502,11 @@ fn run_path(
             Painter::Ours(r) => {
                 r.prepare(&ctx.device, &ctx.queue, &camera, list);
                 let p = r.last_prepare();
-                [p.nodes_drawn as usize, p.edges_drawn as usize, 0]
+                [
+                    p.nodes_drawn as usize,
+                    p.edges_drawn as usize,
+                    p.labels_drawn as usize,
+                ]
             }
             Painter::Baseline(b) => {
                 b.prepare(&ctx.queue, &camera, list);
@@ -721,6 +727,7 @@ pub fn run_with(
         labels_per_frame: count_stats(&ours.counts, 2),
         drawn_nodes_per_frame: count_stats(&ours.drawn, 0),
         drawn_edges_per_frame: count_stats(&ours.drawn, 1),
+        drawn_labels_per_frame: count_stats(&ours.drawn, 2),
         gpu_bytes,
         baseline_median_ms: baseline_median,
         ratio_to_baseline: baseline_median.map(|b| median / b),
@@ -746,7 +753,7 @@ pub fn report(r: &RenderBenchResult) -> String {
          gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\n\
          scene source (LOD cut): median {:.2} ms, max {:.2} ms\n\
          per frame (median/max): {}/{} nodes, {}/{} edges, {}/{} labels\n\
-         drawn after viewport culling (median/max): {}/{} nodes, {}/{} edges\ngpu memory: {:.1} MiB\n\
+         drawn after viewport culling (median/max): {}/{} nodes, {}/{} edges, {}/{} labels (decluttered)\ngpu memory: {:.1} MiB\n\
          baseline (instanced SDF circles, same nodes and path): median {}; ratio {}\n\
          our renderer on the nodes only: median {}; ratio to baseline {}\n\
          fitted view only (everything on screen): median {:.2} ms, nodes only {}, baseline {}; ratio {}\n\
@@ -777,6 +784,8 @@ pub fn report(r: &RenderBenchResult) -> String {
         r.drawn_nodes_per_frame.1,
         r.drawn_edges_per_frame.0,
         r.drawn_edges_per_frame.1,
+        r.drawn_labels_per_frame.0,
+        r.drawn_labels_per_frame.1,
         r.gpu_bytes as f64 / (1 << 20) as f64,
         opt(r.baseline_median_ms, " ms"),
         opt(r.ratio_to_baseline, "x"),

@@ -65,6 +65,8 @@ pub struct PrepareStats {
     pub upload_time: Duration,
     /// Glyph instances drawn.
     pub glyphs: u32,
+    /// Labels drawn: on screen and not hidden by an overlapping earlier label.
+    pub labels_drawn: u32,
     /// Node instances drawn after culling.
     pub nodes_drawn: u64,
     /// Edge instances (bodies) drawn after culling.
@@ -208,6 +210,7 @@ impl GraphRenderer {
             self.label_data
                 .prepare(&mut self.labels, device, queue, camera, list);
         stats.glyphs = self.label_data.glyph_count();
+        stats.labels_drawn = self.label_data.labels_drawn();
         stats.upload_time = start.elapsed();
         self.last_stats = stats;
     }

@@ -10,6 +10,11 @@
 //! frame, labels below a readable size are dropped and the rest are culled against the viewport on
 //! the CPU before the (small) glyph instance list is rebuilt, and uploaded only when it changed.
 //!
+//! Labels are decluttered as maps do: in draw-list order (group titles before cluster and node
+//! labels), a label whose inked box overlaps one already placed this frame is not drawn
+//! ([`Declutter`]). A pile of overlapping text reads as a smear, and costs fill for nothing; as the
+//! view zooms in, the boxes move apart and the hidden labels come back.
+//!
 //! Why our own atlas: the same code draws labels headless (`modelmap render`, golden tests, the
 //! benchmark) and in the window — egui's painter would tie labels to the window and to egui's
 //! frame, and glyphon/cosmic-text would add a shaping stack and a second font system for what are
@@ -374,10 +379,78 @@ struct LaidLabel {
     max: Vec2,
 }
 
+/// Screen-space occupancy of the labels placed in one frame: a grid of [`Declutter::CELL_PX`]
+/// cells over the viewport, each listing the placed boxes that touch it.
+#[derive(Debug, Default)]
+pub struct Declutter {
+    cols: usize,
+    rows: usize,
+    cells: Vec<Vec<u32>>,
+    boxes: Vec<(Vec2, Vec2)>,
+}
+
+impl Declutter {
+    /// Cell size, pixels.
+    pub const CELL_PX: f32 = 64.0;
+
+    /// Forgets every placed box and covers a viewport of `size` pixels.
+    pub fn reset(&mut self, size: Vec2) {
+        let dim = |v: f32| ((v / Self::CELL_PX).ceil().clamp(1.0, 4096.0)) as usize;
+        let (cols, rows) = (dim(size.x), dim(size.y));
+        if cols * rows != self.cells.len() {
+            self.cells.resize_with(cols * rows, Vec::new);
+        }
+        self.cols = cols;
+        self.rows = rows;
+        for c in &mut self.cells {
+            c.clear();
+        }
+        self.boxes.clear();
+    }
+
+    /// Places the box `lo..hi` (pixels) unless it overlaps a box placed before; says whether it
+    /// was placed. Boxes that only touch do not overlap; parts outside the viewport count at its
+    /// edge cells.
+    pub fn try_place(&mut self, lo: Vec2, hi: Vec2) -> bool {
+        let cell = |v: f32, n: usize| ((v / Self::CELL_PX).floor().max(0.0) as usize).min(n - 1);
+        let (c0, c1) = (cell(lo.x, self.cols), cell(hi.x, self.cols));
+        let (r0, r1) = (cell(lo.y, self.rows), cell(hi.y, self.rows));
+        for r in r0..=r1 {
+            for c in c0..=c1 {
+                let Some(placed) = self.cells.get(r * self.cols + c) else {
+                    continue;
+                };
+                for &i in placed {
+                    if let Some(&(plo, phi)) = self.boxes.get(i as usize)
+                        && lo.x < phi.x
+                        && plo.x < hi.x
+                        && lo.y < phi.y
+                        && plo.y < hi.y
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        let i = self.boxes.len() as u32;
+        self.boxes.push((lo, hi));
+        for r in r0..=r1 {
+            for c in c0..=c1 {
+                if let Some(cell) = self.cells.get_mut(r * self.cols + c) {
+                    cell.push(i);
+                }
+            }
+        }
+        true
+    }
+}
+
 /// Laid-out labels of the current draw list and the glyph instances of the visible ones.
 #[derive(Debug)]
 pub struct LabelDrawData {
     labels: Vec<LaidLabel>,
+    declutter: Declutter,
+    placed: u32,
     glyphs: Vec<LaidGlyph>,
     instances: Vec<GlyphInstance>,
     uploaded: Vec<GlyphInstance>,
@@ -390,6 +463,8 @@ impl Default for LabelDrawData {
     fn default() -> Self {
         LabelDrawData {
             labels: Vec::new(),
+            declutter: Declutter::default(),
+            placed: 0,
             glyphs: Vec::new(),
             instances: Vec::new(),
             uploaded: Vec::new(),
@@ -512,6 +587,8 @@ impl LabelDrawData {
         let mut bytes = renderer.sync_texture(device, queue);
         self.instances.clear();
         let viewport = camera.viewport.as_vec2();
+        self.declutter.reset(viewport);
+        self.placed = 0;
         for label in &self.labels {
             let world = list.origin + DVec2::new(f64::from(label.pos.x), f64::from(label.pos.y));
             let screen = camera.screen_from_world(world).as_vec2().round();
@@ -519,6 +596,10 @@ impl LabelDrawData {
             if hi.x < 0.0 || hi.y < 0.0 || lo.x > viewport.x || lo.y > viewport.y {
                 continue;
             }
+            if !self.declutter.try_place(lo, hi) {
+                continue;
+            }
+            self.placed += 1;
             for g in self.glyphs.get(label.glyphs.clone()).unwrap_or(&[]) {
                 self.instances.push(GlyphInstance {
                     anchor: label.pos.to_array(),
@@ -555,6 +636,11 @@ impl LabelDrawData {
         pass.draw(0..4, 0..self.count);
     }
 
+    /// Labels placed by the last `prepare`: on screen and not hidden by an earlier label.
+    pub fn labels_drawn(&self) -> u32 {
+        self.placed
+    }
+
     /// Glyphs drawn by the next `paint`.
     pub fn glyph_count(&self) -> u32 {
         self.count
@@ -588,5 +674,27 @@ mod tests {
         assert_eq!(placed, (512 - 13 - 41) / 61);
         assert_eq!(atlas.pixels.len(), 1024 * 512);
         assert_eq!(atlas.allocate(2000, 1), None);
+    }
+
+    #[test]
+    fn declutter_keeps_the_first_of_overlapping_boxes() {
+        let mut d = Declutter::default();
+        d.reset(Vec2::new(300.0, 200.0));
+        let b = |x: f32, y: f32, w: f32| (Vec2::new(x, y), Vec2::new(x + w, y + 10.0));
+        let place = |d: &mut Declutter, (lo, hi): (Vec2, Vec2)| d.try_place(lo, hi);
+        assert!(place(&mut d, b(10.0, 10.0, 100.0)));
+        // Overlaps the first (across a cell boundary at 64 px): dropped.
+        assert!(!place(&mut d, b(100.0, 15.0, 50.0)));
+        // Touches its right edge only: kept; so is one below.
+        assert!(place(&mut d, b(110.0, 10.0, 40.0)));
+        assert!(place(&mut d, b(10.0, 20.0, 100.0)));
+        // A long box across many cells overlapping only the last placed one.
+        assert!(!place(&mut d, b(-50.0, 25.0, 400.0)));
+        // Partly outside the viewport, overlapping nothing: kept.
+        assert!(place(&mut d, b(250.0, 195.0, 100.0)));
+        assert!(!place(&mut d, b(280.0, 198.0, 10.0)));
+        // A new frame forgets what was placed.
+        d.reset(Vec2::new(300.0, 200.0));
+        assert!(place(&mut d, b(100.0, 15.0, 50.0)));
     }
 }
