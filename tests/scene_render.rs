@@ -262,3 +262,36 @@ fn an_aggregated_overview_is_coloured_by_what_it_draws() {
         (-1.0, 1.0)
     );
 }
+
+/// Every collapsed Inception block has its name at fit: a name too long for its box is set in a
+/// smaller font (inception_3a–3c were left blank when only the 12 px size was tried).
+#[test]
+fn collapsed_groups_are_titled_at_fit() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model =
+        modelmap::load::open(&corpus.join("real/onnx_light/light_inception_v2.onnx")).unwrap();
+    let mut scene = Scene::build(
+        Arc::new(model),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    let cam = scene.fit_camera(DVec2::new(1400.0, 900.0));
+    let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    let texts: Vec<&str> = list.labels.iter().map(|l| l.text.as_str()).collect();
+    for block in [
+        "inception_3a",
+        "inception_3b",
+        "inception_3c",
+        "inception_4a",
+        "inception_5b",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.starts_with(block)),
+            "{block} has no title at fit: {texts:?}"
+        );
+    }
+    assert!(list.labels.iter().all(|l| l.size_px >= 7.0));
+}

@@ -756,11 +756,26 @@ impl LodState {
                     };
                     let px = 12.0f32.min((size.y * zoom * 0.4) as f32).max(9.0);
                     let long = format!("{name} · {} nodes", cl.member_count);
-                    // The longest text that fits the box: name and count, else the name alone.
-                    let text = [long, name]
-                        .into_iter()
-                        .find(|t| text_width_px(t, px) <= size.x * zoom * 0.92);
-                    if let Some(text) = text {
+                    // The longest text that fits the box: name and count, else the name alone,
+                    // else the name in a smaller font (down to what still reads), else the name
+                    // cut short with an ellipsis; nothing only when not even that fits.
+                    let room = size.x * zoom * 0.92;
+                    let fit = (room / text_width_px(&name, 1.0)) as f32;
+                    let text = if text_width_px(&long, px) <= room {
+                        Some((long, px))
+                    } else if text_width_px(&name, px) <= room {
+                        Some((name, px))
+                    } else if fit >= MIN_LABEL_PX {
+                        Some((name, fit))
+                    } else {
+                        let n = (room / text_width_px("x", MIN_LABEL_PX)) as usize;
+                        (n >= 5).then(|| {
+                            let mut t: String = name.chars().take(n - 1).collect();
+                            t.push('…');
+                            (t, MIN_LABEL_PX)
+                        })
+                    };
+                    if let Some((text, px)) = text {
                         label_budget -= 1;
                         labels.push(LabelItem {
                             pos: rel(footprint.center()),
