@@ -1,7 +1,7 @@
 // Edges: instanced ribbons of constant pixel width, expanded in the vertex shader. Straight edges
 // are one quad; CURVE edges are a cubic with vertical tangents tessellated into a strip of up to
 // CURVE_SEGMENTS quads (instance x vertex index), the unused ones collapsed; arrowheads are a
-// separate quad per ARROW edge shaped by a triangle distance function.
+// separate triangle per ARROW edge, anti-aliased by a triangle distance function.
 
 // Keep in sync with `CURVE_SEGMENTS` in src/render/edges.rs.
 const CURVE_SEGMENTS: u32 = 24u;
@@ -250,7 +250,9 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let p = bezier(c, t);
     let dir = bezier_tangent(c, t);
     let normal = vec2<f32>(-dir.y, dir.x);
-    let across = side * (style.half_w + 1.0);
+    // Coverage reaches zero half a pixel beyond the half width (see ribbon_coverage): the ribbon
+    // stops there, as straight edges do.
+    let across = side * (style.half_w + 0.5);
     out.position = clip_from_screen(p + normal * across);
     out.dist = vec2<f32>(across, 0.0);
     return out;
@@ -272,12 +274,23 @@ fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
         out.shape = vec2<f32>(0.0);
         return out;
     }
-    let corner = quad_corner(vertex_index);
-    // Arrow-local frame: x along (tip at 0, base at -len), y across.
-    let along = select(-len - 1.0, 1.0, corner.x > 0.0);
-    let across = corner.y * (len * 0.45 + 1.0);
-    out.position = clip_from_screen(tip + dir * along + normal * across);
-    out.dist = vec2<f32>(across, along);
+    // One triangle, not a quad around it: arrowheads are many small shapes, and lavapipe's cost is
+    // the pixels covered. Arrow-local frame: x along (tip at 0, base at -len), y across. The
+    // triangle grows by the half pixel where fs_arrow's coverage reaches zero: every side moves
+    // out by 0.5, which for a triangle is scaling about its incentre by (r + 0.5) / r, r the
+    // inradius.
+    let hw = len * 0.45;
+    let r = hw * len / (hw + sqrt(len * len + hw * hw));
+    let k = (r + 0.5) / r;
+    let tip_vertex = vertex_index == 0u;
+    let corner = vec2<f32>(
+        select(-len, 0.0, tip_vertex),
+        select(select(-hw, hw, vertex_index == 1u), 0.0, tip_vertex),
+    );
+    let incentre = vec2<f32>(r - len, 0.0);
+    let local = incentre + (corner - incentre) * k;
+    out.position = clip_from_screen(tip + dir * local.x + normal * local.y);
+    out.dist = vec2<f32>(local.y, local.x);
     out.color = style.arrow_color;
     out.shape = vec2<f32>(len, 0.0);
     return out;

@@ -6,9 +6,9 @@
 //! arrow, curved without — so the pipelines need no per-vertex branching on the kind: straight
 //! edges are a 4-vertex strip; CURVE edges (a cubic with vertical tangents) are a strip of up to
 //! `2 × (CURVE_SEGMENTS + 1)` vertices per instance, the vertex shader picking its joint from the
-//! vertex index and collapsing joints beyond what the screen length needs. Arrowheads are one quad
-//! per ARROW edge over the middle two runs, drawn only for batches long enough on screen to show
-//! one.
+//! vertex index and collapsing joints beyond what the screen length needs. Arrowheads are one
+//! triangle per ARROW edge over the middle two runs, drawn only for batches long enough on screen
+//! to show one.
 //!
 //! Vertex shading is scarce (lavapipe runs it on the CPU; an H100 on a couple of graphics TPCs), so
 //! each run is sorted at upload by world-length octave and then by the grid cell of the edge's
@@ -324,7 +324,7 @@ pub struct EdgeDraws {
     pub straight: Vec<Range<u32>>,
     /// Curve bodies and their vertices per instance.
     pub curves: Vec<(Range<u32>, u32)>,
-    /// Arrowheads (4-vertex strips).
+    /// Arrowheads (one triangle each).
     pub arrows: Vec<Range<u32>>,
 }
 
@@ -508,9 +508,10 @@ impl EdgeDrawData {
             }
         }
         if !d.arrows.is_empty() {
+            // One triangle each (see `vs_arrow`).
             pass.set_pipeline(&renderer.arrow);
             for r in &d.arrows {
-                pass.draw(0..4, r.clone());
+                pass.draw(0..3, r.clone());
             }
         }
     }
