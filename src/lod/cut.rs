@@ -758,7 +758,8 @@ impl LodState {
                     let long = format!("{name} · {} nodes", cl.member_count);
                     // The longest text that fits the box: name and count, else the name alone,
                     // else the name in a smaller font (down to what still reads), else the name
-                    // cut short with an ellipsis; nothing only when not even that fits.
+                    // cut in the middle (`shuf… (3)`: siblings differ at the end of their names);
+                    // nothing only when not even that fits.
                     let room = size.x * zoom * 0.92;
                     let fit = (room / text_width_px(&name, 1.0)) as f32;
                     let text = if text_width_px(&long, px) <= room {
@@ -769,11 +770,7 @@ impl LodState {
                         Some((name, fit))
                     } else {
                         let n = (room / text_width_px("x", MIN_LABEL_PX)) as usize;
-                        (n >= 5).then(|| {
-                            let mut t: String = name.chars().take(n - 1).collect();
-                            t.push('…');
-                            (t, MIN_LABEL_PX)
-                        })
+                        (n >= 5).then(|| (middle_ellipsis(&name, n), MIN_LABEL_PX))
                     };
                     if let Some((text, px)) = text {
                         label_budget -= 1;
@@ -1211,6 +1208,21 @@ fn short(label: &str) -> &str {
 const MIN_LABEL_PX: f32 = 7.0;
 
 /// Approximate width of a label in pixels (proportional font: about 0.55 em per character).
+/// `text` cut to `n` characters by an ellipsis in the middle, keeping its start and its end.
+fn middle_ellipsis(text: &str, n: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= n {
+        return text.to_string();
+    }
+    let keep = n.saturating_sub(1);
+    let tail = keep / 2;
+    let head = keep - tail;
+    let mut out: String = chars.iter().take(head).collect();
+    out.push('…');
+    out.extend(chars.iter().skip(chars.len() - tail));
+    out
+}
+
 fn text_width_px(text: &str, px: f32) -> f64 {
     text.chars().count() as f64 * px as f64 * 0.55
 }
@@ -1922,6 +1934,14 @@ mod tests {
         ];
         // One node under each cluster so none is pruned.
         ClusterTree::build(specs, &[0, 1, 2, 3, 4])
+    }
+
+    #[test]
+    fn middle_ellipsis_keeps_both_ends() {
+        assert_eq!(middle_ellipsis("shufflenet (3)", 9), "shuf… (3)");
+        assert_eq!(middle_ellipsis("layers.17.mlp", 8), "laye…mlp");
+        assert_eq!(middle_ellipsis("short", 9), "short");
+        assert_eq!(middle_ellipsis("abcdefghij", 5).chars().count(), 5);
     }
 
     #[test]
