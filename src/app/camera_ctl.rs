@@ -30,6 +30,39 @@ struct Flight {
 pub struct CameraController {
     camera: Camera,
     flight: Option<Flight>,
+    /// A floating window over the canvas (viewport pixels, min and max): fits aim beside it.
+    obstruction: Option<(DVec2, DVec2)>,
+}
+
+/// The part of a viewport of `size` pixels left free by `obstruction` (min, max pixels) that a fit
+/// should use: the largest of the four bands beside it, or the whole viewport when the obstruction
+/// misses it or leaves less than a third of it.
+pub fn free_region(size: DVec2, obstruction: Option<(DVec2, DVec2)>) -> (DVec2, DVec2) {
+    let whole = (DVec2::ZERO, size);
+    let Some((lo, hi)) = obstruction else {
+        return whole;
+    };
+    let (lo, hi) = (lo.clamp(DVec2::ZERO, size), hi.clamp(DVec2::ZERO, size));
+    if !(hi.x > lo.x && hi.y > lo.y) {
+        return whole;
+    }
+    let bands = [
+        (DVec2::ZERO, DVec2::new(lo.x, size.y)),
+        (DVec2::new(hi.x, 0.0), size),
+        (DVec2::ZERO, DVec2::new(size.x, lo.y)),
+        (DVec2::new(0.0, hi.y), size),
+    ];
+    let area = |(a, b): &(DVec2, DVec2)| (b.x - a.x) * (b.y - a.y);
+    let best = bands
+        .iter()
+        .copied()
+        .max_by(|a, b| area(a).total_cmp(&area(b)))
+        .unwrap_or(whole);
+    if area(&best) < area(&whole) / 3.0 {
+        whole
+    } else {
+        best
+    }
 }
 
 impl CameraController {
@@ -38,6 +71,7 @@ impl CameraController {
         CameraController {
             camera: Camera::new(viewport.max(DVec2::ONE)),
             flight: None,
+            obstruction: None,
         }
     }
 
@@ -114,14 +148,31 @@ impl CameraController {
 
     /// The camera that shows `bounds` whole with a margin, capped at `max_zoom` pixels per unit
     /// (so fitting one small node does not fill the screen with it).
+    /// The bounds land in the part of the viewport a floating window leaves free
+    /// ([`Self::set_obstruction`]).
     pub fn camera_fitting(&self, bounds: Rect, max_zoom: f64) -> Option<Camera> {
         if bounds.is_empty() || !bounds.min.is_finite() || !bounds.max.is_finite() {
             return None;
         }
-        let mut cam = self.camera;
-        cam.fit(bounds, FIT_MARGIN_PX);
-        cam.zoom = cam.zoom.min(max_zoom.max(Camera::MIN_ZOOM));
-        Some(cam)
+        let (lo, hi) = free_region(self.camera.viewport, self.obstruction);
+        let mut region = Camera {
+            viewport: (hi - lo).max(DVec2::ONE),
+            ..self.camera
+        };
+        region.fit(bounds, FIT_MARGIN_PX);
+        let zoom = region.zoom.min(max_zoom.max(Camera::MIN_ZOOM));
+        // The bounds' centre goes to the region's centre.
+        let offset = (lo + hi) * 0.5 - self.camera.viewport * 0.5;
+        Some(Camera {
+            center: bounds.center() - offset / zoom,
+            zoom,
+            viewport: self.camera.viewport,
+        })
+    }
+
+    /// Says which part of the canvas a floating window covers (viewport pixels), or none.
+    pub fn set_obstruction(&mut self, obstruction: Option<(DVec2, DVec2)>) {
+        self.obstruction = obstruction;
     }
 
     /// Flies so `bounds` fills the view (fit all, zoom to selection); does nothing for empty bounds.
@@ -172,6 +223,35 @@ mod tests {
         assert!(!c.tick(10.0 + FLIGHT_SECONDS));
         assert_eq!(*c.camera(), target);
         assert!(!c.is_animating());
+    }
+
+    #[test]
+    fn fits_aim_beside_a_floating_window() {
+        let size = DVec2::new(940.0, 727.0);
+        // The anomaly window over the lower left: the band above it is the largest free part.
+        let window = (DVec2::new(16.0, 452.0), DVec2::new(616.0, 672.0));
+        assert_eq!(
+            free_region(size, Some(window)),
+            (DVec2::ZERO, DVec2::new(940.0, 452.0))
+        );
+        // A window off the canvas, or one leaving under a third of it, changes nothing.
+        let whole = (DVec2::ZERO, size);
+        let off = (DVec2::new(1000.0, 0.0), DVec2::new(1200.0, 100.0));
+        assert_eq!(free_region(size, Some(off)), whole);
+        let huge = (DVec2::new(10.0, 10.0), DVec2::new(930.0, 717.0));
+        assert_eq!(free_region(size, Some(huge)), whole);
+
+        let mut c = CameraController::new(size);
+        let node = Rect::new(DVec2::new(100.0, 100.0), DVec2::new(140.0, 120.0));
+        let plain = c.camera_fitting(node, 4.0).unwrap();
+        assert_eq!(plain.screen_from_world(node.center()), size * 0.5);
+        c.set_obstruction(Some(window));
+        let beside = c.camera_fitting(node, 4.0).unwrap();
+        let at = beside.screen_from_world(node.center());
+        assert!((at - DVec2::new(470.0, 226.0)).length() < 1e-9, "{at}");
+        // Still whole on screen and above the window.
+        assert!(beside.screen_from_world(node.max).y <= 452.0);
+        assert_eq!(beside.zoom, 4.0);
     }
 
     #[test]

@@ -26,9 +26,15 @@ fn severity_color(s: Severity) -> Color32 {
 
 /// The anomaly window (`A`): progress while the scan runs, then the findings, most severe first;
 /// clicking one flies to the node owning its tensor. A "colour by" menu recolours the graph.
-pub fn anomaly_window_ui(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
+///
+/// Returns the window's rectangle (points) when it is open.
+pub fn anomaly_window_ui(
+    ctx: &egui::Context,
+    app: &mut AppState,
+    now_s: f64,
+) -> Option<egui::Rect> {
     if !app.show_anomalies {
-        return;
+        return None;
     }
     let mut open = true;
     let mut start_scan = false;
@@ -38,7 +44,7 @@ pub fn anomaly_window_ui(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
         .iter()
         .map(|j| (j.id, j.progress.fraction(), j.progress.stage()))
         .collect();
-    egui::Window::new("Anomalies")
+    let shown = egui::Window::new("Anomalies")
         .open(&mut open)
         .default_size([600.0, 220.0])
         .default_pos([16.0, 500.0])
@@ -148,21 +154,24 @@ pub fn anomaly_window_ui(ctx: &egui::Context, app: &mut AppState, now_s: f64) {
         app.scan_anomalies();
     }
     app.show_anomalies &= open;
+    shown.filter(|_| open).map(|r| r.response.rect)
 }
 
 /// The matrix window (`M`): the adjacency matrix of the whole model or of one cluster, hover names
 /// the ends of a cell, click selects an edge's producer and highlights its consumer.
+///
+/// Returns the window's rectangle (points) when it is open.
 pub fn matrix_window_ui(
     ctx: &egui::Context,
     app: &mut AppState,
     cache: &mut PanelCache,
     now_s: f64,
-) {
+) -> Option<egui::Rect> {
     if !app.show_matrix {
-        return;
+        return None;
     }
     let mut open = true;
-    egui::Window::new("Matrix")
+    let shown = egui::Window::new("Matrix")
         .open(&mut open)
         .default_size([560.0, 680.0])
         .default_pos([700.0, 56.0])
@@ -337,4 +346,5 @@ pub fn matrix_window_ui(
             );
         });
     app.show_matrix &= open;
+    shown.filter(|_| open).map(|r| r.response.rect)
 }

@@ -37,6 +37,9 @@ pub struct UiCache {
     pub training: super::training_panel::TrainingPanelState,
     /// The GPU adapter, shown in the status line.
     pub adapter_label: String,
+    /// The canvas rectangle (points) and pixels per point of the last frame: floating windows'
+    /// rectangles become viewport pixels through it.
+    canvas: Option<(egui::Rect, f32)>,
     /// The search field's text.
     pub search_text: String,
     /// Milliseconds the last frame took on the CPU.
@@ -74,8 +77,27 @@ pub fn frame_ui(
     egui::CentralPanel::no_frame().show(ui, |ui| central_ui(ui, app, cache, now_s));
     dialogs_ui(ui.ctx(), app);
     training_window_ui(ui.ctx(), cache);
-    super::panels::anomaly_window_ui(ui.ctx(), app, now_s);
-    super::panels::matrix_window_ui(ui.ctx(), app, &mut cache.panels, now_s);
+    let anomalies = super::panels::anomaly_window_ui(ui.ctx(), app, now_s);
+    let matrix = super::panels::matrix_window_ui(ui.ctx(), app, &mut cache.panels, now_s);
+    // Flights (a click on a finding, fit, zoom to the selection) aim beside these windows.
+    let obstruction = cache.canvas.and_then(|(canvas, ppp)| {
+        let covered = [anomalies, matrix]
+            .into_iter()
+            .flatten()
+            .map(|r| r.intersect(canvas))
+            .filter(|r| r.is_positive())
+            .reduce(|a, b| a.union(b))?;
+        let px = |p: Pos2| {
+            DVec2::new(
+                f64::from((p.x - canvas.min.x) * ppp),
+                f64::from((p.y - canvas.min.y) * ppp),
+            )
+        };
+        Some((px(covered.min), px(covered.max)))
+    });
+    if let Some(v) = app.active_view_mut() {
+        v.camera.set_obstruction(obstruction);
+    }
     // A scope picked in the matrix window starts its build now rather than at the next event.
     app.pump();
     req
@@ -726,6 +748,7 @@ fn central_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_s:
         Some(TabContent::Ready(_)) => {}
     }
     let ppp = ui.ctx().pixels_per_point();
+    cache.canvas = Some((rect, ppp));
     let response = ui.allocate_rect(rect, Sense::click_and_drag());
     let viewport = DVec2::new(
         f64::from(rect.width() * ppp),
