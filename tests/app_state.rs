@@ -768,3 +768,22 @@ fn items_opened_at_the_end_of_a_flight_finish_fading_in() {
     assert!(later.nodes.iter().all(|x| x.alpha == 1.0));
     assert!(!v.scene.is_animating());
 }
+
+/// `modelmap runs/` (or a drop) hands a log folder to the training window; a model opens a tab.
+#[test]
+fn a_log_folder_opens_the_training_window_not_a_tab() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let mut app = app();
+    let tabs = app.tabs.len();
+    app.open_any(corpus.join("generated/tb_runs"));
+    assert_eq!(app.tabs.len(), tabs);
+    assert_eq!(
+        app.pending_training.take(),
+        Some(corpus.join("generated/tb_runs"))
+    );
+    app.open_any(corpus.join("generated/llama_tiny_4l.onnx"));
+    assert_eq!(app.tabs.len(), tabs + 1);
+    assert!(app.pending_training.is_none());
+}

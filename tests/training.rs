@@ -582,3 +582,44 @@ fn bench_tfevents() {
         assert_eq!(n, report.points, "both readers see every point");
     }
 }
+
+/// A log folder, an event file or a CSV opens as training logs; a model, or a model folder that
+/// also keeps its `runs/`, does not.
+#[test]
+fn training_logs_are_told_from_models() {
+    let Some(corpus) = corpus() else { return };
+    let tb = corpus.join("generated/tb_runs");
+    assert!(training::looks_like_logs(&tb));
+    assert!(training::looks_like_logs(
+        &corpus.join("generated/metrics.csv")
+    ));
+    let event = std::fs::read_dir(tb.join("run_a"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(training::looks_like_logs(&event));
+    assert!(!training::looks_like_logs(
+        &corpus.join("generated/llama_tiny_st")
+    ));
+    assert!(!training::looks_like_logs(
+        &corpus.join("generated/llama_tiny_4l.onnx")
+    ));
+
+    // A Hugging Face style folder: the weights, and the logs of the run that made them.
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("runs/exp1");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::copy(&event, runs.join("events.out.tfevents.1.host")).unwrap();
+    assert!(training::looks_like_logs(tmp.path()));
+    std::fs::copy(
+        corpus.join("generated/llama_tiny_st/model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    assert!(!training::looks_like_logs(tmp.path()));
+    // An empty folder is neither: it opens as a tab that says what is missing.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(!training::looks_like_logs(empty.path()));
+}

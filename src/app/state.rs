@@ -627,6 +627,9 @@ pub struct AppState {
     pub export_dialog: Option<String>,
     /// Messages for the status line (newest last), e.g. export results.
     pub messages: Vec<String>,
+    /// A training log opened as a file (`modelmap runs/`, a drop, the open dialog), for the
+    /// training window to show; taken by the UI.
+    pub pending_training: Option<PathBuf>,
     /// The anomaly panel is shown.
     pub show_anomalies: bool,
     /// The matrix view is shown.
@@ -659,6 +662,7 @@ impl AppState {
             open_dialog: None,
             export_dialog: None,
             messages: Vec::new(),
+            pending_training: None,
             show_anomalies: false,
             show_matrix: false,
             stats_cache: None,
@@ -676,6 +680,16 @@ impl AppState {
         });
         self.active = self.tabs.len() - 1;
         id
+    }
+
+    /// Opens what the user named: a training log (event files, a log folder, CSV/JSONL) goes
+    /// to the training window, anything else to a new tab ([`Self::open_path`]).
+    pub fn open_any(&mut self, path: PathBuf) {
+        if crate::training::looks_like_logs(&path) {
+            self.pending_training = Some(path);
+        } else {
+            self.open_path(path);
+        }
     }
 
     /// Opens a file in a new tab, loading it in the background.
@@ -1071,7 +1085,7 @@ impl AppState {
             return;
         };
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            self.open_path(PathBuf::from(line));
+            self.open_any(PathBuf::from(line));
         }
     }
 }

@@ -67,6 +67,14 @@ pub fn frame_ui(
     now_s: f64,
 ) -> FrameRequests {
     let mut req = FrameRequests::default();
+    if let Some(path) = app.pending_training.take() {
+        if cache.training.smoothing == 0.0 {
+            cache.training.smoothing = 0.6;
+        }
+        cache.training_path = path.display().to_string();
+        cache.training.open(path);
+        cache.show_training = true;
+    }
     keyboard(ui.ctx(), app, now_s);
     top_ui(ui, app, cache, &mut req);
     status_ui(ui, app, cache);
@@ -108,9 +116,16 @@ fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
         return;
     }
     let mut open = true;
+    // Most of the screen the first time it opens: curves want room.
+    let screen = ctx.content_rect();
+    let size = egui::vec2(
+        (screen.width() * 0.85).clamp(480.0, 1200.0),
+        (screen.height() * 0.8).clamp(360.0, 800.0),
+    );
     egui::Window::new("Training curves")
         .open(&mut open)
-        .default_size([720.0, 480.0])
+        .default_size(size)
+        .default_pos(screen.center() - size * 0.5)
         .show(ctx, |ui| {
             ui.horizontal(|ui| {
                 ui.label("Log folder:");

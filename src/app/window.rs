@@ -77,7 +77,7 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
         state.open_loaded("demo", Loaded::prepare(model, None));
     } else {
         for f in &opts.files {
-            state.open_path(f.clone());
+            state.open_any(f.clone());
         }
         state.active = 0;
     }
@@ -443,7 +443,7 @@ impl ApplicationHandler<UserEvent> for WindowApp {
                 window.request_redraw();
             }
             WindowEvent::DroppedFile(path) => {
-                self.state.open_path(path);
+                self.state.open_any(path);
                 window.request_redraw();
             }
             WindowEvent::RedrawRequested => {

@@ -309,6 +309,61 @@ fn log_kind(path: &Path) -> Option<LogKind> {
     }
 }
 
+/// Whether `path` is a training log rather than a model: an event file, a CSV or JSONL log, or a
+/// folder holding an event file within a few levels (`runs/exp1/events.out.tfevents…`, as
+/// `tensorboard --logdir` takes). Looks at no more than a few thousand folder entries.
+pub fn looks_like_logs(path: &Path) -> bool {
+    fn find_events(dir: &Path, depth: usize, budget: &mut usize) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        let mut folders = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => folders.push(path),
+                Ok(t) if t.is_file() && log_kind(&path) == Some(LogKind::Events) => return true,
+                _ => {}
+            }
+        }
+        depth < 3 && folders.iter().any(|f| find_events(f, depth + 1, budget))
+    }
+    /// A model folder that also keeps its training logs (a Hugging Face repository with `runs/`)
+    /// opens as the model.
+    fn holds_a_model(dir: &Path) -> bool {
+        const MODEL_FILES: [&str; 12] = [
+            "safetensors",
+            "bin",
+            "pt",
+            "pth",
+            "onnx",
+            "gguf",
+            "pb",
+            "h5",
+            "keras",
+            "tflite",
+            "npz",
+            "ptl",
+        ];
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).take(4096).any(|e| {
+                e.path()
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| MODEL_FILES.contains(&x))
+            })
+        })
+    }
+    if path.is_file() {
+        return log_kind(path).is_some();
+    }
+    path.is_dir() && !holds_a_model(path) && find_events(path, 0, &mut 4096)
+}
+
 /// Deepest folder nesting followed (symlinked folders are never followed, so no loops).
 const MAX_DEPTH: usize = 32;
 
