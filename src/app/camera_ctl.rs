@@ -148,6 +148,7 @@ impl CameraController {
 
     /// The camera that shows `bounds` whole with a margin, capped at `max_zoom` pixels per unit
     /// (so fitting one small node does not fill the screen with it).
+    ///
     /// The bounds land in the part of the viewport a floating window leaves free
     /// ([`Self::set_obstruction`]).
     pub fn camera_fitting(&self, bounds: Rect, max_zoom: f64) -> Option<Camera> {
