@@ -14,6 +14,7 @@ fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
         data: TensorData::Bytes(bytes.into()),
         origin: TensorOrigin::Checkpoint,
         conv_axes: None,
+        quant: None,
     }
 }
 

@@ -164,7 +164,13 @@ fn check_graph(model: &Model, g: &Graph, f: &serde_json::Value, ctx: &str, top: 
         let TensorData::Bytes(bytes) = &t.data else {
             panic!("{c}: {:?}", t.data);
         };
-        let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{c}: {e}"));
+        // The readers report the stored integers; modelmap's statistics are of the real values
+        // (`quantized_weights_read_as_their_real_values`), so compare without the scales here.
+        let stored = modelmap::model::Tensor {
+            quant: None,
+            ..t.clone()
+        };
+        let s = modelmap::stats::tensor_stats(&stored).unwrap_or_else(|e| panic!("{c}: {e}"));
         for (what, ours, theirs) in [
             ("mean", s.mean.unwrap(), &w["mean"]),
             ("std", s.std.unwrap(), &w["std"]),
@@ -297,6 +303,70 @@ fn subgraphs_quantization_and_metadata_of_the_synthetic_model() {
     assert!(
         file.len() - k.len() > 1500,
         "the kernel lies after the flatbuffer"
+    );
+}
+
+/// Integers with scales are read as the reals they stand for: per channel (`dense/kernel`,
+/// scales 0.1, 0.2, 0.3 along dim 0), with a zero point (`head/kernel`, 0.5 and 128) and an int32
+/// bias (0.001). Expected values: numpy on the arrays `make_synthetic.py` writes (seed 7):
+/// `W8 * [[.1], [.2], [.3]]`, `(U8 - 128) * .5`, `BIAS * .001`.
+#[test]
+fn quantized_weights_read_as_their_real_values() {
+    let model = modelmap::load::open(&data_dir().join("synthetic.tflite")).unwrap();
+    for (name, min, max, mean, std) in [
+        (
+            "dense/kernel",
+            -27.0,
+            14.1,
+            -1.541_666_666_666_666,
+            13.244_272_871_278_7,
+        ),
+        (
+            "dense/bias",
+            -0.007,
+            0.005,
+            -0.000_666_666_666_666_666_6,
+            0.004_921_607_686_744_467,
+        ),
+        (
+            "head/kernel",
+            -15.0,
+            60.5,
+            31.333_333_333_333_332,
+            24.080_882_228_209_347,
+        ),
+    ] {
+        let t = model.tensor(name).unwrap();
+        assert!(t.quant.is_some(), "{name} has scales");
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        for (what, ours, want) in [
+            ("min", s.min.unwrap(), min),
+            ("max", s.max.unwrap(), max),
+            ("mean", s.mean.unwrap(), mean),
+            ("std", s.std.unwrap(), std),
+        ] {
+            assert!(
+                (ours - want).abs() <= 1e-6 * want.abs().max(1e-3),
+                "{name}: {what} {ours} vs {want}"
+            );
+        }
+    }
+    // The hover value of one weight: W8[2][3] = 47 in the channel of scale 0.3.
+    let t = model.tensor("dense/kernel").unwrap();
+    let view = modelmap::stats::heatmap::HeatmapView::for_tensor(t);
+    let v = modelmap::stats::heatmap::value_at(t, &view, 2, 3).unwrap();
+    assert!((v - 14.1).abs() < 1e-6, "{v}"); // the scale is the f32 nearest 0.3
+    // A heatmap tile of it holds the same real values.
+    let tile =
+        modelmap::stats::heatmap::tile(t, &view, 0, 0, 0, modelmap::stats::heatmap::Agg::Mean)
+            .unwrap();
+    assert!((f64::from(tile.values[2 * 4 + 3]) - 14.1).abs() < 1e-5);
+    // U8[0][0] = 188: (188 - 128) * 0.5.
+    let h = model.tensor("head/kernel").unwrap();
+    let hv = modelmap::stats::heatmap::HeatmapView::for_tensor(h);
+    assert_eq!(
+        modelmap::stats::heatmap::value_at(h, &hv, 0, 0).unwrap(),
+        30.0
     );
 }
 

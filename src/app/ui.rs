@@ -726,6 +726,10 @@ fn node_inspector_ui(
                         tensor.shape,
                         group_digits(tensor.elements())
                     ));
+                    if let Some(q) = &tensor.quant {
+                        // Statistics and heatmaps below are of the real values.
+                        ui.weak(format!("quantized: {}", q.describe()));
+                    }
                     tensor_stats_ui(ui, cache, &model, t);
                     ui.add_space(4.0);
                 }

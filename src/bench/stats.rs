@@ -287,6 +287,7 @@ pub fn open_safetensors(path: &Path) -> Result<Model, StatsBenchError> {
             data,
             origin: TensorOrigin::Checkpoint,
             conv_axes: None,
+            quant: None,
         });
     }
     Ok(m)

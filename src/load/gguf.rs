@@ -213,6 +213,7 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
             data: TensorData::Missing,
             origin: TensorOrigin::Checkpoint,
             conv_axes: None,
+            quant: None,
         };
         let elements = info.dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         let bytes = elements.and_then(|n| dtype.bytes_for(n));

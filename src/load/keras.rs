@@ -207,6 +207,7 @@ fn dataset_tensor(file: &Bytes, name: String, ds: &hdf5::Dataset) -> Result<Tens
         data,
         origin: TensorOrigin::Initializer,
         conv_axes: None,
+        quant: None,
     })
 }
 

@@ -84,6 +84,7 @@ pub(super) fn load_npz(path: &Path, data: &Bytes, entries: &Entries) -> Result<M
                 data: TensorData::Error(format!("{}: {entry}: {why}", path.display())),
                 origin: TensorOrigin::Checkpoint,
                 conv_axes: None,
+                quant: None,
             },
         };
         model.add_tensor(t);
@@ -129,6 +130,7 @@ fn tensor(name: &str, h: &Header, body: Bytes, path: &Path) -> Tensor {
         data: TensorData::Missing,
         origin: TensorOrigin::Checkpoint,
         conv_axes: None,
+        quant: None,
     };
     let err = |why: String| TensorData::Error(format!("{}: {name}: {why}", path.display()));
     let numel = h.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));

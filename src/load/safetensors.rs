@@ -210,6 +210,7 @@ fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadErro
             data: TensorData::Bytes(data.slice(s..e)),
             origin: TensorOrigin::Checkpoint,
             conv_axes: None,
+            quant: None,
         });
     }
     Ok(())

@@ -308,6 +308,7 @@ pub(super) fn pickled_tensor(
         data: bytes,
         origin: TensorOrigin::Checkpoint,
         conv_axes: None,
+        quant: None,
     })
 }
 

@@ -322,6 +322,7 @@ fn payloads(
                             name: name.clone(),
                             origin: TensorOrigin::Initializer,
                             conv_axes: None,
+                            quant: None,
                             ..t
                         });
                         continue;
@@ -365,6 +366,7 @@ fn payloads(
             data,
             origin: TensorOrigin::Initializer,
             conv_axes: None,
+            quant: None,
         });
     }
     out

@@ -391,6 +391,91 @@ pub struct Tensor {
     /// For a 4-D conv weight whose format does not order it `[out, in, kh, kw]` (TFLite's
     /// channels-last kernels), which dimension holds what; `None`: the usual order.
     pub conv_axes: Option<ConvAxes>,
+    /// For integers that stand for reals (a TFLite or ONNX quantized weight): how to read them.
+    /// Statistics, heatmaps and hover values are of the real values.
+    pub quant: Option<Quant>,
+}
+
+/// Affine quantization: the real value of a stored integer `q` of channel `c` is
+/// `(q - zero_point[c]) * scale[c]`, one channel per index along `axis` (one scale for all when
+/// there is one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quant {
+    /// Scales, one, or one per channel.
+    pub scale: Vec<f64>,
+    /// Zero points, as many as scales.
+    pub zero_point: Vec<f64>,
+    /// The channel dimension (0 for one scale).
+    pub axis: usize,
+    /// Elements per step along `axis` (the product of the dimensions after it).
+    inner: u64,
+}
+
+impl Quant {
+    /// Affine quantization of a tensor of `shape`; `None` when the scales do not fit it (not one,
+    /// nor one per index along `axis`), a zero-point list has another length, or a scale is not
+    /// finite.
+    pub fn new(scale: Vec<f64>, zero_point: Vec<f64>, axis: usize, shape: &[u64]) -> Option<Quant> {
+        let zero_point = match zero_point.len() {
+            0 => vec![0.0; scale.len()],
+            n if n == scale.len() => zero_point,
+            _ => return None,
+        };
+        if scale.is_empty()
+            || !scale.iter().chain(&zero_point).all(|v| v.is_finite())
+            || (scale.len() > 1 && shape.get(axis) != Some(&(scale.len() as u64)))
+        {
+            return None;
+        }
+        let (axis, inner) = if scale.len() == 1 {
+            (0, 1)
+        } else {
+            let inner = shape
+                .get(axis + 1..)
+                .unwrap_or_default()
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))?;
+            (axis, inner)
+        };
+        Some(Quant {
+            scale,
+            zero_point,
+            axis,
+            inner,
+        })
+    }
+
+    /// Replaces the stored integers `vals` (elements `first..` in memory order) by real values.
+    pub fn apply(&self, first: u64, vals: &mut [f64]) {
+        if let ([s], [z]) = (self.scale.as_slice(), self.zero_point.as_slice()) {
+            vals.iter_mut().for_each(|v| *v = (*v - z) * s);
+            return;
+        }
+        let channels = self.scale.len() as u64;
+        let inner = self.inner.max(1);
+        for (i, v) in (first..).zip(vals.iter_mut()) {
+            let c = ((i / inner) % channels) as usize;
+            if let (Some(s), Some(z)) = (self.scale.get(c), self.zero_point.get(c)) {
+                *v = (*v - z) * s;
+            }
+        }
+    }
+
+    /// A one-line description (`scale 0.0235, zero point -128`; `per channel along dim 0: …`).
+    pub fn describe(&self) -> String {
+        match (self.scale.as_slice(), self.zero_point.as_slice()) {
+            ([s], [z]) => format!("scale {s}, zero point {z}"),
+            (many, _) => {
+                let lo = many.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = many.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!(
+                    "per channel along dim {}: {} scales, {lo} to {hi}",
+                    self.axis,
+                    many.len()
+                )
+            }
+        }
+    }
 }
 
 /// Which dimension of a 4-D conv weight holds the output channels, the input channels, the

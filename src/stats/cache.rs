@@ -19,8 +19,9 @@ use std::time::UNIX_EPOCH;
 use super::TensorStats;
 use crate::model::{Model, Tensor};
 
-/// Bump when [`TensorStats`] or its computation changes: old entries are then ignored.
-const CACHE_VERSION: u32 = 1;
+/// Bump when [`TensorStats`] or its computation changes: old entries are then ignored (2: quantized
+/// integers are read as their real values).
+const CACHE_VERSION: u32 = 2;
 
 /// FNV-1a 64-bit: a stable hash (std's `DefaultHasher` may change between Rust releases).
 #[derive(Clone, Copy, Debug)]

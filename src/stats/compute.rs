@@ -20,6 +20,7 @@
 use rayon::prelude::*;
 
 use super::decode::Elem;
+use crate::model::Quant;
 
 /// Number of histogram bins.
 pub const HIST_BINS: usize = 64;
@@ -188,13 +189,17 @@ pub(crate) struct Computed {
     pub histogram: Histogram,
 }
 
-/// Computes summary and histogram of `bytes` (already checked to hold whole blocks).
-pub(crate) fn compute(elem: Elem, bytes: &[u8]) -> Computed {
+/// Computes summary and histogram of `bytes` (already checked to hold whole blocks), of the
+/// real values when `quant` says how the stored integers stand for them.
+pub(crate) fn compute(elem: Elem, bytes: &[u8], quant: Option<&Quant>) -> Computed {
+    if quant.is_some() {
+        return compute_wide(elem, bytes, quant);
+    }
     match elem.code_width() {
         // Small 2-byte tensors: scanning a 65 536-entry table would cost more than the data.
-        Some(2) if bytes.len() < 1 << 17 => compute_wide(elem, bytes),
+        Some(2) if bytes.len() < 1 << 17 => compute_wide(elem, bytes, None),
         Some(w) => compute_by_codes(elem, w, bytes),
-        None => compute_wide(elem, bytes),
+        None => compute_wide(elem, bytes, None),
     }
 }
 
@@ -205,22 +210,31 @@ fn chunk_bytes(elem: Elem) -> usize {
     (CHUNK_BYTES / buf_bytes).max(1) * buf_bytes
 }
 
-fn compute_wide(elem: Elem, bytes: &[u8]) -> Computed {
+fn compute_wide(elem: Elem, bytes: &[u8], quant: Option<&Quant>) -> Computed {
     let (be, bb) = elem.block();
     let blocks_per_buf = (BLOCK / be).max(1);
     let cb = chunk_bytes(elem);
+    // Elements of chunk `ci`, part `pi` start at `ci * per_chunk + pi * per_part`.
+    let (per_chunk, per_part) = ((cb / bb * be) as u64, (blocks_per_buf * be) as u64);
+    let decode = |ci: usize, pi: usize, part: &[u8], out: &mut [f64]| {
+        elem.decode_into(part, out);
+        if let Some(q) = quant {
+            q.apply(ci as u64 * per_chunk + pi as u64 * per_part, out);
+        }
+    };
     let summary = bytes
         .par_chunks(cb)
+        .enumerate()
         .map_init(
             || vec![0.0f64; BLOCK],
-            |buf, chunk| {
+            |buf, (ci, chunk)| {
                 let mut s = Summary::default();
-                for part in chunk.chunks(blocks_per_buf * bb) {
+                for (pi, part) in chunk.chunks(blocks_per_buf * bb).enumerate() {
                     let n = part.len() / bb * be;
                     let Some(out) = buf.get_mut(..n) else {
                         continue;
                     };
-                    elem.decode_into(part, out);
+                    decode(ci, pi, part, out);
                     s.add_block(out);
                 }
                 s
@@ -233,16 +247,17 @@ fn compute_wide(elem: Elem, bytes: &[u8]) -> Computed {
         let scale = HIST_BINS as f64 / (hi - lo);
         counts = bytes
             .par_chunks(cb)
+            .enumerate()
             .map_init(
                 || vec![0.0f64; BLOCK],
-                |buf, chunk| {
+                |buf, (ci, chunk)| {
                     let mut h = [0u64; HIST_BINS];
-                    for part in chunk.chunks(blocks_per_buf * bb) {
+                    for (pi, part) in chunk.chunks(blocks_per_buf * bb).enumerate() {
                         let n = part.len() / bb * be;
                         let Some(out) = buf.get_mut(..n) else {
                             continue;
                         };
-                        elem.decode_into(part, out);
+                        decode(ci, pi, part, out);
                         for &x in out.iter() {
                             if x.is_finite() {
                                 h[bin_of(x, lo, scale)] += 1;
@@ -440,6 +455,7 @@ fn raw_zero_mask(elem: Elem) -> Option<(usize, u64)> {
 pub(crate) fn zero_lines(
     elem: Elem,
     bytes: &[u8],
+    quant: Option<&Quant>,
     rows: u64,
     cols: u64,
     want_rows: bool,
@@ -465,7 +481,8 @@ pub(crate) fn zero_lines(
                 for (ri, row) in chunk.chunks_exact(row_bytes).enumerate() {
                     // Raw bits where "is zero" is a mask test: no decoding, and a live row stops
                     // at its first non-zero element (a 1 GB embedding was decoded in full here).
-                    if let Some((w, mask)) = raw_zero_mask(elem) {
+                    // A quantized zero is the zero point's integer, which need not be 0.
+                    if let Some((w, mask)) = raw_zero_mask(elem).filter(|_| quant.is_none()) {
                         let word = |c: &[u8]| {
                             let mut b = [0u8; 8];
                             b[..c.len()].copy_from_slice(c);
@@ -499,6 +516,10 @@ pub(crate) fn zero_lines(
                         };
                         elem.decode_into(part, out);
                         let base = pi * (per / bb * be);
+                        if let Some(q) = quant {
+                            let row_first = ((ci * rows_per + ri) * cols_us) as u64;
+                            q.apply(row_first + base as u64, out);
+                        }
                         for (j, &x) in out.iter().enumerate() {
                             if x != 0.0 {
                                 any = true;
@@ -552,6 +573,26 @@ mod tests {
     }
 
     #[test]
+    fn quantized_integers_are_read_as_reals() {
+        // [2, 3] int8, one scale per column (axis 1), zero point 10 in the last column.
+        let q = Quant::new(vec![0.5, 2.0, 1.0], vec![0.0, 0.0, 10.0], 1, &[2, 3]).unwrap();
+        let raw: Vec<u8> = [4i8, -1, 10, 6, 0, 10].iter().map(|&v| v as u8).collect();
+        let c = compute(Elem::I8, &raw, Some(&q));
+        // Reals: [2, -2, 0; 3, 0, 0].
+        assert_eq!((c.summary.min, c.summary.max), (-2.0, 3.0));
+        assert_eq!(c.summary.zeros, 3);
+        assert!((c.summary.moments.mean - 0.5).abs() < 1e-12);
+        // The last column is all zero point: a dead column, though its bytes are not 0.
+        let (_, nr, zc, nc) = zero_lines(Elem::I8, &raw, Some(&q), 2, 3, true, true);
+        assert_eq!((nr, zc, nc), (0, vec![2], 1));
+        let (_, _, zc, _) = zero_lines(Elem::I8, &raw, None, 2, 3, true, true);
+        assert!(zc.is_empty(), "stored 10s are not zeros");
+        // Scales that do not fit the shape are refused.
+        assert!(Quant::new(vec![1.0, 2.0], vec![], 1, &[2, 3]).is_none());
+        assert!(Quant::new(vec![f64::NAN], vec![], 0, &[2, 3]).is_none());
+    }
+
+    #[test]
     fn code_counts_span_many_chunks_and_odd_tails() {
         // 3½ chunks of pseudo-random 16-bit codes plus an odd tail: several chunks per thread, so
         // the per-thread tables carry over between chunks and are flushed once.
@@ -596,7 +637,7 @@ mod tests {
         let xs: Vec<f32> = (0..100_000)
             .map(|i| 1.0e4 + if i % 2 == 0 { 0.5 } else { -0.5 })
             .collect();
-        let c = compute(Elem::F32, &f32_bytes(&xs));
+        let c = compute(Elem::F32, &f32_bytes(&xs), None);
         let std = (c.summary.moments.m2 / c.summary.moments.n as f64).sqrt();
         assert!((std - 0.5).abs() < 1e-9, "{std}");
     }
@@ -612,8 +653,8 @@ mod tests {
             .iter()
             .map(|&b| f32::from_bits(u32::from(b) << 16))
             .collect();
-        let a = compute(Elem::BF16, &bf);
-        let b = compute(Elem::F32, &f32_bytes(&f));
+        let a = compute(Elem::BF16, &bf, None);
+        let b = compute(Elem::F32, &f32_bytes(&f), None);
         assert_eq!(a.summary.moments.n, b.summary.moments.n);
         assert_eq!(a.summary.min, b.summary.min);
         assert_eq!(a.summary.max, b.summary.max);
@@ -626,7 +667,7 @@ mod tests {
 
     #[test]
     fn histogram_single_value_uses_numpy_range() {
-        let c = compute(Elem::F32, &f32_bytes(&[3.0; 10]));
+        let c = compute(Elem::F32, &f32_bytes(&[3.0; 10]), None);
         assert_eq!((c.histogram.lo, c.histogram.hi), (2.5, 3.5));
         assert_eq!(c.histogram.counts[HIST_BINS / 2], 10);
     }
@@ -641,11 +682,11 @@ mod tests {
         for r in 0..4 {
             v[r * 6 + 4] = 0.0;
         }
-        let (zr, nr, zc, nc) = zero_lines(Elem::F32, &f32_bytes(&v), 4, 6, true, true);
+        let (zr, nr, zc, nc) = zero_lines(Elem::F32, &f32_bytes(&v), None, 4, 6, true, true);
         assert_eq!((zr, nr, zc, nc), (vec![2], 1, vec![4], 1));
         // A NaN is not zero.
         v[2 * 6] = f32::NAN;
-        let (zr, _, _, _) = zero_lines(Elem::F32, &f32_bytes(&v), 4, 6, true, false);
+        let (zr, _, _, _) = zero_lines(Elem::F32, &f32_bytes(&v), None, 4, 6, true, false);
         assert!(zr.is_empty());
         // The raw-bits path agrees with decoding: bf16 with -0.0 in the dead row, a NaN and a
         // denormal (non-zero) elsewhere; and fp8 (decoded) the same.
@@ -660,10 +701,10 @@ mod tests {
         w[5] = f32::NAN; // column 5 still alive
         w[2 * 6 + 1] = 1e-40; // a bf16 denormal: column 1 alive, row 2 alive
         let bytes: Vec<u8> = w.iter().flat_map(|&x| bf(x)).collect();
-        let (zr, nr, zc, nc) = zero_lines(Elem::BF16, &bytes, 4, 6, true, true);
+        let (zr, nr, zc, nc) = zero_lines(Elem::BF16, &bytes, None, 4, 6, true, true);
         assert_eq!((zr, nr, zc, nc), (vec![1], 1, vec![3], 1));
         let i8s: Vec<u8> = w.iter().map(|&x| if x == 0.0 { 0u8 } else { 1 }).collect();
-        let (zr, _, zc, _) = zero_lines(Elem::I8, &i8s, 4, 6, true, true);
+        let (zr, _, zc, _) = zero_lines(Elem::I8, &i8s, None, 4, 6, true, true);
         assert_eq!((zr, zc), (vec![1], vec![3]));
     }
 }

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::decode::Elem;
 use super::{StatsError, TensorStats, checked};
+use crate::model::Quant;
 use crate::model::{DType, Tensor};
 
 /// Texels along each side of a tile.
@@ -361,7 +362,7 @@ impl Acc {
 /// Calls `f(first_col, values)` for the values of view row `r`, columns `c0..c1`, in contiguous
 /// pieces, decoding whole blocks through `buf` (which must hold at least one block).
 fn for_row_segment(
-    (elem, bytes, view): (Elem, &[u8], &HeatmapView),
+    (elem, bytes, quant, view): (Elem, &[u8], Option<&Quant>, &HeatmapView),
     r: u64,
     c0: u64,
     c1: u64,
@@ -380,14 +381,18 @@ fn for_row_segment(
             };
             let sx = k.strides[3];
             if sx == 1 {
-                for_flat_range((elem, bytes), base + x0, base + x1, buf, |off, vals| {
-                    f(i * k.kw + (off - base), vals)
-                });
+                for_flat_range(
+                    (elem, bytes, quant),
+                    base + x0,
+                    base + x1,
+                    buf,
+                    |off, vals| f(i * k.kw + (off - base), vals),
+                );
             } else {
                 // Channels-last: a kernel row's values are `sx` apart, read one at a time.
                 for x in x0..x1 {
                     let at = base + x * sx;
-                    for_flat_range((elem, bytes), at, at + 1, buf, |_, vals| {
+                    for_flat_range((elem, bytes, quant), at, at + 1, buf, |_, vals| {
                         f(i * k.kw + x, vals)
                     });
                 }
@@ -400,7 +405,7 @@ fn for_row_segment(
         return;
     };
     for_flat_range(
-        (elem, bytes),
+        (elem, bytes, quant),
         row_start + c0,
         row_start + c1,
         buf,
@@ -411,7 +416,7 @@ fn for_row_segment(
 /// Calls `f(first_offset, values)` for the elements `lo..hi` of the tensor in memory order, in
 /// contiguous pieces, decoding whole blocks through `buf`.
 fn for_flat_range(
-    (elem, bytes): (Elem, &[u8]),
+    (elem, bytes, quant): (Elem, &[u8], Option<&Quant>),
     lo: u64,
     hi: u64,
     buf: &mut [f64],
@@ -432,8 +437,11 @@ fn for_flat_range(
         let n = nb as usize * be;
         let Some(out) = buf.get_mut(..n) else { return };
         elem.decode_into(src, out);
-        // Trim the partial blocks at either end.
         let base = b * be64;
+        if let Some(q) = quant {
+            q.apply(base, out);
+        }
+        // Trim the partial blocks at either end.
         let from = lo.saturating_sub(base) as usize;
         let to = (hi.min(base + n as u64) - base) as usize;
         if let Some(piece) = out.get(from..to) {
@@ -496,20 +504,28 @@ fn build(
                 match sample {
                     None => {
                         for r in r0..r1 {
-                            for_row_segment((elem, bytes, view), r, c0, c1, buf, |col, vals| {
-                                // Split the piece at texel boundaries and reduce each part at once.
-                                let (mut c, mut rest) = (col, vals);
-                                while !rest.is_empty() {
-                                    let j = (c - c0) >> level;
-                                    let take = ((c0 + (j + 1) * s - c) as usize).min(rest.len());
-                                    let (part, tail) = rest.split_at(take);
-                                    if let Some(a) = acc.get_mut(j as usize) {
-                                        a.add_slice(part);
+                            for_row_segment(
+                                (elem, bytes, t.quant.as_ref(), view),
+                                r,
+                                c0,
+                                c1,
+                                buf,
+                                |col, vals| {
+                                    // Split the piece at texel boundaries and reduce each part at once.
+                                    let (mut c, mut rest) = (col, vals);
+                                    while !rest.is_empty() {
+                                        let j = (c - c0) >> level;
+                                        let take =
+                                            ((c0 + (j + 1) * s - c) as usize).min(rest.len());
+                                        let (part, tail) = rest.split_at(take);
+                                        if let Some(a) = acc.get_mut(j as usize) {
+                                            a.add_slice(part);
+                                        }
+                                        c += take as u64;
+                                        rest = tail;
                                     }
-                                    c += take as u64;
-                                    rest = tail;
-                                }
-                            });
+                                },
+                            );
                         }
                     }
                     Some(smp) => {
@@ -519,9 +535,14 @@ fn build(
                             for (j, a) in acc.iter_mut().enumerate() {
                                 let b0 = c0 + j as u64 * s;
                                 let b1 = (b0 + s).min(view.cols).min(b0 + smp.cols);
-                                for_row_segment((elem, bytes, view), r, b0, b1, buf, |_, v| {
-                                    a.add_slice(v)
-                                });
+                                for_row_segment(
+                                    (elem, bytes, t.quant.as_ref(), view),
+                                    r,
+                                    b0,
+                                    b1,
+                                    buf,
+                                    |_, v| a.add_slice(v),
+                                );
                             }
                         }
                     }
@@ -601,7 +622,11 @@ pub fn value_at(t: &Tensor, view: &HeatmapView, row: u64, col: u64) -> Result<f6
         cols: view.cols,
     };
     let idx = view.element(row, col).ok_or_else(oor)?;
-    elem.value_at(bytes, idx).ok_or_else(oor)
+    let mut v = [elem.value_at(bytes, idx).ok_or_else(oor)?];
+    if let Some(q) = &t.quant {
+        q.apply(idx, &mut v);
+    }
+    Ok(v[0])
 }
 
 /// The multi-index of element `flat` (memory order) of a tensor of `shape` (outermost first), e.g.

@@ -263,7 +263,7 @@ pub fn tensor_stats(t: &Tensor) -> Result<TensorStats, StatsError> {
 /// Statistics of one tensor with explicit options.
 pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsError> {
     let (bytes, elem) = checked(t)?;
-    let c = compute::compute(elem, bytes);
+    let c = compute::compute(elem, bytes, t.quant.as_ref());
     let s = c.summary;
     let finite = s.moments.n > 0;
     let (min, max) = if finite {
@@ -284,8 +284,15 @@ pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats,
         let want_rows = s.zeros >= cols;
         let want_cols = s.zeros >= rows;
         if want_rows || want_cols {
-            (zero_rows, zero_row_count, zero_cols, zero_col_count) =
-                compute::zero_lines(elem, bytes, rows, cols, want_rows, want_cols);
+            (zero_rows, zero_row_count, zero_cols, zero_col_count) = compute::zero_lines(
+                elem,
+                bytes,
+                t.quant.as_ref(),
+                rows,
+                cols,
+                want_rows,
+                want_cols,
+            );
         }
     }
     let n = s.moments.n as f64;
@@ -434,6 +441,7 @@ pub(crate) mod test_util {
             data: TensorData::Bytes(bytes::Bytes::from(bytes)),
             origin: TensorOrigin::Checkpoint,
             conv_axes: None,
+            quant: None,
         }
     }
 

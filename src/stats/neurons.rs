@@ -21,6 +21,7 @@ use std::ops::Range;
 
 use super::decode::Elem;
 use super::{HeatmapView, StatsError, StatsOptions, checked};
+use crate::model::Quant;
 use crate::model::{AttrValue, Model, NodeKind, TensorId};
 
 /// One dense layer of a chain.
@@ -380,8 +381,7 @@ pub fn neuron_graph(
             g.layer_offsets.get(l + 1).copied().unwrap_or(0),
         );
         let part = layer_edges(
-            elem,
-            bytes,
+            (elem, bytes, t.quant.as_ref()),
             view,
             layer.rows_are_inputs,
             src_off,
@@ -406,8 +406,7 @@ type LayerEdges = (Vec<NeuronEdge>, Vec<NeuronEdge>, f32);
     reason = "one private helper; a struct would only rename them"
 )]
 fn layer_edges(
-    elem: Elem,
-    bytes: &[u8],
+    (elem, bytes, quant): (Elem, &[u8], Option<&Quant>),
     view: HeatmapView,
     rows_are_inputs: bool,
     src_off: u32,
@@ -449,6 +448,9 @@ fn layer_edges(
             },
             |(mut edges, mut row_top, mut col_top, mut amax, mut buf), (r, row)| {
                 elem.decode_into(row, &mut buf);
+                if let Some(q) = quant {
+                    q.apply((r * cols) as u64, &mut buf);
+                }
                 let mut mine = TopK::default();
                 for (c, &x) in buf.iter().enumerate() {
                     let w = x as f32;
@@ -583,6 +585,9 @@ pub fn fan_edges(
     for (r, row) in bytes.chunks_exact(row_bytes).enumerate() {
         if row_band.contains(&r) {
             elem.decode_into(row, &mut buf);
+            if let Some(q) = &t.quant {
+                q.apply((r * cols_us) as u64, &mut buf);
+            }
             out.extend(buf.iter().enumerate().map(|(c, &w)| edge(r, c, w)));
         } else if c1 > c0 {
             let part = row.get(c0 / be * bb..c1 / be * bb).unwrap_or_default();
@@ -590,6 +595,9 @@ pub fn fan_edges(
                 continue;
             };
             elem.decode_into(part, dec);
+            if let Some(q) = &t.quant {
+                q.apply((r * cols_us + c0) as u64, dec);
+            }
             out.extend(col_band.clone().filter_map(|c| {
                 let w = *dec.get(c - c0)?;
                 Some(edge(r, c, w))

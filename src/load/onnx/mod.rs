@@ -15,8 +15,8 @@ use prost::Message as _;
 use super::LoadError;
 use crate::model::hierarchy_split;
 use crate::model::{
-    AttrValue, DType, Dim, Edge, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Subgraph,
-    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, DType, Dim, Edge, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Quant,
+    Subgraph, Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
 
@@ -119,7 +119,97 @@ pub(super) fn load_with(
     model.graph = graph;
     build_hierarchy(&mut model);
     crate::diag::trace_memory("onnx: hierarchy");
+    link_dequantize(&mut model);
     Ok(model)
+}
+
+/// Quantized weights in QDQ form: a `DequantizeLinear` whose input is an integer initializer and
+/// whose scale (and zero point) are initializers gives that weight its [`Quant`], so statistics
+/// and heatmaps show the reals it stands for. A weight read by several such nodes keeps the first.
+fn link_dequantize(model: &mut Model) {
+    let mut found = Vec::new();
+    for n in model
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| &*n.op == "DequantizeLinear")
+    {
+        let tensor_of = |slot: usize| {
+            let v = (*n.inputs.get(slot)?)?;
+            let name = &model.graph.values.get(v as usize)?.name;
+            model.tensor_index.get(name).copied()
+        };
+        let (Some(x), Some(scale)) = (tensor_of(0), tensor_of(1)) else {
+            continue;
+        };
+        let (Some(xt), Some(st)) = (
+            model.tensors.get(x as usize),
+            model.tensors.get(scale as usize),
+        ) else {
+            continue;
+        };
+        if xt.dtype.is_float() || xt.quant.is_some() {
+            continue;
+        }
+        let Some(scales) = small_numbers(st) else {
+            continue;
+        };
+        let zeros = match tensor_of(2).and_then(|z| model.tensors.get(z as usize)) {
+            Some(zt) => match small_numbers(zt) {
+                Some(z) => z,
+                None => continue,
+            },
+            None => Vec::new(),
+        };
+        let rank = xt.shape.len() as i64;
+        let axis = n
+            .attributes
+            .iter()
+            .find_map(|(k, v)| match (k.as_str(), v) {
+                ("axis", AttrValue::Int(a)) => Some(*a),
+                _ => None,
+            })
+            .unwrap_or(1);
+        let axis = usize::try_from(if axis < 0 { axis + rank } else { axis }).unwrap_or(0);
+        if let Some(q) = Quant::new(scales, zeros, axis, &xt.shape) {
+            found.push((x, q));
+        }
+    }
+    for (x, q) in found {
+        if let Some(t) = model.tensors.get_mut(x as usize)
+            && t.quant.is_none()
+        {
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// The values of a small (at most 65 536 elements) float or integer tensor, for scales and zero
+/// points; `None` for other types, missing data or a length that does not match.
+fn small_numbers(t: &Tensor) -> Option<Vec<f64>> {
+    let n = usize::try_from(t.elements())
+        .ok()
+        .filter(|&n| n <= 1 << 16)?;
+    let bytes = t.bytes()?;
+    let width = usize::try_from(t.dtype.bytes_for(1)?).ok()?;
+    if bytes.len() != n.checked_mul(width)? {
+        return None;
+    }
+    let one = |c: &[u8]| -> Option<f64> {
+        Some(match (t.dtype, c) {
+            (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+            (DType::F64, _) => f64::from_le_bytes(c.try_into().ok()?),
+            (DType::F16, &[a, b]) => f64::from(half::f16::from_le_bytes([a, b])),
+            (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
+            (DType::I8, &[a]) => f64::from(a as i8),
+            (DType::U8, &[a]) => f64::from(a),
+            (DType::I16, &[a, b]) => f64::from(i16::from_le_bytes([a, b])),
+            (DType::U16, &[a, b]) => f64::from(u16::from_le_bytes([a, b])),
+            (DType::I32, &[a, b, c, d]) => f64::from(i32::from_le_bytes([a, b, c, d])),
+            _ => return None,
+        })
+    };
+    bytes.chunks_exact(width).map(one).collect()
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -634,6 +724,7 @@ impl Converter<'_> {
             data: TensorData::Missing,
             origin,
             conv_axes: None,
+            quant: None,
         };
         if let Some(bad) = t.dims.iter().find(|&&d| d < 0) {
             tensor.data = TensorData::Error(format!(

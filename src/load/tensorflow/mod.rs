@@ -495,6 +495,7 @@ fn tensor_of(name: &str, t: &proto::TensorProto, path: &Path) -> Tensor {
         data: TensorData::Missing,
         origin: TensorOrigin::Initializer,
         conv_axes: None,
+        quant: None,
     };
     if shape_dims.iter().any(|&d| d < 0) {
         tensor.data = err(format!("its shape {shape_dims:?} has an unknown size"));

@@ -559,6 +559,7 @@ impl Walker<'_> {
                     data,
                     origin: TensorOrigin::Checkpoint,
                     conv_axes: None,
+                    quant: None,
                 }
             }
             Err(why) => Tensor {
@@ -568,6 +569,7 @@ impl Walker<'_> {
                 data: TensorData::Error(format!("{}: {why}", source.display())),
                 origin: TensorOrigin::Checkpoint,
                 conv_axes: None,
+                quant: None,
             },
         };
         let id = self.model.add_tensor(tensor);

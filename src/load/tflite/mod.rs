@@ -24,8 +24,8 @@ use bytes::Bytes;
 
 use super::LoadError;
 use crate::model::{
-    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Subgraph,
-    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Quant,
+    Subgraph, Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 
 /// The file identifier at bytes 4..8.
@@ -588,6 +588,8 @@ struct TensorInfo {
     signature: Vec<i32>,
     buffer: u32,
     quantization: Option<String>,
+    /// Scales, zero points and the channel dimension, when the tensor has scales.
+    affine: Option<Affine>,
     sparsity: Option<usize>,
 }
 
@@ -876,7 +878,9 @@ impl Builder<'_, '_> {
                 return Err(format!("tensor {i} has a negative dimension {d}"));
             }
             let name = t.str(3)?.unwrap_or_default();
-            let quantization = t.table(4)?.map(|q| quantization(&q)).transpose()?.flatten();
+            let q = t.table(4)?;
+            let quantization = q.as_ref().map(quantization).transpose()?.flatten();
+            let affine = q.as_ref().map(affine).transpose()?.flatten();
             out.push(TensorInfo {
                 name: if name.is_empty() {
                     format!("tensor_{i}")
@@ -889,6 +893,7 @@ impl Builder<'_, '_> {
                 signature: t.i32s(7)?,
                 buffer: t.u32(2)?,
                 quantization,
+                affine,
                 sparsity: t.follow(6)?,
             });
         }
@@ -930,6 +935,12 @@ impl Builder<'_, '_> {
                 ));
             }
         };
+        // Integers with scales stand for reals; a float tensor's scales (rare) are ignored.
+        let quant = info
+            .affine
+            .clone()
+            .filter(|_| !dtype.is_float())
+            .and_then(|(scale, zero, axis)| Quant::new(scale, zero, axis, &shape));
         let mut name = info.name.clone();
         if self.model.tensor_index.contains_key(&name) {
             name = format!("{name} (subgraph {subgraph}, buffer {})", info.buffer);
@@ -941,6 +952,7 @@ impl Builder<'_, '_> {
             data,
             origin,
             conv_axes: None,
+            quant,
         })))
     }
 
@@ -1168,6 +1180,36 @@ impl Walk<'_> {
         self.next += 1;
         Ok(())
     }
+}
+
+/// Scales, zero points and the channel dimension of a quantized tensor.
+type Affine = (Vec<f64>, Vec<f64>, usize);
+
+/// A tensor's scales, zero points and channel dimension (`None` without scales).
+fn affine(q: &Table<'_>) -> Fb<Option<Affine>> {
+    let scale: Vec<f64> = q
+        .vector(2, 4)?
+        .map(|v| {
+            v.bytes()
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        })
+        .unwrap_or_default();
+    if scale.is_empty() {
+        return Ok(None);
+    }
+    let zero: Vec<f64> = q
+        .vector(3, 8)?
+        .map(|v| {
+            v.bytes()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+                .collect()
+        })
+        .unwrap_or_default();
+    let axis = usize::try_from(q.i32(6, 0)?).unwrap_or(0);
+    Ok(Some((scale, zero, axis)))
 }
 
 /// A tensor's quantization as text: `scale 0.0235, zero point -128`, or per channel.

@@ -1,0 +1,56 @@
+//! Quantized weights in ONNX's QDQ form (`tests/data/onnx/qdq_linear.onnx`, written by
+//! `make_qdq.py`): statistics, heatmaps and hover values are of the reals the integers stand for,
+//! as onnx's reference evaluator computes them (printed by the script).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers unwrap: a failure is a test failure"
+)]
+
+use std::path::PathBuf;
+
+use modelmap::stats::heatmap::{HeatmapView, value_at};
+
+fn model() -> modelmap::model::Model {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/qdq_linear.onnx");
+    modelmap::load::open(&path).unwrap()
+}
+
+#[test]
+fn dequantize_linear_weights_read_as_their_real_values() {
+    let m = model();
+    // w1: int8 per column (axis 1); w2: uint8, one scale and zero point 128.
+    for (name, min, max, mean, std) in [
+        ("w1_q", -18.9, 30.3, 1.3, 13.919_231),
+        ("w2_q", -15.0, 60.5, 31.333_334, 24.080_883),
+    ] {
+        let t = m.tensor(name).unwrap();
+        assert!(
+            t.quant.is_some(),
+            "{name}: its DequantizeLinear gives it scales"
+        );
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        for (what, ours, want) in [
+            ("min", s.min.unwrap(), min),
+            ("max", s.max.unwrap(), max),
+            ("mean", s.mean.unwrap(), mean),
+            ("std", s.std.unwrap(), std),
+        ] {
+            assert!(
+                (ours - want).abs() <= 1e-5 * f64::abs(want).max(1.0),
+                "{name}: {what} {ours} vs {want}"
+            );
+        }
+    }
+    // Hover: w1[1][2] = -63 in the column of scale 0.3; w2[2][0] = 98 → (98 - 128) · 0.5.
+    let w1 = m.tensor("w1_q").unwrap();
+    let v = value_at(w1, &HeatmapView::for_tensor(w1), 1, 2).unwrap();
+    assert!((v + 18.9).abs() < 1e-5, "{v}");
+    let w2 = m.tensor("w2_q").unwrap();
+    assert_eq!(
+        value_at(w2, &HeatmapView::for_tensor(w2), 2, 0).unwrap(),
+        -15.0
+    );
+    // The scales and zero points themselves stay plain numbers.
+    assert!(m.tensor("w1_scale").unwrap().quant.is_none());
+}
