@@ -7,6 +7,8 @@
     reason = "test helpers unwrap: a failure is a test failure"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
 use modelmap::stats::heatmap::{HeatmapView, value_at};
@@ -30,17 +32,7 @@ fn dequantize_linear_weights_read_as_their_real_values() {
             "{name}: its DequantizeLinear gives it scales"
         );
         let s = modelmap::stats::tensor_stats(t).unwrap();
-        for (what, ours, want) in [
-            ("min", s.min.unwrap(), min),
-            ("max", s.max.unwrap(), max),
-            ("mean", s.mean.unwrap(), mean),
-            ("std", s.std.unwrap(), std),
-        ] {
-            assert!(
-                (ours - want).abs() <= 1e-5 * f64::abs(want).max(1.0),
-                "{name}: {what} {ours} vs {want}"
-            );
-        }
+        common::assert_summary(name, &s, [min, max, mean, std], 1e-5, 1.0);
     }
     // Hover: w1[1][2] = -63 in the column of scale 0.3; w2[2][0] = 98 → (98 - 128) · 0.5.
     let w1 = m.tensor("w1_q").unwrap();

@@ -9,6 +9,8 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
 use modelmap::model::{AttrValue, Format, Graph, Model, NodeKind, TensorData, TensorOrigin};
@@ -339,17 +341,7 @@ fn quantized_weights_read_as_their_real_values() {
         let t = model.tensor(name).unwrap();
         assert!(t.quant.is_some(), "{name} has scales");
         let s = modelmap::stats::tensor_stats(t).unwrap();
-        for (what, ours, want) in [
-            ("min", s.min.unwrap(), min),
-            ("max", s.max.unwrap(), max),
-            ("mean", s.mean.unwrap(), mean),
-            ("std", s.std.unwrap(), std),
-        ] {
-            assert!(
-                (ours - want).abs() <= 1e-6 * want.abs().max(1e-3),
-                "{name}: {what} {ours} vs {want}"
-            );
-        }
+        common::assert_summary(name, &s, [min, max, mean, std], 1e-6, 1e-3);
     }
     // The hover value of one weight: W8[2][3] = 47 in the channel of scale 0.3.
     let t = model.tensor("dense/kernel").unwrap();

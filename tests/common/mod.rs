@@ -64,3 +64,26 @@ pub fn heatmap_item(
         colormap: modelmap::lod::ColorMap::Diverging,
     }
 }
+
+/// Asserts a tensor's minimum, maximum, mean and standard deviation, each within `rel` of the
+/// expected value (relative to at least `floor`).
+pub fn assert_summary(
+    name: &str,
+    s: &modelmap::stats::TensorStats,
+    [min, max, mean, std]: [f64; 4],
+    rel: f64,
+    floor: f64,
+) {
+    for (what, ours, want) in [
+        ("min", s.min, min),
+        ("max", s.max, max),
+        ("mean", s.mean, mean),
+        ("std", s.std, std),
+    ] {
+        let ours = ours.unwrap_or(f64::NAN);
+        assert!(
+            (ours - want).abs() <= rel * want.abs().max(floor),
+            "{name}: {what} {ours} vs {want}"
+        );
+    }
+}
