@@ -7,6 +7,8 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use modelmap::model::{Format, Model, TensorData};
@@ -319,4 +321,34 @@ fn zip_with_one_file() -> Vec<u8> {
     z.extend(cd.to_le_bytes());
     z.extend(0u16.to_le_bytes());
     z
+}
+
+/// Quantized tensors (`torch.quantize_per_tensor` / `quantize_per_channel`, pickled through
+/// `_rebuild_qtensor`) read as the reals torch's `dequantize()` gives (printed by
+/// `make_quantized.py`), per tensor with a zero point and per channel.
+#[test]
+fn quantized_tensors_read_as_what_dequantize_gives() {
+    let m = modelmap::load::open(&data_dir().join("quantized.pt")).unwrap();
+    for (name, want) in [
+        ("fc.weight", [-1.45, 1.25, 0.15, 0.847_791_261_292_702_3]),
+        (
+            "head.weight",
+            [-1.44, 1.24, 0.148_333_326_6, 0.848_938_865_357_616_3],
+        ),
+        (
+            "conv.weight",
+            [-1.5, 1.2, 0.141_666_677_47, 0.855_821_575_278_421_8],
+        ),
+    ] {
+        let t = m.tensor(name).unwrap();
+        assert!(t.quant.is_some(), "{name}: its quantizer is read");
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        common::assert_summary(name, &s, want, 1e-6, 1e-2);
+    }
+    // Hover on conv.weight[2][0]: its stored integer times row 2's scale, 0.3.
+    let t = m.tensor("conv.weight").unwrap();
+    let view = HeatmapView::for_tensor(t);
+    let raw = f64::from(t.bytes().unwrap()[8] as i8);
+    let v = value_at(t, &view, 2, 0).unwrap();
+    assert!((v - raw * 0.3).abs() < 1e-6, "{v} vs {raw} × 0.3");
 }

@@ -52,7 +52,18 @@ pub(crate) enum Node {
         stride: Vec<u64>,
         /// The dtype `_rebuild_tensor_v3` passes (v2 takes it from the storage class).
         dtype: Option<String>,
+        /// A quantized tensor's scales and zero points (`_rebuild_qtensor`).
+        quant: Option<QParams>,
     },
+}
+
+/// The quantizer of a `_rebuild_qtensor`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum QParams {
+    /// `torch.per_tensor_affine`: scale and zero point.
+    PerTensor(f64, f64),
+    /// `torch.per_channel_affine`: the scales' and zero points' tensors and the channel axis.
+    PerChannel { scales: Id, zeros: Id, axis: i64 },
 }
 
 /// An unpickled object graph.
@@ -544,8 +555,9 @@ impl Machine<'_> {
                 }
                 Node::Dict(pairs)
             }
-            // A quantized tensor (`_rebuild_qtensor`) is a view the same way; its scale and zero
-            // point (the fifth argument) are not kept, so it reads as its raw integers.
+            // A quantized tensor (`_rebuild_qtensor`) is a view the same way; its fifth argument
+            // is `(torch.per_tensor_affine, scale, zero_point)` or
+            // `(torch.per_channel_affine, scales, zero_points, axis)`, both kept.
             (
                 "torch._utils",
                 "_rebuild_tensor_v2" | "_rebuild_tensor" | "_rebuild_tensor_v3"
@@ -584,12 +596,40 @@ impl Machine<'_> {
                 } else {
                     None
                 };
+                let quant = (name == "_rebuild_qtensor")
+                    .then(|| {
+                        let items = self.pk.items(*argv.get(4)?)?;
+                        let number = |i: usize| match self.pk.get(*items.get(i)?) {
+                            Node::Float(v) => Some(*v),
+                            Node::Int(v) => Some(*v as f64),
+                            _ => None,
+                        };
+                        let Node::Global(m, n) = self.pk.get(*items.first()?) else {
+                            return None;
+                        };
+                        match (m.as_str(), n.as_str()) {
+                            ("torch", "per_tensor_affine") => {
+                                Some(QParams::PerTensor(number(1)?, number(2)?))
+                            }
+                            (
+                                "torch",
+                                "per_channel_affine" | "per_channel_affine_float_qparams",
+                            ) => Some(QParams::PerChannel {
+                                scales: *items.get(1)?,
+                                zeros: *items.get(2)?,
+                                axis: number(3)? as i64,
+                            }),
+                            _ => None,
+                        }
+                    })
+                    .flatten();
                 Node::Tensor {
                     storage,
                     offset,
                     size,
                     stride,
                     dtype,
+                    quant,
                 }
             }
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")

@@ -25,8 +25,8 @@ use std::path::Path;
 use bytes::Bytes;
 
 use super::LoadError;
-use super::pickle::{self, Id, Node, Pickle};
-use crate::model::{DType, Format, Model, Tensor, TensorData, TensorOrigin};
+use super::pickle::{self, Id, Node, Pickle, QParams};
+use crate::model::{DType, Format, Model, Quant, Tensor, TensorData, TensorOrigin};
 
 /// How a pre-1.6 `torch.save` file starts: pickle protocol 2 and a LONG1 magic number.
 pub(super) const LEGACY_MAGIC: [u8; 14] = [
@@ -280,6 +280,7 @@ pub(super) fn pickled_tensor(
         size,
         stride,
         dtype,
+        quant,
     } = pickle.get(id)
     else {
         return None;
@@ -308,8 +309,56 @@ pub(super) fn pickled_tensor(
         data: bytes,
         origin: TensorOrigin::Checkpoint,
         conv_axes: None,
-        quant: None,
+        quant: quant.as_ref().filter(|_| !dtype.is_float()).and_then(|q| {
+            let (scales, zeros, axis) = match *q {
+                QParams::PerTensor(s, z) => (vec![s], vec![z], 0),
+                QParams::PerChannel {
+                    scales,
+                    zeros,
+                    axis,
+                } => {
+                    // Small float64 / int64 tensors of the same archive.
+                    let numbers = |id: Id| {
+                        let t = pickled_tensor(
+                            pickle, id, data, entries, prefix, folder, big_endian, path,
+                        )?;
+                        channel_numbers(&t)
+                    };
+                    (
+                        numbers(scales)?,
+                        numbers(zeros)?,
+                        usize::try_from(axis).ok()?,
+                    )
+                }
+            };
+            Quant::new(scales, zeros, axis, size)
+        }),
     })
+}
+
+/// The values of a quantizer's scales or zero points (a float or integer tensor of at most
+/// 65 536 elements, little-endian).
+fn channel_numbers(t: &Tensor) -> Option<Vec<f64>> {
+    let n = usize::try_from(t.elements())
+        .ok()
+        .filter(|&n| n <= 1 << 16)?;
+    let bytes = t.bytes()?;
+    let width = usize::try_from(t.dtype.bytes_for(1)?).ok()?;
+    if bytes.len() != n.checked_mul(width)? {
+        return None;
+    }
+    bytes
+        .chunks_exact(width)
+        .map(|c| {
+            Some(match t.dtype {
+                DType::F64 => f64::from_le_bytes(c.try_into().ok()?),
+                DType::F32 => f64::from(f32::from_le_bytes(c.try_into().ok()?)),
+                DType::I64 => i64::from_le_bytes(c.try_into().ok()?) as f64,
+                DType::I32 => f64::from(i32::from_le_bytes(c.try_into().ok()?)),
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 /// `(storage class, key)` of a persistent id `("storage", torch.FloatStorage, "0", "cpu", n)`.
@@ -681,6 +730,7 @@ mod tests {
                 size: vec![2],
                 stride: vec![1],
                 dtype: None,
+                quant: None,
             },
         ];
         nodes.push(Node::Dict(vec![(0, 1); 200_000]));

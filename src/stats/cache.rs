@@ -120,6 +120,13 @@ fn fingerprint(t: &Tensor) -> u64 {
     for d in &t.shape {
         h.write(&d.to_le_bytes());
     }
+    // The same integers with other scales (or newly read ones) are other statistics.
+    if let Some(q) = &t.quant {
+        for v in q.scale.iter().chain(&q.zero_point) {
+            h.write(&v.to_le_bytes());
+        }
+        h.write(&(q.axis as u64).to_le_bytes());
+    }
     if let Some(b) = t.bytes() {
         h.write(&(b.len() as u64).to_le_bytes());
         h.write(b.get(..256.min(b.len())).unwrap_or_default());
