@@ -322,7 +322,7 @@ pub(super) fn pickled_tensor(
                         let t = pickled_tensor(
                             pickle, id, data, entries, prefix, folder, big_endian, path,
                         )?;
-                        channel_numbers(&t)
+                        t.small_numbers()
                     };
                     (
                         numbers(scales)?,
@@ -334,31 +334,6 @@ pub(super) fn pickled_tensor(
             Quant::new(scales, zeros, axis, size)
         }),
     })
-}
-
-/// The values of a quantizer's scales or zero points (a float or integer tensor of at most
-/// 65 536 elements, little-endian).
-fn channel_numbers(t: &Tensor) -> Option<Vec<f64>> {
-    let n = usize::try_from(t.elements())
-        .ok()
-        .filter(|&n| n <= 1 << 16)?;
-    let bytes = t.bytes()?;
-    let width = usize::try_from(t.dtype.bytes_for(1)?).ok()?;
-    if bytes.len() != n.checked_mul(width)? {
-        return None;
-    }
-    bytes
-        .chunks_exact(width)
-        .map(|c| {
-            Some(match t.dtype {
-                DType::F64 => f64::from_le_bytes(c.try_into().ok()?),
-                DType::F32 => f64::from(f32::from_le_bytes(c.try_into().ok()?)),
-                DType::I64 => i64::from_le_bytes(c.try_into().ok()?) as f64,
-                DType::I32 => f64::from(i32::from_le_bytes(c.try_into().ok()?)),
-                _ => return None,
-            })
-        })
-        .collect()
 }
 
 /// `(storage class, key)` of a persistent id `("storage", torch.FloatStorage, "0", "cpu", n)`.

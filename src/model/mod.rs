@@ -548,6 +548,36 @@ impl Tensor {
         self.dtype.bytes_for(n)
     }
 
+    /// The values of a small (at most 65 536 elements) float or integer tensor, such as a
+    /// quantizer's scales and zero points; `None` for other types, missing data or a length that
+    /// does not match.
+    pub fn small_numbers(&self) -> Option<Vec<f64>> {
+        let n = usize::try_from(self.elements())
+            .ok()
+            .filter(|&n| n <= 1 << 16)?;
+        let bytes = self.bytes()?;
+        let width = usize::try_from(self.dtype.bytes_for(1)?).ok()?;
+        if bytes.len() != n.checked_mul(width)? {
+            return None;
+        }
+        let one = |c: &[u8]| -> Option<f64> {
+            Some(match (self.dtype, c) {
+                (DType::F64, _) => f64::from_le_bytes(c.try_into().ok()?),
+                (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+                (DType::F16, &[a, b]) => f64::from(half::f16::from_le_bytes([a, b])),
+                (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
+                (DType::I64, _) => i64::from_le_bytes(c.try_into().ok()?) as f64,
+                (DType::I32, &[a, b, c, d]) => f64::from(i32::from_le_bytes([a, b, c, d])),
+                (DType::I16, &[a, b]) => f64::from(i16::from_le_bytes([a, b])),
+                (DType::U16, &[a, b]) => f64::from(u16::from_le_bytes([a, b])),
+                (DType::I8, &[a]) => f64::from(a as i8),
+                (DType::U8, &[a]) => f64::from(a),
+                _ => return None,
+            })
+        };
+        bytes.chunks_exact(width).map(one).collect()
+    }
+
     /// The data bytes when present.
     pub fn bytes(&self) -> Option<&[u8]> {
         match &self.data {

@@ -151,11 +151,11 @@ fn link_dequantize(model: &mut Model) {
         if xt.dtype.is_float() || xt.quant.is_some() {
             continue;
         }
-        let Some(scales) = small_numbers(st) else {
+        let Some(scales) = st.small_numbers() else {
             continue;
         };
         let zeros = match tensor_of(2).and_then(|z| model.tensors.get(z as usize)) {
-            Some(zt) => match small_numbers(zt) {
+            Some(zt) => match zt.small_numbers() {
                 Some(z) => z,
                 None => continue,
             },
@@ -182,34 +182,6 @@ fn link_dequantize(model: &mut Model) {
             t.quant = Some(q);
         }
     }
-}
-
-/// The values of a small (at most 65 536 elements) float or integer tensor, for scales and zero
-/// points; `None` for other types, missing data or a length that does not match.
-fn small_numbers(t: &Tensor) -> Option<Vec<f64>> {
-    let n = usize::try_from(t.elements())
-        .ok()
-        .filter(|&n| n <= 1 << 16)?;
-    let bytes = t.bytes()?;
-    let width = usize::try_from(t.dtype.bytes_for(1)?).ok()?;
-    if bytes.len() != n.checked_mul(width)? {
-        return None;
-    }
-    let one = |c: &[u8]| -> Option<f64> {
-        Some(match (t.dtype, c) {
-            (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
-            (DType::F64, _) => f64::from_le_bytes(c.try_into().ok()?),
-            (DType::F16, &[a, b]) => f64::from(half::f16::from_le_bytes([a, b])),
-            (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
-            (DType::I8, &[a]) => f64::from(a as i8),
-            (DType::U8, &[a]) => f64::from(a),
-            (DType::I16, &[a, b]) => f64::from(i16::from_le_bytes([a, b])),
-            (DType::U16, &[a, b]) => f64::from(u16::from_le_bytes([a, b])),
-            (DType::I32, &[a, b, c, d]) => f64::from(i32::from_le_bytes([a, b, c, d])),
-            _ => return None,
-        })
-    };
-    bytes.chunks_exact(width).map(one).collect()
 }
 
 fn non_empty(s: &str) -> Option<String> {
