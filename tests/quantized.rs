@@ -46,3 +46,39 @@ fn dequantize_linear_weights_read_as_their_real_values() {
     // The scales and zero points themselves stay plain numbers.
     assert!(m.tensor("w1_scale").unwrap().quant.is_none());
 }
+
+/// `modelmap stats --json` names a quantized tensor's quantization; the table marks its dtype.
+#[test]
+fn stats_report_names_the_quantization() {
+    let m = model();
+    let mut args = modelmap::stats::cli::StatsArgs {
+        json: true,
+        no_cache: true,
+        ..Default::default()
+    };
+    let out = modelmap::stats::cli::run(&m, &args).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let entry = |name: &str| {
+        doc["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry("w2_q")["quantization"], "scale 0.5, zero point 128");
+    assert_eq!(
+        entry("w1_q")["quantization"],
+        "per channel along dim 1: 3 scales, 0.1 to 0.3"
+    );
+    assert!(entry("w1_scale").get("quantization").is_none());
+    args.json = false;
+    let table = modelmap::stats::cli::run(&m, &args).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("w2_q") && l.contains("U8·q")),
+        "{table}"
+    );
+}

@@ -461,17 +461,20 @@ impl Quant {
         }
     }
 
-    /// A one-line description (`scale 0.0235, zero point -128`; `per channel along dim 0: …`).
+    /// A one-line description (`scale 0.0235, zero point -128`; `per channel along dim 0: …`),
+    /// numbers to f32's shortest round trip (scales are f32 in most files).
     pub fn describe(&self) -> String {
         match (self.scale.as_slice(), self.zero_point.as_slice()) {
-            ([s], [z]) => format!("scale {s}, zero point {z}"),
+            ([s], [z]) => format!("scale {}, zero point {z}", *s as f32),
             (many, _) => {
                 let lo = many.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = many.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 format!(
-                    "per channel along dim {}: {} scales, {lo} to {hi}",
+                    "per channel along dim {}: {} scales, {} to {}",
                     self.axis,
-                    many.len()
+                    many.len(),
+                    lo as f32,
+                    hi as f32
                 )
             }
         }

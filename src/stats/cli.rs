@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use super::anomaly::{Anomaly, find_anomalies};
 use super::cache::StatsCache;
 use super::{StatsError, TensorStats, model_stats_cached, tensor_stats_with};
-use crate::model::Model;
+use crate::model::{Model, Tensor};
 
 /// Rows the default table shows.
 pub const DEFAULT_ROWS: usize = 40;
@@ -42,8 +42,23 @@ fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.4e}"))
 }
 
-fn entry_json(s: &TensorStats) -> serde_json::Value {
-    serde_json::to_value(s).unwrap_or(serde_json::Value::Null)
+/// One tensor's statistics as JSON; a quantized tensor's entry names its quantization
+/// (`"quantization": "scale 0.5, zero point 128"`), its figures being of the real values.
+fn entry_json(t: &Tensor, s: &TensorStats) -> serde_json::Value {
+    let mut v = serde_json::to_value(s).unwrap_or(serde_json::Value::Null);
+    if let (Some(q), Some(obj)) = (&t.quant, v.as_object_mut()) {
+        obj.insert("quantization".into(), q.describe().into());
+    }
+    v
+}
+
+/// The dtype column: `I8·q` for quantized integers (their figures are of the real values).
+fn dtype_label(t: &Tensor, s: &TensorStats) -> String {
+    if t.quant.is_some() {
+        format!("{}·q", s.dtype)
+    } else {
+        s.dtype.clone()
+    }
 }
 
 fn error_json(name: &str, dtype: &str, shape: &[u64], e: &StatsError) -> serde_json::Value {
@@ -67,8 +82,15 @@ fn histogram_text(s: &TensorStats, out: &mut String) {
     }
 }
 
-fn detail(s: &TensorStats, out: &mut String) {
+fn detail(t: &Tensor, s: &TensorStats, out: &mut String) {
     let _ = writeln!(out, "{}  {} {:?}", s.name, s.dtype, s.shape);
+    if let Some(q) = &t.quant {
+        let _ = writeln!(
+            out,
+            "  quantized: {} (figures below are real values)",
+            q.describe()
+        );
+    }
     let _ = writeln!(
         out,
         "  count {}  finite {}  nan {}  inf {}  zeros {} ({:.2}%)",
@@ -141,10 +163,10 @@ pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
             None => tensor_stats_with(t, &opts)?,
         };
         if args.json {
-            return Ok(serde_json::to_string_pretty(&entry_json(&s))? + "\n");
+            return Ok(serde_json::to_string_pretty(&entry_json(t, &s))? + "\n");
         }
         let _ = writeln!(out, "{file}");
-        detail(&s, &mut out);
+        detail(t, &s, &mut out);
         return Ok(out);
     }
     let stats = model_stats_cached(m, cache.as_ref(), &|_, _| {});
@@ -155,7 +177,7 @@ pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
             .iter()
             .zip(&stats)
             .map(|(t, r)| match r {
-                Ok(s) => entry_json(s),
+                Ok(s) => entry_json(t, s),
                 Err(e) => error_json(&t.name, t.dtype.name(), &t.shape, e),
             })
             .collect();
@@ -182,7 +204,7 @@ pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
                     out,
                     "{:<48} {:>6} {:>16} {:>11} {:>11} {:>11} {:>11} {:>7.2} {:>5} {:>5}",
                     t.name,
-                    s.dtype,
+                    dtype_label(t, s),
                     shape,
                     fmt_opt(s.min),
                     fmt_opt(s.max),
