@@ -68,11 +68,8 @@ pub fn frame_ui(
 ) -> FrameRequests {
     let mut req = FrameRequests::default();
     if let Some(path) = app.pending_training.take() {
-        if cache.training.smoothing == 0.0 {
-            cache.training.smoothing = 0.6;
-        }
         cache.training_path = path.display().to_string();
-        cache.training.open(path);
+        open_training(cache, path);
         cache.show_training = true;
     }
     keyboard(ui.ctx(), app, now_s);
@@ -111,6 +108,14 @@ pub fn frame_ui(
     req
 }
 
+/// Loads a training log into the training window (TensorBoard's default smoothing if unset).
+fn open_training(cache: &mut UiCache, path: PathBuf) {
+    if cache.training.smoothing == 0.0 {
+        cache.training.smoothing = 0.6;
+    }
+    cache.training.open(path);
+}
+
 fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
     if !cache.show_training {
         return;
@@ -135,12 +140,8 @@ fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
                         .desired_width(360.0),
                 );
                 if ui.button("Open").clicked() && !cache.training_path.trim().is_empty() {
-                    if cache.training.smoothing == 0.0 {
-                        cache.training.smoothing = 0.6;
-                    }
-                    cache
-                        .training
-                        .open(PathBuf::from(cache.training_path.trim()));
+                    let path = PathBuf::from(cache.training_path.trim());
+                    open_training(cache, path);
                 }
             });
             ui.separator();

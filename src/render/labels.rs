@@ -412,7 +412,9 @@ impl Declutter {
     /// was placed. Boxes that only touch do not overlap; parts outside the viewport count at its
     /// edge cells.
     pub fn try_place(&mut self, lo: Vec2, hi: Vec2) -> bool {
-        let cell = |v: f32, n: usize| ((v / Self::CELL_PX).floor().max(0.0) as usize).min(n - 1);
+        let cell = |v: f32, n: usize| {
+            ((v / Self::CELL_PX).floor().max(0.0) as usize).min(n.saturating_sub(1))
+        };
         let (c0, c1) = (cell(lo.x, self.cols), cell(hi.x, self.cols));
         let (r0, r1) = (cell(lo.y, self.rows), cell(hi.y, self.rows));
         for r in r0..=r1 {
