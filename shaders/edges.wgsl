@@ -58,15 +58,26 @@ fn edge_style(e: EdgeInstance) -> EdgeStyle {
 }
 
 // Grows with the line but slower than it: a thick aggregated edge (count in the hundreds) keeps an
-// arrowhead a little wider than itself instead of a 40 px triangle.
-fn arrow_len(half_w: f32) -> f32 {
-    return max(9.0, 3.0 * half_w + 6.0);
+// arrowhead a little wider than itself instead of a 40 px triangle. An edge whose draw-list item
+// gave an arrowhead size in world units (bits 24..32 of `packed`, a log₂ code; 0 for none) shrinks
+// it with the zoom below the zoom where that size reaches the full one, as the nodes it points at
+// shrink: an overview's 3 px nodes are not hit by 9 px arrowheads. Keep in sync with
+// `arrow_scale_code` in src/render/edges.rs.
+fn arrow_len(e: EdgeInstance, half_w: f32) -> f32 {
+    let full = max(9.0, 3.0 * half_w + 6.0);
+    let code = e.packed >> 24u;
+    let world = exp2((f32(code) - 128.0) / 8.0);
+    let scale = select(min(world * globals.zoom / 9.0, 1.0), 1.0, code == 0u);
+    return full * scale;
 }
 
-// Arrowheads only on edges long enough on screen to show one (at overview zoom they are noise and
-// cost two triangles each).
-fn has_arrow(e: EdgeInstance, screen_len: f32, half_w: f32) -> bool {
-    return ((e.packed >> 16u) & FLAG_ARROW) != 0u && screen_len >= arrow_len(half_w) * 2.0;
+// Arrowheads only on edges long enough on screen to show one, and only where the arrowhead is at
+// least MIN_ARROW_PX long (at overview zoom they are noise and cost a triangle each). Keep in sync
+// with `MIN_ARROW_PX` in src/render/edges.rs.
+const MIN_ARROW_PX: f32 = 4.0;
+
+fn has_arrow(e: EdgeInstance, screen_len: f32, len: f32) -> bool {
+    return ((e.packed >> 16u) & FLAG_ARROW) != 0u && len >= MIN_ARROW_PX && screen_len >= len * 2.0;
 }
 
 fn safe_normalize(v: vec2<f32>, fallback: vec2<f32>) -> vec2<f32> {
@@ -97,9 +108,10 @@ fn end_direction(e: EdgeInstance, a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 fn endpoints(e: EdgeInstance, half_w: f32) -> Cubic {
     let a = screen_from_rel(e.from_pos);
     var b = screen_from_rel(e.to_pos);
-    if has_arrow(e, length(b - a), half_w) {
+    let len = arrow_len(e, half_w);
+    if has_arrow(e, length(b - a), len) {
         let dir = end_direction(e, a, b);
-        b = b - dir * arrow_len(half_w) * 0.8;
+        b = b - dir * len * 0.8;
     }
     var c: Cubic;
     c.p0 = a;
@@ -265,9 +277,9 @@ fn vs_arrow(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     let tip = screen_from_rel(e.to_pos);
     let dir = end_direction(e, a, tip);
     let normal = vec2<f32>(-dir.y, dir.x);
-    let len = arrow_len(style.half_w);
+    let len = arrow_len(e, style.half_w);
     var out: EdgeVarying;
-    if !has_arrow(e, length(tip - a), style.half_w) {
+    if !has_arrow(e, length(tip - a), len) {
         out.position = vec4<f32>(2.0, 2.0, 0.0, 1.0);
         out.dist = vec2<f32>(0.0);
         out.color = vec4<f32>(0.0);

@@ -483,6 +483,7 @@ impl NeuronScene {
                     color: edge_color(e.weight, max),
                     width_px: 0.75 + 1.25 * t,
                     flags: 0,
+                    arrow_world: 0.0,
                 },
             ))
         };

@@ -242,6 +242,7 @@ fn edges_straight_curve_arrow_widths() {
             color: black,
             width_px: w,
             flags: 0,
+            arrow_world: 0.0,
         });
     }
     // Curves with vertical tangents, one with an arrow, one translucent and thick.
@@ -251,6 +252,7 @@ fn edges_straight_curve_arrow_widths() {
         color: black,
         width_px: 1.5,
         flags: flags::CURVE,
+        arrow_world: 0.0,
     });
     list.edges.push(EdgeItem {
         from: Vec2::new(130.0, 100.0),
@@ -258,6 +260,7 @@ fn edges_straight_curve_arrow_widths() {
         color: [200, 40, 40, 255],
         width_px: 2.0,
         flags: flags::CURVE | flags::ARROW,
+        arrow_world: 0.0,
     });
     list.edges.push(EdgeItem {
         from: Vec2::new(140.0, 20.0),
@@ -265,6 +268,7 @@ fn edges_straight_curve_arrow_widths() {
         color: [40, 90, 200, 110],
         width_px: 10.0,
         flags: flags::CURVE,
+        arrow_world: 0.0,
     });
     // Straight arrows, thin and thick, and a selected edge.
     list.edges.push(EdgeItem {
@@ -273,6 +277,7 @@ fn edges_straight_curve_arrow_widths() {
         color: black,
         width_px: 1.0,
         flags: flags::ARROW,
+        arrow_world: 0.0,
     });
     list.edges.push(EdgeItem {
         from: Vec2::new(20.0, 240.0),
@@ -280,6 +285,7 @@ fn edges_straight_curve_arrow_widths() {
         color: black,
         width_px: 3.0,
         flags: flags::ARROW,
+        arrow_world: 0.0,
     });
     list.edges.push(EdgeItem {
         from: Vec2::new(20.0, 210.0),
@@ -287,6 +293,7 @@ fn edges_straight_curve_arrow_widths() {
         color: GREY,
         width_px: 1.0,
         flags: flags::SELECTED,
+        arrow_world: 0.0,
     });
     let Some(img) = render(
         &list,
@@ -299,6 +306,62 @@ fn edges_straight_curve_arrow_widths() {
     // An 8 px horizontal-ish line covers its centre row fully.
     assert_eq!(img.pixel(64, 12 + 4 * 16 + 3).unwrap(), black);
     check_snapshot("edges_straight_curve_arrow_widths", &img);
+}
+
+/// Widest run of inked pixels across a vertical line at `x`, over rows `rows`: the arrowhead's
+/// width where it has one, the line's where not.
+fn widest_ink(img: &RgbaImage, x: u32, rows: std::ops::Range<u32>) -> u32 {
+    rows.map(|y| {
+        (0..img.width)
+            .filter(|&c| c.abs_diff(x) <= 20)
+            .filter(|&c| img.pixel(c, y).is_some_and(|p| p[0] < 200))
+            .count() as u32
+    })
+    .max()
+    .unwrap_or(0)
+}
+
+#[test]
+fn arrowheads_shrink_with_the_nodes_they_point_at() {
+    // A vertical arrow edge 100 world units long into a 28-unit op box (arrow size 9 world units),
+    // and the same edge with constant-pixel arrowheads, seen at three zooms.
+    let edge = |x: f32, arrow_world: f32| EdgeItem {
+        from: Vec2::new(x, 0.0),
+        to: Vec2::new(x, 100.0),
+        color: [20, 20, 30, 255],
+        width_px: 1.0,
+        flags: flags::ARROW,
+        arrow_world,
+    };
+    let mut list = DrawList::new(DVec2::ZERO);
+    list.edges.push(edge(0.0, EdgeItem::arrow_world_for(28.0)));
+    list.edges.push(edge(100.0, 0.0));
+    let widths = |zoom: f64| {
+        let cam = camera(DVec2::new(50.0, 50.0), zoom, 160, 160);
+        let img = render(&list, &cam, 160, 160)?;
+        // Screen rows of the last third of the edge, up to its tip.
+        let tip = (80.0 + 50.0 * zoom) as u32;
+        let rows = tip - (30.0 * zoom) as u32..tip;
+        let x = |wx: f64| (80.0 + (wx - 50.0) * zoom).round() as u32;
+        Some((
+            widest_ink(&img, x(0.0), rows.clone()),
+            widest_ink(&img, x(100.0), rows),
+        ))
+    };
+    let Some((scaled_1, fixed_1)) = widths(1.0) else {
+        return;
+    };
+    let (scaled_06, fixed_06) = widths(0.6).unwrap();
+    let (scaled_03, fixed_03) = widths(0.3).unwrap();
+    // At zoom 1 both are full 9 px arrowheads (about 8 px wide with their anti-aliasing).
+    assert!((7..=10).contains(&scaled_1), "{scaled_1}");
+    assert!(scaled_1.abs_diff(fixed_1) <= 1, "{scaled_1} vs {fixed_1}");
+    // At 0.6 the scaled one is 5.4 px long and narrower; the constant one keeps its size.
+    assert!((3..=6).contains(&scaled_06), "{scaled_06}");
+    assert!(fixed_06.abs_diff(fixed_1) <= 1, "{fixed_06} vs {fixed_1}");
+    // At 0.3 (a 2.7 px arrowhead) the scaled one is gone: the line alone, two pixels at most.
+    assert!(scaled_03 <= 2, "{scaled_03}");
+    assert!(fixed_03.abs_diff(fixed_1) <= 1, "{fixed_03} vs {fixed_1}");
 }
 
 #[test]
@@ -402,6 +465,7 @@ fn small_graph(selected: usize) -> DrawList {
                 } else {
                     flags::DIMMED
                 },
+            arrow_world: 0.0,
         });
     }
     for (i, (x, y)) in pos.into_iter().enumerate() {
@@ -655,6 +719,7 @@ fn scaled_scene(origin: DVec2, s: f32) -> DrawList {
         color: [40, 40, 50, 255],
         width_px: 1.5,
         flags: flags::CURVE | flags::ARROW,
+        arrow_world: 0.0,
     });
     list.edges.push(EdgeItem {
         from: p(-50.0, 40.0),
@@ -662,6 +727,7 @@ fn scaled_scene(origin: DVec2, s: f32) -> DrawList {
         color: [200, 40, 40, 255],
         width_px: 1.0,
         flags: 0,
+        arrow_world: 0.0,
     });
     list.labels.push(LabelItem {
         pos: p(0.0, 42.0),
@@ -713,6 +779,7 @@ fn deep_zoom_curve_follows_the_true_curve() {
         color: [0, 0, 0, 255],
         width_px: 1.5,
         flags: flags::CURVE,
+        arrow_world: 0.0,
     });
     let (w, h) = (128u32, 128u32);
     let cam = camera(DVec2::new(11.2, 40.8), 20.0, w, h);

@@ -258,6 +258,7 @@ impl SyntheticScene {
                 .find(|&b| b < nodes)
                 .unwrap_or(a);
             let (pa, pb) = (list.nodes[a].center, list.nodes[b].center);
+            let target = list.nodes[b].half_size * 2.0;
             let kind = rng.below(4);
             list.edges.push(EdgeItem {
                 from: pa,
@@ -270,6 +271,7 @@ impl SyntheticScene {
                     2 => flags::ARROW,
                     _ => 0,
                 },
+                arrow_world: EdgeItem::arrow_world_for(f64::from(target.min_element())),
             });
         }
         // Group titles: about a thousand labels, as an LOD cut would keep.

@@ -1326,11 +1326,12 @@ fn push_original_edge(
     if !bb.intersects(visible) {
         return;
     }
-    let hl = model
-        .graph
-        .edges
-        .get(e)
-        .is_some_and(|ed| highlight(ed.from) || highlight(ed.to));
+    let model_edge = model.graph.edges.get(e);
+    let hl = model_edge.is_some_and(|ed| highlight(ed.from) || highlight(ed.to));
+    let arrow_world = model_edge.map_or(0.0, |ed| {
+        let target = layout.item_bbox(Item::Node(ed.to));
+        EdgeItem::arrow_world_for(target.size().min_element())
+    });
     let mut fl = if route.curve { flags::CURVE } else { 0 };
     fl |= flags::ARROW;
     if hl {
@@ -1353,6 +1354,7 @@ fn push_original_edge(
             color,
             width_px: if hl { 2.5 } else { 1.3 },
             flags: f,
+            arrow_world,
         });
     }
 }
@@ -1390,6 +1392,7 @@ fn push_agg_edge(
         return;
     }
     let dataflow = layout.kind == LayoutKind::Dataflow;
+    let arrow_world = EdgeItem::arrow_world_for(rb.size().min_element());
     let (from, to) = if dataflow {
         (
             DVec2::new(ra.center().x, ra.max.y),
@@ -1495,6 +1498,7 @@ fn push_agg_edge(
             } else {
                 0
             },
+            arrow_world,
         });
         return;
     }
@@ -1528,6 +1532,7 @@ fn push_agg_edge(
             color: [100, 110, 125, alpha],
             width_px: width,
             flags: flags::CURVE | arrow,
+            arrow_world,
         });
     }
 }
@@ -1835,6 +1840,7 @@ mod tests {
             color: [0; 4],
             width_px,
             flags: flags::CURVE | flags::ARROW,
+            arrow_world: 0.0,
         };
         // A 1280×720 view at zoom 1; a thick aggregate from far above to far below the view, and
         // 200 thin edges inside it.

@@ -68,6 +68,23 @@ pub struct EdgeItem {
     pub width_px: f32,
     /// [`flags`] bits (`ARROW`, `CURVE`, `SELECTED`…).
     pub flags: u32,
+    /// World length at which the arrowhead reaches its full pixel size; zoomed out further it
+    /// shrinks with the node it points at, as in Netron or Model Explorer, and vanishes below
+    /// 4 px. 0: a constant pixel size. See [`EdgeItem::arrow_world_for`].
+    pub arrow_world: f32,
+}
+
+/// Arrowhead world length per world unit of the target's height: a 28-unit op box gets its full
+/// 9 px arrowhead from zoom 1 up, and at a zoom where the box is 9 px tall a 3 px one.
+pub const ARROW_PER_TARGET_HEIGHT: f32 = 9.0 / 28.0;
+
+impl EdgeItem {
+    /// [`EdgeItem::arrow_world`] for an edge into a box `target_extent` world units tall (its
+    /// smaller side); 0 (constant pixels) when that is not a positive finite length.
+    pub fn arrow_world_for(target_extent: f64) -> f32 {
+        let w = (target_extent * f64::from(ARROW_PER_TARGET_HEIGHT)) as f32;
+        if w.is_finite() && w > 0.0 { w } else { 0.0 }
+    }
 }
 
 /// Horizontal anchoring of a label.

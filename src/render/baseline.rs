@@ -291,6 +291,7 @@ mod tests {
             color: [255, 0, 0, 255],
             width_px: 3.0,
             flags: 0,
+            arrow_world: 0.0,
         });
         let (w, h) = (64u32, 32u32);
         let with = draw(&ctx, &list, true, w, h);

@@ -71,7 +71,8 @@ pub struct EdgeInstance {
     pub to: [f32; 2],
     /// sRGB colour, byte 0 red.
     pub color: u32,
-    /// Bits 0..16 width × [`WIDTH_SCALE`] (so up to 2047 px), bits 16..32 flags.
+    /// Bits 0..16 width × [`WIDTH_SCALE`] (so up to 2047 px), bits 16..24 flags, bits 24..32 the
+    /// arrowhead's world size ([`arrow_scale_code`]).
     pub packed: u32,
 }
 
@@ -85,9 +86,47 @@ impl EdgeInstance {
             from: item.from.to_array(),
             to: item.to.to_array(),
             color: u32::from_le_bytes(item.color),
-            packed: width.min(0xffff) | ((item.flags & 0xffff) << 16),
+            packed: width.min(0xffff)
+                | ((item.flags & 0xff) << 16)
+                | (arrow_scale_code(item.arrow_world) << 24),
         }
     }
+
+    /// The arrowhead's world size (`EdgeItem::arrow_world`) decoded from the packed code:
+    /// infinite for a constant pixel size.
+    pub fn arrow_world(&self) -> f32 {
+        arrow_world_of_code(self.packed >> 24)
+    }
+}
+
+/// `arrow_world` as 8 bits: 0 for none (constant pixels, also for anything not positive and
+/// finite), else 128 + 8·log₂, so 2⁻¹⁶..2¹⁶ world units in steps of 9%. Mirrors `arrow_len` in
+/// shaders/edges.wgsl.
+pub fn arrow_scale_code(arrow_world: f32) -> u32 {
+    if !(arrow_world.is_finite() && arrow_world > 0.0) {
+        return 0;
+    }
+    (arrow_world.log2() * 8.0 + 128.0).round().clamp(1.0, 255.0) as u32
+}
+
+fn arrow_world_of_code(code: u32) -> f32 {
+    if code == 0 {
+        f32::INFINITY
+    } else {
+        ((code as f32 - 128.0) / 8.0).exp2()
+    }
+}
+
+/// Shortest arrowhead drawn, pixels. Keep in sync with `MIN_ARROW_PX` in shaders/edges.wgsl.
+pub const MIN_ARROW_PX: f32 = 4.0;
+
+/// An arrowhead's length on screen for a line `width_px` wide whose arrow has world size
+/// `arrow_world` (infinite: constant pixels), at `zoom`. Mirrors `arrow_len` in
+/// shaders/edges.wgsl.
+pub fn arrow_len_px(width_px: f32, arrow_world: f32, zoom: f32) -> f32 {
+    let half_w = width_px.max(1.0) * 0.5;
+    let full = (3.0 * half_w + 6.0).max(9.0);
+    full * (arrow_world * zoom / 9.0).min(1.0)
 }
 
 const ATTRIBUTES: [wgpu::VertexAttribute; 4] =
@@ -164,6 +203,11 @@ pub struct EdgeBatch {
     pub max_bend: f32,
     /// Widest line, pixels.
     pub max_width_px: f32,
+    /// Largest and smallest arrowhead world size of the members (infinite: a constant pixel
+    /// size).
+    pub max_arrow_world: f32,
+    /// See `max_arrow_world`.
+    pub min_arrow_world: f32,
     /// Bounding box of the members' midpoints.
     pub lo: Vec2,
     /// Upper corner of that box.
@@ -236,6 +280,8 @@ pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -
                 max_len: 0.0,
                 max_bend: 0.0,
                 max_width_px: 0.0,
+                max_arrow_world: 0.0,
+                min_arrow_world: f32::INFINITY,
                 lo: Vec2::splat(f32::INFINITY),
                 hi: Vec2::splat(f32::NEG_INFINITY),
                 always: false,
@@ -260,6 +306,8 @@ pub fn batch_edges(out: &mut [EdgeInstance], runs: &EdgeRuns, grid: &CellGrid) -
                     b.always = true;
                 }
                 b.max_width_px = b.max_width_px.max((e.packed & 0xffff) as f32 / WIDTH_SCALE);
+                b.max_arrow_world = b.max_arrow_world.max(e.arrow_world());
+                b.min_arrow_world = b.min_arrow_world.min(e.arrow_world());
                 j += 1;
             }
             if grid.side > 1 && j - i >= MIN_GRIDDED_BATCH {
@@ -305,10 +353,6 @@ pub fn batch_segments(max_len: f32, max_bend: f32, zoom: f32) -> u32 {
 pub fn curve_vertices(segments: u32) -> u32 {
     2 * (segments + 1)
 }
-
-/// Shortest screen length that shows an arrowhead: twice the smallest `arrow_len` (9 px) in
-/// shaders/edges.wgsl.
-const MIN_ARROW_EDGE_PX: f32 = 18.0;
 
 /// Pixels an edge's drawing may reach beyond its endpoints: the widened (selected) line, its
 /// anti-aliasing ramp and the arrowhead (see `arrow_len` in shaders/edges.wgsl).
@@ -369,9 +413,14 @@ pub fn plan_draws(batches: &[EdgeBatch], grid: &CellGrid, view: &View, out: &mut
                 cull::push_range(&mut out.straight, r.clone());
             }
         }
-        // The shader draws an arrowhead only on an edge at least twice its length on screen
-        // (`has_arrow`, at least 18 px): shorter batches skip the arrow draw and its vertices.
-        if b.arrow && b.max_len * view.zoom >= MIN_ARROW_EDGE_PX {
+        // The shader draws an arrowhead only where it is at least MIN_ARROW_PX long and the edge
+        // at least twice that on screen (`has_arrow`): batches whose members cannot show one skip
+        // the arrow draw and its vertices. The longest arrowhead is bounded with the selected
+        // (widened) line's width, the shortest with the thinnest line's.
+        let longest_arrow = arrow_len_px(b.max_width_px * 1.5 + 1.0, b.max_arrow_world, view.zoom);
+        let shortest_arrow = arrow_len_px(0.0, b.min_arrow_world, view.zoom).max(MIN_ARROW_PX);
+        if b.arrow && longest_arrow >= MIN_ARROW_PX && b.max_len * view.zoom >= 2.0 * shortest_arrow
+        {
             for r in &ranges {
                 cull::push_range(&mut out.arrows, r.clone());
             }
@@ -535,6 +584,55 @@ mod tests {
             color: [0, 0, 0, 255],
             width_px: 1.5,
             flags,
+            arrow_world: 0.0,
+        }
+    }
+
+    #[test]
+    fn arrowhead_sizes_pack_and_skip_batches_that_cannot_show_one() {
+        assert_eq!(arrow_scale_code(0.0), 0);
+        assert_eq!(arrow_scale_code(f32::NAN), 0);
+        assert_eq!(arrow_scale_code(-3.0), 0);
+        for w in [1e-4f32, 0.5, 9.0, 300.0, 5e4] {
+            let back = arrow_world_of_code(arrow_scale_code(w));
+            assert!((back / w - 1.0).abs() < 0.05, "{w} -> {back}");
+        }
+        // The flags' byte is kept apart from the size's.
+        let item = EdgeItem {
+            arrow_world: 9.0,
+            ..edge(flags::ARROW | flags::CURVE, 0.0)
+        };
+        let inst = EdgeInstance::from_item(&item);
+        assert_eq!((inst.packed >> 16) & 0xff, flags::ARROW | flags::CURVE);
+        assert!((inst.arrow_world() - 9.0).abs() < 0.4);
+        assert_eq!(
+            EdgeInstance::from_item(&edge(0, 0.0)).arrow_world(),
+            f32::INFINITY
+        );
+        // Full size from the zoom where the world size is 9 px; proportional below.
+        assert_eq!(arrow_len_px(1.0, 9.0, 2.0), 9.0);
+        assert!((arrow_len_px(1.0, 9.0, 0.5) - 4.5).abs() < 1e-5);
+        assert_eq!(arrow_len_px(1.0, f32::INFINITY, 0.01), 9.0);
+
+        // 100-unit arrow edges into 28-unit boxes: the arrow draw is planned only where the
+        // arrowhead reaches MIN_ARROW_PX.
+        let edges: Vec<EdgeItem> = (0..10)
+            .map(|i| EdgeItem {
+                from: Vec2::new(i as f32 * 10.0, 0.0),
+                to: Vec2::new(i as f32 * 10.0, 100.0),
+                arrow_world: EdgeItem::arrow_world_for(28.0),
+                ..edge(flags::ARROW, 0.0)
+            })
+            .collect();
+        let mut inst = Vec::new();
+        let runs = order_edges(&edges, &mut inst);
+        let grid = CellGrid::single();
+        let batches = batch_edges(&mut inst, &runs, &grid);
+        let mut draws = EdgeDraws::default();
+        for (zoom, arrows) in [(1.0, true), (0.5, true), (0.3, false), (0.05, false)] {
+            plan_draws(&batches, &grid, &View::everything(zoom), &mut draws);
+            assert_eq!(!draws.arrows.is_empty(), arrows, "zoom {zoom}");
+            assert_eq!(draws.instances(), 10);
         }
     }
 
@@ -571,6 +669,7 @@ mod tests {
             color: [0; 4],
             width_px: 1.0,
             flags: flags::CURVE | f,
+            arrow_world: 0.0,
         };
         let edges = [
             curve(100.0, 0),
@@ -640,6 +739,7 @@ mod tests {
                     color: [0, 0, 0, 255],
                     width_px: 1.0,
                     flags: if (x + y) % 3 == 0 { flags::ARROW } else { 0 },
+                    arrow_world: 0.0,
                 });
             }
         }
@@ -650,6 +750,7 @@ mod tests {
                 color: [0, 0, 0, 255],
                 width_px: 2.0,
                 flags: flags::CURVE,
+                arrow_world: 0.0,
             });
         }
         let mut out = Vec::new();

@@ -1016,6 +1016,7 @@ pub fn kernel_separators(
         color: [20, 20, 20, 255],
         width_px: 2.0,
         flags: 0,
+        arrow_world: 0.0,
     };
     let mut out = Vec::new();
     for i in 1..per_row {
