@@ -325,7 +325,8 @@ fn zip_with_one_file() -> Vec<u8> {
 
 /// Quantized tensors (`torch.quantize_per_tensor` / `quantize_per_channel`, pickled through
 /// `_rebuild_qtensor`) read as the reals torch's `dequantize()` gives (printed by
-/// `make_quantized.py`), per tensor with a zero point and per channel.
+/// `make_quantized.py`), per tensor with a zero point and per channel, with integer or float zero
+/// points.
 #[test]
 fn quantized_tensors_read_as_what_dequantize_gives() {
     let m = modelmap::load::open(&data_dir().join("quantized.pt")).unwrap();
@@ -339,6 +340,15 @@ fn quantized_tensors_read_as_what_dequantize_gives() {
             "conv.weight",
             [-1.5, 1.2, 0.141_666_677_47, 0.855_821_575_278_421_8],
         ),
+        (
+            "emb.weight",
+            [
+                -1.45,
+                1.2,
+                0.141_666_665_673_255_92,
+                0.822_048_619_422_333_4,
+            ],
+        ),
     ] {
         let t = m.tensor(name).unwrap();
         assert!(t.quant.is_some(), "{name}: its quantizer is read");
@@ -351,4 +361,10 @@ fn quantized_tensors_read_as_what_dequantize_gives() {
     let raw = f64::from(t.bytes().unwrap()[8] as i8);
     let v = value_at(t, &view, 2, 0).unwrap();
     assert!((v - raw * 0.3).abs() < 1e-6, "{v} vs {raw} × 0.3");
+    // emb.weight has float zero points (15.5, 7.25, 4): [0][0] is (24 − 15.5) × 0.1 = 0.85.
+    let t = m.tensor("emb.weight").unwrap();
+    let q = t.quant.as_ref().unwrap();
+    assert_eq!(q.zero_point, [15.5, 7.25, 4.0]);
+    let v = value_at(t, &HeatmapView::for_tensor(t), 0, 0).unwrap();
+    assert!((v - 0.85).abs() < 1e-6, "{v}");
 }

@@ -611,9 +611,14 @@ impl Machine<'_> {
                             ("torch", "per_tensor_affine") => {
                                 Some(QParams::PerTensor(number(1)?, number(2)?))
                             }
-                            // (`per_channel_affine_float_qparams`, for embeddings, is not
-                            // read: its integers show as they are.)
-                            ("torch", "per_channel_affine") => Some(QParams::PerChannel {
+                            // Float zero points (`per_channel_affine_float_qparams`, as
+                            // quantized embeddings have) dequantize by the same formula, and
+                            // torch pickles them under `per_channel_affine`; the other name is
+                            // taken as well.
+                            (
+                                "torch",
+                                "per_channel_affine" | "per_channel_affine_float_qparams",
+                            ) => Some(QParams::PerChannel {
                                 scales: *items.get(1)?,
                                 zeros: *items.get(2)?,
                                 axis: number(3)? as i64,

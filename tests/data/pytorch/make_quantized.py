@@ -1,7 +1,9 @@
 """Writes quantized.pt for tests/pytorch.rs: a state dict of quantized tensors as `torch.save`
-pickles them (`torch._utils._rebuild_qtensor`): one per-tensor affine qint8 and one quint8, and a
-per-channel qint8 (whose scales modelmap does not read yet). Prints what torch's `dequantize()`
-gives, for the test's expected values.
+pickles them (`torch._utils._rebuild_qtensor`): one per-tensor affine qint8 and one quint8, a
+per-channel qint8, and a per-channel quint8 with float zero points (the
+`per_channel_affine_float_qparams` scheme of quantized embeddings; pickled as `per_channel_affine`
+with a float tensor of zero points). Prints what torch's `dequantize()` gives, for the test's
+expected values.
 
     python3 tests/data/pytorch/make_quantized.py
 """
@@ -18,9 +20,13 @@ sd = {
     "conv.weight": torch.quantize_per_channel(
         w, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([0, 0, 0]), 0, torch.qint8
     ),
+    "emb.weight": torch.quantize_per_channel(
+        w, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([15.5, 7.25, 4.0]), 0, torch.quint8
+    ),
 }
+assert sd["emb.weight"].qscheme() == torch.per_channel_affine_float_qparams
 torch.save(sd, os.path.join(HERE, "quantized.pt"))
 for k, v in sd.items():
     d = v.dequantize().double()
     print(k, d.min().item(), d.max().item(), d.mean().item(), d.std(unbiased=False).item(),
-          v.int_repr().flatten()[:4].tolist())
+          v.int_repr().flatten()[:4].tolist(), d.flatten()[:4].tolist())
