@@ -5,12 +5,17 @@
 //! attributes holding strings (fixed-length or variable-length in the global heap) and numbers.
 //!
 //! Every address is checked against the file; nothing is allocated by a size read from it before
-//! that check. Chunked or compressed datasets, big-endian numbers and name indexes deeper than
-//! two levels (groups of thousands of links) are reported as such, not guessed at.
+//! that check. Chunked datasets are read through their chunk index and filter pipeline
+//! ([`chunks`]). Big-endian numbers and name indexes deeper than two levels (groups of thousands
+//! of links) are reported as such, not guessed at.
 
 use std::collections::HashSet;
 
 use crate::model::DType;
+
+mod chunks;
+
+pub(super) use chunks::Chunked;
 
 type H5<T> = Result<T, String>;
 
@@ -35,6 +40,8 @@ pub(super) enum Storage {
     Bytes(std::ops::Range<usize>),
     /// Never written (reads as the fill value).
     Unallocated,
+    /// In chunks, possibly compressed: [`File::read_chunked`] assembles them.
+    Chunked(Chunked),
     /// Why the data cannot be read here.
     Unsupported(String),
 }
@@ -48,6 +55,8 @@ pub(super) struct Dataset {
     pub dtype: Option<DType>,
     /// What the datatype is, for messages.
     pub type_text: String,
+    /// Bytes per element.
+    pub elem_size: u64,
     /// The elements.
     pub storage: Storage,
 }
@@ -253,12 +262,13 @@ impl<'a> File<'a> {
     pub(super) fn object(&self, addr: u64) -> H5<Object> {
         let msgs = self.messages(addr)?;
         let mut obj = Object::default();
-        let (mut space, mut dtype, mut layout) = (None, None, None);
+        let (mut space, mut dtype, mut layout, mut filters) = (None, None, None, None);
         for m in &msgs {
             match m.kind {
                 0x01 => space = Some(self.dataspace(m.data)?),
                 0x03 => dtype = Some(datatype(m.data)?),
                 0x08 => layout = Some(self.layout(m.data)?),
+                0x0B => filters = Some(chunks::pipeline(m.data)?),
                 0x0C => {
                     if let Ok(a) = self.attribute(m.data) {
                         obj.attrs.push(a);
@@ -294,12 +304,21 @@ impl<'a> File<'a> {
                         Storage::Bytes(r)
                     }
                 }
+                Storage::Chunked(mut c) => match filters {
+                    Some(Err(why)) => Storage::Unsupported(why),
+                    Some(Ok(f)) => {
+                        c.filters = f;
+                        Storage::Chunked(c)
+                    }
+                    None => Storage::Chunked(c),
+                },
                 other => other,
             };
             obj.dataset = Some(Dataset {
                 dims,
                 dtype: dt,
                 type_text: text,
+                elem_size: size,
                 storage,
             });
         }
@@ -361,7 +380,10 @@ impl<'a> File<'a> {
                     Storage::Bytes(start..end)
                 }
             }
-            2 => Storage::Unsupported("chunked (possibly compressed) storage".into()),
+            2 => match chunks::layout(self, d, version)? {
+                Ok(c) => Storage::Chunked(c),
+                Err(why) => Storage::Unsupported(why),
+            },
             c => Storage::Unsupported(format!("layout class {c}")),
         })
     }
@@ -856,6 +878,49 @@ mod tests {
                 v,
                 Some((f32::from(i) / 2.0).to_le_bytes().to_vec()),
                 "small/s{i}"
+            );
+        }
+    }
+
+    /// `chunked_many.h5` (`tests/data/keras/make_chunked.py`): a 40×40 arange in 1×1 chunks
+    /// indexed by a v1 B-tree of two levels, by a paged fixed array, and by a paged fixed array of
+    /// deflated chunks.
+    #[test]
+    fn many_chunks_in_b_trees_and_paged_fixed_arrays() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/keras/chunked_many.h5"
+        );
+        let Ok(bytes) = std::fs::read(path) else {
+            panic!("{path} is missing");
+        };
+        let file = File::open(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let objects = file.walk().unwrap_or_else(|e| panic!("{e}"));
+        let want: Vec<u8> = (0..1600).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        for name in ["btree", "paged", "paged_gzip"] {
+            let Some(ds) = objects
+                .iter()
+                .find(|(p, _)| p == name)
+                .and_then(|(_, o)| o.dataset.as_ref())
+            else {
+                panic!("{name} is missing");
+            };
+            let Storage::Chunked(c) = &ds.storage else {
+                panic!("{name}: {:?}", ds.storage);
+            };
+            let index = std::mem::discriminant(&c.index);
+            let expect = if name == "btree" {
+                std::mem::discriminant(&chunks::ChunkIndex::BTree(0))
+            } else {
+                std::mem::discriminant(&chunks::ChunkIndex::FixedArray(0))
+            };
+            assert_eq!(index, expect, "{name}");
+            assert_eq!(c.filters.is_empty(), name != "paged_gzip", "{name}");
+            let got = file.read_chunked(&ds.dims, ds.elem_size, c);
+            assert!(
+                got.as_deref() == Ok(want.as_slice()),
+                "{name}: {:?}",
+                got.map(|g| g.len())
             );
         }
     }

@@ -180,7 +180,7 @@ fn read_weights(model: &mut Model, h5: &Bytes) -> Result<Weights, String> {
         });
         let mut ids = Vec::new();
         for (rel, ds) in vars {
-            match dataset_tensor(h5, format!("{layer}/{rel}"), &ds) {
+            match dataset_tensor(h5, &file, format!("{layer}/{rel}"), &ds) {
                 Ok(t) => ids.push(model.add_tensor(t)),
                 Err(w) => model.metadata.warnings.push(w),
             }
@@ -191,14 +191,23 @@ fn read_weights(model: &mut Model, h5: &Bytes) -> Result<Weights, String> {
 }
 
 /// A dataset as a tensor named `name`; for element types modelmap has no dtype for, a warning.
-fn dataset_tensor(file: &Bytes, name: String, ds: &hdf5::Dataset) -> Result<Tensor, String> {
+fn dataset_tensor(
+    file: &Bytes,
+    h5: &hdf5::File<'_>,
+    name: String,
+    ds: &hdf5::Dataset,
+) -> Result<Tensor, String> {
     let Some(dtype) = ds.dtype else {
         return Err(format!("{name}: {} values are not read", ds.type_text));
     };
     let data = match &ds.storage {
         hdf5::Storage::Bytes(r) => TensorData::Bytes(file.slice(r.clone())),
         hdf5::Storage::Unallocated => TensorData::Missing,
-        hdf5::Storage::Unsupported(why) => TensorData::Error(format!("{name}: {why}")),
+        hdf5::Storage::Chunked(c) => match h5.read_chunked(&ds.dims, ds.elem_size, c) {
+            Ok(bytes) => TensorData::Bytes(Bytes::from(bytes)),
+            Err(why) => TensorData::Error(why.clone()),
+        },
+        hdf5::Storage::Unsupported(why) => TensorData::Error(why.clone()),
     };
     Ok(Tensor {
         name,
@@ -280,7 +289,7 @@ pub(super) fn load_h5(path: &Path, data: &Bytes) -> Result<Model, LoadError> {
                 continue;
             };
             let name = wn.strip_suffix(":0").unwrap_or(wn).to_string();
-            match dataset_tensor(data, name, ds) {
+            match dataset_tensor(data, &file, name, ds) {
                 Ok(t) => ids.push(model.add_tensor(t)),
                 Err(w) => model.metadata.warnings.push(w),
             }
