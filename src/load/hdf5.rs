@@ -31,6 +31,9 @@ pub(super) struct File<'a> {
     sl: usize,
     base: u64,
     root: u64,
+    /// Bytes of chunked datasets assembled so far (bounded for the whole file, see
+    /// [`chunks`]).
+    assembled: std::cell::Cell<u64>,
 }
 
 /// Where a dataset's elements are.
@@ -142,6 +145,7 @@ impl<'a> File<'a> {
             sl,
             base,
             root,
+            assembled: std::cell::Cell::new(0),
         })
     }
 
@@ -814,7 +818,36 @@ mod tests {
             sl: 8,
             base: 0,
             root: 0,
+            assembled: std::cell::Cell::new(0),
         }
+    }
+
+    #[test]
+    fn chunked_datasets_share_one_bound_for_the_file() {
+        // A 1000-byte file may assemble 1032 × 1000 bytes + 1 MiB of chunked data in all.
+        let buf = vec![0u8; 1000];
+        let f = file(&buf);
+        let never_written = |n: u64| Chunked {
+            chunk: vec![n],
+            index: chunks::ChunkIndex::Single {
+                addr: u64::MAX,
+                filtered: None,
+            },
+            filters: Vec::new(),
+        };
+        let one = f.read_chunked(&[300_000], 4, &never_written(300_000));
+        assert!(
+            one.as_ref()
+                .is_ok_and(|b| b.len() == 1_200_000 && b.iter().all(|&x| x == 0))
+        );
+        let two = f.read_chunked(&[300_000], 4, &never_written(300_000));
+        assert!(
+            two.as_ref()
+                .is_err_and(|e| e.contains("other chunked datasets")),
+            "{two:?}"
+        );
+        let huge = f.read_chunked(&[1 << 40], 4, &never_written(1 << 40));
+        assert!(huge.is_err());
     }
 
     #[test]

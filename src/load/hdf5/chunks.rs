@@ -4,9 +4,9 @@
 //! row-major bytes.
 //!
 //! Such a dataset is not a slice of the map: it is inflated when the file is opened, within a bound
-//! that a valid file always meets (deflate expands at most 1032-fold; a dataset cannot declare
-//! more bytes than that of the whole file, plus a megabyte of chunks that were never written and
-//! read as zeros). Extensible-array and v2-B-tree indexes (datasets that can grow) and other
+//! that a valid file always meets (deflate expands at most 1032-fold: the chunked datasets of a
+//! file cannot declare more bytes in all than 1032 times the file, plus a megabyte for chunks that
+//! were never written and read as zeros). Extensible-array and v2-B-tree indexes (datasets that can grow) and other
 //! filters (LZF, szip, Blosc…) are reported by name, not guessed at.
 
 use std::io::Read;
@@ -219,13 +219,17 @@ impl File<'_> {
             .iter()
             .try_fold(elem, |a, &d| a.checked_mul(d))
             .ok_or("a dataset whose size overflows")?;
+        // The bound is for the whole file: many datasets cannot each claim it.
         let bound = (self.buf.len() as u64).saturating_mul(1032) + (1 << 20);
-        if total > bound {
+        let assembled = self.assembled.get().saturating_add(total);
+        if assembled > bound {
             return Err(format!(
-                "{total} bytes declared, more than a {}-byte file can hold even compressed",
+                "{total} bytes declared (with the other chunked datasets, {assembled}), more \
+                 than a {}-byte file can hold even compressed",
                 self.buf.len()
             ));
         }
+        self.assembled.set(assembled);
         let chunk_bytes = c
             .chunk
             .iter()
