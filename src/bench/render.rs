@@ -58,6 +58,11 @@ pub struct RenderBenchArgs {
     /// Turn off the renderer's viewport culling: every uploaded instance is drawn every frame.
     #[arg(long)]
     pub no_cull: bool,
+    /// Rounds: the path is drawn this many times by each pipeline in turn (ours, nodes only, the
+    /// circles, the same-scene baseline, then again), and the frames pooled, so that a machine
+    /// whose speed drifts during the run (a shared VM) slows every pipeline alike.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 impl Default for RenderBenchArgs {
@@ -73,6 +78,7 @@ impl Default for RenderBenchArgs {
             no_edges: false,
             no_labels: false,
             no_cull: false,
+            rounds: 3,
         }
     }
 }
@@ -90,8 +96,10 @@ pub struct RenderBenchResult {
     pub edges: usize,
     /// Labels in the scene.
     pub labels: usize,
-    /// Timed frames.
+    /// Timed frames along the path, per round.
     pub frames: usize,
+    /// Rounds: each pipeline drew the path this many times, its pipelines taking turns.
+    pub rounds: usize,
     /// Picture width.
     pub width: u32,
     /// Picture height.
@@ -459,6 +467,7 @@ enum Painter<'a> {
     Baseline(&'a BaselineRenderer),
 }
 
+#[derive(Default)]
 struct Timings {
     frame_ms: Vec<f64>,
     gpu_ms: Vec<f64>,
@@ -470,6 +479,23 @@ struct Timings {
     drawn: Vec<[usize; 3]>,
     /// Frame times of the last quarter of the path, held at the fitted view (everything on screen).
     fit_ms: Vec<f64>,
+}
+
+impl Timings {
+    /// Pools another round's frames into these.
+    fn extend(&mut self, other: Timings) {
+        self.frame_ms.extend(other.frame_ms);
+        self.gpu_ms.extend(other.gpu_ms);
+        self.prepare_ms.extend(other.prepare_ms);
+        self.cut_ms.extend(other.cut_ms);
+        self.counts.extend(other.counts);
+        self.drawn.extend(other.drawn);
+        self.fit_ms.extend(other.fit_ms);
+    }
+
+    fn medians(&self) -> (f64, f64) {
+        (quantile(&self.frame_ms, 0.5), quantile(&self.fit_ms, 0.5))
+    }
 }
 
 fn run_path(
@@ -644,62 +670,89 @@ pub fn run_with(
     renderer.prepare(&ctx.device, &ctx.queue, &first, source.draw_list(&first));
     let upload_ms = renderer.last_prepare().upload_time.as_secs_f64() * 1e3;
     crate::diag::trace_memory("first frame uploaded");
-    let ours = run_path(
-        ctx,
-        &mut Painter::Ours(&mut renderer),
-        source,
-        &view,
-        viewport,
-        frames,
-        timer.as_ref(),
-    )?;
-    let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
-    crate::diag::trace_memory("camera path drawn");
-    drop(renderer);
-
-    let nodes_only_median = if args.no_baseline {
+    // Every pipeline is built and uploaded once; then the rounds alternate between them.
+    let mut baselines = if args.no_baseline {
         None
     } else {
-        let mut renderer = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
-        renderer.set_culling(!args.no_cull);
-        let mut nodes_only = NodesOnly {
-            inner: &mut *source,
-            list: DrawList::default(),
-            copied: None,
+        let mut nodes_only = GraphRenderer::new(&ctx.device, &ctx.queue, OFFSCREEN_FORMAT);
+        nodes_only.set_culling(!args.no_cull);
+        let mut circles = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
+        circles.upload(&ctx.device, &ctx.queue, source.draw_list(&first), false)?;
+        let scene = if args.no_edges {
+            None
+        } else {
+            let mut b = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
+            b.upload(&ctx.device, &ctx.queue, source.draw_list(&first), true)?;
+            Some(b)
         };
+        Some((nodes_only, circles, scene))
+    };
+    let mut ours = Timings::default();
+    let mut nodes_only_t = Timings::default();
+    let mut circles_t = Timings::default();
+    let mut scene_t = Timings::default();
+    for _ in 0..args.rounds.max(1) {
         let t = run_path(
             ctx,
             &mut Painter::Ours(&mut renderer),
-            &mut nodes_only,
-            &view,
-            viewport,
-            frames,
-            timer.as_ref(),
-        )?;
-        Some((quantile(&t.frame_ms, 0.5), quantile(&t.fit_ms, 0.5)))
-    };
-    let mut run_baseline = |edges: bool| -> Result<Option<(f64, f64)>, RenderError> {
-        if args.no_baseline {
-            return Ok(None);
-        }
-        let mut baseline = BaselineRenderer::new(&ctx.device, OFFSCREEN_FORMAT);
-        baseline.upload(&ctx.device, &ctx.queue, source.draw_list(&first), edges)?;
-        let b = run_path(
-            ctx,
-            &mut Painter::Baseline(&baseline),
             source,
             &view,
             viewport,
             frames,
             timer.as_ref(),
         )?;
-        Ok(Some((quantile(&b.frame_ms, 0.5), quantile(&b.fit_ms, 0.5))))
-    };
-    let baseline_median = run_baseline(false)?;
-    let scene_baseline = if args.no_edges {
-        baseline_median
+        ours.extend(t);
+        let Some((nodes_only, circles, scene)) = &mut baselines else {
+            continue;
+        };
+        let mut only = NodesOnly {
+            inner: &mut *source,
+            list: DrawList::default(),
+            copied: None,
+        };
+        let t = run_path(
+            ctx,
+            &mut Painter::Ours(nodes_only),
+            &mut only,
+            &view,
+            viewport,
+            frames,
+            timer.as_ref(),
+        )?;
+        nodes_only_t.extend(t);
+        let t = run_path(
+            ctx,
+            &mut Painter::Baseline(circles),
+            source,
+            &view,
+            viewport,
+            frames,
+            timer.as_ref(),
+        )?;
+        circles_t.extend(t);
+        if let Some(scene) = scene {
+            let t = run_path(
+                ctx,
+                &mut Painter::Baseline(scene),
+                source,
+                &view,
+                viewport,
+                frames,
+                timer.as_ref(),
+            )?;
+            scene_t.extend(t);
+        }
+    }
+    let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
+    crate::diag::trace_memory("camera path drawn");
+    drop(renderer);
+    let has = |t: &Timings| !t.frame_ms.is_empty();
+    let nodes_only_median = has(&nodes_only_t).then(|| nodes_only_t.medians());
+    let baseline_median = has(&circles_t).then(|| circles_t.medians());
+    let scene_baseline = if has(&scene_t) {
+        Some(scene_t.medians())
     } else {
-        run_baseline(true)?
+        baseline_median
     };
     let (adapter, backend) = ctx.adapter_name_and_backend();
     let median = quantile(&ours.frame_ms, 0.5);
@@ -714,6 +767,7 @@ pub fn run_with(
         edges,
         labels,
         frames,
+        rounds: args.rounds.max(1),
         width,
         height,
         median_ms: median,
@@ -750,7 +804,7 @@ pub fn run_with(
 pub fn report(r: &RenderBenchResult) -> String {
     let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
     format!(
-        "adapter: {} ({})\nscene: {} nodes, {} edges, {} labels at {}x{}, {} frames (fit, zoom 1000x, pan, zoom out)\n\
+        "adapter: {} ({})\nscene: {} nodes, {} edges, {} labels at {}x{}, {} frames (fit, zoom 1000x, pan, zoom out) x {} rounds, pipelines taking turns\n\
          frame: median {:.2} ms, p95 {:.2} ms, p99 {:.2} ms (CPU wall incl. GPU wait)\n\
          gpu pass: median {}\nupload: {:.2} ms first, prepare median {:.3} ms/frame\n\
          scene source (LOD cut): median {:.2} ms, max {:.2} ms\n\
@@ -768,6 +822,7 @@ pub fn report(r: &RenderBenchResult) -> String {
         r.width,
         r.height,
         r.frames,
+        r.rounds,
         r.median_ms,
         r.p95_ms,
         r.p99_ms,
@@ -852,11 +907,13 @@ mod tests {
             edges: Some(600),
             frames: 8,
             size: "96x64".into(),
+            rounds: 2,
             ..Default::default()
         };
         let mut scene = SyntheticScene::new(300, 600, 3);
         let r = run_with(&ctx, &args, &mut scene).unwrap();
         assert_eq!((r.nodes, r.edges, r.frames, r.width), (300, 600, 8, 96));
+        assert_eq!(r.rounds, 2);
         assert!(r.median_ms > 0.0 && r.p95_ms >= r.median_ms && r.p99_ms >= r.p95_ms);
         assert!(r.ratio_to_baseline.is_some_and(f64::is_finite));
         assert!(r.ratio_to_scene_baseline.is_some_and(f64::is_finite));
