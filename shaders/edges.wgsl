@@ -204,8 +204,20 @@ fn y_window(a: f32, b: f32, lo: f32, hi: f32) -> vec2<f32> {
     );
 }
 
+// Curves of batches that need no more segments than the strip holds (`batch_needs_window` on the
+// CPU): the window's branch is constant-folded away, so its arithmetic is not run for every
+// vertex as a software rasteriser runs both sides of a branch.
 @vertex
 fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
+    return curve_vertex(vertex_index, e, false);
+}
+
+@vertex
+fn vs_curve_windowed(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVarying {
+    return curve_vertex(vertex_index, e, true);
+}
+
+fn curve_vertex(vertex_index: u32, e: EdgeInstance, windowed: bool) -> EdgeVarying {
     let style = edge_style(e);
     let c = endpoints(e, style.half_w);
     let polygon = length(c.p1 - c.p0) + length(c.p2 - c.p1) + length(c.p3 - c.p2);
@@ -231,7 +243,7 @@ fn vs_curve(@builtin(vertex_index) vertex_index: u32, e: EdgeInstance) -> EdgeVa
     // across many screens) is tessellated only where it is within the (padded) rows on screen.
     var t0 = 0.0;
     var t1 = 1.0;
-    if needed > f32(CURVE_SEGMENTS) {
+    if windowed && needed > f32(CURVE_SEGMENTS) {
         // The rows on screen bound the window; the columns would narrow it further for diagonal
         // curves, but lavapipe shades masked branches for every lane, so each inverse costs every
         // curve vertex of the frame.

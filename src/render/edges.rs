@@ -23,8 +23,10 @@
 //! fitted start and two Newton steps), and the joints stay on the whole curve's uniform grid, so
 //! they do not slide as the view pans and tiled exports match. Before, such a curve got its 24
 //! segments spread over its whole length and showed as a polyline when zoomed in (a golden test
-//! now checks the drawn line against the true curve at 20×). It costs every curve vertex on
-//! lavapipe, which shades both sides of a branch: +7–10% on the median frame of `bench render`.
+//! now checks the drawn line against the true curve at 20×). It would cost every curve vertex on
+//! lavapipe, which shades both sides of a branch (+7–10% on the median frame of `bench render`),
+//! so only batches that may need it ([`batch_needs_window`]) are drawn by the windowed entry point;
+//! the others by one where the window's branch is a constant.
 //!
 //! Neighbouring curve segments share their joint vertices (each uses the analytic normal at the
 //! shared parameter; a strip, not a list: 50 vertices for 24 segments rather than 144), so
@@ -137,6 +139,7 @@ const ATTRIBUTES: [wgpu::VertexAttribute; 4] =
 pub struct EdgeRenderer {
     straight: wgpu::RenderPipeline,
     curve: wgpu::RenderPipeline,
+    curve_windowed: wgpu::RenderPipeline,
     arrow: wgpu::RenderPipeline,
 }
 
@@ -172,6 +175,7 @@ impl EdgeRenderer {
             // both sides of a branch for every pixel.
             straight: make("edges straight", "vs_straight", "fs_straight"),
             curve: make("edges curve", "vs_curve", "fs_curve"),
+            curve_windowed: make("edges curve windowed", "vs_curve_windowed", "fs_curve"),
             arrow: make("edges arrow", "vs_arrow", "fs_arrow"),
         }
     }
@@ -340,13 +344,27 @@ pub fn flat_segments(bend_px: f32) -> f32 {
 /// the shader's rounding). A batch of near-vertical edges, as a dataflow layout has, needs a few
 /// segments at any zoom.
 pub fn batch_segments(max_len: f32, max_bend: f32, zoom: f32) -> u32 {
-    let by_length = (max_len * 1.5 * zoom / CURVE_SEGMENT_PX).ceil();
-    let by_flatness = flat_segments(max_bend * zoom) + 1.0;
-    let n = by_length.min(by_flatness);
+    let n = needed_segments(max_len, max_bend, zoom);
     if n.is_nan() {
         return CURVE_SEGMENTS;
     }
     (n as u32).clamp(1, CURVE_SEGMENTS)
+}
+
+/// [`batch_segments`] before the strip's cap (NaN when the inputs are not finite).
+fn needed_segments(max_len: f32, max_bend: f32, zoom: f32) -> f32 {
+    let by_length = (max_len * 1.5 * zoom / CURVE_SEGMENT_PX).ceil();
+    let by_flatness = flat_segments(max_bend * zoom) + 1.0;
+    by_length.min(by_flatness)
+}
+
+/// Whether some member of a batch may need more segments than a strip holds at `zoom`, and so
+/// the windowed curve shader (tessellating only the rows on screen). A batch that cannot is drawn
+/// by the shader without the window's arithmetic, which a software rasteriser would run for every
+/// vertex even where its branch is not taken.
+pub fn batch_needs_window(max_len: f32, max_bend: f32, zoom: f32) -> bool {
+    let n = needed_segments(max_len, max_bend, zoom);
+    n.is_nan() || n > CURVE_SEGMENTS as f32
 }
 
 /// Vertices of a curve strip of `segments` segments.
@@ -366,8 +384,9 @@ fn reach_px(width_px: f32) -> f32 {
 pub struct EdgeDraws {
     /// Straight bodies (4-vertex strips).
     pub straight: Vec<Range<u32>>,
-    /// Curve bodies and their vertices per instance.
-    pub curves: Vec<(Range<u32>, u32)>,
+    /// Curve bodies, their vertices per instance, and whether they need the windowed shader
+    /// ([`batch_needs_window`]).
+    pub curves: Vec<(Range<u32>, u32, bool)>,
     /// Arrowheads (one triangle each).
     pub arrows: Vec<Range<u32>>,
 }
@@ -377,7 +396,7 @@ impl EdgeDraws {
     pub fn instances(&self) -> u64 {
         let n = |r: &Range<u32>| u64::from(r.end - r.start);
         self.straight.iter().map(n).sum::<u64>()
-            + self.curves.iter().map(|(r, _)| n(r)).sum::<u64>()
+            + self.curves.iter().map(|(r, _, _)| n(r)).sum::<u64>()
     }
 }
 
@@ -406,8 +425,9 @@ pub fn plan_draws(batches: &[EdgeBatch], grid: &CellGrid, view: &View, out: &mut
         }
         if b.curve {
             let vertices = curve_vertices(batch_segments(b.max_len, b.max_bend, view.zoom));
+            let windowed = batch_needs_window(b.max_len, b.max_bend, view.zoom);
             out.curves
-                .extend(ranges.iter().map(|r| (r.clone(), vertices)));
+                .extend(ranges.iter().map(|r| (r.clone(), vertices, windowed)));
         } else {
             for r in &ranges {
                 cull::push_range(&mut out.straight, r.clone());
@@ -550,11 +570,18 @@ impl EdgeDrawData {
                 pass.draw(0..4, r.clone());
             }
         }
-        if !d.curves.is_empty() {
-            pass.set_pipeline(&renderer.curve);
-            for (r, vertices) in &d.curves {
-                pass.draw(0..*vertices, r.clone());
+        // In draw order, switching between the plain and the windowed curve shader as needed.
+        let mut bound = None;
+        for (r, vertices, windowed) in &d.curves {
+            if bound != Some(*windowed) {
+                pass.set_pipeline(if *windowed {
+                    &renderer.curve_windowed
+                } else {
+                    &renderer.curve
+                });
+                bound = Some(*windowed);
             }
+            pass.draw(0..*vertices, r.clone());
         }
         if !d.arrows.is_empty() {
             // One triangle each (see `vs_arrow`).
@@ -706,6 +733,10 @@ mod tests {
         // flat_segments(10) + 1 = 8, not the 24 its 900 px of polygon would ask for.
         assert_eq!(batch_segments(120.0, 0.0, 1000.0), 1);
         assert_eq!(batch_segments(120.0, 2.0, 5.0), 8);
+        // Only a batch that may need more than the strip holds takes the windowed shader.
+        assert!(!batch_needs_window(120.0, 60.0, 0.1));
+        assert!(batch_needs_window(120.0, 60.0, 1000.0));
+        assert!(!batch_needs_window(120.0, 0.0, 1000.0));
         // The bound: 0.75 · 1.5 · bend / S² ≤ FLATNESS_PX, and one segment fewer would not do.
         let s = flat_segments(100.0);
         assert!(0.75 * 1.5 * 100.0 / (s * s) <= FLATNESS_PX);
@@ -768,7 +799,7 @@ mod tests {
         let drawn: Vec<bool> = (0..out.len() as u32)
             .map(|i| {
                 draws.straight.iter().any(|r| r.contains(&i))
-                    || draws.curves.iter().any(|(r, _)| r.contains(&i))
+                    || draws.curves.iter().any(|(r, _, _)| r.contains(&i))
             })
             .collect();
         let count = drawn.iter().filter(|&&d| d).count();
@@ -787,7 +818,7 @@ mod tests {
             draws
                 .curves
                 .iter()
-                .all(|&(_, v)| v == curve_vertices(CURVE_SEGMENTS))
+                .all(|&(_, v, windowed)| v == curve_vertices(CURVE_SEGMENTS) && windowed)
         );
         // Arrowheads only over the drawn part of the arrow run.
         let arrows: u32 = draws.arrows.iter().map(|r| r.end - r.start).sum();
