@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use glam::DVec2;
-use modelmap::scene::{LayoutChoice, Scene, near_names};
+use modelmap::scene::{LayoutChoice, Scene};
 
 const VIEWPORT: DVec2 = DVec2::new(1280.0, 800.0);
 
@@ -24,17 +24,17 @@ fn a_misspelt_name_is_answered_with_the_closest_ones() {
     let model = modelmap::load::open(std::path::Path::new(path)).unwrap();
     // One edit away, and a containing name, in that order of closeness.
     assert_eq!(
-        near_names(&model, "conv/kernal"),
+        model.near_names("conv/kernal"),
         "; did you mean \"conv/kernel\"?"
     );
-    let hint = near_names(&model, "moving_mean");
+    let hint = model.near_names("moving_mean");
     assert!(
         hint.starts_with("; did you mean \"bn/moving_mean\""),
         "{hint}"
     );
     assert!(hint.contains("\"bn2/moving_mean\""), "{hint}");
     // Nothing near: no hint.
-    assert_eq!(near_names(&model, "qqqqzzzzxx"), "");
+    assert_eq!(model.near_names("qqqqzzzzxx"), "");
 }
 
 #[test]

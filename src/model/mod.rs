@@ -13,6 +13,7 @@ mod hierarchy;
 mod summary;
 
 pub use dtype::{DType, GgmlType};
+mod names;
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
 pub use summary::{Summary, group_digits, human_bytes};
 
@@ -655,6 +656,12 @@ impl Model {
         self.tensor_index.entry(tensor.name.clone()).or_insert(id);
         self.tensors.push(tensor);
         id
+    }
+
+    /// "; did you mean …?" with up to three group paths, tensor or node names close to `name`, or
+    /// "" when none is: for errors about a name that matched nothing.
+    pub fn near_names(&self, name: &str) -> String {
+        names::near_names(self, name)
     }
 
     /// Looks a tensor up by name.

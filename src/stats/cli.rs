@@ -155,6 +155,7 @@ pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
         let t = m.tensor(name).ok_or_else(|| StatsError::NoSuchTensor {
             file: file.clone(),
             name: name.clone(),
+            hint: m.near_names(name),
         })?;
         let opts = super::StatsOptions::for_model(m);
         let cached = cache.as_ref().and_then(|c| c.load(m).get(t));

@@ -92,12 +92,14 @@ pub enum StatsError {
         message: String,
     },
     /// No tensor of that name.
-    #[error("{file}: no tensor named {name:?}")]
+    #[error("{file}: no tensor named {name:?}{hint}")]
     NoSuchTensor {
         /// The model file.
         file: String,
         /// The name asked for.
         name: String,
+        /// Close names, as "; did you mean …?" (empty when none is).
+        hint: String,
     },
     /// A heatmap tile or cell outside the tensor.
     #[error("tensor {tensor}: {what} is outside the {rows}×{cols} view")]
