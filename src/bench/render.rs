@@ -691,17 +691,21 @@ pub fn run_with(
     let mut nodes_only_t = Timings::default();
     let mut circles_t = Timings::default();
     let mut scene_t = Timings::default();
-    for _ in 0..args.rounds.max(1) {
+    let run = |painter: &mut Painter<'_>, source: &mut dyn SceneSource, into: &mut Timings| {
         let t = run_path(
             ctx,
-            &mut Painter::Ours(&mut renderer),
+            painter,
             source,
             &view,
             viewport,
             frames,
             timer.as_ref(),
         )?;
-        ours.extend(t);
+        into.extend(t);
+        Ok::<(), RenderError>(())
+    };
+    for _ in 0..args.rounds.max(1) {
+        run(&mut Painter::Ours(&mut renderer), source, &mut ours)?;
         let Some((nodes_only, circles, scene)) = &mut baselines else {
             continue;
         };
@@ -710,37 +714,10 @@ pub fn run_with(
             list: DrawList::default(),
             copied: None,
         };
-        let t = run_path(
-            ctx,
-            &mut Painter::Ours(nodes_only),
-            &mut only,
-            &view,
-            viewport,
-            frames,
-            timer.as_ref(),
-        )?;
-        nodes_only_t.extend(t);
-        let t = run_path(
-            ctx,
-            &mut Painter::Baseline(circles),
-            source,
-            &view,
-            viewport,
-            frames,
-            timer.as_ref(),
-        )?;
-        circles_t.extend(t);
+        run(&mut Painter::Ours(nodes_only), &mut only, &mut nodes_only_t)?;
+        run(&mut Painter::Baseline(circles), source, &mut circles_t)?;
         if let Some(scene) = scene {
-            let t = run_path(
-                ctx,
-                &mut Painter::Baseline(scene),
-                source,
-                &view,
-                viewport,
-                frames,
-                timer.as_ref(),
-            )?;
-            scene_t.extend(t);
+            run(&mut Painter::Baseline(scene), source, &mut scene_t)?;
         }
     }
     let gpu_bytes = renderer.gpu_bytes() + u64::from(width) * u64::from(height) * 4;
