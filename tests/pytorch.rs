@@ -235,13 +235,63 @@ fn a_training_checkpoint_keeps_its_numbers_and_optimizer() {
     assert!(model.tensor("optimizer.state.0.exp_avg_sq").is_some());
 }
 
+/// Pre-1.6 `torch.save` files (`_use_new_zipfile_serialization=False`), re-saved from four zip
+/// fixtures by `make_legacy.py`: every tensor, module class and checkpoint property reads as in the
+/// zip twin, byte for byte.
 #[test]
-fn legacy_repacked_and_damaged_archives_are_errors() {
-    let legacy = open_err(&data_dir().join("legacy.pt"));
-    assert!(
-        legacy.contains("legacy format") && legacy.contains("legacy.pt"),
-        "{legacy}"
-    );
+fn legacy_format_files_read_as_their_zip_twins() {
+    for name in ["tiny_llama.pt", "training.pth", "module.pt", "views.pt"] {
+        let zip = open(name);
+        let legacy = open(&format!("legacy_{name}"));
+        let names = |m: &Model| m.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&legacy), names(&zip), "{name}");
+        assert!(!zip.tensors.is_empty(), "{name}");
+        for (l, z) in legacy.tensors.iter().zip(&zip.tensors) {
+            assert_eq!((l.dtype, &l.shape), (z.dtype, &z.shape), "{name}: {}", z.name);
+            assert_eq!(l.bytes(), z.bytes(), "{name}: {}", z.name);
+            assert!(l.bytes().is_some(), "{name}: {} is {:?}", l.name, l.data);
+        }
+        assert_eq!(
+            legacy.metadata.module_classes, zip.metadata.module_classes,
+            "{name}"
+        );
+        assert_eq!(legacy.metadata.properties, zip.metadata.properties, "{name}");
+    }
+    let w = open("legacy.pt");
+    let t = w.tensor("w").unwrap();
+    assert_eq!(t.bytes().unwrap(), [1.0f32, 1.0].map(f32::to_le_bytes).concat());
+}
+
+#[test]
+fn a_damaged_legacy_file_is_an_error_or_tensors_with_errors_never_a_panic() {
+    let bytes = std::fs::read(data_dir().join("legacy_tiny_llama.pt")).unwrap();
+    let dir = std::env::temp_dir().join(format!("modelmap-legacy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.pt");
+    let (mut errors, mut partial) = (0, 0);
+    for len in (0..bytes.len()).step_by(61) {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        match modelmap::load::open(&cut) {
+            Err(_) => errors += 1,
+            Ok(m) => {
+                // Cut among the storages: the pickles read, the storages past the cut are errors
+                // for their tensors, the ones before it whole.
+                let broken = m
+                    .tensors
+                    .iter()
+                    .filter(|t| matches!(t.data, modelmap::model::TensorData::Error(_)))
+                    .count();
+                assert!(broken > 0, "{len} of {} bytes read whole", bytes.len());
+                partial += 1;
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(errors > 0 && partial > 0, "{errors} errors, {partial} partial");
+}
+
+#[test]
+fn repacked_and_damaged_archives_are_errors() {
     let packed = open_err(&data_dir().join("compressed.pt"));
     assert!(
         packed.contains("compressed") && packed.contains("torch.save"),

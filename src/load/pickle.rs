@@ -123,6 +123,12 @@ struct Machine<'a> {
 /// Reads a pickle (protocols 0–5, the opcodes `torch.save` and the standard library's
 /// containers use). An error names the opcode and its offset.
 pub(crate) fn unpickle(data: &[u8]) -> Result<Pickle, String> {
+    unpickle_prefix(data).map(|(pk, _)| pk)
+}
+
+/// Reads the pickle at the start of `data` and returns it with the offset just past its STOP
+/// opcode (where the next one starts, in a stream of pickles such as the legacy `torch.save`).
+pub(crate) fn unpickle_prefix(data: &[u8]) -> Result<(Pickle, usize), String> {
     let mut m = Machine {
         data,
         pos: 0,
@@ -144,7 +150,7 @@ pub(crate) fn unpickle(data: &[u8]) -> Result<Pickle, String> {
             m.pk.root = m
                 .pop()
                 .map_err(|e| format!("pickle offset {at}: STOP: {e}"))?;
-            return Ok(m.pk);
+            return Ok((m.pk, m.pos));
         }
         m.step(op)
             .map_err(|e| format!("pickle offset {at}: opcode 0x{op:02x}: {e}"))?;

@@ -15,8 +15,8 @@
 //! `model` or `module` are named without that prefix; the optimizer's tensors keep theirs, and
 //! top-level numbers and strings (`epoch`, `best_acc`) become metadata. A view that is not
 //! contiguous (a transposed weight saved as a view) is copied into row-major order when it has at
-//! most 16 M elements, and is an error for its data beyond that; the legacy pre-1.6 format is an
-//! error saying how to convert it.
+//! most 16 M elements, and is an error for its data beyond that. The legacy pre-1.6 format (a
+//! stream of pickles followed by the storages) is read too ([`add_legacy`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -46,6 +46,14 @@ const MAX_RANK: usize = 32;
 /// Opens a single checkpoint file already mapped.
 /// A torch.export program (`.pt2`) is read by [`super::torch_export`], which builds its op graph.
 pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    if data.starts_with(&LEGACY_MAGIC) {
+        let mut model = Model::new(path, Format::Torch);
+        add_legacy(&mut model, path, &data)?;
+        model.metadata.shards = 1;
+        model.metadata.producer = Some("pytorch (legacy torch.save format)".into());
+        super::safetensors::finish(&mut model, path.parent());
+        return Ok(model);
+    }
     let entries = read_entries(path, &data)?;
     if let Some(program) = super::torch_export::find(&entries) {
         return super::torch_export::load(path, &data, &entries, &program);
@@ -86,6 +94,9 @@ pub(super) type Entries = HashMap<String, Result<Range<usize>, String>>;
 
 /// Adds the tensors of one checkpoint archive (a file, or a shard of an index) to `model`.
 pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
+    if data.starts_with(&LEGACY_MAGIC) {
+        return add_legacy(model, path, &data);
+    }
     let entries = read_entries(path, &data)?;
     add_pickled(model, path, data, &entries).map(|_| ())
 }
@@ -117,13 +128,6 @@ pub(super) fn inflate(zip: &mut Zip<'_>, name: &str, budget: &mut u64) -> Result
 /// Reads the central directory of a zip archive.
 fn read_entries(path: &Path, data: &Bytes) -> Result<Entries, LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);
-    if data.starts_with(&LEGACY_MAGIC) {
-        return Err(corrupt(
-            "a PyTorch checkpoint in the legacy format (before PyTorch 1.6); load it and save it \
-             again with torch.save in a current PyTorch to open it here"
-                .into(),
-        ));
-    }
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&data[..]))
         .map_err(|e| corrupt(format!("not a readable zip archive: {e}")))?;
     let mut entries = Entries::new();
@@ -207,7 +211,24 @@ fn add_pickled(
         entries.get(&format!("{prefix}byteorder")),
         Some(Ok(r)) if data.get(r.clone()) == Some(&b"big"[..])
     );
+    Ok(add_tensors(
+        model, path, &data, entries, pickle, &prefix, pickle_len, big_endian,
+    ))
+}
 
+/// Adds the tensors `pickle` names, their storages `<prefix>data/<key>` among `entries`, and
+/// returns the pickle with the name each of its tensors was given.
+#[allow(clippy::too_many_arguments, reason = "the archive's parts, passed through")]
+fn add_tensors(
+    model: &mut Model,
+    path: &Path,
+    data: &Bytes,
+    entries: &Entries,
+    pickle: Pickle,
+    prefix: &str,
+    pickle_len: usize,
+    big_endian: bool,
+) -> (Pickle, HashMap<Id, String>) {
     let mut walk = Walk {
         pk: &pickle,
         seen: HashSet::new(),
@@ -249,13 +270,140 @@ fn add_pickled(
             ));
             continue;
         }
-        if let Some(t) = pickled_tensor(
-            &pickle, id, &data, entries, &prefix, "data", big_endian, path,
-        ) {
+        if let Some(t) = pickled_tensor(&pickle, id, data, entries, prefix, "data", big_endian, path)
+        {
             model.add_tensor(Tensor { name, ..t });
         }
     }
-    Ok((pickle, names))
+    (pickle, names)
+}
+
+/// Adds the tensors of a pre-1.6 `torch.save` file (`_use_new_zipfile_serialization=False`, as
+/// checkpoints from before mid-2020 are): five pickles in a row (a magic number, the protocol
+/// version 1001, system information, the saved object, the sorted storage keys), then each storage
+/// as a little-endian element count and its bytes, in the keys' order. Each storage's element
+/// size comes from its class in the object's persistent ids; a storage shared as a view
+/// (`view_metadata`) is a slice of its root's bytes. Tensors are slices of the map, as in an
+/// archive.
+fn add_legacy(model: &mut Model, path: &Path, data: &Bytes) -> Result<(), LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let mut pos = 0usize;
+    let mut next = |what: &str| -> Result<(Pickle, usize), LoadError> {
+        let rest = data.get(pos..).unwrap_or_default();
+        let (pk, n) = pickle::unpickle_prefix(rest)
+            .map_err(|e| corrupt(format!("a legacy torch.save file, its {what}: {e}")))?;
+        pos += n;
+        Ok((pk, n))
+    };
+    next("magic number")?;
+    let (version, _) = next("protocol version")?;
+    if *version.get(version.root) != Node::Int(1001) {
+        return Err(corrupt(format!(
+            "a legacy torch.save file of protocol {:?}, not 1001",
+            version.get(version.root)
+        )));
+    }
+    let (info, _) = next("system information")?;
+    let little_endian = match info.get(info.root) {
+        Node::Dict(items) => items
+            .iter()
+            .find(|&&(k, _)| info.str(k) == Some("little_endian"))
+            .is_none_or(|&(_, v)| *info.get(v) != Node::Bool(false)),
+        _ => true,
+    };
+    let (object, object_len) = next("saved object")?;
+    let (keys, _) = next("storage keys")?;
+    let keys: Vec<&str> = keys
+        .items(keys.root)
+        .ok_or_else(|| corrupt("a legacy torch.save file whose storage keys are not a list".into()))?
+        .iter()
+        .filter_map(|&k| keys.str(k))
+        .collect();
+
+    // Element size of each root storage, and the views of one: (view key, root key, offset,
+    // elements).
+    let mut elem = HashMap::new();
+    let mut views = Vec::new();
+    for node in &object.nodes {
+        let Node::PersId(pid) = node else { continue };
+        let items = object.items(*pid).unwrap_or_default();
+        let class = match items.get(1).map(|&c| object.get(c)) {
+            Some(Node::Global(_, name)) => name.as_str(),
+            _ => continue,
+        };
+        let (Some(key), Some(es)) = (
+            items.get(2).and_then(|&k| object.str(k)),
+            dtype_of(class.trim_end_matches("Storage")).size_bytes(),
+        ) else {
+            continue;
+        };
+        elem.insert(key.to_string(), es);
+        let view = items.get(5).and_then(|&v| object.items(v)).and_then(|v| {
+            let int = |i: usize| match v.get(i).map(|&x| object.get(x)) {
+                Some(Node::Int(n)) => u64::try_from(*n).ok(),
+                _ => None,
+            };
+            Some((v.first().and_then(|&k| object.str(k))?, int(1)?, int(2)?))
+        });
+        if let Some((view_key, offset, size)) = view {
+            views.push((view_key.to_string(), key.to_string(), offset, size, es));
+        }
+    }
+    let mut entries = Entries::new();
+    for key in keys {
+        let Some(&es) = elem.get(key) else {
+            // Its size is unknown, so where the next storages start is too.
+            entries.insert(
+                format!("data/{key}"),
+                Err("a storage no tensor names, after which none can be placed".into()),
+            );
+            break;
+        };
+        let count = data
+            .get(pos..pos + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        let range = count
+            .and_then(|n| n.checked_mul(es))
+            .and_then(|len| usize::try_from(len).ok())
+            .and_then(|len| (pos + 8).checked_add(len))
+            .filter(|&end| end <= data.len())
+            .map(|end| pos + 8..end);
+        let Some(range) = range else {
+            entries.insert(
+                format!("data/{key}"),
+                Err("its bytes run past the end of the file".into()),
+            );
+            break;
+        };
+        pos = range.end;
+        entries.insert(format!("data/{key}"), Ok(range));
+    }
+    for (view_key, root, offset, size, es) in views {
+        let sub = match entries.get(&format!("data/{root}")) {
+            Some(Ok(r)) => offset
+                .checked_mul(es)
+                .zip(size.checked_mul(es))
+                .and_then(|(o, n)| {
+                    let start = r.start.checked_add(usize::try_from(o).ok()?)?;
+                    let end = start.checked_add(usize::try_from(n).ok()?)?;
+                    (end <= r.end).then_some(start..end)
+                })
+                .ok_or_else(|| format!("a view of storage {root} beyond its end")),
+            _ => Err(format!("a view of storage {root}, which is not readable")),
+        };
+        entries.insert(format!("data/{view_key}"), sub);
+    }
+    add_tensors(
+        model,
+        path,
+        data,
+        &entries,
+        object,
+        "",
+        object_len,
+        !little_endian,
+    );
+    Ok(())
 }
 
 /// The tensor that pickle node `id` rebuilds (unnamed), its bytes from `<prefix><folder>/<key>`:
@@ -346,7 +494,14 @@ fn storage_of(pk: &Pickle, storage: Id) -> (&str, Option<&str>) {
         Some(Node::Global(_, name)) => name.as_str(),
         _ => "",
     };
-    (class, items.get(2).and_then(|&k| pk.str(k)))
+    // A legacy file's view of a storage (`view_metadata`: its own key, offset and size) has its
+    // own entry.
+    let view_key = items
+        .get(5)
+        .and_then(|&v| pk.items(v))
+        .and_then(|v| v.first())
+        .and_then(|&k| pk.str(k));
+    (class, view_key.or_else(|| items.get(2).and_then(|&k| pk.str(k))))
 }
 
 /// The dtype of a storage class (`Float`, `BFloat16`, …) or a `torch.<dtype>` name.
@@ -629,6 +784,19 @@ impl Walk<'_> {
                 }
                 let class = match pk.get(*class) {
                     Node::Global(module, name) => Some((module.as_str(), name.as_str())),
+                    // The legacy format pickles a module's class as a persistent id
+                    // `("module", class, source file, source)`.
+                    Node::PersId(pid) => match pk.items(*pid).unwrap_or_default() {
+                        [kind, class, ..] if pk.str(*kind) == Some("module") => {
+                            match pk.get(*class) {
+                                Node::Global(module, name) => {
+                                    Some((module.as_str(), name.as_str()))
+                                }
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    },
                     _ => None,
                 };
                 // A pickled nn.Module: its parameters, buffers and submodules, named as in its
