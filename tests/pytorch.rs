@@ -247,7 +247,12 @@ fn legacy_format_files_read_as_their_zip_twins() {
         assert_eq!(names(&legacy), names(&zip), "{name}");
         assert!(!zip.tensors.is_empty(), "{name}");
         for (l, z) in legacy.tensors.iter().zip(&zip.tensors) {
-            assert_eq!((l.dtype, &l.shape), (z.dtype, &z.shape), "{name}: {}", z.name);
+            assert_eq!(
+                (l.dtype, &l.shape),
+                (z.dtype, &z.shape),
+                "{name}: {}",
+                z.name
+            );
             assert_eq!(l.bytes(), z.bytes(), "{name}: {}", z.name);
             assert!(l.bytes().is_some(), "{name}: {} is {:?}", l.name, l.data);
         }
@@ -255,11 +260,17 @@ fn legacy_format_files_read_as_their_zip_twins() {
             legacy.metadata.module_classes, zip.metadata.module_classes,
             "{name}"
         );
-        assert_eq!(legacy.metadata.properties, zip.metadata.properties, "{name}");
+        assert_eq!(
+            legacy.metadata.properties, zip.metadata.properties,
+            "{name}"
+        );
     }
     let w = open("legacy.pt");
     let t = w.tensor("w").unwrap();
-    assert_eq!(t.bytes().unwrap(), [1.0f32, 1.0].map(f32::to_le_bytes).concat());
+    assert_eq!(
+        t.bytes().unwrap(),
+        [1.0f32, 1.0].map(f32::to_le_bytes).concat()
+    );
 }
 
 #[test]
@@ -287,7 +298,10 @@ fn a_damaged_legacy_file_is_an_error_or_tensors_with_errors_never_a_panic() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    assert!(errors > 0 && partial > 0, "{errors} errors, {partial} partial");
+    assert!(
+        errors > 0 && partial > 0,
+        "{errors} errors, {partial} partial"
+    );
 }
 
 #[test]

@@ -405,6 +405,59 @@ fn saved_models_draw_their_serving_function_with_the_checkpoint_weights() {
     assert_eq!(k.conv_axes.map(|a| (a.input, a.out)), Some((2, 3)));
 }
 
+/// A TF2 SavedModel with no signature (`make_unsigned.py`: a `tf.Module` whose function was never
+/// traced with an input signature): no op graph can be drawn, so its variables are shown as a
+/// checkpoint's weights, named as TensorFlow names them, with a warning that says why.
+#[test]
+fn a_saved_model_without_a_signature_shows_its_variables() {
+    let text = std::fs::read_to_string(data_dir().join("unsigned_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let m = open("unsigned_saved");
+    let vars = facts["variables"].as_object().unwrap();
+    assert_eq!(m.tensors.len(), vars.len());
+    for (name, f) in vars {
+        let t = m
+            .tensor(name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
+        assert_eq!(t.shape, dims(&f["shape"]), "{name}");
+        let stats = modelmap::stats::tensor_stats(t).unwrap();
+        let first: Vec<f64> = f["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let bytes = t.bytes().unwrap();
+        let got: Vec<f64> = match f["dtype"].as_str().unwrap() {
+            "float32" => bytes
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+                .collect(),
+            "int64" => bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            d => panic!("{name}: {d}"),
+        };
+        assert_eq!(&got[..first.len()], &first[..], "{name}");
+        assert_eq!(stats.count, got.len() as u64, "{name}");
+    }
+    let w = m.metadata.warnings.join("\n");
+    assert!(w.contains("no serving signature"), "{w}");
+    // One module node per variable scope, owning its kernel and bias, as a checkpoint's weights.
+    for module in ["encoder", "head"] {
+        let node = m.graph.nodes.iter().find(|n| n.name == module);
+        let owned: Vec<&str> = node
+            .unwrap_or_else(|| panic!("no node {module}"))
+            .tensors
+            .iter()
+            .map(|&t| m.tensors[t as usize].name.as_str())
+            .collect();
+        assert_eq!(owned.len(), 2, "{module}: {owned:?}");
+        assert!(owned.iter().all(|n| n.starts_with(module)), "{owned:?}");
+    }
+}
+
 #[test]
 fn a_saved_model_without_a_signature_says_so() {
     // A SavedModel whose graph calls a function no signature names.

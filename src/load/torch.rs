@@ -218,7 +218,10 @@ fn add_pickled(
 
 /// Adds the tensors `pickle` names, their storages `<prefix>data/<key>` among `entries`, and
 /// returns the pickle with the name each of its tensors was given.
-#[allow(clippy::too_many_arguments, reason = "the archive's parts, passed through")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the archive's parts, passed through"
+)]
 fn add_tensors(
     model: &mut Model,
     path: &Path,
@@ -270,7 +273,8 @@ fn add_tensors(
             ));
             continue;
         }
-        if let Some(t) = pickled_tensor(&pickle, id, data, entries, prefix, "data", big_endian, path)
+        if let Some(t) =
+            pickled_tensor(&pickle, id, data, entries, prefix, "data", big_endian, path)
         {
             model.add_tensor(Tensor { name, ..t });
         }
@@ -315,7 +319,9 @@ fn add_legacy(model: &mut Model, path: &Path, data: &Bytes) -> Result<(), LoadEr
     let (keys, _) = next("storage keys")?;
     let keys: Vec<&str> = keys
         .items(keys.root)
-        .ok_or_else(|| corrupt("a legacy torch.save file whose storage keys are not a list".into()))?
+        .ok_or_else(|| {
+            corrupt("a legacy torch.save file whose storage keys are not a list".into())
+        })?
         .iter()
         .filter_map(|&k| keys.str(k))
         .collect();
@@ -501,7 +507,10 @@ fn storage_of(pk: &Pickle, storage: Id) -> (&str, Option<&str>) {
         .and_then(|&v| pk.items(v))
         .and_then(|v| v.first())
         .and_then(|&k| pk.str(k));
-    (class, view_key.or_else(|| items.get(2).and_then(|&k| pk.str(k))))
+    (
+        class,
+        view_key.or_else(|| items.get(2).and_then(|&k| pk.str(k))),
+    )
 }
 
 /// The dtype of a storage class (`Float`, `BFloat16`, …) or a `torch.<dtype>` name.

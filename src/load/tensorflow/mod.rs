@@ -63,17 +63,8 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         let graph = meta
             .graph_def
             .ok_or_else(|| corrupt("a SavedModel meta graph with no graph".into()))?;
-        let calls = graph
-            .node
-            .iter()
-            .any(|n| matches!(n.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall"));
-        if calls {
-            return Err(corrupt(
-                "a TensorFlow 2 SavedModel with no serving signature to draw (its ops live in \
-                 functions that no signature calls)"
-                    .into(),
-            ));
-        }
+        // (A TF2 graph with no signature, its ops in functions, was read by `saved::load` as its
+        // variables; what is left is a TF1 graph, drawn whole.)
         (graph, version)
     } else if path.extension().is_some_and(|e| e == "pbtxt") {
         let binary = text::graph_def_to_binary(&data)

@@ -13,7 +13,8 @@
 //! variable, the checkpoint's (node for node the same) names its checkpoint key. Groups are the
 //! ops' name scopes (`sequential/conv2d/Conv2D`). A TF1 SavedModel (`simple_save`,
 //! `SavedModelBuilder`) has its ops in the main graph and reference variables (`VariableV2`),
-//! whose checkpoint keys are their names.
+//! whose checkpoint keys are their names. A TF2 SavedModel with no signature shows its variables
+//! only ([`variables_only`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -65,6 +66,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         .ok_or("a SavedModel with no meta graph")?;
     let graph = meta
         .graph_def
+        .as_ref()
         .ok_or("a SavedModel meta graph with no graph")?;
     let library: HashMap<&str, &proto::FullFunctionDef> = graph
         .library
@@ -85,6 +87,15 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         .collect();
     names.sort_by_key(|k| (k.as_str() != "serving_default", k.as_str()));
     let Some(sig_name) = names.first() else {
+        let calls = graph
+            .node
+            .iter()
+            .any(|n| matches!(n.op.as_str(), "StatefulPartitionedCall" | "PartitionedCall"));
+        if calls {
+            // TF2 with no signature: its ops live in functions nothing names as the model's, but
+            // its variables are in the checkpoint.
+            return variables_only(path, &meta).map(Some);
+        }
         return Ok(None);
     };
     let sig = &meta.signature_def[*sig_name];
@@ -105,30 +116,16 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     // Variable name → checkpoint key, through the two object graphs.
     let dir = path.parent().unwrap_or(Path::new("."));
     let bundle = Bundle::open(&dir.join("variables").join("variables"));
-    let mut var_keys: HashMap<String, String> = HashMap::new();
-    match &bundle {
-        Ok(b) => {
-            let trackable = b
-                .string_scalar("_CHECKPOINTABLE_OBJECT_GRAPH")
-                .and_then(|s| proto::TrackableObjectGraph::decode(s).map_err(|e| e.to_string()));
-            match (trackable, meta.object_graph_def.as_ref()) {
-                (Ok(t), Some(objects)) => {
-                    for (o, tr) in objects.nodes.iter().zip(&t.nodes) {
-                        let Some(var) = &o.variable else { continue };
-                        if let Some(a) = tr.attributes.iter().find(|a| a.name == "VARIABLE_VALUE") {
-                            var_keys.insert(var.name.clone(), a.checkpoint_key.clone());
-                        }
-                    }
-                }
-                // A TF1 checkpoint has no object graph: its keys are the variables' names.
-                (Err(_), _) | (_, None) => {}
-            }
+    let var_keys = match &bundle {
+        Ok(b) => variable_keys(b, &meta),
+        Err(e) => {
+            model.metadata.warnings.push(format!(
+                "{}: the variables are not read ({e}), so no weights are shown",
+                dir.display()
+            ));
+            HashMap::new()
         }
-        Err(e) => model.metadata.warnings.push(format!(
-            "{}: the variables are not read ({e}), so no weights are shown",
-            dir.display()
-        )),
-    }
+    };
 
     let mut w = Walker {
         model: &mut model,
@@ -588,6 +585,99 @@ impl Walker<'_> {
         self.value_weight.insert(v, t);
         v
     }
+}
+/// Variable name → checkpoint key, through the SavedModel's object graph and the checkpoint's
+/// (node for node the same). Empty for a TF1 checkpoint, whose keys are the variables' names.
+fn variable_keys(b: &Bundle, meta: &proto::FullMetaGraphDef) -> HashMap<String, String> {
+    let mut var_keys = HashMap::new();
+    let trackable = b
+        .string_scalar("_CHECKPOINTABLE_OBJECT_GRAPH")
+        .and_then(|s| proto::TrackableObjectGraph::decode(s).map_err(|e| e.to_string()));
+    if let (Ok(t), Some(objects)) = (trackable, meta.object_graph_def.as_ref()) {
+        for (o, tr) in objects.nodes.iter().zip(&t.nodes) {
+            let Some(var) = &o.variable else { continue };
+            if let Some(a) = tr.attributes.iter().find(|a| a.name == "VARIABLE_VALUE") {
+                var_keys.insert(var.name.clone(), a.checkpoint_key.clone());
+            }
+        }
+    }
+    var_keys
+}
+
+/// A TF2 SavedModel with no signature (a `tf.Module` saved without one, whose functions take
+/// whatever their callers pass): its variables from the checkpoint, named as the SavedModel names
+/// them and grouped by those names as a checkpoint's weights are, with a warning that its ops are
+/// not drawn.
+fn variables_only(path: &Path, meta: &proto::FullMetaGraphDef) -> Result<Model, String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let bundle = Bundle::open(&dir.join("variables").join("variables")).map_err(|e| {
+        format!("a TensorFlow 2 SavedModel with no serving signature, whose variables are not read either: {e}")
+    })?;
+    let mut model = Model::new(path, Format::TensorFlow);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("TensorFlow (SavedModel)".into());
+    model.metadata.producer_version = meta
+        .meta_info_def
+        .as_ref()
+        .map(|m| m.tensorflow_version.clone())
+        .filter(|v| !v.is_empty());
+    model.metadata.warnings.push(format!(
+        "{}: no serving signature, so no op graph is drawn (its ops live in functions that no \
+         signature calls); the variables are shown as a checkpoint's weights",
+        path.display()
+    ));
+    let mut vars: Vec<(String, String)> = variable_keys(&bundle, meta).into_iter().collect();
+    if vars.is_empty() {
+        // No object graph: every entry but the bookkeeping ones, named by its key.
+        vars = bundle
+            .entries
+            .keys()
+            .filter(|k| !k.starts_with('_') && !k.contains("OPTIMIZER_SLOT"))
+            .map(|k| (k.clone(), k.clone()))
+            .collect();
+    }
+    vars.sort();
+    for (name, key) in vars {
+        let (dtype, shape, data) = match bundle.bytes(&key) {
+            Ok((e, bytes)) => {
+                let shape: Vec<u64> = e
+                    .shape
+                    .as_ref()
+                    .map(|s| s.dim.iter().map(|d| d.size.max(0) as u64).collect())
+                    .unwrap_or_default();
+                let dtype = dtype_of(e.dtype);
+                let expect = dtype
+                    .size_bytes()
+                    .and_then(|es| shape.iter().try_fold(es, |a, &d| a.checked_mul(d)));
+                let data = if expect == Some(bytes.len() as u64) {
+                    TensorData::Bytes(bytes)
+                } else {
+                    TensorData::Error(format!(
+                        "{}: {name}: {} bytes in the checkpoint for shape {shape:?}",
+                        dir.display(),
+                        bytes.len()
+                    ))
+                };
+                (dtype, shape, data)
+            }
+            Err(why) => (
+                crate::model::DType::Unknown("variable"),
+                Vec::new(),
+                TensorData::Error(format!("{}: {why}", dir.display())),
+            ),
+        };
+        model.add_tensor(Tensor {
+            name,
+            dtype,
+            shape,
+            data,
+            origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
+            quant: None,
+        });
+    }
+    super::super::family::build_checkpoint_graph(&mut model);
+    Ok(model)
 }
 
 /// `nodes` ordered so that each comes after what it reads (Kahn's algorithm over data and control
