@@ -16,7 +16,8 @@
 //! top-level numbers and strings (`epoch`, `best_acc`) become metadata. A view that is not
 //! contiguous (a transposed weight saved as a view) is copied into row-major order when it has at
 //! most 16 M elements, and is an error for its data beyond that. The legacy pre-1.6 format (a
-//! stream of pickles followed by the storages) is read too ([`add_legacy`]).
+//! stream of pickles followed by the storages) is read too ([`add_legacy`]), and an archive that a
+//! zip tool re-packed with compression is inflated into memory ([`inflate_repacked`]).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -55,6 +56,7 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         return Ok(model);
     }
     let entries = read_entries(path, &data)?;
+    let (data, entries, inflated) = inflate_repacked(path, data, entries)?;
     if let Some(program) = super::torch_export::find(&entries) {
         return super::torch_export::load(path, &data, &entries, &program);
     }
@@ -67,6 +69,12 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     let mut model = Model::new(path, Format::Torch);
     let (pickle, names) = add_pickled(&mut model, path, data.clone(), &entries)?;
     model.metadata.shards = 1;
+    if inflated > 0 {
+        model
+            .metadata
+            .warnings
+            .push(repacked_warning(path, inflated));
+    }
     if let Some(prefix) = super::torchscript::code_prefix(&entries) {
         model.format = Format::TorchScript;
         model.metadata.producer = Some("pytorch (TorchScript)".into());
@@ -98,7 +106,67 @@ pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result
         return add_legacy(model, path, &data);
     }
     let entries = read_entries(path, &data)?;
+    let (data, entries, inflated) = inflate_repacked(path, data, entries)?;
+    if inflated > 0 {
+        model
+            .metadata
+            .warnings
+            .push(repacked_warning(path, inflated));
+    }
     add_pickled(model, path, data, &entries).map(|_| ())
+}
+
+fn repacked_warning(path: &Path, inflated: u64) -> String {
+    format!(
+        "{}: the archive was re-packed with compression, so its pickle and storages were \
+         inflated into memory ({:.1} MiB) instead of mapped; torch.save writes them uncompressed",
+        path.display(),
+        inflated as f64 / (1 << 20) as f64
+    )
+}
+
+/// A `torch.save` archive re-packed by a zip tool with compression: its pickles and storages
+/// (`data.pkl`, `data/<key>`, `constants.pkl`, `constants/<key>` under the archive's folder) are
+/// inflated into one buffer after a copy of the file, and their entries point there, so the rest
+/// reads them as it reads mapped ones. Within what deflate can give: 1032 times the file. Returns
+/// the bytes inflated (0, and the file untouched, when nothing was compressed).
+fn inflate_repacked(
+    path: &Path,
+    data: Bytes,
+    mut entries: Entries,
+) -> Result<(Bytes, Entries, u64), LoadError> {
+    let wanted = |name: &str| {
+        let leaf = name.rsplit_once('/').map_or(name, |(_, l)| l);
+        let folder = name
+            .rsplit_once('/')
+            .and_then(|(dir, _)| dir.rsplit_once('/').map_or(Some(dir), |(_, d)| Some(d)));
+        matches!(leaf, "data.pkl" | "constants.pkl") || matches!(folder, Some("data" | "constants"))
+    };
+    let mut packed: Vec<String> = entries
+        .iter()
+        .filter(|(name, r)| {
+            matches!(r, Err(e) if e.starts_with("compressed")) && wanted(name.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if packed.is_empty() {
+        return Ok((data, entries, 0));
+    }
+    packed.sort();
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let mut zip = zip_of(&data).map_err(corrupt)?;
+    let mut budget = (data.len() as u64).saturating_mul(1032);
+    let mut buf = data.to_vec();
+    let start_len = buf.len();
+    for name in packed {
+        let bytes = inflate(&mut zip, &name, &mut budget)
+            .map_err(|e| corrupt(format!("{name}: {e} (inflating a re-packed archive)")))?;
+        let start = buf.len();
+        buf.extend_from_slice(&bytes);
+        entries.insert(name, Ok(start..buf.len()));
+    }
+    let inflated = (buf.len() - start_len) as u64;
+    Ok((Bytes::from(buf), entries, inflated))
 }
 
 /// A zip archive over mapped bytes, for entries that must be inflated.

@@ -175,13 +175,13 @@ with open(os.path.join("sharded", "config.json"), "w") as f:
 facts["sharded"] = [describe(k, v) for k, v in sd2.items()]
 
 # 6. An archive re-packed with deflate (torch never compresses, zip tools may): its tensors cannot be
-#    read in place, and say so.
+#    read in place; modelmap inflates them and says so.
 import zipfile
 with zipfile.ZipFile("views.pt") as src, zipfile.ZipFile("compressed.pt", "w", zipfile.ZIP_DEFLATED) as dst:
     for info in src.infolist():
         dst.writestr(info.filename, src.read(info.filename))
 
-# 7. The legacy (pre-1.6) format: an error that says how to convert it.
+# 7. The legacy (pre-1.6) format (make_legacy.py writes more of it).
 torch.save({"w": torch.ones(2)}, "legacy.pt", _use_new_zipfile_serialization=False)
 
 with open("facts.json", "w") as f:
