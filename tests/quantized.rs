@@ -1,6 +1,7 @@
 //! Quantized weights in ONNX's QDQ form (`tests/data/onnx/qdq_linear.onnx`, written by
 //! `make_qdq.py`): statistics, heatmaps and hover values are of the reals the integers stand for,
-//! as onnx's reference evaluator computes them (printed by the script).
+//! as onnx's reference evaluator computes them (printed by the script); and one inside an `If`
+//! branch (`qdq_if.onnx`).
 
 #![allow(
     clippy::unwrap_used,
@@ -81,4 +82,30 @@ fn stats_report_names_the_quantization() {
             .any(|l| l.starts_with("w2_q") && l.contains("U8·q")),
         "{table}"
     );
+}
+
+/// A QDQ weight inside an `If` branch (`qdq_if.onnx`, `make_qdq_if.py`): the branch's int8
+/// initializer, scaled per column by the main graph's initializer, reads as the reals onnx's
+/// reference evaluator gives; the other branch's float weight is untouched.
+#[test]
+fn a_dequantize_linear_inside_a_subgraph_scales_its_weight() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx/qdq_if.onnx");
+    let m = modelmap::load::open(&path).unwrap();
+    let t = m.tensor("wt_q").unwrap();
+    assert!(
+        t.quant.is_some(),
+        "the branch's DequantizeLinear gives it scales"
+    );
+    let s = modelmap::stats::tensor_stats(t).unwrap();
+    common::assert_summary(
+        "wt_q",
+        &s,
+        [-90.0, 100.0, 1.666_666_6, 41.629_86],
+        1e-5,
+        1.0,
+    );
+    // wt[3][1] = -33 in the column of scale 0.5.
+    let v = value_at(t, &HeatmapView::for_tensor(t), 3, 1).unwrap();
+    assert!((v + 16.5).abs() < 1e-6, "{v}");
+    assert!(m.tensor("we").unwrap().quant.is_none());
 }

@@ -128,15 +128,24 @@ pub(super) fn load_with(
 /// and heatmaps show the reals it stands for. A weight read by several such nodes keeps the first.
 fn link_dequantize(model: &mut Model) {
     let mut found = Vec::new();
-    for n in model
-        .graph
-        .nodes
-        .iter()
-        .filter(|n| &*n.op == "DequantizeLinear")
-    {
+    // The main graph and every nested one (`If` branches, `Loop` bodies): a subgraph's node reads
+    // its own initializers and the enclosing scopes' by name.
+    let mut graphs = vec![&model.graph];
+    let mut i = 0;
+    while let Some(g) = graphs.get(i).copied() {
+        graphs.extend(g.subgraphs.iter().map(|s| &s.graph));
+        i += 1;
+    }
+    let nodes = graphs.iter().flat_map(|g| {
+        g.nodes
+            .iter()
+            .filter(|n| &*n.op == "DequantizeLinear")
+            .map(move |n| (*g, n))
+    });
+    for (graph, n) in nodes {
         let tensor_of = |slot: usize| {
             let v = (*n.inputs.get(slot)?)?;
-            let name = &model.graph.values.get(v as usize)?.name;
+            let name = &graph.values.get(v as usize)?.name;
             model.tensor_index.get(name).copied()
         };
         let (Some(x), Some(scale)) = (tensor_of(0), tensor_of(1)) else {
