@@ -333,11 +333,12 @@ fn a_broken_keras_file_is_an_error_naming_it_never_a_panic() {
 /// `cnn_legacy.h5` rewritten by h5py with every weight chunked (`make_chunked.py`): chunks that
 /// straddle the far edges, an index of several B-tree nodes (81 chunks), shuffle + deflate +
 /// Fletcher-32 in h5py's default format, and the v4 layouts of `libver="latest"` (a fixed array,
-/// a single chunk, some unfiltered). Every tensor holds the same bytes as in the contiguous file.
+/// a single chunk, some unfiltered), and with every weight big-endian (half of them chunked).
+/// Every tensor holds the same bytes as in the contiguous little-endian file.
 #[test]
 fn chunked_and_deflated_weights_read_as_the_contiguous_ones() {
     let plain = open("cnn_legacy.h5");
-    for name in ["chunked_gzip.h5", "chunked_latest.h5"] {
+    for name in ["chunked_gzip.h5", "chunked_latest.h5", "cnn_bigendian.h5"] {
         let m = open(name);
         assert_eq!(m.tensors.len(), plain.tensors.len(), "{name}");
         assert_eq!(m.graph.nodes.len(), plain.graph.nodes.len(), "{name}");

@@ -6,8 +6,8 @@
 //!
 //! Every address is checked against the file; nothing is allocated by a size read from it before
 //! that check. Chunked datasets are read through their chunk index and filter pipeline
-//! ([`chunks`]). Big-endian numbers and name indexes deeper than two levels (groups of thousands
-//! of links) are reported as such, not guessed at.
+//! ([`chunks`]); big-endian numbers are marked for the caller to swap. Name indexes deeper than
+//! two levels (groups of thousands of links) are reported as such, not guessed at.
 
 use std::collections::HashSet;
 
@@ -60,6 +60,8 @@ pub(super) struct Dataset {
     pub type_text: String,
     /// Bytes per element.
     pub elem_size: u64,
+    /// Numbers stored big-endian (the reader swaps them).
+    pub big_endian: bool,
     /// The elements.
     pub storage: Storage,
 }
@@ -270,7 +272,7 @@ impl<'a> File<'a> {
         for m in &msgs {
             match m.kind {
                 0x01 => space = Some(self.dataspace(m.data)?),
-                0x03 => dtype = Some(datatype(m.data)?),
+                0x03 => dtype = Some(datatype_and_order(m.data)?),
                 0x08 => layout = Some(self.layout(m.data)?),
                 0x0B => filters = Some(chunks::pipeline(m.data)?),
                 0x0C => {
@@ -292,7 +294,7 @@ impl<'a> File<'a> {
                 _ => {}
             }
         }
-        if let (Some(dims), Some((dt, text, size)), Some(storage)) = (space, dtype, layout) {
+        if let (Some(dims), Some((dt, text, size, big)), Some(storage)) = (space, dtype, layout) {
             let storage = match storage {
                 Storage::Bytes(r) => {
                     let n = dims
@@ -321,8 +323,13 @@ impl<'a> File<'a> {
             obj.dataset = Some(Dataset {
                 dims,
                 dtype: dt,
-                type_text: text,
+                type_text: if big && size > 1 {
+                    format!("big-endian {text}")
+                } else {
+                    text
+                },
                 elem_size: size,
+                big_endian: big && size > 1,
                 storage,
             });
         }
@@ -765,6 +772,15 @@ fn number(dtype: DType, c: &[u8]) -> f64 {
 
 /// A datatype message: the dtype (little-endian numbers only), a description, the element size.
 fn datatype(d: &[u8]) -> H5<(Option<DType>, String, u64)> {
+    let (dtype, text, size, big) = datatype_and_order(d)?;
+    if big && dtype.is_some() {
+        return Ok((None, format!("big-endian {text}"), size));
+    }
+    Ok((dtype, text, size))
+}
+
+/// [`datatype`] with the byte order kept apart: `true` for big-endian numbers.
+fn datatype_and_order(d: &[u8]) -> H5<(Option<DType>, String, u64, bool)> {
     let class = d.first().ok_or("an empty datatype")? & 0x0F;
     let bits = get(d, 1, 3)?;
     let size = uint(d, 4, 4)?;
@@ -801,10 +817,7 @@ fn datatype(d: &[u8]) -> H5<(Option<DType>, String, u64)> {
         9 => (None, "variable-length".into()),
         c => (None, format!("datatype class {c}")),
     };
-    if big && dtype.is_some() {
-        return Ok((None, format!("big-endian {text}"), size));
-    }
-    Ok((dtype, text, size))
+    Ok((dtype, text, size, big))
 }
 
 #[cfg(test)]

@@ -201,9 +201,13 @@ fn dataset_tensor(
         return Err(format!("{name}: {} values are not read", ds.type_text));
     };
     let data = match &ds.storage {
+        hdf5::Storage::Bytes(r) if ds.big_endian => {
+            TensorData::Bytes(swapped(&file[r.clone()], ds.elem_size))
+        }
         hdf5::Storage::Bytes(r) => TensorData::Bytes(file.slice(r.clone())),
         hdf5::Storage::Unallocated => TensorData::Missing,
         hdf5::Storage::Chunked(c) => match h5.read_chunked(&ds.dims, ds.elem_size, c) {
+            Ok(bytes) if ds.big_endian => TensorData::Bytes(swapped(&bytes, ds.elem_size)),
             Ok(bytes) => TensorData::Bytes(Bytes::from(bytes)),
             Err(why) => TensorData::Error(why.clone()),
         },
@@ -219,6 +223,17 @@ fn dataset_tensor(
         quant: None,
     })
 }
+/// Big-endian numbers of `size` bytes as little-endian ones (a copy; HDF5 files written on or for
+/// big-endian machines).
+fn swapped(bytes: &[u8], size: u64) -> Bytes {
+    let size = usize::try_from(size).unwrap_or(1).max(1);
+    let mut out = bytes.to_vec();
+    for element in out.chunks_exact_mut(size) {
+        element.reverse();
+    }
+    Bytes::from(out)
+}
+
 
 /// The first string of attribute `key`.
 fn attr_text(attrs: &[(String, hdf5::AttrValue)], key: &str) -> Option<String> {

@@ -8,6 +8,8 @@ partial) through a filter pipeline. Files:
   where the chunk is the whole dataset), deflate only, and some datasets unfiltered;
 - chunked_lzf.h5: the LZF filter, which modelmap does not decode: those weights are an error each,
   the file still opens;
+- cnn_bigendian.h5: every weight stored as big-endian numbers, half of them contiguous and half
+  chunked and deflated;
 - chunked_many.h5: not a Keras file: a 40×40 float32 arange in 1×1 chunks, as "btree" (v3 layout,
   a B-tree of several levels), "paged" (a fixed array of 1 600 entries, paged) and "paged_gzip"
   (the same, deflated: entries with sizes and masks).
@@ -78,6 +80,21 @@ def lzf(dst, name, data):
 rewrite(os.path.join(HERE, "chunked_gzip.h5"), "earliest", gzip)
 rewrite(os.path.join(HERE, "chunked_latest.h5"), "latest", latest)
 rewrite(os.path.join(HERE, "chunked_lzf.h5"), "earliest", lzf)
+
+flip = [0]
+
+
+def bigendian(dst, name, data):
+    flip[0] += 1
+    big = data.astype(data.dtype.newbyteorder(">"))
+    if flip[0] % 2:
+        return dst.create_dataset(name, data=big)
+    return dst.create_dataset(name, data=big, chunks=chunks_for(data.shape), compression="gzip")
+
+
+rewrite(os.path.join(HERE, "cnn_bigendian.h5"), "earliest", bigendian)
+with h5py.File(os.path.join(HERE, "cnn_bigendian.h5"), "r") as f:
+    assert f["model_weights/conv/conv/kernel"].dtype.byteorder == ">"
 
 a = np.arange(1600, dtype="<f4").reshape(40, 40)
 with h5py.File(os.path.join(HERE, "chunked_many.h5"), "w", libver="earliest") as f:
