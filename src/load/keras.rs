@@ -234,7 +234,6 @@ fn swapped(bytes: &[u8], size: u64) -> Bytes {
     Bytes::from(out)
 }
 
-
 /// The first string of attribute `key`.
 fn attr_text(attrs: &[(String, hdf5::AttrValue)], key: &str) -> Option<String> {
     attrs.iter().find_map(|(k, v)| match v {
