@@ -524,41 +524,12 @@ impl Walker<'_> {
                 .map(|_| name.to_string())
         });
         let found = match (&self.bundle, key.as_ref()) {
-            (Some(b), Some(key)) => b.bytes(key).map(|(e, bytes)| {
-                let shape: Vec<u64> = e
-                    .shape
-                    .as_ref()
-                    .map(|s| s.dim.iter().map(|d| d.size.max(0) as u64).collect())
-                    .unwrap_or_default();
-                (dtype_of(e.dtype), shape, bytes)
-            }),
+            (Some(b), Some(key)) => checkpoint_tensor(b, key, name, &source),
             (Some(_), None) => Err(format!("variable {name} has no checkpoint key")),
             (None, _) => Err("the checkpoint is not read".into()),
         };
         let tensor = match found {
-            Ok((dtype, shape, bytes)) => {
-                let expect = dtype
-                    .size_bytes()
-                    .and_then(|es| shape.iter().try_fold(es, |a, &d| a.checked_mul(d)));
-                let data = if expect == Some(bytes.len() as u64) {
-                    TensorData::Bytes(bytes)
-                } else {
-                    TensorData::Error(format!(
-                        "{}: {name}: {} bytes in the checkpoint for shape {shape:?}",
-                        source.display(),
-                        bytes.len()
-                    ))
-                };
-                Tensor {
-                    name: name.to_string(),
-                    dtype,
-                    shape,
-                    data,
-                    origin: TensorOrigin::Checkpoint,
-                    conv_axes: None,
-                    quant: None,
-                }
-            }
+            Ok(t) => t,
             Err(why) => Tensor {
                 name: name.to_string(),
                 dtype: dtype_attr.unwrap_or(crate::model::DType::Unknown("variable")),
@@ -586,6 +557,39 @@ impl Walker<'_> {
         v
     }
 }
+/// Checkpoint entry `key` as the weight `name`: its dtype and shape from the entry, its bytes a
+/// slice of the shard (an error for the data when their count does not fit the shape).
+fn checkpoint_tensor(b: &Bundle, key: &str, name: &str, source: &Path) -> Result<Tensor, String> {
+    let (e, bytes) = b.bytes(key)?;
+    let shape: Vec<u64> = e
+        .shape
+        .as_ref()
+        .map(|s| s.dim.iter().map(|d| d.size.max(0) as u64).collect())
+        .unwrap_or_default();
+    let dtype = dtype_of(e.dtype);
+    let expect = dtype
+        .size_bytes()
+        .and_then(|es| shape.iter().try_fold(es, |a, &d| a.checked_mul(d)));
+    let data = if expect == Some(bytes.len() as u64) {
+        TensorData::Bytes(bytes)
+    } else {
+        TensorData::Error(format!(
+            "{}: {name}: {} bytes in the checkpoint for shape {shape:?}",
+            source.display(),
+            bytes.len()
+        ))
+    };
+    Ok(Tensor {
+        name: name.to_string(),
+        dtype,
+        shape,
+        data,
+        origin: TensorOrigin::Checkpoint,
+        conv_axes: None,
+        quant: None,
+    })
+}
+
 /// Variable name → checkpoint key, through the SavedModel's object graph and the checkpoint's
 /// (node for node the same). Empty for a TF1 checkpoint, whose keys are the variables' names.
 fn variable_keys(b: &Bundle, meta: &proto::FullMetaGraphDef) -> HashMap<String, String> {
@@ -638,43 +642,16 @@ fn variables_only(path: &Path, meta: &proto::FullMetaGraphDef) -> Result<Model, 
     }
     vars.sort();
     for (name, key) in vars {
-        let (dtype, shape, data) = match bundle.bytes(&key) {
-            Ok((e, bytes)) => {
-                let shape: Vec<u64> = e
-                    .shape
-                    .as_ref()
-                    .map(|s| s.dim.iter().map(|d| d.size.max(0) as u64).collect())
-                    .unwrap_or_default();
-                let dtype = dtype_of(e.dtype);
-                let expect = dtype
-                    .size_bytes()
-                    .and_then(|es| shape.iter().try_fold(es, |a, &d| a.checked_mul(d)));
-                let data = if expect == Some(bytes.len() as u64) {
-                    TensorData::Bytes(bytes)
-                } else {
-                    TensorData::Error(format!(
-                        "{}: {name}: {} bytes in the checkpoint for shape {shape:?}",
-                        dir.display(),
-                        bytes.len()
-                    ))
-                };
-                (dtype, shape, data)
-            }
-            Err(why) => (
-                crate::model::DType::Unknown("variable"),
-                Vec::new(),
-                TensorData::Error(format!("{}: {why}", dir.display())),
-            ),
-        };
-        model.add_tensor(Tensor {
-            name,
-            dtype,
-            shape,
-            data,
+        let tensor = checkpoint_tensor(&bundle, &key, &name, dir).unwrap_or_else(|why| Tensor {
+            name: name.clone(),
+            dtype: crate::model::DType::Unknown("variable"),
+            shape: Vec::new(),
+            data: TensorData::Error(format!("{}: {why}", dir.display())),
             origin: TensorOrigin::Checkpoint,
             conv_axes: None,
             quant: None,
         });
+        model.add_tensor(tensor);
     }
     super::super::family::build_checkpoint_graph(&mut model);
     Ok(model)
