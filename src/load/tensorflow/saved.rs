@@ -100,14 +100,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     };
     let sig = &meta.signature_def[*sig_name];
 
-    let mut model = Model::new(path, Format::TensorFlow);
-    model.metadata.shards = 1;
-    model.metadata.producer = Some("TensorFlow (SavedModel)".into());
-    model.metadata.producer_version = meta
-        .meta_info_def
-        .as_ref()
-        .map(|m| m.tensorflow_version.clone())
-        .filter(|v| !v.is_empty());
+    let mut model = new_model(path, &meta);
     model
         .metadata
         .properties
@@ -557,6 +550,19 @@ impl Walker<'_> {
         v
     }
 }
+/// An empty model of a SavedModel, its producer and TensorFlow version from the meta graph.
+fn new_model(path: &Path, meta: &proto::FullMetaGraphDef) -> Model {
+    let mut model = Model::new(path, Format::TensorFlow);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("TensorFlow (SavedModel)".into());
+    model.metadata.producer_version = meta
+        .meta_info_def
+        .as_ref()
+        .map(|m| m.tensorflow_version.clone())
+        .filter(|v| !v.is_empty());
+    model
+}
+
 /// Checkpoint entry `key` as the weight `name`: its dtype and shape from the entry, its bytes a
 /// slice of the shard (an error for the data when their count does not fit the shape).
 fn checkpoint_tensor(b: &Bundle, key: &str, name: &str, source: &Path) -> Result<Tensor, String> {
@@ -617,14 +623,7 @@ fn variables_only(path: &Path, meta: &proto::FullMetaGraphDef) -> Result<Model, 
     let bundle = Bundle::open(&dir.join("variables").join("variables")).map_err(|e| {
         format!("a TensorFlow 2 SavedModel with no serving signature, whose variables are not read either: {e}")
     })?;
-    let mut model = Model::new(path, Format::TensorFlow);
-    model.metadata.shards = 1;
-    model.metadata.producer = Some("TensorFlow (SavedModel)".into());
-    model.metadata.producer_version = meta
-        .meta_info_def
-        .as_ref()
-        .map(|m| m.tensorflow_version.clone())
-        .filter(|v| !v.is_empty());
+    let mut model = new_model(path, meta);
     model.metadata.warnings.push(format!(
         "{}: no serving signature, so no op graph is drawn (its ops live in functions that no \
          signature calls); the variables are shown as a checkpoint's weights",
