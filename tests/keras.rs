@@ -283,7 +283,7 @@ fn nested_models_shared_layers_and_conv_kernels() {
 
 #[test]
 fn a_broken_keras_file_is_an_error_naming_it_never_a_panic() {
-    // A weights-only HDF5 file (no architecture) says so.
+    // A weights-only HDF5 file (no architecture) shows its weights and says why.
     let dir = std::env::temp_dir().join(format!("modelmap-keras-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let h5 = std::fs::read(data_dir().join("keras2_sequential.h5")).unwrap();
@@ -297,10 +297,18 @@ fn a_broken_keras_file_is_an_error_naming_it_never_a_panic() {
     renamed[at..at + 12].copy_from_slice(b"other_config");
     let weights_only = dir.join("weights.h5");
     std::fs::write(&weights_only, &renamed).unwrap();
-    let e = modelmap::load::open(&weights_only).unwrap_err().to_string();
+    // Read as weights only: the same tensors, named by their groups, and a warning that says why.
+    let m = modelmap::load::open(&weights_only).unwrap();
+    let w = m.metadata.warnings.join("\n");
     assert!(
-        e.contains("weights.h5") && e.contains("no model_config"),
-        "{e}"
+        w.contains("weights.h5") && w.contains("without their architecture"),
+        "{w}"
+    );
+    let whole = open("keras2_sequential.h5");
+    assert_eq!(m.tensors.len(), whole.tensors.len());
+    assert!(
+        m.tensor("dense/kernel:0")
+            .is_some_and(|t| t.shape == [4, 3])
     );
     // The files flipped: a model or an error, never a panic.
     let mut x = 0x1234_5678_u32;
@@ -403,4 +411,41 @@ fn a_damaged_chunk_is_an_error_for_its_tensor_not_a_panic() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert!(chunk_errors > 10, "{chunk_errors}");
+}
+
+/// Keras 3's `model.save_weights` (`mlp.weights.h5`, `make_weights_only.py`): no architecture, so
+/// each dataset is a weight named by its path, grouped by layer, with a warning; values as Keras
+/// wrote them.
+#[test]
+fn a_weights_only_file_shows_its_weights() {
+    let text = std::fs::read_to_string(data_dir().join("weights_only_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let m = open("mlp.weights.h5");
+    let datasets = facts["datasets"].as_object().unwrap();
+    assert_eq!(m.tensors.len(), datasets.len());
+    for (name, f) in datasets {
+        let t = m
+            .tensor(name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
+        let shape: Vec<u64> = f["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
+        assert_eq!(t.shape, shape, "{name}");
+        let got: Vec<f64> = t
+            .bytes()
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+            .collect();
+        // As f32 (serde_json's parse of the 17-digit text can be off in the last place).
+        for (g, w) in got.iter().zip(f["first"].as_array().unwrap()) {
+            assert_eq!(*g as f32, w.as_f64().unwrap() as f32, "{name}");
+        }
+    }
+    assert!(m.hierarchy.find("layers/dense").is_some());
+    let w = m.metadata.warnings.join("\n");
+    assert!(w.contains("without their architecture"), "{w}");
 }

@@ -242,6 +242,57 @@ fn attr_text(attrs: &[(String, hdf5::AttrValue)], key: &str) -> Option<String> {
     })
 }
 
+/// An HDF5 file with no architecture: weights saved by `model.save_weights` (Keras 2's `.h5`,
+/// Keras 3's `.weights.h5`), or any HDF5 file of numbers. Every dataset is a tensor named by its
+/// path (Keras 2's doubled layer group, `dense/dense/kernel:0`, read once: `dense/kernel:0`),
+/// grouped as a checkpoint's weights are, with a warning that no architecture was saved.
+fn weights_only(
+    path: &Path,
+    data: &Bytes,
+    file: &hdf5::File<'_>,
+    objects: &[(String, hdf5::Object)],
+) -> Result<Model, LoadError> {
+    let mut model = Model::new(path, Format::Keras);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("Keras (weights only)".into());
+    let root = objects
+        .iter()
+        .find(|(p, _)| p.is_empty())
+        .map(|(_, o)| o.attrs.as_slice())
+        .unwrap_or_default();
+    model.metadata.producer_version = attr_text(root, "keras_version");
+    let mut found = 0;
+    for (p, obj) in objects {
+        let Some(ds) = &obj.dataset else { continue };
+        found += 1;
+        let p = p.strip_prefix("model_weights/").unwrap_or(p);
+        let name = match p.split_once('/') {
+            Some((layer, rest)) if rest.starts_with(&format!("{layer}/")) => rest.to_string(),
+            _ => p.to_string(),
+        };
+        match dataset_tensor(data, file, name, ds) {
+            Ok(t) => {
+                model.add_tensor(t);
+            }
+            Err(w) => model.metadata.warnings.push(w),
+        }
+    }
+    if found == 0 {
+        return Err(LoadError::corrupt(
+            path,
+            "an HDF5 file with neither a Keras model_config attribute nor any dataset: not a \
+             Keras model or weights file",
+        ));
+    }
+    model.metadata.warnings.push(format!(
+        "{}: weights saved without their architecture (no model_config; save_weights), shown as \
+         a checkpoint's weights",
+        path.display()
+    ));
+    super::family::build_checkpoint_graph(&mut model);
+    Ok(model)
+}
+
 /// Opens a legacy Keras `.h5` model (`model.save("model.h5")`, Keras 2 and 3): the architecture
 /// in the root's `model_config` attribute, each layer's weights under `model_weights/<layer>/`
 /// named by the layer group's `weight_names` (`conv/kernel:0` in Keras 2).
@@ -255,12 +306,7 @@ pub(super) fn load_h5(path: &Path, data: &Bytes) -> Result<Model, LoadError> {
         .map(|(_, o)| o.attrs.as_slice())
         .unwrap_or_default();
     let Some(text) = attr_text(root, "model_config") else {
-        return Err(corrupt(
-            "an HDF5 file with no model_config attribute: weights saved without their \
-             architecture (save_weights), or not a Keras model; modelmap reads Keras models \
-             saved whole (.keras, or .h5 from model.save)"
-                .into(),
-        ));
+        return weights_only(path, data, &file, &objects);
     };
     let config: Json = serde_json::from_str(&text)
         .map_err(|e| corrupt(format!("model_config: invalid JSON: {e}")))?;
