@@ -10,6 +10,8 @@
     reason = "test helpers panic on failure by design"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 
 use modelmap::model::{AttrValue, Format, Graph, Model, NodeKind};
@@ -427,19 +429,8 @@ fn a_weights_only_file_shows_its_weights() {
         let t = m
             .tensor(name)
             .unwrap_or_else(|| panic!("{name} is missing"));
-        let shape: Vec<u64> = f["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
-        assert_eq!(t.shape, shape, "{name}");
-        let got: Vec<f64> = t
-            .bytes()
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-            .collect();
+        assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
+        let got = common::le_f32s(t.bytes().unwrap());
         // As f32 (serde_json's parse of the 17-digit text can be off in the last place).
         for (g, w) in got.iter().zip(f["first"].as_array().unwrap()) {
             assert_eq!(*g as f32, w.as_f64().unwrap() as f32, "{name}");

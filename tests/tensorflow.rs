@@ -9,6 +9,8 @@
 )]
 
 use std::collections::{HashMap, HashSet};
+mod common;
+
 use std::path::PathBuf;
 
 use modelmap::model::{ConvAxes, Format, Model, NodeKind};
@@ -27,14 +29,6 @@ fn open(name: &str) -> Model {
 }
 
 /// A JSON array of sizes.
-fn dims(v: &serde_json::Value) -> Vec<u64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap())
-        .collect()
-}
-
 /// `(node, output)` of an input as TensorFlow writes it; `None` for a control input.
 fn input_ref(s: &str) -> Option<(&str, usize)> {
     if s.starts_with('^') {
@@ -169,7 +163,7 @@ fn ops_inputs_and_constants_match_what_tensorflow_parses() {
             let t = model
                 .tensor(name)
                 .unwrap_or_else(|| panic!("{ctx}: missing"));
-            let shape = dims(&c["shape"]);
+            let shape = common::json_dims(&c["shape"]);
             assert_eq!(t.shape, shape, "{ctx}");
             let bytes = t.bytes().unwrap();
             for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
@@ -378,7 +372,7 @@ fn saved_models_draw_their_serving_function_with_the_checkpoint_weights() {
             let t = model
                 .tensor(name)
                 .unwrap_or_else(|| panic!("{ctx}: missing"));
-            let shape = dims(&w["shape"]);
+            let shape = common::json_dims(&w["shape"]);
             assert_eq!(t.shape, shape, "{ctx}");
             let b = t.bytes().unwrap_or_else(|| panic!("{ctx}: {:?}", t.data));
             for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
@@ -419,7 +413,7 @@ fn a_saved_model_without_a_signature_shows_its_variables() {
         let t = m
             .tensor(name)
             .unwrap_or_else(|| panic!("{name} is missing"));
-        assert_eq!(t.shape, dims(&f["shape"]), "{name}");
+        assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
         let stats = modelmap::stats::tensor_stats(t).unwrap();
         let first: Vec<f64> = f["first"]
             .as_array()
@@ -429,10 +423,7 @@ fn a_saved_model_without_a_signature_shows_its_variables() {
             .collect();
         let bytes = t.bytes().unwrap();
         let got: Vec<f64> = match f["dtype"].as_str().unwrap() {
-            "float32" => bytes
-                .chunks_exact(4)
-                .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
-                .collect(),
+            "float32" => common::le_f32s(bytes),
             "int64" => bytes
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)

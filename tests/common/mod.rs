@@ -87,3 +87,20 @@ pub fn assert_summary(
         );
     }
 }
+
+/// A JSON array of non-negative integers (a shape in a facts file).
+pub fn json_dims(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|d| d.as_u64().expect("a non-negative integer"))
+        .collect()
+}
+
+/// Little-endian f32 values as f64.
+pub fn le_f32s(bytes: &[u8]) -> Vec<f64> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+        .collect()
+}
