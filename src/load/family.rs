@@ -79,8 +79,16 @@ fn module_kind<'a>(name: &str, tensors: impl Iterator<Item = &'a Tensor>) -> Str
     let tensors: Vec<&Tensor> = tensors.collect();
     let has_bias = tensors.iter().any(|t| t.name.ends_with("bias"));
     let max_rank = tensors.iter().map(|t| t.shape.len()).max().unwrap_or(0);
+    let batch_norm = last.contains("batchnorm")
+        || last.contains("batch_norm")
+        || tensors.iter().any(|t| {
+            let leaf = t.name.rsplit(['.', '/']).next().unwrap_or("");
+            matches!(leaf, "running_mean" | "moving_mean")
+        });
     let kind = if last.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
         "Embedding"
+    } else if batch_norm {
+        "BatchNorm"
     } else if last.contains("norm") || last.starts_with("ln") || last == "layernorm" {
         if has_bias { "LayerNorm" } else { "RMSNorm" }
     } else if lower.contains("lstm") || lower.contains("gru") || lower.contains("rnn") {

@@ -502,7 +502,10 @@ fn shapes(v: &Json, out: &mut Shapes, depth: u32) {
                         .iter()
                         .map(|d| d.as_i64().map_or(Dim::Unknown, Dim::Fixed))
                         .collect();
-                    let dtype = c.get("dtype").and_then(Json::as_str).and_then(dtype_of);
+                    let dtype = c
+                        .get("dtype")
+                        .and_then(Json::as_str)
+                        .and_then(DType::from_numpy_name);
                     out.insert((l.to_string(), n, t), (dims, dtype));
                 }
                 return;
@@ -560,23 +563,6 @@ fn attributes(cfg: Option<&Json>) -> Vec<(String, AttrValue)> {
         out.push((k.clone(), value));
     }
     out
-}
-
-/// A Keras dtype name.
-fn dtype_of(name: &str) -> Option<DType> {
-    Some(match name {
-        "float32" => DType::F32,
-        "float16" => DType::F16,
-        "bfloat16" => DType::BF16,
-        "float64" => DType::F64,
-        "int64" => DType::I64,
-        "int32" => DType::I32,
-        "int16" => DType::I16,
-        "int8" => DType::I8,
-        "uint8" => DType::U8,
-        "bool" => DType::Bool,
-        _ => return None,
-    })
 }
 
 fn is_model(class: &str) -> bool {
@@ -736,7 +722,7 @@ impl Builder<'_> {
                 let dtype = lcfg
                     .and_then(|c| c.get("dtype"))
                     .and_then(Json::as_str)
-                    .and_then(dtype_of);
+                    .and_then(DType::from_numpy_name);
                 let key = (lname.clone(), 0, 0);
                 bind_input(s, key.clone(), &lname, batch_shape, dtype);
                 previous = Some(key);

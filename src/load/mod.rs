@@ -4,6 +4,7 @@
 //! against the file before anything is allocated by it.
 
 mod family;
+mod flax;
 mod gguf;
 mod hdf5;
 mod json_layers;
@@ -160,6 +161,10 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
         return Some(Format::Tflite);
     }
+    // A Flax checkpoint: a MessagePack map (whose first byte an ONNX tag can share).
+    if flax::sniff(path, head) {
+        return Some(Format::Flax);
+    }
     // A zip archive (torch.save since 1.6) or the legacy pickle stream: before the ONNX test,
     // whose "plausible protobuf tag" both would pass.
     if head.starts_with(b"PK\x03\x04") || head.starts_with(&torch::LEGACY_MAGIC) {
@@ -289,5 +294,6 @@ pub fn open_bytes_as(
             torch::open_file(path, data)
         }
         Format::Tflite => tflite::load(path, data),
+        Format::Flax => flax::load(path, data),
     }
 }

@@ -35,6 +35,7 @@ pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
     for name in [
         "model.safetensors.index.json",
         "pytorch_model.bin.index.json",
+        "flax_model.msgpack.index.json",
     ] {
         let index = dir.join(name);
         if index.exists() {
@@ -65,12 +66,17 @@ pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
         if let Some(one) = hf.or(torch.first().filter(|_| torch.len() == 1)) {
             return super::torch::open_file(one, super::map_file(one)?);
         }
+        // Hugging Face's Flax weights.
+        let flax = dir.join("flax_model.msgpack");
+        if flax.is_file() {
+            return super::flax::load(&flax, super::map_file(&flax)?);
+        }
     }
     match files.as_slice() {
         [] => Err(LoadError::UnknownFormat {
             path: dir.to_path_buf(),
-            why: "a folder with no checkpoint index, no .safetensors file and not exactly one \
-                  PyTorch checkpoint (.bin, .pt, .pth)"
+            why: "a folder with no checkpoint index, no .safetensors file, not exactly one \
+                  PyTorch checkpoint (.bin, .pt, .pth) and no flax_model.msgpack"
                 .into(),
         }),
         [one] => open_file(one, super::map_file(one)?),
@@ -116,8 +122,11 @@ pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model
         shards.insert(file.to_string());
     }
     let torch = shards.iter().any(|s| is_torch_shard(Path::new(s)));
+    let flax = shards.iter().any(|s| is_flax_shard(Path::new(s)));
     let format = if torch {
         Format::Torch
+    } else if flax {
+        Format::Flax
     } else {
         Format::Safetensors
     };
@@ -135,12 +144,16 @@ pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model
         }
         if is_torch_shard(&p) {
             super::torch::add_archive(&mut model, &p, super::map_file(&p)?)?;
+        } else if is_flax_shard(&p) {
+            super::flax::add_shard(&mut model, &p, &super::map_file(&p)?)?;
         } else {
             add_shard(&mut model, &p, super::map_file(&p)?)?;
         }
     }
     for name in map.keys() {
-        if model.tensor(name).is_none() {
+        // Flax's index names tensors by their path joined with `/`; the reader joins with `.`.
+        let flax_name = (format == Format::Flax).then(|| name.replace('/', "."));
+        if model.tensor(flax_name.as_deref().unwrap_or(name)).is_none() {
             model.metadata.warnings.push(format!(
                 "{}: tensor {name:?} is listed in the index but in none of the shards",
                 index.display()
@@ -156,8 +169,16 @@ pub(super) fn open_index(index: &Path, json: &serde_json::Value) -> Result<Model
         }
     }
     model.metadata.shards = shards.len();
-    finish(&mut model, Some(dir));
+    if format == Format::Flax {
+        super::flax::finish(&mut model, Some(dir));
+    } else {
+        finish(&mut model, Some(dir));
+    }
     Ok(model)
+}
+
+fn is_flax_shard(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "msgpack")
 }
 
 fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {

@@ -233,6 +233,33 @@ impl DType {
         }
     }
 
+    /// A NumPy dtype name (`np.dtype(...).name`: `float32`, `int8`), as Keras and Flax write
+    /// them, including `ml_dtypes`' `bfloat16` and fp8 kinds; `None` for others.
+    pub fn from_numpy_name(name: &str) -> Option<DType> {
+        Some(match name {
+            "float64" => DType::F64,
+            "float32" => DType::F32,
+            "float16" => DType::F16,
+            "bfloat16" => DType::BF16,
+            "float8_e4m3fn" => DType::F8E4M3FN,
+            "float8_e4m3fnuz" => DType::F8E4M3FNUZ,
+            "float8_e5m2" => DType::F8E5M2,
+            "float8_e5m2fnuz" => DType::F8E5M2FNUZ,
+            "int64" => DType::I64,
+            "int32" => DType::I32,
+            "int16" => DType::I16,
+            "int8" => DType::I8,
+            "uint64" => DType::U64,
+            "uint32" => DType::U32,
+            "uint16" => DType::U16,
+            "uint8" => DType::U8,
+            "bool" => DType::Bool,
+            "complex64" => DType::Complex64,
+            "complex128" => DType::Complex128,
+            _ => return None,
+        })
+    }
+
     /// safetensors dtype string to dtype.
     pub fn from_safetensors(name: &str) -> DType {
         match name {

@@ -53,6 +53,8 @@ pub enum Format {
     TensorFlow,
     /// NumPy arrays (`.npy`, `.npz`).
     Numpy,
+    /// A Flax checkpoint (`flax.serialization.to_bytes`: `flax_model.msgpack`).
+    Flax,
 }
 
 impl Format {
@@ -70,6 +72,7 @@ impl Format {
             Format::Keras => "keras",
             Format::TensorFlow => "tensorflow",
             Format::Numpy => "numpy",
+            Format::Flax => "flax",
         }
     }
 }
