@@ -124,18 +124,24 @@ pub struct NeuronGraph {
     pub layer_abs_max: Vec<f32>,
 }
 
+/// Modules of an MLP whose weights chain, first then second.
 const NAME_PAIRS: [(&str, &str); 6] = [
-    ("up_proj.weight", "down_proj.weight"),
-    ("fc1.weight", "fc2.weight"),
-    ("c_fc.weight", "c_proj.weight"),
-    ("ffn_up.weight", "ffn_down.weight"),
-    ("w1.weight", "w2.weight"),
-    ("dense_h_to_4h.weight", "dense_4h_to_h.weight"),
+    ("up_proj", "down_proj"),
+    ("fc1", "fc2"),
+    ("c_fc", "c_proj"),
+    ("ffn_up", "ffn_down"),
+    ("w1", "w2"),
+    ("dense_h_to_4h", "dense_4h_to_h"),
 ];
 
-/// Orients a sequence of 2-D views `(rows, cols)` so that sizes connect; tries `[out, in]` first.
-fn orient(views: &[(TensorId, HeatmapView)]) -> Option<Vec<DenseLayer>> {
-    for in_first in [false, true] {
+/// A dense layer's weight leaf: PyTorch's `weight` (`[out, in]`, GPT-2's `Conv1D` `[in, out]`),
+/// or a Flax / Keras `kernel` (`[in, out]`), with whether its rows are likelier the inputs.
+const WEIGHT_LEAVES: [(&str, bool); 2] = [("weight", false), ("kernel", true)];
+
+/// Orients a sequence of 2-D views `(rows, cols)` so that sizes connect; tries rows as outputs
+/// first (`[out, in]`), or as inputs first when `inputs_first` (a square chain connects both ways).
+fn orient(views: &[(TensorId, HeatmapView)], inputs_first: bool) -> Option<Vec<DenseLayer>> {
+    for in_first in [inputs_first, !inputs_first] {
         let layers: Vec<DenseLayer> = views
             .iter()
             .map(|&(tensor, v)| {
@@ -171,17 +177,26 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
     };
     let mut out = Vec::new();
     for (id, t) in m.tensors.iter().enumerate() {
-        for (a, b) in NAME_PAIRS {
-            let Some(prefix) = t.name.strip_suffix(a) else {
+        for ((a, b), (leaf, inputs_first)) in NAME_PAIRS
+            .into_iter()
+            .flat_map(|p| WEIGHT_LEAVES.into_iter().map(move |l| (p, l)))
+        {
+            let Some(prefix) = t
+                .name
+                .strip_suffix(leaf)
+                .and_then(|n| n.strip_suffix(['.', '/']))
+                .and_then(|n| n.strip_suffix(a))
+            else {
                 continue;
             };
-            let Some(&bid) = m.tensor_index.get(&format!("{prefix}{b}")) else {
+            let sep = &t.name[prefix.len() + a.len()..t.name.len() - leaf.len()];
+            let Some(&bid) = m.tensor_index.get(&format!("{prefix}{b}{sep}{leaf}")) else {
                 continue;
             };
             let (Some(va), Some(vb)) = (view2(id as TensorId), view2(bid)) else {
                 continue;
             };
-            if let Some(layers) = orient(&[(id as TensorId, va), (bid, vb)]) {
+            if let Some(layers) = orient(&[(id as TensorId, va), (bid, vb)], inputs_first) {
                 out.push(DenseChain {
                     name: prefix.trim_end_matches(['.', '/', '_']).to_string(),
                     layers,
@@ -686,6 +701,35 @@ mod tests {
         )
         .unwrap();
         assert!(!g.all_edges && g.edges.is_empty() && !g.top_edges.is_empty());
+    }
+
+    #[test]
+    fn a_flax_kernel_chain_reads_rows_as_inputs_even_when_square() {
+        // Flax / Keras Dense kernels are [in, out]; a square chain connects either way, so the
+        // leaf decides: `kernel` rows are inputs, `weight` rows outputs.
+        for (leaf, rows_are_inputs) in [("kernel", true), ("weight", false)] {
+            let mut m = Model::new("m.msgpack", Format::Flax);
+            m.add_tensor(f32_tensor(&format!("mlp.fc1.{leaf}"), &[2, 2], &[1.0; 4]));
+            m.add_tensor(f32_tensor(&format!("mlp.fc2.{leaf}"), &[2, 2], &[1.0; 4]));
+            let chains = find_dense_chains(&m);
+            assert_eq!(chains.len(), 1, "{leaf}");
+            assert_eq!(chains[0].name, "mlp");
+            assert!(
+                chains[0]
+                    .layers
+                    .iter()
+                    .all(|l| l.rows_are_inputs == rows_are_inputs),
+                "{leaf}"
+            );
+        }
+        // Not square: the sizes decide, [16, 32] then [32, 8] is 16 → 32 → 8.
+        let mut m = Model::new("m.msgpack", Format::Flax);
+        m.add_tensor(f32_tensor("params/fc1/kernel", &[16, 32], &[0.5; 512]));
+        m.add_tensor(f32_tensor("params/fc2/kernel", &[32, 8], &[0.5; 256]));
+        let chains = find_dense_chains(&m);
+        assert_eq!(chains.len(), 1);
+        assert_eq!(chains[0].name, "params");
+        assert_eq!(chains[0].sizes(), vec![16, 32, 8]);
     }
 
     #[test]
