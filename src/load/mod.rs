@@ -11,6 +11,7 @@ mod json_layers;
 mod keras;
 mod numpy;
 mod onnx;
+mod openvino;
 mod pickle;
 mod prune;
 mod safetensors;
@@ -161,6 +162,10 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
         return Some(Format::Tflite);
     }
+    // OpenVINO IR: XML whose root is <net>.
+    if openvino::sniff(path, head) {
+        return Some(Format::OpenVino);
+    }
     // A Flax checkpoint: a MessagePack map (whose first byte an ONNX tag can share).
     if flax::sniff(path, head) {
         return Some(Format::Flax);
@@ -256,6 +261,13 @@ pub fn open_bytes(path: impl AsRef<Path>, data: Bytes) -> Result<Model, LoadErro
     let head = &data[..data.len().min(64)];
     match sniff(path, head) {
         Some(format) => open_bytes_as(path, data, format),
+        // OpenVINO's weights, opened instead of their model: the `.xml` beside them.
+        None if path.extension().is_some_and(|e| e == "bin")
+            && path.with_extension("xml").is_file() =>
+        {
+            let xml = path.with_extension("xml");
+            openvino::load(&xml, map_file(&xml)?)
+        }
         None => Err(LoadError::UnknownFormat {
             path: path.to_path_buf(),
             why: format!(
@@ -295,5 +307,6 @@ pub fn open_bytes_as(
         }
         Format::Tflite => tflite::load(path, data),
         Format::Flax => flax::load(path, data),
+        Format::OpenVino => openvino::load(path, data),
     }
 }

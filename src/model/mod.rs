@@ -55,6 +55,8 @@ pub enum Format {
     Numpy,
     /// A Flax checkpoint (`flax.serialization.to_bytes`: `flax_model.msgpack`).
     Flax,
+    /// OpenVINO IR (`.xml` and its `.bin` of weights).
+    OpenVino,
 }
 
 impl Format {
@@ -73,6 +75,7 @@ impl Format {
             Format::TensorFlow => "tensorflow",
             Format::Numpy => "numpy",
             Format::Flax => "flax",
+            Format::OpenVino => "openvino",
         }
     }
 }

@@ -1,0 +1,581 @@
+//! OpenVINO IR: a model's `.xml` (IR v10 / v11, as `ov.save_model`, `ovc` and `optimum-intel`
+//! write it) and the `.bin` of weights beside it.
+//!
+//! The XML lists `<layers>` (each an op: `id`, `name`, `type`, `version`, its `<data>`
+//! attributes, its input and output `<port>`s with element type and `<dim>`s) and `<edges>`
+//! (`from-layer`/`from-port` → `to-layer`/`to-port`). Every layer is a node named by its name and
+//! typed by its type; `Parameter`s are the inputs, `Result`s the outputs. As in Netron, `Const`
+//! layers are not drawn: each is a weight (`element_type`, `shape`, and `offset` / `size` in the
+//! `.bin`, a slice of its map, checked against the file) owned by the first op that reads it, also
+//! through the `Convert` that `compress_to_fp16` puts after an f16 weight (the weight keeps the
+//! stored f16). Nodes are grouped by the module path in their names: PyTorch conversions name ops
+//! `__module.model.layers.0.self_attn.q_proj/aten::linear/MatMul` (module
+//! `model.layers.0.self_attn.q_proj`), ONNX and TensorFlow ones keep their `/` scopes. The bodies
+//! of `TensorIterator` / `Loop` / `If` layers are not drawn (a warning counts them).
+//!
+//! The XML is parsed by `roxmltree` (a read-only tree, no DTDs, no entities beyond XML's own).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::LoadError;
+use crate::model::{
+    AttrValue, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId,
+};
+
+/// Longest chain of `Convert` layers followed back to a constant.
+const MAX_CONVERT_CHAIN: usize = 8;
+
+/// Whether a file is OpenVINO IR: XML whose root is `<net>`.
+pub(super) fn sniff(path: &Path, head: &[u8]) -> bool {
+    let xml = head.starts_with(b"<?xml") || head.starts_with(b"<net");
+    xml && (path.extension().is_some_and(|e| e == "xml") || head.windows(5).any(|w| w == b"<net "))
+}
+
+/// One port of a layer.
+struct Port {
+    id: u32,
+    dtype: Option<DType>,
+    dims: Vec<Dim>,
+    /// Tensor names of an output port (`names="x,input.1"`).
+    names: Vec<String>,
+}
+
+/// One `<layer>`.
+struct Layer<'a> {
+    id: u32,
+    name: &'a str,
+    kind: &'a str,
+    data: Vec<(&'a str, &'a str)>,
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+    /// Whether it holds a body (`TensorIterator`, `Loop`, `If`).
+    has_body: bool,
+}
+
+/// Opens an IR `.xml` already mapped; the weights are read from the `.bin` beside it.
+pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let text = std::str::from_utf8(&data).map_err(|e| corrupt(format!("not UTF-8 text: {e}")))?;
+    let doc = roxmltree::Document::parse(text)
+        .map_err(|e| corrupt(format!("not well-formed XML: {e}")))?;
+    let net = doc.root_element();
+    if !net.has_tag_name("net") {
+        return Err(corrupt(format!(
+            "an XML document whose root is <{}>, not OpenVINO's <net>",
+            net.tag_name().name()
+        )));
+    }
+    let version = net.attribute("version").unwrap_or("");
+    let mut model = Model::new(path, Format::OpenVino);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("OpenVINO".into());
+    if !matches!(version, "10" | "11") {
+        model.metadata.warnings.push(format!(
+            "{}: IR version {version:?}; versions 10 and 11 are read",
+            path.display()
+        ));
+    }
+    if let Some(name) = net.attribute("name") {
+        model
+            .metadata
+            .properties
+            .push(("net.name".into(), name.to_string()));
+    }
+    let layers_el = child(net, "layers").ok_or_else(|| corrupt("no <layers>".into()))?;
+    let mut layers = Vec::new();
+    for l in layers_el.children().filter(|c| c.has_tag_name("layer")) {
+        layers.push(layer(l).map_err(&corrupt)?);
+    }
+    if layers.is_empty() {
+        return Err(corrupt("an IR with no layers".into()));
+    }
+    let mut edges: HashMap<(u32, u32), (u32, u32)> = HashMap::new();
+    if let Some(e) = child(net, "edges") {
+        for edge in e.children().filter(|c| c.has_tag_name("edge")) {
+            let num = |k: &str| -> Result<u32, String> {
+                edge.attribute(k)
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| format!("an <edge> without a numeric {k}"))
+            };
+            let from = (
+                num("from-layer").map_err(&corrupt)?,
+                num("from-port").map_err(&corrupt)?,
+            );
+            let to = (
+                num("to-layer").map_err(&corrupt)?,
+                num("to-port").map_err(&corrupt)?,
+            );
+            if edges.insert(to, from).is_some() {
+                return Err(corrupt(format!(
+                    "two edges into port {} of layer {}",
+                    to.1, to.0
+                )));
+            }
+        }
+    }
+    if let Some(rt) = child(net, "rt_info") {
+        runtime_info(&mut model, rt);
+    }
+    let bin_path = path.with_extension("bin");
+    let bin = if bin_path.is_file() {
+        Some(super::map_file(&bin_path)?)
+    } else {
+        None
+    };
+    build(&mut model, path, &bin_path, bin.as_ref(), &layers, &edges)?;
+    let bodies = layers.iter().filter(|l| l.has_body).count();
+    if bodies > 0 {
+        model.metadata.warnings.push(format!(
+            "{}: the bodies of {bodies} TensorIterator / Loop / If layer(s) are not drawn",
+            path.display()
+        ));
+    }
+    Ok(model)
+}
+
+/// The first child element of `node` named `tag`.
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| c.has_tag_name(tag))
+}
+
+/// Reads one `<layer>`.
+fn layer<'a>(l: roxmltree::Node<'a, '_>) -> Result<Layer<'a>, String> {
+    let id = l
+        .attribute("id")
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("a <layer> without a numeric id")?;
+    let name = l.attribute("name").unwrap_or("");
+    let kind = l.attribute("type").unwrap_or("");
+    let mut out = Layer {
+        id,
+        name,
+        kind,
+        data: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        has_body: false,
+    };
+    for c in l.children().filter(|c| c.is_element()) {
+        match c.tag_name().name() {
+            "data" => out.data = c.attributes().map(|a| (a.name(), a.value())).collect(),
+            "input" => out.inputs = ports(c)?,
+            "output" => out.outputs = ports(c)?,
+            "body" | "then_body" | "else_body" => out.has_body = true,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn ports(el: roxmltree::Node<'_, '_>) -> Result<Vec<Port>, String> {
+    let mut out = Vec::new();
+    for p in el.children().filter(|c| c.has_tag_name("port")) {
+        let id = p
+            .attribute("id")
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("a <port> without a numeric id")?;
+        let dims = p
+            .children()
+            .filter(|c| c.has_tag_name("dim"))
+            .map(
+                |d| match d.text().map(str::trim).and_then(|t| t.parse::<i64>().ok()) {
+                    Some(v) if v >= 0 => Dim::Fixed(v),
+                    _ => Dim::Unknown,
+                },
+            )
+            .collect();
+        out.push(Port {
+            id,
+            dtype: p.attribute("precision").and_then(precision),
+            dims,
+            names: p.attribute("names").map(split_names).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// A port's `names` list: comma-separated, a comma inside a name escaped as `\,`.
+fn split_names(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ',' => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// A port's `precision` (`FP32`, `I64`).
+fn precision(p: &str) -> Option<DType> {
+    Some(match p {
+        "FP64" => DType::F64,
+        "FP32" => DType::F32,
+        "FP16" => DType::F16,
+        "BF16" => DType::BF16,
+        "I64" => DType::I64,
+        "I32" => DType::I32,
+        "I16" => DType::I16,
+        "I8" => DType::I8,
+        "U64" => DType::U64,
+        "U32" => DType::U32,
+        "U16" => DType::U16,
+        "U8" => DType::U8,
+        "BOOL" => DType::Bool,
+        "F8E4M3" => DType::F8E4M3FN,
+        "F8E5M2" => DType::F8E5M2,
+        _ => return None,
+    })
+}
+
+/// A `Const`'s `element_type` and the bits an element takes.
+fn element_type(t: &str) -> (DType, u64) {
+    let d = match t {
+        "f64" => DType::F64,
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        "i64" => DType::I64,
+        "i32" => DType::I32,
+        "i16" => DType::I16,
+        "i8" => DType::I8,
+        "u64" => DType::U64,
+        "u32" => DType::U32,
+        "u16" => DType::U16,
+        "u8" => DType::U8,
+        "boolean" => DType::Bool,
+        "f8e4m3" => DType::F8E4M3FN,
+        "f8e5m2" => DType::F8E5M2,
+        "u1" => return (DType::Unknown("u1"), 1),
+        "u2" => return (DType::Unknown("u2"), 2),
+        "u3" => return (DType::Unknown("u3"), 3),
+        "u4" => return (DType::Unknown("u4"), 4),
+        "i4" => return (DType::Unknown("i4"), 4),
+        "nf4" => return (DType::Unknown("nf4"), 4),
+        "f4e2m1" => return (DType::Unknown("f4e2m1"), 4),
+        "u6" => return (DType::Unknown("u6"), 6),
+        "f8e8m0" => return (DType::Unknown("f8e8m0"), 8),
+        _ => return (DType::Unknown("openvino"), 0),
+    };
+    let bits = d.size_bytes().unwrap_or(0) * 8;
+    (d, bits)
+}
+
+/// A `<data>` attribute's value: integers, a list of them, a float, or text.
+fn attr_value(v: &str) -> AttrValue {
+    let v = v.trim();
+    if let Ok(i) = v.parse::<i64>() {
+        return AttrValue::Int(i);
+    }
+    if v.contains(',') {
+        let ints: Option<Vec<i64>> = v.split(',').map(|s| s.trim().parse().ok()).collect();
+        if let Some(ints) = ints {
+            return AttrValue::Ints(ints);
+        }
+    }
+    if v.contains('.')
+        && let Ok(f) = v.parse::<f32>()
+    {
+        return AttrValue::Float(f);
+    }
+    AttrValue::String(v.to_string())
+}
+
+/// The producer's version and conversion parameters from the net's `<rt_info>`.
+fn runtime_info(model: &mut Model, rt: roxmltree::Node<'_, '_>) {
+    for c in rt.children().filter(|c| c.is_element()) {
+        let tag = c.tag_name().name();
+        if tag == "Runtime_version" {
+            model.metadata.producer_version = c.attribute("value").map(String::from);
+        } else if tag == "conversion_parameters" || tag == "framework" {
+            for p in c.children().filter(|c| c.is_element()) {
+                if let Some(v) = p.attribute("value") {
+                    model
+                        .metadata
+                        .properties
+                        .push((format!("{tag}.{}", p.tag_name().name()), v.to_string()));
+                }
+            }
+        }
+    }
+}
+
+/// A `Const` layer's tensor, its bytes a slice of the `.bin`.
+fn const_tensor(l: &Layer<'_>, bin_path: &Path, bin: Option<&Bytes>) -> Tensor {
+    let get = |k: &str| l.data.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let (dtype, bits) = element_type(get("element_type").unwrap_or(""));
+    let shape: Option<Vec<u64>> = match get("shape").map(str::trim) {
+        None | Some("") => Some(Vec::new()),
+        Some(s) => s.split(',').map(|d| d.trim().parse().ok()).collect(),
+    };
+    let mut t = Tensor {
+        name: l.name.to_string(),
+        dtype,
+        shape: shape.clone().unwrap_or_default(),
+        data: TensorData::Missing,
+        origin: TensorOrigin::Initializer,
+        conv_axes: None,
+        quant: None,
+    };
+    let err = |why: String| TensorData::Error(format!("{}: {}: {why}", bin_path.display(), l.name));
+    let Some(shape) = shape else {
+        t.data = err(format!(
+            "shape {:?} is not a list of sizes",
+            get("shape").unwrap_or("")
+        ));
+        return t;
+    };
+    let num = |k: &str| get(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let (Some(offset), Some(size)) = (num("offset"), num("size")) else {
+        t.data = err("no offset and size in the .bin".into());
+        return t;
+    };
+    let Some(bin) = bin else {
+        return t;
+    };
+    let end = offset.checked_add(size);
+    let Some(range) = end
+        .filter(|&e| e <= bin.len() as u64)
+        .map(|e| offset as usize..e as usize)
+    else {
+        t.data = err(format!(
+            "bytes {offset}..{} lie beyond the .bin ({} bytes)",
+            offset.saturating_add(size),
+            bin.len()
+        ));
+        return t;
+    };
+    let need = shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .and_then(|n| n.checked_mul(bits))
+        .map(|b| b.div_ceil(8));
+    t.data = match need {
+        _ if bits == 0 => err(format!(
+            "element type {:?} is not read",
+            get("element_type").unwrap_or("")
+        )),
+        Some(n) if n == size => TensorData::Bytes(bin.slice(range)),
+        Some(n) => err(format!(
+            "{n} bytes expected for its shape and element type, the layer says {size}"
+        )),
+        None => err("its size overflows".into()),
+    };
+    t
+}
+
+/// The group of a layer by the module path or scope in its name.
+fn group_of(model: &mut Model, name: &str) -> GroupId {
+    if let Some(rest) = name.strip_prefix("__module.") {
+        // `__module.model.layers.0.mlp.up_proj/aten::linear/MatMul`: the module path.
+        let module = rest.split('/').next().unwrap_or(rest);
+        let (segs, leaf, _) = crate::model::hierarchy_split(module);
+        let mut path: Vec<&str> = segs;
+        if !leaf.is_empty() {
+            path.push(leaf);
+        }
+        return model.hierarchy.insert_path(path, '.');
+    }
+    let Some((scope, _)) = name.rsplit_once('/') else {
+        return 0;
+    };
+    model
+        .hierarchy
+        .insert_path(scope.split('/').filter(|s| !s.is_empty()), '/')
+}
+
+fn build(
+    model: &mut Model,
+    path: &Path,
+    bin_path: &Path,
+    bin: Option<&Bytes>,
+    layers: &[Layer<'_>],
+    edges: &HashMap<(u32, u32), (u32, u32)>,
+) -> Result<(), LoadError> {
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        if index.insert(l.id, i).is_some() {
+            return Err(LoadError::corrupt(
+                path,
+                format!("two layers with id {}", l.id),
+            ));
+        }
+    }
+    // Constants become weights; a Convert of a constant stands for it.
+    let mut consts: HashMap<usize, TensorId> = HashMap::new();
+    for (i, l) in layers.iter().enumerate() {
+        if l.kind == "Const" {
+            consts.insert(i, model.add_tensor(const_tensor(l, bin_path, bin)));
+        }
+    }
+    if bin.is_none() && !consts.is_empty() {
+        model.metadata.warnings.push(format!(
+            "{}: the weights file {} is missing; the graph is drawn without its {} constants",
+            path.display(),
+            bin_path.display(),
+            consts.len()
+        ));
+    }
+    // The layer and port feeding input port `port` of layer `id`.
+    let source = |id: u32, port: u32| -> Option<(usize, u32)> {
+        let &(from, from_port) = edges.get(&(id, port))?;
+        Some((*index.get(&from)?, from_port))
+    };
+    let folded = |start: usize| -> Option<TensorId> {
+        let mut i = start;
+        for _ in 0..MAX_CONVERT_CHAIN {
+            if let Some(&t) = consts.get(&i) {
+                return Some(t);
+            }
+            let l = &layers[i];
+            if l.kind != "Convert" {
+                return None;
+            }
+            let p = l.inputs.first()?;
+            i = source(l.id, p.id)?.0;
+        }
+        None
+    };
+    let folded: Vec<Option<TensorId>> = (0..layers.len()).map(folded).collect();
+    let mut graph = Graph::default();
+    let mut groups: Vec<GroupId> = Vec::new();
+    let mut ops = OpNames::default();
+    let mut values: HashMap<(usize, u32), ValueId> = HashMap::new();
+    let mut weight_values: HashMap<TensorId, ValueId> = HashMap::new();
+    let mut owned: HashSet<TensorId> = HashSet::new();
+    let mut drawn: Vec<Option<u32>> = vec![None; layers.len()];
+    for (i, l) in layers.iter().enumerate() {
+        if folded[i].is_some() {
+            continue;
+        }
+        let group = group_of(model, l.name);
+        let (kind, op) = match l.kind {
+            "Parameter" => (NodeKind::Input, "Input"),
+            "Result" => (NodeKind::Output, "Output"),
+            other => (NodeKind::Op, other),
+        };
+        let mut node = Node::new(l.name.to_string(), ops.get(op), kind);
+        for &(k, v) in &l.data {
+            node.attributes.push((k.to_string(), attr_value(v)));
+        }
+        for p in &l.inputs {
+            let Some((j, from_port)) = source(l.id, p.id) else {
+                node.inputs.push(None);
+                continue;
+            };
+            if let Some(t) = folded[j] {
+                let v = *weight_values.entry(t).or_insert_with(|| {
+                    graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
+                });
+                if owned.insert(t) {
+                    node.tensors.push(t);
+                }
+                node.inputs.push(Some(v));
+                continue;
+            }
+            let v = *values.entry((j, from_port)).or_insert_with(|| {
+                let src = &layers[j];
+                let port = src.outputs.iter().find(|o| o.id == from_port);
+                let name = match port.and_then(|o| o.names.first()) {
+                    Some(n) => n.clone(),
+                    None if src.outputs.len() <= 1 => src.name.to_string(),
+                    None => format!("{}:{from_port}", src.name),
+                };
+                graph.add_value(Value {
+                    name,
+                    dtype: port.and_then(|o| o.dtype),
+                    shape: port.map(|o| o.dims.clone()),
+                })
+            });
+            node.inputs.push(Some(v));
+        }
+        drawn[i] = Some(graph.add_node(node));
+        groups.push(group);
+    }
+    // Each producer's outputs, in port order (those something reads; at least one).
+    let mut outputs: HashMap<usize, Vec<(u32, ValueId)>> = HashMap::new();
+    for (&(j, k), &v) in &values {
+        outputs.entry(j).or_default().push((k, v));
+    }
+    for (i, l) in layers.iter().enumerate() {
+        let Some(id) = drawn[i] else { continue };
+        let mut outs = outputs.remove(&i).unwrap_or_default();
+        outs.sort_unstable();
+        let is_output = graph.nodes[id as usize].kind == NodeKind::Output;
+        if outs.is_empty() && !l.outputs.is_empty() && !is_output {
+            let port = &l.outputs[0];
+            let v = graph.add_value(Value {
+                name: port
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| l.name.to_string()),
+                dtype: port.dtype,
+                shape: Some(port.dims.clone()),
+            });
+            outs.push((port.id, v));
+        }
+        let node = &mut graph.nodes[id as usize];
+        node.outputs = outs.iter().map(|&(_, v)| v).collect();
+        match node.kind {
+            NodeKind::Input => graph.inputs.extend(node.outputs.first().copied()),
+            NodeKind::Output => graph.outputs.extend(node.inputs.first().copied().flatten()),
+            _ => {}
+        }
+    }
+    graph.connect_by_values();
+    for (node, &g) in graph.nodes.iter_mut().zip(&groups) {
+        node.group = g;
+    }
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_names_split_on_unescaped_commas() {
+        assert_eq!(split_names("x,input.1"), ["x", "input.1"]);
+        assert_eq!(split_names(r"a\,b,c"), ["a,b", "c"]);
+        assert!(split_names("").is_empty());
+    }
+
+    #[test]
+    fn data_attributes_read_as_numbers_where_they_are() {
+        assert!(matches!(attr_value("2, 2"), AttrValue::Ints(v) if v == [2, 2]));
+        assert!(matches!(attr_value("-1"), AttrValue::Int(-1)));
+        assert!(matches!(attr_value("0.5"), AttrValue::Float(f) if f == 0.5));
+        assert!(matches!(attr_value("explicit"), AttrValue::String(s) if s == "explicit"));
+    }
+
+    #[test]
+    fn sniffs_the_net_root() {
+        assert!(sniff(
+            Path::new("m.xml"),
+            b"<?xml version=\"1.0\"?>\n<net name"
+        ));
+        assert!(sniff(
+            Path::new("m"),
+            b"<?xml version=\"1.0\"?>\n<net name=\"x\""
+        ));
+        assert!(!sniff(Path::new("m"), b"<?xml version=\"1.0\"?>\n<svg"));
+    }
+}

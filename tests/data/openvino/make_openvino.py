@@ -1,0 +1,105 @@
+"""Writes the OpenVINO IR fixtures and what OpenVINO itself reads back from them.
+
+Run with openvino 2026.4 and torch (any recent versions):
+    python make_openvino.py [PATH/TO/ch_ppocr_mobile_v2.0_cls_infer.onnx]
+Writes, beside this script:
+  ppocr_cls.xml/.bin   PP-OCR's direction classifier (the corpus ONNX file) converted by
+                       `ov.convert_model` and saved with `ov.save_model`'s default FP16 compression
+                       (each weight an f16 Const and a decompression Convert)
+  tiny_gpt.xml/.bin    a small GPT-style PyTorch model (embedding, two pre-norm blocks with
+                       attention and an MLP, a conv front end) converted from torch, saved in FP32:
+                       op names carry the module path (`__module.blocks.0.attn.qkv/aten::linear/MatMul`)
+  facts.json           per file: every op's name, type and inputs (producer names), and every
+                       Const's element type, shape, mean and first values, from
+                       `ov.Core().read_model`
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import openvino as ov
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = nn.ModuleDict({"qkv": nn.Linear(d, 3 * d), "proj": nn.Linear(d, d)})
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.attn["qkv"](self.ln1(x)).chunk(3, dim=-1)
+        q, k, v = (z.view(b, t, 4, d // 4).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.attn["proj"](y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.ln2(x))
+
+
+class TinyGPT(nn.Module):
+    def __init__(self, vocab=64, d=32, layers=2):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.conv = nn.Conv1d(d, d, 3, padding=1)
+        self.blocks = nn.ModuleList(Block(d) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.wte(ids)
+        x = x + self.conv(x.transpose(1, 2)).transpose(1, 2)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.ln_f(x))
+
+
+def facts_of(xml):
+    model = ov.Core().read_model(xml)
+    ops, consts = [], []
+    for op in model.get_ordered_ops():
+        name, kind = op.get_friendly_name(), op.get_type_name()
+        inputs = [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()]
+        ops.append({"name": name, "type": kind, "inputs": inputs})
+        if kind == "Constant":
+            a = op.get_data()
+            f = np.asarray(a, dtype=np.float64).reshape(-1)
+            consts.append({
+                "name": name,
+                "element_type": op.get_element_type().get_type_name(),
+                "shape": list(op.get_output_shape(0)),
+                "mean": float(f.mean()) if f.size else 0.0,
+                "first": [float(x) for x in f[:4]],
+            })
+    return {"ops": ops, "consts": consts}
+
+
+def main():
+    torch.manual_seed(0)
+    facts = {}
+    onnx = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        HERE, "../../../../shared/corpus/real/ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx")
+    m = ov.convert_model(onnx)
+    ov.save_model(m, os.path.join(HERE, "ppocr_cls.xml"))
+    facts["ppocr_cls.xml"] = facts_of(os.path.join(HERE, "ppocr_cls.xml"))
+
+    gpt = TinyGPT().eval()
+    with torch.no_grad():
+        m = ov.convert_model(gpt, example_input=torch.zeros(1, 8, dtype=torch.long))
+    ov.save_model(m, os.path.join(HERE, "tiny_gpt.xml"), compress_to_fp16=False)
+    facts["tiny_gpt.xml"] = facts_of(os.path.join(HERE, "tiny_gpt.xml"))
+
+    with open(os.path.join(HERE, "facts.json"), "w") as f:
+        json.dump({"openvino": ov.__version__, "torch": torch.__version__, "files": facts}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+//! OpenVINO IR written by OpenVINO, checked against what OpenVINO reads back from it
+//! (`tests/data/openvino/facts.json`, written with the files by `make_openvino.py`): every op a
+//! node of the same type and name, every op-to-op edge, every constant a weight with OpenVINO's
+//! element type, shape, mean and first values, owned by an op that reads it (also through the
+//! decompression `Convert` of an FP16-compressed weight); damaged IR as errors or warnings.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use modelmap::model::{DType, Format, Model, NodeKind, TensorData};
+use modelmap::stats::decode::Elem;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/openvino")
+}
+
+fn open(path: &Path) -> Model {
+    modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// OpenVINO's op class name as the IR's XML writes the layer type.
+fn xml_type(api: &str) -> &str {
+    match api {
+        "Relu" => "ReLU",
+        "Softmax" => "SoftMax",
+        "Parameter" => "Input",
+        "Result" => "Output",
+        other => other,
+    }
+}
+
+fn dtype(element_type: &str) -> DType {
+    match element_type {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "i64" => DType::I64,
+        "i32" => DType::I32,
+        other => panic!("element type {other} not in the fixtures"),
+    }
+}
+
+#[test]
+fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let files = facts["files"].as_object().unwrap();
+    assert_eq!(files.len(), 2);
+    for (file, f) in files {
+        let model = open(&data_dir().join(file));
+        assert_eq!(model.format, Format::OpenVino, "{file}");
+        let ops = f["ops"].as_array().unwrap();
+        // Constants, and the Converts of constants, are weights: which constant each stands for.
+        let mut weight_of: HashMap<&str, &str> = HashMap::new();
+        for op in ops {
+            let name = op["name"].as_str().unwrap();
+            let inputs: Vec<&str> = op["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_str().unwrap())
+                .collect();
+            match op["type"].as_str().unwrap() {
+                "Constant" => {
+                    weight_of.insert(name, name);
+                }
+                "Convert" if inputs.len() == 1 && weight_of.contains_key(inputs[0]) => {
+                    let c = weight_of[inputs[0]];
+                    weight_of.insert(name, c);
+                }
+                _ => {}
+            }
+        }
+        let id: HashMap<&str, usize> = model
+            .graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.as_str(), i))
+            .collect();
+        let edges: HashSet<(usize, usize)> = model
+            .graph
+            .edges
+            .iter()
+            .map(|e| (e.from as usize, e.to as usize))
+            .collect();
+        let mut want_edges = HashSet::new();
+        let mut drawn = 0;
+        let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for op in ops {
+            let name = op["name"].as_str().unwrap();
+            if weight_of.contains_key(name) {
+                continue;
+            }
+            drawn += 1;
+            let ctx = format!("{file}: {name}");
+            let &n = id.get(name).unwrap_or_else(|| panic!("{ctx}: no node"));
+            let node = &model.graph.nodes[n];
+            assert_eq!(&*node.op, xml_type(op["type"].as_str().unwrap()), "{ctx}");
+            let inputs = op["inputs"].as_array().unwrap();
+            if node.kind != NodeKind::Input {
+                assert_eq!(node.inputs.len(), inputs.len(), "{ctx}: inputs");
+            }
+            for src in inputs {
+                let src = src.as_str().unwrap();
+                if let Some(c) = weight_of.get(src) {
+                    readers.entry(c).or_default().push(n);
+                } else {
+                    want_edges.insert((id[src], n));
+                }
+            }
+        }
+        assert_eq!(model.graph.nodes.len(), drawn, "{file}: nodes");
+        assert_eq!(edges, want_edges, "{file}: edges");
+        let consts = f["consts"].as_array().unwrap();
+        assert_eq!(model.tensors.len(), consts.len(), "{file}");
+        for c in consts {
+            let name = c["name"].as_str().unwrap();
+            let ctx = format!("{file}: {name}");
+            let tid = model.tensor_index[name];
+            let t = &model.tensors[tid as usize];
+            let dt = dtype(c["element_type"].as_str().unwrap());
+            assert_eq!(t.dtype, dt, "{ctx}");
+            assert_eq!(t.shape, common::json_dims(&c["shape"]), "{ctx}");
+            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let want = c["mean"].as_f64().unwrap();
+            let got = s.mean.unwrap();
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{ctx}: mean {got} vs {want}"
+            );
+            let elem = Elem::of(dt).unwrap();
+            for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
+                let got = elem.value_at(t.bytes().unwrap(), i as u64).unwrap();
+                // (JSON's last digit can differ from the f32 it printed.)
+                assert_eq!(got as f32, v.as_f64().unwrap() as f32, "{ctx}: value {i}");
+            }
+            // Owned by one node, which reads it.
+            let owners: Vec<usize> = model
+                .graph
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.tensors.contains(&tid))
+                .map(|(i, _)| i)
+                .collect();
+            if let Some(r) = readers.get(name) {
+                assert_eq!(owners.len(), 1, "{ctx}: owners {owners:?}");
+                assert!(r.contains(&owners[0]), "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pytorch_conversion_groups_ops_by_module_path() {
+    let model = open(&data_dir().join("tiny_gpt.xml"));
+    let group_of = |name: &str| {
+        let n = model.graph.nodes.iter().find(|n| n.name == name).unwrap();
+        model.hierarchy.groups[n.group as usize].path.clone()
+    };
+    assert_eq!(
+        group_of("__module.blocks.1.attn.qkv/aten::linear/MatMul"),
+        "blocks.1.attn.qkv"
+    );
+    assert_eq!(
+        group_of("__module.blocks.0.mlp.2/aten::linear/MatMul"),
+        "blocks.0.mlp.2"
+    );
+    // `blocks.0` is one group holding its modules, as a checkpoint's module list reads (a
+    // `Sequential`'s members `mlp.0`, `mlp.2` as `layers.0` is one).
+    let b0 = model
+        .hierarchy
+        .groups
+        .iter()
+        .find(|g| g.path == "blocks.0")
+        .unwrap();
+    let names: Vec<&str> = b0
+        .children
+        .iter()
+        .map(|&c| model.hierarchy.groups[c as usize].name.as_str())
+        .collect();
+    for m in ["ln1", "attn", "ln2", "mlp.0", "mlp.2"] {
+        assert!(names.contains(&m), "{names:?}");
+    }
+    // The conv's weight is [out, in, k] and is owned by the convolution.
+    let conv = model
+        .graph
+        .nodes
+        .iter()
+        .find(|n| &*n.op == "Convolution")
+        .unwrap();
+    let w = &model.tensors[conv.tensors[0] as usize];
+    assert_eq!(w.shape, [32, 32, 3]);
+}
+
+#[test]
+fn opening_the_weights_opens_their_model() {
+    let m = open(&data_dir().join("tiny_gpt.bin"));
+    assert_eq!(m.format, Format::OpenVino);
+    assert!(m.source.ends_with("tiny_gpt.xml"));
+    assert_eq!(m.tensors.len(), 50);
+}
+
+#[test]
+fn damaged_ir_is_an_error_or_a_warning_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = std::fs::read_to_string(data_dir().join("tiny_gpt.xml")).unwrap();
+    let bin = std::fs::read(data_dir().join("tiny_gpt.bin")).unwrap();
+    // Truncated XML: not well-formed, an error naming the file.
+    let p = dir.path().join("cut.xml");
+    std::fs::write(&p, &xml[..xml.len() / 2]).unwrap();
+    let err = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(err.contains("cut.xml") && err.contains("XML"), "{err}");
+    // No .bin: the graph without weights, and a warning naming the missing file.
+    let p = dir.path().join("nobin.xml");
+    std::fs::write(&p, &xml).unwrap();
+    let m = open(&p);
+    assert!(m.graph.nodes.len() > 30);
+    assert!(
+        m.metadata.warnings.iter().any(|w| w.contains("nobin.bin")),
+        "{:?}",
+        m.metadata.warnings
+    );
+    assert!(
+        m.tensors
+            .iter()
+            .all(|t| matches!(t.data, TensorData::Missing))
+    );
+    // A truncated .bin: the weights past its end are errors naming it, the rest load.
+    let p = dir.path().join("short.xml");
+    std::fs::write(&p, &xml).unwrap();
+    std::fs::write(dir.path().join("short.bin"), &bin[..bin.len() / 2]).unwrap();
+    let m = open(&p);
+    let errors = m
+        .tensors
+        .iter()
+        .filter(|t| matches!(&t.data, TensorData::Error(e) if e.contains("short.bin") && e.contains("beyond")))
+        .count();
+    let ok = m
+        .tensors
+        .iter()
+        .filter(|t| matches!(t.data, TensorData::Bytes(_)))
+        .count();
+    assert!(errors > 0 && ok > 0, "{errors} {ok}");
+    // A port fed by two edges is an error.
+    let twice = xml.replacen(
+        "<edge from-layer=\"0\"",
+        "<edge from-layer=\"0\" from-port=\"0\" to-layer=\"2\" to-port=\"0\" />\n<edge from-layer=\"0\"",
+        1,
+    );
+    let p = dir.path().join("twice.xml");
+    std::fs::write(&p, twice).unwrap();
+    let err = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(err.contains("twice.xml"), "{err}");
+}
+
+mod common;
