@@ -40,6 +40,8 @@ fn dtype(element_type: &str) -> DType {
         "f16" => DType::F16,
         "i64" => DType::I64,
         "i32" => DType::I32,
+        "u8" => DType::U8,
+        "i8" => DType::I8,
         other => panic!("element type {other} not in the fixtures"),
     }
 }
@@ -49,13 +51,27 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
     let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let files = facts["files"].as_object().unwrap();
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.len(), 4);
     for (file, f) in files {
         let model = open(&data_dir().join(file));
         assert_eq!(model.format, Format::OpenVino, "{file}");
         let ops = f["ops"].as_array().unwrap();
         // Constants, and the Converts of constants, are weights: which constant each stands for.
+        // So are a compressed weight's `Subtract` of its zero point and `Multiply` by its scale.
+        let element_type: HashMap<&str, &str> = f["consts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap(),
+                    c["element_type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let integer = |c: &str| matches!(element_type[c], "u8" | "i8");
         let mut weight_of: HashMap<&str, &str> = HashMap::new();
+        let mut pending_sub: HashMap<&str, &str> = HashMap::new();
         for op in ops {
             let name = op["name"].as_str().unwrap();
             let inputs: Vec<&str> = op["inputs"]
@@ -71,6 +87,32 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
                 "Convert" if inputs.len() == 1 && weight_of.contains_key(inputs[0]) => {
                     let c = weight_of[inputs[0]];
                     weight_of.insert(name, c);
+                }
+                "Subtract"
+                    if inputs.iter().all(|i| weight_of.contains_key(i))
+                        && integer(weight_of[inputs[0]]) =>
+                {
+                    pending_sub.insert(name, weight_of[inputs[0]]);
+                }
+                "Multiply" if inputs.len() == 2 => {
+                    for (x, sc) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] {
+                        let Some(&sc) = weight_of.get(sc) else {
+                            continue;
+                        };
+                        if integer(sc) {
+                            continue;
+                        }
+                        let w = match (weight_of.get(x), pending_sub.get(x)) {
+                            (Some(&w), _) if integer(w) => w,
+                            (_, Some(&w)) => {
+                                weight_of.insert(x, w);
+                                w
+                            }
+                            _ => continue,
+                        };
+                        weight_of.insert(name, w);
+                        break;
+                    }
                 }
                 _ => {}
             }
@@ -118,6 +160,18 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
         assert_eq!(edges, want_edges, "{file}: edges");
         let consts = f["consts"].as_array().unwrap();
         assert_eq!(model.tensors.len(), consts.len(), "{file}");
+        // Compressed weights read as their real values.
+        let deq: HashMap<&str, &serde_json::Value> = f["dequantized"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["weight"].as_str().unwrap(), d))
+            .collect();
+        assert_eq!(
+            model.tensors.iter().filter(|t| t.quant.is_some()).count(),
+            deq.len(),
+            "{file}: dequantized weights"
+        );
         for c in consts {
             let name = c["name"].as_str().unwrap();
             let ctx = format!("{file}: {name}");
@@ -127,7 +181,8 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
             assert_eq!(t.dtype, dt, "{ctx}");
             assert_eq!(t.shape, common::json_dims(&c["shape"]), "{ctx}");
             let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            let want = c["mean"].as_f64().unwrap();
+            let real = deq.get(name);
+            let want = real.unwrap_or(&c)["mean"].as_f64().unwrap();
             let got = s.mean.unwrap();
             assert!(
                 (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
@@ -136,6 +191,17 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
             let elem = Elem::of(dt).unwrap();
             for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
                 let got = elem.value_at(t.bytes().unwrap(), i as u64).unwrap();
+                if let Some(d) = real {
+                    let q = t.quant.as_ref().unwrap();
+                    assert_eq!(q.scale.len() as u64, d["scales"].as_u64().unwrap(), "{ctx}");
+                    let mut r = [got];
+                    q.apply(i as u64, &mut r);
+                    let want = d["first"][i].as_f64().unwrap();
+                    assert!(
+                        (r[0] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                        "{ctx}: {r:?} vs {want}"
+                    );
+                }
                 // (JSON's last digit can differ from the f32 it printed.)
                 assert_eq!(got as f32, v.as_f64().unwrap() as f32, "{ctx}: value {i}");
             }

@@ -436,7 +436,8 @@ fn build(
         let &(from, from_port) = edges.get(&(id, port))?;
         Some((*index.get(&from)?, from_port))
     };
-    let folded = |start: usize| -> Option<TensorId> {
+    // The weight a layer stands for: a constant, or a Convert chain back to one.
+    let resolve = |consts: &HashMap<usize, TensorId>, start: usize| -> Option<TensorId> {
         let mut i = start;
         for _ in 0..MAX_CONVERT_CHAIN {
             if let Some(&t) = consts.get(&i) {
@@ -451,7 +452,60 @@ fn build(
         }
         None
     };
-    let folded: Vec<Option<TensorId>> = (0..layers.len()).map(folded).collect();
+    // Compressed weights (NNCF's `compress_weights`, `optimum-cli export openvino --weight-format
+    // int8`): `Multiply(Subtract(Convert(W), Convert(zero point)), scale)` or, symmetric,
+    // `Multiply(Convert(W), scale)`, with an integer W and a scale per output channel. The
+    // integers keep their bytes and read as `(q - zero point) * scale`; the Subtract and Multiply
+    // stand for the weight, so the op reading them owns it, as it owns a float weight.
+    let mut dequantized = 0;
+    for (i, l) in layers.iter().enumerate() {
+        if l.kind != "Multiply" || l.inputs.len() != 2 {
+            continue;
+        }
+        let src: Vec<Option<usize>> = l
+            .inputs
+            .iter()
+            .map(|p| source(l.id, p.id).map(|(j, _)| j))
+            .collect();
+        let [Some(a), Some(b)] = src[..] else {
+            continue;
+        };
+        for (x, s) in [(a, b), (b, a)] {
+            let Some(scale) = resolve(&consts, s) else {
+                continue;
+            };
+            // `x` is the integer weight, or a Subtract of its zero point.
+            let (weight, zero, sub) = if let Some(w) = resolve(&consts, x) {
+                (w, None, None)
+            } else if layers[x].kind == "Subtract" && layers[x].inputs.len() == 2 {
+                let sx = &layers[x];
+                let w = source(sx.id, sx.inputs[0].id).and_then(|(j, _)| resolve(&consts, j));
+                let z = source(sx.id, sx.inputs[1].id).and_then(|(j, _)| resolve(&consts, j));
+                match (w, z) {
+                    (Some(w), Some(z)) => (w, Some(z), Some(x)),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            if let Some(q) = dequantization(&model.tensors, weight, scale, zero) {
+                model.tensors[weight as usize].quant = Some(q);
+                consts.insert(i, weight);
+                if let Some(sub) = sub {
+                    consts.insert(sub, weight);
+                }
+                dequantized += 1;
+                break;
+            }
+        }
+    }
+    if dequantized > 0 {
+        model.metadata.properties.push((
+            "openvino.compressed_weights".into(),
+            dequantized.to_string(),
+        ));
+    }
+    let folded: Vec<Option<TensorId>> = (0..layers.len()).map(|i| resolve(&consts, i)).collect();
     let mut graph = Graph::default();
     let mut groups: Vec<GroupId> = Vec::new();
     let mut ops = OpNames::default();
@@ -545,6 +599,73 @@ fn build(
     model.graph = graph;
     model.finish_hierarchy(&groups);
     Ok(())
+}
+
+/// The quantization of integer weight `w` by `scale` and `zero` (constants broadcast against
+/// it: one value, or one per index of a single axis), if they fit it.
+fn dequantization(
+    tensors: &[Tensor],
+    w: TensorId,
+    scale: TensorId,
+    zero: Option<TensorId>,
+) -> Option<crate::model::Quant> {
+    let wt = tensors.get(w as usize)?;
+    if !matches!(wt.dtype, DType::U8 | DType::I8) || wt.quant.is_some() {
+        return None;
+    }
+    let axis_of = |t: &Tensor| -> Option<usize> {
+        let n: u64 = t.shape.iter().product();
+        if n == 1 {
+            return Some(0);
+        }
+        if t.shape.len() != wt.shape.len() {
+            return None;
+        }
+        let mut axes = t.shape.iter().enumerate().filter(|(_, d)| **d != 1);
+        let (axis, &d) = axes.next()?;
+        (axes.next().is_none() && wt.shape.get(axis) == Some(&d)).then_some(axis)
+    };
+    let st = tensors.get(scale as usize)?;
+    let axis = axis_of(st)?;
+    let scales = values(st)?;
+    let zeros = match zero {
+        None => Vec::new(),
+        Some(z) => {
+            let zt = tensors.get(z as usize)?;
+            let za = axis_of(zt)?;
+            let v = values(zt)?;
+            if v.len() != scales.len() || (v.len() > 1 && za != axis) {
+                return None;
+            }
+            v
+        }
+    };
+    crate::model::Quant::new(scales, zeros, axis, &wt.shape)
+}
+
+/// A small constant's values (scales and zero points), up to 16 M of them.
+fn values(t: &Tensor) -> Option<Vec<f64>> {
+    let b = t.bytes()?;
+    let n = usize::try_from(t.shape.iter().product::<u64>()).ok()?;
+    if n > 1 << 24 {
+        return None;
+    }
+    let size = usize::try_from(t.dtype.size_bytes()?).ok()?;
+    if b.len() != n * size {
+        return None;
+    }
+    let v = b
+        .chunks_exact(size)
+        .map(|c| match (t.dtype, c) {
+            (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+            (DType::F16, &[a, b]) => f64::from(half::f16::from_le_bytes([a, b])),
+            (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
+            (DType::U8, &[a]) => f64::from(a),
+            (DType::I8, &[a]) => f64::from(a as i8),
+            _ => f64::NAN,
+        })
+        .collect::<Vec<f64>>();
+    v.iter().all(|x| x.is_finite()).then_some(v)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 """Writes the OpenVINO IR fixtures and what OpenVINO itself reads back from them.
 
-Run with openvino 2026.4 and torch (any recent versions):
+Run with openvino 2026.4, nncf 3 and torch (any recent versions):
     python make_openvino.py [PATH/TO/ch_ppocr_mobile_v2.0_cls_infer.onnx]
 Writes, beside this script:
   ppocr_cls.xml/.bin   PP-OCR's direction classifier (the corpus ONNX file) converted by
@@ -9,9 +9,13 @@ Writes, beside this script:
   tiny_gpt.xml/.bin    a small GPT-style PyTorch model (embedding, two pre-norm blocks with
                        attention and an MLP, a conv front end) converted from torch, saved in FP32:
                        op names carry the module path (`__module.blocks.0.attn.qkv/aten::linear/MatMul`)
-  facts.json           per file: every op's name, type and inputs (producer names), and every
+  tiny_gpt_int8.xml/.bin      the same with its weights compressed by NNCF (`compress_weights`,
+                       int8 asymmetric per channel: u8 weights, u8 zero points, f16 scales)
+  tiny_gpt_int8_sym.xml/.bin  the same, int8 symmetric (i8 weights, f16 scales)
+  facts.json           per file: every op's name, type and inputs (producer names), every
                        Const's element type, shape, mean and first values, from
-                       `ov.Core().read_model`
+                       `ov.Core().read_model`; and every compressed weight's real values
+                       (`(w - zero point) * scale`, computed by numpy from OpenVINO's constants)
 """
 
 import json
@@ -61,6 +65,46 @@ class TinyGPT(nn.Module):
         return self.head(self.ln_f(x))
 
 
+def const_of(output):
+    """The Constant behind an op input, through Converts; None if it is computed."""
+    node = output.get_node()
+    while node.get_type_name() == "Convert":
+        node = node.input_value(0).get_node()
+    return node if node.get_type_name() == "Constant" else None
+
+
+def dequantized(model):
+    """Each compressed weight's real values: Multiply(Subtract(W, zero point) or W, scale)."""
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Multiply":
+            continue
+        ins = [op.input_value(0), op.input_value(1)]
+        for x, s in (ins, ins[::-1]):
+            scale = const_of(s)
+            if scale is None or not scale.get_element_type().is_real():
+                continue
+            xn = x.get_node()
+            if xn.get_type_name() == "Subtract":
+                w, z = const_of(xn.input_value(0)), const_of(xn.input_value(1))
+            else:
+                w, z = const_of(x), None
+            if w is None or w.get_element_type().is_real():
+                continue
+            real = w.get_data().astype(np.float64)
+            if z is not None:
+                real = real - z.get_data().astype(np.float64)
+            real = (real * scale.get_data().astype(np.float64)).reshape(-1)
+            out.append({
+                "weight": w.get_friendly_name(),
+                "scales": int(np.asarray(scale.get_data()).size),
+                "mean": float(real.mean()),
+                "first": [float(v) for v in real[:4]],
+            })
+            break
+    return out
+
+
 def facts_of(xml):
     model = ov.Core().read_model(xml)
     ops, consts = [], []
@@ -78,7 +122,7 @@ def facts_of(xml):
                 "mean": float(f.mean()) if f.size else 0.0,
                 "first": [float(x) for x in f[:4]],
             })
-    return {"ops": ops, "consts": consts}
+    return {"ops": ops, "consts": consts, "dequantized": dequantized(model)}
 
 
 def main():
@@ -95,6 +139,14 @@ def main():
         m = ov.convert_model(gpt, example_input=torch.zeros(1, 8, dtype=torch.long))
     ov.save_model(m, os.path.join(HERE, "tiny_gpt.xml"), compress_to_fp16=False)
     facts["tiny_gpt.xml"] = facts_of(os.path.join(HERE, "tiny_gpt.xml"))
+
+    import nncf
+
+    for name, mode in [("tiny_gpt_int8.xml", nncf.CompressWeightsMode.INT8_ASYM),
+                       ("tiny_gpt_int8_sym.xml", nncf.CompressWeightsMode.INT8_SYM)]:
+        m = nncf.compress_weights(ov.Core().read_model(os.path.join(HERE, "tiny_gpt.xml")), mode=mode)
+        ov.save_model(m, os.path.join(HERE, name), compress_to_fp16=False)
+        facts[name] = facts_of(os.path.join(HERE, name))
 
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump({"openvino": ov.__version__, "torch": torch.__version__, "files": facts}, f, indent=1)
