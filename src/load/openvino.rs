@@ -264,8 +264,8 @@ fn element_type(t: &str) -> (DType, u64) {
         "u1" => return (DType::Unknown("u1"), 1),
         "u2" => return (DType::Unknown("u2"), 2),
         "u3" => return (DType::Unknown("u3"), 3),
-        "u4" => return (DType::Unknown("u4"), 4),
-        "i4" => return (DType::Unknown("i4"), 4),
+        "u4" => return (DType::U4, 4),
+        "i4" => return (DType::I4, 4),
         "nf4" => return (DType::Unknown("nf4"), 4),
         "f4e2m1" => return (DType::Unknown("f4e2m1"), 4),
         "u6" => return (DType::Unknown("u6"), 6),
@@ -444,7 +444,12 @@ fn build(
                 return Some(t);
             }
             let l = &layers[i];
-            if l.kind != "Convert" {
+            // A Convert of a weight, or a Reshape of one to a constant shape (group-wise
+            // compressed weights are `[out, groups, size]`, reshaped to `[out, in]` for MatMul).
+            let reshape = l.kind == "Reshape"
+                && l.inputs.len() == 2
+                && source(l.id, l.inputs[1].id).is_some_and(|(j, _)| consts.contains_key(&j));
+            if l.kind != "Convert" && !reshape {
                 return None;
             }
             let p = l.inputs.first()?;
@@ -610,9 +615,11 @@ fn dequantization(
     zero: Option<TensorId>,
 ) -> Option<crate::model::Quant> {
     let wt = tensors.get(w as usize)?;
-    if !matches!(wt.dtype, DType::U8 | DType::I8) || wt.quant.is_some() {
+    if !matches!(wt.dtype, DType::U8 | DType::I8 | DType::U4 | DType::I4) || wt.quant.is_some() {
         return None;
     }
+    // The axis of a broadcast scale: the one dimension it varies along (per channel), or the
+    // last of a run of leading dimensions equal to the weight's (per group); 0 for one value.
     let axis_of = |t: &Tensor| -> Option<usize> {
         let n: u64 = t.shape.iter().product();
         if n == 1 {
@@ -621,9 +628,12 @@ fn dequantization(
         if t.shape.len() != wt.shape.len() {
             return None;
         }
-        let mut axes = t.shape.iter().enumerate().filter(|(_, d)| **d != 1);
-        let (axis, &d) = axes.next()?;
-        (axes.next().is_none() && wt.shape.get(axis) == Some(&d)).then_some(axis)
+        let last = t.shape.iter().rposition(|&d| d != 1)?;
+        let varying = t.shape.iter().filter(|&&d| d != 1).count();
+        if varying == 1 {
+            return (wt.shape.get(last) == t.shape.get(last)).then_some(last);
+        }
+        (t.shape[..=last] == wt.shape[..=last]).then_some(last)
     };
     let st = tensors.get(scale as usize)?;
     let axis = axis_of(st)?;
@@ -640,7 +650,7 @@ fn dequantization(
             v
         }
     };
-    crate::model::Quant::new(scales, zeros, axis, &wt.shape)
+    crate::model::Quant::grouped(scales, zeros, axis, &wt.shape)
 }
 
 /// A small constant's values (scales and zero points), up to 16 M of them.
@@ -649,6 +659,22 @@ fn values(t: &Tensor) -> Option<Vec<f64>> {
     let n = usize::try_from(t.shape.iter().product::<u64>()).ok()?;
     if n > 1 << 24 {
         return None;
+    }
+    // 4-bit zero points: two to a byte, the low nibble first.
+    if matches!(t.dtype, DType::U4 | DType::I4) && b.len() == n.div_ceil(2) {
+        let signed = t.dtype == DType::I4;
+        return Some(
+            (0..n)
+                .map(|i| {
+                    let nib = (b[i / 2] >> (4 * (i % 2))) & 0x0f;
+                    if signed {
+                        f64::from(((nib << 4) as i8) >> 4)
+                    } else {
+                        f64::from(nib)
+                    }
+                })
+                .collect(),
+        );
     }
     let size = usize::try_from(t.dtype.size_bytes()?).ok()?;
     if b.len() != n * size {

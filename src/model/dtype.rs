@@ -91,6 +91,10 @@ pub enum DType {
     Complex128,
     /// Variable-length strings (ONNX `STRING`): no fixed byte size.
     String,
+    /// Unsigned 4-bit integers, two to a byte, the low nibble first (ONNX `UINT4`, OpenVINO `u4`).
+    U4,
+    /// Signed 4-bit integers, two to a byte, the low nibble first (ONNX `INT4`, OpenVINO `i4`).
+    I4,
     /// A GGML block-quantized or plain type from a GGUF file.
     Ggml(GgmlType),
     /// A type this build does not know, with the format's own name for it.
@@ -116,7 +120,7 @@ impl DType {
                 Some((_, 1, b)) => b,
                 _ => return None,
             },
-            DType::String | DType::Unknown(_) => return None,
+            DType::String | DType::Unknown(_) | DType::U4 | DType::I4 => return None,
         })
     }
 
@@ -129,6 +133,10 @@ impl DType {
                 return None;
             }
             return (elements / block).checked_mul(bytes);
+        }
+        if matches!(self, DType::U4 | DType::I4) {
+            // Two to a byte, read as blocks of two.
+            return elements.is_multiple_of(2).then_some(elements / 2);
         }
         elements.checked_mul(self.size_bytes()?)
     }
@@ -171,6 +179,8 @@ impl DType {
             DType::Complex64 => "C64",
             DType::Complex128 => "C128",
             DType::String => "STRING",
+            DType::U4 => "U4",
+            DType::I4 => "I4",
             DType::Ggml(t) => t.info().map_or("GGML?", |i| i.0),
             DType::Unknown(name) => name,
         }
@@ -199,8 +209,8 @@ impl DType {
             18 => DType::F8E4M3FNUZ,
             19 => DType::F8E5M2,
             20 => DType::F8E5M2FNUZ,
-            21 => DType::Unknown("UINT4"),
-            22 => DType::Unknown("INT4"),
+            21 => DType::U4,
+            22 => DType::I4,
             23 => DType::Unknown("FLOAT4E2M1"),
             _ => DType::Unknown("UNDEFINED"),
         }
@@ -210,6 +220,8 @@ impl DType {
     pub fn onnx_name(self) -> &'static str {
         match self {
             DType::F32 => "FLOAT",
+            DType::U4 => "UINT4",
+            DType::I4 => "INT4",
             DType::U8 => "UINT8",
             DType::I8 => "INT8",
             DType::U16 => "UINT16",

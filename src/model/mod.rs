@@ -416,6 +416,9 @@ pub struct Quant {
     pub axis: usize,
     /// Elements per step along `axis` (the product of the dimensions after it).
     inner: u64,
+    /// Whether the scales run over every dimension up to `axis` (one per group of `inner`
+    /// elements, as group-wise int4 weights hold them), not along `axis` alone.
+    grouped: bool,
 }
 
 impl Quant {
@@ -449,6 +452,45 @@ impl Quant {
             zero_point,
             axis,
             inner,
+            grouped: false,
+        })
+    }
+
+    /// Group-wise quantization of a tensor of `shape`: one scale (and zero point) per index of
+    /// the dimensions up to `axis` taken together, each covering the elements of the dimensions
+    /// after it (`[out, groups, 128]` weights with `[out, groups, 1]` scales: `axis` 1).
+    pub fn grouped(
+        scale: Vec<f64>,
+        zero_point: Vec<f64>,
+        axis: usize,
+        shape: &[u64],
+    ) -> Option<Quant> {
+        let groups = shape
+            .get(..=axis)?
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))?;
+        if axis == 0 || groups != scale.len() as u64 {
+            return Quant::new(scale, zero_point, axis, shape);
+        }
+        let zero_point = match zero_point.len() {
+            0 => vec![0.0; scale.len()],
+            n if n == scale.len() => zero_point,
+            _ => return None,
+        };
+        if !scale.iter().chain(&zero_point).all(|v| v.is_finite()) {
+            return None;
+        }
+        let inner = shape
+            .get(axis + 1..)
+            .unwrap_or_default()
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))?;
+        Some(Quant {
+            scale,
+            zero_point,
+            axis,
+            inner,
+            grouped: true,
         })
     }
 
@@ -476,6 +518,15 @@ impl Quant {
             (many, _) => {
                 let lo = many.iter().copied().fold(f64::INFINITY, f64::min);
                 let hi = many.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if self.grouped {
+                    return format!(
+                        "per group of {} elements: {} scales, {} to {}",
+                        self.inner,
+                        many.len(),
+                        lo as f32,
+                        hi as f32
+                    );
+                }
                 format!(
                     "per channel along dim {}: {} scales, {} to {}",
                     self.axis,

@@ -28,6 +28,10 @@ type BlockFn = fn(&[u8], &mut [f64]);
 /// How the elements of one dtype are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Elem {
+    /// Unsigned 4-bit, two to a byte, the low nibble first.
+    U4,
+    /// Signed 4-bit, two to a byte, the low nibble first.
+    I4,
     /// IEEE binary64.
     F64,
     /// IEEE binary32.
@@ -204,6 +208,8 @@ impl Elem {
             DType::U32 => Elem::U32,
             DType::U16 => Elem::U16,
             DType::U8 => Elem::U8,
+            DType::U4 => Elem::U4,
+            DType::I4 => Elem::I4,
             DType::Bool => Elem::Bool,
             DType::Ggml(GgmlType(t)) => match t {
                 0 => Elem::F32,
@@ -252,6 +258,7 @@ impl Elem {
             Elem::F32 | Elem::I32 | Elem::U32 => (1, 4),
             Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => (1, 2),
             Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
+            Elem::U4 | Elem::I4 => (2, 1),
             Elem::Q8_0 => (QK, 34),
             Elem::Q4_0 => (QK, 18),
             Elem::Q4_1 => (QK, 20),
@@ -377,6 +384,18 @@ impl Elem {
             Elem::U8 => {
                 for (&b, o) in bytes.iter().zip(out.iter_mut()) {
                     *o = f64::from(b);
+                }
+            }
+            Elem::U4 | Elem::I4 => {
+                let signed = matches!(self, Elem::I4);
+                for (&b, pair) in bytes.iter().zip(out.chunks_mut(2)) {
+                    for (o, n) in pair.iter_mut().zip([b & 0x0f, b >> 4]) {
+                        *o = if signed {
+                            f64::from(((n << 4) as i8) >> 4)
+                        } else {
+                            f64::from(n)
+                        };
+                    }
                 }
             }
             Elem::Bool => {
@@ -596,6 +615,10 @@ mod tests {
             vec![-128.0, 127.0, -1.0]
         );
         assert_eq!(dec(Elem::U8, &[0x80, 0xFF]), vec![128.0, 255.0]);
+        // Two nibbles a byte, the low one first (ONNX and OpenVINO pack them so).
+        assert_eq!(dec(Elem::U4, &[0x21, 0xF0]), vec![1.0, 2.0, 0.0, 15.0]);
+        assert_eq!(dec(Elem::I4, &[0x87, 0x1F]), vec![7.0, -8.0, -1.0, 1.0]);
+        assert_eq!(Elem::I4.value_at(&[0x87, 0x1F], 3), Some(1.0));
         assert_eq!(dec(Elem::Bool, &[0, 1, 2]), vec![0.0, 1.0, 1.0]);
         assert_eq!(Elem::I16.value_of_code(0xFFFF), -1.0);
         assert_eq!(Elem::Bool.value_of_code(7), 1.0);

@@ -12,10 +12,14 @@ Writes, beside this script:
   tiny_gpt_int8.xml/.bin      the same with its weights compressed by NNCF (`compress_weights`,
                        int8 asymmetric per channel: u8 weights, u8 zero points, f16 scales)
   tiny_gpt_int8_sym.xml/.bin  the same, int8 symmetric (i8 weights, f16 scales)
+  tiny_gpt_int4.xml/.bin      the same, int4 asymmetric in groups of 16 (u4 weights [out, 2, 16]
+                       and zero points, f16 scales per group, reshaped to [out, in]; NNCF keeps
+                       the embedding and the head in int8)
   facts.json           per file: every op's name, type and inputs (producer names), every
                        Const's element type, shape, mean and first values, from
-                       `ov.Core().read_model`; and every compressed weight's real values
-                       (`(w - zero point) * scale`, computed by numpy from OpenVINO's constants)
+                       `ov.Core().read_model` (4-bit ones unpacked by OpenVINO); and every
+                       compressed weight's real values, its decompression subgraph
+                       (`(w - zero point) * scale`) computed by OpenVINO's CPU plugin
 """
 
 import json
@@ -24,6 +28,7 @@ import sys
 
 import numpy as np
 import openvino as ov
+import openvino.opset13
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -73,8 +78,17 @@ def const_of(output):
     return node if node.get_type_name() == "Constant" else None
 
 
+def evaluate(output):
+    """An op output computed by OpenVINO's CPU plugin (a constant subgraph, no inputs)."""
+    sub = ov.Model([ov.opset13.result(output)], [], "eval")
+    req = ov.Core().compile_model(sub, "CPU").create_infer_request()
+    req.infer({})
+    return np.asarray(req.get_output_tensor(0).data, dtype=np.float64)
+
+
 def dequantized(model):
-    """Each compressed weight's real values: Multiply(Subtract(W, zero point) or W, scale)."""
+    """Each compressed weight's real values: Multiply(Subtract(W, zero point) or W, scale), as
+    OpenVINO computes that subgraph (in the scale's precision, f16 here)."""
     out = []
     for op in model.get_ordered_ops():
         if op.get_type_name() != "Multiply":
@@ -85,19 +99,13 @@ def dequantized(model):
             if scale is None or not scale.get_element_type().is_real():
                 continue
             xn = x.get_node()
-            if xn.get_type_name() == "Subtract":
-                w, z = const_of(xn.input_value(0)), const_of(xn.input_value(1))
-            else:
-                w, z = const_of(x), None
+            w = const_of(xn.input_value(0)) if xn.get_type_name() == "Subtract" else const_of(x)
             if w is None or w.get_element_type().is_real():
                 continue
-            real = w.get_data().astype(np.float64)
-            if z is not None:
-                real = real - z.get_data().astype(np.float64)
-            real = (real * scale.get_data().astype(np.float64)).reshape(-1)
+            real = evaluate(op.output(0)).reshape(-1)
             out.append({
                 "weight": w.get_friendly_name(),
-                "scales": int(np.asarray(scale.get_data()).size),
+                "scales": int(np.prod(list(scale.get_output_shape(0)))),
                 "mean": float(real.mean()),
                 "first": [float(v) for v in real[:4]],
             })
@@ -113,11 +121,15 @@ def facts_of(xml):
         inputs = [i.get_source_output().get_node().get_friendly_name() for i in op.inputs()]
         ops.append({"name": name, "type": kind, "inputs": inputs})
         if kind == "Constant":
-            a = op.get_data()
-            f = np.asarray(a, dtype=np.float64).reshape(-1)
+            et = op.get_element_type().get_type_name()
+            if et in ("u4", "i4"):
+                # Packed two to a byte: OpenVINO unpacks them (a Convert to f32).
+                f = evaluate(ov.opset13.convert(op, "f32").output(0)).reshape(-1)
+            else:
+                f = np.asarray(op.get_data(), dtype=np.float64).reshape(-1)
             consts.append({
                 "name": name,
-                "element_type": op.get_element_type().get_type_name(),
+                "element_type": et,
                 "shape": list(op.get_output_shape(0)),
                 "mean": float(f.mean()) if f.size else 0.0,
                 "first": [float(x) for x in f[:4]],
@@ -142,9 +154,14 @@ def main():
 
     import nncf
 
-    for name, mode in [("tiny_gpt_int8.xml", nncf.CompressWeightsMode.INT8_ASYM),
-                       ("tiny_gpt_int8_sym.xml", nncf.CompressWeightsMode.INT8_SYM)]:
-        m = nncf.compress_weights(ov.Core().read_model(os.path.join(HERE, "tiny_gpt.xml")), mode=mode)
+    for name, mode, group in [("tiny_gpt_int8.xml", nncf.CompressWeightsMode.INT8_ASYM, -1),
+                              ("tiny_gpt_int8_sym.xml", nncf.CompressWeightsMode.INT8_SYM, -1),
+                              ("tiny_gpt_int4.xml", nncf.CompressWeightsMode.INT4_ASYM, 16)]:
+        fp32 = ov.Core().read_model(os.path.join(HERE, "tiny_gpt.xml"))
+        if group > 0:
+            m = nncf.compress_weights(fp32, mode=mode, group_size=group, ratio=1.0)
+        else:
+            m = nncf.compress_weights(fp32, mode=mode)
         ov.save_model(m, os.path.join(HERE, name), compress_to_fp16=False)
         facts[name] = facts_of(os.path.join(HERE, name))
 
