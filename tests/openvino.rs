@@ -278,6 +278,27 @@ fn a_pytorch_conversion_groups_ops_by_module_path() {
 }
 
 #[test]
+fn the_neuron_view_reads_a_transposed_matmul_weight_as_out_by_in() {
+    // A Linear converted from PyTorch is MatMul(x, W, transpose_b=true) with W [out, in]: the
+    // MLP is 32 → 128 → 32, not the other way round.
+    let model = open(&data_dir().join("tiny_gpt.xml"));
+    let chains = modelmap::stats::neurons::find_dense_chains(&model);
+    let up = model.tensor_index["self.blocks.0.mlp.0.weight"];
+    let down = model.tensor_index["self.blocks.0.mlp.2.weight"];
+    let chain = chains
+        .iter()
+        .find(|c| c.layers.iter().any(|l| l.tensor == up))
+        .unwrap();
+    let layer = |t| chain.layers.iter().find(|l| l.tensor == t).unwrap();
+    assert_eq!((layer(up).in_features, layer(up).out_features), (32, 128));
+    assert_eq!(
+        (layer(down).in_features, layer(down).out_features),
+        (128, 32)
+    );
+    assert!(!layer(up).rows_are_inputs);
+}
+
+#[test]
 fn opening_the_weights_opens_their_model() {
     let m = open(&data_dir().join("tiny_gpt.bin"));
     assert_eq!(m.format, Format::OpenVino);

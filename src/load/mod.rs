@@ -278,6 +278,17 @@ pub fn open_bytes(path: impl AsRef<Path>, data: Bytes) -> Result<Model, LoadErro
     }
 }
 
+/// Opens OpenVINO IR from its XML and its weights already in memory, as if `path` and the `.bin`
+/// beside it held them (fuzzing; files open through [`open`]).
+#[doc(hidden)]
+pub fn open_openvino_parts(
+    path: impl AsRef<Path>,
+    xml: Bytes,
+    bin: Bytes,
+) -> Result<Model, LoadError> {
+    openvino::load_parts(path.as_ref(), xml, Some(bin))
+}
+
 /// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).
 pub fn open_bytes_as(
     path: impl AsRef<Path>,

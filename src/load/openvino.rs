@@ -58,6 +58,17 @@ struct Layer<'a> {
 
 /// Opens an IR `.xml` already mapped; the weights are read from the `.bin` beside it.
 pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let bin_path = path.with_extension("bin");
+    let bin = if bin_path.is_file() {
+        Some(super::map_file(&bin_path)?)
+    } else {
+        None
+    };
+    load_parts(path, data, bin)
+}
+
+/// Opens an IR from its XML and its weights (`None`: no `.bin` was found).
+pub(super) fn load_parts(path: &Path, data: Bytes, bin: Option<Bytes>) -> Result<Model, LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);
     let text = std::str::from_utf8(&data).map_err(|e| corrupt(format!("not UTF-8 text: {e}")))?;
     let doc = roxmltree::Document::parse(text)
@@ -121,11 +132,6 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         runtime_info(&mut model, rt);
     }
     let bin_path = path.with_extension("bin");
-    let bin = if bin_path.is_file() {
-        Some(super::map_file(&bin_path)?)
-    } else {
-        None
-    };
     build(&mut model, path, &bin_path, bin.as_ref(), &layers, &edges)?;
     let bodies = layers.iter().filter(|l| l.has_body).count();
     if bodies > 0 {

@@ -231,7 +231,13 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .attributes
                 .iter()
                 .any(|(k, v)| k == "transB" && matches!(v, AttrValue::Int(1)));
+            // OpenVINO's MatMul reads B transposed (`[out, in]`, as PyTorch stores it) when
+            // `transpose_b` is true, as its conversions of Linear layers say.
+            let transpose_b = n.attributes.iter().any(|(k, v)| {
+                k == "transpose_b" && matches!(v, AttrValue::String(s) if s == "true")
+            });
             let rows_are_inputs = match &*n.op {
+                "MatMul" if transpose_b => false,
                 // Keras's Dense kernel is [in, out], as MatMul's.
                 "MatMul" | "matmul" | "Dense" => true,
                 "linear" | "FullyConnected" => false,

@@ -335,7 +335,10 @@ pub fn looks_like_logs(path: &Path) -> bool {
     /// A model folder that also keeps its training logs (a Hugging Face repository with `runs/`)
     /// opens as the model.
     fn holds_a_model(dir: &Path) -> bool {
-        const MODEL_FILES: [&str; 12] = [
+        const MODEL_FILES: [&str; 15] = [
+            "msgpack",
+            "xml",
+            "pt2",
             "safetensors",
             "bin",
             "pt",
