@@ -299,6 +299,28 @@ fn the_neuron_view_reads_a_transposed_matmul_weight_as_out_by_in() {
 }
 
 #[test]
+fn an_optimum_intel_folder_opens_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        ("tiny_gpt_int8.xml", "openvino_model.xml"),
+        ("tiny_gpt_int8.bin", "openvino_model.bin"),
+        ("ppocr_cls.xml", "openvino_tokenizer.xml"),
+    ] {
+        std::fs::copy(data_dir().join(from), dir.path().join(to)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["GPT2LMHeadModel"], "n_layer": 2}"#,
+    )
+    .unwrap();
+    let m = open(dir.path());
+    assert_eq!(m.format, Format::OpenVino);
+    assert!(m.source.ends_with("openvino_model.xml"));
+    assert_eq!(m.metadata.architecture.as_deref(), Some("GPT2LMHeadModel"));
+    assert!(m.tensors.iter().any(|t| t.quant.is_some()));
+}
+
+#[test]
 fn opening_the_weights_opens_their_model() {
     let m = open(&data_dir().join("tiny_gpt.bin"));
     assert_eq!(m.format, Format::OpenVino);

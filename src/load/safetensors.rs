@@ -57,6 +57,14 @@ pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
         .collect();
     files.sort();
     if files.is_empty() {
+        // An optimum-intel export: `openvino_model.xml` beside its tokenizer's IRs (its
+        // `openvino_model.bin` is not a PyTorch checkpoint).
+        let ov = dir.join("openvino_model.xml");
+        if ov.is_file() {
+            let mut model = super::openvino::load(&ov, super::map_file(&ov)?)?;
+            read_hf_config(&mut model, &dir.join("config.json"));
+            return Ok(model);
+        }
         // Hugging Face's name first (a folder may also hold `training_args.bin`), else the only one.
         let mut torch: Vec<&PathBuf> = listed.iter().filter(|p| is_torch_shard(p)).collect();
         torch.sort();
@@ -76,7 +84,8 @@ pub(super) fn open_dir(dir: &Path) -> Result<Model, LoadError> {
         [] => Err(LoadError::UnknownFormat {
             path: dir.to_path_buf(),
             why: "a folder with no checkpoint index, no .safetensors file, not exactly one \
-                  PyTorch checkpoint (.bin, .pt, .pth) and no flax_model.msgpack"
+                  PyTorch checkpoint (.bin, .pt, .pth), no flax_model.msgpack and no \
+                  openvino_model.xml"
                 .into(),
         }),
         [one] => open_file(one, super::map_file(one)?),
