@@ -427,6 +427,37 @@ fn long_op_names_shrink_to_fit_their_box() {
     assert_eq!(bn.size_px, 7.0);
 }
 
+/// A node's name is written under its op when zoomed in, unless it only repeats the op
+/// (`/model/layers.0/mlp/MatMul`, `__module.mlp/aten::linear/MatMul`).
+#[test]
+fn a_name_that_repeats_the_op_is_not_written_twice() {
+    let (mut m, l) = chain(["MatMul", "Add"]);
+    m.graph.nodes[0].name = "__module.mlp.fc1/aten::linear/MatMul".into();
+    m.graph.nodes[1].name = "/mlp/fc1/bias_add".into();
+    let mut cam = Camera::new(DVec2::new(800.0, 600.0));
+    cam.fit(l.bounds, 10.0);
+    // Boxes 60 px high: room for two lines.
+    cam.zoom_about(cam.viewport * 0.5, (60.0 / 28.0) / cam.zoom);
+    let mut lod = LodState::new(
+        &l,
+        LodOptions {
+            fade_s: 0.0,
+            ..LodOptions::default()
+        },
+    );
+    let list = lod.cut(&m, &l, &cam, &ViewState::default(), 0.0);
+    let texts: Vec<&str> = list.labels.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(
+        texts.iter().filter(|t| **t == "MatMul").count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"Add") && texts.contains(&"bias_add"),
+        "{texts:?}"
+    );
+}
+
 /// A flat group too long for one cluster is cut into bands (computed tiles). The bands of one group
 /// open and close together: measured alone, a remainder band a little under the threshold stayed
 /// a closed box between open ones (seen on PP-OCR's 566-op column).

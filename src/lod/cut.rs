@@ -1269,7 +1269,17 @@ fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {
             let (label, sublabel) = match node.kind {
                 NodeKind::Module => (short_name(&node.name).to_string(), node.op.to_string()),
                 NodeKind::Input | NodeKind::Output => (node.name.clone(), node.op.to_string()),
-                NodeKind::Op => (node.op.to_string(), short_name(&node.name).to_string()),
+                NodeKind::Op => {
+                    // A name that only repeats the op (`…/MatMul`, as OpenVINO's and ONNX
+                    // exporters' often end) is not written under it again.
+                    let leaf = short_name(&node.name);
+                    let sub = if leaf.eq_ignore_ascii_case(&node.op) {
+                        String::new()
+                    } else {
+                        leaf.to_string()
+                    };
+                    (node.op.to_string(), sub)
+                }
             };
             bytes += std::mem::size_of::<ChunkNode>() + label.len() + sublabel.len();
             out.push(ChunkNode {
