@@ -109,3 +109,37 @@ fn a_dequantize_linear_inside_a_subgraph_scales_its_weight() {
     assert!((v + 16.5).abs() < 1e-6, "{v}");
     assert!(m.tensor("we").unwrap().quant.is_none());
 }
+
+/// 4-bit weights (`tests/data/onnx/int4.onnx`, `make_int4.py`): INT4 in `int32_data` and UINT4 in
+/// `raw_data`, two to a byte, read as onnx reads them, and their DequantizeLinear applied as
+/// onnx's reference evaluator runs it.
+#[test]
+fn int4_weights_read_as_onnx_reads_them() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let m = modelmap::load::open(&dir.join("int4.onnx")).unwrap();
+    let text = std::fs::read_to_string(dir.join("int4_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (name, f) in facts["tensors"].as_object().unwrap() {
+        let t = m.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(t.dtype.onnx_name(), f["dtype"].as_str().unwrap(), "{name}");
+        assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
+        let elem = modelmap::stats::decode::Elem::of(t.dtype).unwrap();
+        let q = t
+            .quant
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no quantization"));
+        let bytes = t.bytes().unwrap();
+        let ints = f["ints"].as_array().unwrap();
+        let real = f["real"].as_array().unwrap();
+        for (i, (v, r)) in ints.iter().zip(real).enumerate() {
+            let got = elem.value_at(bytes, i as u64).unwrap();
+            assert_eq!(got, v.as_f64().unwrap(), "{name}[{i}]");
+            let mut x = [got];
+            q.apply(i as u64, &mut x);
+            assert_eq!(x[0] as f32, r.as_f64().unwrap() as f32, "{name}[{i}] real");
+        }
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        let mean = real.iter().map(|r| r.as_f64().unwrap()).sum::<f64>() / real.len() as f64;
+        assert!((s.mean.unwrap() - mean).abs() < 1e-6, "{name}: mean");
+    }
+}

@@ -643,13 +643,13 @@ fn dequantization(
     };
     let st = tensors.get(scale as usize)?;
     let axis = axis_of(st)?;
-    let scales = values(st)?;
+    let scales = st.small_numbers()?;
     let zeros = match zero {
         None => Vec::new(),
         Some(z) => {
             let zt = tensors.get(z as usize)?;
             let za = axis_of(zt)?;
-            let v = values(zt)?;
+            let v = zt.small_numbers()?;
             if v.len() != scales.len() || (v.len() > 1 && za != axis) {
                 return None;
             }
@@ -657,47 +657,6 @@ fn dequantization(
         }
     };
     crate::model::Quant::grouped(scales, zeros, axis, &wt.shape)
-}
-
-/// A small constant's values (scales and zero points), up to 16 M of them.
-fn values(t: &Tensor) -> Option<Vec<f64>> {
-    let b = t.bytes()?;
-    let n = usize::try_from(t.shape.iter().product::<u64>()).ok()?;
-    if n > 1 << 24 {
-        return None;
-    }
-    // 4-bit zero points: two to a byte, the low nibble first.
-    if matches!(t.dtype, DType::U4 | DType::I4) && b.len() == n.div_ceil(2) {
-        let signed = t.dtype == DType::I4;
-        return Some(
-            (0..n)
-                .map(|i| {
-                    let nib = (b[i / 2] >> (4 * (i % 2))) & 0x0f;
-                    if signed {
-                        f64::from(((nib << 4) as i8) >> 4)
-                    } else {
-                        f64::from(nib)
-                    }
-                })
-                .collect(),
-        );
-    }
-    let size = usize::try_from(t.dtype.size_bytes()?).ok()?;
-    if b.len() != n * size {
-        return None;
-    }
-    let v = b
-        .chunks_exact(size)
-        .map(|c| match (t.dtype, c) {
-            (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
-            (DType::F16, &[a, b]) => f64::from(half::f16::from_le_bytes([a, b])),
-            (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
-            (DType::U8, &[a]) => f64::from(a),
-            (DType::I8, &[a]) => f64::from(a as i8),
-            _ => f64::NAN,
-        })
-        .collect::<Vec<f64>>();
-    v.iter().all(|x| x.is_finite()).then_some(v)
 }
 
 #[cfg(test)]

@@ -609,14 +609,33 @@ impl Tensor {
         self.dtype.bytes_for(n)
     }
 
-    /// The values of a small (at most 65 536 elements) float or integer tensor, such as a
+    /// The values of a small (at most 4 M elements) float or integer tensor, such as a
     /// quantizer's scales and zero points; `None` for other types, missing data or a length that
     /// does not match.
     pub fn small_numbers(&self) -> Option<Vec<f64>> {
         let n = usize::try_from(self.elements())
             .ok()
-            .filter(|&n| n <= 1 << 16)?;
+            .filter(|&n| n <= 1 << 22)?;
         let bytes = self.bytes()?;
+        if matches!(self.dtype, DType::U4 | DType::I4) {
+            // Two to a byte, the low nibble first; an odd count leaves the last high nibble.
+            if bytes.len() != n.div_ceil(2) {
+                return None;
+            }
+            let signed = self.dtype == DType::I4;
+            return Some(
+                (0..n)
+                    .map(|i| {
+                        let nib = (bytes[i / 2] >> (4 * (i % 2))) & 0x0f;
+                        if signed {
+                            f64::from(((nib << 4) as i8) >> 4)
+                        } else {
+                            f64::from(nib)
+                        }
+                    })
+                    .collect(),
+            );
+        }
         let width = usize::try_from(self.dtype.bytes_for(1)?).ok()?;
         if bytes.len() != n.checked_mul(width)? {
             return None;

@@ -837,9 +837,12 @@ fn typed_fields(t: &TensorProto, dtype: DType, elements: u64) -> Option<Bytes> {
         | DType::F8E4M3FNUZ
         | DType::F8E5M2
         | DType::F8E5M2FNUZ
+        | DType::U4
+        | DType::I4
             if !t.int32_data.is_empty() =>
         {
-            let width = dtype.size_bytes().unwrap_or(4) as usize;
+            // 4-bit types keep one packed byte (two values) in each int32.
+            let width = dtype.size_bytes().unwrap_or(1) as usize;
             for &v in &t.int32_data {
                 out.extend_from_slice(&v.to_le_bytes()[..width]);
             }
