@@ -3,6 +3,7 @@
 //! Files are memory-mapped and tensors borrow from the map; every size read from a file is checked
 //! against the file before anything is allocated by it.
 
+mod coreml;
 mod family;
 mod flax;
 mod gguf;
@@ -162,6 +163,10 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
         return Some(Format::Tflite);
     }
+    // A Core ML model: a protobuf known by its extension, before the ONNX test.
+    if coreml::sniff(path) {
+        return Some(Format::CoreMl);
+    }
     // OpenVINO IR: XML whose root is <net>.
     if openvino::sniff(path, head) {
         return Some(Format::OpenVino);
@@ -223,7 +228,9 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
         return Err(stop());
     }
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
-    let model = if meta.is_dir() && path.join("saved_model.pb").is_file() {
+    let model = if meta.is_dir() && coreml::is_package(path) {
+        coreml::open_package(path)?
+    } else if meta.is_dir() && path.join("saved_model.pb").is_file() {
         let file = path.join("saved_model.pb");
         tensorflow::load(&file, map_file(&file)?)?
     } else if meta.is_dir() {
@@ -319,5 +326,6 @@ pub fn open_bytes_as(
         Format::Tflite => tflite::load(path, data),
         Format::Flax => flax::load(path, data),
         Format::OpenVino => openvino::load(path, data),
+        Format::CoreMl => coreml::load(path, data),
     }
 }

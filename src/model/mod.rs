@@ -57,6 +57,8 @@ pub enum Format {
     Flax,
     /// OpenVINO IR (`.xml` and its `.bin` of weights).
     OpenVino,
+    /// A Core ML ML program (`.mlpackage`, or its `.mlmodel` and weight file).
+    CoreMl,
 }
 
 impl Format {
@@ -76,6 +78,7 @@ impl Format {
             Format::Numpy => "numpy",
             Format::Flax => "flax",
             Format::OpenVino => "openvino",
+            Format::CoreMl => "coreml",
         }
     }
 }

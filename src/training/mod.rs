@@ -335,7 +335,9 @@ pub fn looks_like_logs(path: &Path) -> bool {
     /// A model folder that also keeps its training logs (a Hugging Face repository with `runs/`)
     /// opens as the model.
     fn holds_a_model(dir: &Path) -> bool {
-        const MODEL_FILES: [&str; 15] = [
+        const MODEL_FILES: [&str; 17] = [
+            "mlmodel",
+            "mlpackage",
             "msgpack",
             "xml",
             "pt2",

@@ -1,0 +1,684 @@
+//! Core ML ML programs: an `.mlpackage` (a folder: `Manifest.json`, the model's protobuf
+//! `Data/com.apple.CoreML/model.mlmodel`, its weights in `…/weights/weight.bin`), or the
+//! `.mlmodel` inside one, as `coremltools.convert(…, convert_to="mlprogram")` saves them.
+//!
+//! The program's `main` function is drawn: one node per MIL operation, typed by its op (`conv`,
+//! `linear`, `layer_norm`), named by its `name` attribute or first output, its inputs bound by
+//! name to the function's inputs and other operations' outputs; the block's outputs are the
+//! model's. As Netron draws them, `const` operations are not nodes: a constant stored in a weight
+//! file (`blobFileValue`: a 64-byte record at the offset, sentinel `0xDEADBEEF`, data type, size
+//! and the data's offset, each checked against the file) or of more than 16 values is a weight,
+//! its bytes a slice of the mapped file, owned by the first operation that reads it; a small
+//! integer one or a scalar (strides, pads, an axis, an epsilon) is written as an attribute of each operation that reads it, under the
+//! input's name. A `constexpr_affine_dequantize` (int8 weights, iOS 16) is its quantized data read
+//! as `(q − zero point) × scale`; the other `constexpr_*` ops stand for their first constant input.
+//! Not read: the older `neuralNetwork` model kind (an error says so), nested blocks (`cond`,
+//! `while_loop`: a warning counts them), and functions other than `main`.
+
+mod proto;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::LoadError;
+use crate::model::{
+    AttrValue, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Quant, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId,
+};
+
+/// Integer constants with at most this many values, stored inline, are attributes rather than
+/// weights.
+const MAX_ATTR_VALUES: usize = 16;
+/// Most values expanded from an inline constant.
+const MAX_INLINE: usize = 1 << 24;
+
+/// Whether a folder is an `.mlpackage`.
+pub(super) fn is_package(dir: &Path) -> bool {
+    dir.join("Manifest.json").is_file()
+        && (dir.extension().is_some_and(|e| e == "mlpackage") || dir.join("Data").is_dir())
+}
+
+/// Whether a file is a Core ML model (`.mlmodel`, a protobuf without a magic number).
+pub(super) fn sniff(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "mlmodel")
+}
+
+/// Opens an `.mlpackage` folder: its manifest's root model.
+pub(super) fn open_package(dir: &Path) -> Result<Model, LoadError> {
+    let manifest = dir.join("Manifest.json");
+    let text = std::fs::read(&manifest).map_err(|e| LoadError::io(&manifest, e))?;
+    let json: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| LoadError::corrupt(&manifest, format!("invalid JSON: {e}")))?;
+    let root = json["rootModelIdentifier"].as_str().unwrap_or("");
+    let rel = json["itemInfoEntries"][root]["path"]
+        .as_str()
+        .unwrap_or("com.apple.CoreML/model.mlmodel");
+    let rel = Path::new(rel);
+    if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(LoadError::corrupt(
+            &manifest,
+            format!("the root model {} lies outside the package", rel.display()),
+        ));
+    }
+    let path = dir.join("Data").join(rel);
+    if !path.is_file() {
+        return Err(LoadError::corrupt(
+            &manifest,
+            format!("the root model {} is missing", path.display()),
+        ));
+    }
+    load(&path, super::map_file(&path)?)
+}
+
+/// Opens a `.model.mlmodel` already mapped; weight files are found beside it.
+pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    let spec = proto::Model::decode(data)
+        .map_err(|e| LoadError::corrupt(path, format!("not a Core ML model: {e}")))?;
+    let Some(program) = &spec.ml_program else {
+        let kind = if spec.neural_network.is_some()
+            || spec.neural_network_classifier.is_some()
+            || spec.neural_network_regressor.is_some()
+        {
+            "a neuralNetwork model (the kind before ML programs)"
+        } else if spec.pipeline.is_some() {
+            "a pipeline of models"
+        } else {
+            "a model of a kind"
+        };
+        return Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            why: format!(
+                "Core ML {kind} that modelmap does not read; ML programs (`.mlpackage`, \
+                 `convert_to=\"mlprogram\"`) are read"
+            ),
+        });
+    };
+    let mut model = Model::new(path, Format::CoreMl);
+    model.metadata.shards = 1;
+    model.metadata.producer = Some("Core ML".into());
+    model.metadata.ir_version = Some(i64::from(spec.specification_version));
+    if let Some(md) = spec.description.as_ref().and_then(|d| d.metadata.as_ref()) {
+        for (k, v) in [
+            ("description", &md.short_description),
+            ("version", &md.version_string),
+            ("author", &md.author),
+            ("license", &md.license),
+        ] {
+            if !v.is_empty() {
+                model.metadata.properties.push((k.into(), v.clone()));
+            }
+        }
+        for e in &md.user_defined {
+            if e.key == "com.github.apple.coremltools.version" {
+                model.metadata.producer_version = Some(format!("coremltools {}", e.value));
+            }
+            model
+                .metadata
+                .properties
+                .push((e.key.clone(), e.value.clone()));
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut blobs = Blobs {
+        dir: dir.to_path_buf(),
+        files: HashMap::new(),
+    };
+    build(&mut model, path, program, &mut blobs)?;
+    Ok(model)
+}
+
+/// The weight files a program names, each mapped once.
+struct Blobs {
+    dir: PathBuf,
+    files: HashMap<String, Result<Bytes, String>>,
+}
+
+impl Blobs {
+    fn file(&mut self, name: &str) -> Result<Bytes, String> {
+        if let Some(f) = self.files.get(name) {
+            return f.clone();
+        }
+        let rel = name.strip_prefix("@model_path/").unwrap_or(name);
+        let relp = Path::new(rel);
+        let f =
+            if relp.is_absolute() || relp.components().any(|c| matches!(c, Component::ParentDir)) {
+                Err(format!("weight file {name:?} lies outside the package"))
+            } else {
+                let p = self.dir.join(relp);
+                super::map_file(&p).map_err(|e| format!("weight file {}: {e}", p.display()))
+            };
+        self.files.insert(name.to_string(), f.clone());
+        f
+    }
+}
+
+/// A MIL data type.
+fn mil_dtype(t: i32) -> (DType, u64) {
+    let d = match t {
+        1 => DType::Bool,
+        10 => DType::F16,
+        11 => DType::F32,
+        12 => DType::F64,
+        13 => DType::BF16,
+        21 => DType::I8,
+        22 => DType::I16,
+        23 => DType::I32,
+        24 => DType::I64,
+        25 => return (DType::I4, 4),
+        31 => DType::U8,
+        32 => DType::U16,
+        33 => DType::U32,
+        34 => DType::U64,
+        35 => return (DType::U4, 4),
+        36 => return (DType::Unknown("UINT2"), 2),
+        37 => return (DType::Unknown("UINT1"), 1),
+        38 => return (DType::Unknown("UINT6"), 6),
+        39 => return (DType::Unknown("UINT3"), 3),
+        40 => DType::F8E4M3FN,
+        41 => DType::F8E5M2,
+        _ => return (DType::Unknown("MIL?"), 0),
+    };
+    (d, d.size_bytes().unwrap_or(0) * 8)
+}
+
+/// A weight file record's data type, as the MIL type it stores.
+fn blob_dtype(t: u32) -> Option<i32> {
+    Some(match t {
+        1 => 10,
+        2 => 11,
+        3 => 31,
+        4 => 21,
+        5 => 13,
+        6 => 22,
+        7 => 32,
+        8 => 25,
+        9 => 37,
+        10 => 36,
+        11 => 35,
+        12 => 39,
+        13 => 38,
+        14 => 23,
+        15 => 33,
+        16 => 40,
+        17 => 41,
+        _ => return None,
+    })
+}
+
+/// Data type and shape of a value type (unknown dimensions as `Dim::Unknown`).
+fn value_type(t: Option<&proto::ValueType>) -> (Option<i32>, Option<Vec<Dim>>) {
+    let Some(tt) = t.and_then(|t| t.tensor_type.as_ref()) else {
+        return (None, None);
+    };
+    let dims = tt
+        .dimensions
+        .iter()
+        .map(|d| match &d.constant {
+            Some(c) => Dim::Fixed(i64::try_from(c.size).unwrap_or(i64::MAX)),
+            None => Dim::Unknown,
+        })
+        .collect();
+    (Some(tt.data_type), Some(dims))
+}
+
+/// What a constant's name stands for.
+#[derive(Clone)]
+enum Const {
+    Weight(TensorId),
+    Attr(AttrValue),
+}
+
+/// A `const` operation's value before it joins the model.
+enum ConstValue {
+    Tensor(Tensor),
+    Attr(AttrValue),
+}
+
+/// A `const` operation's value: a weight, or a small inline value as an attribute.
+fn const_value(
+    name: &str,
+    out: Option<&proto::NamedValueType>,
+    val: &proto::Value,
+    blobs: &mut Blobs,
+    path: &Path,
+) -> ConstValue {
+    let (code, dims) = value_type(out.and_then(|o| o.r#type.as_ref()).or(val.r#type.as_ref()));
+    let shape: Vec<u64> = dims
+        .unwrap_or_default()
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(v) => u64::try_from(*v).unwrap_or(0),
+            _ => 0,
+        })
+        .collect();
+    let (dtype, bits) = mil_dtype(code.unwrap_or(0));
+    let mut t = Tensor {
+        name: name.to_string(),
+        dtype,
+        shape,
+        data: TensorData::Missing,
+        origin: TensorOrigin::Initializer,
+        conv_axes: None,
+        quant: None,
+    };
+    let err = |why: String| TensorData::Error(format!("{}: {name}: {why}", path.display()));
+    if let Some(b) = &val.blob_file_value {
+        t.data = match blobs.file(&b.file_name) {
+            Ok(file) => match blob(&file, b.offset, code, &t.shape, bits) {
+                Ok(bytes) => TensorData::Bytes(bytes),
+                Err(why) => err(format!("{}: {why}", b.file_name)),
+            },
+            Err(why) => err(why),
+        };
+        return ConstValue::Tensor(t);
+    }
+    let Some(tv) = val.immediate_value.as_ref().and_then(|v| v.tensor.as_ref()) else {
+        return ConstValue::Attr(AttrValue::Other("a non-tensor constant".into()));
+    };
+    let n: u64 = t.shape.iter().product();
+    // Parameters (strides, pads, an axis, an epsilon) are attributes; a float tensor (a bias) is
+    // a weight however small.
+    let parameter = !dtype.is_float() || t.shape.is_empty();
+    if parameter && let Some(attr) = small_attr(tv, n) {
+        return ConstValue::Attr(attr);
+    }
+    t.data = match inline_bytes(tv, dtype) {
+        Some(b) if Some(b.len() as u64) == t.dtype.bytes_for(n) => TensorData::Bytes(b),
+        Some(b) => err(format!(
+            "{} bytes inline, its shape and type need {:?}",
+            b.len(),
+            t.dtype.bytes_for(n)
+        )),
+        None => err("its inline values are not read".into()),
+    };
+    ConstValue::Tensor(t)
+}
+
+/// A small inline constant as an attribute value (at most [`MAX_ATTR_VALUES`] values).
+fn small_attr(tv: &proto::TensorValue, n: u64) -> Option<AttrValue> {
+    if n > MAX_ATTR_VALUES as u64 {
+        return None;
+    }
+    let one = n == 1;
+    if let Some(v) = &tv.ints {
+        let v: Vec<i64> = v.values.iter().map(|&x| i64::from(x)).collect();
+        return Some(if one && v.len() == 1 {
+            AttrValue::Int(v[0])
+        } else {
+            AttrValue::Ints(v)
+        });
+    }
+    if let Some(v) = &tv.long_ints {
+        return Some(if one && v.values.len() == 1 {
+            AttrValue::Int(v.values[0])
+        } else {
+            AttrValue::Ints(v.values.clone())
+        });
+    }
+    if let Some(v) = &tv.floats {
+        return Some(if one && v.values.len() == 1 {
+            AttrValue::Float(v.values[0])
+        } else {
+            AttrValue::Floats(v.values.clone())
+        });
+    }
+    if let Some(v) = &tv.doubles {
+        let f: Vec<f32> = v.values.iter().map(|&x| x as f32).collect();
+        return Some(if one && f.len() == 1 {
+            AttrValue::Float(f[0])
+        } else {
+            AttrValue::Floats(f)
+        });
+    }
+    if let Some(v) = &tv.bools {
+        let v: Vec<String> = v
+            .values
+            .iter()
+            .map(|&b| if b { "true" } else { "false" }.to_string())
+            .collect();
+        return Some(if one && v.len() == 1 {
+            AttrValue::String(v[0].clone())
+        } else {
+            AttrValue::Strings(v)
+        });
+    }
+    if let Some(v) = &tv.strings {
+        return Some(if v.values.len() == 1 {
+            AttrValue::String(v.values[0].clone())
+        } else {
+            AttrValue::Strings(v.values.clone())
+        });
+    }
+    None
+}
+
+/// An inline constant's values as little-endian bytes of `dtype`.
+fn inline_bytes(tv: &proto::TensorValue, dtype: DType) -> Option<Bytes> {
+    if let Some(b) = &tv.bytes {
+        return Some(b.values.clone());
+    }
+    let mut out = Vec::new();
+    if let Some(v) = &tv.floats {
+        if v.values.len() > MAX_INLINE {
+            return None;
+        }
+        match dtype {
+            DType::F16 => v
+                .values
+                .iter()
+                .for_each(|&x| out.extend(half::f16::from_f32(x).to_le_bytes())),
+            _ => v.values.iter().for_each(|&x| out.extend(x.to_le_bytes())),
+        }
+    } else if let Some(v) = &tv.ints {
+        if v.values.len() > MAX_INLINE {
+            return None;
+        }
+        let width = dtype.size_bytes().unwrap_or(4).min(4) as usize;
+        v.values
+            .iter()
+            .for_each(|&x| out.extend_from_slice(&x.to_le_bytes()[..width]));
+    } else if let Some(v) = &tv.long_ints {
+        v.values.iter().for_each(|&x| out.extend(x.to_le_bytes()));
+    } else if let Some(v) = &tv.doubles {
+        v.values.iter().for_each(|&x| out.extend(x.to_le_bytes()));
+    } else if let Some(v) = &tv.bools {
+        v.values.iter().for_each(|&x| out.push(u8::from(x)));
+    } else {
+        return None;
+    }
+    Some(Bytes::from(out))
+}
+
+/// The data of the weight-file record at `offset`, checked against the file and the value's type.
+fn blob(
+    file: &Bytes,
+    offset: u64,
+    code: Option<i32>,
+    shape: &[u64],
+    bits: u64,
+) -> Result<Bytes, String> {
+    let at = usize::try_from(offset).map_err(|_| "offset overflows".to_string())?;
+    let rec = file
+        .get(at..at.saturating_add(24))
+        .filter(|r| r.len() == 24)
+        .ok_or_else(|| {
+            format!(
+                "no record at offset {offset} (the file has {} bytes)",
+                file.len()
+            )
+        })?;
+    let u32_at = |i: usize| u32::from_le_bytes([rec[i], rec[i + 1], rec[i + 2], rec[i + 3]]);
+    let u64_at = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rec[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    if u32_at(0) != 0xDEAD_BEEF {
+        return Err(format!(
+            "no record at offset {offset} (sentinel {:#x})",
+            u32_at(0)
+        ));
+    }
+    let stored = blob_dtype(u32_at(4));
+    if stored.is_none() || (code.is_some() && stored != code) {
+        return Err(format!(
+            "the record's data type {} is not the value's ({code:?})",
+            u32_at(4)
+        ));
+    }
+    let (size, data) = (u64_at(8), u64_at(16));
+    let end = data
+        .checked_add(size)
+        .filter(|&e| e <= file.len() as u64)
+        .ok_or_else(|| {
+            format!(
+                "data {data}..+{size} lies beyond the file ({} bytes)",
+                file.len()
+            )
+        })?;
+    let need = shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .and_then(|n| n.checked_mul(bits))
+        .map(|b| b.div_ceil(8));
+    if bits == 0 || need != Some(size) {
+        return Err(format!(
+            "{size} bytes stored, its shape and type need {need:?}"
+        ));
+    }
+    Ok(file.slice(data as usize..end as usize))
+}
+
+fn build(
+    model: &mut Model,
+    path: &Path,
+    program: &proto::Program,
+    blobs: &mut Blobs,
+) -> Result<(), LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let entry = program
+        .functions
+        .iter()
+        .find(|f| f.key == "main")
+        .or(program.functions.first())
+        .ok_or_else(|| corrupt("an ML program with no function".into()))?;
+    if program.functions.len() > 1 {
+        model.metadata.warnings.push(format!(
+            "{}: {} functions; only {:?} is drawn",
+            path.display(),
+            program.functions.len(),
+            entry.key
+        ));
+    }
+    let func = entry
+        .value
+        .as_ref()
+        .ok_or_else(|| corrupt(format!("function {:?} is empty", entry.key)))?;
+    model
+        .metadata
+        .opsets
+        .push((func.opset.clone(), program.version));
+    let block = func
+        .block_specializations
+        .iter()
+        .find(|b| b.key == func.opset)
+        .or(func.block_specializations.first())
+        .and_then(|b| b.value.as_ref())
+        .ok_or_else(|| corrupt(format!("function {:?} has no block", entry.key)))?;
+
+    let mut graph = Graph::default();
+    let mut ops = OpNames::default();
+    let mut values: HashMap<&str, ValueId> = HashMap::new();
+    let mut consts: HashMap<&str, Const> = HashMap::new();
+    let mut weight_values: HashMap<TensorId, ValueId> = HashMap::new();
+    let mut owned: HashSet<TensorId> = HashSet::new();
+    let mut nested = 0usize;
+    let new_value = |graph: &mut Graph, nv: &proto::NamedValueType| {
+        let (code, shape) = value_type(nv.r#type.as_ref());
+        graph.add_value(Value {
+            name: nv.name.clone(),
+            dtype: code.map(|c| mil_dtype(c).0),
+            shape,
+        })
+    };
+    for input in &func.inputs {
+        let v = new_value(&mut graph, input);
+        values.insert(&input.name, v);
+        graph.inputs.push(v);
+        let mut node = Node::new(input.name.clone(), ops.get("Input"), NodeKind::Input);
+        node.outputs.push(v);
+        graph.add_node(node);
+    }
+    for op in &block.operations {
+        let attr = |k: &str| {
+            op.attributes
+                .iter()
+                .find(|a| a.key == k)
+                .and_then(|a| a.value.as_ref())
+        };
+        if op.r#type == "const" {
+            let (Some(out), Some(val)) = (op.outputs.first(), attr("val")) else {
+                continue;
+            };
+            let c = match const_value(&out.name, Some(out), val, blobs, path) {
+                ConstValue::Tensor(t) => Const::Weight(model.add_tensor(t)),
+                ConstValue::Attr(a) => Const::Attr(a),
+            };
+            consts.insert(&out.name, c);
+            continue;
+        }
+        if op.r#type.starts_with("constexpr_")
+            && let Some(out) = op.outputs.first()
+            && let Some(w) = constexpr_weight(model, op, &consts, blobs, path)
+        {
+            consts.insert(&out.name, Const::Weight(w));
+            continue;
+        }
+        nested += op.blocks.len();
+        let name = attr("name")
+            .and_then(|v| {
+                v.immediate_value
+                    .as_ref()?
+                    .tensor
+                    .as_ref()?
+                    .strings
+                    .as_ref()
+            })
+            .and_then(|s| s.values.first().cloned())
+            .or_else(|| op.outputs.first().map(|o| o.name.clone()))
+            .unwrap_or_else(|| op.r#type.clone());
+        let mut node = Node::new(name, ops.get(&op.r#type), NodeKind::Op);
+        for arg in &op.inputs {
+            let Some(a) = &arg.value else { continue };
+            for b in &a.arguments {
+                match (&b.name, &b.value) {
+                    (Some(n), _) => match consts.get(n.as_str()) {
+                        Some(Const::Weight(t)) => {
+                            let t = *t;
+                            let v = *weight_values.entry(t).or_insert_with(|| {
+                                graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
+                            });
+                            if owned.insert(t) {
+                                node.tensors.push(t);
+                            }
+                            node.inputs.push(Some(v));
+                        }
+                        Some(Const::Attr(a)) => node.attributes.push((arg.key.clone(), a.clone())),
+                        None => {
+                            let v = match values.get(n.as_str()) {
+                                Some(&v) => v,
+                                None => graph.add_value(Value {
+                                    name: n.clone(),
+                                    ..Value::default()
+                                }),
+                            };
+                            node.inputs.push(Some(v));
+                        }
+                    },
+                    (None, Some(val)) => {
+                        let a = val
+                            .immediate_value
+                            .as_ref()
+                            .and_then(|i| i.tensor.as_ref())
+                            .and_then(|t| small_attr(t, 1))
+                            .unwrap_or(AttrValue::Other("a value".into()));
+                        node.attributes.push((arg.key.clone(), a));
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        for out in &op.outputs {
+            let v = new_value(&mut graph, out);
+            values.insert(&out.name, v);
+            node.outputs.push(v);
+        }
+        graph.add_node(node);
+    }
+    for out in &block.outputs {
+        let Some(&v) = values.get(out.as_str()) else {
+            continue;
+        };
+        graph.outputs.push(v);
+        let mut node = Node::new(out.clone(), ops.get("Output"), NodeKind::Output);
+        node.inputs.push(Some(v));
+        graph.add_node(node);
+    }
+    if nested > 0 {
+        model.metadata.warnings.push(format!(
+            "{}: {nested} nested block(s) (cond, while_loop) are not drawn",
+            path.display()
+        ));
+    }
+    graph.connect_by_values();
+    let groups = vec![0; graph.nodes.len()];
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+    Ok(())
+}
+
+/// The weight a `constexpr_*` operation stands for. iOS 16's hold their operands as attributes:
+/// `constexpr_affine_dequantize`'s `quantized_data` is the weight, named by the operation's
+/// output and read as `(q − zero_point) × scale` along `axis`; the others' first stored operand.
+/// Later ones take constants as inputs: the first constant input.
+fn constexpr_weight(
+    model: &mut Model,
+    op: &proto::Operation,
+    consts: &HashMap<&str, Const>,
+    blobs: &mut Blobs,
+    path: &Path,
+) -> Option<TensorId> {
+    let from_input = op.inputs.iter().find_map(|a| {
+        let n = a.value.as_ref()?.arguments.first()?.name.as_deref()?;
+        match consts.get(n) {
+            Some(Const::Weight(t)) => Some(*t),
+            _ => None,
+        }
+    });
+    if from_input.is_some() {
+        return from_input;
+    }
+    let out = op.outputs.first()?;
+    let mut value = |k: &str| {
+        let v = op.attributes.iter().find(|a| a.key == k)?.value.as_ref()?;
+        Some(const_value(&out.name, None, v, blobs, path))
+    };
+    if op.r#type == "constexpr_affine_dequantize" {
+        let ConstValue::Tensor(mut q) = value("quantized_data")? else {
+            return None;
+        };
+        let numbers = |c: Option<ConstValue>| -> Option<Vec<f64>> {
+            match c? {
+                ConstValue::Tensor(t) => t.small_numbers(),
+                ConstValue::Attr(AttrValue::Int(i)) => Some(vec![i as f64]),
+                ConstValue::Attr(AttrValue::Float(f)) => Some(vec![f64::from(f)]),
+                ConstValue::Attr(AttrValue::Ints(v)) => Some(v.iter().map(|&i| i as f64).collect()),
+                ConstValue::Attr(AttrValue::Floats(v)) => {
+                    Some(v.iter().map(|&f| f64::from(f)).collect())
+                }
+                _ => None,
+            }
+        };
+        let axis = match value("axis") {
+            Some(ConstValue::Attr(AttrValue::Int(a))) => usize::try_from(a).ok(),
+            _ => None,
+        };
+        let (scale, zero) = (numbers(value("scale")), numbers(value("zero_point")));
+        if let (Some(scale), Some(zero), Some(axis)) = (scale, zero, axis) {
+            q.quant = Quant::new(scale, zero, axis, &q.shape);
+        }
+        return Some(model.add_tensor(q));
+    }
+    let keys: Vec<&str> = op.attributes.iter().map(|a| a.key.as_str()).collect();
+    for k in keys {
+        if k != "name"
+            && let Some(ConstValue::Tensor(t)) = value(k)
+        {
+            return Some(model.add_tensor(t));
+        }
+    }
+    None
+}

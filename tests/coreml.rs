@@ -1,0 +1,259 @@
+//! Core ML ML programs (`.mlpackage`) written by coremltools, checked against what coremltools
+//! reads back (`tests/data/coreml/facts.json`, written with the packages by `make_coreml.py`):
+//! every operation a node of its type, every edge between operations, every stored constant a
+//! weight with its type, shape, mean and first values (weight-file data as coremltools' own blob
+//! reader reads it), int8 weights read as their real values; damaged packages as errors.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use modelmap::model::{DType, Format, Model, NodeKind, TensorData};
+use modelmap::stats::decode::Elem;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/coreml")
+}
+
+fn open(path: &Path) -> Model {
+    modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A MIL data type code (MIL.proto `DataType`).
+fn dtype(code: u64) -> DType {
+    match code {
+        10 => DType::F16,
+        11 => DType::F32,
+        21 => DType::I8,
+        23 => DType::I32,
+        24 => DType::I64,
+        31 => DType::U8,
+        other => panic!("data type {other} not in the fixtures"),
+    }
+}
+
+#[test]
+fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let packages = facts["packages"].as_object().unwrap();
+    assert_eq!(packages.len(), 3);
+    for (pkg, f) in packages {
+        let m = open(&data_dir().join(pkg));
+        assert_eq!(m.format, Format::CoreMl, "{pkg}");
+        let ops = f["ops"].as_array().unwrap();
+        let drawn: Vec<&serde_json::Value> = ops
+            .iter()
+            .filter(|o| !o["type"].as_str().unwrap().starts_with("constexpr_"))
+            .collect();
+        let op_nodes: Vec<&modelmap::model::Node> = m
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Op)
+            .collect();
+        let types: Vec<&str> = op_nodes.iter().map(|n| &*n.op).collect();
+        let want: Vec<&str> = drawn.iter().map(|o| o["type"].as_str().unwrap()).collect();
+        assert_eq!(types, want, "{pkg}: operations in order");
+        // The node producing each value, and every edge between operations and inputs.
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in m.graph.nodes.iter().enumerate() {
+            for &v in &n.outputs {
+                producer.insert(m.graph.values[v as usize].name.as_str(), i);
+            }
+        }
+        let edges: HashSet<(usize, usize)> = m
+            .graph
+            .edges
+            .iter()
+            .map(|e| (e.from as usize, e.to as usize))
+            .collect();
+        let node_of: HashMap<&str, usize> = op_nodes
+            .iter()
+            .map(|n| {
+                let out = n.outputs[0];
+                let i = producer[m.graph.values[out as usize].name.as_str()];
+                (m.graph.values[out as usize].name.as_str(), i)
+            })
+            .collect();
+        let mut want_edges = HashSet::new();
+        for o in &drawn {
+            let to = node_of[o["outputs"][0].as_str().unwrap()];
+            for names in o["inputs"].as_object().unwrap().values() {
+                for n in names.as_array().unwrap() {
+                    if let Some(&from) = producer.get(n.as_str().unwrap()) {
+                        want_edges.insert((from, to));
+                    }
+                }
+            }
+        }
+        // Plus the edges into the outputs.
+        for out in f["outputs"].as_array().unwrap() {
+            let out = out.as_str().unwrap();
+            let to = m
+                .graph
+                .nodes
+                .iter()
+                .position(|n| n.kind == NodeKind::Output && n.name == out)
+                .unwrap();
+            want_edges.insert((producer[out], to));
+        }
+        assert_eq!(edges, want_edges, "{pkg}: edges");
+        // Constants: stored weights with coremltools' values; small integer ones are attributes.
+        let deq: HashMap<&str, &serde_json::Value> = f["dequantized"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["weight"].as_str().unwrap(), d))
+            .collect();
+        for c in f["consts"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let ctx = format!("{pkg}: {name}");
+            let dt = dtype(c["data_type"].as_u64().unwrap());
+            let shape = common::json_dims(&c["shape"]);
+            let Some(t) = m.tensor(name) else {
+                assert!(
+                    !dt.is_float() || shape.is_empty(),
+                    "{ctx}: a float tensor not read as a weight"
+                );
+                continue;
+            };
+            assert_eq!(t.dtype, dt, "{ctx}");
+            assert_eq!(t.shape, shape, "{ctx}");
+            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let want = c["mean"].as_f64().unwrap();
+            assert!(
+                (s.mean.unwrap() - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                "{ctx}: mean"
+            );
+            let elem = Elem::of(dt).unwrap();
+            for (i, v) in c["first"].as_array().unwrap().iter().enumerate() {
+                let got = elem.value_at(t.bytes().unwrap(), i as u64).unwrap();
+                assert_eq!(got as f32, v.as_f64().unwrap() as f32, "{ctx}: value {i}");
+            }
+            let owners = m
+                .graph
+                .nodes
+                .iter()
+                .filter(|n| n.tensors.contains(&m.tensor_index[name]));
+            assert_eq!(owners.count(), 1, "{ctx}: owners");
+        }
+        assert_eq!(
+            m.tensors.iter().filter(|t| t.quant.is_some()).count(),
+            deq.len(),
+            "{pkg}"
+        );
+        for (name, d) in deq {
+            let ctx = format!("{pkg}: {name}");
+            let t = m.tensor(name).unwrap_or_else(|| panic!("{ctx}: missing"));
+            let q = t.quant.as_ref().unwrap();
+            assert_eq!(q.scale.len() as u64, d["scales"].as_u64().unwrap(), "{ctx}");
+            let s = modelmap::stats::tensor_stats(t).unwrap();
+            let want = d["mean"].as_f64().unwrap();
+            assert!(
+                (s.mean.unwrap() - want).abs() <= 1e-9,
+                "{ctx}: mean {:?} vs {want}",
+                s.mean
+            );
+            let elem = Elem::of(t.dtype).unwrap();
+            for (i, v) in d["first"].as_array().unwrap().iter().enumerate() {
+                let mut r = [elem.value_at(t.bytes().unwrap(), i as u64).unwrap()];
+                q.apply(i as u64, &mut r);
+                assert_eq!(r[0] as f32, v.as_f64().unwrap() as f32, "{ctx}: value {i}");
+            }
+            // The linear reading it owns it.
+            let owner = m
+                .graph
+                .nodes
+                .iter()
+                .find(|n| n.tensors.contains(&m.tensor_index[name]))
+                .unwrap();
+            assert_eq!(&*owner.op, "linear", "{ctx}");
+        }
+    }
+}
+
+#[test]
+fn small_parameters_are_attributes_of_the_operation_reading_them() {
+    let m = open(&data_dir().join("cnn.mlpackage"));
+    let conv = m.graph.nodes.iter().find(|n| &*n.op == "conv").unwrap();
+    let attr = |k: &str| {
+        conv.attributes
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no {k} in {:?}", conv.attributes))
+    };
+    assert_eq!(attr("strides"), "[1, 1]");
+    assert_eq!(attr("pad_type"), "\"custom\"");
+    // The weight and bias (folded from the batch norm) are weights of the conv.
+    let mut shapes: Vec<&[u64]> = conv
+        .tensors
+        .iter()
+        .map(|&t| m.tensors[t as usize].shape.as_slice())
+        .collect();
+    shapes.sort();
+    assert_eq!(shapes, [&[8u64][..], &[8, 3, 3, 3][..]]);
+}
+
+#[test]
+fn damaged_packages_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        let from = data_dir().join("cnn.mlpackage");
+        for rel in [
+            "Manifest.json",
+            "Data/com.apple.CoreML/model.mlmodel",
+            "Data/com.apple.CoreML/weights/weight.bin",
+        ] {
+            std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(from.join(rel), to.join(rel)).unwrap();
+        }
+        to
+    };
+    // A truncated weight file: the weights past its end are errors naming it; the graph opens.
+    let p = copy("short.mlpackage");
+    let w = p.join("Data/com.apple.CoreML/weights/weight.bin");
+    let bin = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bin[..bin.len() / 2]).unwrap();
+    let m = open(&p);
+    assert!(
+        m.tensors
+            .iter()
+            .any(|t| matches!(&t.data, TensorData::Error(e) if e.contains("weight.bin")))
+    );
+    assert!(
+        m.tensors
+            .iter()
+            .any(|t| matches!(t.data, TensorData::Bytes(_)))
+    );
+    // A truncated model protobuf: an error naming it.
+    let p = copy("cut.mlpackage");
+    let mf = p.join("Data/com.apple.CoreML/model.mlmodel");
+    let spec = std::fs::read(&mf).unwrap();
+    std::fs::write(&mf, &spec[..spec.len() - 7]).unwrap();
+    let err = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(err.contains("model.mlmodel"), "{err}");
+    // A manifest pointing outside the package.
+    let p = copy("escape.mlpackage");
+    let manifest = std::fs::read_to_string(p.join("Manifest.json")).unwrap();
+    std::fs::write(
+        p.join("Manifest.json"),
+        manifest.replace("com.apple.CoreML/model.mlmodel", "../../model.mlmodel"),
+    )
+    .unwrap();
+    let err = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(err.contains("outside the package"), "{err}");
+    // A model of another kind (no ML program): an error saying what is read.
+    let p = dir.path().join("empty.mlmodel");
+    std::fs::write(&p, [0x08, 0x04]).unwrap();
+    let err = modelmap::load::open(&p).unwrap_err().to_string();
+    assert!(err.contains("ML programs"), "{err}");
+}
+
+mod common;

@@ -1,0 +1,154 @@
+"""Writes the Core ML fixtures (ML programs, `.mlpackage`) and what coremltools reads back.
+
+Run with coremltools 9 and torch (any recent versions; conversion runs on Linux):
+    python make_coreml.py
+Writes, beside this script:
+  cnn.mlpackage       conv → batch norm → relu → linear, converted from TorchScript in FP32
+                      (coremltools folds the batch norm into the conv)
+  mlp_fp16.mlpackage  a two-layer MLP with layer norm and GELU, FP16 (the default precision)
+  mlp_int8.mlpackage  the same weights quantized by `linear_quantize_weights` (int8, per
+                      channel) for iOS 16: `constexpr_affine_dequantize` operations
+  facts.json          per package: every operation of `main` (type, outputs, inputs by argument
+                      name), every constant's data type, shape, mean and first values (weight-file
+                      data read by coremltools' own `_BlobStorageReader`), and each dequantized
+                      weight's values, `(q - zero point) * scale` by numpy
+"""
+
+import json
+import os
+import shutil
+
+import coremltools as ct
+import coremltools.optimize.coreml as cto
+import numpy as np
+import torch
+import torch.nn as nn
+from coremltools.libmilstoragepython import _BlobStorageReader
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(32)
+        self.fc1 = nn.Linear(32, 64)
+        self.fc2 = nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(self.norm(x))))
+
+
+# MIL data types (MIL.proto) by numpy dtype name.
+DTYPES = {10: "float16", 11: "float32", 21: "int8", 23: "int32", 24: "int64", 31: "uint8"}
+READ = {10: "read_fp16_data", 11: "read_float_data", 21: "read_int8_data", 31: "read_uint8_data",
+        23: "read_int32_data"}
+
+
+def value_array(val, dtype_code, shape, weights_dir):
+    if val.HasField("blobFileValue"):
+        b = val.blobFileValue
+        reader = _BlobStorageReader(os.path.join(weights_dir, b.fileName.replace("@model_path/", "")))
+        a = np.asarray(getattr(reader, READ[dtype_code])(b.offset))
+        if dtype_code == 10:
+            a = a.view(np.float16)
+        return a.reshape(shape)
+    t = val.immediateValue.tensor
+    kind = t.WhichOneof("value")
+    if kind == "bytes":
+        return np.frombuffer(t.bytes.values, dtype=DTYPES[dtype_code]).reshape(shape)
+    if kind in ("floats", "ints", "longInts", "doubles", "bools"):
+        return np.asarray(list(getattr(t, kind).values)).reshape(shape)
+    return None
+
+
+def facts_of(pkg):
+    spec = ct.utils.load_spec(pkg)
+    data = os.path.join(pkg, "Data", "com.apple.CoreML")
+    fn = spec.mlProgram.functions["main"]
+    block = fn.block_specializations[fn.opset]
+    ops, consts, dequantized = [], [], []
+    arrays = {}
+    for op in block.operations:
+        outs = [o.name for o in op.outputs]
+        if op.type == "const":
+            t = op.outputs[0].type.tensorType
+            shape = [d.constant.size for d in t.dimensions]
+            a = value_array(op.attributes["val"], t.dataType, shape, data)
+            arrays[outs[0]] = a
+            if a is not None:
+                f = np.asarray(a, dtype=np.float64).reshape(-1)
+                consts.append({"name": outs[0], "data_type": t.dataType, "shape": shape,
+                               "mean": float(f.mean()) if f.size else 0.0,
+                               "first": [float(v) for v in f[:4]]})
+            continue
+        inputs = {k: [b.name for b in v.arguments] for k, v in op.inputs.items()}
+        ops.append({"type": op.type, "outputs": outs, "inputs": inputs})
+        if op.type == "constexpr_affine_dequantize":
+            # iOS 16's constexpr ops hold their operands as attributes.
+            def attr(k):
+                v = op.attributes[k]
+                t = v.type.tensorType
+                return value_array(v, t.dataType, [d.constant.size for d in t.dimensions], data)
+            q = attr("quantized_data").astype(np.float64)
+            z = np.asarray(attr("zero_point"), dtype=np.float64)
+            s = np.asarray(attr("scale"), dtype=np.float64)
+            axis = int(attr("axis"))
+            shape = [1] * q.ndim
+            if s.size > 1:
+                shape[axis] = -1
+            real = ((q - z.reshape(shape)) * s.reshape(shape)).reshape(-1)
+            dequantized.append({"weight": outs[0], "scales": int(s.size), "mean": float(real.mean()),
+                                "first": [float(v) for v in real[:4]]})
+    return {"ops": ops, "consts": consts, "dequantized": dequantized,
+            "outputs": list(block.outputs), "inputs": [i.name for i in fn.inputs]}
+
+
+def save(model, name):
+    path = os.path.join(HERE, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model.save(path)
+    return path
+
+
+def main():
+    torch.manual_seed(0)
+    facts = {}
+    cnn = CNN().eval()
+    with torch.no_grad():
+        cnn.bn.running_mean.uniform_(-0.5, 0.5)
+        cnn.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.zeros(1, 3, 8, 8)
+    m = ct.convert(torch.jit.trace(cnn, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                   convert_to="mlprogram", compute_precision=ct.precision.FLOAT32)
+    facts["cnn.mlpackage"] = facts_of(save(m, "cnn.mlpackage"))
+
+    mlp = MLP().eval()
+    x = torch.zeros(1, 32)
+    m = ct.convert(torch.jit.trace(mlp, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                   convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
+    facts["mlp_fp16.mlpackage"] = facts_of(save(m, "mlp_fp16.mlpackage"))
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear", weight_threshold=0))
+    q = cto.linear_quantize_weights(m, config)
+    facts["mlp_int8.mlpackage"] = facts_of(save(q, "mlp_int8.mlpackage"))
+
+    with open(os.path.join(HERE, "facts.json"), "w") as f:
+        json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts},
+                  f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
