@@ -178,6 +178,65 @@ fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
 }
 
 #[test]
+fn a_neural_network_model_reads_as_protobuf_reads_it() {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let f = &facts["neural_networks"]["cnn_nn.mlmodel"];
+    let m = open(&data_dir().join("cnn_nn.mlmodel"));
+    assert_eq!(m.format, Format::CoreMl);
+    // Every layer, in order, typed as coremltools names it (an activation by its function).
+    let layers: Vec<(&str, &str)> = m
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Op)
+        .map(|n| (n.name.as_str(), &*n.op))
+        .collect();
+    let want: Vec<(&str, &str)> = f["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap(), l["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(layers, want);
+    // Each layer reads its inputs from the layer that wrote them: a chain from x to the output.
+    let chain = f["layers"].as_array().unwrap().len() + 2;
+    assert_eq!(m.graph.edges.len(), chain - 1);
+    // Every weight, with protobuf's values and the layer's shape.
+    let weights = f["weights"].as_array().unwrap();
+    assert_eq!(m.tensors.len(), weights.len());
+    for w in weights {
+        let name = w["name"].as_str().unwrap();
+        let t = m.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(t.elements(), w["count"].as_u64().unwrap(), "{name}");
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        let want = w["mean"].as_f64().unwrap();
+        assert!((s.mean.unwrap() - want).abs() < 1e-7, "{name}: mean");
+        for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
+            let got = Elem::of(t.dtype)
+                .unwrap()
+                .value_at(t.bytes().unwrap(), i as u64)
+                .unwrap();
+            assert_eq!(got as f32, v.as_f64().unwrap() as f32, "{name}: value {i}");
+        }
+    }
+    assert_eq!(m.tensor("24.weights").unwrap().shape, [8, 3, 3, 3]);
+    assert_eq!(m.tensor("linear_0.weights").unwrap().shape, [10, 512]);
+    let conv = m
+        .graph
+        .nodes
+        .iter()
+        .find(|n| &*n.op == "convolution")
+        .unwrap();
+    let ks = conv
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "kernelSize")
+        .unwrap();
+    assert_eq!(ks.1.to_string(), "[3, 3]");
+}
+
+#[test]
 fn small_parameters_are_attributes_of_the_operation_reading_them() {
     let m = open(&data_dir().join("cnn.mlpackage"));
     let conv = m.graph.nodes.iter().find(|n| &*n.op == "conv").unwrap();
@@ -249,11 +308,20 @@ fn damaged_packages_are_errors_naming_the_file() {
     .unwrap();
     let err = modelmap::load::open(&p).unwrap_err().to_string();
     assert!(err.contains("outside the package"), "{err}");
-    // A model of another kind (no ML program): an error saying what is read.
+    // A model of another kind (no ML program or network): an error saying what is read.
     let p = dir.path().join("empty.mlmodel");
     std::fs::write(&p, [0x08, 0x04]).unwrap();
     let err = modelmap::load::open(&p).unwrap_err().to_string();
     assert!(err.contains("ML programs"), "{err}");
+    // A neuralNetwork model cut short: an error naming it, never a panic.
+    let nn = std::fs::read(data_dir().join("cnn_nn.mlmodel")).unwrap();
+    for cut in [3, nn.len() / 2, nn.len() - 5] {
+        let p = dir.path().join(format!("nn{cut}.mlmodel"));
+        std::fs::write(&p, &nn[..cut]).unwrap();
+        if let Err(e) = modelmap::load::open(&p) {
+            assert!(e.to_string().contains(&format!("nn{cut}.mlmodel")), "{e}");
+        }
+    }
 }
 
 mod common;

@@ -296,6 +296,17 @@ pub fn open_openvino_parts(
     openvino::load_parts(path.as_ref(), xml, Some(bin))
 }
 
+/// Opens a Core ML model from its protobuf and its weight file already in memory (fuzzing; files
+/// and packages open through [`open`]).
+#[doc(hidden)]
+pub fn open_coreml_parts(
+    path: impl AsRef<Path>,
+    spec: Bytes,
+    weights: Bytes,
+) -> Result<Model, LoadError> {
+    coreml::load_parts(path.as_ref(), spec, Some(weights))
+}
+
 /// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).
 pub fn open_bytes_as(
     path: impl AsRef<Path>,

@@ -12,9 +12,11 @@
 //! integer one or a scalar (strides, pads, an axis, an epsilon) is written as an attribute of each operation that reads it, under the
 //! input's name. A `constexpr_affine_dequantize` (int8 weights, iOS 16) is its quantized data read
 //! as `(q − zero point) × scale`; the other `constexpr_*` ops stand for their first constant input.
-//! Not read: the older `neuralNetwork` model kind (an error says so), nested blocks (`cond`,
-//! `while_loop`: a warning counts them), and functions other than `main`.
+//! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so),
+//! nested blocks (`cond`, `while_loop`: a warning counts them), and functions other than `main`.
 
+mod layers;
+mod nn;
 mod proto;
 
 use std::collections::{HashMap, HashSet};
@@ -73,17 +75,26 @@ pub(super) fn open_package(dir: &Path) -> Result<Model, LoadError> {
     load(&path, super::map_file(&path)?)
 }
 
-/// Opens a `.model.mlmodel` already mapped; weight files are found beside it.
+/// Opens a `model.mlmodel` already mapped; weight files are found beside it.
 pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
+    load_parts(path, data, None)
+}
+
+/// [`load`], every weight file read from `weights` when given (fuzzing).
+pub(super) fn load_parts(
+    path: &Path,
+    data: Bytes,
+    weights: Option<Bytes>,
+) -> Result<Model, LoadError> {
     let spec = proto::Model::decode(data)
         .map_err(|e| LoadError::corrupt(path, format!("not a Core ML model: {e}")))?;
-    let Some(program) = &spec.ml_program else {
-        let kind = if spec.neural_network.is_some()
-            || spec.neural_network_classifier.is_some()
-            || spec.neural_network_regressor.is_some()
-        {
-            "a neuralNetwork model (the kind before ML programs)"
-        } else if spec.pipeline.is_some() {
+    let network = spec
+        .neural_network
+        .as_ref()
+        .or(spec.neural_network_classifier.as_ref())
+        .or(spec.neural_network_regressor.as_ref());
+    if spec.ml_program.is_none() && network.is_none() {
+        let kind = if spec.pipeline.is_some() {
             "a pipeline of models"
         } else {
             "a model of a kind"
@@ -91,11 +102,11 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         return Err(LoadError::UnknownFormat {
             path: path.to_path_buf(),
             why: format!(
-                "Core ML {kind} that modelmap does not read; ML programs (`.mlpackage`, \
-                 `convert_to=\"mlprogram\"`) are read"
+                "Core ML {kind} that modelmap does not read; ML programs and neuralNetwork \
+                 models are read"
             ),
         });
-    };
+    }
     let mut model = Model::new(path, Format::CoreMl);
     model.metadata.shards = 1;
     model.metadata.producer = Some("Core ML".into());
@@ -125,8 +136,14 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     let mut blobs = Blobs {
         dir: dir.to_path_buf(),
         files: HashMap::new(),
+        fixed: weights,
     };
-    build(&mut model, path, program, &mut blobs)?;
+    match (&spec.ml_program, network) {
+        (Some(program), _) => build(&mut model, path, program, &mut blobs)?,
+        (None, Some(network)) => nn::build(&mut model, path, network, spec.description.as_ref())
+            .map_err(|e| LoadError::corrupt(path, e))?,
+        (None, None) => {}
+    }
     Ok(model)
 }
 
@@ -134,10 +151,15 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
 struct Blobs {
     dir: PathBuf,
     files: HashMap<String, Result<Bytes, String>>,
+    /// The bytes of every weight file, when given rather than found.
+    fixed: Option<Bytes>,
 }
 
 impl Blobs {
     fn file(&mut self, name: &str) -> Result<Bytes, String> {
+        if let Some(f) = &self.fixed {
+            return Ok(f.clone());
+        }
         if let Some(f) = self.files.get(name) {
             return f.clone();
         }

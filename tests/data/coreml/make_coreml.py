@@ -8,6 +8,7 @@ Writes, beside this script:
   mlp_fp16.mlpackage  a two-layer MLP with layer norm and GELU, FP16 (the default precision)
   mlp_int8.mlpackage  the same weights quantized by `linear_quantize_weights` (int8, per
                       channel) for iOS 16: `constexpr_affine_dequantize` operations
+  cnn_nn.mlmodel      the CNN as a `neuralNetwork` model (the kind before ML programs)
   facts.json          per package: every operation of `main` (type, outputs, inputs by argument
                       name), every constant's data type, shape, mean and first values (weight-file
                       data read by coremltools' own `_BlobStorageReader`), and each dequantized
@@ -115,6 +116,28 @@ def facts_of(pkg):
             "outputs": list(block.outputs), "inputs": [i.name for i in fn.inputs]}
 
 
+def nn_facts_of(path):
+    """Each layer of a neuralNetwork model (type; an activation by its function), and each weight
+    (`WeightParams`) as protobuf reads it."""
+    spec = ct.utils.load_spec(path)
+    layers, weights = [], []
+    for layer in spec.neuralNetwork.layers:
+        kind = layer.WhichOneof("layer")
+        params = getattr(layer, kind)
+        if kind == "activation":
+            kind = params.WhichOneof("NonlinearityType")
+        layers.append({"name": layer.name, "type": kind, "inputs": list(layer.input),
+                       "outputs": list(layer.output)})
+        for f, v in params.ListFields():
+            if f.message_type is not None and f.message_type.name == "WeightParams":
+                a = np.asarray(v.floatValue, dtype=np.float64)
+                weights.append({"name": f"{layer.name}.{f.name}", "count": int(a.size),
+                                "mean": float(a.mean()), "first": [float(x) for x in a[:4]]})
+    return {"layers": layers, "weights": weights,
+            "inputs": [i.name for i in spec.description.input],
+            "outputs": [o.name for o in spec.description.output]}
+
+
 def save(model, name):
     path = os.path.join(HERE, name)
     shutil.rmtree(path, ignore_errors=True)
@@ -133,6 +156,11 @@ def main():
     m = ct.convert(torch.jit.trace(cnn, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
                    convert_to="mlprogram", compute_precision=ct.precision.FLOAT32)
     facts["cnn.mlpackage"] = facts_of(save(m, "cnn.mlpackage"))
+    x = torch.zeros(1, 3, 8, 8)
+    m = ct.convert(torch.jit.trace(cnn, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                   convert_to="neuralnetwork")
+    m.save(os.path.join(HERE, "cnn_nn.mlmodel"))
+    nn_facts = nn_facts_of(os.path.join(HERE, "cnn_nn.mlmodel"))
 
     mlp = MLP().eval()
     x = torch.zeros(1, 32)
@@ -145,8 +173,8 @@ def main():
     facts["mlp_int8.mlpackage"] = facts_of(save(q, "mlp_int8.mlpackage"))
 
     with open(os.path.join(HERE, "facts.json"), "w") as f:
-        json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts},
-                  f, indent=1)
+        json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts,
+                   "neural_networks": {"cnn_nn.mlmodel": nn_facts}}, f, indent=1)
         f.write("\n")
 
 
