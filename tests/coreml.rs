@@ -32,6 +32,8 @@ fn dtype(code: u64) -> DType {
         23 => DType::I32,
         24 => DType::I64,
         31 => DType::U8,
+        25 => DType::I4,
+        35 => DType::U4,
         other => panic!("data type {other} not in the fixtures"),
     }
 }
@@ -41,7 +43,7 @@ fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
     let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let packages = facts["packages"].as_object().unwrap();
-    assert_eq!(packages.len(), 3);
+    assert_eq!(packages.len(), 4);
     for (pkg, f) in packages {
         let m = open(&data_dir().join(pkg));
         assert_eq!(m.format, Format::CoreMl, "{pkg}");

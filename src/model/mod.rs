@@ -459,6 +459,49 @@ impl Quant {
         })
     }
 
+    /// Block-wise quantization of a tensor of `shape` by scales of `scale_shape` (broadcast:
+    /// each scale dimension divides the tensor's), as Core ML's `constexpr_blockwise_shift_scale`
+    /// holds it: blocks may run along one dimension, the dimensions before it taken whole and
+    /// those after it with one scale each (`[out, in]` weights with `[out, in / 32]` scales).
+    /// `None` for other layouts.
+    pub fn blocks(
+        scale: Vec<f64>,
+        zero_point: Vec<f64>,
+        shape: &[u64],
+        scale_shape: &[u64],
+    ) -> Option<Quant> {
+        if scale_shape.len() != shape.len()
+            || scale.len() as u64 != scale_shape.iter().product::<u64>()
+        {
+            return None;
+        }
+        let Some(k) = scale_shape.iter().rposition(|&s| s != 1) else {
+            return Quant::new(scale, zero_point, 0, shape);
+        };
+        let whole_before = (0..k).all(|j| scale_shape[j] == shape[j]);
+        if !whole_before || scale_shape[k] == 0 || !shape[k].is_multiple_of(scale_shape[k]) {
+            return None;
+        }
+        let zero_point = match zero_point.len() {
+            0 => vec![0.0; scale.len()],
+            n if n == scale.len() => zero_point,
+            _ => return None,
+        };
+        if !scale.iter().chain(&zero_point).all(|v| v.is_finite()) {
+            return None;
+        }
+        let inner = shape[k + 1..]
+            .iter()
+            .try_fold(shape[k] / scale_shape[k], |a, &d| a.checked_mul(d))?;
+        Some(Quant {
+            scale,
+            zero_point,
+            axis: k,
+            inner,
+            grouped: true,
+        })
+    }
+
     /// Group-wise quantization of a tensor of `shape`: one scale (and zero point) per index of
     /// the dimensions up to `axis` taken together, each covering the elements of the dimensions
     /// after it (`[out, groups, 128]` weights with `[out, groups, 1]` scales: `axis` 1).

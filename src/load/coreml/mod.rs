@@ -642,10 +642,11 @@ fn build(
     Ok(())
 }
 
-/// The weight a `constexpr_*` operation stands for. iOS 16's hold their operands as attributes:
-/// `constexpr_affine_dequantize`'s `quantized_data` is the weight, named by the operation's
-/// output and read as `(q − zero_point) × scale` along `axis`; the others' first stored operand.
-/// Later ones take constants as inputs: the first constant input.
+/// The weight a `constexpr_*` operation stands for, named by its output. iOS 16's hold their
+/// operands as attributes: `constexpr_affine_dequantize`'s `quantized_data`, read as
+/// `(q − zero_point) × scale` along `axis`. iOS 18's bind them as inputs, in place or by name:
+/// `constexpr_blockwise_shift_scale`'s `data`, read as `(data − offset) × scale` per block.
+/// Others stand for their first stored operand.
 fn constexpr_weight(
     model: &mut Model,
     op: &proto::Operation,
@@ -664,10 +665,25 @@ fn constexpr_weight(
         return from_input;
     }
     let out = op.outputs.first()?;
-    let mut value = |k: &str| {
-        let v = op.attributes.iter().find(|a| a.key == k)?.value.as_ref()?;
-        Some(const_value(&out.name, None, v, blobs, path))
+    // An operand: an attribute (iOS 16) or an input bound to a value in place (iOS 18).
+    let operand = |k: &str| {
+        op.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.as_ref())
+            .or_else(|| {
+                op.inputs
+                    .iter()
+                    .find(|a| a.key == k)?
+                    .value
+                    .as_ref()?
+                    .arguments
+                    .first()?
+                    .value
+                    .as_ref()
+            })
     };
+    let mut value = |k: &str| operand(k).map(|v| const_value(&out.name, None, v, blobs, path));
     if op.r#type == "constexpr_affine_dequantize" {
         let ConstValue::Tensor(mut q) = value("quantized_data")? else {
             return None;
@@ -694,7 +710,30 @@ fn constexpr_weight(
         }
         return Some(model.add_tensor(q));
     }
-    let keys: Vec<&str> = op.attributes.iter().map(|a| a.key.as_str()).collect();
+    if op.r#type == "constexpr_blockwise_shift_scale" {
+        // `(data − offset) × scale`, a scale per block (iOS 18: int4 / int8 weights).
+        let ConstValue::Tensor(mut q) = value("data")? else {
+            return None;
+        };
+        let scale = match value("scale") {
+            Some(ConstValue::Tensor(t)) => t,
+            _ => return Some(model.add_tensor(q)),
+        };
+        let offset = match value("offset") {
+            Some(ConstValue::Tensor(t)) => t.small_numbers(),
+            _ => Some(Vec::new()),
+        };
+        if let (Some(s), Some(z)) = (scale.small_numbers(), offset) {
+            q.quant = Quant::blocks(s, z, &q.shape, &scale.shape);
+        }
+        return Some(model.add_tensor(q));
+    }
+    let keys: Vec<&str> = op
+        .attributes
+        .iter()
+        .map(|a| a.key.as_str())
+        .chain(op.inputs.iter().map(|a| a.key.as_str()))
+        .collect();
     for k in keys {
         if k != "name"
             && let Some(ConstValue::Tensor(t)) = value(k)

@@ -8,6 +8,8 @@ Writes, beside this script:
   mlp_fp16.mlpackage  a two-layer MLP with layer norm and GELU, FP16 (the default precision)
   mlp_int8.mlpackage  the same weights quantized by `linear_quantize_weights` (int8, per
                       channel) for iOS 16: `constexpr_affine_dequantize` operations
+  mlp_int4.mlpackage  the same for iOS 18, int4 in blocks of 8 along the input:
+                      `constexpr_blockwise_shift_scale` operations
   cnn_nn.mlmodel      the CNN as a `neuralNetwork` model (the kind before ML programs)
   facts.json          per package: every operation of `main` (type, outputs, inputs by argument
                       name), every constant's data type, shape, mean and first values (weight-file
@@ -54,7 +56,7 @@ class MLP(nn.Module):
 # MIL data types (MIL.proto) by numpy dtype name.
 DTYPES = {10: "float16", 11: "float32", 21: "int8", 23: "int32", 24: "int64", 31: "uint8"}
 READ = {10: "read_fp16_data", 11: "read_float_data", 21: "read_int8_data", 31: "read_uint8_data",
-        23: "read_int32_data"}
+        23: "read_int32_data", 25: "read_int4_data", 35: "read_uint4_data"}
 
 
 def value_array(val, dtype_code, shape, weights_dir):
@@ -112,6 +114,23 @@ def facts_of(pkg):
             real = ((q - z.reshape(shape)) * s.reshape(shape)).reshape(-1)
             dequantized.append({"weight": outs[0], "scales": int(s.size), "mean": float(real.mean()),
                                 "first": [float(v) for v in real[:4]]})
+        if op.type == "constexpr_blockwise_shift_scale":
+            # iOS 18's bind their operands as inputs, in place.
+            def operand(k):
+                v = op.inputs[k].arguments[0].value
+                t = v.type.tensorType
+                return value_array(v, t.dataType, [d.constant.size for d in t.dimensions], data)
+            q = operand("data").astype(np.float64)
+            s = np.asarray(operand("scale"), dtype=np.float64)
+            z = np.asarray(operand("offset"), dtype=np.float64) if "offset" in op.inputs else 0.0
+            for axis in range(q.ndim):
+                blk = q.shape[axis] // s.shape[axis]
+                s = np.repeat(s, blk, axis=axis)
+                if not np.isscalar(z):
+                    z = np.repeat(z, blk, axis=axis)
+            real = ((q - z) * s).reshape(-1)
+            dequantized.append({"weight": outs[0], "scales": int(operand("scale").size),
+                                "mean": float(real.mean()), "first": [float(v) for v in real[:4]]})
     return {"ops": ops, "consts": consts, "dequantized": dequantized,
             "outputs": list(block.outputs), "inputs": [i.name for i in fn.inputs]}
 
@@ -171,6 +190,12 @@ def main():
         mode="linear", weight_threshold=0))
     q = cto.linear_quantize_weights(m, config)
     facts["mlp_int8.mlpackage"] = facts_of(save(q, "mlp_int8.mlpackage"))
+    m = ct.convert(torch.jit.trace(mlp, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                   convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18)
+    config = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear", dtype="int4", granularity="per_block", block_size=8, weight_threshold=0))
+    q = cto.linear_quantize_weights(m, config)
+    facts["mlp_int4.mlpackage"] = facts_of(save(q, "mlp_int4.mlpackage"))
 
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts,
