@@ -239,6 +239,15 @@ fn a_neural_network_model_reads_as_protobuf_reads_it() {
 }
 
 #[test]
+fn the_neuron_view_draws_a_quantized_mlp_with_its_sizes() {
+    // `linear` holds its weight `[out, in]`; the int8 weights read as reals.
+    let m = open(&data_dir().join("mlp_int8.mlpackage"));
+    let chains = modelmap::stats::neurons::find_dense_chains(&m);
+    assert_eq!(chains.len(), 1);
+    assert_eq!(chains[0].sizes(), vec![32, 64, 16]);
+}
+
+#[test]
 fn small_parameters_are_attributes_of_the_operation_reading_them() {
     let m = open(&data_dir().join("cnn.mlpackage"));
     let conv = m.graph.nodes.iter().find(|n| &*n.op == "conv").unwrap();

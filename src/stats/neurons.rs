@@ -214,7 +214,13 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
             n.kind == NodeKind::Op
                 && matches!(
                     &*n.op,
-                    "MatMul" | "Gemm" | "linear" | "matmul" | "FullyConnected" | "Dense"
+                    "MatMul"
+                        | "Gemm"
+                        | "linear"
+                        | "matmul"
+                        | "FullyConnected"
+                        | "Dense"
+                        | "innerProduct"
                 )
         })
         .filter_map(|(i, n)| {
@@ -240,7 +246,8 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 "MatMul" if transpose_b => false,
                 // Keras's Dense kernel is [in, out], as MatMul's.
                 "MatMul" | "matmul" | "Dense" => true,
-                "linear" | "FullyConnected" => false,
+                // Core ML's inner product holds `[out, in]`, as ATen's linear does.
+                "linear" | "FullyConnected" | "innerProduct" => false,
                 _ => !trans_b,
             };
             Some((i, *w, rows_are_inputs))
