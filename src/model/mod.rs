@@ -422,6 +422,55 @@ pub struct Quant {
     /// Whether the scales run over every dimension up to `axis` (one per group of `inner`
     /// elements, as group-wise int4 weights hold them), not along `axis` alone.
     grouped: bool,
+    /// Scales and biases read from the file as needed rather than held as `f64`s (MLX: one pair
+    /// per 64 weights, too many to copy for a large model); `scale` and `zero_point` are then
+    /// empty.
+    groups: Option<std::sync::Arc<ScaleBiasGroups>>,
+}
+
+/// Per-group scales and biases kept as the file's bytes: the real value of a stored integer `q` of
+/// group `g` (elements `g · size ..`) is `q × scale[g] + bias[g]`, as MLX's `dequantize` computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleBiasGroups {
+    /// Elements per group.
+    pub size: u64,
+    /// The scales' and biases' element type (F16, BF16 or F32).
+    pub dtype: DType,
+    /// One scale per group.
+    pub scales: bytes::Bytes,
+    /// One bias per group.
+    pub biases: bytes::Bytes,
+}
+
+impl ScaleBiasGroups {
+    /// The scale and bias of group `g`.
+    fn get(&self, g: usize) -> Option<(f64, f64)> {
+        let read = |b: &[u8]| -> Option<f64> {
+            Some(match self.dtype {
+                DType::F16 => f64::from(half::f16::from_le_bytes(
+                    b.get(2 * g..2 * g + 2)?.try_into().ok()?,
+                )),
+                DType::BF16 => f64::from(half::bf16::from_le_bytes(
+                    b.get(2 * g..2 * g + 2)?.try_into().ok()?,
+                )),
+                DType::F32 => f64::from(f32::from_le_bytes(
+                    b.get(4 * g..4 * g + 4)?.try_into().ok()?,
+                )),
+                _ => return None,
+            })
+        };
+        Some((read(&self.scales)?, read(&self.biases)?))
+    }
+
+    /// Groups held.
+    pub fn len(&self) -> usize {
+        self.scales.len() / self.dtype.size_bytes().unwrap_or(1).max(1) as usize
+    }
+
+    /// Whether no group is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Quant {
@@ -456,6 +505,7 @@ impl Quant {
             axis,
             inner,
             grouped: false,
+            groups: None,
         })
     }
 
@@ -499,6 +549,7 @@ impl Quant {
             axis: k,
             inner,
             grouped: true,
+            groups: None,
         })
     }
 
@@ -537,11 +588,55 @@ impl Quant {
             axis,
             inner,
             grouped: true,
+            groups: None,
         })
+    }
+
+    /// Quantization by per-group scales and biases kept in the file (MLX's `q × scale + bias`,
+    /// `size` elements a group); `None` unless the scales and biases are F16, BF16 or F32 and
+    /// of one length.
+    pub fn scale_bias_groups(groups: ScaleBiasGroups) -> Option<Quant> {
+        let width = match groups.dtype {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 4,
+            _ => return None,
+        };
+        if groups.size == 0
+            || groups.scales.len() != groups.biases.len()
+            || !groups.scales.len().is_multiple_of(width)
+        {
+            return None;
+        }
+        Some(Quant {
+            scale: Vec::new(),
+            zero_point: Vec::new(),
+            axis: 0,
+            inner: groups.size,
+            grouped: true,
+            groups: Some(std::sync::Arc::new(groups)),
+        })
+    }
+
+    /// The per-group scales and biases read from the file, for a [`Quant::scale_bias_groups`].
+    pub fn scale_bias(&self) -> Option<&ScaleBiasGroups> {
+        self.groups.as_deref()
     }
 
     /// Replaces the stored integers `vals` (elements `first..` in memory order) by real values.
     pub fn apply(&self, first: u64, vals: &mut [f64]) {
+        if let Some(g) = &self.groups {
+            let mut current = usize::MAX;
+            let (mut s, mut b) = (f64::NAN, f64::NAN);
+            for (i, v) in (first..).zip(vals.iter_mut()) {
+                let gi = usize::try_from(i / g.size).unwrap_or(usize::MAX);
+                if gi != current {
+                    current = gi;
+                    (s, b) = g.get(gi).unwrap_or((f64::NAN, f64::NAN));
+                }
+                *v = *v * s + b;
+            }
+            return;
+        }
         if let ([s], [z]) = (self.scale.as_slice(), self.zero_point.as_slice()) {
             vals.iter_mut().for_each(|v| *v = (*v - z) * s);
             return;
@@ -559,6 +654,14 @@ impl Quant {
     /// A one-line description (`scale 0.0235, zero point -128`; `per channel along dim 0: …`),
     /// numbers to f32's shortest round trip (scales are f32 in most files).
     pub fn describe(&self) -> String {
+        if let Some(g) = &self.groups {
+            return format!(
+                "per group of {} elements: {} scales and biases ({}), q × scale + bias",
+                g.size,
+                g.len(),
+                g.dtype
+            );
+        }
         match (self.scale.as_slice(), self.zero_point.as_slice()) {
             ([s], [z]) => format!("scale {}, zero point {z}", *s as f32),
             (many, _) => {

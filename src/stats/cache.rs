@@ -125,6 +125,13 @@ fn fingerprint(t: &Tensor) -> u64 {
         for v in q.scale.iter().chain(&q.zero_point) {
             h.write(&v.to_le_bytes());
         }
+        if let Some(g) = q.scale_bias() {
+            for b in [&g.scales, &g.biases] {
+                h.write(&(b.len() as u64).to_le_bytes());
+                h.write(b.get(..256.min(b.len())).unwrap_or_default());
+                h.write(b.get(b.len().saturating_sub(256)..).unwrap_or_default());
+            }
+        }
         h.write(&(q.axis as u64).to_le_bytes());
     }
     if let Some(b) = t.bytes() {
