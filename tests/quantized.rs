@@ -143,3 +143,42 @@ fn int4_weights_read_as_onnx_reads_them() {
         assert!((s.mean.unwrap() - mean).abs() < 1e-6, "{name}: mean");
     }
 }
+
+/// onnxruntime's 4-bit `MatMulNBits` weights (`tests/data/onnx/nbits_*.onnx`, `make_nbits.py`):
+/// the packed `[N, blocks, bytes]` initializer read as U4 `[N, K]`, and its values, with per-block
+/// scales and packed zero points (or the default 8), as onnxruntime itself dequantizes them.
+#[test]
+fn matmul_nbits_weights_read_as_onnxruntime_dequantizes_them() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let text = std::fs::read_to_string(dir.join("nbits_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (file, weights) in facts["files"].as_object().unwrap() {
+        let m = modelmap::load::open(&dir.join(file)).unwrap();
+        for (name, f) in weights.as_object().unwrap() {
+            let ctx = format!("{file}: {name}");
+            let t = m.tensor(name).unwrap_or_else(|| panic!("{ctx}"));
+            assert_eq!(t.dtype, modelmap::model::DType::U4, "{ctx}");
+            assert_eq!(t.shape, common::json_dims(&f["shape"]), "{ctx}");
+            let q = t
+                .quant
+                .as_ref()
+                .unwrap_or_else(|| panic!("{ctx}: not dequantized"));
+            let s = modelmap::stats::tensor_stats(t).unwrap();
+            let want = f["mean"].as_f64().unwrap();
+            assert!(
+                (s.mean.unwrap() - want).abs() < 1e-7,
+                "{ctx}: mean {:?} vs {want}",
+                s.mean
+            );
+            let elem = modelmap::stats::decode::Elem::of(t.dtype).unwrap();
+            for (i, v) in f["first"].as_array().unwrap().iter().enumerate() {
+                let mut r = [elem.value_at(t.bytes().unwrap(), i as u64).unwrap()];
+                q.apply(i as u64, &mut r);
+                assert_eq!(r[0] as f32, v.as_f64().unwrap() as f32, "{ctx}[{i}]");
+            }
+        }
+        // The neuron view reads the two layers as 96 → 64 → 40.
+        let chains = modelmap::stats::neurons::find_dense_chains(&m);
+        assert_eq!(chains[0].sizes(), vec![96, 64, 40], "{file}");
+    }
+}

@@ -326,7 +326,7 @@ fn mlx_quantization(model: &mut Model, config: &Path) {
             size: group,
             dtype: st.dtype,
             scales: scales.clone(),
-            biases: biases.clone(),
+            offset: crate::model::GroupOffset::Bias(biases.clone()),
         };
         let Some(quant) = crate::model::Quant::scale_bias_groups(groups) else {
             continue;

@@ -428,22 +428,42 @@ pub struct Quant {
     groups: Option<std::sync::Arc<ScaleBiasGroups>>,
 }
 
-/// Per-group scales and biases kept as the file's bytes: the real value of a stored integer `q` of
-/// group `g` (elements `g · size ..`) is `q × scale[g] + bias[g]`, as MLX's `dequantize` computes.
+/// Per-group scales and offsets kept as the file's bytes: the real value of a stored integer `q`
+/// of group `g` (elements `g · size ..`) is `q × scale[g] + bias[g]` (MLX's `dequantize`) or
+/// `(q − zero[g]) × scale[g]` (onnxruntime's `MatMulNBits`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScaleBiasGroups {
     /// Elements per group.
     pub size: u64,
-    /// The scales' and biases' element type (F16, BF16 or F32).
+    /// The scales' (and biases') element type (F16, BF16 or F32).
     pub dtype: DType,
     /// One scale per group.
     pub scales: bytes::Bytes,
-    /// One bias per group.
-    pub biases: bytes::Bytes,
+    /// What each group's values are offset by.
+    pub offset: GroupOffset,
+}
+
+/// The offsets of [`ScaleBiasGroups`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroupOffset {
+    /// One bias per group, of the scales' type, added after scaling.
+    Bias(bytes::Bytes),
+    /// Zero points packed `bits` wide (4 or 8), low bits first, each row of `row_groups` groups
+    /// padded to whole bytes; subtracted before scaling.
+    ZeroPoints {
+        /// The packed zero points.
+        bytes: bytes::Bytes,
+        /// Bits per zero point.
+        bits: u8,
+        /// Groups per row.
+        row_groups: u64,
+    },
+    /// One zero point for every group.
+    Zero(f64),
 }
 
 impl ScaleBiasGroups {
-    /// The scale and bias of group `g`.
+    /// The scale and the bias (`q × scale + bias`) of group `g`.
     fn get(&self, g: usize) -> Option<(f64, f64)> {
         let read = |b: &[u8]| -> Option<f64> {
             Some(match self.dtype {
@@ -459,7 +479,28 @@ impl ScaleBiasGroups {
                 _ => return None,
             })
         };
-        Some((read(&self.scales)?, read(&self.biases)?))
+        let scale = read(&self.scales)?;
+        let bias = match &self.offset {
+            GroupOffset::Bias(b) => read(b)?,
+            GroupOffset::Zero(z) => -z * scale,
+            GroupOffset::ZeroPoints {
+                bytes,
+                bits,
+                row_groups,
+            } => {
+                let z = if *bits == 8 {
+                    f64::from(*bytes.get(g)?)
+                } else {
+                    // 4-bit, each row's groups padded to whole bytes.
+                    let rg = usize::try_from(*row_groups).ok()?.max(1);
+                    let (row, col) = (g / rg, g % rg);
+                    let byte = *bytes.get(row * rg.div_ceil(2) + col / 2)?;
+                    f64::from((byte >> (4 * (col % 2))) & 0x0f)
+                };
+                -z * scale
+            }
+        };
+        Some((scale, bias))
     }
 
     /// Groups held.
@@ -592,19 +633,21 @@ impl Quant {
         })
     }
 
-    /// Quantization by per-group scales and biases kept in the file (MLX's `q × scale + bias`,
-    /// `size` elements a group); `None` unless the scales and biases are F16, BF16 or F32 and
-    /// of one length.
+    /// Quantization by per-group scales and offsets kept in the file (MLX's `q × scale + bias`,
+    /// onnxruntime's `(q − zero) × scale`, `size` elements a group); `None` unless the scales are
+    /// F16, BF16 or F32 and the biases as many.
     pub fn scale_bias_groups(groups: ScaleBiasGroups) -> Option<Quant> {
         let width = match groups.dtype {
             DType::F16 | DType::BF16 => 2,
             DType::F32 => 4,
             _ => return None,
         };
-        if groups.size == 0
-            || groups.scales.len() != groups.biases.len()
-            || !groups.scales.len().is_multiple_of(width)
-        {
+        let biases_fit = match &groups.offset {
+            GroupOffset::Bias(b) => b.len() == groups.scales.len(),
+            GroupOffset::ZeroPoints { bits, .. } => matches!(bits, 4 | 8),
+            GroupOffset::Zero(z) => z.is_finite(),
+        };
+        if groups.size == 0 || !biases_fit || !groups.scales.len().is_multiple_of(width) {
             return None;
         }
         Some(Quant {
@@ -655,8 +698,12 @@ impl Quant {
     /// numbers to f32's shortest round trip (scales are f32 in most files).
     pub fn describe(&self) -> String {
         if let Some(g) = &self.groups {
+            let how = match g.offset {
+                GroupOffset::Bias(_) => "scales and biases",
+                _ => "scales and zero points",
+            };
             return format!(
-                "per group of {} elements: {} scales and biases ({}), q × scale + bias",
+                "per group of {} elements: {} {how} ({})",
                 g.size,
                 g.len(),
                 g.dtype

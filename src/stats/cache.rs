@@ -126,7 +126,14 @@ fn fingerprint(t: &Tensor) -> u64 {
             h.write(&v.to_le_bytes());
         }
         if let Some(g) = q.scale_bias() {
-            for b in [&g.scales, &g.biases] {
+            let offsets = match &g.offset {
+                crate::model::GroupOffset::Bias(b)
+                | crate::model::GroupOffset::ZeroPoints { bytes: b, .. } => b.clone(),
+                crate::model::GroupOffset::Zero(z) => {
+                    bytes::Bytes::copy_from_slice(&z.to_le_bytes())
+                }
+            };
+            for b in [&g.scales, &offsets] {
                 h.write(&(b.len() as u64).to_le_bytes());
                 h.write(b.get(..256.min(b.len())).unwrap_or_default());
                 h.write(b.get(b.len().saturating_sub(256)..).unwrap_or_default());

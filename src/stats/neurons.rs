@@ -221,6 +221,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                         | "FullyConnected"
                         | "Dense"
                         | "innerProduct"
+                        | "MatMulNBits"
                 )
         })
         .filter_map(|(i, n)| {
@@ -230,7 +231,15 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .copied()
                 .filter(|&t| view2(t).is_some())
                 .collect();
-            let [w] = w.as_slice() else { return None };
+            // One weight, or (MatMulNBits: weight, per-block scales and zero points) the
+            // largest, which the others quantize.
+            let w = match w.as_slice() {
+                [w] => w,
+                many if &*n.op == "MatMulNBits" => many
+                    .iter()
+                    .max_by_key(|&&t| m.tensors.get(t as usize).map_or(0, |t| t.elements()))?,
+                _ => return None,
+            };
             // MatMul(x, W): W is [in, out]; Gemm: [out, in] when transB = 1; ATen's linear(x, W)
             // is x·Wᵀ with W [out, in] (as TFLite's FullyConnected), its matmul like MatMul.
             let trans_b = n
@@ -247,7 +256,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 // Keras's Dense kernel is [in, out], as MatMul's.
                 "MatMul" | "matmul" | "Dense" => true,
                 // Core ML's inner product holds `[out, in]`, as ATen's linear does.
-                "linear" | "FullyConnected" | "innerProduct" => false,
+                "linear" | "FullyConnected" | "innerProduct" | "MatMulNBits" => false,
                 _ => !trans_b,
             };
             Some((i, *w, rows_are_inputs))

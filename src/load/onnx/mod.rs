@@ -120,7 +120,92 @@ pub(super) fn load_with(
     build_hierarchy(&mut model);
     crate::diag::trace_memory("onnx: hierarchy");
     link_dequantize(&mut model);
+    link_matmul_nbits(&mut model);
     Ok(model)
+}
+
+/// onnxruntime's 4- and 8-bit weights (`com.microsoft.MatMulNBits`, as its `MatMulNBitsQuantizer`
+/// and the GenAI model builder write int4 LLMs): `B` is `[N, blocks, block bytes]` of packed
+/// integers, low bits first, which is the `[N, K]` weight row by row; `scales` one per block and
+/// `zero_points` packed the same way, each row padded to whole bytes (absent: the middle value,
+/// 8 or 128). The weight is re-read as U4 / U8 `[N, K]` and read as `(q − zero) × scale` per
+/// block, the scales and zero points left in the file.
+fn link_matmul_nbits(model: &mut Model) {
+    use crate::model::{GroupOffset, ScaleBiasGroups};
+    let mut found = Vec::new();
+    for n in model.graph.nodes.iter().filter(|n| &*n.op == "MatMulNBits") {
+        let int = |k: &str| {
+            n.attributes
+                .iter()
+                .find_map(|(a, v)| match (a.as_str(), v) {
+                    (a, AttrValue::Int(i)) if a == k => u64::try_from(*i).ok(),
+                    _ => None,
+                })
+        };
+        let (Some(k), Some(rows), Some(bits), Some(block)) =
+            (int("K"), int("N"), int("bits"), int("block_size"))
+        else {
+            continue;
+        };
+        let tensor_of = |slot: usize| {
+            let v = (*n.inputs.get(slot)?)?;
+            let name = &model.graph.values.get(v as usize)?.name;
+            model.tensor_index.get(name).copied()
+        };
+        let (Some(b), Some(sc)) = (tensor_of(1), tensor_of(2)) else {
+            continue;
+        };
+        // An activation-order index (`g_idx`) reorders the groups: not read.
+        if n.inputs.get(4).copied().flatten().is_some() || !matches!(bits, 4 | 8) || block == 0 {
+            continue;
+        }
+        let (Some(bt), Some(st)) = (
+            model.tensors.get(b as usize),
+            model.tensors.get(sc as usize),
+        ) else {
+            continue;
+        };
+        let blocks = k.div_ceil(block);
+        if !k.is_multiple_of(block)
+            || bt.dtype != DType::U8
+            || bt.elements() != rows * blocks * block * bits / 8
+            || st.elements() != rows * blocks
+            || bt.quant.is_some()
+        {
+            continue;
+        }
+        let (TensorData::Bytes(scales), Some(_)) = (&st.data, st.dtype.size_bytes()) else {
+            continue;
+        };
+        let offset = match tensor_of(3).and_then(|z| model.tensors.get(z as usize)) {
+            None => GroupOffset::Zero(f64::from(1u32 << (bits - 1))),
+            Some(zt) => match (&zt.data, zt.dtype) {
+                (TensorData::Bytes(z), DType::U8) => GroupOffset::ZeroPoints {
+                    bytes: z.clone(),
+                    bits: bits as u8,
+                    row_groups: blocks,
+                },
+                _ => continue,
+            },
+        };
+        let groups = ScaleBiasGroups {
+            size: block,
+            dtype: st.dtype,
+            scales: scales.clone(),
+            offset,
+        };
+        if let Some(q) = Quant::scale_bias_groups(groups) {
+            let dtype = if bits == 4 { DType::U4 } else { DType::U8 };
+            found.push((b, dtype, vec![rows, k], q));
+        }
+    }
+    for (b, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(b as usize) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
 }
 
 /// Quantized weights in QDQ form: a `DequantizeLinear` whose input is an integer initializer and
