@@ -514,20 +514,27 @@ impl ScaleBiasGroups {
     }
 }
 
+/// Zero points for `scale`: as many as scales (none given: zeros), every value finite.
+fn zero_points(scale: &[f64], zero_point: Vec<f64>) -> Option<Vec<f64>> {
+    let zero_point = match zero_point.len() {
+        0 => vec![0.0; scale.len()],
+        n if n == scale.len() => zero_point,
+        _ => return None,
+    };
+    scale
+        .iter()
+        .chain(&zero_point)
+        .all(|v| v.is_finite())
+        .then_some(zero_point)
+}
+
 impl Quant {
     /// Affine quantization of a tensor of `shape`; `None` when the scales do not fit it (not one,
     /// nor one per index along `axis`), a zero-point list has another length, or a scale is not
     /// finite.
     pub fn new(scale: Vec<f64>, zero_point: Vec<f64>, axis: usize, shape: &[u64]) -> Option<Quant> {
-        let zero_point = match zero_point.len() {
-            0 => vec![0.0; scale.len()],
-            n if n == scale.len() => zero_point,
-            _ => return None,
-        };
-        if scale.is_empty()
-            || !scale.iter().chain(&zero_point).all(|v| v.is_finite())
-            || (scale.len() > 1 && shape.get(axis) != Some(&(scale.len() as u64)))
-        {
+        let zero_point = zero_points(&scale, zero_point)?;
+        if scale.is_empty() || (scale.len() > 1 && shape.get(axis) != Some(&(scale.len() as u64))) {
             return None;
         }
         let (axis, inner) = if scale.len() == 1 {
@@ -573,14 +580,7 @@ impl Quant {
         if !whole_before || scale_shape[k] == 0 || !shape[k].is_multiple_of(scale_shape[k]) {
             return None;
         }
-        let zero_point = match zero_point.len() {
-            0 => vec![0.0; scale.len()],
-            n if n == scale.len() => zero_point,
-            _ => return None,
-        };
-        if !scale.iter().chain(&zero_point).all(|v| v.is_finite()) {
-            return None;
-        }
+        let zero_point = zero_points(&scale, zero_point)?;
         let inner = shape[k + 1..]
             .iter()
             .try_fold(shape[k] / scale_shape[k], |a, &d| a.checked_mul(d))?;
@@ -610,14 +610,7 @@ impl Quant {
         if axis == 0 || groups != scale.len() as u64 {
             return Quant::new(scale, zero_point, axis, shape);
         }
-        let zero_point = match zero_point.len() {
-            0 => vec![0.0; scale.len()],
-            n if n == scale.len() => zero_point,
-            _ => return None,
-        };
-        if !scale.iter().chain(&zero_point).all(|v| v.is_finite()) {
-            return None;
-        }
+        let zero_point = zero_points(&scale, zero_point)?;
         let inner = shape
             .get(axis + 1..)
             .unwrap_or_default()

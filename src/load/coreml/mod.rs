@@ -529,10 +529,7 @@ fn build(
     for input in &func.inputs {
         let v = new_value(&mut graph, input);
         values.insert(&input.name, v);
-        graph.inputs.push(v);
-        let mut node = Node::new(input.name.clone(), ops.get("Input"), NodeKind::Input);
-        node.outputs.push(v);
-        graph.add_node(node);
+        add_input(&mut graph, &mut ops, &input.name, v);
     }
     for op in &block.operations {
         let attr = |k: &str| {
@@ -621,13 +618,9 @@ fn build(
         graph.add_node(node);
     }
     for out in &block.outputs {
-        let Some(&v) = values.get(out.as_str()) else {
-            continue;
-        };
-        graph.outputs.push(v);
-        let mut node = Node::new(out.clone(), ops.get("Output"), NodeKind::Output);
-        node.inputs.push(Some(v));
-        graph.add_node(node);
+        if let Some(&v) = values.get(out.as_str()) {
+            add_output(&mut graph, &mut ops, out, v);
+        }
     }
     if nested > 0 {
         model.metadata.warnings.push(format!(
@@ -635,11 +628,33 @@ fn build(
             path.display()
         ));
     }
+    finish_flat(model, graph);
+    Ok(())
+}
+
+/// A model input `v` named `name`, as a node.
+fn add_input(graph: &mut Graph, ops: &mut OpNames, name: &str, v: ValueId) {
+    graph.inputs.push(v);
+    let mut node = Node::new(name.to_string(), ops.get("Input"), NodeKind::Input);
+    node.outputs.push(v);
+    graph.add_node(node);
+}
+
+/// A model output `v` named `name`, as a node.
+fn add_output(graph: &mut Graph, ops: &mut OpNames, name: &str, v: ValueId) {
+    graph.outputs.push(v);
+    let mut node = Node::new(name.to_string(), ops.get("Output"), NodeKind::Output);
+    node.inputs.push(Some(v));
+    graph.add_node(node);
+}
+
+/// Connects `graph` by its values and gives it to `model`, every node at the top level (Core ML
+/// names carry no module path).
+fn finish_flat(model: &mut Model, mut graph: Graph) {
     graph.connect_by_values();
     let groups = vec![0; graph.nodes.len()];
     model.graph = graph;
     model.finish_hierarchy(&groups);
-    Ok(())
 }
 
 /// The weight a `constexpr_*` operation stands for, named by its output. iOS 16's hold their

@@ -87,10 +87,7 @@ pub(super) fn build(
     };
     for input in description.map(|d| d.input.as_slice()).unwrap_or_default() {
         let v = value(&mut graph, &input.name);
-        graph.inputs.push(v);
-        let mut node = Node::new(input.name.clone(), ops.get("Input"), NodeKind::Input);
-        node.outputs.push(v);
-        graph.add_node(node);
+        super::add_input(&mut graph, &mut ops, &input.name, v);
     }
     let mut unknown = 0usize;
     for (number, f) in fields(network)? {
@@ -137,10 +134,7 @@ pub(super) fn build(
     }
     for output in description.map(|d| d.output.as_slice()).unwrap_or_default() {
         let v = value(&mut graph, &output.name);
-        graph.outputs.push(v);
-        let mut node = Node::new(output.name.clone(), ops.get("Output"), NodeKind::Output);
-        node.inputs.push(Some(v));
-        graph.add_node(node);
+        super::add_output(&mut graph, &mut ops, &output.name, v);
     }
     if unknown > 0 {
         model.metadata.warnings.push(format!(
@@ -148,10 +142,7 @@ pub(super) fn build(
             path.display()
         ));
     }
-    graph.connect_by_values();
-    let groups = vec![0; graph.nodes.len()];
-    model.graph = graph;
-    model.finish_hierarchy(&groups);
+    super::finish_flat(model, graph);
     Ok(())
 }
 
