@@ -145,6 +145,41 @@ pub fn is_file_mapped(bytes: &[u8]) -> bool {
     })
 }
 
+/// Weights read by op nodes in graphs whose constants are not drawn (TensorFlow, OpenVINO,
+/// Core ML): each weight is one value, and the first node to read it owns it.
+#[derive(Default)]
+pub(super) struct WeightReaders {
+    values: std::collections::HashMap<crate::model::TensorId, crate::model::ValueId>,
+    owned: std::collections::HashSet<crate::model::TensorId>,
+}
+
+impl WeightReaders {
+    /// `node` reads weight `t` as its next input; returns whether it is the first to, and so
+    /// its owner.
+    pub(super) fn read(
+        &mut self,
+        graph: &mut crate::model::Graph,
+        tensors: &[crate::model::Tensor],
+        node: &mut crate::model::Node,
+        t: crate::model::TensorId,
+    ) -> bool {
+        let v = *self.values.entry(t).or_insert_with(|| {
+            graph.add_value(
+                tensors
+                    .get(t as usize)
+                    .map(crate::model::Value::of_tensor)
+                    .unwrap_or_default(),
+            )
+        });
+        node.inputs.push(Some(v));
+        let first = self.owned.insert(t);
+        if first {
+            node.tensors.push(t);
+        }
+        first
+    }
+}
+
 /// The signature of an HDF5 file.
 const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 

@@ -15,7 +15,7 @@
 //!
 //! The XML is parsed by `roxmltree` (a read-only tree, no DTDs, no entities beyond XML's own).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -521,8 +521,7 @@ fn build(
     let mut groups: Vec<GroupId> = Vec::new();
     let mut ops = OpNames::default();
     let mut values: HashMap<(usize, u32), ValueId> = HashMap::new();
-    let mut weight_values: HashMap<TensorId, ValueId> = HashMap::new();
-    let mut owned: HashSet<TensorId> = HashSet::new();
+    let mut weights = super::WeightReaders::default();
     let mut drawn: Vec<Option<u32>> = vec![None; layers.len()];
     for (i, l) in layers.iter().enumerate() {
         if folded[i].is_some() {
@@ -544,13 +543,7 @@ fn build(
                 continue;
             };
             if let Some(t) = folded[j] {
-                let v = *weight_values.entry(t).or_insert_with(|| {
-                    graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
-                });
-                if owned.insert(t) {
-                    node.tensors.push(t);
-                }
-                node.inputs.push(Some(v));
+                weights.read(&mut graph, &model.tensors, &mut node, t);
                 continue;
             }
             let v = *values.entry((j, from_port)).or_insert_with(|| {

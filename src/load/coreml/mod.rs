@@ -19,7 +19,7 @@ mod layers;
 mod nn;
 mod proto;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
@@ -515,8 +515,7 @@ fn build(
     let mut ops = OpNames::default();
     let mut values: HashMap<&str, ValueId> = HashMap::new();
     let mut consts: HashMap<&str, Const> = HashMap::new();
-    let mut weight_values: HashMap<TensorId, ValueId> = HashMap::new();
-    let mut owned: HashSet<TensorId> = HashSet::new();
+    let mut weights = super::WeightReaders::default();
     let mut nested = 0usize;
     let new_value = |graph: &mut Graph, nv: &proto::NamedValueType| {
         let (code, shape) = value_type(nv.r#type.as_ref());
@@ -576,14 +575,7 @@ fn build(
                 match (&b.name, &b.value) {
                     (Some(n), _) => match consts.get(n.as_str()) {
                         Some(Const::Weight(t)) => {
-                            let t = *t;
-                            let v = *weight_values.entry(t).or_insert_with(|| {
-                                graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
-                            });
-                            if owned.insert(t) {
-                                node.tensors.push(t);
-                            }
-                            node.inputs.push(Some(v));
+                            weights.read(&mut graph, &model.tensors, &mut node, *t);
                         }
                         Some(Const::Attr(a)) => node.attributes.push((arg.key.clone(), a.clone())),
                         None => {

@@ -154,9 +154,8 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
     let mut ops = OpNames::default();
     // Graph value of each (producer, output) referenced, and of each weight.
     let mut values: HashMap<(usize, usize), ValueId> = HashMap::new();
-    let mut weight_values: HashMap<TensorId, ValueId> = HashMap::new();
+    let mut weights = super::WeightReaders::default();
     let mut consumed: HashSet<usize> = HashSet::new();
-    let mut owned: HashSet<TensorId> = HashSet::new();
     // Graph node of each drawn NodeDef.
     let mut drawn: Vec<Option<u32>> = vec![None; nodes.len()];
     let mut pending_conv: Vec<(TensorId, ConvAxes)> = Vec::new();
@@ -198,16 +197,11 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
                 continue;
             };
             if let Some(t) = folded[j] {
-                let v = *weight_values.entry(t).or_insert_with(|| {
-                    graph.add_value(Value::of_tensor(&model.tensors[t as usize]))
-                });
-                if owned.insert(t) {
-                    node.tensors.push(t);
-                    if let Some(axes) = conv_axes(&n.op, slot) {
-                        pending_conv.push((t, axes));
-                    }
+                if weights.read(&mut graph, &model.tensors, &mut node, t)
+                    && let Some(axes) = conv_axes(&n.op, slot)
+                {
+                    pending_conv.push((t, axes));
                 }
-                node.inputs.push(Some(v));
                 continue;
             }
             consumed.insert(j);
