@@ -321,6 +321,21 @@ fn an_optimum_intel_folder_opens_its_model() {
 }
 
 #[test]
+fn an_int4_mlp_is_a_neuron_chain_of_its_real_sizes() {
+    // Group-wise int4 weights are `[out, groups, 16]`: read as `out × in` with their reals.
+    let model = open(&data_dir().join("tiny_gpt_int4.xml"));
+    let up = model.tensor_index["self.blocks.0.mlp.0.weight"];
+    assert_eq!(model.tensors[up as usize].shape, [128, 2, 16]);
+    let chains = modelmap::stats::neurons::find_dense_chains(&model);
+    let chain = chains
+        .iter()
+        .find(|c| c.layers.iter().any(|l| l.tensor == up))
+        .unwrap();
+    let layer = chain.layers.iter().find(|l| l.tensor == up).unwrap();
+    assert_eq!((layer.in_features, layer.out_features), (32, 128));
+}
+
+#[test]
 fn opening_the_weights_opens_their_model() {
     let m = open(&data_dir().join("tiny_gpt.bin"));
     assert_eq!(m.format, Format::OpenVino);

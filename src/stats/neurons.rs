@@ -175,6 +175,13 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
         let t = m.tensors.get(id as usize)?;
         (t.shape.len() == 2 && checked(t).is_ok()).then(|| HeatmapView::of(t, opts.innermost_first))
     };
+    // A dense op's weight may also be a group-wise quantized `[out, groups, group size]`
+    // (OpenVINO's int4), whose view is `out × in` as a 2-D one's.
+    let grouped_view = |id: TensorId| -> Option<HeatmapView> {
+        let t = m.tensors.get(id as usize)?;
+        (t.shape.len() == 3 && t.quant.is_some() && checked(t).is_ok())
+            .then(|| HeatmapView::of(t, opts.innermost_first))
+    };
     let mut out = Vec::new();
     for (id, t) in m.tensors.iter().enumerate() {
         for ((a, b), (leaf, inputs_first)) in NAME_PAIRS
@@ -229,7 +236,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
                 .tensors
                 .iter()
                 .copied()
-                .filter(|&t| view2(t).is_some())
+                .filter(|&t| view2(t).or_else(|| grouped_view(t)).is_some())
                 .collect();
             // One weight, or (MatMulNBits: weight, per-block scales and zero points) the
             // largest, which the others quantize.
@@ -286,7 +293,7 @@ pub fn find_dense_chains(m: &Model) -> Vec<DenseChain> {
             false
         };
         let layer_of = |&(_, t, rows_in): &(usize, TensorId, bool)| {
-            view2(t).map(|v| {
+            view2(t).or_else(|| grouped_view(t)).map(|v| {
                 let (o, i) = if rows_in {
                     (v.cols, v.rows)
                 } else {
