@@ -620,7 +620,7 @@ fn dequantization(
     // The axis of a broadcast scale: the one dimension it varies along (per channel), or the
     // last of a run of leading dimensions equal to the weight's (per group); 0 for one value.
     let axis_of = |t: &Tensor| -> Option<usize> {
-        let n: u64 = t.shape.iter().product();
+        let n = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
         if n == 1 {
             return Some(0);
         }

@@ -466,16 +466,13 @@ impl ScaleBiasGroups {
     /// The scale and the bias (`q × scale + bias`) of group `g`.
     fn get(&self, g: usize) -> Option<(f64, f64)> {
         let read = |b: &[u8]| -> Option<f64> {
-            Some(match self.dtype {
-                DType::F16 => f64::from(half::f16::from_le_bytes(
-                    b.get(2 * g..2 * g + 2)?.try_into().ok()?,
-                )),
-                DType::BF16 => f64::from(half::bf16::from_le_bytes(
-                    b.get(2 * g..2 * g + 2)?.try_into().ok()?,
-                )),
-                DType::F32 => f64::from(f32::from_le_bytes(
-                    b.get(4 * g..4 * g + 4)?.try_into().ok()?,
-                )),
+            let width = if self.dtype == DType::F32 { 4 } else { 2 };
+            let at = g.checked_mul(width)?;
+            let c = b.get(at..at.checked_add(width)?)?;
+            Some(match (self.dtype, c) {
+                (DType::F16, &[x, y]) => f64::from(half::f16::from_le_bytes([x, y])),
+                (DType::BF16, &[x, y]) => f64::from(half::bf16::from_le_bytes([x, y])),
+                (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
                 _ => return None,
             })
         };
@@ -494,7 +491,8 @@ impl ScaleBiasGroups {
                     // 4-bit, each row's groups padded to whole bytes.
                     let rg = usize::try_from(*row_groups).ok()?.max(1);
                     let (row, col) = (g / rg, g % rg);
-                    let byte = *bytes.get(row * rg.div_ceil(2) + col / 2)?;
+                    let at = row.checked_mul(rg.div_ceil(2))?.checked_add(col / 2)?;
+                    let byte = *bytes.get(at)?;
                     f64::from((byte >> (4 * (col % 2))) & 0x0f)
                 };
                 -z * scale
@@ -569,7 +567,11 @@ impl Quant {
         scale_shape: &[u64],
     ) -> Option<Quant> {
         if scale_shape.len() != shape.len()
-            || scale.len() as u64 != scale_shape.iter().product::<u64>()
+            || scale.len() as u64
+                != scale_shape
+                    .iter()
+                    .try_fold(1u64, |a, &d| a.checked_mul(d))
+                    .unwrap_or(u64::MAX)
         {
             return None;
         }

@@ -300,7 +300,7 @@ fn const_value(
     let Some(tv) = val.immediate_value.as_ref().and_then(|v| v.tensor.as_ref()) else {
         return ConstValue::Attr(AttrValue::Other("a non-tensor constant".into()));
     };
-    let n: u64 = t.shape.iter().product();
+    let n = t.elements();
     // Parameters (strides, pads, an axis, an epsilon) are attributes; a float tensor (a bias) is
     // a weight however small.
     let parameter = !dtype.is_float() || t.shape.is_empty();

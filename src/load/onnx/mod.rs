@@ -166,10 +166,15 @@ fn link_matmul_nbits(model: &mut Model) {
             continue;
         };
         let blocks = k.div_ceil(block);
+        // Sizes from attributes a file can set to anything: checked, never overflowing.
+        let packed = rows
+            .checked_mul(k)
+            .and_then(|n| n.checked_mul(bits))
+            .map(|b| b / 8);
         if !k.is_multiple_of(block)
             || bt.dtype != DType::U8
-            || bt.elements() != rows * blocks * block * bits / 8
-            || st.elements() != rows * blocks
+            || Some(bt.elements()) != packed
+            || Some(st.elements()) != rows.checked_mul(blocks)
             || bt.quant.is_some()
         {
             continue;
