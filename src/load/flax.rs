@@ -12,7 +12,8 @@
 //! The walk streams: it keeps only the path to the current value, so memory follows the tensors
 //! found, not the file. An array's bytes are a slice of the map; a chunked array is joined into
 //! memory (up to [`MAX_JOINED`] bytes in all, with a warning). Tensors are named by their path
-//! joined with `.` (`transformer.h.0.attn.c_attn.kernel`), so module lists read as `h.0` and the
+//! joined with `.` (`transformer.h.0.attn.c_attn.kernel`; a key that is itself a `/`-joined path,
+//! as in transformers' shards, is split the same way), so module lists read as `h.0` and the
 //! known families chain as their PyTorch twins do. Other leaves (`step`, a learning rate) become
 //! metadata `checkpoint.*`. Flax's conv kernels are `[kh, kw, in, out]`.
 
@@ -472,9 +473,10 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The current path as a name, within the name budget.
+    /// The current path as a name, within the name budget. A key holding a `/`-joined path (the
+    /// flat maps of transformers' shards) is that path's segments.
     fn name(&mut self) -> Option<String> {
-        let name = self.path.join(".");
+        let name = self.path.join(".").replace('/', ".");
         if name.len() > self.name_budget {
             self.name_budget = 0;
             return None;

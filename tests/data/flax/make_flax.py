@@ -6,6 +6,8 @@ Writes, beside this script:
   cnn.msgpack        a linen CNN's variables: {'params', 'batch_stats'} (conv, batch norm, dense)
   train_state.msgpack  a TrainState after one adam step: step, params, opt_state (count, mu, nu)
   gpt2_bf16.msgpack  a GPT-2-shaped parameter tree as transformers' Flax models save it, bf16/f16
+  gpt2_sharded/      the same tree in two shards and an index, as transformers shards it (each
+                     shard a flat map whose keys are the `/`-joined paths)
   chunked.msgpack    arrays over Flax's chunk limit (lowered here to 1 000 bytes), saved in chunks
   facts.json         for each file: every array leaf's path, dtype, shape, mean, first values;
                      and every scalar leaf's path and value
@@ -138,6 +140,26 @@ def main():
         "ln_f": ln(),
     }}
     facts["gpt2_bf16.msgpack"] = facts_of(save("gpt2_bf16.msgpack", gpt2))
+
+    # Sharded as transformers' `save_pretrained(max_shard_size=…)` writes it
+    # (`flax_shard_checkpoint`): the tree flattened with `/`, cut into blocks in key order, each
+    # block saved flat (its keys the `/`-joined paths), and an index naming each key's shard.
+    from flax.traverse_util import flatten_dict
+
+    shard_dir = os.path.join(HERE, "gpt2_sharded")
+    os.makedirs(shard_dir, exist_ok=True)
+    flat = flatten_dict(gpt2, sep="/")
+    keys = list(flat)
+    blocks = [dict((k, flat[k]) for k in keys[:10]), dict((k, flat[k]) for k in keys[10:])]
+    weight_map = {}
+    for i, block in enumerate(blocks):
+        name = f"flax_model-{i + 1:05d}-of-{len(blocks):05d}.msgpack"
+        with open(os.path.join(shard_dir, name), "wb") as f:
+            f.write(serialization.to_bytes(block))
+        weight_map.update({k: name for k in block})
+    total = sum(int(np.asarray(v).nbytes) for v in flat.values())
+    with open(os.path.join(shard_dir, "flax_model.msgpack.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
 
     # Arrays larger than the chunk limit are saved as {'__msgpack_chunked_array__': True,
     # 'shape': {'0': 23, '1': 29}, 'chunks': {'0': flat[:250], '1': …}}; lowered so a small file
