@@ -44,6 +44,7 @@ fn dtype(element_type: &str) -> DType {
         "i8" => DType::I8,
         "u4" => DType::U4,
         "i4" => DType::I4,
+        "nf4" => DType::NF4,
         other => panic!("element type {other} not in the fixtures"),
     }
 }
@@ -53,7 +54,7 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
     let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let files = facts["files"].as_object().unwrap();
-    assert_eq!(files.len(), 5);
+    assert_eq!(files.len(), 6);
     for (file, f) in files {
         let model = open(&data_dir().join(file));
         assert_eq!(model.format, Format::OpenVino, "{file}");
@@ -71,7 +72,8 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
                 )
             })
             .collect();
-        let integer = |c: &str| matches!(element_type[c], "u8" | "i8" | "u4" | "i4");
+        // Stored codes a decompression subgraph turns into reals.
+        let integer = |c: &str| matches!(element_type[c], "u8" | "i8" | "u4" | "i4" | "nf4");
         let mut weight_of: HashMap<&str, &str> = HashMap::new();
         let mut pending_sub: HashMap<&str, &str> = HashMap::new();
         for op in ops {

@@ -272,7 +272,7 @@ fn element_type(t: &str) -> (DType, u64) {
         "u3" => return (DType::Unknown("u3"), 3),
         "u4" => return (DType::U4, 4),
         "i4" => return (DType::I4, 4),
-        "nf4" => return (DType::Unknown("nf4"), 4),
+        "nf4" => return (DType::NF4, 4),
         "f4e2m1" => return (DType::Unknown("f4e2m1"), 4),
         "u6" => return (DType::Unknown("u6"), 6),
         "f8e8m0" => return (DType::Unknown("f8e8m0"), 8),
@@ -614,7 +614,11 @@ fn dequantization(
     zero: Option<TensorId>,
 ) -> Option<crate::model::Quant> {
     let wt = tensors.get(w as usize)?;
-    if !matches!(wt.dtype, DType::U8 | DType::I8 | DType::U4 | DType::I4) || wt.quant.is_some() {
+    if !matches!(
+        wt.dtype,
+        DType::U8 | DType::I8 | DType::U4 | DType::I4 | DType::NF4
+    ) || wt.quant.is_some()
+    {
         return None;
     }
     // The axis of a broadcast scale: the one dimension it varies along (per channel), or the

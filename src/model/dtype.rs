@@ -95,6 +95,9 @@ pub enum DType {
     U4,
     /// Signed 4-bit integers, two to a byte, the low nibble first (ONNX `INT4`, OpenVINO `i4`).
     I4,
+    /// 4-bit NormalFloat (QLoRA's NF4; OpenVINO `nf4`): two codes to a byte, the low nibble first,
+    /// each one of 16 values of a normal distribution's quantiles in [-1, 1].
+    NF4,
     /// A GGML block-quantized or plain type from a GGUF file.
     Ggml(GgmlType),
     /// A type this build does not know, with the format's own name for it.
@@ -120,7 +123,7 @@ impl DType {
                 Some((_, 1, b)) => b,
                 _ => return None,
             },
-            DType::String | DType::Unknown(_) | DType::U4 | DType::I4 => return None,
+            DType::String | DType::Unknown(_) | DType::U4 | DType::I4 | DType::NF4 => return None,
         })
     }
 
@@ -134,7 +137,7 @@ impl DType {
             }
             return (elements / block).checked_mul(bytes);
         }
-        if matches!(self, DType::U4 | DType::I4) {
+        if matches!(self, DType::U4 | DType::I4 | DType::NF4) {
             // Two to a byte, read as blocks of two.
             return elements.is_multiple_of(2).then_some(elements / 2);
         }
@@ -181,6 +184,7 @@ impl DType {
             DType::String => "STRING",
             DType::U4 => "U4",
             DType::I4 => "I4",
+            DType::NF4 => "NF4",
             DType::Ggml(t) => t.info().map_or("GGML?", |i| i.0),
             DType::Unknown(name) => name,
         }

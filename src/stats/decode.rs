@@ -32,6 +32,8 @@ pub enum Elem {
     U4,
     /// Signed 4-bit, two to a byte, the low nibble first.
     I4,
+    /// 4-bit NormalFloat codes, two to a byte, the low nibble first.
+    Nf4,
     /// IEEE binary64.
     F64,
     /// IEEE binary32.
@@ -182,6 +184,26 @@ pub(super) fn f16_bits(bits: u16) -> f64 {
     half::f16::from_bits(bits).to_f64()
 }
 
+/// The 16 values of NF4 (QLoRA, Dettmers et al. 2023; OpenVINO's `nf4` uses the same table).
+const NF4: [f64; 16] = [
+    -1.0,
+    -0.696_192_800_998_687_7,
+    -0.525_073_051_452_636_7,
+    -0.394_917_488_098_144_53,
+    -0.284_441_381_692_886_35,
+    -0.184_773_430_228_233_34,
+    -0.091_050_036_251_544_95,
+    0.0,
+    0.079_580_299_556_255_34,
+    0.160_930_201_411_247_25,
+    0.246_112_301_945_686_34,
+    0.337_915_241_718_292_24,
+    0.440_709_829_330_444_34,
+    0.562_617_003_917_694_1,
+    0.722_956_836_223_602_3,
+    1.0,
+];
+
 #[inline]
 fn bf16_bits(bits: u16) -> f64 {
     f64::from(f32::from_bits(u32::from(bits) << 16))
@@ -210,6 +232,7 @@ impl Elem {
             DType::U8 => Elem::U8,
             DType::U4 => Elem::U4,
             DType::I4 => Elem::I4,
+            DType::NF4 => Elem::Nf4,
             DType::Bool => Elem::Bool,
             DType::Ggml(GgmlType(t)) => match t {
                 0 => Elem::F32,
@@ -258,7 +281,7 @@ impl Elem {
             Elem::F32 | Elem::I32 | Elem::U32 => (1, 4),
             Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => (1, 2),
             Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
-            Elem::U4 | Elem::I4 => (2, 1),
+            Elem::U4 | Elem::I4 | Elem::Nf4 => (2, 1),
             Elem::Q8_0 => (QK, 34),
             Elem::Q4_0 => (QK, 18),
             Elem::Q4_1 => (QK, 20),
@@ -386,14 +409,13 @@ impl Elem {
                     *o = f64::from(b);
                 }
             }
-            Elem::U4 | Elem::I4 => {
-                let signed = matches!(self, Elem::I4);
+            Elem::U4 | Elem::I4 | Elem::Nf4 => {
                 for (&b, pair) in bytes.iter().zip(out.chunks_mut(2)) {
                     for (o, n) in pair.iter_mut().zip([b & 0x0f, b >> 4]) {
-                        *o = if signed {
-                            f64::from(((n << 4) as i8) >> 4)
-                        } else {
-                            f64::from(n)
+                        *o = match self {
+                            Elem::I4 => f64::from(((n << 4) as i8) >> 4),
+                            Elem::Nf4 => NF4[usize::from(n)],
+                            _ => f64::from(n),
                         };
                     }
                 }
@@ -619,6 +641,10 @@ mod tests {
         assert_eq!(dec(Elem::U4, &[0x21, 0xF0]), vec![1.0, 2.0, 0.0, 15.0]);
         assert_eq!(dec(Elem::I4, &[0x87, 0x1F]), vec![7.0, -8.0, -1.0, 1.0]);
         assert_eq!(Elem::I4.value_at(&[0x87, 0x1F], 3), Some(1.0));
+        // NF4 codes index its table: 0 is -1, 7 is 0, 15 is 1.
+        let nf4 = dec(Elem::Nf4, &[0xF0, 0x87]);
+        assert_eq!(&nf4[..3], &[-1.0, 1.0, 0.0]);
+        assert!((nf4[3] - 0.0796).abs() < 1e-4);
         assert_eq!(dec(Elem::Bool, &[0, 1, 2]), vec![0.0, 1.0, 1.0]);
         assert_eq!(Elem::I16.value_of_code(0xFFFF), -1.0);
         assert_eq!(Elem::Bool.value_of_code(7), 1.0);

@@ -15,6 +15,7 @@ Writes, beside this script:
   tiny_gpt_int4.xml/.bin      the same, int4 asymmetric in groups of 16 (u4 weights [out, 2, 16]
                        and zero points, f16 scales per group, reshaped to [out, in]; NNCF keeps
                        the embedding and the head in int8)
+  tiny_gpt_nf4.xml/.bin       the same in NF4 (4-bit NormalFloat codes, a scale per group of 16)
   facts.json           per file: every op's name, type and inputs (producer names), every
                        Const's element type, shape, mean and first values, from
                        `ov.Core().read_model` (4-bit ones unpacked by OpenVINO); and every
@@ -100,7 +101,8 @@ def dequantized(model):
                 continue
             xn = x.get_node()
             w = const_of(xn.input_value(0)) if xn.get_type_name() == "Subtract" else const_of(x)
-            if w is None or w.get_element_type().is_real():
+            if w is None or (w.get_element_type().is_real()
+                             and w.get_element_type().get_type_name() != "nf4"):
                 continue
             real = evaluate(op.output(0)).reshape(-1)
             out.append({
@@ -122,7 +124,7 @@ def facts_of(xml):
         ops.append({"name": name, "type": kind, "inputs": inputs})
         if kind == "Constant":
             et = op.get_element_type().get_type_name()
-            if et in ("u4", "i4"):
+            if et in ("u4", "i4", "nf4"):
                 # Packed two to a byte: OpenVINO unpacks them (a Convert to f32).
                 f = evaluate(ov.opset13.convert(op, "f32").output(0)).reshape(-1)
             else:
@@ -156,7 +158,8 @@ def main():
 
     for name, mode, group in [("tiny_gpt_int8.xml", nncf.CompressWeightsMode.INT8_ASYM, -1),
                               ("tiny_gpt_int8_sym.xml", nncf.CompressWeightsMode.INT8_SYM, -1),
-                              ("tiny_gpt_int4.xml", nncf.CompressWeightsMode.INT4_ASYM, 16)]:
+                              ("tiny_gpt_int4.xml", nncf.CompressWeightsMode.INT4_ASYM, 16),
+                              ("tiny_gpt_nf4.xml", nncf.CompressWeightsMode.NF4, 16)]:
         fp32 = ov.Core().read_model(os.path.join(HERE, "tiny_gpt.xml"))
         if group > 0:
             m = nncf.compress_weights(fp32, mode=mode, group_size=group, ratio=1.0)
