@@ -386,6 +386,11 @@ fn damaged_ir_is_an_error_or_a_warning_naming_the_file() {
         .filter(|t| matches!(t.data, TensorData::Bytes(_)))
         .count();
     assert!(errors > 0 && ok > 0, "{errors} {ok}");
+    // A byte-order mark before the XML, as some tools write it, is read past.
+    let p = dir.path().join("bom.xml");
+    std::fs::write(&p, [&b"\xEF\xBB\xBF"[..], xml.as_bytes()].concat()).unwrap();
+    std::fs::write(dir.path().join("bom.bin"), &bin).unwrap();
+    assert_eq!(open(&p).tensors.len(), 50);
     // A port fed by two edges is an error.
     let twice = xml.replacen(
         "<edge from-layer=\"0\"",

@@ -31,6 +31,8 @@ const MAX_CONVERT_CHAIN: usize = 8;
 
 /// Whether a file is OpenVINO IR: XML whose root is `<net>`.
 pub(super) fn sniff(path: &Path, head: &[u8]) -> bool {
+    // A UTF-8 byte-order mark, as some editors and Windows tools write, may come first.
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let xml = head.starts_with(b"<?xml") || head.starts_with(b"<net");
     xml && (path.extension().is_some_and(|e| e == "xml") || head.windows(5).any(|w| w == b"<net "))
 }
@@ -71,6 +73,7 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
 pub(super) fn load_parts(path: &Path, data: Bytes, bin: Option<Bytes>) -> Result<Model, LoadError> {
     let corrupt = |why: String| LoadError::corrupt(path, why);
     let text = std::str::from_utf8(&data).map_err(|e| corrupt(format!("not UTF-8 text: {e}")))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let doc = roxmltree::Document::parse(text)
         .map_err(|e| corrupt(format!("not well-formed XML: {e}")))?;
     let net = doc.root_element();
@@ -686,5 +689,9 @@ mod tests {
             b"<?xml version=\"1.0\"?>\n<net name=\"x\""
         ));
         assert!(!sniff(Path::new("m"), b"<?xml version=\"1.0\"?>\n<svg"));
+        assert!(sniff(
+            Path::new("m.xml"),
+            b"\xEF\xBB\xBF<?xml version=\"1.0\"?>"
+        ));
     }
 }
