@@ -249,8 +249,11 @@ fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadErro
 /// Reads `config.json` beside the weights (HF transformers) and builds the module graph.
 pub(super) fn finish(model: &mut Model, dir: Option<&Path>) {
     if let Some(dir) = dir {
-        read_hf_config(model, &dir.join("config.json"));
-        mlx_quantization(model, &dir.join("config.json"));
+        let path = dir.join("config.json");
+        if let Some(json) = config_json(model, &path) {
+            apply_config_json(model, &json);
+            mlx_quantization(model, &json, &path);
+        }
     }
     family::build_checkpoint_graph(model);
 }
@@ -261,13 +264,7 @@ pub(super) fn finish(model: &mut Model, dir: Option<&Path>) {
 /// `bits` and `group_size` (for the model, or per module). The weight is re-read as U4 or U8
 /// integers of its real shape (the same bytes: little-endian words hold the low nibble first),
 /// read as `q × scale + bias`, the scales and biases left in the file.
-fn mlx_quantization(model: &mut Model, config: &Path) {
-    let Ok(text) = std::fs::read_to_string(config) else {
-        return;
-    };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return;
-    };
+fn mlx_quantization(model: &mut Model, json: &serde_json::Value, config: &Path) {
     let Some(q) = json
         .get("quantization")
         .or_else(|| json.get("quantization_config"))
@@ -349,29 +346,38 @@ fn mlx_quantization(model: &mut Model, config: &Path) {
 
 /// Copies the interesting fields of a Hugging Face `config.json` into metadata.
 pub(super) fn read_hf_config(model: &mut Model, path: &Path) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
-    };
-    apply_config(model, &text, &path.display().to_string());
+    if let Some(json) = config_json(model, path) {
+        apply_config_json(model, &json);
+    }
 }
 
 /// [`read_hf_config`] on text already read.
 pub(super) fn apply_hf_config_text(model: &mut Model, text: &str) {
-    apply_config(model, text, "config.json");
+    if let Some(json) = parse_config(model, text, "config.json") {
+        apply_config_json(model, &json);
+    }
 }
 
-fn apply_config(model: &mut Model, text: &str, origin: &str) {
-    let path = origin;
-    let json: serde_json::Value = match serde_json::from_str(text) {
-        Ok(j) => j,
+/// `config.json` parsed, if the file is there; invalid JSON is a warning.
+fn config_json(model: &mut Model, path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    parse_config(model, &text, &path.display().to_string())
+}
+
+fn parse_config(model: &mut Model, text: &str, origin: &str) -> Option<serde_json::Value> {
+    match serde_json::from_str(text) {
+        Ok(j) => Some(j),
         Err(e) => {
             model
                 .metadata
                 .warnings
-                .push(format!("{path}: ignored, invalid JSON: {e}"));
-            return;
+                .push(format!("{origin}: ignored, invalid JSON: {e}"));
+            None
         }
-    };
+    }
+}
+
+fn apply_config_json(model: &mut Model, json: &serde_json::Value) {
     let Some(obj) = json.as_object() else { return };
     let mut fields: HashMap<&str, &serde_json::Value> =
         obj.iter().map(|(k, v)| (k.as_str(), v)).collect();
