@@ -25,7 +25,7 @@ use rmp::Marker;
 use rmp::decode::RmpRead;
 
 use super::LoadError;
-use crate::model::{ConvAxes, DType, Format, Model, Tensor, TensorData, TensorOrigin};
+use crate::model::{DType, Format, Model, Tensor, TensorData, TensorOrigin};
 
 /// Deepest nesting of maps and arrays walked.
 const MAX_DEPTH: usize = 64;
@@ -130,16 +130,7 @@ pub(super) fn add_shard(model: &mut Model, path: &Path, data: &Bytes) -> Result<
 
 /// Conv axes, producer and the checkpoint's module graph.
 pub(super) fn finish(model: &mut Model, dir: Option<&Path>) {
-    for t in &mut model.tensors {
-        if t.shape.len() == 4 && t.name.ends_with("kernel") {
-            t.conv_axes = Some(ConvAxes {
-                kh: 0,
-                kw: 1,
-                input: 2,
-                out: 3,
-            });
-        }
-    }
+    super::numpy::kernel_axes(model);
     if model.tensors.is_empty() {
         model.metadata.warnings.push(format!(
             "{}: the checkpoint holds no arrays",

@@ -105,7 +105,15 @@ fn inflate(zip: &mut super::torch::Zip<'_>, entry: &str, left: &mut u64) -> Resu
 
 fn finish(mut model: Model, path: &Path) -> Result<Model, LoadError> {
     model.metadata.shards = 1;
-    // A 4-D `…kernel` is a conv filter as Flax and Keras lay it out: `[kh, kw, in, out]`.
+    kernel_axes(&mut model);
+    model.metadata.producer = Some("NumPy".into());
+    super::safetensors::finish(&mut model, path.parent());
+    Ok(model)
+}
+
+/// Marks every 4-D `…kernel` as a conv filter laid out as Flax and Keras lay it out:
+/// `[kh, kw, in, out]`.
+pub(super) fn kernel_axes(model: &mut Model) {
     for t in &mut model.tensors {
         if t.shape.len() == 4 && t.name.ends_with("kernel") {
             t.conv_axes = Some(crate::model::ConvAxes {
@@ -116,9 +124,6 @@ fn finish(mut model: Model, path: &Path) -> Result<Model, LoadError> {
             });
         }
     }
-    model.metadata.producer = Some("NumPy".into());
-    super::safetensors::finish(&mut model, path.parent());
-    Ok(model)
 }
 
 /// The tensor an array header describes, its data `body` (what follows the header).
