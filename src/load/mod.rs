@@ -8,6 +8,7 @@ mod family;
 mod flax;
 mod gguf;
 mod hdf5;
+mod hf_quant;
 mod json_layers;
 mod keras;
 mod numpy;

@@ -248,100 +248,13 @@ fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadErro
 
 /// Reads `config.json` beside the weights (HF transformers) and builds the module graph.
 pub(super) fn finish(model: &mut Model, dir: Option<&Path>) {
-    if let Some(dir) = dir {
-        let path = dir.join("config.json");
-        if let Some(json) = config_json(model, &path) {
-            apply_config_json(model, &json);
-            mlx_quantization(model, &json, &path);
-        }
+    let path = dir.map(|d| d.join("config.json"));
+    let json = path.as_deref().and_then(|p| config_json(model, p));
+    if let Some(json) = &json {
+        apply_config_json(model, json);
     }
+    super::hf_quant::read(model, json.as_ref().zip(path.as_deref()));
     family::build_checkpoint_graph(model);
-}
-
-/// MLX's quantized weights (`mlx_lm.convert -q`, the mlx-community checkpoints): a `…weight` of
-/// U32 words, each packing 32 / bits integers from its low bits up, beside `…scales` and
-/// `…biases` with one value per group of `group_size`, the config's `quantization` saying
-/// `bits` and `group_size` (for the model, or per module). The weight is re-read as U4 or U8
-/// integers of its real shape (the same bytes: little-endian words hold the low nibble first),
-/// read as `q × scale + bias`, the scales and biases left in the file.
-fn mlx_quantization(model: &mut Model, json: &serde_json::Value, config: &Path) {
-    let Some(q) = json
-        .get("quantization")
-        .or_else(|| json.get("quantization_config"))
-        .filter(|q| q.get("bits").is_some() && q.get("group_size").is_some())
-    else {
-        return;
-    };
-    let mut skipped = Vec::new();
-    for i in 0..model.tensors.len() {
-        let t = &model.tensors[i];
-        let Some(prefix) = t.name.strip_suffix("weight") else {
-            continue;
-        };
-        if t.dtype != DType::U32 || t.shape.len() != 2 || t.quant.is_some() {
-            continue;
-        }
-        let (Some(&si), Some(&bi)) = (
-            model.tensor_index.get(&format!("{prefix}scales")),
-            model.tensor_index.get(&format!("{prefix}biases")),
-        ) else {
-            continue;
-        };
-        // A module's own entry overrides the model's (`false`: not quantized).
-        let module = prefix.trim_end_matches('.');
-        let spec = match q.get(module) {
-            Some(serde_json::Value::Bool(false)) => continue,
-            Some(m) if m.get("bits").is_some() => m,
-            _ => q,
-        };
-        let (Some(bits), Some(group)) = (spec["bits"].as_u64(), spec["group_size"].as_u64()) else {
-            continue;
-        };
-        let dtype = match bits {
-            4 => DType::U4,
-            8 => DType::U8,
-            _ => {
-                skipped.push(format!("{} ({bits}-bit)", t.name));
-                continue;
-            }
-        };
-        let (rows, words) = (t.shape[0], t.shape[1]);
-        let cols = words.saturating_mul(32) / bits;
-        let (st, bt) = (&model.tensors[si as usize], &model.tensors[bi as usize]);
-        if group == 0
-            || !cols.is_multiple_of(group)
-            || st.shape != [rows, cols / group]
-            || bt.shape != st.shape
-            || bt.dtype != st.dtype
-        {
-            continue;
-        }
-        let (TensorData::Bytes(scales), TensorData::Bytes(biases)) = (&st.data, &bt.data) else {
-            continue;
-        };
-        let groups = crate::model::ScaleBiasGroups {
-            size: group,
-            dtype: st.dtype,
-            scales: scales.clone(),
-            offset: crate::model::GroupOffset::Bias(biases.clone()),
-        };
-        let Some(quant) = crate::model::Quant::scale_bias_groups(groups) else {
-            continue;
-        };
-        let t = &mut model.tensors[i];
-        t.dtype = dtype;
-        t.shape = vec![rows, cols];
-        t.quant = Some(quant);
-    }
-    if !skipped.is_empty() {
-        model.metadata.warnings.push(format!(
-            "{}: {} MLX-quantized weight(s) of a bit width other than 4 or 8 are shown as their \
-             packed words: {}",
-            config.display(),
-            skipped.len(),
-            skipped.into_iter().take(3).collect::<Vec<_>>().join(", ")
-        ));
-    }
 }
 
 /// Copies the interesting fields of a Hugging Face `config.json` into metadata.

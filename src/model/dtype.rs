@@ -159,6 +159,14 @@ impl DType {
         )
     }
 
+    /// Whether this is one of the fp8 kinds.
+    pub fn is_fp8(self) -> bool {
+        matches!(
+            self,
+            DType::F8E4M3FN | DType::F8E4M3FNUZ | DType::F8E5M2 | DType::F8E5M2FNUZ
+        )
+    }
+
     /// The name the formats' reference libraries print: `F32`, `BF16`, `F8_E4M3`, `I64`, `Q4_K`…
     pub fn name(self) -> &'static str {
         match self {

@@ -429,12 +429,21 @@ pub struct Quant {
 }
 
 /// Per-group scales and offsets kept as the file's bytes: the real value of a stored integer `q`
-/// of group `g` (elements `g · size ..`) is `q × scale[g] + bias[g]` (MLX's `dequantize`) or
-/// `(q − zero[g]) × scale[g]` (onnxruntime's `MatMulNBits`).
+/// of group `g` is `q × scale[g] + bias[g]` (MLX's `dequantize`) or `(q − zero[g]) × scale[g]`
+/// (onnxruntime's `MatMulNBits`, compressed-tensors, DeepSeek's FP8 blocks).
+///
+/// Groups run `size` consecutive elements (`cols` 0), or tile a row-major matrix of `cols`
+/// columns in blocks of `rows × size`, the last block of a row or column cut short (DeepSeek's
+/// 128 × 128 FP8 blocks; groups along rows whose length `size` does not divide): element `i` lies
+/// in row `i / cols`, column `i % cols`, and group `(row / rows) · ⌈cols / size⌉ + column / size`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScaleBiasGroups {
-    /// Elements per group.
+    /// Elements per group (columns, for a tiled matrix).
     pub size: u64,
+    /// Rows of a tiled matrix a group spans (1 for groups along rows).
+    pub rows: u64,
+    /// Columns of the matrix the groups tile; 0: groups run `size` consecutive elements.
+    pub cols: u64,
     /// The scales' (and biases') element type (F16, BF16 or F32).
     pub dtype: DType,
     /// One scale per group.
@@ -448,18 +457,34 @@ pub struct ScaleBiasGroups {
 pub enum GroupOffset {
     /// One bias per group, of the scales' type, added after scaling.
     Bias(bytes::Bytes),
-    /// Zero points packed `bits` wide (4 or 8), low bits first, each row of `row_groups` groups
-    /// padded to whole bytes; subtracted before scaling.
+    /// Zero points `bits` wide (4 or 8) for the groups, seen as rows of `row_groups`; subtracted
+    /// before scaling.
     ZeroPoints {
-        /// The packed zero points.
+        /// The zero points.
         bytes: bytes::Bytes,
         /// Bits per zero point.
         bits: u8,
         /// Groups per row.
         row_groups: u64,
+        /// How they are stored.
+        packing: ZeroPacking,
     },
     /// One zero point for every group.
     Zero(f64),
+}
+
+/// How [`GroupOffset::ZeroPoints`] are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZeroPacking {
+    /// Unsigned, each row of groups packed low bits first and padded to whole bytes
+    /// (onnxruntime's `MatMulNBits`).
+    Rows,
+    /// Unsigned, packed into little-endian 32-bit words down the rows, low bits first: the zero
+    /// point of group row `r`, column `c` in word `(r / (32 / bits), c)` (compressed-tensors'
+    /// `pack_to_int32` along dimension 0).
+    DownWords,
+    /// One signed byte per group (compressed-tensors' unpacked `int8` zero points).
+    SignedBytes,
 }
 
 impl ScaleBiasGroups {
@@ -484,21 +509,46 @@ impl ScaleBiasGroups {
                 bytes,
                 bits,
                 row_groups,
+                packing,
             } => {
-                let z = if *bits == 8 {
-                    f64::from(*bytes.get(g)?)
-                } else {
+                let rg = usize::try_from(*row_groups).ok()?.max(1);
+                let (row, col) = (g / rg, g % rg);
+                let z = match (packing, bits) {
+                    (ZeroPacking::SignedBytes, _) => f64::from(*bytes.get(g)? as i8),
+                    (ZeroPacking::Rows, 8) => f64::from(*bytes.get(g)?),
                     // 4-bit, each row's groups padded to whole bytes.
-                    let rg = usize::try_from(*row_groups).ok()?.max(1);
-                    let (row, col) = (g / rg, g % rg);
-                    let at = row.checked_mul(rg.div_ceil(2))?.checked_add(col / 2)?;
-                    let byte = *bytes.get(at)?;
-                    f64::from((byte >> (4 * (col % 2))) & 0x0f)
+                    (ZeroPacking::Rows, _) => {
+                        let at = row.checked_mul(rg.div_ceil(2))?.checked_add(col / 2)?;
+                        let byte = *bytes.get(at)?;
+                        f64::from((byte >> (4 * (col % 2))) & 0x0f)
+                    }
+                    (ZeroPacking::DownWords, _) => {
+                        let bits = usize::from(*bits).clamp(1, 32);
+                        let per_word = 32 / bits;
+                        let word = (row / per_word).checked_mul(rg)?.checked_add(col)?;
+                        let at = word.checked_mul(4)?;
+                        let w = bytes.get(at..at.checked_add(4)?)?;
+                        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                        let shift = bits * (row % per_word);
+                        f64::from((w >> shift) & (u32::MAX >> (32 - bits)))
+                    }
                 };
                 -z * scale
             }
         };
         Some((scale, bias))
+    }
+
+    /// The group of element `i` (memory order).
+    fn group_of(&self, i: u64) -> u64 {
+        let size = self.size.max(1);
+        if self.cols == 0 {
+            return i / size;
+        }
+        let (r, c) = (i / self.cols, i % self.cols);
+        (r / self.rows.max(1))
+            .saturating_mul(self.cols.div_ceil(size))
+            .saturating_add(c / size)
     }
 
     /// Groups held.
@@ -639,10 +689,17 @@ impl Quant {
         };
         let biases_fit = match &groups.offset {
             GroupOffset::Bias(b) => b.len() == groups.scales.len(),
-            GroupOffset::ZeroPoints { bits, .. } => matches!(bits, 4 | 8),
+            GroupOffset::ZeroPoints { bits, packing, .. } => match packing {
+                ZeroPacking::SignedBytes => *bits == 8,
+                _ => matches!(bits, 4 | 8),
+            },
             GroupOffset::Zero(z) => z.is_finite(),
         };
-        if groups.size == 0 || !biases_fit || !groups.scales.len().is_multiple_of(width) {
+        if groups.size == 0
+            || groups.rows == 0
+            || !biases_fit
+            || !groups.scales.len().is_multiple_of(width)
+        {
             return None;
         }
         Some(Quant {
@@ -666,7 +723,7 @@ impl Quant {
             let mut current = usize::MAX;
             let (mut s, mut b) = (f64::NAN, f64::NAN);
             for (i, v) in (first..).zip(vals.iter_mut()) {
-                let gi = usize::try_from(i / g.size).unwrap_or(usize::MAX);
+                let gi = usize::try_from(g.group_of(i)).unwrap_or(usize::MAX);
                 if gi != current {
                     current = gi;
                     (s, b) = g.get(gi).unwrap_or((f64::NAN, f64::NAN));
@@ -695,14 +752,17 @@ impl Quant {
         if let Some(g) = &self.groups {
             let how = match g.offset {
                 GroupOffset::Bias(_) => "scales and biases",
+                GroupOffset::Zero(0.0) => "scales",
                 _ => "scales and zero points",
             };
-            return format!(
-                "per group of {} elements: {} {how} ({})",
-                g.size,
-                g.len(),
-                g.dtype
-            );
+            let per = if g.rows == 1 && g.cols > 0 && g.size >= g.cols {
+                "per row".to_string()
+            } else if g.rows > 1 {
+                format!("per block of {} × {}", g.rows, g.size)
+            } else {
+                format!("per group of {} elements", g.size)
+            };
+            return format!("{per}: {} {how} ({})", g.len(), g.dtype);
         }
         match (self.scale.as_slice(), self.zero_point.as_slice()) {
             ([s], [z]) => format!("scale {}, zero point {z}", *s as f32),

@@ -126,6 +126,9 @@ fn fingerprint(t: &Tensor) -> u64 {
             h.write(&v.to_le_bytes());
         }
         if let Some(g) = q.scale_bias() {
+            for v in [g.size, g.rows, g.cols] {
+                h.write(&v.to_le_bytes());
+            }
             let offsets = match &g.offset {
                 crate::model::GroupOffset::Bias(b)
                 | crate::model::GroupOffset::ZeroPoints { bytes: b, .. } => b.clone(),

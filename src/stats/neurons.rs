@@ -135,8 +135,13 @@ const NAME_PAIRS: [(&str, &str); 6] = [
 ];
 
 /// A dense layer's weight leaf: PyTorch's `weight` (`[out, in]`, GPT-2's `Conv1D` `[in, out]`),
-/// or a Flax / Keras `kernel` (`[in, out]`), with whether its rows are likelier the inputs.
-const WEIGHT_LEAVES: [(&str, bool); 2] = [("weight", false), ("kernel", true)];
+/// compressed-tensors' `weight_packed` (read as `[out, in]`), or a Flax / Keras `kernel`
+/// (`[in, out]`), with whether its rows are likelier the inputs.
+const WEIGHT_LEAVES: [(&str, bool); 3] = [
+    ("weight", false),
+    ("weight_packed", false),
+    ("kernel", true),
+];
 
 /// Orients a sequence of 2-D views `(rows, cols)` so that sizes connect; tries rows as outputs
 /// first (`[out, in]`), or as inputs first when `inputs_first` (a square chain connects both ways).

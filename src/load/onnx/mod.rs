@@ -189,12 +189,15 @@ fn link_matmul_nbits(model: &mut Model) {
                     bytes: z.clone(),
                     bits: bits as u8,
                     row_groups: blocks,
+                    packing: crate::model::ZeroPacking::Rows,
                 },
                 _ => continue,
             },
         };
         let groups = ScaleBiasGroups {
             size: block,
+            rows: 1,
+            cols: 0,
             dtype: st.dtype,
             scales: scales.clone(),
             offset,

@@ -1,0 +1,458 @@
+//! Quantized Hugging Face checkpoints read as reals: the integers or fp8 codes a safetensors
+//! file stores are re-read with the scales (and zero points or biases) stored beside them, so
+//! statistics, heatmaps and hover values are of the weights the model computes with.
+//!
+//! - **MLX** (`mlx_lm.convert -q`, the mlx-community checkpoints): a `…weight` of U32 words
+//!   packing 4 or 8-bit integers from their low bits up, with `…scales` and `…biases` per group;
+//!   `config.json`'s `quantization` says the bits and group size (per module where it differs).
+//! - **Scaled weights** (DeepSeek-V3's and Qwen3's FP8 checkpoints, compressed-tensors'
+//!   `float-quantized` and `int-quantized`, FBGEMM and ModelOpt FP8): a `…weight` of fp8 or int8
+//!   with a `…weight_scale` (or DeepSeek's `…weight_scale_inv`: the same multiplier) of one
+//!   value, one per row, one per group along the rows or one per `bn × bk` block
+//!   (`weight_block_size` or compressed-tensors' `block_structure` in the config; blocks at the
+//!   edges cut short). Read without a config too: the scale's shape says which.
+//! - **compressed-tensors `pack-quantized`** (llm-compressor's W4A16 / W8A16, the RedHatAI and
+//!   neuralmagic checkpoints vLLM serves): a `…weight_packed` of I32 words, each holding 8 4-bit
+//!   or 4 8-bit values offset to unsigned, low bits first along the rows, `…weight_shape` the
+//!   real `[out, in]`, `…weight_scale` per group or per row and, for asymmetric schemes,
+//!   `…weight_zero_point` packed into words down the rows.
+//!
+//! Each weight keeps its name and bytes; its dtype and shape become those of the stored integers
+//! (`U4`, `U8`, `I8`, fp8) and a [`Quant::scale_bias_groups`] reads the scales from the mapped file
+//! as needed: a 7 B model has a hundred million of them, too many to copy.
+//!
+//! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
+//! compressed-tensors' sparse and NVFP4 formats, GPTQ's and AWQ's interleaved packings.
+
+use std::path::Path;
+
+use crate::model::{DType, GroupOffset, Model, Quant, ScaleBiasGroups, TensorData, ZeroPacking};
+
+/// Re-reads the quantized weights of `model`; `config` is `config.json` (parsed) and its path
+/// where the checkpoint has one.
+pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)>) {
+    let mut skipped = Vec::new();
+    if let Some((json, path)) = config
+        && let Some(q) = json
+            .get("quantization")
+            .or_else(|| json.get("quantization_config"))
+    {
+        mlx(model, q, path);
+    }
+    let q = config.and_then(|(json, _)| json.get("quantization_config"));
+    let hints = BlockHints::of(q);
+    packed(model, &hints, &mut skipped);
+    scaled(model, &hints, &mut skipped);
+    if !skipped.is_empty() {
+        let n = skipped.len();
+        skipped.truncate(3);
+        model.metadata.warnings.push(format!(
+            "{n} quantized weight(s) in a layout modelmap does not read are shown as stored: {}",
+            skipped.join(", ")
+        ));
+    }
+}
+
+/// Block and group sizes a config names, to tell blocks cut short at the edges apart.
+#[derive(Debug, Default)]
+struct BlockHints {
+    /// `[rows, cols]` per block.
+    blocks: Vec<(u64, u64)>,
+    /// Elements per group along the rows.
+    groups: Vec<u64>,
+}
+
+impl BlockHints {
+    fn of(q: Option<&serde_json::Value>) -> Self {
+        let mut h = BlockHints::default();
+        let Some(q) = q else { return h };
+        let mut add_block = |v: Option<&serde_json::Value>| {
+            if let Some([r, c]) = v
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_u64()).collect::<Vec<_>>())
+                .as_deref()
+                && *r > 0
+                && *c > 0
+            {
+                h.blocks.push((*r, *c));
+            }
+        };
+        // transformers' FineGrainedFP8 (DeepSeek-V3: `[128, 128]`).
+        add_block(q.get("weight_block_size"));
+        let weights = q
+            .get("config_groups")
+            .and_then(|g| g.as_object())
+            .into_iter()
+            .flat_map(|g| g.values())
+            .filter_map(|g| g.get("weights"));
+        for w in weights {
+            add_block(w.get("block_structure"));
+            if let Some(g) = w
+                .get("group_size")
+                .and_then(|g| g.as_u64())
+                .filter(|&g| g > 0)
+            {
+                h.groups.push(g);
+            }
+        }
+        h
+    }
+
+    /// Rows and columns per scale of an `[n, k]` weight whose scales have `shape`: one scale,
+    /// one per row, or a grid of blocks (the config's, else the one that divides evenly).
+    fn tile(&self, n: u64, k: u64, shape: &[u64]) -> Option<(u64, u64)> {
+        let (a, b) = match *shape {
+            [] => (1, 1),
+            [a] => (a, 1),
+            [a, b] => (a, b),
+            _ => return None,
+        };
+        if a == 0 || b == 0 || n == 0 || k == 0 {
+            return None;
+        }
+        if a == 1 && b == 1 {
+            return Some((n, k));
+        }
+        let named = self
+            .blocks
+            .iter()
+            .copied()
+            .chain(self.groups.iter().map(|&g| (1, g)))
+            .find(|&(r, c)| n.div_ceil(r) == a && k.div_ceil(c) == b);
+        named.or_else(|| (n.is_multiple_of(a) && k.is_multiple_of(b)).then(|| (n / a, k / b)))
+    }
+}
+
+/// The bytes and 2-D shape of tensor `name`, if it is there with bytes.
+fn find<'a>(model: &'a Model, name: &str) -> Option<(usize, &'a crate::model::Tensor)> {
+    let &i = model.tensor_index.get(name)?;
+    let t = model.tensors.get(i as usize)?;
+    matches!(t.data, TensorData::Bytes(_)).then_some((i as usize, t))
+}
+
+fn bytes_of(t: &crate::model::Tensor) -> Option<bytes::Bytes> {
+    match &t.data {
+        TensorData::Bytes(b) => Some(b.clone()),
+        _ => None,
+    }
+}
+
+/// Scales of a type [`ScaleBiasGroups`] reads.
+fn is_scale_type(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16 | DType::F32)
+}
+
+/// A `…weight` of fp8 or int8 beside a `…weight_scale` / `…weight_scale_inv`.
+fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
+    let mut found = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let Some(prefix) = t.name.strip_suffix("weight") else {
+            continue;
+        };
+        let fp8 = t.dtype.is_fp8();
+        if !(fp8 || t.dtype == DType::I8) || t.quant.is_some() {
+            continue;
+        }
+        let Some((_, st)) = find(model, &format!("{prefix}weight_scale"))
+            .or_else(|| find(model, &format!("{prefix}weight_scale_inv")))
+        else {
+            continue;
+        };
+        let (Some(&n), Some(&k), 2, true) = (
+            t.shape.first(),
+            t.shape.get(1),
+            t.shape.len(),
+            is_scale_type(st.dtype),
+        ) else {
+            skipped.push(t.name.clone());
+            continue;
+        };
+        let Some((rows, size)) = hints.tile(n, k, &st.shape) else {
+            skipped.push(t.name.clone());
+            continue;
+        };
+        let offset = match find(model, &format!("{prefix}weight_zero_point")) {
+            None => GroupOffset::Zero(0.0),
+            Some((_, zt)) if zt.dtype == DType::I8 && zt.elements() == st.elements() => {
+                match bytes_of(zt) {
+                    Some(b) => GroupOffset::ZeroPoints {
+                        bytes: b,
+                        bits: 8,
+                        row_groups: k.div_ceil(size),
+                        packing: ZeroPacking::SignedBytes,
+                    },
+                    None => continue,
+                }
+            }
+            Some(_) => {
+                skipped.push(t.name.clone());
+                continue;
+            }
+        };
+        let Some(scales) = bytes_of(st) else { continue };
+        let groups = ScaleBiasGroups {
+            size,
+            rows,
+            cols: k,
+            dtype: st.dtype,
+            scales,
+            offset,
+        };
+        if let Some(q) = Quant::scale_bias_groups(groups) {
+            found.push((i, q));
+        }
+    }
+    for (i, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// The values of a small integer tensor (`…weight_shape`).
+fn small_ints(t: &crate::model::Tensor) -> Option<Vec<u64>> {
+    let b = bytes_of(t)?;
+    let width = match t.dtype {
+        DType::I64 => 8,
+        DType::I32 => 4,
+        _ => return None,
+    };
+    if b.len() > 64 || !b.len().is_multiple_of(width) {
+        return None;
+    }
+    b.chunks_exact(width)
+        .map(|c| {
+            let v = if width == 8 {
+                i64::from_le_bytes(c.try_into().ok()?)
+            } else {
+                i64::from(i32::from_le_bytes(c.try_into().ok()?))
+            };
+            u64::try_from(v).ok()
+        })
+        .collect()
+}
+
+/// compressed-tensors' `pack-quantized` weights.
+fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
+    let mut found = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let Some(prefix) = t.name.strip_suffix("weight_packed") else {
+            continue;
+        };
+        if t.quant.is_some() {
+            continue;
+        }
+        let real = find(model, &format!("{prefix}weight_shape")).and_then(|(_, s)| small_ints(s));
+        let scale = find(model, &format!("{prefix}weight_scale"));
+        let (Some(&[n, k]), Some((_, st)), DType::I32, &[pn, words]) =
+            (real.as_deref(), scale, t.dtype, t.shape.as_slice())
+        else {
+            skipped.push(t.name.clone());
+            continue;
+        };
+        // Bits from the packed width: each row is whole words.
+        let bits = match words.checked_mul(32) {
+            Some(b) if k > 0 && pn == n && b.is_multiple_of(k) => b / k,
+            _ => 0,
+        };
+        let dtype = match bits {
+            4 => DType::U4,
+            8 => DType::U8,
+            _ => {
+                skipped.push(format!("{} ({bits}-bit)", t.name));
+                continue;
+            }
+        };
+        let tile = hints.tile(n, k, &st.shape).filter(|&(rows, _)| rows == 1);
+        let (Some((_, size)), true) = (tile, is_scale_type(st.dtype)) else {
+            skipped.push(t.name.clone());
+            continue;
+        };
+        let row_groups = k.div_ceil(size);
+        let offset = match find(model, &format!("{prefix}weight_zero_point")) {
+            None => GroupOffset::Zero(f64::from(1u32 << (bits - 1))),
+            Some((_, zt)) => {
+                let per_word = 32 / bits;
+                let fits = zt.dtype == DType::I32
+                    && zt.shape == [n.div_ceil(per_word), row_groups]
+                    && st.elements() == n.saturating_mul(row_groups);
+                match bytes_of(zt).filter(|_| fits) {
+                    Some(b) => GroupOffset::ZeroPoints {
+                        bytes: b,
+                        bits: bits as u8,
+                        row_groups,
+                        packing: ZeroPacking::DownWords,
+                    },
+                    None => {
+                        skipped.push(t.name.clone());
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(scales) = bytes_of(st) else { continue };
+        let groups = ScaleBiasGroups {
+            size,
+            rows: 1,
+            cols: k,
+            dtype: st.dtype,
+            scales,
+            offset,
+        };
+        if let Some(q) = Quant::scale_bias_groups(groups) {
+            found.push((i, dtype, vec![n, k], q));
+        }
+    }
+    for (i, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// MLX's quantized weights (`mlx_lm.convert -q`, the mlx-community checkpoints): a `…weight` of
+/// U32 words, each packing 32 / bits integers from its low bits up, beside `…scales` and
+/// `…biases` with one value per group of `group_size`, the config's `quantization` saying
+/// `bits` and `group_size` (for the model, or per module). The weight is re-read as U4 or U8
+/// integers of its real shape (the same bytes: little-endian words hold the low nibble first),
+/// read as `q × scale + bias`, the scales and biases left in the file.
+fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
+    if q.get("bits").is_none() || q.get("group_size").is_none() {
+        return;
+    }
+    let mut skipped = Vec::new();
+    for i in 0..model.tensors.len() {
+        let t = &model.tensors[i];
+        let Some(prefix) = t.name.strip_suffix("weight") else {
+            continue;
+        };
+        if t.dtype != DType::U32 || t.shape.len() != 2 || t.quant.is_some() {
+            continue;
+        }
+        let (Some(&si), Some(&bi)) = (
+            model.tensor_index.get(&format!("{prefix}scales")),
+            model.tensor_index.get(&format!("{prefix}biases")),
+        ) else {
+            continue;
+        };
+        // A module's own entry overrides the model's (`false`: not quantized).
+        let module = prefix.trim_end_matches('.');
+        let spec = match q.get(module) {
+            Some(serde_json::Value::Bool(false)) => continue,
+            Some(m) if m.get("bits").is_some() => m,
+            _ => q,
+        };
+        let (Some(bits), Some(group)) = (spec["bits"].as_u64(), spec["group_size"].as_u64()) else {
+            continue;
+        };
+        let dtype = match bits {
+            4 => DType::U4,
+            8 => DType::U8,
+            _ => {
+                skipped.push(format!("{} ({bits}-bit)", t.name));
+                continue;
+            }
+        };
+        let (rows, words) = (t.shape[0], t.shape[1]);
+        let cols = words.saturating_mul(32) / bits;
+        let (st, bt) = (&model.tensors[si as usize], &model.tensors[bi as usize]);
+        if group == 0
+            || !cols.is_multiple_of(group)
+            || st.shape != [rows, cols / group]
+            || bt.shape != st.shape
+            || bt.dtype != st.dtype
+        {
+            continue;
+        }
+        let (TensorData::Bytes(scales), TensorData::Bytes(biases)) = (&st.data, &bt.data) else {
+            continue;
+        };
+        let groups = ScaleBiasGroups {
+            size: group,
+            rows: 1,
+            cols: 0,
+            dtype: st.dtype,
+            scales: scales.clone(),
+            offset: GroupOffset::Bias(biases.clone()),
+        };
+        let Some(quant) = Quant::scale_bias_groups(groups) else {
+            continue;
+        };
+        let t = &mut model.tensors[i];
+        t.dtype = dtype;
+        t.shape = vec![rows, cols];
+        t.quant = Some(quant);
+    }
+    if !skipped.is_empty() {
+        model.metadata.warnings.push(format!(
+            "{}: {} MLX-quantized weight(s) of a bit width other than 4 or 8 are shown as their \
+             packed words: {}",
+            config.display(),
+            skipped.len(),
+            skipped.into_iter().take(3).collect::<Vec<_>>().join(", ")
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Format, Tensor, TensorOrigin};
+
+    fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Bytes(bytes.into()),
+            origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
+            quant: None,
+        }
+    }
+
+    #[test]
+    fn tiles_follow_the_config_then_even_division() {
+        let none = BlockHints::default();
+        assert_eq!(none.tile(200, 300, &[]), Some((200, 300)));
+        assert_eq!(none.tile(200, 300, &[200, 1]), Some((1, 300)));
+        assert_eq!(none.tile(200, 300, &[200]), Some((1, 300)));
+        assert_eq!(none.tile(200, 300, &[200, 3]), Some((1, 100)));
+        // 128 × 128 blocks cut short: only the config tells them from 100 × 150.
+        assert_eq!(none.tile(200, 300, &[2, 3]), Some((100, 100)));
+        let deepseek = BlockHints {
+            blocks: vec![(128, 128)],
+            groups: Vec::new(),
+        };
+        assert_eq!(deepseek.tile(200, 300, &[2, 3]), Some((128, 128)));
+        assert_eq!(none.tile(200, 300, &[3, 7]), None);
+        assert_eq!(none.tile(200, 300, &[0, 1]), None);
+    }
+
+    #[test]
+    fn int8_weights_with_signed_zero_points_per_block() {
+        // [4, 6] in 2 × 3 blocks: scales 1..4, zero points -1, 0, 2, 5.
+        let mut m = Model::new("m.safetensors", Format::Safetensors);
+        let w: Vec<u8> = (0..24u8).collect();
+        m.add_tensor(tensor("l.weight", DType::I8, &[4, 6], w));
+        let scales = [1.0f32, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        m.add_tensor(tensor("l.weight_scale", DType::F32, &[2, 2], scales));
+        let zeros = [-1i8, 0, 2, 5].iter().map(|&z| z as u8).collect();
+        m.add_tensor(tensor("l.weight_zero_point", DType::I8, &[2, 2], zeros));
+        read(&mut m, None);
+        let t = m.tensor("l.weight").unwrap();
+        let q = t.quant.as_ref().unwrap();
+        let mut v: Vec<f64> = (0..24).map(f64::from).collect();
+        q.apply(0, &mut v);
+        // Row 0: columns 0..3 in block 0 ((q + 1) × 1), 3..6 in block 1 (q × 2).
+        assert_eq!(&v[..6], &[1.0, 2.0, 3.0, 6.0, 8.0, 10.0]);
+        // Row 3 (block row 1): (q − 2) × 3, then (q − 5) × 4.
+        assert_eq!(&v[18..], &[48.0, 51.0, 54.0, 64.0, 68.0, 72.0]);
+        assert!(m.metadata.warnings.is_empty());
+    }
+}
