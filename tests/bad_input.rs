@@ -89,6 +89,8 @@ fn random_byte_flips_never_panic() {
         // Quantized weights are read with their scales without a config too.
         data.join("hfquant/w4a16_asym/model.safetensors"),
         data.join("hfquant/deepseek_fp8/model.safetensors"),
+        data.join("hfquant/gptq_act_order/model.safetensors"),
+        data.join("hfquant/awq/model.safetensors"),
     ];
     let mut rng = modelmap::bench::synth_model::SplitMix(42);
     for f in files {

@@ -1,9 +1,10 @@
 //! Quantized Hugging Face checkpoints (`tests/data/hfquant`, `make_hfquant.py`): one tiny LLaMA
 //! quantized by llm-compressor as compressed-tensors saves it (int4 and int8 packed into words,
 //! symmetric and asymmetric; int8 and fp8 weights with per-row and 128 × 128 block scales), and a
-//! DeepSeek-V3-style fp8 checkpoint with blocks cut short at the edges. Every quantized weight is
-//! read at its real shape and its values are what transformers' compressed-tensors integration
-//! (or DeepSeek's `weight_dequant`) computes from the file.
+//! DeepSeek-V3-style fp8 checkpoint with blocks cut short at the edges; and GPTQ (4- and 8-bit,
+//! act-order) and AWQ checkpoints packed by AutoAWQ's own packing functions. Every quantized
+//! weight is read at its real shape and its values are what transformers' compressed-tensors
+//! integration, DeepSeek's `weight_dequant`, GPTQModel's and AutoAWQ's dequantizers compute.
 
 #![allow(
     clippy::unwrap_used,
@@ -113,6 +114,102 @@ fn deepseek_fp8_blocks_cut_short_at_the_edges_read_as_reals() {
         .unwrap();
     let g = t.quant.as_ref().unwrap().scale_bias().unwrap();
     assert_eq!((g.rows, g.size, g.cols, g.len()), (128, 128, 300, 6));
+}
+
+#[test]
+fn gptq_weights_read_as_gptqmodel_dequantizes_them() {
+    check("gptq");
+}
+
+#[test]
+fn gptq_8bit_weights_read_as_reals() {
+    check("gptq_8bit");
+}
+
+#[test]
+fn gptq_act_order_reads_each_input_row_by_its_g_idx() {
+    check("gptq_act_order");
+    let m = modelmap::load::open(&data_dir().join("gptq_act_order")).unwrap();
+    let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
+    let g = t.quant.as_ref().unwrap().scale_bias().unwrap();
+    assert!(g.row_map.is_some());
+    // An ordered g_idx needs no map.
+    let m = modelmap::load::open(&data_dir().join("gptq")).unwrap();
+    let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
+    assert!(
+        t.quant
+            .as_ref()
+            .unwrap()
+            .scale_bias()
+            .unwrap()
+            .row_map
+            .is_none()
+    );
+}
+
+#[test]
+fn awq_weights_read_as_autoawq_dequantizes_them() {
+    check("awq");
+}
+
+/// The neuron view and the dead-row scan read a weight in its logical order: a row of zeros
+/// planted in GPTQ's and AWQ's packings is found where it was put.
+#[test]
+fn gptq_and_awq_rows_read_in_logical_order() {
+    for dir in ["gptq", "awq"] {
+        let m = modelmap::load::open(&data_dir().join(dir)).unwrap();
+        let chains = modelmap::stats::neurons::find_dense_chains(&m);
+        let mlp = chains
+            .iter()
+            .find(|c| c.name == "model.layers.0.mlp")
+            .unwrap_or_else(|| panic!("{dir}: {chains:?}"));
+        assert_eq!(mlp.sizes(), vec![128, 256, 128], "{dir}");
+        let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
+        let view = HeatmapView::for_display(t);
+        assert_eq!((view.rows, view.cols), (256, 128));
+        // Every stored integer of input row 37 replaced by its group's zero point: a dead row.
+        let mut t = t.clone();
+        let mut bytes = t.bytes().unwrap().to_vec();
+        let layout = t.quant.as_ref().unwrap().layout().unwrap();
+        // The real value of code c is (c − zero) × scale: find the code reading 0.
+        let zero_of = |n: u64| {
+            let mut z = [0.0];
+            (0..16u8)
+                .find(|&c| {
+                    z[0] = f64::from(c);
+                    t.quant
+                        .as_ref()
+                        .unwrap()
+                        .apply(layout.memory_of(37 * 128 + n), &mut z);
+                    z[0] == 0.0
+                })
+                .unwrap()
+        };
+        for n in 0..128u64 {
+            let code = zero_of(n);
+            let at = layout.memory_of(37 * 128 + n) as usize;
+            let byte = &mut bytes[at / 2];
+            *byte = if at.is_multiple_of(2) {
+                (*byte & 0xf0) | code
+            } else {
+                (*byte & 0x0f) | (code << 4)
+            };
+        }
+        t.data = modelmap::model::TensorData::Bytes(bytes.into());
+        let s = modelmap::stats::tensor_stats(&t).unwrap();
+        assert_eq!(s.zero_rows, vec![37], "{dir}");
+        for c in [0, 5, 127] {
+            assert_eq!(heatmap::value_at(&t, &view, 37, c).unwrap(), 0.0);
+        }
+        let tile = heatmap::tile(&t, &view, 0, 0, 0, heatmap::Agg::AbsMax).unwrap();
+        let row = &tile.values[37 * tile.width as usize..38 * tile.width as usize];
+        assert!(row.iter().all(|&v| v == 0.0), "{dir}");
+        assert!(
+            tile.values[36 * tile.width as usize..37 * tile.width as usize]
+                .iter()
+                .any(|&v| v != 0.0)
+        );
+    }
 }
 
 #[test]

@@ -17,16 +17,23 @@
 //!   real `[out, in]`, `…weight_scale` per group or per row and, for asymmetric schemes,
 //!   `…weight_zero_point` packed into words down the rows.
 //!
+//! - **GPTQ** (AutoGPTQ, GPTQModel, optimum: TheBloke's checkpoints; 4 and 8 bits, act-order)
+//!   and **AWQ** (AutoAWQ's GEMM): `…qweight`, `…qzeros` and `…scales` (and GPTQ's `…g_idx`),
+//!   read as the `[in, out]` matrix their dequantizers compute, the words' interleaved values
+//!   found through a [`Layout`].
+//!
 //! Each weight keeps its name and bytes; its dtype and shape become those of the stored integers
 //! (`U4`, `U8`, `I8`, fp8) and a [`Quant::scale_bias_groups`] reads the scales from the mapped file
 //! as needed: a 7 B model has a hundred million of them, too many to copy.
 //!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
-//! compressed-tensors' sparse and NVFP4 formats, GPTQ's and AWQ's interleaved packings.
+//! compressed-tensors' sparse and NVFP4 formats, AWQ's GEMV packing, bitsandbytes.
 
 use std::path::Path;
 
-use crate::model::{DType, GroupOffset, Model, Quant, ScaleBiasGroups, TensorData, ZeroPacking};
+use crate::model::{
+    DType, GroupOffset, Layout, Model, Quant, ScaleBiasGroups, TensorData, ZeroPacking,
+};
 
 /// Re-reads the quantized weights of `model`; `config` is `config.json` (parsed) and its path
 /// where the checkpoint has one.
@@ -41,6 +48,7 @@ pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)
     }
     let q = config.and_then(|(json, _)| json.get("quantization_config"));
     let hints = BlockHints::of(q);
+    gptq_awq(model, q, &mut skipped);
     packed(model, &hints, &mut skipped);
     scaled(model, &hints, &mut skipped);
     if !skipped.is_empty() {
@@ -180,6 +188,7 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
                         bits: 8,
                         row_groups: k.div_ceil(size),
                         packing: ZeroPacking::SignedBytes,
+                        plus: 0,
                     },
                     None => continue,
                 }
@@ -194,6 +203,7 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             size,
             rows,
             cols: k,
+            row_map: None,
             dtype: st.dtype,
             scales,
             offset,
@@ -282,6 +292,7 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
                         bits: bits as u8,
                         row_groups,
                         packing: ZeroPacking::DownWords,
+                        plus: 0,
                     },
                     None => {
                         skipped.push(t.name.clone());
@@ -295,12 +306,153 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             size,
             rows: 1,
             cols: k,
+            row_map: None,
             dtype: st.dtype,
             scales,
             offset,
         };
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, dtype, vec![n, k], q));
+        }
+    }
+    for (i, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// GPTQ (AutoGPTQ, GPTQModel, optimum: TheBloke's checkpoints) and AWQ (AutoAWQ's GEMM kernels)
+/// weights: a `…qweight` of I32 words with `…qzeros` (I32 words) and `…scales` per group of
+/// input rows, told apart by their shapes. Both are read as the `[in, out]` matrix their
+/// dequantizers compute, `(q − zero) × scale`:
+/// - GPTQ's `qweight` is `[in / per, out]`, each word holding `per` (8 at 4 bits, 4 at 8)
+///   consecutive inputs of one output, low bits first; its zero points are packed along the
+///   outputs the same way and stored less one (unless the config says `checkpoint_format`
+///   `gptq_v2`); `g_idx` gives each input row's group (act-order permutes them).
+/// - AWQ's `qweight` is `[in, out / 8]`, each word holding eight outputs of one input in the
+///   order 0, 2, 4, 6, 1, 3, 5, 7, its zero points likewise.
+fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<String>) {
+    let cfg_u64 = |k: &str| q.and_then(|q| q.get(k)).and_then(|v| v.as_u64());
+    let cfg_str = |k: &str| q.and_then(|q| q.get(k)).and_then(|v| v.as_str());
+    let v2 = cfg_str("checkpoint_format").is_some_and(|f| f.contains("v2"));
+    let awq_gemm = cfg_str("version").is_none_or(|v| v.eq_ignore_ascii_case("gemm"));
+    let mut found = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let Some(prefix) = t.name.strip_suffix("qweight") else {
+            continue;
+        };
+        let (Some((_, st)), Some((_, zt))) = (
+            find(model, &format!("{prefix}scales")),
+            find(model, &format!("{prefix}qzeros")),
+        ) else {
+            continue;
+        };
+        let (&[a, b], &[groups, n], &[zg, zc]) =
+            (t.shape.as_slice(), st.shape.as_slice(), zt.shape.as_slice())
+        else {
+            skipped.push(t.name.clone());
+            continue;
+        };
+        let g_idx = find(model, &format!("{prefix}g_idx")).map(|(_, g)| g);
+        let words_fit = t.dtype == DType::I32
+            && zt.dtype == DType::I32
+            && is_scale_type(st.dtype)
+            && zg == groups
+            && groups > 0
+            && t.quant.is_none();
+        let gptq = b == n;
+        let (k, bits) = if gptq {
+            // Inputs from `g_idx` where there is one, else the config's bits (4 by default).
+            let k = match g_idx {
+                Some(g) => g.elements(),
+                None => a.saturating_mul(32 / cfg_u64("bits").unwrap_or(4).clamp(1, 32)),
+            };
+            let bits = if k > 0 && a.saturating_mul(32).is_multiple_of(k) {
+                a * 32 / k
+            } else {
+                0
+            };
+            (k, bits)
+        } else {
+            (
+                a,
+                if b.saturating_mul(8) == n && awq_gemm {
+                    4
+                } else {
+                    0
+                },
+            )
+        };
+        let per = 32u64.checked_div(bits).unwrap_or(0);
+        if !words_fit || !matches!(bits, 4 | 8) || zc.saturating_mul(per) != n || k == 0 {
+            skipped.push(format!("{} ({bits}-bit)", t.name));
+            continue;
+        }
+        // Input rows per group: the config's group size where groups are cut short, else even.
+        let rows = match cfg_u64("group_size") {
+            Some(g) if g > 0 && k.div_ceil(g) == groups => g,
+            _ if k.is_multiple_of(groups) => k / groups,
+            _ => {
+                skipped.push(t.name.clone());
+                continue;
+            }
+        };
+        // An act-order `g_idx` (not `row / rows`) is read per row; an ordered one is not needed.
+        let row_map = match g_idx {
+            Some(g) if gptq => match (g.dtype, bytes_of(g)) {
+                (DType::I32, Some(b)) => {
+                    let idx = b
+                        .chunks_exact(4)
+                        .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                    let mut ordered = true;
+                    let mut valid = true;
+                    for (r, gi) in idx.enumerate() {
+                        ordered &= gi == (r as u64 / rows) as i64;
+                        valid &= (0..groups as i64).contains(&gi);
+                    }
+                    if !valid {
+                        skipped.push(t.name.clone());
+                        continue;
+                    }
+                    (!ordered).then_some(b)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let (Some(scales), Some(zeros)) = (bytes_of(st), bytes_of(zt)) else {
+            continue;
+        };
+        let groups = ScaleBiasGroups {
+            size: 1,
+            rows,
+            cols: n,
+            row_map,
+            dtype: st.dtype,
+            scales,
+            offset: GroupOffset::ZeroPoints {
+                bytes: zeros,
+                bits: bits as u8,
+                row_groups: n,
+                packing: if gptq {
+                    ZeroPacking::Rows
+                } else {
+                    ZeroPacking::AwqRows
+                },
+                plus: u8::from(gptq && !v2),
+            },
+        };
+        let layout = if gptq {
+            Layout::Gptq { cols: n, per }
+        } else {
+            Layout::AwqOrder
+        };
+        if let Some(q) = Quant::scale_bias_groups(groups) {
+            let dtype = if bits == 4 { DType::U4 } else { DType::U8 };
+            found.push((i, dtype, vec![k, n], q.with_layout(layout)));
         }
     }
     for (i, dtype, shape, q) in found {
@@ -373,6 +525,7 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
             size: group,
             rows: 1,
             cols: 0,
+            row_map: None,
             dtype: st.dtype,
             scales: scales.clone(),
             offset: GroupOffset::Bias(biases.clone()),

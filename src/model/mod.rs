@@ -426,6 +426,74 @@ pub struct Quant {
     /// per 64 weights, too many to copy for a large model); `scale` and `zero_point` are then
     /// empty.
     groups: Option<std::sync::Arc<ScaleBiasGroups>>,
+    /// Where the values lie in memory when not in row-major order of the shape (GPTQ and AWQ
+    /// weights); scales and channels are of the logical order.
+    layout: Option<Layout>,
+}
+
+/// AWQ's order of the eight 4-bit values in a 32-bit word: position `i` holds value `AWQ_ORDER[i]`.
+const AWQ_ORDER: [u64; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+/// Where value `j` of a word lies: the inverse of [`AWQ_ORDER`].
+const AWQ_REVERSE_ORDER: [u64; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+/// How the elements of a 2-D `[rows, cols]` tensor lie in memory when not row-major: the
+/// packings of GPTQ and AWQ, whose words hold values of neighbouring rows or out of order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// GPTQ's `qweight`: `[rows, cols]` (`[in, out]`) stored as `[rows / per, cols, per]`, the
+    /// `per` values of one 32-bit word from `per` consecutive rows of one column.
+    Gptq {
+        /// Columns of the matrix.
+        cols: u64,
+        /// Values per word (8 for 4-bit, 4 for 8-bit).
+        per: u64,
+    },
+    /// AWQ's `qweight` (GEMM): row-major, but each run of eight values (one word) stored in the
+    /// order 0, 2, 4, 6, 1, 3, 5, 7.
+    AwqOrder,
+}
+
+impl Layout {
+    /// The memory index of logical (row-major) element `l`.
+    pub fn memory_of(self, l: u64) -> u64 {
+        match self {
+            Layout::Gptq { cols, per } => {
+                let (cols, per) = (cols.max(1), per.max(1));
+                let (r, c) = (l / cols, l % cols);
+                ((r / per) * cols + c) * per + r % per
+            }
+            Layout::AwqOrder => l / 8 * 8 + AWQ_REVERSE_ORDER[(l % 8) as usize],
+        }
+    }
+
+    /// The logical (row-major) index of the element at memory index `m`.
+    pub fn logical_of(self, m: u64) -> u64 {
+        match self {
+            Layout::Gptq { cols, per } => {
+                let (cols, per) = (cols.max(1), per.max(1));
+                let (w, j) = (m / per, m % per);
+                let (rb, c) = (w / cols, w % cols);
+                (rb * per + j) * cols + c
+            }
+            Layout::AwqOrder => m / 8 * 8 + AWQ_ORDER[(m % 8) as usize],
+        }
+    }
+
+    /// The memory range holding logical elements `lo..hi`, which lie in one row.
+    pub fn span(self, lo: u64, hi: u64) -> (u64, u64) {
+        if hi <= lo {
+            return (0, 0);
+        }
+        match self {
+            Layout::Gptq { cols, per } => {
+                let (cols, per) = (cols.max(1), per.max(1));
+                let (r, c0) = (lo / cols, lo % cols);
+                let word0 = (r / per) * cols + c0;
+                (word0 * per, (word0 + (hi - lo)) * per)
+            }
+            Layout::AwqOrder => (lo / 8 * 8, hi.div_ceil(8) * 8),
+        }
+    }
 }
 
 /// Per-group scales and offsets kept as the file's bytes: the real value of a stored integer `q`
@@ -444,6 +512,9 @@ pub struct ScaleBiasGroups {
     pub rows: u64,
     /// Columns of the matrix the groups tile; 0: groups run `size` consecutive elements.
     pub cols: u64,
+    /// For a tiled matrix, each row's group row as a little-endian `i32` (GPTQ's `g_idx`, which
+    /// act-order quantization permutes) instead of `row / rows`.
+    pub row_map: Option<bytes::Bytes>,
     /// The scales' (and biases') element type (F16, BF16 or F32).
     pub dtype: DType,
     /// One scale per group.
@@ -468,6 +539,8 @@ pub enum GroupOffset {
         row_groups: u64,
         /// How they are stored.
         packing: ZeroPacking,
+        /// Added to each stored zero point (GPTQ's checkpoints store the zero point less one).
+        plus: u8,
     },
     /// One zero point for every group.
     Zero(f64),
@@ -485,6 +558,8 @@ pub enum ZeroPacking {
     DownWords,
     /// One signed byte per group (compressed-tensors' unpacked `int8` zero points).
     SignedBytes,
+    /// 4-bit, each row of groups packed into 32-bit words in AWQ's order (see [`Layout::AwqOrder`]).
+    AwqRows,
 }
 
 impl ScaleBiasGroups {
@@ -510,29 +585,38 @@ impl ScaleBiasGroups {
                 bits,
                 row_groups,
                 packing,
+                plus,
             } => {
                 let rg = usize::try_from(*row_groups).ok()?.max(1);
                 let (row, col) = (g / rg, g % rg);
-                let z = match (packing, bits) {
-                    (ZeroPacking::SignedBytes, _) => f64::from(*bytes.get(g)? as i8),
-                    (ZeroPacking::Rows, 8) => f64::from(*bytes.get(g)?),
-                    // 4-bit, each row's groups padded to whole bytes.
-                    (ZeroPacking::Rows, _) => {
-                        let at = row.checked_mul(rg.div_ceil(2))?.checked_add(col / 2)?;
-                        let byte = *bytes.get(at)?;
-                        f64::from((byte >> (4 * (col % 2))) & 0x0f)
-                    }
-                    (ZeroPacking::DownWords, _) => {
-                        let bits = usize::from(*bits).clamp(1, 32);
-                        let per_word = 32 / bits;
-                        let word = (row / per_word).checked_mul(rg)?.checked_add(col)?;
-                        let at = word.checked_mul(4)?;
-                        let w = bytes.get(at..at.checked_add(4)?)?;
-                        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-                        let shift = bits * (row % per_word);
-                        f64::from((w >> shift) & (u32::MAX >> (32 - bits)))
-                    }
-                };
+                let z = f64::from(*plus)
+                    + match (packing, bits) {
+                        (ZeroPacking::SignedBytes, _) => f64::from(*bytes.get(g)? as i8),
+                        (ZeroPacking::Rows, 8) => f64::from(*bytes.get(g)?),
+                        // 4-bit, each row's groups padded to whole bytes.
+                        (ZeroPacking::Rows, _) => {
+                            let at = row.checked_mul(rg.div_ceil(2))?.checked_add(col / 2)?;
+                            let byte = *bytes.get(at)?;
+                            f64::from((byte >> (4 * (col % 2))) & 0x0f)
+                        }
+                        (ZeroPacking::AwqRows, _) => {
+                            let at = row.checked_mul(rg.div_ceil(8) * 8)?.checked_add(
+                                usize::try_from(Layout::AwqOrder.memory_of(col as u64)).ok()?,
+                            )?;
+                            let byte = *bytes.get(at / 2)?;
+                            f64::from((byte >> (4 * (at % 2))) & 0x0f)
+                        }
+                        (ZeroPacking::DownWords, _) => {
+                            let bits = usize::from(*bits).clamp(1, 32);
+                            let per_word = 32 / bits;
+                            let word = (row / per_word).checked_mul(rg)?.checked_add(col)?;
+                            let at = word.checked_mul(4)?;
+                            let w = bytes.get(at..at.checked_add(4)?)?;
+                            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                            let shift = bits * (row % per_word);
+                            f64::from((w >> shift) & (u32::MAX >> (32 - bits)))
+                        }
+                    };
                 -z * scale
             }
         };
@@ -546,7 +630,18 @@ impl ScaleBiasGroups {
             return i / size;
         }
         let (r, c) = (i / self.cols, i % self.cols);
-        (r / self.rows.max(1))
+        let group_row = match &self.row_map {
+            Some(map) => {
+                let at = usize::try_from(r).unwrap_or(usize::MAX).saturating_mul(4);
+                match map.get(at..at.saturating_add(4)) {
+                    Some(&[w, x, y, z]) => u64::try_from(i32::from_le_bytes([w, x, y, z])).ok(),
+                    _ => None,
+                }
+                .unwrap_or(u64::MAX)
+            }
+            None => r / self.rows.max(1),
+        };
+        group_row
             .saturating_mul(self.cols.div_ceil(size))
             .saturating_add(c / size)
     }
@@ -602,6 +697,7 @@ impl Quant {
             inner,
             grouped: false,
             groups: None,
+            layout: None,
         })
     }
 
@@ -643,6 +739,7 @@ impl Quant {
             inner,
             grouped: true,
             groups: None,
+            layout: None,
         })
     }
 
@@ -675,6 +772,7 @@ impl Quant {
             inner,
             grouped: true,
             groups: None,
+            layout: None,
         })
     }
 
@@ -691,6 +789,7 @@ impl Quant {
             GroupOffset::Bias(b) => b.len() == groups.scales.len(),
             GroupOffset::ZeroPoints { bits, packing, .. } => match packing {
                 ZeroPacking::SignedBytes => *bits == 8,
+                ZeroPacking::AwqRows => *bits == 4,
                 _ => matches!(bits, 4 | 8),
             },
             GroupOffset::Zero(z) => z.is_finite(),
@@ -709,7 +808,19 @@ impl Quant {
             inner: groups.size,
             grouped: true,
             groups: Some(std::sync::Arc::new(groups)),
+            layout: None,
         })
+    }
+
+    /// The same quantization of values stored in `layout` rather than row-major.
+    pub fn with_layout(mut self, layout: Layout) -> Quant {
+        self.layout = Some(layout);
+        self
+    }
+
+    /// Where the values lie in memory, when not row-major.
+    pub fn layout(&self) -> Option<Layout> {
+        self.layout
     }
 
     /// The per-group scales and biases read from the file, for a [`Quant::scale_bias_groups`].
@@ -719,11 +830,12 @@ impl Quant {
 
     /// Replaces the stored integers `vals` (elements `first..` in memory order) by real values.
     pub fn apply(&self, first: u64, vals: &mut [f64]) {
+        let logical = |i: u64| self.layout.map_or(i, |l| l.logical_of(i));
         if let Some(g) = &self.groups {
             let mut current = usize::MAX;
             let (mut s, mut b) = (f64::NAN, f64::NAN);
             for (i, v) in (first..).zip(vals.iter_mut()) {
-                let gi = usize::try_from(g.group_of(i)).unwrap_or(usize::MAX);
+                let gi = usize::try_from(g.group_of(logical(i))).unwrap_or(usize::MAX);
                 if gi != current {
                     current = gi;
                     (s, b) = g.get(gi).unwrap_or((f64::NAN, f64::NAN));
@@ -739,7 +851,7 @@ impl Quant {
         let channels = self.scale.len() as u64;
         let inner = self.inner.max(1);
         for (i, v) in (first..).zip(vals.iter_mut()) {
-            let c = ((i / inner) % channels) as usize;
+            let c = ((logical(i) / inner) % channels) as usize;
             if let (Some(s), Some(z)) = (self.scale.get(c), self.zero_point.get(c)) {
                 *v = (*v - z) * s;
             }
@@ -757,6 +869,13 @@ impl Quant {
             };
             let per = if g.rows == 1 && g.cols > 0 && g.size >= g.cols {
                 "per row".to_string()
+            } else if g.size == 1 && g.rows > 1 {
+                let order = if g.row_map.is_some() {
+                    ", rows by g_idx"
+                } else {
+                    ""
+                };
+                format!("per column and group of {} rows{order}", g.rows)
             } else if g.rows > 1 {
                 format!("per block of {} × {}", g.rows, g.size)
             } else {
@@ -1036,5 +1155,33 @@ impl Model {
             .filter(|t| t.origin == TensorOrigin::ConstantNode)
             .map(Tensor::elements)
             .fold(0u64, u64::saturating_add)
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::Layout;
+
+    #[test]
+    fn layouts_map_memory_and_logical_indices_both_ways() {
+        // GPTQ, 4-bit: [16, 3] stored as [2, 3, 8]: inputs 0..8 of output 1 are word 1.
+        let gptq = Layout::Gptq { cols: 3, per: 8 };
+        assert_eq!(gptq.memory_of(1), 8);
+        assert_eq!(gptq.memory_of(3), 1);
+        assert_eq!(gptq.memory_of(8 * 3 + 2), 3 * 8 + 2 * 8);
+        assert_eq!(gptq.span(3 * 9, 3 * 9 + 2), (3 * 8, 5 * 8));
+        // AWQ: each word's values in the order 0, 2, 4, 6, 1, 3, 5, 7.
+        assert_eq!(Layout::AwqOrder.logical_of(1), 2);
+        assert_eq!(Layout::AwqOrder.memory_of(2), 1);
+        assert_eq!(Layout::AwqOrder.logical_of(12), 9);
+        for layout in [gptq, Layout::AwqOrder] {
+            let mut seen = [false; 48];
+            for l in 0..48 {
+                let m = layout.memory_of(l);
+                assert_eq!(layout.logical_of(m), l, "{layout:?}");
+                seen[m as usize] = true;
+            }
+            assert!(seen.iter().all(|&s| s), "{layout:?} is a permutation");
+        }
     }
 }

@@ -468,6 +468,9 @@ pub(crate) fn zero_lines(
     if cols_us == 0 || !cols_us.is_multiple_of(be) || rows == 0 {
         return (Vec::new(), 0, Vec::new(), 0);
     }
+    if quant.and_then(Quant::layout).is_some() {
+        return zero_lines_gathered(elem, bytes, quant, rows, cols_us, want_rows, want_cols);
+    }
     let row_bytes = cols_us / be * bb;
     // Rows per work item: about one chunk of bytes.
     let rows_per = (CHUNK_BYTES / row_bytes.max(1)).max(1);
@@ -559,6 +562,72 @@ pub(crate) fn zero_lines(
         .map(|(i, _)| i as u64)
         .collect();
     let zc_count = zero_cols.len() as u64;
+    let mut zero_cols = zero_cols;
+    zero_cols.truncate(MAX_LISTED_LINES);
+    (zero_rows, zr_count, zero_cols, zc_count)
+}
+
+/// [`zero_lines`] of a matrix whose values are not row-major ([`crate::model::Layout`]): each
+/// logical row gathered, then tested.
+fn zero_lines_gathered(
+    elem: Elem,
+    bytes: &[u8],
+    quant: Option<&Quant>,
+    rows: u64,
+    cols: usize,
+    want_rows: bool,
+    want_cols: bool,
+) -> (Vec<u64>, u64, Vec<u64>, u64) {
+    let ncol = if want_cols { cols } else { 0 };
+    let (mut zero_rows, nonzero_cols) = (0..rows)
+        .into_par_iter()
+        .fold(
+            || {
+                (
+                    Vec::new(),
+                    vec![false; ncol],
+                    vec![0.0f64; cols],
+                    vec![0.0f64; BLOCK],
+                )
+            },
+            |(mut zr, mut nz, mut row, mut buf), r| {
+                if super::heatmap::logical_row((elem, bytes, quant), r, &mut row, &mut buf) {
+                    let mut any = false;
+                    for (j, &x) in row.iter().enumerate() {
+                        if x != 0.0 {
+                            any = true;
+                            match nz.get_mut(j) {
+                                Some(c) => *c = true,
+                                None => break,
+                            }
+                        }
+                    }
+                    if !any && want_rows {
+                        zr.push(r);
+                    }
+                }
+                (zr, nz, row, buf)
+            },
+        )
+        .map(|(zr, nz, _, _)| (zr, nz))
+        .reduce(
+            || (Vec::new(), vec![false; ncol]),
+            |(mut za, mut na), (zb, nb)| {
+                za.extend(zb);
+                na.iter_mut().zip(nb).for_each(|(a, b)| *a |= b);
+                (za, na)
+            },
+        );
+    zero_rows.sort_unstable();
+    let zr_count = zero_rows.len() as u64;
+    zero_rows.truncate(MAX_LISTED_LINES);
+    let zero_cols: Vec<u64> = nonzero_cols
+        .iter()
+        .enumerate()
+        .filter(|(_, nz)| !**nz)
+        .map(|(i, _)| i as u64)
+        .collect();
+    let zc_count = if want_cols { zero_cols.len() as u64 } else { 0 };
     let mut zero_cols = zero_cols;
     zero_cols.truncate(MAX_LISTED_LINES);
     (zero_rows, zr_count, zero_cols, zc_count)

@@ -404,13 +404,74 @@ fn for_row_segment(
     let Some(row_start) = r.checked_mul(view.cols) else {
         return;
     };
-    for_flat_range(
+    for_logical_range(
         (elem, bytes, quant),
         row_start + c0,
         row_start + c1,
         buf,
         |off, vals| f(off - row_start, vals),
     );
+}
+
+/// The values of logical row `r` of a `[rows, cols]` matrix into `out` (`cols` long), in logical
+/// order whatever the layout; `buf` as for [`for_flat_range`]. False if the bytes end early.
+pub(crate) fn logical_row(
+    src: (Elem, &[u8], Option<&Quant>),
+    r: u64,
+    out: &mut [f64],
+    buf: &mut [f64],
+) -> bool {
+    let cols = out.len() as u64;
+    let Some(lo) = r.checked_mul(cols) else {
+        return false;
+    };
+    let mut filled = 0usize;
+    for_logical_range(src, lo, lo + cols, buf, |at, vals| {
+        let from = (at - lo) as usize;
+        if let Some(dst) = out.get_mut(from..from + vals.len()) {
+            dst.copy_from_slice(vals);
+            filled += vals.len();
+        }
+    });
+    filled == out.len()
+}
+
+/// [`for_flat_range`] over logical (row-major) elements `lo..hi` of one row: the same where the
+/// values lie row-major; for a [`Layout`] (GPTQ, AWQ), pieces of the memory holding them decoded
+/// and gathered into logical order.
+pub(crate) fn for_logical_range(
+    (elem, bytes, quant): (Elem, &[u8], Option<&Quant>),
+    lo: u64,
+    hi: u64,
+    buf: &mut [f64],
+    mut f: impl FnMut(u64, &[f64]),
+) {
+    let Some(layout) = quant.and_then(Quant::layout) else {
+        for_flat_range((elem, bytes, quant), lo, hi, buf, f);
+        return;
+    };
+    const PIECE: u64 = 512;
+    let mut memory = Vec::new();
+    let mut gathered = Vec::with_capacity(PIECE as usize);
+    let mut a = lo;
+    while a < hi {
+        let b = hi.min(a + PIECE);
+        let (m0, m1) = layout.span(a, b);
+        memory.clear();
+        for_flat_range((elem, bytes, quant), m0, m1, buf, |_, v| {
+            memory.extend_from_slice(v)
+        });
+        gathered.clear();
+        for l in a..b {
+            let at = layout.memory_of(l).wrapping_sub(m0);
+            match usize::try_from(at).ok().and_then(|i| memory.get(i)) {
+                Some(&v) => gathered.push(v),
+                None => return,
+            }
+        }
+        f(a, &gathered);
+        a = b;
+    }
 }
 
 /// Calls `f(first_offset, values)` for the elements `lo..hi` of the tensor in memory order, in
@@ -622,6 +683,10 @@ pub fn value_at(t: &Tensor, view: &HeatmapView, row: u64, col: u64) -> Result<f6
         cols: view.cols,
     };
     let idx = view.element(row, col).ok_or_else(oor)?;
+    let idx = match t.quant.as_ref().and_then(Quant::layout) {
+        Some(layout) => layout.memory_of(idx),
+        None => idx,
+    };
     let mut v = [elem.value_at(bytes, idx).ok_or_else(oor)?];
     if let Some(q) = &t.quant {
         q.apply(idx, &mut v);

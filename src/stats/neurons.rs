@@ -135,11 +135,12 @@ const NAME_PAIRS: [(&str, &str); 6] = [
 ];
 
 /// A dense layer's weight leaf: PyTorch's `weight` (`[out, in]`, GPT-2's `Conv1D` `[in, out]`),
-/// compressed-tensors' `weight_packed` (read as `[out, in]`), or a Flax / Keras `kernel`
-/// (`[in, out]`), with whether its rows are likelier the inputs.
-const WEIGHT_LEAVES: [(&str, bool); 3] = [
+/// compressed-tensors' `weight_packed` (read as `[out, in]`), GPTQ's and AWQ's `qweight` (read
+/// as `[in, out]`) or a Flax / Keras `kernel` (`[in, out]`), with whether its rows are likelier the inputs.
+const WEIGHT_LEAVES: [(&str, bool); 4] = [
     ("weight", false),
     ("weight_packed", false),
+    ("qweight", true),
     ("kernel", true),
 ];
 
@@ -448,6 +449,31 @@ pub fn neuron_graph(
     Ok(g)
 }
 
+/// Row `r` of a matrix whose rows are `row_bytes` long into `out` (one row of values), as real
+/// values and in logical order (values stored in a GPTQ or AWQ layout are gathered).
+fn read_row(
+    (elem, bytes, quant): (Elem, &[u8], Option<&Quant>),
+    r: usize,
+    row_bytes: usize,
+    out: &mut [f64],
+) {
+    if quant.and_then(Quant::layout).is_some() {
+        let mut buf = vec![0.0f64; 4096.max(elem.block().0)];
+        if !super::heatmap::logical_row((elem, bytes, quant), r as u64, out, &mut buf) {
+            out.fill(f64::NAN);
+        }
+        return;
+    }
+    let row = r
+        .checked_mul(row_bytes)
+        .and_then(|s| bytes.get(s..s.checked_add(row_bytes)?))
+        .unwrap_or_default();
+    elem.decode_into(row, out);
+    if let Some(q) = quant {
+        q.apply((r * out.len()) as u64, out);
+    }
+}
+
 type LayerEdges = (Vec<NeuronEdge>, Vec<NeuronEdge>, f32);
 
 #[allow(
@@ -482,9 +508,9 @@ fn layer_edges(
         }
     };
     // Per row: the row's own top-k, all its edges if wanted, and per-column top-k candidates.
-    let (edges, row_top, col_top, abs_max) = bytes
-        .par_chunks(row_bytes)
-        .enumerate()
+    let rows = bytes.len() / row_bytes.max(1);
+    let (edges, row_top, col_top, abs_max) = (0..rows)
+        .into_par_iter()
         .fold(
             || {
                 (
@@ -495,11 +521,8 @@ fn layer_edges(
                     vec![0.0f64; cols],
                 )
             },
-            |(mut edges, mut row_top, mut col_top, mut amax, mut buf), (r, row)| {
-                elem.decode_into(row, &mut buf);
-                if let Some(q) = quant {
-                    q.apply((r * cols) as u64, &mut buf);
-                }
+            |(mut edges, mut row_top, mut col_top, mut amax, mut buf), r| {
+                read_row((elem, bytes, quant), r, row_bytes, &mut buf);
                 let mut mine = TopK::default();
                 for (c, &x) in buf.iter().enumerate() {
                     let w = x as f32;
@@ -631,13 +654,20 @@ pub fn fan_edges(
     let c1 = col_band.end.div_ceil(be) * be;
     let mut out = Vec::with_capacity(count as usize);
     let mut buf = vec![0.0f64; cols_us];
+    let gathered = t.quant.as_ref().and_then(Quant::layout).is_some();
     for (r, row) in bytes.chunks_exact(row_bytes).enumerate() {
-        if row_band.contains(&r) {
-            elem.decode_into(row, &mut buf);
-            if let Some(q) = &t.quant {
-                q.apply((r * cols_us) as u64, &mut buf);
+        if row_band.contains(&r) || (gathered && c1 > c0) {
+            // Values not stored row-major are gathered a whole row at a time.
+            read_row((elem, bytes, t.quant.as_ref()), r, row_bytes, &mut buf);
+            if row_band.contains(&r) {
+                out.extend(buf.iter().enumerate().map(|(c, &w)| edge(r, c, w)));
+            } else {
+                out.extend(
+                    col_band
+                        .clone()
+                        .filter_map(|c| Some(edge(r, c, *buf.get(c)?))),
+                );
             }
-            out.extend(buf.iter().enumerate().map(|(c, &w)| edge(r, c, w)));
         } else if c1 > c0 {
             let part = row.get(c0 / be * bb..c1 / be * bb).unwrap_or_default();
             let Some(dec) = buf.get_mut(..c1 - c0) else {

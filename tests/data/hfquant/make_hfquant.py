@@ -120,6 +120,111 @@ def deepseek(facts):
     facts["deepseek_fp8"] = {"quantized": q, "tensors": len(tensors)}
 
 
+def load_packing_utils():
+    """AutoAWQ's own packing and dequantizing functions (awq/utils/packing_utils.py, plain torch:
+    the package itself needs CUDA to install). AWQ_SRC names the unpacked autoawq 0.2.9 sdist."""
+    import importlib.util
+    path = os.path.join(os.environ.get("AWQ_SRC", "/tmp/pipdl/autoawq-0.2.9"), "awq/utils/packing_utils.py")
+    spec = importlib.util.spec_from_file_location("packing_utils", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def gptq_dequant(qweight, qzeros, scales, g_idx, bits, v1):
+    """GPTQModel's TorchQuantLinear.dequantize_weight (bits 2, 4, 8), after its v1 -> v2 zero
+    conversion (+1) for checkpoint_format gptq."""
+    per = 32 // bits
+    maxq = 2 ** bits - 1
+    wf = torch.arange(0, 32, bits, dtype=torch.int32)
+    zeros = torch.bitwise_right_shift(qzeros.unsqueeze(2).expand(-1, -1, per), wf.unsqueeze(0)) & maxq
+    zeros = zeros.reshape(qzeros.shape[0], -1)[:, : scales.shape[1]]
+    if v1:
+        zeros = zeros + 1
+    weight = torch.bitwise_right_shift(qweight.unsqueeze(1).expand(-1, per, -1), wf.unsqueeze(-1)) & maxq
+    weight = weight.reshape(weight.shape[0] * weight.shape[1], weight.shape[2])
+    g = g_idx.long()
+    return scales.float()[g] * (weight - zeros[g]).float()
+
+
+LINEARS = {"self_attn.q_proj": (128, 128), "self_attn.k_proj": (64, 128), "self_attn.v_proj": (64, 128),
+           "self_attn.o_proj": (128, 128), "mlp.gate_proj": (256, 128), "mlp.up_proj": (256, 128),
+           "mlp.down_proj": (128, 256)}
+
+
+def minmax_quant(w, bits, g_idx, groups):
+    """Asymmetric min-max quantization of w [out, in] per group of input rows: the integer
+    [in, out] codes, scales [groups, out] (f16) and zero points [groups, out]."""
+    maxq = 2 ** bits - 1
+    wt = w.t()  # [in, out]
+    scales = torch.zeros(groups, wt.shape[1])
+    zeros = torch.zeros(groups, wt.shape[1], dtype=torch.int32)
+    for gi in range(groups):
+        rows = wt[g_idx == gi]
+        lo, hi = rows.min(0).values.clamp(max=0), rows.max(0).values.clamp(min=0)
+        s = ((hi - lo) / maxq).clamp(min=1e-8)
+        scales[gi] = s
+        zeros[gi] = torch.round(-lo / s).clamp(0, maxq).to(torch.int32)
+    scales = scales.half()
+    codes = torch.round(wt / scales.float()[g_idx] + zeros[g_idx]).clamp(0, maxq).to(torch.int32)
+    return codes, scales, zeros
+
+
+def gptq_awq(facts):
+    pu = load_packing_utils()
+    g = torch.Generator().manual_seed(2)
+    weights = {n: torch.randn(o, i, generator=g) * 0.02 for n, (o, i) in LINEARS.items()}
+    variants = {"gptq": ("gptq", 4, False), "gptq_8bit": ("gptq", 8, False),
+                "gptq_act_order": ("gptq", 4, True), "awq": ("awq", 4, False)}
+    group = 32
+    for name, (method, bits, act_order) in variants.items():
+        out = os.path.join(HERE, name)
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        tensors, q = {}, {}
+        for lin, w in weights.items():
+            k, n = w.shape[1], w.shape[0]
+            groups = k // group
+            g_idx = torch.arange(k, dtype=torch.int32) // group
+            if act_order:
+                g_idx = g_idx[torch.randperm(k, generator=g)]
+            codes, scales, zeros = minmax_quant(w, bits, g_idx, groups)
+            p = f"model.layers.0.{lin}"
+            if method == "gptq":
+                # AutoAWQ's exllama (GPTQ) packing: inputs packed down the rows, zero points
+                # less one packed along the outputs, as GPTQ's v1 checkpoints store them.
+                qweight, qzeros = pu.pack_exllama(codes, zeros - 1, bits)
+                tensors[f"{p}.g_idx"] = g_idx
+                real = gptq_dequant(qweight, qzeros, scales, g_idx, bits, v1=True)
+            else:
+                # AutoAWQ's WQLinear_GEMM.from_linear packing: eight outputs a word, AWQ's order.
+                order = [0, 2, 4, 6, 1, 3, 5, 7]
+                qweight = torch.zeros(k, n // 8, dtype=torch.int32)
+                qzeros = torch.zeros(groups, n // 8, dtype=torch.int32)
+                for col in range(n // 8):
+                    for i in range(8):
+                        qweight[:, col] |= codes[:, col * 8 + order[i]] << (i * 4)
+                        qzeros[:, col] |= zeros[:, col * 8 + order[i]] << (i * 4)
+                real = pu.dequantize_gemm(qweight, qzeros, scales.float(), 4, group)
+            tensors[f"{p}.qweight"] = qweight
+            tensors[f"{p}.qzeros"] = qzeros
+            tensors[f"{p}.scales"] = scales
+            q[f"{p}.qweight"] = fact("U4" if bits == 4 else "U8", real)
+        tensors["model.embed_tokens.weight"] = (torch.randn(64, 128, generator=g) * 0.02).to(torch.bfloat16)
+        tensors["model.layers.0.input_layernorm.weight"] = torch.ones(128, dtype=torch.float16)
+        save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        qc = {"quant_method": method, "bits": bits, "group_size": group}
+        if method == "gptq":
+            qc.update({"desc_act": act_order, "sym": False, "checkpoint_format": "gptq"})
+        else:
+            qc.update({"version": "gemm", "zero_point": True})
+        config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 128,
+                  "intermediate_size": 256, "num_hidden_layers": 1, "quantization_config": qc}
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(config, f, indent=1)
+        facts[name] = {"quantized": q, "tensors": len(tensors)}
+
+
 def main():
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
@@ -137,6 +242,7 @@ def main():
     llm_compressor(base, "w4a16_asym",
                    QuantizationModifier(config_groups={"group_0": asym}, ignore=["lm_head"]), facts)
     deepseek(facts)
+    gptq_awq(facts)
     shutil.rmtree(base)
     import compressed_tensors
     import llmcompressor
