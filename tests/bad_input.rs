@@ -91,6 +91,7 @@ fn random_byte_flips_never_panic() {
         data.join("hfquant/deepseek_fp8/model.safetensors"),
         data.join("hfquant/gptq_act_order/model.safetensors"),
         data.join("hfquant/awq/model.safetensors"),
+        data.join("hfquant/bnb_nf4/model.safetensors"),
     ];
     let mut rng = modelmap::bench::synth_model::SplitMix(42);
     for f in files {

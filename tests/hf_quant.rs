@@ -2,9 +2,11 @@
 //! quantized by llm-compressor as compressed-tensors saves it (int4 and int8 packed into words,
 //! symmetric and asymmetric; int8 and fp8 weights with per-row and 128 × 128 block scales), and a
 //! DeepSeek-V3-style fp8 checkpoint with blocks cut short at the edges; and GPTQ (4- and 8-bit,
-//! act-order) and AWQ checkpoints packed by AutoAWQ's own packing functions. Every quantized
+//! act-order) and AWQ checkpoints packed by AutoAWQ's own packing functions; and bitsandbytes'
+//! NF4 (double-quantized), FP4 and LLM.int8 checkpoints as transformers saves them. Every quantized
 //! weight is read at its real shape and its values are what transformers' compressed-tensors
-//! integration, DeepSeek's `weight_dequant`, GPTQModel's and AutoAWQ's dequantizers compute.
+//! integration, DeepSeek's `weight_dequant`, GPTQModel's, AutoAWQ's and bitsandbytes'
+//! dequantizers compute.
 
 #![allow(
     clippy::unwrap_used,
@@ -150,6 +152,45 @@ fn gptq_act_order_reads_each_input_row_by_its_g_idx() {
 #[test]
 fn awq_weights_read_as_autoawq_dequantizes_them() {
     check("awq");
+}
+
+#[test]
+fn bitsandbytes_nf4_with_double_quantization_reads_as_bitsandbytes_dequantizes_it() {
+    check("bnb_nf4");
+    let m = modelmap::load::open(&data_dir().join("bnb_nf4")).unwrap();
+    let t = m.tensor("model.layers.0.mlp.down_proj.weight").unwrap();
+    assert_eq!(t.shape, [128, 256]);
+    assert!(
+        t.quant
+            .as_ref()
+            .unwrap()
+            .scale_bias()
+            .unwrap()
+            .nested
+            .is_some()
+    );
+    // The quantization state beside each weight belongs to its module: no module named `weight`.
+    assert!(m.graph.nodes.iter().all(|n| !n.name.ends_with(".weight")));
+    assert_eq!(
+        m.graph.nodes.iter().filter(|n| &*n.op == "Linear").count(),
+        8
+    );
+    let chains = modelmap::stats::neurons::find_dense_chains(&m);
+    let mlp = chains
+        .iter()
+        .find(|c| c.name == "model.layers.0.mlp")
+        .unwrap();
+    assert_eq!(mlp.sizes(), vec![128, 256, 128]);
+}
+
+#[test]
+fn bitsandbytes_fp4_reads_as_bitsandbytes_dequantizes_it() {
+    check("bnb_fp4");
+}
+
+#[test]
+fn bitsandbytes_int8_rows_read_as_bitsandbytes_dequantizes_them() {
+    check("bnb_int8");
 }
 
 /// The neuron view and the dead-row scan read a weight in its logical order: a row of zeros

@@ -20,6 +20,18 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
     let mut node_groups = Vec::new();
     for (tid, t) in model.tensors.iter().enumerate() {
         let (segs, leaf, sep) = hierarchy_split(&t.name);
+        // bitsandbytes keeps a quantized weight's state beside it (`….weight.absmax`,
+        // `….weight.quant_state.bitsandbytes__nf4`): part of the module owning that weight, not
+        // of a module named `weight`.
+        let owner = segs.iter().position(|&s| s == "weight").filter(|&p| {
+            model
+                .tensor_index
+                .contains_key(&segs[..=p].join(&sep.to_string()))
+        });
+        let segs = match owner {
+            Some(p) if p > 0 => &segs[..p],
+            _ => &segs[..],
+        };
         let module_path = if segs.is_empty() {
             leaf.to_string()
         } else {

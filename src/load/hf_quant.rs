@@ -22,12 +22,16 @@
 //!   read as the `[in, out]` matrix their dequantizers compute, the words' interleaved values
 //!   found through a [`Layout`].
 //!
+//! - **bitsandbytes** (transformers' `load_in_4bit` / `load_in_8bit`, unsloth's `-bnb-4bit`
+//!   checkpoints): NF4 / FP4 codes through the file's `quant_map`, scaled per block by `absmax`
+//!   (itself quantized under double quantization); LLM.int8 rows scaled by `SCB / 127`.
+//!
 //! Each weight keeps its name and bytes; its dtype and shape become those of the stored integers
 //! (`U4`, `U8`, `I8`, fp8) and a [`Quant::scale_bias_groups`] reads the scales from the mapped file
 //! as needed: a 7 B model has a hundred million of them, too many to copy.
 //!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
-//! compressed-tensors' sparse and NVFP4 formats, AWQ's GEMV packing, bitsandbytes.
+//! compressed-tensors' sparse and NVFP4 formats, AWQ's GEMV packing.
 
 use std::path::Path;
 
@@ -48,6 +52,7 @@ pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)
     }
     let q = config.and_then(|(json, _)| json.get("quantization_config"));
     let hints = BlockHints::of(q);
+    bitsandbytes(model, &mut skipped);
     gptq_awq(model, q, &mut skipped);
     packed(model, &hints, &mut skipped);
     scaled(model, &hints, &mut skipped);
@@ -205,6 +210,8 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             cols: k,
             row_map: None,
             dtype: st.dtype,
+            codebook: None,
+            nested: None,
             scales,
             offset,
         };
@@ -308,11 +315,122 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             cols: k,
             row_map: None,
             dtype: st.dtype,
+            codebook: None,
+            nested: None,
             scales,
             offset,
         };
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, dtype, vec![n, k], q));
+        }
+    }
+    for (i, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// The F32 values of a small tensor (a codebook).
+fn small_f32s(t: &crate::model::Tensor, n: usize) -> Option<Vec<f64>> {
+    let b = bytes_of(t)?;
+    (t.dtype == DType::F32 && b.len() == n * 4).then(|| {
+        b.chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect()
+    })
+}
+
+/// bitsandbytes' weights as transformers saves them (`load_in_4bit` / `load_in_8bit`; the
+/// unsloth `-bnb-4bit` checkpoints):
+/// - 4-bit: `…weight` U8 `[n/2, 1]` holding two codes a byte, the first in the high nibble,
+///   `…weight.quant_state.bitsandbytes__nf4` (or `__fp4`) the JSON of its real shape and block
+///   size, `…weight.quant_map` the 16 values the codes stand for and `…weight.absmax` one scale
+///   per block; double quantization stores the scales as bytes themselves, read through
+///   `…weight.nested_quant_map`, `…weight.nested_absmax` and the JSON's `nested_offset`.
+/// - 8-bit (LLM.int8): `…weight` I8 `[out, in]` with the module's `SCB`, each row's absolute
+///   maximum: a value is `q × SCB / 127`.
+fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
+    let mut found = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        if t.quant.is_some() {
+            continue;
+        }
+        // LLM.int8.
+        if let Some(module) = t.name.strip_suffix(".weight")
+            && t.dtype == DType::I8
+            && let Some((_, scb)) = find(model, &format!("{module}.SCB"))
+        {
+            let rows = t.shape.first().copied().unwrap_or(0);
+            match small_f32s(scb, rows as usize).filter(|_| t.shape.len() == 2) {
+                Some(scb) => {
+                    let scale = scb.iter().map(|s| s / 127.0).collect();
+                    if let Some(q) = Quant::new(scale, Vec::new(), 0, &t.shape) {
+                        found.push((i, t.dtype, t.shape.clone(), q));
+                    }
+                }
+                None => skipped.push(t.name.clone()),
+            }
+            continue;
+        }
+        let state = ["nf4", "fp4"].into_iter().find_map(|k| {
+            find(model, &format!("{}.quant_state.bitsandbytes__{k}", t.name)).map(|(_, s)| s)
+        });
+        let Some(state) = state else { continue };
+        let json = bytes_of(state)
+            .filter(|_| state.dtype == DType::U8)
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let part = |leaf: &str| find(model, &format!("{}.{leaf}", t.name)).map(|(_, p)| p);
+        let read = || -> Option<(Vec<u64>, Quant)> {
+            let json = json.as_ref()?;
+            let shape: Vec<u64> = json["shape"]
+                .as_array()?
+                .iter()
+                .map(|d| d.as_u64())
+                .collect::<Option<_>>()?;
+            let block = json["blocksize"].as_u64().filter(|&b| b > 0)?;
+            let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+            if t.dtype != DType::U8 || elements.div_ceil(2) != t.elements() {
+                return None;
+            }
+            let codebook = small_f32s(part("quant_map")?, 16)?;
+            let absmax = part("absmax")?;
+            let nested = match (part("nested_absmax"), part("nested_quant_map")) {
+                (Some(na), Some(nm)) => Some(std::sync::Arc::new(crate::model::NestedScales {
+                    map: small_f32s(nm, 256)?,
+                    absmax: bytes_of(na).filter(|_| na.dtype == DType::F32)?,
+                    block: json["nested_blocksize"].as_u64().filter(|&b| b > 0)?,
+                    offset: json["nested_offset"].as_f64().unwrap_or(0.0),
+                })),
+                _ => None,
+            };
+            let want = if nested.is_some() {
+                DType::U8
+            } else {
+                DType::F32
+            };
+            if absmax.dtype != want || absmax.elements() != elements.div_ceil(block) {
+                return None;
+            }
+            let groups = ScaleBiasGroups {
+                size: block,
+                rows: 1,
+                cols: 0,
+                row_map: None,
+                dtype: want,
+                codebook: Some(codebook.into()),
+                nested,
+                scales: bytes_of(absmax)?,
+                offset: GroupOffset::Zero(0.0),
+            };
+            let q = Quant::scale_bias_groups(groups)?.with_layout(Layout::HighNibbleFirst);
+            Some((shape, q))
+        };
+        match read() {
+            Some((shape, q)) => found.push((i, DType::U4, shape, q)),
+            None => skipped.push(t.name.clone()),
         }
     }
     for (i, dtype, shape, q) in found {
@@ -432,6 +550,8 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
             cols: n,
             row_map,
             dtype: st.dtype,
+            codebook: None,
+            nested: None,
             scales,
             offset: GroupOffset::ZeroPoints {
                 bytes: zeros,
@@ -527,6 +647,8 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
             cols: 0,
             row_map: None,
             dtype: st.dtype,
+            codebook: None,
+            nested: None,
             scales: scales.clone(),
             offset: GroupOffset::Bias(biases.clone()),
         };

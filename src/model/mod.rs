@@ -451,6 +451,8 @@ pub enum Layout {
     /// AWQ's `qweight` (GEMM): row-major, but each run of eight values (one word) stored in the
     /// order 0, 2, 4, 6, 1, 3, 5, 7.
     AwqOrder,
+    /// bitsandbytes' 4-bit codes: row-major, the first of each pair in the byte's high nibble.
+    HighNibbleFirst,
 }
 
 impl Layout {
@@ -463,6 +465,7 @@ impl Layout {
                 ((r / per) * cols + c) * per + r % per
             }
             Layout::AwqOrder => l / 8 * 8 + AWQ_REVERSE_ORDER[(l % 8) as usize],
+            Layout::HighNibbleFirst => l ^ 1,
         }
     }
 
@@ -476,6 +479,7 @@ impl Layout {
                 (rb * per + j) * cols + c
             }
             Layout::AwqOrder => m / 8 * 8 + AWQ_ORDER[(m % 8) as usize],
+            Layout::HighNibbleFirst => m ^ 1,
         }
     }
 
@@ -492,6 +496,7 @@ impl Layout {
                 (word0 * per, (word0 + (hi - lo)) * per)
             }
             Layout::AwqOrder => (lo / 8 * 8, hi.div_ceil(8) * 8),
+            Layout::HighNibbleFirst => (lo / 2 * 2, hi.div_ceil(2) * 2),
         }
     }
 }
@@ -521,6 +526,36 @@ pub struct ScaleBiasGroups {
     pub scales: bytes::Bytes,
     /// What each group's values are offset by.
     pub offset: GroupOffset,
+    /// The values the stored codes stand for, before scaling (bitsandbytes' `quant_map`: NF4 or
+    /// FP4); `None`: the codes are the integers themselves.
+    pub codebook: Option<std::sync::Arc<[f64]>>,
+    /// Scales stored quantized themselves (bitsandbytes' double quantization): `scales` are then
+    /// one byte per group, read through [`NestedScales`].
+    pub nested: Option<std::sync::Arc<NestedScales>>,
+}
+
+/// Quantized scales: the scale of group `g` is `map[code[g]] × absmax[g / block] + offset`
+/// (bitsandbytes' `nested_quant_map`, `nested_absmax`, `nested_blocksize`, `nested_offset`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NestedScales {
+    /// The value of each of the 256 codes.
+    pub map: Vec<f64>,
+    /// One F32 absolute maximum per block of codes.
+    pub absmax: bytes::Bytes,
+    /// Codes per block.
+    pub block: u64,
+    /// Added after scaling.
+    pub offset: f64,
+}
+
+impl NestedScales {
+    fn scale(&self, code: u8, g: usize) -> Option<f64> {
+        let at = (g as u64 / self.block.max(1)).checked_mul(4)?;
+        let at = usize::try_from(at).ok()?;
+        let a = self.absmax.get(at..at.checked_add(4)?)?;
+        let absmax = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+        Some(self.map.get(usize::from(code))? * f64::from(absmax) + self.offset)
+    }
 }
 
 /// The offsets of [`ScaleBiasGroups`].
@@ -576,7 +611,10 @@ impl ScaleBiasGroups {
                 _ => return None,
             })
         };
-        let scale = read(&self.scales)?;
+        let scale = match &self.nested {
+            Some(n) => n.scale(*self.scales.get(g)?, g)?,
+            None => read(&self.scales)?,
+        };
         let bias = match &self.offset {
             GroupOffset::Bias(b) => read(b)?,
             GroupOffset::Zero(z) => -z * scale,
@@ -780,9 +818,10 @@ impl Quant {
     /// onnxruntime's `(q − zero) × scale`, `size` elements a group); `None` unless the scales are
     /// F16, BF16 or F32 and the biases as many.
     pub fn scale_bias_groups(groups: ScaleBiasGroups) -> Option<Quant> {
-        let width = match groups.dtype {
-            DType::F16 | DType::BF16 => 2,
-            DType::F32 => 4,
+        let width = match (groups.dtype, &groups.nested) {
+            (DType::U8, Some(n)) if n.map.len() == 256 => 1,
+            (DType::F16 | DType::BF16, None) => 2,
+            (DType::F32, None) => 4,
             _ => return None,
         };
         let biases_fit = match &groups.offset {
@@ -840,7 +879,11 @@ impl Quant {
                     current = gi;
                     (s, b) = g.get(gi).unwrap_or((f64::NAN, f64::NAN));
                 }
-                *v = *v * s + b;
+                let q = match &g.codebook {
+                    Some(book) => book.get(*v as usize).copied().unwrap_or(f64::NAN),
+                    None => *v,
+                };
+                *v = q * s + b;
             }
             return;
         }
@@ -1174,7 +1217,8 @@ mod layout_tests {
         assert_eq!(Layout::AwqOrder.logical_of(1), 2);
         assert_eq!(Layout::AwqOrder.memory_of(2), 1);
         assert_eq!(Layout::AwqOrder.logical_of(12), 9);
-        for layout in [gptq, Layout::AwqOrder] {
+        assert_eq!(Layout::HighNibbleFirst.memory_of(4), 5);
+        for layout in [gptq, Layout::AwqOrder, Layout::HighNibbleFirst] {
             let mut seen = [false; 48];
             for l in 0..48 {
                 let m = layout.memory_of(l);

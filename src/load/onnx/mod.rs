@@ -201,6 +201,8 @@ fn link_matmul_nbits(model: &mut Model) {
             cols: 0,
             row_map: None,
             dtype: st.dtype,
+            codebook: None,
+            nested: None,
             scales: scales.clone(),
             offset,
         };

@@ -18,6 +18,14 @@ and
   deepseek_fp8/  DeepSeek-V3's layout (`quant_method: fp8`, `weight_block_size: [128, 128]`):
                fp8 e4m3 weights of sizes 128 does not divide with F32 `weight_scale_inv` per
                block, quantized here by torch as DeepSeek's `weight_dequant` inverts
+  gptq/, gptq_8bit/, gptq_act_order/, awq/  GPTQ (v1 zero points, `g_idx`; act-order permutes it)
+               and AWQ (GEMM) checkpoints of random weights, min-max quantized in groups of 32,
+               packed by AutoAWQ's own functions (`pack_exllama` for GPTQ; `WQLinear_GEMM`'s
+               order for AWQ); reference values from AutoAWQ's `dequantize_gemm` and GPTQModel's
+               `dequantize_weight` (AWQ_SRC names the unpacked autoawq 0.2.9 sdist)
+  bnb_nf4/, bnb_fp4/, bnb_int8/  transformers' BitsAndBytesConfig (NF4 with double
+               quantization, FP4, LLM.int8) on CPU with bitsandbytes 0.50, saved by
+               `save_pretrained`; reference values from bitsandbytes' own dequantizers
 facts.json   per checkpoint and quantized weight: stored dtype, real shape, the mean of the
              dequantized weight and values at a few (row, column) places; the dequantized weights
              are what transformers' compressed-tensors integration decompresses (float32), and
@@ -225,6 +233,46 @@ def gptq_awq(facts):
         facts[name] = {"quantized": q, "tensors": len(tensors)}
 
 
+def bitsandbytes_checkpoints(base, facts):
+    """transformers' BitsAndBytesConfig on CPU (bitsandbytes 0.50), saved by save_pretrained;
+    the reference values are bitsandbytes' own dequantize_4bit (QuantState.from_dict of the
+    saved tensors) and int8_vectorwise_dequant."""
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import QuantState, dequantize_4bit, int8_vectorwise_dequant
+    from safetensors import safe_open
+    from transformers import BitsAndBytesConfig
+    configs = {
+        "bnb_nf4": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16),
+        "bnb_fp4": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4",
+                                      bnb_4bit_compute_dtype=torch.bfloat16),
+        "bnb_int8": BitsAndBytesConfig(load_in_8bit=True),
+    }
+    for name, qc in configs.items():
+        out = os.path.join(HERE, name)
+        shutil.rmtree(out, ignore_errors=True)
+        m = AutoModelForCausalLM.from_pretrained(base, quantization_config=qc, device_map="cpu",
+                                                 dtype=torch.bfloat16)
+        m.save_pretrained(out)
+        for f in os.listdir(out):
+            if f not in ("model.safetensors", "config.json"):
+                os.remove(os.path.join(out, f))
+        with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+            stored = {k: f.get_tensor(k) for k in f.keys()}
+        q = {}
+        for k, t in stored.items():
+            state = [s for s in stored if s.startswith(k + ".quant_state.")]
+            if state:
+                qs = QuantState.from_dict({s[len(k) + 1:]: v for s, v in stored.items()
+                                           if s.startswith(k + ".")}, device=torch.device("cpu"))
+                qs.dtype = torch.float32  # the values in f32, not rounded to the compute dtype
+                q[k] = fact("U4", dequantize_4bit(t, qs))
+            elif k.endswith(".weight") and k[: -len(".weight")] + ".SCB" in stored:
+                scb = stored[k[: -len(".weight")] + ".SCB"]
+                q[k] = fact("I8", int8_vectorwise_dequant(t, scb).float())
+        facts[name] = {"quantized": q, "tensors": len(stored), "bitsandbytes": bnb.__version__}
+
+
 def main():
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
@@ -243,6 +291,7 @@ def main():
                    QuantizationModifier(config_groups={"group_0": asym}, ignore=["lm_head"]), facts)
     deepseek(facts)
     gptq_awq(facts)
+    bitsandbytes_checkpoints(base, facts)
     shutil.rmtree(base)
     import compressed_tensors
     import llmcompressor
