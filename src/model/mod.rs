@@ -684,6 +684,122 @@ impl ScaleBiasGroups {
             .saturating_add(c / size)
     }
 
+    /// The code `q` of group scale `s` and bias `b` as a real value.
+    #[inline]
+    fn real(&self, q: f64, s: f64, b: f64) -> f64 {
+        let q = match &self.codebook {
+            Some(book) => book.get(q as usize).copied().unwrap_or(f64::NAN),
+            None => q,
+        };
+        q * s + b
+    }
+
+    /// The scale and bias of group `g`, NaN where the file holds none.
+    fn get_or_nan(&self, g: u64) -> (f64, f64) {
+        usize::try_from(g)
+            .ok()
+            .and_then(|g| self.get(g))
+            .unwrap_or((f64::NAN, f64::NAN))
+    }
+
+    /// The group of element `i` (logical order) and how many elements from it on share it.
+    fn segment(&self, i: u64) -> (u64, u64) {
+        let size = self.size.max(1);
+        if self.cols == 0 {
+            return (i / size, size - i % size);
+        }
+        let c = i % self.cols;
+        let len = (size - c % size).min(self.cols - c);
+        (self.group_of(i), len)
+    }
+
+    /// Values stored in logical order: one group lookup per run of a group.
+    fn apply_runs(&self, first: u64, vals: &mut [f64]) {
+        let (mut i, mut rest) = (first, vals);
+        while !rest.is_empty() {
+            let (g, len) = self.segment(i);
+            let take = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .clamp(1, rest.len());
+            let (head, tail) = rest.split_at_mut(take);
+            let (s, b) = self.get_or_nan(g);
+            head.iter_mut().for_each(|v| *v = self.real(*v, s, b));
+            i += take as u64;
+            rest = tail;
+        }
+    }
+
+    /// Values in GPTQ's layout (`per` rows of one column a word) with one group per column and
+    /// group row: the indices walked, not divided, and the group looked up when it changes.
+    fn apply_gptq(&self, cols: u64, per: u64, first: u64, vals: &mut [f64]) {
+        let (cols, per) = (cols.max(1), per.max(1));
+        let (w, mut j) = (first / per, first % per);
+        let (mut kb, mut n) = (w / cols, w % cols);
+        let group_row = |r: u64| self.group_of(r * self.cols) / self.cols.max(1);
+        let mut rows: Vec<u64> = (0..per).map(|j| group_row(kb * per + j)).collect();
+        let (mut current, mut s, mut b) = (u64::MAX, f64::NAN, f64::NAN);
+        for v in vals.iter_mut() {
+            let g = rows.get(j as usize).copied().unwrap_or(u64::MAX);
+            let g = g.saturating_mul(cols).saturating_add(n);
+            if g != current {
+                current = g;
+                (s, b) = self.get_or_nan(g);
+            }
+            *v = self.real(*v, s, b);
+            j += 1;
+            if j == per {
+                j = 0;
+                n += 1;
+                if n == cols {
+                    n = 0;
+                    kb += 1;
+                    for (jj, r) in rows.iter_mut().enumerate() {
+                        *r = group_row(kb * per + jj as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Values in AWQ's layout (row-major, eight to a word out of order) with one group per
+    /// column and group row.
+    fn apply_awq(&self, first: u64, vals: &mut [f64]) {
+        let cols = self.cols.max(1);
+        let word = first / 8 * 8;
+        let (mut r, mut c0, mut p) = (word / cols, word % cols, first % 8);
+        let group_row = |r: u64| self.group_of(r * cols) / cols;
+        let mut gr = group_row(r);
+        for v in vals.iter_mut() {
+            let c = c0 + AWQ_ORDER[p as usize];
+            let (s, b) = self.get_or_nan(gr.saturating_mul(cols).saturating_add(c));
+            *v = self.real(*v, s, b);
+            p += 1;
+            if p == 8 {
+                p = 0;
+                c0 += 8;
+                if c0 >= cols {
+                    c0 = 0;
+                    r += 1;
+                    gr = group_row(r);
+                }
+            }
+        }
+    }
+
+    /// The general case: each element's group from its logical index.
+    fn apply_each(&self, layout: Option<Layout>, first: u64, vals: &mut [f64]) {
+        let mut current = u64::MAX;
+        let (mut s, mut b) = (f64::NAN, f64::NAN);
+        for (i, v) in (first..).zip(vals.iter_mut()) {
+            let g = self.group_of(layout.map_or(i, |l| l.logical_of(i)));
+            if g != current {
+                current = g;
+                (s, b) = self.get_or_nan(g);
+            }
+            *v = self.real(*v, s, b);
+        }
+    }
+
     /// Groups held.
     pub fn len(&self) -> usize {
         self.scales.len() / self.dtype.size_bytes().unwrap_or(1).max(1) as usize
@@ -869,30 +985,50 @@ impl Quant {
 
     /// Replaces the stored integers `vals` (elements `first..` in memory order) by real values.
     pub fn apply(&self, first: u64, vals: &mut [f64]) {
-        let logical = |i: u64| self.layout.map_or(i, |l| l.logical_of(i));
-        if let Some(g) = &self.groups {
-            let mut current = usize::MAX;
-            let (mut s, mut b) = (f64::NAN, f64::NAN);
-            for (i, v) in (first..).zip(vals.iter_mut()) {
-                let gi = usize::try_from(g.group_of(logical(i))).unwrap_or(usize::MAX);
-                if gi != current {
-                    current = gi;
-                    (s, b) = g.get(gi).unwrap_or((f64::NAN, f64::NAN));
-                }
-                let q = match &g.codebook {
-                    Some(book) => book.get(*v as usize).copied().unwrap_or(f64::NAN),
-                    None => *v,
-                };
-                *v = q * s + b;
-            }
+        let Some(g) = &self.groups else {
+            self.apply_channels(first, vals);
             return;
+        };
+        match self.layout {
+            // Pairs never straddle a group of even size: the order within them does not matter.
+            None => g.apply_runs(first, vals),
+            Some(Layout::HighNibbleFirst)
+                if g.size.is_multiple_of(2) && g.cols.is_multiple_of(2) =>
+            {
+                g.apply_runs(first, vals)
+            }
+            Some(Layout::Gptq { cols, per }) if cols == g.cols && g.size == 1 => {
+                g.apply_gptq(cols, per, first, vals)
+            }
+            Some(Layout::AwqOrder) if g.size == 1 && g.cols > 0 => g.apply_awq(first, vals),
+            Some(layout) => g.apply_each(Some(layout), first, vals),
         }
+    }
+
+    /// [`Quant::apply`] of one scale and zero point per channel (or one for all).
+    fn apply_channels(&self, first: u64, vals: &mut [f64]) {
         if let ([s], [z]) = (self.scale.as_slice(), self.zero_point.as_slice()) {
             vals.iter_mut().for_each(|v| *v = (*v - z) * s);
             return;
         }
         let channels = self.scale.len() as u64;
         let inner = self.inner.max(1);
+        let logical = |i: u64| self.layout.map_or(i, |l| l.logical_of(i));
+        if self.layout.is_none() {
+            // A channel holds `inner` consecutive elements: one division per run.
+            let (mut i, mut rest) = (first, vals);
+            while !rest.is_empty() {
+                let take = ((inner - i % inner) as usize).min(rest.len());
+                let (head, tail) = rest.split_at_mut(take);
+                let c = ((i / inner) % channels) as usize;
+                if let (Some(s), Some(z)) = (self.scale.get(c), self.zero_point.get(c)) {
+                    head.iter_mut().for_each(|v| *v = (*v - z) * s);
+                }
+                i += take as u64;
+                rest = tail;
+            }
+            return;
+        }
         for (i, v) in (first..).zip(vals.iter_mut()) {
             let c = ((logical(i) / inner) % channels) as usize;
             if let (Some(s), Some(z)) = (self.scale.get(c), self.zero_point.get(c)) {
@@ -1203,7 +1339,107 @@ impl Model {
 
 #[cfg(test)]
 mod layout_tests {
-    use super::Layout;
+    use super::*;
+
+    fn groups(size: u64, rows: u64, cols: u64, n: usize, row_map: Option<Vec<i32>>) -> Quant {
+        let scales: Vec<u8> = (0..n)
+            .flat_map(|g| (0.5 + g as f32 * 0.25).to_le_bytes())
+            .collect();
+        let zeros: Vec<u8> = (0..4 * n).map(|i| (i * 37 % 256) as u8).collect();
+        let row_groups = if cols == 0 { 1 } else { cols.div_ceil(size) };
+        Quant::scale_bias_groups(ScaleBiasGroups {
+            size,
+            rows,
+            cols,
+            row_map: row_map.map(|m| m.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            dtype: DType::F32,
+            codebook: None,
+            nested: None,
+            scales: scales.into(),
+            offset: GroupOffset::ZeroPoints {
+                bytes: zeros.into(),
+                bits: 4,
+                row_groups: if cols == 0 { n as u64 } else { row_groups },
+                packing: ZeroPacking::Rows,
+                plus: 1,
+            },
+        })
+        .unwrap()
+    }
+
+    /// The fast paths of `Quant::apply` agree with the per-element reading everywhere, whatever
+    /// the first element and the length of the piece.
+    #[test]
+    fn fast_group_paths_match_the_per_element_reading() {
+        let (rows, cols) = (48u64, 24u64);
+        let total = rows * cols;
+        let cases = [
+            (groups(16, 1, 0, 72, None), None),
+            (groups(5, 1, cols, 48 * 5, None), None),
+            (groups(8, 16, cols, 9, None), None),
+            (groups(16, 1, 0, 72, None), Some(Layout::HighNibbleFirst)),
+            (
+                groups(1, 16, cols, 3 * 24, None),
+                Some(Layout::Gptq { cols, per: 8 }),
+            ),
+            (
+                groups(1, 12, cols, 4 * 24, None),
+                Some(Layout::Gptq { cols, per: 8 }),
+            ),
+            (
+                groups(1, 16, cols, 3 * 24, None),
+                Some(Layout::Gptq { cols, per: 4 }),
+            ),
+            (
+                groups(
+                    1,
+                    16,
+                    cols,
+                    3 * 24,
+                    Some((0..48).map(|r| r * 7 % 3).collect()),
+                ),
+                Some(Layout::Gptq { cols, per: 8 }),
+            ),
+            (groups(1, 16, cols, 3 * 24, None), Some(Layout::AwqOrder)),
+        ];
+        for (case, (q, layout)) in cases.into_iter().enumerate() {
+            let q = match layout {
+                Some(l) => q.with_layout(l),
+                None => q,
+            };
+            let g = q.scale_bias().unwrap();
+            let codes: Vec<f64> = (0..total).map(|i| (i * 5 % 16) as f64).collect();
+            for (first, len) in [(0, total), (3, 50), (8, 200), (17, 1), (100, 900), (0, 7)] {
+                let len = (len as usize).min(total as usize - first);
+                let mut fast = codes[first..first + len].to_vec();
+                q.apply(first as u64, &mut fast);
+                let mut slow = codes[first..first + len].to_vec();
+                g.apply_each(layout, first as u64, &mut slow);
+                let diff = fast.iter().zip(&slow).position(|(a, b)| a != b);
+                assert_eq!(diff, None, "case {case}, {first}+{len}");
+                assert!(fast.iter().all(|v| v.is_finite()), "case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn per_channel_runs_match_the_per_element_reading() {
+        let shape = [6u64, 5, 4];
+        let q = Quant::new(
+            vec![0.5, 1.0, 2.0, 4.0, 8.0],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0],
+            1,
+            &shape,
+        )
+        .unwrap();
+        let mut v: Vec<f64> = (0..120).map(f64::from).collect();
+        q.apply(7, &mut v[7..]);
+        for (i, x) in v.iter().enumerate().skip(7) {
+            let c = (i / 4) % 5;
+            let want = (i as f64 - (c + 1) as f64) * [0.5, 1.0, 2.0, 4.0, 8.0][c];
+            assert_eq!(*x, want, "{i}");
+        }
+    }
 
     #[test]
     fn layouts_map_memory_and_logical_indices_both_ways() {

@@ -567,8 +567,8 @@ pub(crate) fn zero_lines(
     (zero_rows, zr_count, zero_cols, zc_count)
 }
 
-/// [`zero_lines`] of a matrix whose values are not row-major ([`crate::model::Layout`]): each
-/// logical row gathered, then tested.
+/// [`zero_lines`] of a matrix whose values are not row-major ([`crate::model::Layout`]): the
+/// memory read in order, each value's logical row and column marked where it is not zero.
 fn zero_lines_gathered(
     elem: Elem,
     bytes: &[u8],
@@ -578,58 +578,79 @@ fn zero_lines_gathered(
     want_rows: bool,
     want_cols: bool,
 ) -> (Vec<u64>, u64, Vec<u64>, u64) {
-    let ncol = if want_cols { cols } else { 0 };
-    let (mut zero_rows, nonzero_cols) = (0..rows)
-        .into_par_iter()
+    let Some(layout) = quant.and_then(Quant::layout) else {
+        return (Vec::new(), 0, Vec::new(), 0);
+    };
+    let (Ok(nrows), cols64) = (usize::try_from(rows), cols as u64) else {
+        return (Vec::new(), 0, Vec::new(), 0);
+    };
+    let (be, bb) = elem.block();
+    let per_buf = (BLOCK / be).max(1);
+    let cb = chunk_bytes(elem);
+    let per_chunk = (cb / bb * be) as u64;
+    let (nonzero_rows, nonzero_cols) = bytes
+        .par_chunks(cb)
+        .enumerate()
         .fold(
             || {
                 (
-                    Vec::new(),
-                    vec![false; ncol],
-                    vec![0.0f64; cols],
-                    vec![0.0f64; BLOCK],
+                    vec![false; nrows],
+                    vec![false; cols],
+                    vec![0.0f64; BLOCK.max(be)],
                 )
             },
-            |(mut zr, mut nz, mut row, mut buf), r| {
-                if super::heatmap::logical_row((elem, bytes, quant), r, &mut row, &mut buf) {
-                    let mut any = false;
-                    for (j, &x) in row.iter().enumerate() {
+            |(mut nr, mut nc, mut buf), (ci, chunk)| {
+                for (pi, part) in chunk.chunks(per_buf * bb).enumerate() {
+                    let n = part.len() / bb * be;
+                    let Some(out) = buf.get_mut(..n) else {
+                        continue;
+                    };
+                    elem.decode_into(part, out);
+                    let first = ci as u64 * per_chunk + (pi * per_buf * be) as u64;
+                    if let Some(q) = quant {
+                        q.apply(first, out);
+                    }
+                    for (m, &x) in (first..).zip(out.iter()) {
                         if x != 0.0 {
-                            any = true;
-                            match nz.get_mut(j) {
-                                Some(c) => *c = true,
-                                None => break,
+                            let l = layout.logical_of(m);
+                            let (r, c) = ((l / cols64) as usize, (l % cols64) as usize);
+                            if let Some(f) = nr.get_mut(r) {
+                                *f = true;
+                            }
+                            if let Some(f) = nc.get_mut(c) {
+                                *f = true;
                             }
                         }
                     }
-                    if !any && want_rows {
-                        zr.push(r);
-                    }
                 }
-                (zr, nz, row, buf)
+                (nr, nc, buf)
             },
         )
-        .map(|(zr, nz, _, _)| (zr, nz))
+        .map(|(nr, nc, _)| (nr, nc))
         .reduce(
-            || (Vec::new(), vec![false; ncol]),
-            |(mut za, mut na), (zb, nb)| {
-                za.extend(zb);
-                na.iter_mut().zip(nb).for_each(|(a, b)| *a |= b);
-                (za, na)
+            || (vec![false; nrows], vec![false; cols]),
+            |(mut ra, mut ca), (rb, cb)| {
+                ra.iter_mut().zip(rb).for_each(|(a, b)| *a |= b);
+                ca.iter_mut().zip(cb).for_each(|(a, b)| *a |= b);
+                (ra, ca)
             },
         );
-    zero_rows.sort_unstable();
-    let zr_count = zero_rows.len() as u64;
-    zero_rows.truncate(MAX_LISTED_LINES);
-    let zero_cols: Vec<u64> = nonzero_cols
-        .iter()
-        .enumerate()
-        .filter(|(_, nz)| !**nz)
-        .map(|(i, _)| i as u64)
-        .collect();
-    let zc_count = if want_cols { zero_cols.len() as u64 } else { 0 };
-    let mut zero_cols = zero_cols;
-    zero_cols.truncate(MAX_LISTED_LINES);
+    let zeros = |flags: Vec<bool>, want: bool| {
+        if !want {
+            return (Vec::new(), 0);
+        }
+        let mut list: Vec<u64> = flags
+            .iter()
+            .enumerate()
+            .filter(|(_, nz)| !**nz)
+            .map(|(i, _)| i as u64)
+            .collect();
+        let count = list.len() as u64;
+        list.truncate(MAX_LISTED_LINES);
+        (list, count)
+    };
+    let (zero_rows, zr_count) = zeros(nonzero_rows, want_rows);
+    let (zero_cols, zc_count) = zeros(nonzero_cols, want_cols);
     (zero_rows, zr_count, zero_cols, zc_count)
 }
 
