@@ -301,3 +301,28 @@ fn a_packed_weight_whose_shape_disagrees_is_shown_as_stored_with_a_warning() {
 }
 
 mod common;
+
+#[test]
+fn the_config_quantization_is_summarised_in_one_line() {
+    let line = |dir: &str| {
+        let m = modelmap::load::open(&data_dir().join(dir)).unwrap();
+        modelmap::model::Summary::of(&m).quantization.unwrap()
+    };
+    assert_eq!(
+        line("gptq"),
+        "gptq: bits 4, checkpoint_format gptq, desc_act false, group_size 32, sym false"
+    );
+    assert_eq!(
+        line("bnb_int8"),
+        "bitsandbytes: llm_int8_threshold 6.0, load_in_8bit true"
+    );
+    assert!(
+        line("w4a16_asym").ends_with("weights int 4-bit group 32 asymmetric"),
+        "{}",
+        line("w4a16_asym")
+    );
+    assert_eq!(
+        line("deepseek_fp8"),
+        "fp8: activation_scheme dynamic, fmt e4m3, weight_block_size [128,128]"
+    );
+}

@@ -43,6 +43,12 @@ use crate::model::{
 /// where the checkpoint has one.
 pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)>) {
     let mut skipped = Vec::new();
+    if let Some(summary) = config.and_then(|(json, _)| summary(json)) {
+        model
+            .metadata
+            .properties
+            .push(("quantization".into(), summary));
+    }
     if let Some((json, path)) = config
         && let Some(q) = json
             .get("quantization")
@@ -64,6 +70,81 @@ pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)
             skipped.join(", ")
         ));
     }
+}
+
+/// One line on a config's quantization (`quantization_config`, MLX's `quantization`): the method,
+/// then its settings (`gptq: bits 4, checkpoint_format gptq, desc_act false, group_size 32, …`);
+/// compressed-tensors' groups by what they quantize (`weights int 4-bit group 128 symmetric`).
+fn summary(json: &serde_json::Value) -> Option<String> {
+    let (q, default) = match (json.get("quantization_config"), json.get("quantization")) {
+        // mlx-lm writes both, the same.
+        (_, Some(q)) => (q.as_object()?, "mlx"),
+        (Some(q), None) => (q.as_object()?, "quantization_config"),
+        _ => return None,
+    };
+    let method = q
+        .get("quant_method")
+        .and_then(|m| m.as_str())
+        .unwrap_or(default);
+    let mut parts = Vec::new();
+    let mut keys: Vec<_> = q.iter().collect();
+    keys.sort_by_key(|(k, _)| k.as_str());
+    for (k, v) in keys {
+        let shown = match v {
+            serde_json::Value::Bool(_) | serde_json::Value::Number(_) => v.to_string(),
+            serde_json::Value::String(s) if k != "quant_method" && s.len() <= 32 => s.clone(),
+            serde_json::Value::Array(a) if a.iter().all(|x| x.is_number()) && a.len() <= 4 => {
+                v.to_string()
+            }
+            _ => continue,
+        };
+        // Bookkeeping and the defaults transformers writes for every bitsandbytes model.
+        let noise = k.starts_with('_')
+            || matches!(
+                k.as_str(),
+                "quantization_status"
+                    | "llm_int8_enable_fp32_cpu_offload"
+                    | "llm_int8_has_fp16_weight"
+                    | "llm_int8_skip_modules"
+            )
+            || (k.starts_with("load_in_") && shown == "false")
+            || (k.starts_with("bnb_4bit") && q.get("load_in_4bit") != Some(&true.into()))
+            || (k.starts_with("llm_int8") && q.get("load_in_8bit") != Some(&true.into()));
+        if !noise {
+            parts.push(format!("{k} {shown}"));
+        }
+    }
+    let groups = q.get("config_groups").and_then(|g| g.as_object());
+    for g in groups.into_iter().flat_map(|g| g.values()) {
+        let Some(w) = g.get("weights") else { continue };
+        let field = |k: &str| w.get(k).filter(|v| !v.is_null());
+        let mut d = format!(
+            "weights {} {}-bit {}",
+            field("type").and_then(|v| v.as_str()).unwrap_or("?"),
+            field("num_bits").and_then(|v| v.as_u64()).unwrap_or(0),
+            field("strategy").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+        if let Some(n) = field("group_size").and_then(|v| v.as_u64()) {
+            d.push_str(&format!(" {n}"));
+        }
+        if let Some(b) = field("block_structure") {
+            d.push_str(&format!(" {b}"));
+        }
+        if field("symmetric").and_then(|v| v.as_bool()) == Some(false) {
+            d.push_str(" asymmetric");
+        }
+        parts.push(d);
+    }
+    let mut line = format!("{method}: {}", parts.join(", "));
+    if line.len() > 240 {
+        let cut = (0..=240)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        line.truncate(cut);
+        line.push('…');
+    }
+    Some(line)
 }
 
 /// Block and group sizes a config names, to tell blocks cut short at the edges apart.

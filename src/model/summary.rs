@@ -63,6 +63,8 @@ pub struct Summary {
     pub opset: BTreeMap<String, i64>,
     /// Architecture.
     pub architecture: Option<String>,
+    /// How the weights are quantized, as the checkpoint's config says (`gptq: bits 4, …`).
+    pub quantization: Option<String>,
     /// Shards read.
     pub shards: usize,
     /// Op/module nodes in the top-level graph.
@@ -213,6 +215,12 @@ impl Summary {
             ir_version: model.metadata.ir_version,
             opset: model.metadata.opsets.iter().cloned().collect(),
             architecture: model.metadata.architecture.clone(),
+            quantization: model
+                .metadata
+                .properties
+                .iter()
+                .find(|(k, _)| k == "quantization")
+                .map(|(_, v)| v.clone()),
             shards: model.metadata.shards,
             nodes: g.op_node_count(),
             nodes_with_subgraphs: g.op_node_count_recursive(),
@@ -275,6 +283,9 @@ impl Summary {
         }
         if let Some(a) = &self.architecture {
             let _ = writeln!(s, "  arch        {a}");
+        }
+        if let Some(q) = &self.quantization {
+            let _ = writeln!(s, "  quantized   {q}");
         }
         if !self.opset.is_empty() {
             let o: Vec<String> = self.opset.iter().map(|(d, v)| format!("{d} {v}")).collect();
