@@ -107,6 +107,11 @@ fn fp8_weights_with_block_scales_read_as_reals() {
 }
 
 #[test]
+fn nvfp4_codes_read_through_their_fp8_scales_and_global_scale() {
+    check("nvfp4");
+}
+
+#[test]
 fn deepseek_fp8_blocks_cut_short_at_the_edges_read_as_reals() {
     check("deepseek_fp8");
     // The scale of the last, short block (rows 128..200, columns 256..300) is its own.

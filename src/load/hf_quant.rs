@@ -30,8 +30,11 @@
 //! (`U4`, `U8`, `I8`, fp8) and a [`Quant::scale_bias_groups`] reads the scales from the mapped file
 //! as needed: a 7 B model has a hundred million of them, too many to copy.
 //!
+//! - **NVFP4** (compressed-tensors' `nvfp4-pack-quantized`): FP4 codes through the E2M1 values,
+//!   an fp8 scale per 16, divided by the tensor's global scale.
+//!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
-//! compressed-tensors' sparse and NVFP4 formats, AWQ's GEMV packing.
+//! compressed-tensors' sparse formats, AWQ's GEMV packing.
 
 use std::path::Path;
 
@@ -59,6 +62,7 @@ pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)
     let q = config.and_then(|(json, _)| json.get("quantization_config"));
     let hints = BlockHints::of(q);
     bitsandbytes(model, &mut skipped);
+    nvfp4(model, &mut skipped);
     gptq_awq(model, q, &mut skipped);
     packed(model, &hints, &mut skipped);
     scaled(model, &hints, &mut skipped);
@@ -293,6 +297,7 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             dtype: st.dtype,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales,
             offset,
         };
@@ -398,11 +403,70 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             dtype: st.dtype,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales,
             offset,
         };
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, dtype, vec![n, k], q));
+        }
+    }
+    for (i, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
+}
+
+/// The 16 values of an FP4 (E2M1) code: sign bit 3, magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+const E2M1: [f64; 16] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+];
+
+/// compressed-tensors' `nvfp4-pack-quantized` (llm-compressor's NVFP4 schemes): a
+/// `…weight_packed` U8 `[out, in / 2]` of FP4 (E2M1) codes, the low nibble first, with an fp8
+/// e4m3 `…weight_scale` per group of 16 and an F32 `…weight_global_scale` that divides it.
+fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
+    let mut found = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let Some(prefix) = t.name.strip_suffix("weight_packed") else {
+            continue;
+        };
+        let Some((_, gt)) = find(model, &format!("{prefix}weight_global_scale")) else {
+            continue;
+        };
+        let read = || -> Option<(Vec<u64>, Quant)> {
+            let (_, st) = find(model, &format!("{prefix}weight_scale"))?;
+            let global = small_f32s(gt, 1)?.first().copied()?;
+            let (&[n, half], &[sn, sg]) = (t.shape.as_slice(), st.shape.as_slice()) else {
+                return None;
+            };
+            let k = half.checked_mul(2)?;
+            if t.dtype != DType::U8 || st.dtype != DType::F8E4M3FN || sn != n || sg == 0 {
+                return None;
+            }
+            if !k.is_multiple_of(sg) || global == 0.0 || t.quant.is_some() {
+                return None;
+            }
+            let groups = ScaleBiasGroups {
+                size: k / sg,
+                rows: 1,
+                cols: k,
+                row_map: None,
+                dtype: st.dtype,
+                codebook: Some(E2M1.to_vec().into()),
+                nested: None,
+                scale_factor: 1.0 / global,
+                scales: bytes_of(st)?,
+                offset: GroupOffset::Zero(0.0),
+            };
+            Some((vec![n, k], Quant::scale_bias_groups(groups)?))
+        };
+        match read() {
+            Some((shape, q)) => found.push((i, DType::U4, shape, q)),
+            None => skipped.push(t.name.clone()),
         }
     }
     for (i, dtype, shape, q) in found {
@@ -503,6 +567,7 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
                 dtype: want,
                 codebook: Some(codebook.into()),
                 nested,
+                scale_factor: 1.0,
                 scales: bytes_of(absmax)?,
                 offset: GroupOffset::Zero(0.0),
             };
@@ -633,6 +698,7 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
             dtype: st.dtype,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales,
             offset: GroupOffset::ZeroPoints {
                 bytes: zeros,
@@ -730,6 +796,7 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
             dtype: st.dtype,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales: scales.clone(),
             offset: GroupOffset::Bias(biases.clone()),
         };

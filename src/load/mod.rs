@@ -332,6 +332,17 @@ pub fn open_openvino_parts(
     openvino::load_parts(path.as_ref(), xml, Some(bin))
 }
 
+/// Opens a safetensors file already in memory with the text of the `config.json` beside it, as
+/// if both were files (fuzzing the quantized-checkpoint readers; files open through [`open`]).
+#[doc(hidden)]
+pub fn open_safetensors_with_config(
+    path: impl AsRef<Path>,
+    config: &[u8],
+    data: Bytes,
+) -> Result<Model, LoadError> {
+    safetensors::open_with_config(path.as_ref(), config, data)
+}
+
 /// Opens a Core ML model from its protobuf and its weight file already in memory (fuzzing; files
 /// and packages open through [`open`]).
 #[doc(hidden)]

@@ -23,6 +23,27 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     Ok(model)
 }
 
+/// [`open_file`] with the text of the `config.json` beside it given rather than read (fuzzing).
+pub(super) fn open_with_config(
+    path: &Path,
+    config: &[u8],
+    data: Bytes,
+) -> Result<Model, LoadError> {
+    let mut model = Model::new(path, Format::Safetensors);
+    add_shard(&mut model, path, data)?;
+    model.metadata.shards = 1;
+    let json = serde_json::from_slice::<serde_json::Value>(config).ok();
+    if let Some(json) = &json {
+        apply_config_json(&mut model, json);
+    }
+    super::hf_quant::read(
+        &mut model,
+        json.as_ref().map(|j| (j, Path::new("config.json"))),
+    );
+    family::build_checkpoint_graph(&mut model);
+    Ok(model)
+}
+
 /// Whether a shard file is a PyTorch archive (by its extension; safetensors otherwise).
 fn is_torch_shard(path: &Path) -> bool {
     path.extension()

@@ -532,6 +532,23 @@ pub struct ScaleBiasGroups {
     /// Scales stored quantized themselves (bitsandbytes' double quantization): `scales` are then
     /// one byte per group, read through [`NestedScales`].
     pub nested: Option<std::sync::Arc<NestedScales>>,
+    /// Multiplies every scale (1 for most; NVFP4's per-tensor `1 / global_scale`).
+    pub scale_factor: f64,
+}
+
+/// An fp8 e4m3 (OCP `E4M3FN`) value: 4 exponent bits with bias 7, 3 mantissa bits, NaN at
+/// `S.1111.111`, no infinities (NVFP4's block scales).
+fn e4m3fn(b: u8) -> f64 {
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let (e, m) = (i32::from((b >> 3) & 0x0f), f64::from(b & 0x07));
+    if e == 0x0f && m == 7.0 {
+        return f64::NAN;
+    }
+    sign * if e == 0 {
+        m / 8.0 * 2f64.powi(-6)
+    } else {
+        (1.0 + m / 8.0) * 2f64.powi(e - 7)
+    }
 }
 
 /// Quantized scales: the scale of group `g` is `map[code[g]] × absmax[g / block] + offset`
@@ -601,20 +618,26 @@ impl ScaleBiasGroups {
     /// The scale and the bias (`q × scale + bias`) of group `g`.
     fn get(&self, g: usize) -> Option<(f64, f64)> {
         let read = |b: &[u8]| -> Option<f64> {
-            let width = if self.dtype == DType::F32 { 4 } else { 2 };
+            let width = match self.dtype {
+                DType::F32 => 4,
+                DType::F8E4M3FN => 1,
+                _ => 2,
+            };
             let at = g.checked_mul(width)?;
             let c = b.get(at..at.checked_add(width)?)?;
             Some(match (self.dtype, c) {
                 (DType::F16, &[x, y]) => f64::from(half::f16::from_le_bytes([x, y])),
                 (DType::BF16, &[x, y]) => f64::from(half::bf16::from_le_bytes([x, y])),
                 (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+                (DType::F8E4M3FN, &[x]) => e4m3fn(x),
                 _ => return None,
             })
         };
-        let scale = match &self.nested {
-            Some(n) => n.scale(*self.scales.get(g)?, g)?,
-            None => read(&self.scales)?,
-        };
+        let scale = self.scale_factor
+            * match &self.nested {
+                Some(n) => n.scale(*self.scales.get(g)?, g)?,
+                None => read(&self.scales)?,
+            };
         let bias = match &self.offset {
             GroupOffset::Bias(b) => read(b)?,
             GroupOffset::Zero(z) => -z * scale,
@@ -938,6 +961,7 @@ impl Quant {
             (DType::U8, Some(n)) if n.map.len() == 256 => 1,
             (DType::F16 | DType::BF16, None) => 2,
             (DType::F32, None) => 4,
+            (DType::F8E4M3FN, None) => 1,
             _ => return None,
         };
         let biases_fit = match &groups.offset {
@@ -951,6 +975,7 @@ impl Quant {
         };
         if groups.size == 0
             || groups.rows == 0
+            || !groups.scale_factor.is_finite()
             || !biases_fit
             || !groups.scales.len().is_multiple_of(width)
         {
@@ -1355,6 +1380,7 @@ mod layout_tests {
             dtype: DType::F32,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales: scales.into(),
             offset: GroupOffset::ZeroPoints {
                 bytes: zeros.into(),

@@ -203,6 +203,7 @@ fn link_matmul_nbits(model: &mut Model) {
             dtype: st.dtype,
             codebook: None,
             nested: None,
+            scale_factor: 1.0,
             scales: scales.clone(),
             offset,
         };

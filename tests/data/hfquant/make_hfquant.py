@@ -14,6 +14,7 @@ llm-compressor's `oneshot` with a weight-only `QuantizationModifier` (every Line
   fp8/         float-quantized fp8 e4m3 weights, one scale per row (FP8_DYNAMIC)
   fp8_block/   float-quantized fp8 e4m3 weights, one scale per 128 × 128 block (FP8_BLOCK; the
                64-row k/v projections hold half blocks)
+  nvfp4/       nvfp4-pack-quantized FP4 codes, an fp8 scale per 16 and a global scale (NVFP4A16)
 and
   deepseek_fp8/  DeepSeek-V3's layout (`quant_method: fp8`, `weight_block_size: [128, 128]`):
                fp8 e4m3 weights of sizes 128 does not divide with F32 `weight_scale_inv` per
@@ -82,8 +83,18 @@ def llm_compressor(base, name, modifier, facts):
     for k, t in stored.items():
         if k.endswith("weight_packed"):
             w = k[: -len("_packed")]
-            bits = t.shape[1] * 32 // dense[w].shape[1]
-            q[k] = fact("U4" if bits == 4 else "U8", dense[w])
+            # int32 words of 4 or 8-bit integers; NVFP4's bytes of two FP4 codes
+            bits = t.shape[1] * t.element_size() * 8 // dense[w].shape[1]
+            real = dense[w]
+            if w + "_global_scale" in stored:
+                # transformers decompresses NVFP4 in bf16: the same values from compressed-tensors'
+                # own unpacking in f32, scaled as its forward pass does (scale / global_scale).
+                from compressed_tensors.compressors.nvfp4.helpers import unpack_fp4_from_uint8
+                n, k2 = t.shape
+                codes = unpack_fp4_from_uint8(t, n, k2 * 2, dtype=torch.float32).double()
+                scale = stored[w + "_scale"].double() / stored[w + "_global_scale"].double()
+                real = codes * scale.repeat_interleave(k2 * 2 // scale.shape[1], dim=1)
+            q[k] = fact("U4" if bits == 4 else "U8", real)
         elif k.endswith(".weight") and (d := stored_dtype(k, t)) and k + "_scale" in stored:
             q[k] = fact(d, dense[k])
     facts[name] = {"quantized": q, "tensors": len(stored)}
@@ -281,7 +292,7 @@ def main():
     LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(base)
     facts = {}
     presets = {"w4a16": "W4A16", "w8a16": "W8A16", "w8a8": "W8A8", "fp8": "FP8_DYNAMIC",
-               "fp8_block": "FP8_BLOCK"}
+               "fp8_block": "FP8_BLOCK", "nvfp4": "NVFP4A16"}
     for name, scheme in presets.items():
         llm_compressor(base, name, QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"]),
                        facts)
