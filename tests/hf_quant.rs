@@ -112,6 +112,16 @@ fn nvfp4_codes_read_through_their_fp8_scales_and_global_scale() {
 }
 
 #[test]
+fn modelopt_nvfp4_reads_as_modelopt_dequantizes_it() {
+    check("modelopt_nvfp4");
+}
+
+#[test]
+fn modelopt_fp8_per_tensor_scales_read_as_reals() {
+    check("modelopt_fp8");
+}
+
+#[test]
 fn deepseek_fp8_blocks_cut_short_at_the_edges_read_as_reals() {
     check("deepseek_fp8");
     // The scale of the last, short block (rows 128..200, columns 256..300) is its own.

@@ -30,8 +30,8 @@
 //! (`U4`, `U8`, `I8`, fp8) and a [`Quant::scale_bias_groups`] reads the scales from the mapped file
 //! as needed: a 7 B model has a hundred million of them, too many to copy.
 //!
-//! - **NVFP4** (compressed-tensors' `nvfp4-pack-quantized`): FP4 codes through the E2M1 values,
-//!   an fp8 scale per 16, divided by the tensor's global scale.
+//! - **NVFP4** (compressed-tensors' `nvfp4-pack-quantized`, NVIDIA ModelOpt's `NVFP4`): FP4 codes
+//!   through the E2M1 values, an fp8 scale per 16, and a per-tensor scale.
 //!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
 //! compressed-tensors' sparse formats, AWQ's GEMV packing.
@@ -123,13 +123,20 @@ fn summary(json: &serde_json::Value) -> Option<String> {
         let Some(w) = g.get("weights") else { continue };
         let field = |k: &str| w.get(k).filter(|v| !v.is_null());
         let mut d = format!(
-            "weights {} {}-bit {}",
+            "weights {} {}-bit",
             field("type").and_then(|v| v.as_str()).unwrap_or("?"),
             field("num_bits").and_then(|v| v.as_u64()).unwrap_or(0),
-            field("strategy").and_then(|v| v.as_str()).unwrap_or("?")
         );
+        if let Some(strategy) = field("strategy").and_then(|v| v.as_str()) {
+            d.push_str(&format!(" {strategy}"));
+        }
         if let Some(n) = field("group_size").and_then(|v| v.as_u64()) {
-            d.push_str(&format!(" {n}"));
+            let per = if field("strategy").is_some() {
+                ""
+            } else {
+                "group "
+            };
+            d.push_str(&format!(" {per}{n}"));
         }
         if let Some(b) = field("block_structure") {
             d.push_str(&format!(" {b}"));
@@ -425,21 +432,29 @@ const E2M1: [f64; 16] = [
     0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
 ];
 
-/// compressed-tensors' `nvfp4-pack-quantized` (llm-compressor's NVFP4 schemes): a
-/// `…weight_packed` U8 `[out, in / 2]` of FP4 (E2M1) codes, the low nibble first, with an fp8
-/// e4m3 `…weight_scale` per group of 16 and an F32 `…weight_global_scale` that divides it.
+/// NVFP4 weights: U8 `[out, in / 2]` of FP4 (E2M1) codes, the low nibble first, with an fp8
+/// e4m3 `…weight_scale` per group of 16 and a per-tensor F32 scale:
+/// - compressed-tensors' `nvfp4-pack-quantized` (llm-compressor): `…weight_packed`, its
+///   `…weight_global_scale` dividing the group scales;
+/// - NVIDIA ModelOpt's (`quant_algo: NVFP4`, the `nvidia/…-FP4` checkpoints): `…weight`, its
+///   `…weight_scale_2` multiplying them.
 fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
     let mut found = Vec::new();
     for (i, t) in model.tensors.iter().enumerate() {
-        let Some(prefix) = t.name.strip_suffix("weight_packed") else {
-            continue;
+        let global = if let Some(prefix) = t.name.strip_suffix("weight_packed") {
+            find(model, &format!("{prefix}weight_global_scale")).map(|(_, g)| (prefix, g, true))
+        } else if let Some(prefix) = t.name.strip_suffix("weight") {
+            find(model, &format!("{prefix}weight_scale_2")).map(|(_, g)| (prefix, g, false))
+        } else {
+            None
         };
-        let Some((_, gt)) = find(model, &format!("{prefix}weight_global_scale")) else {
+        let Some((prefix, gt, divides)) = global else {
             continue;
         };
         let read = || -> Option<(Vec<u64>, Quant)> {
             let (_, st) = find(model, &format!("{prefix}weight_scale"))?;
             let global = small_f32s(gt, 1)?.first().copied()?;
+            let factor = if divides { 1.0 / global } else { global };
             let (&[n, half], &[sn, sg]) = (t.shape.as_slice(), st.shape.as_slice()) else {
                 return None;
             };
@@ -458,7 +473,7 @@ fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
                 dtype: st.dtype,
                 codebook: Some(E2M1.to_vec().into()),
                 nested: None,
-                scale_factor: 1.0 / global,
+                scale_factor: factor,
                 scales: bytes_of(st)?,
                 offset: GroupOffset::Zero(0.0),
             };

@@ -27,6 +27,8 @@ and
   bnb_nf4/, bnb_fp4/, bnb_int8/  transformers' BitsAndBytesConfig (NF4 with double
                quantization, FP4, LLM.int8) on CPU with bitsandbytes 0.50, saved by
                `save_pretrained`; reference values from bitsandbytes' own dequantizers
+  modelopt_nvfp4/, modelopt_fp8/  NVIDIA ModelOpt's NVFP4 and FP8 (per-tensor scales) as
+               `export_hf_checkpoint` writes them, calibrated on one random batch on CPU
 facts.json   per checkpoint and quantized weight: stored dtype, real shape, the mean of the
              dequantized weight and values at a few (row, column) places; the dequantized weights
              are what transformers' compressed-tensors integration decompresses (float32), and
@@ -284,6 +286,42 @@ def bitsandbytes_checkpoints(base, facts):
         facts[name] = {"quantized": q, "tensors": len(stored), "bitsandbytes": bnb.__version__}
 
 
+def modelopt_checkpoints(base, facts):
+    """NVIDIA ModelOpt 0.47 on CPU: mtq.quantize (NVFP4_DEFAULT_CFG, FP8_DEFAULT_CFG; one random
+    batch to calibrate) and export_hf_checkpoint. Reference values: ModelOpt's own
+    NVFP4QTensor.dequantize in f32, and fp8 × weight_scale for FP8."""
+    import modelopt
+    import modelopt.torch.quantization as mtq
+    from modelopt.torch.export import export_hf_checkpoint
+    from modelopt.torch.quantization.qtensor.nvfp4_tensor import NVFP4QTensor
+    from safetensors import safe_open
+    for name, cfg in {"modelopt_nvfp4": mtq.NVFP4_DEFAULT_CFG, "modelopt_fp8": mtq.FP8_DEFAULT_CFG}.items():
+        out = os.path.join(HERE, name)
+        shutil.rmtree(out, ignore_errors=True)
+        torch.manual_seed(0)
+        m = LlamaForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
+        mtq.quantize(m, cfg, forward_loop=lambda mm: mm(torch.randint(0, 128, (1, 16))))
+        export_hf_checkpoint(m, export_dir=out)
+        for f in os.listdir(out):
+            if f not in ("model.safetensors", "config.json"):
+                os.remove(os.path.join(out, f))
+        with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+            stored = {k: f.get_tensor(k) for k in f.keys()}
+        q = {}
+        for k, t in stored.items():
+            if not k.endswith(".weight") or k + "_scale" not in stored:
+                continue
+            if t.dtype == torch.uint8:
+                n, k2 = t.shape
+                qt = NVFP4QTensor(torch.Size([n, k2 * 2]), torch.float32, t)
+                real = qt.dequantize(dtype=torch.float32, scale=stored[k + "_scale"],
+                                     double_scale=stored[k + "_scale_2"], block_sizes={-1: 16})
+                q[k] = fact("U4", real)
+            else:
+                q[k] = fact("F8_E4M3", t.double() * stored[k + "_scale"].double())
+        facts[name] = {"quantized": q, "tensors": len(stored), "modelopt": modelopt.__version__}
+
+
 def main():
     torch.manual_seed(0)
     cfg = LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
@@ -303,6 +341,7 @@ def main():
     deepseek(facts)
     gptq_awq(facts)
     bitsandbytes_checkpoints(base, facts)
+    modelopt_checkpoints(base, facts)
     shutil.rmtree(base)
     import compressed_tensors
     import llmcompressor
