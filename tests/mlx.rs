@@ -1,7 +1,7 @@
 //! MLX-quantized checkpoints (`tests/data/mlx/q4`, written by MLX's own `mx.quantize`, as
 //! `mlx_lm.convert -q` saves them; `make_mlx.py`): each packed U32 weight re-read as 4-bit (or,
-//! where the config overrides a module, 8-bit) integers of its real shape, and its values as
-//! `mx.dequantize` computes them.
+//! where the config overrides a module, 8, 2, 3, 5 or 6-bit) integers of its real shape, and its
+//! values as `mx.dequantize` computes them.
 
 #![allow(
     clippy::unwrap_used,
@@ -29,10 +29,10 @@ fn quantized_weights_read_as_mlx_dequantizes_them() {
     );
     for (name, f) in quantized {
         let t = m.tensor(name).unwrap_or_else(|| panic!("{name}"));
-        let want_dtype = if f["bits"].as_u64() == Some(8) {
-            DType::U8
-        } else {
-            DType::U4
+        let want_dtype = match f["bits"].as_u64().unwrap() {
+            8 => DType::U8,
+            4 => DType::U4,
+            b => DType::UBits(b as u8),
         };
         assert_eq!(t.dtype, want_dtype, "{name}");
         assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
@@ -51,7 +51,12 @@ fn quantized_weights_read_as_mlx_dequantizes_them() {
             s.mean
         );
         let elem = Elem::of(t.dtype).unwrap();
-        for (i, v) in f["first"].as_array().unwrap().iter().enumerate() {
+        let first = f["first"].as_array().unwrap().iter().enumerate();
+        let samples = f["samples"].as_array().unwrap().iter().map(|p| {
+            let p = p.as_array().unwrap();
+            (p[0].as_u64().unwrap() as usize, &p[1])
+        });
+        for (i, v) in first.chain(samples) {
             let mut r = [elem.value_at(t.bytes().unwrap(), i as u64).unwrap()];
             q.apply(i as u64, &mut r);
             let want = v.as_f64().unwrap();

@@ -747,11 +747,11 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
 }
 
 /// MLX's quantized weights (`mlx_lm.convert -q`, the mlx-community checkpoints): a `…weight` of
-/// U32 words, each packing 32 / bits integers from its low bits up, beside `…scales` and
-/// `…biases` with one value per group of `group_size`, the config's `quantization` saying
-/// `bits` and `group_size` (for the model, or per module). The weight is re-read as U4 or U8
-/// integers of its real shape (the same bytes: little-endian words hold the low nibble first),
-/// read as `q × scale + bias`, the scales and biases left in the file.
+/// U32 words holding each row's integers as a little-endian bitstream (2, 3, 4, 5, 6 or 8 bits),
+/// beside `…scales` and `…biases` with one value per group of `group_size`, the config's
+/// `quantization` saying `bits` and `group_size` (for the model, or per module). The weight is
+/// re-read as integers of its real shape (U4, U8, or [`DType::UBits`]: the same bytes), read as
+/// `q × scale + bias`, the scales and biases left in the file.
 fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
     if q.get("bits").is_none() || q.get("group_size").is_none() {
         return;
@@ -784,12 +784,17 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
         let dtype = match bits {
             4 => DType::U4,
             8 => DType::U8,
+            // A little-endian bitstream, rows of whole words.
+            2 | 3 | 5 | 6 => DType::UBits(bits as u8),
             _ => {
                 skipped.push(format!("{} ({bits}-bit)", t.name));
                 continue;
             }
         };
         let (rows, words) = (t.shape[0], t.shape[1]);
+        if !words.saturating_mul(32).is_multiple_of(bits) {
+            continue;
+        }
         let cols = words.saturating_mul(32) / bits;
         let (st, bt) = (&model.tensors[si as usize], &model.tensors[bi as usize]);
         if group == 0
@@ -825,8 +830,8 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
     }
     if !skipped.is_empty() {
         model.metadata.warnings.push(format!(
-            "{}: {} MLX-quantized weight(s) of a bit width other than 4 or 8 are shown as their \
-             packed words: {}",
+            "{}: {} MLX-quantized weight(s) of a bit width other than 2, 3, 4, 5, 6 or 8 are \
+             shown as their packed words: {}",
             config.display(),
             skipped.len(),
             skipped.into_iter().take(3).collect::<Vec<_>>().join(", ")

@@ -98,6 +98,9 @@ pub enum DType {
     /// 4-bit NormalFloat (QLoRA's NF4; OpenVINO `nf4`): two codes to a byte, the low nibble first,
     /// each one of 16 values of a normal distribution's quantiles in [-1, 1].
     NF4,
+    /// Unsigned integers of 2, 3, 5, 6 or 7 bits, packed as a little-endian bitstream: value `i`
+    /// in bits `i·b .. (i+1)·b` (MLX's 2/3/5/6-bit quantized weights).
+    UBits(u8),
     /// A GGML block-quantized or plain type from a GGUF file.
     Ggml(GgmlType),
     /// A type this build does not know, with the format's own name for it.
@@ -123,7 +126,12 @@ impl DType {
                 Some((_, 1, b)) => b,
                 _ => return None,
             },
-            DType::String | DType::Unknown(_) | DType::U4 | DType::I4 | DType::NF4 => return None,
+            DType::String
+            | DType::Unknown(_)
+            | DType::U4
+            | DType::I4
+            | DType::NF4
+            | DType::UBits(_) => return None,
         })
     }
 
@@ -140,6 +148,13 @@ impl DType {
         if matches!(self, DType::U4 | DType::I4 | DType::NF4) {
             // Two to a byte, read as blocks of two.
             return elements.is_multiple_of(2).then_some(elements / 2);
+        }
+        if let DType::UBits(b) = self {
+            // Read as blocks of eight values in `b` bytes.
+            return elements
+                .is_multiple_of(8)
+                .then_some(elements / 8)?
+                .checked_mul(u64::from(b));
         }
         elements.checked_mul(self.size_bytes()?)
     }
@@ -191,6 +206,12 @@ impl DType {
             DType::Complex128 => "C128",
             DType::String => "STRING",
             DType::U4 => "U4",
+            DType::UBits(2) => "U2",
+            DType::UBits(3) => "U3",
+            DType::UBits(5) => "U5",
+            DType::UBits(6) => "U6",
+            DType::UBits(7) => "U7",
+            DType::UBits(_) => "UBITS",
             DType::I4 => "I4",
             DType::NF4 => "NF4",
             DType::Ggml(t) => t.info().map_or("GGML?", |i| i.0),

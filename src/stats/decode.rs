@@ -32,6 +32,8 @@ pub enum Elem {
     U4,
     /// Signed 4-bit, two to a byte, the low nibble first.
     I4,
+    /// Unsigned `b`-bit integers as a little-endian bitstream (blocks of 8 values in `b` bytes).
+    Bits(u8),
     /// 4-bit NormalFloat codes, two to a byte, the low nibble first.
     Nf4,
     /// IEEE binary64.
@@ -231,6 +233,8 @@ impl Elem {
             DType::U16 => Elem::U16,
             DType::U8 => Elem::U8,
             DType::U4 => Elem::U4,
+            DType::UBits(b @ 1..=7) => Elem::Bits(b),
+            DType::UBits(_) => return None,
             DType::I4 => Elem::I4,
             DType::NF4 => Elem::Nf4,
             DType::Bool => Elem::Bool,
@@ -282,6 +286,7 @@ impl Elem {
             Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => (1, 2),
             Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
             Elem::U4 | Elem::I4 | Elem::Nf4 => (2, 1),
+            Elem::Bits(b) => (8, usize::from(b)),
             Elem::Q8_0 => (QK, 34),
             Elem::Q4_0 => (QK, 18),
             Elem::Q4_1 => (QK, 20),
@@ -423,6 +428,20 @@ impl Elem {
             Elem::Bool => {
                 for (&b, o) in bytes.iter().zip(out.iter_mut()) {
                     *o = f64::from(u8::from(b != 0));
+                }
+            }
+            Elem::Bits(b) => {
+                let (width, mask) = (u32::from(b), (1u64 << b) - 1);
+                for (blk, o) in bytes
+                    .chunks_exact(usize::from(b))
+                    .zip(out.chunks_exact_mut(8))
+                {
+                    let mut word = [0u8; 8];
+                    word[..blk.len()].copy_from_slice(blk);
+                    let x = u64::from_le_bytes(word);
+                    for (i, v) in o.iter_mut().enumerate() {
+                        *v = ((x >> (width * i as u32)) & mask) as f64;
+                    }
                 }
             }
             Elem::Q8_0 => {
@@ -639,6 +658,13 @@ mod tests {
         assert_eq!(dec(Elem::U8, &[0x80, 0xFF]), vec![128.0, 255.0]);
         // Two nibbles a byte, the low one first (ONNX and OpenVINO pack them so).
         assert_eq!(dec(Elem::U4, &[0x21, 0xF0]), vec![1.0, 2.0, 0.0, 15.0]);
+        // 3-bit values 0..8 as a little-endian bitstream: 0b111_110_101_100_011_010_001_000.
+        let packed = 0o76543210u32.to_le_bytes();
+        assert_eq!(
+            dec(Elem::Bits(3), &packed[..3]),
+            (0..8).map(f64::from).collect::<Vec<_>>()
+        );
+        assert_eq!(Elem::Bits(3).value_at(&packed[..3], 6), Some(6.0));
         assert_eq!(dec(Elem::I4, &[0x87, 0x1F]), vec![7.0, -8.0, -1.0, 1.0]);
         assert_eq!(Elem::I4.value_at(&[0x87, 0x1F], 3), Some(1.0));
         // NF4 codes index its table: 0 is -1, 7 is 0, 15 is 1.
