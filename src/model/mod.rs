@@ -718,7 +718,7 @@ impl ScaleBiasGroups {
     }
 
     /// The scale and bias of group `g`, NaN where the file holds none.
-    fn get_or_nan(&self, g: u64) -> (f64, f64) {
+    pub fn get_or_nan(&self, g: u64) -> (f64, f64) {
         usize::try_from(g)
             .ok()
             .and_then(|g| self.get(g))
@@ -726,7 +726,7 @@ impl ScaleBiasGroups {
     }
 
     /// The group of element `i` (logical order) and how many elements from it on share it.
-    fn segment(&self, i: u64) -> (u64, u64) {
+    pub fn segment(&self, i: u64) -> (u64, u64) {
         let size = self.size.max(1);
         if self.cols == 0 {
             return (i / size, size - i % size);

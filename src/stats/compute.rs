@@ -192,8 +192,12 @@ pub(crate) struct Computed {
 /// Computes summary and histogram of `bytes` (already checked to hold whole blocks), of the
 /// real values when `quant` says how the stored integers stand for them.
 pub(crate) fn compute(elem: Elem, bytes: &[u8], quant: Option<&Quant>) -> Computed {
-    if quant.is_some() {
-        return compute_wide(elem, bytes, quant);
+    if let Some(q) = quant {
+        let by_group = q
+            .scale_bias()
+            .filter(|_| q.layout().is_none())
+            .and_then(|g| compute_by_group_codes(elem, bytes, g));
+        return by_group.unwrap_or_else(|| compute_wide(elem, bytes, quant));
     }
     match elem.code_width() {
         // Small 2-byte tensors: scanning a 65 536-entry table would cost more than the data.
@@ -432,6 +436,124 @@ fn compute_by_codes(elem: Elem, width: usize, bytes: &[u8]) -> Computed {
             counts: hist,
         },
     }
+}
+
+/// Statistics of one-byte codes (fp8, int8) quantized by large groups (a scale per row, per
+/// 128 × 128 block): a count per code and group, one increment per value as for unquantized
+/// bytes, then each group's 256 codes read as reals with its scale and bias. `None` where that
+/// does not pay (groups under 1 024 values) or the tables would exceed 64 MB.
+fn compute_by_group_codes(
+    elem: Elem,
+    bytes: &[u8],
+    g: &crate::model::ScaleBiasGroups,
+) -> Option<Computed> {
+    let groups = g.len();
+    // A group's count must fit its u32 counters.
+    let largest = if g.cols == 0 {
+        g.size
+    } else {
+        g.rows.saturating_mul(g.size)
+    };
+    if elem.code_width() != Some(1)
+        || largest >= u64::from(u32::MAX)
+        || g.codebook.is_some()
+        || groups == 0
+        || bytes.len() / groups < 1024
+        || groups.checked_mul(256 * 4)? > 64 << 20
+    {
+        return None;
+    }
+    // Values whose group the file has no scale for read as NaN, as `Quant::apply` reads them.
+    let (counts, stray) = bytes
+        .par_chunks(CHUNK_BYTES)
+        .enumerate()
+        .fold(
+            || (vec![0u32; groups * 256], 0u64),
+            |(mut t, mut stray), (ci, chunk)| {
+                let (mut i, mut rest) = ((ci * CHUNK_BYTES) as u64, chunk);
+                while !rest.is_empty() {
+                    let (gi, len) = g.segment(i);
+                    let take = usize::try_from(len)
+                        .unwrap_or(usize::MAX)
+                        .clamp(1, rest.len());
+                    let (head, tail) = rest.split_at(take);
+                    let at = usize::try_from(gi).ok().and_then(|x| x.checked_mul(256));
+                    match at.and_then(|a| t.get_mut(a..a + 256)) {
+                        Some(tab) => head.iter().for_each(|&b| tab[usize::from(b)] += 1),
+                        None => stray += take as u64,
+                    }
+                    i += take as u64;
+                    rest = tail;
+                }
+                (t, stray)
+            },
+        )
+        .reduce(
+            || (vec![0u32; groups * 256], 0),
+            |(mut a, sa), (b, sb)| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                (a, sa + sb)
+            },
+        );
+    let codes: Vec<f64> = (0..256).map(|c| elem.value_of_code(c)).collect();
+    // Every (value, count) of the tensor, group by group.
+    let each = |f: &mut dyn FnMut(f64, u64)| {
+        for (gi, tab) in counts.chunks_exact(256).enumerate() {
+            let (scale, bias) = g.get_or_nan(gi as u64);
+            for (&n, &q) in tab.iter().zip(&codes) {
+                if n > 0 {
+                    f(q * scale + bias, u64::from(n));
+                }
+            }
+        }
+    };
+    let mut s = Summary {
+        total: stray,
+        nan: stray,
+        ..Summary::default()
+    };
+    let mut sum = 0.0;
+    each(&mut |v, c| {
+        s.total += c;
+        if v.is_nan() {
+            s.nan += c;
+        } else if v.is_infinite() {
+            s.inf += c;
+        } else {
+            s.moments.n += c;
+            sum += v * c as f64;
+            s.min = s.min.min(v);
+            s.max = s.max.max(v);
+            if v == 0.0 {
+                s.zeros += c;
+            }
+        }
+    });
+    let (lo, hi) = hist_range(s.min, s.max);
+    let mut hist = vec![0u64; HIST_BINS];
+    if s.moments.n > 0 {
+        let mean = sum / s.moments.n as f64;
+        let scale = HIST_BINS as f64 / (hi - lo);
+        let mut m2 = 0.0;
+        each(&mut |v, c| {
+            if v.is_finite() {
+                m2 += (v - mean) * (v - mean) * c as f64;
+                if let Some(h) = hist.get_mut(bin_of(v, lo, scale)) {
+                    *h += c;
+                }
+            }
+        });
+        s.moments.mean = mean;
+        s.moments.m2 = m2;
+    }
+    Some(Computed {
+        summary: s,
+        histogram: Histogram {
+            lo,
+            hi,
+            counts: hist,
+        },
+    })
 }
 
 /// `(element bytes, mask)` such that an element is ±0 exactly when its little-endian bits under
@@ -680,6 +802,56 @@ mod tests {
         // Scales that do not fit the shape are refused.
         assert!(Quant::new(vec![1.0, 2.0], vec![], 1, &[2, 3]).is_none());
         assert!(Quant::new(vec![f64::NAN], vec![], 0, &[2, 3]).is_none());
+    }
+
+    /// fp8 codes with a scale per 128 × 128 block (the last blocks cut short), over several
+    /// chunks: counting codes per group gives the figures decoding every value gives.
+    #[test]
+    fn group_code_counts_match_decoding_every_value() {
+        use crate::model::{GroupOffset, ScaleBiasGroups};
+        let (rows, cols) = (300u64, 20_000u64);
+        let mut x = 0x9e37_79b9u32;
+        let raw: Vec<u8> = (0..rows * cols)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // No NaN codes (0x7f / 0xff), a few exact zeros.
+                match (x >> 8) as u8 {
+                    0x7f | 0xff => 0,
+                    b => b,
+                }
+            })
+            .collect();
+        let blocks = rows.div_ceil(128) * cols.div_ceil(128);
+        let scales: Vec<u8> = (0..blocks)
+            .flat_map(|b| (0.001 * (1 + b % 7) as f32).to_le_bytes())
+            .collect();
+        let groups = ScaleBiasGroups {
+            size: 128,
+            rows: 128,
+            cols,
+            row_map: None,
+            dtype: crate::model::DType::F32,
+            scales: scales.into(),
+            offset: GroupOffset::Zero(0.0),
+            codebook: None,
+            nested: None,
+            scale_factor: 1.0,
+        };
+        let q = Quant::scale_bias_groups(groups).unwrap();
+        let elem = Elem::Fp8(crate::stats::decode::Fp8Kind::E4M3FN);
+        let by_codes = compute_by_group_codes(elem, &raw, q.scale_bias().unwrap()).unwrap();
+        let wide = compute_wide(elem, &raw, Some(&q));
+        let (a, b) = (&by_codes.summary, &wide.summary);
+        assert_eq!(
+            (a.total, a.nan, a.zeros, a.min, a.max),
+            (b.total, b.nan, b.zeros, b.min, b.max)
+        );
+        assert!((a.moments.mean - b.moments.mean).abs() <= 1e-12 * b.moments.mean.abs().max(1e-9));
+        assert!((a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2);
+        assert_eq!(by_codes.histogram.counts, wide.histogram.counts);
+        assert!(a.zeros > 0 && a.min < 0.0 && a.max > 0.0);
     }
 
     #[test]
