@@ -992,6 +992,24 @@ impl Quant {
         })
     }
 
+    /// Whether a real value is zero exactly when its stored code reads zero: no zero point, bias
+    /// or codebook, and every scale non-zero and finite (then dead rows show in the raw bytes).
+    pub fn zero_is_code_zero(&self) -> bool {
+        if let Some(g) = &self.groups {
+            let plain = matches!(g.offset, GroupOffset::Zero(z) if z == 0.0)
+                && g.codebook.is_none()
+                && g.nested.is_none()
+                && self.layout.is_none();
+            return plain
+                && (0..g.len() as u64).all(|i| {
+                    let (s, _) = g.get_or_nan(i);
+                    s.is_finite() && s != 0.0
+                });
+        }
+        self.zero_point.iter().all(|&z| z == 0.0)
+            && self.scale.iter().all(|&s| s.is_finite() && s != 0.0)
+    }
+
     /// The same quantization of values stored in `layout` rather than row-major.
     pub fn with_layout(mut self, layout: Layout) -> Quant {
         self.layout = Some(layout);

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::decode::Elem;
+use super::decode::{Elem, Fp8Kind};
 use crate::model::Quant;
 
 /// Number of histogram bins.
@@ -567,6 +567,9 @@ fn raw_zero_mask(elem: Elem) -> Option<(usize, u64)> {
         Elem::I32 | Elem::U32 => (4, 0xffff_ffff),
         Elem::I16 | Elem::U16 => (2, 0xffff),
         Elem::I8 | Elem::U8 | Elem::Bool => (1, 0xff),
+        // ±0 is 0x00 / 0x80; the FNUZ kinds have no −0 (0x80 is their NaN).
+        Elem::Fp8(Fp8Kind::E4M3FN | Fp8Kind::E5M2) => (1, 0x7f),
+        Elem::Fp8(Fp8Kind::E4M3FNUZ | Fp8Kind::E5M2FNUZ) => (1, 0xff),
         _ => return None,
     })
 }
@@ -593,6 +596,8 @@ pub(crate) fn zero_lines(
     if quant.and_then(Quant::layout).is_some() {
         return zero_lines_gathered(elem, bytes, quant, rows, cols_us, want_rows, want_cols);
     }
+    // Checked once: whether a quantized value is zero exactly when its code is.
+    let raw_zeros_are_zeros = quant.is_some_and(Quant::zero_is_code_zero);
     let row_bytes = cols_us / be * bb;
     // Rows per work item: about one chunk of bytes.
     let rows_per = (CHUNK_BYTES / row_bytes.max(1)).max(1);
@@ -607,7 +612,9 @@ pub(crate) fn zero_lines(
                     // Raw bits where "is zero" is a mask test: no decoding, and a live row stops
                     // at its first non-zero element (a 1 GB embedding was decoded in full here).
                     // A quantized zero is the zero point's integer, which need not be 0.
-                    if let Some((w, mask)) = raw_zero_mask(elem).filter(|_| quant.is_none()) {
+                    if let Some((w, mask)) =
+                        raw_zero_mask(elem).filter(|_| quant.is_none() || raw_zeros_are_zeros)
+                    {
                         let word = |c: &[u8]| {
                             let mut b = [0u8; 8];
                             b[..c.len()].copy_from_slice(c);
@@ -802,6 +809,24 @@ mod tests {
         // Scales that do not fit the shape are refused.
         assert!(Quant::new(vec![1.0, 2.0], vec![], 1, &[2, 3]).is_none());
         assert!(Quant::new(vec![f64::NAN], vec![], 0, &[2, 3]).is_none());
+    }
+
+    #[test]
+    fn dead_rows_of_scaled_fp8_are_found_in_the_raw_codes() {
+        // [3, 4] e4m3fn, one scale per row; row 1 is +0 and −0 only, row 2 holds a NaN.
+        let raw = [
+            0x38, 0x40, 0xb8, 0x01, 0x00, 0x80, 0x80, 0x00, 0x00, 0x7f, 0x00, 0x00,
+        ];
+        let q = Quant::new(vec![0.5, 2.0, 4.0], vec![], 0, &[3, 4]).unwrap();
+        assert!(q.zero_is_code_zero());
+        let elem = Elem::Fp8(Fp8Kind::E4M3FN);
+        let (rows, nr, cols, nc) = zero_lines(elem, &raw, Some(&q), 3, 4, true, true);
+        assert_eq!((rows, nr, cols, nc), (vec![1], 1, Vec::new(), 0));
+        // A zero point makes code 0 a non-zero value: the values are decoded instead.
+        let shifted = Quant::new(vec![0.5, 2.0, 4.0], vec![1.0, 1.0, 1.0], 0, &[3, 4]).unwrap();
+        assert!(!shifted.zero_is_code_zero());
+        let (rows, ..) = zero_lines(elem, &raw, Some(&shifted), 3, 4, true, true);
+        assert!(rows.is_empty());
     }
 
     /// fp8 codes with a scale per 128 × 128 block (the last blocks cut short), over several
