@@ -379,10 +379,23 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             continue;
         };
         let row_groups = k.div_ceil(size);
+        let mut zeros = None;
         let offset = match find(model, &format!("{prefix}weight_zero_point")) {
             None => GroupOffset::Zero(f64::from(1u32 << (bits - 1))),
-            Some((_, zt)) => {
+            Some((zi, zt)) => {
                 let per_word = 32 / bits;
+                // Shown as the signed integers they are, `[out, groups]`, where the words hold
+                // whole columns.
+                if n.is_multiple_of(per_word) {
+                    let layout = Layout::Gptq {
+                        cols: row_groups,
+                        per: per_word,
+                    };
+                    let offset = f64::from(1u32 << (bits - 1));
+                    let shape = vec![n, row_groups];
+                    zeros = Quant::new(vec![1.0], vec![offset], 0, &shape)
+                        .map(|q| (zi, shape, q.with_layout(layout)));
+                }
                 let fits = zt.dtype == DType::I32
                     && zt.shape == [n.div_ceil(per_word), row_groups]
                     && st.elements() == n.saturating_mul(row_groups);
@@ -416,6 +429,9 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
         };
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, dtype, vec![n, k], q));
+            if let Some((zi, shape, zq)) = zeros {
+                found.push((zi, dtype, shape, zq));
+            }
         }
     }
     for (i, dtype, shape, q) in found {
@@ -623,7 +639,7 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
         let Some(prefix) = t.name.strip_suffix("qweight") else {
             continue;
         };
-        let (Some((_, st)), Some((_, zt))) = (
+        let (Some((_, st)), Some((zi, zt))) = (
             find(model, &format!("{prefix}scales")),
             find(model, &format!("{prefix}qzeros")),
         ) else {
@@ -705,6 +721,8 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
         let (Some(scales), Some(zeros)) = (bytes_of(st), bytes_of(zt)) else {
             continue;
         };
+        let plus = u8::from(gptq && !v2);
+        let zero_shape = vec![groups, n];
         let groups = ScaleBiasGroups {
             size: 1,
             rows,
@@ -724,7 +742,7 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
                 } else {
                     ZeroPacking::AwqRows
                 },
-                plus: u8::from(gptq && !v2),
+                plus,
             },
         };
         let layout = if gptq {
@@ -735,6 +753,16 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
         if let Some(q) = Quant::scale_bias_groups(groups) {
             let dtype = if bits == 4 { DType::U4 } else { DType::U8 };
             found.push((i, dtype, vec![k, n], q.with_layout(layout)));
+            // The zero points too, as the integers they are (GPTQ's stored less one).
+            let zq = Quant::new(vec![1.0], vec![0.0 - f64::from(plus)], 0, &zero_shape);
+            if let Some(zq) = zq {
+                let zq = if gptq {
+                    zq
+                } else {
+                    zq.with_layout(Layout::AwqOrder)
+                };
+                found.push((zi, dtype, zero_shape, zq));
+            }
         }
     }
     for (i, dtype, shape, q) in found {

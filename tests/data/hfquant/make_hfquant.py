@@ -55,6 +55,7 @@ def samples(w):
     n, k = w.shape
     at = [(0, 0), (0, 1), (1, 0), (n // 2, k // 2), (n - 1, k - 1), (min(n - 1, 127), min(k - 1, 128)),
           (n - 1, 0), (7, 33), (9, k - 33)]
+    at = [(max(0, min(r, n - 1)), max(0, min(c, k - 1))) for r, c in at]
     return [[r, c, float(w[r, c])] for r, c in at]
 
 
@@ -99,6 +100,11 @@ def llm_compressor(base, name, modifier, facts):
             q[k] = fact("U4" if bits == 4 else "U8", real)
         elif k.endswith(".weight") and (d := stored_dtype(k, t)) and k + "_scale" in stored:
             q[k] = fact(d, dense[k])
+        elif k.endswith("weight_zero_point") and t.dtype == torch.int32:
+            # packed zero points, shown unpacked: what the decompression leaves in their place
+            bits = 4 if k.replace("_zero_point", "_packed") in stored and \
+                stored[k.replace("_zero_point", "_packed")].shape[1] * 8 == dense[k.replace("_zero_point", "")].shape[1] else 8
+            q[k] = fact("U4" if bits == 4 else "U8", dense[k].double())
     facts[name] = {"quantized": q, "tensors": len(stored)}
     for f in os.listdir(out):
         if f not in ("model.safetensors", "config.json"):
@@ -231,6 +237,8 @@ def gptq_awq(facts):
             tensors[f"{p}.qzeros"] = qzeros
             tensors[f"{p}.scales"] = scales
             q[f"{p}.qweight"] = fact("U4" if bits == 4 else "U8", real)
+            # the zero points, unpacked (GPTQ's stored less one)
+            q[f"{p}.qzeros"] = fact("U4" if bits == 4 else "U8", zeros.double())
         tensors["model.embed_tokens.weight"] = (torch.randn(64, 128, generator=g) * 0.02).to(torch.bfloat16)
         tensors["model.layers.0.input_layernorm.weight"] = torch.ones(128, dtype=torch.float16)
         save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
