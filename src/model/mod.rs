@@ -616,23 +616,27 @@ pub enum ZeroPacking {
 
 impl ScaleBiasGroups {
     /// The scale and the bias (`q × scale + bias`) of group `g`.
-    fn get(&self, g: usize) -> Option<(f64, f64)> {
-        let read = |b: &[u8]| -> Option<f64> {
-            let width = match self.dtype {
-                DType::F32 => 4,
-                DType::F8E4M3FN => 1,
-                _ => 2,
-            };
-            let at = g.checked_mul(width)?;
-            let c = b.get(at..at.checked_add(width)?)?;
-            Some(match (self.dtype, c) {
-                (DType::F16, &[x, y]) => f64::from(half::f16::from_le_bytes([x, y])),
-                (DType::BF16, &[x, y]) => f64::from(half::bf16::from_le_bytes([x, y])),
-                (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
-                (DType::F8E4M3FN, &[x]) => e4m3fn(x),
-                _ => return None,
-            })
+    /// Value `g` of `b` (the scales, or the biases), of the scales' type.
+    #[inline]
+    fn read_value(&self, b: &[u8], g: usize) -> Option<f64> {
+        let width = match self.dtype {
+            DType::F32 => 4,
+            DType::F8E4M3FN => 1,
+            _ => 2,
         };
+        let at = g.checked_mul(width)?;
+        let c = b.get(at..at.checked_add(width)?)?;
+        Some(match (self.dtype, c) {
+            (DType::F16, &[x, y]) => f64::from(half::f16::from_le_bytes([x, y])),
+            (DType::BF16, &[x, y]) => f64::from(half::bf16::from_le_bytes([x, y])),
+            (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
+            (DType::F8E4M3FN, &[x]) => e4m3fn(x),
+            _ => return None,
+        })
+    }
+
+    fn get(&self, g: usize) -> Option<(f64, f64)> {
+        let read = |b: &[u8]| self.read_value(b, g);
         let scale = self.scale_factor
             * match &self.nested {
                 Some(n) => n.scale(*self.scales.get(g)?, g)?,
@@ -792,10 +796,56 @@ impl ScaleBiasGroups {
         let (mut r, mut c0, mut p) = (word / cols, word % cols, first % 8);
         let group_row = |r: u64| self.group_of(r * cols) / cols;
         let mut gr = group_row(r);
+        // AWQ's own zero points (a word of eight in the weights' order): one word read per word
+        // of values, their scales directly, rather than a group lookup per value.
+        let awq_zeros = match &self.offset {
+            GroupOffset::ZeroPoints {
+                bytes,
+                bits: 4,
+                row_groups,
+                packing: ZeroPacking::AwqRows,
+                plus,
+            } if self.nested.is_none()
+                && self.codebook.is_none()
+                && *row_groups == cols
+                && cols.is_multiple_of(8) =>
+            {
+                Some((bytes, f64::from(*plus)))
+            }
+            _ => None,
+        };
+        let mut word_sb = [(f64::NAN, f64::NAN); 8];
+        let mut word_at = u64::MAX;
         for v in vals.iter_mut() {
-            let c = c0 + AWQ_ORDER[p as usize];
-            let (s, b) = self.get_or_nan(gr.saturating_mul(cols).saturating_add(c));
-            *v = self.real(*v, s, b);
+            let g0 = gr.saturating_mul(cols).saturating_add(c0);
+            if let Some((zeros, plus)) = awq_zeros {
+                if word_at != g0 {
+                    word_at = g0;
+                    let zw = usize::try_from(g0 / 8 * 4)
+                        .ok()
+                        .and_then(|at| zeros.get(at..at.checked_add(4)?))
+                        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                    for (j, sb) in word_sb.iter_mut().enumerate() {
+                        let g = usize::try_from(g0 + AWQ_ORDER[j]).unwrap_or(usize::MAX);
+                        let s = self
+                            .read_value(&self.scales, g)
+                            .map(|s| s * self.scale_factor);
+                        *sb = match (zw, s) {
+                            (Some(zw), Some(s)) => {
+                                let z = f64::from((zw >> (4 * j)) & 0x0f) + plus;
+                                (s, -z * s)
+                            }
+                            _ => (f64::NAN, f64::NAN),
+                        };
+                    }
+                }
+                let (s, b) = word_sb[p as usize];
+                *v = *v * s + b;
+            } else {
+                let c = c0 + AWQ_ORDER[p as usize];
+                let (s, b) = self.get_or_nan(gr.saturating_mul(cols).saturating_add(c));
+                *v = self.real(*v, s, b);
+            }
             p += 1;
             if p == 8 {
                 p = 0;
@@ -1411,6 +1461,33 @@ mod layout_tests {
         .unwrap()
     }
 
+    /// AWQ's own groups: F16 scales, zero points packed eight to a word in AWQ's order.
+    fn awq_groups(rows: u64, cols: u64, n: usize) -> Quant {
+        let scales: Vec<u8> = (0..n)
+            .flat_map(|g| half::f16::from_f32(0.5 + g as f32 * 0.25).to_le_bytes())
+            .collect();
+        let zeros: Vec<u8> = (0..n / 2).map(|i| (i * 37 % 256) as u8).collect();
+        Quant::scale_bias_groups(ScaleBiasGroups {
+            size: 1,
+            rows,
+            cols,
+            row_map: None,
+            dtype: DType::F16,
+            codebook: None,
+            nested: None,
+            scale_factor: 1.0,
+            scales: scales.into(),
+            offset: GroupOffset::ZeroPoints {
+                bytes: zeros.into(),
+                bits: 4,
+                row_groups: cols,
+                packing: ZeroPacking::AwqRows,
+                plus: 0,
+            },
+        })
+        .unwrap()
+    }
+
     /// The fast paths of `Quant::apply` agree with the per-element reading everywhere, whatever
     /// the first element and the length of the piece.
     #[test]
@@ -1445,6 +1522,7 @@ mod layout_tests {
                 Some(Layout::Gptq { cols, per: 8 }),
             ),
             (groups(1, 16, cols, 3 * 24, None), Some(Layout::AwqOrder)),
+            (awq_groups(16, cols, 3 * 24), Some(Layout::AwqOrder)),
         ];
         for (case, (q, layout)) in cases.into_iter().enumerate() {
             let q = match layout {
