@@ -2,20 +2,12 @@
 //! so they run in seconds); the 2.5 GB figures come from `modelmap bench stats`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use modelmap::model::{DType, Tensor, TensorData, TensorOrigin};
+use modelmap::model::{DType, Tensor};
 use modelmap::stats::heatmap::{Agg, HeatmapView, tile, tile_preview};
 use modelmap::stats::tensor_stats;
 
 fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
-    Tensor {
-        name: name.into(),
-        dtype,
-        shape: shape.to_vec(),
-        data: TensorData::Bytes(bytes.into()),
-        origin: TensorOrigin::Checkpoint,
-        conv_axes: None,
-        quant: None,
-    }
+    Tensor::from_bytes(name, dtype, shape, bytes)
 }
 
 /// Deterministic pseudo-random f32 in [-0.05, 0.05).

@@ -228,6 +228,20 @@ impl BlockHints {
     }
 }
 
+/// Tensors re-read as quantized integers: index, stored type, real shape and quantization.
+type Retyped = Vec<(usize, DType, Vec<u64>, Quant)>;
+
+/// Gives each tensor of `found` its stored type, real shape and quantization.
+fn retype(model: &mut Model, found: Retyped) {
+    for (i, dtype, shape, q) in found {
+        if let Some(t) = model.tensors.get_mut(i) {
+            t.dtype = dtype;
+            t.shape = shape;
+            t.quant = Some(q);
+        }
+    }
+}
+
 /// The bytes and 2-D shape of tensor `name`, if it is there with bytes.
 fn find<'a>(model: &'a Model, name: &str) -> Option<(usize, &'a crate::model::Tensor)> {
     let &i = model.tensor_index.get(name)?;
@@ -309,14 +323,10 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             offset,
         };
         if let Some(q) = Quant::scale_bias_groups(groups) {
-            found.push((i, q));
+            found.push((i, t.dtype, t.shape.clone(), q));
         }
     }
-    for (i, q) in found {
-        if let Some(t) = model.tensors.get_mut(i) {
-            t.quant = Some(q);
-        }
-    }
+    retype(model, found);
 }
 
 /// The values of a small integer tensor (`…weight_shape`).
@@ -434,13 +444,7 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             }
         }
     }
-    for (i, dtype, shape, q) in found {
-        if let Some(t) = model.tensors.get_mut(i) {
-            t.dtype = dtype;
-            t.shape = shape;
-            t.quant = Some(q);
-        }
-    }
+    retype(model, found);
 }
 
 /// The 16 values of an FP4 (E2M1) code: sign bit 3, magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
@@ -500,13 +504,7 @@ fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
             None => skipped.push(t.name.clone()),
         }
     }
-    for (i, dtype, shape, q) in found {
-        if let Some(t) = model.tensors.get_mut(i) {
-            t.dtype = dtype;
-            t.shape = shape;
-            t.quant = Some(q);
-        }
-    }
+    retype(model, found);
 }
 
 /// The F32 values of a small tensor (a codebook).
@@ -591,16 +589,9 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
                 return None;
             }
             let groups = ScaleBiasGroups {
-                size: block,
-                rows: 1,
-                cols: 0,
-                row_map: None,
-                dtype: want,
                 codebook: Some(codebook.into()),
                 nested,
-                scale_factor: 1.0,
-                scales: bytes_of(absmax)?,
-                offset: GroupOffset::Zero(0.0),
+                ..ScaleBiasGroups::runs(block, want, bytes_of(absmax)?, GroupOffset::Zero(0.0))
             };
             let q = Quant::scale_bias_groups(groups)?.with_layout(Layout::HighNibbleFirst);
             Some((shape, q))
@@ -610,13 +601,7 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
             None => skipped.push(t.name.clone()),
         }
     }
-    for (i, dtype, shape, q) in found {
-        if let Some(t) = model.tensors.get_mut(i) {
-            t.dtype = dtype;
-            t.shape = shape;
-            t.quant = Some(q);
-        }
-    }
+    retype(model, found);
 }
 
 /// GPTQ (AutoGPTQ, GPTQModel, optimum: TheBloke's checkpoints) and AWQ (AutoAWQ's GEMM kernels)
@@ -765,13 +750,7 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
             }
         }
     }
-    for (i, dtype, shape, q) in found {
-        if let Some(t) = model.tensors.get_mut(i) {
-            t.dtype = dtype;
-            t.shape = shape;
-            t.quant = Some(q);
-        }
-    }
+    retype(model, found);
 }
 
 /// MLX's quantized weights (`mlx_lm.convert -q`, the mlx-community checkpoints): a `…weight` of
@@ -836,18 +815,12 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
         let (TensorData::Bytes(scales), TensorData::Bytes(biases)) = (&st.data, &bt.data) else {
             continue;
         };
-        let groups = ScaleBiasGroups {
-            size: group,
-            rows: 1,
-            cols: 0,
-            row_map: None,
-            dtype: st.dtype,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales: scales.clone(),
-            offset: GroupOffset::Bias(biases.clone()),
-        };
+        let groups = ScaleBiasGroups::runs(
+            group,
+            st.dtype,
+            scales.clone(),
+            GroupOffset::Bias(biases.clone()),
+        );
         let Some(quant) = Quant::scale_bias_groups(groups) else {
             continue;
         };
@@ -870,18 +843,10 @@ fn mlx(model: &mut Model, q: &serde_json::Value, config: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Format, Tensor, TensorOrigin};
+    use crate::model::{Format, Tensor};
 
     fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
-        Tensor {
-            name: name.into(),
-            dtype,
-            shape: shape.to_vec(),
-            data: TensorData::Bytes(bytes.into()),
-            origin: TensorOrigin::Checkpoint,
-            conv_axes: None,
-            quant: None,
-        }
+        Tensor::from_bytes(name, dtype, shape, bytes)
     }
 
     #[test]

@@ -615,6 +615,23 @@ pub enum ZeroPacking {
 }
 
 impl ScaleBiasGroups {
+    /// Groups of `size` consecutive values, one scale each of `dtype` in `scales`, offset by
+    /// `offset` (MLX, `MatMulNBits`, bitsandbytes).
+    pub fn runs(size: u64, dtype: DType, scales: bytes::Bytes, offset: GroupOffset) -> Self {
+        ScaleBiasGroups {
+            size,
+            rows: 1,
+            cols: 0,
+            row_map: None,
+            dtype,
+            scales,
+            offset,
+            codebook: None,
+            nested: None,
+            scale_factor: 1.0,
+        }
+    }
+
     /// The scale and the bias (`q × scale + bias`) of group `g`.
     /// Value `g` of `b` (the scales, or the biases), of the scales' type.
     #[inline]
@@ -1234,6 +1251,19 @@ pub enum TensorOrigin {
 }
 
 impl Tensor {
+    /// A checkpoint tensor over `bytes` (little-endian), with no quantization.
+    pub fn from_bytes(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
+        Tensor {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Bytes(bytes.into()),
+            origin: TensorOrigin::Checkpoint,
+            conv_axes: None,
+            quant: None,
+        }
+    }
+
     /// Number of elements (saturating; loaders reject overflowing shapes).
     pub fn elements(&self) -> u64 {
         self.shape

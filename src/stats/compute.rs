@@ -395,9 +395,17 @@ fn compute_by_codes(elem: Elem, width: usize, bytes: &[u8]) -> Computed {
         .filter(|(_, c)| **c > 0)
         .map(|(code, &c)| (elem.value_of_code(code as u32), c))
         .collect();
-    let mut s = Summary::default();
+    from_counted_values(Summary::default(), |f| {
+        used.iter().for_each(|&(v, c)| f(v, c))
+    })
+}
+
+/// Summary and histogram of values given with their counts: `each` calls its argument with
+/// every `(value, count)`, and is called twice (figures, then spread and histogram). `s` holds
+/// what is already counted (values without a scale, as NaN).
+fn from_counted_values(mut s: Summary, each: impl Fn(&mut dyn FnMut(f64, u64))) -> Computed {
     let mut sum = 0.0;
-    for &(v, c) in &used {
+    each(&mut |v, c| {
         s.total += c;
         if v.is_nan() {
             s.nan += c;
@@ -412,19 +420,21 @@ fn compute_by_codes(elem: Elem, width: usize, bytes: &[u8]) -> Computed {
                 s.zeros += c;
             }
         }
-    }
+    });
     let (lo, hi) = hist_range(s.min, s.max);
     let mut hist = vec![0u64; HIST_BINS];
     if s.moments.n > 0 {
         let mean = sum / s.moments.n as f64;
         let scale = HIST_BINS as f64 / (hi - lo);
         let mut m2 = 0.0;
-        for &(v, c) in used.iter().filter(|(v, _)| v.is_finite()) {
-            m2 += (v - mean) * (v - mean) * c as f64;
-            if let Some(h) = hist.get_mut(bin_of(v, lo, scale)) {
-                *h += c;
+        each(&mut |v, c| {
+            if v.is_finite() {
+                m2 += (v - mean) * (v - mean) * c as f64;
+                if let Some(h) = hist.get_mut(bin_of(v, lo, scale)) {
+                    *h += c;
+                }
             }
-        }
+        });
         s.moments.mean = mean;
         s.moments.m2 = m2;
     }
@@ -496,8 +506,13 @@ fn compute_by_group_codes(
             },
         );
     let codes: Vec<f64> = (0..256).map(|c| elem.value_of_code(c)).collect();
+    let already = Summary {
+        total: stray,
+        nan: stray,
+        ..Summary::default()
+    };
     // Every (value, count) of the tensor, group by group.
-    let each = |f: &mut dyn FnMut(f64, u64)| {
+    Some(from_counted_values(already, |f| {
         for (gi, tab) in counts.chunks_exact(256).enumerate() {
             let (scale, bias) = g.get_or_nan(gi as u64);
             for (&n, &q) in tab.iter().zip(&codes) {
@@ -506,54 +521,7 @@ fn compute_by_group_codes(
                 }
             }
         }
-    };
-    let mut s = Summary {
-        total: stray,
-        nan: stray,
-        ..Summary::default()
-    };
-    let mut sum = 0.0;
-    each(&mut |v, c| {
-        s.total += c;
-        if v.is_nan() {
-            s.nan += c;
-        } else if v.is_infinite() {
-            s.inf += c;
-        } else {
-            s.moments.n += c;
-            sum += v * c as f64;
-            s.min = s.min.min(v);
-            s.max = s.max.max(v);
-            if v == 0.0 {
-                s.zeros += c;
-            }
-        }
-    });
-    let (lo, hi) = hist_range(s.min, s.max);
-    let mut hist = vec![0u64; HIST_BINS];
-    if s.moments.n > 0 {
-        let mean = sum / s.moments.n as f64;
-        let scale = HIST_BINS as f64 / (hi - lo);
-        let mut m2 = 0.0;
-        each(&mut |v, c| {
-            if v.is_finite() {
-                m2 += (v - mean) * (v - mean) * c as f64;
-                if let Some(h) = hist.get_mut(bin_of(v, lo, scale)) {
-                    *h += c;
-                }
-            }
-        });
-        s.moments.mean = mean;
-        s.moments.m2 = m2;
-    }
-    Some(Computed {
-        summary: s,
-        histogram: Histogram {
-            lo,
-            hi,
-            counts: hist,
-        },
-    })
+    }))
 }
 
 /// `(element bytes, mask)` such that an element is ±0 exactly when its little-endian bits under

@@ -432,19 +432,11 @@ pub fn model_stats_until(
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    use crate::model::{DType, Tensor, TensorData, TensorOrigin};
+    use crate::model::{DType, Tensor};
 
     /// A tensor over owned little-endian bytes.
     pub fn tensor(name: &str, dtype: DType, shape: &[u64], bytes: Vec<u8>) -> Tensor {
-        Tensor {
-            name: name.into(),
-            dtype,
-            shape: shape.to_vec(),
-            data: TensorData::Bytes(bytes::Bytes::from(bytes)),
-            origin: TensorOrigin::Checkpoint,
-            conv_axes: None,
-            quant: None,
-        }
+        Tensor::from_bytes(name, dtype, shape, bytes)
     }
 
     /// An f32 tensor.

@@ -195,18 +195,7 @@ fn link_matmul_nbits(model: &mut Model) {
                 _ => continue,
             },
         };
-        let groups = ScaleBiasGroups {
-            size: block,
-            rows: 1,
-            cols: 0,
-            row_map: None,
-            dtype: st.dtype,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales: scales.clone(),
-            offset,
-        };
+        let groups = ScaleBiasGroups::runs(block, st.dtype, scales.clone(), offset);
         if let Some(q) = Quant::scale_bias_groups(groups) {
             let dtype = if bits == 4 { DType::U4 } else { DType::U8 };
             found.push((b, dtype, vec![rows, k], q));
