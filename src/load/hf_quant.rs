@@ -310,18 +310,7 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             }
         };
         let Some(scales) = bytes_of(st) else { continue };
-        let groups = ScaleBiasGroups {
-            size,
-            rows,
-            cols: k,
-            row_map: None,
-            dtype: st.dtype,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales,
-            offset,
-        };
+        let groups = ScaleBiasGroups::tiles(size, rows, k, st.dtype, scales, offset);
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, t.dtype, t.shape.clone(), q));
         }
@@ -425,18 +414,7 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             }
         };
         let Some(scales) = bytes_of(st) else { continue };
-        let groups = ScaleBiasGroups {
-            size,
-            rows: 1,
-            cols: k,
-            row_map: None,
-            dtype: st.dtype,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales,
-            offset,
-        };
+        let groups = ScaleBiasGroups::tiles(size, 1, k, st.dtype, scales, offset);
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, dtype, vec![n, k], q));
             if let Some((zi, shape, zq)) = zeros {
@@ -485,17 +463,18 @@ fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
             if !k.is_multiple_of(sg) || global == 0.0 || t.quant.is_some() {
                 return None;
             }
+            let plain = ScaleBiasGroups::tiles(
+                k / sg,
+                1,
+                k,
+                st.dtype,
+                bytes_of(st)?,
+                GroupOffset::Zero(0.0),
+            );
             let groups = ScaleBiasGroups {
-                size: k / sg,
-                rows: 1,
-                cols: k,
-                row_map: None,
-                dtype: st.dtype,
                 codebook: Some(E2M1.to_vec().into()),
-                nested: None,
                 scale_factor: factor,
-                scales: bytes_of(st)?,
-                offset: GroupOffset::Zero(0.0),
+                ..plain
             };
             Some((vec![n, k], Quant::scale_bias_groups(groups)?))
         };
@@ -708,27 +687,20 @@ fn gptq_awq(model: &mut Model, q: Option<&serde_json::Value>, skipped: &mut Vec<
         };
         let plus = u8::from(gptq && !v2);
         let zero_shape = vec![groups, n];
-        let groups = ScaleBiasGroups {
-            size: 1,
-            rows,
-            cols: n,
-            row_map,
-            dtype: st.dtype,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales,
-            offset: GroupOffset::ZeroPoints {
-                bytes: zeros,
-                bits: bits as u8,
-                row_groups: n,
-                packing: if gptq {
-                    ZeroPacking::Rows
-                } else {
-                    ZeroPacking::AwqRows
-                },
-                plus,
+        let offset = GroupOffset::ZeroPoints {
+            bytes: zeros,
+            bits: bits as u8,
+            row_groups: n,
+            packing: if gptq {
+                ZeroPacking::Rows
+            } else {
+                ZeroPacking::AwqRows
             },
+            plus,
+        };
+        let groups = ScaleBiasGroups {
+            row_map,
+            ..ScaleBiasGroups::tiles(1, rows, n, st.dtype, scales, offset)
         };
         let layout = if gptq {
             Layout::Gptq { cols: n, per }

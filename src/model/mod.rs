@@ -618,10 +618,23 @@ impl ScaleBiasGroups {
     /// Groups of `size` consecutive values, one scale each of `dtype` in `scales`, offset by
     /// `offset` (MLX, `MatMulNBits`, bitsandbytes).
     pub fn runs(size: u64, dtype: DType, scales: bytes::Bytes, offset: GroupOffset) -> Self {
+        Self::tiles(size, 1, 0, dtype, scales, offset)
+    }
+
+    /// Groups tiling a matrix of `cols` columns in blocks of `rows × size` (see the type's note;
+    /// `cols` 0: runs of `size`), one scale each of `dtype` in `scales`, offset by `offset`.
+    pub fn tiles(
+        size: u64,
+        rows: u64,
+        cols: u64,
+        dtype: DType,
+        scales: bytes::Bytes,
+        offset: GroupOffset,
+    ) -> Self {
         ScaleBiasGroups {
             size,
-            rows: 1,
-            cols: 0,
+            rows,
+            cols,
             row_map: None,
             dtype,
             scales,
