@@ -1482,24 +1482,21 @@ mod layout_tests {
             .flat_map(|g| (0.5 + g as f32 * 0.25).to_le_bytes())
             .collect();
         let zeros: Vec<u8> = (0..4 * n).map(|i| (i * 37 % 256) as u8).collect();
-        let row_groups = if cols == 0 { 1 } else { cols.div_ceil(size) };
-        Quant::scale_bias_groups(ScaleBiasGroups {
-            size,
-            rows,
-            cols,
-            row_map: row_map.map(|m| m.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            dtype: DType::F32,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales: scales.into(),
-            offset: GroupOffset::ZeroPoints {
-                bytes: zeros.into(),
-                bits: 4,
-                row_groups: if cols == 0 { n as u64 } else { row_groups },
-                packing: ZeroPacking::Rows,
-                plus: 1,
+        let offset = GroupOffset::ZeroPoints {
+            bytes: zeros.into(),
+            bits: 4,
+            row_groups: if cols == 0 {
+                n as u64
+            } else {
+                cols.div_ceil(size)
             },
+            packing: ZeroPacking::Rows,
+            plus: 1,
+        };
+        let plain = ScaleBiasGroups::tiles(size, rows, cols, DType::F32, scales.into(), offset);
+        Quant::scale_bias_groups(ScaleBiasGroups {
+            row_map: row_map.map(|m| m.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            ..plain
         })
         .unwrap()
     }
@@ -1510,24 +1507,21 @@ mod layout_tests {
             .flat_map(|g| half::f16::from_f32(0.5 + g as f32 * 0.25).to_le_bytes())
             .collect();
         let zeros: Vec<u8> = (0..n / 2).map(|i| (i * 37 % 256) as u8).collect();
-        Quant::scale_bias_groups(ScaleBiasGroups {
-            size: 1,
+        let offset = GroupOffset::ZeroPoints {
+            bytes: zeros.into(),
+            bits: 4,
+            row_groups: cols,
+            packing: ZeroPacking::AwqRows,
+            plus: 0,
+        };
+        Quant::scale_bias_groups(ScaleBiasGroups::tiles(
+            1,
             rows,
             cols,
-            row_map: None,
-            dtype: DType::F16,
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-            scales: scales.into(),
-            offset: GroupOffset::ZeroPoints {
-                bytes: zeros.into(),
-                bits: 4,
-                row_groups: cols,
-                packing: ZeroPacking::AwqRows,
-                plus: 0,
-            },
-        })
+            DType::F16,
+            scales.into(),
+            offset,
+        ))
         .unwrap()
     }
 

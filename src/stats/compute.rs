@@ -820,18 +820,14 @@ mod tests {
         let scales: Vec<u8> = (0..blocks)
             .flat_map(|b| (0.001 * (1 + b % 7) as f32).to_le_bytes())
             .collect();
-        let groups = ScaleBiasGroups {
-            size: 128,
-            rows: 128,
+        let groups = ScaleBiasGroups::tiles(
+            128,
+            128,
             cols,
-            row_map: None,
-            dtype: crate::model::DType::F32,
-            scales: scales.into(),
-            offset: GroupOffset::Zero(0.0),
-            codebook: None,
-            nested: None,
-            scale_factor: 1.0,
-        };
+            crate::model::DType::F32,
+            scales.into(),
+            GroupOffset::Zero(0.0),
+        );
         let q = Quant::scale_bias_groups(groups).unwrap();
         let elem = Elem::Fp8(crate::stats::decode::Fp8Kind::E4M3FN);
         let by_codes = compute_by_group_codes(elem, &raw, q.scale_bias().unwrap()).unwrap();
