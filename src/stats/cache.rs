@@ -136,12 +136,33 @@ fn fingerprint(t: &Tensor) -> u64 {
                     bytes::Bytes::copy_from_slice(&z.to_le_bytes())
                 }
             };
-            for b in [&g.scales, &offsets] {
+            let row_map = g.row_map.clone().unwrap_or_default();
+            let nested = g
+                .nested
+                .as_ref()
+                .map(|n| n.absmax.clone())
+                .unwrap_or_default();
+            for b in [&g.scales, &offsets, &row_map, &nested] {
                 h.write(&(b.len() as u64).to_le_bytes());
                 h.write(b.get(..256.min(b.len())).unwrap_or_default());
                 h.write(b.get(b.len().saturating_sub(256)..).unwrap_or_default());
             }
+            // What the codes stand for and the factors beside the scales.
+            let book = g.codebook.as_deref().unwrap_or_default();
+            let nested_map = g.nested.as_ref().map_or(&[][..], |n| n.map.as_slice());
+            let nested_offset = g.nested.as_ref().map_or(0.0, |n| n.offset);
+            for v in book
+                .iter()
+                .chain(nested_map)
+                .chain([&g.scale_factor, &nested_offset])
+            {
+                h.write(&v.to_le_bytes());
+            }
+            if let crate::model::GroupOffset::ZeroPoints { plus, packing, .. } = &g.offset {
+                h.write(format!("{plus} {packing:?}").as_bytes());
+            }
         }
+        h.write(format!("{:?}", q.layout()).as_bytes());
         h.write(&(q.axis as u64).to_le_bytes());
     }
     if let Some(b) = t.bytes() {
@@ -300,6 +321,49 @@ mod tests {
         // Touching the model file changes its identity.
         std::fs::write(&src, b"model bytes, edited").unwrap();
         assert!(cache.load(&m).is_empty());
+    }
+
+    /// The same codes under another global scale, codebook or layout are other statistics.
+    #[test]
+    fn fingerprints_follow_what_the_codes_stand_for() {
+        use crate::model::{GroupOffset, Layout, Quant, ScaleBiasGroups};
+        let base = ScaleBiasGroups::runs(
+            4,
+            crate::model::DType::F32,
+            [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            GroupOffset::Zero(0.0),
+        );
+        let with = |g: ScaleBiasGroups, layout: Option<Layout>| {
+            let mut t = tensor("w", crate::model::DType::U4, &[2, 4], vec![0x21; 4]);
+            let q = Quant::scale_bias_groups(g).unwrap();
+            t.quant = Some(match layout {
+                Some(l) => q.with_layout(l),
+                None => q,
+            });
+            fingerprint(&t)
+        };
+        let plain = with(base.clone(), None);
+        let prints = [
+            with(
+                ScaleBiasGroups {
+                    scale_factor: 0.5,
+                    ..base.clone()
+                },
+                None,
+            ),
+            with(
+                ScaleBiasGroups {
+                    codebook: Some(vec![0.5; 16].into()),
+                    ..base.clone()
+                },
+                None,
+            ),
+            with(base.clone(), Some(Layout::HighNibbleFirst)),
+        ];
+        for p in prints {
+            assert_ne!(p, plain);
+        }
+        assert_eq!(with(base, None), plain);
     }
 
     #[test]
