@@ -536,6 +536,7 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
             .filter(|_| state.dtype == DType::U8)
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
         let part = |leaf: &str| find(model, &format!("{}.{leaf}", t.name)).map(|(_, p)| p);
+        let absmax_index = find(model, &format!("{}.absmax", t.name)).map(|(i, _)| i);
         let read = || -> Option<(Vec<u64>, Quant)> {
             let json = json.as_ref()?;
             let shape: Vec<u64> = json["shape"]
@@ -576,7 +577,27 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
             Some((shape, q))
         };
         match read() {
-            Some((shape, q)) => found.push((i, DType::U4, shape, q)),
+            Some((shape, q)) => {
+                // Double-quantized scales shown as the reals they stand for.
+                let nested = q.scale_bias().and_then(|g| g.nested.clone());
+                if let (Some(n), Some(ai)) = (nested, absmax_index) {
+                    let groups = ScaleBiasGroups {
+                        codebook: Some(n.map.clone().into()),
+                        ..ScaleBiasGroups::runs(
+                            n.block,
+                            DType::F32,
+                            n.absmax.clone(),
+                            GroupOffset::Add(n.offset),
+                        )
+                    };
+                    if let (Some(aq), Some(a)) =
+                        (Quant::scale_bias_groups(groups), model.tensors.get(ai))
+                    {
+                        found.push((ai, a.dtype, a.shape.clone(), aq));
+                    }
+                }
+                found.push((i, DType::U4, shape, q));
+            }
             None => skipped.push(t.name.clone()),
         }
     }

@@ -596,6 +596,8 @@ pub enum GroupOffset {
     },
     /// One zero point for every group.
     Zero(f64),
+    /// One bias for every group, added after scaling (bitsandbytes' `nested_offset`).
+    Add(f64),
 }
 
 /// How [`GroupOffset::ZeroPoints`] are stored.
@@ -675,6 +677,7 @@ impl ScaleBiasGroups {
         let bias = match &self.offset {
             GroupOffset::Bias(b) => read(b)?,
             GroupOffset::Zero(z) => -z * scale,
+            GroupOffset::Add(b) => *b,
             GroupOffset::ZeroPoints {
                 bytes,
                 bits,
@@ -1051,7 +1054,7 @@ impl Quant {
                 ZeroPacking::AwqRows => *bits == 4,
                 _ => matches!(bits, 4 | 8),
             },
-            GroupOffset::Zero(z) => z.is_finite(),
+            GroupOffset::Zero(z) | GroupOffset::Add(z) => z.is_finite(),
         };
         if groups.size == 0
             || groups.rows == 0
@@ -1165,7 +1168,7 @@ impl Quant {
     pub fn describe(&self) -> String {
         if let Some(g) = &self.groups {
             let how = match g.offset {
-                GroupOffset::Bias(_) => "scales and biases",
+                GroupOffset::Bias(_) | GroupOffset::Add(_) => "scales and biases",
                 GroupOffset::Zero(0.0) => "scales",
                 _ => "scales and zero points",
             };

@@ -135,6 +135,9 @@ fn fingerprint(t: &Tensor) -> u64 {
                 crate::model::GroupOffset::Zero(z) => {
                     bytes::Bytes::copy_from_slice(&z.to_le_bytes())
                 }
+                crate::model::GroupOffset::Add(b) => {
+                    bytes::Bytes::from([b"add".as_slice(), &b.to_le_bytes()].concat())
+                }
             };
             let row_map = g.row_map.clone().unwrap_or_default();
             let nested = g

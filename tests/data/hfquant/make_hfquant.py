@@ -288,6 +288,13 @@ def bitsandbytes_checkpoints(base, facts):
                                            if s.startswith(k + ".")}, device=torch.device("cpu"))
                 qs.dtype = torch.float32  # the values in f32, not rounded to the compute dtype
                 q[k] = fact("U4", dequantize_4bit(t, qs))
+                if qs.nested:
+                    # the double-quantized block scales, as bitsandbytes reads them back
+                    from bitsandbytes.functional import dequantize_blockwise
+                    absmax = (dequantize_blockwise(qs.absmax, qs.state2) + qs.offset).double()
+                    f = fact("U8", absmax.reshape(1, -1))
+                    f["shape"] = [absmax.numel()]
+                    q[k + ".absmax"] = f
             elif k.endswith(".weight") and k[: -len(".weight")] + ".SCB" in stored:
                 scb = stored[k[: -len(".weight")] + ".SCB"]
                 q[k] = fact("I8", int8_vectorwise_dequant(t, scb).float())
