@@ -21,6 +21,28 @@ fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/hfquant")
 }
 
+fn open(checkpoint: &str) -> modelmap::model::Model {
+    modelmap::load::open(&data_dir().join(checkpoint)).unwrap()
+}
+
+/// The group scales of tensor `name`.
+fn groups<'a>(m: &'a modelmap::model::Model, name: &str) -> &'a modelmap::model::ScaleBiasGroups {
+    m.tensor(name)
+        .and_then(|t| t.quant.as_ref())
+        .and_then(|q| q.scale_bias())
+        .unwrap_or_else(|| panic!("{name}: no group scales"))
+}
+
+/// The neuron sizes of the first layer's MLP chain.
+fn mlp_sizes(m: &modelmap::model::Model) -> Vec<u64> {
+    let chains = modelmap::stats::neurons::find_dense_chains(m);
+    chains
+        .iter()
+        .find(|c| c.name == "model.layers.0.mlp")
+        .unwrap_or_else(|| panic!("no MLP chain in {chains:?}"))
+        .sizes()
+}
+
 fn facts() -> serde_json::Value {
     let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -29,7 +51,7 @@ fn facts() -> serde_json::Value {
 fn check(checkpoint: &str) {
     let facts = facts();
     let f = &facts[checkpoint];
-    let m = modelmap::load::open(&data_dir().join(checkpoint)).unwrap();
+    let m = open(checkpoint);
     assert_eq!(
         m.tensors.len() as u64,
         f["tensors"].as_u64().unwrap(),
@@ -125,11 +147,8 @@ fn modelopt_fp8_per_tensor_scales_read_as_reals() {
 fn deepseek_fp8_blocks_cut_short_at_the_edges_read_as_reals() {
     check("deepseek_fp8");
     // The scale of the last, short block (rows 128..200, columns 256..300) is its own.
-    let m = modelmap::load::open(&data_dir().join("deepseek_fp8")).unwrap();
-    let t = m
-        .tensor("model.layers.0.self_attn.kv_a_proj_with_mqa.weight")
-        .unwrap();
-    let g = t.quant.as_ref().unwrap().scale_bias().unwrap();
+    let m = open("deepseek_fp8");
+    let g = groups(&m, "model.layers.0.self_attn.kv_a_proj_with_mqa.weight");
     assert_eq!((g.rows, g.size, g.cols, g.len()), (128, 128, 300, 6));
 }
 
@@ -146,22 +165,10 @@ fn gptq_8bit_weights_read_as_reals() {
 #[test]
 fn gptq_act_order_reads_each_input_row_by_its_g_idx() {
     check("gptq_act_order");
-    let m = modelmap::load::open(&data_dir().join("gptq_act_order")).unwrap();
-    let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
-    let g = t.quant.as_ref().unwrap().scale_bias().unwrap();
-    assert!(g.row_map.is_some());
+    let qweight = "model.layers.0.mlp.down_proj.qweight";
+    assert!(groups(&open("gptq_act_order"), qweight).row_map.is_some());
     // An ordered g_idx needs no map.
-    let m = modelmap::load::open(&data_dir().join("gptq")).unwrap();
-    let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
-    assert!(
-        t.quant
-            .as_ref()
-            .unwrap()
-            .scale_bias()
-            .unwrap()
-            .row_map
-            .is_none()
-    );
+    assert!(groups(&open("gptq"), qweight).row_map.is_none());
 }
 
 #[test]
@@ -172,15 +179,11 @@ fn awq_weights_read_as_autoawq_dequantizes_them() {
 #[test]
 fn bitsandbytes_nf4_with_double_quantization_reads_as_bitsandbytes_dequantizes_it() {
     check("bnb_nf4");
-    let m = modelmap::load::open(&data_dir().join("bnb_nf4")).unwrap();
+    let m = open("bnb_nf4");
     let t = m.tensor("model.layers.0.mlp.down_proj.weight").unwrap();
     assert_eq!(t.shape, [128, 256]);
     assert!(
-        t.quant
-            .as_ref()
-            .unwrap()
-            .scale_bias()
-            .unwrap()
+        groups(&m, "model.layers.0.mlp.down_proj.weight")
             .nested
             .is_some()
     );
@@ -190,12 +193,7 @@ fn bitsandbytes_nf4_with_double_quantization_reads_as_bitsandbytes_dequantizes_i
         m.graph.nodes.iter().filter(|n| &*n.op == "Linear").count(),
         8
     );
-    let chains = modelmap::stats::neurons::find_dense_chains(&m);
-    let mlp = chains
-        .iter()
-        .find(|c| c.name == "model.layers.0.mlp")
-        .unwrap();
-    assert_eq!(mlp.sizes(), vec![128, 256, 128]);
+    assert_eq!(mlp_sizes(&m), vec![128, 256, 128]);
 }
 
 #[test]
@@ -213,13 +211,8 @@ fn bitsandbytes_int8_rows_read_as_bitsandbytes_dequantizes_them() {
 #[test]
 fn gptq_and_awq_rows_read_in_logical_order() {
     for dir in ["gptq", "awq"] {
-        let m = modelmap::load::open(&data_dir().join(dir)).unwrap();
-        let chains = modelmap::stats::neurons::find_dense_chains(&m);
-        let mlp = chains
-            .iter()
-            .find(|c| c.name == "model.layers.0.mlp")
-            .unwrap_or_else(|| panic!("{dir}: {chains:?}"));
-        assert_eq!(mlp.sizes(), vec![128, 256, 128], "{dir}");
+        let m = open(dir);
+        assert_eq!(mlp_sizes(&m), vec![128, 256, 128], "{dir}");
         let t = m.tensor("model.layers.0.mlp.down_proj.qweight").unwrap();
         let view = HeatmapView::for_display(t);
         assert_eq!((view.rows, view.cols), (256, 128));
@@ -270,13 +263,8 @@ fn gptq_and_awq_rows_read_in_logical_order() {
 
 #[test]
 fn packed_mlp_weights_chain_in_the_neuron_view() {
-    let m = modelmap::load::open(&data_dir().join("w4a16_asym")).unwrap();
-    let chains = modelmap::stats::neurons::find_dense_chains(&m);
-    let mlp = chains
-        .iter()
-        .find(|c| c.name == "model.layers.0.mlp")
-        .unwrap();
-    assert_eq!(mlp.sizes(), vec![128, 256, 128]);
+    let m = open("w4a16_asym");
+    assert_eq!(mlp_sizes(&m), vec![128, 256, 128]);
     assert!(!m.graph.edges.is_empty());
 }
 
@@ -320,7 +308,7 @@ mod common;
 #[test]
 fn the_config_quantization_is_summarised_in_one_line() {
     let line = |dir: &str| {
-        let m = modelmap::load::open(&data_dir().join(dir)).unwrap();
+        let m = open(dir);
         modelmap::model::Summary::of(&m).quantization.unwrap()
     };
     assert_eq!(

@@ -70,6 +70,16 @@ def stored_dtype(name, t):
     return {torch.float8_e4m3fn: "F8_E4M3", torch.int8: "I8"}.get(t.dtype)
 
 
+def saved_tensors(out):
+    """Keeps only the weights and config.json of a saved checkpoint; returns its tensors."""
+    from safetensors import safe_open
+    for f in os.listdir(out):
+        if f not in ("model.safetensors", "config.json"):
+            os.remove(os.path.join(out, f))
+    with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
 def llm_compressor(base, name, modifier, facts):
     out = os.path.join(HERE, name)
     shutil.rmtree(out, ignore_errors=True)
@@ -260,7 +270,6 @@ def bitsandbytes_checkpoints(base, facts):
     saved tensors) and int8_vectorwise_dequant."""
     import bitsandbytes as bnb
     from bitsandbytes.functional import QuantState, dequantize_4bit, int8_vectorwise_dequant
-    from safetensors import safe_open
     from transformers import BitsAndBytesConfig
     configs = {
         "bnb_nf4": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -275,11 +284,7 @@ def bitsandbytes_checkpoints(base, facts):
         m = AutoModelForCausalLM.from_pretrained(base, quantization_config=qc, device_map="cpu",
                                                  dtype=torch.bfloat16)
         m.save_pretrained(out)
-        for f in os.listdir(out):
-            if f not in ("model.safetensors", "config.json"):
-                os.remove(os.path.join(out, f))
-        with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
-            stored = {k: f.get_tensor(k) for k in f.keys()}
+        stored = saved_tensors(out)
         q = {}
         for k, t in stored.items():
             state = [s for s in stored if s.startswith(k + ".quant_state.")]
@@ -309,7 +314,6 @@ def modelopt_checkpoints(base, facts):
     import modelopt.torch.quantization as mtq
     from modelopt.torch.export import export_hf_checkpoint
     from modelopt.torch.quantization.qtensor.nvfp4_tensor import NVFP4QTensor
-    from safetensors import safe_open
     for name, cfg in {"modelopt_nvfp4": mtq.NVFP4_DEFAULT_CFG, "modelopt_fp8": mtq.FP8_DEFAULT_CFG}.items():
         out = os.path.join(HERE, name)
         shutil.rmtree(out, ignore_errors=True)
@@ -317,11 +321,7 @@ def modelopt_checkpoints(base, facts):
         m = LlamaForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
         mtq.quantize(m, cfg, forward_loop=lambda mm: mm(torch.randint(0, 128, (1, 16))))
         export_hf_checkpoint(m, export_dir=out)
-        for f in os.listdir(out):
-            if f not in ("model.safetensors", "config.json"):
-                os.remove(os.path.join(out, f))
-        with safe_open(os.path.join(out, "model.safetensors"), "pt") as f:
-            stored = {k: f.get_tensor(k) for k in f.keys()}
+        stored = saved_tensors(out)
         q = {}
         for k, t in stored.items():
             if not k.endswith(".weight") or k + "_scale" not in stored:
