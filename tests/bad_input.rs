@@ -86,6 +86,7 @@ fn random_byte_flips_never_panic() {
         data.join("openvino/tiny_gpt_int4.xml"),
         data.join("coreml/cnn_nn.mlmodel"),
         data.join("coreml/mlp_int8.mlpackage/Data/com.apple.CoreML/model.mlmodel"),
+        data.join("coreml/mlp_lut4.mlpackage/Data/com.apple.CoreML/model.mlmodel"),
         // Quantized weights are read with their scales without a config too.
         data.join("hfquant/w4a16_asym/model.safetensors"),
         data.join("hfquant/deepseek_fp8/model.safetensors"),

@@ -98,8 +98,9 @@ pub enum DType {
     /// 4-bit NormalFloat (QLoRA's NF4; OpenVINO `nf4`): two codes to a byte, the low nibble first,
     /// each one of 16 values of a normal distribution's quantiles in [-1, 1].
     NF4,
-    /// Unsigned integers of 2, 3, 5, 6 or 7 bits, packed as a little-endian bitstream: value `i`
-    /// in bits `i·b .. (i+1)·b` (MLX's 2/3/5/6-bit quantized weights).
+    /// Unsigned integers of 1, 2, 3, 5, 6 or 7 bits, packed as a little-endian bitstream: value
+    /// `i` in bits `i·b .. (i+1)·b` (MLX's 2/3/5/6-bit quantized weights, Core ML's `uint1`..
+    /// `uint6` palette indices).
     UBits(u8),
     /// A GGML block-quantized or plain type from a GGUF file.
     Ggml(GgmlType),
@@ -206,6 +207,7 @@ impl DType {
             DType::Complex128 => "C128",
             DType::String => "STRING",
             DType::U4 => "U4",
+            DType::UBits(1) => "U1",
             DType::UBits(2) => "U2",
             DType::UBits(3) => "U3",
             DType::UBits(5) => "U5",

@@ -527,8 +527,11 @@ pub struct ScaleBiasGroups {
     /// What each group's values are offset by.
     pub offset: GroupOffset,
     /// The values the stored codes stand for, before scaling (bitsandbytes' `quant_map`: NF4 or
-    /// FP4); `None`: the codes are the integers themselves.
+    /// FP4; Core ML's palettes); `None`: the codes are the integers themselves.
     pub codebook: Option<std::sync::Arc<[f64]>>,
+    /// Codes in each group's own part of `codebook` (group `g`'s code `q` stands for entry
+    /// `g × book_stride + q`: Core ML's per-group palettes); 0: one codebook for every group.
+    pub book_stride: u64,
     /// Scales stored quantized themselves (bitsandbytes' double quantization): `scales` are then
     /// one byte per group, read through [`NestedScales`].
     pub nested: Option<std::sync::Arc<NestedScales>>,
@@ -642,6 +645,7 @@ impl ScaleBiasGroups {
             scales,
             offset,
             codebook: None,
+            book_stride: 0,
             nested: None,
             scale_factor: 1.0,
         }
@@ -744,11 +748,18 @@ impl ScaleBiasGroups {
             .saturating_add(c / size)
     }
 
-    /// The code `q` of group scale `s` and bias `b` as a real value.
+    /// The code `q` of group `g`, whose scale is `s` and bias `b`, as a real value.
     #[inline]
-    fn real(&self, q: f64, s: f64, b: f64) -> f64 {
+    fn real(&self, q: f64, g: u64, s: f64, b: f64) -> f64 {
         let q = match &self.codebook {
-            Some(book) => book.get(q as usize).copied().unwrap_or(f64::NAN),
+            Some(book) => {
+                let at = g.saturating_mul(self.book_stride).saturating_add(q as u64);
+                usize::try_from(at)
+                    .ok()
+                    .and_then(|at| book.get(at))
+                    .copied()
+                    .unwrap_or(f64::NAN)
+            }
             None => q,
         };
         q * s + b
@@ -783,7 +794,7 @@ impl ScaleBiasGroups {
                 .clamp(1, rest.len());
             let (head, tail) = rest.split_at_mut(take);
             let (s, b) = self.get_or_nan(g);
-            head.iter_mut().for_each(|v| *v = self.real(*v, s, b));
+            head.iter_mut().for_each(|v| *v = self.real(*v, g, s, b));
             i += take as u64;
             rest = tail;
         }
@@ -805,7 +816,7 @@ impl ScaleBiasGroups {
                 current = g;
                 (s, b) = self.get_or_nan(g);
             }
-            *v = self.real(*v, s, b);
+            *v = self.real(*v, g, s, b);
             j += 1;
             if j == per {
                 j = 0;
@@ -876,8 +887,9 @@ impl ScaleBiasGroups {
                 *v = *v * s + b;
             } else {
                 let c = c0 + AWQ_ORDER[p as usize];
-                let (s, b) = self.get_or_nan(gr.saturating_mul(cols).saturating_add(c));
-                *v = self.real(*v, s, b);
+                let g = gr.saturating_mul(cols).saturating_add(c);
+                let (s, b) = self.get_or_nan(g);
+                *v = self.real(*v, g, s, b);
             }
             p += 1;
             if p == 8 {
@@ -902,7 +914,7 @@ impl ScaleBiasGroups {
                 current = g;
                 (s, b) = self.get_or_nan(g);
             }
-            *v = self.real(*v, s, b);
+            *v = self.real(*v, g, s, b);
         }
     }
 
@@ -964,8 +976,8 @@ impl Quant {
     /// Block-wise quantization of a tensor of `shape` by scales of `scale_shape` (broadcast:
     /// each scale dimension divides the tensor's), as Core ML's `constexpr_blockwise_shift_scale`
     /// holds it: blocks may run along one dimension, the dimensions before it taken whole and
-    /// those after it with one scale each (`[out, in]` weights with `[out, in / 32]` scales).
-    /// `None` for other layouts.
+    /// those after it with one scale each (`[out, in]` weights with `[out, in / 32]` scales), or
+    /// one scale per index of one dimension, broadcast over the others. `None` for other layouts.
     pub fn blocks(
         scale: Vec<f64>,
         zero_point: Vec<f64>,
@@ -985,6 +997,11 @@ impl Quant {
             return Quant::new(scale, zero_point, 0, shape);
         };
         let whole_before = (0..k).all(|j| scale_shape[j] == shape[j]);
+        if !whole_before && scale_shape[..k].iter().all(|&s| s == 1) && scale_shape[k] == shape[k] {
+            // One scale per index along `k`, the same for every index before it (the per-channel
+            // scales of Core ML's palettes, `[1, C, 1, 1]` over `[G, C, 16, 1]` tables).
+            return Quant::new(scale, zero_point, k, shape);
+        }
         if !whole_before || scale_shape[k] == 0 || !shape[k].is_multiple_of(scale_shape[k]) {
             return None;
         }
@@ -1186,6 +1203,15 @@ impl Quant {
             } else {
                 format!("per group of {} elements", g.size)
             };
+            if g.book_stride > 0 {
+                // Core ML's palettes: a table per group, the scales all one.
+                let tables = if g.len() == 1 {
+                    "one palette".to_string()
+                } else {
+                    format!("{per}: {} palettes", g.len())
+                };
+                return format!("{tables} of {} values", g.book_stride);
+            }
             return format!("{per}: {} {how} ({})", g.len(), g.dtype);
         }
         match (self.scale.as_slice(), self.zero_point.as_slice()) {
@@ -1336,6 +1362,7 @@ impl Tensor {
                 (DType::BF16, &[a, b]) => f64::from(half::bf16::from_le_bytes([a, b])),
                 (DType::I64, _) => i64::from_le_bytes(c.try_into().ok()?) as f64,
                 (DType::I32, &[a, b, c, d]) => f64::from(i32::from_le_bytes([a, b, c, d])),
+                (DType::U32, &[a, b, c, d]) => f64::from(u32::from_le_bytes([a, b, c, d])),
                 (DType::I16, &[a, b]) => f64::from(i16::from_le_bytes([a, b])),
                 (DType::U16, &[a, b]) => f64::from(u16::from_le_bytes([a, b])),
                 (DType::I8, &[a]) => f64::from(a as i8),

@@ -152,6 +152,7 @@ fn fingerprint(t: &Tensor) -> u64 {
             }
             // What the codes stand for and the factors beside the scales.
             let book = g.codebook.as_deref().unwrap_or_default();
+            h.write(&g.book_stride.to_le_bytes());
             let nested_map = g.nested.as_ref().map_or(&[][..], |n| n.map.as_slice());
             let nested_offset = g.nested.as_ref().map_or(0.0, |n| n.offset);
             for v in book
@@ -361,10 +362,19 @@ mod tests {
                 },
                 None,
             ),
+            with(
+                ScaleBiasGroups {
+                    codebook: Some(vec![0.5; 16].into()),
+                    book_stride: 4,
+                    ..base.clone()
+                },
+                None,
+            ),
             with(base.clone(), Some(Layout::HighNibbleFirst)),
         ];
-        for p in prints {
-            assert_ne!(p, plain);
+        for (i, p) in prints.iter().enumerate() {
+            assert_ne!(*p, plain);
+            assert!(prints[..i].iter().all(|q| q != p), "print {i}");
         }
         assert_eq!(with(base, None), plain);
     }

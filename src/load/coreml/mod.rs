@@ -11,7 +11,9 @@
 //! its bytes a slice of the mapped file, owned by the first operation that reads it; a small
 //! integer one or a scalar (strides, pads, an axis, an epsilon) is written as an attribute of each operation that reads it, under the
 //! input's name. A `constexpr_affine_dequantize` (int8 weights, iOS 16) is its quantized data read
-//! as `(q − zero point) × scale`; the other `constexpr_*` ops stand for their first constant input.
+//! as `(q − zero point) × scale`, a `constexpr_blockwise_shift_scale` (iOS 18) per block, a
+//! palettized `constexpr_lut_to_dense` through its palette ([`lut_weight`]); the other
+//! `constexpr_*` ops stand for their first constant input.
 //! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so),
 //! nested blocks (`cond`, `while_loop`: a warning counts them), and functions other than `main`.
 
@@ -195,10 +197,11 @@ fn mil_dtype(t: i32) -> (DType, u64) {
         33 => DType::U32,
         34 => DType::U64,
         35 => return (DType::U4, 4),
-        36 => return (DType::Unknown("UINT2"), 2),
-        37 => return (DType::Unknown("UINT1"), 1),
-        38 => return (DType::Unknown("UINT6"), 6),
-        39 => return (DType::Unknown("UINT3"), 3),
+        // Packed low bits first, as coremltools' `pack_elements_into_bits` writes them.
+        36 => return (DType::UBits(2), 2),
+        37 => return (DType::UBits(1), 1),
+        38 => return (DType::UBits(6), 6),
+        39 => return (DType::UBits(3), 3),
         40 => DType::F8E4M3FN,
         41 => DType::F8E5M2,
         _ => return (DType::Unknown("MIL?"), 0),
@@ -517,6 +520,7 @@ fn build(
     let mut consts: HashMap<&str, Const> = HashMap::new();
     let mut weights = super::WeightReaders::default();
     let mut nested = 0usize;
+    let mut companions = HashMap::new();
     let new_value = |graph: &mut Graph, nv: &proto::NamedValueType| {
         let (code, shape) = value_type(nv.r#type.as_ref());
         graph.add_value(Value {
@@ -550,7 +554,7 @@ fn build(
         }
         if op.r#type.starts_with("constexpr_")
             && let Some(out) = op.outputs.first()
-            && let Some(w) = constexpr_weight(model, op, &consts, blobs, path)
+            && let Some(w) = constexpr_weight(model, op, &consts, blobs, path, &mut companions)
         {
             consts.insert(&out.name, Const::Weight(w));
             continue;
@@ -576,6 +580,9 @@ fn build(
                     (Some(n), _) => match consts.get(n.as_str()) {
                         Some(Const::Weight(t)) => {
                             weights.read(&mut graph, &model.tensors, &mut node, *t);
+                            if let Some(&c) = companions.get(t) {
+                                weights.read(&mut graph, &model.tensors, &mut node, c);
+                            }
                         }
                         Some(Const::Attr(a)) => node.attributes.push((arg.key.clone(), a.clone())),
                         None => {
@@ -649,18 +656,205 @@ fn finish_flat(model: &mut Model, mut graph: Graph) {
     model.finish_hierarchy(&groups);
 }
 
+/// An operand of a `constexpr_*` operation: an attribute (iOS 16) or an input bound to a value in
+/// place (iOS 18).
+fn operand<'a>(op: &'a proto::Operation, k: &str) -> Option<&'a proto::Value> {
+    op.attributes
+        .iter()
+        .find(|a| a.key == k)
+        .and_then(|a| a.value.as_ref())
+        .or_else(|| {
+            op.inputs
+                .iter()
+                .find(|a| a.key == k)?
+                .value
+                .as_ref()?
+                .arguments
+                .first()?
+                .value
+                .as_ref()
+        })
+}
+
+/// The weight a palettized `constexpr_lut_to_dense` stands for: its indices read through its
+/// palette (`lut`). iOS 16's hold one palette of `2^n` values and the indices packed `n` bits
+/// each, low bits first, into `uint8`s, with the weight's shape beside them; iOS 18's hold the
+/// indices as a `uint1`..`uint8` tensor of the weight's shape and a palette per block,
+/// `[blocks along each dimension…, 2^n, 1]`, in place or as another constexpr's output (a
+/// palette with per-channel scales: that tensor then goes into `companions`). Vector palettes
+/// (a last dimension above 1) and blocks along a third dimension are not read: the indices are
+/// shown as they are stored.
+fn lut_weight(
+    model: &mut Model,
+    op: &proto::Operation,
+    consts: &HashMap<&str, Const>,
+    blobs: &mut Blobs,
+    path: &Path,
+    companions: &mut HashMap<TensorId, TensorId>,
+) -> Option<TensorId> {
+    let out = op.outputs.first()?;
+    let mut value = |k: &str| operand(op, k).map(|v| const_value(&out.name, None, v, blobs, path));
+    let ConstValue::Tensor(mut q) = value("indices")? else {
+        return None;
+    };
+    let dense_shape = match value("shape") {
+        Some(ConstValue::Attr(AttrValue::Ints(v))) => {
+            v.iter().map(|&d| u64::try_from(d).ok()).collect()
+        }
+        // `uint32` values, inline as bytes.
+        Some(ConstValue::Tensor(t)) => t.small_numbers().and_then(|v| {
+            v.iter()
+                .map(|&d| (d >= 0.0 && d.fract() == 0.0).then_some(d as u64))
+                .collect()
+        }),
+        _ => None,
+    };
+    let named = op
+        .inputs
+        .iter()
+        .find(|a| a.key == "lut")
+        .and_then(|a| a.value.as_ref()?.arguments.first()?.name.as_deref())
+        .and_then(|n| match consts.get(n) {
+            Some(Const::Weight(t)) => Some(*t),
+            _ => None,
+        });
+    let lut = match (value("lut"), named) {
+        (Some(ConstValue::Tensor(t)), _) => {
+            let v = t.small_numbers();
+            v.map(|v| (v, t.shape))
+        }
+        (_, Some(id)) => {
+            let t = model.tensors.get(id as usize)?;
+            let mut v = t.small_numbers();
+            if let (Some(v), Some(quant)) = (v.as_mut(), &t.quant) {
+                quant.apply(0, v);
+            }
+            v.map(|v| (v, t.shape.clone()))
+        }
+        _ => None,
+    };
+    if let Some((lut, lut_shape)) = lut
+        && let Some((dtype, shape, quant)) = palette(&q, lut, &lut_shape, dense_shape)
+    {
+        q.dtype = dtype;
+        q.shape = shape;
+        q.quant = Some(quant);
+    }
+    let id = model.add_tensor(q);
+    if let Some(lut) = named {
+        companions.insert(id, lut);
+    }
+    Some(id)
+}
+
+/// The element type, shape and quantization of palette indices `q` read through `lut` (of
+/// `lut_shape`); `dense_shape`: the weight's shape when the indices are packed bytes (iOS 16).
+fn palette(
+    q: &Tensor,
+    lut: Vec<f64>,
+    lut_shape: &[u64],
+    dense_shape: Option<Vec<u64>>,
+) -> Option<(DType, Vec<u64>, Quant)> {
+    use crate::model::{GroupOffset, ScaleBiasGroups};
+    let bits_of = |k: u64| (1..=8u8).find(|&b| 1u64 << b == k);
+    let (dtype, shape, k, blocks) = match dense_shape {
+        // iOS 16: one palette, the indices packed into bytes.
+        Some(shape) => {
+            let k = *lut_shape.first()?;
+            if lut_shape.len() != 1 || q.dtype != DType::U8 {
+                return None;
+            }
+            let dtype = match bits_of(k)? {
+                8 => DType::U8,
+                4 => DType::U4,
+                b => DType::UBits(b),
+            };
+            let blocks = vec![1; shape.len()];
+            (dtype, shape, k, blocks)
+        }
+        None => {
+            let r = q.shape.len();
+            let (&[k, v], blocks) = (lut_shape.get(r..)?, lut_shape.get(..r)?) else {
+                return None;
+            };
+            let bits = match q.dtype {
+                DType::U8 => 8,
+                DType::U4 => 4,
+                DType::UBits(b) => b,
+                _ => return None,
+            };
+            if v != 1 || lut_shape.len() != r + 2 || k > 1u64 << bits {
+                return None;
+            }
+            (q.dtype, q.shape.clone(), k, blocks.to_vec())
+        }
+    };
+    let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    if q.bytes().map(|b| b.len() as u64) != dtype.bytes_for(n)
+        || blocks.len() != shape.len()
+        || shape
+            .iter()
+            .zip(&blocks)
+            .any(|(&d, &b)| b == 0 || !d.is_multiple_of(b))
+        || blocks.iter().skip(2).any(|&b| b != 1)
+    {
+        return None;
+    }
+    let groups = blocks.iter().try_fold(1u64, |a, &b| a.checked_mul(b))?;
+    if lut.len() as u64 != groups.checked_mul(k)? {
+        return None;
+    }
+    let ones: Vec<u8> = (0..groups).flat_map(|_| 1f32.to_le_bytes()).collect();
+    let (b0, b1) = (
+        blocks.first().copied().unwrap_or(1),
+        blocks.get(1).copied().unwrap_or(1),
+    );
+    let rows = shape.first().copied().unwrap_or(1) / b0.max(1);
+    let cols = n / shape.first().copied().unwrap_or(1).max(1);
+    let plain = if b1 == 1 {
+        // Runs of whole rows (or the whole tensor).
+        ScaleBiasGroups::runs(
+            rows.checked_mul(cols)?,
+            DType::F32,
+            ones.into(),
+            GroupOffset::Zero(0.0),
+        )
+    } else {
+        ScaleBiasGroups::tiles(
+            cols / b1,
+            rows,
+            cols,
+            DType::F32,
+            ones.into(),
+            GroupOffset::Zero(0.0),
+        )
+    };
+    let groups = ScaleBiasGroups {
+        codebook: Some(lut.into()),
+        book_stride: k,
+        ..plain
+    };
+    Some((dtype, shape, Quant::scale_bias_groups(groups)?))
+}
+
 /// The weight a `constexpr_*` operation stands for, named by its output. iOS 16's hold their
 /// operands as attributes: `constexpr_affine_dequantize`'s `quantized_data`, read as
 /// `(q − zero_point) × scale` along `axis`. iOS 18's bind them as inputs, in place or by name:
 /// `constexpr_blockwise_shift_scale`'s `data`, read as `(data − offset) × scale` per block.
-/// Others stand for their first stored operand.
+/// `constexpr_lut_to_dense` is read by [`lut_weight`]. Others stand for their first stored
+/// operand. A stored operand that is another constexpr's output and not read by this one's
+/// reading goes into `companions`, to be owned with it.
 fn constexpr_weight(
     model: &mut Model,
     op: &proto::Operation,
     consts: &HashMap<&str, Const>,
     blobs: &mut Blobs,
     path: &Path,
+    companions: &mut HashMap<TensorId, TensorId>,
 ) -> Option<TensorId> {
+    if op.r#type == "constexpr_lut_to_dense" {
+        return lut_weight(model, op, consts, blobs, path, companions);
+    }
     let from_input = op.inputs.iter().find_map(|a| {
         let n = a.value.as_ref()?.arguments.first()?.name.as_deref()?;
         match consts.get(n) {
@@ -672,25 +866,7 @@ fn constexpr_weight(
         return from_input;
     }
     let out = op.outputs.first()?;
-    // An operand: an attribute (iOS 16) or an input bound to a value in place (iOS 18).
-    let operand = |k: &str| {
-        op.attributes
-            .iter()
-            .find(|a| a.key == k)
-            .and_then(|a| a.value.as_ref())
-            .or_else(|| {
-                op.inputs
-                    .iter()
-                    .find(|a| a.key == k)?
-                    .value
-                    .as_ref()?
-                    .arguments
-                    .first()?
-                    .value
-                    .as_ref()
-            })
-    };
-    let mut value = |k: &str| operand(k).map(|v| const_value(&out.name, None, v, blobs, path));
+    let mut value = |k: &str| operand(op, k).map(|v| const_value(&out.name, None, v, blobs, path));
     if op.r#type == "constexpr_affine_dequantize" {
         let ConstValue::Tensor(mut q) = value("quantized_data")? else {
             return None;

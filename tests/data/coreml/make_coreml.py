@@ -2,6 +2,8 @@
 
 Run with coremltools 9 and torch (any recent versions; conversion runs on Linux):
     python make_coreml.py
+Packages are not byte-identical from run to run (each manifest holds fresh UUIDs): a rerun
+rewrites them all, with their facts.
 Writes, beside this script:
   cnn.mlpackage       conv → batch norm → relu → linear, converted from TorchScript in FP32
                       (coremltools folds the batch norm into the conv)
@@ -10,11 +12,20 @@ Writes, beside this script:
                       channel) for iOS 16: `constexpr_affine_dequantize` operations
   mlp_int4.mlpackage  the same for iOS 18, int4 in blocks of 8 along the input:
                       `constexpr_blockwise_shift_scale` operations
+  mlp_lut4.mlpackage  the MLP palettized by `palettize_weights` (k-means, 4 bits, one table per
+                      weight) for iOS 16: `constexpr_lut_to_dense` with packed `uint8` indices
+  mlp_lut6.mlpackage  the same with 6 bits
+  mlp_lut3_grouped.mlpackage  iOS 18, 3 bits, a table per group of 16 output channels: `uint3`
+                      indices and a `[groups, 1, 8, 1]` table
+  mlp_lut4_scaled.mlpackage   iOS 18, 4 bits per group of 16 channels with per-channel scales: the
+                      tables are themselves the output of a `constexpr_blockwise_shift_scale`
   cnn_nn.mlmodel      the CNN as a `neuralNetwork` model (the kind before ML programs)
   facts.json          per package: every operation of `main` (type, outputs, inputs by argument
                       name), every constant's data type, shape, mean and first values (weight-file
                       data read by coremltools' own `_BlobStorageReader`), and each dequantized
-                      weight's values, `(q - zero point) * scale` by numpy
+                      weight's values, `(q - zero point) * scale` by numpy; under
+                      "palettized", each palettized weight's values as coremltools'
+                      own `decompress_weights` expands them
 """
 
 import json
@@ -135,6 +146,41 @@ def facts_of(pkg):
             "outputs": list(block.outputs), "inputs": [i.name for i in fn.inputs]}
 
 
+def palettized_facts_of(pkg):
+    """Each `constexpr_lut_to_dense` weight: its table's shape, its indices' data type, and its
+    values as coremltools' `decompress_weights` expands them (mean, first values, and every
+    97th)."""
+    spec = ct.utils.load_spec(pkg)
+    fn = spec.mlProgram.functions["main"]
+    block = fn.block_specializations[fn.opset]
+    luts = {}
+    for op in block.operations:
+        if op.type != "constexpr_lut_to_dense":
+            continue
+        if "indices" in op.inputs:
+            t = op.inputs["indices"].arguments[0].value.type.tensorType
+        else:
+            t = op.attributes["indices"].type.tensorType
+        luts[op.outputs[0].name] = t.dataType
+    dense_model = cto.decompress_weights(ct.models.MLModel(pkg, skip_model_load=True))
+    dfn = dense_model.get_spec().mlProgram.functions["main"]
+    out = []
+    for op in dfn.block_specializations[dfn.opset].operations:
+        name = op.outputs[0].name
+        if op.type != "const" or name not in luts:
+            continue
+        t = op.outputs[0].type.tensorType
+        shape = [d.constant.size for d in t.dimensions]
+        a = value_array(op.attributes["val"], t.dataType, shape,
+                        os.path.dirname(dense_model.weights_dir)).astype(np.float64)
+        f = a.reshape(-1)
+        out.append({"weight": name, "shape": shape, "indices_type": luts[name],
+                    "mean": float(f.mean()), "first": [float(v) for v in f[:8]],
+                    "every_97th": [float(v) for v in f[::97]],
+                    "distinct": int(np.unique(f).size)})
+    return out
+
+
 def nn_facts_of(path):
     """Each layer of a neuralNetwork model (type; an activation by its function), and each weight
     (`WeightParams`) as protobuf reads it."""
@@ -197,8 +243,24 @@ def main():
     q = cto.linear_quantize_weights(m, config)
     facts["mlp_int4.mlpackage"] = facts_of(save(q, "mlp_int4.mlpackage"))
 
+    palettized = {}
+    grouped = {"granularity": "per_grouped_channel", "group_size": 16}
+    for name, target, options in [
+        ("mlp_lut4.mlpackage", ct.target.iOS16, {"nbits": 4}),
+        ("mlp_lut6.mlpackage", ct.target.iOS16, {"nbits": 6}),
+        ("mlp_lut3_grouped.mlpackage", ct.target.iOS18, {"nbits": 3, **grouped}),
+        ("mlp_lut4_scaled.mlpackage", ct.target.iOS18,
+         {"nbits": 4, "enable_per_channel_scale": True, **grouped}),
+    ]:
+        m = ct.convert(torch.jit.trace(mlp, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                       convert_to="mlprogram", minimum_deployment_target=target)
+        config = cto.OpPalettizerConfig(mode="kmeans", weight_threshold=0, **options)
+        q = cto.palettize_weights(m, cto.OptimizationConfig(global_config=config))
+        palettized[name] = palettized_facts_of(save(q, name))
+
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts,
+                   "palettized": palettized,
                    "neural_networks": {"cnn_nn.mlmodel": nn_facts}}, f, indent=1)
         f.write("\n")
 
