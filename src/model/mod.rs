@@ -725,8 +725,8 @@ impl ScaleBiasGroups {
         Some((scale, bias))
     }
 
-    /// The group of element `i` (memory order).
-    fn group_of(&self, i: u64) -> u64 {
+    /// The group of element `i` of the logical (row-major) order.
+    pub fn group_of(&self, i: u64) -> u64 {
         let size = self.size.max(1);
         if self.cols == 0 {
             return i / size;
@@ -750,7 +750,7 @@ impl ScaleBiasGroups {
 
     /// The code `q` of group `g`, whose scale is `s` and bias `b`, as a real value.
     #[inline]
-    fn real(&self, q: f64, g: u64, s: f64, b: f64) -> f64 {
+    pub fn real(&self, q: f64, g: u64, s: f64, b: f64) -> f64 {
         let q = match &self.codebook {
             Some(book) => {
                 let at = g.saturating_mul(self.book_stride).saturating_add(q as u64);

@@ -17,6 +17,8 @@
 //!
 //! Memory stays flat: chunks are 4 MiB of the mapped bytes, each worker decodes into a 32 KiB buffer.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::decode::{Elem, Fp8Kind};
@@ -193,10 +195,7 @@ pub(crate) struct Computed {
 /// real values when `quant` says how the stored integers stand for them.
 pub(crate) fn compute(elem: Elem, bytes: &[u8], quant: Option<&Quant>) -> Computed {
     if let Some(q) = quant {
-        let by_group = q
-            .scale_bias()
-            .filter(|_| q.layout().is_none())
-            .and_then(|g| compute_by_group_codes(elem, bytes, g));
+        let by_group = compute_by_group_codes(elem, bytes, q);
         return by_group.unwrap_or_else(|| compute_wide(elem, bytes, quant));
     }
     match elem.code_width() {
@@ -448,80 +447,621 @@ fn from_counted_values(mut s: Summary, each: impl Fn(&mut dyn FnMut(f64, u64))) 
     }
 }
 
-/// Statistics of one-byte codes (fp8, int8) quantized by large groups (a scale per row, per
-/// 128 × 128 block): a count per code and group, one increment per value as for unquantized
-/// bytes, then each group's 256 codes read as reals with its scale and bias. `None` where that
-/// does not pay (groups under 1 024 values) or the tables would exceed 64 MB.
-fn compute_by_group_codes(
-    elem: Elem,
-    bytes: &[u8],
-    g: &crate::model::ScaleBiasGroups,
-) -> Option<Computed> {
+/// The width of a code of at most 8 bits and the value each code stands for before its group's
+/// scale (the integer, or an fp8 code's float); `None` for wider types.
+fn small_codes(elem: Elem) -> Option<(u32, Vec<f64>)> {
+    Some(match elem {
+        Elem::U4 => (4, (0..16).map(f64::from).collect()),
+        Elem::I4 => (
+            4,
+            (0..16).map(|c: i32| f64::from((c << 28) >> 28)).collect(),
+        ),
+        Elem::Bits(b @ 1..=7) => (u32::from(b), (0..1u32 << b).map(f64::from).collect()),
+        e if e.code_width() == Some(1) => (8, (0..256).map(|c| e.value_of_code(c)).collect()),
+        _ => return None,
+    })
+}
+
+/// The code of memory element `i` of `bits`-wide codes (a byte each, two to a byte low nibble
+/// first, or a little-endian bitstream).
+#[inline]
+fn code_at(bytes: &[u8], bits: u32, i: u64) -> Option<usize> {
+    match bits {
+        8 => bytes.get(usize::try_from(i).ok()?).map(|&b| usize::from(b)),
+        4 => {
+            let b = *bytes.get(usize::try_from(i / 2).ok()?)?;
+            Some(usize::from((b >> (4 * (i % 2))) & 0x0f))
+        }
+        b => {
+            let bit = i.checked_mul(u64::from(b))?;
+            let at = usize::try_from(bit / 8).ok()?;
+            let lo = *bytes.get(at)?;
+            let hi = bytes.get(at + 1).copied().unwrap_or(0);
+            let w = u16::from_le_bytes([lo, hi]) >> (bit % 8);
+            Some(usize::from(w & ((1 << b) - 1)))
+        }
+    }
+}
+
+/// How memory elements map to groups for [`compute_by_group_codes`].
+#[derive(Clone, Copy)]
+enum GroupWalk {
+    /// Groups of the logical (row-major) order, which memory follows, or (`swapped`) with each
+    /// pair of values swapped, within groups of even size (bitsandbytes' high nibble first).
+    Runs { swapped: bool },
+    /// GPTQ's `per` rows of one column to a word, one group per column and group row.
+    Gptq { cols: u64, per: u64 },
+    /// AWQ's eight values of a row to a word out of order, one group per column and group row.
+    Awq { cols: u64 },
+}
+
+/// Statistics of codes of at most 8 bits (fp8, int8, int4, MLX's 2–6-bit, codebook indices)
+/// quantized by groups (a scale per row, per 128 × 128 block, per group of 32–128 values): a
+/// count per code and group, one increment per value, then each group's codes read as reals
+/// with its scale, bias or codebook, rather than every value decoded to a float twice (once for
+/// the figures, once for the histogram). GPTQ's and AWQ's packings are walked in memory order,
+/// each value's group from its word. `None` where that does not pay (more table entries than
+/// half the values), the tables would exceed 64 MB, or the layout is another.
+fn compute_by_group_codes(elem: Elem, bytes: &[u8], q: &Quant) -> Option<Computed> {
+    let g = q.scale_bias()?;
+    let (walk, bits, code_values) = group_walk(elem, q)?;
+    let k = code_values.len();
     let groups = g.len();
+    let elements = (bytes.len() as u64).checked_mul(8)? / u64::from(bits);
     // A group's count must fit its u32 counters.
     let largest = if g.cols == 0 {
         g.size
     } else {
         g.rows.saturating_mul(g.size)
     };
-    if elem.code_width() != Some(1)
-        || largest >= u64::from(u32::MAX)
-        || g.codebook.is_some()
+    let entries = groups.checked_mul(k)?;
+    let counter_bytes = match largest {
+        0..=0xff => 1,
+        0x100..=0xffff => 2,
+        _ => 4,
+    };
+    if largest >= u64::from(u32::MAX)
         || groups == 0
-        || bytes.len() / groups < 1024
-        || groups.checked_mul(256 * 4)? > 64 << 20
+        || entries as u64 > elements / 2
+        || entries.checked_mul(counter_bytes)? > 64 << 20
     {
         return None;
     }
-    // Values whose group the file has no scale for read as NaN, as `Quant::apply` reads them.
-    let (counts, stray) = bytes
-        .par_chunks(CHUNK_BYTES)
-        .enumerate()
-        .fold(
-            || (vec![0u32; groups * 256], 0u64),
-            |(mut t, mut stray), (ci, chunk)| {
-                let (mut i, mut rest) = ((ci * CHUNK_BYTES) as u64, chunk);
-                while !rest.is_empty() {
-                    let (gi, len) = g.segment(i);
-                    let take = usize::try_from(len)
-                        .unwrap_or(usize::MAX)
-                        .clamp(1, rest.len());
-                    let (head, tail) = rest.split_at(take);
-                    let at = usize::try_from(gi).ok().and_then(|x| x.checked_mul(256));
-                    match at.and_then(|a| t.get_mut(a..a + 256)) {
-                        Some(tab) => head.iter().for_each(|&b| tab[usize::from(b)] += 1),
-                        None => stray += take as u64,
-                    }
-                    i += take as u64;
-                    rest = tail;
-                }
-                (t, stray)
-            },
-        )
-        .reduce(
-            || (vec![0u32; groups * 256], 0),
-            |(mut a, sa), (b, sb)| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                (a, sa + sb)
-            },
-        );
-    let codes: Vec<f64> = (0..256).map(|c| elem.value_of_code(c)).collect();
-    let already = Summary {
-        total: stray,
-        nan: stray,
-        ..Summary::default()
+    let data = GroupCodes {
+        bytes,
+        bits,
+        g,
+        walk,
+        elements,
+        code_values: &code_values,
     };
-    // Every (value, count) of the tensor, group by group.
-    Some(from_counted_values(already, |f| {
-        for (gi, tab) in counts.chunks_exact(256).enumerate() {
-            let (scale, bias) = g.get_or_nan(gi as u64);
-            for (&n, &q) in tab.iter().zip(&codes) {
-                if n > 0 {
-                    f(q * scale + bias, u64::from(n));
+    // Counters no wider than a group's count needs: the tables are zeroed page by page.
+    Some(match counter_bytes {
+        1 => data.compute::<u8>(),
+        2 => data.compute::<u16>(),
+        _ => data.compute::<u32>(),
+    })
+}
+
+/// A table counter of [`GroupCodes::compute`].
+trait Counter: Copy + Default + Send + Sync {
+    fn bump(&mut self);
+    fn get(self) -> u64;
+}
+
+macro_rules! counter {
+    ($($t:ty),*) => {$(
+        impl Counter for $t {
+            #[inline]
+            fn bump(&mut self) {
+                *self = self.wrapping_add(1);
+            }
+            #[inline]
+            fn get(self) -> u64 {
+                u64::from(self)
+            }
+        }
+    )*};
+}
+counter!(u8, u16, u32);
+
+/// The codes and groups [`compute_by_group_codes`] counts.
+struct GroupCodes<'a> {
+    bytes: &'a [u8],
+    bits: u32,
+    g: &'a crate::model::ScaleBiasGroups,
+    walk: GroupWalk,
+    elements: u64,
+    code_values: &'a [f64],
+}
+
+impl GroupCodes<'_> {
+    /// The figures from counts of type `C`, which must hold the largest group's count.
+    fn compute<C: Counter>(&self) -> Computed {
+        let (bytes, bits, g, walk, elements) =
+            (self.bytes, self.bits, self.g, self.walk, self.elements);
+        let (code_values, k, groups) = (self.code_values, self.code_values.len(), g.len());
+        // One contiguous part per thread, cut at whole words of 64 elements, each with a table of
+        // only the groups its rows reach (a GPTQ weight's table of every group is 64 MB, zeroed by the
+        // kernel page by page). A group two parts share is counted in both: its (value, count) pairs
+        // are then given twice with part counts, which sum the same.
+        let parts = rayon::current_num_threads().max(1) as u64;
+        let step = elements.div_ceil(parts).div_ceil(64).max(1) * 64;
+        let tables: Vec<(u64, Vec<C>, u64)> = (0..parts)
+            .into_par_iter()
+            .filter_map(|p| {
+                let (m0, m1) = ((p * step).min(elements), ((p + 1) * step).min(elements));
+                if m0 >= m1 {
+                    return None;
+                }
+                let (lo, hi) = part_groups(g, walk, m0, m1, groups as u64);
+                let mut t = vec![C::default(); usize::try_from(hi - lo).ok()?.checked_mul(k)?];
+                let stray = count_group_codes(bytes, bits, g, walk, (m0, m1), (lo, k), &mut t);
+                Some((lo, t, stray))
+            })
+            .collect();
+        let stray = tables.iter().map(|t| t.2).sum();
+        // Values whose group the file has no scale for read as NaN, as `Quant::apply` reads them.
+        let already = Summary {
+            total: stray,
+            nan: stray,
+            ..Summary::default()
+        };
+        // Each group's scale and bias, read once rather than in both passes over the counts.
+        let scales: Vec<Vec<(f64, f64)>> = tables
+            .par_iter()
+            .map(|(lo, t, _)| {
+                (*lo..*lo + (t.len() / k) as u64)
+                    .map(|gi| g.get_or_nan(gi))
+                    .collect()
+            })
+            .collect();
+        // Every (value, count) of the tensor, group by group.
+        from_counted_values(already, |f| {
+            for ((lo, t, _), sb) in tables.iter().zip(&scales) {
+                for ((gi, tab), &(scale, bias)) in (*lo..).zip(t.chunks_exact(k)).zip(sb) {
+                    for (code, (&n, &v)) in tab.iter().zip(code_values).enumerate() {
+                        let n = n.get();
+                        if n > 0 {
+                            // A codebook is indexed by the code itself.
+                            let q = if g.codebook.is_some() { code as f64 } else { v };
+                            f(g.real(q, gi, scale, bias), n);
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The groups memory elements `m0..m1` can fall in, as a range `lo..hi` within `0..groups`:
+/// those of the group rows of the matrix rows they lie in.
+fn part_groups(
+    g: &crate::model::ScaleBiasGroups,
+    walk: GroupWalk,
+    m0: u64,
+    m1: u64,
+    groups: u64,
+) -> (u64, u64) {
+    let size = g.size.max(1);
+    if g.cols == 0 {
+        return ((m0 / size).min(groups), (m1.div_ceil(size)).min(groups));
+    }
+    let cols = g.cols;
+    let (r0, r1) = match walk {
+        GroupWalk::Gptq { cols, per } => (m0 / per / cols * per, ((m1 - 1) / per / cols + 1) * per),
+        _ => (m0 / cols, (m1 - 1) / cols + 1),
+    };
+    let per_row = cols.div_ceil(size);
+    let group_row = |r: u64| g.group_of(r.saturating_mul(cols)) / per_row;
+    let (lo, hi) = match &g.row_map {
+        // Act-order's group rows, in any order.
+        Some(_) => (r0..r1).fold((u64::MAX, 0), |(lo, hi), r| {
+            let gr = group_row(r);
+            (lo.min(gr), hi.max(gr.saturating_add(1)))
+        }),
+        None => (group_row(r0), group_row(r1 - 1).saturating_add(1)),
+    };
+    (
+        lo.saturating_mul(per_row).min(groups),
+        hi.saturating_mul(per_row)
+            .min(groups)
+            .max(lo.saturating_mul(per_row).min(groups)),
+    )
+}
+
+/// Counts the codes of memory elements `m0..m1` into `t`, which holds `k` entries for each group
+/// from `lo` on; returns how many fell in no group the table holds.
+fn count_group_codes<C: Counter>(
+    bytes: &[u8],
+    bits: u32,
+    g: &crate::model::ScaleBiasGroups,
+    walk: GroupWalk,
+    (m0, m1): (u64, u64),
+    (lo, k): (u64, usize),
+    t: &mut [C],
+) -> u64 {
+    struct Count<'a, C> {
+        bytes: &'a [u8],
+        bits: u32,
+        lo: u64,
+        k: usize,
+        t: &'a mut [C],
+        stray: u64,
+    }
+    impl<C: Counter> Count<'_, C> {
+        #[inline]
+        fn base(&self, group: u64) -> Option<usize> {
+            usize::try_from(group.checked_sub(self.lo)?)
+                .ok()?
+                .checked_mul(self.k)
+        }
+    }
+    impl<C: Counter> GroupVisit for Count<'_, C> {
+        fn run(&mut self, group: u64, run: Range<u64>, _: u64, _: u64) {
+            let k = self.k;
+            let table = self
+                .base(group)
+                .and_then(|b| self.t.get_mut(b..b.checked_add(k)?));
+            let Some(table) = table else {
+                self.stray += run.end - run.start;
+                return;
+            };
+            self.stray += for_codes(self.bytes, self.bits, run, |_, code| {
+                if let Some(n) = table.get_mut(code) {
+                    n.bump();
+                }
+            });
+        }
+        #[inline]
+        fn one(&mut self, group: u64, m: u64, _: u64, _: u64) {
+            let at = self
+                .base(group)
+                .zip(code_at(self.bytes, self.bits, m))
+                .and_then(|(b, c)| self.t.get_mut(b.checked_add(c)?));
+            match at {
+                Some(n) => n.bump(),
+                None => self.stray += 1,
+            }
+        }
+    }
+    let mut count = Count {
+        bytes,
+        bits,
+        lo,
+        k,
+        t,
+        stray: 0,
+    };
+    // The matrix position is not needed here: any column count will do.
+    walk_groups(g, walk, (m0, m1), g.cols.max(1), &mut count);
+    count.stray
+}
+
+/// Calls `f(j, code)` for the `j`-th memory element of `run`; returns how many elements the
+/// bytes do not hold. The width is matched once per run, not per value.
+#[inline]
+fn for_codes(bytes: &[u8], bits: u32, run: Range<u64>, mut f: impl FnMut(usize, usize)) -> u64 {
+    if run.end == run.start + 1 {
+        // GPTQ's and AWQ's runs of one.
+        return match code_at(bytes, bits, run.start) {
+            Some(c) => {
+                f(0, c);
+                0
+            }
+            None => 1,
+        };
+    }
+    let whole = || {
+        let end = usize::try_from(run.end.checked_mul(u64::from(bits))?.div_ceil(8)).ok()?;
+        (end <= bytes.len()).then_some(())
+    };
+    if whole().is_none() {
+        let mut missing = 0;
+        for (j, m) in run.enumerate() {
+            match code_at(bytes, bits, m) {
+                Some(c) => f(j, c),
+                None => missing += 1,
+            }
+        }
+        return missing;
+    }
+    match bits {
+        8 => {
+            let (a, b) = (run.start as usize, run.end as usize);
+            for (j, &c) in bytes[a..b].iter().enumerate() {
+                f(j, usize::from(c));
+            }
+        }
+        4 => {
+            for (j, m) in run.enumerate() {
+                let byte = bytes[(m / 2) as usize];
+                f(j, usize::from((byte >> (4 * (m % 2))) & 0x0f));
+            }
+        }
+        _ => {
+            for (j, m) in run.enumerate() {
+                f(j, code_at(bytes, bits, m).unwrap_or(0));
+            }
+        }
+    }
+    0
+}
+
+/// What [`walk_groups`] visits: runs of memory elements in one group and row from a column on,
+/// and single elements (GPTQ's and AWQ's, whose memory neighbours lie in other rows or columns).
+trait GroupVisit {
+    fn run(&mut self, group: u64, run: Range<u64>, row: u64, column: u64);
+    fn one(&mut self, group: u64, m: u64, row: u64, column: u64);
+}
+
+/// Calls `visit` for runs of memory elements in order through `m0..m1`,
+/// each in one group and one row of the logical matrix of `cols` columns (the groups' own columns
+/// when they tile a matrix), from `column` on: the group looked up once per run, word or row,
+/// and the place kept by counting rather than divided out for every value. GPTQ's and AWQ's
+/// words give runs of one value (their neighbours in memory are in other rows or columns).
+fn walk_groups(
+    g: &crate::model::ScaleBiasGroups,
+    walk: GroupWalk,
+    (m0, m1): (u64, u64),
+    cols: u64,
+    visit: &mut impl GroupVisit,
+) {
+    // The group row of matrix row `r` (GPTQ's `g_idx`, or `r / rows`).
+    let per_row = g.cols.div_ceil(g.size.max(1)).max(1);
+    let group_row = |r: u64| g.group_of(r.saturating_mul(g.cols)) / per_row;
+    let cols = cols.max(1);
+    match walk {
+        // bitsandbytes' swapped pairs lie within a row (its columns are even): a run holds them
+        // both.
+        GroupWalk::Runs { .. } => {
+            let mut i = m0;
+            while i < m1 {
+                let (gi, len) = g.segment(i);
+                let end = i.saturating_add(len.max(1)).min(m1);
+                while i < end {
+                    let (r, c) = (i / cols, i % cols);
+                    let stop = end.min(i + (cols - c));
+                    visit.run(gi, i..stop, r, c);
+                    i = stop;
                 }
             }
         }
-    }))
+        GroupWalk::Gptq { cols, per } => {
+            let mut rows_of_block = vec![0u64; per as usize];
+            let mut block = u64::MAX;
+            for w in m0 / per..m1.div_ceil(per) {
+                let (rb, c) = (w / cols, w % cols);
+                if rb != block {
+                    block = rb;
+                    for (j, r) in rows_of_block.iter_mut().enumerate() {
+                        *r = group_row(rb * per + j as u64);
+                    }
+                }
+                for (j, &gr) in rows_of_block.iter().enumerate() {
+                    let m = w * per + j as u64;
+                    if (m0..m1).contains(&m) {
+                        let group = gr.saturating_mul(cols).saturating_add(c);
+                        visit.one(group, m, rb * per + j as u64, c);
+                    }
+                }
+            }
+        }
+        GroupWalk::Awq { cols } => {
+            let layout = crate::model::Layout::AwqOrder;
+            let (mut row, mut gr) = (u64::MAX, 0);
+            for w in m0 / 8..m1.div_ceil(8) {
+                let l0 = w * 8;
+                let (r, c0) = (l0 / cols, l0 % cols);
+                if r != row {
+                    row = r;
+                    gr = group_row(r);
+                }
+                for m in (l0..l0 + 8).filter(|m| (m0..m1).contains(m)) {
+                    let c = c0 + (layout.logical_of(m) - l0);
+                    visit.one(gr.saturating_mul(cols).saturating_add(c), m, r, c);
+                }
+            }
+        }
+    }
+}
+
+/// How the memory of quantized codes of at most 8 bits is walked group by group, with the code
+/// width and each code's value before scaling; `None` where it is not.
+fn group_walk(elem: Elem, q: &Quant) -> Option<(GroupWalk, u32, Vec<f64>)> {
+    use crate::model::Layout;
+    let g = q.scale_bias()?;
+    let (bits, code_values) = small_codes(elem)?;
+    let walk = match q.layout() {
+        None => GroupWalk::Runs { swapped: false },
+        Some(Layout::HighNibbleFirst) if g.size.is_multiple_of(2) && g.cols.is_multiple_of(2) => {
+            GroupWalk::Runs { swapped: true }
+        }
+        Some(Layout::Gptq { cols, per }) if cols == g.cols && g.size == 1 && per > 0 => {
+            GroupWalk::Gptq { cols, per }
+        }
+        Some(Layout::AwqOrder) if g.size == 1 && g.cols > 0 && g.cols.is_multiple_of(8) => {
+            GroupWalk::Awq { cols: g.cols }
+        }
+        Some(_) => return None,
+    };
+    Some((walk, bits, code_values))
+}
+
+/// All-zero rows and columns of a matrix of quantized codes of at most 8 bits (GPTQ, AWQ,
+/// compressed-tensors, bitsandbytes, MLX), found from the codes: which code of which group is a
+/// real zero is worked out once per group (a bit each), then the codes are walked in memory order
+/// as the statistics walk them, without decoding a value. `None` where the groups are not walked
+/// so, or would need more than 64 MB of bits.
+#[allow(clippy::type_complexity)]
+fn zero_lines_by_codes(
+    elem: Elem,
+    bytes: &[u8],
+    q: &Quant,
+    rows: u64,
+    cols: u64,
+) -> Option<(Vec<bool>, Vec<bool>)> {
+    let g = q.scale_bias()?;
+    let (walk, bits, code_values) = group_walk(elem, q)?;
+    if g.cols > 0 && g.cols != cols {
+        return None;
+    }
+    if matches!(walk, GroupWalk::Runs { swapped: true }) && !cols.is_multiple_of(2) {
+        return None;
+    }
+    let k = code_values.len();
+    let groups = g.len();
+    let bits_needed = groups.checked_mul(k)?;
+    if bits_needed / 8 > 64 << 20 {
+        return None;
+    }
+    // Bit `g · k + code`: the code is a real zero in group `g` (NaN is not).
+    let words = bits_needed.div_ceil(64);
+    let zero_bits: Vec<u64> = (0..words)
+        .into_par_iter()
+        .map(|w| {
+            let mut word = 0u64;
+            let mut sb = (u64::MAX, (f64::NAN, f64::NAN));
+            for b in 0..64u64 {
+                let e = w as u64 * 64 + b;
+                let (gi, code) = (e / k as u64, (e % k as u64) as usize);
+                if gi >= groups as u64 {
+                    break;
+                }
+                if sb.0 != gi {
+                    sb = (gi, g.get_or_nan(gi));
+                }
+                let (scale, bias) = sb.1;
+                let v = if g.codebook.is_some() {
+                    code as f64
+                } else {
+                    code_values[code]
+                };
+                if g.real(v, gi, scale, bias) == 0.0 {
+                    word |= 1 << b;
+                }
+            }
+            word
+        })
+        .collect();
+    let (nrows, ncols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+    let elements = rows.checked_mul(cols)?;
+    let parts = rayon::current_num_threads().max(1) as u64;
+    let step = elements.div_ceil(parts).div_ceil(64).max(1) * 64;
+    Some(
+        (0..parts)
+            .into_par_iter()
+            .map(|p| {
+                let (m0, m1) = ((p * step).min(elements), ((p + 1) * step).min(elements));
+                let mut lines = ZeroLines {
+                    bytes,
+                    bits,
+                    k,
+                    zero_bits: &zero_bits,
+                    swapped: matches!(walk, GroupWalk::Runs { swapped: true }),
+                    nr: vec![false; nrows],
+                    nc: vec![false; ncols],
+                };
+                walk_groups(g, walk, (m0, m1), cols, &mut lines);
+                let (nr, nc) = (lines.nr, lines.nc);
+                (nr, nc)
+            })
+            .reduce(
+                || (vec![false; nrows], vec![false; ncols]),
+                |(mut ra, mut ca), (rb, cb)| {
+                    ra.iter_mut().zip(rb).for_each(|(a, b)| *a |= b);
+                    ca.iter_mut().zip(cb).for_each(|(a, b)| *a |= b);
+                    (ra, ca)
+                },
+            ),
+    )
+}
+
+/// The walk of [`zero_lines_by_codes`]: flags of rows and columns holding a non-zero value.
+struct ZeroLines<'a> {
+    bytes: &'a [u8],
+    bits: u32,
+    k: usize,
+    /// Bit `group · k + code`: the code is a real zero in the group.
+    zero_bits: &'a [u64],
+    /// bitsandbytes' pairs: memory `m` holds logical `m ^ 1`.
+    swapped: bool,
+    nr: Vec<bool>,
+    nc: Vec<bool>,
+}
+
+impl ZeroLines<'_> {
+    #[inline]
+    fn is_zero(&self, group: u64, code: usize) -> bool {
+        usize::try_from(group)
+            .ok()
+            .and_then(|gi| gi.checked_mul(self.k)?.checked_add(code))
+            .and_then(|e| self.zero_bits.get(e / 64).map(|w| (w >> (e % 64)) & 1 == 1))
+            .unwrap_or(false)
+    }
+
+    /// The `k` bits of a group when `k` is at most 64 (they span at most two words).
+    fn group_mask(&self, group: u64) -> Option<u64> {
+        let k = self.k;
+        if k > 64 {
+            return None;
+        }
+        let e = usize::try_from(group).ok()?.checked_mul(k)?;
+        let (w, b) = (e / 64, e % 64);
+        let lo = self.zero_bits.get(w).copied().unwrap_or(0) >> b;
+        let hi = match b {
+            0 => 0,
+            _ => self.zero_bits.get(w + 1).copied().unwrap_or(0) << (64 - b),
+        };
+        let keep = if k == 64 { u64::MAX } else { (1 << k) - 1 };
+        Some((lo | hi) & keep)
+    }
+
+    fn mark(&mut self, row: u64, column: usize) {
+        if let Some(f) = self.nr.get_mut(row as usize) {
+            *f = true;
+        }
+        if let Some(f) = self.nc.get_mut(column) {
+            *f = true;
+        }
+    }
+}
+
+impl GroupVisit for ZeroLines<'_> {
+    fn run(&mut self, group: u64, run: Range<u64>, row: u64, column: u64) {
+        // The group's zero codes as one mask, taken once per run.
+        let mask = self.group_mask(group);
+        let (mut any, swapped) = (false, self.swapped);
+        let (bytes, bits) = (self.bytes, self.bits);
+        let mut nonzero_cols = std::mem::take(&mut self.nc);
+        let missing = for_codes(bytes, bits, run, |j, code| {
+            let zero = match mask {
+                Some(m) => (m >> code) & 1 == 1,
+                None => self.is_zero(group, code),
+            };
+            if !zero {
+                any = true;
+                let c = column as usize + if swapped { j ^ 1 } else { j };
+                if let Some(f) = nonzero_cols.get_mut(c) {
+                    *f = true;
+                }
+            }
+        });
+        self.nc = nonzero_cols;
+        if (any || missing > 0)
+            && let Some(f) = self.nr.get_mut(row as usize)
+        {
+            *f = true;
+        }
+    }
+
+    #[inline]
+    fn one(&mut self, group: u64, m: u64, row: u64, column: u64) {
+        let zero = code_at(self.bytes, self.bits, m).is_some_and(|code| self.is_zero(group, code));
+        if !zero {
+            self.mark(row, column as usize);
+        }
+    }
 }
 
 /// `(element bytes, mask)` such that an element is ±0 exactly when its little-endian bits under
@@ -561,11 +1101,19 @@ pub(crate) fn zero_lines(
     if cols_us == 0 || !cols_us.is_multiple_of(be) || rows == 0 {
         return (Vec::new(), 0, Vec::new(), 0);
     }
+    // Checked once: whether a quantized value is zero exactly when its code is.
+    let raw_zeros_are_zeros = quant.is_some_and(Quant::zero_is_code_zero);
+    // Quantized codes whose zeros are not the raw bytes' (zero points, codebooks, packed
+    // layouts, codes under a byte): found from the codes, group by group.
+    if let Some(q) = quant
+        && (q.layout().is_some() || !raw_zeros_are_zeros || raw_zero_mask(elem).is_none())
+        && let Some((nr, nc)) = zero_lines_by_codes(elem, bytes, q, rows, cols)
+    {
+        return lines_from_flags(nr, nc, want_rows, want_cols);
+    }
     if quant.and_then(Quant::layout).is_some() {
         return zero_lines_gathered(elem, bytes, quant, rows, cols_us, want_rows, want_cols);
     }
-    // Checked once: whether a quantized value is zero exactly when its code is.
-    let raw_zeros_are_zeros = quant.is_some_and(Quant::zero_is_code_zero);
     let row_bytes = cols_us / be * bb;
     // Rows per work item: about one chunk of bytes.
     let rows_per = (CHUNK_BYTES / row_bytes.max(1)).max(1);
@@ -732,6 +1280,16 @@ fn zero_lines_gathered(
                 (ra, ca)
             },
         );
+    lines_from_flags(nonzero_rows, nonzero_cols, want_rows, want_cols)
+}
+
+/// The zero rows and columns (capped lists and counts) from flags of non-zero lines.
+fn lines_from_flags(
+    nonzero_rows: Vec<bool>,
+    nonzero_cols: Vec<bool>,
+    want_rows: bool,
+    want_cols: bool,
+) -> (Vec<u64>, u64, Vec<u64>, u64) {
     let zeros = |flags: Vec<bool>, want: bool| {
         if !want {
             return (Vec::new(), 0);
@@ -830,7 +1388,7 @@ mod tests {
         );
         let q = Quant::scale_bias_groups(groups).unwrap();
         let elem = Elem::Fp8(crate::stats::decode::Fp8Kind::E4M3FN);
-        let by_codes = compute_by_group_codes(elem, &raw, q.scale_bias().unwrap()).unwrap();
+        let by_codes = compute_by_group_codes(elem, &raw, &q).unwrap();
         let wide = compute_wide(elem, &raw, Some(&q));
         let (a, b) = (&by_codes.summary, &wide.summary);
         assert_eq!(
@@ -841,6 +1399,218 @@ mod tests {
         assert!((a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2);
         assert_eq!(by_codes.histogram.counts, wide.histogram.counts);
         assert!(a.zeros > 0 && a.min < 0.0 && a.max > 0.0);
+        // Groups of 100 000 values (u32 counters rather than u16), the last one cut short.
+        let scales: Vec<u8> = (0..(rows * cols).div_ceil(100_000))
+            .flat_map(|b| (0.001 * (1 + b % 5) as f32).to_le_bytes())
+            .collect();
+        let runs = ScaleBiasGroups::runs(
+            100_000,
+            crate::model::DType::F32,
+            scales.into(),
+            GroupOffset::Zero(0.0),
+        );
+        let q = Quant::scale_bias_groups(runs).unwrap();
+        let by_codes = compute_by_group_codes(elem, &raw, &q).unwrap();
+        let wide = compute_wide(elem, &raw, Some(&q));
+        let (a, b) = (&by_codes.summary, &wide.summary);
+        assert_eq!(
+            (a.total, a.nan, a.zeros, a.min, a.max),
+            (b.total, b.nan, b.zeros, b.min, b.max)
+        );
+        assert!((a.moments.mean - b.moments.mean).abs() <= 1e-12 * b.moments.mean.abs().max(1e-9));
+        assert_eq!(by_codes.histogram.counts, wide.histogram.counts);
+    }
+
+    /// All-zero rows and columns of `raw` found by decoding every value through `Quant::apply`.
+    fn decoded_zero_lines(elem: Elem, raw: &[u8], q: &Quant, cols: u64) -> (Vec<u64>, Vec<u64>) {
+        let n = raw.len() as u64 * 8 / u64::from(small_codes(elem).unwrap().0);
+        let mut vals = vec![0.0; n as usize];
+        elem.decode_into(raw, &mut vals);
+        q.apply(0, &mut vals);
+        let rows = n / cols;
+        let (mut nr, mut nc) = (vec![false; rows as usize], vec![false; cols as usize]);
+        for (m, &v) in vals.iter().enumerate() {
+            let l = q.layout().map_or(m as u64, |l| l.logical_of(m as u64));
+            if v != 0.0 {
+                nr[(l / cols) as usize] = true;
+                nc[(l % cols) as usize] = true;
+            }
+        }
+        let zeros = |f: Vec<bool>| (0..f.len() as u64).filter(|&i| !f[i as usize]).collect();
+        (zeros(nr), zeros(nc))
+    }
+
+    /// 4-bit and 3-bit codes in every packing the group counts walk (runs, bitsandbytes' swapped
+    /// nibbles with a codebook, GPTQ with and without act-order, AWQ, per-group palettes): the
+    /// same figures as decoding every value through `Quant::apply`, and the same dead rows and
+    /// columns (groups of zero scale planted to make some).
+    #[test]
+    fn sub_byte_group_code_counts_match_decoding_every_value() {
+        use crate::model::{DType, GroupOffset, Layout, ScaleBiasGroups, ZeroPacking};
+        let (rows, cols) = (512u64, 256u64);
+        let n = rows * cols;
+        let mut x = 0x2545_f491u32;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let nibbles: Vec<u8> = (0..n / 2).map(|_| (next() >> 9) as u8).collect();
+        // F16 values `v(i)` of groups `0..count`, zero for the groups in `dead`.
+        let f16s = |v: &dyn Fn(u64) -> f32, count: u64, dead: &dyn Fn(u64) -> bool| {
+            (0..count)
+                .flat_map(|i| half::f16::from_f32(if dead(i) { 0.0 } else { v(i) }).to_le_bytes())
+                .collect::<Vec<u8>>()
+                .into()
+        };
+        let scale = |i: u64| 0.01 + (i % 13) as f32 * 0.003;
+        let check = |name: &str, elem: Elem, raw: &[u8], q: Quant, dead: (&[u64], &[u64])| {
+            let by_codes = compute_by_group_codes(elem, raw, &q)
+                .unwrap_or_else(|| panic!("{name}: not counted by group"));
+            let wide = compute_wide(elem, raw, Some(&q));
+            let (a, b) = (&by_codes.summary, &wide.summary);
+            assert_eq!(
+                (a.total, a.nan, a.inf, a.zeros, a.min, a.max),
+                (b.total, b.nan, b.inf, b.zeros, b.min, b.max),
+                "{name}"
+            );
+            let tol = |x: f64| 1e-12 * x.abs().max(1e-9);
+            assert!(
+                (a.moments.mean - b.moments.mean).abs() <= tol(b.moments.mean),
+                "{name}"
+            );
+            assert!(
+                (a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2,
+                "{name}"
+            );
+            assert_eq!(by_codes.histogram.counts, wide.histogram.counts, "{name}");
+            assert!(a.min < a.max, "{name}");
+            let (nr, nc) = zero_lines_by_codes(elem, raw, &q, rows, cols)
+                .unwrap_or_else(|| panic!("{name}: dead lines not found from codes"));
+            let (zr, _, zc, _) = lines_from_flags(nr, nc, true, true);
+            let (want_r, want_c) = decoded_zero_lines(elem, raw, &q, cols);
+            assert_eq!((&zr, &zc), (&want_r, &want_c), "{name}: dead lines");
+            assert_eq!(
+                (zr.as_slice(), zc.as_slice()),
+                dead,
+                "{name}: the planted ones"
+            );
+            // `zero_lines` takes this way.
+            let (zr2, _, zc2, _) = zero_lines(elem, raw, Some(&q), rows, cols, true, true);
+            assert_eq!((zr2, zc2), (zr, zc), "{name}");
+        };
+        // MLX-like: runs of 64 (four to a row), a scale and a bias each; row 5 dead.
+        let row5 = |i: u64| i / 4 == 5;
+        let runs = ScaleBiasGroups::runs(
+            64,
+            DType::F16,
+            f16s(&scale, n / 64, &row5),
+            GroupOffset::Bias(f16s(&|i| -(i as f32) * 0.001, n / 64, &row5)),
+        );
+        let q = Quant::scale_bias_groups(runs.clone()).unwrap();
+        check("runs", Elem::U4, &nibbles, q, (&[5], &[]));
+        // Signed codes, groups of a row's 32 columns tiled; row 7 dead.
+        let tiles = ScaleBiasGroups::tiles(
+            32,
+            1,
+            cols,
+            DType::F16,
+            f16s(&scale, n / 32, &|i| i / 8 == 7),
+            GroupOffset::Zero(0.0),
+        );
+        let q = Quant::scale_bias_groups(tiles).unwrap();
+        check("i4 tiles", Elem::I4, &nibbles, q, (&[7], &[]));
+        // bitsandbytes: NF4-like codebook (no zero in it), pairs swapped.
+        let book: Vec<f64> = (0..16).map(|c| (c as f64 - 7.5) / 7.5).collect();
+        let nf4 = ScaleBiasGroups {
+            codebook: Some(book.into()),
+            ..runs.clone()
+        };
+        let q = Quant::scale_bias_groups(nf4)
+            .unwrap()
+            .with_layout(Layout::HighNibbleFirst);
+        check("nf4", Elem::U4, &nibbles, q, (&[5], &[]));
+        // GPTQ: [rows, cols] as words of 8 rows of a column; groups of 32 rows per column, zero
+        // points packed down the rows; column 9 dead. Then act-order's permuted group rows.
+        let col9 = |i: u64| i % cols == 9;
+        let zeros: Vec<u8> = (0..(rows / 32) * cols / 2).map(|_| next() as u8).collect();
+        let gptq = ScaleBiasGroups::tiles(
+            1,
+            32,
+            cols,
+            DType::F16,
+            f16s(&scale, (rows / 32) * cols, &col9),
+            GroupOffset::ZeroPoints {
+                bytes: zeros.clone().into(),
+                bits: 4,
+                row_groups: cols,
+                packing: ZeroPacking::DownWords,
+                plus: 1,
+            },
+        );
+        let layout = Layout::Gptq { cols, per: 8 };
+        let q = Quant::scale_bias_groups(gptq.clone())
+            .unwrap()
+            .with_layout(layout);
+        check("gptq", Elem::U4, &nibbles, q, (&[], &[9]));
+        let g_idx: Vec<u8> = (0..rows)
+            .flat_map(|r| (((r * 7) % rows) as i32 / 32).to_le_bytes())
+            .collect();
+        let act = ScaleBiasGroups {
+            row_map: Some(g_idx.into()),
+            ..gptq
+        };
+        let q = Quant::scale_bias_groups(act).unwrap().with_layout(layout);
+        check("gptq act-order", Elem::U4, &nibbles, q, (&[], &[9]));
+        // AWQ: row-major words out of order, zero points in AWQ's order; column 9 dead.
+        let awq = ScaleBiasGroups::tiles(
+            1,
+            64,
+            cols,
+            DType::F16,
+            f16s(&scale, (rows / 64) * cols, &col9),
+            GroupOffset::ZeroPoints {
+                bytes: zeros.into(),
+                bits: 4,
+                row_groups: cols,
+                packing: ZeroPacking::AwqRows,
+                plus: 0,
+            },
+        );
+        let q = Quant::scale_bias_groups(awq)
+            .unwrap()
+            .with_layout(Layout::AwqOrder);
+        check("awq", Elem::U4, &nibbles, q, (&[], &[9]));
+        // Core ML: a palette of 16 per block of 64 rows × 32 columns; the first block column's
+        // palettes all zero, so columns 0..32 are dead.
+        let blocks = (rows / 64) * (cols / 32);
+        let palettes: Vec<f64> = (0..blocks * 16)
+            .map(|i| match i / 16 % (cols / 32) {
+                0 => 0.0,
+                _ => ((i * 37) % 101) as f64 * 0.01 - 0.505,
+            })
+            .collect();
+        let ones: Vec<u8> = (0..blocks).flat_map(|_| 1f32.to_le_bytes()).collect();
+        let lut = ScaleBiasGroups {
+            codebook: Some(palettes.into()),
+            book_stride: 16,
+            ..ScaleBiasGroups::tiles(
+                32,
+                64,
+                cols,
+                DType::F32,
+                ones.into(),
+                GroupOffset::Zero(0.0),
+            )
+        };
+        let q = Quant::scale_bias_groups(lut).unwrap();
+        let first_block: Vec<u64> = (0..32).collect();
+        check("palettes", Elem::U4, &nibbles, q, (&[], &first_block));
+        // MLX 3-bit: a little-endian bitstream, 8 values in 3 bytes; row 5 dead.
+        let three: Vec<u8> = (0..n / 8 * 3).map(|_| (next() >> 5) as u8).collect();
+        let q = Quant::scale_bias_groups(runs).unwrap();
+        check("3-bit", Elem::Bits(3), &three, q, (&[5], &[]));
     }
 
     #[test]
