@@ -24,8 +24,8 @@ use rayon::prelude::*;
 
 use super::decode::Elem;
 use super::{StatsError, TensorStats, checked};
-use crate::model::Quant;
 use crate::model::{DType, Tensor};
+use crate::model::{Layout, Quant};
 
 /// Texels along each side of a tile.
 pub const TILE: u64 = 256;
@@ -474,6 +474,69 @@ pub(crate) fn for_logical_range(
     }
 }
 
+/// Calls `f(row, first_col, values)` for rows `r0..r1`, columns `c0..c1` of a `[rows, cols]`
+/// matrix in logical order, in pieces, as [`for_logical_range`] row by row. GPTQ's words hold
+/// `per` rows of one column: the memory of a block of `per` rows is decoded once for all of them
+/// rather than once per row (8× for 4-bit), which is what an exact coarse tile reads.
+pub(crate) fn for_logical_rows(
+    (elem, bytes, quant): (Elem, &[u8], Option<&Quant>),
+    cols: u64,
+    (r0, r1): (u64, u64),
+    (c0, c1): (u64, u64),
+    buf: &mut [f64],
+    mut f: impl FnMut(u64, u64, &[f64]),
+) {
+    let src = (elem, bytes, quant);
+    let gptq = match quant.and_then(Quant::layout) {
+        Some(Layout::Gptq { cols: lc, per }) if lc == cols && per > 1 => Some(per),
+        _ => None,
+    };
+    let Some(per) = gptq.filter(|_| r1 > r0 && c1 > c0) else {
+        for r in r0..r1 {
+            let Some(start) = r.checked_mul(cols) else {
+                return;
+            };
+            for_logical_range(src, start + c0, start + c1, buf, |off, vals| {
+                f(r, off - start, vals)
+            });
+        }
+        return;
+    };
+    const PIECE: u64 = 512;
+    let mut memory = Vec::new();
+    let mut gathered = Vec::with_capacity(PIECE as usize);
+    for rb in r0 / per..=(r1 - 1) / per {
+        let mut a = c0;
+        while a < c1 {
+            let b = c1.min(a + PIECE);
+            // Words `rb · cols + a .. rb · cols + b`, `per` values each.
+            let (Some(w0), Some(w1)) = (
+                rb.checked_mul(cols).and_then(|w| w.checked_add(a)),
+                rb.checked_mul(cols).and_then(|w| w.checked_add(b)),
+            ) else {
+                return;
+            };
+            memory.clear();
+            for_flat_range(src, w0 * per, w1 * per, buf, |_, v| {
+                memory.extend_from_slice(v)
+            });
+            if memory.len() as u64 != (b - a) * per {
+                return;
+            }
+            for j in 0..per {
+                let r = rb * per + j;
+                if !(r0..r1).contains(&r) {
+                    continue;
+                }
+                gathered.clear();
+                gathered.extend((0..b - a).map(|c| memory[(c * per + j) as usize]));
+                f(r, a, &gathered);
+            }
+            a = b;
+        }
+    }
+}
+
 /// Calls `f(first_offset, values)` for the elements `lo..hi` of the tensor in memory order, in
 /// contiguous pieces, decoding whole blocks through `buf`.
 fn for_flat_range(
@@ -564,29 +627,30 @@ fn build(
                 let r1 = (r0 + s).min(view.rows);
                 match sample {
                     None => {
-                        for r in r0..r1 {
-                            for_row_segment(
-                                (elem, bytes, t.quant.as_ref(), view),
-                                r,
-                                c0,
-                                c1,
-                                buf,
-                                |col, vals| {
-                                    // Split the piece at texel boundaries and reduce each part at once.
-                                    let (mut c, mut rest) = (col, vals);
-                                    while !rest.is_empty() {
-                                        let j = (c - c0) >> level;
-                                        let take =
-                                            ((c0 + (j + 1) * s - c) as usize).min(rest.len());
-                                        let (part, tail) = rest.split_at(take);
-                                        if let Some(a) = acc.get_mut(j as usize) {
-                                            a.add_slice(part);
-                                        }
-                                        c += take as u64;
-                                        rest = tail;
-                                    }
-                                },
-                            );
+                        // Split a piece at texel boundaries and reduce each part at once.
+                        let mut add = |col: u64, vals: &[f64]| {
+                            let (mut c, mut rest) = (col, vals);
+                            while !rest.is_empty() {
+                                let j = (c - c0) >> level;
+                                let take = ((c0 + (j + 1) * s - c) as usize).min(rest.len());
+                                let (part, tail) = rest.split_at(take);
+                                if let Some(a) = acc.get_mut(j as usize) {
+                                    a.add_slice(part);
+                                }
+                                c += take as u64;
+                                rest = tail;
+                            }
+                        };
+                        if view.kernel.is_some() {
+                            for r in r0..r1 {
+                                let src = (elem, bytes, t.quant.as_ref(), view);
+                                for_row_segment(src, r, c0, c1, buf, &mut add);
+                            }
+                        } else {
+                            let src = (elem, bytes, t.quant.as_ref());
+                            for_logical_rows(src, view.cols, (r0, r1), (c0, c1), buf, |_, c, v| {
+                                add(c, v)
+                            });
                         }
                     }
                     Some(smp) => {
@@ -906,6 +970,56 @@ mod tests {
             .map(|i| (i / cols) as f32 * 1000.0 + (i % cols) as f32)
             .collect();
         f32_tensor("ramp", &[rows, cols], &v)
+    }
+
+    /// A GPTQ weight's exact tiles, read a block of rows at a time, at every level, against the
+    /// same values stored row-major as F32 (more columns than one piece of 512).
+    #[test]
+    fn gptq_row_blocks_give_the_tiles_of_the_values_they_hold() {
+        use crate::model::{GroupOffset, ScaleBiasGroups};
+        let (rows, cols, per) = (72u64, 600u64, 8u64);
+        let n = rows * cols;
+        let codes: Vec<u8> = (0..n).map(|i| ((i * 7 + i / 13) % 16) as u8).collect();
+        let packed: Vec<u8> = codes.chunks(2).map(|p| p[0] | (p[1] << 4)).collect();
+        let scales: Vec<u8> = (0..(rows / 24) * cols)
+            .flat_map(|g| (0.01 + (g % 11) as f32 * 0.002).to_le_bytes())
+            .collect();
+        let groups = ScaleBiasGroups::tiles(
+            1,
+            24,
+            cols,
+            DType::F32,
+            scales.into(),
+            GroupOffset::Zero(8.0),
+        );
+        let layout = Layout::Gptq { cols, per };
+        let q = Quant::scale_bias_groups(groups)
+            .unwrap()
+            .with_layout(layout);
+        let mut t = Tensor::from_bytes("q", DType::U4, &[rows, cols], packed);
+        t.quant = Some(q.clone());
+        let mut vals: Vec<f64> = codes.iter().map(|&c| f64::from(c)).collect();
+        q.apply(0, &mut vals);
+        let mut logical = vec![0f32; n as usize];
+        for (m, v) in vals.iter().enumerate() {
+            logical[layout.logical_of(m as u64) as usize] = *v as f32;
+        }
+        let plain = f32_tensor("p", &[rows, cols], &logical);
+        let view = HeatmapView::flat(rows, cols);
+        for level in 0..view.levels() {
+            let (ntx, nty) = view.tiles(level);
+            for (tx, ty) in (0..ntx).flat_map(|x| (0..nty).map(move |y| (x, y))) {
+                for agg in [Agg::Mean, Agg::MinMax] {
+                    let a = tile(&t, &view, level, tx, ty, agg).unwrap();
+                    let b = tile(&plain, &view, level, tx, ty, agg).unwrap();
+                    assert_eq!((a.width, a.height), (b.width, b.height));
+                    for (x, y) in a.values.iter().zip(b.values.iter()) {
+                        assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "level {level}");
+                    }
+                    assert_eq!(a.values_max, b.values_max, "level {level}");
+                }
+            }
+        }
     }
 
     #[test]
