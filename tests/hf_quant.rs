@@ -134,6 +134,26 @@ fn nvfp4_codes_read_through_their_fp8_scales_and_global_scale() {
 }
 
 #[test]
+fn gpt_oss_mxfp4_experts_read_as_transformers_dequantizes_them() {
+    check("mxfp4");
+    let m = open("mxfp4");
+    // The E8M0 scales as the powers of two they stand for.
+    let s = m
+        .tensor("model.layers.0.mlp.experts.down_proj_scales")
+        .unwrap();
+    assert_eq!(s.dtype, modelmap::model::DType::F8E8M0);
+    let st = modelmap::stats::tensor_stats(s).unwrap();
+    assert_eq!((st.min, st.max), (Some(2f64.powi(-9)), Some(1.0)));
+    let q = m
+        .tensor("model.layers.0.mlp.experts.gate_up_proj_blocks")
+        .unwrap();
+    assert_eq!(
+        q.quant.as_ref().unwrap().describe(),
+        "per group of 32 elements: 1024 scales (F8_E8M0)"
+    );
+}
+
+#[test]
 fn modelopt_nvfp4_reads_as_modelopt_dequantizes_it() {
     check("modelopt_nvfp4");
 }

@@ -33,6 +33,9 @@
 //! - **NVFP4** (compressed-tensors' `nvfp4-pack-quantized`, NVIDIA ModelOpt's `NVFP4`): FP4 codes
 //!   through the E2M1 values, an fp8 scale per 16, and a per-tensor scale.
 //!
+//! - **MXFP4** (gpt-oss's experts: `…_blocks` and `…_scales`): FP4 codes through the E2M1 values,
+//!   a power-of-two (E8M0) scale per 32.
+//!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
 //! compressed-tensors' sparse formats, AWQ's GEMV packing.
 
@@ -63,6 +66,7 @@ pub(super) fn read(model: &mut Model, config: Option<(&serde_json::Value, &Path)
     let hints = BlockHints::of(q);
     bitsandbytes(model, &mut skipped);
     nvfp4(model, &mut skipped);
+    mxfp4(model, &mut skipped);
     gptq_awq(model, q, &mut skipped);
     packed(model, &hints, &mut skipped);
     scaled(model, &hints, &mut skipped);
@@ -146,7 +150,10 @@ fn summary(json: &serde_json::Value) -> Option<String> {
         }
         parts.push(d);
     }
-    let mut line = format!("{method}: {}", parts.join(", "));
+    let mut line = match parts.is_empty() {
+        true => method.to_string(),
+        false => format!("{method}: {}", parts.join(", ")),
+    };
     if line.len() > 240 {
         let cut = (0..=240)
             .rev()
@@ -484,6 +491,55 @@ fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
         }
     }
     retype(model, found);
+}
+
+/// MXFP4 (gpt-oss's mixture-of-experts weights, `quant_method: mxfp4`): U8 `…_blocks`
+/// `[…, rows, groups, 16]` of FP4 (E2M1) codes, the low nibble first, 32 values a group, beside
+/// U8 `…_scales` `[…, rows, groups]` of E8M0 exponents (`2^(s − 127)`). Read as the
+/// `[…, rows, groups · 32]` values they stand for (each expert's `[out, in]`, as stored;
+/// transformers' `convert_moe_packed_tensors` then transposes them to the model's `[in, out]`),
+/// and the scales as the powers of two they are.
+fn mxfp4(model: &mut Model, skipped: &mut Vec<String>) {
+    let mut found = Vec::new();
+    let mut scales = Vec::new();
+    for (i, t) in model.tensors.iter().enumerate() {
+        let Some(prefix) = t.name.strip_suffix("_blocks") else {
+            continue;
+        };
+        let Some((si, st)) = find(model, &format!("{prefix}_scales")) else {
+            continue;
+        };
+        let read = || -> Option<(Vec<u64>, Quant)> {
+            let (&b, lead) = t.shape.split_last()?;
+            let (&g, outer) = lead.split_last()?;
+            let fits = t.dtype == DType::U8 && st.dtype == DType::U8 && st.shape == lead;
+            if !fits || b == 0 || t.quant.is_some() {
+                return None;
+            }
+            let mut shape = outer.to_vec();
+            shape.push(g.checked_mul(b)?.checked_mul(2)?);
+            let plain =
+                ScaleBiasGroups::runs(b * 2, DType::F8E8M0, bytes_of(st)?, GroupOffset::Zero(0.0));
+            let groups = ScaleBiasGroups {
+                codebook: Some(E2M1.to_vec().into()),
+                ..plain
+            };
+            Some((shape, Quant::scale_bias_groups(groups)?))
+        };
+        match read() {
+            Some((shape, q)) => {
+                found.push((i, DType::U4, shape, q));
+                scales.push(si);
+            }
+            None => skipped.push(t.name.clone()),
+        }
+    }
+    retype(model, found);
+    for si in scales {
+        if let Some(st) = model.tensors.get_mut(si) {
+            st.dtype = DType::F8E8M0;
+        }
+    }
 }
 
 /// The F32 values of a small tensor (a codebook).

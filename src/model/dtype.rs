@@ -67,6 +67,9 @@ pub enum DType {
     F8E5M2,
     /// fp8 e5m2, bias 16, NaN = 0x80 (ONNX `FLOAT8E5M2FNUZ`).
     F8E5M2FNUZ,
+    /// OCP microscaling's 8-bit exponent (E8M0): `2^(e − 127)`, NaN = 0xff, no sign or zero
+    /// (MXFP4's block scales, as gpt-oss stores them).
+    F8E8M0,
     /// Signed 64-bit integer.
     I64,
     /// Signed 32-bit integer.
@@ -120,6 +123,7 @@ impl DType {
             | DType::F8E4M3FNUZ
             | DType::F8E5M2
             | DType::F8E5M2FNUZ
+            | DType::F8E8M0
             | DType::I8
             | DType::U8
             | DType::Bool => 1,
@@ -172,6 +176,7 @@ impl DType {
                 | DType::F8E4M3FNUZ
                 | DType::F8E5M2
                 | DType::F8E5M2FNUZ
+                | DType::F8E8M0
         )
     }
 
@@ -194,6 +199,7 @@ impl DType {
             DType::F8E4M3FNUZ => "F8_E4M3FNUZ",
             DType::F8E5M2 => "F8_E5M2",
             DType::F8E5M2FNUZ => "F8_E5M2FNUZ",
+            DType::F8E8M0 => "F8_E8M0",
             DType::I64 => "I64",
             DType::I32 => "I32",
             DType::I16 => "I16",
@@ -276,6 +282,7 @@ impl DType {
             DType::F8E4M3FNUZ => "FLOAT8E4M3FNUZ",
             DType::F8E5M2 => "FLOAT8E5M2",
             DType::F8E5M2FNUZ => "FLOAT8E5M2FNUZ",
+            DType::F8E8M0 => "FLOAT8E8M0",
             other => other.name(),
         }
     }

@@ -520,7 +520,7 @@ pub struct ScaleBiasGroups {
     /// For a tiled matrix, each row's group row as a little-endian `i32` (GPTQ's `g_idx`, which
     /// act-order quantization permutes) instead of `row / rows`.
     pub row_map: Option<bytes::Bytes>,
-    /// The scales' (and biases') element type (F16, BF16 or F32).
+    /// The scales' (and biases') element type (F16, BF16, F32, fp8 e4m3 or E8M0).
     pub dtype: DType,
     /// One scale per group.
     pub scales: bytes::Bytes,
@@ -657,7 +657,7 @@ impl ScaleBiasGroups {
     fn read_value(&self, b: &[u8], g: usize) -> Option<f64> {
         let width = match self.dtype {
             DType::F32 => 4,
-            DType::F8E4M3FN => 1,
+            DType::F8E4M3FN | DType::F8E8M0 => 1,
             _ => 2,
         };
         let at = g.checked_mul(width)?;
@@ -667,6 +667,11 @@ impl ScaleBiasGroups {
             (DType::BF16, &[x, y]) => f64::from(half::bf16::from_le_bytes([x, y])),
             (DType::F32, &[a, b, c, d]) => f64::from(f32::from_le_bytes([a, b, c, d])),
             (DType::F8E4M3FN, &[x]) => e4m3fn(x),
+            // MXFP4's power-of-two block scales.
+            (DType::F8E8M0, &[x]) => match x {
+                0xff => f64::NAN,
+                e => 2f64.powi(i32::from(e) - 127),
+            },
             _ => return None,
         })
     }
@@ -1061,7 +1066,7 @@ impl Quant {
             (DType::U8, Some(n)) if n.map.len() == 256 => 1,
             (DType::F16 | DType::BF16, None) => 2,
             (DType::F32, None) => 4,
-            (DType::F8E4M3FN, None) => 1,
+            (DType::F8E4M3FN | DType::F8E8M0, None) => 1,
             _ => return None,
         };
         let biases_fit = match &groups.offset {

@@ -20,8 +20,8 @@ use super::TensorStats;
 use crate::model::{Model, Tensor};
 
 /// Bump when [`TensorStats`] or its computation changes: old entries are then ignored (2: quantized
-/// integers are read as their real values).
-const CACHE_VERSION: u32 = 2;
+/// integers are read as their real values; 3: stacked experts' dead rows are their matrices' rows).
+const CACHE_VERSION: u32 = 3;
 
 /// FNV-1a 64-bit: a stable hash (std's `DefaultHasher` may change between Rust releases).
 #[derive(Clone, Copy, Debug)]

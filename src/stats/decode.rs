@@ -110,7 +110,7 @@ pub enum Elem {
     Iq1M,
 }
 
-/// The four fp8 encodings of ONNX / OCP.
+/// The four fp8 encodings of ONNX / OCP, and OCP microscaling's E8M0 scale byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fp8Kind {
     /// 4 exponent bits (bias 7), 3 mantissa bits, no infinities, NaN = S.1111.111.
@@ -121,12 +121,21 @@ pub enum Fp8Kind {
     E5M2,
     /// 5 exponent bits (bias 16), no negative zero or infinities, NaN = 0x80 only.
     E5M2FNUZ,
+    /// 8 exponent bits (bias 127) and nothing else: `2^(e − 127)`, NaN = 0xff (OCP MX scales).
+    E8M0,
 }
 
 /// The value of one fp8 byte, from the format definitions (OCP 8-bit floating point spec v1.0 and
 /// ONNX `Float8` docs).
 pub fn fp8_value(kind: Fp8Kind, byte: u8) -> f64 {
+    if kind == Fp8Kind::E8M0 {
+        return match byte {
+            0xff => f64::NAN,
+            e => 2f64.powi(i32::from(e) - 127),
+        };
+    }
     let (exp_bits, man_bits, bias): (u32, u32, i32) = match kind {
+        Fp8Kind::E8M0 => (8, 0, 127),
         Fp8Kind::E4M3FN => (4, 3, 7),
         Fp8Kind::E4M3FNUZ => (4, 3, 8),
         Fp8Kind::E5M2 => (5, 2, 15),
@@ -171,6 +180,7 @@ static E4M3FN_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::
 static E4M3FNUZ_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E4M3FNUZ));
 static E5M2_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E5M2));
 static E5M2FNUZ_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E5M2FNUZ));
+static E8M0_TABLE: LazyLock<[f64; 256]> = LazyLock::new(|| fp8_table(Fp8Kind::E8M0));
 
 fn fp8_lut(kind: Fp8Kind) -> &'static [f64; 256] {
     match kind {
@@ -178,6 +188,7 @@ fn fp8_lut(kind: Fp8Kind) -> &'static [f64; 256] {
         Fp8Kind::E4M3FNUZ => &E4M3FNUZ_TABLE,
         Fp8Kind::E5M2 => &E5M2_TABLE,
         Fp8Kind::E5M2FNUZ => &E5M2FNUZ_TABLE,
+        Fp8Kind::E8M0 => &E8M0_TABLE,
     }
 }
 
@@ -224,6 +235,7 @@ impl Elem {
             DType::F8E4M3FNUZ => Elem::Fp8(Fp8Kind::E4M3FNUZ),
             DType::F8E5M2 => Elem::Fp8(Fp8Kind::E5M2),
             DType::F8E5M2FNUZ => Elem::Fp8(Fp8Kind::E5M2FNUZ),
+            DType::F8E8M0 => Elem::Fp8(Fp8Kind::E8M0),
             DType::I64 => Elem::I64,
             DType::I32 => Elem::I32,
             DType::I16 => Elem::I16,

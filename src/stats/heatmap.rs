@@ -177,6 +177,13 @@ impl HeatmapView {
                     kernel: None,
                 }
             }
+            // Stacked experts (`…experts.down_proj` `[experts, out, in]`, gpt-oss, Mixtral-style
+            // fused checkpoints): each expert's matrix under the one before, not one row each.
+            3 if is_stacked_experts(&t.name) => HeatmapView {
+                rows: prod(&t.shape[..2]),
+                cols: prod(&t.shape[2..]),
+                kernel: None,
+            },
             _ => {
                 let (outer, rest) = t.shape.split_at(1);
                 HeatmapView {
@@ -289,6 +296,13 @@ impl HeatmapView {
         let (r, c) = self.level_size(level);
         (c.div_ceil(TILE), r.div_ceil(TILE))
     }
+}
+
+/// Whether a tensor of rank 3 holds a mixture of experts' matrices stacked along its first
+/// dimension: a module path with an `experts` part (`model.layers.0.mlp.experts.gate_up_proj`).
+fn is_stacked_experts(name: &str) -> bool {
+    name.split(['.', '/'])
+        .any(|p| p == "experts" || p.ends_with("_experts"))
 }
 
 #[derive(Clone, Copy)]

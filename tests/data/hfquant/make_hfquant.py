@@ -29,6 +29,9 @@ and
                `save_pretrained`; reference values from bitsandbytes' own dequantizers
   modelopt_nvfp4/, modelopt_fp8/  NVIDIA ModelOpt's NVFP4 and FP8 (per-tensor scales) as
                `export_hf_checkpoint` writes them, calibrated on one random batch on CPU
+  mxfp4/       a tiny gpt-oss whose experts are MXFP4 as OpenAI ships them (`…_blocks` of FP4
+               codes, `…_scales` of E8M0 exponents; random codes), read back by transformers' own
+               loader with `Mxfp4Config(dequantize=True)`
 facts.json   per checkpoint and quantized weight: stored dtype, real shape, the mean of the
              dequantized weight and values at a few (row, column) places; the dequantized weights
              are what transformers' compressed-tensors integration decompresses (float32), and
@@ -155,6 +158,53 @@ def deepseek(facts):
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=1)
     facts["deepseek_fp8"] = {"quantized": q, "tensors": len(tensors)}
+
+
+def gpt_oss_mxfp4(facts):
+    """A two-expert-layer gpt-oss checkpoint whose experts are MXFP4 as OpenAI ships them
+    (`…_blocks` of FP4 codes, `…_scales` of E8M0 exponents; random codes, scales 2^-9..2^0), read
+    back by transformers' own loader with `Mxfp4Config(dequantize=True)`."""
+    from transformers import GptOssConfig, GptOssForCausalLM, Mxfp4Config
+    from safetensors.torch import load_file
+    out = os.path.join(HERE, "mxfp4")
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = GptOssConfig(hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+                       vocab_size=128, layer_types=["full_attention"])
+    base = tempfile.mkdtemp()
+    torch.manual_seed(3)  # the same file whatever ran before
+    GptOssForCausalLM(cfg).to(torch.bfloat16).save_pretrained(base)
+    g = torch.Generator().manual_seed(3)
+    tensors = {}
+    for k, v in load_file(os.path.join(base, "model.safetensors")).items():
+        if k.endswith("experts.gate_up_proj") or k.endswith("experts.down_proj"):
+            e, inp, outd = v.shape  # the model's [in, out]; stored as [out, in / 32, 16] per expert
+            tensors[k + "_blocks"] = torch.randint(0, 256, (e, outd, inp // 32, 16), dtype=torch.uint8,
+                                                   generator=g)
+            tensors[k + "_scales"] = torch.randint(118, 128, (e, outd, inp // 32), dtype=torch.uint8,
+                                                   generator=g)
+        else:
+            tensors[k] = v
+    os.makedirs(out)
+    save_file(tensors, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(base, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = {"quant_method": "mxfp4", "modules_to_not_convert": [
+        "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"]}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    shutil.rmtree(base)
+    m = GptOssForCausalLM.from_pretrained(out, quantization_config=Mxfp4Config(dequantize=True),
+                                          dtype=torch.bfloat16, device_map="cpu")
+    params = dict(m.named_parameters())
+    q = {}
+    for name in ("model.layers.0.mlp.experts.gate_up_proj", "model.layers.0.mlp.experts.down_proj"):
+        p = params[name].detach().to(torch.float64).transpose(1, 2)  # back to the stored [out, in]
+        e, n, k = p.shape
+        # modelmap shows stacked experts one matrix under the other: [experts · out, in].
+        q[name + "_blocks"] = {"dtype": "U4", "shape": [e, n, k], "mean": float(p.mean()),
+                               "samples": samples(p.reshape(e * n, k))}
+    facts["mxfp4"] = {"quantized": q, "tensors": len(tensors)}
 
 
 def load_packing_utils():
@@ -357,6 +407,7 @@ def main():
     gptq_awq(facts)
     bitsandbytes_checkpoints(base, facts)
     modelopt_checkpoints(base, facts)
+    gpt_oss_mxfp4(facts)
     shutil.rmtree(base)
     import compressed_tensors
     import llmcompressor
