@@ -134,6 +134,21 @@ fn nvfp4_codes_read_through_their_fp8_scales_and_global_scale() {
 }
 
 #[test]
+fn compressed_tensors_mxfp4_codes_read_through_their_e8m0_scales() {
+    check("ct_mxfp4");
+}
+
+#[test]
+fn compressed_tensors_mxfp8_weights_read_through_their_e8m0_scales() {
+    check("ct_mxfp8");
+    let m = open("ct_mxfp8");
+    let s = m
+        .tensor("model.layers.0.mlp.down_proj.weight_scale")
+        .unwrap();
+    assert_eq!(s.dtype, modelmap::model::DType::F8E8M0);
+}
+
+#[test]
 fn gpt_oss_mxfp4_experts_read_as_transformers_dequantizes_them() {
     check("mxfp4");
     let m = open("mxfp4");

@@ -33,8 +33,9 @@
 //! - **NVFP4** (compressed-tensors' `nvfp4-pack-quantized`, NVIDIA ModelOpt's `NVFP4`): FP4 codes
 //!   through the E2M1 values, an fp8 scale per 16, and a per-tensor scale.
 //!
-//! - **MXFP4** (gpt-oss's experts: `…_blocks` and `…_scales`): FP4 codes through the E2M1 values,
-//!   a power-of-two (E8M0) scale per 32.
+//! - **MXFP4** (gpt-oss's experts: `…_blocks` and `…_scales`; compressed-tensors'
+//!   `mxfp4-pack-quantized`) and **MXFP8** (fp8 weights): FP4 codes through the E2M1 values, or
+//!   fp8, with a power-of-two (E8M0) scale per 32.
 //!
 //! Not read (the weight is shown as stored, with a warning naming it): other bit widths,
 //! compressed-tensors' sparse formats, AWQ's GEMV packing.
@@ -268,9 +269,11 @@ fn is_scale_type(d: DType) -> bool {
     matches!(d, DType::F16 | DType::BF16 | DType::F32)
 }
 
-/// A `…weight` of fp8 or int8 beside a `…weight_scale` / `…weight_scale_inv`.
+/// A `…weight` of fp8 or int8 beside a `…weight_scale` / `…weight_scale_inv` (MXFP8's: bytes of
+/// E8M0 exponents).
 fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
     let mut found = Vec::new();
+    let mut exponents = Vec::new();
     for (i, t) in model.tensors.iter().enumerate() {
         let Some(prefix) = t.name.strip_suffix("weight") else {
             continue;
@@ -279,16 +282,19 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
         if !(fp8 || t.dtype == DType::I8) || t.quant.is_some() {
             continue;
         }
-        let Some((_, st)) = find(model, &format!("{prefix}weight_scale"))
+        let Some((si, st)) = find(model, &format!("{prefix}weight_scale"))
             .or_else(|| find(model, &format!("{prefix}weight_scale_inv")))
         else {
             continue;
         };
+        // MXFP8 (compressed-tensors' `MXFP8` schemes): bytes of E8M0 exponents, one per 32.
+        let e8m0 = fp8 && st.dtype == DType::U8;
+        let scale_type = if e8m0 { DType::F8E8M0 } else { st.dtype };
         let (Some(&n), Some(&k), 2, true) = (
             t.shape.first(),
             t.shape.get(1),
             t.shape.len(),
-            is_scale_type(st.dtype),
+            e8m0 || is_scale_type(st.dtype),
         ) else {
             skipped.push(t.name.clone());
             continue;
@@ -317,12 +323,16 @@ fn scaled(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             }
         };
         let Some(scales) = bytes_of(st) else { continue };
-        let groups = ScaleBiasGroups::tiles(size, rows, k, st.dtype, scales, offset);
+        let groups = ScaleBiasGroups::tiles(size, rows, k, scale_type, scales, offset);
         if let Some(q) = Quant::scale_bias_groups(groups) {
             found.push((i, t.dtype, t.shape.clone(), q));
+            if e8m0 {
+                exponents.push(si);
+            }
         }
     }
     retype(model, found);
+    as_e8m0(model, exponents);
 }
 
 /// The values of a small integer tensor (`…weight_shape`).
@@ -493,7 +503,9 @@ fn nvfp4(model: &mut Model, skipped: &mut Vec<String>) {
     retype(model, found);
 }
 
-/// MXFP4 (gpt-oss's mixture-of-experts weights, `quant_method: mxfp4`): U8 `…_blocks`
+/// MXFP4: compressed-tensors' `mxfp4-pack-quantized` (`…weight_packed` U8 `[out, in / 2]` of FP4
+/// codes, `…weight_scale` U8 `[out, in / 32]`), and gpt-oss's mixture-of-experts weights
+/// (`quant_method: mxfp4`): U8 `…_blocks`
 /// `[…, rows, groups, 16]` of FP4 (E2M1) codes, the low nibble first, 32 values a group, beside
 /// U8 `…_scales` `[…, rows, groups]` of E8M0 exponents (`2^(s − 127)`). Read as the
 /// `[…, rows, groups · 32]` values they stand for (each expert's `[out, in]`, as stored;
@@ -503,6 +515,44 @@ fn mxfp4(model: &mut Model, skipped: &mut Vec<String>) {
     let mut found = Vec::new();
     let mut scales = Vec::new();
     for (i, t) in model.tensors.iter().enumerate() {
+        // compressed-tensors' `mxfp4-pack-quantized`: NVFP4's packing without a global scale.
+        if let Some(prefix) = t.name.strip_suffix("weight_packed")
+            && t.dtype == DType::U8
+            && t.quant.is_none()
+            && let Some((si, st)) = find(model, &format!("{prefix}weight_scale"))
+            && st.dtype == DType::U8
+        {
+            let read = || -> Option<(Vec<u64>, Quant)> {
+                let (&[n, half], &[sn, sg]) = (t.shape.as_slice(), st.shape.as_slice()) else {
+                    return None;
+                };
+                let k = half.checked_mul(2)?;
+                if sn != n || sg == 0 || !k.is_multiple_of(sg) {
+                    return None;
+                }
+                let plain = ScaleBiasGroups::tiles(
+                    k / sg,
+                    1,
+                    k,
+                    DType::F8E8M0,
+                    bytes_of(st)?,
+                    GroupOffset::Zero(0.0),
+                );
+                let groups = ScaleBiasGroups {
+                    codebook: Some(E2M1.to_vec().into()),
+                    ..plain
+                };
+                Some((vec![n, k], Quant::scale_bias_groups(groups)?))
+            };
+            match read() {
+                Some((shape, q)) => {
+                    found.push((i, DType::U4, shape, q));
+                    scales.push(si);
+                }
+                None => skipped.push(t.name.clone()),
+            }
+            continue;
+        }
         let Some(prefix) = t.name.strip_suffix("_blocks") else {
             continue;
         };
@@ -535,6 +585,11 @@ fn mxfp4(model: &mut Model, skipped: &mut Vec<String>) {
         }
     }
     retype(model, found);
+    as_e8m0(model, scales);
+}
+
+/// Shows MX scale bytes (`uint8` in the file) as the E8M0 powers of two they are.
+fn as_e8m0(model: &mut Model, scales: Vec<usize>) {
     for si in scales {
         if let Some(st) = model.tensors.get_mut(si) {
             st.dtype = DType::F8E8M0;

@@ -15,6 +15,8 @@ llm-compressor's `oneshot` with a weight-only `QuantizationModifier` (every Line
   fp8_block/   float-quantized fp8 e4m3 weights, one scale per 128 × 128 block (FP8_BLOCK; the
                64-row k/v projections hold half blocks)
   nvfp4/       nvfp4-pack-quantized FP4 codes, an fp8 scale per 16 and a global scale (NVFP4A16)
+  ct_mxfp4/    mxfp4-pack-quantized FP4 codes, an E8M0 exponent per 32 (MXFP4A16)
+  ct_mxfp8/    fp8 e4m3 weights, an E8M0 exponent per 32 (MXFP8A16)
 and
   deepseek_fp8/  DeepSeek-V3's layout (`quant_method: fp8`, `weight_block_size: [128, 128]`):
                fp8 e4m3 weights of sizes 128 does not divide with F32 `weight_scale_inv` per
@@ -395,7 +397,8 @@ def main():
     LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(base)
     facts = {}
     presets = {"w4a16": "W4A16", "w8a16": "W8A16", "w8a8": "W8A8", "fp8": "FP8_DYNAMIC",
-               "fp8_block": "FP8_BLOCK", "nvfp4": "NVFP4A16"}
+               "fp8_block": "FP8_BLOCK", "nvfp4": "NVFP4A16", "ct_mxfp4": "MXFP4A16",
+               "ct_mxfp8": "MXFP8A16"}
     for name, scheme in presets.items():
         llm_compressor(base, name, QuantizationModifier(targets="Linear", scheme=scheme, ignore=["lm_head"]),
                        facts)
