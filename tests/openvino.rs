@@ -45,6 +45,9 @@ fn dtype(element_type: &str) -> DType {
         "u4" => DType::U4,
         "i4" => DType::I4,
         "nf4" => DType::NF4,
+        "f4e2m1" => DType::F4E2M1,
+        "f8e8m0" => DType::F8E8M0,
+        "f8e4m3" => DType::F8E4M3FN,
         other => panic!("element type {other} not in the fixtures"),
     }
 }
@@ -54,7 +57,7 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
     let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let files = facts["files"].as_object().unwrap();
-    assert_eq!(files.len(), 6);
+    assert_eq!(files.len(), 7);
     for (file, f) in files {
         let model = open(&data_dir().join(file));
         assert_eq!(model.format, Format::OpenVino, "{file}");
@@ -73,7 +76,12 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
             })
             .collect();
         // Stored codes a decompression subgraph turns into reals.
-        let integer = |c: &str| matches!(element_type[c], "u8" | "i8" | "u4" | "i4" | "nf4");
+        let integer = |c: &str| {
+            matches!(
+                element_type[c],
+                "u8" | "i8" | "u4" | "i4" | "nf4" | "f4e2m1" | "f8e4m3"
+            )
+        };
         let mut weight_of: HashMap<&str, &str> = HashMap::new();
         let mut pending_sub: HashMap<&str, &str> = HashMap::new();
         for op in ops {

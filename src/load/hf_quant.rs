@@ -43,7 +43,7 @@
 use std::path::Path;
 
 use crate::model::{
-    DType, GroupOffset, Layout, Model, Quant, ScaleBiasGroups, TensorData, ZeroPacking,
+    DType, E2M1, GroupOffset, Layout, Model, Quant, ScaleBiasGroups, TensorData, ZeroPacking,
 };
 
 /// Re-reads the quantized weights of `model`; `config` is `config.json` (parsed) and its path
@@ -441,11 +441,6 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
     }
     retype(model, found);
 }
-
-/// The 16 values of an FP4 (E2M1) code: sign bit 3, magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
-const E2M1: [f64; 16] = [
-    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
-];
 
 /// NVFP4 weights: U8 `[out, in / 2]` of FP4 (E2M1) codes, the low nibble first, with an fp8
 /// e4m3 `…weight_scale` per group of 16 and a per-tensor F32 scale:

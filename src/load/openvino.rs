@@ -276,9 +276,9 @@ fn element_type(t: &str) -> (DType, u64) {
         "u4" => return (DType::U4, 4),
         "i4" => return (DType::I4, 4),
         "nf4" => return (DType::NF4, 4),
-        "f4e2m1" => return (DType::Unknown("f4e2m1"), 4),
+        "f4e2m1" => return (DType::F4E2M1, 4),
         "u6" => return (DType::Unknown("u6"), 6),
-        "f8e8m0" => return (DType::Unknown("f8e8m0"), 8),
+        "f8e8m0" => DType::F8E8M0,
         _ => return (DType::Unknown("openvino"), 0),
     };
     let bits = d.size_bytes().unwrap_or(0) * 8;
@@ -619,7 +619,14 @@ fn dequantization(
     let wt = tensors.get(w as usize)?;
     if !matches!(
         wt.dtype,
-        DType::U8 | DType::I8 | DType::U4 | DType::I4 | DType::NF4
+        DType::U8
+            | DType::I8
+            | DType::U4
+            | DType::I4
+            | DType::NF4
+            | DType::F4E2M1
+            | DType::F8E4M3FN
+            | DType::F8E5M2
     ) || wt.quant.is_some()
     {
         return None;

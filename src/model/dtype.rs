@@ -98,6 +98,9 @@ pub enum DType {
     U4,
     /// Signed 4-bit integers, two to a byte, the low nibble first (ONNX `INT4`, OpenVINO `i4`).
     I4,
+    /// FP4 E2M1 (OCP microscaling's element type; ONNX `FLOAT4E2M1`, OpenVINO `f4e2m1`): two to a
+    /// byte, the low nibble first, each 0, ±0.5, ±1, ±1.5, ±2, ±3, ±4 or ±6.
+    F4E2M1,
     /// 4-bit NormalFloat (QLoRA's NF4; OpenVINO `nf4`): two codes to a byte, the low nibble first,
     /// each one of 16 values of a normal distribution's quantiles in [-1, 1].
     NF4,
@@ -110,6 +113,11 @@ pub enum DType {
     /// A type this build does not know, with the format's own name for it.
     Unknown(&'static str),
 }
+
+/// The 16 values of an FP4 (E2M1) code: sign bit 3, magnitudes 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+pub const E2M1: [f64; 16] = [
+    0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+];
 
 impl DType {
     /// Bytes per element for fixed-size, non-blocked types.
@@ -136,6 +144,7 @@ impl DType {
             | DType::U4
             | DType::I4
             | DType::NF4
+            | DType::F4E2M1
             | DType::UBits(_) => return None,
         })
     }
@@ -150,7 +159,7 @@ impl DType {
             }
             return (elements / block).checked_mul(bytes);
         }
-        if matches!(self, DType::U4 | DType::I4 | DType::NF4) {
+        if matches!(self, DType::U4 | DType::I4 | DType::NF4 | DType::F4E2M1) {
             // Two to a byte, read as blocks of two.
             return elements.is_multiple_of(2).then_some(elements / 2);
         }
@@ -222,6 +231,7 @@ impl DType {
             DType::UBits(_) => "UBITS",
             DType::I4 => "I4",
             DType::NF4 => "NF4",
+            DType::F4E2M1 => "F4_E2M1",
             DType::Ggml(t) => t.info().map_or("GGML?", |i| i.0),
             DType::Unknown(name) => name,
         }
@@ -252,7 +262,8 @@ impl DType {
             20 => DType::F8E5M2FNUZ,
             21 => DType::U4,
             22 => DType::I4,
-            23 => DType::Unknown("FLOAT4E2M1"),
+            23 => DType::F4E2M1,
+            24 => DType::F8E8M0,
             _ => DType::Unknown("UNDEFINED"),
         }
     }
@@ -283,6 +294,7 @@ impl DType {
             DType::F8E5M2 => "FLOAT8E5M2",
             DType::F8E5M2FNUZ => "FLOAT8E5M2FNUZ",
             DType::F8E8M0 => "FLOAT8E8M0",
+            DType::F4E2M1 => "FLOAT4E2M1",
             other => other.name(),
         }
     }

@@ -12,7 +12,7 @@ mod dtype;
 mod hierarchy;
 mod summary;
 
-pub use dtype::{DType, GgmlType};
+pub use dtype::{DType, E2M1, GgmlType};
 mod names;
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
 pub use summary::{Summary, group_digits, human_bytes};
@@ -1372,6 +1372,11 @@ impl Tensor {
                 (DType::U16, &[a, b]) => f64::from(u16::from_le_bytes([a, b])),
                 (DType::I8, &[a]) => f64::from(a as i8),
                 (DType::U8, &[a]) => f64::from(a),
+                // MX scales: powers of two.
+                (DType::F8E8M0, &[a]) => match a {
+                    0xff => f64::NAN,
+                    e => 2f64.powi(i32::from(e) - 127),
+                },
                 _ => return None,
             })
         };

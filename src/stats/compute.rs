@@ -452,6 +452,7 @@ fn from_counted_values(mut s: Summary, each: impl Fn(&mut dyn FnMut(f64, u64))) 
 fn small_codes(elem: Elem) -> Option<(u32, Vec<f64>)> {
     Some(match elem {
         Elem::U4 => (4, (0..16).map(f64::from).collect()),
+        Elem::F4E2M1 => (4, super::decode::E2M1.to_vec()),
         Elem::I4 => (
             4,
             (0..16).map(|c: i32| f64::from((c << 28) >> 28)).collect(),

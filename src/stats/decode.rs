@@ -36,6 +36,8 @@ pub enum Elem {
     Bits(u8),
     /// 4-bit NormalFloat codes, two to a byte, the low nibble first.
     Nf4,
+    /// FP4 E2M1, two to a byte, the low nibble first.
+    F4E2M1,
     /// IEEE binary64.
     F64,
     /// IEEE binary32.
@@ -197,6 +199,8 @@ pub(super) fn f16_bits(bits: u16) -> f64 {
     half::f16::from_bits(bits).to_f64()
 }
 
+pub(crate) use crate::model::E2M1;
+
 /// The 16 values of NF4 (QLoRA, Dettmers et al. 2023; OpenVINO's `nf4` uses the same table).
 const NF4: [f64; 16] = [
     -1.0,
@@ -249,6 +253,7 @@ impl Elem {
             DType::UBits(_) => return None,
             DType::I4 => Elem::I4,
             DType::NF4 => Elem::Nf4,
+            DType::F4E2M1 => Elem::F4E2M1,
             DType::Bool => Elem::Bool,
             DType::Ggml(GgmlType(t)) => match t {
                 0 => Elem::F32,
@@ -297,7 +302,7 @@ impl Elem {
             Elem::F32 | Elem::I32 | Elem::U32 => (1, 4),
             Elem::F16 | Elem::BF16 | Elem::I16 | Elem::U16 => (1, 2),
             Elem::Fp8(_) | Elem::I8 | Elem::U8 | Elem::Bool => (1, 1),
-            Elem::U4 | Elem::I4 | Elem::Nf4 => (2, 1),
+            Elem::U4 | Elem::I4 | Elem::Nf4 | Elem::F4E2M1 => (2, 1),
             Elem::Bits(b) => (8, usize::from(b)),
             Elem::Q8_0 => (QK, 34),
             Elem::Q4_0 => (QK, 18),
@@ -426,12 +431,13 @@ impl Elem {
                     *o = f64::from(b);
                 }
             }
-            Elem::U4 | Elem::I4 | Elem::Nf4 => {
+            Elem::U4 | Elem::I4 | Elem::Nf4 | Elem::F4E2M1 => {
                 for (&b, pair) in bytes.iter().zip(out.chunks_mut(2)) {
                     for (o, n) in pair.iter_mut().zip([b & 0x0f, b >> 4]) {
                         *o = match self {
                             Elem::I4 => f64::from(((n << 4) as i8) >> 4),
                             Elem::Nf4 => NF4[usize::from(n)],
+                            Elem::F4E2M1 => E2M1[usize::from(n)],
                             _ => f64::from(n),
                         };
                     }
@@ -683,6 +689,18 @@ mod tests {
         let nf4 = dec(Elem::Nf4, &[0xF0, 0x87]);
         assert_eq!(&nf4[..3], &[-1.0, 1.0, 0.0]);
         assert!((nf4[3] - 0.0796).abs() < 1e-4);
+        // FP4 E2M1, low nibble first: 1 is 0.5, 2 is 1, 8 is -0, 15 is -6.
+        let fp4 = dec(Elem::F4E2M1, &[0x21, 0xF8]);
+        assert_eq!(fp4, vec![0.5, 1.0, -0.0, -6.0]);
+        assert!(fp4[2].is_sign_negative());
+        assert_eq!(Elem::of(DType::F4E2M1), Some(Elem::F4E2M1));
+        // E8M0: a bare exponent, bias 127; 0xff is NaN.
+        let e8m0 = Elem::of(DType::F8E8M0).unwrap();
+        assert_eq!(
+            dec(e8m0, &[127, 128, 0, 120]),
+            vec![1.0, 2.0, 2f64.powi(-127), 2f64.powi(-7)]
+        );
+        assert!(e8m0.value_of_code(0xff).is_nan());
         assert_eq!(dec(Elem::Bool, &[0, 1, 2]), vec![0.0, 1.0, 1.0]);
         assert_eq!(Elem::I16.value_of_code(0xFFFF), -1.0);
         assert_eq!(Elem::Bool.value_of_code(7), 1.0);

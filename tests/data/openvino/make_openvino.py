@@ -16,6 +16,8 @@ Writes, beside this script:
                        and zero points, f16 scales per group, reshaped to [out, in]; NNCF keeps
                        the embedding and the head in int8)
   tiny_gpt_nf4.xml/.bin       the same in NF4 (4-bit NormalFloat codes, a scale per group of 16)
+  tiny_gpt_mxfp4.xml/.bin     the same in MXFP4 (FP4 E2M1 codes, an E8M0 exponent per group of 32;
+                       NNCF keeps the embedding in MXFP8: f8e4m3 with the same exponents)
   facts.json           per file: every op's name, type and inputs (producer names), every
                        Const's element type, shape, mean and first values, from
                        `ov.Core().read_model` (4-bit ones unpacked by OpenVINO); and every
@@ -102,7 +104,8 @@ def dequantized(model):
             xn = x.get_node()
             w = const_of(xn.input_value(0)) if xn.get_type_name() == "Subtract" else const_of(x)
             if w is None or (w.get_element_type().is_real()
-                             and w.get_element_type().get_type_name() != "nf4"):
+                             and w.get_element_type().get_type_name()
+                             not in ("nf4", "f4e2m1", "f8e4m3", "f8e5m2")):
                 continue
             real = evaluate(op.output(0)).reshape(-1)
             out.append({
@@ -124,8 +127,8 @@ def facts_of(xml):
         ops.append({"name": name, "type": kind, "inputs": inputs})
         if kind == "Constant":
             et = op.get_element_type().get_type_name()
-            if et in ("u4", "i4", "nf4"):
-                # Packed two to a byte: OpenVINO unpacks them (a Convert to f32).
+            if et in ("u4", "i4", "nf4", "f4e2m1", "f8e8m0", "f8e4m3", "f8e5m2"):
+                # Packed two to a byte, or 8-bit floats: OpenVINO reads them (a Convert to f32).
                 f = evaluate(ov.opset13.convert(op, "f32").output(0)).reshape(-1)
             else:
                 f = np.asarray(op.get_data(), dtype=np.float64).reshape(-1)
@@ -159,9 +162,14 @@ def main():
     for name, mode, group in [("tiny_gpt_int8.xml", nncf.CompressWeightsMode.INT8_ASYM, -1),
                               ("tiny_gpt_int8_sym.xml", nncf.CompressWeightsMode.INT8_SYM, -1),
                               ("tiny_gpt_int4.xml", nncf.CompressWeightsMode.INT4_ASYM, 16),
-                              ("tiny_gpt_nf4.xml", nncf.CompressWeightsMode.NF4, 16)]:
+                              ("tiny_gpt_nf4.xml", nncf.CompressWeightsMode.NF4, 16),
+                              ("tiny_gpt_mxfp4.xml", nncf.CompressWeightsMode.MXFP4, 32)]:
         fp32 = ov.Core().read_model(os.path.join(HERE, "tiny_gpt.xml"))
-        if group > 0:
+        if mode == nncf.CompressWeightsMode.MXFP4:
+            # MX groups run along one axis: the conv front end stays as it is.
+            m = nncf.compress_weights(fp32, mode=mode, group_size=group, ratio=1.0,
+                                      ignored_scope=nncf.IgnoredScope(types=["Convolution"]))
+        elif group > 0:
             m = nncf.compress_weights(fp32, mode=mode, group_size=group, ratio=1.0)
         else:
             m = nncf.compress_weights(fp32, mode=mode)
