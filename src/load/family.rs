@@ -148,35 +148,57 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     Some((stage, 0, 0))
 }
 
+/// Ranks inside a transformer block: the input norm, q/k/v (parallel), the attention output, the
+/// MLP's norm, a mixture of experts' router, gate/up (parallel), down (the MLP's output), a norm
+/// after the MLP.
+const INPUT_NORM: u8 = 0;
+const QKV: u8 = 2;
+const ATTN_OUT: u8 = 4;
+const MLP_NORM: u8 = 6;
+const ROUTER: u8 = 7;
+const GATE_UP: u8 = 8;
+const MLP_OUT: u8 = 10;
+const POST_NORM: u8 = 12;
+
 /// Rank of a module inside a transformer block by the names the common families use.
 fn block_rank(rel: &str) -> Option<u8> {
     let r = rel.to_ascii_lowercase();
     let last = r.rsplit('.').next().unwrap_or(&r);
     let in_attn = r.contains("attn") || r.contains("attention");
+    let in_moe = r.contains("moe") || r.contains("mlp");
     Some(match last {
-        "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1" => 0,
+        "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1" => {
+            INPUT_NORM
+        }
         "q_proj" | "k_proj" | "v_proj" | "c_attn" | "query" | "key" | "value" | "attn_q"
         | "attn_k" | "attn_v" | "qkv_proj" | "wqkv" | "query_key_value" | "wq" | "wk" | "wv"
-        | "attn_qkv" => 1,
-        "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" if in_attn => 2,
-        "c_proj" if in_attn => 2,
-        "layernorm" if r.contains("attention.output") => 3,
+        | "attn_qkv" => QKV,
+        // The attention module's own parameters (gpt-oss's `self_attn.sinks`) beside q/k/v.
+        "self_attn" | "attn" | "attention" => QKV,
+        "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" if in_attn => ATTN_OUT,
+        "c_proj" if in_attn => ATTN_OUT,
+        "layernorm" if r.contains("attention.output") => MLP_NORM,
         "post_attention_layernorm"
         | "ln_2"
         | "ffn_norm"
         | "norm2"
-        | "pre_feedforward_layernorm" => 3,
+        | "pre_feedforward_layernorm" => MLP_NORM,
+        // A mixture of experts: the router (`mlp.router`, Mixtral's `block_sparse_moe.gate`,
+        // Qwen-MoE's and DeepSeek's `mlp.gate`), then the experts.
+        "router" | "gate" if in_moe => ROUTER,
         "gate_proj" | "up_proj" | "c_fc" | "ffn_gate" | "ffn_up" | "w1" | "w3" | "fc1"
-        | "gate_up_proj" => 4,
-        "dense" if r.contains("intermediate") => 4,
-        "down_proj" | "c_proj" | "ffn_down" | "w2" | "fc2" | "dense" => 5,
-        "layernorm" | "post_feedforward_layernorm" => 6,
+        | "gate_up_proj" => GATE_UP,
+        "dense" if r.contains("intermediate") => GATE_UP,
+        "down_proj" | "c_proj" | "ffn_down" | "w2" | "fc2" | "dense" => MLP_OUT,
+        // Stacked experts in one module (gpt-oss's `mlp.experts`: gate_up and down together).
+        "experts" => MLP_OUT,
+        "layernorm" | "post_feedforward_layernorm" => POST_NORM,
         _ => return None,
     })
 }
 
 fn parallel_rank(rank: u8) -> bool {
-    rank == 1 || rank == 4
+    rank == QKV || rank == GATE_UP
 }
 
 /// Adds dataflow edges between checkpoint module nodes where the names follow a known family.
@@ -222,16 +244,16 @@ pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
             }
         }
     }
-    // Residual connections: the input of each attention (rank 0 set) and MLP (rank 3 set) joins the
-    // output of the same sub-block (rank 2 and rank 5 sets).
+    // Residual connections: the input of each attention (its input norm) and MLP (its norm) joins
+    // the output of the same sub-block.
     for (i, (k, members)) in sets.iter().enumerate() {
-        if k.0 != 1 || !(k.2 == 0 || k.2 == 3) {
+        if k.0 != 1 || !(k.2 == INPUT_NORM || k.2 == MLP_NORM) {
             continue;
         }
         let Some(prev) = i.checked_sub(1).and_then(|p| sets.get(p)) else {
             continue;
         };
-        let target_rank = if k.2 == 0 { 2 } else { 5 };
+        let target_rank = if k.2 == INPUT_NORM { ATTN_OUT } else { MLP_OUT };
         let Some((_, tail)) = sets[i..]
             .iter()
             .take_while(|(kk, _)| kk.1 == k.1 && kk.0 == 1)
@@ -259,34 +281,120 @@ mod tests {
         assert_eq!(order_key("model.embed_tokens"), Some((0, 0, 0)));
         assert_eq!(
             order_key("model.layers.3.self_attn.q_proj"),
-            Some((1, 3, 1))
+            Some((1, 3, QKV))
         );
         assert_eq!(
             order_key("model.layers.3.self_attn.o_proj"),
-            Some((1, 3, 2))
+            Some((1, 3, ATTN_OUT))
         );
-        assert_eq!(order_key("model.layers.3.mlp.down_proj"), Some((1, 3, 5)));
+        assert_eq!(
+            order_key("model.layers.3.mlp.down_proj"),
+            Some((1, 3, MLP_OUT))
+        );
         assert_eq!(
             order_key("model.layers.10.input_layernorm"),
-            Some((1, 10, 0))
+            Some((1, 10, INPUT_NORM))
         );
         assert_eq!(order_key("model.norm"), Some((2, 0, 0)));
         assert_eq!(order_key("lm_head"), Some((3, 0, 0)));
-        assert_eq!(order_key("h.2.attn.c_proj"), Some((1, 2, 2)));
-        assert_eq!(order_key("h.2.mlp.c_proj"), Some((1, 2, 5)));
-        assert_eq!(order_key("blk.1.attn_q"), Some((1, 1, 1)));
+        assert_eq!(order_key("h.2.attn.c_proj"), Some((1, 2, ATTN_OUT)));
+        assert_eq!(order_key("h.2.mlp.c_proj"), Some((1, 2, MLP_OUT)));
+        assert_eq!(order_key("blk.1.attn_q"), Some((1, 1, QKV)));
         assert_eq!(
             order_key("encoder.layer.4.attention.self.query"),
-            Some((1, 4, 1))
+            Some((1, 4, QKV))
         );
         assert_eq!(
             order_key("encoder.layer.4.attention.output.dense"),
-            Some((1, 4, 2))
+            Some((1, 4, ATTN_OUT))
         );
         assert_eq!(
             order_key("encoder.layer.4.intermediate.dense"),
-            Some((1, 4, 4))
+            Some((1, 4, GATE_UP))
         );
-        assert_eq!(order_key("encoder.layer.4.output.dense"), Some((1, 4, 5)));
+        assert_eq!(
+            order_key("encoder.layer.4.output.dense"),
+            Some((1, 4, MLP_OUT))
+        );
+        // Mixtures of experts: the router between the MLP's norm and the experts.
+        assert_eq!(order_key("model.layers.0.mlp.router"), Some((1, 0, ROUTER)));
+        assert_eq!(
+            order_key("model.layers.0.block_sparse_moe.gate"),
+            Some((1, 0, ROUTER))
+        );
+        assert_eq!(
+            order_key("model.layers.0.block_sparse_moe.experts.3.w2"),
+            Some((1, 0, MLP_OUT))
+        );
+        assert_eq!(
+            order_key("model.layers.0.mlp.experts"),
+            Some((1, 0, MLP_OUT))
+        );
+    }
+
+    /// gpt-oss: norm → q/k/v and the attention's sinks → o_proj → norm → router → experts, with
+    /// the residuals around attention and the experts.
+    #[test]
+    fn a_mixture_of_experts_chains_through_its_router() {
+        let names = [
+            "model.embed_tokens.weight",
+            "model.layers.0.input_layernorm.weight",
+            "model.layers.0.self_attn.q_proj.weight",
+            "model.layers.0.self_attn.k_proj.weight",
+            "model.layers.0.self_attn.v_proj.weight",
+            "model.layers.0.self_attn.sinks",
+            "model.layers.0.self_attn.o_proj.weight",
+            "model.layers.0.post_attention_layernorm.weight",
+            "model.layers.0.mlp.router.weight",
+            "model.layers.0.mlp.experts.gate_up_proj",
+            "model.layers.0.mlp.experts.down_proj",
+            "model.norm.weight",
+            "lm_head.weight",
+        ];
+        let mut model = Model::new("gpt-oss", crate::model::Format::Safetensors);
+        for n in names {
+            let t = Tensor::from_bytes(n, crate::model::DType::F32, &[2, 2], vec![0; 16]);
+            model.add_tensor(t);
+        }
+        build_checkpoint_graph(&mut model);
+        let id = |n: &str| {
+            model
+                .graph
+                .nodes
+                .iter()
+                .position(|x| x.name == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
+        let edge = |a: &str, b: &str| {
+            let (a, b) = (id(a), id(b));
+            model
+                .graph
+                .edges
+                .iter()
+                .any(|e| e.from as usize == a && e.to as usize == b)
+        };
+        let l = "model.layers.0";
+        assert!(edge(
+            &format!("{l}.input_layernorm"),
+            &format!("{l}.self_attn")
+        ));
+        assert!(edge(
+            &format!("{l}.self_attn"),
+            &format!("{l}.self_attn.o_proj")
+        ));
+        assert!(edge(
+            &format!("{l}.post_attention_layernorm"),
+            &format!("{l}.mlp.router")
+        ));
+        assert!(edge(
+            &format!("{l}.mlp.router"),
+            &format!("{l}.mlp.experts")
+        ));
+        assert!(edge(&format!("{l}.mlp.experts"), "model.norm"));
+        // The residual around the experts, from the MLP's input.
+        assert!(edge(
+            &format!("{l}.self_attn.o_proj"),
+            &format!("{l}.mlp.experts")
+        ));
     }
 }
