@@ -182,3 +182,33 @@ fn matmul_nbits_weights_read_as_onnxruntime_dequantizes_them() {
         assert_eq!(chains[0].sizes(), vec![96, 64, 40], "{file}");
     }
 }
+
+/// OCP microscaling types (`tests/data/onnx/fp4.onnx`, `make_fp4.py`): FLOAT4E2M1 typed (packed
+/// into `int32_data`) and raw, FLOAT8E8M0 raw, every value as onnx's `numpy_helper` reads it
+/// (the sign of −0 included).
+#[test]
+fn fp4_and_e8m0_initializers_read_as_onnx_reads_them() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let m = modelmap::load::open(&dir.join("fp4.onnx")).unwrap();
+    let text = std::fs::read_to_string(dir.join("fp4_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tensors = facts["tensors"].as_object().unwrap();
+    assert_eq!(tensors.len(), 3);
+    for (name, f) in tensors {
+        let t = m.tensor(name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(t.dtype.onnx_name(), f["dtype"].as_str().unwrap(), "{name}");
+        assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
+        let elem = modelmap::stats::decode::Elem::of(t.dtype).unwrap();
+        let bytes = t.bytes().unwrap();
+        for (i, v) in f["values"].as_array().unwrap().iter().enumerate() {
+            let (got, want) = (elem.value_at(bytes, i as u64).unwrap(), v.as_f64().unwrap());
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{name}[{i}]: {got} vs {want}"
+            );
+        }
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        assert_eq!(s.count, t.elements(), "{name}");
+    }
+}

@@ -924,8 +924,10 @@ fn typed_fields(t: &TensorProto, dtype: DType, elements: u64) -> Option<Bytes> {
         | DType::F8E4M3FNUZ
         | DType::F8E5M2
         | DType::F8E5M2FNUZ
+        | DType::F8E8M0
         | DType::U4
         | DType::I4
+        | DType::F4E2M1
             if !t.int32_data.is_empty() =>
         {
             // 4-bit types keep one packed byte (two values) in each int32.
