@@ -1389,16 +1389,7 @@ mod tests {
         );
         let q = Quant::scale_bias_groups(groups).unwrap();
         let elem = Elem::Fp8(crate::stats::decode::Fp8Kind::E4M3FN);
-        let by_codes = compute_by_group_codes(elem, &raw, &q).unwrap();
-        let wide = compute_wide(elem, &raw, Some(&q));
-        let (a, b) = (&by_codes.summary, &wide.summary);
-        assert_eq!(
-            (a.total, a.nan, a.zeros, a.min, a.max),
-            (b.total, b.nan, b.zeros, b.min, b.max)
-        );
-        assert!((a.moments.mean - b.moments.mean).abs() <= 1e-12 * b.moments.mean.abs().max(1e-9));
-        assert!((a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2);
-        assert_eq!(by_codes.histogram.counts, wide.histogram.counts);
+        let a = counts_match_decoding("blocks", elem, &raw, &q);
         assert!(a.zeros > 0 && a.min < 0.0 && a.max > 0.0);
         // Groups of 100 000 values (u32 counters rather than u16), the last one cut short.
         let scales: Vec<u8> = (0..(rows * cols).div_ceil(100_000))
@@ -1411,15 +1402,29 @@ mod tests {
             GroupOffset::Zero(0.0),
         );
         let q = Quant::scale_bias_groups(runs).unwrap();
-        let by_codes = compute_by_group_codes(elem, &raw, &q).unwrap();
-        let wide = compute_wide(elem, &raw, Some(&q));
+        counts_match_decoding("runs of 100 000", elem, &raw, &q);
+    }
+
+    /// Asserts that counting codes by group gives the figures of decoding every value through
+    /// `Quant::apply`; returns them.
+    fn counts_match_decoding(name: &str, elem: Elem, raw: &[u8], q: &Quant) -> Summary {
+        let by_codes = compute_by_group_codes(elem, raw, q)
+            .unwrap_or_else(|| panic!("{name}: not counted by group"));
+        let wide = compute_wide(elem, raw, Some(q));
         let (a, b) = (&by_codes.summary, &wide.summary);
         assert_eq!(
-            (a.total, a.nan, a.zeros, a.min, a.max),
-            (b.total, b.nan, b.zeros, b.min, b.max)
+            (a.total, a.nan, a.inf, a.zeros, a.min, a.max),
+            (b.total, b.nan, b.inf, b.zeros, b.min, b.max),
+            "{name}"
         );
-        assert!((a.moments.mean - b.moments.mean).abs() <= 1e-12 * b.moments.mean.abs().max(1e-9));
-        assert_eq!(by_codes.histogram.counts, wide.histogram.counts);
+        let tol = 1e-12 * b.moments.mean.abs().max(1e-9);
+        assert!((a.moments.mean - b.moments.mean).abs() <= tol, "{name}");
+        assert!(
+            (a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2,
+            "{name}"
+        );
+        assert_eq!(by_codes.histogram.counts, wide.histogram.counts, "{name}");
+        by_codes.summary
     }
 
     /// All-zero rows and columns of `raw` found by decoding every value through `Quant::apply`.
@@ -1467,25 +1472,7 @@ mod tests {
         };
         let scale = |i: u64| 0.01 + (i % 13) as f32 * 0.003;
         let check = |name: &str, elem: Elem, raw: &[u8], q: Quant, dead: (&[u64], &[u64])| {
-            let by_codes = compute_by_group_codes(elem, raw, &q)
-                .unwrap_or_else(|| panic!("{name}: not counted by group"));
-            let wide = compute_wide(elem, raw, Some(&q));
-            let (a, b) = (&by_codes.summary, &wide.summary);
-            assert_eq!(
-                (a.total, a.nan, a.inf, a.zeros, a.min, a.max),
-                (b.total, b.nan, b.inf, b.zeros, b.min, b.max),
-                "{name}"
-            );
-            let tol = |x: f64| 1e-12 * x.abs().max(1e-9);
-            assert!(
-                (a.moments.mean - b.moments.mean).abs() <= tol(b.moments.mean),
-                "{name}"
-            );
-            assert!(
-                (a.moments.m2 - b.moments.m2).abs() <= 1e-9 * b.moments.m2,
-                "{name}"
-            );
-            assert_eq!(by_codes.histogram.counts, wide.histogram.counts, "{name}");
+            let a = counts_match_decoding(name, elem, raw, &q);
             assert!(a.min < a.max, "{name}");
             let (nr, nc) = zero_lines_by_codes(elem, raw, &q, rows, cols)
                 .unwrap_or_else(|| panic!("{name}: dead lines not found from codes"));
