@@ -320,6 +320,48 @@ fn palettized_weights_read_as_coremltools_expands_them() {
     assert_eq!(per_group, 3, "grouped palettes");
 }
 
+/// Pruned weights (`prune_weights`, half of each weight zero; iOS 16's packed mask and iOS 18's
+/// `uint1` one) read as the dense values coremltools' own `decompress_weights` expands them to.
+#[test]
+fn pruned_weights_read_as_coremltools_expands_them() {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let packages = facts["sparse"].as_object().unwrap();
+    assert_eq!(packages.len(), 2);
+    for (pkg, weights) in packages {
+        let m = open(&data_dir().join(pkg));
+        let weights = weights.as_array().unwrap();
+        assert_eq!(weights.len(), 2, "{pkg}");
+        for w in weights {
+            let name = w["weight"].as_str().unwrap();
+            let ctx = format!("{pkg}: {name}");
+            let t = m.tensor(name).unwrap_or_else(|| panic!("{ctx}: missing"));
+            assert_eq!(t.shape, common::json_dims(&w["shape"]), "{ctx}");
+            assert_eq!(t.dtype, DType::F16, "{ctx}");
+            let elem = Elem::of(t.dtype).unwrap();
+            let value = |i: u64| elem.value_at(t.bytes().unwrap(), i).unwrap();
+            for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(value(i as u64), v.as_f64().unwrap(), "{ctx}: value {i}");
+            }
+            for (i, v) in w["every_97th"].as_array().unwrap().iter().enumerate() {
+                let at = 97 * i as u64;
+                assert_eq!(value(at), v.as_f64().unwrap(), "{ctx}: value {at}");
+            }
+            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let want = w["mean"].as_f64().unwrap();
+            assert!((s.mean.unwrap() - want).abs() <= 1e-6, "{ctx}: mean");
+            assert!((s.sparsity - 0.5).abs() < 0.01, "{ctx}: {}", s.sparsity);
+            let owner = m
+                .graph
+                .nodes
+                .iter()
+                .find(|n| n.tensors.contains(&m.tensor_index[name]))
+                .unwrap_or_else(|| panic!("{ctx}: no owner"));
+            assert_eq!(&*owner.op, "linear", "{ctx}");
+        }
+    }
+}
+
 #[test]
 fn the_neuron_view_draws_a_quantized_mlp_with_its_sizes() {
     // `linear` holds its weight `[out, in]`; the int8 weights read as reals.

@@ -12,8 +12,9 @@
 //! integer one or a scalar (strides, pads, an axis, an epsilon) is written as an attribute of each operation that reads it, under the
 //! input's name. A `constexpr_affine_dequantize` (int8 weights, iOS 16) is its quantized data read
 //! as `(q − zero point) × scale`, a `constexpr_blockwise_shift_scale` (iOS 18) per block, a
-//! palettized `constexpr_lut_to_dense` through its palette ([`lut_weight`]); the other
-//! `constexpr_*` ops stand for their first constant input.
+//! palettized `constexpr_lut_to_dense` through its palette ([`lut_weight`]), a pruned
+//! `constexpr_sparse_to_dense` as its dense values ([`sparse_weight`]); the other `constexpr_*`
+//! ops stand for their first constant input.
 //! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so),
 //! nested blocks (`cond`, `while_loop`: a warning counts them), and functions other than `main`.
 
@@ -747,6 +748,71 @@ fn lut_weight(
     Some(id)
 }
 
+/// Largest pruned weight expanded to its dense values, bytes.
+const MAX_DENSE: u64 = 256 << 20;
+
+/// The weight a pruned `constexpr_sparse_to_dense` stands for (coremltools' `prune_weights`): its
+/// `nonzero_data` put where `mask` has a one bit, zeros elsewhere. iOS 16's mask is bits packed
+/// low first into `uint8`s with the weight's `shape` beside it; iOS 18's a `uint1` tensor of the
+/// weight's shape. The non-zeros are in the file in no order a slice could read, so the dense
+/// values are built once, up to [`MAX_DENSE`] bytes; `None` (the non-zeros shown as stored) for a
+/// larger weight, non-zeros that are another constexpr's output, or a mask that does not count
+/// them.
+fn sparse_weight(
+    model: &mut Model,
+    op: &proto::Operation,
+    blobs: &mut Blobs,
+    path: &Path,
+) -> Option<TensorId> {
+    let out = op.outputs.first()?;
+    let mut value = |k: &str| operand(op, k).map(|v| const_value(&out.name, None, v, blobs, path));
+    let ConstValue::Tensor(nz) = value("nonzero_data")? else {
+        return None;
+    };
+    let ConstValue::Tensor(mask) = value("mask")? else {
+        return None;
+    };
+    let shape: Vec<u64> = match value("shape") {
+        Some(ConstValue::Attr(AttrValue::Ints(v))) => v
+            .iter()
+            .map(|&d| u64::try_from(d).ok())
+            .collect::<Option<_>>()?,
+        Some(ConstValue::Tensor(t)) => t
+            .small_numbers()?
+            .iter()
+            .map(|&d| (d >= 0.0 && d.fract() == 0.0).then_some(d as u64))
+            .collect::<Option<_>>()?,
+        _ => mask.shape.clone(),
+    };
+    let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    let width = nz.dtype.size_bytes()?;
+    if n.checked_mul(width)? > MAX_DENSE {
+        return None;
+    }
+    let (bits, values) = (mask.bytes()?, nz.bytes()?);
+    let set = |i: u64| {
+        let b = bits.get(usize::try_from(i / 8).ok()?)?;
+        Some((b >> (i % 8)) & 1 == 1)
+    };
+    let w = usize::try_from(width).ok()?;
+    let mut dense = vec![0u8; usize::try_from(n).ok()? * w];
+    let mut next = values.chunks_exact(w);
+    for (i, slot) in (0..n).zip(dense.chunks_exact_mut(w)) {
+        if set(i)? {
+            slot.copy_from_slice(next.next()?);
+        }
+    }
+    if next.next().is_some() {
+        return None;
+    }
+    let t = Tensor {
+        shape,
+        data: TensorData::Bytes(Bytes::from(dense)),
+        ..nz
+    };
+    Some(model.add_tensor(t))
+}
+
 /// The element type, shape and quantization of palette indices `q` read through `lut` (of
 /// `lut_shape`); `dense_shape`: the weight's shape when the indices are packed bytes (iOS 16).
 fn palette(
@@ -854,6 +920,11 @@ fn constexpr_weight(
 ) -> Option<TensorId> {
     if op.r#type == "constexpr_lut_to_dense" {
         return lut_weight(model, op, consts, blobs, path, companions);
+    }
+    if op.r#type == "constexpr_sparse_to_dense"
+        && let Some(id) = sparse_weight(model, op, blobs, path)
+    {
+        return Some(id);
     }
     let from_input = op.inputs.iter().find_map(|a| {
         let n = a.value.as_ref()?.arguments.first()?.name.as_deref()?;

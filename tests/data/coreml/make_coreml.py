@@ -19,13 +19,16 @@ Writes, beside this script:
                       indices and a `[groups, 1, 8, 1]` table
   mlp_lut4_scaled.mlpackage   iOS 18, 4 bits per group of 16 channels with per-channel scales: the
                       tables are themselves the output of a `constexpr_blockwise_shift_scale`
+  mlp_sparse.mlpackage        the MLP pruned by `prune_weights` (half its weights zero) for iOS
+                      16: `constexpr_sparse_to_dense` with a mask of packed bits
+  mlp_sparse_ios18.mlpackage  the same for iOS 18: the mask a `uint1` tensor of the weight's shape
   cnn_nn.mlmodel      the CNN as a `neuralNetwork` model (the kind before ML programs)
   facts.json          per package: every operation of `main` (type, outputs, inputs by argument
                       name), every constant's data type, shape, mean and first values (weight-file
                       data read by coremltools' own `_BlobStorageReader`), and each dequantized
                       weight's values, `(q - zero point) * scale` by numpy; under
-                      "palettized", each palettized weight's values as coremltools'
-                      own `decompress_weights` expands them
+                      "palettized" and "sparse", each palettized or pruned weight's values as
+                      coremltools' own `decompress_weights` expands them
 """
 
 import json
@@ -146,7 +149,7 @@ def facts_of(pkg):
             "outputs": list(block.outputs), "inputs": [i.name for i in fn.inputs]}
 
 
-def palettized_facts_of(pkg):
+def palettized_facts_of(pkg, op_type="constexpr_lut_to_dense", index="indices"):
     """Each `constexpr_lut_to_dense` weight: its table's shape, its indices' data type, and its
     values as coremltools' `decompress_weights` expands them (mean, first values, and every
     97th)."""
@@ -155,12 +158,12 @@ def palettized_facts_of(pkg):
     block = fn.block_specializations[fn.opset]
     luts = {}
     for op in block.operations:
-        if op.type != "constexpr_lut_to_dense":
+        if op.type != op_type:
             continue
-        if "indices" in op.inputs:
-            t = op.inputs["indices"].arguments[0].value.type.tensorType
+        if index in op.inputs:
+            t = op.inputs[index].arguments[0].value.type.tensorType
         else:
-            t = op.attributes["indices"].type.tensorType
+            t = op.attributes[index].type.tensorType
         luts[op.outputs[0].name] = t.dataType
     dense_model = cto.decompress_weights(ct.models.MLModel(pkg, skip_model_load=True))
     dfn = dense_model.get_spec().mlProgram.functions["main"]
@@ -257,10 +260,18 @@ def main():
         config = cto.OpPalettizerConfig(mode="kmeans", weight_threshold=0, **options)
         q = cto.palettize_weights(m, cto.OptimizationConfig(global_config=config))
         palettized[name] = palettized_facts_of(save(q, name))
+    sparse = {}
+    for name, target in [("mlp_sparse.mlpackage", ct.target.iOS16),
+                         ("mlp_sparse_ios18.mlpackage", ct.target.iOS18)]:
+        m = ct.convert(torch.jit.trace(mlp, x), inputs=[ct.TensorType(name="x", shape=x.shape)],
+                       convert_to="mlprogram", minimum_deployment_target=target)
+        config = cto.OpMagnitudePrunerConfig(target_sparsity=0.5, weight_threshold=0)
+        q = cto.prune_weights(m, cto.OptimizationConfig(global_config=config))
+        sparse[name] = palettized_facts_of(save(q, name), "constexpr_sparse_to_dense", "mask")
 
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump({"coremltools": ct.__version__, "torch": torch.__version__, "packages": facts,
-                   "palettized": palettized,
+                   "palettized": palettized, "sparse": sparse,
                    "neural_networks": {"cnn_nn.mlmodel": nn_facts}}, f, indent=1)
         f.write("\n")
 
