@@ -698,18 +698,7 @@ fn lut_weight(
     let ConstValue::Tensor(mut q) = value("indices")? else {
         return None;
     };
-    let dense_shape = match value("shape") {
-        Some(ConstValue::Attr(AttrValue::Ints(v))) => {
-            v.iter().map(|&d| u64::try_from(d).ok()).collect()
-        }
-        // `uint32` values, inline as bytes.
-        Some(ConstValue::Tensor(t)) => t.small_numbers().and_then(|v| {
-            v.iter()
-                .map(|&d| (d >= 0.0 && d.fract() == 0.0).then_some(d as u64))
-                .collect()
-        }),
-        _ => None,
-    };
+    let dense_shape = value("shape").and_then(shape_of);
     let named = op
         .inputs
         .iter()
@@ -748,6 +737,22 @@ fn lut_weight(
     Some(id)
 }
 
+/// The dense shape an iOS 16 `constexpr_*` holds beside its packed data: `uint32` values, as
+/// an integer list or inline bytes.
+fn shape_of(v: ConstValue) -> Option<Vec<u64>> {
+    match v {
+        ConstValue::Attr(AttrValue::Ints(v)) => v.iter().map(|&d| u64::try_from(d).ok()).collect(),
+        // A one-dimensional weight's shape is a single integer.
+        ConstValue::Attr(AttrValue::Int(d)) => Some(vec![u64::try_from(d).ok()?]),
+        ConstValue::Tensor(t) => t
+            .small_numbers()?
+            .iter()
+            .map(|&d| (d >= 0.0 && d.fract() == 0.0).then_some(d as u64))
+            .collect(),
+        _ => None,
+    }
+}
+
 /// Largest pruned weight expanded to its dense values, bytes.
 const MAX_DENSE: u64 = 256 << 20;
 
@@ -772,17 +777,9 @@ fn sparse_weight(
     let ConstValue::Tensor(mask) = value("mask")? else {
         return None;
     };
-    let shape: Vec<u64> = match value("shape") {
-        Some(ConstValue::Attr(AttrValue::Ints(v))) => v
-            .iter()
-            .map(|&d| u64::try_from(d).ok())
-            .collect::<Option<_>>()?,
-        Some(ConstValue::Tensor(t)) => t
-            .small_numbers()?
-            .iter()
-            .map(|&d| (d >= 0.0 && d.fract() == 0.0).then_some(d as u64))
-            .collect::<Option<_>>()?,
-        _ => mask.shape.clone(),
+    let shape = match value("shape") {
+        Some(v) => shape_of(v)?,
+        None => mask.shape.clone(),
     };
     let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
     let width = nz.dtype.size_bytes()?;
