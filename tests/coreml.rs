@@ -24,6 +24,21 @@ fn open(path: &Path) -> Model {
     modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// What coremltools read back from the packages (`facts.json`).
+fn facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The node owning tensor `name`.
+fn owner<'a>(m: &'a Model, name: &str) -> &'a modelmap::model::Node {
+    m.graph
+        .nodes
+        .iter()
+        .find(|n| n.tensors.contains(&m.tensor_index[name]))
+        .unwrap_or_else(|| panic!("{name}: no owner"))
+}
+
 /// A MIL data type code (MIL.proto `DataType`).
 fn dtype(code: u64) -> DType {
     match code {
@@ -41,8 +56,7 @@ fn dtype(code: u64) -> DType {
 
 #[test]
 fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
-    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let facts = facts();
     let packages = facts["packages"].as_object().unwrap();
     assert_eq!(packages.len(), 4);
     for (pkg, f) in packages {
@@ -169,12 +183,7 @@ fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
                 assert_eq!(r[0] as f32, v.as_f64().unwrap() as f32, "{ctx}: value {i}");
             }
             // The linear reading it owns it.
-            let owner = m
-                .graph
-                .nodes
-                .iter()
-                .find(|n| n.tensors.contains(&m.tensor_index[name]))
-                .unwrap();
+            let owner = owner(&m, name);
             assert_eq!(&*owner.op, "linear", "{ctx}");
         }
     }
@@ -182,8 +191,7 @@ fn every_operation_edge_and_constant_matches_what_coremltools_reads_back() {
 
 #[test]
 fn a_neural_network_model_reads_as_protobuf_reads_it() {
-    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let facts = facts();
     let f = &facts["neural_networks"]["cnn_nn.mlmodel"];
     let m = open(&data_dir().join("cnn_nn.mlmodel"));
     assert_eq!(m.format, Format::CoreMl);
@@ -244,8 +252,7 @@ fn a_neural_network_model_reads_as_protobuf_reads_it() {
 /// values coremltools' own `decompress_weights` expands them to.
 #[test]
 fn palettized_weights_read_as_coremltools_expands_them() {
-    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let facts = facts();
     let packages = facts["palettized"].as_object().unwrap();
     assert_eq!(packages.len(), 4);
     let mut per_group = 0;
@@ -301,12 +308,7 @@ fn palettized_weights_read_as_coremltools_expands_them() {
                 "{ctx}: every index in its palette"
             );
             // The linear reading the weight owns it, and the scaled palette beside it.
-            let owner = m
-                .graph
-                .nodes
-                .iter()
-                .find(|n| n.tensors.contains(&m.tensor_index[name]))
-                .unwrap_or_else(|| panic!("{ctx}: no owner"));
+            let owner = owner(&m, name);
             assert_eq!(&*owner.op, "linear", "{ctx}");
             let owned = if pkg.contains("scaled") { 2 } else { 1 };
             assert_eq!(
@@ -324,8 +326,7 @@ fn palettized_weights_read_as_coremltools_expands_them() {
 /// `uint1` one) read as the dense values coremltools' own `decompress_weights` expands them to.
 #[test]
 fn pruned_weights_read_as_coremltools_expands_them() {
-    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let facts = facts();
     let packages = facts["sparse"].as_object().unwrap();
     assert_eq!(packages.len(), 2);
     for (pkg, weights) in packages {
@@ -351,12 +352,7 @@ fn pruned_weights_read_as_coremltools_expands_them() {
             let want = w["mean"].as_f64().unwrap();
             assert!((s.mean.unwrap() - want).abs() <= 1e-6, "{ctx}: mean");
             assert!((s.sparsity - 0.5).abs() < 0.01, "{ctx}: {}", s.sparsity);
-            let owner = m
-                .graph
-                .nodes
-                .iter()
-                .find(|n| n.tensors.contains(&m.tensor_index[name]))
-                .unwrap_or_else(|| panic!("{ctx}: no owner"));
+            let owner = owner(&m, name);
             assert_eq!(&*owner.op, "linear", "{ctx}");
         }
     }
