@@ -247,16 +247,18 @@ fn a_neural_network_model_reads_as_protobuf_reads_it() {
     assert_eq!(ks.1.to_string(), "[3, 3]");
 }
 
-/// Palettized weights (`palettize_weights`: k-means tables of 2⁴, 2⁶, 2³ values, one per weight
-/// or one per group of 16 output channels, with and without per-channel scales) read as the
-/// values coremltools' own `decompress_weights` expands them to.
-#[test]
-fn palettized_weights_read_as_coremltools_expands_them() {
+/// Calls `f(package, model, tensor, its facts, context)` for each weight of `section` of the
+/// facts (`packages` packages of two weights each, coremltools' expansions of them), after
+/// checking the weight is there with its shape and owned by the `linear` reading it.
+fn each_expanded_weight(
+    section: &str,
+    packages: usize,
+    mut f: impl FnMut(&str, &Model, &modelmap::model::Tensor, &serde_json::Value, &str),
+) {
     let facts = facts();
-    let packages = facts["palettized"].as_object().unwrap();
-    assert_eq!(packages.len(), 4);
-    let mut per_group = 0;
-    for (pkg, weights) in packages {
+    let all = facts[section].as_object().unwrap();
+    assert_eq!(all.len(), packages, "{section}");
+    for (pkg, weights) in all {
         let m = open(&data_dir().join(pkg));
         let weights = weights.as_array().unwrap();
         assert_eq!(weights.len(), 2, "{pkg}");
@@ -265,59 +267,70 @@ fn palettized_weights_read_as_coremltools_expands_them() {
             let ctx = format!("{pkg}: {name}");
             let t = m.tensor(name).unwrap_or_else(|| panic!("{ctx}: missing"));
             assert_eq!(t.shape, common::json_dims(&w["shape"]), "{ctx}");
-            // iOS 16's packed bytes are retyped to the palette's index width.
-            let want = match (pkg.as_str(), w["indices_type"].as_u64().unwrap()) {
-                ("mlp_lut6.mlpackage", 31) => DType::UBits(6),
-                (_, 31 | 35) => DType::U4,
-                (_, 39) => DType::UBits(3),
-                (_, other) => panic!("{ctx}: indices type {other}"),
-            };
-            assert_eq!(t.dtype, want, "{ctx}");
-            let q = t
-                .quant
-                .as_ref()
-                .unwrap_or_else(|| panic!("{ctx}: not read as reals"));
-            let g = q.scale_bias().unwrap();
-            per_group += usize::from(g.book_stride > 0 && g.len() > 1);
-            // coremltools expands (and scales) in FP16; ours are the exact products.
-            let elem = Elem::of(t.dtype).unwrap();
-            let value = |i: u64| {
-                let mut r = [elem.value_at(t.bytes().unwrap(), i).unwrap()];
-                q.apply(i, &mut r);
-                r[0]
-            };
-            let close = |got: f64, want: f64| (got - want).abs() <= 1e-3 * want.abs().max(1e-2);
-            for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
-                let (got, want) = (value(i as u64), v.as_f64().unwrap());
-                assert!(close(got, want), "{ctx}: value {i}: {got} vs {want}");
-            }
-            for (i, v) in w["every_97th"].as_array().unwrap().iter().enumerate() {
-                let (got, want) = (value(97 * i as u64), v.as_f64().unwrap());
-                assert!(close(got, want), "{ctx}: value {}: {got} vs {want}", 97 * i);
-            }
-            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            let want = w["mean"].as_f64().unwrap();
-            assert!(
-                (s.mean.unwrap() - want).abs() <= 1e-5,
-                "{ctx}: mean {:?} vs {want}",
-                s.mean
-            );
-            assert_eq!(
-                (s.nan, s.count),
-                (0, t.elements()),
-                "{ctx}: every index in its palette"
-            );
-            // The linear reading the weight owns it, and the scaled palette beside it.
-            let owner = owner(&m, name);
-            assert_eq!(&*owner.op, "linear", "{ctx}");
-            let owned = if pkg.contains("scaled") { 2 } else { 1 };
-            assert_eq!(
-                owner.tensors.len() - 1,
-                owned,
-                "{ctx}: weight, palette, bias"
-            );
+            assert_eq!(&*owner(&m, name).op, "linear", "{ctx}");
+            f(pkg, &m, t, w, &ctx);
         }
     }
+}
+
+/// Palettized weights (`palettize_weights`: k-means tables of 2⁴, 2⁶, 2³ values, one per weight
+/// or one per group of 16 output channels, with and without per-channel scales) read as the
+/// values coremltools' own `decompress_weights` expands them to.
+#[test]
+fn palettized_weights_read_as_coremltools_expands_them() {
+    let mut per_group = 0;
+    each_expanded_weight("palettized", 4, |pkg, m, t, w, ctx| {
+        // iOS 16's packed bytes are retyped to the palette's index width.
+        let want = match (pkg, w["indices_type"].as_u64().unwrap()) {
+            ("mlp_lut6.mlpackage", 31) => DType::UBits(6),
+            (_, 31 | 35) => DType::U4,
+            (_, 39) => DType::UBits(3),
+            (_, other) => panic!("{ctx}: indices type {other}"),
+        };
+        assert_eq!(t.dtype, want, "{ctx}");
+        let q = t
+            .quant
+            .as_ref()
+            .unwrap_or_else(|| panic!("{ctx}: not read as reals"));
+        let g = q.scale_bias().unwrap();
+        per_group += usize::from(g.book_stride > 0 && g.len() > 1);
+        // coremltools expands (and scales) in FP16; ours are the exact products.
+        let elem = Elem::of(t.dtype).unwrap();
+        let value = |i: u64| {
+            let mut r = [elem.value_at(t.bytes().unwrap(), i).unwrap()];
+            q.apply(i, &mut r);
+            r[0]
+        };
+        let close = |got: f64, want: f64| (got - want).abs() <= 1e-3 * want.abs().max(1e-2);
+        for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
+            let (got, want) = (value(i as u64), v.as_f64().unwrap());
+            assert!(close(got, want), "{ctx}: value {i}: {got} vs {want}");
+        }
+        for (i, v) in w["every_97th"].as_array().unwrap().iter().enumerate() {
+            let (got, want) = (value(97 * i as u64), v.as_f64().unwrap());
+            assert!(close(got, want), "{ctx}: value {}: {got} vs {want}", 97 * i);
+        }
+        let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let want = w["mean"].as_f64().unwrap();
+        assert!(
+            (s.mean.unwrap() - want).abs() <= 1e-5,
+            "{ctx}: mean {:?} vs {want}",
+            s.mean
+        );
+        assert_eq!(
+            (s.nan, s.count),
+            (0, t.elements()),
+            "{ctx}: every index in its palette"
+        );
+        // The scaled palette is owned beside the weight.
+        let owner = owner(m, &t.name);
+        let owned = if pkg.contains("scaled") { 2 } else { 1 };
+        assert_eq!(
+            owner.tensors.len() - 1,
+            owned,
+            "{ctx}: weight, palette, bias"
+        );
+    });
     // The grouped packages' fc1 (64 rows) has four tables; their fc2 (16 rows) one.
     assert_eq!(per_group, 3, "grouped palettes");
 }
@@ -326,36 +339,22 @@ fn palettized_weights_read_as_coremltools_expands_them() {
 /// `uint1` one) read as the dense values coremltools' own `decompress_weights` expands them to.
 #[test]
 fn pruned_weights_read_as_coremltools_expands_them() {
-    let facts = facts();
-    let packages = facts["sparse"].as_object().unwrap();
-    assert_eq!(packages.len(), 2);
-    for (pkg, weights) in packages {
-        let m = open(&data_dir().join(pkg));
-        let weights = weights.as_array().unwrap();
-        assert_eq!(weights.len(), 2, "{pkg}");
-        for w in weights {
-            let name = w["weight"].as_str().unwrap();
-            let ctx = format!("{pkg}: {name}");
-            let t = m.tensor(name).unwrap_or_else(|| panic!("{ctx}: missing"));
-            assert_eq!(t.shape, common::json_dims(&w["shape"]), "{ctx}");
-            assert_eq!(t.dtype, DType::F16, "{ctx}");
-            let elem = Elem::of(t.dtype).unwrap();
-            let value = |i: u64| elem.value_at(t.bytes().unwrap(), i).unwrap();
-            for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
-                assert_eq!(value(i as u64), v.as_f64().unwrap(), "{ctx}: value {i}");
-            }
-            for (i, v) in w["every_97th"].as_array().unwrap().iter().enumerate() {
-                let at = 97 * i as u64;
-                assert_eq!(value(at), v.as_f64().unwrap(), "{ctx}: value {at}");
-            }
-            let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-            let want = w["mean"].as_f64().unwrap();
-            assert!((s.mean.unwrap() - want).abs() <= 1e-6, "{ctx}: mean");
-            assert!((s.sparsity - 0.5).abs() < 0.01, "{ctx}: {}", s.sparsity);
-            let owner = owner(&m, name);
-            assert_eq!(&*owner.op, "linear", "{ctx}");
+    each_expanded_weight("sparse", 2, |_, _, t, w, ctx| {
+        assert_eq!(t.dtype, DType::F16, "{ctx}");
+        let elem = Elem::of(t.dtype).unwrap();
+        let value = |i: u64| elem.value_at(t.bytes().unwrap(), i).unwrap();
+        for (i, v) in w["first"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(value(i as u64), v.as_f64().unwrap(), "{ctx}: value {i}");
         }
-    }
+        for (i, v) in w["every_97th"].as_array().unwrap().iter().enumerate() {
+            let at = 97 * i as u64;
+            assert_eq!(value(at), v.as_f64().unwrap(), "{ctx}: value {at}");
+        }
+        let s = modelmap::stats::tensor_stats(t).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let want = w["mean"].as_f64().unwrap();
+        assert!((s.mean.unwrap() - want).abs() <= 1e-6, "{ctx}: mean");
+        assert!((s.sparsity - 0.5).abs() < 0.01, "{ctx}: {}", s.sparsity);
+    });
 }
 
 #[test]
