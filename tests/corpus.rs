@@ -10,7 +10,7 @@ mod common;
 
 use serde_json::{Value, json};
 
-use modelmap::model::Summary;
+use modelmap::model::{NodeKind, Summary};
 
 fn summary_json(path: &std::path::Path) -> Value {
     let model = modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -131,26 +131,72 @@ fn info_matches_reference_facts_for_every_model_file() {
 }
 
 #[test]
-fn onnx_subgraphs_are_kept() {
+fn onnx_subgraphs_are_inlined_in_boxes_of_their_owner() {
     let Some(corpus) = common::corpus() else {
         return;
     };
+    // silero-vad is one `If` on the sample rate; its two branches hold all of the model.
     let model = modelmap::load::open(&corpus.join("real/silero/silero_vad.onnx")).unwrap();
-    let if_node = model
-        .graph
+    let g = &model.graph;
+    let if_node = g
         .nodes
         .iter()
         .position(|n| &*n.op == "If")
-        .expect("If node");
-    let subs: Vec<_> = model
-        .graph
-        .subgraphs
-        .iter()
-        .filter(|s| s.owner as usize == if_node)
+        .expect("If node") as u32;
+    let subs: Vec<usize> = (0..g.subgraphs.len())
+        .filter(|&k| g.subgraphs[k].owner == if_node)
         .collect();
-    assert_eq!(subs.len(), 2, "then_branch and else_branch");
-    assert!(subs.iter().any(|s| s.attribute == "then_branch"));
-    assert!(subs.iter().all(|s| s.graph.op_node_count() > 0));
+    let attrs: Vec<&str> = subs
+        .iter()
+        .map(|&k| g.subgraphs[k].attribute.as_str())
+        .collect();
+    assert_eq!(attrs, ["else_branch", "then_branch"], "in attribute order");
+    let path = |id: u32| {
+        model
+            .hierarchy
+            .get(g.nodes[id as usize].group)
+            .unwrap()
+            .path
+            .clone()
+    };
+    assert_eq!(path(if_node), "If_0", "the If sits in its own box");
+    for &k in &subs {
+        let s = &g.subgraphs[k];
+        assert_eq!(s.parent, None);
+        assert_eq!(s.name, format!("If_0_{}", s.attribute));
+        // Every node of the branch, nested branches' too, is in the branch's box.
+        let want = format!("If_0/{}", s.attribute);
+        for i in s.nodes.clone() {
+            let p = path(i);
+            assert!(
+                p == want || p.starts_with(&format!("{want}/")),
+                "{} is in {p}",
+                g.nodes[i as usize].name
+            );
+        }
+        // The branch's modules are boxes of their own: its STFT convolution is in `stft`, with
+        // the prefix every name of the branch shares (`If_0_then_branch__Inline_0__/`) dropped.
+        let conv = g
+            .own_nodes(k)
+            .find(|n| &*n.op == "Conv" && n.name.ends_with("/stft/Conv"))
+            .expect("the STFT's Conv");
+        assert_eq!(
+            model.hierarchy.get(conv.group).unwrap().path,
+            format!("{want}/stft")
+        );
+    }
+    // Nested `If`s (the decoder's) are subgraphs of subgraphs.
+    assert!(g.subgraphs.iter().any(|s| s.parent.is_some()));
+    for s in &g.subgraphs {
+        if let Some(p) = s.parent {
+            let outer = &g.subgraphs[p];
+            assert!(outer.nodes.start <= s.nodes.start && s.nodes.end <= outer.nodes.end);
+            assert!(
+                outer.nodes.contains(&s.owner),
+                "the owner is in the enclosing body"
+            );
+        }
+    }
 }
 
 #[test]
@@ -339,41 +385,58 @@ fn gguf_blocks_are_chained_too() {
 }
 
 #[test]
-fn values_used_inside_if_branches_flow_into_the_if() {
+fn values_used_inside_if_branches_flow_into_the_branches() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    // silero-vad reads its `input` and `state` only inside the branches of its one `If`: without an
-    // edge for what a subgraph reads from outside, the model's main input stood unconnected.
+    // silero-vad reads its `input` and `state` only inside the branches of its one `If`, by name:
+    // they flow to the ops inside that read them, and what a branch outputs flows into the `If`.
     let model = modelmap::load::open(&corpus.join("real/silero/silero_vad.onnx")).unwrap();
     let g = &model.graph;
     let id = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap() as u32;
     let if_node = g.nodes.iter().position(|n| &*n.op == "If").unwrap() as u32;
+    let scopes = g.node_scopes();
+    let within = |s: usize, k: usize| {
+        std::iter::successors(Some(s), |&s| g.subgraphs[s].parent).any(|s| s == k)
+    };
     for input in ["input", "state"] {
-        assert!(
-            g.edges
+        let value = g.nodes[id(input) as usize].outputs[0];
+        for branch in ["then_branch", "else_branch"] {
+            let k = g
+                .subgraphs
                 .iter()
-                .any(|e| e.to == if_node && e.from == id(input)),
-            "{input} → If"
-        );
+                .position(|s| s.owner == if_node && s.attribute == branch)
+                .unwrap();
+            assert!(
+                g.subgraphs[k].captures.iter().any(|c| c == input),
+                "{branch} reads {input} from outside: {:?}",
+                g.subgraphs[k].captures
+            );
+            let readers: Vec<u32> = g
+                .edges
+                .iter()
+                .filter(|e| e.from == id(input) && e.value == value)
+                .map(|e| e.to)
+                .filter(|&to| scopes[to as usize].is_some_and(|s| within(s, k)))
+                .collect();
+            assert!(!readers.is_empty(), "{input} → an op in {branch}");
+            for r in readers {
+                assert!(
+                    g.nodes[r as usize].inputs.contains(&Some(value)),
+                    "{} reads {input} itself",
+                    g.nodes[r as usize].name
+                );
+            }
+        }
     }
-    assert!(
-        g.captures.is_empty(),
-        "the top level reads nothing from outside"
-    );
-    let branches: Vec<_> = g.subgraphs.iter().filter(|s| s.owner == if_node).collect();
-    assert_eq!(branches.len(), 2, "then and else");
-    assert!(
-        branches
-            .iter()
-            .any(|s| s.graph.captures.iter().any(|c| c == "input")),
-        "a branch reads `input` from outside: {:?}",
-        branches
-            .iter()
-            .map(|s| &s.graph.captures)
-            .collect::<Vec<_>>()
-    );
-    // Every node with a path is connected now: no input stands alone.
+    // Each branch's two outputs flow into the If.
+    let into_if = g
+        .edges
+        .iter()
+        .filter(|e| e.to == if_node && g.nodes[e.from as usize].kind == NodeKind::Output)
+        .count();
+    assert_eq!(into_if, 4);
+    // Every node is connected: no input or op stands alone.
     for (i, n) in g.nodes.iter().enumerate() {
         assert!(
             g.edges

@@ -179,7 +179,8 @@ fn every_layer_and_variable_matches_what_keras_reports() {
                 .iter()
                 .filter(|s| g.nodes[s.owner as usize].name == name)
             {
-                ids.extend(s.graph.nodes.iter().flat_map(|n| n.tensors.iter().copied()));
+                let inside = &g.nodes[s.nodes.start as usize..s.nodes.end as usize];
+                ids.extend(inside.iter().flat_map(|n| n.tensors.iter().copied()));
             }
             let weights = layer["weights"].as_array().unwrap();
             assert_eq!(ids.len(), weights.len(), "{ctx}: variable count");

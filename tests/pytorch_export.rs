@@ -59,7 +59,10 @@ fn every_op_and_weight_matches_what_torch_reports() {
         let value = |v: &Option<u32>| g.values[v.unwrap() as usize].name.as_str();
 
         // Ops: the same nodes, in the same order, with the same targets, inputs and modules.
-        let ops: Vec<_> = g.nodes.iter().filter(|n| n.kind == NodeKind::Op).collect();
+        let ops: Vec<_> = g
+            .top_level_nodes()
+            .filter(|n| n.kind == NodeKind::Op)
+            .collect();
         // torch's `getitem` nodes that pick one result of a multi-result op are not serialized:
         // the op's outputs carry their names.
         let all = f["nodes"].as_array().unwrap();
@@ -81,11 +84,16 @@ fn every_op_and_weight_matches_what_torch_reports() {
             );
             let inputs: Vec<&str> = n.inputs.iter().map(value).collect();
             assert_eq!(inputs, strs(&w["inputs"]), "{ctx}: inputs");
-            let group = model.hierarchy.get(n.group).unwrap();
-            assert_eq!(group.path, w["module"].as_str().unwrap(), "{ctx}: module");
-            // Each higher-order op's branches are nested graphs.
+            // Each higher-order op's branches are subgraphs, in a box of the op's own (named
+            // after it) inside its module.
             let subgraphs = strs(&w["subgraphs"]);
             let id = g.nodes.iter().position(|m| std::ptr::eq(m, *n)).unwrap() as u32;
+            let mut group = model.hierarchy.get(n.group).unwrap();
+            if !subgraphs.is_empty() {
+                assert_eq!(group.name, n.name, "{ctx}: the box of its branches");
+                group = model.hierarchy.get(group.parent.unwrap()).unwrap();
+            }
+            assert_eq!(group.path, w["module"].as_str().unwrap(), "{ctx}: module");
             let owned: Vec<&str> = g
                 .subgraphs
                 .iter()
@@ -93,12 +101,22 @@ fn every_op_and_weight_matches_what_torch_reports() {
                 .map(|s| s.attribute.as_str())
                 .collect();
             assert_eq!(owned, subgraphs, "{ctx}: subgraphs");
-            for s in g.subgraphs.iter().filter(|s| s.owner == id) {
-                assert!(
-                    s.graph.op_node_count() >= 1,
-                    "{ctx}: {} is empty",
-                    s.attribute
-                );
+            for (k, s) in g
+                .subgraphs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.owner == id)
+            {
+                let ops = g.own_nodes(k).filter(|n| n.kind == NodeKind::Op).count();
+                assert!(ops >= 1, "{ctx}: {} is empty", s.attribute);
+                for b in g.own_nodes(k) {
+                    let path = &model.hierarchy.get(b.group).unwrap().path;
+                    assert!(
+                        path.ends_with(&format!("{}/{}", n.name, s.attribute)),
+                        "{ctx}: {} is in {path}",
+                        b.name
+                    );
+                }
             }
         }
 
@@ -115,10 +133,17 @@ fn every_op_and_weight_matches_what_torch_reports() {
             .filter(|i| produced.contains(i))
             .count();
         let outputs = strs(&f["user_outputs"]).len();
-        assert_eq!(g.edges.len(), inner + outputs, "{file}: edges");
-        let inputs: Vec<&str> = g
-            .nodes
+        // Those of the top level (a branch's edges, and those into and out of it, are the
+        // subgraph tests' business).
+        let scopes = g.node_scopes();
+        let top_edges = g
+            .edges
             .iter()
+            .filter(|e| scopes[e.from as usize].is_none() && scopes[e.to as usize].is_none())
+            .count();
+        assert_eq!(top_edges, inner + outputs, "{file}: edges");
+        let inputs: Vec<&str> = g
+            .top_level_nodes()
             .filter(|n| n.kind == NodeKind::Input)
             .map(|n| n.name.as_str())
             .collect();

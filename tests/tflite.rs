@@ -67,8 +67,16 @@ fn attr<'a>(n: &'a modelmap::model::Node, key: &str) -> Option<&'a AttrValue> {
     n.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-/// Checks one graph against its facts: ops, inputs, outputs, weights and their owners.
-fn check_graph(model: &Model, g: &Graph, f: &serde_json::Value, ctx: &str, top: bool) {
+/// Checks one graph (the top level's or a subgraph's own `nodes`) against its facts: ops,
+/// inputs, outputs, weights and their owners.
+fn check_graph(
+    model: &Model,
+    nodes: &[&modelmap::model::Node],
+    f: &serde_json::Value,
+    ctx: &str,
+    top: bool,
+) {
+    let g = &model.graph;
     let str_list = |v: &serde_json::Value| -> Vec<String> {
         v.as_array()
             .unwrap()
@@ -77,7 +85,7 @@ fn check_graph(model: &Model, g: &Graph, f: &serde_json::Value, ctx: &str, top: 
             .collect()
     };
     let io = |kind: NodeKind| -> Vec<String> {
-        g.nodes
+        nodes
             .iter()
             .filter(|n| n.kind == kind)
             .map(|n| n.name.clone())
@@ -90,7 +98,7 @@ fn check_graph(model: &Model, g: &Graph, f: &serde_json::Value, ctx: &str, top: 
         "{ctx}: outputs"
     );
 
-    let ops: Vec<_> = g.nodes.iter().filter(|n| n.kind == NodeKind::Op).collect();
+    let ops: Vec<_> = nodes.iter().filter(|n| n.kind == NodeKind::Op).collect();
     let want = f["ops"].as_array().unwrap();
     assert_eq!(ops.len(), want.len(), "{ctx}: op count (after folding)");
     let mut owner_of = std::collections::HashMap::new();
@@ -225,7 +233,8 @@ fn every_op_and_weight_matches_what_googles_readers_report() {
             "{file}: description"
         );
         assert_eq!(model.graph.name, f["subgraphs"][0].as_str().unwrap());
-        check_graph(&model, &model.graph, f, file, true);
+        let top: Vec<_> = model.graph.top_level_nodes().collect();
+        check_graph(&model, &top, f, file, true);
         // Every weight the file holds is in the model, once.
         let mut want = f["weights"].as_array().unwrap().len();
         for nested in f
@@ -261,9 +270,12 @@ fn subgraphs_quantization_and_metadata_of_the_synthetic_model() {
         else {
             panic!("{key}: no subgraph in {:?}", w.attributes);
         };
-        let sub = &g.subgraphs[*i].graph;
-        assert_eq!(sub.name, fact["name"].as_str().unwrap());
-        check_graph(&model, sub, fact, key, false);
+        assert_eq!(g.subgraphs[*i].name, fact["name"].as_str().unwrap());
+        let own: Vec<_> = g.own_nodes(*i).collect();
+        check_graph(&model, &own, fact, key, false);
+        // The body is boxed inside the While's box.
+        let path = &model.hierarchy.get(own[0].group).unwrap().path;
+        assert_eq!(*path, format!("{}/{key}", w.name));
     }
     // Quantization, per channel and per tensor, on the ops that read the weights.
     let fc = g.nodes.iter().find(|n| n.name == "dense/MatMul").unwrap();

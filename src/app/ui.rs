@@ -12,7 +12,9 @@ use super::canvas::GraphPaint;
 use super::scene::Picked;
 use super::search::Target;
 use super::state::{AppState, Command, ModelView, TabContent, key_help};
-use crate::model::{AttrValue, Model, NodeId, TensorData, format_shape, group_digits, human_bytes};
+use crate::model::{
+    AttrValue, Model, NodeId, NodeKind, TensorData, format_shape, group_digits, human_bytes,
+};
 
 /// Minimap size in points.
 const MINIMAP: Vec2 = Vec2::new(220.0, 150.0);
@@ -655,6 +657,20 @@ fn node_inspector_ui(
                                 AttrValue::Tensor(t) => {
                                     model.tensors.get(*t as usize).map_or(a.to_string(), |x| {
                                         format!("tensor {} {:?}", x.name, x.shape)
+                                    })
+                                }
+                                AttrValue::Graph(k) => {
+                                    model.graph.subgraphs.get(*k).map_or(a.to_string(), |s| {
+                                        let range = s.nodes.start as usize..s.nodes.end as usize;
+                                        let ops = model
+                                            .graph
+                                            .nodes
+                                            .get(range)
+                                            .unwrap_or_default()
+                                            .iter()
+                                            .filter(|n| n.kind == NodeKind::Op)
+                                            .count();
+                                        format!("graph {}: {ops} ops", s.name)
                                     })
                                 }
                                 _ => a.to_string(),

@@ -25,8 +25,8 @@ use serde_json::Value as Json;
 use super::LoadError;
 use super::torch::{self, Entries};
 use crate::model::{
-    AttrValue, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Subgraph,
-    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId, hierarchy_split,
+    AttrValue, Body, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId, hierarchy_split,
 };
 
 /// Deepest nesting of graphs (`torch.cond` inside a `torch.cond` body…) that is followed.
@@ -206,10 +206,13 @@ pub(super) fn load(
     let graph_json = gm
         .get("graph")
         .ok_or_else(|| corrupt(format!("{}: the program has no graph", p.json)))?;
-    let (graph, groups) = b
+    let (mut graph, mut groups) = b
         .graph(graph_json, 0, &outputs)
         .map_err(|e| corrupt(format!("{}: {e}", p.json)))?;
+    // A branch takes its operands as inputs, by position.
+    graph.inline_bodies(false);
     model.graph = graph;
+    model.box_subgraphs(&mut groups);
     for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
     }
@@ -556,12 +559,13 @@ impl Builder<'_> {
                         .get("name")
                         .and_then(Json::as_str)
                         .map_or(arg_name.clone(), String::from);
-                    graph.subgraphs.push(Subgraph {
+                    graph.bodies.push(Body {
                         owner: node_id,
                         attribute: label.clone(),
                         graph: sub_graph,
+                        fed_by: Vec::new(),
                     });
-                    let index = graph.subgraphs.len() - 1;
+                    let index = graph.bodies.len() - 1;
                     node.attributes.push((label, AttrValue::Graph(index)));
                     continue;
                 }

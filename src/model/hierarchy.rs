@@ -91,17 +91,48 @@ impl Hierarchy {
         id
     }
 
+    /// The child of `parent` named `name`, if there is one.
+    pub fn existing_child(&self, parent: GroupId, name: &str) -> Option<GroupId> {
+        self.lookup.get(&parent).and_then(|m| m.get(name)).copied()
+    }
+
+    /// A new child of `parent` named `name`, or `name#2`, `name#3`… where that is taken.
+    pub fn new_child(&mut self, parent: GroupId, name: &str, separator: char) -> GroupId {
+        let mut label = name.to_string();
+        let mut k = 1;
+        while self.existing_child(parent, &label).is_some() {
+            k += 1;
+            label = format!("{name}#{k}");
+        }
+        self.child(parent, &label, separator)
+    }
+
     /// The group for a sequence of segments below the root, creating what is missing.
     pub fn insert_path<'a>(
         &mut self,
         segments: impl IntoIterator<Item = &'a str>,
         separator: char,
     ) -> GroupId {
-        let mut g = 0;
+        self.insert_path_under(0, segments, separator)
+    }
+
+    /// The group for a sequence of segments below `parent`, creating what is missing.
+    pub fn insert_path_under<'a>(
+        &mut self,
+        parent: GroupId,
+        segments: impl IntoIterator<Item = &'a str>,
+        separator: char,
+    ) -> GroupId {
+        let mut g = parent;
         for s in segments {
             g = self.child(g, s, separator);
         }
         g
+    }
+
+    /// Whether `group` is `ancestor` or inside it.
+    pub fn is_within(&self, group: GroupId, ancestor: GroupId) -> bool {
+        self.ancestors(group).any(|g| g == ancestor)
     }
 
     /// Finds a group by its full path.

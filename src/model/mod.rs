@@ -1,6 +1,6 @@
 //! The in-memory representation every loader produces and every view reads.
 //!
-//! A [`Model`] holds one op graph ([`Graph`], with ONNX `If`/`Loop` bodies as nested graphs), the module
+//! A [`Model`] holds one op graph ([`Graph`], with ONNX `If`/`Loop` bodies inlined as subgraphs), the module
 //! [`Hierarchy`] (a tree of named groups), the [`Tensor`]s with byte handles that borrow from a memory
 //! map (never a copy of the weights), and [`Metadata`].
 //!
@@ -14,7 +14,9 @@ mod summary;
 
 pub use dtype::{DType, E2M1, GgmlType};
 mod names;
+mod subgraph;
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
+pub use subgraph::SubgraphBoxes;
 pub use summary::{Summary, group_digits, human_bytes};
 
 use rustc_hash::FxHashMap as HashMap;
@@ -277,15 +279,50 @@ pub struct Edge {
     pub value: ValueId,
 }
 
-/// A subgraph owned by a node attribute (ONNX `If` branches, `Loop`/`Scan` bodies).
+/// A graph a loader nests in a node's attribute (an ONNX `If` branch, a `Loop`/`Scan` body, a TFLite
+/// `WHILE` body, a `torch.cond` branch) while it builds the enclosing one. [`Graph::inline_bodies`]
+/// moves every body into the enclosing graph's `nodes` and records it as a [`Subgraph`]; a loaded
+/// [`Model`] has none left.
 #[derive(Clone, Debug)]
-pub struct Subgraph {
+pub struct Body {
     /// The node owning it.
     pub owner: NodeId,
     /// The attribute name (`then_branch`, `body`…).
     pub attribute: String,
     /// The body.
     pub graph: Graph,
+    /// For each of the body's graph inputs, the owner's input (by position in its `inputs`) that
+    /// feeds it, as an OpenVINO port map says; empty: matched from the last (see
+    /// [`Graph::inline_bodies`]).
+    pub fed_by: Vec<Option<usize>>,
+}
+
+/// A subgraph owned by a node attribute, inlined into the graph: its nodes and values are
+/// contiguous ranges of [`Graph::nodes`] and [`Graph::values`], its own first and then those of the
+/// subgraphs nested in it, so the structure view draws what is inside an `If` like any module.
+#[derive(Clone, Debug)]
+pub struct Subgraph {
+    /// The node owning it.
+    pub owner: NodeId,
+    /// The attribute name (`then_branch`, `body`…).
+    pub attribute: String,
+    /// The graph's own name in the file.
+    pub name: String,
+    /// Its nodes, nested subgraphs' included.
+    pub nodes: std::ops::Range<NodeId>,
+    /// Its values, nested subgraphs' included.
+    pub values: std::ops::Range<ValueId>,
+    /// The subgraph it is nested in (`None`: the top level's).
+    pub parent: Option<usize>,
+    /// Its graph inputs (a `Loop` body's iteration number, condition and carried values).
+    pub inputs: Vec<ValueId>,
+    /// For each of `inputs`, the owner's input (by position) that feeds it, if one does.
+    pub fed_by: Vec<Option<usize>>,
+    /// Its graph outputs.
+    pub outputs: Vec<ValueId>,
+    /// Names it (or a subgraph in it) reads from an enclosing scope without defining them (an ONNX
+    /// `If` branch or `Loop` body uses outer values by name).
+    pub captures: Vec<String>,
 }
 
 /// A dataflow graph.
@@ -293,7 +330,8 @@ pub struct Subgraph {
 pub struct Graph {
     /// The graph's name in the file.
     pub name: String,
-    /// Nodes; graph inputs and outputs are nodes of kind `Input`/`Output`.
+    /// Nodes; graph inputs and outputs are nodes of kind `Input`/`Output`. Subgraphs' nodes follow
+    /// the top level's.
     pub nodes: Vec<Node>,
     /// Edges, from producer to consumer.
     pub edges: Vec<Edge>,
@@ -303,15 +341,14 @@ pub struct Graph {
     pub inputs: Vec<ValueId>,
     /// Graph outputs, by value id.
     pub outputs: Vec<ValueId>,
-    /// Nested graphs.
+    /// Subgraphs inlined into `nodes`, each before those nested in it.
     pub subgraphs: Vec<Subgraph>,
-    /// Names this graph reads from an enclosing scope without defining them (an ONNX `If` branch or
-    /// `Loop` body uses outer values by name); empty for a top-level graph.
-    pub captures: Vec<String>,
+    /// Bodies still nested, while a loader builds the graph (see [`Body`]).
+    pub bodies: Vec<Body>,
 }
 
 impl Graph {
-    /// Number of op/module nodes (not counting input/output pseudo-nodes).
+    /// Number of op/module nodes (not counting input/output pseudo-nodes), subgraphs' included.
     pub fn op_node_count(&self) -> usize {
         self.nodes
             .iter()
@@ -319,14 +356,11 @@ impl Graph {
             .count()
     }
 
-    /// Op nodes here and in every nested subgraph.
-    pub fn op_node_count_recursive(&self) -> usize {
-        self.op_node_count()
-            + self
-                .subgraphs
-                .iter()
-                .map(|s| s.graph.op_node_count_recursive())
-                .sum::<usize>()
+    /// Number of op/module nodes of the top level, outside every subgraph.
+    pub fn top_level_op_node_count(&self) -> usize {
+        self.top_level_nodes()
+            .filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module))
+            .count()
     }
 
     /// Adds a value and returns its id.

@@ -71,7 +71,7 @@ pub struct Summary {
     pub nodes: usize,
     /// Op nodes including every subgraph.
     pub nodes_with_subgraphs: usize,
-    /// Edges in the top-level graph.
+    /// Edges, subgraphs' included (with those into and out of them).
     pub edges: usize,
     /// Parameter elements (initializers; checkpoint tensors).
     pub parameters: u64,
@@ -136,8 +136,7 @@ impl Summary {
         let g = &model.graph;
         let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
         for n in g
-            .nodes
-            .iter()
+            .top_level_nodes()
             .filter(|n| matches!(n.kind, NodeKind::Op | NodeKind::Module))
         {
             *by_op.entry(&n.op).or_insert(0) += 1;
@@ -222,8 +221,8 @@ impl Summary {
                 .find(|(k, _)| k == "quantization")
                 .map(|(_, v)| v.clone()),
             shards: model.metadata.shards,
-            nodes: g.op_node_count(),
-            nodes_with_subgraphs: g.op_node_count_recursive(),
+            nodes: g.top_level_op_node_count(),
+            nodes_with_subgraphs: g.op_node_count(),
             edges: g.edges.len(),
             parameters: model.parameter_count(),
             constant_parameters: model.constant_parameter_count(),

@@ -13,11 +13,11 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::LoadError;
-use crate::model::hierarchy_split;
 use crate::model::{
-    AttrValue, DType, Dim, Edge, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Quant,
-    Subgraph, Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, Body, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Quant,
+    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
+use crate::model::{Hierarchy, NodeId, SubgraphBoxes, hierarchy_split};
 use proto::{GraphProto, TensorProto, TypeProto, attribute_type as at};
 
 /// Lazily mapped external-data files of one model.
@@ -114,7 +114,9 @@ pub(super) fn load_with(
         path,
         ops: OpNames::default(),
     };
-    let graph = conv.graph(graph_proto, Some(encoded), true)?;
+    let mut graph = conv.graph(graph_proto, Some(encoded), true)?;
+    // A branch reads outer values by name.
+    graph.inline_bodies(true);
     crate::diag::trace_memory("onnx: converted");
     model.graph = graph;
     build_hierarchy(&mut model);
@@ -215,21 +217,11 @@ fn link_matmul_nbits(model: &mut Model) {
 /// and heatmaps show the reals it stands for. A weight read by several such nodes keeps the first.
 fn link_dequantize(model: &mut Model) {
     let mut found = Vec::new();
-    // The main graph and every nested one (`If` branches, `Loop` bodies): a subgraph's node reads
-    // its own initializers and the enclosing scopes' by name.
-    let mut graphs = vec![&model.graph];
-    let mut i = 0;
-    while let Some(g) = graphs.get(i).copied() {
-        graphs.extend(g.subgraphs.iter().map(|s| &s.graph));
-        i += 1;
-    }
-    let nodes = graphs.iter().flat_map(|g| {
-        g.nodes
-            .iter()
-            .filter(|n| &*n.op == "DequantizeLinear")
-            .map(move |n| (*g, n))
-    });
-    for (graph, n) in nodes {
+    // Subgraphs' nodes too (`If` branches, `Loop` bodies): a subgraph's node reads its own
+    // initializers and the enclosing scopes' by name.
+    let graph = &model.graph;
+    let nodes = graph.nodes.iter().filter(|n| &*n.op == "DequantizeLinear");
+    for n in nodes {
         let tensor_of = |slot: usize| {
             let v = (*n.inputs.get(slot)?)?;
             let name = &graph.values.get(v as usize)?.name;
@@ -298,154 +290,27 @@ fn non_empty(s: &str) -> Option<String> {
 /// Graph inputs and outputs stay at the top level.
 pub(super) fn build_hierarchy(model: &mut Model) {
     let graph = &model.graph;
-    let producer = graph.producers();
-    let is_constant_op = Node::is_constant_op;
-    // An input is a parameter when no node produces it (an initializer: graph inputs are nodes)
-    // or a constant op does.
-    let is_parameter = |v: u32| match producer.get(v as usize).copied().flatten() {
-        None => true,
-        Some(p) => graph.nodes.get(p as usize).is_some_and(is_constant_op),
-    };
     let hierarchy = &mut model.hierarchy;
-    // Rule 1, in one pass: ops whose name has a path. Constant ops come last (rule 4).
     let mut groups: Vec<GroupId> = vec![0; graph.nodes.len()];
-    let mut named = vec![false; graph.nodes.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if node.kind == NodeKind::Op && !is_constant_op(node) {
-            let (segs, _, sep) = hierarchy_split(&node.name);
-            if !segs.is_empty() {
-                groups[i] = hierarchy.insert_path(segs, sep);
-                named[i] = true;
-            }
-        }
-    }
-    // Rule 2's candidates: the path of the first parameter with one, per op without a named path.
-    let candidates: Vec<Option<(Vec<&str>, char)>> = graph
-        .nodes
-        .iter()
-        .zip(&named)
-        .map(|(node, &named)| {
-            if node.kind != NodeKind::Op || named || is_constant_op(node) {
-                return None;
-            }
-            node.inputs.iter().flatten().find_map(|&v| {
-                if !is_parameter(v) {
-                    return None;
-                }
-                let name = graph.values.get(v as usize).map_or("", |x| x.name.as_str());
-                let (segs, _, sep) = hierarchy_split(name);
-                (!segs.is_empty()).then_some((segs, sep))
-            })
-        })
-        .collect();
-    // A prefix every parameter path shares (`gpu_0/` on every weight of the zoo's ResNet-50) would
-    // only put the whole model in one box: it is dropped.
-    let mut common: Option<&[&str]> = None;
-    for (segs, _) in candidates.iter().flatten() {
-        common = Some(match common {
-            None => segs,
-            Some(c) => {
-                let n = c.iter().zip(segs).take_while(|(a, b)| a == b).count();
-                &c[..n]
-            }
-        });
-    }
-    let skip = common.map_or(0, <[&str]>::len);
-    // Each node's consumers, once each (rules 3a and 4).
-    let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        for &v in node.inputs.iter().flatten() {
-            if let Some(p) = producer.get(v as usize).copied().flatten()
-                && p as usize != i
-                && let Some(list) = consumers.get_mut(p as usize)
-                && list.last() != Some(&(i as u32))
-            {
-                list.push(i as u32);
-            }
-        }
-    }
-    let is_op = |c: &&u32| {
-        graph
-            .nodes
-            .get(**c as usize)
-            .is_some_and(|n| n.kind == NodeKind::Op)
+    let mut placer = Placer::new(graph);
+    // The top level first, then each subgraph in its owner's box (see `SubgraphBoxes`), its paths
+    // below that box: `If_0/then_branch/encoder/…`.
+    let top = match graph.subgraphs.first() {
+        // Subgraphs' nodes follow the top level's.
+        Some(s) => s.nodes.start as usize,
+        None => graph.nodes.len(),
     };
-    // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
-    for (i, (node, cand)) in graph.nodes.iter().zip(&candidates).enumerate() {
-        if node.kind != NodeKind::Op || named[i] || is_constant_op(node) {
-            continue;
-        }
-        if let Some((segs, sep)) = cand
-            && segs.len() > skip
-        {
-            groups[i] = hierarchy.insert_path(segs[skip..].iter().copied(), *sep);
-            continue;
-        }
-        // Rule 3a: a parameter-free op feeding exactly one op that has a module (by name or by its
-        // weights) belongs to that one: GoogLeNet's pool branch (MaxPool → `pool_proj` Conv) is
-        // part of the block it feeds, not of the block before it.
-        let mut ops = consumers[i].iter().filter(is_op);
-        if let (Some(&c), None) = (ops.next(), ops.next()) {
-            let c = c as usize;
-            let into = if named.get(c) == Some(&true) {
-                groups.get(c).copied()
-            } else {
-                match candidates.get(c) {
-                    Some(Some((segs, sep))) if segs.len() > skip => {
-                        Some(hierarchy.insert_path(segs[skip..].iter().copied(), *sep))
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(g) = into.filter(|&g| g != 0) {
-                groups[i] = g;
-                continue;
-            }
-        }
-        let mut shared: Option<GroupId> = None;
-        let mut agree = true;
-        for &v in node.inputs.iter().flatten() {
-            if is_parameter(v) {
-                continue;
-            }
-            let g = producer
-                .get(v as usize)
-                .copied()
-                .flatten()
-                .filter(|&p| (p as usize) < i)
-                .and_then(|p| groups.get(p as usize).copied())
-                .unwrap_or(0);
-            match shared {
-                None => shared = Some(g),
-                Some(s) if s == g => {}
-                Some(_) => agree = false,
-            }
-        }
-        groups[i] = if agree { shared.unwrap_or(0) } else { 0 };
-    }
-    // Rule 4: a constant op (a weight generator) sits in the innermost group holding all its
-    // consumers, beside what it feeds. By its own name it would gather with every other generator
-    // of the model: the zoo's light models name all of them `gpu_0/…`, and one box of 239
-    // generators at the top sent a fan of edges down the whole model. A constant nobody consumes
-    // keeps rule 1.
-    // Backwards, so a constant feeding another constant (a shape for `ConstantOfShape`) sees
-    // where that one went.
-    for (i, node) in graph.nodes.iter().enumerate().rev() {
-        if !is_constant_op(node) {
-            continue;
-        }
-        let mut shared: Option<GroupId> = None;
-        for &c in &consumers[i] {
-            let g = groups.get(c as usize).copied().unwrap_or(0);
-            shared = Some(shared.map_or(g, |s| hierarchy.common_ancestor(s, g)));
-        }
-        groups[i] = match shared {
-            Some(g) => g,
-            None => {
-                let (segs, _, sep) = hierarchy_split(&node.name);
-                hierarchy.insert_path(segs, sep)
-            }
-        };
+    placer.place(hierarchy, 0..top, 0, &mut groups);
+    let mut boxes = SubgraphBoxes::default();
+    for k in 0..graph.subgraphs.len() {
+        let root = boxes.body(hierarchy, graph, k, &mut groups);
+        let own = graph.own_node_ids(k);
+        placer.place(
+            hierarchy,
+            own.start as usize..own.end as usize,
+            root,
+            &mut groups,
+        );
     }
     for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
@@ -453,76 +318,215 @@ pub(super) fn build_hierarchy(model: &mut Model) {
     model.finish_hierarchy(&groups);
 }
 
-/// Outer values a subgraph reads by name become edges into the node that owns it: silero-vad's
-/// `input` and `state` are used only inside its `If` branches, and without these edges they stood
-/// unconnected beside the model. Fills `graph.captures` with what this graph itself reads from
-/// further out (its own uses and its subgraphs' that it does not define); `initializer(name)`
-/// tells this graph's initializers, which are defined here but produced by no node.
-fn link_captures(graph: &mut Graph, top_level: bool, initializer: impl Fn(&str) -> bool) {
-    if top_level && graph.subgraphs.is_empty() {
-        return;
-    }
-    let producer = graph.producers();
-    let mut captures: Vec<String> = Vec::new();
-    let mut seen: FxHashSet<String> = FxHashSet::default();
-    if !top_level {
-        for node in &graph.nodes {
+/// The rules of [`build_hierarchy`], applied to one scope's nodes at a time.
+struct Placer<'g> {
+    graph: &'g Graph,
+    producer: Vec<Option<NodeId>>,
+    /// Each node's consumers, once each (rules 3a and 4).
+    consumers: Vec<Vec<u32>>,
+    /// Ops placed by their own name's path (rule 1).
+    named: Vec<bool>,
+}
+
+impl<'g> Placer<'g> {
+    fn new(graph: &'g Graph) -> Self {
+        let producer = graph.producers();
+        let mut consumers: Vec<Vec<u32>> = vec![Vec::new(); graph.nodes.len()];
+        for (i, node) in graph.nodes.iter().enumerate() {
             for &v in node.inputs.iter().flatten() {
-                let Some(value) = graph.values.get(v as usize) else {
-                    continue;
-                };
-                if producer.get(v as usize).copied().flatten().is_none()
-                    && !initializer(&value.name)
-                    && seen.insert(value.name.clone())
+                if let Some(p) = producer.get(v as usize).copied().flatten()
+                    && p as usize != i
+                    && let Some(list) = consumers.get_mut(p as usize)
+                    && list.last() != Some(&(i as u32))
                 {
-                    captures.push(value.name.clone());
+                    list.push(i as u32);
                 }
             }
         }
+        Placer {
+            graph,
+            producer,
+            consumers,
+            named: vec![false; graph.nodes.len()],
+        }
     }
-    let mut extra: Vec<Edge> = Vec::new();
-    if !graph.subgraphs.is_empty() {
-        let by_name: HashMap<&str, u32> = graph
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v.name.as_str(), i as u32))
-            .collect();
-        for s in &graph.subgraphs {
-            for name in &s.graph.captures {
-                let here = by_name.get(name.as_str()).and_then(|&v| {
-                    let p = producer.get(v as usize).copied().flatten()?;
-                    Some((p, v))
-                });
-                match here {
-                    Some((p, v)) if p != s.owner => extra.push(Edge {
-                        from: p,
-                        to: s.owner,
-                        value: v,
-                    }),
-                    Some(_) => {}
-                    None => {
-                        if !top_level && !initializer(name) && seen.insert(name.clone()) {
-                            captures.push(name.clone());
-                        }
+
+    /// An input is a parameter when no node produces it (an initializer: graph inputs are nodes)
+    /// or a constant op does.
+    fn is_parameter(&self, v: u32) -> bool {
+        match self.producer.get(v as usize).copied().flatten() {
+            None => true,
+            Some(p) => self
+                .graph
+                .nodes
+                .get(p as usize)
+                .is_some_and(Node::is_constant_op),
+        }
+    }
+
+    /// Places `nodes` (one scope's own, in file order: a subgraph's follow each other, those of
+    /// subgraphs nested in it after them) below `root`.
+    fn place(
+        &mut self,
+        hierarchy: &mut Hierarchy,
+        nodes: std::ops::Range<usize>,
+        root: GroupId,
+        groups: &mut [GroupId],
+    ) {
+        let graph = self.graph;
+        let is_constant_op = Node::is_constant_op;
+        let node = |i: usize| &graph.nodes[i];
+        for i in nodes.clone() {
+            groups[i] = root;
+        }
+        // Rule 1, in one pass: ops whose name has a path. Constant ops come last (rule 4). In a
+        // subgraph, a first segment every path shares is dropped: the subgraph is a box already
+        // (silero-vad's branches name everything `If_0_then_branch__Inline_0__/…`).
+        let path_of = |i: usize| {
+            let n = node(i);
+            if n.kind != NodeKind::Op || is_constant_op(n) {
+                return None;
+            }
+            let (segs, _, sep) = hierarchy_split(&n.name);
+            (!segs.is_empty()).then_some((segs, sep))
+        };
+        let skip_first = root != 0 && {
+            let mut firsts = nodes.clone().filter_map(|i| Some(path_of(i)?.0[0]));
+            let first = firsts.next();
+            let mut rest = firsts.peekable();
+            rest.peek().is_some() && rest.all(|f| Some(f) == first)
+        };
+        for i in nodes.clone() {
+            if let Some((segs, sep)) = path_of(i) {
+                let segs = &segs[usize::from(skip_first)..];
+                groups[i] = hierarchy.insert_path_under(root, segs.iter().copied(), sep);
+                self.named[i] = true;
+            }
+        }
+        // Rule 2's candidates: the path of the first parameter with one, per op without a named
+        // path.
+        let candidates: Vec<Option<(Vec<&str>, char)>> = nodes
+            .clone()
+            .map(|i| {
+                let n = node(i);
+                if n.kind != NodeKind::Op || self.named[i] || is_constant_op(n) {
+                    return None;
+                }
+                n.inputs.iter().flatten().find_map(|&v| {
+                    if !self.is_parameter(v) {
+                        return None;
                     }
+                    let name = graph.values.get(v as usize).map_or("", |x| x.name.as_str());
+                    let (segs, _, sep) = hierarchy_split(name);
+                    (!segs.is_empty()).then_some((segs, sep))
+                })
+            })
+            .collect();
+        // A prefix every parameter path shares (`gpu_0/` on every weight of the zoo's ResNet-50)
+        // would only put the whole model in one box: it is dropped.
+        let mut common: Option<&[&str]> = None;
+        for (segs, _) in candidates.iter().flatten() {
+            common = Some(match common {
+                None => segs,
+                Some(c) => {
+                    let n = c.iter().zip(segs).take_while(|(a, b)| a == b).count();
+                    &c[..n]
+                }
+            });
+        }
+        let skip = common.map_or(0, <[&str]>::len);
+        let candidate_of = |i: usize| candidates.get(i.checked_sub(nodes.start)?)?.as_ref();
+        let is_op = |c: &&u32| {
+            graph
+                .nodes
+                .get(**c as usize)
+                .is_some_and(|n| n.kind == NodeKind::Op)
+        };
+        // Rules 2 and 3, in file order, for the ops rule 1 left at the top.
+        for i in nodes.clone() {
+            let n = node(i);
+            if n.kind != NodeKind::Op || self.named[i] || is_constant_op(n) {
+                continue;
+            }
+            if let Some((segs, sep)) = candidate_of(i)
+                && segs.len() > skip
+            {
+                groups[i] = hierarchy.insert_path_under(root, segs[skip..].iter().copied(), *sep);
+                continue;
+            }
+            // Rule 3a: a parameter-free op feeding exactly one op that has a module (by name or
+            // by its weights) belongs to that one: GoogLeNet's pool branch (MaxPool →
+            // `pool_proj` Conv) is part of the block it feeds, not of the block before it.
+            let mut ops = self.consumers[i].iter().filter(is_op);
+            if let (Some(&c), None) = (ops.next(), ops.next()) {
+                let c = c as usize;
+                let into = if self.named.get(c) == Some(&true) {
+                    groups.get(c).copied()
+                } else {
+                    match candidate_of(c) {
+                        Some((segs, sep)) if segs.len() > skip => Some(
+                            hierarchy.insert_path_under(root, segs[skip..].iter().copied(), *sep),
+                        ),
+                        _ => None,
+                    }
+                };
+                if let Some(g) = into.filter(|&g| g != root && hierarchy.is_within(g, root)) {
+                    groups[i] = g;
+                    continue;
                 }
             }
+            let mut shared: Option<GroupId> = None;
+            let mut agree = true;
+            for &v in n.inputs.iter().flatten() {
+                if self.is_parameter(v) {
+                    continue;
+                }
+                let g = self
+                    .producer
+                    .get(v as usize)
+                    .copied()
+                    .flatten()
+                    .filter(|&p| (p as usize) < i)
+                    .and_then(|p| groups.get(p as usize).copied())
+                    .filter(|&g| hierarchy.is_within(g, root))
+                    .unwrap_or(root);
+                match shared {
+                    None => shared = Some(g),
+                    Some(s) if s == g => {}
+                    Some(_) => agree = false,
+                }
+            }
+            groups[i] = if agree { shared.unwrap_or(root) } else { root };
+        }
+        // Rule 4: a constant op (a weight generator) sits in the innermost group holding all its
+        // consumers, beside what it feeds. By its own name it would gather with every other
+        // generator of the model: the zoo's light models name all of them `gpu_0/…`, and one box
+        // of 239 generators at the top sent a fan of edges down the whole model. A constant
+        // nobody consumes keeps rule 1.
+        // Backwards, so a constant feeding another constant (a shape for `ConstantOfShape`) sees
+        // where that one went.
+        for i in nodes.clone().rev() {
+            let n = node(i);
+            if !is_constant_op(n) {
+                continue;
+            }
+            let mut shared: Option<GroupId> = None;
+            for &c in &self.consumers[i] {
+                let g = groups.get(c as usize).copied().unwrap_or(root);
+                shared = Some(shared.map_or(g, |s| hierarchy.common_ancestor(s, g)));
+            }
+            groups[i] = match shared {
+                // Inside this scope's box: a consumer in a branch not yet placed counts as the
+                // scope's top.
+                Some(g) if hierarchy.is_within(g, root) => g,
+                Some(_) => root,
+                None => {
+                    let (segs, _, sep) = hierarchy_split(&n.name);
+                    hierarchy.insert_path_under(root, segs, sep)
+                }
+            };
         }
     }
-    extra.sort_unstable_by_key(|e| (e.to, e.from));
-    extra.dedup_by_key(|e| (e.to, e.from));
-    // Not where an edge between the two is already drawn.
-    let mut have: FxHashSet<(u32, u32)> = FxHashSet::default();
-    if !extra.is_empty() {
-        have.extend(graph.edges.iter().map(|e| (e.from, e.to)));
-    }
-    graph.edges.extend(
-        extra
-            .into_iter()
-            .filter(|e| !have.contains(&(e.from, e.to))),
-    );
-    graph.captures = captures;
 }
 
 /// Nodes converted between two polls of the cancel flag.
@@ -701,9 +705,6 @@ impl Converter<'_> {
             graph.add_node(node);
         }
         graph.connect_by_values();
-        link_captures(&mut graph, top_level, |name| {
-            initializers.contains_key(name)
-        });
         Ok(graph)
     }
 
@@ -754,27 +755,28 @@ impl Converter<'_> {
             at::GRAPH => match a.g.take() {
                 Some(g) => {
                     let sub = self.graph(*g, None, false)?;
-                    graph.subgraphs.push(Subgraph {
+                    graph.bodies.push(Body {
                         owner: node_id,
                         attribute: attr_name.to_string(),
                         graph: sub,
+                        fed_by: Vec::new(),
                     });
-                    AttrValue::Graph(graph.subgraphs.len() - 1)
+                    AttrValue::Graph(graph.bodies.len() - 1)
                 }
                 None => AttrValue::Other("graph (empty)".into()),
             },
             at::GRAPHS => {
-                let first = graph.subgraphs.len();
                 let count = a.graphs.len();
                 for g in std::mem::take(&mut a.graphs) {
                     let sub = self.graph(g, None, false)?;
-                    graph.subgraphs.push(Subgraph {
+                    graph.bodies.push(Body {
                         owner: node_id,
                         attribute: attr_name.to_string(),
                         graph: sub,
+                        fed_by: Vec::new(),
                     });
                 }
-                AttrValue::Other(format!("{count} subgraphs (#{first}…)"))
+                AttrValue::Other(format!("{count} subgraphs"))
             }
             at::TENSORS => AttrValue::Other(format!("{} tensors", a.tensors.len())),
             at::SPARSE_TENSOR => AttrValue::Other("sparse tensor".into()),

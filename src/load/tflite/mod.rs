@@ -24,8 +24,8 @@ use bytes::Bytes;
 
 use super::LoadError;
 use crate::model::{
-    AttrValue, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Quant,
-    Subgraph, Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, Body, ConvAxes, DType, Dim, Format, Graph, Model, Node, NodeKind, OpNames, Quant,
+    Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 
 /// The file identifier at bytes 4..8.
@@ -538,10 +538,12 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         budget: 16 * count_ops(&subgraphs) + 1024,
         folded: HashMap::new(),
     };
-    let graph = b
+    let mut graph = b
         .graph(main, 0, 0)
         .map_err(|e| corrupt(format!("subgraph 0: {e}")))?;
     let folded = std::mem::take(&mut b.folded);
+    // Bodies take what their owner passes, by position.
+    graph.inline_bodies(false);
     model.graph = graph;
     if !folded.is_empty() {
         let mut list: Vec<_> = folded.into_iter().collect();
@@ -823,12 +825,13 @@ impl Builder<'_, '_> {
                 let sub = self
                     .graph(body, s as usize, depth + 1)
                     .map_err(|e| format!("subgraph {s}: {e}"))?;
-                graph.subgraphs.push(Subgraph {
+                graph.bodies.push(Body {
                     owner: node_id,
                     attribute: key.clone(),
                     graph: sub,
+                    fed_by: Vec::new(),
                 });
-                let at = graph.subgraphs.len() - 1;
+                let at = graph.bodies.len() - 1;
                 node.attributes.push((key, AttrValue::Graph(at)));
             }
             graph.add_node(node);
