@@ -245,6 +245,167 @@ fn every_op_edge_and_constant_matches_what_openvino_reads_back() {
     }
 }
 
+/// Checks the owners of bodies among `scope`'s own nodes (`None`: the top level) against what
+/// OpenVINO says of them (`control_facts.json`), and recursively those nested in their bodies.
+fn check_owners(model: &Model, scope: Option<usize>, owners: &[serde_json::Value]) {
+    let g = &model.graph;
+    let own: Vec<u32> = match scope {
+        Some(k) => g.own_node_ids(k).collect(),
+        None => (0..g.top_level_nodes().count() as u32).collect(),
+    };
+    let path = |id: u32| {
+        model.hierarchy.groups[g.nodes[id as usize].group as usize]
+            .path
+            .clone()
+    };
+    let producer = g.producers();
+    for o in owners {
+        let name = o["name"].as_str().unwrap();
+        let &id = own
+            .iter()
+            .find(|&&i| g.nodes[i as usize].name == name)
+            .unwrap_or_else(|| panic!("{name}: no such node in {scope:?}"));
+        let owner = &g.nodes[id as usize];
+        assert_eq!(&*owner.op, o["type"].as_str().unwrap(), "{name}");
+        let bodies = o["bodies"].as_array().unwrap();
+        let subs: Vec<usize> = (0..g.subgraphs.len())
+            .filter(|&k| g.subgraphs[k].owner == id)
+            .collect();
+        assert_eq!(subs.len(), bodies.len(), "{name}: bodies");
+        // The owner sits in a box of its own, holding one box per body.
+        let owner_box = path(id);
+        assert!(owner_box.ends_with(name), "{name} is in {owner_box}");
+        for b in bodies {
+            let tag = b["tag"].as_str().unwrap();
+            let ctx = format!("{name}: {tag}");
+            let &k = subs
+                .iter()
+                .find(|&&k| g.subgraphs[k].attribute == tag)
+                .unwrap_or_else(|| panic!("{ctx}: no such subgraph"));
+            let s = &g.subgraphs[k];
+            assert_eq!(s.parent, scope, "{ctx}: nested in");
+            for i in s.nodes.clone() {
+                let p = path(i);
+                assert!(p.starts_with(&format!("{owner_box}/{tag}")), "{ctx}: {p}");
+            }
+            // The same ops (constants are weights, not nodes).
+            let mut ops: Vec<[String; 2]> = g
+                .own_nodes(k)
+                .filter(|n| n.kind == NodeKind::Op)
+                .map(|n| [n.name.clone(), xml_type(&n.op).to_string()])
+                .collect();
+            ops.sort();
+            let want: Vec<[String; 2]> = b["ops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let api = p[1].as_str().unwrap();
+                    [
+                        p[0].as_str().unwrap().to_string(),
+                        xml_type(api).to_string(),
+                    ]
+                })
+                .collect();
+            let ours: Vec<[String; 2]> = ops
+                .iter()
+                .map(|[n, t]| [n.clone(), xml_type(t).to_string()])
+                .collect();
+            assert_eq!(ours, want, "{ctx}: ops");
+            // Its parameters, each fed by the owner's input the port map names.
+            let param = |p: &str| {
+                g.own_node_ids(k)
+                    .find(|&i| {
+                        g.nodes[i as usize].kind == NodeKind::Input && g.nodes[i as usize].name == p
+                    })
+                    .unwrap_or_else(|| panic!("{ctx}: no parameter {p}"))
+            };
+            for p in b["parameters"].as_array().unwrap() {
+                param(p.as_str().unwrap());
+            }
+            for d in b["inputs"].as_array().unwrap() {
+                let p = param(d["parameter"].as_str().unwrap());
+                let slot = d["input_index"].as_u64().unwrap() as usize;
+                let v = g.nodes[p as usize].outputs[0];
+                let at = s.inputs.iter().position(|&x| x == v).unwrap();
+                assert_eq!(
+                    s.fed_by[at],
+                    Some(slot),
+                    "{ctx}: {} fed by",
+                    g.nodes[p as usize].name
+                );
+                let outer = owner.inputs[slot].unwrap();
+                let from = producer[outer as usize].unwrap();
+                assert!(
+                    g.edges
+                        .iter()
+                        .any(|e| e.from == from && e.to == p && e.value == outer),
+                    "{ctx}: {} → {}",
+                    g.nodes[from as usize].name,
+                    g.nodes[p as usize].name
+                );
+            }
+            // What the body gives flows into the owner.
+            let results = b["results"].as_array().unwrap();
+            for r in results {
+                let r = r.as_str().unwrap();
+                let n = g
+                    .own_node_ids(k)
+                    .find(|&i| {
+                        g.nodes[i as usize].kind == NodeKind::Output
+                            && g.nodes[i as usize].name == r
+                    })
+                    .unwrap_or_else(|| panic!("{ctx}: no result {r}"));
+                assert!(
+                    g.edges.iter().any(|e| e.from == n && e.to == id),
+                    "{ctx}: {r} → owner"
+                );
+            }
+            // A loop's back edges are listed on it.
+            for e in b["back_edges"].as_array().unwrap() {
+                let text = format!(
+                    "{} → {}",
+                    e["from"].as_str().unwrap(),
+                    e["to"].as_str().unwrap()
+                );
+                let listed = owner.attributes.iter().any(|(key, v)| {
+                    key == "back_edges"
+                        && matches!(v, modelmap::model::AttrValue::Strings(l) if l.contains(&text))
+                });
+                assert!(listed, "{ctx}: back edge {text} in {:?}", owner.attributes);
+            }
+            check_owners(model, Some(k), b["owners"].as_array().unwrap());
+        }
+    }
+}
+
+#[test]
+fn bodies_of_if_loop_and_tensor_iterator_match_what_openvino_reads_back() {
+    let text = std::fs::read_to_string(data_dir().join("control_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = open(&data_dir().join("control.xml"));
+    let owners = facts["owners"].as_array().unwrap();
+    assert_eq!(owners.len(), 3, "If, Loop, TensorIterator");
+    check_owners(&model, None, owners);
+    // The If nested in an If's branch is a subgraph of a subgraph.
+    assert!(model.graph.subgraphs.iter().any(|s| s.parent.is_some()));
+    assert!(
+        model.metadata.warnings.is_empty(),
+        "{:?}",
+        model.metadata.warnings
+    );
+    // Every node is connected, the bodies' parameters fed from outside.
+    let g = &model.graph;
+    for (i, n) in g.nodes.iter().enumerate() {
+        let connected = g
+            .edges
+            .iter()
+            .any(|e| e.from as usize == i || e.to as usize == i);
+        // A loop's iteration counter is fed by the loop itself, not by an input.
+        assert!(connected || n.name == "i", "{} is unconnected", n.name);
+    }
+}
+
 #[test]
 fn a_pytorch_conversion_groups_ops_by_module_path() {
     let model = open(&data_dir().join("tiny_gpt.xml"));

@@ -11,7 +11,9 @@
 //! stored f16). Nodes are grouped by the module path in their names: PyTorch conversions name ops
 //! `__module.model.layers.0.self_attn.q_proj/aten::linear/MatMul` (module
 //! `model.layers.0.self_attn.q_proj`), ONNX and TensorFlow ones keep their `/` scopes. The bodies
-//! of `TensorIterator` / `Loop` / `If` layers are not drawn (a warning counts them).
+//! of `TensorIterator` / `Loop` layers and the branches of `If` (each a `<layers>`/`<edges>` net of
+//! its own) are subgraphs, boxed inside their owner's box, their `Parameter`s fed by the owner's
+//! inputs as its port map says (a loop's back edges are listed on the owner).
 //!
 //! The XML is parsed by `roxmltree` (a read-only tree, no DTDs, no entities beyond XML's own).
 
@@ -22,12 +24,15 @@ use bytes::Bytes;
 
 use super::LoadError;
 use crate::model::{
-    AttrValue, DType, Dim, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor,
-    TensorData, TensorId, TensorOrigin, Value, ValueId,
+    AttrValue, Body, DType, Dim, Format, Graph, GroupId, Model, Node, NodeId, NodeKind, OpNames,
+    SubgraphBoxes, Tensor, TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 
 /// Longest chain of `Convert` layers followed back to a constant.
 const MAX_CONVERT_CHAIN: usize = 8;
+
+/// Bodies nested in bodies deeper than this are an error.
+const MAX_DEPTH: usize = 16;
 
 /// Whether a file is OpenVINO IR: XML whose root is `<net>`.
 pub(super) fn sniff(path: &Path, head: &[u8]) -> bool {
@@ -54,9 +59,24 @@ struct Layer<'a> {
     data: Vec<(&'a str, &'a str)>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
-    /// Whether it holds a body (`TensorIterator`, `Loop`, `If`).
-    has_body: bool,
+    /// Its bodies (`TensorIterator` / `Loop`: `body`; `If`: `then_body`, `else_body`).
+    bodies: Vec<BodyXml<'a>>,
 }
+
+/// A layer's body and the port map that connects it.
+struct BodyXml<'a> {
+    /// `body`, `then_body`, `else_body`.
+    tag: &'a str,
+    /// The element holding its `<layers>` and `<edges>`.
+    el: roxmltree::Node<'a, 'a>,
+    /// `<port_map>` (`<then_port_map>`, `<else_port_map>`).
+    port_map: Option<roxmltree::Node<'a, 'a>>,
+    /// `<back_edges>` (loops).
+    back_edges: Option<roxmltree::Node<'a, 'a>>,
+}
+
+/// Edges of a net: input (layer, port) → the output (layer, port) feeding it.
+type Edges = HashMap<(u32, u32), (u32, u32)>;
 
 /// Opens an IR `.xml` already mapped; the weights are read from the `.bin` beside it.
 pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
@@ -99,15 +119,35 @@ pub(super) fn load_parts(path: &Path, data: Bytes, bin: Option<Bytes>) -> Result
             .properties
             .push(("net.name".into(), name.to_string()));
     }
-    let layers_el = child(net, "layers").ok_or_else(|| corrupt("no <layers>".into()))?;
-    let mut layers = Vec::new();
-    for l in layers_el.children().filter(|c| c.has_tag_name("layer")) {
-        layers.push(layer(l).map_err(&corrupt)?);
-    }
+    let (layers, edges) = net_of(net).map_err(&corrupt)?;
     if layers.is_empty() {
         return Err(corrupt("an IR with no layers".into()));
     }
-    let mut edges: HashMap<(u32, u32), (u32, u32)> = HashMap::new();
+    if let Some(rt) = child(net, "rt_info") {
+        runtime_info(&mut model, rt);
+    }
+    let bin_path = path.with_extension("bin");
+    let files = Files {
+        path,
+        bin_path: &bin_path,
+        bin: bin.as_ref(),
+    };
+    let (mut graph, _) = build(&mut model, &files, &layers, &edges, 0, 0)?;
+    graph.inline_bodies(false);
+    let groups: Vec<GroupId> = graph.nodes.iter().map(|n| n.group).collect();
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+    Ok(model)
+}
+
+/// The layers and edges of a net: the IR's `<net>`, or a body.
+fn net_of<'a>(net: roxmltree::Node<'a, 'a>) -> Result<(Vec<Layer<'a>>, Edges), String> {
+    let layers_el = child(net, "layers").ok_or("no <layers>")?;
+    let mut layers = Vec::new();
+    for l in layers_el.children().filter(|c| c.has_tag_name("layer")) {
+        layers.push(layer(l)?);
+    }
+    let mut edges: Edges = HashMap::new();
     if let Some(e) = child(net, "edges") {
         for edge in e.children().filter(|c| c.has_tag_name("edge")) {
             let num = |k: &str| -> Result<u32, String> {
@@ -115,35 +155,21 @@ pub(super) fn load_parts(path: &Path, data: Bytes, bin: Option<Bytes>) -> Result
                     .and_then(|v| v.trim().parse().ok())
                     .ok_or_else(|| format!("an <edge> without a numeric {k}"))
             };
-            let from = (
-                num("from-layer").map_err(&corrupt)?,
-                num("from-port").map_err(&corrupt)?,
-            );
-            let to = (
-                num("to-layer").map_err(&corrupt)?,
-                num("to-port").map_err(&corrupt)?,
-            );
+            let from = (num("from-layer")?, num("from-port")?);
+            let to = (num("to-layer")?, num("to-port")?);
             if edges.insert(to, from).is_some() {
-                return Err(corrupt(format!(
-                    "two edges into port {} of layer {}",
-                    to.1, to.0
-                )));
+                return Err(format!("two edges into port {} of layer {}", to.1, to.0));
             }
         }
     }
-    if let Some(rt) = child(net, "rt_info") {
-        runtime_info(&mut model, rt);
-    }
-    let bin_path = path.with_extension("bin");
-    build(&mut model, path, &bin_path, bin.as_ref(), &layers, &edges)?;
-    let bodies = layers.iter().filter(|l| l.has_body).count();
-    if bodies > 0 {
-        model.metadata.warnings.push(format!(
-            "{}: the bodies of {bodies} TensorIterator / Loop / If layer(s) are not drawn",
-            path.display()
-        ));
-    }
-    Ok(model)
+    Ok((layers, edges))
+}
+
+/// The files a net's layers read.
+struct Files<'a> {
+    path: &'a Path,
+    bin_path: &'a Path,
+    bin: Option<&'a Bytes>,
 }
 
 /// The first child element of `node` named `tag`.
@@ -152,7 +178,7 @@ fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, tag: &str) -> Option<roxmltree::
 }
 
 /// Reads one `<layer>`.
-fn layer<'a>(l: roxmltree::Node<'a, '_>) -> Result<Layer<'a>, String> {
+fn layer<'a>(l: roxmltree::Node<'a, 'a>) -> Result<Layer<'a>, String> {
     let id = l
         .attribute("id")
         .and_then(|v| v.trim().parse().ok())
@@ -166,14 +192,26 @@ fn layer<'a>(l: roxmltree::Node<'a, '_>) -> Result<Layer<'a>, String> {
         data: Vec::new(),
         inputs: Vec::new(),
         outputs: Vec::new(),
-        has_body: false,
+        bodies: Vec::new(),
     };
     for c in l.children().filter(|c| c.is_element()) {
         match c.tag_name().name() {
             "data" => out.data = c.attributes().map(|a| (a.name(), a.value())).collect(),
             "input" => out.inputs = ports(c)?,
             "output" => out.outputs = ports(c)?,
-            "body" | "then_body" | "else_body" => out.has_body = true,
+            tag @ ("body" | "then_body" | "else_body") => {
+                let map = match tag {
+                    "then_body" => "then_port_map",
+                    "else_body" => "else_port_map",
+                    _ => "port_map",
+                };
+                out.bodies.push(BodyXml {
+                    tag,
+                    el: c,
+                    port_map: child(l, map),
+                    back_edges: child(l, "back_edges"),
+                });
+            }
             _ => {}
         }
     }
@@ -388,8 +426,8 @@ fn const_tensor(l: &Layer<'_>, bin_path: &Path, bin: Option<&Bytes>) -> Tensor {
     t
 }
 
-/// The group of a layer by the module path or scope in its name.
-fn group_of(model: &mut Model, name: &str) -> GroupId {
+/// The group of a layer by the module path or scope in its name, below `root`.
+fn group_of(model: &mut Model, root: GroupId, name: &str) -> GroupId {
     if let Some(rest) = name.strip_prefix("__module.") {
         // `__module.model.layers.0.mlp.up_proj/aten::linear/MatMul`: the module path.
         let module = rest.split('/').next().unwrap_or(rest);
@@ -398,24 +436,31 @@ fn group_of(model: &mut Model, name: &str) -> GroupId {
         if !leaf.is_empty() {
             path.push(leaf);
         }
-        return model.hierarchy.insert_path(path, '.');
+        return model.hierarchy.insert_path_under(root, path, '.');
     }
     let Some((scope, _)) = name.rsplit_once('/') else {
-        return 0;
+        return root;
     };
     model
         .hierarchy
-        .insert_path(scope.split('/').filter(|s| !s.is_empty()), '/')
+        .insert_path_under(root, scope.split('/').filter(|s| !s.is_empty()), '/')
 }
 
+/// The graph of a net's layers, its nodes placed below `root`, its layers' bodies nested in it
+/// (see [`crate::model::Body`]); also each drawn layer's node by layer id.
 fn build(
     model: &mut Model,
-    path: &Path,
-    bin_path: &Path,
-    bin: Option<&Bytes>,
+    files: &Files<'_>,
     layers: &[Layer<'_>],
-    edges: &HashMap<(u32, u32), (u32, u32)>,
-) -> Result<(), LoadError> {
+    edges: &Edges,
+    root: GroupId,
+    depth: usize,
+) -> Result<(Graph, HashMap<u32, NodeId>), LoadError> {
+    let Files {
+        path,
+        bin_path,
+        bin,
+    } = *files;
     let mut index: HashMap<u32, usize> = HashMap::new();
     for (i, l) in layers.iter().enumerate() {
         if index.insert(l.id, i).is_some() {
@@ -521,8 +566,9 @@ fn build(
     }
     let folded: Vec<Option<TensorId>> = (0..layers.len()).map(|i| resolve(&consts, i)).collect();
     let mut graph = Graph::default();
-    let mut groups: Vec<GroupId> = Vec::new();
     let mut ops = OpNames::default();
+    let mut ids: HashMap<u32, NodeId> = HashMap::new();
+    let mut boxes = SubgraphBoxes::default();
     let mut values: HashMap<(usize, u32), ValueId> = HashMap::new();
     let mut weights = super::WeightReaders::default();
     let mut drawn: Vec<Option<u32>> = vec![None; layers.len()];
@@ -530,11 +576,17 @@ fn build(
         if folded[i].is_some() {
             continue;
         }
-        let group = group_of(model, l.name);
         let (kind, op) = match l.kind {
             "Parameter" => (NodeKind::Input, "Input"),
             "Result" => (NodeKind::Output, "Output"),
             other => (NodeKind::Op, other),
+        };
+        // Inputs and outputs stay at the top of their net: a `Result` is named after the value it
+        // gives (`logits/sink_port_0`), which is no module.
+        let group = if kind == NodeKind::Op {
+            group_of(model, root, l.name)
+        } else {
+            root
         };
         let mut node = Node::new(l.name.to_string(), ops.get(op), kind);
         for &(k, v) in &l.data {
@@ -565,8 +617,15 @@ fn build(
             });
             node.inputs.push(Some(v));
         }
+        node.group = group;
+        let id = graph.nodes.len() as NodeId;
+        for b in &l.bodies {
+            body(
+                model, files, l, b, id, &mut node, &mut graph, &mut boxes, depth,
+            )?;
+        }
         drawn[i] = Some(graph.add_node(node));
-        groups.push(group);
+        ids.insert(l.id, id);
     }
     // Each producer's outputs, in port order (those something reads; at least one).
     let mut outputs: HashMap<usize, Vec<(u32, ValueId)>> = HashMap::new();
@@ -600,11 +659,85 @@ fn build(
         }
     }
     graph.connect_by_values();
-    for (node, &g) in graph.nodes.iter_mut().zip(&groups) {
-        node.group = g;
+    Ok((graph, ids))
+}
+
+/// Builds body `b` of layer `l` (node `id`, not yet added to `graph`) into `graph.bodies`, boxed
+/// inside the owner's box, and lists the loop's back edges on the owner.
+#[allow(clippy::too_many_arguments)]
+fn body(
+    model: &mut Model,
+    files: &Files<'_>,
+    l: &Layer<'_>,
+    b: &BodyXml<'_>,
+    id: NodeId,
+    node: &mut Node,
+    graph: &mut Graph,
+    boxes: &mut SubgraphBoxes,
+    depth: usize,
+) -> Result<(), LoadError> {
+    let corrupt = |why: String| {
+        LoadError::corrupt(
+            files.path,
+            format!("layer {} ({}): {}: {why}", l.id, l.name, b.tag),
+        )
+    };
+    if depth + 1 > MAX_DEPTH {
+        return Err(corrupt(format!("bodies nested deeper than {MAX_DEPTH}")));
     }
-    model.graph = graph;
-    model.finish_hierarchy(&groups);
+    let (layers, edges) = net_of(b.el).map_err(corrupt)?;
+    let (owner_box, root) = boxes.boxes(&mut model.hierarchy, node.group, id, &node.name, b.tag);
+    node.group = owner_box;
+    let (inner, inner_ids) = build(model, files, &layers, &edges, root, depth + 1)?;
+    // The port map: which of the owner's inputs feeds which `Parameter`.
+    let mut fed_by = vec![None; inner.inputs.len()];
+    for m in b.port_map.iter().flat_map(|m| m.children()) {
+        if !m.has_tag_name("input") {
+            continue;
+        }
+        let num = |k: &str| m.attribute(k).and_then(|v| v.trim().parse::<i64>().ok());
+        let (Some(port), Some(layer)) = (num("external_port_id"), num("internal_layer_id")) else {
+            continue;
+        };
+        let slot = l.inputs.iter().position(|p| i64::from(p.id) == port);
+        let value = u32::try_from(layer)
+            .ok()
+            .and_then(|k| inner_ids.get(&k))
+            .and_then(|&n| inner.nodes.get(n as usize)?.outputs.first().copied());
+        let at = value.and_then(|v| inner.inputs.iter().position(|&x| x == v));
+        if let (Some(slot), Some(at)) = (slot, at) {
+            fed_by[at] = Some(slot);
+        }
+    }
+    // Back edges: a loop's next iteration reads what this one's `Result` gave.
+    let name_of = |k: Option<&str>| {
+        let k: u32 = k?.trim().parse().ok()?;
+        layers.iter().find(|x| x.id == k).map(|x| x.name)
+    };
+    let back: Vec<String> = b
+        .back_edges
+        .iter()
+        .flat_map(|e| e.children())
+        .filter(|e| e.has_tag_name("edge"))
+        .filter_map(|e| {
+            let from = name_of(e.attribute("from-layer"))?;
+            let to = name_of(e.attribute("to-layer"))?;
+            Some(format!("{from} → {to}"))
+        })
+        .collect();
+    if !back.is_empty() && !node.attributes.iter().any(|(k, _)| k == "back_edges") {
+        node.attributes
+            .push(("back_edges".into(), AttrValue::Strings(back)));
+    }
+    let index = graph.bodies.len();
+    node.attributes
+        .push((b.tag.to_string(), AttrValue::Graph(index)));
+    graph.bodies.push(Body {
+        owner: id,
+        attribute: b.tag.to_string(),
+        graph: inner,
+        fed_by,
+    });
     Ok(())
 }
 
