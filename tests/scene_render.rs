@@ -295,3 +295,49 @@ fn collapsed_groups_are_titled_at_fit() {
     }
     assert!(list.labels.iter().all(|l| l.size_px >= 7.0));
 }
+
+/// silero-vad is one `If`: its branches are boxes inside the `If`'s box, titled at fit, and
+/// zoomed in, the ops of a branch are drawn like any module's.
+#[test]
+fn the_branches_of_an_if_are_drawn_inside_it() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let model = modelmap::load::open(&corpus.join("real/silero/silero_vad.onnx")).unwrap();
+    let mut scene = Scene::build(
+        Arc::new(model),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    let size = DVec2::new(1400.0, 900.0);
+    let cam = scene.fit_camera(size);
+    let list = scene.decorated_cut(&cam, &ViewState::default(), 1e9);
+    let texts: Vec<&str> = list.labels.iter().map(|l| l.text.as_str()).collect();
+    for title in ["If_0", "then_branch", "decoder"] {
+        assert!(
+            texts.iter().any(|t| t.starts_with(title)),
+            "{title} has no title at fit: {texts:?}"
+        );
+    }
+    let outer = scene.find_box("If_0").unwrap();
+    for branch in ["If_0/then_branch", "If_0/else_branch"] {
+        let b = scene.find_box(branch).unwrap();
+        assert!(
+            outer.min.x <= b.min.x
+                && outer.min.y <= b.min.y
+                && b.max.x <= outer.max.x
+                && b.max.y <= outer.max.y,
+            "{branch} {b:?} lies inside If_0 {outer:?}"
+        );
+    }
+    let stft = scene.find_box("If_0/then_branch/stft").unwrap();
+    let mut cam2 = cam;
+    cam2.fit(stft, 10.0);
+    let list = scene.decorated_cut(&cam2, &ViewState::default(), 1e9);
+    let texts: Vec<&str> = list.labels.iter().map(|l| l.text.as_str()).collect();
+    assert!(
+        texts.contains(&"Conv"),
+        "the STFT's Conv is drawn in the branch: {texts:?}"
+    );
+}
