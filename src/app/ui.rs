@@ -511,6 +511,14 @@ fn model_summary_ui(ui: &mut egui::Ui, m: &Model) {
         ui.label("parameters");
         ui.label(group_digits(m.parameter_count()));
         ui.end_row();
+        let (inside, _) = m.subgraph_tensor_count();
+        if inside > 0 {
+            ui.label("in subgraphs");
+            ui.label(group_digits(inside)).on_hover_text(
+                "values held in If / Loop bodies, which the file's own count leaves out",
+            );
+            ui.end_row();
+        }
         if let Some(a) = &m.metadata.architecture {
             ui.label("architecture");
             ui.label(a);

@@ -1537,6 +1537,17 @@ impl Model {
             .fold(0u64, u64::saturating_add)
     }
 
+    /// Elements and tensors held in subgraphs (an ONNX `If` branch's initializers and constants,
+    /// a TFLite body's constant tensors), which the file's own counts leave out.
+    pub fn subgraph_tensor_count(&self) -> (u64, usize) {
+        self.tensors
+            .iter()
+            .filter(|t| t.origin == TensorOrigin::Subgraph)
+            .fold((0u64, 0usize), |(e, n), t| {
+                (e.saturating_add(t.elements()), n + 1)
+            })
+    }
+
     /// Elements held in top-level `Constant` nodes.
     pub fn constant_parameter_count(&self) -> u64 {
         self.tensors

@@ -81,6 +81,10 @@ pub struct Summary {
     pub tensors: usize,
     /// Tensors in `Constant` nodes.
     pub constant_tensors: usize,
+    /// Elements of the tensors held in subgraphs (`If` branches' initializers and constants).
+    pub subgraph_parameters: u64,
+    /// Tensors held in subgraphs.
+    pub subgraph_tensors: usize,
     /// Op type → count (top-level graph).
     pub op_types: BTreeMap<String, usize>,
     /// Graph inputs (not initializers).
@@ -226,6 +230,8 @@ impl Summary {
             edges: g.edges.len(),
             parameters: model.parameter_count(),
             constant_parameters: model.constant_parameter_count(),
+            subgraph_parameters: model.subgraph_tensor_count().0,
+            subgraph_tensors: model.subgraph_tensor_count().1,
             tensors: model.tensors.iter().filter(|t| is_parameter(t)).count(),
             constant_tensors: model
                 .tensors
@@ -312,6 +318,14 @@ impl Summary {
                 "  constants   {} in {} Constant nodes",
                 group_digits(self.constant_parameters),
                 self.constant_tensors
+            );
+        }
+        if self.subgraph_tensors > 0 {
+            let _ = writeln!(
+                s,
+                "  subgraphs   {} in {} tensors of If/Loop bodies",
+                group_digits(self.subgraph_parameters),
+                self.subgraph_tensors
             );
         }
         for (d, n) in &self.parameters_by_dtype {
