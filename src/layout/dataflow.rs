@@ -650,14 +650,19 @@ pub fn dataflow_cached(
         }
         // Constant generators, shape plumbing and data movement are not what a block computes: a
         // block of eight convolutions fed by sixteen `ConstantOfShape` weights, each unsqueezed, is
-        // a Conv block, and a transformer layer a MatMul block. Plumbing and data movement still
-        // name a group of nothing else; constants never do.
+        // a Conv block, and a transformer layer a MatMul block. Plumbing, data movement and a
+        // subgraph's inputs and outputs still name a group of nothing else (a decoder of If
+        // branches is not "mostly Output"); constants never do.
         tree.fill_dominant_ops_by(|v| {
             graph.nodes.get(v as usize).map_or(("", false), |nd| {
                 if nd.is_constant_op() {
                     ("", false)
                 } else {
-                    (&*nd.op, !is_plumbing(&nd.op) && !is_data_movement(&nd.op))
+                    let io = matches!(nd.kind, NodeKind::Input | NodeKind::Output);
+                    (
+                        &*nd.op,
+                        !io && !is_plumbing(&nd.op) && !is_data_movement(&nd.op),
+                    )
                 }
             })
         });
