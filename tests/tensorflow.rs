@@ -547,3 +547,141 @@ fn a_text_graph_reads_as_its_binary_twin() {
     let shape = |m: &Model| format!("{:?}", m.graph.values[m.graph.inputs[0] as usize].shape);
     assert_eq!(shape(&text), shape(&bin));
 }
+
+/// A Keras LSTM's recurrence is a `While` op whose `cond` and `body` are library functions:
+/// they are drawn inside its box, fed by its operands, and the LSTM cell in the body owns the
+/// layer's weights (`control_facts.json`, written with the model by `make_control.py`).
+#[test]
+fn an_lstm_while_loop_is_drawn_with_its_cond_and_body() {
+    let text = std::fs::read_to_string(data_dir().join("control_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = open("lstm_saved");
+    let g = &model.graph;
+    let w = &facts["whiles"][0];
+    let name = w["name"].as_str().unwrap();
+    let id = g
+        .top_level_nodes()
+        .position(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no {name}")) as u32;
+    let owner = &g.nodes[id as usize];
+    assert_eq!(&*owner.op, w["op"].as_str().unwrap());
+    let path = |i: u32| {
+        model.hierarchy.groups[g.nodes[i as usize].group as usize]
+            .path
+            .clone()
+    };
+    let owner_box = path(id);
+    assert!(owner_box.ends_with("lstm_1/while"), "{owner_box}");
+    let producer = g.producers();
+    for key in ["cond", "body"] {
+        let f = &w["functions"][key];
+        let k = g
+            .subgraphs
+            .iter()
+            .position(|s| s.owner == id && s.attribute == key)
+            .unwrap_or_else(|| panic!("{key}: no subgraph"));
+        let s = &g.subgraphs[k];
+        assert_eq!(s.name, f["name"].as_str().unwrap(), "{key}");
+        // The function's ops, as TensorFlow lists them (those it does not fold away).
+        let mut ops: HashMap<String, u64> = HashMap::new();
+        for n in g.own_nodes(k).filter(|n| n.kind == NodeKind::Op) {
+            if !matches!(&*n.op, "Identity" | "Const" | "ReadVariableOp" | "NoOp") {
+                *ops.entry(n.op.to_string()).or_default() += 1;
+            }
+        }
+        let want: HashMap<String, u64> = f["ops"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect();
+        assert_eq!(ops, want, "{key}: ops");
+        // Each argument is an input fed by the While's operand at its place, except the
+        // variables (the kernels), which stay the weights they are (a constant operand is just
+        // where a carried value starts: an input too).
+        let args: Vec<&str> = f["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let inputs: Vec<u32> = g
+            .own_node_ids(k)
+            .filter(|&i| g.nodes[i as usize].kind == NodeKind::Input)
+            .collect();
+        let types = w["operand_types"].as_array().unwrap();
+        let resources = types.iter().filter(|t| *t == "resource").count();
+        assert_eq!(types.len(), args.len());
+        assert_eq!(inputs.len() + resources, args.len(), "{key}: inputs");
+        for &p in &inputs {
+            let arg = &g.nodes[p as usize].name;
+            let j = args.iter().position(|a| a == arg).unwrap();
+            let at = s
+                .inputs
+                .iter()
+                .position(|&v| v == g.nodes[p as usize].outputs[0]);
+            assert_ne!(types[j], "resource", "{key}: {arg}");
+            let slot = s.fed_by[at.unwrap()].unwrap_or_else(|| panic!("{key}: {arg} unfed"));
+            let outer = owner.inputs[slot].unwrap();
+            // From the op computing it; a constant operand is a weight, which no op produces.
+            match producer[outer as usize] {
+                Some(from) => assert!(
+                    g.edges.iter().any(|e| e.from == from && e.to == p),
+                    "{key}: {arg} (argument {j}) is fed from outside"
+                ),
+                None => assert!(model.tensor(&g.values[outer as usize].name).is_some()),
+            }
+            assert!(path(p).starts_with(&format!("{owner_box}/{key}")));
+        }
+        // What it returns flows into the While.
+        let results = g
+            .own_node_ids(k)
+            .filter(|&i| g.nodes[i as usize].kind == NodeKind::Output)
+            .filter(|&i| g.edges.iter().any(|e| e.from == i && e.to == id))
+            .count();
+        assert!(results >= 1 && results <= f["results"].as_array().unwrap().len());
+    }
+    // The cell's MatMuls and BiasAdd, in the body, own the layer's variables, with Keras's values.
+    let body = g
+        .subgraphs
+        .iter()
+        .position(|s| s.owner == id && s.attribute == "body")
+        .unwrap();
+    for (var, v) in facts["lstm_variables"].as_object().unwrap() {
+        let t = model.tensor_index[var.as_str()];
+        let holders: Vec<&str> = g
+            .nodes
+            .iter()
+            .filter(|n| n.tensors.contains(&t))
+            .map(|n| &*n.op)
+            .collect();
+        assert_eq!(holders.len(), 1, "{var}: {holders:?}");
+        let holder = g.nodes.iter().position(|n| n.tensors.contains(&t)).unwrap() as u32;
+        assert!(
+            g.own_node_ids(body).contains(&holder),
+            "{var} is owned in the body"
+        );
+        assert!(
+            matches!(holders[0], "MatMul" | "BiasAdd"),
+            "{var}: {holders:?}"
+        );
+        let tensor = &model.tensors[t as usize];
+        let shape: Vec<u64> = v["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
+        assert_eq!(tensor.shape, shape, "{var}");
+        let b = tensor.bytes().unwrap();
+        for (i, x) in v["first"].as_array().unwrap().iter().enumerate() {
+            let ours = f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
+            assert_eq!(ours, x.as_f64().unwrap() as f32, "{var}[{i}]");
+        }
+    }
+    assert!(
+        model.metadata.warnings.is_empty(),
+        "{:?}",
+        model.metadata.warnings
+    );
+}

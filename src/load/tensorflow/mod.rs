@@ -164,7 +164,7 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
         if folded[i].is_some() || n.op == "NoOp" {
             continue;
         }
-        let group = scope_group(model, &n.name);
+        let group = scope_group(model, 0, &n.name);
         let (kind, op) = match n.op.as_str() {
             "Placeholder" | "PlaceholderWithDefault" if n.input.is_empty() => {
                 (NodeKind::Input, "Input")
@@ -275,13 +275,13 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
 }
 
 /// The group of a node's name scope (`model/conv1/BiasAdd` → `model/conv1`).
-fn scope_group(model: &mut Model, name: &str) -> GroupId {
+fn scope_group(model: &mut Model, root: GroupId, name: &str) -> GroupId {
     let Some((scope, _)) = name.rsplit_once('/') else {
-        return 0;
+        return root;
     };
     model
         .hierarchy
-        .insert_path(scope.split('/').filter(|s| !s.is_empty()), '/')
+        .insert_path_under(root, scope.split('/').filter(|s| !s.is_empty()), '/')
 }
 
 /// Which axes of a conv's filter hold what, for the filter input of TensorFlow's conv ops.

@@ -263,11 +263,14 @@ pub struct FullOpDef {
     pub output_arg: Vec<ArgDef>,
 }
 
-/// `OpDef.ArgDef` (its name).
+/// `OpDef.ArgDef` (its name and type).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ArgDef {
     #[prost(string, tag = "1")]
     pub name: String,
+    /// `DataType`; 0 where a type attribute gives it.
+    #[prost(int32, tag = "3")]
+    pub r#type: i32,
 }
 
 /// `SignatureDef`.

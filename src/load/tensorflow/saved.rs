@@ -26,8 +26,8 @@ use super::bundle::Bundle;
 use super::proto::{self, NodeDef};
 use super::{attr, conv_axes, dtype_of, input_ref, scope_group, tensor_of, value_type};
 use crate::model::{
-    Format, Graph, GroupId, Model, Node, NodeKind, OpNames, Tensor, TensorData, TensorId,
-    TensorOrigin, Value, ValueId,
+    AttrValue, Body, Format, Graph, GroupId, Model, Node, NodeKind, OpNames, SubgraphBoxes, Tensor,
+    TensorData, TensorId, TensorOrigin, Value, ValueId,
 };
 
 /// Deepest chain of inlined function calls.
@@ -135,6 +135,10 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         inputs: HashMap::new(),
         depth: 0,
         cut: false,
+        root: 0,
+        scope_prefix: String::new(),
+        walked: 0,
+        final_owned: HashSet::new(),
     };
     // Placeholders named by the signature's keys.
     for (key, info) in &sig.inputs {
@@ -206,14 +210,31 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     }
     let cut = w.cut;
     let value_weight = std::mem::take(&mut w.value_weight);
-    let (mut graph, mut groups) = (w.graph, w.groups);
+    let mut owned = std::mem::take(&mut w.final_owned);
+    let (mut graph, groups) = (w.graph, w.groups);
+    finish(&mut graph, groups, &value_weight, &mut owned, cut);
+    // Control flow's bodies, drawn inside their ops (their operands bound by position).
+    graph.inline_bodies(false);
+    let groups: Vec<GroupId> = graph.nodes.iter().map(|n| n.group).collect();
+    model.graph = graph;
+    model.finish_hierarchy(&groups);
+    Ok(Some(model))
+}
+
+/// Drops a walked graph's dead ops, gives each weight to the first op left that reads it (not one
+/// `owned` already has), connects the edges and places the nodes in `groups`.
+fn finish(
+    graph: &mut Graph,
+    mut groups: Vec<GroupId>,
+    value_weight: &HashMap<ValueId, TensorId>,
+    owned: &mut HashSet<TensorId>,
+    cut: bool,
+) {
     // Ops whose results reach no output (a `Shape` left over by tracing) are dropped, as
     // TensorFlow's own inlining drops them; a graph cut short keeps all it made.
     if !cut {
-        super::super::prune::dead_ops(&mut graph, &mut groups);
+        super::super::prune::dead_ops(graph, &mut groups);
     }
-    // Each weight belongs to the first op left that reads it.
-    let mut owned = HashSet::new();
     for node in &mut graph.nodes {
         node.tensors.clear();
         for v in node.inputs.iter().flatten() {
@@ -228,9 +249,31 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     for (node, &g) in graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
     }
-    model.graph = graph;
-    model.finish_hierarchy(&groups);
-    Ok(Some(model))
+}
+
+/// How a control-flow op's functions take its inputs.
+struct BodyAttrs {
+    /// The function attributes that are its bodies.
+    attrs: &'static [&'static str],
+    /// Inputs before the functions' arguments (an `If`'s condition, a `Case`'s index).
+    skip: usize,
+    /// Whether the arguments are carried from one iteration to the next (a `While`'s): then only
+    /// variables stay the weights they are; a constant is just where a carried value starts.
+    carried: bool,
+}
+
+fn body_attrs(op: &str) -> Option<BodyAttrs> {
+    let (attrs, skip, carried): (&'static [&'static str], usize, bool) = match op {
+        "While" | "StatelessWhile" => (&["cond", "body"], 0, true),
+        "If" | "StatelessIf" => (&["then_branch", "else_branch"], 1, false),
+        "Case" | "StatelessCase" => (&["branches"], 1, false),
+        _ => return None,
+    };
+    Some(BodyAttrs {
+        attrs,
+        skip,
+        carried,
+    })
 }
 
 struct Walker<'a> {
@@ -251,6 +294,15 @@ struct Walker<'a> {
     inputs: HashMap<String, String>,
     depth: u32,
     cut: bool,
+    /// The group names scope below: the root, or the box of the body being built.
+    root: GroupId,
+    /// What a body's op names start with that its box already says: its owner's name and `/`
+    /// (the ops of an LSTM's `…/lstm/while` body are named `…/lstm/while/lstm_cell/MatMul`).
+    scope_prefix: String,
+    /// Nodes walked, bodies' too (each body starts a graph of its own).
+    walked: usize,
+    /// Weights an op owns once dead ops are gone, bodies' first.
+    final_owned: HashSet<TensorId>,
 }
 
 impl Walker<'_> {
@@ -263,10 +315,11 @@ impl Walker<'_> {
     ) -> HashMap<&'n str, Done> {
         let mut done: HashMap<&str, Done> = HashMap::new();
         for n in topo_order(nodes, main) {
-            if self.graph.nodes.len() >= MAX_NODES {
+            if self.walked >= MAX_NODES {
                 self.cut = true;
                 break;
             }
+            self.walked += 1;
             let result = self.node(n, &done, args, main);
             done.insert(n.name.as_str(), result);
         }
@@ -436,11 +489,20 @@ impl Walker<'_> {
                 node.attributes.push((k.clone(), v));
             }
         }
+        // Each data input as resolved, and where it went in the node's inputs.
+        let mut operands: Vec<(Val, Option<usize>)> = Vec::new();
         for (slot, s) in data_inputs.iter().enumerate() {
-            let v = match self.resolve(done, args, s, main) {
+            let val = self.resolve(done, args, s, main);
+            operands.push((val, Some(node.inputs.len())));
+            let v = match val {
                 Val::Tensor(v) => v,
                 Val::Resource(Some(t)) => self.weight_value(t),
-                _ => continue,
+                _ => {
+                    if let Some(last) = operands.last_mut() {
+                        last.1 = None;
+                    }
+                    continue;
+                }
             };
             // A weight belongs to the first op that reads it.
             if let Some(&t) = self.value_weight.get(&v)
@@ -456,10 +518,165 @@ impl Walker<'_> {
             }
             node.inputs.push(Some(v));
         }
-        let group = scope_group(self.model, &n.name);
+        let scoped = n.name.strip_prefix(&self.scope_prefix).unwrap_or(&n.name);
+        let mut group = scope_group(self.model, self.root, scoped);
+        let id = self.graph.nodes.len() as u32;
+        if let Some(how) = body_attrs(&n.op) {
+            group = self.bodies(n, &mut node, id, group, &how, &operands);
+        }
         let id = self.graph.add_node(node);
         self.groups.push(group);
         Done::Op(id)
+    }
+
+    /// Builds the functions of control-flow op `n` (node `id`, about to be added) named by
+    /// `attrs` as its bodies, each in a box inside the op's own box; returns that box, where the
+    /// op goes.
+    #[allow(clippy::too_many_arguments)]
+    fn bodies(
+        &mut self,
+        n: &NodeDef,
+        node: &mut Node,
+        id: u32,
+        group: GroupId,
+        how: &BodyAttrs,
+        operands: &[(Val, Option<usize>)],
+    ) -> GroupId {
+        let mut boxes = SubgraphBoxes::default();
+        let mut owner_box = group;
+        for &key in how.attrs {
+            let funcs: Vec<&str> = match n.attr.get(key).and_then(|a| a.value.as_ref()) {
+                Some(proto::attr_value::Value::Func(f)) => vec![f.name.as_str()],
+                Some(proto::attr_value::Value::List(l)) => {
+                    l.func.iter().map(|f| f.name.as_str()).collect()
+                }
+                _ => continue,
+            };
+            for (k, name) in funcs.iter().enumerate() {
+                let Some(f) = self.library.get(name).copied() else {
+                    continue;
+                };
+                let label = if funcs.len() > 1 {
+                    format!("{key}[{k}]")
+                } else {
+                    key.to_string()
+                };
+                let (b, root) = boxes.boxes(&mut self.model.hierarchy, group, id, &n.name, &label);
+                owner_box = b;
+                let prefix = format!("{}/", n.name);
+                let Some((mut graph, fed_by)) = self.function_body(f, operands, how, root, prefix)
+                else {
+                    continue;
+                };
+                graph.name = name.to_string();
+                let index = self.graph.bodies.len();
+                self.graph.bodies.push(Body {
+                    owner: id,
+                    attribute: label.clone(),
+                    graph,
+                    fed_by,
+                });
+                // The attribute names the subgraph, not just the function.
+                match node.attributes.iter_mut().find(|(k, _)| *k == label) {
+                    Some(slot) => slot.1 = AttrValue::Graph(index),
+                    None => node.attributes.push((label, AttrValue::Graph(index))),
+                }
+            }
+        }
+        owner_box
+    }
+
+    /// A function as a body of its own: its arguments bound to the operands after `how.skip` (a
+    /// variable stays the weight it is, and so does a constant unless carried; a tensor comes in
+    /// through an input node), its results outputs. Also which operand feeds each input node.
+    fn function_body(
+        &mut self,
+        f: &proto::FullFunctionDef,
+        operands: &[(Val, Option<usize>)],
+        how: &BodyAttrs,
+        root: GroupId,
+        prefix: String,
+    ) -> Option<(Graph, Vec<Option<usize>>)> {
+        let sig = f.signature.as_ref()?;
+        if self.depth >= MAX_CALL_DEPTH {
+            self.cut = true;
+            return None;
+        }
+        // Operands that are weights stay weights inside, unless carried.
+        let skip = how.skip;
+        let weights: Vec<Option<TensorId>> = operands
+            .iter()
+            .map(|(v, _)| match v {
+                Val::Tensor(v) if !how.carried => self.value_weight.get(v).copied(),
+                _ => None,
+            })
+            .collect();
+        let outer = (
+            std::mem::take(&mut self.graph),
+            std::mem::take(&mut self.groups),
+            std::mem::take(&mut self.weight_values),
+            std::mem::take(&mut self.value_weight),
+            std::mem::replace(&mut self.root, root),
+            std::mem::replace(&mut self.scope_prefix, prefix),
+        );
+        let mut fed_by = Vec::new();
+        let mut args: HashMap<String, Val> = HashMap::new();
+        for (j, a) in sig.input_arg.iter().enumerate() {
+            let (val, slot) = operands
+                .get(skip + j)
+                .copied()
+                .unwrap_or((Val::Unknown, None));
+            let bound = match (val, weights.get(skip + j).copied().flatten()) {
+                (Val::Resource(r), _) => Val::Resource(r),
+                (_, Some(t)) => Val::Tensor(self.weight_value(t)),
+                _ => {
+                    let v = self.graph.add_value(Value {
+                        name: a.name.clone(),
+                        dtype: (a.r#type != 0).then(|| dtype_of(a.r#type)),
+                        shape: None,
+                    });
+                    let mut input = Node::new(a.name.clone(), "Input", NodeKind::Input);
+                    input.outputs.push(v);
+                    self.graph.inputs.push(v);
+                    self.graph.add_node(input);
+                    self.groups.push(root);
+                    fed_by.push(slot);
+                    Val::Tensor(v)
+                }
+            };
+            args.insert(a.name.clone(), bound);
+        }
+        let body: Vec<&NodeDef> = f.node_def.iter().collect();
+        self.depth += 1;
+        let done = self.run(&body, &args, false);
+        for a in &sig.output_arg {
+            let Some(r) = f.ret.get(&a.name) else {
+                continue;
+            };
+            if let Val::Tensor(v) = self.resolve(&done, &args, r, false) {
+                self.graph.outputs.push(v);
+                let mut out = Node::new(a.name.clone(), "Output", NodeKind::Output);
+                out.inputs.push(Some(v));
+                self.graph.add_node(out);
+                self.groups.push(root);
+            }
+        }
+        self.depth -= 1;
+        let mut graph = std::mem::replace(&mut self.graph, outer.0);
+        let groups = std::mem::replace(&mut self.groups, outer.1);
+        self.weight_values = outer.2;
+        let value_weight = std::mem::replace(&mut self.value_weight, outer.3);
+        self.root = outer.4;
+        self.scope_prefix = outer.5;
+        let cut = self.cut;
+        finish(
+            &mut graph,
+            groups,
+            &value_weight,
+            &mut self.final_owned,
+            cut,
+        );
+        Some((graph, fed_by))
     }
 
     /// Inlines a function with its arguments bound; returns its outputs in order.
