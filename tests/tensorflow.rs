@@ -548,16 +548,39 @@ fn a_text_graph_reads_as_its_binary_twin() {
     assert_eq!(shape(&text), shape(&bin));
 }
 
+fn control_facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("control_facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 /// A Keras LSTM's recurrence is a `While` op whose `cond` and `body` are library functions:
 /// they are drawn inside its box, fed by its operands, and the LSTM cell in the body owns the
-/// layer's weights (`control_facts.json`, written with the model by `make_control.py`).
+/// layer's weights (`control_facts.json`, written with the models by `make_control.py`).
 #[test]
 fn an_lstm_while_loop_is_drawn_with_its_cond_and_body() {
-    let text = std::fs::read_to_string(data_dir().join("control_facts.json")).unwrap();
-    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let facts = control_facts();
     let model = open("lstm_saved");
+    check_while(&model, &facts["whiles"][0], &facts["lstm_variables"], true);
+}
+
+/// The same LSTM frozen without lowering its control flow: the While's functions are in the
+/// GraphDef's library, the kernels constants it carries through the loop unchanged.
+#[test]
+fn a_frozen_lstm_while_loop_is_drawn_with_its_cond_and_body() {
+    let facts = control_facts();
+    let model = open("lstm_frozen.pb");
+    check_while(
+        &model,
+        &facts["frozen_whiles"][0],
+        &facts["lstm_variables"],
+        false,
+    );
+}
+
+/// Checks a While against TensorFlow's facts of it, and that the cell in its body owns the LSTM's
+/// variables (found by name, or else by shape and values, as freezing renames them).
+fn check_while(model: &Model, w: &serde_json::Value, vars: &serde_json::Value, by_name: bool) {
     let g = &model.graph;
-    let w = &facts["whiles"][0];
     let name = w["name"].as_str().unwrap();
     let id = g
         .top_level_nodes()
@@ -610,9 +633,24 @@ fn an_lstm_while_loop_is_drawn_with_its_cond_and_body() {
             .filter(|&i| g.nodes[i as usize].kind == NodeKind::Input)
             .collect();
         let types = w["operand_types"].as_array().unwrap();
-        let resources = types.iter().filter(|t| *t == "resource").count();
         assert_eq!(types.len(), args.len());
-        assert_eq!(inputs.len() + resources, args.len(), "{key}: inputs");
+        // Arguments without an input node: variables, and (frozen) constants the loop carries
+        // unchanged, the kernels.
+        let names: HashSet<&str> = inputs
+            .iter()
+            .map(|&p| g.nodes[p as usize].name.as_str())
+            .collect();
+        for (j, arg) in args.iter().enumerate() {
+            if names.contains(arg) {
+                continue;
+            }
+            let operand = owner.inputs[j].unwrap();
+            let weight = model.tensor(&g.values[operand as usize].name).is_some();
+            assert!(types[j] == "resource" || weight, "{key}: {arg} has no input node");
+        }
+        if key == "body" {
+            assert_eq!(args.len() - inputs.len(), 3, "{key}: the cell's three variables");
+        }
         for &p in &inputs {
             let arg = &g.nodes[p as usize].name;
             let j = args.iter().position(|a| a == arg).unwrap();
@@ -647,8 +685,36 @@ fn an_lstm_while_loop_is_drawn_with_its_cond_and_body() {
         .iter()
         .position(|s| s.owner == id && s.attribute == "body")
         .unwrap();
-    for (var, v) in facts["lstm_variables"].as_object().unwrap() {
-        let t = model.tensor_index[var.as_str()];
+    for (var, v) in vars.as_object().unwrap() {
+        let shape: Vec<u64> = v["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .collect();
+        let first: Vec<f32> = v["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        let starts = |t: &modelmap::model::Tensor| {
+            t.shape == shape
+                && t.bytes().is_some_and(|b| {
+                    first.iter().enumerate().all(|(i, x)| {
+                        f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap()) == *x
+                    })
+                })
+        };
+        let t = if by_name {
+            model.tensor_index[var.as_str()]
+        } else {
+            model
+                .tensors
+                .iter()
+                .position(starts)
+                .unwrap_or_else(|| panic!("{var}: not found")) as u32
+        };
         let holders: Vec<&str> = g
             .nodes
             .iter()
@@ -665,19 +731,10 @@ fn an_lstm_while_loop_is_drawn_with_its_cond_and_body() {
             matches!(holders[0], "MatMul" | "BiasAdd"),
             "{var}: {holders:?}"
         );
-        let tensor = &model.tensors[t as usize];
-        let shape: Vec<u64> = v["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
-        assert_eq!(tensor.shape, shape, "{var}");
-        let b = tensor.bytes().unwrap();
-        for (i, x) in v["first"].as_array().unwrap().iter().enumerate() {
-            let ours = f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
-            assert_eq!(ours, x.as_f64().unwrap() as f32, "{var}[{i}]");
-        }
+        assert!(
+            starts(&model.tensors[t as usize]),
+            "{var}: shape and values"
+        );
     }
     assert!(
         model.metadata.warnings.is_empty(),

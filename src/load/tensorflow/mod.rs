@@ -91,13 +91,23 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
             .map(|v| format!("GraphDef {}", v.producer))
     });
     let functions = graph.library.as_ref().map_or(0, |l| l.function.len());
-    if functions > 0 {
+    // A binary GraphDef's functions are control flow's bodies (a graph frozen without lowering
+    // it: `While`'s `cond` and `body`, `If`'s branches).
+    let library =
+        if functions > 0 && !is_saved_model && path.extension().is_none_or(|e| e != "pbtxt") {
+            proto::GraphLibrary::decode(data.clone())
+                .ok()
+                .and_then(|l| l.library)
+        } else {
+            None
+        };
+    let drawn = build(&mut model, path, &graph, library.as_ref());
+    if functions > 0 && drawn == 0 {
         model.metadata.warnings.push(format!(
             "{}: the graph's {functions} function(s) are not drawn",
             path.display()
         ));
     }
-    build(&mut model, path, &graph);
     Ok(model)
 }
 
@@ -114,7 +124,23 @@ fn input_ref(s: &str) -> Option<(&str, usize)> {
     }
 }
 
-fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
+/// Builds the op graph; returns how many of `library`'s functions it drew as control flow's
+/// bodies (nested ones not counted).
+fn build(
+    model: &mut Model,
+    path: &Path,
+    g: &proto::GraphDef,
+    library: Option<&proto::FullFunctionDefLibrary>,
+) -> usize {
+    let library: HashMap<&str, &proto::FullFunctionDef> = library
+        .map(|l| {
+            l.function
+                .iter()
+                .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut drawn_functions: HashSet<String> = HashSet::new();
     let nodes = &g.node;
     let index: HashMap<&str, usize> = nodes
         .iter()
@@ -183,6 +209,8 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
                 node.attributes.push((k.clone(), v));
             }
         }
+        // Each data input's value, and the weight it is.
+        let mut operands: Vec<(ValueId, Option<TensorId>)> = Vec::new();
         for (slot, s) in n.input.iter().enumerate() {
             let Some((src, k)) = input_ref(s) else {
                 continue;
@@ -194,6 +222,7 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
                     ..Value::default()
                 });
                 node.inputs.push(Some(v));
+                operands.push((v, None));
                 continue;
             };
             if let Some(t) = folded[j] {
@@ -201,6 +230,9 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
                     && let Some(axes) = conv_axes(&n.op, slot)
                 {
                     pending_conv.push((t, axes));
+                }
+                if let Some(&Some(v)) = node.inputs.last() {
+                    operands.push((v, Some(t)));
                 }
                 continue;
             }
@@ -218,9 +250,31 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
                 })
             });
             node.inputs.push(Some(v));
+            operands.push((v, None));
         }
         if kind == NodeKind::Input {
             node.inputs.clear();
+        }
+        let mut group = group;
+        if !library.is_empty() {
+            let id = graph.nodes.len() as u32;
+            let (g, bodies) =
+                saved::frozen_bodies(model, &library, n, &mut node, id, group, &operands);
+            group = g;
+            let first = graph.bodies.len();
+            for (_, a) in &mut node.attributes {
+                if let AttrValue::Graph(k) = a {
+                    *k += first;
+                }
+            }
+            // What a body's ops own, the op passing it in does not.
+            let inside: HashSet<TensorId> = bodies
+                .iter()
+                .flat_map(|b| b.graph.nodes.iter().flat_map(|x| x.tensors.iter().copied()))
+                .collect();
+            node.tensors.retain(|t| !inside.contains(t));
+            drawn_functions.extend(bodies.iter().map(|b| b.graph.name.clone()));
+            graph.bodies.extend(bodies);
         }
         drawn[i] = Some(graph.add_node(node));
         groups.push(group);
@@ -270,8 +324,11 @@ fn build(model: &mut Model, path: &Path, g: &proto::GraphDef) {
     for (node, &g) in graph.nodes.iter_mut().zip(&groups) {
         node.group = g;
     }
+    graph.inline_bodies(false);
+    let groups: Vec<GroupId> = graph.nodes.iter().map(|n| n.group).collect();
     model.graph = graph;
     model.finish_hierarchy(&groups);
+    drawn_functions.len()
 }
 
 /// The group of a node's name scope (`model/conv1/BiasAdd` → `model/conv1`).

@@ -234,6 +234,13 @@ pub struct FullGraphDef {
     pub library: Option<FullFunctionDefLibrary>,
 }
 
+/// A `GraphDef`'s function library alone (its nodes skipped, not decoded).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GraphLibrary {
+    #[prost(message, optional, tag = "2")]
+    pub library: Option<FullFunctionDefLibrary>,
+}
+
 /// `FunctionDefLibrary` with bodies.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct FullFunctionDefLibrary {

@@ -251,6 +251,85 @@ fn finish(
     }
 }
 
+/// Which of a loop body's arguments it returns unchanged (its result at the same place is the
+/// argument itself, through `Identity` ops): loop invariants, as a frozen LSTM passes its kernels.
+fn invariants(f: &proto::FullFunctionDef, sig: &proto::FullOpDef) -> Vec<bool> {
+    let by_name: HashMap<&str, &NodeDef> =
+        f.node_def.iter().map(|n| (n.name.as_str(), n)).collect();
+    sig.input_arg
+        .iter()
+        .zip(&sig.output_arg)
+        .map(|(arg, out)| {
+            let Some(mut r) = f.ret.get(&out.name).map(String::as_str) else {
+                return false;
+            };
+            for _ in 0..MAX_CALL_DEPTH {
+                let Some((name, _)) = r.split_once(':') else {
+                    return r == arg.name;
+                };
+                match by_name.get(name) {
+                    Some(n) if n.op == "Identity" => {
+                        match n.input.iter().find(|s| !s.starts_with('^')) {
+                            Some(next) => r = next,
+                            None => return false,
+                        }
+                    }
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+/// The bodies of control-flow op `n` of a frozen graph (node `id`, about to be added, in
+/// `group`), built from the graph's function library by a walker of their own; `operands`: each
+/// data input's value and the weight it is. Returns the group the op goes in and the bodies, in
+/// the order the op's `AttrValue::Graph`s (from 0) name them.
+pub(super) fn frozen_bodies(
+    model: &mut Model,
+    library: &HashMap<&str, &proto::FullFunctionDef>,
+    n: &NodeDef,
+    node: &mut Node,
+    id: u32,
+    group: GroupId,
+    operands: &[(ValueId, Option<TensorId>)],
+) -> (GroupId, Vec<Body>) {
+    let Some(how) = body_attrs(&n.op) else {
+        return (group, Vec::new());
+    };
+    let mut w = Walker {
+        model,
+        library: library.clone(),
+        bundle: None,
+        var_keys: HashMap::new(),
+        graph: Graph::default(),
+        groups: Vec::new(),
+        ops: OpNames::default(),
+        weight_values: HashMap::new(),
+        value_weight: operands
+            .iter()
+            .filter_map(|&(v, t)| Some((v, t?)))
+            .collect(),
+        owned: HashSet::new(),
+        variables: HashMap::new(),
+        inputs: HashMap::new(),
+        depth: 0,
+        cut: false,
+        root: 0,
+        scope_prefix: String::new(),
+        walked: 0,
+        final_owned: HashSet::new(),
+    };
+    let vals: Vec<(Val, Option<usize>)> = operands
+        .iter()
+        .enumerate()
+        .map(|(slot, &(v, _))| (Val::Tensor(v), Some(slot)))
+        .collect();
+    let group = w.bodies(n, node, id, group, &how, &vals);
+    (group, std::mem::take(&mut w.graph.bodies))
+}
+
 /// How a control-flow op's functions take its inputs.
 struct BodyAttrs {
     /// The function attributes that are its bodies.
@@ -602,12 +681,20 @@ impl Walker<'_> {
             self.cut = true;
             return None;
         }
-        // Operands that are weights stay weights inside, unless carried.
+        // Operands that are weights stay weights inside, unless carried and changed.
         let skip = how.skip;
+        let invariant = invariants(f, sig);
         let weights: Vec<Option<TensorId>> = operands
             .iter()
-            .map(|(v, _)| match v {
-                Val::Tensor(v) if !how.carried => self.value_weight.get(v).copied(),
+            .enumerate()
+            .map(|(i, (v, _))| match v {
+                Val::Tensor(v)
+                    if !how.carried
+                        || i.checked_sub(skip)
+                            .is_some_and(|j| invariant.get(j) == Some(&true)) =>
+                {
+                    self.value_weight.get(v).copied()
+                }
                 _ => None,
             })
             .collect();
