@@ -646,10 +646,17 @@ fn check_while(model: &Model, w: &serde_json::Value, vars: &serde_json::Value, b
             }
             let operand = owner.inputs[j].unwrap();
             let weight = model.tensor(&g.values[operand as usize].name).is_some();
-            assert!(types[j] == "resource" || weight, "{key}: {arg} has no input node");
+            assert!(
+                types[j] == "resource" || weight,
+                "{key}: {arg} has no input node"
+            );
         }
         if key == "body" {
-            assert_eq!(args.len() - inputs.len(), 3, "{key}: the cell's three variables");
+            assert_eq!(
+                args.len() - inputs.len(),
+                3,
+                "{key}: the cell's three variables"
+            );
         }
         for &p in &inputs {
             let arg = &g.nodes[p as usize].name;

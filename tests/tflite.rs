@@ -273,9 +273,11 @@ fn subgraphs_quantization_and_metadata_of_the_synthetic_model() {
         assert_eq!(g.subgraphs[*i].name, fact["name"].as_str().unwrap());
         let own: Vec<_> = g.own_nodes(*i).collect();
         check_graph(&model, &own, fact, key, false);
-        // The body is boxed inside the While's box.
+        // The body is boxed inside the While's box, named `cond` / `body`.
         let path = &model.hierarchy.get(own[0].group).unwrap().path;
-        assert_eq!(*path, format!("{}/{key}", w.name));
+        let short = key.strip_suffix("_subgraph_index").unwrap();
+        assert_eq!(*path, format!("{}/{short}", w.name));
+        assert_eq!(g.subgraphs[*i].attribute, short);
     }
     // Quantization, per channel and per tensor, on the ops that read the weights.
     let fc = g.nodes.iter().find(|n| n.name == "dense/MatMul").unwrap();

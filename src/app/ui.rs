@@ -628,6 +628,47 @@ fn value_line(m: &Model, v: u32) -> String {
     }
 }
 
+/// "graph NAME: N ops" for subgraph `k`.
+fn subgraph_line(model: &Model, k: usize) -> String {
+    model.graph.subgraphs.get(k).map_or_else(
+        || format!("subgraph #{k}"),
+        |s| {
+            let range = s.nodes.start as usize..s.nodes.end as usize;
+            let ops = model
+                .graph
+                .nodes
+                .get(range)
+                .unwrap_or_default()
+                .iter()
+                .filter(|n| n.kind == NodeKind::Op)
+                .count();
+            let ops = if ops == 1 {
+                "1 op".to_string()
+            } else {
+                format!("{ops} ops")
+            };
+            if s.name.is_empty() {
+                ops
+            } else {
+                format!("graph {}: {ops}", s.name)
+            }
+        },
+    )
+}
+
+/// The box subgraph `k` of node `owner` is drawn in: the innermost group holding all its own
+/// nodes.
+fn subgraph_box(model: &Model, owner: NodeId, k: usize) -> Option<crate::model::GroupId> {
+    let s = model.graph.subgraphs.get(k).filter(|s| s.owner == owner)?;
+    let h = &model.hierarchy;
+    s.nodes
+        .clone()
+        .filter_map(|i| model.graph.nodes.get(i as usize))
+        .map(|n| n.group)
+        .reduce(|a, b| h.common_ancestor(a, b))
+        .filter(|&g| g != 0)
+}
+
 fn node_inspector_ui(
     ui: &mut egui::Ui,
     v: &mut ModelView,
@@ -652,6 +693,8 @@ fn node_inspector_ui(
         }
     });
     if !node.attributes.is_empty() {
+        // A subgraph's box, to fly to when its attribute is clicked.
+        let mut open_box: Option<crate::model::GroupId> = None;
         egui::CollapsingHeader::new(format!("Attributes ({})", node.attributes.len()))
             .default_open(true)
             .show(ui, |ui| {
@@ -661,26 +704,27 @@ fn node_inspector_ui(
                     .show(ui, |ui| {
                         for (k, a) in &node.attributes {
                             ui.label(k);
+                            if let AttrValue::Graph(s) = a
+                                && let Some(g) = subgraph_box(&model, n, *s)
+                            {
+                                let text = subgraph_line(&model, *s);
+                                if ui
+                                    .link(egui::RichText::new(text).monospace())
+                                    .on_hover_text("fly to it")
+                                    .clicked()
+                                {
+                                    open_box = Some(g);
+                                }
+                                ui.end_row();
+                                continue;
+                            }
                             let text = match a {
                                 AttrValue::Tensor(t) => {
                                     model.tensors.get(*t as usize).map_or(a.to_string(), |x| {
                                         format!("tensor {} {:?}", x.name, x.shape)
                                     })
                                 }
-                                AttrValue::Graph(k) => {
-                                    model.graph.subgraphs.get(*k).map_or(a.to_string(), |s| {
-                                        let range = s.nodes.start as usize..s.nodes.end as usize;
-                                        let ops = model
-                                            .graph
-                                            .nodes
-                                            .get(range)
-                                            .unwrap_or_default()
-                                            .iter()
-                                            .filter(|n| n.kind == NodeKind::Op)
-                                            .count();
-                                        format!("graph {}: {ops} ops", s.name)
-                                    })
-                                }
+                                AttrValue::Graph(k) => subgraph_line(&model, *k),
                                 _ => a.to_string(),
                             };
                             ui.add(egui::Label::new(egui::RichText::new(text).monospace()).wrap());
@@ -688,6 +732,9 @@ fn node_inspector_ui(
                         }
                     });
             });
+        if let Some(g) = open_box {
+            v.go_to_group(g, now_s);
+        }
     }
     let (ins, outs) = v.neighbours(n);
     egui::CollapsingHeader::new(format!("Inputs ({})", node.inputs.len()))
@@ -1209,6 +1256,45 @@ mod tests {
             output.textures_delta.clear();
         }
         out
+    }
+
+    #[test]
+    fn a_subgraph_attribute_names_its_graph_and_box() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/openvino/control.xml");
+        let model = crate::load::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let owner = model
+            .graph
+            .nodes
+            .iter()
+            .position(|n| n.name == "branch")
+            .unwrap_or_default() as NodeId;
+        let mut seen = Vec::new();
+        for (key, a) in &model.graph.nodes[owner as usize].attributes {
+            let AttrValue::Graph(k) = a else { continue };
+            let g = subgraph_box(&model, owner, *k).unwrap_or_default();
+            let path = model.hierarchy.get(g).map(|g| g.path.clone());
+            seen.push((key.clone(), path, subgraph_line(&model, *k)));
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "else_body".to_string(),
+                    Some("branch/else_body".to_string()),
+                    // MatMul, LogicalNot and the If, and the nested If's Relu and Multiply.
+                    "5 ops".to_string()
+                ),
+                (
+                    "then_body".to_string(),
+                    Some("branch/then_body".to_string()),
+                    "1 op".to_string()
+                ),
+            ]
+        );
+        // Not another node's subgraph.
+        assert_eq!(subgraph_box(&model, owner + 1, 0), None);
     }
 
     #[test]

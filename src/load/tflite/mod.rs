@@ -825,9 +825,13 @@ impl Builder<'_, '_> {
                 let sub = self
                     .graph(body, s as usize, depth + 1)
                     .map_err(|e| format!("subgraph {s}: {e}"))?;
+                // The box says `cond` / `body` (`then`, `init`…), the attribute its full key.
+                let label = key
+                    .replace("_subgraph_indices", "")
+                    .replace("_subgraph_index", "");
                 graph.bodies.push(Body {
                     owner: node_id,
-                    attribute: key.clone(),
+                    attribute: label,
                     graph: sub,
                     fed_by: Vec::new(),
                 });
