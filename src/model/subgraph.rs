@@ -336,30 +336,24 @@ impl Graph {
 
     /// The nodes of the top level, outside every subgraph.
     pub fn top_level_nodes(&self) -> impl Iterator<Item = &Node> + '_ {
+        // The first subgraph's nodes follow the top level's.
         let end = self
             .subgraphs
-            .iter()
-            .filter(|s| s.parent.is_none())
-            .map(|s| s.nodes.start as usize)
-            .min()
-            .unwrap_or(self.nodes.len());
+            .first()
+            .map_or(self.nodes.len(), |s| s.nodes.start as usize);
         self.nodes.iter().take(end)
     }
 
     /// The ids of subgraph `k`'s own nodes, not those of subgraphs nested in it.
     pub fn own_node_ids(&self, k: usize) -> std::ops::Range<NodeId> {
-        let s = self.subgraphs.get(k);
-        let range = s.map_or(0..0, |s| s.nodes.clone());
-        // Nested subgraphs follow the body's own nodes.
-        let end = self
-            .subgraphs
-            .iter()
-            .skip(k + 1)
-            .filter(|n| n.parent == Some(k))
-            .map(|n| n.nodes.start)
-            .min()
-            .unwrap_or(range.end);
-        range.start..end.min(range.end)
+        let range = self.subgraphs.get(k).map_or(0..0, |s| s.nodes.clone());
+        // Subgraphs are listed each before those nested in it, and their nodes follow its own:
+        // the first nested one, if any, is the next in the list and starts where its own end.
+        let end = match self.subgraphs.get(k + 1) {
+            Some(next) if next.parent == Some(k) => next.nodes.start,
+            _ => range.end,
+        };
+        range.start..end.clamp(range.start, range.end)
     }
 
     /// Subgraph `k`'s own nodes, not those of subgraphs nested in it.
