@@ -454,4 +454,137 @@ fn damaged_packages_are_errors_naming_the_file() {
     }
 }
 
+/// Checks the owners of blocks among `scope`'s own nodes (`None`: `main`'s) against coremltools'
+/// reading of them (`control_facts.json`), and those nested in their blocks.
+fn check_blocks(model: &Model, scope: Option<usize>, owners: &[serde_json::Value]) {
+    let g = &model.graph;
+    let own: Vec<u32> = match scope {
+        Some(k) => g.own_node_ids(k).collect(),
+        None => (0..g.top_level_nodes().count() as u32).collect(),
+    };
+    let out_names = |i: u32| -> Vec<String> {
+        g.nodes[i as usize]
+            .outputs
+            .iter()
+            .map(|&v| g.values[v as usize].name.clone())
+            .collect()
+    };
+    for o in owners {
+        let outputs: Vec<String> = o["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect();
+        let &id = own
+            .iter()
+            .find(|&&i| out_names(i) == outputs)
+            .unwrap_or_else(|| panic!("no operation giving {outputs:?}"));
+        assert_eq!(&*g.nodes[id as usize].op, o["type"].as_str().unwrap());
+        let subs: Vec<usize> = (0..g.subgraphs.len())
+            .filter(|&k| g.subgraphs[k].owner == id)
+            .collect();
+        let blocks = o["blocks"].as_array().unwrap();
+        assert_eq!(subs.len(), blocks.len(), "{outputs:?}: blocks");
+        for (&k, b) in subs.iter().zip(blocks) {
+            let ctx = format!("{outputs:?}: {}", g.subgraphs[k].attribute);
+            let kinds = |kind: NodeKind| -> Vec<String> {
+                g.own_nodes(k)
+                    .filter(|n| n.kind == kind)
+                    .map(|n| n.name.clone())
+                    .collect()
+            };
+            let strs = |v: &serde_json::Value| -> Vec<String> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect()
+            };
+            assert_eq!(kinds(NodeKind::Input), strs(&b["inputs"]), "{ctx}: inputs");
+            assert_eq!(
+                kinds(NodeKind::Output),
+                strs(&b["outputs"]),
+                "{ctx}: outputs"
+            );
+            let ops: Vec<String> = g
+                .own_nodes(k)
+                .filter(|n| n.kind == NodeKind::Op)
+                .map(|n| n.op.to_string())
+                .collect();
+            assert_eq!(ops, strs(&b["operations"]), "{ctx}: operations");
+            // What the block gives flows into its operation.
+            for i in g.own_node_ids(k) {
+                if g.nodes[i as usize].kind == NodeKind::Output {
+                    assert!(g.edges.iter().any(|e| e.from == i && e.to == id), "{ctx}");
+                }
+            }
+            check_blocks(model, Some(k), b["owners"].as_array().unwrap());
+        }
+    }
+}
+
+/// A `cond` and a `while_loop` built with coremltools' MIL builder: their blocks are drawn inside
+/// them, reading outer values by name (the loop's condition reads the input `n`), the loop's body
+/// fed its loop variables, each `linear` in a block owning its weight.
+#[test]
+fn cond_and_while_loop_blocks_match_what_coremltools_reads_back() {
+    let text = std::fs::read_to_string(data_dir().join("control_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = open(&data_dir().join("control.mlpackage"));
+    assert!(
+        model.metadata.warnings.is_empty(),
+        "{:?}",
+        model.metadata.warnings
+    );
+    check_blocks(&model, None, facts["owners"].as_array().unwrap());
+    let g = &model.graph;
+    let id = |name: &str| g.nodes.iter().position(|n| n.name == name).unwrap() as u32;
+    assert!(
+        g.edges
+            .iter()
+            .any(|e| e.from == id("n") && e.to == id("more")),
+        "n → the loop's condition"
+    );
+    // The loop's carried value starts as the cond's result: both blocks' second input is fed by
+    // the cond.
+    let carried: Vec<u32> = (0..g.nodes.len() as u32)
+        .filter(|&i| g.nodes[i as usize].name == "branch_x0_1_1_1")
+        .collect();
+    assert_eq!(carried.len(), 2);
+    for c in carried {
+        assert!(
+            g.edges.iter().any(|e| e.from == id("branch") && e.to == c),
+            "cond → the loop's carried value"
+        );
+    }
+    for (linear, weights) in [
+        ("then_linear", "then"),
+        ("else_linear", "else"),
+        ("loop_linear", "loop"),
+    ] {
+        let n = &g.nodes[id(linear) as usize];
+        let first: Vec<f64> = facts["weights"][weights]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let owned = n.tensors.iter().any(|&t| {
+            let t = &model.tensors[t as usize];
+            let TensorData::Bytes(b) = &t.data else {
+                return false;
+            };
+            let elem = Elem::of(t.dtype).unwrap();
+            let mut got = vec![0.0; first.len()];
+            elem.decode_into(
+                &b[..first.len() * t.dtype.bytes_for(1).unwrap() as usize],
+                &mut got,
+            );
+            got.iter().zip(&first).all(|(a, b)| (a - b).abs() < 1e-6)
+        });
+        assert!(owned, "{linear} owns its weight");
+    }
+}
+
 mod common;

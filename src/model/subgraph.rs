@@ -124,13 +124,14 @@ impl Graph {
             let v0 = self.values.len() as ValueId;
             let shift = |v: &ValueId| v + v0;
             let fed_by = if body.fed_by.is_empty() {
+                // Last to last: the owner's input `given - n + j` feeds the body's `j` of `n`.
                 let given = self
                     .nodes
                     .get(body.owner as usize)
                     .map_or(0, |n| n.inputs.len());
-                let skip = given.saturating_sub(inner.inputs.len());
-                (0..inner.inputs.len())
-                    .map(|j| Some(skip + j).filter(|&i| i < given))
+                let n = inner.inputs.len();
+                (0..n)
+                    .map(|j| (given + j).checked_sub(n).filter(|&i| i < given))
                     .collect()
             } else {
                 body.fed_by

@@ -15,8 +15,10 @@
 //! palettized `constexpr_lut_to_dense` through its palette ([`lut_weight`]), a pruned
 //! `constexpr_sparse_to_dense` as its dense values ([`sparse_weight`]); the other `constexpr_*`
 //! ops stand for their first constant input.
-//! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so),
-//! nested blocks (`cond`, `while_loop`: a warning counts them), and functions other than `main`.
+//! Nested blocks (a `cond`'s branches, a `while_loop`'s condition and body) are drawn inside their
+//! operation, reading outer values by name, a loop's blocks taking its loop variables as inputs.
+//! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so)
+//! and functions other than `main`.
 
 mod layers;
 mod nn;
@@ -515,121 +517,202 @@ fn build(
         .and_then(|b| b.value.as_ref())
         .ok_or_else(|| corrupt(format!("function {:?} has no block", entry.key)))?;
 
-    let mut graph = Graph::default();
-    let mut ops = OpNames::default();
-    let mut values: HashMap<&str, ValueId> = HashMap::new();
     let mut consts: HashMap<&str, Const> = HashMap::new();
-    let mut weights = super::WeightReaders::default();
-    let mut nested = 0usize;
-    let mut companions = HashMap::new();
-    let new_value = |graph: &mut Graph, nv: &proto::NamedValueType| {
-        let (code, shape) = value_type(nv.r#type.as_ref());
-        graph.add_value(Value {
-            name: nv.name.clone(),
-            dtype: code.map(|c| mil_dtype(c).0),
-            shape,
-        })
+    let mut cx = BlockCx {
+        model,
+        path,
+        blobs,
+        companions: HashMap::new(),
+        ops: OpNames::default(),
+        too_deep: 0,
     };
-    for input in &func.inputs {
-        let v = new_value(&mut graph, input);
-        values.insert(&input.name, v);
-        add_input(&mut graph, &mut ops, &input.name, v);
-    }
-    for op in &block.operations {
-        let attr = |k: &str| {
-            op.attributes
-                .iter()
-                .find(|a| a.key == k)
-                .and_then(|a| a.value.as_ref())
-        };
-        if op.r#type == "const" {
-            let (Some(out), Some(val)) = (op.outputs.first(), attr("val")) else {
-                continue;
-            };
-            let c = match const_value(&out.name, Some(out), val, blobs, path) {
-                ConstValue::Tensor(t) => Const::Weight(model.add_tensor(t)),
-                ConstValue::Attr(a) => Const::Attr(a),
-            };
-            consts.insert(&out.name, c);
-            continue;
-        }
-        if op.r#type.starts_with("constexpr_")
-            && let Some(out) = op.outputs.first()
-            && let Some(w) = constexpr_weight(model, op, &consts, blobs, path, &mut companions)
-        {
-            consts.insert(&out.name, Const::Weight(w));
-            continue;
-        }
-        nested += op.blocks.len();
-        let name = attr("name")
-            .and_then(|v| {
-                v.immediate_value
-                    .as_ref()?
-                    .tensor
-                    .as_ref()?
-                    .strings
-                    .as_ref()
-            })
-            .and_then(|s| s.values.first().cloned())
-            .or_else(|| op.outputs.first().map(|o| o.name.clone()))
-            .unwrap_or_else(|| op.r#type.clone());
-        let mut node = Node::new(name, ops.get(&op.r#type), NodeKind::Op);
-        for arg in &op.inputs {
-            let Some(a) = &arg.value else { continue };
-            for b in &a.arguments {
-                match (&b.name, &b.value) {
-                    (Some(n), _) => match consts.get(n.as_str()) {
-                        Some(Const::Weight(t)) => {
-                            weights.read(&mut graph, &model.tensors, &mut node, *t);
-                            if let Some(&c) = companions.get(t) {
-                                weights.read(&mut graph, &model.tensors, &mut node, c);
-                            }
-                        }
-                        Some(Const::Attr(a)) => node.attributes.push((arg.key.clone(), a.clone())),
-                        None => {
-                            let v = match values.get(n.as_str()) {
-                                Some(&v) => v,
-                                None => graph.add_value(Value {
-                                    name: n.clone(),
-                                    ..Value::default()
-                                }),
-                            };
-                            node.inputs.push(Some(v));
-                        }
-                    },
-                    (None, Some(val)) => {
-                        let a = val
-                            .immediate_value
-                            .as_ref()
-                            .and_then(|i| i.tensor.as_ref())
-                            .and_then(|t| small_attr(t, 1))
-                            .unwrap_or(AttrValue::Other("a value".into()));
-                        node.attributes.push((arg.key.clone(), a));
-                    }
-                    (None, None) => {}
-                }
-            }
-        }
-        for out in &op.outputs {
-            let v = new_value(&mut graph, out);
-            values.insert(&out.name, v);
-            node.outputs.push(v);
-        }
-        graph.add_node(node);
-    }
-    for out in &block.outputs {
-        if let Some(&v) = values.get(out.as_str()) {
-            add_output(&mut graph, &mut ops, out, v);
-        }
-    }
-    if nested > 0 {
+    let mut graph = cx.block(block, &func.inputs, &mut consts, 0);
+    if cx.too_deep > 0 {
+        let too_deep = cx.too_deep;
         model.metadata.warnings.push(format!(
-            "{}: {nested} nested block(s) (cond, while_loop) are not drawn",
+            "{}: {too_deep} block(s) nested deeper than {MAX_BLOCK_DEPTH} are not drawn",
             path.display()
         ));
     }
-    finish_flat(model, graph);
+    // A nested block (a `cond`'s branches, a `while_loop`'s cond and body) reads outer values by
+    // name; a loop's body takes its loop variables as inputs.
+    graph.connect_by_values();
+    graph.inline_bodies(true);
+    let mut groups = Vec::new();
+    model.graph = graph;
+    model.box_subgraphs(&mut groups);
+    for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
+        node.group = g;
+    }
+    model.finish_hierarchy(&groups);
     Ok(())
+}
+
+/// Blocks nested in blocks deeper than this are not drawn (a warning counts them).
+const MAX_BLOCK_DEPTH: usize = 16;
+
+/// What building an ML program's blocks shares.
+struct BlockCx<'m> {
+    model: &'m mut Model,
+    path: &'m Path,
+    blobs: &'m mut Blobs,
+    companions: HashMap<TensorId, TensorId>,
+    ops: OpNames,
+    /// Blocks not drawn for their depth.
+    too_deep: usize,
+}
+
+impl BlockCx<'_> {
+    /// The graph of a block, its `inputs` input nodes, its nested blocks bodies of the ops that
+    /// hold them. `consts`: the constants seen so far (a nested block reads its outer blocks').
+    fn block<'p>(
+        &mut self,
+        block: &'p proto::Block,
+        inputs: &'p [proto::NamedValueType],
+        consts: &mut HashMap<&'p str, Const>,
+        depth: usize,
+    ) -> Graph {
+        let path = self.path;
+        let mut graph = Graph::default();
+        let mut values: HashMap<&str, ValueId> = HashMap::new();
+        let mut weights = super::WeightReaders::default();
+        let new_value = |graph: &mut Graph, nv: &proto::NamedValueType| {
+            let (code, shape) = value_type(nv.r#type.as_ref());
+            graph.add_value(Value {
+                name: nv.name.clone(),
+                dtype: code.map(|c| mil_dtype(c).0),
+                shape,
+            })
+        };
+        for input in inputs {
+            let v = new_value(&mut graph, input);
+            values.insert(&input.name, v);
+            add_input(&mut graph, &mut self.ops, &input.name, v);
+        }
+        for op in &block.operations {
+            let attr = |k: &str| {
+                op.attributes
+                    .iter()
+                    .find(|a| a.key == k)
+                    .and_then(|a| a.value.as_ref())
+            };
+            if op.r#type == "const" {
+                let (Some(out), Some(val)) = (op.outputs.first(), attr("val")) else {
+                    continue;
+                };
+                let c = match const_value(&out.name, Some(out), val, self.blobs, path) {
+                    ConstValue::Tensor(t) => Const::Weight(self.model.add_tensor(t)),
+                    ConstValue::Attr(a) => Const::Attr(a),
+                };
+                consts.insert(&out.name, c);
+                continue;
+            }
+            if op.r#type.starts_with("constexpr_")
+                && let Some(out) = op.outputs.first()
+                && let Some(w) = constexpr_weight(
+                    self.model,
+                    op,
+                    consts,
+                    self.blobs,
+                    path,
+                    &mut self.companions,
+                )
+            {
+                consts.insert(&out.name, Const::Weight(w));
+                continue;
+            }
+            let name = attr("name")
+                .and_then(|v| {
+                    v.immediate_value
+                        .as_ref()?
+                        .tensor
+                        .as_ref()?
+                        .strings
+                        .as_ref()
+                })
+                .and_then(|s| s.values.first().cloned())
+                .or_else(|| op.outputs.first().map(|o| o.name.clone()))
+                .unwrap_or_else(|| op.r#type.clone());
+            let mut node = Node::new(name, self.ops.get(&op.r#type), NodeKind::Op);
+            for arg in &op.inputs {
+                let Some(a) = &arg.value else { continue };
+                for b in &a.arguments {
+                    match (&b.name, &b.value) {
+                        (Some(n), _) => match consts.get(n.as_str()) {
+                            Some(Const::Weight(t)) => {
+                                weights.read(&mut graph, &self.model.tensors, &mut node, *t);
+                                if let Some(&c) = self.companions.get(t) {
+                                    weights.read(&mut graph, &self.model.tensors, &mut node, c);
+                                }
+                            }
+                            Some(Const::Attr(a)) => {
+                                node.attributes.push((arg.key.clone(), a.clone()))
+                            }
+                            None => {
+                                let v = match values.get(n.as_str()) {
+                                    Some(&v) => v,
+                                    None => graph.add_value(Value {
+                                        name: n.clone(),
+                                        ..Value::default()
+                                    }),
+                                };
+                                node.inputs.push(Some(v));
+                            }
+                        },
+                        (None, Some(val)) => {
+                            let a = val
+                                .immediate_value
+                                .as_ref()
+                                .and_then(|i| i.tensor.as_ref())
+                                .and_then(|t| small_attr(t, 1))
+                                .unwrap_or(AttrValue::Other("a value".into()));
+                            node.attributes.push((arg.key.clone(), a));
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+            for out in &op.outputs {
+                let v = new_value(&mut graph, out);
+                values.insert(&out.name, v);
+                node.outputs.push(v);
+            }
+            // `cond`: the branches taken when the predicate holds and when not; `while_loop`: the
+            // condition and the body, both taking the loop variables.
+            let id = graph.nodes.len() as u32;
+            for (j, b) in op.blocks.iter().enumerate() {
+                if depth + 1 > MAX_BLOCK_DEPTH {
+                    self.too_deep += 1;
+                    continue;
+                }
+                let label = match (op.r#type.as_str(), j) {
+                    ("cond", 0) => "then".to_string(),
+                    ("cond", 1) => "else".to_string(),
+                    ("while_loop", 0) => "cond".to_string(),
+                    ("while_loop", 1) => "body".to_string(),
+                    _ => format!("block {j}"),
+                };
+                let mut inner = self.block(b, &b.inputs, consts, depth + 1);
+                inner.connect_by_values();
+                let index = graph.bodies.len();
+                node.attributes
+                    .push((label.clone(), AttrValue::Graph(index)));
+                graph.bodies.push(crate::model::Body {
+                    owner: id,
+                    attribute: label,
+                    graph: inner,
+                    fed_by: Vec::new(),
+                });
+            }
+            graph.add_node(node);
+        }
+        for out in &block.outputs {
+            if let Some(&v) = values.get(out.as_str()) {
+                add_output(&mut graph, &mut self.ops, out, v);
+            }
+        }
+        graph
+    }
 }
 
 /// A model input `v` named `name`, as a node.
