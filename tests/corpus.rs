@@ -450,3 +450,86 @@ fn values_used_inside_if_branches_flow_into_the_branches() {
         );
     }
 }
+
+/// ONNX local functions (torch's `export_modules_as_functions`: each residual block a call of
+/// the function `Block`) are drawn as the call's body: the function's nodes in order, its inputs
+/// fed by the call's arguments, the block's Gemm owning that call's weight
+/// (`tests/data/onnx/functions.onnx`, written with its facts by `make_functions.py`).
+#[test]
+fn onnx_local_functions_are_drawn_inside_their_calls() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let text = std::fs::read_to_string(dir.join("functions_facts.json")).unwrap();
+    let facts: Value = serde_json::from_str(&text).unwrap();
+    let model = modelmap::load::open(&dir.join("functions.onnx")).unwrap();
+    let g = &model.graph;
+    let function = &facts["functions"][0];
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let calls = facts["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    for call in calls {
+        let name = call["name"].as_str().unwrap();
+        let id = g.top_level_nodes().position(|n| n.name == name).unwrap() as u32;
+        let owner = &g.nodes[id as usize];
+        assert_eq!(&*owner.op, call["function"].as_str().unwrap());
+        let k = g
+            .subgraphs
+            .iter()
+            .position(|s| s.owner == id)
+            .unwrap_or_else(|| panic!("{name}: no body"));
+        let ops: Vec<String> = g
+            .own_nodes(k)
+            .filter(|n| n.kind == NodeKind::Op)
+            .map(|n| n.op.to_string())
+            .collect();
+        assert_eq!(ops, strs(&function["ops"]), "{name}: the function's nodes");
+        let inputs: Vec<String> = g
+            .own_nodes(k)
+            .filter(|n| n.kind == NodeKind::Input)
+            .map(|n| n.name.clone())
+            .collect();
+        assert_eq!(inputs, strs(&function["inputs"]), "{name}: its inputs");
+        // The call's arguments feed the function's inputs: the data from the op before it.
+        let s = &g.subgraphs[k];
+        assert_eq!(s.fed_by, [Some(0), Some(1), Some(2)]);
+        let producer = g.producers();
+        let data = owner.inputs[0].unwrap();
+        let first_input = g.own_node_ids(k).next().unwrap();
+        if let Some(p) = producer[data as usize] {
+            assert!(g.edges.iter().any(|e| e.from == p && e.to == first_input));
+        }
+        // Its output flows into the call.
+        let out = g
+            .own_node_ids(k)
+            .find(|&i| g.nodes[i as usize].kind == NodeKind::Output)
+            .unwrap();
+        assert!(g.edges.iter().any(|e| e.from == out && e.to == id));
+        // The Gemm inside owns the weight this call passes, with torch's values.
+        let weight = call["inputs"][1].as_str().unwrap();
+        let t = model.tensor_index[weight];
+        let gemm = g.own_nodes(k).find(|n| &*n.op == "Gemm").unwrap();
+        assert!(gemm.tensors.contains(&t), "{name}: the Gemm owns {weight}");
+        assert!(!owner.tensors.contains(&t), "{name}: not the call");
+        let b = model.tensors[t as usize].bytes().unwrap();
+        for (i, x) in facts["weights"][weight]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
+            let ours = f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
+            assert_eq!(ours, x.as_f64().unwrap() as f32, "{weight}[{i}]");
+        }
+    }
+    let summary = modelmap::model::Summary::of(&model);
+    assert_eq!(summary.nodes, 3, "the top level: two calls and the head");
+    assert_eq!(
+        summary.nodes_with_subgraphs,
+        3 + 2 * function["ops"].as_array().unwrap().len()
+    );
+}

@@ -107,12 +107,19 @@ pub(super) fn load_with(
         maps: HashMap::default(),
     };
     let (graph_proto, encoded) = proto.graph.unwrap_or_default().split();
+    let functions: HashMap<(String, String), proto::FunctionProto> = proto
+        .functions
+        .into_iter()
+        .map(|f| ((f.domain.clone(), f.name.clone()), f))
+        .collect();
     let mut conv = Converter {
         model: &mut model,
         ext: &mut ext,
         cancelled,
         path,
         ops: OpNames::default(),
+        functions: &functions,
+        calls: 0,
     };
     let mut graph = conv.graph(graph_proto, Some(encoded), true)?;
     // A branch reads outer values by name.
@@ -538,7 +545,14 @@ struct Converter<'a> {
     cancelled: &'a dyn Fn() -> bool,
     path: &'a Path,
     ops: OpNames,
+    /// The model's local functions by domain and name.
+    functions: &'a HashMap<(String, String), proto::FunctionProto>,
+    /// Function calls being expanded, one inside another.
+    calls: usize,
 }
+
+/// Local functions called inside functions deeper than this are drawn as plain ops.
+const MAX_CALLS: usize = 16;
 
 impl Converter<'_> {
     /// Converts `g`; `encoded`: its nodes and value infos still encoded (the top level, see
@@ -694,6 +708,7 @@ impl Converter<'_> {
                 }
                 node.attributes.push((name, value));
             }
+            self.function_call(&np, &mut node, node_id, &mut graph)?;
             graph.add_node(node);
         }
 
@@ -706,6 +721,90 @@ impl Converter<'_> {
         }
         graph.connect_by_values();
         Ok(graph)
+    }
+
+    /// A call of one of the model's local functions (a module the exporter kept whole,
+    /// `export_modules_as_functions`) gets the function's nodes as its body: the function's
+    /// inputs fed by the call's, in order; a weight passed in is owned by the op inside that
+    /// reads it first.
+    fn function_call(
+        &mut self,
+        np: &proto::NodeProto,
+        node: &mut Node,
+        node_id: u32,
+        graph: &mut Graph,
+    ) -> Result<(), LoadError> {
+        let domain = if np.domain == "ai.onnx" {
+            ""
+        } else {
+            np.domain.as_str()
+        };
+        let Some(f) = self
+            .functions
+            .get(&(domain.to_string(), np.op_type.clone()))
+        else {
+            return Ok(());
+        };
+        if self.calls >= MAX_CALLS {
+            return Ok(());
+        }
+        let io = |names: &[String]| -> Vec<proto::ValueInfoProto> {
+            names
+                .iter()
+                .map(|n| proto::ValueInfoProto {
+                    name: n.clone(),
+                    ..proto::ValueInfoProto::default()
+                })
+                .collect()
+        };
+        let gp = GraphProto {
+            name: f.name.clone(),
+            node: f.node.clone(),
+            input: io(&f.input),
+            output: io(&f.output),
+            ..GraphProto::default()
+        };
+        self.calls += 1;
+        let body = self.graph(gp, None, false);
+        self.calls -= 1;
+        let mut body = body?;
+        // The call's weights go to the ops inside that read them.
+        for (j, formal) in body.inputs.clone().into_iter().enumerate() {
+            let Some(Some(actual)) = node.inputs.get(j).copied() else {
+                continue;
+            };
+            let name = graph
+                .values
+                .get(actual as usize)
+                .map_or("", |v| v.name.as_str());
+            let Some(&t) = self.model.tensor_index.get(name) else {
+                continue;
+            };
+            if !node.tensors.contains(&t) {
+                continue;
+            }
+            if let Some(reader) = body
+                .nodes
+                .iter_mut()
+                .find(|n| n.inputs.contains(&Some(formal)))
+            {
+                reader.tensors.push(t);
+                node.tensors.retain(|&x| x != t);
+            }
+        }
+        let fed_by = (0..body.inputs.len())
+            .map(|j| np.input.get(j).filter(|s| !s.is_empty()).map(|_| j))
+            .collect();
+        let index = graph.bodies.len();
+        node.attributes
+            .push(("function".into(), AttrValue::Graph(index)));
+        graph.bodies.push(Body {
+            owner: node_id,
+            attribute: "function".into(),
+            graph: body,
+            fed_by,
+        });
+        Ok(())
     }
 
     fn attribute(
