@@ -241,6 +241,18 @@ fn bitsandbytes_int8_rows_read_as_bitsandbytes_dequantizes_them() {
     check("bnb_int8");
 }
 
+/// `bnb_4bit_quant_storage=torch.bfloat16` (QLoRA with FSDP): the packed codes are stored as a
+/// bfloat16 tensor of half as many elements; they are the same bytes.
+#[test]
+fn bitsandbytes_nf4_stored_as_bfloat16_reads_as_bitsandbytes_dequantizes_it() {
+    check("bnb_nf4_bf16");
+    let m = open("bnb_nf4_bf16");
+    let t = m.tensor("model.layers.0.self_attn.q_proj.weight").unwrap();
+    assert_eq!(t.dtype, modelmap::model::DType::U4);
+    assert_eq!(t.shape, [128, 128]);
+    assert_eq!(mlp_sizes(&m), vec![128, 256, 128]);
+}
+
 /// The neuron view and the dead-row scan read a weight in its logical order: a row of zeros
 /// planted in GPTQ's and AWQ's packings is found where it was put.
 #[test]

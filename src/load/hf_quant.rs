@@ -604,7 +604,8 @@ fn small_f32s(t: &crate::model::Tensor, n: usize) -> Option<Vec<f64>> {
 
 /// bitsandbytes' weights as transformers saves them (`load_in_4bit` / `load_in_8bit`; the
 /// unsloth `-bnb-4bit` checkpoints):
-/// - 4-bit: `…weight` U8 `[n/2, 1]` holding two codes a byte, the first in the high nibble,
+/// - 4-bit: `…weight` U8 `[n/2, 1]` holding two codes a byte, the first in the high nibble (or
+///   the same bytes as another type's tensor, as `bnb_4bit_quant_storage` asks),
 ///   `…weight.quant_state.bitsandbytes__nf4` (or `__fp4`) the JSON of its real shape and block
 ///   size, `…weight.quant_map` the 16 values the codes stand for and `…weight.absmax` one scale
 ///   per block; double quantization stores the scales as bytes themselves, read through
@@ -652,7 +653,13 @@ fn bitsandbytes(model: &mut Model, skipped: &mut Vec<String>) {
                 .collect::<Option<_>>()?;
             let block = json["blocksize"].as_u64().filter(|&b| b > 0)?;
             let elements = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
-            if t.dtype != DType::U8 || elements.div_ceil(2) != t.elements() {
+            // The codes' bytes, whatever tensor type holds them (`bnb_4bit_quant_storage`:
+            // QLoRA with FSDP stores them as bfloat16).
+            let storage = matches!(
+                t.dtype,
+                DType::U8 | DType::I8 | DType::F16 | DType::BF16 | DType::F32 | DType::I32
+            );
+            if !storage || t.expected_bytes() != Some(elements.div_ceil(2)) {
                 return None;
             }
             let codebook = small_f32s(part("quant_map")?, 16)?;

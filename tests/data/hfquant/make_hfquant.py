@@ -29,6 +29,8 @@ and
   bnb_nf4/, bnb_fp4/, bnb_int8/  transformers' BitsAndBytesConfig (NF4 with double
                quantization, FP4, LLM.int8) on CPU with bitsandbytes 0.50, saved by
                `save_pretrained`; reference values from bitsandbytes' own dequantizers
+  bnb_nf4_bf16/  NF4 with `bnb_4bit_quant_storage=torch.bfloat16` (QLoRA with FSDP): the packed
+               codes stored as a bfloat16 tensor
   modelopt_nvfp4/, modelopt_fp8/  NVIDIA ModelOpt's NVFP4 and FP8 (per-tensor scales) as
                `export_hf_checkpoint` writes them, calibrated on one random batch on CPU
   mxfp4/       a tiny gpt-oss whose experts are MXFP4 as OpenAI ships them (`…_blocks` of FP4
@@ -329,6 +331,10 @@ def bitsandbytes_checkpoints(base, facts):
         "bnb_fp4": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4",
                                       bnb_4bit_compute_dtype=torch.bfloat16),
         "bnb_int8": BitsAndBytesConfig(load_in_8bit=True),
+        # As QLoRA with FSDP stores them: the packed codes in a bfloat16 tensor.
+        "bnb_nf4_bf16": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                           bnb_4bit_quant_storage=torch.bfloat16,
+                                           bnb_4bit_compute_dtype=torch.bfloat16),
     }
     for name, qc in configs.items():
         out = os.path.join(HERE, name)
