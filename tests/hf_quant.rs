@@ -113,6 +113,21 @@ fn compressed_tensors_int8_packed_weights_read_as_reals() {
     check("w8a16");
 }
 
+/// 3- and 6-bit codes packed densely, split across int32 words (compressed-tensors 0.19).
+#[test]
+fn compressed_tensors_3_and_6_bit_packed_weights_read_as_reals() {
+    for (name, bits) in [("w3a16", 3), ("w6a16", 6)] {
+        check(name);
+        let m = open(name);
+        let t = m
+            .tensor("model.layers.0.mlp.down_proj.weight_packed")
+            .unwrap();
+        assert_eq!(t.dtype, modelmap::model::DType::UBits(bits), "{name}");
+        assert_eq!(t.shape, [128, 256], "{name}");
+        assert_eq!(mlp_sizes(&m), vec![128, 256, 128], "{name}");
+    }
+}
+
 #[test]
 fn int8_weights_with_per_row_scales_read_as_reals() {
     check("w8a8");

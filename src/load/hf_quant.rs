@@ -13,9 +13,10 @@
 //!   edges cut short). Read without a config too: the scale's shape says which.
 //! - **compressed-tensors `pack-quantized`** (llm-compressor's W4A16 / W8A16, the RedHatAI and
 //!   neuralmagic checkpoints vLLM serves): a `…weight_packed` of I32 words, each holding 8 4-bit
-//!   or 4 8-bit values offset to unsigned, low bits first along the rows, `…weight_shape` the
+//!   or 4 8-bit values offset to unsigned, low bits first along the rows (other widths, 1 to 7
+//!   bits, packed densely, a code split across two words where it must), `…weight_shape` the
 //!   real `[out, in]`, `…weight_scale` per group or per row and, for asymmetric schemes,
-//!   `…weight_zero_point` packed into words down the rows.
+//!   `…weight_zero_point` packed into words down the rows (widths dividing 32).
 //!
 //! - **GPTQ** (AutoGPTQ, GPTQModel, optimum: TheBloke's checkpoints; 4 and 8 bits, act-order)
 //!   and **AWQ** (AutoAWQ's GEMM): `…qweight`, `…qzeros` and `…scales` (and GPTQ's `…g_idx`),
@@ -376,7 +377,9 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
             skipped.push(t.name.clone());
             continue;
         };
-        // Bits from the packed width: each row is whole words.
+        // Bits from the packed width: each row is whole words, its codes packed densely, low
+        // bits first (split across words where the width does not divide 32), so rows of whole
+        // words are one little-endian bitstream.
         let bits = match words.checked_mul(32) {
             Some(b) if k > 0 && pn == n && b.is_multiple_of(k) => b / k,
             _ => 0,
@@ -384,6 +387,7 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
         let dtype = match bits {
             4 => DType::U4,
             8 => DType::U8,
+            1..=7 => DType::UBits(bits as u8),
             _ => {
                 skipped.push(format!("{} ({bits}-bit)", t.name));
                 continue;
@@ -398,6 +402,12 @@ fn packed(model: &mut Model, hints: &BlockHints, skipped: &mut Vec<String>) {
         let mut zeros = None;
         let offset = match find(model, &format!("{prefix}weight_zero_point")) {
             None => GroupOffset::Zero(f64::from(1u32 << (bits - 1))),
+            // Zero points of widths that do not divide 32 are packed across words down the
+            // columns: not read.
+            Some(_) if !32u64.is_multiple_of(bits) => {
+                skipped.push(format!("{} ({bits}-bit, asymmetric)", t.name));
+                continue;
+            }
             Some((zi, zt)) => {
                 let per_word = 32 / bits;
                 // Shown as the signed integers they are, `[out, groups]`, where the words hold

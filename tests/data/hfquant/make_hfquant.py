@@ -9,6 +9,8 @@ llm-compressor's `oneshot` with a weight-only `QuantizationModifier` (every Line
 `lm_head`), saved compressed by `save_pretrained(save_compressed=True)`:
   w4a16/       pack-quantized int4, symmetric, groups of 128 (the W4A16 preset)
   w4a16_asym/  pack-quantized int4, asymmetric, groups of 32 (zero points packed down the rows)
+  w3a16/, w6a16/  pack-quantized 3- and 6-bit, symmetric, groups of 32 (codes packed densely,
+               split across int32 words)
   w8a16/       pack-quantized int8, symmetric, groups of 128 (the W8A16 preset)
   w8a8/        int-quantized int8 weights, one scale per row (W8A8)
   fp8/         float-quantized fp8 e4m3 weights, one scale per row (FP8_DYNAMIC)
@@ -114,7 +116,7 @@ def llm_compressor(base, name, modifier, facts):
                 codes = unpack_fp4_from_uint8(t, n, k2 * 2, dtype=torch.float32).double()
                 scale = stored[w + "_scale"].double() / stored[w + "_global_scale"].double()
                 real = codes * scale.repeat_interleave(k2 * 2 // scale.shape[1], dim=1)
-            q[k] = fact("U4" if bits == 4 else "U8", real)
+            q[k] = fact({4: "U4", 8: "U8"}.get(bits, f"U{bits}"), real)
         elif k.endswith(".weight") and (d := stored_dtype(k, t)) and k + "_scale" in stored:
             q[k] = fact(d, dense[k])
         elif k.endswith("weight_zero_point") and t.dtype == torch.int32:
@@ -412,6 +414,12 @@ def main():
         num_bits=4, type="int", symmetric=False, strategy="group", group_size=32))
     llm_compressor(base, "w4a16_asym",
                    QuantizationModifier(config_groups={"group_0": asym}, ignore=["lm_head"]), facts)
+    for bits in (3, 6):
+        # Other widths pack densely, codes split across int32 words.
+        odd = QuantizationScheme(targets=["Linear"], weights=QuantizationArgs(
+            num_bits=bits, type="int", symmetric=True, strategy="group", group_size=32))
+        llm_compressor(base, f"w{bits}a16",
+                       QuantizationModifier(config_groups={"group_0": odd}, ignore=["lm_head"]), facts)
     deepseek(facts)
     gptq_awq(facts)
     bitsandbytes_checkpoints(base, facts)
