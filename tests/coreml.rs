@@ -587,4 +587,95 @@ fn cond_and_while_loop_blocks_match_what_coremltools_reads_back() {
     }
 }
 
+/// A pipeline as Ultralytics exports a detector with `nms=True`: an ML program and Core ML's
+/// `nonMaximumSuppression`, one node each reading the features the other gives, the program's
+/// operations its body (`pipeline_facts.json`, written with the package by `make_pipeline.py`).
+#[test]
+fn a_pipeline_draws_each_model_reading_the_features_before_it() {
+    let text = std::fs::read_to_string(data_dir().join("pipeline_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = open(&data_dir().join("pipeline.mlpackage"));
+    let g = &model.graph;
+    let strs = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let names = |vs: &[Option<u32>]| -> Vec<String> {
+        vs.iter()
+            .map(|v| g.values[v.unwrap() as usize].name.clone())
+            .collect()
+    };
+    let top: Vec<&modelmap::model::Node> = g.top_level_nodes().collect();
+    let io = |kind: NodeKind| -> Vec<String> {
+        top.iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| n.name.clone())
+            .collect()
+    };
+    assert_eq!(io(NodeKind::Input), strs(&facts["inputs"]));
+    assert_eq!(io(NodeKind::Output), strs(&facts["outputs"]));
+    let ops: Vec<&&modelmap::model::Node> = top.iter().filter(|n| n.kind == NodeKind::Op).collect();
+    let models = facts["models"].as_array().unwrap();
+    assert_eq!(ops.len(), models.len());
+    let mut previous: Option<u32> = None;
+    for (n, m) in ops.iter().zip(models) {
+        let kind = m["kind"].as_str().unwrap();
+        assert_eq!(&*n.op, kind);
+        assert_eq!(names(&n.inputs), strs(&m["inputs"]), "{kind}: inputs");
+        let outs: Vec<Option<u32>> = n.outputs.iter().map(|&v| Some(v)).collect();
+        assert_eq!(names(&outs), strs(&m["outputs"]), "{kind}: outputs");
+        let id = g.nodes.iter().position(|x| std::ptr::eq(x, **n)).unwrap() as u32;
+        // The NMS reads what the program gives.
+        if let Some(p) = previous {
+            assert!(g.edges.iter().any(|e| e.from == p && e.to == id), "{kind}");
+        }
+        previous = Some(id);
+        let k = g.subgraphs.iter().position(|s| s.owner == id);
+        match m.get("operations") {
+            Some(want) => {
+                let k = k.unwrap_or_else(|| panic!("{kind}: no body"));
+                let body: Vec<String> = g
+                    .own_nodes(k)
+                    .filter(|x| x.kind == NodeKind::Op)
+                    .map(|x| x.op.to_string())
+                    .collect();
+                assert_eq!(body, strs(want), "{kind}: operations");
+                // Its input is fed by the pipeline's.
+                let input = g
+                    .own_node_ids(k)
+                    .find(|&i| g.nodes[i as usize].kind == NodeKind::Input)
+                    .unwrap();
+                let from = g.nodes.iter().position(|x| x.name == "features").unwrap() as u32;
+                assert!(g.edges.iter().any(|e| e.from == from && e.to == input));
+                // Each linear owns its weight, with the values written.
+                for (linear, w) in facts["weights"].as_object().unwrap() {
+                    let first: Vec<f32> = w
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect();
+                    let owner = g.own_nodes(k).find(|x| {
+                        x.tensors.iter().any(|&t| {
+                            let t = &model.tensors[t as usize];
+                            t.name.starts_with(linear.as_str())
+                                && t.bytes().is_some_and(|b| {
+                                    first.iter().enumerate().all(|(i, x)| {
+                                        f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
+                                            == *x
+                                    })
+                                })
+                        })
+                    });
+                    assert!(owner.is_some_and(|o| &*o.op == "linear"), "{linear}");
+                }
+            }
+            None => assert!(k.is_none(), "{kind} is drawn as the node alone"),
+        }
+    }
+}
+
 mod common;

@@ -17,8 +17,11 @@
 //! ops stand for their first constant input.
 //! Nested blocks (a `cond`'s branches, a `while_loop`'s condition and body) are drawn inside their
 //! operation, reading outer values by name, a loop's blocks taking its loop variables as inputs.
-//! The older `neuralNetwork` model kind is read by [`nn`]. Not read: pipelines (an error says so)
-//! and functions other than `main`.
+//! The older `neuralNetwork` model kind is read by [`nn`]. A pipeline (also a `pipelineClassifier`
+//! or `pipelineRegressor`: Ultralytics' detectors with NMS, Create ML's classifiers) is one node
+//! per model reading the features the models before it give, an ML program's or neuralNetwork's
+//! ops as its body ([`pipeline_graph`]). Not read: functions other than `main`, and the insides of
+//! the other model kinds (drawn as one node of their kind).
 
 mod layers;
 mod nn;
@@ -98,18 +101,13 @@ pub(super) fn load_parts(
         .as_ref()
         .or(spec.neural_network_classifier.as_ref())
         .or(spec.neural_network_regressor.as_ref());
-    if spec.ml_program.is_none() && network.is_none() {
-        let kind = if spec.pipeline.is_some() {
-            "a pipeline of models"
-        } else {
-            "a model of a kind"
-        };
+    let pipeline = pipeline_of(&spec).map_err(|e| LoadError::corrupt(path, e))?;
+    if spec.ml_program.is_none() && network.is_none() && pipeline.is_none() {
         return Err(LoadError::UnknownFormat {
             path: path.to_path_buf(),
-            why: format!(
-                "Core ML {kind} that modelmap does not read; ML programs and neuralNetwork \
-                 models are read"
-            ),
+            why: "Core ML model of a kind that modelmap does not read; ML programs, \
+                  neuralNetwork models and pipelines of them are read"
+                .into(),
         });
     }
     let mut model = Model::new(path, Format::CoreMl);
@@ -143,13 +141,222 @@ pub(super) fn load_parts(
         files: HashMap::new(),
         fixed: weights,
     };
-    match (&spec.ml_program, network) {
-        (Some(program), _) => build(&mut model, path, program, &mut blobs)?,
-        (None, Some(network)) => nn::build(&mut model, path, network, spec.description.as_ref())
+    match (&spec.ml_program, network, pipeline) {
+        (Some(program), _, _) => build(&mut model, path, program, &mut blobs)?,
+        (None, Some(network), _) => nn::build(&mut model, path, network, spec.description.as_ref())
             .map_err(|e| LoadError::corrupt(path, e))?,
-        (None, None) => {}
+        (None, None, Some(p)) => {
+            let mut graph = pipeline_graph(
+                &mut model,
+                path,
+                &mut blobs,
+                &p,
+                spec.description.as_ref(),
+                0,
+            )?;
+            graph.connect_by_values();
+            graph.inline_bodies(false);
+            // Each model's box (and what is nested in it) below the pipeline's.
+            model.hierarchy = crate::model::Hierarchy::new();
+            model.graph = graph;
+            let mut groups = Vec::new();
+            model.box_subgraphs(&mut groups);
+            for (node, &g) in model.graph.nodes.iter_mut().zip(&groups) {
+                node.group = g;
+            }
+            model.finish_hierarchy(&groups);
+        }
+        (None, None, None) => {}
     }
     Ok(model)
+}
+
+/// Pipelines nested in pipelines deeper than this are an error.
+const MAX_PIPELINE_DEPTH: usize = 8;
+
+/// The pipeline a model is (`pipeline`, or the one a `pipelineClassifier` / `pipelineRegressor`
+/// wraps), if it is one.
+fn pipeline_of(spec: &proto::Model) -> Result<Option<proto::Pipeline>, String> {
+    if let Some(b) = &spec.pipeline {
+        return proto::Pipeline::decode(b.clone())
+            .map(Some)
+            .map_err(|e| format!("not a valid pipeline: {e}"));
+    }
+    match spec
+        .pipeline_classifier
+        .as_ref()
+        .or(spec.pipeline_regressor.as_ref())
+    {
+        Some(b) => proto::PipelineWrapper::decode(b.clone())
+            .map(|w| Some(w.pipeline.unwrap_or_default()))
+            .map_err(|e| format!("not a valid pipeline: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// The kind of Core ML model an encoded `Model` is, by the field it sets.
+fn kind_name(model: &Bytes) -> &'static str {
+    let Ok(fields) = nn::field_numbers(model) else {
+        return "model";
+    };
+    fields
+        .into_iter()
+        .find_map(|n| {
+            Some(match n {
+                200 => "pipelineClassifier",
+                201 => "pipelineRegressor",
+                202 => "pipeline",
+                300 => "glmRegressor",
+                301 => "supportVectorRegressor",
+                302 => "treeEnsembleRegressor",
+                303 => "neuralNetworkRegressor",
+                304 => "bayesianProbitRegressor",
+                400 => "glmClassifier",
+                401 => "supportVectorClassifier",
+                402 => "treeEnsembleClassifier",
+                403 => "neuralNetworkClassifier",
+                404 => "kNearestNeighborsClassifier",
+                500 => "neuralNetwork",
+                501 => "itemSimilarityRecommender",
+                502 => "mlProgram",
+                555 => "customModel",
+                556 => "linkedModel",
+                560 => "classConfidenceThresholding",
+                600 => "oneHotEncoder",
+                601 => "imputer",
+                602 => "featureVectorizer",
+                603 => "dictVectorizer",
+                604 => "scaler",
+                606 => "categoricalMapping",
+                607 => "normalizer",
+                609 => "arrayFeatureExtractor",
+                610 => "nonMaximumSuppression",
+                900 => "identity",
+                2000 => "textClassifier",
+                2001 => "wordTagger",
+                2002 => "visionFeaturePrint",
+                2003 => "soundAnalysisPreprocessing",
+                2004 => "gazetteer",
+                2005 => "wordEmbedding",
+                2006 => "audioFeaturePrint",
+                3000 => "serializedModel",
+                _ => return None,
+            })
+        })
+        .unwrap_or("model")
+}
+
+/// A pipeline as a graph: its inputs, one node per model (named by the pipeline's names, typed
+/// by the model's kind) reading and giving features by name, and its outputs. An ML program, a
+/// neuralNetwork or a nested pipeline is the body of its node; other kinds (Ultralytics'
+/// `nonMaximumSuppression`, Create ML's `visionFeaturePrint`) are drawn as the node alone.
+fn pipeline_graph(
+    model: &mut Model,
+    path: &Path,
+    blobs: &mut Blobs,
+    pipeline: &proto::Pipeline,
+    description: Option<&proto::ModelDescription>,
+    depth: usize,
+) -> Result<Graph, LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    if depth > MAX_PIPELINE_DEPTH {
+        return Err(corrupt(format!(
+            "pipelines nested deeper than {MAX_PIPELINE_DEPTH}"
+        )));
+    }
+    let mut graph = Graph::default();
+    let mut ops = OpNames::default();
+    let mut values: HashMap<String, ValueId> = HashMap::new();
+    let value_of = |values: &mut HashMap<String, ValueId>, graph: &mut Graph, name: &str| {
+        *values.entry(name.to_string()).or_insert_with(|| {
+            graph.add_value(Value {
+                name: name.to_string(),
+                ..Value::default()
+            })
+        })
+    };
+    for input in description.map(|d| d.input.as_slice()).unwrap_or_default() {
+        let v = value_of(&mut values, &mut graph, &input.name);
+        add_input(&mut graph, &mut ops, &input.name, v);
+    }
+    for (k, bytes) in pipeline.models.iter().enumerate() {
+        let sub = proto::Model::decode(bytes.clone())
+            .map_err(|e| corrupt(format!("model {k} of the pipeline: {e}")))?;
+        let kind = kind_name(bytes);
+        let name = pipeline
+            .names
+            .get(k)
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("{kind} {k}"));
+        let mut node = Node::new(name, ops.get(kind), NodeKind::Op);
+        let desc = sub.description.as_ref();
+        let ins: Vec<&str> = desc
+            .map(|d| d.input.iter().map(|f| f.name.as_str()).collect())
+            .unwrap_or_default();
+        for i in &ins {
+            node.inputs.push(Some(value_of(&mut values, &mut graph, i)));
+        }
+        // Built on its own, then taken as this node's body.
+        let network = sub
+            .neural_network
+            .as_ref()
+            .or(sub.neural_network_classifier.as_ref())
+            .or(sub.neural_network_regressor.as_ref());
+        let nested = pipeline_of(&sub).map_err(|e| corrupt(format!("model {k}: {e}")))?;
+        let body = match (&sub.ml_program, network, nested) {
+            (Some(program), _, _) => {
+                build(model, path, program, blobs)?;
+                Some(std::mem::take(&mut model.graph))
+            }
+            (None, Some(network), _) => {
+                nn::build(model, path, network, desc).map_err(&corrupt)?;
+                Some(std::mem::take(&mut model.graph))
+            }
+            (None, None, Some(p)) => {
+                let mut g = pipeline_graph(model, path, blobs, &p, desc, depth + 1)?;
+                g.connect_by_values();
+                Some(g)
+            }
+            (None, None, None) => None,
+        };
+        let outs: Vec<String> = desc
+            .map(|d| d.output.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default();
+        for o in &outs {
+            // A later model reads this one's output by name.
+            values.remove(o.as_str());
+            let v = value_of(&mut values, &mut graph, o);
+            node.outputs.push(v);
+        }
+        let id = graph.nodes.len() as u32;
+        if let Some(body) = body {
+            // Each of the body's inputs is fed by the feature of its name.
+            let fed_by = body
+                .inputs
+                .iter()
+                .map(|&v| {
+                    let n = body.values.get(v as usize).map_or("", |x| x.name.as_str());
+                    ins.iter().position(|i| *i == n)
+                })
+                .collect();
+            let index = graph.bodies.len();
+            node.attributes
+                .push(("model".into(), AttrValue::Graph(index)));
+            graph.bodies.push(crate::model::Body {
+                owner: id,
+                attribute: "model".into(),
+                graph: body,
+                fed_by,
+            });
+        }
+        graph.add_node(node);
+    }
+    for out in description.map(|d| d.output.as_slice()).unwrap_or_default() {
+        let v = value_of(&mut values, &mut graph, &out.name);
+        add_output(&mut graph, &mut ops, &out.name, v);
+    }
+    Ok(graph)
 }
 
 /// The weight files a program names, each mapped once.

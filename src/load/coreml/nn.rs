@@ -32,6 +32,11 @@ enum Wire {
 }
 
 /// The fields of a protobuf message, in order.
+/// The field numbers an encoded message sets, in order.
+pub(super) fn field_numbers(msg: &Bytes) -> Result<Vec<u32>, String> {
+    Ok(fields(msg)?.into_iter().map(|(n, _)| n).collect())
+}
+
 fn fields(msg: &Bytes) -> Result<Vec<(u32, Wire)>, String> {
     let mut buf = msg.clone();
     let mut out = Vec::new();

@@ -15,6 +15,10 @@ pub struct Model {
     pub specification_version: i32,
     #[prost(message, optional, tag = "2")]
     pub description: Option<ModelDescription>,
+    #[prost(bytes = "bytes", optional, tag = "200")]
+    pub pipeline_classifier: Option<Bytes>,
+    #[prost(bytes = "bytes", optional, tag = "201")]
+    pub pipeline_regressor: Option<Bytes>,
     #[prost(bytes = "bytes", optional, tag = "202")]
     pub pipeline: Option<Bytes>,
     #[prost(bytes = "bytes", optional, tag = "303")]
@@ -25,6 +29,24 @@ pub struct Model {
     pub neural_network: Option<Bytes>,
     #[prost(message, optional, tag = "502")]
     pub ml_program: Option<Program>,
+}
+
+/// `Pipeline`: models run in order, each reading features by name.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Pipeline {
+    /// Each a `Model`, kept encoded (its kind is the number of the field it sets).
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    pub models: Vec<Bytes>,
+    #[prost(string, repeated, tag = "2")]
+    pub names: Vec<String>,
+}
+
+/// `PipelineClassifier` / `PipelineRegressor`: a pipeline (field 1) with a classifier's or
+/// regressor's outputs.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PipelineWrapper {
+    #[prost(message, optional, tag = "1")]
+    pub pipeline: Option<Pipeline>,
 }
 
 /// `ModelDescription`.

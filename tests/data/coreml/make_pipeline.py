@@ -1,0 +1,102 @@
+"""Writes pipeline.mlpackage (a detector as Ultralytics exports YOLO with `nms=True`: an ML
+program that scores boxes, followed by Core ML's `nonMaximumSuppression` model, in a pipeline)
+and pipeline_facts.json: what coremltools reads back of the pipeline (each model's kind, inputs and
+outputs; the ML program's operations).
+
+    python make_pipeline.py        (coremltools 9; conversion runs on Linux)
+"""
+import json
+import os
+import shutil
+
+import coremltools as ct
+import numpy as np
+from coremltools.converters.mil import Builder as mb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+rng = np.random.default_rng(5)
+W_BOX = rng.standard_normal((4, 16)).astype(np.float32)
+W_CLS = rng.standard_normal((3, 16)).astype(np.float32)
+
+
+@mb.program(input_specs=[mb.TensorSpec(shape=(10, 16))], opset_version=ct.target.iOS16)
+def detector(features):
+    boxes = mb.linear(x=features, weight=W_BOX, name="boxes")
+    logits = mb.linear(x=features, weight=W_CLS, name="class_logits")
+    scores = mb.softmax(x=logits, axis=-1, name="scores")
+    return boxes, scores
+
+
+def kind_of(spec):
+    return spec.WhichOneof("Type")
+
+
+def main():
+    path = os.path.join(HERE, "pipeline.mlpackage")
+    shutil.rmtree(path, ignore_errors=True)
+    model = ct.convert(detector, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                       compute_precision=ct.precision.FLOAT32)
+    spec = model.get_spec()
+    boxes_name, scores_name = [o.name for o in spec.description.output]
+
+    # The NMS model, as Ultralytics' exporter writes it.
+    nms = ct.proto.Model_pb2.Model()
+    nms.specificationVersion = spec.specificationVersion
+    for name, shape in ((scores_name, (10, 3)), (boxes_name, (10, 4))):
+        for desc in (nms.description.input, nms.description.output):
+            f = desc.add()
+            f.ParseFromString(spec.description.output[0].SerializeToString())
+            f.name = name
+            f.type.multiArrayType.shape[:] = shape
+    nms.description.output[0].name = "confidence"
+    nms.description.output[1].name = "coordinates"
+    p = nms.nonMaximumSuppression
+    p.confidenceInputFeatureName = scores_name
+    p.coordinatesInputFeatureName = boxes_name
+    p.confidenceOutputFeatureName = "confidence"
+    p.coordinatesOutputFeatureName = "coordinates"
+    p.iouThresholdInputFeatureName = ""
+    p.confidenceThresholdInputFeatureName = ""
+    p.iouThreshold = 0.45
+    p.confidenceThreshold = 0.25
+    p.pickTop.perClass = True
+    p.stringClassLabels.vector.extend(["cat", "dog", "bird"])
+
+    pipeline = ct.models.pipeline.Pipeline(
+        input_features=[("features", ct.models.datatypes.Array(10, 16))],
+        output_features=["confidence", "coordinates"])
+    pipeline.add_model(model)
+    pipeline.add_model(nms)
+    pipeline.spec.description.input[0].ParseFromString(spec.description.input[0].SerializeToString())
+    pipeline.spec.description.output[0].ParseFromString(nms.description.output[0].SerializeToString())
+    pipeline.spec.description.output[1].ParseFromString(nms.description.output[1].SerializeToString())
+    pipeline.spec.specificationVersion = spec.specificationVersion
+    out = ct.models.MLModel(pipeline.spec, weights_dir=model.weights_dir, skip_model_load=True)
+    out.save(path)
+
+    back = ct.models.MLModel(path, skip_model_load=True).get_spec()
+    models = back.pipeline.models
+    facts = {
+        "coremltools": ct.__version__,
+        "kind": kind_of(back),
+        "inputs": [i.name for i in back.description.input],
+        "outputs": [o.name for o in back.description.output],
+        "models": [],
+    }
+    for m in models:
+        entry = {"kind": kind_of(m), "inputs": [i.name for i in m.description.input],
+                 "outputs": [o.name for o in m.description.output]}
+        if kind_of(m) == "mlProgram":
+            fn = m.mlProgram.functions["main"]
+            block = fn.block_specializations[fn.opset]
+            entry["operations"] = [o.type for o in block.operations if o.type != "const"]
+        facts["models"].append(entry)
+    facts["weights"] = {"boxes": [float(v) for v in W_BOX.reshape(-1)[:4]],
+                        "class_logits": [float(v) for v in W_CLS.reshape(-1)[:4]]}
+    with open(os.path.join(HERE, "pipeline_facts.json"), "w") as f:
+        json.dump(facts, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
