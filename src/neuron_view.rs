@@ -1,14 +1,14 @@
 //! The neuron view: a chain of dense layers drawn one circle per neuron and one edge per weight,
 //! through the same [`DrawList`] and instanced pipelines as the structure view.
 //!
-//! How it works: [`NeuronScene::new`] picks a chain ([`stats::neurons::find_dense_chains`]), lays
+//! How it works: [`NeuronScene::new`] picks a chain ([`crate::stats::neurons::find_dense_chains`]), lays
 //! its neurons out in columns and streams every weight matrix once to keep only the top-k edges by
-//! |w| into and out of every neuron ([`stats::neurons::neuron_graph`] with `max_edges = 0`, so a
+//! |w| into and out of every neuron ([`crate::stats::neurons::neuron_graph`] with `max_edges = 0`, so a
 //! 4096 × 11008 MLP never has its 45 M edges built). Each [`NeuronScene::draw_list`] is an LOD
 //! decision: while neurons are closer than `full_min_spacing_px` on screen, or the full fan of the
 //! neurons in view would exceed `full_budget`, it draws the top-k set; once zoomed in, it reads the
 //! full edges of the neurons whose rows fall in the view from the mapped tensor
-//! ([`stats::neurons::fan_edges`]: whole stored rows on one side, a block-aligned run of columns on
+//! ([`crate::stats::neurons::fan_edges`]: whole stored rows on one side, a block-aligned run of columns on
 //! the other). Edges are red for positive and blue for negative weights, opacity and width growing
 //! with |w| relative to that layer's largest |w|, strongest drawn last. The list covers the view
 //! plus half a view on every side and is kept (same `revision`, no re-upload) while the camera stays

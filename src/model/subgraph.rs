@@ -1,7 +1,7 @@
 //! Subgraphs inlined into the graph that owns them.
 //!
 //! Loaders build an `If` branch or a `Loop` body as a graph nested in its owner's attribute
-//! ([`Body`]); [`Graph::inline_bodies`] appends its nodes, values and edges to the enclosing graph
+//! ([`Body`](super::Body)); [`Graph::inline_bodies`] appends its nodes, values and edges to the enclosing graph
 //! and connects them to the outside, so the structure view, search, statistics and overlays see
 //! the nodes inside a branch as they see any other (silero-vad is one `If` whose branches hold all
 //! 689 of its ops). A [`Subgraph`] remembers which ranges of nodes and values were a body.
@@ -89,13 +89,13 @@ impl super::Model {
 }
 
 impl Graph {
-    /// Moves every nested [`Body`] (and the bodies nested in those) into `nodes`, `values` and
+    /// Moves every nested [`Body`](super::Body) (and the bodies nested in those) into `nodes`, `values` and
     /// `edges`, recording each as a [`Subgraph`] (the owner's [`AttrValue::Graph`] then indexes
     /// `subgraphs`), and connects them to the enclosing graph:
     /// - an input a body reads by name from an enclosing scope (`by_name`: ONNX, where a branch
     ///   uses outer values without declaring them) becomes the outer value, with an edge from its
     ///   producer to the node inside that reads it;
-    /// - a body's graph inputs are fed by the owner's inputs, as [`Body::fed_by`] says or else
+    /// - a body's graph inputs are fed by the owner's inputs, as [`Body::fed_by`](super::Body::fed_by) says or else
     ///   matched from the last (a `Loop`'s `M, cond, v…` feed its body's `i, cond, v…`; a TFLite
     ///   `IF`'s operands after its condition feed each branch);
     /// - a body's graph outputs flow into the owner, which hands them on to its consumers.
