@@ -494,17 +494,14 @@ fn check_blocks(model: &Model, scope: Option<usize>, owners: &[serde_json::Value
                     .map(|n| n.name.clone())
                     .collect()
             };
-            let strs = |v: &serde_json::Value| -> Vec<String> {
-                v.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.as_str().unwrap().to_string())
-                    .collect()
-            };
-            assert_eq!(kinds(NodeKind::Input), strs(&b["inputs"]), "{ctx}: inputs");
+            assert_eq!(
+                kinds(NodeKind::Input),
+                common::json_strings(&b["inputs"]),
+                "{ctx}: inputs"
+            );
             assert_eq!(
                 kinds(NodeKind::Output),
-                strs(&b["outputs"]),
+                common::json_strings(&b["outputs"]),
                 "{ctx}: outputs"
             );
             let ops: Vec<String> = g
@@ -512,7 +509,11 @@ fn check_blocks(model: &Model, scope: Option<usize>, owners: &[serde_json::Value
                 .filter(|n| n.kind == NodeKind::Op)
                 .map(|n| n.op.to_string())
                 .collect();
-            assert_eq!(ops, strs(&b["operations"]), "{ctx}: operations");
+            assert_eq!(
+                ops,
+                common::json_strings(&b["operations"]),
+                "{ctx}: operations"
+            );
             // What the block gives flows into its operation.
             for i in g.own_node_ids(k) {
                 if g.nodes[i as usize].kind == NodeKind::Output {
@@ -596,13 +597,6 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let model = open(&data_dir().join("pipeline.mlpackage"));
     let g = &model.graph;
-    let strs = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
     let names = |vs: &[Option<u32>]| -> Vec<String> {
         vs.iter()
             .map(|v| g.values[v.unwrap() as usize].name.clone())
@@ -615,8 +609,11 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
             .map(|n| n.name.clone())
             .collect()
     };
-    assert_eq!(io(NodeKind::Input), strs(&facts["inputs"]));
-    assert_eq!(io(NodeKind::Output), strs(&facts["outputs"]));
+    assert_eq!(io(NodeKind::Input), common::json_strings(&facts["inputs"]));
+    assert_eq!(
+        io(NodeKind::Output),
+        common::json_strings(&facts["outputs"])
+    );
     let ops: Vec<&&modelmap::model::Node> = top.iter().filter(|n| n.kind == NodeKind::Op).collect();
     let models = facts["models"].as_array().unwrap();
     assert_eq!(ops.len(), models.len());
@@ -624,9 +621,17 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
     for (n, m) in ops.iter().zip(models) {
         let kind = m["kind"].as_str().unwrap();
         assert_eq!(&*n.op, kind);
-        assert_eq!(names(&n.inputs), strs(&m["inputs"]), "{kind}: inputs");
+        assert_eq!(
+            names(&n.inputs),
+            common::json_strings(&m["inputs"]),
+            "{kind}: inputs"
+        );
         let outs: Vec<Option<u32>> = n.outputs.iter().map(|&v| Some(v)).collect();
-        assert_eq!(names(&outs), strs(&m["outputs"]), "{kind}: outputs");
+        assert_eq!(
+            names(&outs),
+            common::json_strings(&m["outputs"]),
+            "{kind}: outputs"
+        );
         let id = g.nodes.iter().position(|x| std::ptr::eq(x, **n)).unwrap() as u32;
         // The NMS reads what the program gives.
         if let Some(p) = previous {
@@ -642,7 +647,7 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
                     .filter(|x| x.kind == NodeKind::Op)
                     .map(|x| x.op.to_string())
                     .collect();
-                assert_eq!(body, strs(want), "{kind}: operations");
+                assert_eq!(body, common::json_strings(want), "{kind}: operations");
                 // Its input is fed by the pipeline's.
                 let input = g
                     .own_node_ids(k)

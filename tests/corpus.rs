@@ -463,13 +463,6 @@ fn onnx_local_functions_are_drawn_inside_their_calls() {
     let model = modelmap::load::open(&dir.join("functions.onnx")).unwrap();
     let g = &model.graph;
     let function = &facts["functions"][0];
-    let strs = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_string())
-            .collect()
-    };
     let calls = facts["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 2);
     for call in calls {
@@ -487,13 +480,21 @@ fn onnx_local_functions_are_drawn_inside_their_calls() {
             .filter(|n| n.kind == NodeKind::Op)
             .map(|n| n.op.to_string())
             .collect();
-        assert_eq!(ops, strs(&function["ops"]), "{name}: the function's nodes");
+        assert_eq!(
+            ops,
+            common::json_strings(&function["ops"]),
+            "{name}: the function's nodes"
+        );
         let inputs: Vec<String> = g
             .own_nodes(k)
             .filter(|n| n.kind == NodeKind::Input)
             .map(|n| n.name.clone())
             .collect();
-        assert_eq!(inputs, strs(&function["inputs"]), "{name}: its inputs");
+        assert_eq!(
+            inputs,
+            common::json_strings(&function["inputs"]),
+            "{name}: its inputs"
+        );
         // The call's arguments feed the function's inputs: the data from the op before it.
         let s = &g.subgraphs[k];
         assert_eq!(s.fed_by, [Some(0), Some(1), Some(2)]);

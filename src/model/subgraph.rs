@@ -307,25 +307,26 @@ impl Graph {
 
     /// The innermost subgraph holding each node (`None`: the top level).
     pub fn node_scopes(&self) -> Vec<Option<usize>> {
-        let mut scope = vec![None; self.nodes.len()];
-        for (k, s) in self.subgraphs.iter().enumerate() {
-            for slot in scope
-                .get_mut(s.nodes.start as usize..s.nodes.end as usize)
-                .into_iter()
-                .flatten()
-            {
-                *slot = Some(k);
-            }
-        }
-        scope
+        self.scopes(self.nodes.len(), |s| s.nodes.clone())
     }
 
     /// The innermost subgraph holding each value (`None`: the top level).
     pub fn value_scopes(&self) -> Vec<Option<usize>> {
-        let mut scope = vec![None; self.values.len()];
+        self.scopes(self.values.len(), |s| s.values.clone())
+    }
+
+    /// The innermost subgraph whose `range` holds each of `len` ids (nested ones come later in
+    /// the list, so they overwrite their parents).
+    fn scopes(
+        &self,
+        len: usize,
+        range: impl Fn(&Subgraph) -> std::ops::Range<u32>,
+    ) -> Vec<Option<usize>> {
+        let mut scope = vec![None; len];
         for (k, s) in self.subgraphs.iter().enumerate() {
+            let r = range(s);
             for slot in scope
-                .get_mut(s.values.start as usize..s.values.end as usize)
+                .get_mut(r.start as usize..r.end as usize)
                 .into_iter()
                 .flatten()
             {

@@ -97,6 +97,15 @@ pub fn json_dims(v: &serde_json::Value) -> Vec<u64> {
         .collect()
 }
 
+/// A JSON array of strings (names in a facts file).
+pub fn json_strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|s| s.as_str().expect("a string").to_string())
+        .collect()
+}
+
 /// Little-endian f32 values as f64.
 pub fn le_f32s(bytes: &[u8]) -> Vec<f64> {
     bytes

@@ -132,14 +132,7 @@ fn build(
     g: &proto::GraphDef,
     library: Option<&proto::FullFunctionDefLibrary>,
 ) -> usize {
-    let library: HashMap<&str, &proto::FullFunctionDef> = library
-        .map(|l| {
-            l.function
-                .iter()
-                .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let library = saved::functions_by_name(library);
     let mut drawn_functions: HashSet<String> = HashSet::new();
     let nodes = &g.node;
     let index: HashMap<&str, usize> = nodes

@@ -68,16 +68,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         .graph_def
         .as_ref()
         .ok_or("a SavedModel meta graph with no graph")?;
-    let library: HashMap<&str, &proto::FullFunctionDef> = graph
-        .library
-        .as_ref()
-        .map(|l| {
-            l.function
-                .iter()
-                .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let library = functions_by_name(graph.library.as_ref());
     let mut names: Vec<&String> = meta
         .signature_def
         .iter()
@@ -120,26 +111,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
         }
     };
 
-    let mut w = Walker {
-        model: &mut model,
-        library,
-        bundle: bundle.ok(),
-        var_keys,
-        graph: Graph::default(),
-        groups: Vec::new(),
-        ops: OpNames::default(),
-        weight_values: HashMap::new(),
-        value_weight: HashMap::new(),
-        owned: HashSet::new(),
-        variables: HashMap::new(),
-        inputs: HashMap::new(),
-        depth: 0,
-        cut: false,
-        root: 0,
-        scope_prefix: String::new(),
-        walked: 0,
-        final_owned: HashSet::new(),
-    };
+    let mut w = Walker::new(&mut model, library, bundle.ok(), var_keys);
     // Placeholders named by the signature's keys.
     for (key, info) in &sig.inputs {
         if let Some((name, _)) = input_ref(&info.name) {
@@ -251,6 +223,20 @@ fn finish(
     }
 }
 
+/// A function library's functions by name.
+pub(super) fn functions_by_name(
+    library: Option<&proto::FullFunctionDefLibrary>,
+) -> HashMap<&str, &proto::FullFunctionDef> {
+    library
+        .map(|l| {
+            l.function
+                .iter()
+                .filter_map(|f| Some((f.signature.as_ref()?.name.as_str(), f)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Which of a loop body's arguments it returns unchanged (its result at the same place is the
 /// argument itself, through `Identity` ops): loop invariants, as a frozen LSTM passes its kernels.
 fn invariants(f: &proto::FullFunctionDef, sig: &proto::FullOpDef) -> Vec<bool> {
@@ -298,29 +284,12 @@ pub(super) fn frozen_bodies(
     let Some(how) = body_attrs(&n.op) else {
         return (group, Vec::new());
     };
-    let mut w = Walker {
-        model,
-        library: library.clone(),
-        bundle: None,
-        var_keys: HashMap::new(),
-        graph: Graph::default(),
-        groups: Vec::new(),
-        ops: OpNames::default(),
-        weight_values: HashMap::new(),
-        value_weight: operands
-            .iter()
-            .filter_map(|&(v, t)| Some((v, t?)))
-            .collect(),
-        owned: HashSet::new(),
-        variables: HashMap::new(),
-        inputs: HashMap::new(),
-        depth: 0,
-        cut: false,
-        root: 0,
-        scope_prefix: String::new(),
-        walked: 0,
-        final_owned: HashSet::new(),
-    };
+    let mut w = Walker::new(model, library.clone(), None, HashMap::new());
+    // The operands that are weights, for the bodies to bind.
+    w.value_weight = operands
+        .iter()
+        .filter_map(|&(v, t)| Some((v, t?)))
+        .collect();
     let vals: Vec<(Val, Option<usize>)> = operands
         .iter()
         .enumerate()
@@ -384,7 +353,35 @@ struct Walker<'a> {
     final_owned: HashSet<TensorId>,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    fn new(
+        model: &'a mut Model,
+        library: HashMap<&'a str, &'a proto::FullFunctionDef>,
+        bundle: Option<Bundle>,
+        var_keys: HashMap<String, String>,
+    ) -> Self {
+        Walker {
+            model,
+            library,
+            bundle,
+            var_keys,
+            graph: Graph::default(),
+            groups: Vec::new(),
+            ops: OpNames::default(),
+            weight_values: HashMap::new(),
+            value_weight: HashMap::new(),
+            owned: HashSet::new(),
+            variables: HashMap::new(),
+            inputs: HashMap::new(),
+            depth: 0,
+            cut: false,
+            root: 0,
+            scope_prefix: String::new(),
+            walked: 0,
+            final_owned: HashSet::new(),
+        }
+    }
+
     /// Walks a graph's or a function body's nodes in input order; `args`: a function's arguments.
     fn run<'n>(
         &mut self,
