@@ -588,14 +588,24 @@ fn cond_and_while_loop_blocks_match_what_coremltools_reads_back() {
     }
 }
 
-/// A pipeline as Ultralytics exports a detector with `nms=True`: an ML program and Core ML's
-/// `nonMaximumSuppression`, one node each reading the features the other gives, the program's
-/// operations its body (`pipeline_facts.json`, written with the package by `make_pipeline.py`).
+/// A pipeline as Ultralytics exports a detector with `nms=True` (an ML program, then Core ML's
+/// `nonMaximumSuppression`), and one as Create ML ends an image classifier (features, then a
+/// `glmClassifier`, in a `pipelineClassifier`): one node per model, each reading the features the
+/// one before gives, the program's operations its body, the other kinds' parameters on their node
+/// (`pipeline_facts.json`, written with the packages by `make_pipeline.py`).
 #[test]
 fn a_pipeline_draws_each_model_reading_the_features_before_it() {
     let text = std::fs::read_to_string(data_dir().join("pipeline_facts.json")).unwrap();
     let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let model = open(&data_dir().join("pipeline.mlpackage"));
+    for (package, f) in [
+        ("pipeline.mlpackage", &facts["detector"]),
+        ("classifier.mlpackage", &facts["classifier"]),
+    ] {
+        check_pipeline(&open(&data_dir().join(package)), f, package);
+    }
+}
+
+fn check_pipeline(model: &Model, facts: &serde_json::Value, ctx: &str) {
     let g = &model.graph;
     let names = |vs: &[Option<u32>]| -> Vec<String> {
         vs.iter()
@@ -609,76 +619,133 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
             .map(|n| n.name.clone())
             .collect()
     };
-    assert_eq!(io(NodeKind::Input), common::json_strings(&facts["inputs"]));
+    assert_eq!(
+        io(NodeKind::Input),
+        common::json_strings(&facts["inputs"]),
+        "{ctx}"
+    );
     assert_eq!(
         io(NodeKind::Output),
-        common::json_strings(&facts["outputs"])
+        common::json_strings(&facts["outputs"]),
+        "{ctx}"
     );
     let ops: Vec<&&modelmap::model::Node> = top.iter().filter(|n| n.kind == NodeKind::Op).collect();
     let models = facts["models"].as_array().unwrap();
-    assert_eq!(ops.len(), models.len());
+    assert_eq!(ops.len(), models.len(), "{ctx}");
+    let attr = |n: &modelmap::model::Node, k: &str| {
+        n.attributes
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
     let mut previous: Option<u32> = None;
     for (n, m) in ops.iter().zip(models) {
         let kind = m["kind"].as_str().unwrap();
-        assert_eq!(&*n.op, kind);
+        let ctx = format!("{ctx}: {kind}");
+        assert_eq!(&*n.op, kind, "{ctx}");
         assert_eq!(
             names(&n.inputs),
             common::json_strings(&m["inputs"]),
-            "{kind}: inputs"
+            "{ctx}: inputs"
         );
         let outs: Vec<Option<u32>> = n.outputs.iter().map(|&v| Some(v)).collect();
         assert_eq!(
             names(&outs),
             common::json_strings(&m["outputs"]),
-            "{kind}: outputs"
+            "{ctx}: outputs"
         );
         let id = g.nodes.iter().position(|x| std::ptr::eq(x, **n)).unwrap() as u32;
-        // The NMS reads what the program gives.
+        // Each model reads what the one before gives.
         if let Some(p) = previous {
-            assert!(g.edges.iter().any(|e| e.from == p && e.to == id), "{kind}");
+            assert!(g.edges.iter().any(|e| e.from == p && e.to == id), "{ctx}");
         }
         previous = Some(id);
         let k = g.subgraphs.iter().position(|s| s.owner == id);
-        match m.get("operations") {
-            Some(want) => {
-                let k = k.unwrap_or_else(|| panic!("{kind}: no body"));
-                let body: Vec<String> = g
-                    .own_nodes(k)
-                    .filter(|x| x.kind == NodeKind::Op)
-                    .map(|x| x.op.to_string())
-                    .collect();
-                assert_eq!(body, common::json_strings(want), "{kind}: operations");
-                // Its input is fed by the pipeline's.
-                let input = g
-                    .own_node_ids(k)
-                    .find(|&i| g.nodes[i as usize].kind == NodeKind::Input)
-                    .unwrap();
-                let from = g.nodes.iter().position(|x| x.name == "features").unwrap() as u32;
-                assert!(g.edges.iter().any(|e| e.from == from && e.to == input));
-                // Each linear owns its weight, with the values written.
-                for (linear, w) in facts["weights"].as_object().unwrap() {
-                    let first: Vec<f32> = w
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect();
-                    let owner = g.own_nodes(k).find(|x| {
-                        x.tensors.iter().any(|&t| {
-                            let t = &model.tensors[t as usize];
-                            t.name.starts_with(linear.as_str())
-                                && t.bytes().is_some_and(|b| {
-                                    first.iter().enumerate().all(|(i, x)| {
-                                        f32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap())
-                                            == *x
-                                    })
-                                })
-                        })
-                    });
-                    assert!(owner.is_some_and(|o| &*o.op == "linear"), "{linear}");
-                }
+        if let Some(want) = m.get("operations") {
+            let k = k.unwrap_or_else(|| panic!("{ctx}: no body"));
+            let body: Vec<String> = g
+                .own_nodes(k)
+                .filter(|x| x.kind == NodeKind::Op)
+                .map(|x| x.op.to_string())
+                .collect();
+            assert_eq!(body, common::json_strings(want), "{ctx}: operations");
+            // Its input is fed by the pipeline's.
+            let input = g
+                .own_node_ids(k)
+                .find(|&i| g.nodes[i as usize].kind == NodeKind::Input)
+                .unwrap();
+            let from = g
+                .nodes
+                .iter()
+                .position(|x| x.name == facts["inputs"][0])
+                .unwrap() as u32;
+            assert!(
+                g.edges.iter().any(|e| e.from == from && e.to == input),
+                "{ctx}"
+            );
+            continue;
+        }
+        assert!(k.is_none(), "{ctx} is drawn as the node alone");
+        let labels = Some(modelmap::model::AttrValue::Strings(common::json_strings(
+            &m["classLabels"],
+        )));
+        assert_eq!(
+            format!("{:?}", attr(n, "classLabels")),
+            format!("{labels:?}"),
+            "{ctx}"
+        );
+        if kind == "nonMaximumSuppression" {
+            for key in ["iouThreshold", "confidenceThreshold"] {
+                let Some(modelmap::model::AttrValue::Float(x)) = attr(n, key) else {
+                    panic!("{ctx}: {key}");
+                };
+                assert_eq!(x, m[key].as_f64().unwrap() as f32, "{ctx}: {key}");
             }
-            None => assert!(k.is_none(), "{kind} is drawn as the node alone"),
+        }
+        if kind == "glmClassifier" {
+            // Its weights and offsets, tensors the node owns: classes × features.
+            let rows = m["weights"].as_array().unwrap();
+            let want: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect();
+            let w = &model.tensors[n.tensors[0] as usize];
+            assert_eq!(w.dtype, DType::F64);
+            assert_eq!(
+                w.shape,
+                [rows.len() as u64, (want.len() / rows.len()) as u64]
+            );
+            let got: Vec<f64> = w
+                .bytes()
+                .unwrap()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            // (serde_json reads a double to within an ulp or two.)
+            let close = |a: &[f64], b: &[f64]| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| (x - y).abs() <= 1e-14 * y.abs().max(1.0))
+            };
+            assert!(close(&got, &want), "{ctx}: weights {got:?} vs {want:?}");
+            let o = &model.tensors[n.tensors[1] as usize];
+            let offsets: Vec<f64> = o
+                .bytes()
+                .unwrap()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let want: Vec<f64> = m["offset"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert!(
+                close(&offsets, &want),
+                "{ctx}: offsets {offsets:?} vs {want:?}"
+            );
         }
     }
 }

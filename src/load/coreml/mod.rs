@@ -20,8 +20,9 @@
 //! The older `neuralNetwork` model kind is read by [`nn`]. A pipeline (also a `pipelineClassifier`
 //! or `pipelineRegressor`: Ultralytics' detectors with NMS, Create ML's classifiers) is one node
 //! per model reading the features the models before it give, an ML program's or neuralNetwork's
-//! ops as its body ([`pipeline_graph`]). Not read: functions other than `main`, and the insides of
-//! the other model kinds (drawn as one node of their kind).
+//! ops as its body ([`pipeline_graph`]); the other kinds are one node of their kind, an NMS's
+//! thresholds and a GLM classifier's weights on it ([`other_kind`]). Not read: functions other
+//! than `main`, and the insides of the other kinds.
 
 mod layers;
 mod nn;
@@ -246,6 +247,77 @@ fn kind_name(model: &Bytes) -> &'static str {
         .unwrap_or("model")
 }
 
+/// What a model of a kind without ops says, on its node: a `nonMaximumSuppression`'s thresholds
+/// and classes; a `glmClassifier`'s classes and its weights and offsets, as tensors the node owns
+/// (a heatmap of classes × features).
+fn other_kind(model: &mut Model, sub: &proto::Model, node: &mut Node) {
+    let labels = |s: &Option<proto::StringVector>, i: &Option<proto::Int64Vector>| match (s, i) {
+        (Some(s), _) if !s.vector.is_empty() => Some(AttrValue::Strings(s.vector.clone())),
+        (_, Some(i)) if !i.vector.is_empty() => Some(AttrValue::Ints(i.vector.clone())),
+        _ => None,
+    };
+    if let Some(nms) = &sub.non_maximum_suppression {
+        let a = &mut node.attributes;
+        a.push((
+            "iouThreshold".into(),
+            AttrValue::Float(nms.iou_threshold as f32),
+        ));
+        a.push((
+            "confidenceThreshold".into(),
+            AttrValue::Float(nms.confidence_threshold as f32),
+        ));
+        if let Some(p) = &nms.pick_top {
+            a.push((
+                "pickTop.perClass".into(),
+                AttrValue::Other(p.per_class.to_string()),
+            ));
+        }
+        if let Some(l) = labels(&nms.string_class_labels, &nms.int64_class_labels) {
+            a.push(("classLabels".into(), l));
+        }
+    }
+    if let Some(glm) = &sub.glm_classifier {
+        let a = &mut node.attributes;
+        let transform = if glm.post_evaluation_transform == 1 {
+            "probit"
+        } else {
+            "logit"
+        };
+        a.push((
+            "postEvaluationTransform".into(),
+            AttrValue::String(transform.into()),
+        ));
+        let encoding = if glm.class_encoding == 1 {
+            "one versus rest"
+        } else {
+            "reference class"
+        };
+        a.push(("classEncoding".into(), AttrValue::String(encoding.into())));
+        if let Some(l) = labels(&glm.string_class_labels, &glm.int64_class_labels) {
+            a.push(("classLabels".into(), l));
+        }
+        let f64s = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let rows = glm.weights.len() as u64;
+        let cols = glm.weights.first().map_or(0, |r| r.value.len()) as u64;
+        if rows > 0 && glm.weights.iter().all(|r| r.value.len() as u64 == cols) {
+            let bytes: Vec<u8> = glm.weights.iter().flat_map(|r| f64s(&r.value)).collect();
+            let name = format!("{}.weights", node.name);
+            let t = Tensor::from_bytes(&name, DType::F64, &[rows, cols], bytes);
+            node.tensors.push(model.add_tensor(t));
+        }
+        if !glm.offset.is_empty() {
+            let name = format!("{}.offset", node.name);
+            let t = Tensor::from_bytes(
+                &name,
+                DType::F64,
+                &[glm.offset.len() as u64],
+                f64s(&glm.offset),
+            );
+            node.tensors.push(model.add_tensor(t));
+        }
+    }
+}
+
 /// A pipeline as a graph: its inputs, one node per model (named by the pipeline's names, typed
 /// by the model's kind) reading and giving features by name, and its outputs. An ML program, a
 /// neuralNetwork or a nested pipeline is the body of its node; other kinds (Ultralytics'
@@ -318,7 +390,10 @@ fn pipeline_graph(
                 g.connect_by_values();
                 Some(g)
             }
-            (None, None, None) => None,
+            (None, None, None) => {
+                other_kind(model, &sub, &mut node);
+                None
+            }
         };
         let outs: Vec<String> = desc
             .map(|d| d.output.iter().map(|f| f.name.clone()).collect())

@@ -23,12 +23,79 @@ pub struct Model {
     pub pipeline: Option<Bytes>,
     #[prost(bytes = "bytes", optional, tag = "303")]
     pub neural_network_regressor: Option<Bytes>,
+    #[prost(message, optional, tag = "400")]
+    pub glm_classifier: Option<GlmClassifier>,
     #[prost(bytes = "bytes", optional, tag = "403")]
     pub neural_network_classifier: Option<Bytes>,
     #[prost(bytes = "bytes", optional, tag = "500")]
     pub neural_network: Option<Bytes>,
     #[prost(message, optional, tag = "502")]
     pub ml_program: Option<Program>,
+    #[prost(message, optional, tag = "610")]
+    pub non_maximum_suppression: Option<NonMaximumSuppression>,
+}
+
+/// `GLMClassifier`: a linear classifier (Create ML's image classifiers end in one).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GlmClassifier {
+    /// One row of weights per class (or one, for two classes).
+    #[prost(message, repeated, tag = "1")]
+    pub weights: Vec<DoubleArray>,
+    #[prost(double, repeated, tag = "2")]
+    pub offset: Vec<f64>,
+    /// 0 logit, 1 probit.
+    #[prost(int32, tag = "3")]
+    pub post_evaluation_transform: i32,
+    /// 0 reference class, 1 one versus the rest.
+    #[prost(int32, tag = "4")]
+    pub class_encoding: i32,
+    #[prost(message, optional, tag = "100")]
+    pub string_class_labels: Option<StringVector>,
+    #[prost(message, optional, tag = "101")]
+    pub int64_class_labels: Option<Int64Vector>,
+}
+
+/// `GLMClassifier.DoubleArray`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DoubleArray {
+    #[prost(double, repeated, tag = "1")]
+    pub value: Vec<f64>,
+}
+
+/// `StringVector`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringVector {
+    #[prost(string, repeated, tag = "1")]
+    pub vector: Vec<String>,
+}
+
+/// `Int64Vector`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Int64Vector {
+    #[prost(int64, repeated, tag = "1")]
+    pub vector: Vec<i64>,
+}
+
+/// `NonMaximumSuppression` (an object detector's last model, as Ultralytics exports YOLO).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct NonMaximumSuppression {
+    #[prost(message, optional, tag = "1")]
+    pub pick_top: Option<PickTop>,
+    #[prost(message, optional, tag = "100")]
+    pub string_class_labels: Option<StringVector>,
+    #[prost(message, optional, tag = "101")]
+    pub int64_class_labels: Option<Int64Vector>,
+    #[prost(double, tag = "110")]
+    pub iou_threshold: f64,
+    #[prost(double, tag = "111")]
+    pub confidence_threshold: f64,
+}
+
+/// `NonMaximumSuppression.PickTop`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PickTop {
+    #[prost(bool, tag = "1")]
+    pub per_class: bool,
 }
 
 /// `Pipeline`: models run in order, each reading features by name.
