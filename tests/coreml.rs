@@ -488,12 +488,7 @@ fn check_blocks(model: &Model, scope: Option<usize>, owners: &[serde_json::Value
         assert_eq!(subs.len(), blocks.len(), "{outputs:?}: blocks");
         for (&k, b) in subs.iter().zip(blocks) {
             let ctx = format!("{outputs:?}: {}", g.subgraphs[k].attribute);
-            let kinds = |kind: NodeKind| -> Vec<String> {
-                g.own_nodes(k)
-                    .filter(|n| n.kind == kind)
-                    .map(|n| n.name.clone())
-                    .collect()
-            };
+            let kinds = |kind: NodeKind| common::subgraph_names(g, k, kind);
             assert_eq!(
                 kinds(NodeKind::Input),
                 common::json_strings(&b["inputs"]),
@@ -504,13 +499,8 @@ fn check_blocks(model: &Model, scope: Option<usize>, owners: &[serde_json::Value
                 common::json_strings(&b["outputs"]),
                 "{ctx}: outputs"
             );
-            let ops: Vec<String> = g
-                .own_nodes(k)
-                .filter(|n| n.kind == NodeKind::Op)
-                .map(|n| n.op.to_string())
-                .collect();
             assert_eq!(
-                ops,
+                common::subgraph_ops(g, k),
                 common::json_strings(&b["operations"]),
                 "{ctx}: operations"
             );
@@ -663,11 +653,7 @@ fn check_pipeline(model: &Model, facts: &serde_json::Value, ctx: &str) {
         let k = g.subgraphs.iter().position(|s| s.owner == id);
         if let Some(want) = m.get("operations") {
             let k = k.unwrap_or_else(|| panic!("{ctx}: no body"));
-            let body: Vec<String> = g
-                .own_nodes(k)
-                .filter(|x| x.kind == NodeKind::Op)
-                .map(|x| x.op.to_string())
-                .collect();
+            let body = common::subgraph_ops(g, k);
             assert_eq!(body, common::json_strings(want), "{ctx}: operations");
             // Its input is fed by the pipeline's.
             let input = g

@@ -475,23 +475,13 @@ fn onnx_local_functions_are_drawn_inside_their_calls() {
             .iter()
             .position(|s| s.owner == id)
             .unwrap_or_else(|| panic!("{name}: no body"));
-        let ops: Vec<String> = g
-            .own_nodes(k)
-            .filter(|n| n.kind == NodeKind::Op)
-            .map(|n| n.op.to_string())
-            .collect();
         assert_eq!(
-            ops,
+            common::subgraph_ops(g, k),
             common::json_strings(&function["ops"]),
             "{name}: the function's nodes"
         );
-        let inputs: Vec<String> = g
-            .own_nodes(k)
-            .filter(|n| n.kind == NodeKind::Input)
-            .map(|n| n.name.clone())
-            .collect();
         assert_eq!(
-            inputs,
+            common::subgraph_names(g, k, NodeKind::Input),
             common::json_strings(&function["inputs"]),
             "{name}: its inputs"
         );

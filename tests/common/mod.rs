@@ -113,3 +113,23 @@ pub fn le_f32s(bytes: &[u8]) -> Vec<f64> {
         .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
         .collect()
 }
+
+/// The op types of subgraph `k`'s own op nodes, in order.
+pub fn subgraph_ops(g: &modelmap::model::Graph, k: usize) -> Vec<String> {
+    g.own_nodes(k)
+        .filter(|n| n.kind == modelmap::model::NodeKind::Op)
+        .map(|n| n.op.to_string())
+        .collect()
+}
+
+/// The names of subgraph `k`'s own nodes of `kind` (its inputs, its outputs), in order.
+pub fn subgraph_names(
+    g: &modelmap::model::Graph,
+    k: usize,
+    kind: modelmap::model::NodeKind,
+) -> Vec<String> {
+    g.own_nodes(k)
+        .filter(|n| n.kind == kind)
+        .map(|n| n.name.clone())
+        .collect()
+}
