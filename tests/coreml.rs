@@ -438,7 +438,7 @@ fn damaged_packages_are_errors_naming_the_file() {
     .unwrap();
     let err = modelmap::load::open(&p).unwrap_err().to_string();
     assert!(err.contains("outside the package"), "{err}");
-    // A model of another kind (no ML program or network): an error saying what is read.
+    // A protobuf that sets no model kind: an error saying what is read.
     let p = dir.path().join("empty.mlmodel");
     std::fs::write(&p, [0x08, 0x04]).unwrap();
     let err = modelmap::load::open(&p).unwrap_err().to_string();
@@ -593,6 +593,21 @@ fn a_pipeline_draws_each_model_reading_the_features_before_it() {
     ] {
         check_pipeline(&open(&data_dir().join(package)), f, package);
     }
+}
+
+/// A model of a kind without ops (here the classifier's GLM saved on its own) is drawn as its
+/// inputs, one node of its kind owning its weights, and its outputs, as a pipeline of one.
+#[test]
+fn a_model_of_another_kind_is_one_node_of_its_kind() {
+    let text = std::fs::read_to_string(data_dir().join("pipeline_facts.json")).unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let glm = &facts["classifier"]["models"][1];
+    let one = serde_json::json!({
+        "inputs": glm["inputs"],
+        "outputs": glm["outputs"],
+        "models": [glm],
+    });
+    check_pipeline(&open(&data_dir().join("glm.mlmodel")), &one, "glm.mlmodel");
 }
 
 fn check_pipeline(model: &Model, facts: &serde_json::Value, ctx: &str) {

@@ -95,20 +95,28 @@ pub(super) fn load_parts(
     data: Bytes,
     weights: Option<Bytes>,
 ) -> Result<Model, LoadError> {
-    let spec = proto::Model::decode(data)
+    let spec = proto::Model::decode(data.clone())
         .map_err(|e| LoadError::corrupt(path, format!("not a Core ML model: {e}")))?;
     let network = spec
         .neural_network
         .as_ref()
         .or(spec.neural_network_classifier.as_ref())
         .or(spec.neural_network_regressor.as_ref());
-    let pipeline = pipeline_of(&spec).map_err(|e| LoadError::corrupt(path, e))?;
+    let mut pipeline = pipeline_of(&spec).map_err(|e| LoadError::corrupt(path, e))?;
     if spec.ml_program.is_none() && network.is_none() && pipeline.is_none() {
-        return Err(LoadError::UnknownFormat {
-            path: path.to_path_buf(),
-            why: "Core ML model of a kind that modelmap does not read; ML programs, \
-                  neuralNetwork models and pipelines of them are read"
-                .into(),
+        // A model of another kind (a GLM or tree-ensemble classifier, a feature print): drawn as
+        // a pipeline of one, its node typed by its kind; a message of no known kind is no model.
+        if kind_name(&data) == "model" {
+            return Err(LoadError::UnknownFormat {
+                path: path.to_path_buf(),
+                why: "a Core ML protobuf that sets none of its model kinds (ML programs, \
+                      neuralNetworks, pipelines and the other kinds are read)"
+                    .into(),
+            });
+        }
+        pipeline = Some(proto::Pipeline {
+            models: vec![data],
+            names: Vec::new(),
         });
     }
     let mut model = Model::new(path, Format::CoreMl);

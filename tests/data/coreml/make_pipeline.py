@@ -3,7 +3,8 @@ program that scores boxes, followed by Core ML's `nonMaximumSuppression` model, 
 classifier.mlpackage (as Create ML ends an image classifier: an ML program computing features,
 then a `glmClassifier`, in a `pipelineClassifier`) and pipeline_facts.json: what coremltools reads
 back of each pipeline (each model's kind, inputs and outputs; the ML program's operations; the
-NMS thresholds and classes; the GLM's weights, offsets and classes).
+NMS thresholds and classes; the GLM's weights, offsets and classes). glm.mlmodel is that GLM
+saved as a model of its own.
 
     python make_pipeline.py        (coremltools 9; conversion runs on Linux)
 """
@@ -156,6 +157,8 @@ def classifier():
     g.postEvaluationTransform = g.Logit
     g.classEncoding = g.OneVsRest
     g.stringClassLabels.vector.extend(LABELS)
+    # The GLM alone too, as a model of its own.
+    ct.utils.save_spec(glm, os.path.join(HERE, "glm.mlmodel"))
     pipeline = ct.models.pipeline.PipelineClassifier(
         input_features=[("image_features", ct.models.datatypes.Array(1, 16))],
         class_labels=LABELS, output_features=["classLabel", "classProbability"])
