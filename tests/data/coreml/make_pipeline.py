@@ -42,15 +42,21 @@ def embedder(image_features):
     return mb.relu(x=e, name="embedding")
 
 
+def program(prog, package):
+    """The package path a pipeline is written to (cleared) and `prog` converted, FP32, iOS 16."""
+    path = os.path.join(HERE, package)
+    shutil.rmtree(path, ignore_errors=True)
+    model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                       compute_precision=ct.precision.FLOAT32)
+    return path, model
+
+
 def kind_of(spec):
     return spec.WhichOneof("Type")
 
 
 def main():
-    path = os.path.join(HERE, "pipeline.mlpackage")
-    shutil.rmtree(path, ignore_errors=True)
-    model = ct.convert(detector, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                       compute_precision=ct.precision.FLOAT32)
+    path, model = program(detector, "pipeline.mlpackage")
     spec = model.get_spec()
     boxes_name, scores_name = [o.name for o in spec.description.output]
 
@@ -132,10 +138,7 @@ def describe(path):
 
 def classifier():
     """Create ML's image classifier shape: features, then a GLM, in a pipelineClassifier."""
-    path = os.path.join(HERE, "classifier.mlpackage")
-    shutil.rmtree(path, ignore_errors=True)
-    model = ct.convert(embedder, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                       compute_precision=ct.precision.FLOAT32)
+    path, model = program(embedder, "classifier.mlpackage")
     spec = model.get_spec()
     glm = ct.proto.Model_pb2.Model()
     glm.specificationVersion = spec.specificationVersion
