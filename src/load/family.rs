@@ -118,6 +118,14 @@ fn module_kind<'a>(name: &str, tensors: impl Iterator<Item = &'a Tensor>) -> Str
 /// Where a module sits in a known family's dataflow: (stage, block, rank). Modules with equal keys
 /// and a parallel rank run side by side (q/k/v; gate/up).
 fn order_key(name: &str) -> Option<(u8, u64, u8)> {
+    // An optimizer's state mirrors the weights' names (`optim.state.model.embed_tokens.weight`,
+    // as FSDP's state dicts key it) but is no stage of the dataflow.
+    if name
+        .split(['.', '/'])
+        .any(|s| s.to_ascii_lowercase().starts_with("optim"))
+    {
+        return None;
+    }
     let full = format!("{name}.x");
     let (segs, _, _) = hierarchy_split(&full);
     let block = segs.iter().enumerate().find_map(|(i, s)| {
@@ -296,6 +304,11 @@ mod tests {
             Some((1, 10, INPUT_NORM))
         );
         assert_eq!(order_key("model.norm"), Some((2, 0, 0)));
+        assert_eq!(order_key("optim.state.model.embed_tokens.weight"), None);
+        assert_eq!(
+            order_key("optimizer.state.model.layers.0.mlp.up_proj"),
+            None
+        );
         assert_eq!(order_key("lm_head"), Some((3, 0, 0)));
         assert_eq!(order_key("h.2.attn.c_proj"), Some((1, 2, ATTN_OUT)));
         assert_eq!(order_key("h.2.mlp.c_proj"), Some((1, 2, MLP_OUT)));
