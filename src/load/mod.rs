@@ -4,6 +4,7 @@
 //! against the file before anything is allocated by it.
 
 mod coreml;
+mod dcp;
 mod family;
 mod flax;
 mod gguf;
@@ -264,7 +265,9 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
         return Err(stop());
     }
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
-    let model = if meta.is_dir() && coreml::is_package(path) {
+    let model = if let Some(dir) = dcp::folder_of(path)? {
+        dcp::load(&dir)?
+    } else if meta.is_dir() && coreml::is_package(path) {
         coreml::open_package(path)?
     } else if meta.is_dir() && path.join("saved_model.pb").is_file() {
         let file = path.join("saved_model.pb");
@@ -352,6 +355,18 @@ pub fn open_coreml_parts(
     weights: Bytes,
 ) -> Result<Model, LoadError> {
     coreml::load_parts(path.as_ref(), spec, Some(weights))
+}
+
+/// Opens a PyTorch distributed checkpoint from its `.metadata` and one chunk file already in
+/// memory, the chunk file standing for every file the metadata names (fuzzing; folders open
+/// through [`open`]).
+#[doc(hidden)]
+pub fn open_dcp_parts(
+    dir: impl AsRef<Path>,
+    metadata: &[u8],
+    chunks: Bytes,
+) -> Result<Model, LoadError> {
+    dcp::load_parts(dir.as_ref(), metadata, &|_| Ok(chunks.clone()))
 }
 
 /// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).

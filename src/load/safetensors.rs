@@ -211,6 +211,14 @@ fn is_flax_shard(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "msgpack")
 }
 
+/// The tensors of one safetensors file (a distributed checkpoint's rank written as safetensors),
+/// slices of `data`.
+pub(super) fn tensors_of(path: &Path, data: Bytes) -> Result<Vec<Tensor>, LoadError> {
+    let mut scratch = Model::new(path, Format::Safetensors);
+    add_shard(&mut scratch, path, data)?;
+    Ok(scratch.tensors)
+}
+
 fn add_shard(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
     let (header_len, meta) = safetensors::SafeTensors::read_metadata(&data)
         .map_err(|e| LoadError::corrupt(path, format!("invalid safetensors header: {e}")))?;

@@ -35,7 +35,7 @@ pub(super) const LEGACY_MAGIC: [u8; 14] = [
 ];
 
 /// Keys of a training checkpoint that hold the model's weights.
-const WEIGHT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "module"];
+pub(super) const WEIGHT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "module"];
 
 /// Deepest nesting of containers followed.
 const MAX_DEPTH: u32 = 64;
@@ -99,6 +99,71 @@ pub(super) fn open_file(path: &Path, data: Bytes) -> Result<Model, LoadError> {
 /// Each entry of a zip archive by name: its bytes within the file, or why they cannot be used in
 /// place (compressed, or running past the end).
 pub(super) type Entries = HashMap<String, Result<Range<usize>, String>>;
+
+/// The pickle of a `torch.save` archive that holds one object (a distributed checkpoint's item),
+/// with the folder its storages are under and whether they are big-endian.
+fn saved_object(path: &Path, data: &Bytes) -> Result<(Entries, Pickle, String, bool), String> {
+    let entries = read_entries(path, data).map_err(|e| match e {
+        LoadError::Corrupt { why, .. } => why,
+        e => e.to_string(),
+    })?;
+    let pkl = entries
+        .keys()
+        .filter(|name| {
+            name.strip_suffix("data.pkl")
+                .is_some_and(|p| p.is_empty() || p.ends_with('/') && p.matches('/').count() == 1)
+        })
+        .min()
+        .cloned()
+        .ok_or("a zip archive without data.pkl, so not written by torch.save")?;
+    let range = entries
+        .get(&pkl)
+        .cloned()
+        .unwrap_or_else(|| Err("missing".into()))
+        .map_err(|e| format!("{pkl}: {e}"))?;
+    let pickle = pickle::unpickle(&data[range]).map_err(|e| format!("{pkl}: {e}"))?;
+    let prefix = pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
+    let big_endian = matches!(
+        entries.get(&format!("{prefix}byteorder")),
+        Some(Ok(r)) if data.get(r.clone()) == Some(&b"big"[..])
+    );
+    Ok((entries, pickle, prefix, big_endian))
+}
+
+/// The tensor a `torch.save` archive of one tensor holds (a chunk of a distributed checkpoint),
+/// its data a slice of `data`; `path` names the file in errors.
+pub(super) fn saved_tensor(path: &Path, data: &Bytes) -> Result<Tensor, String> {
+    let (entries, pickle, prefix, big_endian) = saved_object(path, data)?;
+    pickled_tensor(
+        &pickle,
+        pickle.root,
+        data,
+        &entries,
+        &prefix,
+        "data",
+        big_endian,
+        path,
+    )
+    .ok_or_else(|| "the archive holds something other than a tensor".into())
+}
+
+/// The number, truth value or short string a `torch.save` archive of one object holds, as text
+/// (a distributed checkpoint's `step` or learning rate); `None` for anything else.
+pub(super) fn saved_scalar(path: &Path, data: &Bytes) -> Option<String> {
+    let (_, pickle, ..) = saved_object(path, data).ok()?;
+    scalar_text(&pickle, pickle.root)
+}
+
+/// A pickled number, truth value or string of up to 200 bytes, as metadata shows it.
+fn scalar_text(pk: &Pickle, v: Id) -> Option<String> {
+    match pk.get(v) {
+        Node::Int(i) => Some(i.to_string()),
+        Node::Float(f) => Some(f.to_string()),
+        Node::Bool(b) => Some(b.to_string()),
+        Node::Str(s) if s.len() <= 200 => Some(s.clone()),
+        _ => None,
+    }
+}
 
 /// Adds the tensors of one checkpoint archive (a file, or a shard of an index) to `model`.
 pub(super) fn add_archive(model: &mut Model, path: &Path, data: Bytes) -> Result<(), LoadError> {
@@ -582,7 +647,7 @@ fn storage_of(pk: &Pickle, storage: Id) -> (&str, Option<&str>) {
 }
 
 /// The dtype of a storage class (`Float`, `BFloat16`, …) or a `torch.<dtype>` name.
-fn dtype_of(name: &str) -> DType {
+pub(super) fn dtype_of(name: &str) -> DType {
     match name {
         "Double" | "float64" | "double" => DType::F64,
         "Float" | "float32" | "float" => DType::F32,
@@ -802,14 +867,9 @@ impl Walk<'_> {
     }
 
     fn scalar(&mut self, key: &str, v: Id) {
-        let text = match self.pk.get(v) {
-            Node::Int(i) => i.to_string(),
-            Node::Float(f) => f.to_string(),
-            Node::Bool(b) => b.to_string(),
-            Node::Str(s) if s.len() <= 200 => s.clone(),
-            _ => return,
-        };
-        self.scalars.push((key.to_string(), text));
+        if let Some(text) = scalar_text(self.pk, v) {
+            self.scalars.push((key.to_string(), text));
+        }
     }
 
     fn node(&mut self, id: Id, prefix: &str, depth: u32) {
