@@ -282,3 +282,14 @@ fn damaged_checkpoints_are_errors_that_name_the_file() {
     let e = modelmap::load::open(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("not the Metadata"), "{e}");
 }
+
+#[test]
+fn a_checkpoint_folder_that_keeps_its_run_logs_opens_as_the_checkpoint() {
+    // torchtitan and torchtune write TensorBoard logs beside their checkpoints.
+    let tmp = copy("single");
+    let runs = tmp.path().join("tb/run1");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("events.out.tfevents.1.host"), b"").unwrap();
+    assert!(!modelmap::training::looks_like_logs(tmp.path()));
+    assert_eq!(open(tmp.path()).tensors.len(), 84);
+}
