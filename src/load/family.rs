@@ -20,10 +20,11 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
     let mut node_groups = Vec::new();
     for (tid, t) in model.tensors.iter().enumerate() {
         let (segs, leaf, sep) = hierarchy_split(&t.name);
-        // bitsandbytes keeps a quantized weight's state beside it (`….weight.absmax`,
-        // `….weight.quant_state.bitsandbytes__nf4`): part of the module owning that weight, not
-        // of a module named `weight`.
-        let owner = segs.iter().position(|&s| s == "weight").filter(|&p| {
+        // A tensor kept under another one's name belongs with it (bitsandbytes' quantization
+        // state, `….weight.absmax`, `….weight.quant_state.bitsandbytes__nf4`; a TF1 optimizer's
+        // slots, `…/kernel/Adam`; an `…/ExponentialMovingAverage` shadow): part of the module
+        // owning that tensor, not of a module named `weight` or `kernel`.
+        let owner = (0..segs.len()).find(|&p| {
             model
                 .tensor_index
                 .contains_key(&segs[..=p].join(&sep.to_string()))
@@ -126,10 +127,15 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     {
         return None;
     }
-    let full = format!("{name}.x");
+    let full = if name.contains('/') {
+        format!("{name}/x")
+    } else {
+        format!("{name}.x")
+    };
     let (segs, _, _) = hierarchy_split(&full);
+    // `layers.3`, or TensorFlow's `layer_3` (`bert/encoder/layer_3/attention/self/query`).
     let block = segs.iter().enumerate().find_map(|(i, s)| {
-        let (head, idx) = s.rsplit_once('.')?;
+        let (head, idx) = s.rsplit_once('.').or_else(|| s.rsplit_once('_'))?;
         let n: u64 = idx.parse().ok()?;
         matches!(head, "layers" | "h" | "layer" | "blocks" | "blk" | "block").then_some((i, n))
     });
@@ -139,7 +145,7 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
         let rank = block_rank(&rel)?;
         return Some((1, n, rank));
     }
-    let last = lower.rsplit('.').next().unwrap_or(&lower);
+    let last = lower.rsplit(['.', '/']).next().unwrap_or(&lower);
     let stage = if lower.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
         0
     } else if last.contains("norm") || last == "ln_f" {
@@ -305,6 +311,16 @@ mod tests {
         );
         assert_eq!(order_key("model.norm"), Some((2, 0, 0)));
         assert_eq!(order_key("optim.state.model.embed_tokens.weight"), None);
+        // TensorFlow's BERT names.
+        assert_eq!(order_key("bert/embeddings"), Some((0, 0, 0)));
+        let tf = |rel: &str| order_key(&format!("bert/encoder/layer_3/{rel}"));
+        assert_eq!(tf("attention/self/query"), Some((1, 3, QKV)));
+        assert_eq!(tf("attention/output/dense"), Some((1, 3, ATTN_OUT)));
+        assert_eq!(tf("attention/output/LayerNorm"), Some((1, 3, MLP_NORM)));
+        assert_eq!(tf("intermediate/dense"), Some((1, 3, GATE_UP)));
+        assert_eq!(tf("output/dense"), Some((1, 3, MLP_OUT)));
+        assert_eq!(tf("output/LayerNorm"), Some((1, 3, POST_NORM)));
+        assert_eq!(order_key("model/layer_with_weights-0"), None);
         assert_eq!(
             order_key("optimizer.state.model.layers.0.mlp.up_proj"),
             None
