@@ -267,6 +267,8 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
     let model = if let Some(dir) = dcp::folder_of(path)? {
         dcp::load(&dir)?
+    } else if let Some(prefix) = tensorflow::checkpoint::prefix_of(path) {
+        tensorflow::checkpoint::load(&prefix)?
     } else if meta.is_dir() && coreml::is_package(path) {
         coreml::open_package(path)?
     } else if meta.is_dir() && path.join("saved_model.pb").is_file() {

@@ -17,7 +17,7 @@ use prost::Message;
 use super::proto;
 
 /// `kTableMagicNumber`, little-endian at the end of the footer.
-const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
+pub(super) const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 /// Length of a table footer.
 const FOOTER: usize = 48;
 
@@ -103,7 +103,10 @@ fn block_entries(b: &[u8]) -> Result<Vec<Entry<'_>>, String> {
 impl Bundle {
     /// Opens the checkpoint whose files start with `prefix` (`…/variables/variables`).
     pub fn open(prefix: &Path) -> Result<Bundle, String> {
-        let index_path = prefix.with_extension("index");
+        // Appended, not an extension: prefixes have dots of their own (`model.ckpt-1000`).
+        let mut index_path = prefix.as_os_str().to_owned();
+        index_path.push(".index");
+        let index_path = std::path::PathBuf::from(index_path);
         let index = super::super::map_file(&index_path).map_err(|e| e.to_string())?;
         let f: &[u8] = &index;
         if f.len() < FOOTER {
@@ -158,6 +161,11 @@ impl Bundle {
             })
             .collect();
         Ok(Bundle { entries, shards })
+    }
+
+    /// How many data shards the checkpoint has.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// The bytes of entry `key` in its shard.

@@ -11,11 +11,12 @@
 //! for them, are dropped. `Placeholder`s are the inputs; ops whose outputs nothing reads are the
 //! outputs. `_output_shapes` attributes, where the writer kept them, give each value its shape.
 //!
-//! A TensorFlow 2 SavedModel (`saved_model.pb`) keeps its ops inside functions called through
-//! `StatefulPartitionedCall`, and its weights in a separate variables bundle; neither is read yet,
-//! and such a file is an error that says how to freeze it.
+//! A SavedModel (`saved_model.pb`) is read by [`saved`]: its serving signature's functions
+//! inlined, its weights from its variables bundle ([`bundle`]). A checkpoint opened on its own
+//! (`model.ckpt.index`) is read by [`checkpoint`] as a checkpoint's weights.
 
 mod bundle;
+pub(super) mod checkpoint;
 mod proto;
 mod saved;
 mod text;

@@ -866,7 +866,12 @@ fn new_model(path: &Path, meta: &proto::FullMetaGraphDef) -> Model {
 
 /// Checkpoint entry `key` as the weight `name`: its dtype and shape from the entry, its bytes a
 /// slice of the shard (an error for the data when their count does not fit the shape).
-fn checkpoint_tensor(b: &Bundle, key: &str, name: &str, source: &Path) -> Result<Tensor, String> {
+pub(super) fn checkpoint_tensor(
+    b: &Bundle,
+    key: &str,
+    name: &str,
+    source: &Path,
+) -> Result<Tensor, String> {
     let (e, bytes) = b.bytes(key)?;
     let shape: Vec<u64> = e
         .shape
