@@ -371,6 +371,17 @@ pub fn open_dcp_parts(
     dcp::load_parts(dir.as_ref(), metadata, &|_| Ok(chunks.clone()))
 }
 
+/// Opens a TensorFlow checkpoint from its `.index` and one data shard already in memory, the
+/// shard standing for every shard the index names (fuzzing; checkpoints open through [`open`]).
+#[doc(hidden)]
+pub fn open_tf_checkpoint_parts(
+    prefix: impl AsRef<Path>,
+    index: &[u8],
+    shard: Bytes,
+) -> Result<Model, LoadError> {
+    tensorflow::checkpoint::load_parts(prefix.as_ref(), index, shard)
+}
+
 /// Opens bytes as a given format, skipping content sniffing (fuzzing, or a user's explicit choice).
 pub fn open_bytes_as(
     path: impl AsRef<Path>,

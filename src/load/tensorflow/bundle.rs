@@ -108,7 +108,25 @@ impl Bundle {
         index_path.push(".index");
         let index_path = std::path::PathBuf::from(index_path);
         let index = super::super::map_file(&index_path).map_err(|e| e.to_string())?;
-        let f: &[u8] = &index;
+        let base = prefix
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("variables")
+            .to_string();
+        Bundle::from_parts(&index_path, &index, &|i, n| {
+            let p = prefix.with_file_name(format!("{base}.data-{i:05}-of-{n:05}"));
+            super::super::map_file(&p).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Reads a checkpoint from its index's bytes, mapping data shard `i` of `n` through `shard`;
+    /// `index_path` names the index in errors.
+    pub fn from_parts(
+        index_path: &Path,
+        index: &[u8],
+        shard: &dyn Fn(i32, i32) -> Result<Bytes, String>,
+    ) -> Result<Bundle, String> {
+        let f = index;
         if f.len() < FOOTER {
             return Err(format!(
                 "{}: too short for a table footer",
@@ -147,19 +165,7 @@ impl Bundle {
             return Err(format!("{}: a big-endian checkpoint", index_path.display()));
         }
         let n = header.num_shards.clamp(1, 100_000);
-        let shards = (0..n)
-            .map(|i| {
-                let name = format!(
-                    "{}.data-{i:05}-of-{n:05}",
-                    prefix
-                        .file_name()
-                        .and_then(|s| s.to_str())
-                        .unwrap_or("variables")
-                );
-                let p = prefix.with_file_name(name);
-                super::super::map_file(&p).map_err(|e| e.to_string())
-            })
-            .collect();
+        let shards = (0..n).map(|i| shard(i, n)).collect();
         Ok(Bundle { entries, shards })
     }
 

@@ -105,8 +105,25 @@ fn is_index(path: &Path) -> bool {
 
 /// Opens the checkpoint whose files start with `prefix`.
 pub(in crate::load) fn load(prefix: &Path) -> Result<Model, LoadError> {
+    let bundle = Bundle::open(prefix).map_err(|why| LoadError::corrupt(&index_of(prefix), why))?;
+    Ok(from_bundle(prefix, &bundle))
+}
+
+/// Opens a checkpoint from its index's bytes and one data shard standing for all of them, as if
+/// they were the files of `prefix` (fuzzing; checkpoints open through [`load`]).
+pub(in crate::load) fn load_parts(
+    prefix: &Path,
+    index: &[u8],
+    shard: bytes::Bytes,
+) -> Result<Model, LoadError> {
+    let bundle = Bundle::from_parts(&index_of(prefix), index, &|_, _| Ok(shard.clone()))
+        .map_err(|why| LoadError::corrupt(&index_of(prefix), why))?;
+    Ok(from_bundle(prefix, &bundle))
+}
+
+/// The model of a checkpoint read.
+fn from_bundle(prefix: &Path, bundle: &Bundle) -> Model {
     let index = index_of(prefix);
-    let bundle = Bundle::open(prefix).map_err(|why| LoadError::corrupt(&index, why))?;
     let mut model = Model::new(&index, Format::TensorFlow);
     model.metadata.producer = Some("TensorFlow (checkpoint)".into());
     model.metadata.shards = bundle.shard_count();
@@ -121,7 +138,7 @@ pub(in crate::load) fn load(prefix: &Path) -> Result<Model, LoadError> {
     for key in keys {
         let name = key.strip_suffix(VALUE_SUFFIX).unwrap_or(key);
         let tensor =
-            super::saved::checkpoint_tensor(&bundle, key, name, dir).unwrap_or_else(|why| Tensor {
+            super::saved::checkpoint_tensor(bundle, key, name, dir).unwrap_or_else(|why| Tensor {
                 name: name.to_string(),
                 dtype: crate::model::DType::Unknown("variable"),
                 shape: Vec::new(),
@@ -155,5 +172,5 @@ pub(in crate::load) fn load(prefix: &Path) -> Result<Model, LoadError> {
         ));
     }
     crate::load::family::build_checkpoint_graph(&mut model);
-    Ok(model)
+    model
 }
