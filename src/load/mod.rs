@@ -6,6 +6,7 @@
 mod coreml;
 mod dcp;
 mod family;
+mod flatbuf;
 mod flax;
 mod gguf;
 mod hdf5;
