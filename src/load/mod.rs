@@ -5,6 +5,7 @@
 
 mod coreml;
 mod dcp;
+mod executorch;
 mod family;
 mod flatbuf;
 mod flax;
@@ -200,6 +201,9 @@ pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
     // A flatbuffer's root offset comes first, then the file identifier.
     if head.get(4..8) == Some(&tflite::IDENT[..]) {
         return Some(Format::Tflite);
+    }
+    if executorch::sniff(head) {
+        return Some(Format::ExecuTorch);
     }
     // A Core ML model: a protobuf known by its extension, before the ONNX test.
     if coreml::sniff(path) {
@@ -414,5 +418,6 @@ pub fn open_bytes_as(
         Format::Flax => flax::load(path, data),
         Format::OpenVino => openvino::load(path, data),
         Format::CoreMl => coreml::load(path, data),
+        Format::ExecuTorch => executorch::load(path, data),
     }
 }

@@ -61,6 +61,8 @@ pub enum Format {
     OpenVino,
     /// A Core ML ML program (`.mlpackage`, or its `.mlmodel` and weight file).
     CoreMl,
+    /// An ExecuTorch program (`.pte`).
+    ExecuTorch,
 }
 
 impl Format {
@@ -81,6 +83,7 @@ impl Format {
             Format::Flax => "flax",
             Format::OpenVino => "openvino",
             Format::CoreMl => "coreml",
+            Format::ExecuTorch => "executorch",
         }
     }
 }

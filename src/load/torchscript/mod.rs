@@ -1532,7 +1532,7 @@ fn fold_call(name: &str, args: &[V]) -> Option<V> {
 }
 
 /// The argument names of common ATen ops, from their schemas (`native_functions.yaml`).
-fn arg_names(op: &str) -> &'static [&'static str] {
+pub(in crate::load) fn arg_names(op: &str) -> &'static [&'static str] {
     match op {
         "_convolution" => &[
             "input",
@@ -1601,6 +1601,28 @@ fn arg_names(op: &str) -> &'static [&'static str] {
             "cudnn_enabled",
         ],
         "linear" => &["input", "weight", "bias"],
+        // The edge dialect's ops (what ExecuTorch programs call).
+        "convolution" => &[
+            "input",
+            "weight",
+            "bias",
+            "stride",
+            "padding",
+            "dilation",
+            "transposed",
+            "output_padding",
+            "groups",
+        ],
+        "_native_batch_norm_legit_no_training" => &[
+            "input",
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "momentum",
+            "eps",
+        ],
+        "addmm" => &["input", "mat1", "mat2", "beta", "alpha"],
         "embedding" => &[
             "weight",
             "indices",

@@ -1,0 +1,113 @@
+"""Writes the ExecuTorch programs (`.pte`) that tests/executorch.rs reads, and facts.json: what
+ExecuTorch's own deserializer (`exir._serialize._program.deserialize_pte_binary`) reads from them.
+
+- `cnn.pte`: a small CNN (conv, batch norm folded or not, ReLU, pooling, linear) exported with
+  `torch.export` and lowered to ExecuTorch's portable out-variant kernels (`to_edge(…)
+  .to_executorch()`), its weights in the constant segment after the flatbuffer.
+- `cnn_xnnpack.pte`: the same model delegated to XNNPACK (`to_edge_transform_and_lower` with
+  `XnnpackPartitioner`), as ExecuTorch's mobile examples ship: one `DelegateCall`.
+
+Run from this folder with executorch and torchao installed:  python3 make_executorch.py
+The committed files were written by ExecuTorch 1.5.1 and PyTorch 2.14 on 2026-11-29.
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from executorch.exir import to_edge, to_edge_transform_and_lower
+from executorch.exir._serialize._program import deserialize_pte_binary
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ScalarType → numpy, for the constants the fixtures hold.
+NUMPY = {6: np.float32, 4: np.int64, 7: np.float64, 5: np.float16}
+
+
+class Cnn(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(4, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+def model():
+    torch.manual_seed(11)
+    m = Cnn().eval()
+    with torch.no_grad():
+        m.bn.running_mean.uniform_(-0.5, 0.5)
+        m.bn.running_var.uniform_(0.5, 1.5)
+    return m, (torch.randn(1, 3, 8, 8),)
+
+
+def facts_of(data):
+    pte = deserialize_pte_binary(data)
+    program = pte.program if hasattr(pte, "program") else pte
+    plan = program.execution_plan[0]
+    values = []
+    for v in plan.values:
+        kind = type(v.val).__name__
+        item = {"kind": kind}
+        if kind == "Tensor":
+            t = v.val
+            item.update(scalar_type=int(t.scalar_type), sizes=list(t.sizes), buffer=t.data_buffer_idx)
+            if t.data_buffer_idx > 0:
+                raw = bytes(program.constant_buffer[t.data_buffer_idx].storage)
+                a = np.frombuffer(raw, dtype=NUMPY[int(t.scalar_type)])[: int(np.prod(t.sizes))]
+                a = a.astype(np.float64)
+                item.update(mean=float(a.mean()), first=a[:4].tolist())
+        elif kind in ("Int", "Double", "Bool"):
+            item["value"] = next(iter(vars(v.val).values()))
+        elif kind in ("IntList", "TensorList", "BoolList", "DoubleList"):
+            item["items"] = list(v.val.items)
+        values.append(item)
+    instructions = []
+    for ins in plan.chains[0].instructions:
+        a = ins.instr_args
+        kind = type(a).__name__
+        if kind == "KernelCall":
+            op = plan.operators[a.op_index]
+            instructions.append({"kind": kind, "op": op.name, "overload": op.overload, "args": list(a.args)})
+        elif kind == "DelegateCall":
+            instructions.append({"kind": kind, "delegate": plan.delegates[a.delegate_index].id, "args": list(a.args)})
+        else:
+            instructions.append({"kind": kind})
+    return {
+        "plan": plan.name,
+        "inputs": list(plan.inputs),
+        "outputs": list(plan.outputs),
+        "values": values,
+        "instructions": instructions,
+        "delegates": [
+            {"id": d.id, "size": len(program.backend_delegate_data[d.processed.index].data)}
+            for d in plan.delegates
+        ],
+    }
+
+
+def main():
+    m, args = model()
+    ep = torch.export.export(m, args)
+    portable = to_edge(ep).to_executorch().buffer
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    ep = torch.export.export(m, args)
+    xnnpack = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    facts = {}
+    for name, data in [("cnn.pte", portable), ("cnn_xnnpack.pte", xnnpack)]:
+        with open(os.path.join(HERE, name), "wb") as f:
+            f.write(data)
+        facts[name] = facts_of(data)
+    with open(os.path.join(HERE, "facts.json"), "w") as f:
+        json.dump(facts, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
