@@ -26,11 +26,11 @@ fn open(name: &str) -> Model {
     modelmap::load::open(&data_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// The plan's own op nodes (not those inside a delegate's graph).
 fn ops(model: &Model) -> Vec<&modelmap::model::Node> {
     model
         .graph
-        .nodes
-        .iter()
+        .top_level_nodes()
         .filter(|n| n.kind == NodeKind::Op)
         .collect()
 }
@@ -206,7 +206,7 @@ fn a_delegated_program_is_its_backend_call() {
     let facts = facts();
     let model = open("cnn_xnnpack.pte");
     let nodes = ops(&model);
-    assert_eq!(nodes.len(), 1);
+    assert_eq!(&*nodes[0].op, "XnnpackBackend");
     let size = facts["cnn_xnnpack.pte"]["delegates"][0]["size"]
         .as_i64()
         .unwrap();
@@ -238,4 +238,68 @@ fn damaged_programs_are_errors_that_name_the_file() {
         let e = modelmap::load::open(&path).unwrap_err().to_string();
         assert!(e.contains("cut.pte"), "{cut}: {e}");
     }
+}
+
+#[test]
+fn an_xnnpack_delegate_shows_its_own_graph_inside_its_box() {
+    let facts = facts();
+    let g = &facts["cnn_xnnpack.pte"]["delegates"][0]["graph"];
+    let model = open("cnn_xnnpack.pte");
+    // The delegate's nodes, in order, after the one node of the plan.
+    let inner = common::subgraph_ops(&model.graph, 0);
+    let want: Vec<String> = common::json_strings(&g["nodes"])
+        .into_iter()
+        .map(|n| n.trim_start_matches("XNN").to_string())
+        .collect();
+    assert_eq!(inner, want);
+    assert_eq!(model.graph.subgraphs.len(), 1);
+    assert_eq!(model.graph.subgraphs[0].attribute, "xnnpack");
+    // The plan's input flows through the delegate's graph and back out of its node.
+    for (a, b) in [
+        ("input_0", "xnnpack_input_0"),
+        ("xnnpack_input_0", "StaticTranspose_0"),
+        ("StaticTranspose_0", "Conv2d_0"),
+        ("Conv2d_0", "GlobalAvgPooling2d_0"),
+        ("StaticReshape_0", "FullyConnected_0"),
+        ("FullyConnected_0", "xnnpack_output_0"),
+        ("xnnpack_output_0", "XnnpackBackend_0"),
+        ("XnnpackBackend_0", "output_0"),
+    ] {
+        assert!(edge(&model, a, b), "{a} → {b}");
+    }
+    // Its constants, stored by key in the program's named data, are the nodes' weights.
+    let constants: Vec<&serde_json::Value> = g["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["constant"].as_u64().unwrap() > 0)
+        .collect();
+    assert_eq!(model.tensors.len(), constants.len());
+    for c in constants {
+        let shape = common::json_dims(&c["dims"]);
+        let first: Vec<f64> = c["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let t = model
+            .tensors
+            .iter()
+            .find(|t| {
+                t.shape == shape
+                    && matches!(&t.data, TensorData::Bytes(b)
+                        if common::le_f32s(b).iter().zip(&first).all(|(a, b)| (a - b).abs() <= 1e-15))
+            })
+            .unwrap_or_else(|| panic!("no weight of shape {shape:?} starting {first:?}"));
+        let s = modelmap::stats::tensor_stats(t).unwrap();
+        let mean = c["mean"].as_f64().unwrap();
+        assert!(
+            (s.mean.unwrap() - mean).abs() <= 1e-9 * (1.0 + mean.abs()),
+            "{}",
+            t.name
+        );
+    }
+    let conv = model.tensor("Conv2d_0.filter").unwrap();
+    assert!(conv.conv_axes.is_some(), "channels-last filter");
 }

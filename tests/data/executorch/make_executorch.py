@@ -5,13 +5,15 @@ ExecuTorch's own deserializer (`exir._serialize._program.deserialize_pte_binary`
   `torch.export` and lowered to ExecuTorch's portable out-variant kernels (`to_edge(…)
   .to_executorch()`), its weights in the constant segment after the flatbuffer.
 - `cnn_xnnpack.pte`: the same model delegated to XNNPACK (`to_edge_transform_and_lower` with
-  `XnnpackPartitioner`), as ExecuTorch's mobile examples ship: one `DelegateCall`.
+  `XnnpackPartitioner`), as ExecuTorch's mobile examples ship: one `DelegateCall`, whose blob's
+  graph is read back with `flatc` and the backend's schema.
 
 Run from this folder with executorch and torchao installed:  python3 make_executorch.py
 The committed files were written by ExecuTorch 1.5.1 and PyTorch 2.14 on 2026-11-29.
 """
 import json
 import os
+import re
 
 import numpy as np
 import torch
@@ -46,9 +48,61 @@ def model():
     return m, (torch.randn(1, 3, 8, 8),)
 
 
+def xnnpack_facts(blob, named):
+    """The graph in an XNNPACK delegate's blob, as flatc reads it with the backend's schema; its
+    constants in the blob's constant data or, by key, in the program's named data."""
+    import subprocess
+    import tempfile
+
+    import executorch
+
+    root = list(executorch.__path__)[0]
+    assert blob[4:8] == b"XH00"
+    fb_off, fb_size, c_off = (int.from_bytes(blob[a:b], "little") for a, b in [(10, 14), (14, 18), (18, 22)])
+    constants = blob[c_off:]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "graph.bin")
+        with open(path, "wb") as f:
+            f.write(blob[fb_off : fb_off + fb_size])
+        schema = os.path.join(root, "backends/xnnpack/serialization/schema.fbs")
+        flatc = os.path.join(root, "data/bin/flatc")
+        subprocess.run(
+            [flatc, "--json", "--strict-json", "--raw-binary", "--defaults-json", "-o", tmp, schema, "--", path],
+            check=True,
+        )
+        with open(os.path.join(tmp, "graph.json")) as f:
+            # flatc writes infinities as `inf`, which JSON spells `Infinity`.
+            g = json.loads(re.sub(r":\s*(-?)inf\b", r": \1Infinity", f.read()))
+    values = []
+    for v in g["xvalues"]:
+        t = v["xvalue_union"]
+        t = t.get("tensor_value", t)
+        item = {"id": t["id_out"], "dims": t["dims"], "constant": t["constant_buffer_idx"]}
+        if t["constant_buffer_idx"] > 0:
+            c = g["constant_data"][t["constant_buffer_idx"]]
+            if c.get("named_key"):
+                raw = named[c["named_key"]][: int(c["size"])]
+            else:
+                raw = constants[int(c["offset"]) : int(c["offset"]) + int(c["size"])]
+            a = np.frombuffer(raw, dtype=np.float32)
+            a = a.astype(np.float64)
+            item.update(mean=float(a.mean()), first=a[:4].tolist())
+        values.append(item)
+    return {
+        "nodes": [n["xnode_union_type"] for n in g["xnodes"]],
+        "inputs": g["input_ids"],
+        "outputs": g["output_ids"],
+        "values": values,
+    }
+
+
 def facts_of(data):
     pte = deserialize_pte_binary(data)
     program = pte.program if hasattr(pte, "program") else pte
+    named = {}
+    if getattr(pte, "named_data", None) is not None:
+        store = pte.named_data
+        named = {k: store.buffers[e.buffer_index] for k, e in store.pte_data.items()}
     plan = program.execution_plan[0]
     values = []
     for v in plan.values:
@@ -85,7 +139,13 @@ def facts_of(data):
         "values": values,
         "instructions": instructions,
         "delegates": [
-            {"id": d.id, "size": len(program.backend_delegate_data[d.processed.index].data)}
+            {
+                "id": d.id,
+                "size": len(program.backend_delegate_data[d.processed.index].data),
+                "graph": xnnpack_facts(
+                    bytes(program.backend_delegate_data[d.processed.index].data), named
+                ),
+            }
             for d in plan.delegates
         ],
     }

@@ -19,6 +19,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 
+mod xnnpack;
+mod xnnpack_schema;
+
 use super::LoadError;
 use super::flatbuf::{Fb, Table};
 use crate::model::{
@@ -155,14 +158,7 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         ));
     }
     let constants = Constants::read(&root, &data).map_err(&corrupt)?;
-    let delegate_sizes: Vec<usize> = root
-        .tables(3)
-        .map_err(&corrupt)?
-        .iter()
-        .map(|d| d.vector(0, 1).map(|v| v.map_or(0, |v| v.len)))
-        .collect::<Fb<_>>()
-        .map_err(&corrupt)?;
-    let segments = segments(&root).map_err(&corrupt)?;
+    let blobs = Blobs::read(&root, &data).map_err(&corrupt)?;
     let mut b = Builder {
         path,
         data: &data,
@@ -172,11 +168,12 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         written: Vec::new(),
         weights: HashMap::new(),
         constants: &constants,
+        blobs: &blobs,
         ops: OpNames::default(),
         counts: HashMap::new(),
         external: 0,
     };
-    b.plan(plan, &delegate_sizes, &segments)
+    b.plan(plan)
         .map_err(|e| corrupt(format!("execution plan {:?}: {e}", b.plan_name(plan))))?;
     if b.external > 0 {
         let n = b.external;
@@ -186,8 +183,12 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         ));
     }
     model.graph.connect_by_values();
-    // A program keeps no module paths: one level, which the layout clusters where it is large.
-    let groups = vec![0; model.graph.nodes.len()];
+    // A delegate's graph takes the delegate's inputs, by position.
+    model.graph.inline_bodies(false);
+    // A program keeps no module paths: one level, which the layout clusters where it is large,
+    // and a box for each delegate's graph.
+    let mut groups = vec![0; model.graph.nodes.len()];
+    model.box_subgraphs(&mut groups);
     model.finish_hierarchy(&groups);
     Ok(model)
 }
@@ -298,6 +299,7 @@ struct Builder<'a, 'm> {
     /// The weight of each constant `EValue`, once read.
     weights: HashMap<usize, TensorId>,
     constants: &'a Constants,
+    blobs: &'a Blobs,
     ops: OpNames,
     /// Nodes of each op so far (for names).
     counts: HashMap<String, usize>,
@@ -310,12 +312,7 @@ impl Builder<'_, '_> {
         plan.str(0).ok().flatten().unwrap_or_default()
     }
 
-    fn plan(
-        &mut self,
-        plan: &Table<'_>,
-        delegate_sizes: &[usize],
-        segments: &[(u64, u64)],
-    ) -> Fb<()> {
+    fn plan(&mut self, plan: &Table<'_>) -> Fb<()> {
         self.model.graph.name = self.plan_name(plan);
         for v in plan.tables(2)? {
             let value = self.evalue(&v)?;
@@ -366,7 +363,7 @@ impl Builder<'_, '_> {
                             .and_then(|i| delegates.get(i))
                             .ok_or("a delegate call names a delegate that does not exist")?;
                         let list = args.i32s(1)?;
-                        self.delegate(d, &list, delegate_sizes, segments)?;
+                        self.delegate(d, &list)?;
                     }
                     // MoveCall: the destination holds what the source holds.
                     3 => {
@@ -672,27 +669,22 @@ impl Builder<'_, '_> {
         node.attributes.push((arg.to_string(), attr));
     }
 
-    fn delegate(
-        &mut self,
-        d: &Table<'_>,
-        args: &[i32],
-        sizes: &[usize],
-        segments: &[(u64, u64)],
-    ) -> Fb<()> {
+    fn delegate(&mut self, d: &Table<'_>, args: &[i32]) -> Fb<()> {
         let id = d.str(0)?.unwrap_or_else(|| "delegate".into());
+        let node_id = self.model.graph.nodes.len() as crate::model::NodeId;
         let mut node = self.node(&id, &id);
+        let mut blob = None;
         if let Some(p) = d.table(1)? {
-            let index = p.u32(1)? as usize;
-            let size = match p.u8(0)? {
-                // INLINE: backend_delegate_data[index]; SEGMENT: segments[index].
-                0 => sizes.get(index).map(|&s| s as u64),
-                _ => segments.get(index).map(|s| s.1),
-            };
-            if let Some(size) = size {
-                node.attributes.push((
+            blob = self.blobs.get(self.data, p.u8(0)?, p.u32(1)? as usize);
+            match &blob {
+                Some(Ok(b)) => node.attributes.push((
                     "processed bytes".into(),
-                    AttrValue::Int(i64::try_from(size).unwrap_or(i64::MAX)),
-                ));
+                    AttrValue::Int(i64::try_from(b.len()).unwrap_or(i64::MAX)),
+                )),
+                Some(Err(why)) => node
+                    .attributes
+                    .push(("processed".into(), AttrValue::String(why.clone()))),
+                None => {}
             }
         }
         for spec in d.tables(2)? {
@@ -721,7 +713,112 @@ impl Builder<'_, '_> {
                 self.argument(&mut node, a, &format!("arg{k}"));
             }
         }
+        // XNNPACK's own graph, inside the node's box.
+        if id == "XnnpackBackend"
+            && let Some(Ok(blob)) = blob
+        {
+            match xnnpack::graph(self, &blob) {
+                Ok(graph) => {
+                    self.model.graph.bodies.push(crate::model::Body {
+                        owner: node_id,
+                        attribute: "xnnpack".into(),
+                        graph,
+                        fed_by: Vec::new(),
+                    });
+                    let at = self.model.graph.bodies.len() - 1;
+                    node.attributes.push(("graph".into(), AttrValue::Graph(at)));
+                }
+                Err(why) => self.model.metadata.warnings.push(format!(
+                    "{}: {}: the XNNPACK graph is not drawn: {why}",
+                    self.path.display(),
+                    node.name
+                )),
+            }
+        }
         self.model.graph.add_node(node);
         Ok(())
     }
+}
+
+/// Where each delegate's processed blob lies: inline in the flatbuffer, or in a segment; and the
+/// named data (weights a backend shares through the program's `named_data`).
+struct Blobs {
+    inline: Vec<std::ops::Range<usize>>,
+    /// File byte range of each segment (clamped to the file).
+    segments: Vec<std::ops::Range<u64>>,
+    /// Named data's key → its segment.
+    named: HashMap<String, usize>,
+}
+
+impl Blobs {
+    fn read(root: &Table<'_>, data: &[u8]) -> Fb<Blobs> {
+        let inline = root
+            .tables(3)?
+            .iter()
+            .map(|d| Ok(d.vector(0, 1)?.map_or(0..0, |v| v.start..v.start + v.len)))
+            .collect::<Fb<_>>()?;
+        let base = header(data).map_or(0, |h| h.segment_base);
+        let end = data.len() as u64;
+        let segments = segments(root)?
+            .into_iter()
+            .map(|(o, n)| {
+                let s = base.saturating_add(o).min(end);
+                s..s.saturating_add(n).min(end)
+            })
+            .collect();
+        let mut named = HashMap::new();
+        for n in root.tables(7)? {
+            if let Some(key) = n.str(0)? {
+                named.insert(key, n.u32(1)? as usize);
+            }
+        }
+        Ok(Blobs {
+            inline,
+            segments,
+            named,
+        })
+    }
+
+    /// The blob a `BackendDelegateDataReference` names (`location` 0: inline, 1: a segment).
+    fn get(&self, data: &Bytes, location: u8, index: usize) -> Option<Result<Bytes, String>> {
+        let range = if location == 0 {
+            self.inline.get(index).cloned()
+        } else {
+            self.segments
+                .get(index)
+                .map(|r| r.start as usize..r.end as usize)
+        };
+        Some(match range {
+            Some(r) => Ok(data.slice(r)),
+            None => Err(format!("its data ({location}, {index}) does not exist")),
+        })
+    }
+
+    /// The bytes of named data `key`.
+    fn named(&self, data: &Bytes, key: &str) -> Option<Bytes> {
+        let r = self.segments.get(*self.named.get(key)?)?;
+        Some(data.slice(r.start as usize..r.end as usize))
+    }
+}
+
+/// How a field of an XNNPACK node table is stored ([`xnnpack_schema`]).
+#[derive(Clone, Copy)]
+#[allow(
+    dead_code,
+    reason = "every field type the generator knows; today's schema uses only some"
+)]
+enum Kind {
+    U32,
+    I32,
+    F32,
+    Bool,
+    VecU32,
+    Other,
+}
+
+/// One field of an XNNPACK node table.
+struct Field {
+    name: &'static str,
+    slot: u16,
+    kind: Kind,
 }
