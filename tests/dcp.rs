@@ -55,15 +55,6 @@ fn our_name(fqn: &str) -> &str {
     fqn.strip_prefix("model.").unwrap_or(fqn)
 }
 
-fn meta<'a>(model: &'a Model, key: &str) -> Option<&'a str> {
-    model
-        .metadata
-        .properties
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 #[test]
 fn every_tensor_matches_what_dcp_reads_back() {
     let facts = facts();
@@ -116,7 +107,7 @@ fn every_tensor_matches_what_dcp_reads_back() {
             );
         }
         for (key, value) in f["items"].as_object().unwrap() {
-            let ours: f64 = meta(&model, &format!("checkpoint.{key}"))
+            let ours: f64 = common::property(&model, &format!("checkpoint.{key}"))
                 .unwrap_or_else(|| panic!("{folder}: no checkpoint.{key}"))
                 .parse()
                 .unwrap();
@@ -155,14 +146,14 @@ fn one_chunk_is_a_slice_of_the_map_and_shards_are_assembled() {
     assert_eq!(col, (0..35).map(f64::from).collect::<Vec<_>>());
     // The optimizer's settings and the training step beside the tensors.
     assert_eq!(
-        meta(&single, "checkpoint.optim.param_groups.0.lr"),
+        common::property(&single, "checkpoint.optim.param_groups.0.lr"),
         Some("0.001")
     );
     assert_eq!(
-        meta(&sharded, "checkpoint.optim.param_groups.0.lr"),
+        common::property(&sharded, "checkpoint.optim.param_groups.0.lr"),
         Some("0.001")
     );
-    assert_eq!(meta(&sharded, "dcp.version"), Some("1.0.0"));
+    assert_eq!(common::property(&sharded, "dcp.version"), Some("1.0.0"));
 }
 
 #[test]

@@ -43,18 +43,30 @@ fn attr(node: &modelmap::model::Node, key: &str) -> Option<String> {
         .map(|(_, v)| format!("{v:?}"))
 }
 
-/// Whether an edge runs from the node named `from` to the node named `to`.
-fn edge(model: &Model, from: &str, to: &str) -> bool {
-    let id = |name: &str| {
-        model
-            .graph
-            .nodes
-            .iter()
-            .position(|n| n.name == name)
-            .unwrap_or_else(|| panic!("no node {name}")) as u32
-    };
-    let (a, b) = (id(from), id(to));
-    model.graph.edges.iter().any(|e| e.from == a && e.to == b)
+/// A weight of `shape` whose first values and mean are the fact's.
+fn assert_weight(model: &Model, shape: Vec<u64>, fact: &serde_json::Value) {
+    let first: Vec<f64> = fact["first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let t = model
+        .tensors
+        .iter()
+        .find(|t| {
+            t.shape == shape
+                && matches!(&t.data, TensorData::Bytes(b)
+                    if common::le_f32s(b).iter().zip(&first).all(|(a, b)| (a - b).abs() <= 1e-15))
+        })
+        .unwrap_or_else(|| panic!("no weight of shape {shape:?} starting {first:?}"));
+    let s = modelmap::stats::tensor_stats(t).unwrap();
+    let mean = fact["mean"].as_f64().unwrap();
+    assert!(
+        (s.mean.unwrap() - mean).abs() <= 1e-9 * (1.0 + mean.abs()),
+        "{}",
+        t.name
+    );
 }
 
 #[test]
@@ -132,7 +144,7 @@ fn the_cnn_flows_through_its_kernels_and_a_view_planned_away() {
         ("permute_copy_0", "addmm_0"),
         ("addmm_0", "output_0"),
     ] {
-        assert!(edge(&model, a, b), "{a} → {b}");
+        assert!(common::edge(&model, a, b), "{a} → {b}");
     }
     // Scalars and lists are attributes, named from the op's schema.
     let conv = model
@@ -175,29 +187,7 @@ fn every_constant_read_is_a_weight_with_its_values() {
         .collect();
     assert_eq!(model.tensors.len(), constants.len());
     for c in constants {
-        let shape = common::json_dims(&c["sizes"]);
-        let first: Vec<f64> = c["first"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
-        let t = model
-            .tensors
-            .iter()
-            .find(|t| {
-                t.shape == shape
-                    && matches!(&t.data, TensorData::Bytes(b)
-                        if common::le_f32s(b).iter().zip(&first).all(|(a, b)| (a - b).abs() <= 1e-15))
-            })
-            .unwrap_or_else(|| panic!("no weight of shape {shape:?} starting {first:?}"));
-        let s = modelmap::stats::tensor_stats(t).unwrap();
-        let mean = c["mean"].as_f64().unwrap();
-        assert!(
-            (s.mean.unwrap() - mean).abs() <= 1e-9 * (1.0 + mean.abs()),
-            "{}",
-            t.name
-        );
+        assert_weight(&model, common::json_dims(&c["sizes"]), c);
     }
 }
 
@@ -214,8 +204,8 @@ fn a_delegated_program_is_its_backend_call() {
         attr(nodes[0], "processed bytes"),
         Some(format!("Int({size})"))
     );
-    assert!(edge(&model, "input_0", "XnnpackBackend_0"));
-    assert!(edge(&model, "XnnpackBackend_0", "output_0"));
+    assert!(common::edge(&model, "input_0", "XnnpackBackend_0"));
+    assert!(common::edge(&model, "XnnpackBackend_0", "output_0"));
 }
 
 #[test]
@@ -265,7 +255,7 @@ fn an_xnnpack_delegate_shows_its_own_graph_inside_its_box() {
         ("xnnpack_output_0", "XnnpackBackend_0"),
         ("XnnpackBackend_0", "output_0"),
     ] {
-        assert!(edge(&model, a, b), "{a} → {b}");
+        assert!(common::edge(&model, a, b), "{a} → {b}");
     }
     // Its constants, stored by key in the program's named data, are the nodes' weights.
     let constants: Vec<&serde_json::Value> = g["values"]
@@ -276,29 +266,7 @@ fn an_xnnpack_delegate_shows_its_own_graph_inside_its_box() {
         .collect();
     assert_eq!(model.tensors.len(), constants.len());
     for c in constants {
-        let shape = common::json_dims(&c["dims"]);
-        let first: Vec<f64> = c["first"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
-        let t = model
-            .tensors
-            .iter()
-            .find(|t| {
-                t.shape == shape
-                    && matches!(&t.data, TensorData::Bytes(b)
-                        if common::le_f32s(b).iter().zip(&first).all(|(a, b)| (a - b).abs() <= 1e-15))
-            })
-            .unwrap_or_else(|| panic!("no weight of shape {shape:?} starting {first:?}"));
-        let s = modelmap::stats::tensor_stats(t).unwrap();
-        let mean = c["mean"].as_f64().unwrap();
-        assert!(
-            (s.mean.unwrap() - mean).abs() <= 1e-9 * (1.0 + mean.abs()),
-            "{}",
-            t.name
-        );
+        assert_weight(&model, common::json_dims(&c["dims"]), c);
     }
     let conv = model.tensor("Conv2d_0.filter").unwrap();
     assert!(conv.conv_axes.is_some(), "channels-last filter");

@@ -26,15 +26,6 @@ fn open(path: &Path) -> Model {
     modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn meta<'a>(model: &'a Model, key: &str) -> Option<&'a str> {
-    model
-        .metadata
-        .properties
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 #[test]
 fn every_variable_matches_what_tensorflow_reads() {
     let facts = facts();
@@ -105,12 +96,15 @@ fn the_checkpoint_opens_from_its_folder_and_from_each_of_its_files() {
     }
     // The step counters are metadata too.
     let tf1 = open(&dir);
-    assert_eq!(meta(&tf1, "checkpoint.global_step"), Some("3"));
+    assert_eq!(common::property(&tf1, "checkpoint.global_step"), Some("3"));
     // The .meta training graph is said not to be drawn.
     assert!(tf1.metadata.warnings.iter().any(|w| w.contains(".meta")));
     let tf2 = open(&data_dir().join("tf2"));
-    assert_eq!(meta(&tf2, "checkpoint.save_counter"), Some("1"));
-    assert_eq!(meta(&tf2, "checkpoint.optimizer/_iterations"), Some("1"));
+    assert_eq!(common::property(&tf2, "checkpoint.save_counter"), Some("1"));
+    assert_eq!(
+        common::property(&tf2, "checkpoint.optimizer/_iterations"),
+        Some("1")
+    );
     assert!(
         tf2.metadata.warnings.is_empty(),
         "{:?}",

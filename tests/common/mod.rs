@@ -133,3 +133,27 @@ pub fn subgraph_names(
         .map(|n| n.name.clone())
         .collect()
 }
+
+/// Whether an edge runs from the node named `from` to the node named `to` (both must exist).
+pub fn edge(model: &modelmap::model::Model, from: &str, to: &str) -> bool {
+    let id = |name: &str| {
+        model
+            .graph
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}")) as u32
+    };
+    let (a, b) = (id(from), id(to));
+    model.graph.edges.iter().any(|e| e.from == a && e.to == b)
+}
+
+/// The metadata property `key` of a model (`checkpoint.step`).
+pub fn property<'a>(model: &'a modelmap::model::Model, key: &str) -> Option<&'a str> {
+    model
+        .metadata
+        .properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}

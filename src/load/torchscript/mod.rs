@@ -1534,7 +1534,8 @@ fn fold_call(name: &str, args: &[V]) -> Option<V> {
 /// The argument names of common ATen ops, from their schemas (`native_functions.yaml`).
 pub(in crate::load) fn arg_names(op: &str) -> &'static [&'static str] {
     match op {
-        "_convolution" => &[
+        // The edge dialect's `convolution` (ExecuTorch) takes the first nine.
+        "_convolution" | "convolution" => &[
             "input",
             "weight",
             "bias",
@@ -1602,17 +1603,6 @@ pub(in crate::load) fn arg_names(op: &str) -> &'static [&'static str] {
         ],
         "linear" => &["input", "weight", "bias"],
         // The edge dialect's ops (what ExecuTorch programs call).
-        "convolution" => &[
-            "input",
-            "weight",
-            "bias",
-            "stride",
-            "padding",
-            "dilation",
-            "transposed",
-            "output_padding",
-            "groups",
-        ],
         "_native_batch_norm_legit_no_training" => &[
             "input",
             "weight",
