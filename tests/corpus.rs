@@ -341,13 +341,7 @@ fn checkpoint_modules_are_chained_in_dataflow_order() {
             .position(|n| n.name == name)
             .unwrap_or_else(|| panic!("{name}")) as u32
     };
-    let has = |a: &str, b: &str| {
-        model
-            .graph
-            .edges
-            .iter()
-            .any(|e| e.from == id(a) && e.to == id(b))
-    };
+    let has = |a: &str, b: &str| common::edge(&model, a, b);
     assert!(has("model.embed_tokens", "model.layers.0.input_layernorm"));
     assert!(has(
         "model.layers.0.input_layernorm",
