@@ -120,6 +120,25 @@ fn every_instruction_is_a_node_of_its_operator_in_order() {
                 assert_eq!(&*n.op, ins["delegate"].as_str().unwrap(), "{file}");
             }
         }
+        // The constant methods beside `forward` are metadata.
+        for (name, values) in f["methods"].as_object().unwrap() {
+            let text: Vec<String> = values
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            assert_eq!(
+                common::property(&model, &format!("executorch.method.{name}")),
+                Some(text.join(", ").as_str()),
+                "{file}: {name}"
+            );
+        }
+        assert!(
+            model.metadata.warnings.is_empty(),
+            "{:?}",
+            model.metadata.warnings
+        );
         assert_eq!(
             model.graph.inputs.len(),
             f["inputs"].as_array().unwrap().len()

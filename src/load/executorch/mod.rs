@@ -142,19 +142,37 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         root.u32(0).map_err(&corrupt)?.to_string(),
     ));
     let plans = root.tables(1).map_err(&corrupt)?;
-    let Some(plan) = plans.first() else {
+    let name_of = |p: &Table<'_>| p.str(0).ok().flatten().unwrap_or_default();
+    // `forward` (an LLM export's methods come in no fixed order), else the first.
+    let Some(plan) = plans
+        .iter()
+        .find(|p| name_of(p) == "forward")
+        .or(plans.first())
+    else {
         return Err(corrupt("the program has no execution plan".into()));
     };
-    if plans.len() > 1 {
-        let names: Vec<String> = plans
-            .iter()
-            .map(|p| p.str(0).ok().flatten().unwrap_or_default())
-            .collect();
+    // The other methods: constant ones (`get_max_seq_len`, `use_kv_cache`, as LLM exports carry
+    // their settings) are metadata; the rest are named in a warning.
+    let mut others = Vec::new();
+    for p in &plans {
+        let name = name_of(p);
+        if p.pos == plan.pos {
+            continue;
+        }
+        match constant_method(p).map_err(&corrupt)? {
+            Some(text) => model
+                .metadata
+                .properties
+                .push((format!("executorch.method.{name}"), text)),
+            None => others.push(name),
+        }
+    }
+    if !others.is_empty() {
         model.metadata.warnings.push(format!(
-            "{}: {} execution plans ({}); the first is drawn",
+            "{}: methods {} are not drawn; {:?} is",
             path.display(),
-            plans.len(),
-            names.join(", ")
+            others.join(", "),
+            name_of(plan)
         ));
     }
     let constants = Constants::read(&root, &data).map_err(&corrupt)?;
@@ -191,6 +209,95 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
     model.box_subgraphs(&mut groups);
     model.finish_hierarchy(&groups);
     Ok(model)
+}
+
+/// One `EValue` of a plan.
+fn evalue(v: &Table<'_>) -> Fb<EValue> {
+    let tag = v.u8(0)?;
+    let Some(t) = v.table(1)? else {
+        return Ok(EValue::None);
+    };
+    let longs = |t: &Table<'_>| -> Fb<Vec<i64>> {
+        Ok(t.vector(0, 8)?
+            .map(|v| {
+                v.bytes()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    };
+    Ok(match tag {
+        kind::NULL => EValue::None,
+        kind::INT => EValue::Int(t.scalar::<8>(0)?.map_or(0, i64::from_le_bytes)),
+        kind::BOOL => EValue::Bool(t.u8(0)? != 0),
+        kind::DOUBLE => EValue::Double(t.scalar::<8>(0)?.map_or(0.0, f64::from_le_bytes)),
+        kind::STRING => EValue::String(t.str(0)?.unwrap_or_default()),
+        kind::INT_LIST => EValue::Ints(longs(&t)?),
+        kind::DOUBLE_LIST => EValue::Doubles(
+            longs(&t)?
+                .into_iter()
+                .map(|b| f64::from_bits(b as u64))
+                .collect(),
+        ),
+        kind::BOOL_LIST => EValue::Bools(
+            t.vector(0, 1)?
+                .map(|v| v.bytes().iter().map(|&b| b != 0).collect())
+                .unwrap_or_default(),
+        ),
+        kind::TENSOR_LIST | kind::OPTIONAL_TENSOR_LIST => EValue::Tensors(t.i32s(0)?),
+        kind::TENSOR => {
+            let place = match t.table(6)? {
+                Some(a) => {
+                    let low = u64::from(a.u32(1)?);
+                    let high = u64::from(a.u32(2)?);
+                    Some((a.u32(0)?, high << 32 | low))
+                }
+                None => None,
+            };
+            let (fqn, external) = match t.table(9)? {
+                Some(x) => (x.str(1)?, x.u8(2)? == 1),
+                None => (None, false),
+            };
+            EValue::Tensor(TensorInfo {
+                dtype: dtype_of(t.u8(0)? as i8),
+                sizes: t.i32s(2)?.into_iter().map(i64::from).collect(),
+                buffer: t.u32(5)?,
+                place,
+                fqn,
+                external,
+            })
+        }
+        _ => EValue::None,
+    })
+}
+
+/// What a method without instructions returns, as text, when it returns only numbers, truth
+/// values and strings (`128`; `2, 7`).
+fn constant_method(p: &Table<'_>) -> Fb<Option<String>> {
+    let runs = p
+        .tables(5)?
+        .iter()
+        .map(|c| Ok(c.vector(2, 4)?.map_or(0, |v| v.len)))
+        .sum::<Fb<usize>>()?;
+    if runs > 0 {
+        return Ok(None);
+    }
+    let values = p.tables(2)?;
+    let mut out = Vec::new();
+    for o in p.i32s(4)? {
+        let Some(v) = usize::try_from(o).ok().and_then(|o| values.get(o)) else {
+            return Ok(None);
+        };
+        out.push(match evalue(v)? {
+            EValue::Int(i) => i.to_string(),
+            EValue::Double(d) => d.to_string(),
+            EValue::Bool(b) => b.to_string(),
+            EValue::String(s) if s.len() <= 200 => s,
+            _ => return Ok(None),
+        });
+    }
+    Ok((!out.is_empty()).then(|| out.join(", ")))
 }
 
 /// `(offset, size)` of each data segment, from the start of the segments.
@@ -315,7 +422,7 @@ impl Builder<'_, '_> {
     fn plan(&mut self, plan: &Table<'_>) -> Fb<()> {
         self.model.graph.name = self.plan_name(plan);
         for v in plan.tables(2)? {
-            let value = self.evalue(&v)?;
+            let value = evalue(&v)?;
             self.values.push(value);
         }
         let operators: Vec<(String, String)> = plan
@@ -407,66 +514,6 @@ impl Builder<'_, '_> {
                     self.values.len()
                 )
             })
-    }
-
-    fn evalue(&self, v: &Table<'_>) -> Fb<EValue> {
-        let tag = v.u8(0)?;
-        let Some(t) = v.table(1)? else {
-            return Ok(EValue::None);
-        };
-        let longs = |t: &Table<'_>| -> Fb<Vec<i64>> {
-            Ok(t.vector(0, 8)?
-                .map(|v| {
-                    v.bytes()
-                        .chunks_exact(8)
-                        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or_default()))
-                        .collect()
-                })
-                .unwrap_or_default())
-        };
-        Ok(match tag {
-            kind::NULL => EValue::None,
-            kind::INT => EValue::Int(t.scalar::<8>(0)?.map_or(0, i64::from_le_bytes)),
-            kind::BOOL => EValue::Bool(t.u8(0)? != 0),
-            kind::DOUBLE => EValue::Double(t.scalar::<8>(0)?.map_or(0.0, f64::from_le_bytes)),
-            kind::STRING => EValue::String(t.str(0)?.unwrap_or_default()),
-            kind::INT_LIST => EValue::Ints(longs(&t)?),
-            kind::DOUBLE_LIST => EValue::Doubles(
-                longs(&t)?
-                    .into_iter()
-                    .map(|b| f64::from_bits(b as u64))
-                    .collect(),
-            ),
-            kind::BOOL_LIST => EValue::Bools(
-                t.vector(0, 1)?
-                    .map(|v| v.bytes().iter().map(|&b| b != 0).collect())
-                    .unwrap_or_default(),
-            ),
-            kind::TENSOR_LIST | kind::OPTIONAL_TENSOR_LIST => EValue::Tensors(t.i32s(0)?),
-            kind::TENSOR => {
-                let place = match t.table(6)? {
-                    Some(a) => {
-                        let low = u64::from(a.u32(1)?);
-                        let high = u64::from(a.u32(2)?);
-                        Some((a.u32(0)?, high << 32 | low))
-                    }
-                    None => None,
-                };
-                let (fqn, external) = match t.table(9)? {
-                    Some(x) => (x.str(1)?, x.u8(2)? == 1),
-                    None => (None, false),
-                };
-                EValue::Tensor(TensorInfo {
-                    dtype: dtype_of(t.u8(0)? as i8),
-                    sizes: t.i32s(2)?.into_iter().map(i64::from).collect(),
-                    buffer: t.u32(5)?,
-                    place,
-                    fqn,
-                    external,
-                })
-            }
-            _ => EValue::None,
-        })
     }
 
     /// A new graph value for tensor `EValue` `i`, now what it holds.

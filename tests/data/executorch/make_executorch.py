@@ -103,7 +103,12 @@ def facts_of(data):
     if getattr(pte, "named_data", None) is not None:
         store = pte.named_data
         named = {k: store.buffers[e.buffer_index] for k, e in store.pte_data.items()}
-    plan = program.execution_plan[0]
+    plan = next(p for p in program.execution_plan if p.name == "forward")
+    methods = {
+        p.name: [next(iter(vars(p.values[o].val).values())) for o in p.outputs]
+        for p in program.execution_plan
+        if p.name != "forward"
+    }
     values = []
     for v in plan.values:
         kind = type(v.val).__name__
@@ -134,6 +139,7 @@ def facts_of(data):
             instructions.append({"kind": kind})
     return {
         "plan": plan.name,
+        "methods": methods,
         "inputs": list(plan.inputs),
         "outputs": list(plan.outputs),
         "values": values,
@@ -154,7 +160,9 @@ def facts_of(data):
 def main():
     m, args = model()
     ep = torch.export.export(m, args)
-    portable = to_edge(ep).to_executorch().buffer
+    # The constant methods an LLM export carries beside `forward`.
+    methods = {"get_max_seq_len": 128, "use_kv_cache": False, "get_eos_ids": [2, 7]}
+    portable = to_edge(ep, constant_methods=methods).to_executorch().buffer
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
     ep = torch.export.export(m, args)
