@@ -290,3 +290,40 @@ fn an_xnnpack_delegate_shows_its_own_graph_inside_its_box() {
     let conv = model.tensor("Conv2d_0.filter").unwrap();
     assert!(conv.conv_axes.is_some(), "channels-last filter");
 }
+
+#[test]
+fn weights_kept_in_a_ptd_file_beside_the_program_are_read_from_it() {
+    let facts = facts();
+    let f = &facts["external/linear.pte"];
+    let model = open("external/linear.pte");
+    assert_eq!(model.metadata.shards, 2, "the program and its data file");
+    let tensors = f["external"]["tensors"].as_object().unwrap();
+    assert_eq!(model.tensors.len(), tensors.len());
+    for (key, fact) in tensors {
+        // Named by their fully qualified names, as the data file keys them.
+        let t = model
+            .tensor(key)
+            .unwrap_or_else(|| panic!("no weight {key}"));
+        assert!(modelmap::load::is_file_mapped(match &t.data {
+            TensorData::Bytes(b) => b,
+            other => panic!("{key}: {other:?}"),
+        }));
+        assert_weight(&model, common::json_dims(&fact["sizes"]), fact);
+    }
+    // Without its data file the program still opens, its weights without data, and says why.
+    let tmp = tempfile::tempdir().unwrap();
+    let alone = tmp.path().join("linear.pte");
+    std::fs::copy(data_dir().join("external/linear.pte"), &alone).unwrap();
+    let model = modelmap::load::open(&alone).unwrap();
+    assert!(
+        model
+            .tensors
+            .iter()
+            .all(|t| matches!(t.data, TensorData::Missing))
+    );
+    assert!(
+        model.metadata.warnings.iter().any(|w| w.contains(".ptd")),
+        "{:?}",
+        model.metadata.warnings
+    );
+}

@@ -190,16 +190,24 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         ops: OpNames::default(),
         counts: HashMap::new(),
         external: 0,
+        ptd: None,
     };
     b.plan(plan)
         .map_err(|e| corrupt(format!("execution plan {:?}: {e}", b.plan_name(plan))))?;
+    let ptd_files = b.ptd.take().map(|(_, names)| names).unwrap_or_default();
     if b.external > 0 {
         let n = b.external;
+        let looked = if ptd_files.is_empty() {
+            "no .ptd file is beside it".to_string()
+        } else {
+            format!("not found in {}", ptd_files.join(", "))
+        };
         model.metadata.warnings.push(format!(
-            "{}: {n} weights are stored in a separate data file (.ptd), which is not read",
+            "{}: {n} weights are stored in a separate data file (.ptd): {looked}",
             path.display()
         ));
     }
+    model.metadata.shards = 1 + ptd_files.len();
     model.graph.connect_by_values();
     // A delegate's graph takes the delegate's inputs, by position.
     model.graph.inline_bodies(false);
@@ -270,6 +278,92 @@ fn evalue(v: &Table<'_>) -> Fb<EValue> {
         }
         _ => EValue::None,
     })
+}
+
+/// The tensors of the `.ptd` files beside the program (`FlatTensor`, `FT01`: weights exported
+/// with `external_constants=True`, by fully qualified name), and those files' names. A damaged
+/// one is a warning; its weights stay missing.
+fn external_data(path: &Path, model: &mut Model) -> (HashMap<String, Bytes>, Vec<String>) {
+    let mut map = HashMap::new();
+    let mut names = Vec::new();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (map, names);
+    };
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .take(4096)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ptd"))
+        .collect();
+    files.sort();
+    for file in files {
+        let read = super::map_file(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|data| flat_tensor(&data).map(|t| (data, t)));
+        match read {
+            Ok((data, tensors)) => {
+                for (key, range) in tensors {
+                    map.entry(key).or_insert_with(|| data.slice(range));
+                }
+                names.push(
+                    file.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+            }
+            Err(why) => model
+                .metadata
+                .warnings
+                .push(format!("{}: not read: {why}", file.display())),
+        }
+    }
+    (map, names)
+}
+
+/// A `.ptd` file's named tensors: key → byte range in the file.
+fn flat_tensor(data: &[u8]) -> Fb<Vec<(String, std::ops::Range<usize>)>> {
+    if data.get(4..8) != Some(b"FT01") {
+        return Err("not an ExecuTorch data file (no FT01 identifier)".into());
+    }
+    // The `FH01` header at byte 8: …, the segments' base at 32.
+    let base = match data.get(8..12) {
+        Some(b"FH01") => data
+            .get(32..40)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or("its header is cut short")?,
+        _ => return Err("no FH01 header saying where its data lies".into()),
+    };
+    let root = Table::root(data)?;
+    // FlatTensor: version, segments, named_data.
+    let segments: Vec<(u64, u64)> = root
+        .tables(1)?
+        .iter()
+        .map(|s| Ok((s.u64(0)?, s.u64(1)?)))
+        .collect::<Fb<_>>()?;
+    let mut out = Vec::new();
+    for n in root.tables(2)? {
+        let Some(key) = n.str(0)? else { continue };
+        let i = n.u32(1)? as usize;
+        let &(offset, size) = segments
+            .get(i)
+            .ok_or_else(|| format!("{key}: segment {i} does not exist"))?;
+        let start = base
+            .checked_add(offset)
+            .and_then(|s| usize::try_from(s).ok())
+            .ok_or_else(|| format!("{key}: its offset overflows"))?;
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| format!("{key}: its {size} bytes run past the end of the file"))?;
+        out.push((key, start..end));
+    }
+    Ok(out)
 }
 
 /// What a method without instructions returns, as text, when it returns only numbers, truth
@@ -344,9 +438,14 @@ impl Constants {
                     let (offset, size) = *segments(root)?
                         .get(index)
                         .ok_or_else(|| format!("the constant segment {index} does not exist"))?;
-                    let base = header(data)
-                        .ok_or("constants in a segment, but no extended header saying where")?
-                        .segment_base;
+                    // No extended header: no segment data (a program whose constants all live
+                    // in a .ptd file lists an empty one); reading from it is an error.
+                    let Some(base) = header(data).map(|h| h.segment_base) else {
+                        return Ok(Constants {
+                            segment: Some((offsets, 0, 0)),
+                            buffers,
+                        });
+                    };
                     let start = base
                         .checked_add(offset)
                         .ok_or("the constant segment's offset overflows")?;
@@ -410,11 +509,22 @@ struct Builder<'a, 'm> {
     ops: OpNames,
     /// Nodes of each op so far (for names).
     counts: HashMap<String, usize>,
-    /// Weights stored outside the file.
+    /// Weights stored outside the file and not found there.
     external: usize,
+    /// The named tensors of the `.ptd` files beside the program, and those files' names: read
+    /// when a weight first needs them.
+    ptd: Option<(HashMap<String, Bytes>, Vec<String>)>,
 }
 
 impl Builder<'_, '_> {
+    /// The tensors of the `.ptd` files beside the program, read on first use.
+    fn ptd(&mut self) -> &HashMap<String, Bytes> {
+        if self.ptd.is_none() {
+            self.ptd = Some(external_data(self.path, self.model));
+        }
+        &self.ptd.get_or_insert_default().0
+    }
+
     fn plan_name(&self, plan: &Table<'_>) -> String {
         plan.str(0).ok().flatten().unwrap_or_default()
     }
@@ -570,19 +680,34 @@ impl Builder<'_, '_> {
                 let Some(EValue::Tensor(t)) = self.values.get(i) else {
                     return self.model.graph.add_value(Value::default());
                 };
-                let name = t
-                    .fqn
+                let (dtype, buffer, external, len) = (t.dtype, t.buffer, t.external, t.bytes());
+                let shape: Vec<u64> = t.sizes.iter().map(|&d| d.max(0) as u64).collect();
+                let fqn = t.fqn.clone();
+                let name = fqn
                     .clone()
                     .or(owner)
                     .unwrap_or_else(|| format!("constant_{i}"));
-                let data = if t.external {
-                    self.external += 1;
-                    TensorData::Missing
+                let data = if external {
+                    let found = fqn.as_ref().and_then(|k| self.ptd().get(k)).cloned();
+                    match (found, len) {
+                        (Some(b), Some(len)) if b.len() as u64 >= len => {
+                            TensorData::Bytes(b.slice(..len as usize))
+                        }
+                        (Some(b), _) => TensorData::Error(format!(
+                            "{}: {name}: {} bytes in the data file for its type and shape",
+                            self.path.display(),
+                            b.len()
+                        )),
+                        (None, _) => {
+                            self.external += 1;
+                            TensorData::Missing
+                        }
+                    }
                 } else {
-                    match t.bytes() {
+                    match len {
                         Some(len) => self
                             .constants
-                            .bytes(self.data, t.buffer, len)
+                            .bytes(self.data, buffer, len)
                             .map(TensorData::Bytes)
                             .unwrap_or_else(|why| {
                                 TensorData::Error(format!("{}: {name}: {why}", self.path.display()))
@@ -595,8 +720,8 @@ impl Builder<'_, '_> {
                 };
                 let tensor = Tensor {
                     name,
-                    dtype: t.dtype,
-                    shape: t.sizes.iter().map(|&d| d.max(0) as u64).collect(),
+                    dtype,
+                    shape,
                     data,
                     origin: TensorOrigin::Initializer,
                     conv_axes: None,

@@ -7,6 +7,9 @@ ExecuTorch's own deserializer (`exir._serialize._program.deserialize_pte_binary`
 - `cnn_xnnpack.pte`: the same model delegated to XNNPACK (`to_edge_transform_and_lower` with
   `XnnpackPartitioner`), as ExecuTorch's mobile examples ship: one `DelegateCall`, whose blob's
   graph is read back with `flatc` and the backend's schema.
+- `external/linear.pte` and `external/_default_external_constant.ptd`: a linear layer exported
+  with `external_constants=True`, its weights in the `.ptd` data file by name (as large LLM
+  exports ship them), read back with ExecuTorch's flat-tensor deserializer.
 
 Run from this folder with executorch and torchao installed:  python3 make_executorch.py
 The committed files were written by ExecuTorch 1.5.1 and PyTorch 2.14 on 2026-11-29.
@@ -116,7 +119,10 @@ def facts_of(data):
         if kind == "Tensor":
             t = v.val
             item.update(scalar_type=int(t.scalar_type), sizes=list(t.sizes), buffer=t.data_buffer_idx)
-            if t.data_buffer_idx > 0:
+            external = t.extra_tensor_info is not None and int(t.extra_tensor_info.location) == 1
+            if external:
+                item["fqn"] = t.extra_tensor_info.fully_qualified_name
+            elif t.data_buffer_idx > 0:
                 raw = bytes(program.constant_buffer[t.data_buffer_idx].storage)
                 a = np.frombuffer(raw, dtype=NUMPY[int(t.scalar_type)])[: int(np.prod(t.sizes))]
                 a = a.astype(np.float64)
@@ -157,6 +163,33 @@ def facts_of(data):
     }
 
 
+def external():
+    """A program whose weights live in a `.ptd` file beside it."""
+    from executorch.exir import ExecutorchBackendConfig
+    from executorch.extension.flat_tensor.serialize.serialize import _deserialize_to_flat_tensor
+
+    out = os.path.join(HERE, "external")
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(5)
+    ep = torch.export.export(torch.nn.Linear(4, 3).eval(), (torch.randn(1, 4),))
+    prog = to_edge(ep).to_executorch(ExecutorchBackendConfig(external_constants=True))
+    with open(os.path.join(out, "linear.pte"), "wb") as f:
+        f.write(prog.buffer)
+    prog.write_tensor_data_to_file(out)
+    (ptd,) = [n for n in os.listdir(out) if n.endswith(".ptd")]
+    with open(os.path.join(out, ptd), "rb") as f:
+        data = f.read()
+    ft = _deserialize_to_flat_tensor(data)
+    base = int.from_bytes(data[32:40], "little")
+    tensors = {}
+    for n in ft.named_data:
+        seg = ft.segments[n.segment_index]
+        a = np.frombuffer(data[base + seg.offset : base + seg.offset + seg.size], dtype=np.float32)
+        a = a.astype(np.float64)
+        tensors[n.key] = {"sizes": list(n.tensor_layout.sizes), "mean": float(a.mean()), "first": a[:4].tolist()}
+    return prog.buffer, {"ptd": ptd, "tensors": tensors}
+
+
 def main():
     m, args = model()
     ep = torch.export.export(m, args)
@@ -172,6 +205,8 @@ def main():
         with open(os.path.join(HERE, name), "wb") as f:
             f.write(data)
         facts[name] = facts_of(data)
+    data, ext = external()
+    facts["external/linear.pte"] = dict(facts_of(data), external=ext)
     with open(os.path.join(HERE, "facts.json"), "w") as f:
         json.dump(facts, f, indent=1, sort_keys=True)
         f.write("\n")
