@@ -73,8 +73,8 @@ pub struct EdgeInstance {
     pub to: [f32; 2],
     /// sRGB colour, byte 0 red.
     pub color: u32,
-    /// Bits 0..16 width × [`WIDTH_SCALE`] (so up to 2047 px), bits 16..24 flags, bits 24..32 the
-    /// arrowhead's world size ([`arrow_scale_code`]).
+    /// Bits 0..16 width × `WIDTH_SCALE` (so up to 2047 px), bits 16..24 flags, bits 24..32 the
+    /// arrowhead's world size (`arrow_scale_code`).
     pub packed: u32,
 }
 

@@ -55,7 +55,7 @@ pub struct HeatmapInstance {
     pub max: [f32; 2],
     /// Values at the low and high end of the colour map.
     pub range: [f32; 2],
-    /// Colour-map code ([`colormap_code`]).
+    /// Colour-map code (`colormap_code`).
     pub colormap: u32,
     /// First texel in the atlas page: `x | y << 16`.
     pub texel_origin: u32,
