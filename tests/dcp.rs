@@ -194,12 +194,7 @@ fn the_folder_opens_from_its_metadata_or_any_chunk_file() {
 
 /// A copy of fixture folder `name` in a temporary folder.
 fn copy(name: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(data_dir().join(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
-    tmp
+    common::copy_folder(&data_dir().join(name))
 }
 
 fn error_of(t: &Tensor) -> &str {
@@ -214,13 +209,7 @@ fn damaged_checkpoints_are_errors_that_name_the_file() {
     // A truncated rank file: the chunks past its end are errors naming it, the rest still read.
     let tmp = copy("sharded");
     let rank1 = tmp.path().join("__1_0.distcp");
-    let len = std::fs::metadata(&rank1).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&rank1)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    common::cut_in_half(&rank1);
     let model = open(tmp.path());
     let broken: Vec<&Tensor> = model
         .tensors

@@ -161,20 +161,10 @@ fn a_tf1_bert_reads_as_its_encoder_with_adam_slots_beside_their_weights() {
 
 #[test]
 fn damaged_checkpoints_are_errors_that_name_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(data_dir().join("tf1")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
+    let tmp = common::copy_folder(&data_dir().join("tf1"));
     // A truncated data shard: the variables past its end are errors naming it.
     let shard = tmp.path().join("model.ckpt-3.data-00000-of-00001");
-    let len = std::fs::metadata(&shard).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&shard)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    common::cut_in_half(&shard);
     let model = open(tmp.path());
     let broken: Vec<&str> = model
         .tensors

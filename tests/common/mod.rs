@@ -157,3 +157,23 @@ pub fn property<'a>(model: &'a modelmap::model::Model, key: &str) -> Option<&'a 
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
 }
+
+/// A copy of the files of folder `dir` in a new temporary folder.
+pub fn copy_folder(dir: &std::path::Path) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    for e in std::fs::read_dir(dir).expect("the folder") {
+        let e = e.expect("an entry");
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).expect("a copy");
+    }
+    tmp
+}
+
+/// Cuts the file at `path` to half its length.
+pub fn cut_in_half(path: &std::path::Path) {
+    let len = std::fs::metadata(path).expect("the file").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("a truncation");
+}

@@ -847,16 +847,17 @@ impl Builder<'_, '_> {
         let mut node = self.node(&id, &id);
         let mut blob = None;
         if let Some(p) = d.table(1)? {
-            blob = self.blobs.get(self.data, p.u8(0)?, p.u32(1)? as usize);
-            match &blob {
-                Some(Ok(b)) => node.attributes.push((
-                    "processed bytes".into(),
-                    AttrValue::Int(i64::try_from(b.len()).unwrap_or(i64::MAX)),
-                )),
-                Some(Err(why)) => node
+            match self.blobs.get(self.data, p.u8(0)?, p.u32(1)? as usize) {
+                Ok(b) => {
+                    node.attributes.push((
+                        "processed bytes".into(),
+                        AttrValue::Int(i64::try_from(b.len()).unwrap_or(i64::MAX)),
+                    ));
+                    blob = Some(b);
+                }
+                Err(why) => node
                     .attributes
-                    .push(("processed".into(), AttrValue::String(why.clone()))),
-                None => {}
+                    .push(("processed".into(), AttrValue::String(why))),
             }
         }
         for spec in d.tables(2)? {
@@ -887,7 +888,7 @@ impl Builder<'_, '_> {
         }
         // XNNPACK's own graph, inside the node's box.
         if id == "XnnpackBackend"
-            && let Some(Ok(blob)) = blob
+            && let Some(blob) = blob
         {
             match xnnpack::graph(self, &blob) {
                 Ok(graph) => {
@@ -952,7 +953,7 @@ impl Blobs {
     }
 
     /// The blob a `BackendDelegateDataReference` names (`location` 0: inline, 1: a segment).
-    fn get(&self, data: &Bytes, location: u8, index: usize) -> Option<Result<Bytes, String>> {
+    fn get(&self, data: &Bytes, location: u8, index: usize) -> Result<Bytes, String> {
         let range = if location == 0 {
             self.inline.get(index).cloned()
         } else {
@@ -960,10 +961,9 @@ impl Blobs {
                 .get(index)
                 .map(|r| r.start as usize..r.end as usize)
         };
-        Some(match range {
-            Some(r) => Ok(data.slice(r)),
-            None => Err(format!("its data ({location}, {index}) does not exist")),
-        })
+        range
+            .map(|r| data.slice(r))
+            .ok_or_else(|| format!("its data ({location}, {index}) does not exist"))
     }
 
     /// The bytes of named data `key`.
