@@ -789,6 +789,10 @@ fn node_inspector_ui(
                     let size = tensor.expected_bytes().map_or("?".to_string(), human_bytes);
                     let state = match &tensor.data {
                         TensorData::Bytes(_) => String::new(),
+                        TensorData::Lazy(l) => match l.is_ready().then(|| l.get()) {
+                            Some(Err(e)) => format!(" · {e}"),
+                            _ => String::new(),
+                        },
                         TensorData::Missing => " · no data in file".to_string(),
                         TensorData::Error(e) => format!(" · {e}"),
                     };
@@ -1148,7 +1152,7 @@ fn tensor_stats_ui(ui: &mut egui::Ui, cache: &mut UiCache, model: &std::sync::Ar
     let Some(tensor) = model.tensors.get(t as usize) else {
         return;
     };
-    if tensor.bytes().is_none() {
+    if !tensor.has_data() {
         return;
     }
     let key = (std::sync::Arc::as_ptr(model) as usize, t);

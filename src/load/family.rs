@@ -98,7 +98,11 @@ fn module_kind<'a>(name: &str, tensors: impl Iterator<Item = &'a Tensor>) -> Str
             let leaf = t.name.rsplit(['.', '/']).next().unwrap_or("");
             matches!(leaf, "running_mean" | "moving_mean")
         });
-    let kind = if last.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
+    let kind = if last.contains("einsum") {
+        // Gemma's and other JAX models' projections, stored by the einsum that applies them
+        // (`attn.q_einsum.w` of `[heads, d_model, head_dim]`): not convolutions.
+        "Einsum"
+    } else if last.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
         "Embedding"
     } else if batch_norm {
         "BatchNorm"
@@ -121,10 +125,10 @@ fn module_kind<'a>(name: &str, tensors: impl Iterator<Item = &'a Tensor>) -> Str
 fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     // An optimizer's state mirrors the weights' names (`optim.state.model.embed_tokens.weight`,
     // as FSDP's state dicts key it) but is no stage of the dataflow.
-    if name
-        .split(['.', '/'])
-        .any(|s| s.to_ascii_lowercase().starts_with("optim"))
-    {
+    if name.split(['.', '/']).any(|s| {
+        let s = s.to_ascii_lowercase();
+        s.starts_with("optim") || s == "opt_state"
+    }) {
         return None;
     }
     let full = if name.contains('/') {
@@ -168,6 +172,7 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
 const INPUT_NORM: u8 = 0;
 const QKV: u8 = 2;
 const ATTN_OUT: u8 = 4;
+const POST_ATTN_NORM: u8 = 5;
 const MLP_NORM: u8 = 6;
 const ROUTER: u8 = 7;
 const GATE_UP: u8 = 8;
@@ -181,32 +186,36 @@ fn block_rank(rel: &str) -> Option<u8> {
     let in_attn = r.contains("attn") || r.contains("attention");
     let in_moe = r.contains("moe") || r.contains("mlp");
     Some(match last {
-        "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1" => {
-            INPUT_NORM
-        }
+        "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1"
+        | "pre_attention_norm" => INPUT_NORM,
         "q_proj" | "k_proj" | "v_proj" | "c_attn" | "query" | "key" | "value" | "attn_q"
         | "attn_k" | "attn_v" | "qkv_proj" | "wqkv" | "query_key_value" | "wq" | "wk" | "wv"
-        | "attn_qkv" => QKV,
+        | "attn_qkv" | "q_einsum" | "kv_einsum" | "qkv_einsum" => QKV,
         // The attention module's own parameters (gpt-oss's `self_attn.sinks`) beside q/k/v.
         "self_attn" | "attn" | "attention" => QKV,
         "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" if in_attn => ATTN_OUT,
-        "c_proj" if in_attn => ATTN_OUT,
+        "c_proj" | "attn_vec_einsum" if in_attn => ATTN_OUT,
+        // Gemma 2's norm of the attention's output, before the residual sum.
+        "post_attention_norm" => POST_ATTN_NORM,
         "layernorm" if r.contains("attention.output") => MLP_NORM,
         "post_attention_layernorm"
         | "ln_2"
         | "ffn_norm"
         | "norm2"
-        | "pre_feedforward_layernorm" => MLP_NORM,
+        | "pre_feedforward_layernorm"
+        | "pre_ffw_norm" => MLP_NORM,
         // A mixture of experts: the router (`mlp.router`, Mixtral's `block_sparse_moe.gate`,
         // Qwen-MoE's and DeepSeek's `mlp.gate`), then the experts.
         "router" | "gate" if in_moe => ROUTER,
         "gate_proj" | "up_proj" | "c_fc" | "ffn_gate" | "ffn_up" | "w1" | "w3" | "fc1"
-        | "gate_up_proj" => GATE_UP,
+        | "gate_up_proj" | "gating_einsum" => GATE_UP,
+        // Gemma's MLP output (`mlp.linear`).
+        "linear" if in_moe => MLP_OUT,
         "dense" if r.contains("intermediate") => GATE_UP,
         "down_proj" | "c_proj" | "ffn_down" | "w2" | "fc2" | "dense" => MLP_OUT,
         // Stacked experts in one module (gpt-oss's `mlp.experts`: gate_up and down together).
         "experts" => MLP_OUT,
-        "layernorm" | "post_feedforward_layernorm" => POST_NORM,
+        "layernorm" | "post_feedforward_layernorm" | "post_ffw_norm" => POST_NORM,
         _ => return None,
     })
 }
@@ -326,6 +335,16 @@ mod tests {
             None
         );
         assert_eq!(order_key("lm_head"), Some((3, 0, 0)));
+        // Gemma's Flax names, as Orbax saves them.
+        let gemma = |rel: &str| order_key(&format!("params.transformer.layer_5.{rel}"));
+        assert_eq!(gemma("pre_attention_norm"), Some((1, 5, INPUT_NORM)));
+        assert_eq!(gemma("attn.kv_einsum"), Some((1, 5, QKV)));
+        assert_eq!(gemma("attn.attn_vec_einsum"), Some((1, 5, ATTN_OUT)));
+        assert_eq!(gemma("post_attention_norm"), Some((1, 5, POST_ATTN_NORM)));
+        assert_eq!(gemma("mlp.gating_einsum"), Some((1, 5, GATE_UP)));
+        assert_eq!(gemma("mlp.linear"), Some((1, 5, MLP_OUT)));
+        assert_eq!(order_key("params.transformer.embedder"), Some((0, 0, 0)));
+        assert_eq!(order_key("opt_state.mu.transformer.final_norm"), None);
         assert_eq!(order_key("h.2.attn.c_proj"), Some((1, 2, ATTN_OUT)));
         assert_eq!(order_key("h.2.mlp.c_proj"), Some((1, 2, MLP_OUT)));
         assert_eq!(order_key("blk.1.attn_q"), Some((1, 1, QKV)));

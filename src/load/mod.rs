@@ -17,6 +17,7 @@ mod keras;
 mod numpy;
 mod onnx;
 mod openvino;
+mod orbax;
 mod pickle;
 mod prune;
 mod safetensors;
@@ -272,6 +273,8 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
     let meta = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
     let model = if let Some(dir) = dcp::folder_of(path)? {
         dcp::load(&dir)?
+    } else if let Some(dir) = orbax::folder_of(path) {
+        orbax::load(&dir)?
     } else if let Some(prefix) = tensorflow::checkpoint::prefix_of(path) {
         tensorflow::checkpoint::load(&prefix)?
     } else if meta.is_dir() && coreml::is_package(path) {
@@ -376,6 +379,17 @@ pub fn open_dcp_parts(
     dcp::load_parts(dir.as_ref(), metadata, &|_| Ok(chunks.clone()))
 }
 
+/// Opens an Orbax checkpoint from its OCDBT manifest and one data file already in memory, the
+/// data file standing for every file the manifest names (fuzzing; folders open through [`open`]).
+#[doc(hidden)]
+pub fn open_orbax_parts(
+    dir: impl AsRef<Path>,
+    manifest: Bytes,
+    data: Bytes,
+) -> Result<Model, LoadError> {
+    orbax::load_parts(dir.as_ref(), manifest, data)
+}
+
 /// Opens a TensorFlow checkpoint from its `.index` and one data shard already in memory, the
 /// shard standing for every shard the index names (fuzzing; checkpoints open through [`open`]).
 #[doc(hidden)]
@@ -419,5 +433,9 @@ pub fn open_bytes_as(
         Format::OpenVino => openvino::load(path, data),
         Format::CoreMl => coreml::load(path, data),
         Format::ExecuTorch => executorch::load(path, data),
+        Format::Orbax => Err(LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            why: "an Orbax checkpoint is a folder, not one file".into(),
+        }),
     }
 }

@@ -63,6 +63,8 @@ pub enum Format {
     CoreMl,
     /// An ExecuTorch program (`.pte`).
     ExecuTorch,
+    /// An Orbax checkpoint (JAX): zarr arrays in a TensorStore OCDBT store or in folders.
+    Orbax,
 }
 
 impl Format {
@@ -84,6 +86,7 @@ impl Format {
             Format::OpenVino => "openvino",
             Format::CoreMl => "coreml",
             Format::ExecuTorch => "executorch",
+            Format::Orbax => "orbax",
         }
     }
 }
@@ -420,6 +423,82 @@ pub enum TensorData {
     Missing,
     /// The data could not be located; the message names the file and the problem.
     Error(String),
+    /// Bytes produced on first use (decompressed from a compressed store) and kept from then on.
+    Lazy(Arc<LazyBytes>),
+}
+
+/// A loader's recipe for a tensor's bytes, run on first use, by whichever thread asks first (the
+/// others wait for it), its result kept. Opening a compressed checkpoint reads no data this way.
+pub struct LazyBytes {
+    len: u64,
+    key: u64,
+    cell: std::sync::OnceLock<Result<bytes::Bytes, String>>,
+    #[allow(clippy::type_complexity)]
+    load: Box<dyn Fn() -> Result<bytes::Bytes, String> + Send + Sync>,
+}
+
+impl LazyBytes {
+    /// Bytes of length `len` that `load` produces; `key` identifies what it reads (the stored
+    /// chunks), so caches can tell tensors apart without reading them.
+    pub fn new(
+        len: u64,
+        key: u64,
+        load: impl Fn() -> Result<bytes::Bytes, String> + Send + Sync + 'static,
+    ) -> Self {
+        LazyBytes {
+            len,
+            key,
+            cell: std::sync::OnceLock::new(),
+            load: Box::new(load),
+        }
+    }
+
+    /// The bytes, produced now if no one has asked before; a wrong length is an error.
+    pub fn get(&self) -> Result<&bytes::Bytes, &str> {
+        self.cell
+            .get_or_init(|| {
+                let b = (self.load)()?;
+                if b.len() as u64 != self.len {
+                    return Err(format!(
+                        "{} bytes where {} were expected",
+                        b.len(),
+                        self.len
+                    ));
+                }
+                Ok(b)
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Whether the bytes were produced already (or failed to be).
+    pub fn is_ready(&self) -> bool {
+        self.cell.get().is_some()
+    }
+
+    /// The byte length the bytes will have.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether there are no bytes to produce.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What identifies the stored data behind these bytes.
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+impl std::fmt::Debug for LazyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyBytes")
+            .field("len", &self.len)
+            .field("ready", &self.is_ready())
+            .finish()
+    }
 }
 
 /// A parameter tensor (initializer, checkpoint entry, constant).
@@ -1420,11 +1499,31 @@ impl Tensor {
         bytes.chunks_exact(width).map(one).collect()
     }
 
-    /// The data bytes when present.
+    /// The data bytes when present (produced now, if they are made on first use).
     pub fn bytes(&self) -> Option<&[u8]> {
         match &self.data {
             TensorData::Bytes(b) => Some(b),
+            TensorData::Lazy(l) => l.get().ok().map(|b| &b[..]),
             _ => None,
+        }
+    }
+
+    /// Whether the tensor has data (or can make it on first use), without making it.
+    pub fn has_data(&self) -> bool {
+        match &self.data {
+            TensorData::Bytes(_) => true,
+            TensorData::Lazy(l) => !l.is_ready() || l.get().is_ok(),
+            _ => false,
+        }
+    }
+
+    /// An address that tells this tensor's data apart from others' while the model lives,
+    /// without making data made on first use; 0 when there is none.
+    pub fn data_addr(&self) -> usize {
+        match &self.data {
+            TensorData::Bytes(b) => b.as_ptr() as usize,
+            TensorData::Lazy(l) => Arc::as_ptr(l) as usize,
+            _ => 0,
         }
     }
 }

@@ -25,7 +25,7 @@ use glam::DVec2;
 
 use crate::graph::Item;
 use crate::lod::{Align, ColorMap, DrawList, HeatmapItem, LabelItem, flags};
-use crate::model::{DType, Model, NodeId, NodeKind, TensorData, TensorId};
+use crate::model::{DType, Model, NodeId, NodeKind, TensorId};
 use crate::stats::heatmap::{Agg, HeatmapView, TILE, Tile, TileCache, TileKey};
 use crate::view::{Camera, Rect};
 
@@ -188,7 +188,7 @@ impl InPlaceWeights {
                 .iter()
                 .copied()
                 .filter_map(|t| Some((t, model.tensors.get(t as usize)?)))
-                .filter(|(_, t)| matches!(t.data, TensorData::Bytes(_)) && t.elements() >= 2)
+                .filter(|(_, t)| t.has_data() && t.elements() >= 2)
                 .filter(|(_, t)| {
                     let wide_int =
                         matches!(t.dtype, DType::I64 | DType::I32 | DType::U64 | DType::U32);
@@ -822,7 +822,7 @@ pub(crate) fn tile_key(
 ) -> TileKey {
     TileKey {
         tensor: t.name.clone(),
-        data_addr: t.bytes().map_or(0, |b| b.as_ptr() as usize),
+        data_addr: t.data_addr(),
         view,
         level,
         tx,

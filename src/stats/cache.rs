@@ -169,7 +169,11 @@ fn fingerprint(t: &Tensor) -> u64 {
         h.write(format!("{:?}", q.layout()).as_bytes());
         h.write(&(q.axis as u64).to_le_bytes());
     }
-    if let Some(b) = t.bytes() {
+    if let crate::model::TensorData::Lazy(l) = &t.data {
+        // Made on first use: what it is made from stands for the bytes, unread.
+        h.write(&l.len().to_le_bytes());
+        h.write(&l.key().to_le_bytes());
+    } else if let Some(b) = t.bytes() {
         h.write(&(b.len() as u64).to_le_bytes());
         h.write(b.get(..256.min(b.len())).unwrap_or_default());
         h.write(b.get(b.len().saturating_sub(256)..).unwrap_or_default());

@@ -933,7 +933,7 @@ impl TileCache {
     ) -> Result<Arc<Tile>, StatsError> {
         let key = TileKey {
             tensor: t.name.clone(),
-            data_addr: t.bytes().map_or(0, |b| b.as_ptr() as usize),
+            data_addr: t.data_addr(),
             view: *view,
             level,
             tx,

@@ -226,6 +226,10 @@ pub(crate) fn checked(t: &Tensor) -> Result<(&[u8], Elem), StatsError> {
         })?;
     let bytes: &[u8] = match &t.data {
         TensorData::Bytes(b) => b,
+        TensorData::Lazy(l) => l.get().map_err(|m| StatsError::Data {
+            tensor: t.name.clone(),
+            message: m.to_string(),
+        })?,
         TensorData::Missing => {
             return Err(StatsError::Missing {
                 tensor: t.name.clone(),

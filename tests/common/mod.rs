@@ -158,13 +158,22 @@ pub fn property<'a>(model: &'a modelmap::model::Model, key: &str) -> Option<&'a 
         .map(|(_, v)| v.as_str())
 }
 
-/// A copy of the files of folder `dir` in a new temporary folder.
+/// A copy of folder `dir` (its files and, below it, its folders) in a new temporary folder.
 pub fn copy_folder(dir: &std::path::Path) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().expect("a temporary folder");
-    for e in std::fs::read_dir(dir).expect("the folder") {
-        let e = e.expect("an entry");
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).expect("a copy");
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        for e in std::fs::read_dir(from).expect("the folder") {
+            let e = e.expect("an entry");
+            let target = to.join(e.file_name());
+            if e.path().is_dir() {
+                std::fs::create_dir(&target).expect("a folder");
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).expect("a copy");
+            }
+        }
     }
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    copy(dir, tmp.path());
     tmp
 }
 

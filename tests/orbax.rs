@@ -1,0 +1,229 @@
+//! Orbax checkpoints written by real Orbax (TensorStore's OCDBT store with zarr 2 and zarr 3
+//! arrays, zarr folders without OCDBT, arrays sharded over two devices, a `CheckpointManager`'s
+//! steps), checked against what Orbax itself restores from them (`tests/data/orbax/facts.json`,
+//! written with the folders by `tests/data/orbax/make_orbax.py`).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use modelmap::model::{DType, Format, Model, TensorData};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/orbax")
+}
+
+fn facts() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("facts.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn open(path: &Path) -> Model {
+    modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::BF16 => "bf16",
+        DType::F32 => "f32",
+        DType::I32 => "i32",
+        DType::I64 => "i64",
+        DType::I8 => "i8",
+        other => panic!("{other:?}"),
+    }
+}
+
+fn values(model: &Model, name: &str) -> Vec<f64> {
+    let t = &model.tensors[model.tensor_index[name] as usize];
+    t.small_numbers()
+        .unwrap_or_else(|| panic!("{name}: no values ({:?})", t.data))
+}
+
+#[test]
+fn every_array_matches_what_orbax_restores() {
+    let facts = facts();
+    let folders = facts.as_object().unwrap();
+    assert_eq!(folders.len(), 5);
+    for (folder, arrays) in folders {
+        let model = open(&data_dir().join(folder));
+        assert_eq!(model.format, Format::Orbax, "{folder}");
+        let arrays = arrays.as_object().unwrap();
+        let mut want: Vec<&str> = arrays.keys().map(String::as_str).collect();
+        let mut got: Vec<&str> = model.tensors.iter().map(|t| t.name.as_str()).collect();
+        want.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, want, "{folder}");
+        for (name, f) in arrays {
+            let t = &model.tensors[model.tensor_index[name.as_str()] as usize];
+            assert_eq!(dtype_name(t.dtype), f["dtype"], "{folder}: {name}");
+            assert_eq!(t.shape, common::json_dims(&f["shape"]), "{folder}: {name}");
+            let v = values(&model, name);
+            let first: Vec<f64> = f["first"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            // Exact up to serde_json's last-digit rounding of the Python floats.
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-15 * b.abs().max(1.0);
+            for (a, b) in v.iter().zip(&first) {
+                assert!(close(*a, *b), "{folder}: {name}: {a} against {b}");
+            }
+            assert!(
+                close(*v.last().unwrap(), f["last"].as_f64().unwrap()),
+                "{folder}: {name}"
+            );
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let want = f["mean"].as_f64().unwrap();
+            assert!(
+                (mean - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{folder}: {name}: mean {mean} against {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn opening_reads_no_array_data_until_asked() {
+    let model = open(&data_dir().join("gemma"));
+    let name = "params.transformer.embedder.input_embedding";
+    let t = &model.tensors[model.tensor_index[name] as usize];
+    let TensorData::Lazy(lazy) = &t.data else {
+        panic!("{name}: {:?}", t.data)
+    };
+    assert!(!lazy.is_ready());
+    assert_eq!(lazy.len(), 64 * 16 * 2);
+    assert!(t.has_data());
+    let stats = modelmap::stats::tensor_stats(t).unwrap();
+    assert!(lazy.is_ready());
+    assert_eq!(stats.count, 64 * 16);
+    // The scalar saved beside the tree is metadata too.
+    assert_eq!(common::property(&model, "checkpoint.step"), Some("1000"));
+    assert_eq!(common::property(&model, "orbax.storage"), Some("ocdbt"));
+    assert_eq!(common::property(&model, "orbax.zarr"), Some("2"));
+}
+
+#[test]
+fn each_layout_and_entry_point_opens() {
+    let dir = data_dir();
+    let zarr3 = open(&dir.join("zarr3"));
+    assert_eq!(common::property(&zarr3, "orbax.zarr"), Some("3"));
+    let plain = open(&dir.join("plain"));
+    assert_eq!(
+        common::property(&plain, "orbax.storage"),
+        Some("zarr folders")
+    );
+    // A file of the checkpoint opens its folder.
+    for file in ["_METADATA", "manifest.ocdbt"] {
+        let m = open(&dir.join("gemma").join(file));
+        assert_eq!(m.tensors.len(), 19, "{file}");
+    }
+    // A manager's folder opens its latest step, and lists the others.
+    let manager = open(&dir.join("manager"));
+    assert_eq!(common::property(&manager, "orbax.step"), Some("2"));
+    assert_eq!(common::property(&manager, "orbax.steps"), Some("1, 2"));
+    assert_eq!(values(&manager, "w"), [2.0; 6]);
+    let step1 = open(&dir.join("manager/1"));
+    assert_eq!(common::property(&step1, "orbax.step"), Some("1"));
+    assert_eq!(values(&step1, "w"), [1.0; 6]);
+}
+
+#[test]
+fn gemma_names_chain_as_a_transformer() {
+    let model = open(&data_dir().join("gemma"));
+    let l0 = "params.transformer.layer_0";
+    assert!(common::edge(
+        &model,
+        "params.transformer.embedder",
+        &format!("{l0}.pre_attention_norm")
+    ));
+    assert!(common::edge(
+        &model,
+        &format!("{l0}.pre_attention_norm"),
+        &format!("{l0}.attn.q_einsum")
+    ));
+    assert!(common::edge(
+        &model,
+        &format!("{l0}.attn.kv_einsum"),
+        &format!("{l0}.attn.attn_vec_einsum")
+    ));
+    assert!(common::edge(
+        &model,
+        &format!("{l0}.pre_ffw_norm"),
+        &format!("{l0}.mlp.gating_einsum")
+    ));
+    assert!(common::edge(
+        &model,
+        &format!("{l0}.mlp.linear"),
+        "params.transformer.layer_1.pre_attention_norm"
+    ));
+    assert!(common::edge(
+        &model,
+        "params.transformer.layer_1.mlp.linear",
+        "params.transformer.final_norm"
+    ));
+    // The optimizer's state is no stage of the dataflow.
+    let mu = model
+        .graph
+        .nodes
+        .iter()
+        .position(|n| n.name == "opt_state.mu")
+        .unwrap() as u32;
+    assert!(!model.graph.edges.iter().any(|e| e.from == mu || e.to == mu));
+    let kind = |name: &str| {
+        model
+            .graph
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap()
+            .op
+            .to_string()
+    };
+    assert_eq!(kind(&format!("{l0}.attn.q_einsum")), "Einsum");
+}
+
+#[test]
+fn damage_is_an_error_naming_the_file() {
+    // A flipped byte in the manifest fails its checksum.
+    let tmp = common::copy_folder(&data_dir().join("gemma"));
+    let manifest = tmp.path().join("manifest.ocdbt");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[20] ^= 0x55;
+    std::fs::write(&manifest, bytes).unwrap();
+    let e = modelmap::load::open(tmp.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("manifest.ocdbt") && e.contains("checksum"),
+        "{e}"
+    );
+
+    // The root B+tree node cut short.
+    let tmp = common::copy_folder(&data_dir().join("gemma"));
+    let root = std::fs::read_dir(tmp.path().join("d"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    common::cut_in_half(&root);
+    let e = modelmap::load::open(tmp.path()).unwrap_err().to_string();
+    let file = root.file_name().unwrap().to_str().unwrap();
+    assert!(e.contains(file) && e.contains("runs past"), "{e}");
+
+    // A chunk cut short is an error for its array alone; a chunk never written is the fill value.
+    let tmp = common::copy_folder(&data_dir().join("plain"));
+    common::cut_in_half(&tmp.path().join("emb/0.0"));
+    std::fs::remove_file(tmp.path().join("mask/0")).unwrap();
+    let model = open(tmp.path());
+    let emb = &model.tensors[model.tensor_index["emb"] as usize];
+    assert!(emb.bytes().is_none());
+    let e = modelmap::stats::tensor_stats(emb).unwrap_err().to_string();
+    assert!(e.contains("emb/0.0") && e.contains("zstd"), "{e}");
+    assert_eq!(values(&model, "mask"), [0.0; 5]);
+    assert_eq!(values(&model, "Dense_0.bias"), [1.0; 4]);
+}
