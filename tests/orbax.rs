@@ -123,6 +123,13 @@ fn each_layout_and_entry_point_opens() {
         let m = open(&dir.join("gemma").join(file));
         assert_eq!(m.tensors.len(), 19, "{file}");
     }
+    // Orbax before `_METADATA`: a MessagePack tree in `checkpoint` beside the zarr folders.
+    let old = common::copy_folder(&dir.join("plain"));
+    std::fs::remove_file(old.path().join("_METADATA")).unwrap();
+    std::fs::write(old.path().join("checkpoint"), b"\x81\xa3emb\xc0").unwrap();
+    let m = open(old.path());
+    assert_eq!(m.format, Format::Orbax);
+    assert_eq!(m.tensors.len(), 4);
     // A manager's folder opens its latest step, and lists the others.
     let manager = open(&dir.join("manager"));
     assert_eq!(common::property(&manager, "orbax.step"), Some("2"));

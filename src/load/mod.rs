@@ -379,15 +379,15 @@ pub fn open_dcp_parts(
     dcp::load_parts(dir.as_ref(), metadata, &|_| Ok(chunks.clone()))
 }
 
-/// Opens an Orbax checkpoint from its OCDBT manifest and one data file already in memory, the
-/// data file standing for every file the manifest names (fuzzing; folders open through [`open`]).
+/// Opens an Orbax checkpoint item from its files already in memory, by their paths relative to
+/// its folder (`manifest.ocdbt`, `d/…`, `ocdbt.process_0/d/…`), (fuzzing; folders open through
+/// [`open`]).
 #[doc(hidden)]
-pub fn open_orbax_parts(
+pub fn open_orbax_files(
     dir: impl AsRef<Path>,
-    manifest: Bytes,
-    data: Bytes,
+    files: Vec<(String, Bytes)>,
 ) -> Result<Model, LoadError> {
-    orbax::load_parts(dir.as_ref(), manifest, data)
+    orbax::load_parts(dir.as_ref(), files)
 }
 
 /// Opens a TensorFlow checkpoint from its `.index` and one data shard already in memory, the

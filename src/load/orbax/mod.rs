@@ -37,13 +37,28 @@ const CHECKPOINT_METADATA: &str = "_CHECKPOINT_METADATA";
 /// Decompresses one zstd frame, of `exact` bytes when known, and never more than `limit`.
 pub(super) fn zstd(input: &[u8], exact: Option<usize>, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let mut d = ruzstd::decoding::StreamingDecoder::new(input)
-        .map_err(|e| format!("damaged zstd data ({e})"))?;
-    let mut out = Vec::with_capacity(exact.unwrap_or(0));
-    (&mut d)
+    let damaged = |e: std::io::Error| format!("damaged zstd data ({e})");
+    // The frame header's size, when it gives one (TensorStore's frames do), sizes the output.
+    let declared = zstd::zstd_safe::get_frame_content_size(input)
+        .ok()
+        .flatten();
+    if let Some(n) = declared.or(exact.map(|e| e as u64)) {
+        if n > limit || exact.is_some_and(|e| e as u64 != n) {
+            return Err(format!(
+                "zstd data that decompresses to {n} bytes where {} were expected",
+                exact.map_or(limit, |e| e as u64)
+            ));
+        }
+        let n = usize::try_from(n).map_err(|_| "zstd data too large".to_string())?;
+        return zstd::bulk::decompress(input, n).map_err(damaged);
+    }
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::with_buffer(input)
+        .map_err(damaged)?
+        .single_frame()
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| format!("damaged zstd data ({e})"))?;
+        .map_err(damaged)?;
     if out.len() as u64 > limit {
         return Err(format!("zstd data that decompresses past {limit} bytes"));
     }
@@ -61,7 +76,22 @@ fn is_item(dir: &Path) -> bool {
             .ok()
             .is_some_and(|b| b.trim_ascii_start().first() == Some(&b'{'));
     }
-    false
+    // Orbax before `_METADATA` (2023 and earlier): the tree as a MessagePack map in `checkpoint`,
+    // beside one zarr folder per array.
+    let msgpack_map = |b: u8| (0x80..=0x8f).contains(&b) || b == 0xde || b == 0xdf;
+    let mut head = [0u8; 1];
+    let tree = std::fs::File::open(dir.join("checkpoint"))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && msgpack_map(head[0]);
+    tree && std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            p.join(".zarray").is_file() || p.join("zarr.json").is_file()
+        })
 }
 
 /// The items of a step folder (its subfolders that are items), sorted.
@@ -437,15 +467,15 @@ fn checkpoint_metadata(model: &mut Model, dir: &Path) {
     }
 }
 
-/// Opens an Orbax item from an OCDBT manifest and one data file already in memory, the data file
-/// standing for every file the manifest names; every array is read (fuzzing).
-pub(super) fn load_parts(dir: &Path, manifest: Bytes, data: Bytes) -> Result<Model, LoadError> {
+/// Opens an Orbax item from its files already in memory (relative path, bytes); every array is
+/// read (fuzzing).
+pub(super) fn load_parts(dir: &Path, files: Vec<(String, Bytes)>) -> Result<Model, LoadError> {
+    let files: HashMap<String, Bytes> = files.into_iter().collect();
     let read: Arc<ReadFile> = Arc::new(move |rel: &str| {
-        Ok(if rel == "manifest.ocdbt" {
-            manifest.clone()
-        } else {
-            data.clone()
-        })
+        files
+            .get(rel)
+            .cloned()
+            .ok_or_else(|| format!("{rel}: not found"))
     });
     let mut model = Model::new(dir, Format::Orbax);
     load_item(&mut model, dir, "", &read)?;
