@@ -471,6 +471,19 @@ impl LazyBytes {
             .map_err(String::as_str)
     }
 
+    /// The bytes, kept if they were produced before, else produced now and not kept (for one
+    /// pass over many tensors, which would otherwise hold them all).
+    pub fn get_or_produce(&self) -> Result<bytes::Bytes, String> {
+        if let Some(r) = self.cell.get() {
+            return r.clone();
+        }
+        let b = (self.load)()?;
+        if b.len() as u64 != self.len {
+            return Err(format!("{} bytes where {} were expected", b.len(), self.len));
+        }
+        Ok(b)
+    }
+
     /// Whether the bytes were produced already (or failed to be).
     pub fn is_ready(&self) -> bool {
         self.cell.get().is_some()

@@ -337,6 +337,32 @@ pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats,
     })
 }
 
+/// [`tensor_stats_with`] for a pass over many tensors: bytes made on first use
+/// ([`TensorData::Lazy`], decompressed) are made for this tensor's statistics and dropped after,
+/// unless something kept them already, so memory holds a few tensors at a time, not the model.
+fn streamed_stats(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsError> {
+    let TensorData::Lazy(l) = &t.data else {
+        return tensor_stats_with(t, opts);
+    };
+    if l.is_ready() {
+        return tensor_stats_with(t, opts);
+    }
+    let data = match l.get_or_produce() {
+        Ok(b) => TensorData::Bytes(b),
+        Err(e) => TensorData::Error(e),
+    };
+    let once = Tensor {
+        name: t.name.clone(),
+        dtype: t.dtype,
+        shape: t.shape.clone(),
+        data,
+        origin: t.origin,
+        conv_axes: t.conv_axes,
+        quant: t.quant.clone(),
+    };
+    tensor_stats_with(&once, opts)
+}
+
 /// Statistics of every tensor of a model, in parallel, in tensor order. `progress(done, total)` is
 /// called from worker threads after each tensor.
 pub fn model_stats(
@@ -349,7 +375,7 @@ pub fn model_stats(
     m.tensors
         .par_iter()
         .map(|t| {
-            let r = tensor_stats_with(t, &opts);
+            let r = streamed_stats(t, &opts);
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             r
         })
@@ -389,7 +415,7 @@ pub fn model_stats_until(
                         tensor: t.name.clone(),
                     });
                 }
-                let r = tensor_stats_with(t, &opts);
+                let r = streamed_stats(t, &opts);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 r
             })
@@ -413,7 +439,7 @@ pub fn model_stats_until(
                 }
                 None => {
                     computed.fetch_add(1, Ordering::Relaxed);
-                    tensor_stats_with(t, &opts)
+                    streamed_stats(t, &opts)
                 }
             };
             progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
