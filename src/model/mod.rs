@@ -479,7 +479,11 @@ impl LazyBytes {
         }
         let b = (self.load)()?;
         if b.len() as u64 != self.len {
-            return Err(format!("{} bytes where {} were expected", b.len(), self.len));
+            return Err(format!(
+                "{} bytes where {} were expected",
+                b.len(),
+                self.len
+            ));
         }
         Ok(b)
     }
