@@ -204,6 +204,10 @@ fn gemma_names_chain_as_a_transformer() {
             .to_string()
     };
     assert_eq!(kind(&format!("{l0}.attn.q_einsum")), "Einsum");
+    // An einsum weight's heatmap stacks one matrix per gate (or head), not one row each.
+    let gating = &model.tensors[model.tensor_index[&format!("{l0}.mlp.gating_einsum.w")] as usize];
+    let view = modelmap::stats::heatmap::HeatmapView::for_tensor(gating);
+    assert_eq!((view.rows, view.cols), (2 * 32, 16));
 }
 
 #[test]

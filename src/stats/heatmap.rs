@@ -179,7 +179,10 @@ impl HeatmapView {
             }
             // Stacked experts (`…experts.down_proj` `[experts, out, in]`, gpt-oss, Mixtral-style
             // fused checkpoints): each expert's matrix under the one before, not one row each.
-            3 if is_stacked_experts(&t.name) => HeatmapView {
+            // Likewise JAX's einsum weights (Gemma's `attn.q_einsum.w` `[heads, d_model,
+            // head_dim]`, `mlp.gating_einsum.w` `[2, ffw, d_model]`): one matrix per head or
+            // per gate, stacked.
+            3 if is_stacked_experts(&t.name) || is_einsum(&t.name) => HeatmapView {
                 rows: prod(&t.shape[..2]),
                 cols: prod(&t.shape[2..]),
                 kernel: None,
@@ -303,6 +306,12 @@ impl HeatmapView {
 fn is_stacked_experts(name: &str) -> bool {
     name.split(['.', '/'])
         .any(|p| p == "experts" || p.ends_with("_experts"))
+}
+
+/// Whether a tensor of rank 3 is a JAX einsum's weight (`…q_einsum.w`): matrices stacked along
+/// its first dimension, one per head (or per gate).
+fn is_einsum(name: &str) -> bool {
+    name.split(['.', '/']).any(|p| p.ends_with("einsum"))
 }
 
 #[derive(Clone, Copy)]

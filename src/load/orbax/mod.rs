@@ -370,9 +370,17 @@ fn load_item(
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 dir_text.hash(&mut h);
                 name.hash(&mut h);
-                if let Store::Ocdbt(s) = &*store {
-                    for k in array.keys(&name).iter().take(4) {
-                        format!("{:?}", s.value(k.as_bytes())).hash(&mut h);
+                // Where the first chunks lie (OCDBT data files have random names, so a new save
+                // differs), or their files' sizes and times.
+                for k in array.keys(&name).iter().take(4) {
+                    match &*store {
+                        Store::Ocdbt(s) => format!("{:?}", s.value(k.as_bytes())).hash(&mut h),
+                        Store::Files(d, _) => {
+                            if let Ok(m) = std::fs::metadata(d.join(k)) {
+                                m.len().hash(&mut h);
+                                m.modified().ok().hash(&mut h);
+                            }
+                        }
                     }
                 }
                 let (store, array, name2, dir2) =
