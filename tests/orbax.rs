@@ -1,6 +1,6 @@
 //! Orbax checkpoints written by real Orbax (TensorStore's OCDBT store with zarr 2 and zarr 3
-//! arrays, zarr folders without OCDBT, arrays sharded over two devices, a `CheckpointManager`'s
-//! steps), checked against what Orbax itself restores from them (`tests/data/orbax/facts.json`,
+//! arrays, zarr folders without OCDBT, arrays sharded over two devices and by two processes (each
+//! writing its own `ocdbt.process_N/`), a `CheckpointManager`'s steps), checked against what Orbax itself restores from them (`tests/data/orbax/facts.json`,
 //! written with the folders by `tests/data/orbax/make_orbax.py`).
 
 #![allow(
@@ -48,7 +48,7 @@ fn values(model: &Model, name: &str) -> Vec<f64> {
 fn every_array_matches_what_orbax_restores() {
     let facts = facts();
     let folders = facts.as_object().unwrap();
-    assert_eq!(folders.len(), 5);
+    assert_eq!(folders.len(), 6);
     for (folder, arrays) in folders {
         let model = open(&data_dir().join(folder));
         assert_eq!(model.format, Format::Orbax, "{folder}");

@@ -1,7 +1,9 @@
 """Writes the Orbax checkpoints that tests/orbax.rs reads, and facts.json with what Orbax itself
 reads back from them.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python make_orbax.py
+    XLA_FLAGS=--xla_force_host_platform_device_count=2 python make_orbax.py [FIXTURE ...]
+
+(all fixtures when none is named; facts.json keeps the others' entries).
 
 Orbax 0.12.8, TensorStore 0.1.86, JAX 0.10.2. Each checkpoint is written by Orbax's own
 checkpointers; facts.json is what `ocp.StandardCheckpointer().restore` returns for it.
@@ -9,6 +11,8 @@ checkpointers; facts.json is what `ocp.StandardCheckpointer().restore` returns f
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +54,11 @@ def save(path, tree, **kw):
 
 
 def facts_of(path):
-    restored = ocp.PyTreeCheckpointer().restore(path)
+    # Restored as NumPy arrays, so no sharding is needed (the two-process checkpoint's names
+    # devices this process does not have).
+    tree = ocp.PyTreeCheckpointer().metadata(path).item_metadata.tree
+    args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), dict(tree))
+    restored = ocp.PyTreeCheckpointer().restore(path, restore_args=args)
     out = {}
     for keys, v in jax.tree_util.tree_flatten_with_path(restored)[0]:
         name = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in keys)
@@ -71,20 +79,28 @@ def facts_of(path):
     return out
 
 
-facts = {}
+ONLY = set(sys.argv[1:])
+FACTS = os.path.join(HERE, "facts.json")
+facts = json.load(open(FACTS)) if ONLY and os.path.exists(FACTS) else {}
+
+
+def wanted(name):
+    return not ONLY or name in ONLY
+
 
 # 1. The default: OCDBT with zarr v2 chunks, zstd, a Gemma-named bf16 model, an f32 optimizer state
 #    and the step.
-params = gemma_like()
+params = gemma_like()  # drawn first, whichever fixtures are made, so the values stay the same
 state = {
     "params": params,
     "opt_state": {"mu": jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32) + 0.5, params["transformer"]["final_norm"]),
                   "count": jnp.asarray(3, jnp.int32)},
     "step": np.int64(1000),
 }
-path = os.path.join(HERE, "gemma")
-save(path, state)
-facts["gemma"] = facts_of(path)
+if wanted("gemma"):
+    path = os.path.join(HERE, "gemma")
+    save(path, state)
+    facts["gemma"] = facts_of(path)
 
 # 2. The same tree of small arrays as zarr v3 (`use_zarr3=True`).
 small = {
@@ -92,14 +108,16 @@ small = {
     "emb": jnp.asarray(rng.randn(50, 8), dtype=jnp.bfloat16),
     "mask": np.array([1, 0, 2, 0, 3], dtype=np.int8),
 }
-path = os.path.join(HERE, "zarr3")
-save(path, small, use_zarr3=True)
-facts["zarr3"] = facts_of(path)
+if wanted("zarr3"):
+    path = os.path.join(HERE, "zarr3")
+    save(path, small, use_zarr3=True)
+    facts["zarr3"] = facts_of(path)
 
 # 3. Without OCDBT: one folder of zarr files per array, as Orbax wrote before OCDBT was its default.
-path = os.path.join(HERE, "plain")
-save(path, small, use_ocdbt=False)
-facts["plain"] = facts_of(path)
+if wanted("plain"):
+    path = os.path.join(HERE, "plain")
+    save(path, small, use_ocdbt=False)
+    facts["plain"] = facts_of(path)
 
 # 4. An array sharded over two devices: two chunks of rows (and one replicated array).
 mesh = Mesh(np.array(jax.devices()[:2]), ("x",))
@@ -108,18 +126,33 @@ sharded = {
     "v": jax.device_put(jnp.asarray(rng.randn(4, 6), jnp.float32), NamedSharding(mesh, P(None, "x"))),
     "r": jax.device_put(jnp.arange(5, dtype=jnp.float32), NamedSharding(mesh, P())),
 }
-path = os.path.join(HERE, "sharded")
-save(path, sharded)
-facts["sharded"] = facts_of(path)
+if wanted("sharded"):
+    path = os.path.join(HERE, "sharded")
+    save(path, sharded)
+    facts["sharded"] = facts_of(path)
 
 # 5. A CheckpointManager folder: steps 1 and 2, each with one item named `default`.
-path = os.path.join(HERE, "manager")
-shutil.rmtree(path, ignore_errors=True)
-mgr = ocp.CheckpointManager(path)
-for step in (1, 2):
-    mgr.save(step, args=ocp.args.StandardSave({"w": np.full((2, 3), float(step), np.float32)}))
-mgr.wait_until_finished()
-facts["manager"] = facts_of(os.path.join(path, "2", "default"))
+if wanted("manager"):
+    path = os.path.join(HERE, "manager")
+    shutil.rmtree(path, ignore_errors=True)
+    mgr = ocp.CheckpointManager(path)
+    for step in (1, 2):
+        mgr.save(step, args=ocp.args.StandardSave({"w": np.full((2, 3), float(step), np.float32)}))
+    mgr.wait_until_finished()
+    facts["manager"] = facts_of(os.path.join(path, "2", "default"))
+
+# 6. Two JAX processes (gloo on CPU) saving arrays sharded across both: each writes its own
+#    `ocdbt.process_N/`, and process 0's top manifest reaches both.
+if wanted("two_processes"):
+    path = os.path.join(HERE, "two_processes")
+    shutil.rmtree(path, ignore_errors=True)
+    env = dict(os.environ, XLA_FLAGS="")
+    procs = [
+        subprocess.Popen([sys.executable, os.path.join(HERE, "two_processes.py"), str(i), path, "12391"], env=env)
+        for i in (0, 1)
+    ]
+    assert all(p.wait() == 0 for p in procs)
+    facts["two_processes"] = facts_of(path)
 
 with open(os.path.join(HERE, "facts.json"), "w") as f:
     json.dump(facts, f, indent=1, sort_keys=True)

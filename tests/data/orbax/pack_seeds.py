@@ -11,7 +11,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
-for item in ["gemma", "zarr3", "sharded", "manager/2/default"]:
+for item in ["gemma", "zarr3", "sharded", "manager/2/default", "two_processes"]:
     root = os.path.join(HERE, item)
     blob = b""
     for base, _, names in os.walk(root):
