@@ -789,10 +789,9 @@ fn node_inspector_ui(
                     let size = tensor.expected_bytes().map_or("?".to_string(), human_bytes);
                     let state = match &tensor.data {
                         TensorData::Bytes(_) => String::new(),
-                        TensorData::Lazy(l) => match l.is_ready().then(|| l.get()) {
-                            Some(Err(e)) => format!(" · {e}"),
-                            _ => String::new(),
-                        },
+                        TensorData::Lazy(l) => {
+                            l.failed().map_or_else(String::new, |e| format!(" · {e}"))
+                        }
                         TensorData::Missing => " · no data in file".to_string(),
                         TensorData::Error(e) => format!(" · {e}"),
                     };

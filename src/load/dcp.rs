@@ -551,7 +551,7 @@ fn chunk_bytes(
     }
     match t.data {
         TensorData::Bytes(b) => Ok(b),
-        TensorData::Lazy(l) => l.get().cloned().map_err(str::to_string),
+        TensorData::Lazy(l) => l.get(),
         TensorData::Error(why) => Err(why),
         TensorData::Missing => Err(at("no data".into())),
     }

@@ -10,12 +10,14 @@
 
 mod dtype;
 mod hierarchy;
+mod lazy;
 mod summary;
 
 pub use dtype::{DType, E2M1, GgmlType};
 mod names;
 mod subgraph;
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
+pub use lazy::{LAZY_BUDGET, LazyBytes, TensorBytes};
 pub use subgraph::SubgraphBoxes;
 pub use summary::{Summary, group_digits, human_bytes};
 
@@ -425,97 +427,6 @@ pub enum TensorData {
     Error(String),
     /// Bytes produced on first use (decompressed from a compressed store) and kept from then on.
     Lazy(Arc<LazyBytes>),
-}
-
-/// A loader's recipe for a tensor's bytes, run on first use, by whichever thread asks first (the
-/// others wait for it), its result kept. Opening a compressed checkpoint reads no data this way.
-pub struct LazyBytes {
-    len: u64,
-    key: u64,
-    cell: std::sync::OnceLock<Result<bytes::Bytes, String>>,
-    #[allow(clippy::type_complexity)]
-    load: Box<dyn Fn() -> Result<bytes::Bytes, String> + Send + Sync>,
-}
-
-impl LazyBytes {
-    /// Bytes of length `len` that `load` produces; `key` identifies what it reads (the stored
-    /// chunks), so caches can tell tensors apart without reading them.
-    pub fn new(
-        len: u64,
-        key: u64,
-        load: impl Fn() -> Result<bytes::Bytes, String> + Send + Sync + 'static,
-    ) -> Self {
-        LazyBytes {
-            len,
-            key,
-            cell: std::sync::OnceLock::new(),
-            load: Box::new(load),
-        }
-    }
-
-    /// The bytes, produced now if no one has asked before; a wrong length is an error.
-    pub fn get(&self) -> Result<&bytes::Bytes, &str> {
-        self.cell
-            .get_or_init(|| {
-                let b = (self.load)()?;
-                if b.len() as u64 != self.len {
-                    return Err(format!(
-                        "{} bytes where {} were expected",
-                        b.len(),
-                        self.len
-                    ));
-                }
-                Ok(b)
-            })
-            .as_ref()
-            .map_err(String::as_str)
-    }
-
-    /// The bytes, kept if they were produced before, else produced now and not kept (for one
-    /// pass over many tensors, which would otherwise hold them all).
-    pub fn get_or_produce(&self) -> Result<bytes::Bytes, String> {
-        if let Some(r) = self.cell.get() {
-            return r.clone();
-        }
-        let b = (self.load)()?;
-        if b.len() as u64 != self.len {
-            return Err(format!(
-                "{} bytes where {} were expected",
-                b.len(),
-                self.len
-            ));
-        }
-        Ok(b)
-    }
-
-    /// Whether the bytes were produced already (or failed to be).
-    pub fn is_ready(&self) -> bool {
-        self.cell.get().is_some()
-    }
-
-    /// The byte length the bytes will have.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether there are no bytes to produce.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// What identifies the stored data behind these bytes.
-    pub fn key(&self) -> u64 {
-        self.key
-    }
-}
-
-impl std::fmt::Debug for LazyBytes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyBytes")
-            .field("len", &self.len)
-            .field("ready", &self.is_ready())
-            .finish()
-    }
 }
 
 /// A parameter tensor (initializer, checkpoint entry, constant).
@@ -1468,7 +1379,8 @@ impl Tensor {
         let n = usize::try_from(self.elements())
             .ok()
             .filter(|&n| n <= 1 << 22)?;
-        let bytes = self.bytes()?;
+        let bytes = self.data()?;
+        let bytes: &[u8] = &bytes;
         if matches!(self.dtype, DType::U4 | DType::I4) {
             // Two to a byte, the low nibble first; an odd count leaves the last high nibble.
             if bytes.len() != n.div_ceil(2) {
@@ -1516,11 +1428,21 @@ impl Tensor {
         bytes.chunks_exact(width).map(one).collect()
     }
 
-    /// The data bytes when present (produced now, if they are made on first use).
+    /// The data bytes when the tensor holds them (a slice of a map, or owned); `None` for bytes
+    /// made on first use ([`TensorData::Lazy`]): read those through [`Tensor::data`].
     pub fn bytes(&self) -> Option<&[u8]> {
         match &self.data {
             TensorData::Bytes(b) => Some(b),
-            TensorData::Lazy(l) => l.get().ok().map(|b| &b[..]),
+            _ => None,
+        }
+    }
+
+    /// The data bytes for reading now: the tensor's own, or those made on first use (made now
+    /// if they are not cached); `None` when there are none or making them failed.
+    pub fn data(&self) -> Option<TensorBytes<'_>> {
+        match &self.data {
+            TensorData::Bytes(b) => Some(TensorBytes::Borrowed(b)),
+            TensorData::Lazy(l) => l.get().ok().map(TensorBytes::Shared),
             _ => None,
         }
     }
@@ -1529,7 +1451,7 @@ impl Tensor {
     pub fn has_data(&self) -> bool {
         match &self.data {
             TensorData::Bytes(_) => true,
-            TensorData::Lazy(l) => !l.is_ready() || l.get().is_ok(),
+            TensorData::Lazy(l) => l.failed().is_none(),
             _ => false,
         }
     }

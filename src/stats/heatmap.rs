@@ -615,6 +615,7 @@ fn build(
     sample: Option<Sampling>,
 ) -> Result<Tile, StatsError> {
     let (bytes, elem) = checked(t)?;
+    let bytes: &[u8] = &bytes;
     let out_of_range = |what: String| StatsError::OutOfRange {
         tensor: t.name.clone(),
         what,
@@ -763,6 +764,7 @@ pub fn tile_preview(
 /// The exact value at `(row, col)` of the view, for hover readouts.
 pub fn value_at(t: &Tensor, view: &HeatmapView, row: u64, col: u64) -> Result<f64, StatsError> {
     let (bytes, elem) = checked(t)?;
+    let bytes: &[u8] = &bytes;
     let oor = || StatsError::OutOfRange {
         tensor: t.name.clone(),
         what: format!("cell ({row}, {col})"),

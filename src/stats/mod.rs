@@ -30,7 +30,7 @@ pub mod overlay;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::model::{DType, Format, Model, Tensor, TensorData};
+use crate::model::{DType, Format, Model, Tensor, TensorBytes, TensorData};
 
 pub use compute::{HIST_BINS, Histogram, MAX_LISTED_LINES};
 use decode::Elem;
@@ -215,7 +215,7 @@ impl StatsOptions {
 }
 
 /// Checks a tensor and returns its bytes and decoder.
-pub(crate) fn checked(t: &Tensor) -> Result<(&[u8], Elem), StatsError> {
+pub(crate) fn checked(t: &Tensor) -> Result<(TensorBytes<'_>, Elem), StatsError> {
     let n = t
         .shape
         .iter()
@@ -224,12 +224,14 @@ pub(crate) fn checked(t: &Tensor) -> Result<(&[u8], Elem), StatsError> {
             tensor: t.name.clone(),
             shape: t.shape.clone(),
         })?;
-    let bytes: &[u8] = match &t.data {
-        TensorData::Bytes(b) => b,
-        TensorData::Lazy(l) => l.get().map_err(|m| StatsError::Data {
-            tensor: t.name.clone(),
-            message: m.to_string(),
-        })?,
+    let bytes = match &t.data {
+        TensorData::Bytes(b) => TensorBytes::Borrowed(b),
+        TensorData::Lazy(l) => {
+            TensorBytes::Shared(l.get().map_err(|message| StatsError::Data {
+                tensor: t.name.clone(),
+                message,
+            })?)
+        }
         TensorData::Missing => {
             return Err(StatsError::Missing {
                 tensor: t.name.clone(),
@@ -269,6 +271,7 @@ pub fn tensor_stats(t: &Tensor) -> Result<TensorStats, StatsError> {
 /// Statistics of one tensor with explicit options.
 pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsError> {
     let (bytes, elem) = checked(t)?;
+    let bytes: &[u8] = &bytes;
     let c = compute::compute(elem, bytes, t.quant.as_ref());
     let s = c.summary;
     let finite = s.moments.n > 0;

@@ -425,6 +425,7 @@ pub fn neuron_graph(
             StatsError::Chain(format!("{}: no tensor #{}", chain.name, layer.tensor))
         })?;
         let (bytes, elem) = checked(t)?;
+        let bytes: &[u8] = &bytes;
         let view = HeatmapView::of(t, innermost_first);
         let (src_off, dst_off) = (
             g.layer_offsets.get(l).copied().unwrap_or(0),
@@ -608,6 +609,7 @@ pub fn fan_edges(
         .get(l.tensor as usize)
         .ok_or_else(|| err(format!("no tensor #{}", l.tensor)))?;
     let (bytes, elem) = checked(t)?;
+    let bytes: &[u8] = &bytes;
     let view = HeatmapView::of(t, StatsOptions::for_model(m).innermost_first);
     let (rows, cols) = if l.rows_are_inputs {
         (l.in_features, l.out_features)
