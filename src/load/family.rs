@@ -168,16 +168,33 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
 
 /// Ranks inside a transformer block: the input norm, q/k/v (parallel), the attention output, the
 /// MLP's norm, a mixture of experts' router, gate/up (parallel), down (the MLP's output), a norm
-/// after the MLP.
-const INPUT_NORM: u8 = 0;
-const QKV: u8 = 2;
-const ATTN_OUT: u8 = 4;
-const POST_ATTN_NORM: u8 = 5;
-const MLP_NORM: u8 = 6;
-const ROUTER: u8 = 7;
-const GATE_UP: u8 = 8;
-const MLP_OUT: u8 = 10;
-const POST_NORM: u8 = 12;
+/// after the MLP. A Conformer block (NeMo's speech encoders) adds a first, half-step feed-forward
+/// before the attention and a convolution module after it.
+const FF1_NORM: u8 = 1;
+const FF1_IN: u8 = 2;
+const FF1_OUT: u8 = 3;
+const INPUT_NORM: u8 = 10;
+const QKV: u8 = 12;
+const ATTN_OUT: u8 = 14;
+const POST_ATTN_NORM: u8 = 15;
+const CONV_NORM: u8 = 16;
+const CONV_IN: u8 = 17;
+const CONV_DEPTHWISE: u8 = 18;
+const CONV_NORM_INNER: u8 = 19;
+const CONV_OUT: u8 = 20;
+const MLP_NORM: u8 = 26;
+const ROUTER: u8 = 27;
+const GATE_UP: u8 = 28;
+const MLP_OUT: u8 = 30;
+const POST_NORM: u8 = 32;
+
+/// Sub-blocks with a residual connection: (the rank of their input norm, of their output).
+const RESIDUALS: [(u8, u8); 4] = [
+    (FF1_NORM, FF1_OUT),
+    (INPUT_NORM, ATTN_OUT),
+    (CONV_NORM, CONV_OUT),
+    (MLP_NORM, MLP_OUT),
+];
 
 /// Rank of a module inside a transformer block by the names the common families use.
 fn block_rank(rel: &str) -> Option<u8> {
@@ -185,7 +202,26 @@ fn block_rank(rel: &str) -> Option<u8> {
     let last = r.rsplit('.').next().unwrap_or(&r);
     let in_attn = r.contains("attn") || r.contains("attention");
     let in_moe = r.contains("moe") || r.contains("mlp");
+    let in_ff1 = r.contains("feed_forward1");
+    let in_conv = r.starts_with("conv.");
     Some(match last {
+        // A Conformer block's first feed-forward and its convolution module.
+        "norm_feed_forward1" => FF1_NORM,
+        "linear1" if in_ff1 => FF1_IN,
+        "linear2" if in_ff1 => FF1_OUT,
+        "norm_conv" => CONV_NORM,
+        "pointwise_conv1" if in_conv => CONV_IN,
+        "depthwise_conv" if in_conv => CONV_DEPTHWISE,
+        "batch_norm" | "conv_norm" if in_conv => CONV_NORM_INNER,
+        "pointwise_conv2" if in_conv => CONV_OUT,
+        "norm_self_att" => INPUT_NORM,
+        "linear_q" | "linear_k" | "linear_v" | "linear_pos" => QKV,
+        "linear_out" if in_attn => ATTN_OUT,
+        "norm_feed_forward2" => MLP_NORM,
+        "norm_out" => POST_NORM,
+        // PyTorch's `nn.TransformerEncoderLayer` (and the second feed-forward of a Conformer).
+        "linear1" => GATE_UP,
+        "linear2" => MLP_OUT,
         "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1"
         | "pre_attention_norm" => INPUT_NORM,
         "q_proj" | "k_proj" | "v_proj" | "c_attn" | "query" | "key" | "value" | "attn_q"
@@ -270,13 +306,15 @@ pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
     // Residual connections: the input of each attention (its input norm) and MLP (its norm) joins
     // the output of the same sub-block.
     for (i, (k, members)) in sets.iter().enumerate() {
-        if k.0 != 1 || !(k.2 == INPUT_NORM || k.2 == MLP_NORM) {
+        let Some(&(_, target_rank)) = RESIDUALS.iter().find(|(norm, _)| *norm == k.2) else {
+            continue;
+        };
+        if k.0 != 1 {
             continue;
         }
         let Some(prev) = i.checked_sub(1).and_then(|p| sets.get(p)) else {
             continue;
         };
-        let target_rank = if k.2 == INPUT_NORM { ATTN_OUT } else { MLP_OUT };
         let Some((_, tail)) = sets[i..]
             .iter()
             .take_while(|(kk, _)| kk.1 == k.1 && kk.0 == 1)
@@ -335,6 +373,16 @@ mod tests {
             None
         );
         assert_eq!(order_key("lm_head"), Some((3, 0, 0)));
+        // A Conformer block (NeMo's speech encoders) and PyTorch's nn.TransformerEncoderLayer.
+        let conformer = |rel: &str| order_key(&format!("encoder.layers.2.{rel}"));
+        assert_eq!(conformer("norm_feed_forward1"), Some((1, 2, FF1_NORM)));
+        assert_eq!(conformer("feed_forward1.linear2"), Some((1, 2, FF1_OUT)));
+        assert_eq!(
+            conformer("conv.depthwise_conv"),
+            Some((1, 2, CONV_DEPTHWISE))
+        );
+        assert_eq!(conformer("feed_forward2.linear1"), Some((1, 2, GATE_UP)));
+        assert_eq!(order_key("layers.0.linear2"), Some((1, 0, MLP_OUT)));
         // Gemma's Flax names, as Orbax saves them.
         let gemma = |rel: &str| order_key(&format!("params.transformer.layer_5.{rel}"));
         assert_eq!(gemma("pre_attention_norm"), Some((1, 5, INPUT_NORM)));

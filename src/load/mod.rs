@@ -14,6 +14,7 @@ mod hdf5;
 mod hf_quant;
 mod json_layers;
 mod keras;
+mod nemo;
 mod numpy;
 mod onnx;
 mod openvino;
@@ -190,6 +191,10 @@ const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
 
 /// What a file's content says it is.
 pub fn sniff(path: &Path, head: &[u8]) -> Option<Format> {
+    // A NeMo archive: a tar (no magic at its start), or a gzip of one, known by its extension.
+    if nemo::sniff(path) {
+        return Some(Format::Nemo);
+    }
     if head.starts_with(b"GGUF") {
         return Some(Format::Gguf);
     }
@@ -433,6 +438,7 @@ pub fn open_bytes_as(
         Format::OpenVino => openvino::load(path, data),
         Format::CoreMl => coreml::load(path, data),
         Format::ExecuTorch => executorch::load(path, data),
+        Format::Nemo => nemo::load(path, data),
         Format::Orbax => Err(LoadError::UnknownFormat {
             path: path.to_path_buf(),
             why: "an Orbax checkpoint is a folder, not one file".into(),

@@ -67,6 +67,8 @@ pub enum Format {
     ExecuTorch,
     /// An Orbax checkpoint (JAX): zarr arrays in a TensorStore OCDBT store or in folders.
     Orbax,
+    /// An NVIDIA NeMo model (`.nemo`: a tar of its config and `torch.save` weights).
+    Nemo,
 }
 
 impl Format {
@@ -89,6 +91,7 @@ impl Format {
             Format::CoreMl => "coreml",
             Format::ExecuTorch => "executorch",
             Format::Orbax => "orbax",
+            Format::Nemo => "nemo",
         }
     }
 }
