@@ -141,6 +141,13 @@ fn each_layout_and_entry_point_opens() {
     let m = open(old.path());
     assert_eq!(m.format, Format::Orbax);
     assert_eq!(m.tensors.len(), 4);
+    // A checkpoint folder with TensorBoard logs beside its arrays is the checkpoint, not logs.
+    let logged = common::copy_folder(&dir.join("gemma"));
+    let runs = logged.path().join("tb/run1");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("events.out.tfevents.1.host"), b"").unwrap();
+    assert!(!modelmap::training::looks_like_logs(logged.path()));
+    assert_eq!(open(logged.path()).tensors.len(), 19);
     // A manager's folder opens its latest step, and lists the others.
     let manager = open(&dir.join("manager"));
     assert_eq!(common::property(&manager, "orbax.step"), Some("2"));

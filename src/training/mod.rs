@@ -335,8 +335,11 @@ pub fn looks_like_logs(path: &Path) -> bool {
     /// A model folder that also keeps its training logs (a Hugging Face repository with `runs/`)
     /// opens as the model.
     fn holds_a_model(dir: &Path) -> bool {
-        const MODEL_FILES: [&str; 18] = [
+        const MODEL_FILES: [&str; 21] = [
             "distcp",
+            "ocdbt",
+            "nemo",
+            "pte",
             "mlmodel",
             "mlpackage",
             "msgpack",
