@@ -48,7 +48,7 @@ fn values(model: &Model, name: &str) -> Vec<f64> {
 fn every_array_matches_what_orbax_restores() {
     let facts = facts();
     let folders = facts.as_object().unwrap();
-    assert_eq!(folders.len(), 6);
+    assert_eq!(folders.len(), 7);
     for (folder, arrays) in folders {
         let model = open(&data_dir().join(folder));
         assert_eq!(model.format, Format::Orbax, "{folder}");
@@ -215,6 +215,49 @@ fn gemma_names_chain_as_a_transformer() {
     let gating = &model.tensors[model.tensor_index[&format!("{l0}.mlp.gating_einsum.w")] as usize];
     let view = modelmap::stats::heatmap::HeatmapView::for_tensor(gating);
     assert_eq!((view.rows, view.cols), (2 * 32, 16));
+}
+
+#[test]
+fn a_t5x_checkpoint_chains_encoder_then_decoder() {
+    // T5X's layout (a MessagePack `checkpoint` beside gzip-compressed zarr folders), opened from
+    // the folder of its steps.
+    let model = open(&data_dir().join("t5x"));
+    assert_eq!(common::property(&model, "orbax.step"), Some("1000"));
+    assert_eq!(
+        common::property(&model, "orbax.storage"),
+        Some("zarr folders")
+    );
+    let (enc, dec) = ("target.encoder.layers_0", "target.decoder.layers_0");
+    let chain = [
+        "target.token_embedder".to_string(),
+        format!("{enc}.pre_attention_layer_norm"),
+        format!("{enc}.attention.query"),
+        format!("{enc}.attention.out"),
+        format!("{enc}.pre_mlp_layer_norm"),
+        format!("{enc}.mlp.wi_0"),
+        format!("{enc}.mlp.wo"),
+        "target.encoder.encoder_norm".to_string(),
+        format!("{dec}.pre_self_attention_layer_norm"),
+        format!("{dec}.self_attention.value"),
+        format!("{dec}.self_attention.out"),
+        format!("{dec}.pre_cross_attention_layer_norm"),
+        format!("{dec}.encoder_decoder_attention.key"),
+        format!("{dec}.encoder_decoder_attention.out"),
+        format!("{dec}.pre_mlp_layer_norm"),
+        format!("{dec}.mlp.wi_1"),
+        format!("{dec}.mlp.wo"),
+        "target.decoder.decoder_norm".to_string(),
+        "target.decoder.logits_dense".to_string(),
+    ];
+    for w in chain.windows(2) {
+        assert!(common::edge(&model, &w[0], &w[1]), "{} → {}", w[0], w[1]);
+    }
+    // The cross-attention reads the encoder's output.
+    assert!(common::edge(
+        &model,
+        "target.encoder.encoder_norm",
+        &format!("{dec}.encoder_decoder_attention.value")
+    ));
 }
 
 #[test]

@@ -127,7 +127,7 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     // as FSDP's state dicts key it) but is no stage of the dataflow.
     if name.split(['.', '/']).any(|s| {
         let s = s.to_ascii_lowercase();
-        s.starts_with("optim") || s == "opt_state"
+        s.starts_with("optim") || s == "opt_state" || s == "param_states"
     }) {
         return None;
     }
@@ -144,20 +144,46 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
         matches!(head, "layers" | "h" | "layer" | "blocks" | "blk" | "block").then_some((i, n))
     });
     let lower = name.to_ascii_lowercase();
+    // An encoder-decoder model (T5, BART, Whisper) numbers both stacks' blocks from 0: the
+    // decoder's come after the encoder's, its embedding after the encoder's final norm.
+    let in_decoder = |segs: &[&str]| {
+        segs.iter()
+            .any(|s| s.to_ascii_lowercase().contains("decoder"))
+    };
     if let Some((i, n)) = block {
         let rel = segs[i + 1..].join(".");
         let rank = block_rank(&rel)?;
+        let n = if in_decoder(&segs[..i]) {
+            n.saturating_add(DECODER_BLOCKS)
+        } else {
+            n
+        };
         return Some((1, n, rank));
     }
     let last = lower.rsplit(['.', '/']).next().unwrap_or(&lower);
-    let stage = if lower.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd" {
+    let emb = lower.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd";
+    let norm = last.contains("norm") || last == "ln_f";
+    if norm
+        && !emb
+        && segs
+            .iter()
+            .any(|s| s.to_ascii_lowercase().contains("encoder"))
+    {
+        // The encoder's final norm (`encoder.final_layer_norm`, T5X's `encoder.encoder_norm`).
+        return Some((1, DECODER_BLOCKS - 1, 0));
+    }
+    if emb && in_decoder(&segs) {
+        return Some((1, DECODER_BLOCKS - 1, 5));
+    }
+    let stage = if emb {
         0
-    } else if last.contains("norm") || last == "ln_f" {
+    } else if norm {
         2
     } else if last.contains("head")
         || last == "output"
         || last.contains("pooler")
         || last.contains("classifier")
+        || last == "logits_dense"
     {
         3
     } else {
@@ -165,6 +191,9 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     };
     Some((stage, 0, 0))
 }
+
+/// Added to a decoder's block numbers, so its blocks follow the encoder's.
+const DECODER_BLOCKS: u64 = 1 << 32;
 
 /// Ranks inside a transformer block: the input norm, q/k/v (parallel), the attention output, the
 /// MLP's norm, a mixture of experts' router, gate/up (parallel), down (the MLP's output), a norm
@@ -182,6 +211,9 @@ const CONV_IN: u8 = 17;
 const CONV_DEPTHWISE: u8 = 18;
 const CONV_NORM_INNER: u8 = 19;
 const CONV_OUT: u8 = 20;
+const CROSS_NORM: u8 = 22;
+const CROSS_QKV: u8 = 23;
+const CROSS_OUT: u8 = 24;
 const MLP_NORM: u8 = 26;
 const ROUTER: u8 = 27;
 const GATE_UP: u8 = 28;
@@ -189,10 +221,11 @@ const MLP_OUT: u8 = 30;
 const POST_NORM: u8 = 32;
 
 /// Sub-blocks with a residual connection: (the rank of their input norm, of their output).
-const RESIDUALS: [(u8, u8); 4] = [
+const RESIDUALS: [(u8, u8); 5] = [
     (FF1_NORM, FF1_OUT),
     (INPUT_NORM, ATTN_OUT),
     (CONV_NORM, CONV_OUT),
+    (CROSS_NORM, CROSS_OUT),
     (MLP_NORM, MLP_OUT),
 ];
 
@@ -204,7 +237,30 @@ fn block_rank(rel: &str) -> Option<u8> {
     let in_moe = r.contains("moe") || r.contains("mlp");
     let in_ff1 = r.contains("feed_forward1");
     let in_conv = r.starts_with("conv.");
+    // A decoder's attention over the encoder's output (T5X's `encoder_decoder_attention`,
+    // BART's and Whisper's `encoder_attn`, Hugging Face T5's `EncDecAttention`).
+    let in_cross = r.contains("encoder_decoder_attention")
+        || r.contains("encoder_attn")
+        || r.contains("encdecattention")
+        || r.contains("cross_attn");
+    if in_cross {
+        return match last {
+            "pre_cross_attention_layer_norm" | "encoder_attn_layer_norm" => Some(CROSS_NORM),
+            "query" | "key" | "value" | "q_proj" | "k_proj" | "v_proj" | "q" | "k" | "v" => {
+                Some(CROSS_QKV)
+            }
+            "out" | "out_proj" | "o" | "o_proj" => Some(CROSS_OUT),
+            _ => None,
+        };
+    }
     Some(match last {
+        // T5X's names (`pre_attention_layer_norm`, `attention.out`, `mlp.wi_0`, `mlp.wo`).
+        "pre_attention_layer_norm" | "pre_self_attention_layer_norm" => INPUT_NORM,
+        "pre_cross_attention_layer_norm" => CROSS_NORM,
+        "out" if in_attn => ATTN_OUT,
+        "pre_mlp_layer_norm" => MLP_NORM,
+        "wi" | "wi_0" | "wi_1" => GATE_UP,
+        "wo" if !in_attn => MLP_OUT,
         // A Conformer block's first feed-forward and its convolution module.
         "norm_feed_forward1" => FF1_NORM,
         "linear1" if in_ff1 => FF1_IN,
@@ -257,7 +313,7 @@ fn block_rank(rel: &str) -> Option<u8> {
 }
 
 fn parallel_rank(rank: u8) -> bool {
-    rank == QKV || rank == GATE_UP
+    rank == QKV || rank == GATE_UP || rank == CROSS_QKV
 }
 
 /// Adds dataflow edges between checkpoint module nodes where the names follow a known family.
@@ -329,6 +385,18 @@ pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
             }
         }
     }
+    // A decoder's cross-attention reads the encoder's output (its final norm).
+    if let Some((_, encoder_out)) = sets.iter().find(|(k, _)| *k == (1, DECODER_BLOCKS - 1, 0)) {
+        for (k, members) in &sets {
+            if k.0 == 1 && k.2 == CROSS_QKV {
+                for &from in encoder_out {
+                    for &to in members {
+                        link(model, from, to);
+                    }
+                }
+            }
+        }
+    }
     model.graph.connect_by_values();
     added
 }
@@ -383,6 +451,27 @@ mod tests {
         );
         assert_eq!(conformer("feed_forward2.linear1"), Some((1, 2, GATE_UP)));
         assert_eq!(order_key("layers.0.linear2"), Some((1, 0, MLP_OUT)));
+        // Encoder-decoder models: the decoder's blocks after the encoder's.
+        assert_eq!(
+            order_key("model.decoder.layers.0.encoder_attn.k_proj"),
+            Some((1, DECODER_BLOCKS, CROSS_QKV))
+        );
+        assert_eq!(
+            order_key("model.decoder.layers.2.encoder_attn_layer_norm"),
+            Some((1, DECODER_BLOCKS + 2, CROSS_NORM))
+        );
+        assert_eq!(
+            order_key("model.encoder.layer_norm"),
+            Some((1, DECODER_BLOCKS - 1, 0))
+        );
+        assert_eq!(
+            order_key("model.decoder.embed_tokens"),
+            Some((1, DECODER_BLOCKS - 1, 5))
+        );
+        assert_eq!(
+            order_key("target.decoder.layers_0.mlp.wo"),
+            Some((1, DECODER_BLOCKS, MLP_OUT))
+        );
         // Gemma's Flax names, as Orbax saves them.
         let gemma = |rel: &str| order_key(&format!("params.transformer.layer_5.{rel}"));
         assert_eq!(gemma("pre_attention_norm"), Some((1, 5, INPUT_NORM)));

@@ -117,7 +117,8 @@ fn step_number(name: &str) -> Option<u64> {
 
 /// A step folder: `_CHECKPOINT_METADATA` and items, or items alone.
 fn is_step(dir: &Path) -> bool {
-    !is_item(dir) && !items_of(dir).is_empty()
+    // Items named by numbers are steps: their folder is a manager's (T5X's `checkpoint_1000`).
+    !is_item(dir) && items_of(dir).iter().any(|item| step_number(item).is_none())
 }
 
 /// A manager's steps (number, folder), sorted.
