@@ -161,7 +161,14 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
         return Some((1, n, rank));
     }
     let last = lower.rsplit(['.', '/']).next().unwrap_or(&lower);
-    let emb = lower.contains("emb") || last == "wte" || last == "wpe" || last == "token_embd";
+    // GPT-NeoX's output projection is `embed_out`: the head, not an embedding.
+    let emb = (lower.contains("emb")
+        || last == "wte"
+        || last == "wpe"
+        || last == "token_embd"
+        // Hugging Face T5's embedding, shared by its encoder and decoder.
+        || lower == "shared")
+        && last != "embed_out";
     let norm = last.contains("norm") || last == "ln_f";
     if norm
         && !emb
@@ -184,6 +191,7 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
         || last.contains("pooler")
         || last.contains("classifier")
         || last == "logits_dense"
+        || last == "embed_out"
     {
         3
     } else {
@@ -285,7 +293,11 @@ fn block_rank(rel: &str) -> Option<u8> {
         | "attn_qkv" | "q_einsum" | "kv_einsum" | "qkv_einsum" => QKV,
         // The attention module's own parameters (gpt-oss's `self_attn.sinks`) beside q/k/v.
         "self_attn" | "attn" | "attention" => QKV,
-        "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" if in_attn => ATTN_OUT,
+        // Hugging Face T5's `SelfAttention.q` / `.o`.
+        "q" | "k" | "v" if in_attn => QKV,
+        "o_proj" | "attn_output" | "wo" | "out_proj" | "dense" | "o" if in_attn => ATTN_OUT,
+        // OPT's, BART's and Whisper's norm before the attention.
+        "self_attn_layer_norm" => INPUT_NORM,
         "c_proj" | "attn_vec_einsum" if in_attn => ATTN_OUT,
         // Gemma 2's norm of the attention's output, before the residual sum.
         "post_attention_norm" => POST_ATTN_NORM,
@@ -295,12 +307,17 @@ fn block_rank(rel: &str) -> Option<u8> {
         | "ffn_norm"
         | "norm2"
         | "pre_feedforward_layernorm"
-        | "pre_ffw_norm" => MLP_NORM,
+        | "pre_ffw_norm"
+        // OPT's and Whisper's norm before the MLP.
+        | "final_layer_norm" => MLP_NORM,
         // A mixture of experts: the router (`mlp.router`, Mixtral's `block_sparse_moe.gate`,
         // Qwen-MoE's and DeepSeek's `mlp.gate`), then the experts.
         "router" | "gate" if in_moe => ROUTER,
         "gate_proj" | "up_proj" | "c_fc" | "ffn_gate" | "ffn_up" | "w1" | "w3" | "fc1"
         | "gate_up_proj" | "gating_einsum" => GATE_UP,
+        // Megatron-LM's, GPT-NeoX's (Pythia), BLOOM's and Falcon's MLP; GPT-J's.
+        "dense_h_to_4h" | "fc_in" => GATE_UP,
+        "dense_4h_to_h" | "fc_out" => MLP_OUT,
         // Gemma's MLP output (`mlp.linear`).
         "linear" if in_moe => MLP_OUT,
         "dense" if r.contains("intermediate") => GATE_UP,
@@ -451,6 +468,36 @@ mod tests {
         );
         assert_eq!(conformer("feed_forward2.linear1"), Some((1, 2, GATE_UP)));
         assert_eq!(order_key("layers.0.linear2"), Some((1, 0, MLP_OUT)));
+        // GPT-NeoX (Pythia), Falcon, BLOOM, Megatron-LM, GPT-J, OPT, Hugging Face T5.
+        let neox = |rel: &str| order_key(&format!("gpt_neox.layers.1.{rel}"));
+        assert_eq!(neox("attention.query_key_value"), Some((1, 1, QKV)));
+        assert_eq!(neox("attention.dense"), Some((1, 1, ATTN_OUT)));
+        assert_eq!(neox("mlp.dense_h_to_4h"), Some((1, 1, GATE_UP)));
+        assert_eq!(neox("mlp.dense_4h_to_h"), Some((1, 1, MLP_OUT)));
+        assert_eq!(order_key("embed_out"), Some((3, 0, 0)));
+        assert_eq!(order_key("gpt_neox.embed_in"), Some((0, 0, 0)));
+        assert_eq!(order_key("shared"), Some((0, 0, 0)));
+        assert_eq!(
+            order_key("transformer.h.0.mlp.fc_out"),
+            Some((1, 0, MLP_OUT))
+        );
+        let opt = |rel: &str| order_key(&format!("model.decoder.layers.3.{rel}"));
+        assert_eq!(
+            opt("self_attn_layer_norm"),
+            Some((1, DECODER_BLOCKS + 3, INPUT_NORM))
+        );
+        assert_eq!(
+            opt("final_layer_norm"),
+            Some((1, DECODER_BLOCKS + 3, MLP_NORM))
+        );
+        assert_eq!(order_key("model.decoder.final_layer_norm"), Some((2, 0, 0)));
+        let t5 = |rel: &str| order_key(&format!("encoder.block.0.{rel}"));
+        assert_eq!(t5("layer.0.SelfAttention.q"), Some((1, 0, QKV)));
+        assert_eq!(t5("layer.0.SelfAttention.o"), Some((1, 0, ATTN_OUT)));
+        assert_eq!(
+            order_key("decoder.block.0.layer.1.EncDecAttention.k"),
+            Some((1, DECODER_BLOCKS, CROSS_QKV))
+        );
         // Encoder-decoder models: the decoder's blocks after the encoder's.
         assert_eq!(
             order_key("model.decoder.layers.0.encoder_attn.k_proj"),
