@@ -152,8 +152,9 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
     };
     if let Some((i, n)) = block {
         let rel = segs[i + 1..].join(".");
-        let rank = block_rank(&rel)?;
-        let n = if in_decoder(&segs[..i]) {
+        let decoder = in_decoder(&segs[..i]);
+        let rank = block_rank(&rel, decoder)?;
+        let n = if decoder {
             n.saturating_add(DECODER_BLOCKS)
         } else {
             n
@@ -237,8 +238,9 @@ const RESIDUALS: [(u8, u8); 5] = [
     (MLP_NORM, MLP_OUT),
 ];
 
-/// Rank of a module inside a transformer block by the names the common families use.
-fn block_rank(rel: &str) -> Option<u8> {
+/// Rank of a module inside a transformer block by the names the common families use (`decoder`:
+/// the block is a decoder's, of an encoder-decoder model).
+fn block_rank(rel: &str, decoder: bool) -> Option<u8> {
     let r = rel.to_ascii_lowercase();
     let last = r.rsplit('.').next().unwrap_or(&r);
     let in_attn = r.contains("attn") || r.contains("attention");
@@ -258,6 +260,18 @@ fn block_rank(rel: &str) -> Option<u8> {
                 Some(CROSS_QKV)
             }
             "out" | "out_proj" | "o" | "o_proj" => Some(CROSS_OUT),
+            _ => None,
+        };
+    }
+    // Hugging Face T5's sub-layers, each with its norm: self-attention, then (in the decoder)
+    // cross-attention, then the feed-forward.
+    if last == "layer_norm"
+        && let Some(j) = r.strip_prefix("layer.").and_then(|t| t.split('.').next())
+    {
+        return match (j, decoder) {
+            ("0", _) => Some(INPUT_NORM),
+            ("1", true) => Some(CROSS_NORM),
+            ("1", false) | ("2", _) => Some(MLP_NORM),
             _ => None,
         };
     }
