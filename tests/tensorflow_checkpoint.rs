@@ -11,7 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use modelmap::model::{DType, Format, Model, TensorData};
+use modelmap::model::{DType, Format, Model, Tensor, TensorData, TensorOrigin};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tensorflow/ckpt")
@@ -24,6 +24,15 @@ fn facts() -> serde_json::Value {
 
 fn open(path: &Path) -> Model {
     modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The tensors read from the checkpoint (not the constants of a TF1 graph drawn beside it).
+fn entries(model: &Model) -> Vec<&Tensor> {
+    model
+        .tensors
+        .iter()
+        .filter(|t| t.origin == TensorOrigin::Checkpoint)
+        .collect()
 }
 
 #[test]
@@ -40,7 +49,7 @@ fn every_variable_matches_what_tensorflow_reads() {
                 .to_string()
         };
         let mut want: Vec<String> = tensors.keys().map(|k| name(k)).collect();
-        let mut got: Vec<String> = model.tensors.iter().map(|t| t.name.clone()).collect();
+        let mut got: Vec<String> = entries(&model).iter().map(|t| t.name.clone()).collect();
         want.sort();
         got.sort();
         assert_eq!(got, want, "{ctx}: names");
@@ -92,13 +101,16 @@ fn the_checkpoint_opens_from_its_folder_and_from_each_of_its_files() {
     ] {
         let model = open(&path);
         assert_eq!(model.source, index, "{}", path.display());
-        assert_eq!(model.tensors.len(), 66);
+        assert_eq!(entries(&model).len(), 66);
     }
     // The step counters are metadata too.
     let tf1 = open(&dir);
     assert_eq!(common::property(&tf1, "checkpoint.global_step"), Some("3"));
-    // The .meta training graph is said not to be drawn.
-    assert!(tf1.metadata.warnings.iter().any(|w| w.contains(".meta")));
+    assert!(
+        tf1.metadata.warnings.is_empty(),
+        "{:?}",
+        tf1.metadata.warnings
+    );
     let tf2 = open(&data_dir().join("tf2"));
     assert_eq!(common::property(&tf2, "checkpoint.save_counter"), Some("1"));
     assert_eq!(
@@ -121,8 +133,64 @@ fn the_checkpoint_opens_from_its_folder_and_from_each_of_its_files() {
 }
 
 #[test]
-fn a_tf1_bert_reads_as_its_encoder_with_adam_slots_beside_their_weights() {
+fn a_tf1_checkpoint_draws_the_forward_ops_of_its_meta_graph() {
     let model = open(&data_dir().join("tf1"));
+    assert_eq!(
+        model.metadata.producer.as_deref(),
+        Some("TensorFlow (TF1 checkpoint and training graph)")
+    );
+    // The forward graph only: the loss is its output; no gradient, optimizer or saver op.
+    let outputs: Vec<&str> = model
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == modelmap::model::NodeKind::Output)
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(outputs, ["Mean"]);
+    assert!(model.graph.nodes.iter().all(|n| {
+        !n.name.starts_with("gradients/")
+            && !n.name.starts_with("save/")
+            && !n.name.contains("Adam")
+    }));
+    // Each dense layer's MatMul owns its kernel, read from the checkpoint.
+    let kernel = "bert/encoder/layer_1/intermediate/dense/kernel";
+    let id = model.tensor_index[kernel];
+    let owner = model
+        .graph
+        .nodes
+        .iter()
+        .find(|n| n.tensors.contains(&id))
+        .unwrap_or_else(|| panic!("no op reads {kernel}"));
+    assert_eq!(owner.op.to_string(), "MatMul");
+    assert!(
+        owner.name.starts_with("bert/encoder/layer_1/intermediate/"),
+        "{}",
+        owner.name
+    );
+    assert!(model.tensors[id as usize].bytes().is_some());
+    // Layer 0's output reaches layer 1.
+    let ids = |prefix: &str| -> Vec<u32> {
+        (0..model.graph.nodes.len() as u32)
+            .filter(|&i| model.graph.nodes[i as usize].name.starts_with(prefix))
+            .collect()
+    };
+    let (l0, l1) = (ids("bert/encoder/layer_0/"), ids("bert/encoder/layer_1/"));
+    assert!(
+        model
+            .graph
+            .edges
+            .iter()
+            .any(|e| l0.contains(&e.from) && l1.contains(&e.to))
+    );
+}
+
+#[test]
+fn a_tf1_bert_reads_as_its_encoder_with_adam_slots_beside_their_weights() {
+    // Without its .meta graph, the checkpoint's weights are grouped by their names.
+    let tmp = common::copy_folder(&data_dir().join("tf1"));
+    std::fs::remove_file(tmp.path().join("model.ckpt-3.meta")).unwrap();
+    let model = open(tmp.path());
     let node = |name: &str| {
         model
             .graph
@@ -162,6 +230,22 @@ fn a_tf1_bert_reads_as_its_encoder_with_adam_slots_beside_their_weights() {
 #[test]
 fn damaged_checkpoints_are_errors_that_name_the_file() {
     let tmp = common::copy_folder(&data_dir().join("tf1"));
+    // A damaged .meta graph: the weights are shown as a checkpoint's, with a warning naming it.
+    let meta = tmp.path().join("model.ckpt-3.meta");
+    let whole = std::fs::read(&meta).unwrap();
+    common::cut_in_half(&meta);
+    let model = open(tmp.path());
+    assert_eq!(entries(&model).len(), 66);
+    assert!(
+        model
+            .metadata
+            .warnings
+            .iter()
+            .any(|w| w.contains("model.ckpt-3.meta") && w.contains("not drawn")),
+        "{:?}",
+        model.metadata.warnings
+    );
+    std::fs::write(&meta, whole).unwrap();
     // A truncated data shard: the variables past its end are errors naming it.
     let shard = tmp.path().join("model.ckpt-3.data-00000-of-00001");
     common::cut_in_half(&shard);
@@ -182,7 +266,7 @@ fn damaged_checkpoints_are_errors_that_name_the_file() {
     // A missing shard.
     std::fs::remove_file(&shard).unwrap();
     let model = open(tmp.path());
-    assert!(model.tensors.iter().all(|t| matches!(&t.data,
+    assert!(entries(&model).iter().all(|t| matches!(&t.data,
         TensorData::Error(e) if e.contains("data-00000-of-00001"))));
     // A truncated index is no longer a checkpoint's; opened by name it is an error naming it.
     let index = tmp.path().join("model.ckpt-3.index");

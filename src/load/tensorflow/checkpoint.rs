@@ -7,8 +7,11 @@
 //! (`bert/encoder/layer_0/attention/self/query/kernel`, `model/layer_with_weights-0/kernel`), its
 //! bytes a slice of the mapped shard, grouped by its `/` scopes as a checkpoint's weights are; the
 //! bookkeeping entries (`_CHECKPOINTABLE_OBJECT_GRAPH`) and strings are left out, and integer
-//! scalars (`global_step`, `save_counter`) are also metadata `checkpoint.*`.
+//! scalars (`global_step`, `save_counter`) are also metadata `checkpoint.*`. Where TF1's `Saver`
+//! wrote its graph beside the checkpoint (`.meta`), its forward ops are drawn over the weights
+//! instead ([`super::saved::load_meta_graph`]), the entries they do not read listed beside them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::bundle::Bundle;
@@ -106,7 +109,37 @@ fn is_index(path: &Path) -> bool {
 /// Opens the checkpoint whose files start with `prefix`.
 pub(in crate::load) fn load(prefix: &Path) -> Result<Model, LoadError> {
     let bundle = Bundle::open(prefix).map_err(|why| LoadError::corrupt(&index_of(prefix), why))?;
-    Ok(from_bundle(prefix, &bundle))
+    let meta = suffixed(prefix, ".meta");
+    if !meta.is_file() {
+        return Ok(from_bundle(prefix, &bundle));
+    }
+    // A TF1 `Saver` wrote its graph beside the checkpoint: draw its forward ops over the weights.
+    let graph = crate::load::map_file(&meta)
+        .map_err(|e| e.to_string())
+        .and_then(|data| {
+            let weights = Bundle::open(prefix)?;
+            super::saved::load_meta_graph(&meta, &data, weights)
+        });
+    match graph {
+        Ok(mut model) => {
+            let index = index_of(prefix);
+            model.source = index.clone();
+            model.metadata.shards = bundle.shard_count();
+            // The entries the forward graph does not read (the optimizer's slots, the step).
+            let drawn: HashSet<String> = model.tensors.iter().map(|t| t.name.clone()).collect();
+            add_entries(&mut model, prefix, &bundle, &drawn);
+            Ok(model)
+        }
+        Err(why) => {
+            let mut model = from_bundle(prefix, &bundle);
+            model.metadata.warnings.push(format!(
+                "{}: its TF1 training graph is not drawn ({why}); the weights are shown as a \
+                 checkpoint's",
+                meta.display()
+            ));
+            Ok(model)
+        }
+    }
 }
 
 /// Opens a checkpoint from its index's bytes and one data shard standing for all of them, as if
@@ -127,6 +160,21 @@ fn from_bundle(prefix: &Path, bundle: &Bundle) -> Model {
     let mut model = Model::new(&index, Format::TensorFlow);
     model.metadata.producer = Some("TensorFlow (checkpoint)".into());
     model.metadata.shards = bundle.shard_count();
+    add_entries(&mut model, prefix, bundle, &HashSet::new());
+    if model.tensors.is_empty() {
+        model.metadata.warnings.push(format!(
+            "{}: the checkpoint holds no tensors",
+            index.display()
+        ));
+    }
+    crate::load::family::build_checkpoint_graph(&mut model);
+    model
+}
+
+/// Adds the checkpoint's entries (but those named in `skip`) as tensors, and its integer scalars
+/// as metadata `checkpoint.*`.
+fn add_entries(model: &mut Model, prefix: &Path, bundle: &Bundle, skip: &HashSet<String>) {
+    let index = index_of(prefix);
     let mut keys: Vec<&String> = bundle
         .entries
         .iter()
@@ -137,6 +185,9 @@ fn from_bundle(prefix: &Path, bundle: &Bundle) -> Model {
     let dir = prefix.parent().unwrap_or(Path::new("."));
     for key in keys {
         let name = key.strip_suffix(VALUE_SUFFIX).unwrap_or(key);
+        if skip.contains(name) {
+            continue;
+        }
         let tensor =
             super::saved::checkpoint_tensor(bundle, key, name, dir).unwrap_or_else(|why| Tensor {
                 name: name.to_string(),
@@ -158,19 +209,4 @@ fn from_bundle(prefix: &Path, bundle: &Bundle) -> Model {
         }
         model.add_tensor(tensor);
     }
-    if model.tensors.is_empty() {
-        model.metadata.warnings.push(format!(
-            "{}: the checkpoint holds no tensors",
-            index.display()
-        ));
-    }
-    if suffixed(prefix, ".meta").is_file() {
-        model.metadata.warnings.push(format!(
-            "{}: the TF1 training graph in its .meta file is not drawn; the weights are shown \
-             as a checkpoint's",
-            prefix.display()
-        ));
-    }
-    crate::load::family::build_checkpoint_graph(&mut model);
-    model
 }

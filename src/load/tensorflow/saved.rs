@@ -110,24 +110,143 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
             HashMap::new()
         }
     };
-
-    let mut w = Walker::new(&mut model, library, bundle.ok(), var_keys);
     // Placeholders named by the signature's keys.
-    for (key, info) in &sig.inputs {
-        if let Some((name, _)) = input_ref(&info.name) {
-            w.inputs.insert(name.to_string(), key.clone());
+    let inputs: HashMap<String, String> = sig
+        .inputs
+        .iter()
+        .filter_map(|(key, info)| Some((input_ref(&info.name)?.0.to_string(), key.clone())))
+        .collect();
+    let mut targets: Vec<(String, String)> = sig
+        .outputs
+        .iter()
+        .map(|(k, info)| (k.clone(), info.name.clone()))
+        .collect();
+    targets.sort();
+    walk_graph(
+        model,
+        path,
+        graph,
+        library,
+        bundle.ok(),
+        var_keys,
+        inputs,
+        &targets,
+    )
+    .map(Some)
+}
+
+/// A TF1 training graph (a `Saver`'s `.meta` file: a `MetaGraphDef`) over its checkpoint: the
+/// forward graph drawn as a SavedModel's, from its outputs back, its variables' values from the
+/// checkpoint (whose keys are their names). The outputs are the graph's ends once the training
+/// machinery is set aside (gradients, the optimizer's updates and slots, the saver, initializers):
+/// the loss, predictions, metrics.
+pub(super) fn load_meta_graph(path: &Path, data: &Bytes, bundle: Bundle) -> Result<Model, String> {
+    let meta = proto::FullMetaGraphDef::decode(data.clone())
+        .map_err(|e| format!("not a TensorFlow MetaGraphDef: {e}"))?;
+    let graph = meta
+        .graph_def
+        .as_ref()
+        .ok_or("a meta graph with no graph")?;
+    let library = functions_by_name(graph.library.as_ref());
+    let training = |name: &str| {
+        let first = name.split('/').next().unwrap_or(name);
+        matches!(
+            first,
+            "gradients" | "save" | "init" | "report_uninitialized_variables"
+        ) || first.starts_with("gradients_")
+            || first.starts_with("save_")
+            || first.starts_with("train")
+            || first.starts_with("beta1_power")
+            || first.starts_with("beta2_power")
+            || first == "global_step"
+            || name.split('/').any(|s| {
+                matches!(
+                    s,
+                    "Adam"
+                        | "Adam_1"
+                        | "Momentum"
+                        | "RMSProp"
+                        | "RMSProp_1"
+                        | "Adagrad"
+                        | "GradientDescent"
+                        | "AdamWeightDecayOptimizer"
+                        | "IsInitialized"
+                        | "Initializer"
+                ) || s.starts_with("Assign")
+                    || s.starts_with("clip_by_global_norm")
+            })
+    };
+    let bookkeeping = |op: &str| {
+        matches!(
+            op,
+            "NoOp"
+                | "VarIsInitializedOp"
+                | "IsVariableInitialized"
+                | "Assign"
+                | "AssignVariableOp"
+                | "SaveV2"
+                | "RestoreV2"
+                | "MergeV2Checkpoints"
+                | "Const"
+                | "VarHandleOp"
+                | "VariableV2"
+                | "Variable"
+                | "Placeholder"
+                | "PlaceholderWithDefault"
+                | "ReadVariableOp"
+                | "Identity"
+                | "Shape"
+        )
+    };
+    let forward: Vec<&NodeDef> = graph.node.iter().filter(|n| !training(&n.name)).collect();
+    let mut read: HashSet<&str> = HashSet::new();
+    for n in &forward {
+        for i in &n.input {
+            if let Some((name, _)) = input_ref(i) {
+                read.insert(name);
+            }
         }
     }
-    let targets: Vec<(&String, &str)> = {
-        let mut t: Vec<(&String, &str)> = sig
-            .outputs
-            .iter()
-            .map(|(k, info)| (k, info.name.as_str()))
-            .collect();
-        t.sort();
-        t
-    };
-    // The main graph, from the signature's outputs back.
+    let mut targets: Vec<(String, String)> = forward
+        .iter()
+        .filter(|n| !read.contains(n.name.as_str()) && !bookkeeping(&n.op))
+        .map(|n| (n.name.clone(), n.name.clone()))
+        .collect();
+    targets.sort();
+    if targets.is_empty() {
+        return Err("no forward graph found among its ops".into());
+    }
+    let mut model = new_model(path, &meta);
+    model.metadata.producer = Some("TensorFlow (TF1 checkpoint and training graph)".into());
+    walk_graph(
+        model,
+        path,
+        graph,
+        library,
+        Some(bundle),
+        HashMap::new(),
+        HashMap::new(),
+        &targets,
+    )
+}
+
+/// Walks a main graph from `targets` (output key, tensor name) back and draws it, weights from
+/// `bundle`; `inputs` names placeholders by the signature's keys.
+#[allow(clippy::too_many_arguments)]
+fn walk_graph(
+    mut model: Model,
+    path: &Path,
+    graph: &proto::FullGraphDef,
+    library: HashMap<&str, &proto::FullFunctionDef>,
+    bundle: Option<Bundle>,
+    var_keys: HashMap<String, String>,
+    inputs: HashMap<String, String>,
+    targets: &[(String, String)],
+) -> Result<Model, String> {
+    let mut w = Walker::new(&mut model, library, bundle, var_keys);
+    w.inputs.extend(inputs);
+    let targets: Vec<(&String, &str)> = targets.iter().map(|(k, t)| (k, t.as_str())).collect();
+    // The main graph, from the outputs back.
     let main = &graph.node;
     let index: HashMap<&str, usize> = main
         .iter()
@@ -190,7 +309,7 @@ pub(super) fn load(path: &Path, data: &Bytes) -> Result<Option<Model>, String> {
     let groups: Vec<GroupId> = graph.nodes.iter().map(|n| n.group).collect();
     model.graph = graph;
     model.finish_hierarchy(&groups);
-    Ok(Some(model))
+    Ok(model)
 }
 
 /// Drops a walked graph's dead ops, gives each weight to the first op left that reads it (not one
