@@ -193,6 +193,7 @@ fn order_key(name: &str) -> Option<(u8, u64, u8)> {
         || last.contains("classifier")
         || last == "logits_dense"
         || last == "embed_out"
+        || last == "output_layer"
     {
         3
     } else {
@@ -332,6 +333,11 @@ fn block_rank(rel: &str, decoder: bool) -> Option<u8> {
         // Megatron-LM's, GPT-NeoX's (Pythia), BLOOM's and Falcon's MLP; GPT-J's.
         "dense_h_to_4h" | "fc_in" => GATE_UP,
         "dense_4h_to_h" | "fc_out" => MLP_OUT,
+        // Megatron Core's (and NeMo 2's) names.
+        "linear_qkv" => QKV,
+        "linear_proj" if in_attn => ATTN_OUT,
+        "linear_fc1" => GATE_UP,
+        "linear_fc2" => MLP_OUT,
         // Gemma's MLP output (`mlp.linear`).
         "linear" if in_moe => MLP_OUT,
         "dense" if r.contains("intermediate") => GATE_UP,

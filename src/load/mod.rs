@@ -14,6 +14,7 @@ mod hdf5;
 mod hf_quant;
 mod json_layers;
 mod keras;
+mod megatron;
 mod nemo;
 mod numpy;
 mod onnx;
@@ -287,6 +288,8 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
     } else if meta.is_dir() && path.join("saved_model.pb").is_file() {
         let file = path.join("saved_model.pb");
         tensorflow::load(&file, map_file(&file)?)?
+    } else if meta.is_dir() && megatron::is_checkpoint(path) {
+        megatron::open(path)?
     } else if meta.is_dir() {
         safetensors::open_dir(path)?
     } else {
