@@ -41,17 +41,7 @@ fn the_latest_iteration_first_rank_is_read() {
     for (name, f) in facts.as_object().unwrap() {
         let t = &model.tensors[model.tensor_index[name.as_str()] as usize];
         assert_eq!(t.shape, common::json_dims(&f["shape"]), "{name}");
-        let v = t.small_numbers().unwrap();
-        for (a, b) in v.iter().zip(f["first"].as_array().unwrap()) {
-            let b = b.as_f64().unwrap();
-            assert!(
-                (a - b).abs() <= 1e-15 * b.abs().max(1.0),
-                "{name}: {a} against {b}"
-            );
-        }
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let want = f["mean"].as_f64().unwrap();
-        assert!((mean - want).abs() <= 1e-12 * want.abs().max(1.0), "{name}");
+        common::assert_values_match(t, f, name);
     }
     // An iteration's folder opens on its own.
     let ten = open(&dir().join("iter_0000010"));

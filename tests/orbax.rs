@@ -62,28 +62,7 @@ fn every_array_matches_what_orbax_restores() {
             let t = &model.tensors[model.tensor_index[name.as_str()] as usize];
             assert_eq!(dtype_name(t.dtype), f["dtype"], "{folder}: {name}");
             assert_eq!(t.shape, common::json_dims(&f["shape"]), "{folder}: {name}");
-            let v = values(&model, name);
-            let first: Vec<f64> = f["first"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect();
-            // Exact up to serde_json's last-digit rounding of the Python floats.
-            let close = |a: f64, b: f64| (a - b).abs() <= 1e-15 * b.abs().max(1.0);
-            for (a, b) in v.iter().zip(&first) {
-                assert!(close(*a, *b), "{folder}: {name}: {a} against {b}");
-            }
-            assert!(
-                close(*v.last().unwrap(), f["last"].as_f64().unwrap()),
-                "{folder}: {name}"
-            );
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            let want = f["mean"].as_f64().unwrap();
-            assert!(
-                (mean - want).abs() <= 1e-12 * want.abs().max(1.0),
-                "{folder}: {name}: mean {mean} against {want}"
-            );
+            common::assert_values_match(t, f, &format!("{folder}: {name}"));
         }
     }
 }

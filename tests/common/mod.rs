@@ -186,3 +186,34 @@ pub fn cut_in_half(path: &std::path::Path) {
         .and_then(|f| f.set_len(len / 2))
         .expect("a truncation");
 }
+
+/// Checks a tensor's values against a facts entry written by Python: its `first` values, its
+/// `last` one when given, and its `mean`; exact up to serde_json's last-digit rounding of Python's
+/// floats (the mean to 1e-12 relative, as its sum's order differs).
+pub fn assert_values_match(t: &modelmap::model::Tensor, fact: &serde_json::Value, ctx: &str) {
+    let v = t
+        .small_numbers()
+        .unwrap_or_else(|| panic!("{ctx}: no values ({:?})", t.data));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-15 * b.abs().max(1.0);
+    for (a, b) in v
+        .iter()
+        .zip(fact["first"].as_array().expect("first values"))
+    {
+        let b = b.as_f64().expect("a number");
+        assert!(close(*a, b), "{ctx}: {a} against {b}");
+    }
+    if let Some(last) = fact["last"].as_f64() {
+        let got = *v.last().expect("a value");
+        assert!(close(got, last), "{ctx}: last {got} against {last}");
+    }
+    let mean = if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let want = fact["mean"].as_f64().expect("a mean");
+    assert!(
+        (mean - want).abs() <= 1e-12 * want.abs().max(1.0),
+        "{ctx}: mean {mean} against {want}"
+    );
+}
