@@ -1,7 +1,10 @@
 //! Orbax checkpoints written by real Orbax (TensorStore's OCDBT store with zarr 2 and zarr 3
 //! arrays, zarr folders without OCDBT, arrays sharded over two devices and by two processes (each
-//! writing its own `ocdbt.process_N/`), a `CheckpointManager`'s steps), checked against what Orbax itself restores from them (`tests/data/orbax/facts.json`,
-//! written with the folders by `tests/data/orbax/make_orbax.py`).
+//! writing its own `ocdbt.process_N/`), a `CheckpointManager`'s steps, a step of two items),
+//! checked against what Orbax itself restores from them (`tests/data/orbax/facts.json`, written
+//! with the folders by `tests/data/orbax/make_orbax.py`); and a checkpoint in T5X's layout
+//! (`make_t5x.py`: gzip zarr folders written by TensorStore beside a MessagePack `checkpoint`),
+//! checked against the arrays written.
 
 #![allow(
     clippy::unwrap_used,
@@ -48,7 +51,7 @@ fn values(model: &Model, name: &str) -> Vec<f64> {
 fn every_array_matches_what_orbax_restores() {
     let facts = facts();
     let folders = facts.as_object().unwrap();
-    assert_eq!(folders.len(), 7);
+    assert_eq!(folders.len(), 8);
     for (folder, arrays) in folders {
         let model = open(&data_dir().join(folder));
         assert_eq!(model.format, Format::Orbax, "{folder}");
@@ -132,6 +135,11 @@ fn each_layout_and_entry_point_opens() {
     assert_eq!(common::property(&manager, "orbax.step"), Some("2"));
     assert_eq!(common::property(&manager, "orbax.steps"), Some("1, 2"));
     assert_eq!(values(&manager, "w"), [2.0; 6]);
+    // A step of two items names each item's arrays under it.
+    let items = open(&dir.join("items"));
+    assert_eq!(common::property(&items, "orbax.step"), Some("5"));
+    assert!(items.tensor_index.contains_key("params.w"));
+    assert!(items.tensor_index.contains_key("opt_state.mu"));
     let step1 = open(&dir.join("manager/1"));
     assert_eq!(common::property(&step1, "orbax.step"), Some("1"));
     assert_eq!(values(&step1, "w"), [1.0; 6]);

@@ -141,7 +141,24 @@ if wanted("manager"):
     mgr.wait_until_finished()
     facts["manager"] = facts_of(os.path.join(path, "2", "default"))
 
-# 6. Two JAX processes (gloo on CPU) saving arrays sharded across both: each writes its own
+# 6. A step of several items (`CheckpointManager(item_names=...)`): each item's arrays are named
+#    under it.
+if wanted("items"):
+    path = os.path.join(HERE, "items")
+    shutil.rmtree(path, ignore_errors=True)
+    mgr = ocp.CheckpointManager(path, item_names=("params", "opt_state"))
+    mgr.save(5, args=ocp.args.Composite(
+        params=ocp.args.StandardSave({"w": np.arange(4, dtype=np.float32).reshape(2, 2)}),
+        opt_state=ocp.args.StandardSave({"mu": np.full((3,), 0.5, np.float32)}),
+    ))
+    mgr.wait_until_finished()
+    facts["items"] = {
+        f"{item}.{k}": v
+        for item in ("params", "opt_state")
+        for k, v in facts_of(os.path.join(path, "5", item)).items()
+    }
+
+# 7. Two JAX processes (gloo on CPU) saving arrays sharded across both: each writes its own
 #    `ocdbt.process_N/`, and process 0's top manifest reaches both.
 if wanted("two_processes"):
     path = os.path.join(HERE, "two_processes")
