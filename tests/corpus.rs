@@ -333,14 +333,7 @@ fn checkpoint_modules_are_chained_in_dataflow_order() {
         model.metadata.architecture.as_deref(),
         Some("LlamaForCausalLM")
     );
-    let id = |name: &str| {
-        model
-            .graph
-            .nodes
-            .iter()
-            .position(|n| n.name == name)
-            .unwrap_or_else(|| panic!("{name}")) as u32
-    };
+    let id = |name: &str| common::node_id(&model, name);
     let has = |a: &str, b: &str| common::edge(&model, a, b);
     assert!(has("model.embed_tokens", "model.layers.0.input_layernorm"));
     assert!(has(

@@ -180,20 +180,10 @@ fn gemma_names_chain_as_a_transformer() {
         "params.transformer.final_norm"
     ));
     // The optimizer's state is no stage of the dataflow.
-    let mu = model
-        .graph
-        .nodes
-        .iter()
-        .position(|n| n.name == "opt_state.mu")
-        .unwrap() as u32;
+    let mu = common::node_id(&model, "opt_state.mu");
     assert!(!model.graph.edges.iter().any(|e| e.from == mu || e.to == mu));
     let kind = |name: &str| {
-        model
-            .graph
-            .nodes
-            .iter()
-            .find(|n| n.name == name)
-            .unwrap()
+        model.graph.nodes[common::node_id(&model, name) as usize]
             .op
             .to_string()
     };

@@ -134,17 +134,19 @@ pub fn subgraph_names(
         .collect()
 }
 
+/// The id of the node named `name` (it must exist).
+pub fn node_id(model: &modelmap::model::Model, name: &str) -> u32 {
+    model
+        .graph
+        .nodes
+        .iter()
+        .position(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}")) as u32
+}
+
 /// Whether an edge runs from the node named `from` to the node named `to` (both must exist).
 pub fn edge(model: &modelmap::model::Model, from: &str, to: &str) -> bool {
-    let id = |name: &str| {
-        model
-            .graph
-            .nodes
-            .iter()
-            .position(|n| n.name == name)
-            .unwrap_or_else(|| panic!("no node {name}")) as u32
-    };
-    let (a, b) = (id(from), id(to));
+    let (a, b) = (node_id(model, from), node_id(model, to));
     model.graph.edges.iter().any(|e| e.from == a && e.to == b)
 }
 

@@ -72,9 +72,12 @@ fn is_item(dir: &Path) -> bool {
         return true;
     }
     if dir.join("_METADATA").is_file() {
-        return std::fs::read(dir.join("_METADATA"))
-            .ok()
-            .is_some_and(|b| b.trim_ascii_start().first() == Some(&b'{'));
+        // Its first bytes: the tree's description can run to megabytes.
+        use std::io::Read;
+        let mut head = Vec::with_capacity(64);
+        return std::fs::File::open(dir.join("_METADATA"))
+            .and_then(|f| f.take(64).read_to_end(&mut head))
+            .is_ok_and(|_| head.trim_ascii_start().first() == Some(&b'{'));
     }
     // Orbax before `_METADATA` (2023 and earlier): the tree as a MessagePack map in `checkpoint`,
     // beside one zarr folder per array.
