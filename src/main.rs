@@ -82,6 +82,9 @@ enum Command {
     },
     /// Per-tensor statistics: mean, std, min, max, abs-max, L2, sparsity, NaN/Inf, histogram.
     Stats(modelmap::stats::cli::StatsArgs),
+    /// What changed between two checkpoints: per tensor ‖B − A‖ / ‖A‖, cosine, largest change and
+    /// where, values changed; tensors only one side has and shapes that disagree.
+    Diff(modelmap::stats::cli::DiffArgs),
     /// Training curves from TensorBoard event files and CSV/JSONL logs, to PNG or JSON.
     Curves(modelmap::training::CurvesArgs),
     /// Benchmarks (numbers for README).
@@ -226,6 +229,13 @@ fn main() -> anyhow::Result<()> {
             let model = load::open(&args.file)
                 .with_context(|| format!("cannot open {}", args.file.display()))?;
             print!("{}", modelmap::stats::cli::run(&model, &args)?);
+        }
+        Some(Command::Diff(args)) => {
+            let (a, b) = rayon::join(
+                || load::open(&args.a).with_context(|| format!("cannot open {}", args.a.display())),
+                || load::open(&args.b).with_context(|| format!("cannot open {}", args.b.display())),
+            );
+            print!("{}", modelmap::stats::cli::diff_report(&a?, &b?, &args)?);
         }
         Some(Command::Curves(args)) => modelmap::training::run_curves(&args)?,
         Some(Command::Bench { what }) => match what {

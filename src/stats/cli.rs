@@ -234,6 +234,120 @@ pub fn run(m: &Model, args: &StatsArgs) -> Result<String, StatsError> {
     Ok(out)
 }
 
+/// Arguments of `modelmap diff`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct DiffArgs {
+    /// The first checkpoint (A).
+    pub a: PathBuf,
+    /// The second checkpoint (B): changes are B − A, relative to A.
+    pub b: PathBuf,
+    /// List every compared tensor, identical ones too (the default lists the 40 most changed).
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn names_line(out: &mut String, what: &str, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    const SHOWN: usize = 8;
+    let mut list = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        let _ = write!(list, ", … {} more", names.len() - SHOWN);
+    }
+    let _ = writeln!(out, "{what} ({}): {list}", names.len());
+}
+
+/// The report of what changed from `a` to `b`, as `modelmap diff` prints it.
+pub fn diff_report(a: &Model, b: &Model, args: &DiffArgs) -> Result<String, StatsError> {
+    let d = super::diff::diff_models(a, b, &|_, _| {}, &|| false);
+    if args.json {
+        let mut v = serde_json::to_value(&d)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("identical".into(), d.identical().into());
+        }
+        return Ok(serde_json::to_string_pretty(&v)? + "\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "A: {} ({} tensors)", d.file_a, d.tensors_a);
+    let _ = writeln!(out, "B: {} ({} tensors)", d.file_b, d.tensors_b);
+    let identical = d.identical();
+    let renamed = if d.renamed > 0 {
+        format!(" ({} paired by name without their wrappers)", d.renamed)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "compared {} tensors{renamed}, {} values: {} tensors changed ({} values), {identical} identical; \
+         median ‖B − A‖ / ‖A‖ of those changed {}",
+        d.tensors.len(),
+        d.compared_elements,
+        d.tensors.len() - identical,
+        d.changed_elements,
+        fmt_opt(d.median_rel_change)
+    );
+    names_line(&mut out, "only in A", &d.only_a);
+    names_line(&mut out, "only in B", &d.only_b);
+    for s in &d.shape_mismatch {
+        let _ = writeln!(
+            out,
+            "shape differs: {} {:?} in A, {:?} in B",
+            s.name, s.shape_a, s.shape_b
+        );
+    }
+    for e in &d.errors {
+        let _ = writeln!(out, "not compared: {}: {}", e.name, e.error);
+    }
+    let shown: Vec<_> = d
+        .tensors
+        .iter()
+        .filter(|t| args.all || !t.identical())
+        .collect();
+    if shown.is_empty() {
+        return Ok(out);
+    }
+    let _ = writeln!(
+        out,
+        "{:<48} {:>9} {:>16} {:>10} {:>10} {:>10} {:>16} {:>8}",
+        "tensor", "dtype", "shape", "‖Δ‖/‖A‖", "cos", "max |Δ|", "at", "changed%"
+    );
+    let limit = if args.all { usize::MAX } else { DEFAULT_ROWS };
+    for t in shown.iter().take(limit) {
+        let dtype = if t.dtype_a == t.dtype_b {
+            t.dtype_a.clone()
+        } else {
+            format!("{}→{}", t.dtype_a, t.dtype_b)
+        };
+        let _ = writeln!(
+            out,
+            "{:<48} {:>9} {:>16} {:>10} {:>10} {:>10.3e} {:>16} {:>8.2}",
+            t.name,
+            dtype,
+            format!("{:?}", t.shape),
+            t.rel_change
+                .map_or_else(|| "inf".to_string(), |r| format!("{r:.3e}")),
+            t.cosine
+                .map_or_else(|| "-".to_string(), |c| format!("{c:.6}")),
+            t.max_abs_diff,
+            format!("{:?}", t.max_at),
+            100.0 * t.changed as f64 / t.count.max(1) as f64
+        );
+    }
+    if shown.len() > limit {
+        let _ = writeln!(out, "… {} more (use --all)", shown.len() - limit);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod cli;
 mod compute;
 pub mod decode;
+pub mod diff;
 mod ggml;
 pub mod heatmap;
 mod iq_grids;
@@ -344,26 +345,30 @@ pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats,
 /// ([`TensorData::Lazy`], decompressed) are made for this tensor's statistics and dropped after,
 /// unless something kept them already, so memory holds a few tensors at a time, not the model.
 fn streamed_stats(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsError> {
-    let TensorData::Lazy(l) = &t.data else {
-        return tensor_stats_with(t, opts);
-    };
-    if l.is_ready() {
-        return tensor_stats_with(t, opts);
+    tensor_stats_with(&once(t), opts)
+}
+
+/// A tensor whose bytes are made on first use ([`TensorData::Lazy`]) with them made for one pass
+/// and dropped after, unless something holds them already; any other tensor as it is.
+pub(crate) fn once(t: &Tensor) -> std::borrow::Cow<'_, Tensor> {
+    match &t.data {
+        TensorData::Lazy(l) if !l.is_ready() => {
+            let data = match l.get_or_produce() {
+                Ok(b) => TensorData::Bytes(b),
+                Err(e) => TensorData::Error(e),
+            };
+            std::borrow::Cow::Owned(Tensor {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                data,
+                origin: t.origin,
+                conv_axes: t.conv_axes,
+                quant: t.quant.clone(),
+            })
+        }
+        _ => std::borrow::Cow::Borrowed(t),
     }
-    let data = match l.get_or_produce() {
-        Ok(b) => TensorData::Bytes(b),
-        Err(e) => TensorData::Error(e),
-    };
-    let once = Tensor {
-        name: t.name.clone(),
-        dtype: t.dtype,
-        shape: t.shape.clone(),
-        data,
-        origin: t.origin,
-        conv_axes: t.conv_axes,
-        quant: t.quant.clone(),
-    };
-    tensor_stats_with(&once, opts)
 }
 
 /// Statistics of every tensor of a model, in parallel, in tensor order. `progress(done, total)` is

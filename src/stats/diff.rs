@@ -1,0 +1,639 @@
+//! What changed between two checkpoints of one model: per tensor, the norm of the difference
+//! relative to the first (‖B − A‖ / ‖A‖), the cosine between them, the largest change and where it
+//! is, and how many values changed; tensors only one side has, and those whose shapes disagree.
+//! `modelmap diff A B` prints it, and the structure view colours nodes by it (`Figure::Change`).
+//!
+//! How it works: tensors pair by name; names left over pair by a canonical form (`/` read as `.`,
+//! a TensorFlow `:0` dropped, and wrapper prefixes that a checkpoint may or may not carry —
+//! `module.` of DistributedDataParallel, `_orig_mod.` of `torch.compile`, `model.` /
+//! `transformer.` / `base_model.` of a Hugging Face head around its base model — stripped), only
+//! where that form is unique on both sides. A pair with equal element counts and equal shapes
+//! (leading or trailing 1s aside) is streamed in 64 k-element pieces in parallel: both sides are
+//! decoded to reals in logical order (any dtype, quantized codes as their reals, GPTQ/AWQ layouts
+//! gathered) and the sums of each piece merged, so memory stays flat and A and B may differ in
+//! dtype (a bf16 base against its f32 fine-tune). Δ is B − A: what going from A to B did.
+//!
+//! Values count as changed when they differ as reals; NaN against NaN is unchanged, and a value
+//! finite on one side only is counted apart (`nonfinite_mismatch`) and left out of the norms.
+//!
+//! Rejected: pairing by position or by shape (two checkpoints of one architecture list tensors in
+//! different orders, and many tensors share a shape); comparing bytes (a dtype change would then
+//! read as "everything changed").
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use super::decode::Elem;
+use super::heatmap::for_logical_range;
+use super::{StatsError, checked, once};
+use crate::model::{Format, Model, Quant, Tensor, TensorId};
+
+/// Elements per parallel piece.
+const PIECE: u64 = 1 << 16;
+
+/// What changed in one tensor present on both sides with the same shape.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TensorDiff {
+    /// Its name in A.
+    pub name: String,
+    /// Its name in B, when that differs (paired by canonical name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_b: Option<String>,
+    /// Index of the tensor in A's `tensors`.
+    #[serde(skip)]
+    pub tensor_a: TensorId,
+    /// A's dtype name.
+    pub dtype_a: String,
+    /// B's dtype name.
+    pub dtype_b: String,
+    /// A's shape.
+    pub shape: Vec<u64>,
+    /// Elements.
+    pub count: u64,
+    /// Elements whose values differ.
+    pub changed: u64,
+    /// Elements finite on one side and not on the other (or NaN against ±Inf).
+    pub nonfinite_mismatch: u64,
+    /// ‖A‖ over elements finite on both sides.
+    pub norm_a: f64,
+    /// ‖B‖ over the same elements.
+    pub norm_b: f64,
+    /// ‖B − A‖.
+    pub diff_norm: f64,
+    /// ‖B − A‖ / ‖A‖; `None` when A is all zeros (then any change is infinitely large).
+    pub rel_change: Option<f64>,
+    /// cos(A, B); `None` when either side is all zeros.
+    pub cosine: Option<f64>,
+    /// Mean of B − A.
+    pub mean_diff: f64,
+    /// Largest |B − A|.
+    pub max_abs_diff: f64,
+    /// Where it is, in the tensor's own shape order (empty when nothing changed).
+    pub max_at: Vec<u64>,
+    /// A's value there.
+    pub max_a: f64,
+    /// B's value there.
+    pub max_b: f64,
+}
+
+impl TensorDiff {
+    /// Whether every value is the same.
+    pub fn identical(&self) -> bool {
+        self.changed == 0 && self.nonfinite_mismatch == 0
+    }
+
+    /// The figure tensors are ranked by: relative change, an all-zero A that changed first.
+    pub fn rank(&self) -> f64 {
+        match self.rel_change {
+            Some(r) => r,
+            None if self.diff_norm > 0.0 || self.nonfinite_mismatch > 0 => f64::INFINITY,
+            None => 0.0,
+        }
+    }
+}
+
+/// A tensor on both sides whose shapes disagree.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ShapeMismatch {
+    /// Its name in A.
+    pub name: String,
+    /// Its name in B, when that differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_b: Option<String>,
+    /// A's shape.
+    pub shape_a: Vec<u64>,
+    /// B's shape.
+    pub shape_b: Vec<u64>,
+}
+
+/// A pair that could not be compared (unreadable data, a dtype without decoding).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PairError {
+    /// Its name in A.
+    pub name: String,
+    /// Why.
+    pub error: String,
+}
+
+/// Everything that differs between two models' tensors.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ModelDiff {
+    /// A's file.
+    pub file_a: String,
+    /// B's file.
+    pub file_b: String,
+    /// Tensors of A.
+    pub tensors_a: usize,
+    /// Tensors of B.
+    pub tensors_b: usize,
+    /// Pairs compared, most changed first (identical ones last).
+    pub tensors: Vec<TensorDiff>,
+    /// Pairs made through canonical names rather than equal names.
+    pub renamed: usize,
+    /// Pairs whose shapes disagree.
+    pub shape_mismatch: Vec<ShapeMismatch>,
+    /// Pairs that could not be compared.
+    pub errors: Vec<PairError>,
+    /// Tensors only A has.
+    pub only_a: Vec<String>,
+    /// Tensors only B has.
+    pub only_b: Vec<String>,
+    /// The median ‖B − A‖ / ‖A‖ of the tensors that changed (a norm over every tensor together
+    /// would be the change of a model's largest constants: an attention mask of −10⁹ outweighs
+    /// every weight).
+    pub median_rel_change: Option<f64>,
+    /// Elements compared.
+    pub compared_elements: u64,
+    /// Elements that changed.
+    pub changed_elements: u64,
+}
+
+impl ModelDiff {
+    /// Pairs with no changed value.
+    pub fn identical(&self) -> usize {
+        self.tensors.iter().filter(|d| d.identical()).count()
+    }
+
+    /// Per tensor of A, its diff (`None` where it was not compared).
+    pub fn by_tensor(&self, tensors_a: usize) -> Vec<Option<&TensorDiff>> {
+        let mut v = vec![None; tensors_a];
+        for d in &self.tensors {
+            if let Some(slot) = v.get_mut(d.tensor_a as usize) {
+                *slot = Some(d);
+            }
+        }
+        v
+    }
+}
+
+/// A name's canonical form for pairing tensors across checkpoints that wrap a model differently.
+pub fn canonical_name(name: &str) -> String {
+    let name = name.strip_suffix(":0").unwrap_or(name);
+    let mut s: String = name
+        .chars()
+        .map(|c| if c == '/' { '.' } else { c })
+        .collect();
+    const WRAPPERS: [&str; 5] = [
+        "module.",
+        "_orig_mod.",
+        "base_model.",
+        "model.",
+        "transformer.",
+    ];
+    while let Some(rest) = WRAPPERS.iter().find_map(|p| s.strip_prefix(p)) {
+        if rest.is_empty() {
+            break;
+        }
+        s = rest.to_string();
+    }
+    s
+}
+
+/// Which tensors pair: `(a, b, by_canonical_name)`, then what is left of A, then of B.
+type Pairing = (Vec<(usize, usize, bool)>, Vec<usize>, Vec<usize>);
+
+/// Pairs A's tensors with B's.
+fn pair(a: &Model, b: &Model) -> Pairing {
+    let by_name: HashMap<&str, usize> = b
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    let mut pairs = Vec::new();
+    let mut b_used = vec![false; b.tensors.len()];
+    let mut a_left = Vec::new();
+    for (i, t) in a.tensors.iter().enumerate() {
+        match by_name.get(t.name.as_str()) {
+            Some(&j) if !b_used[j] => {
+                b_used[j] = true;
+                pairs.push((i, j, false));
+            }
+            _ => a_left.push(i),
+        }
+    }
+    let b_left: Vec<usize> = (0..b.tensors.len()).filter(|&j| !b_used[j]).collect();
+    let group = |m: &Model, idx: &[usize]| {
+        let mut g: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in idx {
+            g.entry(canonical_name(&m.tensors[i].name))
+                .or_default()
+                .push(i);
+        }
+        g
+    };
+    let (ga, gb) = (group(a, &a_left), group(b, &b_left));
+    let mut a_paired = vec![false; a.tensors.len()];
+    for (key, ia) in &ga {
+        if let (&[i], Some(&[j])) = (ia.as_slice(), gb.get(key).map(Vec::as_slice)) {
+            pairs.push((i, j, true));
+            a_paired[i] = true;
+            b_used[j] = true;
+        }
+    }
+    pairs.sort_unstable();
+    let only_a = a_left.into_iter().filter(|&i| !a_paired[i]).collect();
+    let only_b = (0..b.tensors.len()).filter(|&j| !b_used[j]).collect();
+    (pairs, only_a, only_b)
+}
+
+/// A shape with its leading and trailing 1s dropped (`[1, 4096]` and `[4096]` hold the same).
+fn squeezed(shape: &[u64]) -> &[u64] {
+    let start = shape.iter().position(|&d| d != 1).unwrap_or(shape.len());
+    let end = shape.iter().rposition(|&d| d != 1).map_or(start, |e| e + 1);
+    &shape[start..end]
+}
+
+/// Sums over a piece of both tensors.
+#[derive(Clone, Copy, Debug)]
+struct Acc {
+    a2: f64,
+    b2: f64,
+    d2: f64,
+    ab: f64,
+    d_sum: f64,
+    n: u64,
+    changed: u64,
+    nonfinite: u64,
+    max_abs: f64,
+    max_idx: u64,
+    max_a: f64,
+    max_b: f64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            a2: 0.0,
+            b2: 0.0,
+            d2: 0.0,
+            ab: 0.0,
+            d_sum: 0.0,
+            n: 0,
+            changed: 0,
+            nonfinite: 0,
+            max_abs: -1.0,
+            max_idx: 0,
+            max_a: 0.0,
+            max_b: 0.0,
+        }
+    }
+}
+
+impl Acc {
+    fn merge(mut self, o: Acc) -> Acc {
+        self.a2 += o.a2;
+        self.b2 += o.b2;
+        self.d2 += o.d2;
+        self.ab += o.ab;
+        self.d_sum += o.d_sum;
+        self.n += o.n;
+        self.changed += o.changed;
+        self.nonfinite += o.nonfinite;
+        // Ties go to the earlier element, whichever order the pieces merge in.
+        if o.max_abs > self.max_abs || (o.max_abs == self.max_abs && o.max_idx < self.max_idx) {
+            self.max_abs = o.max_abs;
+            self.max_idx = o.max_idx;
+            self.max_a = o.max_a;
+            self.max_b = o.max_b;
+        }
+        self
+    }
+
+    fn add(&mut self, first: u64, a: &[f64], b: &[f64]) {
+        for (k, (&x, &y)) in a.iter().zip(b).enumerate() {
+            if x.is_finite() && y.is_finite() {
+                let d = y - x;
+                self.a2 += x * x;
+                self.b2 += y * y;
+                self.d2 += d * d;
+                self.ab += x * y;
+                self.d_sum += d;
+                self.n += 1;
+                if d != 0.0 {
+                    self.changed += 1;
+                    if d.abs() > self.max_abs {
+                        self.max_abs = d.abs();
+                        self.max_idx = first + k as u64;
+                        self.max_a = x;
+                        self.max_b = y;
+                    }
+                }
+            } else if !(x.is_nan() && y.is_nan()) && x != y {
+                self.nonfinite += 1;
+                self.changed += 1;
+            }
+        }
+    }
+}
+
+/// One side of a pair while it is read: its bytes, decoder and quantization.
+struct Side<'a> {
+    bytes: crate::model::TensorBytes<'a>,
+    elem: Elem,
+    quant: Option<&'a Quant>,
+    /// Values per logical row when the values are not in row-major order (GPTQ/AWQ): pieces are
+    /// then read a row at a time.
+    row: Option<u64>,
+}
+
+impl<'a> Side<'a> {
+    fn of(t: &'a Tensor) -> Result<Side<'a>, StatsError> {
+        let (bytes, elem) = checked(t)?;
+        let quant = t.quant.as_ref();
+        let row = quant
+            .and_then(Quant::layout)
+            .map(|_| t.shape.last().copied().unwrap_or(1).max(1));
+        Ok(Side {
+            bytes,
+            elem,
+            quant,
+            row,
+        })
+    }
+
+    /// The reals of logical elements `lo..hi` into `out` (cleared first).
+    fn read(&self, lo: u64, hi: u64, buf: &mut [f64], out: &mut Vec<f64>) {
+        out.clear();
+        let src = (self.elem, &self.bytes[..], self.quant);
+        let mut a = lo;
+        while a < hi {
+            // A layout's pieces stay inside one row.
+            let b = match self.row {
+                Some(r) => hi.min((a / r + 1) * r),
+                None => hi,
+            };
+            for_logical_range(src, a, b, buf, |_, v| out.extend_from_slice(v));
+            a = b;
+        }
+    }
+}
+
+/// Compares two tensors of equal element count, value by value.
+pub fn tensor_diff(
+    a: &Tensor,
+    b: &Tensor,
+    innermost_first: bool,
+) -> Result<TensorDiff, StatsError> {
+    let (ta, tb) = (once(a), once(b));
+    let (sa, sb) = (Side::of(&ta)?, Side::of(&tb)?);
+    let n = a.elements();
+    let buf_len = 4096.max(sa.elem.block().0).max(sb.elem.block().0);
+    let acc = (0..n.div_ceil(PIECE))
+        .into_par_iter()
+        .map_init(
+            || (vec![0.0f64; buf_len], Vec::new(), Vec::new()),
+            |(buf, va, vb), p| {
+                let (lo, hi) = (p * PIECE, n.min((p + 1) * PIECE));
+                sa.read(lo, hi, buf, va);
+                sb.read(lo, hi, buf, vb);
+                let mut acc = Acc::default();
+                if va.len() as u64 == hi - lo && vb.len() == va.len() {
+                    acc.add(lo, va, vb);
+                }
+                acc
+            },
+        )
+        .reduce(Acc::default, Acc::merge);
+    let (na, nb) = (acc.a2.sqrt(), acc.b2.sqrt());
+    let max_at = if acc.max_abs < 0.0 {
+        Vec::new()
+    } else if innermost_first {
+        let rev: Vec<u64> = a.shape.iter().rev().copied().collect();
+        let mut idx = super::heatmap::unravel(acc.max_idx, &rev);
+        idx.reverse();
+        idx
+    } else {
+        super::heatmap::unravel(acc.max_idx, &a.shape)
+    };
+    let changed_any = acc.max_abs >= 0.0;
+    Ok(TensorDiff {
+        name: a.name.clone(),
+        name_b: (a.name != b.name).then(|| b.name.clone()),
+        tensor_a: 0,
+        dtype_a: a.dtype.name().to_string(),
+        dtype_b: b.dtype.name().to_string(),
+        shape: a.shape.clone(),
+        count: n,
+        changed: acc.changed,
+        nonfinite_mismatch: acc.nonfinite,
+        norm_a: na,
+        norm_b: nb,
+        diff_norm: acc.d2.sqrt(),
+        rel_change: (na > 0.0).then(|| acc.d2.sqrt() / na),
+        cosine: (na > 0.0 && nb > 0.0).then(|| (acc.ab / (na * nb)).clamp(-1.0, 1.0)),
+        mean_diff: if acc.n > 0 {
+            acc.d_sum / acc.n as f64
+        } else {
+            0.0
+        },
+        max_abs_diff: acc.max_abs.max(0.0),
+        max_at,
+        max_a: if changed_any { acc.max_a } else { 0.0 },
+        max_b: if changed_any { acc.max_b } else { 0.0 },
+    })
+}
+
+/// Compares every tensor of `a` with its counterpart in `b`, in parallel. `progress(done, total)`
+/// is called after each pair; once `stop()` is true no further pair is started (those come back
+/// as errors saying so).
+pub fn diff_models(
+    a: &Model,
+    b: &Model,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> ModelDiff {
+    let (pairs, only_a, only_b) = pair(a, b);
+    let innermost_first = a.format == Format::Gguf && b.format == Format::Gguf;
+    let total = pairs.len();
+    let done = AtomicUsize::new(0);
+    enum Outcome {
+        Diff(TensorDiff),
+        Shape(ShapeMismatch),
+        Error(PairError),
+    }
+    let outcomes: Vec<Outcome> = pairs
+        .par_iter()
+        .map(|&(i, j, _)| {
+            let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
+            let name_b = (ta.name != tb.name).then(|| tb.name.clone());
+            let out = if squeezed(&ta.shape) != squeezed(&tb.shape) {
+                Outcome::Shape(ShapeMismatch {
+                    name: ta.name.clone(),
+                    name_b,
+                    shape_a: ta.shape.clone(),
+                    shape_b: tb.shape.clone(),
+                })
+            } else if stop() {
+                Outcome::Error(PairError {
+                    name: ta.name.clone(),
+                    error: "comparison cancelled".into(),
+                })
+            } else {
+                match tensor_diff(ta, tb, innermost_first) {
+                    Ok(mut d) => {
+                        d.tensor_a = i as TensorId;
+                        Outcome::Diff(d)
+                    }
+                    Err(e) => Outcome::Error(PairError {
+                        name: ta.name.clone(),
+                        error: e.to_string(),
+                    }),
+                }
+            };
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            out
+        })
+        .collect();
+    let mut out = ModelDiff {
+        file_a: a.source.display().to_string(),
+        file_b: b.source.display().to_string(),
+        tensors_a: a.tensors.len(),
+        tensors_b: b.tensors.len(),
+        renamed: pairs.iter().filter(|p| p.2).count(),
+        only_a: only_a.iter().map(|&i| a.tensors[i].name.clone()).collect(),
+        only_b: only_b.iter().map(|&j| b.tensors[j].name.clone()).collect(),
+        ..Default::default()
+    };
+    for o in outcomes {
+        match o {
+            Outcome::Diff(d) => {
+                out.compared_elements += d.count;
+                out.changed_elements += d.changed;
+                out.tensors.push(d);
+            }
+            Outcome::Shape(s) => out.shape_mismatch.push(s),
+            Outcome::Error(e) => out.errors.push(e),
+        }
+    }
+    let mut changed: Vec<f64> = out
+        .tensors
+        .iter()
+        .filter(|d| !d.identical())
+        .map(TensorDiff::rank)
+        .collect();
+    changed.sort_by(f64::total_cmp);
+    out.median_rel_change = changed.get(changed.len() / 2).copied();
+    // Most changed first; equal figures keep A's order.
+    out.tensors.sort_by(|x, y| {
+        y.rank()
+            .total_cmp(&x.rank())
+            .then(x.tensor_a.cmp(&y.tensor_a))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::model::DType;
+
+    fn model(name: &str, tensors: Vec<Tensor>) -> Model {
+        let mut m = Model::new(name, Format::Safetensors);
+        for t in tensors {
+            m.add_tensor(t);
+        }
+        m
+    }
+
+    fn bf16(v: &[f32]) -> Vec<u8> {
+        v.iter()
+            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn figures_of_a_changed_tensor() {
+        let a = f32_tensor("w", &[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let b = f32_tensor("w", &[2, 2], &[1.0, 2.0, 3.0, 1.0]);
+        let d = tensor_diff(&a, &b, false).unwrap();
+        assert_eq!(d.changed, 1);
+        assert_eq!(d.max_abs_diff, 3.0);
+        assert_eq!(d.max_at, vec![1, 1]);
+        assert_eq!((d.max_a, d.max_b), (4.0, 1.0));
+        assert!((d.norm_a - 30f64.sqrt()).abs() < 1e-12);
+        assert!((d.rel_change.unwrap() - 3.0 / 30f64.sqrt()).abs() < 1e-12);
+        assert!((d.cosine.unwrap() - 18.0 / (30f64.sqrt() * 15f64.sqrt())).abs() < 1e-12);
+        assert!((d.mean_diff + 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dtypes_may_differ_and_equal_values_are_unchanged() {
+        let vals: Vec<f32> = (0..300_000).map(|i| (i as f32 * 0.37).sin()).collect();
+        // bf16 values are exact in f32: an f32 copy of a bf16 tensor is unchanged.
+        let a = tensor("w", DType::BF16, &[600, 500], bf16(&vals));
+        let widened: Vec<f32> = vals
+            .iter()
+            .map(|x| f32::from_bits(x.to_bits() & 0xffff_0000))
+            .collect();
+        let mut changed = widened.clone();
+        changed[123_456] += 0.5;
+        let b = f32_tensor("w", &[600, 500], &widened);
+        let c = f32_tensor("w", &[600, 500], &changed);
+        let same = tensor_diff(&a, &b, false).unwrap();
+        assert!(same.identical(), "{same:?}");
+        assert_eq!(same.rel_change, Some(0.0));
+        let one = tensor_diff(&a, &c, false).unwrap();
+        assert_eq!(one.changed, 1);
+        assert_eq!(one.max_at, vec![246, 456]);
+        assert!((one.max_abs_diff - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nonfinite_values_are_counted_apart() {
+        let a = f32_tensor("w", &[3], &[f32::NAN, 1.0, 2.0]);
+        let b = f32_tensor("w", &[3], &[f32::NAN, f32::INFINITY, 2.0]);
+        let d = tensor_diff(&a, &b, false).unwrap();
+        assert_eq!((d.changed, d.nonfinite_mismatch), (1, 1));
+        assert_eq!(d.diff_norm, 0.0);
+        assert!(!d.identical());
+    }
+
+    #[test]
+    fn tensors_pair_by_name_then_by_canonical_name() {
+        let a = model(
+            "a.safetensors",
+            vec![
+                f32_tensor("model.layers.0.w", &[2], &[1.0, 1.0]),
+                f32_tensor("model.norm", &[1, 2], &[1.0, 1.0]),
+                f32_tensor("lm_head", &[2], &[0.0, 0.0]),
+                f32_tensor("gone", &[2], &[0.0, 0.0]),
+                f32_tensor("wide", &[2, 3], &[0.0; 6]),
+            ],
+        );
+        let b = model(
+            "b.pt",
+            vec![
+                f32_tensor("module.layers.0.w", &[2], &[1.0, 2.0]),
+                f32_tensor("model.norm", &[2], &[1.0, 1.0]),
+                f32_tensor("lm_head", &[2], &[0.0, 1.0]),
+                f32_tensor("new", &[2], &[0.0, 0.0]),
+                f32_tensor("wide", &[3, 2], &[0.0; 6]),
+            ],
+        );
+        let d = diff_models(&a, &b, &|_, _| {}, &|| false);
+        assert_eq!(d.renamed, 1);
+        assert_eq!(d.only_a, vec!["gone"]);
+        assert_eq!(d.only_b, vec!["new"]);
+        assert_eq!(d.shape_mismatch.len(), 1);
+        assert_eq!(d.shape_mismatch[0].shape_b, vec![3, 2]);
+        let names: Vec<&str> = d.tensors.iter().map(|t| t.name.as_str()).collect();
+        // An all-zero A that changed ranks first, then by relative change, identical last.
+        assert_eq!(names, ["lm_head", "model.layers.0.w", "model.norm"]);
+        assert_eq!(d.tensors[1].name_b.as_deref(), Some("module.layers.0.w"));
+        assert_eq!(d.identical(), 1);
+        assert_eq!(d.changed_elements, 2);
+        assert_eq!(d.compared_elements, 6);
+    }
+
+    #[test]
+    fn canonical_names_drop_wrappers_and_separators() {
+        assert_eq!(canonical_name("module._orig_mod.fc.weight"), "fc.weight");
+        assert_eq!(canonical_name("model/dense/kernel:0"), "dense.kernel");
+        assert_eq!(canonical_name("transformer.h.0.attn"), "h.0.attn");
+        assert_eq!(canonical_name("model."), "model.");
+    }
+}

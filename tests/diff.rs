@@ -1,0 +1,179 @@
+//! `modelmap diff`: what changed between two checkpoints, checked against torch's figures for a
+//! real fine-tune (`tests/data/diff/make_diff.py`: a bf16 LLaMA saved by transformers, and an f32
+//! DistributedDataParallel state dict after eight AdamW steps) and against a value planted in a
+//! copy of a corpus checkpoint.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use modelmap::model::Model;
+use modelmap::stats::diff::{ModelDiff, diff_models};
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff")
+}
+
+fn open(path: &Path) -> Model {
+    modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn diff(a: &Path, b: &Path) -> ModelDiff {
+    diff_models(&open(a), &open(b), &|_, _| {}, &|| false)
+}
+
+fn close(got: f64, want: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs().max(1e-12),
+        "{what}: {got} against torch's {want}"
+    );
+}
+
+#[test]
+fn a_fine_tune_changes_what_torch_says_it_changed() {
+    let d = diff(&dir().join("base"), &dir().join("tuned.pt"));
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("facts.json")).unwrap()).unwrap();
+    let tensors = facts["tensors"].as_object().unwrap();
+    // Every base name pairs with its `module.`-prefixed twin; the new head is B's alone.
+    assert_eq!(d.tensors.len(), tensors.len());
+    assert_eq!(d.renamed, tensors.len());
+    assert!(d.only_a.is_empty() && d.shape_mismatch.is_empty() && d.errors.is_empty());
+    assert_eq!(d.only_b, common::json_strings(&facts["only_b"]));
+    for t in &d.tensors {
+        let f = &tensors[&t.name];
+        let ctx = &t.name;
+        assert_eq!(t.name_b.as_deref(), Some(format!("module.{ctx}").as_str()));
+        assert_eq!((t.dtype_a.as_str(), t.dtype_b.as_str()), ("BF16", "F32"));
+        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
+        assert_eq!(t.count, f["count"].as_u64().unwrap(), "{ctx}");
+        close(t.norm_a, f["norm_a"].as_f64().unwrap(), ctx);
+        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
+        close(
+            t.max_abs_diff,
+            f["max_abs_diff"].as_f64().unwrap(),
+            &format!("{ctx} max |Δ|"),
+        );
+        assert!(
+            (t.mean_diff - f["mean_diff"].as_f64().unwrap()).abs() < 1e-15,
+            "{ctx}: mean Δ {}",
+            t.mean_diff
+        );
+        if t.changed == 0 {
+            assert!(t.identical() && t.max_at.is_empty(), "{ctx}");
+            assert_eq!(t.rel_change, Some(0.0));
+            continue;
+        }
+        close(
+            t.rel_change.unwrap(),
+            f["rel_change"].as_f64().unwrap(),
+            ctx,
+        );
+        close(t.cosine.unwrap(), f["cosine"].as_f64().unwrap(), ctx);
+        assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+    }
+    // Layer 0, the embedding and lm_head were frozen; everything of layer 1 and the final norm
+    // moved, and the matrices ranked above the norms.
+    assert_eq!(d.identical(), 11);
+    let first = &d.tensors[0].name;
+    assert!(first.starts_with("model.layers.1.") && first.ends_with("_proj.weight"));
+    assert!(d.tensors[..10].iter().all(|t| !t.identical()));
+}
+
+#[test]
+fn the_cli_prints_the_most_changed_first_and_json_on_request() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelmap"))
+            .arg("diff")
+            .arg(dir().join("base/model.safetensors"))
+            .arg(dir().join("tuned.pt"))
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run(&[]);
+    assert!(
+        text.contains("10 tensors changed (37056 values), 11 identical"),
+        "{text}"
+    );
+    assert!(
+        text.contains("only in B (1): module.classifier.weight"),
+        "{text}"
+    );
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("tensor"))
+        .collect();
+    assert_eq!(table.len(), 11, "{text}");
+    assert!(table[1].contains("BF16→F32"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json", "--all"])).unwrap();
+    assert_eq!(json["identical"], 11);
+    assert_eq!(json["tensors"].as_array().unwrap().len(), 21);
+}
+
+#[test]
+fn one_planted_value_in_a_corpus_checkpoint_is_found() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let file = corpus.join("generated/llama_tiny_st/model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let name = "model.layers.3.mlp.down_proj.weight";
+    let entry = &header[name];
+    assert_eq!(entry["dtype"], "F32");
+    let cols = entry["shape"][1].as_u64().unwrap() as usize;
+    let begin = entry["data_offsets"][0].as_u64().unwrap() as usize;
+    let at = 8 + n + begin + 4 * (7 * cols + 11);
+    let before = f32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    bytes[at..at + 4].copy_from_slice(&1.5f32.to_le_bytes());
+    let tmp = tempfile::tempdir().unwrap();
+    let patched = tmp.path().join("model.safetensors");
+    std::fs::write(&patched, &bytes).unwrap();
+
+    let d = diff(&file, &patched);
+    assert_eq!(d.renamed, 0);
+    assert_eq!(d.tensors.len(), header.as_object().unwrap().len() - 1);
+    assert_eq!(d.identical(), d.tensors.len() - 1);
+    let t = &d.tensors[0];
+    assert_eq!(t.name, name);
+    assert_eq!((t.changed, t.max_at.as_slice()), (1, &[7, 11][..]));
+    assert_eq!((t.max_a, t.max_b), (f64::from(before), 1.5));
+    close(t.max_abs_diff, (1.5 - f64::from(before)).abs(), "max |Δ|");
+    close(
+        t.mean_diff,
+        (1.5 - f64::from(before)) / t.count as f64,
+        "mean Δ",
+    );
+}
+
+#[test]
+fn a_truncated_side_is_an_error_naming_its_file() {
+    let tmp = common::copy_folder(&dir());
+    let cut = tmp.path().join("tuned.pt");
+    common::cut_in_half(&cut);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelmap"))
+        .arg("diff")
+        .arg(tmp.path().join("base"))
+        .arg(&cut)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&cut.display().to_string()), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
