@@ -25,6 +25,10 @@ struct Cli {
     command: Option<Command>,
     /// Model files to open in the viewer (the embedded demo model when none is given).
     files: Vec<PathBuf>,
+    /// Compare the first file with this checkpoint: a tab shows what changed (B − A), nodes
+    /// coloured by how much.
+    #[arg(long, requires = "files")]
+    diff: Option<PathBuf>,
     /// Print the time from process start to the first presented frame showing the model, and exit.
     #[arg(long)]
     bench_startup: bool,
@@ -75,6 +79,10 @@ enum Command {
         /// What to draw: the model's structure, or a chain of dense layers as neurons and weights.
         #[arg(long, value_enum, default_value_t = RenderView::Structure)]
         view: RenderView,
+        /// Compare with this checkpoint: nodes coloured by how much their weights changed
+        /// (‖B − A‖ / ‖A‖, blue little, red most), weights and --tensor heatmaps showing B − A.
+        #[arg(long)]
+        diff: Option<PathBuf>,
         /// With --view neurons: the dense chain to draw, by name (e.g. model.layers.3.mlp) or index
         /// (default: the chain with the most weights).
         #[arg(long)]
@@ -190,13 +198,31 @@ fn main() -> anyhow::Result<()> {
             tensor,
             kernels,
             view,
+            diff,
             chain,
         }) => {
             if chain.is_some() && view != RenderView::Neurons {
                 anyhow::bail!("--chain picks a dense chain for --view neurons");
             }
-            let model =
+            let mut model =
                 load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let mut overlay = None;
+            if let Some(other) = diff {
+                let b = load::open(&other)
+                    .with_context(|| format!("cannot open {}", other.display()))?;
+                let d = modelmap::stats::diff::diff_models(&model, &b, &|_, _| {}, &|| false);
+                println!(
+                    "{} of {} compared tensors changed ({} only in A, {} only in B)",
+                    d.tensors.len() - d.identical(),
+                    d.tensors.len(),
+                    d.only_a.len(),
+                    d.only_b.len()
+                );
+                overlay = Some(std::sync::Arc::new(modelmap::stats::diff::change_overlay(
+                    &model, &d,
+                )));
+                model = modelmap::stats::diff::delta_model(&model, &b, &d);
+            }
             if view == RenderView::Neurons {
                 let msg = modelmap::neuron_view::render_neurons_png(
                     std::sync::Arc::new(model),
@@ -221,6 +247,7 @@ fn main() -> anyhow::Result<()> {
                 layout,
                 focus,
                 redact,
+                overlay,
             };
             let msg = modelmap::scene::render_model_png(std::sync::Arc::new(model), &opts, &out)?;
             println!("{msg}");
@@ -328,6 +355,7 @@ fn main() -> anyhow::Result<()> {
         None => {
             modelmap::app::run_with(modelmap::app::RunOptions {
                 files: cli.files,
+                diff: cli.diff,
                 bench_startup: cli.bench_startup,
                 started,
             })?;

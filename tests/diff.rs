@@ -12,8 +12,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use modelmap::app::state::{AppState, TabContent};
 use modelmap::model::Model;
 use modelmap::stats::diff::{ModelDiff, diff_models};
+use modelmap::stats::overlay::Figure;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/diff")
@@ -176,4 +180,105 @@ fn a_truncated_side_is_an_error_naming_its_file() {
     assert!(!out.status.success());
     assert!(err.contains(&cut.display().to_string()), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_window_shows_b_minus_a_in_a_new_tab_coloured_by_change() {
+    let mut app = AppState::new(glam::DVec2::new(1200.0, 800.0), std::sync::Arc::new(|| {}));
+    assert!(
+        app.compare_with(dir().join("tuned.pt")).is_none(),
+        "no model shown yet"
+    );
+    app.open_path(dir().join("base"));
+    assert!(app.wait_idle(WAIT));
+    app.compare_with(dir().join("tuned.pt")).unwrap();
+    assert!(app.wait_idle(WAIT));
+    assert_eq!(app.tabs.len(), 2);
+    assert_eq!(app.active, 1);
+    assert_eq!(app.active_tab().unwrap().title, "tuned.pt − base");
+    let v = app.active_view().unwrap();
+    let c = v.diff.as_ref().unwrap();
+    assert_eq!(c.diff.identical(), 11);
+    let (figure, overlay) = v.overlay.as_ref().unwrap();
+    assert_eq!(*figure, Figure::Change);
+    let node = |name: &str| common::node_id(&v.model, name) as usize;
+    // Layer 0 was frozen: the bottom of the scale; layer 1's projections moved the most.
+    assert_eq!(overlay.0[node("model.layers.0.self_attn.q_proj")], 0.0);
+    let q1 = overlay.0[node("model.layers.1.self_attn.q_proj")];
+    let norm1 = overlay.0[node("model.layers.1.input_layernorm")];
+    assert!(q1 > 0.9 && (0.25..0.5).contains(&norm1), "{q1} {norm1}");
+    // The view's tensors hold B − A: their statistics are those of the change.
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("facts.json")).unwrap()).unwrap();
+    let name = "model.layers.1.self_attn.q_proj.weight";
+    let fact = &facts["tensors"][name];
+    let t = v.model.tensor(name).unwrap();
+    let s = modelmap::stats::tensor_stats(t).unwrap();
+    assert_eq!(s.dtype, "F32");
+    assert!(
+        (s.l2 / fact["diff_norm"].as_f64().unwrap() - 1.0).abs() < 1e-6,
+        "{}",
+        s.l2
+    );
+    assert!(
+        (s.abs_max.unwrap() / fact["max_abs_diff"].as_f64().unwrap() - 1.0).abs() < 1e-6,
+        "{:?}",
+        s.abs_max
+    );
+    let id = v.model.tensor_index[name];
+    assert_eq!(c.tensor(id).unwrap().name, name);
+
+    // A second checkpoint that cannot be read leaves an error tab naming it.
+    let tmp = common::copy_folder(&dir());
+    let cut = tmp.path().join("tuned.pt");
+    common::cut_in_half(&cut);
+    app.active = 0;
+    app.compare_with(cut.clone()).unwrap();
+    assert!(app.wait_idle(WAIT));
+    match &app.active_tab().unwrap().content {
+        TabContent::Failed { message } => {
+            assert!(message.contains(&cut.display().to_string()), "{message}")
+        }
+        _ => panic!("expected an error tab"),
+    }
+}
+
+#[test]
+fn render_diff_colours_changed_layers_red_and_frozen_ones_blue() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let render = |out: &str, extra: &[&str]| {
+        let path = tmp.path().join(out);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_modelmap"))
+            .arg("render")
+            .arg(dir().join("base"))
+            .args(["--width", "600", "--height", "400", "-o"])
+            .arg(&path)
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let img = modelmap::render::load_png(&path).unwrap();
+        // Pixels of the overlay's two ends: red (most changed) and blue (unchanged).
+        let (mut red, mut blue) = (0, 0);
+        for p in img.pixels.chunks_exact(4) {
+            red += usize::from(p[0] > 200 && p[1] < 60 && p[2] < 60);
+            blue += usize::from(p[2] > 200 && p[0] < 60 && p[1] < 120);
+        }
+        (red, blue, String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (red, blue, _) = render("plain.png", &[]);
+    assert_eq!(red, 0, "op colours alone have no overlay red");
+    let tuned = dir().join("tuned.pt");
+    let (red, blue_diff, said) = render("diff.png", &["--diff", tuned.to_str().unwrap()]);
+    assert!(said.contains("10 of 21 compared tensors changed"), "{said}");
+    // Layer 1's two blocks are red, layer 0's blue: about as much of each.
+    assert!(red > 5_000, "{red} red pixels");
+    assert!(
+        blue_diff > blue + 5_000,
+        "{blue_diff} blue pixels (without --diff {blue})"
+    );
 }

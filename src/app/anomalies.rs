@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::jobs::JobProgress;
 use crate::model::{Model, NodeId};
-use crate::stats::anomaly::{Anomaly, OUTLIER_Z};
+use crate::stats::anomaly::Anomaly;
 use crate::stats::cache::StatsCache;
 use crate::stats::overlay::{Figure, NodeFigures};
 
@@ -119,37 +119,10 @@ pub const FIGURES: [(Figure, &str); 5] = [
     (Figure::Flops, "FLOPs per token"),
 ];
 
-/// Per node, `f` mapped to 0..=1 for the overlay colour scale; NaN where a node has no such figure.
-pub fn overlay_values(figures: &[NodeFigures], f: Figure) -> Vec<f32> {
-    let raw: Vec<Option<f64>> = figures.iter().map(|x| x.get(f)).collect();
-    let finite = || raw.iter().flatten().copied().filter(|v| v.is_finite());
-    let map: Box<dyn Fn(f64) -> f64> = match f {
-        Figure::Sparsity => Box::new(|v| v),
-        Figure::SiblingZ => Box::new(|v| v.abs() / (2.0 * OUTLIER_Z)),
-        Figure::Params | Figure::WeightNorm | Figure::Flops => {
-            // Log scale between the smallest and largest positive value.
-            let pos = || finite().filter(|&v| v > 0.0);
-            let lo = pos().fold(f64::INFINITY, f64::min).ln();
-            let hi = pos().fold(0.0f64, f64::max).ln();
-            let span = hi - lo;
-            Box::new(move |v| {
-                if v <= 0.0 {
-                    0.0
-                } else if span > 0.0 && span.is_finite() {
-                    (v.ln() - lo) / span
-                } else {
-                    1.0
-                }
-            })
-        }
-    };
-    raw.iter()
-        .map(|v| match v {
-            Some(v) if v.is_finite() => map(*v).clamp(0.0, 1.0) as f32,
-            _ => f32::NAN,
-        })
-        .collect()
-}
+/// The label of [`Figure::Change`], offered when a view compares two checkpoints.
+pub const CHANGE_LABEL: &str = "change against B (norm of B − A / norm of A)";
+
+pub use crate::stats::overlay::overlay_values;
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,8 @@ pub enum AppError {
 pub struct RunOptions {
     /// Files to open, one tab each (the embedded demo model when empty).
     pub files: Vec<PathBuf>,
+    /// Compare the first file with this checkpoint: a tab of B − A opens beside it.
+    pub diff: Option<PathBuf>,
     /// Print the time from `started` to the first presented frame showing the model, then exit.
     pub bench_startup: bool,
     /// When the process started (`main` takes `Instant::now()` first thing).
@@ -67,6 +69,7 @@ impl RunOptions {
     pub fn new(files: Vec<PathBuf>) -> Self {
         RunOptions {
             files,
+            diff: None,
             bench_startup: false,
             started: std::time::Instant::now(),
         }

@@ -4,10 +4,11 @@
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
-use super::anomalies::FIGURES;
+use super::anomalies::{CHANGE_LABEL, FIGURES};
 use super::state::{AppState, TabContent};
 use crate::model::group_digits;
 use crate::stats::anomaly::Severity;
+use crate::stats::overlay::Figure;
 
 /// Textures of the panels.
 #[derive(Default)]
@@ -89,7 +90,7 @@ pub fn anomaly_window_ui(
                 let text = FIGURES
                     .iter()
                     .find(|(f, _)| Some(*f) == current)
-                    .map_or("op type", |(_, l)| l);
+                    .map_or(if current == Some(Figure::Change) { CHANGE_LABEL } else { "op type" }, |(_, l)| l);
                 let mut choice = current;
                 egui::ComboBox::from_id_salt("color_by")
                     .selected_text(text)
@@ -97,6 +98,9 @@ pub fn anomaly_window_ui(
                         ui.selectable_value(&mut choice, None, "op type");
                         for (f, label) in FIGURES {
                             ui.selectable_value(&mut choice, Some(f), label);
+                        }
+                        if v.diff.is_some() {
+                            ui.selectable_value(&mut choice, Some(Figure::Change), CHANGE_LABEL);
                         }
                     });
                 if choice != current {

@@ -178,6 +178,44 @@ impl std::fmt::Debug for LaidOut {
     }
 }
 
+/// A comparison of two checkpoints shown in a view: the view's model is
+/// [`crate::stats::diff::delta_model`] of A and B.
+#[derive(Debug)]
+pub struct Compared {
+    /// What changed, tensor by tensor.
+    pub diff: crate::stats::diff::ModelDiff,
+    /// Per node, its change on the overlay's 0..=1 scale.
+    pub overlay: Arc<Vec<f32>>,
+    /// Per tensor of A (and of the view's model), its entry in `diff.tensors`.
+    index: std::collections::HashMap<crate::model::TensorId, usize>,
+}
+
+impl Compared {
+    /// A comparison of `a` with another checkpoint, ready to show.
+    pub fn new(a: &Model, diff: crate::stats::diff::ModelDiff) -> Self {
+        let overlay = Arc::new(crate::stats::diff::change_overlay(a, &diff));
+        let index = diff
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.tensor_a, i))
+            .collect();
+        Compared {
+            diff,
+            overlay,
+            index,
+        }
+    }
+
+    /// What changed in tensor `t` of the view's model, when it was compared.
+    pub fn tensor(&self, t: crate::model::TensorId) -> Option<&crate::stats::diff::TensorDiff> {
+        self.diff.tensors.get(*self.index.get(&t)?)
+    }
+}
+
+/// How a comparison job gets its first model: already open, or read from a file.
+type OpenA = Box<dyn FnOnce(&JobProgress) -> Result<Arc<Model>, String> + Send>;
+
 /// One open model's view state.
 #[derive(Debug)]
 pub struct ModelView {
@@ -205,6 +243,9 @@ pub struct ModelView {
     pub matrix: MatrixState,
     /// The figure colouring the nodes (none: op colours), with its per-node values.
     pub overlay: Option<(Figure, OverlayValues)>,
+    /// When this view shows what changed between two checkpoints (File → Compare with…): the
+    /// comparison, whose per-node change colours the nodes.
+    pub diff: Option<Arc<Compared>>,
     /// Fit the camera when the first real layout arrives (the user has not moved yet).
     fit_on_layout: bool,
 }
@@ -233,6 +274,7 @@ impl ModelView {
             anomalies: AnomalyState::default(),
             matrix: MatrixState::default(),
             overlay: None,
+            diff: None,
             fit_on_layout: true,
         }
     }
@@ -439,6 +481,13 @@ impl ModelView {
     /// Colours nodes by `figure` (or by op again with `None`); needs a finished anomaly scan for
     /// anything but `None`. Returns whether the overlay is shown.
     pub fn set_color_by(&mut self, figure: Option<Figure>) -> bool {
+        if figure == Some(Figure::Change) {
+            let Some(d) = &self.diff else {
+                return false;
+            };
+            self.overlay = Some((Figure::Change, OverlayValues(d.overlay.clone())));
+            return true;
+        }
         let (Some(f), Some(scan)) = (figure, self.anomalies.scan.as_ref()) else {
             self.overlay = None;
             return false;
@@ -549,6 +598,13 @@ pub enum JobOutput {
         /// The laid-out scene, or what went wrong.
         result: Result<Box<LaidOut>, String>,
     },
+    /// A comparison of two checkpoints finished (or failed, naming the file and the problem).
+    Compared {
+        /// The tab it is for.
+        tab: TabId,
+        /// The model of B − A with its comparison, or what went wrong.
+        result: Result<Box<(Loaded, Compared)>, String>,
+    },
     /// A PNG export finished.
     Exported(Result<PathBuf, String>),
     /// An anomaly scan finished.
@@ -625,6 +681,8 @@ pub struct AppState {
     pub open_dialog: Option<String>,
     /// The text of the export-PNG dialog, when shown.
     pub export_dialog: Option<String>,
+    /// The text of the compare-with dialog, when shown.
+    pub compare_dialog: Option<String>,
     /// Messages for the status line (newest last), e.g. export results.
     pub messages: Vec<String>,
     /// A training log opened as a file (`modelmap runs/`, a drop, the open dialog), for the
@@ -661,6 +719,7 @@ impl AppState {
             focus_search: false,
             open_dialog: None,
             export_dialog: None,
+            compare_dialog: None,
             messages: Vec::new(),
             pending_training: None,
             show_anomalies: false,
@@ -721,6 +780,60 @@ impl AppState {
     pub fn open_error(&mut self, source: PathBuf, message: String) -> TabId {
         let title = title_of(&source);
         self.new_tab(title, source, TabContent::Failed { message })
+    }
+
+    /// Compares the shown model (A) with the checkpoint at `path` (B) in the background, then shows
+    /// B − A in a new tab: nodes coloured by how much their weights changed, weights in place and
+    /// statistics of the change itself. Returns the new tab, or `None` when no model is shown.
+    pub fn compare_with(&mut self, path: PathBuf) -> Option<TabId> {
+        let a = self.active_view()?.model.clone();
+        let a_title = self
+            .active_tab()
+            .map(|t| t.title.clone())
+            .unwrap_or_default();
+        Some(self.spawn_compare(a_title, Box::new(move |_| Ok(a)), path))
+    }
+
+    /// [`Self::compare_with`] for two files, neither open yet (`modelmap A --diff B`).
+    pub fn compare_files(&mut self, a: PathBuf, b: PathBuf) -> TabId {
+        let a_title = title_of(&a);
+        let open_a: OpenA = Box::new(move |progress| {
+            progress.set("reading the first checkpoint", 0.02);
+            crate::load::open_with(&a, &|| progress.is_cancelled())
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        self.spawn_compare(a_title, open_a, b)
+    }
+
+    fn spawn_compare(&mut self, a_title: String, open_a: OpenA, path: PathBuf) -> TabId {
+        let title = format!("{} − {a_title}", title_of(&path));
+        let id = self.next_tab;
+        let p = path.clone();
+        let job = self
+            .jobs
+            .spawn(format!("Comparing {title}"), move |progress| {
+                let result = open_a(progress).and_then(|a| {
+                    progress.set("reading the second checkpoint", 0.05);
+                    let b = crate::load::open_with(&p, &|| progress.is_cancelled())
+                        .map_err(|e| e.to_string())?;
+                    progress.set("comparing every tensor", 0.2);
+                    let diff = crate::stats::diff::diff_models(
+                        &a,
+                        &b,
+                        &|done, total| {
+                            progress.set_fraction(0.2 + 0.6 * done as f32 / total.max(1) as f32)
+                        },
+                        &|| progress.is_cancelled(),
+                    );
+                    let delta = crate::stats::diff::delta_model(&a, &b, &diff);
+                    let compared = Compared::new(&a, diff);
+                    let loaded = Loaded::prepare(delta, Some(progress));
+                    Ok(Box::new((loaded, compared)))
+                });
+                JobOutput::Compared { tab: id, result }
+            });
+        self.new_tab(title, path, TabContent::Loading { job })
     }
 
     /// Starts the anomaly scan of the shown view, unless one ran or is running.
@@ -845,6 +958,25 @@ impl AppState {
                     },
                     (false, Ok(loaded)) => {
                         TabContent::Ready(Box::new(ModelView::new(*loaded, viewport)))
+                    }
+                    (false, Err(message)) => TabContent::Failed { message },
+                };
+            }
+            JobOutput::Compared { tab, result } => {
+                let viewport = self.viewport;
+                let Some(t) = self.tabs.iter_mut().find(|t| t.id == tab) else {
+                    return;
+                };
+                t.content = match (cancelled, result) {
+                    (true, _) => TabContent::Failed {
+                        message: format!("{}: comparison cancelled", t.source.display()),
+                    },
+                    (false, Ok(both)) => {
+                        let (loaded, compared) = *both;
+                        let mut v = ModelView::new(loaded, viewport);
+                        v.diff = Some(Arc::new(compared));
+                        v.set_color_by(Some(Figure::Change));
+                        TabContent::Ready(Box::new(v))
                     }
                     (false, Err(message)) => TabContent::Failed { message },
                 };

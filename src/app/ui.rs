@@ -15,6 +15,7 @@ use super::state::{AppState, Command, ModelView, TabContent, key_help};
 use crate::model::{
     AttrValue, Model, NodeId, NodeKind, TensorData, format_shape, group_digits, human_bytes,
 };
+use crate::stats::overlay::Figure;
 
 /// Minimap size in points.
 const MINIMAP: Vec2 = Vec2::new(220.0, 150.0);
@@ -226,6 +227,16 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, req: &mut 
                     ui.close();
                 }
                 let can_export = app.active_view().is_some();
+                if ui
+                    .add_enabled(can_export, egui::Button::new("Compare with…"))
+                    .on_hover_text(
+                        "another checkpoint of this model: a new tab shows what changed (B − A)",
+                    )
+                    .clicked()
+                {
+                    app.compare_dialog = Some(String::new());
+                    ui.close();
+                }
                 if ui
                     .add_enabled(can_export, egui::Button::new("Export PNG…"))
                     .clicked()
@@ -486,10 +497,87 @@ fn inspector_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_
                     if let Some(n) = v.selected {
                         node_inspector_ui(ui, v, cache, n, now_s);
                     } else {
+                        if let Some(d) = v.diff.clone() {
+                            changes_ui(ui, v, &d, now_s);
+                            ui.separator();
+                        }
                         model_summary_ui(ui, &v.model);
                     }
                 });
         });
+}
+
+/// Rows of the most changed tensors the comparison panel lists.
+const CHANGED_ROWS: usize = 30;
+
+/// What a comparison found: counts, then the most changed tensors (click one to fly to its node).
+fn changes_ui(ui: &mut egui::Ui, v: &mut ModelView, c: &super::state::Compared, now_s: f64) {
+    let d = &c.diff;
+    ui.heading("Changes");
+    ui.label(format!("B: {}", d.file_b));
+    ui.label(format!("A: {}", d.file_a));
+    let identical = d.identical();
+    ui.label(format!(
+        "{} of {} compared tensors changed ({} values of {})",
+        group_digits((d.tensors.len() - identical) as u64),
+        group_digits(d.tensors.len() as u64),
+        group_digits(d.changed_elements),
+        group_digits(d.compared_elements)
+    ));
+    for (what, n) in [
+        ("only in A", d.only_a.len()),
+        ("only in B", d.only_b.len()),
+        ("shapes differ", d.shape_mismatch.len()),
+        ("not compared", d.errors.len()),
+    ] {
+        if n > 0 {
+            ui.label(format!("{what}: {}", group_digits(n as u64)));
+        }
+    }
+    let on = v
+        .overlay
+        .as_ref()
+        .is_some_and(|(f, _)| *f == Figure::Change);
+    let mut colour = on;
+    ui.checkbox(
+        &mut colour,
+        "colour nodes by change (blue: unchanged, red: most)",
+    );
+    if colour != on {
+        v.set_color_by(colour.then_some(Figure::Change));
+    }
+    let owners = super::anomalies::tensor_owners(&v.model);
+    let mut go = None;
+    egui::Grid::new("changes").num_columns(2).striped(true).show(ui, |ui| {
+        for t in d.tensors.iter().filter(|t| !t.identical()).take(CHANGED_ROWS) {
+            let node = owners.get(t.tensor_a as usize).copied().flatten();
+            let r = ui
+                .selectable_label(
+                    node.is_some() && node == v.selected,
+                    egui::RichText::new(&t.name).monospace(),
+                )
+                .on_hover_text(format!(
+                    "relative change (norm of B − A / norm of A) {}\ncos {}\nlargest change {:.4e} at {:?} ({:.4e} → {:.4e})\n{} of {} values changed",
+                    t.rel_change.map_or_else(|| "∞".into(), |r| format!("{r:.4e}")),
+                    t.cosine.map_or_else(|| "-".into(), |x| format!("{x:.6}")),
+                    t.max_abs_diff,
+                    t.max_at,
+                    t.max_a,
+                    t.max_b,
+                    group_digits(t.changed),
+                    group_digits(t.count)
+                ));
+            if r.clicked() {
+                go = node;
+            }
+            ui.label(t.rel_change.map_or_else(|| "∞".into(), |r| format!("{r:.2e}")));
+            ui.end_row();
+        }
+    });
+    if let Some(n) = go {
+        v.go_to_node(n, now_s);
+        v.zoom_to_selection(now_s);
+    }
 }
 
 fn model_summary_ui(ui: &mut egui::Ui, m: &Model) {
@@ -786,6 +874,25 @@ fn node_inspector_ui(
                         continue;
                     };
                     ui.monospace(&tensor.name);
+                    if let Some(c) = &v.diff {
+                        match c.tensor(t) {
+                            Some(d) => {
+                                ui.label(format!(
+                                    "B − A: relative change {} · cos {} · largest {:.3e} at {:?} · {} of {} changed",
+                                    d.rel_change.map_or_else(|| "∞".into(), |r| format!("{r:.3e}")),
+                                    d.cosine.map_or_else(|| "-".into(), |x| format!("{x:.6}")),
+                                    d.max_abs_diff,
+                                    d.max_at,
+                                    group_digits(d.changed),
+                                    group_digits(d.count)
+                                ));
+                            }
+                            None => {
+                                ui.weak("not compared: B has no tensor of this name and shape");
+                                continue;
+                            }
+                        }
+                    }
                     let size = tensor.expected_bytes().map_or("?".to_string(), human_bytes);
                     let state = match &tensor.data {
                         TensorData::Bytes(_) => String::new(),
@@ -1120,6 +1227,40 @@ fn dialogs_ui(ctx: &egui::Context, app: &mut AppState) {
         }
         if submit {
             app.submit_open_dialog();
+        }
+    }
+    if let Some(mut text) = app.compare_dialog.take() {
+        let mut keep = true;
+        let mut submit = false;
+        let shown = app
+            .active_tab()
+            .map(|t| t.title.clone())
+            .unwrap_or_default();
+        egui::Window::new("Compare with")
+            .collapsible(false)
+            .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
+            .show(ctx, |ui| {
+                ui.label(format!(
+                    "Checkpoint B to compare with {shown} (A); a new tab shows B − A:"
+                ));
+                let r = ui.add(
+                    egui::TextEdit::singleline(&mut text)
+                        .desired_width(480.0)
+                        .hint_text("/path/to/finetuned.safetensors"),
+                );
+                r.request_focus();
+                submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                ui.horizontal(|ui| {
+                    submit |= ui.button("Compare").clicked();
+                    if ui.button("Cancel").clicked() {
+                        keep = false;
+                    }
+                });
+            });
+        if submit && !text.trim().is_empty() {
+            app.compare_with(PathBuf::from(text.trim()));
+        } else if keep {
+            app.compare_dialog = Some(text);
         }
     }
     if let Some(mut text) = app.export_dialog.take() {

@@ -80,6 +80,9 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
             state.open_any(f.clone());
         }
         state.active = 0;
+        if let (Some(a), Some(b)) = (opts.files.first(), &opts.diff) {
+            state.compare_files(a.clone(), b.clone());
+        }
     }
     let mut app = WindowApp {
         opts,

@@ -125,6 +125,9 @@ pub struct ViewState {
     pub revision: u64,
 }
 
+/// Per-node (or per-cluster) overlay values, shared.
+type Overlay = Arc<Vec<f32>>;
+
 /// Counters of the last cut (for benches and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CutStats {
@@ -199,6 +202,9 @@ pub struct LodState {
     /// Per cluster, its interval in a pre-order of the cluster tree: `pre..post` holds exactly the
     /// pre-order numbers of its subtree.
     pre: Vec<(u32, u32)>,
+    /// The overlay the per-cluster values below were made from, and per cluster the largest
+    /// overlay value of any node under it (NaN for none): a closed cluster's colour.
+    overlay_clusters: Option<(Overlay, Overlay)>,
     /// Per entry of [`ClusterTree::edge_ids`], the pre-order numbers of the clusters its two ends
     /// hang under: pushing an aggregate down reads these in sequence instead of chasing the graph.
     edge_ends: Vec<(u32, u32)>,
@@ -356,6 +362,7 @@ impl LodState {
             pair_scratch: FxHashMap::default(),
             piece_seen: FxHashMap::default(),
             pre: Vec::new(),
+            overlay_clusters: None,
             edge_ends: Vec::new(),
             seg_boxes: Vec::new(),
             seg_start: FxHashMap::default(),
@@ -546,6 +553,14 @@ impl LodState {
         }
         self.ensure_tables(model, tree);
         self.ensure_segment_boxes(layout);
+        let cluster_overlay = view.overlay.as_ref().map(|o| match &self.overlay_clusters {
+            Some((from, v)) if Arc::ptr_eq(from, o) && v.len() == tree.clusters.len() => v.clone(),
+            _ => {
+                let v = Arc::new(cluster_overlays(o, tree, &self.pre));
+                self.overlay_clusters = Some((o.clone(), v.clone()));
+                v
+            }
+        });
         self.frontier.clear();
         let zoom = camera.zoom;
         let visible = camera.visible_world().expand(8.0 / zoom);
@@ -715,10 +730,10 @@ impl LodState {
                 if alpha < 1.0 {
                     self.animating = true;
                 }
-                let base = view
-                    .overlay
+                let base = cluster_overlay
                     .as_ref()
-                    .and_then(|o| cluster_overlay(o, tree, c))
+                    .and_then(|o| o.get(ci).copied())
+                    .filter(|v| v.is_finite())
                     .map_or_else(|| lighten(op_color(&cl.dominant_op), 0.35), overlay_color);
                 let mut flags = flags::CLUSTER;
                 if view.selected == Some(Item::Cluster(c)) {
@@ -1236,19 +1251,35 @@ fn text_color(fill: Rgba8) -> Rgba8 {
     }
 }
 
-fn cluster_overlay(overlay: &[f32], tree: &crate::graph::ClusterTree, c: ClusterId) -> Option<f32> {
-    // Mean of the direct nodes' values (cheap; deeper members are represented by their clusters).
-    let cl = tree.clusters.get(c as usize)?;
-    let vals: Vec<f32> = tree
-        .child_nodes(cl)
+/// Per cluster, the largest overlay value of any node under it, at any depth (NaN for none): a
+/// closed transformer layer is as red as the most changed (or most anomalous) weight inside it,
+/// not the mean of the norms that hang directly under it. Children come after their parents in
+/// pre-order, so one pass from the last pre-order number back fills every parent.
+fn cluster_overlays(
+    overlay: &[f32],
+    tree: &crate::graph::ClusterTree,
+    pre: &[(u32, u32)],
+) -> Vec<f32> {
+    let mut v: Vec<f32> = tree
+        .clusters
         .iter()
-        .filter_map(|&n| overlay.get(n as usize).copied())
-        .filter(|v| v.is_finite())
+        .map(|cl| {
+            tree.child_nodes(cl)
+                .iter()
+                .filter_map(|&n| overlay.get(n as usize).copied())
+                .fold(f32::NAN, f32::max)
+        })
         .collect();
-    if vals.is_empty() {
-        return None;
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_unstable_by_key(|&c| Reverse(pre.get(c).map_or(0, |p| p.0)));
+    for c in order {
+        if let Some(p) = tree.clusters[c].parent.map(|p| p as usize)
+            && p < v.len()
+        {
+            v[p] = v[p].max(v[c]);
+        }
     }
-    Some(vals.iter().sum::<f32>() / vals.len() as f32)
+    v
 }
 
 fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {

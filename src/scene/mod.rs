@@ -286,6 +286,8 @@ pub struct RenderOptions {
     pub focus: Option<String>,
     /// Replace names by hashes.
     pub redact: bool,
+    /// Per-node colour-by values (0..=1, NaN for none), as the window's overlay.
+    pub overlay: Option<Arc<Vec<f32>>>,
 }
 
 /// `modelmap render`: lays out a model and writes one picture.
@@ -305,8 +307,14 @@ pub fn render_model_png(
     let ctx = RenderContext::headless()?;
     let view = ViewState {
         redact: opts.redact,
+        overlay: opts.overlay.clone(),
         ..ViewState::default()
     };
+    if opts.overlay.is_some() {
+        // As the window does: the overlay paints node boxes, and weights take them over only once
+        // they are three times the usual size.
+        scene.weights.options.min_px *= 3.0;
+    }
     let img = scene.render(&ctx, &cam, &view)?;
     render::save_png(&img, out)?;
     let (adapter, backend) = ctx.adapter_name_and_backend();

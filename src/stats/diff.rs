@@ -525,11 +525,117 @@ pub fn diff_models(
     out
 }
 
+/// B − A as f32 values, element by element in A's logical order (NaN where either side is NaN,
+/// ±Inf where it is infinite).
+fn delta_bytes(a: &Tensor, b: &Tensor) -> Result<bytes::Bytes, String> {
+    let (ta, tb) = (once(a), once(b));
+    let (sa, sb) = (
+        Side::of(&ta).map_err(|e| e.to_string())?,
+        Side::of(&tb).map_err(|e| e.to_string())?,
+    );
+    let n = a.elements();
+    let len = n
+        .checked_mul(4)
+        .and_then(|l| usize::try_from(l).ok())
+        .ok_or_else(|| format!("tensor {}: {n} values do not fit in memory", a.name))?;
+    let mut out = vec![0u8; len];
+    let buf_len = 4096.max(sa.elem.block().0).max(sb.elem.block().0);
+    out.par_chunks_mut(PIECE as usize * 4)
+        .enumerate()
+        .for_each_init(
+            || (vec![0.0f64; buf_len], Vec::new(), Vec::new()),
+            |(buf, va, vb), (p, chunk)| {
+                let lo = p as u64 * PIECE;
+                let hi = lo + chunk.len() as u64 / 4;
+                sa.read(lo, hi, buf, va);
+                sb.read(lo, hi, buf, vb);
+                for (k, o) in chunk.chunks_exact_mut(4).enumerate() {
+                    let d = match (va.get(k), vb.get(k)) {
+                        (Some(x), Some(y)) => (y - x) as f32,
+                        _ => f32::NAN,
+                    };
+                    o.copy_from_slice(&d.to_le_bytes());
+                }
+            },
+        );
+    Ok(bytes::Bytes::from(out))
+}
+
+/// A model to look at what changed: A's graph, groups and names, each compared tensor holding
+/// B − A as f32 (made on first use, as a compressed checkpoint's arrays are, so opening it reads
+/// nothing); tensors not compared hold no data. Heatmaps, statistics, hover values and the anomaly
+/// finder then all show the change. Its `source` names both files (`B − A`), a path that does not
+/// exist, so nothing about it is cached on disk under A's name.
+pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
+    use std::hash::{Hash, Hasher};
+    let mut m = a.clone();
+    m.source = std::path::PathBuf::from(format!("{} − {}", b.source.display(), a.source.display()));
+    let by_a: HashMap<TensorId, &TensorDiff> = d.tensors.iter().map(|t| (t.tensor_a, t)).collect();
+    let b_index: HashMap<&str, usize> = b
+        .tensors
+        .iter()
+        .enumerate()
+        .map(|(j, t)| (t.name.as_str(), j))
+        .collect();
+    for (i, t) in m.tensors.iter_mut().enumerate() {
+        let pair = by_a.get(&(i as TensorId)).and_then(|diff| {
+            let name_b = diff.name_b.as_deref().unwrap_or(&diff.name);
+            b_index.get(name_b).map(|&j| (diff, &b.tensors[j]))
+        });
+        let Some((diff, tb)) = pair else {
+            t.data = crate::model::TensorData::Missing;
+            continue;
+        };
+        let (ta, tb) = (t.clone(), tb.clone());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&m.source, &ta.name, ta.data_addr(), tb.data_addr()).hash(&mut h);
+        let len = diff.count.saturating_mul(4);
+        t.data = crate::model::TensorData::Lazy(std::sync::Arc::new(crate::model::LazyBytes::new(
+            len,
+            h.finish(),
+            move || delta_bytes(&ta, &tb),
+        )));
+        t.dtype = crate::model::DType::F32;
+        t.quant = None;
+    }
+    m.metadata.properties.insert(
+        0,
+        (
+            "diff".to_string(),
+            format!(
+                "{} − {}: {} of {} compared tensors changed",
+                b.source.display(),
+                a.source.display(),
+                d.tensors.len() - d.identical(),
+                d.tensors.len()
+            ),
+        ),
+    );
+    if !d.only_a.is_empty() || !d.shape_mismatch.is_empty() {
+        m.metadata.warnings.push(format!(
+            "{} tensors of {} have no counterpart of the same shape in {}; they show no data",
+            d.only_a.len() + d.shape_mismatch.len(),
+            a.source.display(),
+            b.source.display()
+        ));
+    }
+    m
+}
+
+/// Per node of `m` (compared as A), its change mapped to 0..=1 for the colour-by overlay (NaN
+/// where none of its tensors was compared).
+pub fn change_overlay(m: &Model, d: &ModelDiff) -> Vec<f32> {
+    use super::overlay::{Figure, NodeFigures, overlay_values, set_change};
+    let mut figs = vec![NodeFigures::default(); m.graph.nodes.len()];
+    set_change(&mut figs, m, d);
+    overlay_values(&figs, Figure::Change)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
     use super::*;
-    use crate::model::DType;
+    use crate::model::{DType, TensorData};
 
     fn model(name: &str, tensors: Vec<Tensor>) -> Model {
         let mut m = Model::new(name, Format::Safetensors);
@@ -627,6 +733,40 @@ mod tests {
         assert_eq!(d.identical(), 1);
         assert_eq!(d.changed_elements, 2);
         assert_eq!(d.compared_elements, 6);
+    }
+
+    #[test]
+    fn the_delta_model_holds_b_minus_a() {
+        let a = model(
+            "a.safetensors",
+            vec![
+                tensor("w", DType::BF16, &[2, 2], bf16(&[1.0, 2.0, 3.0, 4.0])),
+                f32_tensor("gone", &[1], &[1.0]),
+            ],
+        );
+        let b = model(
+            "b.safetensors",
+            vec![f32_tensor("module.w", &[2, 2], &[1.5, 2.0, 3.0, -4.0])],
+        );
+        let d = diff_models(&a, &b, &|_, _| {}, &|| false);
+        let m = delta_model(&a, &b, &d);
+        assert_eq!(
+            m.source.display().to_string(),
+            "b.safetensors − a.safetensors"
+        );
+        let w = m.tensor("w").unwrap();
+        assert_eq!(w.dtype, DType::F32);
+        let (bytes, _) = checked(w).unwrap();
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(v, [0.5, 0.0, 0.0, -8.0]);
+        assert!(matches!(
+            m.tensor("gone").unwrap().data,
+            TensorData::Missing
+        ));
+        assert!(m.metadata.warnings.iter().any(|w| w.contains("1 tensors")));
     }
 
     #[test]

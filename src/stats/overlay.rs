@@ -10,6 +10,7 @@
 //! Rejected: computing figures per hierarchy group here (the LOD code already sums child figures
 //! where it aggregates clusters, and a mean of z-scores means nothing).
 
+use super::anomaly::OUTLIER_Z;
 use super::{StatsError, TensorStats, anomaly};
 use crate::model::Model;
 
@@ -26,6 +27,8 @@ pub struct NodeFigures {
     pub sibling_z: Option<f64>,
     /// Multiply-adds × 2 per token for dense ops.
     pub flops_per_token: Option<f64>,
+    /// ‖B − A‖ / ‖A‖ over its tensors, against another checkpoint ([`set_change`]).
+    pub change: Option<f64>,
 }
 
 /// Which figure colours the graph.
@@ -42,6 +45,8 @@ pub enum Figure {
     SiblingZ,
     /// FLOPs per token.
     Flops,
+    /// Relative change against another checkpoint.
+    Change,
 }
 
 impl NodeFigures {
@@ -53,6 +58,7 @@ impl NodeFigures {
             Figure::Sparsity => self.sparsity,
             Figure::SiblingZ => self.sibling_z,
             Figure::Flops => self.flops_per_token,
+            Figure::Change => self.change,
         }
     }
 }
@@ -118,6 +124,61 @@ pub fn node_figures(m: &Model, stats: &[Result<TensorStats, StatsError>]) -> Vec
             f
         })
         .collect()
+}
+
+/// Per node, `f` mapped to 0..=1 for the overlay colour scale (log scale for counts, norms and
+/// changes, linear for sparsity, |z| / 2·threshold for sibling z-scores); NaN where a node has no
+/// such figure.
+pub fn overlay_values(figures: &[NodeFigures], f: Figure) -> Vec<f32> {
+    let raw: Vec<Option<f64>> = figures.iter().map(|x| x.get(f)).collect();
+    let finite = || raw.iter().flatten().copied().filter(|v| v.is_finite());
+    let map: Box<dyn Fn(f64) -> f64> = match f {
+        Figure::Sparsity => Box::new(|v| v),
+        Figure::SiblingZ => Box::new(|v| v.abs() / (2.0 * OUTLIER_Z)),
+        Figure::Params | Figure::WeightNorm | Figure::Flops | Figure::Change => {
+            // Log scale between the smallest and largest positive value.
+            let pos = || finite().filter(|&v| v > 0.0);
+            let lo = pos().fold(f64::INFINITY, f64::min).ln();
+            let hi = pos().fold(0.0f64, f64::max).ln();
+            let span = hi - lo;
+            // A change of zero (an unchanged node) keeps the bottom of the scale to itself: the
+            // smallest change starts a quarter of the way up, so "unchanged" and "changed a
+            // little" do not look alike.
+            let floor = if f == Figure::Change { 0.25 } else { 0.0 };
+            Box::new(move |v| {
+                if v <= 0.0 {
+                    0.0
+                } else if span > 0.0 && span.is_finite() {
+                    floor + (1.0 - floor) * (v.ln() - lo) / span
+                } else {
+                    1.0
+                }
+            })
+        }
+    };
+    raw.iter()
+        .map(|v| match v {
+            Some(v) if v.is_finite() => map(*v).clamp(0.0, 1.0) as f32,
+            _ => f32::NAN,
+        })
+        .collect()
+}
+
+/// Sets each node's [`NodeFigures::change`] from a comparison of `m` (as A) with another
+/// checkpoint: √(Σ‖B − A‖²) / √(Σ‖A‖²) over the node's compared tensors.
+pub fn set_change(figs: &mut [NodeFigures], m: &Model, d: &super::diff::ModelDiff) {
+    let by_tensor = d.by_tensor(m.tensors.len());
+    for (f, n) in figs.iter_mut().zip(&m.graph.nodes) {
+        let (mut a2, mut d2, mut any) = (0.0f64, 0.0f64, false);
+        for &t in &n.tensors {
+            if let Some(Some(x)) = by_tensor.get(t as usize) {
+                any = true;
+                a2 += x.norm_a * x.norm_a;
+                d2 += x.diff_norm * x.diff_norm;
+            }
+        }
+        f.change = any.then(|| if a2 > 0.0 { (d2 / a2).sqrt() } else { 0.0 });
+    }
 }
 
 #[cfg(test)]
