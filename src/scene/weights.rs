@@ -783,35 +783,11 @@ fn release_pages(t: &crate::model::Tensor, view: &HeatmapView, tile: &Tile) {
     let row_bytes = bytes.len() as u64 / view.rows;
     let start = (tile.row0 * row_bytes) as usize;
     let end = ((tile.row1 * row_bytes) as usize).min(bytes.len());
-    if let Some(range) = bytes.get(start..end)
-        && crate::load::is_file_mapped(range)
-    {
-        advise_dont_need(range);
+    if let Some(range) = bytes.get(start..end) {
+        crate::load::release_mapped(range);
     }
 }
 
-#[cfg(unix)]
-fn advise_dont_need(range: &[u8]) {
-    // SAFETY: `page_size` has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let page = if page > 0 { page as usize } else { 4096 };
-    // Only whole pages inside the range: a neighbour's partly used page is left alone.
-    let begin = (range.as_ptr() as usize).div_ceil(page) * page;
-    let end = (range.as_ptr() as usize + range.len()) / page * page;
-    if end <= begin {
-        return;
-    }
-    // SAFETY: [begin, end) lies inside `range`, which is part of a live read-only file mapping
-    // (`load::map_file`); MADV_DONTNEED on such a mapping only drops page-table entries, and any
-    // later read of these bytes faults the same file contents back in. Heap memory (where the
-    // advice would zero the pages) never gets here: the caller checked `load::is_file_mapped`.
-    unsafe {
-        libc::madvise(begin as *mut libc::c_void, end - begin, libc::MADV_DONTNEED);
-    }
-}
-
-#[cfg(not(unix))]
-fn advise_dont_need(_range: &[u8]) {}
 
 pub(crate) fn tile_key(
     t: &crate::model::Tensor,

@@ -397,6 +397,9 @@ pub fn tensor_diff(
             },
         )
         .reduce(Acc::default, Acc::merge);
+    for side in [&sa, &sb] {
+        super::release_large(&side.bytes);
+    }
     let (na, nb) = (acc.a2.sqrt(), acc.b2.sqrt());
     let max_at = if acc.max_abs < 0.0 {
         Vec::new()

@@ -345,7 +345,23 @@ pub fn tensor_stats_with(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats,
 /// ([`TensorData::Lazy`], decompressed) are made for this tensor's statistics and dropped after,
 /// unless something kept them already, so memory holds a few tensors at a time, not the model.
 fn streamed_stats(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsError> {
-    tensor_stats_with(&once(t), opts)
+    let r = tensor_stats_with(&once(t), opts);
+    if let Some(b) = t.bytes() {
+        release_large(b);
+    }
+    r
+}
+
+/// Tensors at least this large hand their mapped pages back after a pass has read them.
+const RELEASE_FROM_BYTES: usize = 1 << 20;
+
+/// After a pass over every tensor has read `bytes`: hands a large tensor's mapped pages back to
+/// the kernel ([`crate::load::release_mapped`]), so the pass's resident memory stays at the few
+/// tensors in flight rather than growing to the model's size.
+pub(crate) fn release_large(bytes: &[u8]) {
+    if bytes.len() >= RELEASE_FROM_BYTES {
+        crate::load::release_mapped(bytes);
+    }
 }
 
 /// A tensor whose bytes are made on first use ([`TensorData::Lazy`]) with them made for one pass
