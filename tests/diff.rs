@@ -282,3 +282,56 @@ fn render_diff_colours_changed_layers_red_and_frozen_ones_blue() {
         "{blue_diff} blue pixels (without --diff {blue})"
     );
 }
+
+#[test]
+fn a_gguf_conversion_is_compared_with_its_original_tensor_by_tensor() {
+    // llama.cpp's names, innermost-first shapes and interleaved q/k rows all read as the
+    // Hugging Face original's: what is left is the quantization error, as gguf-py measures it.
+    let (hf, q) = (dir().join("hf"), dir().join("llama_q.gguf"));
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("gguf_facts.json")).unwrap())
+            .unwrap();
+    let facts = facts.as_object().unwrap();
+    let d = diff(&hf, &q);
+    assert_eq!(d.tensors.len(), facts.len());
+    assert!(d.only_a.is_empty() && d.only_b.is_empty() && d.shape_mismatch.is_empty());
+    assert_eq!(d.identical(), 3);
+    for t in &d.tensors {
+        let f = &facts[&t.name];
+        let ctx = &t.name;
+        assert_eq!(t.name_b.as_deref(), f["gguf"].as_str(), "{ctx}");
+        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
+        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
+        close(t.max_abs_diff, f["max_abs_diff"].as_f64().unwrap(), ctx);
+        if t.changed > 0 {
+            close(
+                t.rel_change.unwrap(),
+                f["rel_change"].as_f64().unwrap(),
+                ctx,
+            );
+            close(t.cosine.unwrap(), f["cosine"].as_f64().unwrap(), ctx);
+            assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+        }
+    }
+    // Q4_0 loses about 17× what Q8_0 does.
+    assert!(d.tensors[0].name.contains(".mlp."));
+    // The other way round: the same differences, indexed in the GGUF's own order.
+    let back = diff(&q, &hf);
+    for t in &back.tensors {
+        let name_b = t.name_b.as_deref().unwrap();
+        close(
+            t.diff_norm,
+            facts[name_b]["diff_norm"].as_f64().unwrap(),
+            name_b,
+        );
+        assert_eq!(t.changed, facts[name_b]["changed"].as_u64().unwrap());
+    }
+    // The tab of B − A reads q's rows through the same map: its largest value is torch's.
+    let (a, b) = (open(&hf), open(&q));
+    let m = modelmap::stats::diff::delta_model(&a, &b, &d);
+    let name = "model.layers.0.self_attn.k_proj.weight";
+    let s = modelmap::stats::tensor_stats(m.tensor(name).unwrap()).unwrap();
+    let want = facts[name]["max_abs_diff"].as_f64().unwrap();
+    assert!((s.abs_max.unwrap() / want - 1.0).abs() < 1e-6);
+    assert!((s.l2 / facts[name]["diff_norm"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+}

@@ -11,6 +11,7 @@
 mod dtype;
 mod hierarchy;
 mod lazy;
+pub mod mapped;
 mod summary;
 
 pub use dtype::{DType, E2M1, GgmlType};

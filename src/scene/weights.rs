@@ -788,7 +788,6 @@ fn release_pages(t: &crate::model::Tensor, view: &HeatmapView, tile: &Tile) {
     }
 }
 
-
 pub(crate) fn tile_key(
     t: &crate::model::Tensor,
     view: HeatmapView,

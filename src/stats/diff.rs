@@ -7,7 +7,10 @@
 //! a TensorFlow `:0` dropped, and wrapper prefixes that a checkpoint may or may not carry —
 //! `module.` of DistributedDataParallel, `_orig_mod.` of `torch.compile`, `model.` /
 //! `transformer.` / `base_model.` of a Hugging Face head around its base model — stripped), only
-//! where that form is unique on both sides. A pair with equal element counts and equal shapes
+//! where that form is unique on both sides. A GGUF against anything else reads llama.cpp's names as
+//! the Hugging Face ones they were converted from ([`gguf_hf_name`]), its innermost-first shapes
+//! turned round, and a LLaMA's attention q / k rows through the interleaving its converter applies
+//! ([`RowMap`]), so what is left is what quantization lost. A pair with equal element counts and equal shapes
 //! (leading or trailing 1s aside) is streamed in 64 k-element pieces in parallel: both sides are
 //! decoded to reals in logical order (any dtype, quantized codes as their reals, GPTQ/AWQ layouts
 //! gathered) and the sums of each piece merged, so memory stays flat and A and B may differ in
@@ -191,6 +194,42 @@ pub fn canonical_name(name: &str) -> String {
     s
 }
 
+/// A llama.cpp tensor name as the Hugging Face name it was converted from, in
+/// [`canonical_name`]'s form (`blk.3.attn_q.weight` → `layers.3.self_attn.q_proj.weight`), for
+/// the LLaMA-style names that most GGUF architectures share (llama, mistral, qwen2, …); `None`
+/// for any other.
+pub fn gguf_hf_name(name: &str) -> Option<String> {
+    let (stem, suffix) = name.rsplit_once('.')?;
+    if !matches!(suffix, "weight" | "bias") {
+        return None;
+    }
+    let top = match stem {
+        "token_embd" => Some("embed_tokens"),
+        "output_norm" => Some("norm"),
+        "output" => Some("lm_head"),
+        _ => None,
+    };
+    if let Some(t) = top {
+        return Some(format!("{t}.{suffix}"));
+    }
+    let rest = stem.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    layer.parse::<u64>().ok()?;
+    let hf = match part {
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("layers.{layer}.{hf}.{suffix}"))
+}
+
 /// Which tensors pair: `(a, b, by_canonical_name)`, then what is left of A, then of B.
 type Pairing = (Vec<(usize, usize, bool)>, Vec<usize>, Vec<usize>);
 
@@ -215,12 +254,17 @@ fn pair(a: &Model, b: &Model) -> Pairing {
         }
     }
     let b_left: Vec<usize> = (0..b.tensors.len()).filter(|&j| !b_used[j]).collect();
+    // A GGUF against anything else: llama.cpp's names read as the Hugging Face ones.
+    let cross = (a.format == Format::Gguf) != (b.format == Format::Gguf);
     let group = |m: &Model, idx: &[usize]| {
         let mut g: HashMap<String, Vec<usize>> = HashMap::new();
         for &i in idx {
-            g.entry(canonical_name(&m.tensors[i].name))
-                .or_default()
-                .push(i);
+            let name = &m.tensors[i].name;
+            let key = (cross && m.format == Format::Gguf)
+                .then(|| gguf_hf_name(name))
+                .flatten()
+                .unwrap_or_else(|| canonical_name(name));
+            g.entry(key).or_default().push(i);
         }
         g
     };
@@ -244,6 +288,16 @@ fn squeezed(shape: &[u64]) -> &[u64] {
     let start = shape.iter().position(|&d| d != 1).unwrap_or(shape.len());
     let end = shape.iter().rposition(|&d| d != 1).map_or(start, |e| e + 1);
     &shape[start..end]
+}
+
+/// A tensor's shape outermost dimension first (GGUF lists it innermost first; the values lie the
+/// same way in memory either way).
+fn outer_first(m: &Model, t: &Tensor) -> Vec<u64> {
+    let mut s = t.shape.clone();
+    if m.format == Format::Gguf {
+        s.reverse();
+    }
+    s
 }
 
 /// Sums over a piece of both tensors.
@@ -337,48 +391,153 @@ struct Side<'a> {
     /// Values per logical row when the values are not in row-major order (GPTQ/AWQ): pieces are
     /// then read a row at a time.
     row: Option<u64>,
+    /// Where the other side's rows lie in this one, when they lie elsewhere.
+    rows: Option<RowMap>,
 }
 
 impl<'a> Side<'a> {
-    fn of(t: &'a Tensor) -> Result<Side<'a>, StatsError> {
+    fn of(t: &'a Tensor, rows: Option<RowMap>) -> Result<Side<'a>, StatsError> {
         let (bytes, elem) = checked(t)?;
         let quant = t.quant.as_ref();
         let row = quant
             .and_then(Quant::layout)
-            .map(|_| t.shape.last().copied().unwrap_or(1).max(1));
+            .map(|_| t.shape.last().copied().unwrap_or(1).max(1))
+            .or(rows.map(|m| m.cols));
         Ok(Side {
             bytes,
             elem,
             quant,
             row,
+            rows,
         })
     }
 
-    /// The reals of logical elements `lo..hi` into `out` (cleared first).
+    /// The reals of logical elements `lo..hi` (of the other side's order) into `out` (cleared
+    /// first).
     fn read(&self, lo: u64, hi: u64, buf: &mut [f64], out: &mut Vec<f64>) {
         out.clear();
         let src = (self.elem, &self.bytes[..], self.quant);
         let mut a = lo;
         while a < hi {
-            // A layout's pieces stay inside one row.
+            // A layout's or a row map's pieces stay inside one row.
             let b = match self.row {
                 Some(r) => hi.min((a / r + 1) * r),
                 None => hi,
             };
-            for_logical_range(src, a, b, buf, |_, v| out.extend_from_slice(v));
+            let at = match self.rows {
+                Some(m) => m.at(a),
+                None => a,
+            };
+            for_logical_range(src, at, at + (b - a), buf, |_, v| out.extend_from_slice(v));
             a = b;
         }
     }
 }
 
-/// Compares two tensors of equal element count, value by value.
+/// The rows of one side of a pair in a different order from the other's: llama.cpp's
+/// `convert_hf_to_gguf.py` stores a LLaMA's attention q and k weights with the two halves of each
+/// head's rows interleaved (`LlamaModel.permute`, for its rotary embedding), so row `r` of the
+/// Hugging Face weight is row [`Self::at`] of the GGUF one, or the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowMap {
+    /// Values per row.
+    cols: u64,
+    /// Rows per head.
+    head_rows: u64,
+    /// Whether this side is the GGUF one (Hugging Face row → GGUF row); else the inverse.
+    to_gguf: bool,
+}
+
+impl RowMap {
+    /// Where logical element `e` of the other side lies in this one.
+    fn at(self, e: u64) -> u64 {
+        let (r, c) = (e / self.cols, e % self.cols);
+        let (h, w) = (r / self.head_rows, r % self.head_rows);
+        let half = self.head_rows / 2;
+        let w = if self.to_gguf {
+            // (s, j) of the Hugging Face row lies at (j, s) of the GGUF one.
+            (w % half) * 2 + w / half
+        } else {
+            (w % 2) * half + w / 2
+        };
+        (h * self.head_rows + w) * self.cols + c
+    }
+}
+
+/// A LLaMA-architecture GGUF's attention q / k weight paired with its Hugging Face original: how
+/// the GGUF's rows are ordered against it (`None` for every other pair).
+fn gguf_rows(a: &Model, ta: &Tensor, b: &Model, tb: &Tensor) -> Option<(RowMap, bool)> {
+    let (g, t, gguf_is_b) = match (a.format == Format::Gguf, b.format == Format::Gguf) {
+        (false, true) => (b, tb, true),
+        (true, false) => (a, ta, false),
+        _ => return None,
+    };
+    if g.metadata.architecture.as_deref() != Some("llama") {
+        return None;
+    }
+    let key = if t.name.ends_with(".attn_q.weight") {
+        "llama.attention.head_count"
+    } else if t.name.ends_with(".attn_k.weight") {
+        "llama.attention.head_count_kv"
+    } else {
+        return None;
+    };
+    let property = |k: &str| {
+        g.metadata
+            .properties
+            .iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let heads = property(key).or_else(|| property("llama.attention.head_count"))?;
+    // GGUF shapes list the innermost dimension first: [cols, rows].
+    let (&cols, &rows) = (t.shape.first()?, t.shape.get(1)?);
+    if t.shape.len() != 2 || heads == 0 || rows % (2 * heads) != 0 {
+        return None;
+    }
+    let map = RowMap {
+        cols,
+        head_rows: rows / heads,
+        to_gguf: gguf_is_b,
+    };
+    Some((map, gguf_is_b))
+}
+
+/// The row maps of a pair's two sides (A's, B's): the GGUF side's rows read through the map.
+fn row_maps(a: &Model, ta: &Tensor, b: &Model, tb: &Tensor) -> (Option<RowMap>, Option<RowMap>) {
+    match gguf_rows(a, ta, b, tb) {
+        // B is the GGUF: A's row r is B's row perm(r).
+        Some((m, true)) => (None, Some(m)),
+        // A is the GGUF: the pass walks A's rows, so B (Hugging Face) is read through the inverse.
+        Some((m, false)) => (
+            None,
+            Some(RowMap {
+                to_gguf: false,
+                ..m
+            }),
+        ),
+        None => (None, None),
+    }
+}
+
+/// Compares two tensors of equal element count, value by value (shape indices reported
+/// innermost-first when `innermost_first`, as GGUF lists them).
 pub fn tensor_diff(
     a: &Tensor,
     b: &Tensor,
     innermost_first: bool,
 ) -> Result<TensorDiff, StatsError> {
+    tensor_diff_mapped(a, b, innermost_first, (None, None))
+}
+
+fn tensor_diff_mapped(
+    a: &Tensor,
+    b: &Tensor,
+    innermost_first: bool,
+    maps: (Option<RowMap>, Option<RowMap>),
+) -> Result<TensorDiff, StatsError> {
     let (ta, tb) = (once(a), once(b));
-    let (sa, sb) = (Side::of(&ta)?, Side::of(&tb)?);
+    let (sa, sb) = (Side::of(&ta, maps.0)?, Side::of(&tb, maps.1)?);
     let n = a.elements();
     let buf_len = 4096.max(sa.elem.block().0).max(sb.elem.block().0);
     let acc = (0..n.div_ceil(PIECE))
@@ -449,7 +608,7 @@ pub fn diff_models(
     stop: &(dyn Fn() -> bool + Sync),
 ) -> ModelDiff {
     let (pairs, only_a, only_b) = pair(a, b);
-    let innermost_first = a.format == Format::Gguf && b.format == Format::Gguf;
+    let innermost_first = a.format == Format::Gguf;
     let total = pairs.len();
     let done = AtomicUsize::new(0);
     enum Outcome {
@@ -462,7 +621,8 @@ pub fn diff_models(
         .map(|&(i, j, _)| {
             let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
             let name_b = (ta.name != tb.name).then(|| tb.name.clone());
-            let out = if squeezed(&ta.shape) != squeezed(&tb.shape) {
+            let (sa, sb) = (outer_first(a, ta), outer_first(b, tb));
+            let out = if squeezed(&sa) != squeezed(&sb) {
                 Outcome::Shape(ShapeMismatch {
                     name: ta.name.clone(),
                     name_b,
@@ -475,7 +635,7 @@ pub fn diff_models(
                     error: "comparison cancelled".into(),
                 })
             } else {
-                match tensor_diff(ta, tb, innermost_first) {
+                match tensor_diff_mapped(ta, tb, innermost_first, row_maps(a, ta, b, tb)) {
                     Ok(mut d) => {
                         d.tensor_a = i as TensorId;
                         Outcome::Diff(d)
@@ -530,11 +690,15 @@ pub fn diff_models(
 
 /// B − A as f32 values, element by element in A's logical order (NaN where either side is NaN,
 /// ±Inf where it is infinite).
-fn delta_bytes(a: &Tensor, b: &Tensor) -> Result<bytes::Bytes, String> {
+fn delta_bytes(
+    a: &Tensor,
+    b: &Tensor,
+    maps: (Option<RowMap>, Option<RowMap>),
+) -> Result<bytes::Bytes, String> {
     let (ta, tb) = (once(a), once(b));
     let (sa, sb) = (
-        Side::of(&ta).map_err(|e| e.to_string())?,
-        Side::of(&tb).map_err(|e| e.to_string())?,
+        Side::of(&ta, maps.0).map_err(|e| e.to_string())?,
+        Side::of(&tb, maps.1).map_err(|e| e.to_string())?,
     );
     let n = a.elements();
     let len = n
@@ -589,6 +753,7 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
             t.data = crate::model::TensorData::Missing;
             continue;
         };
+        let maps = row_maps(a, t, b, tb);
         let (ta, tb) = (t.clone(), tb.clone());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (&m.source, &ta.name, ta.data_addr(), tb.data_addr()).hash(&mut h);
@@ -596,7 +761,7 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
         t.data = crate::model::TensorData::Lazy(std::sync::Arc::new(crate::model::LazyBytes::new(
             len,
             h.finish(),
-            move || delta_bytes(&ta, &tb),
+            move || delta_bytes(&ta, &tb, maps),
         )));
         t.dtype = crate::model::DType::F32;
         t.quant = None;
@@ -770,6 +935,37 @@ mod tests {
             TensorData::Missing
         ));
         assert!(m.metadata.warnings.iter().any(|w| w.contains("1 tensors")));
+    }
+
+    #[test]
+    fn gguf_rows_interleave_each_heads_halves_as_llama_cpp_permutes_them() {
+        // permute(w, n_head=2) on 8 rows of one value: rows (h, s, j) -> (h, j, s).
+        let to = RowMap {
+            cols: 1,
+            head_rows: 4,
+            to_gguf: true,
+        };
+        let back = RowMap {
+            to_gguf: false,
+            ..to
+        };
+        let got: Vec<u64> = (0..8).map(|r| to.at(r)).collect();
+        assert_eq!(got, [0, 2, 1, 3, 4, 6, 5, 7]);
+        let wide = RowMap { cols: 3, ..to };
+        for e in 0..24 {
+            let w = RowMap { cols: 3, ..back };
+            assert_eq!(w.at(wide.at(e)), e);
+        }
+        assert_eq!(
+            gguf_hf_name("blk.12.attn_k.weight").as_deref(),
+            Some("layers.12.self_attn.k_proj.weight")
+        );
+        assert_eq!(
+            gguf_hf_name("output.weight").as_deref(),
+            Some("lm_head.weight")
+        );
+        assert_eq!(gguf_hf_name("blk.x.attn_k.weight"), None);
+        assert_eq!(gguf_hf_name("rope_freqs.weight"), None);
     }
 
     #[test]

@@ -356,11 +356,11 @@ fn streamed_stats(t: &Tensor, opts: &StatsOptions) -> Result<TensorStats, StatsE
 const RELEASE_FROM_BYTES: usize = 1 << 20;
 
 /// After a pass over every tensor has read `bytes`: hands a large tensor's mapped pages back to
-/// the kernel ([`crate::load::release_mapped`]), so the pass's resident memory stays at the few
+/// the kernel ([`crate::model::mapped::release_mapped`]), so the pass's resident memory stays at the few
 /// tensors in flight rather than growing to the model's size.
 pub(crate) fn release_large(bytes: &[u8]) {
     if bytes.len() >= RELEASE_FROM_BYTES {
-        crate::load::release_mapped(bytes);
+        crate::model::mapped::release_mapped(bytes);
     }
 }
 
