@@ -210,6 +210,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(other) = diff {
                 let b = load::open(&other)
                     .with_context(|| format!("cannot open {}", other.display()))?;
+                let b =
+                    modelmap::stats::diff::counterpart(&model, b).map_err(anyhow::Error::msg)?;
                 let d = modelmap::stats::diff::diff_models(&model, &b, &|_, _| {}, &|| false);
                 println!(
                     "{} of {} compared tensors changed ({} only in A, {} only in B)",
@@ -262,7 +264,9 @@ fn main() -> anyhow::Result<()> {
                 || load::open(&args.a).with_context(|| format!("cannot open {}", args.a.display())),
                 || load::open(&args.b).with_context(|| format!("cannot open {}", args.b.display())),
             );
-            print!("{}", modelmap::stats::cli::diff_report(&a?, &b?, &args)?);
+            let a = a?;
+            let b = modelmap::stats::diff::counterpart(&a, b?).map_err(anyhow::Error::msg)?;
+            print!("{}", modelmap::stats::cli::diff_report(&a, &b, &args)?);
         }
         Some(Command::Curves(args)) => modelmap::training::run_curves(&args)?,
         Some(Command::Bench { what }) => match what {

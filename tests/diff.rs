@@ -335,3 +335,53 @@ fn a_gguf_conversion_is_compared_with_its_original_tensor_by_tensor() {
     assert!((s.abs_max.unwrap() / want - 1.0).abs() < 1e-6);
     assert!((s.l2 / facts[name]["diff_norm"].as_f64().unwrap() - 1.0).abs() < 1e-6);
 }
+
+#[test]
+fn a_lora_adapter_is_merged_into_its_base_as_peft_merges_it() {
+    let (base, lora) = (dir().join("base"), dir().join("lora"));
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("lora_facts.json")).unwrap())
+            .unwrap();
+    let facts = facts.as_object().unwrap();
+    let adapter = open(&lora);
+    assert_eq!(common::property(&adapter, "peft.peft_type"), Some("LORA"));
+    assert_eq!(
+        common::property(&adapter, "peft.rank_pattern"),
+        Some(r#"{"down_proj":2}"#)
+    );
+    let a = open(&base);
+    let b = modelmap::stats::diff::counterpart(&a, adapter).unwrap();
+    assert!(b.metadata.warnings.is_empty(), "{:?}", b.metadata.warnings);
+    let d = diff_models(&a, &b, &|_, _| {}, &|| false);
+    // q_proj, v_proj (alpha 4 by alpha_pattern) and down_proj (rank 2 by rank_pattern) of both
+    // layers, and lm_head saved whole (modules_to_save); nothing else moves.
+    let changed: Vec<&str> = d
+        .tensors
+        .iter()
+        .filter(|t| !t.identical())
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(changed.len(), facts.len(), "{changed:?}");
+    for t in d.tensors.iter().filter(|t| !t.identical()) {
+        let f = &facts[&t.name];
+        let ctx = &t.name;
+        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
+        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
+        close(
+            t.rel_change.unwrap(),
+            f["rel_change"].as_f64().unwrap(),
+            ctx,
+        );
+        close(t.max_abs_diff, f["max_abs_diff"].as_f64().unwrap(), ctx);
+        assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+    }
+    // The window takes an adapter as the checkpoint to compare with, too.
+    let mut app = AppState::new(glam::DVec2::new(1200.0, 800.0), std::sync::Arc::new(|| {}));
+    app.open_path(base);
+    assert!(app.wait_idle(WAIT));
+    app.compare_with(lora).unwrap();
+    assert!(app.wait_idle(WAIT));
+    assert_eq!(app.active_tab().unwrap().title, "lora − base");
+    let c = app.active_view().unwrap().diff.as_ref().unwrap();
+    assert_eq!(c.diff.tensors.len() - c.diff.identical(), facts.len());
+}

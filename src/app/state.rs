@@ -817,6 +817,7 @@ impl AppState {
                     progress.set("reading the second checkpoint", 0.05);
                     let b = crate::load::open_with(&p, &|| progress.is_cancelled())
                         .map_err(|e| e.to_string())?;
+                    let b = crate::stats::diff::counterpart(&a, b)?;
                     progress.set("comparing every tensor", 0.2);
                     let diff = crate::stats::diff::diff_models(
                         &a,

@@ -20,6 +20,7 @@ mod numpy;
 mod onnx;
 mod openvino;
 mod orbax;
+mod peft;
 mod pickle;
 mod prune;
 mod safetensors;
@@ -265,6 +266,8 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
     if cancelled() {
         return Err(stop());
     }
+    let mut model = model;
+    peft::apply_config(&mut model, path);
     Ok(model)
 }
 

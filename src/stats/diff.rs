@@ -520,6 +520,21 @@ fn row_maps(a: &Model, ta: &Tensor, b: &Model, tb: &Tensor) -> (Option<RowMap>, 
     }
 }
 
+/// A tensor's values as reals, in logical order (quantized codes as what they stand for).
+pub(crate) fn values(t: &Tensor) -> Result<Vec<f64>, StatsError> {
+    let side = Side::of(t, None)?;
+    let mut buf = vec![0.0f64; 4096.max(side.elem.block().0)];
+    let mut out = Vec::new();
+    side.read(0, t.elements(), &mut buf, &mut out);
+    if out.len() as u64 != t.elements() {
+        return Err(StatsError::Data {
+            tensor: t.name.clone(),
+            message: "the values end early".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// Compares two tensors of equal element count, value by value (shape indices reported
 /// innermost-first when `innermost_first`, as GGUF lists them).
 pub fn tensor_diff(
@@ -788,6 +803,16 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
         ));
     }
     m
+}
+
+/// What A is compared with when B was opened from `b`: B itself, or, when B is a LoRA adapter,
+/// A with the adapter merged in ([`super::lora::apply_adapter`]).
+pub fn counterpart(a: &Model, b: Model) -> Result<Model, String> {
+    if super::lora::is_adapter(&b) {
+        super::lora::apply_adapter(a, &b)
+    } else {
+        Ok(b)
+    }
 }
 
 /// Per node of `m` (compared as A), its change mapped to 0..=1 for the colour-by overlay (NaN

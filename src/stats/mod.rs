@@ -25,6 +25,7 @@ pub mod diff;
 mod ggml;
 pub mod heatmap;
 mod iq_grids;
+pub mod lora;
 pub mod neurons;
 pub mod overlay;
 
