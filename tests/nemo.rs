@@ -61,6 +61,14 @@ fn every_weight_matches_what_torch_reads() {
                 (mean - want).abs() <= 1e-12 * want.abs().max(1.0),
                 "{file}: {name}"
             );
+            // Tensors put back together from model-parallel ranks: every value in its place.
+            if let Some(want) = f["index_weighted_sum"].as_f64() {
+                let got: f64 = v.iter().enumerate().map(|(i, x)| i as f64 * x).sum();
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "{file}: {name}: Σ i·v[i] {got} against {want}"
+                );
+            }
         }
     }
 }
@@ -97,15 +105,26 @@ fn config_artifacts_and_variants() {
         gz.metadata.warnings
     );
 
-    let tp = open(&data_dir().join("conformer_tp.nemo"));
+    // A Megatron GPT saved with tensor parallelism 2: its ranks put back together.
+    let tp = open(&data_dir().join("megatron_gpt_tp.nemo"));
+    assert_eq!(
+        common::property(&tp, "megatron.parallel"),
+        Some("tensor 2 × pipeline 1 (2 ranks, put back together)")
+    );
+    assert_eq!(
+        common::property(&tp, "nemo.tensor_model_parallel_size"),
+        Some("2")
+    );
     assert!(
-        tp.metadata
-            .warnings
-            .iter()
-            .any(|w| w.contains("2 ranks") && w.contains("mp_rank_00")),
+        tp.metadata.warnings.is_empty(),
         "{:?}",
         tp.metadata.warnings
     );
+    assert!(common::edge(
+        &tp,
+        "model.language_model.encoder.layers.0.mlp.dense_4h_to_h",
+        "model.language_model.encoder.layers.1.input_layernorm"
+    ));
 }
 
 #[test]

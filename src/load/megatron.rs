@@ -89,13 +89,33 @@ pub(super) fn open(dir: &Path) -> Result<Model, LoadError> {
     Ok(model)
 }
 
-/// `(tensor rank, pipeline stage)` of a rank folder's name (`mp_rank_01`, `mp_rank_01_002`).
-fn rank_of(dir: &Path) -> Option<(usize, usize)> {
-    let name = dir.file_name()?.to_str()?.strip_prefix("mp_rank_")?;
+/// `(tensor rank, pipeline stage)` of a rank folder's name: Megatron's `mp_rank_01`,
+/// `mp_rank_01_002`, and NeMo's `tp_rank_01_pp_rank_002`.
+pub(super) fn parallel_rank(name: &str) -> Option<(usize, usize)> {
+    if let Some(rest) = name.strip_prefix("tp_rank_") {
+        let (tp, pp) = rest.split_once("_pp_rank_")?;
+        return Some((tp.parse().ok()?, pp.parse().ok()?));
+    }
+    let name = name.strip_prefix("mp_rank_")?;
     let mut parts = name.split('_');
     let tp = parts.next()?.parse().ok()?;
     let pp = parts.next().map_or(Some(0), |p| p.parse().ok())?;
     parts.next().is_none().then_some((tp, pp))
+}
+
+fn rank_of(dir: &Path) -> Option<(usize, usize)> {
+    parallel_rank(dir.file_name()?.to_str()?)
+}
+
+/// `(pipeline stages, tensor ranks)` when `keys` (each `(stage, tensor rank)`) are every cell of a
+/// grid with more than one cell.
+pub(super) fn grid_of<'a>(
+    keys: impl Iterator<Item = &'a (usize, usize)> + Clone,
+) -> Option<(usize, usize)> {
+    let n = keys.clone().count();
+    let stages = keys.clone().map(|k| k.0).max()? + 1;
+    let tps = keys.map(|k| k.1).max()? + 1;
+    (stages * tps == n && n > 1).then_some((stages, tps))
 }
 
 /// The checkpoint file of a rank folder.
@@ -126,8 +146,11 @@ fn split_of(name: &str) -> Split {
     let part = stem.rsplit('.').next().unwrap_or(stem);
     let is_weight = leaf == "weight";
     match part {
-        "linear_qkv" | "query_key_value" | "linear_q" | "linear_kv" | "query" | "key_value"
-            if matches!(leaf, "weight" | "bias") =>
+        "linear_qkv" | "query_key_value" if matches!(leaf, "weight" | "bias") => Split::Rows,
+        // Cross-attention's separate projections, under Megatron's `*attention` modules only
+        // (a Conformer's `self_attn.linear_q` is not split).
+        "linear_q" | "linear_kv" | "query" | "key_value"
+            if matches!(leaf, "weight" | "bias") && stem.contains("attention.") =>
         {
             Split::Rows
         }
@@ -259,10 +282,7 @@ fn open_ranks(iteration_dir: &Path, ranks: &[PathBuf]) -> Result<Model, LoadErro
             grid.insert((k.1, k.0), r);
         }
     }
-    let stages = grid.keys().map(|k| k.0).max().map_or(0, |m| m + 1);
-    let tps = grid.keys().map(|k| k.1).max().map_or(0, |m| m + 1);
-    let complete = stages * tps == grid.len() && grid.len() == ranks.len();
-    if !complete || grid.len() == 1 {
+    if grid.len() != ranks.len() || grid_of(grid.keys()).is_none() {
         // One rank, or a grid with holes: the first rank alone.
         let first = &ranks[0];
         let file = rank_file(first)?;
@@ -286,12 +306,23 @@ fn open_ranks(iteration_dir: &Path, ranks: &[PathBuf]) -> Result<Model, LoadErro
         let file = rank_file(dir)?;
         models.insert(k, super::torch::open_file(&file, super::map_file(&file)?)?);
     }
-    let mut model = Model::new(iteration_dir, crate::model::Format::Torch);
-    let Some(first) = models.get(&(0, 0)) else {
-        return Err(LoadError::corrupt(iteration_dir, "no mp_rank_00 folder"));
-    };
-    model.metadata.properties = first.metadata.properties.clone();
-    model.metadata.shards = grid.len();
+    let mut model = assemble(iteration_dir, &models);
+    super::family::build_checkpoint_graph(&mut model);
+    Ok(model)
+}
+
+/// One model from the models of every rank of a complete grid (keyed `(pipeline stage, tensor
+/// rank)`, see [`grid_of`]): rank `(0, 0)`'s metadata, every stage's tensors under their global
+/// layer numbers, split tensors made whole on first use. `source` names it. The caller builds its
+/// graph.
+pub(super) fn assemble(source: &Path, models: &BTreeMap<(usize, usize), Model>) -> Model {
+    let (stages, tps) = grid_of(models.keys()).unwrap_or((1, 1));
+    let mut model = Model::new(source, crate::model::Format::Torch);
+    if let Some(first) = models.get(&(0, 0)) {
+        model.metadata.properties = first.metadata.properties.clone();
+        model.format = first.format;
+    }
+    model.metadata.shards = models.len();
     let mut warnings = Vec::new();
     let mut offset = 0usize;
     for stage in 0..stages {
@@ -349,7 +380,7 @@ fn open_ranks(iteration_dir: &Path, ranks: &[PathBuf]) -> Result<Model, LoadErro
                     let key = {
                         use std::hash::{Hash, Hasher};
                         let mut h = std::collections::hash_map::DefaultHasher::new();
-                        (iteration_dir, &whole.name).hash(&mut h);
+                        (source, &whole.name).hash(&mut h);
                         slices.iter().for_each(|s| s.data_addr().hash(&mut h));
                         h.finish()
                     };
@@ -360,7 +391,7 @@ fn open_ranks(iteration_dir: &Path, ranks: &[PathBuf]) -> Result<Model, LoadErro
                 Some(_) => {}
                 None => warnings.push(format!(
                     "{}: {}: its {} slices do not fit together; the first rank's is shown",
-                    iteration_dir.display(),
+                    source.display(),
                     t.name,
                     slices.len()
                 )),
@@ -373,10 +404,9 @@ fn open_ranks(iteration_dir: &Path, ranks: &[PathBuf]) -> Result<Model, LoadErro
         "megatron.parallel".into(),
         format!(
             "tensor {tps} × pipeline {stages} ({} ranks, put back together)",
-            grid.len()
+            models.len()
         ),
     ));
     model.metadata.warnings.extend(warnings);
-    super::family::build_checkpoint_graph(&mut model);
-    Ok(model)
+    model
 }

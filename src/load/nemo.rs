@@ -3,8 +3,9 @@
 //! `model_weights.ckpt` (a `torch.save` of the model's state dict) and the model's artifacts (a
 //! tokenizer's files). An uncompressed archive's members are slices of the map, so the weights
 //! read as a `.pt` file's do, without copying; a compressed one is inflated into memory first.
-//! A model saved with tensor parallelism holds one `mp_rank_NN/model_weights.ckpt` per rank:
-//! rank 0's is read.
+//! A model saved with model parallelism holds one `mp_rank_NN/model_weights.ckpt` per rank
+//! (`mp_rank_NN_PPP/` or `tp_rank_NN_pp_rank_PPP/` with pipeline stages): they are put back
+//! together as a Megatron checkpoint's ranks are (`megatron::assemble`).
 
 use std::ops::Range;
 use std::path::Path;
@@ -72,30 +73,52 @@ pub(super) fn load(path: &Path, data: Bytes) -> Result<Model, LoadError> {
         })
         .collect();
     ranks.sort_by(|a, b| a.name.cmp(&b.name));
-    let weights = match find("model_weights.ckpt") {
-        Some(m) => m,
-        None => {
-            let Some(&first) = ranks.first() else {
-                let folder = members.iter().any(|m| m.name.starts_with("model_weights/"));
-                return Err(corrupt(if folder {
-                    "its weights are a distributed checkpoint (`model_weights/`), which is not \
-                     read inside a .nemo archive"
-                        .to_string()
-                } else {
-                    "a tar archive with no model_weights.ckpt: not a NeMo model".to_string()
-                }));
-            };
+    let mut model = if let Some(weights) = find("model_weights.ckpt") {
+        super::torch::open_file(&path.join(&weights.name), data.slice(weights.data.clone()))?
+    } else {
+        let Some(&first) = ranks.first() else {
+            let folder = members.iter().any(|m| m.name.starts_with("model_weights/"));
+            return Err(corrupt(if folder {
+                "its weights are a distributed checkpoint (`model_weights/`), which is not \
+                 read inside a .nemo archive"
+                    .to_string()
+            } else {
+                "a tar archive with no model_weights.ckpt: not a NeMo model".to_string()
+            }));
+        };
+        // Model parallelism: `mp_rank_NN/`, `mp_rank_NN_PPP/` or `tp_rank_NN_pp_rank_PPP/`, put
+        // back together as Megatron's ranks are.
+        let grid: std::collections::BTreeMap<(usize, usize), &Member> = ranks
+            .iter()
+            .filter_map(|m| {
+                let folder = m.name.split('/').next()?;
+                let (tp, pp) = super::megatron::parallel_rank(folder)?;
+                Some(((pp, tp), *m))
+            })
+            .collect();
+        if grid.len() == ranks.len() && super::megatron::grid_of(grid.keys()).is_some() {
+            let mut models = std::collections::BTreeMap::new();
+            for (&k, m) in &grid {
+                let inner = path.join(&m.name);
+                models.insert(
+                    k,
+                    super::torch::open_file(&inner, data.slice(m.data.clone()))?,
+                );
+            }
+            let mut model = super::megatron::assemble(path, &models);
+            super::family::build_checkpoint_graph(&mut model);
+            model
+        } else {
             warnings.push(format!(
-                "{}: saved with model parallelism in {} ranks; the weights shown are `{}`'s",
+                "{}: {} model-parallel ranks that do not make a whole tensor × pipeline grid; the \
+                 weights shown are `{}`'s",
                 path.display(),
                 ranks.len(),
                 first.name
             ));
-            first
+            super::torch::open_file(&path.join(&first.name), data.slice(first.data.clone()))?
         }
     };
-    let inner = path.join(&weights.name);
-    let mut model = super::torch::open_file(&inner, data.slice(weights.data.clone()))?;
     model.source = path.to_path_buf();
     model.format = Format::Nemo;
     model.metadata.producer = Some("NVIDIA NeMo".into());

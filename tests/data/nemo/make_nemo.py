@@ -79,7 +79,58 @@ decoder:
 """
 
 
-def build(path, mode, with_tokenizer, ranks=0):
+def megatron_gpt():
+    """A NeMo 1 MegatronGPTModel's state dict (legacy Megatron names under `model.`)."""
+    V, H, F = 32, 16, 64
+    sd = {"model.language_model.embedding.word_embeddings.weight": torch.randn(V, H) * 0.02}
+    for i in range(2):
+        p = f"model.language_model.encoder.layers.{i}"
+        sd[f"{p}.input_layernorm.weight"] = 1 + torch.randn(H) * 0.1
+        sd[f"{p}.input_layernorm.bias"] = torch.randn(H) * 0.02
+        sd[f"{p}.self_attention.query_key_value.weight"] = torch.randn(3 * H, H) * 0.02
+        sd[f"{p}.self_attention.query_key_value.bias"] = torch.randn(3 * H) * 0.02
+        sd[f"{p}.self_attention.dense.weight"] = torch.randn(H, H) * 0.02
+        sd[f"{p}.self_attention.dense.bias"] = torch.randn(H) * 0.02
+        sd[f"{p}.post_attention_layernorm.weight"] = 1 + torch.randn(H) * 0.1
+        sd[f"{p}.post_attention_layernorm.bias"] = torch.randn(H) * 0.02
+        sd[f"{p}.mlp.dense_h_to_4h.weight"] = torch.randn(F, H) * 0.02
+        sd[f"{p}.mlp.dense_h_to_4h.bias"] = torch.randn(F) * 0.02
+        sd[f"{p}.mlp.dense_4h_to_h.weight"] = torch.randn(H, F) * 0.02
+        sd[f"{p}.mlp.dense_4h_to_h.bias"] = torch.randn(H) * 0.02
+    sd["model.language_model.encoder.final_layernorm.weight"] = 1 + torch.randn(H) * 0.1
+    sd["model.language_model.encoder.final_layernorm.bias"] = torch.randn(H) * 0.02
+    sd["model.language_model.output_layer.weight"] = torch.randn(V, H) * 0.02
+    return sd
+
+
+def tp_slice(name, t, rank, tp):
+    """Tensor-parallel rank `rank`'s slice, as Megatron's parallel layers partition them."""
+    if name.endswith(("query_key_value.weight", "query_key_value.bias", "dense_h_to_4h.weight",
+                      "dense_h_to_4h.bias", "word_embeddings.weight", "output_layer.weight")):
+        return t.chunk(tp, dim=0)[rank]
+    if name.endswith(("attention.dense.weight", "dense_4h_to_h.weight")):
+        return t.chunk(tp, dim=1)[rank]
+    return t
+
+
+def build_megatron(path, tp):
+    """A NeMo 1 Megatron GPT saved with tensor parallelism: `mp_rank_NN/model_weights.ckpt`, each
+    the rank's slices (NeMo's `inject_model_parallel_rank`)."""
+    whole = megatron_gpt()
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "model_config.yaml"), "w") as f:
+            f.write(f"target: nemo.collections.nlp.models.language_modeling.megatron_gpt_model.MegatronGPTModel\n"
+                    f"tensor_model_parallel_size: {tp}\npipeline_model_parallel_size: 1\nnum_layers: 2\n")
+        for r in range(tp):
+            os.makedirs(os.path.join(tmp, f"mp_rank_{r:02d}"))
+            sd = {k: tp_slice(k, v, r, tp).clone() for k, v in whole.items()}
+            torch.save(sd, os.path.join(tmp, f"mp_rank_{r:02d}", "model_weights.ckpt"))
+        with tarfile.open(path, "w:") as tar:
+            tar.add(tmp, arcname=".")
+    return whole
+
+
+def build(path, mode, with_tokenizer):
     model = Model()
     for p in model.parameters():
         with torch.no_grad():
@@ -87,15 +138,7 @@ def build(path, mode, with_tokenizer, ranks=0):
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "model_config.yaml"), "w") as f:
             f.write(CONFIG)
-        if ranks:
-            # Model parallelism: one `mp_rank_NN/model_weights.ckpt` per rank (NeMo's
-            # inject_model_parallel_rank), here rank 0 the model and the others zeros.
-            for r in range(ranks):
-                os.makedirs(os.path.join(tmp, f"mp_rank_{r:02d}"))
-                sd = model.state_dict() if r == 0 else {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
-                torch.save(sd, os.path.join(tmp, f"mp_rank_{r:02d}", "model_weights.ckpt"))
-        else:
-            torch.save(model.state_dict(), os.path.join(tmp, "model_weights.ckpt"))
+        torch.save(model.state_dict(), os.path.join(tmp, "model_weights.ckpt"))
         if with_tokenizer:
             # An artifact under NeMo's hashed name, longer than a tar header's 100 characters.
             name = "a" * 32 + "_tokenizer" + "_" * 40 + "vocabulary_of_the_sentencepiece_model.txt"
@@ -107,16 +150,15 @@ def build(path, mode, with_tokenizer, ranks=0):
 
 
 facts = {}
-for name, mode, tok, ranks in (
-    ("conformer.nemo", "w:", True, 0),
-    ("conformer_gz.nemo", "w:gz", False, 0),
-    ("conformer_tp.nemo", "w:", False, 2),
+for name, mode, tok in (
+    ("conformer.nemo", "w:", True),
+    ("conformer_gz.nemo", "w:gz", False),
 ):
     path = os.path.join(HERE, name)
-    build(path, mode, tok, ranks)
-    # What torch reads back from the weights inside (rank 0's, for model parallelism).
+    build(path, mode, tok)
+    # What torch reads back from the weights inside.
     with tarfile.open(path, "r:*") as tar:
-        member = tar.extractfile("./mp_rank_00/model_weights.ckpt" if ranks else "./model_weights.ckpt")
+        member = tar.extractfile("./model_weights.ckpt")
         sd = torch.load(member, map_location="cpu")
     facts[name] = {
         k: {
@@ -127,5 +169,18 @@ for name, mode, tok, ranks in (
         }
         for k, v in sd.items()
     }
+# What Megatron's tools/checkpoint/loader_megatron.py reassembles from the ranks: the whole tensors.
+whole = build_megatron(os.path.join(HERE, "megatron_gpt_tp.nemo"), 2)
+facts["megatron_gpt_tp.nemo"] = {
+    k: {
+        "dtype": str(v.dtype).replace("torch.", ""),
+        "shape": list(v.shape),
+        "mean": float(v.double().mean()),
+        "first": [float(x) for x in v.double().flatten()[:3]],
+        "last": float(v.double().flatten()[-1]),
+        "index_weighted_sum": float((torch.arange(v.numel(), dtype=torch.float64) * v.double().flatten()).sum()),
+    }
+    for k, v in whole.items()
+}
 with open(os.path.join(HERE, "facts.json"), "w") as f:
     json.dump(facts, f, indent=1, sort_keys=True)
