@@ -266,7 +266,14 @@ fn main() -> anyhow::Result<()> {
             );
             let a = a?;
             let b = modelmap::stats::diff::counterpart(&a, b?).map_err(anyhow::Error::msg)?;
-            print!("{}", modelmap::stats::cli::diff_report(&a, &b, &args)?);
+            let (text, failures) = modelmap::stats::cli::diff_report(&a, &b, &args)?;
+            print!("{text}");
+            if !failures.is_empty() {
+                for f in &failures {
+                    eprintln!("diff: {f}");
+                }
+                std::process::exit(1);
+            }
         }
         Some(Command::Curves(args)) => modelmap::training::run_curves(&args)?,
         Some(Command::Bench { what }) => match what {

@@ -385,3 +385,32 @@ fn a_lora_adapter_is_merged_into_its_base_as_peft_merges_it() {
     let c = app.active_view().unwrap().diff.as_ref().unwrap();
     assert_eq!(c.diff.tensors.len() - c.diff.identical(), facts.len());
 }
+
+#[test]
+fn fail_above_checks_that_a_conversion_kept_the_weights() {
+    let run = |limit: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_modelmap"))
+            .arg("diff")
+            .arg(dir().join("hf"))
+            .arg(dir().join("llama_q.gguf"))
+            .args(["--fail-above", limit])
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .unwrap()
+    };
+    // Q8_0 loses 0.5 %, Q4_0 8.6 %: the three Q4_0 MLP weights are over 1 %.
+    let out = run("0.01");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("3 tensors changed by more than 1e-2 relative, the most model.layers.0.mlp.up_proj.weight"),
+        "{err}"
+    );
+    let out = run("0.1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("9 tensors changed"));
+}

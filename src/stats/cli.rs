@@ -247,6 +247,39 @@ pub struct DiffArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Exit with status 1 when any tensor changed by more than this relative amount
+    /// (‖B − A‖ / ‖A‖), or a tensor is missing on one side or has another shape: a check that a
+    /// conversion kept the weights (`--fail-above 0.01` for an 8-bit quantization).
+    #[arg(long, value_name = "REL")]
+    pub fail_above: Option<f64>,
+}
+
+/// Why `--fail-above` fails, when it does: one line per reason.
+pub fn diff_failures(d: &super::diff::ModelDiff, limit: f64) -> Vec<String> {
+    let mut out = Vec::new();
+    let over: Vec<_> = d.tensors.iter().filter(|t| t.rank() > limit).collect();
+    if let Some(worst) = over.first() {
+        out.push(format!(
+            "{} tensors changed by more than {limit:e} relative, the most {} by {}",
+            over.len(),
+            worst.name,
+            worst.rel_change.map_or_else(
+                || "an infinite amount (it was all zeros)".into(),
+                |r| format!("{r:.4e}")
+            )
+        ));
+    }
+    for (what, n) in [
+        ("only in A", d.only_a.len()),
+        ("only in B", d.only_b.len()),
+        ("with shapes that disagree", d.shape_mismatch.len()),
+        ("that could not be compared", d.errors.len()),
+    ] {
+        if n > 0 {
+            out.push(format!("{n} tensors {what}"));
+        }
+    }
+    out
 }
 
 fn names_line(out: &mut String, what: &str, names: &[String]) {
@@ -266,9 +299,22 @@ fn names_line(out: &mut String, what: &str, names: &[String]) {
     let _ = writeln!(out, "{what} ({}): {list}", names.len());
 }
 
-/// The report of what changed from `a` to `b`, as `modelmap diff` prints it.
-pub fn diff_report(a: &Model, b: &Model, args: &DiffArgs) -> Result<String, StatsError> {
+/// The report of what changed from `a` to `b`, as `modelmap diff` prints it, and with
+/// `--fail-above` the reasons it fails (empty when it passes).
+pub fn diff_report(
+    a: &Model,
+    b: &Model,
+    args: &DiffArgs,
+) -> Result<(String, Vec<String>), StatsError> {
     let d = super::diff::diff_models(a, b, &|_, _| {}, &|| false);
+    let failures = args
+        .fail_above
+        .map(|limit| diff_failures(&d, limit))
+        .unwrap_or_default();
+    diff_text(&d, args).map(|text| (text, failures))
+}
+
+fn diff_text(d: &super::diff::ModelDiff, args: &DiffArgs) -> Result<String, StatsError> {
     if args.json {
         let mut v = serde_json::to_value(&d)?;
         if let Some(o) = v.as_object_mut() {
