@@ -316,7 +316,7 @@ pub fn diff_report(
 
 fn diff_text(d: &super::diff::ModelDiff, args: &DiffArgs) -> Result<String, StatsError> {
     if args.json {
-        let mut v = serde_json::to_value(&d)?;
+        let mut v = serde_json::to_value(d)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("identical".into(), d.identical().into());
         }
