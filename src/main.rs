@@ -29,6 +29,10 @@ struct Cli {
     /// coloured by how much.
     #[arg(long, requires = "files")]
     diff: Option<PathBuf>,
+    /// Colour the first file's graph by a Model Explorer node data JSON (per-node values such as
+    /// latencies: `{"results": {NODE: {"value": 1.5}}}`).
+    #[arg(long, requires = "files")]
+    node_data: Option<PathBuf>,
     /// Print the time from process start to the first presented frame showing the model, and exit.
     #[arg(long)]
     bench_startup: bool,
@@ -83,6 +87,9 @@ enum Command {
         /// (‖B − A‖ / ‖A‖, blue little, red most), weights and --tensor heatmaps showing B − A.
         #[arg(long)]
         diff: Option<PathBuf>,
+        /// Colour nodes by a Model Explorer node data JSON (`{"results": {NODE: {"value": …}}}`).
+        #[arg(long, conflicts_with = "diff")]
+        node_data: Option<PathBuf>,
         /// With --view neurons: the dense chain to draw, by name (e.g. model.layers.3.mlp) or index
         /// (default: the chain with the most weights).
         #[arg(long)]
@@ -199,6 +206,7 @@ fn main() -> anyhow::Result<()> {
             kernels,
             view,
             diff,
+            node_data,
             chain,
         }) => {
             if chain.is_some() && view != RenderView::Neurons {
@@ -207,6 +215,23 @@ fn main() -> anyhow::Result<()> {
             let mut model =
                 load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
             let mut overlay = None;
+            if let Some(path) = node_data {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let d =
+                    modelmap::stats::node_data::parse(&text, &path.display().to_string(), &model)
+                        .map_err(anyhow::Error::msg)?;
+                println!(
+                    "{} of the file's keys matched nodes ({} values on {} nodes)",
+                    d.matched,
+                    d.values.iter().flatten().count(),
+                    d.values.len()
+                );
+                for n in &d.notes {
+                    println!("note: {n}");
+                }
+                overlay = Some(std::sync::Arc::new(d.overlay()));
+            }
             if let Some(other) = diff {
                 let b = load::open(&other)
                     .with_context(|| format!("cannot open {}", other.display()))?;
@@ -367,6 +392,7 @@ fn main() -> anyhow::Result<()> {
             modelmap::app::run_with(modelmap::app::RunOptions {
                 files: cli.files,
                 diff: cli.diff,
+                node_data: cli.node_data,
                 bench_startup: cli.bench_startup,
                 started,
             })?;

@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub files: Vec<PathBuf>,
     /// Compare the first file with this checkpoint: a tab of B − A opens beside it.
     pub diff: Option<PathBuf>,
+    /// Colour the first file's graph by this node data file (Model Explorer's JSON).
+    pub node_data: Option<PathBuf>,
     /// Print the time from `started` to the first presented frame showing the model, then exit.
     pub bench_startup: bool,
     /// When the process started (`main` takes `Instant::now()` first thing).
@@ -70,6 +72,7 @@ impl RunOptions {
         RunOptions {
             files,
             diff: None,
+            node_data: None,
             bench_startup: false,
             started: std::time::Instant::now(),
         }

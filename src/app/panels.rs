@@ -90,7 +90,16 @@ pub fn anomaly_window_ui(
                 let text = FIGURES
                     .iter()
                     .find(|(f, _)| Some(*f) == current)
-                    .map_or(if current == Some(Figure::Change) { CHANGE_LABEL } else { "op type" }, |(_, l)| l);
+                    .map_or(
+                        match current {
+                            Some(Figure::Change) => CHANGE_LABEL,
+                            Some(Figure::NodeData) => {
+                                v.node_data.as_ref().map_or("node data", |d| d.0.as_str())
+                            }
+                            _ => "op type",
+                        },
+                        |(_, l)| l,
+                    );
                 let mut choice = current;
                 egui::ComboBox::from_id_salt("color_by")
                     .selected_text(text)
@@ -101,6 +110,9 @@ pub fn anomaly_window_ui(
                         }
                         if v.diff.is_some() {
                             ui.selectable_value(&mut choice, Some(Figure::Change), CHANGE_LABEL);
+                        }
+                        if let Some(d) = &v.node_data {
+                            ui.selectable_value(&mut choice, Some(Figure::NodeData), d.0.as_str());
                         }
                     });
                 if choice != current {

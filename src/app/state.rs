@@ -246,6 +246,8 @@ pub struct ModelView {
     /// When this view shows what changed between two checkpoints (File → Compare with…): the
     /// comparison, whose per-node change colours the nodes.
     pub diff: Option<Arc<Compared>>,
+    /// Values read from a node data file (File → Colour by node data…): its name and the values.
+    pub node_data: Option<Arc<(String, crate::stats::node_data::NodeData)>>,
     /// Fit the camera when the first real layout arrives (the user has not moved yet).
     fit_on_layout: bool,
 }
@@ -275,6 +277,7 @@ impl ModelView {
             matrix: MatrixState::default(),
             overlay: None,
             diff: None,
+            node_data: None,
             fit_on_layout: true,
         }
     }
@@ -481,6 +484,13 @@ impl ModelView {
     /// Colours nodes by `figure` (or by op again with `None`); needs a finished anomaly scan for
     /// anything but `None`. Returns whether the overlay is shown.
     pub fn set_color_by(&mut self, figure: Option<Figure>) -> bool {
+        if figure == Some(Figure::NodeData) {
+            let Some(d) = &self.node_data else {
+                return false;
+            };
+            self.overlay = Some((Figure::NodeData, OverlayValues(Arc::new(d.1.overlay()))));
+            return true;
+        }
         if figure == Some(Figure::Change) {
             let Some(d) = &self.diff else {
                 return false;
@@ -498,6 +508,19 @@ impl ModelView {
         let values = super::anomalies::overlay_values(&scan.figures, f);
         self.overlay = Some((f, OverlayValues(Arc::new(values))));
         true
+    }
+
+    /// Reads a node data file for this view's model and colours the nodes by it; returns what to
+    /// tell the user (what did not match), or the error naming the file.
+    pub fn load_node_data(&mut self, path: &Path) -> Result<Vec<String>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = path.display().to_string();
+        let data = crate::stats::node_data::parse(&text, &file, &self.model)?;
+        let notes = data.notes.clone();
+        self.node_data = Some(Arc::new((title_of(path), data)));
+        self.overlay = None;
+        self.set_color_by(Some(Figure::NodeData));
+        Ok(notes)
     }
 
     /// The matrix of the current scope, when built for the current layout.
@@ -683,6 +706,10 @@ pub struct AppState {
     pub export_dialog: Option<String>,
     /// The text of the compare-with dialog, when shown.
     pub compare_dialog: Option<String>,
+    /// The text of the node data dialog, when shown.
+    pub node_data_dialog: Option<String>,
+    /// A node data file to apply to a tab once it has loaded (`modelmap FILE --node-data D`).
+    pub pending_node_data: Option<(TabId, PathBuf)>,
     /// Messages for the status line (newest last), e.g. export results.
     pub messages: Vec<String>,
     /// A training log opened as a file (`modelmap runs/`, a drop, the open dialog), for the
@@ -720,6 +747,8 @@ impl AppState {
             open_dialog: None,
             export_dialog: None,
             compare_dialog: None,
+            node_data_dialog: None,
+            pending_node_data: None,
             messages: Vec::new(),
             pending_training: None,
             show_anomalies: false,
@@ -835,6 +864,23 @@ impl AppState {
                 JobOutput::Compared { tab: id, result }
             });
         self.new_tab(title, path, TabContent::Loading { job })
+    }
+
+    /// Colours the shown view by a node data file (File → Colour by node data…); what did not
+    /// match, or the error, goes to the status line.
+    pub fn apply_node_data(&mut self, path: &Path) {
+        let Some(v) = self.active_view_mut() else {
+            return;
+        };
+        let said = match v.load_node_data(path) {
+            Ok(notes) => {
+                let mut said = vec![format!("Colouring by {}", path.display())];
+                said.extend(notes);
+                said
+            }
+            Err(e) => vec![e],
+        };
+        self.messages.extend(said);
     }
 
     /// Starts the anomaly scan of the shown view, unless one ran or is running.
@@ -958,7 +1004,15 @@ impl AppState {
                         message: format!("{}: loading cancelled", t.source.display()),
                     },
                     (false, Ok(loaded)) => {
-                        TabContent::Ready(Box::new(ModelView::new(*loaded, viewport)))
+                        let mut v = ModelView::new(*loaded, viewport);
+                        if let Some((_, path)) = self.pending_node_data.take_if(|(t, _)| *t == tab)
+                        {
+                            match v.load_node_data(&path) {
+                                Ok(notes) => self.messages.extend(notes),
+                                Err(e) => self.messages.push(e),
+                            }
+                        }
+                        TabContent::Ready(Box::new(v))
                     }
                     (false, Err(message)) => TabContent::Failed { message },
                 };

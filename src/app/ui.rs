@@ -238,6 +238,17 @@ fn top_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, req: &mut 
                     ui.close();
                 }
                 if ui
+                    .add_enabled(can_export, egui::Button::new("Colour by node data…"))
+                    .on_hover_text(
+                        "a Model Explorer node data JSON: per-node values (latencies, errors…) \
+                         colour the graph",
+                    )
+                    .clicked()
+                {
+                    app.node_data_dialog = Some(String::new());
+                    ui.close();
+                }
+                if ui
                     .add_enabled(can_export, egui::Button::new("Export PNG…"))
                     .clicked()
                 {
@@ -865,6 +876,11 @@ fn node_inspector_ui(
     if let Some(x) = go {
         v.go_to_node(x, now_s);
     }
+    if let Some(d) = &v.node_data
+        && let Some(Some(x)) = d.1.values.get(n as usize)
+    {
+        ui.label(format!("{}: {x}", d.0));
+    }
     if !node.tensors.is_empty() {
         egui::CollapsingHeader::new(format!("Tensors ({})", node.tensors.len()))
             .default_open(true)
@@ -1261,6 +1277,34 @@ fn dialogs_ui(ctx: &egui::Context, app: &mut AppState) {
             app.compare_with(PathBuf::from(text.trim()));
         } else if keep {
             app.compare_dialog = Some(text);
+        }
+    }
+    if let Some(mut text) = app.node_data_dialog.take() {
+        let mut keep = true;
+        let mut submit = false;
+        egui::Window::new("Colour by node data")
+            .collapsible(false)
+            .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
+            .show(ctx, |ui| {
+                ui.label("Model Explorer node data JSON ({\"results\": {node: {\"value\": …}}}):");
+                let r = ui.add(
+                    egui::TextEdit::singleline(&mut text)
+                        .desired_width(480.0)
+                        .hint_text("/path/to/node_data.json"),
+                );
+                r.request_focus();
+                submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                ui.horizontal(|ui| {
+                    submit |= ui.button("Colour").clicked();
+                    if ui.button("Cancel").clicked() {
+                        keep = false;
+                    }
+                });
+            });
+        if submit && !text.trim().is_empty() {
+            app.apply_node_data(std::path::Path::new(text.trim()));
+        } else if keep {
+            app.node_data_dialog = Some(text);
         }
     }
     if let Some(mut text) = app.export_dialog.take() {

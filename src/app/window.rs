@@ -80,6 +80,9 @@ pub(crate) fn run_window(opts: RunOptions) -> Result<(), AppError> {
             state.open_any(f.clone());
         }
         state.active = 0;
+        if let (Some(t), Some(d)) = (state.tabs.first(), &opts.node_data) {
+            state.pending_node_data = Some((t.id, d.clone()));
+        }
         if let (Some(a), Some(b)) = (opts.files.first(), &opts.diff) {
             state.compare_files(a.clone(), b.clone());
         }

@@ -27,6 +27,7 @@ pub mod heatmap;
 mod iq_grids;
 pub mod lora;
 pub mod neurons;
+pub mod node_data;
 pub mod overlay;
 
 use rayon::prelude::*;

@@ -47,6 +47,8 @@ pub enum Figure {
     Flops,
     /// Relative change against another checkpoint.
     Change,
+    /// Values from a node data file ([`super::node_data`]).
+    NodeData,
 }
 
 impl NodeFigures {
@@ -59,6 +61,8 @@ impl NodeFigures {
             Figure::SiblingZ => self.sibling_z,
             Figure::Flops => self.flops_per_token,
             Figure::Change => self.change,
+            // Read from a file, not computed per node here.
+            Figure::NodeData => None,
         }
     }
 }
@@ -133,7 +137,7 @@ pub fn overlay_values(figures: &[NodeFigures], f: Figure) -> Vec<f32> {
     let raw: Vec<Option<f64>> = figures.iter().map(|x| x.get(f)).collect();
     let finite = || raw.iter().flatten().copied().filter(|v| v.is_finite());
     let map: Box<dyn Fn(f64) -> f64> = match f {
-        Figure::Sparsity => Box::new(|v| v),
+        Figure::Sparsity | Figure::NodeData => Box::new(|v| v),
         Figure::SiblingZ => Box::new(|v| v.abs() / (2.0 * OUTLIER_Z)),
         Figure::Params | Figure::WeightNorm | Figure::Flops | Figure::Change => {
             // Log scale between the smallest and largest positive value.
