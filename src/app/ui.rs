@@ -512,10 +512,49 @@ fn inspector_ui(ui: &mut egui::Ui, app: &mut AppState, cache: &mut UiCache, now_
                             changes_ui(ui, v, &d, now_s);
                             ui.separator();
                         }
+                        if let Some(d) = v.node_data.clone() {
+                            node_data_ui(ui, v, &d);
+                            ui.separator();
+                        }
                         model_summary_ui(ui, &v.model);
                     }
                 });
         });
+}
+
+/// The node data colouring the view: its file, its range, and a switch back to op colours.
+fn node_data_ui(
+    ui: &mut egui::Ui,
+    v: &mut ModelView,
+    d: &(String, crate::stats::node_data::NodeData),
+) {
+    ui.heading("Node data");
+    let vals = || {
+        d.1.values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|x| x.is_finite())
+    };
+    let lo = vals().fold(f64::INFINITY, f64::min);
+    let hi = vals().fold(f64::NEG_INFINITY, f64::max);
+    ui.label(format!(
+        "{}: {} nodes with values, {lo} to {hi}",
+        d.0,
+        group_digits(vals().count() as u64)
+    ));
+    for n in &d.1.notes {
+        ui.weak(n);
+    }
+    let on = v
+        .overlay
+        .as_ref()
+        .is_some_and(|(f, _)| *f == Figure::NodeData);
+    let mut colour = on;
+    ui.checkbox(&mut colour, "colour nodes by it (blue: least, red: most)");
+    if colour != on {
+        v.set_color_by(colour.then_some(Figure::NodeData));
+    }
 }
 
 /// Rows of the most changed tensors the comparison panel lists.
