@@ -217,6 +217,9 @@ pub fn gguf_hf_name(name: &str) -> Option<String> {
     layer.parse::<u64>().ok()?;
     let hf = match part {
         "attn_norm" => "input_layernorm",
+        // Qwen3's and OLMo 2's per-head norms of q and k.
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
         "ffn_norm" => "post_attention_layernorm",
         "attn_q" => "self_attn.q_proj",
         "attn_k" => "self_attn.k_proj",

@@ -12,6 +12,11 @@
 //! path), else `lora_alpha`. The merged weight is made on first use, in f64, row by row in
 //! parallel; the model's other tensors are the base's own bytes. What cannot be applied (a shape
 //! that does not fit, a module the base lacks, DoRA's magnitudes) is a warning on the merged model.
+//!
+//! Rejected: comparing with the product B·A alone, without the base (the figures people ask for
+//! are relative to the weight the adapter changes: ‖s·B·A‖ / ‖W‖, and where in W it acts);
+//! merging in f32 as PEFT does on a GPU (f64 keeps W + Δ − W equal to Δ to the last bits, so the
+//! comparison shows the adapter, not rounding).
 
 use std::collections::HashMap;
 use std::sync::Arc;

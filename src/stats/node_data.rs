@@ -13,6 +13,10 @@
 //! the largest onto the overlay's blue → red scale. Non-numeric values (Model Explorer's label
 //! data) and the file's own colours (`gradient`, `thresholds`, `bgColor`) are not used; the
 //! numbers of each are counted in [`NodeData::notes`].
+//!
+//! Rejected: a format of modelmap's own (Model Explorer's is what node data providers and
+//! profilers' exporters already write); a log scale (Model Explorer's gradient is linear, and a
+//! file made for it should read the same here).
 
 use std::collections::HashMap;
 
