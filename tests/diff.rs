@@ -414,3 +414,50 @@ fn fail_above_checks_that_a_conversion_kept_the_weights() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("9 tensors changed"));
 }
+
+#[test]
+fn hovering_a_change_whose_bytes_are_not_made_yet_never_makes_them_on_the_frame() {
+    use modelmap::scene::{InPlaceWeights, LayoutChoice, Scene};
+    let (a, b) = (open(&dir().join("base")), open(&dir().join("tuned.pt")));
+    let d = diff_models(&a, &b, &|_, _| {}, &|| false);
+    let delta = modelmap::stats::diff::delta_model(&a, &b, &d);
+    let name = "model.layers.1.mlp.down_proj.weight";
+    let mut scene = Scene::build(
+        std::sync::Arc::new(delta),
+        LayoutChoice::Auto,
+        &modelmap::layout::Progress::new(),
+    )
+    .unwrap();
+    scene.weights = InPlaceWeights::new(false);
+    let cam = scene
+        .focus_camera(&format!("{name}[5,7]"), glam::DVec2::new(1280.0, 800.0))
+        .unwrap();
+    let want = b
+        .tensor(&format!("module.{name}"))
+        .unwrap()
+        .small_numbers()
+        .unwrap()[5 * 128 + 7]
+        - a.tensor(name).unwrap().small_numbers().unwrap()[5 * 128 + 7];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        scene.decorated_cut(&cam, &modelmap::lod::ViewState::default(), 1e9);
+        assert!(matches!(
+            scene.model.tensor(name).unwrap().data,
+            modelmap::model::TensorData::Lazy(_)
+        ));
+        match scene.weights.hit(&scene.model, cam.center) {
+            // Read once the tile threads have made B − A.
+            Some(hit) => {
+                assert_eq!((hit.row, hit.col), (5, 7));
+                assert!(
+                    (hit.value - want).abs() <= 1e-7 * want.abs().max(1e-3),
+                    "{}",
+                    hit.value
+                );
+                break;
+            }
+            None => assert!(std::time::Instant::now() < deadline, "the value never came"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -111,6 +111,8 @@ pub struct InPlaceWeights {
     /// Level-0 ranges sampled in the background, and the tensors being sampled.
     sampled: Arc<Mutex<HashMap<TensorId, (f32, f32)>>>,
     sampling: Arc<Mutex<HashSet<TensorId>>>,
+    /// Tensors made on first use whose bytes a hover asked for, being made on the tile threads.
+    warming: Arc<Mutex<HashSet<usize>>>,
     main_tensor: HashMap<NodeId, Option<TensorId>>,
     placements: Vec<Placement>,
     waker: Option<Waker>,
@@ -141,6 +143,7 @@ impl InPlaceWeights {
             failed: Arc::default(),
             ranges: HashMap::new(),
             sampled: Arc::default(),
+            warming: Arc::default(),
             sampling: Arc::default(),
             main_tensor: HashMap::new(),
             placements: Vec::new(),
@@ -160,9 +163,11 @@ impl InPlaceWeights {
         &self.placements
     }
 
-    /// Tile builds and range samples still running.
+    /// Tile builds, range samples and lazy tensors being made, still running.
     pub fn pending(&self) -> usize {
-        self.inflight.lock().map_or(0, |g| g.len()) + self.sampling.lock().map_or(0, |g| g.len())
+        self.inflight.lock().map_or(0, |g| g.len())
+            + self.sampling.lock().map_or(0, |g| g.len())
+            + self.warming.lock().map_or(0, |g| g.len())
     }
 
     /// Tiles of the last frame drawn from a coarser level while the exact one is built.
@@ -533,6 +538,34 @@ impl InPlaceWeights {
         Some(r)
     }
 
+    /// Makes a lazy tensor's bytes on the tile threads (once at a time; the waker redraws).
+    fn warm(&self, lazy: Arc<crate::model::LazyBytes>) {
+        let key = Arc::as_ptr(&lazy) as usize;
+        {
+            let Ok(mut w) = self.warming.lock() else {
+                return;
+            };
+            if !w.insert(key) {
+                return;
+            }
+        }
+        let (warming, waker) = (self.warming.clone(), self.waker.clone());
+        let job = move || {
+            // An error is kept by the tensor and shown where its tiles would be.
+            let _ = lazy.get();
+            if let Ok(mut w) = warming.lock() {
+                w.remove(&key);
+            }
+            if let Some(w) = &waker {
+                w();
+            }
+        };
+        match self.pool() {
+            Some(pool) => pool.spawn(job),
+            None => job(),
+        }
+    }
+
     /// Samples `tid`'s level-0 colour range on the tile threads (once; the waker redraws).
     fn request_range(&self, model: &Arc<Model>, tid: TensorId, view: HeatmapView) {
         {
@@ -649,6 +682,17 @@ impl InPlaceWeights {
         let row =
             (((world.y - p.rect.min.y) / s.y * p.view.rows as f64) as u64).min(p.view.rows - 1);
         let tensor = model.tensors.get(p.tensor as usize)?;
+        // Bytes made on first use (a decompressed array, a B − A delta, a merged LoRA weight) that
+        // the cache has dropped are made again on the tile threads, not on this frame: a hover
+        // would otherwise hold the window for the whole tensor. The value shows once they are.
+        if !self.blocking
+            && let crate::model::TensorData::Lazy(l) = &tensor.data
+            && !l.is_ready()
+            && l.failed().is_none()
+        {
+            self.warm(l.clone());
+            return None;
+        }
         let value = crate::stats::heatmap::value_at(tensor, &p.view, row, col).ok()?;
         let index = p.view.element(row, col).map_or_else(Vec::new, |e| {
             if matches!(tensor.dtype, crate::model::DType::Ggml(_)) {
