@@ -461,3 +461,37 @@ fn hovering_a_change_whose_bytes_are_not_made_yet_never_makes_them_on_the_frame(
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+#[test]
+fn an_onnx_exports_renamed_transposed_weights_pair_by_their_values() {
+    // torch.onnx.export stores each Linear weight a MatMul reads as `onnx::MatMul_N`, transposed.
+    let dir = dir().join("export");
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("facts.json")).unwrap()).unwrap();
+    let held = facts["initializers"].as_object().unwrap();
+    let (a, b) = (
+        open(&dir.join("model.safetensors")),
+        open(&dir.join("model.onnx")),
+    );
+    let d = diff_models(&a, &b, &|_, _| {}, &|| false);
+    assert!(
+        d.only_a.is_empty() && d.only_b.is_empty(),
+        "{:?} {:?}",
+        d.only_a,
+        d.only_b
+    );
+    assert_eq!(d.tensors.len(), held.len());
+    assert_eq!(d.by_values, 2);
+    for (init, f) in held {
+        let weight = f["weight"].as_str().unwrap();
+        let t = d.tensors.iter().find(|t| t.name == weight).unwrap();
+        assert_eq!(t.name_b.as_deref().unwrap_or(weight), init.as_str());
+        assert_eq!(t.transposed, f["transposed"].as_bool().unwrap(), "{weight}");
+        // Element for element the same, through the transposition.
+        assert!(t.identical(), "{t:?}");
+    }
+    // The tab of B − A reads the transposed pair the same way: all zeros.
+    let m = modelmap::stats::diff::delta_model(&a, &b, &d);
+    let s = modelmap::stats::tensor_stats(m.tensor("fc1.weight").unwrap()).unwrap();
+    assert_eq!((s.zeros, s.count), (2048, 2048));
+}

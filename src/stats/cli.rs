@@ -326,10 +326,29 @@ fn diff_text(d: &super::diff::ModelDiff, args: &DiffArgs) -> Result<String, Stat
     let _ = writeln!(out, "A: {} ({} tensors)", d.file_a, d.tensors_a);
     let _ = writeln!(out, "B: {} ({} tensors)", d.file_b, d.tensors_b);
     let identical = d.identical();
-    let renamed = if d.renamed > 0 {
-        format!(" ({} paired by name without their wrappers)", d.renamed)
-    } else {
+    let transposed = d.tensors.iter().filter(|t| t.transposed).count();
+    let mut how = Vec::new();
+    if d.renamed > 0 {
+        how.push(format!(
+            "{} paired by name without their wrappers",
+            d.renamed
+        ));
+    }
+    if d.by_values > 0 {
+        how.push(format!(
+            "{} by identical values{}",
+            d.by_values,
+            if transposed > 0 {
+                format!(", {transposed} of them transposed")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    let renamed = if how.is_empty() {
         String::new()
+    } else {
+        format!(" ({})", how.join("; "))
     };
     let _ = writeln!(
         out,

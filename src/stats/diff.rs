@@ -7,7 +7,9 @@
 //! a TensorFlow `:0` dropped, and wrapper prefixes that a checkpoint may or may not carry —
 //! `module.` of DistributedDataParallel, `_orig_mod.` of `torch.compile`, `model.` /
 //! `transformer.` / `base_model.` of a Hugging Face head around its base model — stripped), only
-//! where that form is unique on both sides. A GGUF against anything else reads llama.cpp's names as
+//! where that form is unique on both sides; tensors still left over pair by their values
+//! ([`Fingerprint`]: an exporter's `onnx::MatMul_16` holding a `Linear` weight transposed). A GGUF
+//! against anything else reads llama.cpp's names as
 //! the Hugging Face ones they were converted from ([`gguf_hf_name`]), its innermost-first shapes
 //! turned round, and a LLaMA's attention q / k rows through the interleaving its converter applies
 //! ([`RowMap`]), so what is left is what quantization lost. A pair with equal element counts and equal shapes
@@ -47,6 +49,13 @@ pub struct TensorDiff {
     /// Index of the tensor in A's `tensors`.
     #[serde(skip)]
     pub tensor_a: TensorId,
+    /// Paired by identical values rather than by name (an exporter's `onnx::MatMul_16`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub by_values: bool,
+    /// B holds the matrix transposed (`[in, out]` against `[out, in]`); values are compared
+    /// element for element of A.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transposed: bool,
     /// A's dtype name.
     pub dtype_a: String,
     /// B's dtype name.
@@ -135,6 +144,8 @@ pub struct ModelDiff {
     pub tensors: Vec<TensorDiff>,
     /// Pairs made through canonical names rather than equal names.
     pub renamed: usize,
+    /// Pairs made by identical values, their names having nothing in common.
+    pub by_values: usize,
     /// Pairs whose shapes disagree.
     pub shape_mismatch: Vec<ShapeMismatch>,
     /// Pairs that could not be compared.
@@ -523,6 +534,21 @@ fn row_maps(a: &Model, ta: &Tensor, b: &Model, tb: &Tensor) -> (Option<RowMap>, 
     }
 }
 
+/// Logical elements `lo..hi` of a tensor as reals (quantized codes as what they stand for).
+pub(crate) fn values_range(t: &Tensor, lo: u64, hi: u64) -> Result<Vec<f64>, StatsError> {
+    let side = Side::of(t, None)?;
+    let mut buf = vec![0.0f64; 4096.max(side.elem.block().0)];
+    let mut out = Vec::new();
+    side.read(lo, hi, &mut buf, &mut out);
+    if out.len() as u64 != hi - lo {
+        return Err(StatsError::Data {
+            tensor: t.name.clone(),
+            message: "the values end early".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// A tensor's values as reals, in logical order (quantized codes as what they stand for).
 pub(crate) fn values(t: &Tensor) -> Result<Vec<f64>, StatsError> {
     let side = Side::of(t, None)?;
@@ -577,6 +603,11 @@ fn tensor_diff_mapped(
     for side in [&sa, &sb] {
         super::release_large(&side.bytes);
     }
+    Ok(finish(a, b, acc, innermost_first))
+}
+
+/// The figures of a pair from its sums.
+fn finish(a: &Tensor, b: &Tensor, acc: Acc, innermost_first: bool) -> TensorDiff {
     let (na, nb) = (acc.a2.sqrt(), acc.b2.sqrt());
     let max_at = if acc.max_abs < 0.0 {
         Vec::new()
@@ -589,14 +620,16 @@ fn tensor_diff_mapped(
         super::heatmap::unravel(acc.max_idx, &a.shape)
     };
     let changed_any = acc.max_abs >= 0.0;
-    Ok(TensorDiff {
+    TensorDiff {
         name: a.name.clone(),
         name_b: (a.name != b.name).then(|| b.name.clone()),
         tensor_a: 0,
+        by_values: false,
+        transposed: false,
         dtype_a: a.dtype.name().to_string(),
         dtype_b: b.dtype.name().to_string(),
         shape: a.shape.clone(),
-        count: n,
+        count: a.elements(),
         changed: acc.changed,
         nonfinite_mismatch: acc.nonfinite,
         norm_a: na,
@@ -613,7 +646,155 @@ fn tensor_diff_mapped(
         max_at,
         max_a: if changed_any { acc.max_a } else { 0.0 },
         max_b: if changed_any { acc.max_b } else { 0.0 },
-    })
+    }
+}
+
+/// Tensors with fewer values are not paired by their values (shape constants, scalars).
+const MIN_VALUES_TO_PAIR: u64 = 16;
+
+/// What pairs two tensors by their values, whatever their order: count, sum, sum of squares,
+/// least and largest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fingerprint {
+    n: u64,
+    sum: f64,
+    sum_sq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Fingerprint {
+    fn of(t: &Tensor) -> Option<Fingerprint> {
+        let n = t.elements();
+        if n < MIN_VALUES_TO_PAIR {
+            return None;
+        }
+        let t = once(t);
+        let side = Side::of(&t, None).ok()?;
+        let mut buf = vec![0.0f64; 4096.max(side.elem.block().0)];
+        let mut piece = Vec::new();
+        let mut f = Fingerprint {
+            n: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        };
+        // Streamed in pieces: a leftover embedding is not copied whole.
+        let mut lo = 0;
+        while lo < n {
+            let hi = n.min(lo + PIECE);
+            side.read(lo, hi, &mut buf, &mut piece);
+            if piece.len() as u64 != hi - lo || piece.iter().any(|x| !x.is_finite()) {
+                return None;
+            }
+            f.n += piece.len() as u64;
+            f.sum += piece.iter().sum::<f64>();
+            f.sum_sq += piece.iter().map(|x| x * x).sum::<f64>();
+            f.min = piece.iter().copied().fold(f.min, f64::min);
+            f.max = piece.iter().copied().fold(f.max, f64::max);
+            lo = hi;
+        }
+        super::release_large(&side.bytes);
+        // An all-equal tensor (zeros, ones) matches every other of its size.
+        (f.max > f.min).then_some(f)
+    }
+
+    /// The same values, up to the order the sums were taken in.
+    fn matches(&self, o: &Fingerprint) -> bool {
+        let close =
+            |x: f64, y: f64, scale: f64| (x - y).abs() <= 1e-9 * scale.max(f64::MIN_POSITIVE);
+        self.n == o.n
+            && self.min == o.min
+            && self.max == o.max
+            && close(self.sum_sq, o.sum_sq, self.sum_sq)
+            && close(self.sum, o.sum, (self.sum_sq * self.n as f64).sqrt())
+    }
+}
+
+/// Pairs the tensors left over after names by identical values: `(a, b, transposed)` for each A
+/// tensor whose values exactly one B tensor holds (and the other way round), in the same shape or
+/// as the transposed matrix (how `torch.onnx.export` stores a `Linear` weight for a `MatMul`).
+fn pair_by_values(
+    a: &Model,
+    b: &Model,
+    only_a: &[usize],
+    only_b: &[usize],
+) -> Vec<(usize, usize, bool)> {
+    if only_a.is_empty() || only_b.is_empty() {
+        return Vec::new();
+    }
+    let prints = |m: &Model, idx: &[usize]| -> Vec<(usize, Fingerprint)> {
+        idx.par_iter()
+            .filter_map(|&i| Fingerprint::of(&m.tensors[i]).map(|f| (i, f)))
+            .collect()
+    };
+    let (fa, fb) = (prints(a, only_a), prints(b, only_b));
+    let mut out = Vec::new();
+    for &(i, f) in &fa {
+        let mut hits = fb.iter().filter(|(_, g)| f.matches(g));
+        let (Some(&(j, g)), None) = (hits.next(), hits.next()) else {
+            continue;
+        };
+        if fa.iter().filter(|(_, h)| h.matches(&g)).count() != 1 {
+            continue;
+        }
+        let (sa, sb) = (outer_first(a, &a.tensors[i]), outer_first(b, &b.tensors[j]));
+        let (sa, sb) = (squeezed(&sa), squeezed(&sb));
+        if sa == sb {
+            out.push((i, j, false));
+        } else if sa.len() == 2 && sb.len() == 2 && sa[0] == sb[1] && sa[1] == sb[0] {
+            out.push((i, j, true));
+        }
+    }
+    out
+}
+
+/// B's values in A's order for a pair whose B holds the transpose of A's `[rows, cols]` matrix.
+fn transposed_values(b: &Tensor, rows: usize, cols: usize) -> Result<Vec<f64>, StatsError> {
+    let v = values(&once(b))?;
+    let mut out = vec![0.0; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[r * cols + c] = v[c * rows + r];
+        }
+    }
+    Ok(out)
+}
+
+/// `(rows, cols)` of a 2-D tensor with its 1s dropped.
+fn matrix_dims(m: &Model, t: &Tensor) -> (usize, usize) {
+    let s = outer_first(m, t);
+    let s = squeezed(&s);
+    match s {
+        [r, c] => (*r as usize, *c as usize),
+        _ => (0, 0),
+    }
+}
+
+/// Most values of a transposed pair (both sides are read whole, as f64).
+const MAX_TRANSPOSED: u64 = 1 << 26;
+
+/// Compares a pair whose B holds A's matrix transposed (in memory: both are read whole).
+fn transposed_diff(a: &Model, ta: &Tensor, tb: &Tensor) -> Result<TensorDiff, StatsError> {
+    if ta.elements() > MAX_TRANSPOSED {
+        return Err(StatsError::Data {
+            tensor: ta.name.clone(),
+            message: format!(
+                "{} values held transposed by {}: more than the {MAX_TRANSPOSED} compared that way",
+                ta.elements(),
+                tb.name
+            ),
+        });
+    }
+    let (rows, cols) = matrix_dims(a, ta);
+    let va = values(&once(ta))?;
+    let vb = transposed_values(tb, rows, cols)?;
+    let mut acc = Acc::default();
+    acc.add(0, &va, &vb);
+    let mut d = finish(ta, tb, acc, a.format == Format::Gguf);
+    d.transposed = true;
+    Ok(d)
 }
 
 /// Compares every tensor of `a` with its counterpart in `b`, in parallel. `progress(done, total)`
@@ -625,7 +806,15 @@ pub fn diff_models(
     progress: &(dyn Fn(usize, usize) + Sync),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> ModelDiff {
-    let (pairs, only_a, only_b) = pair(a, b);
+    let (mut pairs, mut only_a, mut only_b) = pair(a, b);
+    let by_values = pair_by_values(a, b, &only_a, &only_b);
+    let transposed: std::collections::HashSet<usize> =
+        by_values.iter().filter(|p| p.2).map(|p| p.0).collect();
+    let valued: std::collections::HashSet<usize> = by_values.iter().map(|p| p.0).collect();
+    only_a.retain(|i| !valued.contains(i));
+    only_b.retain(|j| !by_values.iter().any(|p| p.1 == *j));
+    let renamed = pairs.iter().filter(|p| p.2).count();
+    pairs.extend(by_values.iter().map(|&(i, j, _)| (i, j, true)));
     let innermost_first = a.format == Format::Gguf;
     let total = pairs.len();
     let done = AtomicUsize::new(0);
@@ -640,7 +829,19 @@ pub fn diff_models(
             let (ta, tb) = (&a.tensors[i], &b.tensors[j]);
             let name_b = (ta.name != tb.name).then(|| tb.name.clone());
             let (sa, sb) = (outer_first(a, ta), outer_first(b, tb));
-            let out = if squeezed(&sa) != squeezed(&sb) {
+            let out = if transposed.contains(&i) {
+                match transposed_diff(a, ta, tb) {
+                    Ok(mut d) => {
+                        d.tensor_a = i as TensorId;
+                        d.by_values = true;
+                        Outcome::Diff(d)
+                    }
+                    Err(e) => Outcome::Error(PairError {
+                        name: ta.name.clone(),
+                        error: e.to_string(),
+                    }),
+                }
+            } else if squeezed(&sa) != squeezed(&sb) {
                 Outcome::Shape(ShapeMismatch {
                     name: ta.name.clone(),
                     name_b,
@@ -656,6 +857,7 @@ pub fn diff_models(
                 match tensor_diff_mapped(ta, tb, innermost_first, row_maps(a, ta, b, tb)) {
                     Ok(mut d) => {
                         d.tensor_a = i as TensorId;
+                        d.by_values = valued.contains(&i);
                         Outcome::Diff(d)
                     }
                     Err(e) => Outcome::Error(PairError {
@@ -673,7 +875,8 @@ pub fn diff_models(
         file_b: b.source.display().to_string(),
         tensors_a: a.tensors.len(),
         tensors_b: b.tensors.len(),
-        renamed: pairs.iter().filter(|p| p.2).count(),
+        renamed,
+        by_values: by_values.len(),
         only_a: only_a.iter().map(|&i| a.tensors[i].name.clone()).collect(),
         only_b: only_b.iter().map(|&j| b.tensors[j].name.clone()).collect(),
         ..Default::default()
@@ -746,6 +949,26 @@ fn delta_bytes(
     Ok(bytes::Bytes::from(out))
 }
 
+/// B − A as f32 for a pair whose B holds A's `[rows, cols]` matrix transposed.
+fn transposed_delta(
+    a: &Tensor,
+    b: &Tensor,
+    rows: usize,
+    cols: usize,
+) -> Result<bytes::Bytes, String> {
+    if a.elements() > MAX_TRANSPOSED {
+        return Err(format!("{}: too large to compare transposed", a.name));
+    }
+    let va = values(&once(a)).map_err(|e| e.to_string())?;
+    let vb = transposed_values(b, rows, cols).map_err(|e| e.to_string())?;
+    Ok(va
+        .iter()
+        .zip(&vb)
+        .flat_map(|(x, y)| ((y - x) as f32).to_le_bytes())
+        .collect::<Vec<u8>>()
+        .into())
+}
+
 /// A model to look at what changed: A's graph, groups and names, each compared tensor holding
 /// B − A as f32 (made on first use, as a compressed checkpoint's arrays are, so opening it reads
 /// nothing); tensors not compared hold no data. Heatmaps, statistics, hover values and the anomaly
@@ -772,6 +995,7 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
             continue;
         };
         let maps = row_maps(a, t, b, tb);
+        let transposed = diff.transposed.then(|| matrix_dims(a, t));
         let (ta, tb) = (t.clone(), tb.clone());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (&m.source, &ta.name, ta.data_addr(), tb.data_addr()).hash(&mut h);
@@ -779,7 +1003,10 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
         t.data = crate::model::TensorData::Lazy(std::sync::Arc::new(crate::model::LazyBytes::new(
             len,
             h.finish(),
-            move || delta_bytes(&ta, &tb, maps),
+            move || match transposed {
+                Some((rows, cols)) => transposed_delta(&ta, &tb, rows, cols),
+                None => delta_bytes(&ta, &tb, maps),
+            },
         )));
         t.dtype = crate::model::DType::F32;
         t.quant = None;

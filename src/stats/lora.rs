@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::diff::{canonical_name, values};
+use super::diff::{canonical_name, values, values_range};
 use crate::model::{DType, LazyBytes, Model, Tensor, TensorData};
 
 /// Whether `m` is a PEFT adapter (its `adapter_config.json` was read into `peft.*` properties).
@@ -63,7 +63,8 @@ struct Factors<'a> {
     embedding: bool,
 }
 
-/// `W + s·B·A` (or `W + s·(B·A)ᵀ`) as f64 bytes.
+/// `W + s·B·A` (or `W + s·(B·A)ᵀ`) as f64 bytes; W is read a band of rows at a time, so only
+/// the result is held whole.
 fn merged_bytes(
     w: &Tensor,
     a: &Tensor,
@@ -71,24 +72,30 @@ fn merged_bytes(
     scale: f64,
     transpose: bool,
 ) -> Result<bytes::Bytes, String> {
-    let wv = values(w).map_err(|e| e.to_string())?;
     let av = values(a).map_err(|e| e.to_string())?;
     let bv = values(b).map_err(|e| e.to_string())?;
     let (r, inner) = (a.shape[0] as usize, a.shape[1] as usize);
     let outer = b.shape[0] as usize;
     // The product P = B·A is [outer, inner]; W is P's shape, or its transpose.
     let cols = if transpose { outer } else { inner };
-    let mut out = vec![0u8; wv.len() * 8];
-    out.par_chunks_mut(cols * 8)
-        .zip(wv.par_chunks(cols))
+    let rows = w.elements() as usize / cols.max(1);
+    const BAND: usize = 64;
+    let mut out = vec![0u8; rows * cols * 8];
+    out.par_chunks_mut(BAND * cols * 8)
         .enumerate()
-        .for_each(|(row, (o, wrow))| {
-            for (c, (o, &x)) in o.chunks_exact_mut(8).zip(wrow).enumerate() {
+        .try_for_each(|(band, o)| {
+            let first = band * BAND;
+            let n = o.len() / (cols * 8);
+            let wv = values_range(w, (first * cols) as u64, ((first + n) * cols) as u64)
+                .map_err(|e| e.to_string())?;
+            for (k, (o, &x)) in o.chunks_exact_mut(8).zip(&wv).enumerate() {
+                let (row, c) = (first + k / cols, k % cols);
                 let (i, j) = if transpose { (c, row) } else { (row, c) };
-                let p: f64 = (0..r).map(|k| bv[i * r + k] * av[k * inner + j]).sum();
+                let p: f64 = (0..r).map(|q| bv[i * r + q] * av[q * inner + j]).sum();
                 o.copy_from_slice(&(x + scale * p).to_le_bytes());
             }
-        });
+            Ok::<(), String>(())
+        })?;
     Ok(bytes::Bytes::from(out))
 }
 
