@@ -1,6 +1,6 @@
 //! Which bytes lie in a read-only file mapping, and handing such pages back to the kernel once read.
 //!
-//! `load::map_file` wraps every mapping in [`Mapped`], which registers its address range while
+//! `load::map_file` wraps every mapping in `Mapped`, which registers its address range while
 //! alive; [`is_file_mapped`] asks the registry, and [`release_mapped`] drops the page-table entries
 //! of mapped bytes a pass has finished with (never heap memory, where the same advice would zero
 //! the pages).

@@ -8,7 +8,7 @@
 //! `module.` of DistributedDataParallel, `_orig_mod.` of `torch.compile`, `model.` /
 //! `transformer.` / `base_model.` of a Hugging Face head around its base model — stripped), only
 //! where that form is unique on both sides; tensors still left over pair by their values
-//! ([`Fingerprint`]: an exporter's `onnx::MatMul_16` holding a `Linear` weight transposed). A GGUF
+//! (a fingerprint of count, sums and extremes: an exporter's `onnx::MatMul_16` holding a `Linear` weight transposed). A GGUF
 //! against anything else reads llama.cpp's names as
 //! the Hugging Face ones they were converted from ([`gguf_hf_name`]), its innermost-first shapes
 //! turned round, and a LLaMA's attention q / k rows through the interleaving its converter applies
@@ -451,7 +451,7 @@ impl<'a> Side<'a> {
 /// The rows of one side of a pair in a different order from the other's: llama.cpp's
 /// `convert_hf_to_gguf.py` stores a LLaMA's attention q and k weights with the two halves of each
 /// head's rows interleaved (`LlamaModel.permute`, for its rotary embedding), so row `r` of the
-/// Hugging Face weight is row [`Self::at`] of the GGUF one, or the other way round.
+/// Hugging Face weight is another row of the GGUF one, or the other way round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowMap {
     /// Values per row.
