@@ -27,6 +27,11 @@ fn open(path: &Path) -> Model {
     modelmap::load::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A facts file of `tests/data/diff`, parsed.
+fn facts(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
+}
+
 fn diff(a: &Path, b: &Path) -> ModelDiff {
     diff_models(&open(a), &open(b), &|_, _| {}, &|| false)
 }
@@ -41,8 +46,7 @@ fn close(got: f64, want: f64, what: &str) {
 #[test]
 fn a_fine_tune_changes_what_torch_says_it_changed() {
     let d = diff(&dir().join("base"), &dir().join("tuned.pt"));
-    let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("facts.json")).unwrap()).unwrap();
+    let facts = facts("facts.json");
     let tensors = facts["tensors"].as_object().unwrap();
     // Every base name pairs with its `module.`-prefixed twin; the new head is B's alone.
     assert_eq!(d.tensors.len(), tensors.len());
@@ -208,8 +212,7 @@ fn the_window_shows_b_minus_a_in_a_new_tab_coloured_by_change() {
     let norm1 = overlay.0[node("model.layers.1.input_layernorm")];
     assert!(q1 > 0.9 && (0.25..0.5).contains(&norm1), "{q1} {norm1}");
     // The view's tensors hold B − A: their statistics are those of the change.
-    let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("facts.json")).unwrap()).unwrap();
+    let facts = facts("facts.json");
     let name = "model.layers.1.self_attn.q_proj.weight";
     let fact = &facts["tensors"][name];
     let t = v.model.tensor(name).unwrap();
@@ -288,9 +291,7 @@ fn a_gguf_conversion_is_compared_with_its_original_tensor_by_tensor() {
     // llama.cpp's names, innermost-first shapes and interleaved q/k rows all read as the
     // Hugging Face original's: what is left is the quantization error, as gguf-py measures it.
     let (hf, q) = (dir().join("hf"), dir().join("llama_q.gguf"));
-    let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("gguf_facts.json")).unwrap())
-            .unwrap();
+    let facts = facts("gguf_facts.json");
     let facts = facts.as_object().unwrap();
     let d = diff(&hf, &q);
     assert_eq!(d.tensors.len(), facts.len());
@@ -339,9 +340,7 @@ fn a_gguf_conversion_is_compared_with_its_original_tensor_by_tensor() {
 #[test]
 fn a_lora_adapter_is_merged_into_its_base_as_peft_merges_it() {
     let (base, lora) = (dir().join("base"), dir().join("lora"));
-    let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir().join("lora_facts.json")).unwrap())
-            .unwrap();
+    let facts = facts("lora_facts.json");
     let facts = facts.as_object().unwrap();
     let adapter = open(&lora);
     assert_eq!(common::property(&adapter, "peft.peft_type"), Some("LORA"));
@@ -466,8 +465,7 @@ fn hovering_a_change_whose_bytes_are_not_made_yet_never_makes_them_on_the_frame(
 fn an_onnx_exports_renamed_transposed_weights_pair_by_their_values() {
     // torch.onnx.export stores each Linear weight a MatMul reads as `onnx::MatMul_N`, transposed.
     let dir = dir().join("export");
-    let facts: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("facts.json")).unwrap()).unwrap();
+    let facts = facts("export/facts.json");
     let held = facts["initializers"].as_object().unwrap();
     let (a, b) = (
         open(&dir.join("model.safetensors")),

@@ -1284,90 +1284,95 @@ fn dialogs_ui(ctx: &egui::Context, app: &mut AppState) {
             app.submit_open_dialog();
         }
     }
-    if let Some(mut text) = app.compare_dialog.take() {
-        let mut keep = true;
-        let mut submit = false;
+    if let Some(text) = app.compare_dialog.take() {
         let shown = app
             .active_tab()
             .map(|t| t.title.clone())
             .unwrap_or_default();
-        egui::Window::new("Compare with")
-            .collapsible(false)
-            .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
-            .show(ctx, |ui| {
-                ui.label(format!(
-                    "Checkpoint B to compare with {shown} (A); a new tab shows B − A:"
-                ));
-                let r = ui.add(
-                    egui::TextEdit::singleline(&mut text)
-                        .desired_width(480.0)
-                        .hint_text("/path/to/finetuned.safetensors"),
-                );
-                r.request_focus();
-                submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-                ui.horizontal(|ui| {
-                    submit |= ui.button("Compare").clicked();
-                    if ui.button("Cancel").clicked() {
-                        keep = false;
-                    }
-                });
-            });
-        if submit && !text.trim().is_empty() {
-            app.compare_with(PathBuf::from(text.trim()));
-        } else if keep {
-            app.compare_dialog = Some(text);
+        let prompt = format!("Checkpoint B to compare with {shown} (A); a new tab shows B − A:");
+        let hint = Some("/path/to/finetuned.safetensors");
+        match path_dialog(ctx, "Compare with", &prompt, hint, "Compare", text) {
+            PathDialog::Open(text) => app.compare_dialog = Some(text),
+            PathDialog::Submit(path) if !path.is_empty() => {
+                app.compare_with(PathBuf::from(path));
+            }
+            _ => {}
         }
     }
-    if let Some(mut text) = app.node_data_dialog.take() {
-        let mut keep = true;
-        let mut submit = false;
-        egui::Window::new("Colour by node data")
-            .collapsible(false)
-            .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
-            .show(ctx, |ui| {
-                ui.label("Model Explorer node data JSON ({\"results\": {node: {\"value\": …}}}):");
-                let r = ui.add(
-                    egui::TextEdit::singleline(&mut text)
-                        .desired_width(480.0)
-                        .hint_text("/path/to/node_data.json"),
-                );
-                r.request_focus();
-                submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-                ui.horizontal(|ui| {
-                    submit |= ui.button("Colour").clicked();
-                    if ui.button("Cancel").clicked() {
-                        keep = false;
-                    }
-                });
-            });
-        if submit && !text.trim().is_empty() {
-            app.apply_node_data(std::path::Path::new(text.trim()));
-        } else if keep {
-            app.node_data_dialog = Some(text);
+    if let Some(text) = app.node_data_dialog.take() {
+        let prompt = "Model Explorer node data JSON ({\"results\": {node: {\"value\": …}}}):";
+        let hint = Some("/path/to/node_data.json");
+        match path_dialog(ctx, "Colour by node data", prompt, hint, "Colour", text) {
+            PathDialog::Open(text) => app.node_data_dialog = Some(text),
+            PathDialog::Submit(path) if !path.is_empty() => {
+                app.apply_node_data(std::path::Path::new(&path));
+            }
+            _ => {}
         }
     }
-    if let Some(mut text) = app.export_dialog.take() {
-        let mut keep = true;
-        let mut submit = false;
-        egui::Window::new("Export PNG")
-            .collapsible(false)
-            .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
-            .show(ctx, |ui| {
-                ui.label("Write the current view to:");
-                let r = ui.add(egui::TextEdit::singleline(&mut text).desired_width(420.0));
-                submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-                ui.horizontal(|ui| {
-                    submit |= ui.button("Export").clicked();
-                    if ui.button("Cancel").clicked() {
-                        keep = false;
-                    }
-                });
-            });
-        if submit {
-            app.export_png(PathBuf::from(text.trim()));
-        } else if keep {
-            app.export_dialog = Some(text);
+    if let Some(text) = app.export_dialog.take() {
+        let prompt = "Write the current view to:";
+        match path_dialog(ctx, "Export PNG", prompt, None, "Export", text) {
+            PathDialog::Open(text) => app.export_dialog = Some(text),
+            PathDialog::Submit(path) => app.export_png(PathBuf::from(path)),
+            PathDialog::Closed => {}
         }
+    }
+}
+
+/// What a one-line path dialog came to this frame.
+enum PathDialog {
+    /// Still open, with the text typed so far.
+    Open(String),
+    /// Submitted (the button, or Enter), with the trimmed path.
+    Submit(String),
+    /// Cancelled.
+    Closed,
+}
+
+/// A centred window asking for one path: `prompt`, a text field (with `hint`, and the keyboard's
+/// focus, when given), the `action` button and Cancel.
+fn path_dialog(
+    ctx: &egui::Context,
+    title: &str,
+    prompt: &str,
+    hint: Option<&str>,
+    action: &str,
+    mut text: String,
+) -> PathDialog {
+    let mut keep = true;
+    let mut submit = false;
+    egui::Window::new(title)
+        .collapsible(false)
+        .anchor(Align2::CENTER_CENTER, Vec2::ZERO)
+        .show(ctx, |ui| {
+            ui.label(prompt);
+            let r = match hint {
+                Some(h) => {
+                    let r = ui.add(
+                        egui::TextEdit::singleline(&mut text)
+                            .desired_width(480.0)
+                            .hint_text(h),
+                    );
+                    r.request_focus();
+                    r
+                }
+                None => ui.add(egui::TextEdit::singleline(&mut text).desired_width(420.0)),
+            };
+            submit = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            ui.horizontal(|ui| {
+                submit |= ui.button(action).clicked();
+                if ui.button("Cancel").clicked() {
+                    keep = false;
+                }
+            });
+        });
+    if submit {
+        PathDialog::Submit(text.trim().to_string())
+    } else if keep {
+        PathDialog::Open(text)
+    } else {
+        PathDialog::Closed
     }
 }
 
