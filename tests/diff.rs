@@ -43,6 +43,34 @@ fn close(got: f64, want: f64, what: &str) {
     );
 }
 
+/// Checks a pair's figures against its entry in a facts file: values changed, ‖B − A‖, the
+/// largest change and, where something changed, the relative change, the cosine (when the
+/// entry has one) and where the largest change is.
+fn assert_figures(t: &modelmap::stats::diff::TensorDiff, f: &serde_json::Value) {
+    let ctx = &t.name;
+    assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
+    close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
+    close(
+        t.max_abs_diff,
+        f["max_abs_diff"].as_f64().unwrap(),
+        &format!("{ctx} max |Δ|"),
+    );
+    if t.changed == 0 {
+        assert!(t.identical() && t.max_at.is_empty(), "{ctx}");
+        assert_eq!(t.rel_change, Some(0.0));
+        return;
+    }
+    close(
+        t.rel_change.unwrap(),
+        f["rel_change"].as_f64().unwrap(),
+        ctx,
+    );
+    if let Some(c) = f["cosine"].as_f64() {
+        close(t.cosine.unwrap(), c, ctx);
+    }
+    assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+}
+
 #[test]
 fn a_fine_tune_changes_what_torch_says_it_changed() {
     let d = diff(&dir().join("base"), &dir().join("tuned.pt"));
@@ -58,32 +86,14 @@ fn a_fine_tune_changes_what_torch_says_it_changed() {
         let ctx = &t.name;
         assert_eq!(t.name_b.as_deref(), Some(format!("module.{ctx}").as_str()));
         assert_eq!((t.dtype_a.as_str(), t.dtype_b.as_str()), ("BF16", "F32"));
-        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
         assert_eq!(t.count, f["count"].as_u64().unwrap(), "{ctx}");
         close(t.norm_a, f["norm_a"].as_f64().unwrap(), ctx);
-        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
-        close(
-            t.max_abs_diff,
-            f["max_abs_diff"].as_f64().unwrap(),
-            &format!("{ctx} max |Δ|"),
-        );
         assert!(
             (t.mean_diff - f["mean_diff"].as_f64().unwrap()).abs() < 1e-15,
             "{ctx}: mean Δ {}",
             t.mean_diff
         );
-        if t.changed == 0 {
-            assert!(t.identical() && t.max_at.is_empty(), "{ctx}");
-            assert_eq!(t.rel_change, Some(0.0));
-            continue;
-        }
-        close(
-            t.rel_change.unwrap(),
-            f["rel_change"].as_f64().unwrap(),
-            ctx,
-        );
-        close(t.cosine.unwrap(), f["cosine"].as_f64().unwrap(), ctx);
-        assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+        assert_figures(t, f);
     }
     // Layer 0, the embedding and lm_head were frozen; everything of layer 1 and the final norm
     // moved, and the matrices ranked above the norms.
@@ -301,18 +311,7 @@ fn a_gguf_conversion_is_compared_with_its_original_tensor_by_tensor() {
         let f = &facts[&t.name];
         let ctx = &t.name;
         assert_eq!(t.name_b.as_deref(), f["gguf"].as_str(), "{ctx}");
-        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
-        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
-        close(t.max_abs_diff, f["max_abs_diff"].as_f64().unwrap(), ctx);
-        if t.changed > 0 {
-            close(
-                t.rel_change.unwrap(),
-                f["rel_change"].as_f64().unwrap(),
-                ctx,
-            );
-            close(t.cosine.unwrap(), f["cosine"].as_f64().unwrap(), ctx);
-            assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
-        }
+        assert_figures(t, f);
     }
     // Q4_0 loses about 17× what Q8_0 does.
     assert!(d.tensors[0].name.contains(".mlp."));
@@ -362,17 +361,7 @@ fn a_lora_adapter_is_merged_into_its_base_as_peft_merges_it() {
         .collect();
     assert_eq!(changed.len(), facts.len(), "{changed:?}");
     for t in d.tensors.iter().filter(|t| !t.identical()) {
-        let f = &facts[&t.name];
-        let ctx = &t.name;
-        assert_eq!(t.changed, f["changed"].as_u64().unwrap(), "{ctx}");
-        close(t.diff_norm, f["diff_norm"].as_f64().unwrap(), ctx);
-        close(
-            t.rel_change.unwrap(),
-            f["rel_change"].as_f64().unwrap(),
-            ctx,
-        );
-        close(t.max_abs_diff, f["max_abs_diff"].as_f64().unwrap(), ctx);
-        assert_eq!(t.max_at, common::json_dims(&f["max_at"]), "{ctx}");
+        assert_figures(t, &facts[&t.name]);
     }
     // The window takes an adapter as the checkpoint to compare with, too.
     let mut app = AppState::new(glam::DVec2::new(1200.0, 800.0), std::sync::Arc::new(|| {}));
