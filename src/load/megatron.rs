@@ -377,13 +377,8 @@ pub(super) fn assemble(source: &Path, models: &BTreeMap<(usize, usize), Model>) 
                 Some(shape) if split != Split::Whole => {
                     whole.shape = shape;
                     let len = whole.dtype.bytes_for(whole.elements()).unwrap_or(0);
-                    let key = {
-                        use std::hash::{Hash, Hasher};
-                        let mut h = std::collections::hash_map::DefaultHasher::new();
-                        (source, &whole.name).hash(&mut h);
-                        slices.iter().for_each(|s| s.data_addr().hash(&mut h));
-                        h.finish()
-                    };
+                    let addrs: Vec<usize> = slices.iter().map(Tensor::data_addr).collect();
+                    let key = crate::model::key_of(&(source, &whole.name, addrs));
                     whole.data = TensorData::Lazy(Arc::new(LazyBytes::new(len, key, move || {
                         join(&slices, split)
                     })));

@@ -63,6 +63,14 @@ fn lock(slot: &Slot) -> MutexGuard<'_, Option<Result<Bytes, String>>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A key for [`LazyBytes::new`] from whatever identifies what the bytes are made of.
+pub fn key_of(what: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    what.hash(&mut h);
+    h.finish()
+}
+
 impl LazyBytes {
     /// Bytes of length `len` that `load` produces; `key` identifies what it reads (the stored
     /// chunks), so caches can tell tensors apart without reading them.

@@ -18,7 +18,7 @@ pub use dtype::{DType, E2M1, GgmlType};
 mod names;
 mod subgraph;
 pub use hierarchy::{Group, GroupId, Hierarchy, split_path as hierarchy_split};
-pub use lazy::{LAZY_BUDGET, LazyBytes, TensorBytes};
+pub use lazy::{LAZY_BUDGET, LazyBytes, TensorBytes, key_of};
 pub use subgraph::SubgraphBoxes;
 pub use summary::{Summary, group_digits, human_bytes};
 

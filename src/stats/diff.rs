@@ -975,7 +975,6 @@ fn transposed_delta(
 /// finder then all show the change. Its `source` names both files (`B − A`), a path that does not
 /// exist, so nothing about it is cached on disk under A's name.
 pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
-    use std::hash::{Hash, Hasher};
     let mut m = a.clone();
     m.source = std::path::PathBuf::from(format!("{} − {}", b.source.display(), a.source.display()));
     let by_a: HashMap<TensorId, &TensorDiff> = d.tensors.iter().map(|t| (t.tensor_a, t)).collect();
@@ -997,12 +996,11 @@ pub fn delta_model(a: &Model, b: &Model, d: &ModelDiff) -> Model {
         let maps = row_maps(a, t, b, tb);
         let transposed = diff.transposed.then(|| matrix_dims(a, t));
         let (ta, tb) = (t.clone(), tb.clone());
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&m.source, &ta.name, ta.data_addr(), tb.data_addr()).hash(&mut h);
+        let key = crate::model::key_of(&(&m.source, &ta.name, ta.data_addr(), tb.data_addr()));
         let len = diff.count.saturating_mul(4);
         t.data = crate::model::TensorData::Lazy(std::sync::Arc::new(crate::model::LazyBytes::new(
             len,
-            h.finish(),
+            key,
             move || match transposed {
                 Some((rows, cols)) => transposed_delta(&ta, &tb, rows, cols),
                 None => delta_bytes(&ta, &tb, maps),

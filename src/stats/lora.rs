@@ -210,19 +210,13 @@ pub fn apply_adapter(base: &Model, adapter: &Model) -> Result<Model, String> {
         let r = a.shape[0] as f64;
         let scale = alpha_for(&patterns, module, alpha) / if rslora { r.sqrt() } else { r };
         let (w2, a2, b2) = (w.clone(), a.clone(), b.clone());
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (
-                &merged.source,
-                &w.name,
-                w.data_addr(),
-                a.data_addr(),
-                b.data_addr(),
-            )
-                .hash(&mut h);
-            h.finish()
-        };
+        let key = crate::model::key_of(&(
+            &merged.source,
+            &w.name,
+            w.data_addr(),
+            a.data_addr(),
+            b.data_addr(),
+        ));
         let target = &mut merged.tensors[i];
         target.data =
             TensorData::Lazy(Arc::new(LazyBytes::new(w.elements() * 8, key, move || {
