@@ -88,11 +88,33 @@ fn merged_bytes(
             let n = o.len() / (cols * 8);
             let wv = values_range(w, (first * cols) as u64, ((first + n) * cols) as u64)
                 .map_err(|e| e.to_string())?;
-            for (k, (o, &x)) in o.chunks_exact_mut(8).zip(&wv).enumerate() {
-                let (row, c) = (first + k / cols, k % cols);
-                let (i, j) = if transpose { (c, row) } else { (row, c) };
-                let p: f64 = (0..r).map(|q| bv[i * r + q] * av[q * inner + j]).sum();
-                o.copy_from_slice(&(x + scale * p).to_le_bytes());
+            let mut p = vec![0.0f64; cols];
+            for (k, (o, wrow)) in o
+                .chunks_exact_mut(cols * 8)
+                .zip(wv.chunks(cols))
+                .enumerate()
+            {
+                let row = first + k;
+                p.fill(0.0);
+                if transpose {
+                    // Row `row` of (B·A)ᵀ is column `row` of B·A: Σ_q A[q, row] · B[:, q].
+                    for q in 0..r {
+                        let aq = av[q * inner + row];
+                        for (pc, bc) in p.iter_mut().zip(bv.iter().skip(q).step_by(r)) {
+                            *pc += aq * bc;
+                        }
+                    }
+                } else {
+                    // Row `row` of B·A is Σ_q B[row, q] · A[q, :]: contiguous rows of A.
+                    for (q, &bq) in bv[row * r..(row + 1) * r].iter().enumerate() {
+                        for (pc, ac) in p.iter_mut().zip(&av[q * inner..(q + 1) * inner]) {
+                            *pc += bq * ac;
+                        }
+                    }
+                }
+                for ((o, &x), &pc) in o.chunks_exact_mut(8).zip(wrow).zip(&p) {
+                    o.copy_from_slice(&(x + scale * pc).to_le_bytes());
+                }
             }
             Ok::<(), String>(())
         })?;
