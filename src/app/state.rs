@@ -188,6 +188,8 @@ pub struct Compared {
     pub overlay: Arc<Vec<f32>>,
     /// Per tensor of A (and of the view's model), its entry in `diff.tensors`.
     index: std::collections::HashMap<crate::model::TensorId, usize>,
+    /// Per tensor of A, the node that owns it (worked out once, not every frame of the panel).
+    owners: Vec<Option<NodeId>>,
 }
 
 impl Compared {
@@ -204,7 +206,13 @@ impl Compared {
             diff,
             overlay,
             index,
+            owners: super::anomalies::tensor_owners(a),
         }
+    }
+
+    /// The node owning tensor `t` of the view's model.
+    pub fn owner(&self, t: crate::model::TensorId) -> Option<NodeId> {
+        self.owners.get(t as usize).copied().flatten()
     }
 
     /// What changed in tensor `t` of the view's model, when it was compared.

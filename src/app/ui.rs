@@ -529,19 +529,11 @@ fn node_data_ui(
     d: &(String, crate::stats::node_data::NodeData),
 ) {
     ui.heading("Node data");
-    let vals = || {
-        d.1.values
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|x| x.is_finite())
-    };
-    let lo = vals().fold(f64::INFINITY, f64::min);
-    let hi = vals().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = d.1.range;
     ui.label(format!(
         "{}: {} nodes with values, {lo} to {hi}",
         d.0,
-        group_digits(vals().count() as u64)
+        group_digits(d.1.with_values as u64)
     ));
     for n in &d.1.notes {
         ui.weak(n);
@@ -596,11 +588,10 @@ fn changes_ui(ui: &mut egui::Ui, v: &mut ModelView, c: &super::state::Compared, 
     if colour != on {
         v.set_color_by(colour.then_some(Figure::Change));
     }
-    let owners = super::anomalies::tensor_owners(&v.model);
     let mut go = None;
     egui::Grid::new("changes").num_columns(2).striped(true).show(ui, |ui| {
         for t in d.tensors.iter().filter(|t| !t.identical()).take(CHANGED_ROWS) {
-            let node = owners.get(t.tensor_a as usize).copied().flatten();
+            let node = c.owner(t.tensor_a);
             let r = ui
                 .selectable_label(
                     node.is_some() && node == v.selected,

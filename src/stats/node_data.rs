@@ -33,6 +33,10 @@ pub struct NodeData {
     pub unmatched: usize,
     /// What was read but not used, and the first keys that matched nothing.
     pub notes: Vec<String>,
+    /// Smallest and largest finite value (`(inf, -inf)` when there is none).
+    pub range: (f64, f64),
+    /// Nodes with a finite value.
+    pub with_values: usize,
 }
 
 impl NodeData {
@@ -164,6 +168,18 @@ pub fn parse(text: &str, file: &str, m: &Model) -> Result<NodeData, String> {
                 .into(),
         );
     }
+    let finite = || {
+        out.values
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    out.range = (
+        finite().fold(f64::INFINITY, f64::min),
+        finite().fold(f64::NEG_INFINITY, f64::max),
+    );
+    out.with_values = finite().count();
     if out.matched == 0 {
         return Err(format!(
             "{file}: none of its {} keys names a node, an output or a weight of {}",
