@@ -25,7 +25,7 @@ use egui::{
 
 use crate::training::plot::{format_tick, format_time_tick, nice_ticks, run_color};
 use crate::training::series::{NORMAL_HISTOGRAM_BPS, XAxis, decimate, distribution, smooth_ema};
-use crate::training::{Runs, RunsWatcher, ScalarSeries};
+use crate::training::{HParam, Runs, RunsWatcher, ScalarSeries};
 
 /// Which view of the runs is shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +37,11 @@ pub enum TrainingTab {
     Distributions,
     /// Histograms over time, stacked (offset) by step.
     Histograms,
+    /// One row per run: its hyperparameters (TensorBoard's hparams, W&B's config) and the last
+    /// value of each scalar, sortable by any column.
+    Runs,
+    /// Text summaries by tag, step by step.
+    Text,
 }
 
 /// The visible range of one plot (`None` = fit the data).
@@ -77,6 +82,8 @@ pub struct TrainingPanelState {
     pub hidden_runs: BTreeSet<String>,
     /// Last loading error, shown in the panel.
     pub error: Option<String>,
+    /// The Runs table's sort column and direction (ascending when true).
+    pub sort: Option<(usize, bool)>,
     views: HashMap<String, PlotView>,
     cache: HashMap<(String, String), CurveCache>,
     receiver: Option<Receiver<Result<Runs, String>>>,
@@ -158,6 +165,8 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         ui.selectable_value(&mut state.tab, TrainingTab::Scalars, "Scalars");
         ui.selectable_value(&mut state.tab, TrainingTab::Distributions, "Distributions");
         ui.selectable_value(&mut state.tab, TrainingTab::Histograms, "Histograms");
+        ui.selectable_value(&mut state.tab, TrainingTab::Runs, "Runs");
+        ui.selectable_value(&mut state.tab, TrainingTab::Text, "Text");
         ui.separator();
         ui.add(egui::Slider::new(&mut state.smoothing, 0.0..=0.999).text("Smoothing"));
         ui.checkbox(&mut state.log_y, "log y");
@@ -239,6 +248,8 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
                 histogram_card_ui(ui, state.tab, state.x_axis, tag, run.0, run.1, size);
             });
         }
+        TrainingTab::Runs => runs_table_ui(ui, &runs, &state.tag_filter, &mut state.sort),
+        TrainingTab::Text => text_ui(ui, &runs, &state.tag_filter, &state.hidden_runs),
     });
     state.runs = Some(runs);
 }
@@ -257,6 +268,183 @@ fn legend_ui(ui: &mut egui::Ui, runs: &Runs, hidden: &mut BTreeSet<String>) {
             }
         }
     });
+}
+
+/// One cell of the Runs table.
+#[derive(Clone, Debug, PartialEq)]
+enum Cell {
+    Empty,
+    Number(f64),
+    Text(String),
+}
+
+impl Cell {
+    fn show(&self) -> String {
+        match self {
+            Self::Empty => String::new(),
+            Self::Number(v) if v.is_nan() => "NaN".to_owned(),
+            Self::Number(v) if *v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) => {
+                format!("{v:.4e}")
+            }
+            Self::Number(v) if v.fract() == 0.0 => format!("{v:.0}"),
+            Self::Number(v) => format!("{v:.5}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_owned(),
+            Self::Text(t) => t.clone(),
+        }
+    }
+
+    /// Order for sorting: empty cells last, numbers before text.
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (Self::Empty, Self::Empty) => Ordering::Equal,
+            (Self::Empty, _) => Ordering::Greater,
+            (_, Self::Empty) => Ordering::Less,
+            (Self::Number(a), Self::Number(b)) => a.total_cmp(b),
+            (Self::Number(_), Self::Text(_)) => Ordering::Less,
+            (Self::Text(_), Self::Number(_)) => Ordering::Greater,
+            (Self::Text(a), Self::Text(b)) => a.cmp(b),
+        }
+    }
+}
+
+/// The Runs table: column names and one row of cells per run (with the run's index), in the
+/// order `sort` asks for. Columns: each hyperparameter (a run's own `wandb.*` facts last), then
+/// the last value of each scalar tag that passes the filter (system metrics left out).
+fn runs_table(
+    runs: &Runs,
+    filter: &str,
+    sort: Option<(usize, bool)>,
+) -> (Vec<String>, Vec<(usize, Vec<Cell>)>) {
+    let mut hparams: Vec<&String> = runs
+        .runs
+        .iter()
+        .flat_map(|r| r.hparams.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    hparams.sort_by_key(|k| (k.starts_with("wandb."), k.as_str()));
+    let metrics: Vec<String> = runs
+        .scalar_tags()
+        .into_iter()
+        .filter(|t| !t.starts_with("system/") && t.contains(filter))
+        .collect();
+    let mut columns = vec!["run".to_owned()];
+    columns.extend(hparams.iter().map(|k| (*k).clone()));
+    columns.extend(metrics.iter().map(|t| format!("{t} (last)")));
+    let mut rows: Vec<(usize, Vec<Cell>)> = runs
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| {
+            let mut cells = vec![Cell::Text(run.name.clone())];
+            cells.extend(hparams.iter().map(|k| match run.hparams.get(*k) {
+                Some(HParam::Number(v)) => Cell::Number(*v),
+                Some(HParam::Bool(b)) => Cell::Text(b.to_string()),
+                Some(HParam::Text(t)) => Cell::Text(t.clone()),
+                None => Cell::Empty,
+            }));
+            cells.extend(metrics.iter().map(|t| {
+                run.scalars
+                    .get(t)
+                    .and_then(|s| s.values.last())
+                    .map_or(Cell::Empty, |v| Cell::Number(*v))
+            }));
+            (i, cells)
+        })
+        .collect();
+    if let Some((column, ascending)) = sort.filter(|(c, _)| *c < columns.len()) {
+        rows.sort_by(|a, b| {
+            let order = a.1[column].order(&b.1[column]);
+            match (ascending, &a.1[column], &b.1[column]) {
+                // Empty cells stay last either way.
+                (false, x, y) if *x != Cell::Empty && *y != Cell::Empty => order.reverse(),
+                _ => order,
+            }
+        });
+    }
+    (columns, rows)
+}
+
+fn runs_table_ui(ui: &mut egui::Ui, runs: &Runs, filter: &str, sort: &mut Option<(usize, bool)>) {
+    let (columns, rows) = runs_table(runs, filter, *sort);
+    if columns.len() == 1 {
+        ui.label("No hyperparameters or scalars.");
+        return;
+    }
+    ui.label("Click a column's name to sort by it.");
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        egui::Grid::new("training_runs_table")
+            .striped(true)
+            .spacing(Vec2::new(14.0, 4.0))
+            .show(ui, |ui| {
+                for (c, name) in columns.iter().enumerate() {
+                    let arrow = match *sort {
+                        Some((s, true)) if s == c => " ▲",
+                        Some((s, false)) if s == c => " ▼",
+                        _ => "",
+                    };
+                    let header = egui::RichText::new(format!("{name}{arrow}")).strong();
+                    if ui.add(egui::Button::new(header).frame(false)).clicked() {
+                        *sort = match *sort {
+                            Some((s, true)) if s == c => Some((c, false)),
+                            _ => Some((c, true)),
+                        };
+                    }
+                }
+                ui.end_row();
+                for (index, cells) in &rows {
+                    for (c, cell) in cells.iter().enumerate() {
+                        let text = egui::RichText::new(cell.show());
+                        ui.label(if c == 0 {
+                            text.color(color(*index, 255))
+                        } else {
+                            text
+                        });
+                    }
+                    ui.end_row();
+                }
+            });
+    });
+}
+
+/// Text summaries: for each tag, each run's entries in step order.
+fn text_ui(ui: &mut egui::Ui, runs: &Runs, filter: &str, hidden: &BTreeSet<String>) {
+    let tags: BTreeSet<&String> = runs
+        .runs
+        .iter()
+        .flat_map(|r| r.texts.keys())
+        .filter(|t| t.contains(filter))
+        .collect();
+    if tags.is_empty() {
+        ui.label("No text summaries.");
+        return;
+    }
+    for tag in tags {
+        egui::CollapsingHeader::new(tag.as_str())
+            .default_open(true)
+            .show(ui, |ui| {
+                for (i, run) in runs.runs.iter().enumerate() {
+                    let Some(entries) = run.texts.get(tag).filter(|_| !hidden.contains(&run.name))
+                    else {
+                        continue;
+                    };
+                    ui.label(egui::RichText::new(&run.name).color(color(i, 255)));
+                    // The newest last, as they were logged; long runs show their last 200.
+                    for entry in entries.iter().skip(entries.len().saturating_sub(200)) {
+                        ui.horizontal_wrapped(|ui| {
+                            ui.label(
+                                egui::RichText::new(format!("step {}", entry.step))
+                                    .color(TICK_TEXT),
+                            );
+                            ui.label(&entry.text);
+                        });
+                    }
+                }
+            });
+    }
 }
 
 /// Lays cards out in rows that fill the width.
@@ -795,6 +983,52 @@ mod tests {
         }
     }
 
+    /// The Runs table: hyperparameters, then last values; sorting keeps empty cells last.
+    #[test]
+    fn runs_table_sorts_by_any_column() {
+        let mut runs = Runs::default();
+        for (name, lr, loss) in [
+            ("a", Some(3e-4), 0.5),
+            ("b", Some(1e-3), 0.25),
+            ("c", None, 0.75),
+        ] {
+            let mut run = Run::new(name);
+            if let Some(lr) = lr {
+                run.hparams.insert("lr".into(), HParam::Number(lr));
+            }
+            run.hparams
+                .insert("wandb.project".into(), HParam::Text("p".into()));
+            run.push_scalar("loss", 0, 0.0, 9.0);
+            run.push_scalar("loss", 1, 1.0, loss);
+            run.push_scalar("system/cpu", 0, 0.0, 1.0);
+            runs.runs.push(run);
+        }
+        let (columns, rows) = runs_table(&runs, "", None);
+        assert_eq!(columns, ["run", "lr", "wandb.project", "loss (last)"]);
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rows[1].1[3], Cell::Number(0.25));
+        let order = |sort| {
+            runs_table(&runs, "", Some(sort))
+                .1
+                .iter()
+                .map(|r| r.0)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order((1, true)),
+            [0, 1, 2],
+            "by lr, the run without one last"
+        );
+        assert_eq!(order((1, false)), [1, 0, 2]);
+        assert_eq!(order((3, true)), [1, 0, 2], "by final loss");
+        assert_eq!(order((3, false)), [2, 0, 1]);
+        assert_eq!(Cell::Number(3e-4).show(), "3.0000e-4");
+        assert_eq!(Cell::Number(0.25).show(), "0.25");
+        assert_eq!(Cell::Number(32.0).show(), "32");
+        // The tag filter narrows the metric columns.
+        assert_eq!(runs_table(&runs, "acc", None).0.len(), 3);
+    }
+
     /// Runs the panel headless for a frame in each tab and checks that it drew the curves.
     #[test]
     fn draws_every_tab() {
@@ -805,6 +1039,8 @@ mod tests {
             TrainingTab::Scalars,
             TrainingTab::Distributions,
             TrainingTab::Histograms,
+            TrainingTab::Runs,
+            TrainingTab::Text,
         ] {
             state.tab = tab;
             let input = egui::RawInput {

@@ -2,12 +2,12 @@
 //! series; smoothing, decimation and distributions for drawing; headless curve plots.
 //!
 //! How it works: [`load_runs`] walks a folder (as TensorBoard's `--logdir` does); every folder that
-//! holds event files (`*tfevents*`) or logs (`*.csv`, `*.jsonl`, `*.ndjson`) is one [`Run`], named
-//! by its path relative to the root (`.` for the root itself, the file name when the path is a
-//! file). Event files are read by `tfrecord.rs` (framing, both CRCs, resync after corruption,
+//! holds event files (`*tfevents*`), W&B run files (`*.wandb`) or logs (`*.csv`, `*.jsonl`,
+//! `*.ndjson`) is one [`Run`], named by its path relative to the root (`.` for the root itself, the
+//! file name when the path is a file; a W&B run by its display name and id). Event files are read by `tfrecord.rs` (framing, both CRCs, resync after corruption,
 //! partial trailing records) and `events.rs` (a zero-allocation wire walker for scalars, prost for
 //! the rest); logs by `logs.rs`. [`RunsWatcher`] keeps each file's offset and re-reads only what
-//! was appended (`--follow`, the window's live view). `series.rs` holds the pure series maths
+//! was appended (`--follow`, the window's live view). `wandb.rs` reads W&B's offline run files. `series.rs` holds the pure series maths
 //! (TensorBoard's debiased EMA, min/max decimation, percentile bands); `plot.rs` the PNG/JSON output.
 //!
 //! Alternatives rejected: depending on a TensorBoard reader crate (none is maintained outside
@@ -20,6 +20,7 @@ pub mod plot;
 pub mod proto;
 pub mod series;
 pub mod tfrecord;
+pub mod wandb;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,7 @@ pub enum TrainingError {
         source: std::io::Error,
     },
     /// Nothing that looks like a training log was found.
-    #[error("{path}: no TensorBoard event files, CSV or JSONL logs found")]
+    #[error("{path}: no TensorBoard event files, W&B run files, CSV or JSONL logs found")]
     NoLogs {
         /// The folder or file given.
         path: PathBuf,
@@ -259,14 +260,17 @@ impl Runs {
         self.runs.iter().find(|r| r.name == name)
     }
 
-    /// Every scalar tag of any run, sorted.
+    /// Every scalar tag of any run, sorted, with W&B's system metrics (`system/…`) after the
+    /// rest, as W&B shows them in their own section below the charts.
     pub fn scalar_tags(&self) -> Vec<String> {
         let mut tags: Vec<String> = self
             .runs
             .iter()
             .flat_map(|r| r.scalars.keys().cloned())
             .collect();
-        tags.sort();
+        tags.sort_by(|a, b| {
+            (a.starts_with("system/"), a.as_str()).cmp(&(b.starts_with("system/"), b.as_str()))
+        });
         tags.dedup();
         tags
     }
@@ -295,6 +299,7 @@ enum LogKind {
     Events,
     Csv,
     Jsonl,
+    Wandb,
 }
 
 fn log_kind(path: &Path) -> Option<LogKind> {
@@ -304,6 +309,7 @@ fn log_kind(path: &Path) -> Option<LogKind> {
     }
     match path.extension()?.to_str()? {
         "csv" => Some(LogKind::Csv),
+        "wandb" => Some(LogKind::Wandb),
         "jsonl" | "ndjson" => Some(LogKind::Jsonl),
         _ => None,
     }
@@ -326,7 +332,12 @@ pub fn looks_like_logs(path: &Path) -> bool {
             let path = entry.path();
             match entry.file_type() {
                 Ok(t) if t.is_dir() => folders.push(path),
-                Ok(t) if t.is_file() && log_kind(&path) == Some(LogKind::Events) => return true,
+                Ok(t)
+                    if t.is_file()
+                        && matches!(log_kind(&path), Some(LogKind::Events | LogKind::Wandb)) =>
+                {
+                    return true;
+                }
                 _ => {}
             }
         }
@@ -429,6 +440,7 @@ fn run_name(root: &Path, file: &Path) -> String {
 #[derive(Debug)]
 enum Source {
     Events(EventFileReader),
+    Wandb(wandb::WandbReader),
     Log {
         path: PathBuf,
         kind: LogKind,
@@ -465,12 +477,23 @@ impl RunsWatcher {
         for (path, kind) in files {
             let known = self.sources.iter().any(|(_, s)| match s {
                 Source::Events(r) => r.path() == path,
+                Source::Wandb(r) => r.path() == path,
                 Source::Log { path: p, .. } => *p == path,
             });
             if !known {
-                let name = run_name(&self.root, &path);
+                let mut name = run_name(&self.root, &path);
+                if kind == LogKind::Wandb
+                    && let Some(shown) = wandb::display_name(&path)
+                {
+                    // `wandb/offline-run-20261129_212602-9zgmss6l` → `wandb/lr-3e-4 (9zgmss6l)`.
+                    name = match name.rsplit_once('/') {
+                        Some((parent, _)) => format!("{parent}/{shown}"),
+                        None => shown,
+                    };
+                }
                 let source = match kind {
                     LogKind::Events => Source::Events(EventFileReader::new(path)),
+                    LogKind::Wandb => Source::Wandb(wandb::WandbReader::new(path)),
                     LogKind::Csv | LogKind::Jsonl => Source::Log { path, kind, len: 0 },
                 };
                 self.sources.push((name, source));
@@ -493,6 +516,7 @@ impl RunsWatcher {
             };
             match source {
                 Source::Events(reader) => changed |= reader.read_new(run)? > 0,
+                Source::Wandb(reader) => changed |= reader.read_new(run)? > 0,
                 Source::Log { path, kind, len } => {
                     let now = std::fs::metadata(&*path)
                         .map_err(|source| TrainingError::Io {
