@@ -258,7 +258,12 @@ fn growing_file_reads_whole_records_only() {
 #[test]
 fn damaged_and_truncated_files() {
     let facts = facts();
-    let (_, fact) = facts["runs"].as_object().unwrap().iter().next_back().unwrap();
+    let (_, fact) = facts["runs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next_back()
+        .unwrap();
     let bytes = std::fs::read(run_file(fact)).unwrap();
     let whole = load_runs(run_file(fact)).unwrap().runs.remove(0);
     let dir = tempfile::tempdir().unwrap();

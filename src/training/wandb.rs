@@ -743,47 +743,48 @@ fn apply_config(config: &ConfigRecord, run: &mut Run) {
     }
 }
 
+/// Frames `messages` the way W&B's writer does: the header, then records split at block ends
+/// (the tests and the fuzzer write files with it).
+pub fn frame(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = HEADER.to_vec();
+    for m in messages {
+        let mut rest = m.as_slice();
+        let mut first = true;
+        loop {
+            let left = BLOCK as usize - out.len() % BLOCK as usize;
+            if left < RECORD_HEADER as usize {
+                out.resize(out.len() + left, 0);
+                continue;
+            }
+            let room = left - RECORD_HEADER as usize;
+            let take = room.min(rest.len());
+            let last = take == rest.len();
+            let kind = match (first, last) {
+                (true, true) => FULL,
+                (true, false) => FIRST,
+                (false, true) => LAST,
+                (false, false) => MIDDLE,
+            };
+            let mut h = crc32fast::Hasher::new();
+            h.update(&[kind]);
+            h.update(&rest[..take]);
+            out.extend_from_slice(&h.finalize().to_le_bytes());
+            out.extend_from_slice(&(take as u16).to_le_bytes());
+            out.push(kind);
+            out.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            first = false;
+            if last {
+                break;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Frames `messages` the way W&B's writer does: header, then records split at block ends.
-    pub(crate) fn frame(messages: &[Vec<u8>]) -> Vec<u8> {
-        let mut out = HEADER.to_vec();
-        for m in messages {
-            let mut rest = m.as_slice();
-            let mut first = true;
-            loop {
-                let left = BLOCK as usize - out.len() % BLOCK as usize;
-                if left < RECORD_HEADER as usize {
-                    out.resize(out.len() + left, 0);
-                    continue;
-                }
-                let room = left - RECORD_HEADER as usize;
-                let take = room.min(rest.len());
-                let last = take == rest.len();
-                let kind = match (first, last) {
-                    (true, true) => FULL,
-                    (true, false) => FIRST,
-                    (false, true) => LAST,
-                    (false, false) => MIDDLE,
-                };
-                let mut h = crc32fast::Hasher::new();
-                h.update(&[kind]);
-                h.update(&rest[..take]);
-                out.extend_from_slice(&h.finalize().to_le_bytes());
-                out.extend_from_slice(&(take as u16).to_le_bytes());
-                out.push(kind);
-                out.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                first = false;
-                if last {
-                    break;
-                }
-            }
-        }
-        out
-    }
 
     fn row(step: i64, items: &[(&[&str], &str)]) -> Vec<u8> {
         let mut item: Vec<HistoryItem> = items
