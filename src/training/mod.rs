@@ -3,11 +3,12 @@
 //!
 //! How it works: [`load_runs`] walks a folder (as TensorBoard's `--logdir` does); every folder that
 //! holds event files (`*tfevents*`), W&B run files (`*.wandb`) or logs (`*.csv`, `*.jsonl`,
-//! `*.ndjson`) is one [`Run`], named by its path relative to the root (`.` for the root itself, the
-//! file name when the path is a file; a W&B run by its display name and id). Event files are read by `tfrecord.rs` (framing, both CRCs, resync after corruption,
+//! `*.ndjson`), and every MLflow run folder, is one [`Run`], named by its path relative to the root
+//! (`.` for the root itself, the file name when the path is a file; a W&B or MLflow run by its
+//! display name and id). Event files are read by `tfrecord.rs` (framing, both CRCs, resync after corruption,
 //! partial trailing records) and `events.rs` (a zero-allocation wire walker for scalars, prost for
 //! the rest); logs by `logs.rs`. [`RunsWatcher`] keeps each file's offset and re-reads only what
-//! was appended (`--follow`, the window's live view). `wandb.rs` reads W&B's offline run files. `series.rs` holds the pure series maths
+//! was appended (`--follow`, the window's live view). `wandb.rs` reads W&B's run files, `mlflow.rs` MLflow's file store. `series.rs` holds the pure series maths
 //! (TensorBoard's debiased EMA, min/max decimation, percentile bands); `plot.rs` the PNG/JSON output.
 //!
 //! Alternatives rejected: depending on a TensorBoard reader crate (none is maintained outside
@@ -16,6 +17,7 @@
 
 pub mod events;
 pub mod logs;
+pub mod mlflow;
 pub mod plot;
 pub mod proto;
 pub mod series;
@@ -45,7 +47,9 @@ pub enum TrainingError {
         source: std::io::Error,
     },
     /// Nothing that looks like a training log was found.
-    #[error("{path}: no TensorBoard event files, W&B run files, CSV or JSONL logs found")]
+    #[error(
+        "{path}: no TensorBoard event files, W&B run files, MLflow runs, CSV or JSONL logs found"
+    )]
     NoLogs {
         /// The folder or file given.
         path: PathBuf,
@@ -300,12 +304,17 @@ enum LogKind {
     Csv,
     Jsonl,
     Wandb,
+    /// An MLflow run folder, named by its `meta.yaml`.
+    Mlflow,
 }
 
 fn log_kind(path: &Path) -> Option<LogKind> {
     let name = path.file_name()?.to_str()?;
     if name.contains("tfevents") {
         return Some(LogKind::Events);
+    }
+    if name == "meta.yaml" && path.parent().is_some_and(mlflow::is_run_folder) {
+        return Some(LogKind::Mlflow);
     }
     match path.extension()?.to_str()? {
         "csv" => Some(LogKind::Csv),
@@ -334,7 +343,10 @@ pub fn looks_like_logs(path: &Path) -> bool {
                 Ok(t) if t.is_dir() => folders.push(path),
                 Ok(t)
                     if t.is_file()
-                        && matches!(log_kind(&path), Some(LogKind::Events | LogKind::Wandb)) =>
+                        && matches!(
+                            log_kind(&path),
+                            Some(LogKind::Events | LogKind::Wandb | LogKind::Mlflow)
+                        ) =>
                 {
                     return true;
                 }
@@ -401,8 +413,21 @@ fn collect_files(
         .filter_map(Result::ok)
         .collect();
     entries.sort_by_key(|e| e.file_name());
+    // An MLflow run: its metrics, params and tags are files of values, not logs to find.
+    let mlflow_run = mlflow::is_run_folder(dir);
+    if mlflow_run && !mlflow::is_deleted(dir) {
+        out.push((dir.join("meta.yaml"), LogKind::Mlflow));
+    }
     for entry in entries {
         let path = entry.path();
+        if mlflow_run
+            && (entry.file_name() == "meta.yaml"
+                || ["metrics", "params", "tags"]
+                    .iter()
+                    .any(|d| entry.file_name() == *d))
+        {
+            continue;
+        }
         let Ok(file_type) = entry.file_type() else {
             continue;
         };
@@ -441,6 +466,7 @@ fn run_name(root: &Path, file: &Path) -> String {
 enum Source {
     Events(EventFileReader),
     Wandb(wandb::WandbReader),
+    Mlflow(mlflow::MlflowReader),
     Log {
         path: PathBuf,
         kind: LogKind,
@@ -478,6 +504,7 @@ impl RunsWatcher {
             let known = self.sources.iter().any(|(_, s)| match s {
                 Source::Events(r) => r.path() == path,
                 Source::Wandb(r) => r.path() == path,
+                Source::Mlflow(r) => Some(r.path()) == path.parent(),
                 Source::Log { path: p, .. } => *p == path,
             });
             if !known {
@@ -491,9 +518,29 @@ impl RunsWatcher {
                         None => shown,
                     };
                 }
+                let run_dir = path.parent().unwrap_or(&path).to_path_buf();
+                if kind == LogKind::Mlflow
+                    && let Some(shown) = mlflow::display_name(&run_dir)
+                {
+                    // `mlruns/4211…/24e3…` → `mlruns/lm-sweep/baseline (24e30b5e)`: names repeat
+                    // (every rerun of `baseline`), ids do not.
+                    let id: String = run_dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().chars().take(8).collect())
+                        .unwrap_or_default();
+                    let parts: Vec<&str> = name.split('/').collect();
+                    let above = parts.len().saturating_sub(2);
+                    name = parts[..above]
+                        .iter()
+                        .copied()
+                        .chain([format!("{shown} ({id})").as_str()])
+                        .collect::<Vec<_>>()
+                        .join("/");
+                }
                 let source = match kind {
                     LogKind::Events => Source::Events(EventFileReader::new(path)),
                     LogKind::Wandb => Source::Wandb(wandb::WandbReader::new(path)),
+                    LogKind::Mlflow => Source::Mlflow(mlflow::MlflowReader::new(run_dir)),
                     LogKind::Csv | LogKind::Jsonl => Source::Log { path, kind, len: 0 },
                 };
                 self.sources.push((name, source));
@@ -517,6 +564,7 @@ impl RunsWatcher {
             match source {
                 Source::Events(reader) => changed |= reader.read_new(run)? > 0,
                 Source::Wandb(reader) => changed |= reader.read_new(run)? > 0,
+                Source::Mlflow(reader) => changed |= reader.read_new(run)?,
                 Source::Log { path, kind, len } => {
                     let now = std::fs::metadata(&*path)
                         .map_err(|source| TrainingError::Io {
