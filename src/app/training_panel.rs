@@ -42,6 +42,8 @@ pub enum TrainingTab {
     Runs,
     /// Text summaries by tag, step by step.
     Text,
+    /// Logged images, one card per tag and run, with a step slider.
+    Images,
 }
 
 /// The visible range of one plot (`None` = fit the data).
@@ -84,6 +86,11 @@ pub struct TrainingPanelState {
     pub error: Option<String>,
     /// The Runs table's sort column and direction (ascending when true).
     pub sort: Option<(usize, bool)>,
+    /// The step shown by each (tag, run) image card, as an index into its steps (`None`: the
+    /// newest, following a live run).
+    image_step: HashMap<(String, String), usize>,
+    /// Decoded images by (file, offset), or why they could not be.
+    textures: HashMap<(PathBuf, u64), Result<egui::TextureHandle, String>>,
     views: HashMap<String, PlotView>,
     cache: HashMap<(String, String), CurveCache>,
     receiver: Option<Receiver<Result<Runs, String>>>,
@@ -167,6 +174,7 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         ui.selectable_value(&mut state.tab, TrainingTab::Histograms, "Histograms");
         ui.selectable_value(&mut state.tab, TrainingTab::Runs, "Runs");
         ui.selectable_value(&mut state.tab, TrainingTab::Text, "Text");
+        ui.selectable_value(&mut state.tab, TrainingTab::Images, "Images");
         ui.separator();
         ui.add(egui::Slider::new(&mut state.smoothing, 0.0..=0.999).text("Smoothing"));
         ui.checkbox(&mut state.log_y, "log y");
@@ -250,6 +258,7 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         }
         TrainingTab::Runs => runs_table_ui(ui, &runs, &state.tag_filter, &mut state.sort),
         TrainingTab::Text => text_ui(ui, &runs, &state.tag_filter, &state.hidden_runs),
+        TrainingTab::Images => images_ui(ui, state, &runs),
     });
     state.runs = Some(runs);
 }
@@ -444,6 +453,122 @@ fn text_ui(ui: &mut egui::Ui, runs: &Runs, filter: &str, hidden: &BTreeSet<Strin
                     }
                 }
             });
+    }
+}
+
+/// Decoded images kept as textures; past this many the cache starts again (what is on screen is
+/// decoded again next frame).
+const MAX_TEXTURES: usize = 256;
+
+/// The Images tab: for each image tag and shown run, the images of one step (every sample side by
+/// side) with a slider over the steps, as TensorBoard's image dashboard.
+fn images_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState, runs: &Runs) {
+    let tags: Vec<String> = runs
+        .image_tags()
+        .into_iter()
+        .filter(|t| t.contains(state.tag_filter.as_str()))
+        .collect();
+    if tags.is_empty() {
+        ui.label("No images.");
+        return;
+    }
+    if state.textures.len() > MAX_TEXTURES {
+        state.textures.clear();
+    }
+    let width = ui.available_width().max(200.0);
+    for tag in &tags {
+        for (index, run) in runs.runs.iter().enumerate() {
+            let Some(entries) = run
+                .images
+                .get(tag)
+                .filter(|_| !state.hidden_runs.contains(&run.name))
+            else {
+                continue;
+            };
+            let mut steps: Vec<i64> = entries.iter().map(|e| e.step).collect();
+            steps.dedup();
+            let Some(&newest) = steps.last() else {
+                continue;
+            };
+            ui.horizontal(|ui| {
+                ui.label(egui::RichText::new(tag).strong());
+                ui.label(egui::RichText::new(&run.name).color(color(index, 255)));
+            });
+            let key = (tag.clone(), run.name.clone());
+            let mut at = state
+                .image_step
+                .get(&key)
+                .copied()
+                .unwrap_or(steps.len() - 1)
+                .min(steps.len() - 1);
+            if steps.len() > 1 {
+                let label = format!("step {}", steps[at]);
+                let slider = egui::Slider::new(&mut at, 0..=steps.len() - 1)
+                    .show_value(false)
+                    .text(label);
+                if ui.add(slider).changed() {
+                    // The newest step follows a live run; any other stays put.
+                    if at == steps.len() - 1 {
+                        state.image_step.remove(&key);
+                    } else {
+                        state.image_step.insert(key.clone(), at);
+                    }
+                }
+            } else {
+                ui.label(egui::RichText::new(format!("step {newest}")).color(TICK_TEXT));
+            }
+            let step = steps[at];
+            let shown: Vec<&crate::training::ImageEntry> =
+                entries.iter().filter(|e| e.step == step).collect();
+            ui.horizontal_wrapped(|ui| {
+                let each = (width / shown.len().max(1) as f32 - 8.0).clamp(64.0, 512.0);
+                for entry in shown {
+                    let texture = state
+                        .textures
+                        .entry((entry.file.to_path_buf(), entry.offset))
+                        .or_insert_with(|| {
+                            entry.decode_rgba().map(|(w, h, rgba)| {
+                                let image = egui::ColorImage::from_rgba_unmultiplied(
+                                    [w as usize, h as usize],
+                                    &rgba,
+                                );
+                                // Small pictures (MNIST digits) are scaled up: keep their pixels.
+                                ui.ctx().load_texture(
+                                    format!("training-image-{}", entry.offset),
+                                    image,
+                                    egui::TextureOptions::NEAREST,
+                                )
+                            })
+                        });
+                    match texture {
+                        Ok(texture) => {
+                            let [w, h] = texture.size().map(|v| v as f32);
+                            // Up to 256 px tall, and never past the card's share of the width.
+                            let scale = (256.0 / h).min(each / w).max(f32::MIN_POSITIVE);
+                            let size = Vec2::new(w * scale, h * scale);
+                            ui.vertical(|ui| {
+                                ui.add(egui::Image::new(egui::load::SizedTexture::new(
+                                    texture.id(),
+                                    size,
+                                )));
+                                ui.label(
+                                    egui::RichText::new(format!(
+                                        "#{} · {} × {}",
+                                        entry.sample, w as u32, h as u32
+                                    ))
+                                    .color(TICK_TEXT)
+                                    .small(),
+                                );
+                            });
+                        }
+                        Err(e) => {
+                            ui.colored_label(Color32::from_rgb(0xee, 0x55, 0x55), e.as_str());
+                        }
+                    }
+                }
+            });
+            ui.add_space(8.0);
+        }
     }
 }
 
@@ -1029,6 +1154,32 @@ mod tests {
         assert_eq!(runs_table(&runs, "acc", None).0.len(), 3);
     }
 
+    /// The Images tab decodes what is shown: each tag's newest step, every sample of it.
+    #[test]
+    fn draws_logged_images() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/training/images");
+        let runs = crate::training::load_runs(root).unwrap();
+        let ctx = egui::Context::default();
+        let mut state = TrainingPanelState::new();
+        state.runs = Some(runs);
+        state.tab = TrainingTab::Images;
+        let input = egui::RawInput {
+            screen_rect: Some(Rect::from_min_size(Pos2::ZERO, Vec2::new(1200.0, 3000.0))),
+            ..Default::default()
+        };
+        let mut output = ctx.run_ui(input, |ui| {
+            egui::CentralPanel::default().show(ui, |ui| training_ui(ui, &mut state));
+        });
+        output.textures_delta.clear();
+        // torch: two tags, one image each at the newest step; tf: one tag, three samples.
+        assert_eq!(state.textures.len(), 5);
+        for texture in state.textures.values() {
+            let texture = texture.as_ref().unwrap();
+            assert!(texture.size()[0] >= 24);
+        }
+    }
+
     /// Runs the panel headless for a frame in each tab and checks that it drew the curves.
     #[test]
     fn draws_every_tab() {
@@ -1041,6 +1192,7 @@ mod tests {
             TrainingTab::Histograms,
             TrainingTab::Runs,
             TrainingTab::Text,
+            TrainingTab::Images,
         ] {
             state.tab = tab;
             let input = egui::RawInput {

@@ -21,7 +21,7 @@ use prost::Message as _;
 
 use super::proto::{self, HistogramProto, SummaryMetadata, TensorProto};
 use super::tfrecord::{ScanState, scan_records};
-use super::{Bucket, HParam, Histogram, Issue, Run, TextEntry, TrainingError};
+use super::{Bucket, HParam, Histogram, ImageEntry, Issue, Run, TextEntry, TrainingError};
 
 /// Which TensorBoard plugin owns a tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,7 @@ enum Plugin {
     Histograms,
     Text,
     HParams,
+    Images,
     Other,
 }
 
@@ -39,6 +40,7 @@ impl Plugin {
             "scalars" => Self::Scalars,
             "histograms" | "distributions" => Self::Histograms,
             "text" => Self::Text,
+            "images" => Self::Images,
             "hparams" => Self::HParams,
             _ => Self::Other,
         }
@@ -128,6 +130,9 @@ impl EventFileReader {
             run,
             records: 0,
             issues: &mut issues,
+            file: std::sync::Arc::from(self.path.as_path()),
+            data_at: 0,
+            data_ptr: 0,
         };
         self.state = scan_records(
             buf,
@@ -161,6 +166,12 @@ struct Decoder<'a> {
     run: &'a mut Run,
     records: u64,
     issues: &'a mut Vec<(u64, String)>,
+    /// The file, for images (which are read when drawn, from where they lie in it).
+    file: std::sync::Arc<Path>,
+    /// File offset and address of the current record's data: a slice of it lies at
+    /// `data_at + (slice address − data_ptr)` in the file.
+    data_at: u64,
+    data_ptr: usize,
 }
 
 /// One protobuf field as it is on the wire.
@@ -225,6 +236,7 @@ struct ValueView<'a> {
     histo: Option<&'a [u8]>,
     tensor: Option<&'a [u8]>,
     metadata: Option<&'a [u8]>,
+    image: Option<&'a [u8]>,
 }
 
 impl Decoder<'_> {
@@ -233,6 +245,9 @@ impl Decoder<'_> {
     }
 
     fn event(&mut self, offset: u64, data: &[u8]) {
+        // TFRecord framing: 8 bytes of length and 4 of its CRC before the data.
+        self.data_at = offset + 12;
+        self.data_ptr = data.as_ptr() as usize;
         let mut pos = 0;
         let mut wall_time = 0.0;
         let mut step = 0i64;
@@ -283,6 +298,7 @@ impl Decoder<'_> {
             match field(data, &mut pos) {
                 Some((1, Wire::Len(s))) => view.tag = s,
                 Some((2, Wire::I32(bits))) => view.simple_value = Some(f32::from_bits(bits)),
+                Some((4, Wire::Len(s))) => view.image = Some(s),
                 Some((5, Wire::Len(s))) => view.histo = Some(s),
                 Some((8, Wire::Len(s))) => view.tensor = Some(s),
                 Some((9, Wire::Len(s))) => view.metadata = Some(s),
@@ -308,12 +324,18 @@ impl Decoder<'_> {
         };
         if let Some(v) = view.simple_value {
             self.run.push_scalar(tag, step, wall_time, f64::from(v));
+        } else if let Some(image) = view.image {
+            self.summary_image(offset, tag, step, wall_time, image);
         } else if let Some(h) = view.histo {
             match HistogramProto::decode(h) {
                 Ok(h) => self.push_histogram(tag, histogram_from_proto(step, wall_time, &h)),
                 Err(_) => self.issue(offset, format!("malformed HistogramProto for tag {tag}")),
             }
         } else if let Some(t) = view.tensor {
+            if plugin == Some(Plugin::Images) {
+                self.tensor_images(offset, tag, step, wall_time, t);
+                return;
+            }
             let Ok(tensor) = TensorProto::decode(t) else {
                 self.issue(offset, format!("malformed TensorProto for tag {tag}"));
                 return;
@@ -409,7 +431,97 @@ impl Decoder<'_> {
                         text: text.join("\n"),
                     });
             }
+            // Read from the wire before decoding (see `value`).
+            Some(Plugin::Images) => {}
             Some(Plugin::HParams | Plugin::Other) => {}
+        }
+    }
+
+    /// Where `slice` (a part of the current record's data) lies in the file.
+    fn file_offset(&self, slice: &[u8]) -> u64 {
+        self.data_at + (slice.as_ptr() as usize).wrapping_sub(self.data_ptr) as u64
+    }
+
+    fn push_image(&mut self, tag: &str, entry: ImageEntry) {
+        match self.run.images.get_mut(tag) {
+            Some(list) => list.push(entry),
+            None => {
+                self.run.images.insert(tag.to_owned(), vec![entry]);
+            }
+        }
+    }
+
+    /// An old-style `Summary.Image` (`height = 1, width = 2, colorspace = 3,
+    /// encoded_image_string = 4`), as tensorboardX and `torch.utils.tensorboard` write them.
+    fn summary_image(&mut self, offset: u64, tag: &str, step: i64, wall_time: f64, data: &[u8]) {
+        let (mut height, mut width, mut encoded) = (0u64, 0u64, None);
+        let mut pos = 0;
+        while pos < data.len() {
+            match field(data, &mut pos) {
+                Some((1, Wire::Varint(v))) => height = v,
+                Some((2, Wire::Varint(v))) => width = v,
+                Some((4, Wire::Len(s))) => encoded = Some(s),
+                Some(_) => {}
+                None => {
+                    self.issue(offset, format!("malformed Summary.Image for tag {tag}"));
+                    return;
+                }
+            }
+        }
+        let Some(encoded) = encoded else { return };
+        let entry = ImageEntry {
+            step,
+            wall_time_bits: wall_time.to_bits(),
+            sample: 0,
+            size: [
+                u32::try_from(width).unwrap_or(0),
+                u32::try_from(height).unwrap_or(0),
+            ],
+            file: self.file.clone(),
+            offset: self.file_offset(encoded),
+            len: encoded.len() as u64,
+        };
+        self.push_image(tag, entry);
+    }
+
+    /// The images plugin's tensor (`tf.summary.image`): a string tensor of the width, the height,
+    /// then one encoded image per sample. Walked on the wire (not decoded by prost, which would
+    /// copy the images) to keep each image's place in the file.
+    fn tensor_images(&mut self, offset: u64, tag: &str, step: i64, wall_time: f64, tensor: &[u8]) {
+        let mut strings: Vec<&[u8]> = Vec::new();
+        let mut pos = 0;
+        while pos < tensor.len() {
+            match field(tensor, &mut pos) {
+                Some((8, Wire::Len(s))) => strings.push(s),
+                Some(_) => {}
+                None => {
+                    self.issue(offset, format!("malformed image tensor for tag {tag}"));
+                    return;
+                }
+            }
+        }
+        let number = |s: &[u8]| std::str::from_utf8(s).ok()?.trim().parse::<u32>().ok();
+        let (Some(width), Some(height)) = (
+            strings.first().and_then(|s| number(s)),
+            strings.get(1).and_then(|s| number(s)),
+        ) else {
+            self.issue(
+                offset,
+                format!("image tag {tag}: the tensor does not start with width and height"),
+            );
+            return;
+        };
+        for (sample, encoded) in strings.iter().skip(2).enumerate() {
+            let entry = ImageEntry {
+                step,
+                wall_time_bits: wall_time.to_bits(),
+                sample,
+                size: [width, height],
+                file: self.file.clone(),
+                offset: self.file_offset(encoded),
+                len: encoded.len() as u64,
+            };
+            self.push_image(tag, entry);
         }
     }
 

@@ -196,6 +196,129 @@ impl std::fmt::Display for Issue {
     }
 }
 
+/// One logged image: where its encoded bytes lie in the log (or beside it), read when it is
+/// drawn, never kept in memory with the run (a run of a million steps logs a lot of pictures).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// Training step.
+    pub step: i64,
+    /// Seconds since the Unix epoch, as bits (so that the entry is `Eq`); see [`Self::wall_time`].
+    pub wall_time_bits: u64,
+    /// Which of the step's images (`tf.summary.image`'s `max_outputs`), from 0.
+    pub sample: usize,
+    /// Width and height as the log states them (0 when it does not).
+    pub size: [u32; 2],
+    /// The file holding the encoded image.
+    pub file: std::sync::Arc<Path>,
+    /// Where the encoded bytes start in it.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+}
+
+/// The largest encoded image read, and the most pixels decoded (a 8192 × 8192 picture).
+const MAX_IMAGE_BYTES: u64 = 256 << 20;
+const MAX_IMAGE_PIXELS: u64 = 8192 * 8192;
+
+impl ImageEntry {
+    /// Seconds since the Unix epoch.
+    pub fn wall_time(&self) -> f64 {
+        f64::from_bits(self.wall_time_bits)
+    }
+
+    /// The encoded bytes (PNG, JPEG, GIF …), read from the file.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        use std::io::{Read as _, Seek as _};
+        let name = self.file.display();
+        if self.len > MAX_IMAGE_BYTES {
+            return Err(format!(
+                "{name}: image of {} bytes at {} is too large",
+                self.len, self.offset
+            ));
+        }
+        let mut f = std::fs::File::open(&self.file).map_err(|e| format!("{name}: {e}"))?;
+        f.seek(std::io::SeekFrom::Start(self.offset))
+            .map_err(|e| format!("{name}: {e}"))?;
+        let mut bytes = Vec::new();
+        f.take(self.len)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{name}: {e}"))?;
+        if (bytes.len() as u64) < self.len {
+            return Err(format!(
+                "{name}: image at {} cut short by the file's end",
+                self.offset
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// The image as 8-bit RGBA, `(width, height, pixels)`. PNG only (what TensorBoard's and
+    /// W&B's writers encode); other formats are an error that names them.
+    pub fn decode_rgba(&self) -> Result<(u32, u32, Vec<u8>), String> {
+        let bytes = self.read()?;
+        let name = self.file.display();
+        if !bytes.starts_with(b"\x89PNG") {
+            let kind = if bytes.starts_with(&[0xff, 0xd8]) {
+                "JPEG"
+            } else if bytes.starts_with(b"GIF8") {
+                "GIF"
+            } else {
+                "an unknown format"
+            };
+            return Err(format!(
+                "{name}: image at {} is {kind}; only PNG is drawn",
+                self.offset
+            ));
+        }
+        let bad = |e: png::DecodingError| format!("{name}: image at {}: {e}", self.offset);
+        let mut decoder = png::Decoder::new_with_limits(
+            std::io::Cursor::new(bytes),
+            png::Limits {
+                bytes: usize::try_from(MAX_IMAGE_PIXELS * 4).unwrap_or(usize::MAX),
+            },
+        );
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info().map_err(bad)?;
+        let (width, height) = (reader.info().width, reader.info().height);
+        if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
+            return Err(format!(
+                "{name}: image at {} is {width} × {height}, too large",
+                self.offset
+            ));
+        }
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut buf).map_err(bad)?;
+        let pixels = (width * height) as usize;
+        let data = &buf[..frame.buffer_size()];
+        let rgba: Vec<u8> = match frame.color_type {
+            png::ColorType::Rgba => data.to_vec(),
+            png::ColorType::Rgb => data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+            png::ColorType::GrayscaleAlpha => data
+                .chunks_exact(2)
+                .flat_map(|p| [p[0], p[0], p[0], p[1]])
+                .collect(),
+            png::ColorType::Grayscale => data.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+            png::ColorType::Indexed => {
+                return Err(format!(
+                    "{name}: image at {}: palette not expanded",
+                    self.offset
+                ));
+            }
+        };
+        if rgba.len() != pixels * 4 {
+            return Err(format!(
+                "{name}: image at {}: {} bytes of pixels for {width} × {height}",
+                self.offset,
+                rgba.len()
+            ));
+        }
+        Ok((width, height, rgba))
+    }
+}
+
 /// What a CSV/JSONL log contained.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogTable {
@@ -218,6 +341,8 @@ pub struct Run {
     pub histograms: BTreeMap<String, HistogramSeries>,
     /// Text summaries by tag.
     pub texts: BTreeMap<String, Vec<TextEntry>>,
+    /// Images by tag, in log order.
+    pub images: BTreeMap<String, Vec<ImageEntry>>,
     /// Hyperparameters (hparams plugin).
     pub hparams: BTreeMap<String, HParam>,
     /// CSV/JSONL logs read into this run.
@@ -285,6 +410,18 @@ impl Runs {
             .runs
             .iter()
             .flat_map(|r| r.histograms.keys().cloned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    /// Every image tag of any run, sorted.
+    pub fn image_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.images.keys().cloned())
             .collect();
         tags.sort();
         tags.dedup();
