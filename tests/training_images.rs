@@ -98,3 +98,28 @@ fn missing_or_foreign_images_are_errors() {
     let e = entry(0, 17).decode_rgba().unwrap_err();
     assert!(e.contains("img.bin"), "{e}");
 }
+
+/// `curves --json` names each image's file and place, where its PNG bytes start.
+#[test]
+fn json_lists_where_images_lie() {
+    let runs = load_runs(root()).unwrap();
+    let json = modelmap::training::curves_json(&runs, &[], 0.0);
+    let mut seen = 0;
+    for run in json["runs"].as_array().unwrap() {
+        for entries in run["images"].as_object().unwrap().values() {
+            for e in entries.as_array().unwrap() {
+                let bytes = std::fs::read(e["file"].as_str().unwrap()).unwrap();
+                let at = e["offset"].as_u64().unwrap() as usize;
+                let len = e["bytes"].as_u64().unwrap() as usize;
+                assert!(bytes[at..at + len].starts_with(b"\x89PNG\r\n\x1a\n"));
+                assert!(bytes[at..at + len].ends_with(b"IEND\xaeB`\x82"));
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        4 + 4 + 9,
+        "torch: 2 tags × 4 steps; tf: 3 steps × 3 samples"
+    );
+}

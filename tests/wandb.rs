@@ -122,6 +122,30 @@ fn check_run(run: &Run, fact: &serde_json::Value) {
         !run.hparams.keys().any(|k| k.starts_with("_wandb")),
         "W&B's own config is left out"
     );
+    let images = fact["images"].as_object().unwrap();
+    assert_eq!(run.images.len(), images.len(), "{name}: image tags");
+    for (tag, entries) in images {
+        let ours = &run.images[tag];
+        let entries = entries.as_array().unwrap();
+        assert_eq!(ours.len(), entries.len(), "{name} {tag}");
+        for (image, e) in ours.iter().zip(entries) {
+            assert_eq!(image.step, e["step"].as_i64().unwrap());
+            assert_eq!(image.sample as u64, e["sample"].as_u64().unwrap());
+            let size = [
+                e["width"].as_u64().unwrap() as u32,
+                e["height"].as_u64().unwrap() as u32,
+            ];
+            assert_eq!(image.size, size);
+            let (w, h, rgba) = image.decode_rgba().unwrap();
+            assert_eq!([w, h], size);
+            let sum: u64 = rgba.iter().map(|&b| u64::from(b)).sum();
+            assert_eq!(sum, e["rgba_sum"].as_u64().unwrap(), "{name} {tag} pixels");
+            assert!(
+                image.file.starts_with(root()),
+                "media read beside the run file"
+            );
+        }
+    }
     let system = fact["system"].as_object().unwrap();
     let ours_system = run
         .scalars

@@ -582,7 +582,8 @@ pub fn render_curves_rgba(
 
 /// The curve data as JSON: `{"root", "runs": [{"name", "scalars": {tag: {"points": [[wall_time,
 /// step, value], …], "smoothed": […]}}, "histograms": {tag: [{"step", "wall_time", "min", "max",
-/// "num", "sum", "buckets": [[left, right, count], …]}]}, "texts", "hparams", "issues"}]}`.
+/// "num", "sum", "buckets": [[left, right, count], …]}]}, "texts", "images": {tag: [{"step",
+/// "sample", "width", "height", "file", "offset", "bytes"}]}, "hparams", "issues"}]}`.
 /// Points use TensorBoard's `[wall_time, step, value]` order; NaN becomes `null`.
 pub fn curves_json(runs: &Runs, tags: &[String], smooth: f64) -> serde_json::Value {
     use serde_json::{Value, json};
@@ -647,9 +648,24 @@ pub fn curves_json(runs: &Runs, tags: &[String], smooth: f64) -> serde_json::Val
                     (k.clone(), v)
                 })
                 .collect();
+            let images: serde_json::Map<String, Value> = run
+                .images
+                .iter()
+                .map(|(tag, entries)| {
+                    let v: Vec<Value> = entries
+                        .iter()
+                        .map(|e| {
+                            json!({"step": e.step, "sample": e.sample, "width": e.size[0],
+                                   "height": e.size[1], "file": e.file.display().to_string(),
+                                   "offset": e.offset, "bytes": e.len})
+                        })
+                        .collect();
+                    (tag.clone(), Value::Array(v))
+                })
+                .collect();
             let issues: Vec<Value> = run.issues.iter().map(|i| json!(i.to_string())).collect();
             json!({"name": run.name, "scalars": scalars, "histograms": histograms,
-                   "texts": texts, "hparams": hparams, "issues": issues})
+                   "texts": texts, "images": images, "hparams": hparams, "issues": issues})
         })
         .collect();
     json!({"root": runs.root.display().to_string(), "runs": out_runs})

@@ -15,8 +15,10 @@
 //! - `history`: one logged row. Its items carry a key path (`nested_key`) and a JSON value (or,
 //!   from newer SDKs, a typed one); the paths are folded back into a JSON tree, then numbers and
 //!   booleans become scalars (tags are the path joined with `.`, as W&B names them: `opt.lr`),
-//!   strings text, and `{"_type": "histogram"}` objects (`wandb.Histogram`, `wandb.watch`'s packed
-//!   bins) histograms. `_step` is the step and `_timestamp` the wall time;
+//!   strings text, `{"_type": "histogram"}` objects (`wandb.Histogram`, `wandb.watch`'s packed
+//!   bins) histograms, and `wandb.Image`s (`image-file`, and `images/separated` for a list) images
+//!   read from the run's `files/media/` when shown. `_step` is the step and `_timestamp` the wall
+//!   time;
 //! - `stats`: system metrics (`memory_percent`, `gpu.0.gpu` …) as scalars `system/<key>`, stepped
 //!   by their sample number, so their natural axis is relative or wall time.
 //!
@@ -34,7 +36,9 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use super::{Bucket, HParam, Histogram, Issue, Run, TextEntry, TrainingError};
+use std::sync::Arc;
+
+use super::{Bucket, HParam, Histogram, ImageEntry, Issue, Run, TextEntry, TrainingError};
 
 /// W&B's file header: ident, magic (little-endian), version.
 const HEADER: [u8; 7] = [b':', b'W', b'&', b'B', 0xe1, 0xbe, 0];
@@ -539,11 +543,21 @@ impl WandbReader {
             .unwrap_or_else(|| self.last_step.map_or(0, |s| s + 1));
         self.last_step = Some(step);
         let wall_time = row.get("_timestamp").and_then(number).unwrap_or(0.0);
+        // Media files lie in the run folder's `files/`.
+        let media = self
+            .path
+            .parent()
+            .map_or_else(|| PathBuf::from("files"), |p| p.join("files"));
+        let at = Point {
+            step,
+            wall_time,
+            media: &media,
+        };
         for (key, value) in &row {
             if key.starts_with('_') {
                 continue;
             }
-            walk(key, value, step, wall_time, run);
+            walk(key, value, &at, run);
         }
     }
 }
@@ -610,10 +624,74 @@ fn number(value: &serde_json::Value) -> Option<f64> {
     }
 }
 
+/// Where a history row's values belong.
+struct Point<'a> {
+    step: i64,
+    wall_time: f64,
+    /// The run's `files/` folder, where media paths lead.
+    media: &'a Path,
+}
+
+/// A media file's entry: `rel` must stay inside `media` (no `..`, not absolute). A file that is
+/// missing still gets its entry, whose reading then says so.
+fn media_image(rel: &str, sample: usize, size: [u32; 2], at: &Point<'_>) -> Option<ImageEntry> {
+    let rel = Path::new(rel);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    let file = at.media.join(rel);
+    let len = std::fs::metadata(&file).map_or(0, |m| m.len());
+    Some(ImageEntry {
+        step: at.step,
+        wall_time_bits: at.wall_time.to_bits(),
+        sample,
+        size,
+        file: Arc::from(file.as_path()),
+        offset: 0,
+        len,
+    })
+}
+
 /// One value of a history row under `tag`.
-fn walk(tag: &str, value: &serde_json::Value, step: i64, wall_time: f64, run: &mut Run) {
+fn walk(tag: &str, value: &serde_json::Value, at: &Point<'_>, run: &mut Run) {
+    let (step, wall_time) = (at.step, at.wall_time);
     match value {
         serde_json::Value::Object(map) => match map.get("_type").and_then(|t| t.as_str()) {
+            Some(kind @ ("image-file" | "images/separated")) => {
+                let dim = |k: &str| {
+                    map.get(k)
+                        .and_then(serde_json::Value::as_u64)
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(0)
+                };
+                let size = [dim("width"), dim("height")];
+                let paths: Vec<&str> = if kind == "image-file" {
+                    map.get("path")
+                        .and_then(|p| p.as_str())
+                        .into_iter()
+                        .collect()
+                } else {
+                    map.get("filenames")
+                        .and_then(|f| f.as_array())
+                        .map(|f| f.iter().filter_map(|p| p.as_str()).collect())
+                        .unwrap_or_default()
+                };
+                let entries: Vec<ImageEntry> = paths
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, p)| media_image(p, k, size, at))
+                    .collect();
+                if !entries.is_empty() {
+                    run.images
+                        .entry(tag.to_owned())
+                        .or_default()
+                        .extend(entries);
+                }
+            }
             Some("histogram") => {
                 if let Some(h) = histogram(map, step, wall_time) {
                     run.histograms
@@ -623,10 +701,10 @@ fn walk(tag: &str, value: &serde_json::Value, step: i64, wall_time: f64, run: &m
                         .push(h);
                 }
             }
-            Some(_) => {} // images, tables, audio …: media modelmap does not draw.
+            Some(_) => {} // tables, audio, video …: media modelmap does not draw.
             None => {
                 for (key, inner) in map {
-                    walk(&format!("{tag}.{key}"), inner, step, wall_time, run);
+                    walk(&format!("{tag}.{key}"), inner, at, run);
                 }
             }
         },

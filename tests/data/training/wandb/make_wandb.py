@@ -61,7 +61,7 @@ def one_run(name, lr, seed, stats):
         config={"lr": lr, "batch_size": 32, "optimizer": {"name": "adamw", "betas": [0.9, 0.95]}, "amp": True},
         settings=wandb.Settings(x_disable_stats=not stats, x_stats_sampling_interval=0.1),
     )
-    scalars, hists, texts = {}, {}, {}
+    scalars, hists, texts, images = {}, {}, {}, {}
 
     def keep(tag, step, value):
         # NaN as null: JSON has no NaN.
@@ -87,6 +87,14 @@ def one_run(name, lr, seed, stats):
             hists.setdefault("weights/fc1", []).append(
                 {"step": step, "bins": [float(b) for b in h.bins], "counts": [int(c) for c in h.histogram]}
             )
+        if stats and step % 20 == 19:
+            # Media: one image, and a list of two (W&B's "images/separated").
+            y, x = np.mgrid[0:12, 0:16]
+            a = np.stack([x * 16, y * 20, np.full_like(x, step * 4)], -1).astype(np.uint8)
+            d["samples"] = wandb.Image(a, caption=f"step {step}")
+            d["pair"] = [wandb.Image(a), wandb.Image(255 - a)]
+            images.setdefault("samples", []).append([step, 0, a])
+            images.setdefault("pair", []).extend([[step, 0, a], [step, 1, 255 - a]])
         if step == 59:
             d["notes"] = f"finished {name}"
             texts["notes"] = [[step, f"finished {name}"]]
@@ -107,8 +115,12 @@ def one_run(name, lr, seed, stats):
             items = {"/".join(i.nested_key) or i.key: i.value_json for i in r.history.item}
             timestamps[int(items["_step"])] = float(items["_timestamp"])
     folder = os.path.dirname(path)
-    for extra in ("files", "logs", "tmp"):
+    for extra in ("logs", "tmp"):
         shutil.rmtree(os.path.join(folder, extra), ignore_errors=True)
+    # Keep the logged images (files/media/); drop the rest of files/.
+    for f in glob.glob(os.path.join(folder, "files", "*")):
+        if os.path.basename(f) != "media":
+            os.remove(f) if os.path.isfile(f) else shutil.rmtree(f)
     facts["runs"][f"wandb/{name} ({run_id})"] = {
         "file": os.path.relpath(path, HERE),
         "project": "modelmap-demo",
@@ -118,6 +130,14 @@ def one_run(name, lr, seed, stats):
         "texts": texts,
         "system": system,
         "wall_time": {str(k): v for k, v in sorted(timestamps.items())},
+        # The pixels logged, as RGBA sums (PNG is lossless).
+        "images": {
+            tag: [
+                {"step": st, "sample": k, "width": a.shape[1], "height": a.shape[0], "rgba_sum": int(a.astype(np.int64).sum()) + 255 * a.shape[0] * a.shape[1]}
+                for st, k, a in entries
+            ]
+            for tag, entries in images.items()
+        },
     }
 
 
