@@ -392,8 +392,14 @@ fn scan(buf: &[u8], base: u64, state: &mut ScanState, message: &mut dyn FnMut(u6
 /// since the last call.
 #[derive(Debug)]
 pub struct WandbReader {
-    path: PathBuf,
     state: ScanState,
+    decoder: Decoder,
+}
+
+/// What decoding needs to remember between messages.
+#[derive(Debug)]
+struct Decoder {
+    path: PathBuf,
     records: u64,
     system_samples: i64,
     last_step: Option<i64>,
@@ -403,17 +409,19 @@ impl WandbReader {
     /// A reader at the start of `path` (nothing read yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
-            path: path.into(),
             state: ScanState::default(),
-            records: 0,
-            system_samples: 0,
-            last_step: None,
+            decoder: Decoder {
+                path: path.into(),
+                records: 0,
+                system_samples: 0,
+                last_step: None,
+            },
         }
     }
 
     /// The file this reader follows.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.decoder.path
     }
 
     /// File offset up to which whole records have been read.
@@ -423,57 +431,70 @@ impl WandbReader {
 
     /// Messages decoded so far.
     pub fn records(&self) -> u64 {
-        self.records
+        self.decoder.records
     }
 
     /// Reads and decodes everything appended since the last call into `run`; returns the number
     /// of new messages. A record not yet complete is left for the next call.
     pub fn read_new(&mut self, run: &mut Run) -> Result<u64, TrainingError> {
+        let path = self.decoder.path.clone();
         let io = |source| TrainingError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
-        let mut file = File::open(&self.path).map_err(io)?;
+        let mut file = File::open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len <= self.state.offset {
             return Ok(0);
         }
         let base = self.state.offset;
-        file.seek(SeekFrom::Start(base)).map_err(io)?;
-        let mut buf = Vec::new();
-        file.take(len - base).read_to_end(&mut buf).map_err(io)?;
-        let before = self.records;
-        self.decode(&buf, base, run);
-        Ok(self.records - before)
+        let before = self.decoder.records;
+        let new_len = usize::try_from(len - base).unwrap_or(usize::MAX);
+        // SAFETY: read-only, dropped before returning; W&B only appends to a run file. A writer
+        // truncating it meanwhile would fault, the trade every mapped reader here makes.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(base)
+                .len(new_len)
+                .map(&file)
+        };
+        match map {
+            Ok(map) => self.decode(&map, base, run),
+            Err(_) => {
+                file.seek(SeekFrom::Start(base)).map_err(io)?;
+                let mut buf = Vec::new();
+                file.take(len - base).read_to_end(&mut buf).map_err(io)?;
+                self.decode(&buf, base, run);
+            }
+        }
+        Ok(self.decoder.records - before)
     }
 
     /// Decodes `buf`, the file's bytes from offset `base` (the reader's offset), into `run`.
     pub fn decode(&mut self, buf: &[u8], base: u64, run: &mut Run) {
-        let mut messages = Vec::new();
-        scan(buf, base, &mut self.state, &mut |offset, m| {
-            messages.push((offset, m.to_vec()));
-        });
-        for (offset, bytes) in messages {
-            match Record::decode(bytes.as_slice()) {
-                Ok(record) => {
-                    self.records += 1;
-                    self.record(record, run);
-                }
-                Err(e) => self
-                    .state
-                    .issues
-                    .push((offset, format!("malformed Record protobuf ({e}); skipped"))),
+        let decoder = &mut self.decoder;
+        let mut bad = Vec::new();
+        // Each message is decoded where it lies (or, split across blocks, where it was joined).
+        scan(buf, base, &mut self.state, &mut |offset, m| match Record::decode(m) {
+            Ok(record) => {
+                decoder.records += 1;
+                decoder.record(record, run);
             }
-        }
-        let path = &self.path;
+            Err(e) => bad.push((offset, format!("malformed Record protobuf ({e}); skipped"))),
+        });
+        let mut issues: Vec<(u64, String)> = self.state.issues.drain(..).chain(bad).collect();
+        issues.sort_by_key(|i| i.0);
+        let path = &self.decoder.path;
         run.issues
-            .extend(self.state.issues.drain(..).map(|(offset, what)| Issue {
+            .extend(issues.into_iter().map(|(offset, what)| Issue {
                 path: path.clone(),
                 offset,
                 what,
             }));
     }
+}
 
+impl Decoder {
     fn record(&mut self, record: Record, run: &mut Run) {
         if let Some(info) = record.run {
             let mut put = |key: &str, value: &str| {
