@@ -787,3 +787,30 @@ fn a_log_folder_opens_the_training_window_not_a_tab() {
     assert_eq!(app.tabs.len(), tabs + 1);
     assert!(app.pending_training.is_none());
 }
+
+/// A training run's logged model graph (`SummaryWriter.add_graph`) opens as a model tab, its
+/// modules as boxes.
+#[test]
+fn logged_graph_opens_in_a_tab() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/training/graphs");
+    let runs = modelmap::training::load_runs(root).unwrap();
+    let run = runs.get("torch_cnn").unwrap();
+    let mut app = app();
+    app.open_logged_graph(&run.name, run.graph.as_ref().unwrap());
+    assert!(app.wait_idle(WAIT));
+    assert_eq!(app.active_tab().unwrap().title, "torch_cnn · graph");
+    let v = app.active_view().unwrap();
+    assert_eq!(v.model.format, modelmap::model::Format::TensorFlow);
+    assert!(v.model.hierarchy.find("Net/Linear[fc1]").is_some());
+    assert_eq!(
+        v.model.metadata.producer.as_deref(),
+        Some("PyTorch (SummaryWriter.add_graph)")
+    );
+    assert!(
+        v.model
+            .graph
+            .nodes
+            .iter()
+            .any(|n| &*n.op == "aten::_convolution")
+    );
+}

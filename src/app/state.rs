@@ -806,6 +806,24 @@ impl AppState {
         self.new_tab(title, path, TabContent::Loading { job })
     }
 
+    /// Opens the model graph a training run logged (TensorBoard's Graphs) in a new tab, read in
+    /// the background from where it lies in the event file.
+    pub fn open_logged_graph(&mut self, run: &str, graph: &crate::training::GraphEntry) -> TabId {
+        let title = format!("{run} · graph");
+        let id = self.next_tab;
+        let g = graph.clone();
+        let job = self
+            .jobs
+            .spawn(format!("Loading {title}"), move |progress| {
+                progress.set("reading and decoding", 0.1);
+                let result = crate::load::open_graph_in(&g.file, g.offset, g.len)
+                    .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
+                    .map_err(|e| e.to_string());
+                JobOutput::Loaded { tab: id, result }
+            });
+        self.new_tab(title, graph.file.to_path_buf(), TabContent::Loading { job })
+    }
+
     /// Opens an already loaded model in a new tab (the embedded demo; tests).
     pub fn open_loaded(&mut self, title: impl Into<String>, loaded: Loaded) -> TabId {
         let source = loaded.model.source.clone();

@@ -89,6 +89,8 @@ pub struct TrainingPanelState {
     /// The step shown by each (tag, run) image card, as an index into its steps (`None`: the
     /// newest, following a live run).
     image_step: HashMap<(String, String), usize>,
+    /// A run's logged model graph the user asked to open (the app opens it as a model tab).
+    pub open_graph: Option<(String, crate::training::GraphEntry)>,
     /// Decoded images by (file, offset), or why they could not be.
     textures: HashMap<(PathBuf, u64), Result<egui::TextureHandle, String>>,
     views: HashMap<String, PlotView>,
@@ -199,7 +201,7 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         });
         return;
     };
-    legend_ui(ui, &runs, &mut state.hidden_runs);
+    legend_ui(ui, &runs, &mut state.hidden_runs, &mut state.open_graph);
     let issues = runs.issues().count();
     if issues > 0 {
         ui.label(format!(
@@ -263,7 +265,12 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
     state.runs = Some(runs);
 }
 
-fn legend_ui(ui: &mut egui::Ui, runs: &Runs, hidden: &mut BTreeSet<String>) {
+fn legend_ui(
+    ui: &mut egui::Ui,
+    runs: &Runs,
+    hidden: &mut BTreeSet<String>,
+    open_graph: &mut Option<(String, crate::training::GraphEntry)>,
+) {
     ui.horizontal_wrapped(|ui| {
         for (i, run) in runs.runs.iter().enumerate() {
             let mut shown = !hidden.contains(&run.name);
@@ -274,6 +281,18 @@ fn legend_ui(ui: &mut egui::Ui, runs: &Runs, hidden: &mut BTreeSet<String>) {
                 } else {
                     hidden.insert(run.name.clone());
                 }
+            }
+            // A run that logged its model's graph (TensorBoard's Graphs tab) opens it as a model.
+            if let Some(graph) = &run.graph
+                && ui
+                    .small_button("graph")
+                    .on_hover_text(format!(
+                        "Open the model graph this run logged (step {}) in a tab",
+                        graph.step
+                    ))
+                    .clicked()
+            {
+                *open_graph = Some((run.name.clone(), graph.clone()));
             }
         }
     });

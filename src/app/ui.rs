@@ -85,6 +85,9 @@ pub fn frame_ui(
     egui::CentralPanel::no_frame().show(ui, |ui| central_ui(ui, app, cache, now_s));
     dialogs_ui(ui.ctx(), app);
     training_window_ui(ui.ctx(), cache);
+    if let Some((run, graph)) = cache.training.open_graph.take() {
+        app.open_logged_graph(&run, &graph);
+    }
     let anomalies = super::panels::anomaly_window_ui(ui.ctx(), app, now_s);
     let matrix = super::panels::matrix_window_ui(ui.ctx(), app, &mut cache.panels, now_s);
     // Flights (a click on a finding, fit, zoom to the selection) aim beside these windows.

@@ -271,6 +271,35 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
     Ok(model)
 }
 
+/// Opens the TensorFlow `GraphDef` serialized at `offset..offset + len` of `path`: a model graph
+/// logged into a TensorBoard event file (the training stage finds where), read in place.
+pub fn open_graph_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadError> {
+    let data = map_file(path)?;
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+        .filter(|r| r.end <= data.len())
+        .ok_or_else(|| {
+            LoadError::corrupt(
+                path,
+                format!("no graph of {len} bytes at offset {offset}: the file is shorter"),
+            )
+        })?;
+    let mut model = tensorflow::load(path, data.slice(range))?;
+    // PyTorch's `add_graph` writes a GraphDef of TorchScript ops: say who made it.
+    if model
+        .graph
+        .nodes
+        .iter()
+        .any(|n| n.op.starts_with("aten::") || n.op.starts_with("prim::"))
+    {
+        model.metadata.producer = Some("PyTorch (SummaryWriter.add_graph)".into());
+        model.metadata.producer_version = None;
+    }
+    Ok(model)
+}
+
 /// Reads the fields of a Hugging Face `config.json` (given as text) into a model's metadata.
 pub fn apply_hf_config(model: &mut Model, json: &str) {
     safetensors::apply_hf_config_text(model, json);

@@ -21,7 +21,9 @@ use prost::Message as _;
 
 use super::proto::{self, HistogramProto, SummaryMetadata, TensorProto};
 use super::tfrecord::{ScanState, scan_records};
-use super::{Bucket, HParam, Histogram, ImageEntry, Issue, Run, TextEntry, TrainingError};
+use super::{
+    Bucket, GraphEntry, HParam, Histogram, ImageEntry, Issue, Run, TextEntry, TrainingError,
+};
 
 /// Which TensorBoard plugin owns a tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +255,7 @@ impl Decoder<'_> {
         let mut step = 0i64;
         let mut summary: Option<&[u8]> = None;
         let mut more_summaries: Vec<&[u8]> = Vec::new();
+        let mut graph: Option<&[u8]> = None;
         while pos < data.len() {
             let Some((num, wire)) = field(data, &mut pos) else {
                 self.issue(offset, "malformed Event protobuf; record skipped");
@@ -261,6 +264,7 @@ impl Decoder<'_> {
             match (num, wire) {
                 (1, Wire::I64(bits)) => wall_time = f64::from_bits(bits),
                 (2, Wire::Varint(v)) => step = v as i64,
+                (4, Wire::Len(g)) => graph = Some(g),
                 (5, Wire::Len(s)) => {
                     if summary.is_none() {
                         summary = Some(s);
@@ -272,6 +276,14 @@ impl Decoder<'_> {
             }
         }
         self.records += 1;
+        if let Some(g) = graph.filter(|g| !g.is_empty()) {
+            self.run.graph = Some(GraphEntry {
+                step,
+                file: self.file.clone(),
+                offset: self.file_offset(g),
+                len: g.len() as u64,
+            });
+        }
         for s in summary.into_iter().chain(more_summaries) {
             self.summary(offset, step, wall_time, s);
         }

@@ -319,6 +319,21 @@ impl ImageEntry {
     }
 }
 
+/// A model graph logged into an event file (`Event.graph_def`: PyTorch's `add_graph`, Keras's
+/// TensorBoard callback, TF1's `FileWriter(graph=…)`), by where its serialized `GraphDef` lies,
+/// so that the structure view can open it (TensorBoard's Graphs tab).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GraphEntry {
+    /// Step of the event that carried it.
+    pub step: i64,
+    /// The event file.
+    pub file: std::sync::Arc<Path>,
+    /// Where the `GraphDef` bytes start.
+    pub offset: u64,
+    /// How many bytes.
+    pub len: u64,
+}
+
 /// What a CSV/JSONL log contained.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogTable {
@@ -343,6 +358,8 @@ pub struct Run {
     pub texts: BTreeMap<String, Vec<TextEntry>>,
     /// Images by tag, in log order.
     pub images: BTreeMap<String, Vec<ImageEntry>>,
+    /// The last model graph logged, if any.
+    pub graph: Option<GraphEntry>,
     /// Hyperparameters (hparams plugin).
     pub hparams: BTreeMap<String, HParam>,
     /// CSV/JSONL logs read into this run.

@@ -475,13 +475,18 @@ impl WandbReader {
         let decoder = &mut self.decoder;
         let mut bad = Vec::new();
         // Each message is decoded where it lies (or, split across blocks, where it was joined).
-        scan(buf, base, &mut self.state, &mut |offset, m| match Record::decode(m) {
-            Ok(record) => {
-                decoder.records += 1;
-                decoder.record(record, run);
-            }
-            Err(e) => bad.push((offset, format!("malformed Record protobuf ({e}); skipped"))),
-        });
+        scan(
+            buf,
+            base,
+            &mut self.state,
+            &mut |offset, m| match Record::decode(m) {
+                Ok(record) => {
+                    decoder.records += 1;
+                    decoder.record(record, run);
+                }
+                Err(e) => bad.push((offset, format!("malformed Record protobuf ({e}); skipped"))),
+            },
+        );
         let mut issues: Vec<(u64, String)> = self.state.issues.drain(..).chain(bad).collect();
         issues.sort_by_key(|i| i.0);
         let path = &self.decoder.path;
