@@ -319,8 +319,8 @@ impl ImageEntry {
     }
 }
 
-/// A model graph logged into an event file (`Event.graph_def`: PyTorch's `add_graph`, Keras's
-/// TensorBoard callback, TF1's `FileWriter(graph=…)`), by where its serialized `GraphDef` lies,
+/// A model graph logged into an event file (`Event.graph_def`: PyTorch's `add_graph`,
+/// `tf.summary.graph`, TF1's `FileWriter(graph=…)`), by where its serialized `GraphDef` lies,
 /// so that the structure view can open it (TensorBoard's Graphs tab).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GraphEntry {
