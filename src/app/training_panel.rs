@@ -218,9 +218,31 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
             if tags.is_empty() {
                 ui.label("No scalar tags.");
             }
-            grid_ui(ui, &tags, |ui, tag, size| {
-                scalar_plot_ui(ui, state, &runs, tag, size)
-            });
+            let sections = sections(&tags);
+            if sections.len() <= 1 {
+                grid_ui(ui, &tags, |ui, tag, size| {
+                    scalar_plot_ui(ui, state, &runs, tag, size)
+                });
+            } else {
+                // As TensorBoard groups its cards: one section per tag prefix (`train/`,
+                // `eval/`); W&B's system metrics start closed.
+                for (name, tags) in sections {
+                    if name.is_empty() {
+                        grid_ui(ui, &tags, |ui, tag, size| {
+                            scalar_plot_ui(ui, state, &runs, tag, size)
+                        });
+                        continue;
+                    }
+                    egui::CollapsingHeader::new(format!("{name} ({})", tags.len()))
+                        .id_salt(("scalar_section", name.as_str()))
+                        .default_open(name != "system")
+                        .show(ui, |ui| {
+                            grid_ui(ui, &tags, |ui, tag, size| {
+                                scalar_plot_ui(ui, state, &runs, tag, size)
+                            });
+                        });
+                }
+            }
         }
         TrainingTab::Distributions | TrainingTab::Histograms => {
             let tags: Vec<String> = runs
@@ -296,6 +318,26 @@ fn legend_ui(
             }
         }
     });
+}
+
+/// Tags grouped by what comes before their first `/`, in order of first appearance; tags with no
+/// `/` come first, in a section named "".
+fn sections(tags: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut plain = Vec::new();
+    for tag in tags {
+        match tag.split_once('/') {
+            Some((prefix, _)) => match out.iter_mut().find(|(p, _)| p == prefix) {
+                Some((_, list)) => list.push(tag.clone()),
+                None => out.push((prefix.to_owned(), vec![tag.clone()])),
+            },
+            None => plain.push(tag.clone()),
+        }
+    }
+    if !plain.is_empty() {
+        out.insert(0, (String::new(), plain));
+    }
+    out
 }
 
 /// One cell of the Runs table.
@@ -1125,6 +1167,18 @@ mod tests {
             root: "r".into(),
             runs: vec![run],
         }
+    }
+
+    #[test]
+    fn tags_in_sections_by_prefix() {
+        let tags: Vec<String> = ["loss", "eval/acc", "train/loss", "eval/f1", "lr", "system/cpu"]
+            .map(String::from)
+            .to_vec();
+        let s = sections(&tags);
+        let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["", "eval", "train", "system"]);
+        assert_eq!(s[0].1, ["loss", "lr"]);
+        assert_eq!(s[1].1, ["eval/acc", "eval/f1"]);
     }
 
     /// The Runs table: hyperparameters, then last values; sorting keeps empty cells last.
