@@ -96,3 +96,36 @@ fn graph_past_the_end_is_an_error() {
         "{e}"
     );
 }
+
+/// Keras 3's TensorBoard callback logs the model's JSON config (the `keras` summary); it opens as
+/// the layer graph, without weights.
+#[test]
+fn keras_callback_config_opens_as_a_model() {
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("facts_keras.json")).unwrap())
+            .unwrap();
+    let runs = load_runs(root()).unwrap();
+    let run = runs.get(facts["run"].as_str().unwrap()).unwrap();
+    let graph = run.graph.as_ref().expect("the run's model config");
+    assert_eq!(graph.kind, modelmap::training::GraphKind::KerasConfig);
+    let model = modelmap::load::open_keras_config_in(&graph.file, graph.offset, graph.len).unwrap();
+    assert_eq!(model.format, modelmap::model::Format::Keras);
+    assert_eq!(model.graph.name, facts["name"].as_str().unwrap());
+    let layers = facts["layers"].as_array().unwrap();
+    for l in layers {
+        let name = l["name"].as_str().unwrap();
+        let class = l["class"].as_str().unwrap();
+        if class == "InputLayer" {
+            continue;
+        }
+        let node = model
+            .graph
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no layer {name}"));
+        assert_eq!(&*node.op, class, "{name}");
+    }
+    assert!(common::edge(&model, "hidden", "drop") && common::edge(&model, "drop", "score"));
+    assert!(model.tensors.is_empty(), "a config has no weights");
+}

@@ -816,7 +816,15 @@ impl AppState {
             .jobs
             .spawn(format!("Loading {title}"), move |progress| {
                 progress.set("reading and decoding", 0.1);
-                let result = crate::load::open_graph_in(&g.file, g.offset, g.len)
+                let opened = match g.kind {
+                    crate::training::GraphKind::GraphDef => {
+                        crate::load::open_graph_in(&g.file, g.offset, g.len)
+                    }
+                    crate::training::GraphKind::KerasConfig => {
+                        crate::load::open_keras_config_in(&g.file, g.offset, g.len)
+                    }
+                };
+                let result = opened
                     .map(|model| Box::new(Loaded::prepare(model, Some(progress))))
                     .map_err(|e| e.to_string());
                 JobOutput::Loaded { tab: id, result }

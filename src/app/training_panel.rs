@@ -1171,9 +1171,16 @@ mod tests {
 
     #[test]
     fn tags_in_sections_by_prefix() {
-        let tags: Vec<String> = ["loss", "eval/acc", "train/loss", "eval/f1", "lr", "system/cpu"]
-            .map(String::from)
-            .to_vec();
+        let tags: Vec<String> = [
+            "loss",
+            "eval/acc",
+            "train/loss",
+            "eval/f1",
+            "lr",
+            "system/cpu",
+        ]
+        .map(String::from)
+        .to_vec();
         let s = sections(&tags);
         let names: Vec<&str> = s.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["", "eval", "train", "system"]);

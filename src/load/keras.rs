@@ -80,6 +80,23 @@ pub(super) fn load_zip(path: &Path, data: &Bytes, entries: &Entries) -> Result<M
     Ok(model)
 }
 
+/// A model from its JSON config alone (`model.to_json()`), as Keras's TensorBoard callback logs
+/// it: the layer graph, no weights.
+pub(super) fn from_config(path: &Path, json: &[u8]) -> Result<Model, LoadError> {
+    let corrupt = |why: String| LoadError::corrupt(path, why);
+    let config: Json = serde_json::from_slice(json)
+        .map_err(|e| corrupt(format!("Keras model config: invalid JSON: {e}")))?;
+    let mut model = Model::new(path, Format::Keras);
+    model.metadata.producer = Some("Keras (TensorBoard callback)".into());
+    model
+        .metadata
+        .warnings
+        .push("a model config logged to TensorBoard: the graph only, no weights".into());
+    build(&mut model, &config, HashMap::new())
+        .map_err(|e| corrupt(format!("Keras model config: {e}")))?;
+    Ok(model)
+}
+
 /// The variables of each layer, by layer name, in the order Keras stores them.
 type Weights = HashMap<String, Vec<TensorId>>;
 

@@ -300,6 +300,24 @@ pub fn open_graph_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadEr
     Ok(model)
 }
 
+/// Opens the Keras model config (JSON, as `model.to_json()` writes it) at `offset..offset + len`
+/// of `path`: the `keras` summary Keras's TensorBoard callback logs. The layer graph, no weights.
+pub fn open_keras_config_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadError> {
+    let data = map_file(path)?;
+    let range = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(len).ok())
+        .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+        .filter(|r| r.end <= data.len())
+        .ok_or_else(|| {
+            LoadError::corrupt(
+                path,
+                format!("no model config of {len} bytes at offset {offset}: the file is shorter"),
+            )
+        })?;
+    keras::from_config(path, &data[range])
+}
+
 /// Reads the fields of a Hugging Face `config.json` (given as text) into a model's metadata.
 pub fn apply_hf_config(model: &mut Model, json: &str) {
     safetensors::apply_hf_config_text(model, json);

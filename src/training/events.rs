@@ -22,7 +22,8 @@ use prost::Message as _;
 use super::proto::{self, HistogramProto, SummaryMetadata, TensorProto};
 use super::tfrecord::{ScanState, scan_records};
 use super::{
-    Bucket, GraphEntry, HParam, Histogram, ImageEntry, Issue, Run, TextEntry, TrainingError,
+    Bucket, GraphEntry, GraphKind, HParam, Histogram, ImageEntry, Issue, Run, TextEntry,
+    TrainingError,
 };
 
 /// Which TensorBoard plugin owns a tag.
@@ -33,6 +34,7 @@ enum Plugin {
     Text,
     HParams,
     Images,
+    KerasModel,
     Other,
 }
 
@@ -43,6 +45,7 @@ impl Plugin {
             "histograms" | "distributions" => Self::Histograms,
             "text" => Self::Text,
             "images" => Self::Images,
+            "graph_keras_model" => Self::KerasModel,
             "hparams" => Self::HParams,
             _ => Self::Other,
         }
@@ -278,6 +281,7 @@ impl Decoder<'_> {
         self.records += 1;
         if let Some(g) = graph.filter(|g| !g.is_empty()) {
             self.run.graph = Some(GraphEntry {
+                kind: GraphKind::GraphDef,
                 step,
                 file: self.file.clone(),
                 offset: self.file_offset(g),
@@ -346,6 +350,10 @@ impl Decoder<'_> {
         } else if let Some(t) = view.tensor {
             if plugin == Some(Plugin::Images) {
                 self.tensor_images(offset, tag, step, wall_time, t);
+                return;
+            }
+            if plugin == Some(Plugin::KerasModel) {
+                self.keras_model(step, t);
                 return;
             }
             let Ok(tensor) = TensorProto::decode(t) else {
@@ -445,7 +453,7 @@ impl Decoder<'_> {
             }
             // Read from the wire before decoding (see `value`).
             Some(Plugin::Images) => {}
-            Some(Plugin::HParams | Plugin::Other) => {}
+            Some(Plugin::HParams | Plugin::KerasModel | Plugin::Other) => {}
         }
     }
 
@@ -494,6 +502,36 @@ impl Decoder<'_> {
             len: encoded.len() as u64,
         };
         self.push_image(tag, entry);
+    }
+
+    /// Keras's model config (a one-string tensor of JSON), noted by where it lies; a `GraphDef`
+    /// logged in the same run is preferred (it holds the ops).
+    fn keras_model(&mut self, step: i64, tensor: &[u8]) {
+        if self
+            .run
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.kind == GraphKind::GraphDef)
+        {
+            return;
+        }
+        let mut pos = 0;
+        while pos < tensor.len() {
+            match field(tensor, &mut pos) {
+                Some((8, Wire::Len(s))) => {
+                    self.run.graph = Some(GraphEntry {
+                        kind: GraphKind::KerasConfig,
+                        step,
+                        file: self.file.clone(),
+                        offset: self.file_offset(s),
+                        len: s.len() as u64,
+                    });
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
     }
 
     /// The images plugin's tensor (`tf.summary.image`): a string tensor of the width, the height,

@@ -320,10 +320,12 @@ impl ImageEntry {
 }
 
 /// A model graph logged into an event file (`Event.graph_def`: PyTorch's `add_graph`,
-/// `tf.summary.graph`, TF1's `FileWriter(graph=…)`), by where its serialized `GraphDef` lies,
+/// `tf.summary.graph`, TF1's `FileWriter(graph=…)`; or Keras's model config), by where it lies,
 /// so that the structure view can open it (TensorBoard's Graphs tab).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GraphEntry {
+    /// What the bytes are.
+    pub kind: GraphKind,
     /// Step of the event that carried it.
     pub step: i64,
     /// The event file.
@@ -332,6 +334,16 @@ pub struct GraphEntry {
     pub offset: u64,
     /// How many bytes.
     pub len: u64,
+}
+
+/// What a logged model graph is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphKind {
+    /// A serialized TensorFlow `GraphDef` (`Event.graph_def`).
+    GraphDef,
+    /// A Keras model's JSON config (the `keras` summary of Keras's TensorBoard callback, plugin
+    /// `graph_keras_model`): the layer graph, without weights.
+    KerasConfig,
 }
 
 /// What a CSV/JSONL log contained.
