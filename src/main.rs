@@ -179,8 +179,7 @@ fn main() -> anyhow::Result<()> {
             unsafe {
                 libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
             }
-            let model =
-                load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let model = open_model(&file)?;
             let summary = Summary::of(&model);
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -212,8 +211,7 @@ fn main() -> anyhow::Result<()> {
             if chain.is_some() && view != RenderView::Neurons {
                 anyhow::bail!("--chain picks a dense chain for --view neurons");
             }
-            let mut model =
-                load::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let mut model = open_model(&file)?;
             let mut overlay = None;
             if let Some(path) = node_data {
                 let text = std::fs::read_to_string(&path)
@@ -233,8 +231,7 @@ fn main() -> anyhow::Result<()> {
                 overlay = Some(std::sync::Arc::new(d.overlay()));
             }
             if let Some(other) = diff {
-                let b = load::open(&other)
-                    .with_context(|| format!("cannot open {}", other.display()))?;
+                let b = open_model(&other)?;
                 let b =
                     modelmap::stats::diff::counterpart(&model, b).map_err(anyhow::Error::msg)?;
                 let d = modelmap::stats::diff::diff_models(&model, &b, &|_, _| {}, &|| false);
@@ -280,15 +277,11 @@ fn main() -> anyhow::Result<()> {
             println!("{msg}");
         }
         Some(Command::Stats(args)) => {
-            let model = load::open(&args.file)
-                .with_context(|| format!("cannot open {}", args.file.display()))?;
+            let model = open_model(&args.file)?;
             print!("{}", modelmap::stats::cli::run(&model, &args)?);
         }
         Some(Command::Diff(args)) => {
-            let (a, b) = rayon::join(
-                || load::open(&args.a).with_context(|| format!("cannot open {}", args.a.display())),
-                || load::open(&args.b).with_context(|| format!("cannot open {}", args.b.display())),
-            );
+            let (a, b) = rayon::join(|| open_model(&args.a), || open_model(&args.b));
             let a = a?;
             let b = modelmap::stats::diff::counterpart(&a, b?).map_err(anyhow::Error::msg)?;
             let (text, failures) = modelmap::stats::cli::diff_report(&a, &b, &args)?;
@@ -320,8 +313,7 @@ fn main() -> anyhow::Result<()> {
                     let t = std::time::Instant::now();
                     let mut source = match &model {
                         Some(f) => {
-                            let m = load::open(f)
-                                .with_context(|| format!("cannot open {}", f.display()))?;
+                            let m = open_model(f)?;
                             let scene = modelmap::scene::Scene::build(
                                 std::sync::Arc::new(m),
                                 modelmap::scene::LayoutChoice::Auto,
@@ -399,4 +391,19 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens a model for a command, with the file named in the error; a training log (event files,
+/// a W&B or MLflow run, a CSV/JSONL log) is told apart and pointed to `modelmap curves`.
+fn open_model(path: &std::path::Path) -> anyhow::Result<modelmap::model::Model> {
+    if modelmap::training::looks_like_logs(path) {
+        anyhow::bail!(
+            "{} is a training log, not a model: `modelmap curves {}` plots it, and `modelmap {}` \
+             opens it in the Training window",
+            path.display(),
+            path.display(),
+            path.display()
+        );
+    }
+    load::open(path).with_context(|| format!("cannot open {}", path.display()))
 }
