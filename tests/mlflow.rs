@@ -223,3 +223,142 @@ fn growing_and_damaged_metric_files() {
         HParam::Number(8.0)
     );
 }
+
+fn db_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/training/mlflow_db")
+}
+
+/// MLflow's SQLite store (`mlflow.db`) against MLflow's tracking API on the same file.
+#[test]
+fn sqlite_store_matches_mlflow_tracking_api() {
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(db_root().join("facts.json")).unwrap())
+            .unwrap();
+    let db = db_root().join("mlflow.db");
+    assert!(training::looks_like_logs(&db));
+    assert!(training::looks_like_logs(&db_root()));
+    let runs = load_runs(&db).unwrap();
+    let mut want: Vec<String> = facts["runs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, fact)| shown(name, fact))
+        .collect();
+    want.sort();
+    let names: Vec<&str> = runs.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, want, "the deleted run is left out");
+    for (name, fact) in facts["runs"].as_object().unwrap() {
+        let run = runs.get(&shown(name, fact)).unwrap();
+        assert!(run.issues.is_empty());
+        let metrics = fact["metrics"].as_object().unwrap();
+        assert_eq!(run.scalars.len(), metrics.len(), "{name}");
+        for (key, points) in metrics {
+            let s = &run.scalars[key];
+            // MLflow's API sorts its history by nothing in particular: compare sorted by step.
+            let mut ours: Vec<(i64, f64, f64)> = (0..s.len())
+                .map(|i| (s.steps[i], s.values[i], s.wall_times[i]))
+                .collect();
+            ours.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.total_cmp(&b.2)));
+            let points = points.as_array().unwrap();
+            assert_eq!(ours.len(), points.len(), "{name} {key}");
+            for ((step, value, wall), p) in ours.iter().zip(points) {
+                assert_eq!(*step, p[0].as_i64().unwrap());
+                match p[1].as_f64() {
+                    Some(v) => assert!(value.to_bits().abs_diff(v.to_bits()) <= 1, "{name} {key}"),
+                    None => assert!(value.is_nan(), "{name} {key} NaN"),
+                }
+                assert!((wall - p[2].as_f64().unwrap()).abs() < 1e-6);
+            }
+        }
+        for (key, value) in fact["params"].as_object().unwrap() {
+            let value = value.as_str().unwrap();
+            let want = match value {
+                "True" => HParam::Bool(true),
+                v => v
+                    .parse::<f64>()
+                    .map_or_else(|_| HParam::Text(v.to_owned()), HParam::Number),
+            };
+            assert_eq!(run.hparams[key], want, "{name} param {key}");
+        }
+        for (key, value) in fact["tags"].as_object().unwrap() {
+            assert_eq!(
+                run.hparams[&format!("tag.{key}")],
+                HParam::Text(value.as_str().unwrap().to_owned())
+            );
+        }
+        assert_eq!(
+            run.hparams["mlflow.status"],
+            HParam::Text(fact["status"].as_str().unwrap().to_owned())
+        );
+    }
+}
+
+/// A store being written: new metric rows are read, and only they; a damaged file is an error
+/// naming it; a SQLite file of something else is no training log.
+#[test]
+fn sqlite_store_followed_and_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("mlflow.db");
+    std::fs::copy(db_root().join("mlflow.db"), &db).unwrap();
+    let mut watcher = RunsWatcher::new(tmp.path());
+    let mut runs = Runs::default();
+    assert!(watcher.poll(&mut runs).unwrap());
+    let base = runs
+        .runs
+        .iter()
+        .find(|r| r.name.contains("baseline"))
+        .unwrap()
+        .clone();
+    let before = base.scalars["train/loss"].len();
+    assert!(!watcher.poll(&mut runs).unwrap(), "nothing new");
+
+    let id: String = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let id: String = conn
+            .query_row(
+                "SELECT run_uuid FROM runs WHERE name = 'baseline'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        conn.execute(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) VALUES \
+             ('train/loss', 0.125, 1795990000000, ?1, 30, 0), ('train/loss', 0, 1795990000100, ?1, 31, 1)",
+            [&id],
+        )
+        .unwrap();
+        id
+    };
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(watcher.poll(&mut runs).unwrap());
+    let run = runs
+        .runs
+        .iter()
+        .find(|r| r.name.contains(&id[..8]))
+        .unwrap();
+    let loss = &run.scalars["train/loss"];
+    assert_eq!(
+        loss.len(),
+        before + 2,
+        "the two new rows, nothing read twice"
+    );
+    assert_eq!(loss.steps[before..], [30, 31]);
+    assert_eq!(loss.values[before], 0.125);
+    assert!(loss.values[before + 1].is_nan());
+
+    // Half a store.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    let bytes = std::fs::read(db_root().join("mlflow.db")).unwrap();
+    std::fs::write(cut.join("mlflow.db"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = load_runs(cut.join("mlflow.db")).unwrap_err().to_string();
+    assert!(e.contains("mlflow.db") && e.contains("MLflow store"), "{e}");
+
+    // Some other SQLite database is not a training log.
+    let other = tmp.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute("CREATE TABLE t (x INTEGER)", [])
+        .unwrap();
+    assert!(!training::looks_like_logs(&other));
+}

@@ -336,7 +336,11 @@ fn damaged_and_truncated_files() {
 /// `info`, `stats` and `render` given a training log say what it is and which command reads it.
 #[test]
 fn model_commands_point_logs_to_curves() {
-    for args in [vec!["info"], vec!["stats"], vec!["render", "-o", "/dev/null"]] {
+    for args in [
+        vec!["info"],
+        vec!["stats"],
+        vec!["render", "-o", "/dev/null"],
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_modelmap"))
             .args(&args)
             .arg(root())

@@ -12,8 +12,7 @@
 //! Python writes them, else text), user tags `tag.<key>`, and the run's status `mlflow.status`.
 //! A line that is not three numbers is an [`Issue`] with its offset.
 //!
-//! Rejected: MLflow's SQL stores (`sqlite:///mlflow.db`, MLflow 3's default): a SQLite reader is
-//! a C dependency for one backend; `mlflow migrate-filestore` goes the other way only.
+//! MLflow's SQLite store (`mlflow.db`, MLflow 3's default) is read by `mlflow_db.rs`.
 
 use std::collections::BTreeMap;
 use std::fs::File;

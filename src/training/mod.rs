@@ -18,6 +18,7 @@
 pub mod events;
 pub mod logs;
 pub mod mlflow;
+pub mod mlflow_db;
 pub mod plot;
 pub mod proto;
 pub mod series;
@@ -48,7 +49,7 @@ pub enum TrainingError {
     },
     /// Nothing that looks like a training log was found.
     #[error(
-        "{path}: no TensorBoard event files, W&B run files, MLflow runs, CSV or JSONL logs found"
+        "{path}: no TensorBoard event files, W&B run files, MLflow runs or stores, CSV or JSONL logs found"
     )]
     NoLogs {
         /// The folder or file given.
@@ -472,6 +473,8 @@ enum LogKind {
     Wandb,
     /// An MLflow run folder, named by its `meta.yaml`.
     Mlflow,
+    /// An MLflow SQLite store (`mlflow.db`): many runs in one file.
+    MlflowDb,
 }
 
 fn log_kind(path: &Path) -> Option<LogKind> {
@@ -481,6 +484,13 @@ fn log_kind(path: &Path) -> Option<LogKind> {
     }
     if name == "meta.yaml" && path.parent().is_some_and(mlflow::is_run_folder) {
         return Some(LogKind::Mlflow);
+    }
+    if matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("db" | "sqlite" | "sqlite3")
+    ) && mlflow_db::is_mlflow_db(path)
+    {
+        return Some(LogKind::MlflowDb);
     }
     match path.extension()?.to_str()? {
         "csv" => Some(LogKind::Csv),
@@ -511,7 +521,12 @@ pub fn looks_like_logs(path: &Path) -> bool {
                     if t.is_file()
                         && matches!(
                             log_kind(&path),
-                            Some(LogKind::Events | LogKind::Wandb | LogKind::Mlflow)
+                            Some(
+                                LogKind::Events
+                                    | LogKind::Wandb
+                                    | LogKind::Mlflow
+                                    | LogKind::MlflowDb
+                            )
                         ) =>
                 {
                     return true;
@@ -633,6 +648,7 @@ enum Source {
     Events(EventFileReader),
     Wandb(wandb::WandbReader),
     Mlflow(mlflow::MlflowReader),
+    MlflowDb(mlflow_db::MlflowDbReader),
     Log {
         path: PathBuf,
         kind: LogKind,
@@ -661,7 +677,13 @@ impl RunsWatcher {
         runs.root.clone_from(&self.root);
         let mut files = Vec::new();
         if self.root.is_file() {
-            let kind = log_kind(&self.root).unwrap_or(LogKind::Events);
+            // A file named on its own: a SQLite file is taken for an MLflow store even when it
+            // cannot be read as one, so that the reader says why.
+            let kind = log_kind(&self.root).unwrap_or(if mlflow_db::is_sqlite(&self.root) {
+                LogKind::MlflowDb
+            } else {
+                LogKind::Events
+            });
             files.push((self.root.clone(), kind));
         } else {
             collect_files(&self.root, 0, &mut files)?;
@@ -671,6 +693,7 @@ impl RunsWatcher {
                 Source::Events(r) => r.path() == path,
                 Source::Wandb(r) => r.path() == path,
                 Source::Mlflow(r) => Some(r.path()) == path.parent(),
+                Source::MlflowDb(r) => r.path() == path,
                 Source::Log { path: p, .. } => *p == path,
             });
             if !known {
@@ -707,6 +730,15 @@ impl RunsWatcher {
                     LogKind::Events => Source::Events(EventFileReader::new(path)),
                     LogKind::Wandb => Source::Wandb(wandb::WandbReader::new(path)),
                     LogKind::Mlflow => Source::Mlflow(mlflow::MlflowReader::new(run_dir)),
+                    LogKind::MlflowDb => {
+                        // Its runs are named inside it, under the store's folder.
+                        let prefix = if name == "." || self.root.is_file() {
+                            String::new()
+                        } else {
+                            name.clone()
+                        };
+                        Source::MlflowDb(mlflow_db::MlflowDbReader::new(path, prefix))
+                    }
                     LogKind::Csv | LogKind::Jsonl => Source::Log { path, kind, len: 0 },
                 };
                 self.sources.push((name, source));
@@ -714,6 +746,10 @@ impl RunsWatcher {
         }
         let mut changed = false;
         for (name, source) in &mut self.sources {
+            if let Source::MlflowDb(reader) = source {
+                changed |= reader.read_new(&mut runs.runs)?;
+                continue;
+            }
             let index = match runs
                 .runs
                 .binary_search_by(|r| r.name.as_str().cmp(name.as_str()))
@@ -731,6 +767,8 @@ impl RunsWatcher {
                 Source::Events(reader) => changed |= reader.read_new(run)? > 0,
                 Source::Wandb(reader) => changed |= reader.read_new(run)? > 0,
                 Source::Mlflow(reader) => changed |= reader.read_new(run)?,
+                // Read above: a store holds many runs.
+                Source::MlflowDb(_) => {}
                 Source::Log { path, kind, len } => {
                     let now = std::fs::metadata(&*path)
                         .map_err(|source| TrainingError::Io {
