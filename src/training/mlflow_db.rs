@@ -200,7 +200,7 @@ impl MlflowDbReader {
         Ok(())
     }
 
-    fn read_metrics(&mut self, db: &Connection, runs: &mut Vec<Run>) -> rusqlite::Result<()> {
+    fn read_metrics(&mut self, db: &Connection, runs: &mut [Run]) -> rusqlite::Result<()> {
         let mut query = db.prepare(
             "SELECT rowid, run_uuid, key, value, timestamp, step, is_nan FROM metrics \
              WHERE rowid > ?1 ORDER BY rowid",
