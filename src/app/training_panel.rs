@@ -44,6 +44,8 @@ pub enum TrainingTab {
     Text,
     /// Logged images, one card per tag and run, with a step slider.
     Images,
+    /// Precision–recall curves, one card per tag, each run's curve at a chosen step.
+    PrCurves,
 }
 
 /// The visible range of one plot (`None` = fit the data).
@@ -89,6 +91,8 @@ pub struct TrainingPanelState {
     /// The step shown by each (tag, run) image card, as an index into its steps (`None`: the
     /// newest, following a live run).
     image_step: HashMap<(String, String), usize>,
+    /// The step each PR curve card shows, as an index into its steps (`None`: the newest).
+    pr_step: HashMap<String, usize>,
     /// A run's logged model graph the user asked to open (the app opens it as a model tab).
     pub open_graph: Option<(String, crate::training::GraphEntry)>,
     /// Decoded images by (file, offset), or why they could not be.
@@ -177,6 +181,7 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         ui.selectable_value(&mut state.tab, TrainingTab::Runs, "Runs");
         ui.selectable_value(&mut state.tab, TrainingTab::Text, "Text");
         ui.selectable_value(&mut state.tab, TrainingTab::Images, "Images");
+        ui.selectable_value(&mut state.tab, TrainingTab::PrCurves, "PR curves");
         ui.separator();
         ui.add(egui::Slider::new(&mut state.smoothing, 0.0..=0.999).text("Smoothing"));
         ui.checkbox(&mut state.log_y, "log y");
@@ -283,6 +288,19 @@ pub fn training_ui(ui: &mut egui::Ui, state: &mut TrainingPanelState) {
         TrainingTab::Runs => runs_table_ui(ui, &runs, &state.tag_filter, &mut state.sort),
         TrainingTab::Text => text_ui(ui, &runs, &state.tag_filter, &state.hidden_runs),
         TrainingTab::Images => images_ui(ui, state, &runs),
+        TrainingTab::PrCurves => {
+            let tags: Vec<String> = runs
+                .pr_tags()
+                .into_iter()
+                .filter(|t| t.contains(state.tag_filter.as_str()))
+                .collect();
+            if tags.is_empty() {
+                ui.label("No precision–recall curves.");
+            }
+            grid_ui(ui, &tags, |ui, tag, size| {
+                pr_card_ui(ui, state, &runs, tag, size)
+            });
+        }
     });
     state.runs = Some(runs);
 }
@@ -514,6 +532,129 @@ fn text_ui(ui: &mut egui::Ui, runs: &Runs, filter: &str, hidden: &BTreeSet<Strin
                     }
                 }
             });
+    }
+}
+
+/// The curve each shown run has for `tag` at `step` or before it (the newest such), by run index.
+fn pr_curves_at<'a>(
+    runs: &'a Runs,
+    hidden: &BTreeSet<String>,
+    tag: &str,
+    step: i64,
+) -> Vec<(usize, &'a crate::training::PrCurve)> {
+    runs.runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !hidden.contains(&r.name))
+        .filter_map(|(i, r)| {
+            let curves = r.pr_curves.get(tag)?;
+            curves
+                .iter()
+                .rev()
+                .find(|c| c.step <= step)
+                .or_else(|| curves.first())
+                .map(|c| (i, c))
+        })
+        .collect()
+}
+
+/// One PR curve card: precision against recall for every shown run, a slider over the steps, and
+/// on hover the nearest threshold's figures, as TensorBoard's PR curves dashboard.
+fn pr_card_ui(
+    ui: &mut egui::Ui,
+    state: &mut TrainingPanelState,
+    runs: &Runs,
+    tag: &str,
+    size: Vec2,
+) {
+    let mut steps: Vec<i64> = runs
+        .runs
+        .iter()
+        .filter(|r| !state.hidden_runs.contains(&r.name))
+        .filter_map(|r| r.pr_curves.get(tag))
+        .flatten()
+        .map(|c| c.step)
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let Some(last) = steps.len().checked_sub(1) else {
+        return;
+    };
+    let mut at = state.pr_step.get(tag).copied().unwrap_or(last).min(last);
+    if last > 0 {
+        let label = format!("step {}", steps[at]);
+        let slider = egui::Slider::new(&mut at, 0..=last)
+            .show_value(false)
+            .text(label);
+        if ui.add(slider).changed() {
+            if at == last {
+                state.pr_step.remove(tag);
+            } else {
+                state.pr_step.insert(tag.to_owned(), at);
+            }
+        }
+    }
+    let step = steps[at];
+    let (response, painter, plot) = card(ui, &format!("{tag} · step {step}"), size);
+    let frame = Frame {
+        rect: plot,
+        x: (0.0, 1.0),
+        y: (0.0, 1.0),
+    };
+    axes(&painter, &frame, XAxis::Step, format_tick);
+    let curves = pr_curves_at(runs, &state.hidden_runs, tag, step);
+    // A threshold nothing passes (TP + FP = 0) has no precision (TensorBoard writes 0 there);
+    // such points are left out rather than drawn as a plunge to the origin.
+    let defined = |c: &crate::training::PrCurve, k: usize| {
+        c.recall[k].is_finite()
+            && c.precision[k].is_finite()
+            && c.tp
+                .get(k)
+                .zip(c.fp.get(k))
+                .is_none_or(|(t, f)| t + f > 0.0)
+    };
+    for (index, curve) in &curves {
+        let points: Vec<Pos2> = (0..curve.recall.len().min(curve.precision.len()))
+            .filter(|&k| defined(curve, k))
+            .map(|k| frame.screen(curve.recall[k], curve.precision[k]))
+            .collect();
+        painter.add(Shape::line(points, Stroke::new(1.5, color(*index, 255))));
+    }
+    let Some(pos) = response.hover_pos().filter(|p| plot.contains(*p)) else {
+        return;
+    };
+    // The threshold nearest the cursor, over every shown curve.
+    let nearest = curves
+        .iter()
+        .flat_map(|(i, c)| (0..c.recall.len()).map(move |k| (*i, *c, k)))
+        .filter(|(_, c, k)| *k < c.precision.len() && defined(c, *k))
+        .min_by(|a, b| {
+            let d = |(_, c, k): &(usize, &crate::training::PrCurve, usize)| {
+                frame.screen(c.recall[*k], c.precision[*k]).distance_sq(pos)
+            };
+            d(a).total_cmp(&d(b))
+        });
+    if let Some((index, curve, k)) = nearest {
+        let p = frame.screen(curve.recall[k], curve.precision[k]);
+        painter.circle_filled(p, 3.5, color(index, 255));
+        let threshold = k as f64 / (curve.recall.len().max(2) - 1) as f64;
+        let text = format!(
+            "{}\nthreshold {threshold:.3}: precision {:.4}, recall {:.4}\nTP {} FP {} TN {} FN {}",
+            runs.runs[index].name,
+            curve.precision[k],
+            curve.recall[k],
+            curve.tp[k],
+            curve.fp[k],
+            curve.tn[k],
+            curve.fn_[k],
+        );
+        painter.text(
+            plot.left_bottom() + Vec2::new(6.0, -6.0),
+            Align2::LEFT_BOTTOM,
+            text,
+            FontId::proportional(11.0),
+            ui.visuals().strong_text_color(),
+        );
     }
 }
 
@@ -1234,6 +1375,35 @@ mod tests {
         assert_eq!(runs_table(&runs, "acc", None).0.len(), 3);
     }
 
+    /// The PR tab shows each run's newest curve at or before the chosen step.
+    #[test]
+    fn pr_curves_at_a_step() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/training/pr");
+        let runs = crate::training::load_runs(root).unwrap();
+        let hidden = BTreeSet::new();
+        let at = pr_curves_at(&runs, &hidden, "val/pr", 1);
+        assert_eq!(at.len(), 2, "both runs");
+        assert!(at.iter().all(|(_, c)| c.step == 1));
+        let at = pr_curves_at(&runs, &hidden, "val/pr", 99);
+        assert!(at.iter().all(|(_, c)| c.step == 2), "the newest");
+        let hidden: BTreeSet<String> = [runs.runs[0].name.clone()].into();
+        assert_eq!(pr_curves_at(&runs, &hidden, "val/pr", 2).len(), 1);
+
+        let ctx = egui::Context::default();
+        let mut state = TrainingPanelState::new();
+        state.runs = Some(runs);
+        state.tab = TrainingTab::PrCurves;
+        let input = egui::RawInput {
+            screen_rect: Some(Rect::from_min_size(Pos2::ZERO, Vec2::new(1000.0, 800.0))),
+            ..Default::default()
+        };
+        let mut output = ctx.run_ui(input, |ui| {
+            egui::CentralPanel::default().show(ui, |ui| training_ui(ui, &mut state));
+        });
+        output.textures_delta.clear();
+        assert!(!output.shapes.is_empty());
+    }
+
     /// The Images tab decodes what is shown: each tag's newest step, every sample of it.
     #[test]
     fn draws_logged_images() {
@@ -1273,6 +1443,7 @@ mod tests {
             TrainingTab::Runs,
             TrainingTab::Text,
             TrainingTab::Images,
+            TrainingTab::PrCurves,
         ] {
             state.tab = tab;
             let input = egui::RawInput {

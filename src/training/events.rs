@@ -22,7 +22,7 @@ use prost::Message as _;
 use super::proto::{self, HistogramProto, SummaryMetadata, TensorProto};
 use super::tfrecord::{ScanState, scan_records};
 use super::{
-    Bucket, GraphEntry, GraphKind, HParam, Histogram, ImageEntry, Issue, Run, TextEntry,
+    Bucket, GraphEntry, GraphKind, HParam, Histogram, ImageEntry, Issue, PrCurve, Run, TextEntry,
     TrainingError,
 };
 
@@ -35,6 +35,7 @@ enum Plugin {
     HParams,
     Images,
     KerasModel,
+    PrCurves,
     Other,
 }
 
@@ -46,6 +47,7 @@ impl Plugin {
             "text" => Self::Text,
             "images" => Self::Images,
             "graph_keras_model" => Self::KerasModel,
+            "pr_curves" => Self::PrCurves,
             "hparams" => Self::HParams,
             _ => Self::Other,
         }
@@ -453,6 +455,32 @@ impl Decoder<'_> {
             }
             // Read from the wire before decoding (see `value`).
             Some(Plugin::Images) => {}
+            Some(Plugin::PrCurves) => match tensor_values(tensor) {
+                // Six rows (TP, FP, TN, FN, precision, recall), one column per threshold.
+                Some(v) if !v.is_empty() && v.len().is_multiple_of(6) => {
+                    let n = v.len() / 6;
+                    let row = |k: usize| v[k * n..(k + 1) * n].to_vec();
+                    let curve = PrCurve {
+                        step,
+                        wall_time,
+                        tp: row(0),
+                        fp: row(1),
+                        tn: row(2),
+                        fn_: row(3),
+                        precision: row(4),
+                        recall: row(5),
+                    };
+                    self.run
+                        .pr_curves
+                        .entry(tag.to_owned())
+                        .or_default()
+                        .push(curve);
+                }
+                _ => self.issue(
+                    offset,
+                    format!("PR curve tag {tag} is not a [6, thresholds] tensor"),
+                ),
+            },
             Some(Plugin::HParams | Plugin::KerasModel | Plugin::Other) => {}
         }
     }

@@ -337,6 +337,28 @@ pub struct GraphEntry {
     pub len: u64,
 }
 
+/// One precision–recall curve at one step (TensorBoard's `pr_curves` plugin: `add_pr_curve`,
+/// `tensorboard.summary.pr_curve`), one entry per threshold from 0 to 1.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PrCurve {
+    /// Training step.
+    pub step: i64,
+    /// Seconds since the Unix epoch.
+    pub wall_time: f64,
+    /// True positives at each threshold.
+    pub tp: Vec<f64>,
+    /// False positives.
+    pub fp: Vec<f64>,
+    /// True negatives.
+    pub tn: Vec<f64>,
+    /// False negatives.
+    pub fn_: Vec<f64>,
+    /// Precision.
+    pub precision: Vec<f64>,
+    /// Recall.
+    pub recall: Vec<f64>,
+}
+
 /// What a logged model graph is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphKind {
@@ -373,6 +395,8 @@ pub struct Run {
     pub images: BTreeMap<String, Vec<ImageEntry>>,
     /// The last model graph logged, if any.
     pub graph: Option<GraphEntry>,
+    /// Precision–recall curves by tag, in log order.
+    pub pr_curves: BTreeMap<String, Vec<PrCurve>>,
     /// Hyperparameters (hparams plugin).
     pub hparams: BTreeMap<String, HParam>,
     /// CSV/JSONL logs read into this run.
@@ -440,6 +464,18 @@ impl Runs {
             .runs
             .iter()
             .flat_map(|r| r.histograms.keys().cloned())
+            .collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
+    /// Every precision–recall tag of any run, sorted.
+    pub fn pr_tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self
+            .runs
+            .iter()
+            .flat_map(|r| r.pr_curves.keys().cloned())
             .collect();
         tags.sort();
         tags.dedup();

@@ -583,7 +583,8 @@ pub fn render_curves_rgba(
 /// The curve data as JSON: `{"root", "runs": [{"name", "scalars": {tag: {"points": [[wall_time,
 /// step, value], …], "smoothed": […]}}, "histograms": {tag: [{"step", "wall_time", "min", "max",
 /// "num", "sum", "buckets": [[left, right, count], …]}]}, "texts", "images": {tag: [{"step",
-/// "sample", "width", "height", "file", "offset", "bytes"}]}, "hparams", "issues"}]}`.
+/// "sample", "width", "height", "file", "offset", "bytes"}]}, "pr_curves": {tag: [{"step",
+/// "precision": […], "recall": […], "tp", "fp", "tn", "fn"}]}, "hparams", "issues"}]}`.
 /// Points use TensorBoard's `[wall_time, step, value]` order; NaN becomes `null`.
 pub fn curves_json(runs: &Runs, tags: &[String], smooth: f64) -> serde_json::Value {
     use serde_json::{Value, json};
@@ -663,9 +664,24 @@ pub fn curves_json(runs: &Runs, tags: &[String], smooth: f64) -> serde_json::Val
                     (tag.clone(), Value::Array(v))
                 })
                 .collect();
+            let pr_curves: serde_json::Map<String, Value> = run
+                .pr_curves
+                .iter()
+                .map(|(tag, curves)| {
+                    let v: Vec<Value> = curves
+                        .iter()
+                        .map(|c| {
+                            json!({"step": c.step, "precision": c.precision, "recall": c.recall,
+                                   "tp": c.tp, "fp": c.fp, "tn": c.tn, "fn": c.fn_})
+                        })
+                        .collect();
+                    (tag.clone(), Value::Array(v))
+                })
+                .collect();
             let issues: Vec<Value> = run.issues.iter().map(|i| json!(i.to_string())).collect();
             json!({"name": run.name, "scalars": scalars, "histograms": histograms,
-                   "texts": texts, "images": images, "hparams": hparams, "issues": issues})
+                   "texts": texts, "images": images, "pr_curves": pr_curves,
+                   "hparams": hparams, "issues": issues})
         })
         .collect();
     json!({"root": runs.root.display().to_string(), "runs": out_runs})
