@@ -71,26 +71,7 @@ fn runs_match_mlflow_tracking_api() {
                 );
             }
         }
-        for (key, value) in fact["params"].as_object().unwrap() {
-            let value = value.as_str().unwrap();
-            let want = match value {
-                "True" => HParam::Bool(true),
-                v => v
-                    .parse::<f64>()
-                    .map_or_else(|_| HParam::Text(v.to_owned()), HParam::Number),
-            };
-            assert_eq!(run.hparams[key], want, "{name} param {key}");
-        }
-        for (key, value) in fact["tags"].as_object().unwrap() {
-            assert_eq!(
-                run.hparams[&format!("tag.{key}")],
-                HParam::Text(value.as_str().unwrap().to_owned())
-            );
-        }
-        assert_eq!(
-            run.hparams["mlflow.status"],
-            HParam::Text(fact["status"].as_str().unwrap().to_owned())
-        );
+        check_params(run, fact, name);
         assert!(!run.hparams.keys().any(|k| k.starts_with("tag.mlflow.")));
     }
     // A NaN logged by MLflow (`nan`) reads as NaN.
@@ -100,6 +81,30 @@ fn runs_match_mlflow_tracking_api() {
         .find(|r| r.name.contains("high-lr"))
         .unwrap();
     assert!(high.scalars["train/loss"].values[21].is_nan());
+}
+
+/// A run's params (as MLflow's API returns them, text), user tags and status.
+fn check_params(run: &modelmap::training::Run, fact: &serde_json::Value, name: &str) {
+    for (key, value) in fact["params"].as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        let want = match value {
+            "True" => HParam::Bool(true),
+            v => v
+                .parse::<f64>()
+                .map_or_else(|_| HParam::Text(v.to_owned()), HParam::Number),
+        };
+        assert_eq!(run.hparams[key], want, "{name} param {key}");
+    }
+    for (key, value) in fact["tags"].as_object().unwrap() {
+        assert_eq!(
+            run.hparams[&format!("tag.{key}")],
+            HParam::Text(value.as_str().unwrap().to_owned())
+        );
+    }
+    assert_eq!(
+        run.hparams["mlflow.status"],
+        HParam::Text(fact["status"].as_str().unwrap().to_owned())
+    );
 }
 
 fn copy_store() -> tempfile::TempDir {
@@ -270,26 +275,7 @@ fn sqlite_store_matches_mlflow_tracking_api() {
                 assert!((wall - p[2].as_f64().unwrap()).abs() < 1e-6);
             }
         }
-        for (key, value) in fact["params"].as_object().unwrap() {
-            let value = value.as_str().unwrap();
-            let want = match value {
-                "True" => HParam::Bool(true),
-                v => v
-                    .parse::<f64>()
-                    .map_or_else(|_| HParam::Text(v.to_owned()), HParam::Number),
-            };
-            assert_eq!(run.hparams[key], want, "{name} param {key}");
-        }
-        for (key, value) in fact["tags"].as_object().unwrap() {
-            assert_eq!(
-                run.hparams[&format!("tag.{key}")],
-                HParam::Text(value.as_str().unwrap().to_owned())
-            );
-        }
-        assert_eq!(
-            run.hparams["mlflow.status"],
-            HParam::Text(fact["status"].as_str().unwrap().to_owned())
-        );
+        check_params(run, fact, name);
     }
 }
 

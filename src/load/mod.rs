@@ -274,19 +274,7 @@ pub fn open_with(path: &Path, cancelled: &dyn Fn() -> bool) -> Result<Model, Loa
 /// Opens the TensorFlow `GraphDef` serialized at `offset..offset + len` of `path`: a model graph
 /// logged into a TensorBoard event file (the training stage finds where), read in place.
 pub fn open_graph_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadError> {
-    let data = map_file(path)?;
-    let range = usize::try_from(offset)
-        .ok()
-        .zip(usize::try_from(len).ok())
-        .and_then(|(start, len)| Some(start..start.checked_add(len)?))
-        .filter(|r| r.end <= data.len())
-        .ok_or_else(|| {
-            LoadError::corrupt(
-                path,
-                format!("no graph of {len} bytes at offset {offset}: the file is shorter"),
-            )
-        })?;
-    let mut model = tensorflow::load(path, data.slice(range))?;
+    let mut model = tensorflow::load(path, mapped_part(path, offset, len, "graph")?)?;
     // PyTorch's `add_graph` writes a GraphDef of TorchScript ops: say who made it.
     if model
         .graph
@@ -303,6 +291,11 @@ pub fn open_graph_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadEr
 /// Opens the Keras model config (JSON, as `model.to_json()` writes it) at `offset..offset + len`
 /// of `path`: the `keras` summary Keras's TensorBoard callback logs. The layer graph, no weights.
 pub fn open_keras_config_in(path: &Path, offset: u64, len: u64) -> Result<Model, LoadError> {
+    keras::from_config(path, &mapped_part(path, offset, len, "model config")?)
+}
+
+/// Bytes `offset..offset + len` of `path`, mapped; an error naming `what` when the file is shorter.
+fn mapped_part(path: &Path, offset: u64, len: u64, what: &str) -> Result<Bytes, LoadError> {
     let data = map_file(path)?;
     let range = usize::try_from(offset)
         .ok()
@@ -312,10 +305,10 @@ pub fn open_keras_config_in(path: &Path, offset: u64, len: u64) -> Result<Model,
         .ok_or_else(|| {
             LoadError::corrupt(
                 path,
-                format!("no model config of {len} bytes at offset {offset}: the file is shorter"),
+                format!("no {what} of {len} bytes at offset {offset}: the file is shorter"),
             )
         })?;
-    keras::from_config(path, &data[range])
+    Ok(data.slice(range))
 }
 
 /// Reads the fields of a Hugging Face `config.json` (given as text) into a model's metadata.

@@ -13,8 +13,6 @@
 //! value seen for that tag (writers only attach it once).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use prost::Message as _;
@@ -93,37 +91,10 @@ impl EventFileReader {
     /// Reads and decodes everything appended since the last call into `run`; returns the number of
     /// new records. A partial trailing record is left for the next call.
     pub fn read_new(&mut self, run: &mut Run) -> Result<u64, TrainingError> {
-        let io = |source| TrainingError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut file = File::open(&self.path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len <= self.state.offset {
-            return Ok(0);
-        }
         let before = self.records;
         let base = self.state.offset;
-        let new_len = usize::try_from(len - base).unwrap_or(usize::MAX);
-        // SAFETY: the map is read-only and dropped before returning; event files are only ever
-        // appended to. A writer truncating the file while we read would fault (SIGBUS), the same
-        // trade every memory-mapped reader in modelmap makes (DESIGN.md: files are mmapped).
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(base)
-                .len(new_len)
-                .map(&file)
-        };
-        match map {
-            Ok(map) => self.decode(&map, base, run),
-            Err(_) => {
-                // Some file systems cannot map; fall back to reading the new bytes.
-                file.seek(SeekFrom::Start(base)).map_err(io)?;
-                let mut buf = Vec::new();
-                file.read_to_end(&mut buf).map_err(io)?;
-                self.decode(&buf, base, run);
-            }
-        }
+        let path = self.path.clone();
+        super::with_new_bytes(&path, base, |bytes| self.decode(bytes, base, run))?;
         Ok(self.records - before)
     }
 

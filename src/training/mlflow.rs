@@ -91,8 +91,8 @@ fn status_name(code: &str) -> &str {
     }
 }
 
-/// A param as Python wrote it: a number, `True` / `False`, or text.
-fn param(value: &str) -> HParam {
+/// A param as Python wrote it: a number, `True` / `False`, or text (both stores keep text).
+pub(super) fn param(value: &str) -> HParam {
     match value {
         "True" | "true" => HParam::Bool(true),
         "False" | "false" => HParam::Bool(false),

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::mlflow::param;
 use super::{HParam, Run, TrainingError};
 
 /// SQLite's file header.
@@ -53,17 +54,6 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // A writer holding the lock briefly (MLflow commits each logged value) is waited for.
     db.busy_timeout(std::time::Duration::from_secs(2))?;
     Ok(db)
-}
-
-/// A param as Python wrote it: a number, `True` / `False`, or text.
-fn param(value: &str) -> HParam {
-    match value {
-        "True" | "true" => HParam::Bool(true),
-        "False" | "false" => HParam::Bool(false),
-        v => v
-            .parse::<f64>()
-            .map_or_else(|_| HParam::Text(v.to_owned()), HParam::Number),
-    }
 }
 
 /// Follows one MLflow SQLite store.

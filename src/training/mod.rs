@@ -825,6 +825,42 @@ impl RunsWatcher {
     }
 }
 
+/// Calls `decode` with the bytes of `path` from `base` to its end, when there are any: mapped
+/// (event files and W&B run files are only ever appended to), or read where the file system
+/// cannot map.
+fn with_new_bytes(path: &Path, base: u64, decode: impl FnOnce(&[u8])) -> Result<(), TrainingError> {
+    use std::io::{Read as _, Seek as _};
+    let io = |source| TrainingError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len <= base {
+        return Ok(());
+    }
+    let new_len = usize::try_from(len - base).unwrap_or(usize::MAX);
+    // SAFETY: the map is read-only and dropped before returning; these logs are only appended
+    // to. A writer truncating the file while we read would fault (SIGBUS), the same trade every
+    // memory-mapped reader in modelmap makes (DESIGN.md: files are mmapped).
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(base)
+            .len(new_len)
+            .map(&file)
+    };
+    match map {
+        Ok(map) => decode(&map),
+        Err(_) => {
+            file.seek(std::io::SeekFrom::Start(base)).map_err(io)?;
+            let mut buf = Vec::new();
+            file.take(len - base).read_to_end(&mut buf).map_err(io)?;
+            decode(&buf);
+        }
+    }
+    Ok(())
+}
+
 /// Reads every run under `path` (a log folder, an event file, or a CSV/JSONL file).
 pub fn load_runs(path: impl AsRef<Path>) -> Result<Runs, TrainingError> {
     let path = path.as_ref();

@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -437,36 +437,10 @@ impl WandbReader {
     /// Reads and decodes everything appended since the last call into `run`; returns the number
     /// of new messages. A record not yet complete is left for the next call.
     pub fn read_new(&mut self, run: &mut Run) -> Result<u64, TrainingError> {
-        let path = self.decoder.path.clone();
-        let io = |source| TrainingError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = File::open(&path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        if len <= self.state.offset {
-            return Ok(0);
-        }
         let base = self.state.offset;
         let before = self.decoder.records;
-        let new_len = usize::try_from(len - base).unwrap_or(usize::MAX);
-        // SAFETY: read-only, dropped before returning; W&B only appends to a run file. A writer
-        // truncating it meanwhile would fault, the trade every mapped reader here makes.
-        let map = unsafe {
-            memmap2::MmapOptions::new()
-                .offset(base)
-                .len(new_len)
-                .map(&file)
-        };
-        match map {
-            Ok(map) => self.decode(&map, base, run),
-            Err(_) => {
-                file.seek(SeekFrom::Start(base)).map_err(io)?;
-                let mut buf = Vec::new();
-                file.take(len - base).read_to_end(&mut buf).map_err(io)?;
-                self.decode(&buf, base, run);
-            }
-        }
+        let path = self.decoder.path.clone();
+        super::with_new_bytes(&path, base, |bytes| self.decode(bytes, base, run))?;
         Ok(self.decoder.records - before)
     }
 
