@@ -25,10 +25,8 @@ fn shown(name: &str, fact: &serde_json::Value) -> String {
     format!("{name} ({})", &fact["run_id"].as_str().unwrap()[..8])
 }
 
-#[test]
-fn runs_match_mlflow_tracking_api() {
-    let facts = facts();
-    let runs = load_runs(root().join("mlruns")).unwrap();
+/// The runs are the facts' live runs, in name order (the deleted one is left out).
+fn assert_names(runs: &Runs, facts: &serde_json::Value) {
     let mut want: Vec<String> = facts["runs"]
         .as_object()
         .unwrap()
@@ -38,7 +36,14 @@ fn runs_match_mlflow_tracking_api() {
     want.sort();
     let names: Vec<&str> = runs.runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, want, "the deleted run is left out");
-    assert!(!names.iter().any(|n| n.contains("aborted")));
+}
+
+#[test]
+fn runs_match_mlflow_tracking_api() {
+    let facts = facts();
+    let runs = load_runs(root().join("mlruns")).unwrap();
+    assert_names(&runs, &facts);
+    assert!(!runs.runs.iter().any(|r| r.name.contains("aborted")));
     for (name, fact) in facts["runs"].as_object().unwrap() {
         let run = runs.get(&shown(name, fact)).unwrap();
         assert!(run.issues.is_empty(), "{name}: {:?}", run.issues);
@@ -243,15 +248,7 @@ fn sqlite_store_matches_mlflow_tracking_api() {
     assert!(training::looks_like_logs(&db));
     assert!(training::looks_like_logs(&db_root()));
     let runs = load_runs(&db).unwrap();
-    let mut want: Vec<String> = facts["runs"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, fact)| shown(name, fact))
-        .collect();
-    want.sort();
-    let names: Vec<&str> = runs.runs.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, want, "the deleted run is left out");
+    assert_names(&runs, &facts);
     for (name, fact) in facts["runs"].as_object().unwrap() {
         let run = runs.get(&shown(name, fact)).unwrap();
         assert!(run.issues.is_empty());

@@ -443,55 +443,39 @@ impl Runs {
         self.runs.iter().find(|r| r.name == name)
     }
 
+    /// The keys `keys` gives of every run, sorted and without repeats.
+    fn tags<'a, K: Iterator<Item = &'a String>>(
+        &'a self,
+        keys: impl Fn(&'a Run) -> K,
+    ) -> Vec<String> {
+        let mut tags: Vec<String> = self.runs.iter().flat_map(keys).cloned().collect();
+        tags.sort();
+        tags.dedup();
+        tags
+    }
+
     /// Every scalar tag of any run, sorted, with W&B's system metrics (`system/…`) after the
     /// rest, as W&B shows them in their own section below the charts.
     pub fn scalar_tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.scalars.keys().cloned())
-            .collect();
-        tags.sort_by(|a, b| {
-            (a.starts_with("system/"), a.as_str()).cmp(&(b.starts_with("system/"), b.as_str()))
-        });
-        tags.dedup();
+        let mut tags = self.tags(|r| r.scalars.keys());
+        // Stable: each part stays sorted.
+        tags.sort_by_key(|t| t.starts_with("system/"));
         tags
     }
 
     /// Every histogram tag of any run, sorted.
     pub fn histogram_tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.histograms.keys().cloned())
-            .collect();
-        tags.sort();
-        tags.dedup();
-        tags
+        self.tags(|r| r.histograms.keys())
     }
 
     /// Every precision–recall tag of any run, sorted.
     pub fn pr_tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.pr_curves.keys().cloned())
-            .collect();
-        tags.sort();
-        tags.dedup();
-        tags
+        self.tags(|r| r.pr_curves.keys())
     }
 
     /// Every image tag of any run, sorted.
     pub fn image_tags(&self) -> Vec<String> {
-        let mut tags: Vec<String> = self
-            .runs
-            .iter()
-            .flat_map(|r| r.images.keys().cloned())
-            .collect();
-        tags.sort();
-        tags.dedup();
-        tags
+        self.tags(|r| r.images.keys())
     }
 
     /// Every issue of every run.
