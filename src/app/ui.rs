@@ -142,7 +142,7 @@ fn training_window_ui(ctx: &egui::Context, cache: &mut UiCache) {
                 ui.label("Log folder:");
                 ui.add(
                     egui::TextEdit::singleline(&mut cache.training_path)
-                        .hint_text("runs/ (TensorBoard events, CSV, JSONL)")
+                        .hint_text("runs/, wandb/, mlruns/, mlflow.db, a CSV or JSONL log")
                         .desired_width(360.0),
                 );
                 if ui.button("Open").clicked() && !cache.training_path.trim().is_empty() {
