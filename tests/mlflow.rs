@@ -139,6 +139,11 @@ fn loss_file(store: &Path, run_id: &str) -> PathBuf {
     panic!("no metrics/train/loss for {run_id}");
 }
 
+/// The run folder of its `metrics/train/loss` file.
+fn run_folder(loss: &Path) -> PathBuf {
+    loss.ancestors().nth(3).unwrap().to_path_buf()
+}
+
 /// A project folder holding `mlruns/` opens as logs; so do the store, an experiment, a run.
 #[test]
 fn store_experiment_and_run_open_as_logs() {
@@ -147,14 +152,7 @@ fn store_experiment_and_run_open_as_logs() {
     let store = root().join("mlruns");
     assert!(training::looks_like_logs(&root()));
     assert!(training::looks_like_logs(&store));
-    let run_dir = loss_file(&store, fact["run_id"].as_str().unwrap())
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let run_dir = run_folder(&loss_file(&store, fact["run_id"].as_str().unwrap()));
     assert!(training::looks_like_logs(&run_dir));
     let runs = load_runs(&run_dir).unwrap();
     assert_eq!(runs.runs.len(), 1);
@@ -217,14 +215,7 @@ fn growing_and_damaged_metric_files() {
     assert_eq!(series.values.last(), Some(&0.03125));
 
     // A new param appears in the table.
-    let params = loss
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("params");
+    let params = run_folder(&loss).join("params");
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(params.join("warmup"), "8").unwrap();
     assert!(watcher.poll(&mut runs).unwrap());
