@@ -242,9 +242,9 @@ fn main() -> anyhow::Result<()> {
                     d.only_a.len(),
                     d.only_b.len()
                 );
-                overlay = Some(std::sync::Arc::new(modelmap::stats::diff::change_overlay(
-                    &model, &d,
-                )));
+                overlay = Some(std::sync::Arc::new(
+                    modelmap::stats::diff::change_overlay(&model, &d).into(),
+                ));
                 model = modelmap::stats::diff::delta_model(&model, &b, &d);
             }
             if view == RenderView::Neurons {

@@ -503,8 +503,8 @@ fn anomaly_scan_lists_planted_nan_and_dead_row_and_click_selects_the_owner() {
     let fill_of = |l: &modelmap::lod::DrawList| l.nodes.iter().map(|n| n.fill).collect::<Vec<_>>();
     assert!(v.set_color_by(Some(modelmap::stats::overlay::Figure::WeightNorm)));
     let overlay = v.scene_inputs().overlay.unwrap();
-    assert_eq!(overlay.0.len(), v.model.graph.nodes.len());
-    assert!(overlay.0.iter().any(|x| x.is_finite()));
+    assert_eq!(overlay.0.values.len(), v.model.graph.nodes.len());
+    assert!(overlay.0.values.iter().any(|x| x.is_finite()));
     let after = draw(v, t + 1.0);
     assert_ne!(fill_of(&before), fill_of(&after), "overlay recolours nodes");
     // Boxes at this zoom show their weights in place (transparent fill over a heatmap) until a

@@ -217,9 +217,12 @@ fn the_window_shows_b_minus_a_in_a_new_tab_coloured_by_change() {
     assert_eq!(*figure, Figure::Change);
     let node = |name: &str| common::node_id(&v.model, name) as usize;
     // Layer 0 was frozen: the bottom of the scale; layer 1's projections moved the most.
-    assert_eq!(overlay.0[node("model.layers.0.self_attn.q_proj")], 0.0);
-    let q1 = overlay.0[node("model.layers.1.self_attn.q_proj")];
-    let norm1 = overlay.0[node("model.layers.1.input_layernorm")];
+    assert_eq!(
+        overlay.0.values[node("model.layers.0.self_attn.q_proj")],
+        0.0
+    );
+    let q1 = overlay.0.values[node("model.layers.1.self_attn.q_proj")];
+    let norm1 = overlay.0.values[node("model.layers.1.input_layernorm")];
     assert!(q1 > 0.9 && (0.25..0.5).contains(&norm1), "{q1} {norm1}");
     // The view's tensors hold B − A: their statistics are those of the change.
     let facts = facts("facts.json");

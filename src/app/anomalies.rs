@@ -97,10 +97,11 @@ pub fn scan(model: &Model, cache: Option<&StatsCache>, progress: &JobProgress) -
     }
 }
 
-/// Per-node overlay values (0..=1, NaN for no data) shared with the draw list; two are equal when
-/// they are the same allocation, so comparing scene inputs stays cheap.
+/// Per-node overlay values (0..=1, NaN for no data, and a file's own colours) shared with the
+/// draw list; two are equal when they are the same allocation, so comparing scene inputs stays
+/// cheap.
 #[derive(Clone, Debug)]
-pub struct OverlayValues(pub Arc<Vec<f32>>);
+pub struct OverlayValues(pub Arc<crate::lod::NodeOverlay>);
 
 impl PartialEq for OverlayValues {
     fn eq(&self, other: &Self) -> bool {

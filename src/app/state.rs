@@ -185,7 +185,7 @@ pub struct Compared {
     /// What changed, tensor by tensor.
     pub diff: crate::stats::diff::ModelDiff,
     /// Per node, its change on the overlay's 0..=1 scale.
-    pub overlay: Arc<Vec<f32>>,
+    pub overlay: Arc<crate::lod::NodeOverlay>,
     /// Per tensor of A (and of the view's model), its entry in `diff.tensors`.
     index: std::collections::HashMap<crate::model::TensorId, usize>,
     /// Per tensor of A, the node that owns it (worked out once, not every frame of the panel).
@@ -195,7 +195,7 @@ pub struct Compared {
 impl Compared {
     /// A comparison of `a` with another checkpoint, ready to show.
     pub fn new(a: &Model, diff: crate::stats::diff::ModelDiff) -> Self {
-        let overlay = Arc::new(crate::stats::diff::change_overlay(a, &diff));
+        let overlay = Arc::new(crate::stats::diff::change_overlay(a, &diff).into());
         let index = diff
             .tensors
             .iter()
@@ -514,7 +514,7 @@ impl ModelView {
             return true;
         }
         let values = super::anomalies::overlay_values(&scan.figures, f);
-        self.overlay = Some((f, OverlayValues(Arc::new(values))));
+        self.overlay = Some((f, OverlayValues(Arc::new(values.into()))));
         true
     }
 

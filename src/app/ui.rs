@@ -546,9 +546,82 @@ fn node_data_ui(
         .as_ref()
         .is_some_and(|(f, _)| *f == Figure::NodeData);
     let mut colour = on;
-    ui.checkbox(&mut colour, "colour nodes by it (blue: least, red: most)");
+    let scale = if d.1.fills.is_some() {
+        "its own colours"
+    } else {
+        "blue: least, red: most"
+    };
+    ui.checkbox(&mut colour, format!("colour nodes by it ({scale})"));
     if colour != on {
         v.set_color_by(colour.then_some(Figure::NodeData));
+    }
+    if let Some(legend) = &d.1.legend {
+        node_data_legend_ui(ui, legend);
+    }
+}
+
+/// A node data file's own colours: its gradient as a bar from its smallest to its largest value,
+/// or its thresholds as a swatch per band.
+fn node_data_legend_ui(ui: &mut egui::Ui, legend: &crate::stats::node_data::Legend) {
+    use crate::stats::node_data::Legend;
+    let rgb = |c: Option<crate::lod::Rgba8>| {
+        let [r, g, b, _] = c.unwrap_or(crate::lod::NO_BAND);
+        Color32::from_rgb(r, g, b)
+    };
+    match legend {
+        Legend::Gradient(stops) => {
+            let width = ui.available_width().min(280.0);
+            let (rect, _) = ui.allocate_exact_size(Vec2::new(width, 14.0), Sense::hover());
+            let (lo, hi) = match (stops.first(), stops.last()) {
+                (Some(a), Some(b)) => (a.0, b.0),
+                _ => return,
+            };
+            let x = |v: f64| {
+                let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.0 };
+                rect.left() + width * t.clamp(0.0, 1.0) as f32
+            };
+            // One quad per segment, its two ends in its stops' colours (egui blends between).
+            let mut mesh = egui::Mesh::default();
+            for w in stops.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                let i = mesh.vertices.len() as u32;
+                for (px, c) in [(x(a.0), a.1), (x(b.0), b.1)] {
+                    mesh.colored_vertex(Pos2::new(px, rect.top()), rgb(c));
+                    mesh.colored_vertex(Pos2::new(px, rect.bottom()), rgb(c));
+                }
+                mesh.add_triangle(i, i + 1, i + 2);
+                mesh.add_triangle(i + 1, i + 2, i + 3);
+            }
+            ui.painter().add(egui::Shape::mesh(mesh));
+            ui.horizontal(|ui| {
+                ui.weak(format!("{lo}"));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.weak(format!("{hi}"));
+                });
+            });
+        }
+        Legend::Thresholds(bands) => {
+            let swatch = |ui: &mut egui::Ui, c: Option<crate::lod::Rgba8>| {
+                let (rect, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+                ui.painter().rect_filled(rect, 2.0, rgb(c));
+                ui.painter().rect_stroke(
+                    rect,
+                    2.0,
+                    Stroke::new(1.0, Color32::from_gray(170)),
+                    egui::StrokeKind::Inside,
+                );
+            };
+            for &(upper, c) in bands {
+                ui.horizontal(|ui| {
+                    swatch(ui, c);
+                    ui.label(format!("up to {upper}"));
+                });
+            }
+            ui.horizontal(|ui| {
+                swatch(ui, None);
+                ui.weak("above: no band");
+            });
+        }
     }
 }
 
@@ -1109,7 +1182,12 @@ fn hover_text(v: &ModelView, h: Picked) -> String {
                 .first()
                 .map(|&o| value_line(m, o))
                 .unwrap_or_default();
-            format!("{}\n{}\n{out}", node.name, node.op)
+            let data = v
+                .node_data
+                .as_ref()
+                .and_then(|d| Some(format!("\n{}: {}", d.0, (*d.1.values.get(n as usize)?)?)))
+                .unwrap_or_default();
+            format!("{}\n{}\n{out}{data}", node.name, node.op)
         }
         Picked::Cluster(c) => {
             let Some(cl) = v

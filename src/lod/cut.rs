@@ -117,16 +117,130 @@ pub struct ViewState {
     pub pinned_open: Vec<ClusterId>,
     /// Clusters the user closed by hand.
     pub pinned_closed: Vec<ClusterId>,
-    /// Per-node values 0..=1 to colour by (parameter count, norm, sparsity…), replacing op colours.
-    pub overlay: Option<Arc<Vec<f32>>>,
+    /// Per-node values to colour by (parameter count, norm, sparsity, a file's node data…),
+    /// replacing op colours.
+    pub overlay: Option<Arc<NodeOverlay>>,
     /// Replace names with stable hashes (`--redact`).
     pub redact: bool,
     /// Bumped by the caller whenever any field changes (part of the redraw key).
     pub revision: u64,
 }
 
-/// Per-node (or per-cluster) overlay values, shared.
-type Overlay = Arc<Vec<f32>>;
+/// Per-node values that colour the graph in place of op colours, and the colours a file chose
+/// for them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeOverlay {
+    /// Per node, 0..=1 on the overlay's blue → red scale; NaN: no figure (the node keeps its op
+    /// colour). A closed cluster takes the colour of the node under it with the largest value.
+    pub values: Vec<f32>,
+    /// Per node, the colour its data chose (a Model Explorer node data file's gradient,
+    /// thresholds or `bgColor`), which replaces the scale; `None` for a node with a value outside
+    /// every band the file coloured, drawn in [`NO_BAND`]. Empty: every colour from `values`.
+    pub fills: Vec<Option<Rgba8>>,
+}
+
+/// A node whose value lies outside every band of the file's colours (Model Explorer leaves it
+/// white).
+pub const NO_BAND: Rgba8 = [246, 246, 246, 255];
+
+impl From<Vec<f32>> for NodeOverlay {
+    fn from(values: Vec<f32>) -> Self {
+        NodeOverlay {
+            values,
+            fills: Vec::new(),
+        }
+    }
+}
+
+impl NodeOverlay {
+    /// Node `n`'s colour under the overlay; `None` when it has no figure.
+    pub fn fill(&self, n: usize) -> Option<Rgba8> {
+        let v = self.values.get(n).copied().filter(|v| v.is_finite())?;
+        if self.fills.is_empty() {
+            return Some(overlay_color(v));
+        }
+        Some(self.fills.get(n).copied().flatten().unwrap_or(NO_BAND))
+    }
+}
+
+/// How closed clusters show an overlay: per cluster, the node under it with the largest value,
+/// whose colour it takes, and the spread of its nodes' colours for a strip along its bottom edge
+/// (as Model Explorer's group nodes show their node data).
+#[derive(Debug, Default)]
+struct ClusterShades {
+    /// Per cluster, the node with the largest value under it (`u32::MAX`: none).
+    top: Vec<NodeId>,
+    /// Per cluster, where its runs start in `runs` (one more entry than clusters).
+    runs_at: Vec<u32>,
+    /// Runs of one colour among a cluster's nodes with a value, smallest value first: the
+    /// colour and where the run ends, as a fraction of the strip.
+    runs: Vec<(Rgba8, f32)>,
+}
+
+/// Least and most height of a closed cluster's strip on screen, in pixels.
+const STRIP_PX: (f64, f64) = (4.0, 8.0);
+
+/// Steps of a closed cluster's strip: its nodes' colours at this many quantiles of their values.
+const STRIP_STEPS: usize = 24;
+
+impl ClusterShades {
+    fn new(overlay: &NodeOverlay, tree: &ClusterTree, pre: &[(u32, u32)]) -> ClusterShades {
+        let top = cluster_overlays(&overlay.values, tree, pre);
+        // Nodes with a value, by their cluster's pre-order number: every cluster's nodes, at any
+        // depth, are then one slice.
+        let mut keyed: Vec<(u32, f32, NodeId)> = overlay
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_finite())
+            .filter_map(|(n, &v)| {
+                let c = *tree.node_cluster.get(n)? as usize;
+                Some((pre.get(c)?.0, v, n as NodeId))
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|k| k.0);
+        let mut runs_at = Vec::with_capacity(pre.len() + 1);
+        let mut runs: Vec<(Rgba8, f32)> = Vec::new();
+        let mut values: Vec<(f32, NodeId)> = Vec::new();
+        runs_at.push(0);
+        for &(start, end) in pre {
+            let lo = keyed.partition_point(|k| k.0 < start);
+            let hi = keyed.partition_point(|k| k.0 < end);
+            values.clear();
+            values.extend(keyed[lo..hi.max(lo)].iter().map(|k| (k.1, k.2)));
+            values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            let first = runs.len();
+            let steps = values.len().min(STRIP_STEPS);
+            for i in 0..steps {
+                let at = ((i as f64 + 0.5) / steps as f64 * values.len() as f64) as usize;
+                let Some(&(_, n)) = values.get(at) else {
+                    continue;
+                };
+                let colour = overlay.fill(n as usize).unwrap_or(NO_BAND);
+                let end = (i + 1) as f32 / steps as f32;
+                let len = runs.len();
+                match runs.last_mut() {
+                    Some((c, e)) if len > first && *c == colour => *e = end,
+                    _ => runs.push((colour, end)),
+                }
+            }
+            // One colour says no more than the cluster's fill.
+            if runs.len() - first < 2 {
+                runs.truncate(first);
+            }
+            runs_at.push(runs.len() as u32);
+        }
+        ClusterShades { top, runs_at, runs }
+    }
+
+    /// Cluster `c`'s strip.
+    fn runs(&self, c: usize) -> &[(Rgba8, f32)] {
+        match (self.runs_at.get(c), self.runs_at.get(c + 1)) {
+            (Some(&a), Some(&b)) => self.runs.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+}
 
 /// Counters of the last cut (for benches and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -202,9 +316,8 @@ pub struct LodState {
     /// Per cluster, its interval in a pre-order of the cluster tree: `pre..post` holds exactly the
     /// pre-order numbers of its subtree.
     pre: Vec<(u32, u32)>,
-    /// The overlay the per-cluster values below were made from, and per cluster the largest
-    /// overlay value of any node under it (NaN for none): a closed cluster's colour.
-    overlay_clusters: Option<(Overlay, Overlay)>,
+    /// The overlay the closed clusters' colours below were made from, and those colours.
+    overlay_clusters: Option<(Arc<NodeOverlay>, Arc<ClusterShades>)>,
     /// Per entry of [`ClusterTree::edge_ids`], the pre-order numbers of the clusters its two ends
     /// hang under: pushing an aggregate down reads these in sequence instead of chasing the graph.
     edge_ends: Vec<(u32, u32)>,
@@ -554,9 +667,11 @@ impl LodState {
         self.ensure_tables(model, tree);
         self.ensure_segment_boxes(layout);
         let cluster_overlay = view.overlay.as_ref().map(|o| match &self.overlay_clusters {
-            Some((from, v)) if Arc::ptr_eq(from, o) && v.len() == tree.clusters.len() => v.clone(),
+            Some((from, v)) if Arc::ptr_eq(from, o) && v.top.len() == tree.clusters.len() => {
+                v.clone()
+            }
             _ => {
-                let v = Arc::new(cluster_overlays(o, tree, &self.pre));
+                let v = Arc::new(ClusterShades::new(o, tree, &self.pre));
                 self.overlay_clusters = Some((o.clone(), v.clone()));
                 v
             }
@@ -732,9 +847,9 @@ impl LodState {
                 }
                 let base = cluster_overlay
                     .as_ref()
-                    .and_then(|o| o.get(ci).copied())
-                    .filter(|v| v.is_finite())
-                    .map_or_else(|| lighten(op_color(&cl.dominant_op), 0.35), overlay_color);
+                    .zip(view.overlay.as_ref())
+                    .and_then(|(c, o)| o.fill(*c.top.get(ci)? as usize))
+                    .unwrap_or_else(|| lighten(op_color(&cl.dominant_op), 0.35));
                 let mut flags = flags::CLUSTER;
                 if view.selected == Some(Item::Cluster(c)) {
                     flags |= flags::SELECTED;
@@ -763,6 +878,33 @@ impl LodState {
                     alpha,
                 });
                 items.push(Item::Cluster(c));
+                // The spread of its nodes' colours along its bottom edge, once the box is large
+                // enough to hold a strip beside its label.
+                let strip = cluster_overlay.as_ref().map_or(&[][..], |o| o.runs(ci));
+                if !strip.is_empty()
+                    && layout.kind != LayoutKind::Force
+                    && size.x * zoom >= 14.0
+                    && size.y * zoom >= 20.0
+                {
+                    let h = (size.y * 0.08).clamp(STRIP_PX.0 / zoom, STRIP_PX.1 / zoom);
+                    let inset = (size.x * 0.08).max(3.0 / zoom);
+                    let (x0, width) = (footprint.min.x + inset, size.x - 2.0 * inset);
+                    let y = footprint.center().y + size.y * 0.5 - inset.min(size.y * 0.1) - h * 0.5;
+                    let mut from = 0.0f32;
+                    for &(colour, to) in strip {
+                        let (a, b) = (x0 + width * from as f64, x0 + width * to as f64);
+                        nodes.push(NodeItem {
+                            center: rel(DVec2::new((a + b) * 0.5, y)),
+                            half_size: DVec2::new((b - a) * 0.5, h * 0.5).as_vec2(),
+                            fill: colour,
+                            shape: NodeShape::RoundedBox,
+                            flags: 0,
+                            alpha,
+                        });
+                        items.push(Item::Cluster(c));
+                        from = to;
+                    }
+                }
                 if size.y * zoom >= opts.label_min_px * 1.5 && label_budget > 0 {
                     let name = if view.redact {
                         redact(&cl.display_label())
@@ -793,7 +935,7 @@ impl LodState {
                             pos: rel(footprint.center()),
                             text,
                             size_px: px,
-                            color: [20, 24, 30, 255],
+                            color: text_color(base),
                             align: Align::Center,
                         });
                     }
@@ -1069,14 +1211,12 @@ impl LodState {
             if view.highlighted.contains(&cn.id) {
                 fl |= flags::HIGHLIGHT;
             }
-            let fill = match &view.overlay {
-                Some(o) => o
-                    .get(cn.id as usize)
-                    .copied()
-                    .filter(|v| v.is_finite()) // no figure: the node keeps its op colour
-                    .map_or(cn.fill, overlay_color),
-                None => cn.fill,
-            };
+            // No figure: the node keeps its op colour.
+            let fill = view
+                .overlay
+                .as_ref()
+                .and_then(|o| o.fill(cn.id as usize))
+                .unwrap_or(cn.fill);
             cn.id.hash(key);
             nodes.push(NodeItem {
                 center: rel(cn.rect.center()),
@@ -1129,7 +1269,7 @@ impl LodState {
                 } else {
                     cn.label.clone()
                 };
-                let color = text_color(cn.fill);
+                let color = text_color(fill);
                 let center = cn.rect.center();
                 let dy = if two_lines { size.y * 0.18 } else { 0.0 };
                 labels.push(LabelItem {
@@ -1251,23 +1391,36 @@ fn text_color(fill: Rgba8) -> Rgba8 {
     }
 }
 
-/// Per cluster, the largest overlay value of any node under it, at any depth (NaN for none): a
-/// closed transformer layer is as red as the most changed (or most anomalous) weight inside it,
-/// not the mean of the norms that hang directly under it. Children come after their parents in
-/// pre-order, so one pass from the last pre-order number back fills every parent.
+/// Per cluster, the node with the largest overlay value under it, at any depth (`u32::MAX` for
+/// none): a closed transformer layer is as red as the most changed (or most anomalous) weight
+/// inside it, not the mean of the norms that hang directly under it. Children come after their
+/// parents in pre-order, so one pass from the last pre-order number back fills every parent.
 fn cluster_overlays(
     overlay: &[f32],
     tree: &crate::graph::ClusterTree,
     pre: &[(u32, u32)],
-) -> Vec<f32> {
-    let mut v: Vec<f32> = tree
+) -> Vec<NodeId> {
+    const NONE: NodeId = NodeId::MAX;
+    let value = |n: NodeId| overlay.get(n as usize).copied().filter(|v| v.is_finite());
+    // `a` unless `b` has a larger value.
+    let larger = |a: NodeId, b: NodeId| match (value(a), value(b)) {
+        (_, None) => a,
+        (None, Some(_)) => b,
+        (Some(x), Some(y)) => {
+            if y > x {
+                b
+            } else {
+                a
+            }
+        }
+    };
+    let mut v: Vec<NodeId> = tree
         .clusters
         .iter()
         .map(|cl| {
             tree.child_nodes(cl)
                 .iter()
-                .filter_map(|&n| overlay.get(n as usize).copied())
-                .fold(f32::NAN, f32::max)
+                .fold(NONE, |best, &n| larger(best, n))
         })
         .collect();
     let mut order: Vec<usize> = (0..v.len()).collect();
@@ -1276,7 +1429,7 @@ fn cluster_overlays(
         if let Some(p) = tree.clusters[c].parent.map(|p| p as usize)
             && p < v.len()
         {
-            v[p] = v[p].max(v[c]);
+            v[p] = larger(v[p], v[c]);
         }
     }
     v
@@ -1981,6 +2134,41 @@ mod tests {
         ];
         // One node under each cluster so none is pruned.
         ClusterTree::build(specs, &[0, 1, 2, 3, 4])
+    }
+
+    #[test]
+    fn a_closed_cluster_takes_its_largest_node_and_strips_its_colours_by_value() {
+        let tree = small_tree();
+        let pre = preorder_intervals(&tree);
+        let (red, green, blue) = ([255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255]);
+        // Nodes 0..5 sit in the clusters of the same numbers: 0 the root, 1 and 2 under it, 3 and
+        // 4 under 1. Node 1 has no value; node 4's value is outside the file's bands.
+        let overlay = NodeOverlay {
+            values: vec![0.5, f32::NAN, 0.2, 0.9, 0.1],
+            fills: vec![Some(red), None, Some(green), Some(blue), None],
+        };
+        let shades = ClusterShades::new(&overlay, &tree, &pre);
+        let c = |n: usize| tree.node_cluster[n] as usize;
+        assert_eq!(shades.top[c(0)], 3);
+        assert_eq!(shades.top[c(1)], 3);
+        assert_eq!(shades.top[c(2)], 2);
+        assert_eq!(
+            shades.runs(c(0)),
+            [(NO_BAND, 0.25), (green, 0.5), (red, 0.75), (blue, 1.0)]
+        );
+        assert_eq!(shades.runs(c(1)), [(NO_BAND, 0.5), (blue, 1.0)]);
+        // One colour: no strip.
+        assert!(shades.runs(c(2)).is_empty());
+        assert!(shades.runs(c(3)).is_empty());
+        // Without a file's colours, the scale's.
+        let scale = NodeOverlay::from(vec![0.0, 1.0, f32::NAN, f32::NAN, f32::NAN]);
+        let shades = ClusterShades::new(&scale, &tree, &pre);
+        assert_eq!(
+            shades.runs(c(0)),
+            [(overlay_color(0.0), 0.5), (overlay_color(1.0), 1.0)]
+        );
+        assert_eq!(shades.top[c(0)], 1);
+        assert_eq!(shades.top[c(2)], NodeId::MAX);
     }
 
     #[test]

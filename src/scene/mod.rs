@@ -286,8 +286,9 @@ pub struct RenderOptions {
     pub focus: Option<String>,
     /// Replace names by hashes.
     pub redact: bool,
-    /// Per-node colour-by values (0..=1, NaN for none), as the window's overlay.
-    pub overlay: Option<Arc<Vec<f32>>>,
+    /// Per-node colour-by values (0..=1, NaN for none, and a file's own colours), as the window's
+    /// overlay.
+    pub overlay: Option<Arc<crate::lod::NodeOverlay>>,
 }
 
 /// `modelmap render`: lays out a model and writes one picture.
