@@ -6,7 +6,8 @@
 //! `encoder.layer.N`, GGUF `blk.N.*`) the modules are chained in dataflow order — embeddings, each
 //! block (norm → q/k/v in parallel → output projection → norm → gate/up in parallel → down), final
 //! norm, head — with a residual edge around each attention and MLP, so the structure view reads as a
-//! dataflow instead of a flat list. Unknown families keep their modules unconnected.
+//! dataflow instead of a flat list. Diffusion models (UNets, VAEs, Flux) are chained by
+//! [`super::diffusion`]. Unknown families keep their modules unconnected.
 
 use std::collections::HashMap;
 
@@ -78,7 +79,10 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
         };
     }
     model.finish_hierarchy(&node_groups);
-    chain_checkpoint_modules(model);
+    // A VAE's names (`encoder.conv_norm_out`) would pass for an encoder's final norm.
+    if super::diffusion::chain_diffusion_modules(model) == 0 {
+        chain_checkpoint_modules(model);
+    }
 }
 
 /// Guesses a module's kind from its name and tensors (`Linear`, `Embedding`, `RMSNorm`…).

@@ -5,6 +5,7 @@
 
 mod coreml;
 mod dcp;
+mod diffusion;
 mod executorch;
 mod family;
 mod flatbuf;

@@ -1,0 +1,209 @@
+"""Writes tiny diffusion models with diffusers, and the order their forward passes call their
+modules in, for `tests/diffusion.rs`.
+
+    python make_diffusion.py        # diffusers 0.42, torch
+
+- `unet/`: an SDXL-shaped `UNet2DConditionModel` (cross-attention down and up blocks, a plain
+  block at each end, the `text_time` added embedding), saved by `save_pretrained`;
+- `vae/`: an `AutoencoderKL` (encoder, decoder, mid-block attention), saved by `save_pretrained`;
+- `flux/`: a `FluxTransformer2DModel` with guidance, saved by `save_pretrained`;
+- `flux_bfl.safetensors`: the same weights under Black Forest Labs' own names (`double_blocks`,
+  `single_blocks`, fused `qkv` and `linear1`: the files ComfyUI loads), checked to convert back
+  to the diffusers weights exactly through diffusers' own `convert_flux_transformer_checkpoint_to_
+  diffusers` (with its hard-coded width, 3072, replaced by this model's).
+
+`facts.json` holds, per file, the modules with weights in the order the model's forward pass first
+calls them (forward pre-hooks; a Black Forest Labs name stands for the diffusers modules fused
+into it, at the first one's place), the number of resnets in the UNet's up path (each reads one
+skip connection back), and the module count.
+"""
+import inspect
+import json
+import os
+
+import torch
+from diffusers import AutoencoderKL, FluxTransformer2DModel, UNet2DConditionModel
+from diffusers.loaders import single_file_utils
+from safetensors.torch import save_file
+
+here = os.path.dirname(os.path.abspath(__file__))
+torch.manual_seed(0)
+
+
+def call_order(model, run):
+    """Names of the modules with their own parameters, in the order the forward pass enters them."""
+    order, hooks = [], []
+    for name, m in model.named_modules():
+        if name and any(True for _ in m.parameters(recurse=False)):
+            hooks.append(m.register_forward_pre_hook(lambda _m, _a, name=name: order.append(name) if name not in order else None))
+    with torch.no_grad():
+        run()
+    for h in hooks:
+        h.remove()
+    return order
+
+
+facts = {}
+
+unet = UNet2DConditionModel(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(16, 32),
+    layers_per_block=2,
+    cross_attention_dim=24,
+    attention_head_dim=4,
+    norm_num_groups=8,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=8,
+    projection_class_embeddings_input_dim=24 + 6 * 8,
+).eval()
+unet.save_pretrained(os.path.join(here, "unet"))
+sample = torch.randn(1, 4, 8, 8)
+facts["unet/diffusion_pytorch_model.safetensors"] = {
+    "call_order": call_order(
+        unet,
+        lambda: unet(
+            sample,
+            10,
+            encoder_hidden_states=torch.randn(1, 5, 24),
+            added_cond_kwargs={"text_embeds": torch.randn(1, 24), "time_ids": torch.randn(1, 6)},
+        ),
+    ),
+    "up_resnets": sum(len(b.resnets) for b in unet.up_blocks),
+}
+
+vae = AutoencoderKL(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    block_out_channels=(8, 16),
+    latent_channels=4,
+    norm_num_groups=4,
+    sample_size=16,
+).eval()
+vae.save_pretrained(os.path.join(here, "vae"))
+facts["vae/diffusion_pytorch_model.safetensors"] = {
+    "call_order": call_order(vae, lambda: vae(torch.randn(1, 3, 16, 16))),
+    "up_resnets": 0,
+}
+
+heads, head_dim = 2, 16
+flux = FluxTransformer2DModel(
+    patch_size=1,
+    in_channels=8,
+    num_layers=2,
+    num_single_layers=2,
+    attention_head_dim=head_dim,
+    num_attention_heads=heads,
+    joint_attention_dim=24,
+    pooled_projection_dim=16,
+    guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
+).eval()
+flux.save_pretrained(os.path.join(here, "flux"))
+tokens, text = 6, 5
+flux_order = call_order(
+    flux,
+    lambda: flux(
+        hidden_states=torch.randn(1, tokens, 8),
+        encoder_hidden_states=torch.randn(1, text, 24),
+        pooled_projections=torch.randn(1, 16),
+        timestep=torch.tensor([0.5]),
+        img_ids=torch.zeros(tokens, 3),
+        txt_ids=torch.zeros(text, 3),
+        guidance=torch.tensor([3.5]),
+    ),
+)
+facts["flux/diffusion_pytorch_model.safetensors"] = {"call_order": flux_order, "up_resnets": 0}
+
+# The same weights under Black Forest Labs' names.
+sd = {k: v.clone() for k, v in flux.state_dict().items()}
+bfl, names = {}, {}
+
+
+def put(new, old_modules, tensor_suffix, tensors):
+    bfl[f"{new}.{tensor_suffix}"] = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+    for m in old_modules:
+        names[m] = new
+
+
+def rename(new, old, suffixes=("weight", "bias"), scale=False):
+    for s in suffixes:
+        key = f"{old}.{s}"
+        if key in sd:
+            put(new, [old], "scale" if scale else s, [sd[key]])
+
+
+def swap(w):
+    a, b = w.chunk(2, dim=0)
+    return torch.cat([b, a], dim=0)
+
+
+for new, old in [
+    ("time_in.in_layer", "time_text_embed.timestep_embedder.linear_1"),
+    ("time_in.out_layer", "time_text_embed.timestep_embedder.linear_2"),
+    ("vector_in.in_layer", "time_text_embed.text_embedder.linear_1"),
+    ("vector_in.out_layer", "time_text_embed.text_embedder.linear_2"),
+    ("guidance_in.in_layer", "time_text_embed.guidance_embedder.linear_1"),
+    ("guidance_in.out_layer", "time_text_embed.guidance_embedder.linear_2"),
+    ("txt_in", "context_embedder"),
+    ("img_in", "x_embedder"),
+    ("final_layer.linear", "proj_out"),
+]:
+    rename(new, old)
+for s in ("weight", "bias"):
+    put("final_layer.adaLN_modulation.1", ["norm_out.linear"], s, [swap(sd[f"norm_out.linear.{s}"])])
+for i in range(len(flux.transformer_blocks)):
+    d, t = f"double_blocks.{i}", f"transformer_blocks.{i}"
+    rename(f"{d}.img_mod.lin", f"{t}.norm1.linear")
+    rename(f"{d}.txt_mod.lin", f"{t}.norm1_context.linear")
+    for s in ("weight", "bias"):
+        img = [f"{t}.attn.to_{x}" for x in "qkv"]
+        txt = [f"{t}.attn.add_{x}_proj" for x in "qkv"]
+        put(f"{d}.img_attn.qkv", img, s, [sd[f"{m}.{s}"] for m in img])
+        put(f"{d}.txt_attn.qkv", txt, s, [sd[f"{m}.{s}"] for m in txt])
+    rename(f"{d}.img_attn.norm.query_norm", f"{t}.attn.norm_q", ("weight",), scale=True)
+    rename(f"{d}.img_attn.norm.key_norm", f"{t}.attn.norm_k", ("weight",), scale=True)
+    rename(f"{d}.txt_attn.norm.query_norm", f"{t}.attn.norm_added_q", ("weight",), scale=True)
+    rename(f"{d}.txt_attn.norm.key_norm", f"{t}.attn.norm_added_k", ("weight",), scale=True)
+    rename(f"{d}.img_mlp.0", f"{t}.ff.net.0.proj")
+    rename(f"{d}.img_mlp.2", f"{t}.ff.net.2")
+    rename(f"{d}.txt_mlp.0", f"{t}.ff_context.net.0.proj")
+    rename(f"{d}.txt_mlp.2", f"{t}.ff_context.net.2")
+    rename(f"{d}.img_attn.proj", f"{t}.attn.to_out.0")
+    rename(f"{d}.txt_attn.proj", f"{t}.attn.to_add_out")
+for i in range(len(flux.single_transformer_blocks)):
+    b, t = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
+    rename(f"{b}.modulation.lin", f"{t}.norm.linear")
+    for s in ("weight", "bias"):
+        fused = [f"{t}.attn.to_{x}" for x in "qkv"] + [f"{t}.proj_mlp"]
+        put(f"{b}.linear1", fused, s, [sd[f"{m}.{s}"] for m in fused])
+    rename(f"{b}.norm.query_norm", f"{t}.attn.norm_q", ("weight",), scale=True)
+    rename(f"{b}.norm.key_norm", f"{t}.attn.norm_k", ("weight",), scale=True)
+    rename(f"{b}.linear2", f"{t}.proj_out")
+
+# diffusers' own conversion, its width set to this model's, reads them back exactly.
+src = inspect.getsource(single_file_utils.convert_flux_transformer_checkpoint_to_diffusers)
+src = src.replace("inner_dim = 3072", f"inner_dim = {heads * head_dim}")
+scope = dict(vars(single_file_utils))
+exec(src, scope)
+back = scope["convert_flux_transformer_checkpoint_to_diffusers"]({k: v.clone() for k, v in bfl.items()})
+assert back.keys() == sd.keys(), set(back) ^ set(sd)
+assert all(torch.equal(back[k], sd[k]) for k in sd)
+save_file({k: v.contiguous() for k, v in bfl.items()}, os.path.join(here, "flux_bfl.safetensors"))
+bfl_order = []
+for m in flux_order:
+    if names[m] not in bfl_order:
+        bfl_order.append(names[m])
+facts["flux_bfl.safetensors"] = {"call_order": bfl_order, "up_resnets": 0}
+
+for f in facts.values():
+    f["modules"] = len(f["call_order"])
+with open(os.path.join(here, "facts.json"), "w") as out:
+    json.dump(facts, out, indent=1)
+for k, f in facts.items():
+    print(k, f["modules"], "modules,", f["up_resnets"], "skips")

@@ -1,0 +1,228 @@
+//! Diffusion model checkpoints read as a dataflow: an SDXL-shaped UNet, a VAE and a Flux
+//! transformer (by diffusers' names and by Black Forest Labs' own), written by diffusers
+//! (`tests/data/diffusion/make_diffusion.py`), checked against the order diffusers' own forward
+//! passes call their modules in.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers panic on failure by design"
+)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use modelmap::model::{Model, NodeKind};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/diffusion")
+        .join(name)
+}
+
+fn facts() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(data("facts.json")).unwrap()).unwrap()
+}
+
+/// Module edges (from, to) by module name.
+fn module_edges(m: &Model) -> Vec<(&str, &str)> {
+    let module = |i: u32| {
+        m.graph
+            .nodes
+            .get(i as usize)
+            .filter(|n| n.kind == NodeKind::Module)
+            .map(|n| n.name.as_str())
+    };
+    let mut out: Vec<(&str, &str)> = m
+        .graph
+        .edges
+        .iter()
+        .filter_map(|e| Some((module(e.from)?, module(e.to)?)))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Checks `file`'s module graph against the call order, and that exactly `entries` have no input.
+fn check(file: &str, entries: &[&str]) -> (Model, Vec<(String, String)>) {
+    let f = &facts()[file];
+    let order: Vec<&str> = f["call_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let m = modelmap::load::open(&data(file)).unwrap();
+    let modules: HashSet<&str> = m
+        .graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Module)
+        .map(|n| n.name.as_str())
+        .collect();
+    // One module node per module with weights, named as the model names it.
+    assert_eq!(modules.len(), order.len(), "{file}");
+    for name in &order {
+        assert!(modules.contains(name), "{file}: no module {name}");
+    }
+    let at: HashMap<&str, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let edges = module_edges(&m);
+    assert!(edges.len() >= order.len(), "{file}: {} edges", edges.len());
+    // Every edge runs forward: its source is called before its target.
+    for &(a, b) in &edges {
+        assert!(at[a] < at[b], "{file}: {a} → {b} runs backwards");
+    }
+    // Everything but the model's entry points reads something.
+    let fed: HashSet<&str> = edges.iter().map(|&(_, b)| b).collect();
+    let mut sources: Vec<&str> = order.iter().copied().filter(|n| !fed.contains(n)).collect();
+    sources.sort_unstable();
+    let mut want = entries.to_vec();
+    want.sort_unstable();
+    assert_eq!(sources, want, "{file}");
+    // And everything reaches the output: the last module called.
+    let last = *order.last().unwrap();
+    let mut reaches: HashSet<&str> = HashSet::from([last]);
+    loop {
+        let before = reaches.len();
+        for &(a, b) in &edges {
+            if reaches.contains(b) {
+                reaches.insert(a);
+            }
+        }
+        if reaches.len() == before {
+            break;
+        }
+    }
+    for name in &order {
+        assert!(
+            reaches.contains(name),
+            "{file}: {name} does not reach {last}"
+        );
+    }
+    let owned = edges
+        .iter()
+        .map(|&(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    (m, owned)
+}
+
+#[test]
+fn a_unet_runs_down_the_u_and_back_up_through_its_skip_connections() {
+    let file = "unet/diffusion_pytorch_model.safetensors";
+    let (_, edges) = check(
+        file,
+        &[
+            "time_embedding.linear_1",
+            "add_embedding.linear_1",
+            "conv_in",
+        ],
+    );
+    // Each resnet of the up path reads back one hidden state the down path kept.
+    let resnet = |name: &str| -> String {
+        let parts: Vec<&str> = name.split('.').collect();
+        parts[..4].join(".")
+    };
+    let skipped: HashSet<String> = edges
+        .iter()
+        .filter(|(a, b)| {
+            (a.starts_with("down_blocks.") || a == "conv_in")
+                && b.starts_with("up_blocks.")
+                && b.contains(".resnets.")
+        })
+        .map(|(_, b)| resnet(b))
+        .collect();
+    assert_eq!(
+        skipped.len() as u64,
+        facts()[file]["up_resnets"].as_u64().unwrap()
+    );
+    // The last up resnet reads what conv_in made; the first, what the last down block kept.
+    assert!(edges.contains(&("conv_in".into(), "up_blocks.1.resnets.2.norm1".into())));
+    // The time embedding (and SDXL's added one) feeds every resnet.
+    let fed = edges
+        .iter()
+        .filter(|(a, b)| a == "add_embedding.linear_2" && b.ends_with("time_emb_proj"))
+        .count();
+    assert_eq!(fed, 2 * 2 + 2 + 2 * 3, "every resnet's time projection");
+    // A resnet's input reaches what follows it through its shortcut (run last, as diffusers'
+    // ResnetBlock2D adds it to conv2's output), the skip connection too.
+    for from in [
+        "mid_block.resnets.1.conv2",
+        "down_blocks.1.attentions.1.proj_out",
+    ] {
+        assert!(
+            edges.contains(&(from.into(), "up_blocks.0.resnets.0.conv_shortcut".into())),
+            "{from}"
+        );
+    }
+    assert!(edges.contains(&(
+        "up_blocks.0.resnets.0.conv_shortcut".into(),
+        "up_blocks.0.attentions.0.norm".into()
+    )));
+}
+
+#[test]
+fn a_vae_encodes_then_decodes() {
+    let (_, edges) = check(
+        "vae/diffusion_pytorch_model.safetensors",
+        &["encoder.conv_in"],
+    );
+    assert!(edges.contains(&("encoder.conv_out".into(), "quant_conv".into())));
+    assert!(edges.contains(&("post_quant_conv".into(), "decoder.conv_in".into())));
+    // No skip connections from the encoder into the decoder.
+    assert!(
+        !edges
+            .iter()
+            .any(|(a, b)| a.starts_with("encoder.down_blocks") && b.starts_with("decoder.")),
+        "{edges:?}"
+    );
+}
+
+#[test]
+fn flux_runs_its_double_then_single_blocks_by_either_naming() {
+    let diffusers = [
+        "x_embedder",
+        "context_embedder",
+        "time_text_embed.timestep_embedder.linear_1",
+        "time_text_embed.guidance_embedder.linear_1",
+        "time_text_embed.text_embedder.linear_1",
+    ];
+    let (_, edges) = check("flux/diffusion_pytorch_model.safetensors", &diffusers);
+    assert!(edges.contains(&(
+        "transformer_blocks.1.ff.net.2".into(),
+        "single_transformer_blocks.0.norm.linear".into()
+    )));
+    let bfl = [
+        "img_in",
+        "txt_in",
+        "time_in.in_layer",
+        "guidance_in.in_layer",
+        "vector_in.in_layer",
+    ];
+    let (m, edges) = check("flux_bfl.safetensors", &bfl);
+    assert!(edges.contains(&(
+        "double_blocks.1.img_mlp.2".into(),
+        "single_blocks.0.modulation.lin".into()
+    )));
+    // The time embeddings modulate every block.
+    let modulated = edges
+        .iter()
+        .filter(|(a, b)| {
+            a == "time_in.out_layer" && (b.ends_with("_mod.lin") || b.ends_with("modulation.lin"))
+        })
+        .count();
+    assert_eq!(modulated, 2 * 2 + 2);
+    // The image and text streams of a double block meet only in its joint attention.
+    assert!(edges.contains(&(
+        "double_blocks.0.txt_attn.norm.key_norm".into(),
+        "double_blocks.0.img_attn.proj".into()
+    )));
+    assert!(edges.contains(&(
+        "double_blocks.0.img_mlp.2".into(),
+        "double_blocks.1.img_mod.lin".into()
+    )));
+    for (a, b) in &edges {
+        let txt_into_img = a.contains(".txt_") && b.contains(".img_") && !b.ends_with("attn.proj");
+        assert!(!txt_into_img, "{a} → {b}");
+    }
+    assert_eq!(m.graph.nodes.len(), 48);
+}
