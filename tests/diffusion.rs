@@ -226,3 +226,64 @@ fn flux_runs_its_double_then_single_blocks_by_either_naming() {
     }
     assert_eq!(m.graph.nodes.len(), 48);
 }
+
+/// A whole pipeline in one file under the original Stable Diffusion code's names (the
+/// single-file checkpoints): the text encoder feeds every cross-attention, the UNet runs its U
+/// with its skip connections, and the VAE decodes what it made.
+#[test]
+fn an_original_stable_diffusion_checkpoint_runs_text_encoder_unet_and_vae() {
+    let file = "sd_ldm.safetensors";
+    let (_, edges) = check(
+        file,
+        &[
+            "cond_stage_model.transformer.text_model.embeddings.token_embedding",
+            "cond_stage_model.transformer.text_model.embeddings.position_embedding",
+            "model.diffusion_model.time_embed.0",
+            "model.diffusion_model.label_emb.0.0",
+            "model.diffusion_model.input_blocks.0.0",
+            "first_stage_model.encoder.conv_in",
+        ],
+    );
+    let has = |a: &str, b: &str| edges.contains(&(a.to_owned(), b.to_owned()));
+    let unet = "model.diffusion_model.";
+    // The text encoder's output is every cross-attention's keys and values.
+    let text = "cond_stage_model.transformer.text_model.final_layer_norm";
+    let cross = edges
+        .iter()
+        .filter(|(a, b)| a == text && (b.ends_with("attn2.to_k") || b.ends_with("attn2.to_v")))
+        .count();
+    let blocks = facts()[file]["call_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.as_str().unwrap().ends_with("attn2.to_k"))
+        .count();
+    assert_eq!(cross, 2 * blocks, "two per transformer block");
+    assert_eq!(blocks, 6);
+    // Each output block's resnet reads one input block's state back, the last first.
+    let skipped: HashSet<&str> = edges
+        .iter()
+        .filter(|(a, b)| {
+            a.starts_with(&format!("{unet}input_blocks"))
+                && b.starts_with(&format!("{unet}output_blocks"))
+        })
+        .map(|(_, b)| b.split('.').nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        skipped.len() as u64,
+        facts()[file]["up_resnets"].as_u64().unwrap()
+    );
+    assert!(has(
+        &format!("{unet}input_blocks.0.0"),
+        &format!("{unet}output_blocks.5.0.in_layers.0")
+    ));
+    // The UNet's output is what the VAE decodes; its decoder runs its last level first.
+    assert!(has(
+        &format!("{unet}out.2"),
+        "first_stage_model.post_quant_conv"
+    ));
+    assert!(has(
+        "first_stage_model.decoder.mid.block_2.conv2",
+        "first_stage_model.decoder.up.1.block.0.norm1"
+    ));
+}

@@ -3,7 +3,9 @@
 //! its VAEs (`AutoencoderKL`: `encoder.*`, `quant_conv`, `post_quant_conv`, `decoder.*`) and Flux
 //! transformers, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
 //! and as Black Forest Labs' own checkpoints do (`double_blocks.N`, `single_blocks.N`, the files
-//! ComfyUI loads).
+//! ComfyUI loads), and the original Stable Diffusion code's names (`model.diffusion_model.
+//! input_blocks.N.M`, `first_stage_model.decoder.up.N.block.M`: the single-file checkpoints that
+//! hold a UNet, a VAE and a text encoder together).
 //!
 //! How it works: each module gets a place in the model's forward pass, a key sorted in the order
 //! the model runs — part (a VAE's encoder before its decoder), stage (conv_in, down blocks, mid
@@ -63,6 +65,9 @@ struct Place {
 
 /// Residual scope depths: a resnet or attention block (part, stage, block, item), a sub-layer
 /// inside an attention block's transformer block (… sub-block), a Flux block (part, stage, block).
+/// A UNet's or VAE's blocks hold items: resnets and attention blocks (their sub-blocks: the
+/// attention block's own norm and projection in, each transformer block, the projection out),
+/// and down- or upsamplers.
 const ITEM: u8 = 4;
 const SUB: u8 = 5;
 const FLUX_BLOCK: u8 = 3;
@@ -77,22 +82,33 @@ fn place(key: [u32; 6]) -> Place {
 /// The place of module `name` in a diffusion model, if its names are one's.
 fn place_of(name: &str) -> Option<Place> {
     let segs: Vec<&str> = name.split('.').collect();
-    // Skip a prefix (`model.diffusion_model.`, `unet.`, a pipeline's component) up to the first
-    // segment a known family begins with.
+    // Skip a prefix (`model.diffusion_model.`, `first_stage_model.`, `unet.`, a pipeline's
+    // component) up to the first segment a known family begins with.
     let start = segs.iter().position(|s| TOP.contains(s))?;
     let segs = &segs[start..];
-    let (part, segs) = match segs {
-        ["encoder", rest @ ..] => (0, rest),
-        ["quant_conv"] => return Some(place([1, 0, 0, 0, 0, 0])),
-        ["post_quant_conv"] => return Some(place([2, 0, 0, 0, 0, 0])),
-        ["decoder", rest @ ..] => (3, rest),
-        _ => (0, segs),
-    };
-    unet_place(part, segs).or_else(|| flux_place(segs))
+    match segs {
+        ["encoder", rest @ ..] => unet_place(VAE_ENCODER, rest),
+        ["quant_conv"] => Some(place([VAE_ENCODER + 1, 0, 0, 0, 0, 0])),
+        ["post_quant_conv"] => Some(place([VAE_ENCODER + 2, 0, 0, 0, 0, 0])),
+        ["decoder", rest @ ..] => unet_place(VAE_ENCODER + 3, rest),
+        _ => unet_place(UNET, segs).or_else(|| flux_place(segs)),
+    }
+}
+
+/// Parts (a key's first component): a VAE's encoder, `quant_conv`, `post_quant_conv` and decoder
+/// (one after another), a UNet, a Flux transformer. Parts chain into one another only within the
+/// same four (a file may hold a UNet and a VAE side by side, as Stable Diffusion's own do).
+const VAE_ENCODER: u32 = 0;
+const UNET: u32 = 4;
+const FLUX: u32 = 8;
+
+/// Whether two parts chain into one another.
+fn same_model(a: u32, b: u32) -> bool {
+    a / 4 == b / 4
 }
 
 /// Segments a diffusion family's top-level names begin with.
-const TOP: [&str; 27] = [
+const TOP: [&str; 36] = [
     // diffusers' UNets and VAEs.
     "time_embedding",
     "add_embedding",
@@ -106,13 +122,23 @@ const TOP: [&str; 27] = [
     "decoder",
     "quant_conv",
     "post_quant_conv",
+    // The original Stable Diffusion code's (`ldm`: the single-file checkpoints).
+    "time_embed",
+    "label_emb",
+    "input_blocks",
+    "middle_block",
+    "output_blocks",
+    "out",
+    "down",
+    "mid",
+    "up",
+    "norm_out",
     // diffusers' Flux.
     "x_embedder",
     "context_embedder",
     "time_text_embed",
     "transformer_blocks",
     "single_transformer_blocks",
-    "norm_out",
     "proj_out",
     // Black Forest Labs' Flux.
     "img_in",
@@ -129,99 +155,170 @@ fn index(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
-/// A diffusers UNet's or VAE's module (`segs` after any `encoder.` / `decoder.`).
+/// Stages of a UNet or a VAE's half.
+const TEMB: u32 = 0;
+const CONV_IN: u32 = 1;
+const DOWN: u32 = 2;
+const MID: u32 = 3;
+const UP: u32 = 4;
+const NORM_OUT: u32 = 5;
+const CONV_OUT: u32 = 6;
+
+/// A UNet's or a VAE half's module, by diffusers' names or the original code's.
 fn unet_place(part: u32, segs: &[&str]) -> Option<Place> {
-    let temb = |rank: u32, path: u8, sub: u32| {
-        let mut p = place([part, 0, sub, 0, 0, rank]);
-        p.path = path;
-        p.temb_out = rank == 1;
-        p
+    let temb = |rank: u32, path: u8, sub: u32| Place {
+        path,
+        temb_out: rank == 1,
+        ..place([part, TEMB, sub, 0, 0, rank])
     };
+    let at = |stage: u32| place([part, stage, 0, 0, 0, 0]);
+    let idx = |s: &str| index(s);
     Some(match segs {
-        ["time_embedding", "linear_1"] => temb(0, 1, 0),
-        ["time_embedding", "linear_2"] => temb(1, 1, 0),
+        ["time_embedding", "linear_1"] | ["time_embed", "0"] => temb(0, 1, 0),
+        ["time_embedding", "linear_2"] | ["time_embed", "2"] => temb(1, 1, 0),
         // SDXL's embedding of the pooled text and the size conditioning, added to the time's.
-        ["add_embedding", "linear_1"] => temb(0, 2, 1),
-        ["add_embedding", "linear_2"] => temb(1, 2, 1),
-        ["conv_in"] => Place {
-            skip_out: Some([part, 1, 0, 0]),
-            ..place([part, 1, 0, 0, 0, 0])
+        ["add_embedding", "linear_1"] | ["label_emb", "0", "0"] => temb(0, 2, 1),
+        ["add_embedding", "linear_2"] | ["label_emb", "0", "2"] => temb(1, 2, 1),
+        ["conv_in"] | ["input_blocks", "0", "0"] => Place {
+            skip_out: Some([part, CONV_IN, 0, 0]),
+            ..at(CONV_IN)
         },
-        ["down_blocks", b, rest @ ..] => block_place([part, 2, index(b)?], rest, false)?,
-        ["mid_block", rest @ ..] => block_place([part, 3, 0], rest, false)?,
-        ["up_blocks", b, rest @ ..] => block_place([part, 4, index(b)?], rest, true)?,
-        ["conv_norm_out"] => place([part, 5, 0, 0, 0, 0]),
-        ["conv_out"] => place([part, 6, 0, 0, 0, 0]),
+        // diffusers: a block's resnets and attentions interleave as they run.
+        ["down_blocks", b, rest @ ..] => diffusers_block(part, DOWN, idx(b)?, rest)?,
+        ["mid_block", rest @ ..] => diffusers_block(part, MID, 0, rest)?,
+        ["up_blocks", b, rest @ ..] => diffusers_block(part, UP, idx(b)?, rest)?,
+        ["conv_norm_out"] | ["out", "0"] | ["norm_out"] => at(NORM_OUT),
+        ["conv_out"] | ["out", "2"] => at(CONV_OUT),
+        // The original code: each input block keeps one state, each output block reads one back.
+        ["input_blocks", b, j, rel @ ..] => {
+            let b = idx(b)?;
+            item_place(
+                [part, DOWN, b, idx(j)?],
+                rel,
+                Some([part, DOWN, b, 0]),
+                false,
+            )?
+        }
+        ["middle_block", j, rel @ ..] => item_place([part, MID, 0, idx(j)?], rel, None, false)?,
+        ["output_blocks", b, j, rel @ ..] => {
+            item_place([part, UP, idx(b)?, idx(j)?], rel, None, true)?
+        }
+        // The original VAE's halves: `down.N.block.M`, `mid.block_1`, `mid.attn_1`, and
+        // `up.N`, run from the last level to the first.
+        ["down", b, "block", m, rel @ ..] => {
+            item_place([part, DOWN, idx(b)?, 2 * idx(m)?], rel, None, false)?
+        }
+        ["down", b, "downsample", rel @ ..] => {
+            item_place([part, DOWN, idx(b)?, LAST], rel, None, false)?
+        }
+        ["mid", "block_1", rel @ ..] => item_place([part, MID, 0, 0], rel, None, false)?,
+        ["mid", "attn_1", rel @ ..] => item_place([part, MID, 0, 1], rel, None, false)?,
+        ["mid", "block_2", rel @ ..] => item_place([part, MID, 0, 2], rel, None, false)?,
+        ["up", b, "block", m, rel @ ..] => item_place(
+            [part, UP, LAST - 1 - idx(b)?, 2 * idx(m)?],
+            rel,
+            None,
+            false,
+        )?,
+        ["up", b, "upsample", rel @ ..] => {
+            item_place([part, UP, LAST - 1 - idx(b)?, LAST], rel, None, false)?
+        }
         _ => return None,
     })
 }
 
-/// A module inside a down, mid or up block (`prefix`: part, stage, block).
-fn block_place(prefix: [u32; 3], rest: &[&str], up: bool) -> Option<Place> {
-    let [part, stage, block] = prefix;
-    let down = stage == 2;
-    Some(match rest {
+/// A module of diffusers' down, mid or up block `block` of `stage`.
+fn diffusers_block(part: u32, stage: u32, block: u32, rest: &[&str]) -> Option<Place> {
+    let down = stage == DOWN;
+    let up = stage == UP;
+    match rest {
         ["resnets", i, rel @ ..] => {
             let i = index(i)?;
-            let at = |rank: u32| place([part, stage, block, 2 * i, 0, rank]);
-            match rel {
-                ["norm1"] => Place {
-                    opens: Some(ITEM),
-                    skip_in: up,
-                    ..at(0)
-                },
-                ["conv1"] => at(1),
-                ["time_emb_proj"] => Place {
-                    temb_in: true,
-                    ..at(2)
-                },
-                ["norm2"] => at(3),
-                ["conv2"] => Place {
-                    closes: Some(ITEM),
-                    skip_out: down.then_some([part, stage, block, i]),
-                    ..at(4)
-                },
-                ["conv_shortcut"] => Place {
-                    side: true,
-                    ..at(5)
-                },
-                _ => return None,
-            }
+            let kept = down.then_some([part, stage, block, i]);
+            item_place([part, stage, block, 2 * i], rel, kept, up)
         }
         ["attentions", i, rel @ ..] => {
             let i = index(i)?;
-            let at = |sub: u32, rank: u32| place([part, stage, block, 2 * i + 1, sub, rank]);
-            match rel {
-                ["norm" | "group_norm"] => Place {
-                    opens: Some(ITEM),
-                    ..at(0, 0)
-                },
-                ["proj_in"] => at(0, 1),
-                // A VAE's attention is one `Attention`: its q/k/v and output directly.
-                ["to_q" | "to_k" | "to_v"] => Place {
-                    parallel: true,
-                    ..at(1, 0)
-                },
-                ["proj_out"] | ["to_out", "0"] => Place {
-                    closes: Some(ITEM),
-                    skip_out: down.then_some([part, stage, block, i]),
-                    ..at(LAST, 0)
-                },
-                ["transformer_blocks", t, sub @ ..] => {
-                    let (rank, parallel, opens, closes) = transformer_rank(sub)?;
-                    Place {
-                        parallel,
-                        opens: opens.then_some(SUB),
-                        closes: closes.then_some(SUB),
-                        ..at(1 + index(t)?, rank)
-                    }
-                }
-                _ => return None,
+            let kept = down.then_some([part, stage, block, i]);
+            item_place([part, stage, block, 2 * i + 1], rel, kept, false)
+        }
+        ["downsamplers" | "upsamplers", "0", rel @ ..] => {
+            let kept = down.then_some([part, stage, block, LAST]);
+            item_place([part, stage, block, LAST], rel, kept, false)
+        }
+        _ => None,
+    }
+}
+
+/// A module of one item of a block (`base`: part, stage, block, item): a resnet, an attention
+/// block, or a down- or upsampler. `kept`: the state the item leaves for the up path (items of one
+/// pair share it, the last one's is kept); `up`: a resnet of the up path reads one back.
+fn item_place(base: [u32; 4], rel: &[&str], kept: Option<[u32; 4]>, up: bool) -> Option<Place> {
+    let [part, stage, block, item] = base;
+    let at = |sub: u32, rank: u32| place([part, stage, block, item, sub, rank]);
+    // A resnet (diffusers' `ResnetBlock2D`, the original `ResBlock` / `ResnetBlock`).
+    let resnet = match rel {
+        ["norm1"] | ["in_layers", "0"] => Some(0),
+        ["conv1"] | ["in_layers", "2"] => Some(1),
+        ["time_emb_proj"] | ["emb_layers", "1"] | ["temb_proj"] => Some(2),
+        ["norm2"] | ["out_layers", "0"] => Some(3),
+        ["conv2"] | ["out_layers", "3"] => Some(4),
+        ["conv_shortcut"] | ["skip_connection"] | ["nin_shortcut"] => Some(5),
+        _ => None,
+    };
+    if let Some(rank) = resnet {
+        return Some(match rank {
+            0 => Place {
+                opens: Some(ITEM),
+                skip_in: up,
+                ..at(0, 0)
+            },
+            2 => Place {
+                temb_in: true,
+                ..at(0, 2)
+            },
+            4 => Place {
+                closes: Some(ITEM),
+                skip_out: kept,
+                ..at(0, 4)
+            },
+            5 => Place {
+                side: true,
+                ..at(0, 5)
+            },
+            r => at(0, r),
+        });
+    }
+    Some(match rel {
+        // An attention block: diffusers' `Transformer2DModel`, the original `SpatialTransformer`,
+        // or a VAE's single attention (`Attention`, the original `AttnBlock`).
+        ["norm" | "group_norm"] => Place {
+            opens: Some(ITEM),
+            ..at(0, 0)
+        },
+        ["proj_in"] => at(0, 1),
+        ["to_q" | "to_k" | "to_v" | "q" | "k" | "v"] => Place {
+            parallel: true,
+            ..at(1, 0)
+        },
+        ["proj_out"] | ["to_out", "0"] => Place {
+            closes: Some(ITEM),
+            skip_out: kept,
+            ..at(LAST, 0)
+        },
+        ["transformer_blocks", t, sub @ ..] => {
+            let (rank, parallel, opens, closes) = transformer_rank(sub)?;
+            Place {
+                parallel,
+                opens: opens.then_some(SUB),
+                closes: closes.then_some(SUB),
+                ..at(1 + index(t)?, rank)
             }
         }
-        ["downsamplers" | "upsamplers", "0", "conv"] => Place {
-            skip_out: down.then_some([part, stage, block, LAST]),
-            ..place([part, stage, block, LAST, 0, 0])
+        // A down- or upsampler's convolution (diffusers' `conv`, the original `op` / `conv`).
+        ["conv" | "op"] => Place {
+            skip_out: kept,
+            ..at(0, 0)
         },
         _ => return None,
     })
@@ -248,7 +345,7 @@ fn transformer_rank(rel: &[&str]) -> Option<(u32, bool, bool, bool)> {
 
 /// A Flux transformer's module, as diffusers or Black Forest Labs name it.
 fn flux_place(segs: &[&str]) -> Option<Place> {
-    let at = |stage: u32, block: u32, rank: u32| place([0, stage, block, 0, 0, rank]);
+    let at = |stage: u32, block: u32, rank: u32| place([FLUX, stage, block, 0, 0, rank]);
     // The time, guidance and pooled-text embeddings: three paths of their own, summed.
     let temb = |path: u8, rank: u32| Place {
         path,
@@ -360,9 +457,11 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
     })
 }
 
-/// Adds dataflow edges between a diffusion model's module nodes; returns how many (0 when the
-/// names are no diffusion model's).
-pub fn chain_diffusion_modules(model: &mut Model) -> usize {
+/// Adds dataflow edges between a diffusion model's module nodes; returns, per node, whether it
+/// was given a place (all `false` when the names are no diffusion model's), so the modules left
+/// (a checkpoint's text encoder) can be chained as what they are.
+pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
+    let mut mask = vec![false; model.graph.nodes.len()];
     let mut placed: Vec<(Place, u32)> = model
         .graph
         .nodes
@@ -380,7 +479,10 @@ pub fn chain_diffusion_modules(model: &mut Model) -> usize {
         .filter(|n| n.kind == NodeKind::Module)
         .count();
     if !placed.iter().any(|(p, _)| p.key[1] >= 2 && p.path == 0) || placed.len() * 5 < modules * 3 {
-        return 0;
+        return mask;
+    }
+    for &(_, n) in &placed {
+        mask[n as usize] = true;
     }
     placed.sort_by_key(|(p, _)| (p.key, p.path));
     let (sides, chain): (Vec<_>, Vec<_>) = placed.into_iter().partition(|(p, _)| p.side);
@@ -428,7 +530,9 @@ pub fn chain_diffusion_modules(model: &mut Model) -> usize {
     for path in 0..=3u8 {
         let on: Vec<&(Place, Vec<u32>)> = sets.iter().filter(|(p, _)| p.path == path).collect();
         for w in on.windows(2) {
-            linked(&mut edges, &w[0].1, &w[1].1, w[1].0.mixes);
+            if same_model(w[0].0.key[0], w[1].0.key[0]) {
+                linked(&mut edges, &w[0].1, &w[1].1, w[1].0.mixes);
+            }
         }
     }
     let main: Vec<&(Place, Vec<u32>)> = sets.iter().filter(|(p, _)| p.path == 0).collect();
@@ -494,7 +598,43 @@ pub fn chain_diffusion_modules(model: &mut Model) -> usize {
             link(&mut edges, &temb, members);
         }
     }
-    let mut added = 0;
+    // A file holding a whole pipeline (the original Stable Diffusion checkpoints): the text
+    // encoder's output is every cross-attention's keys and values, and the UNet's output is what
+    // the VAE decodes.
+    let text_out: Vec<u32> = model
+        .graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|&(i, n)| {
+            n.kind == NodeKind::Module
+                && !mask[i]
+                && (n.name.ends_with("final_layer_norm") || n.name.ends_with("ln_final"))
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    let cross_kv: Vec<u32> = main
+        .iter()
+        .flat_map(|(_, m)| m.iter().copied())
+        .filter(|&n| {
+            model.graph.nodes.get(n as usize).is_some_and(|node| {
+                node.name.ends_with("attn2.to_k") || node.name.ends_with("attn2.to_v")
+            })
+        })
+        .collect();
+    link(&mut edges, &text_out, &cross_kv);
+    let unet_out = main
+        .iter()
+        .rev()
+        .find(|(p, _)| p.key[0] == UNET)
+        .map(|(_, m)| m);
+    let decode = main
+        .iter()
+        .find(|(p, _)| p.key[0] == VAE_ENCODER + 2)
+        .map(|(_, m)| m);
+    if let (Some(from), Some(to)) = (unet_out, decode) {
+        link(&mut edges, from, to);
+    }
     for (from, to) in edges {
         let value = model
             .graph
@@ -505,11 +645,10 @@ pub fn chain_diffusion_modules(model: &mut Model) -> usize {
             && !node.inputs.contains(&Some(v))
         {
             node.inputs.push(Some(v));
-            added += 1;
         }
     }
     model.graph.connect_by_values();
-    added
+    mask
 }
 
 #[cfg(test)]
@@ -546,6 +685,16 @@ mod tests {
         assert_eq!(key("model.unet.conv_in"), key("conv_in"), "prefix skipped");
         assert!(key("encoder.conv_out") < key("quant_conv"));
         assert!(key("post_quant_conv") < key("decoder.conv_in"));
+        // The original code's names: input blocks keep states, a VAE decoder's levels run down.
+        assert_eq!(
+            key("model.diffusion_model.input_blocks.0.0"),
+            key("conv_in")
+        );
+        assert!(key("input_blocks.1.0.out_layers.3") < key("input_blocks.1.1.proj_in"));
+        assert!(key("input_blocks.3.0.op") < key("middle_block.0.in_layers.0"));
+        assert!(key("output_blocks.0.0.in_layers.0") < key("out.2"));
+        assert!(key("decoder.up.3.block.0.norm1") < key("decoder.up.2.block.0.norm1"));
+        assert!(key("decoder.mid.attn_1.q") < key("decoder.mid.block_2.conv1"));
         assert_eq!(key("down_blocks.0.attentions.0.bogus"), None);
         assert_eq!(key("model.layers.0.mlp"), None);
     }

@@ -79,10 +79,10 @@ pub(super) fn build_checkpoint_graph(model: &mut Model) {
         };
     }
     model.finish_hierarchy(&node_groups);
-    // A VAE's names (`encoder.conv_norm_out`) would pass for an encoder's final norm.
-    if super::diffusion::chain_diffusion_modules(model) == 0 {
-        chain_checkpoint_modules(model);
-    }
+    // Diffusion models first: a VAE's names (`encoder.conv_norm_out`) would pass for an
+    // encoder's final norm. What they leave (a whole pipeline's text encoder) chains as usual.
+    let placed = super::diffusion::chain_diffusion_modules(model);
+    chain_family_modules(model, &placed);
 }
 
 /// Guesses a module's kind from its name and tensors (`Linear`, `Embedding`, `RMSNorm`…).
@@ -306,6 +306,8 @@ fn block_rank(rel: &str, decoder: bool) -> Option<u8> {
         "linear1" => GATE_UP,
         "linear2" => MLP_OUT,
         "input_layernorm" | "ln_1" | "attention_norm" | "attn_norm" | "ln_attn" | "norm1"
+        // CLIP's (every Stable Diffusion checkpoint's text encoder).
+        | "layer_norm1"
         | "pre_attention_norm" => INPUT_NORM,
         "q_proj" | "k_proj" | "v_proj" | "c_attn" | "query" | "key" | "value" | "attn_q"
         | "attn_k" | "attn_v" | "qkv_proj" | "wqkv" | "query_key_value" | "wq" | "wk" | "wv"
@@ -327,6 +329,7 @@ fn block_rank(rel: &str, decoder: bool) -> Option<u8> {
         | "norm2"
         | "pre_feedforward_layernorm"
         | "pre_ffw_norm"
+        | "layer_norm2"
         // OPT's and Whisper's norm before the MLP.
         | "final_layer_norm" => MLP_NORM,
         // A mixture of experts: the router (`mlp.router`, Mixtral's `block_sparse_moe.gate`,
@@ -360,12 +363,17 @@ fn parallel_rank(rank: u8) -> bool {
 /// Adds dataflow edges between checkpoint module nodes where the names follow a known family.
 /// Returns the number of edges added (0 for unknown families).
 pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
+    chain_family_modules(model, &[])
+}
+
+/// [`chain_checkpoint_modules`], leaving out the nodes `skip` marks.
+fn chain_family_modules(model: &mut Model, skip: &[bool]) -> usize {
     let mut keyed: Vec<((u8, u64, u8), u32)> = model
         .graph
         .nodes
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.kind == NodeKind::Module)
+        .filter(|(i, n)| n.kind == NodeKind::Module && !skip.get(*i).copied().unwrap_or(false))
         .filter_map(|(i, n)| order_key(&n.name).map(|k| (k, i as u32)))
         .collect();
     if !keyed.iter().any(|(k, _)| k.0 == 1) {
@@ -376,7 +384,8 @@ pub fn chain_checkpoint_modules(model: &mut Model) -> usize {
     let mut sets: Vec<((u8, u64, u8), Vec<u32>)> = Vec::new();
     for (k, n) in keyed {
         match sets.last_mut() {
-            Some((lk, members)) if *lk == k && parallel_rank(k.2) => members.push(n),
+            // Embeddings are summed (token, position, token type), side by side.
+            Some((lk, members)) if *lk == k && (parallel_rank(k.2) || k.0 == 0) => members.push(n),
             _ => sets.push((k, vec![n])),
         }
     }

@@ -12,6 +12,13 @@ modules in, for `tests/diffusion.rs`.
   to the diffusers weights exactly through diffusers' own `convert_flux_transformer_checkpoint_to_
   diffusers` (with its hard-coded width, 3072, replaced by this model's).
 
+- `sd_ldm.safetensors`: the UNet and the VAE under the original Stable Diffusion code's names, in
+  one file with a CLIP text encoder, as the single-file checkpoints (`v1-5-pruned.safetensors`,
+  civitai's) hold a whole pipeline: `model.diffusion_model.` (`input_blocks`, `middle_block`,
+  `output_blocks`), `first_stage_model.` (`down.N.block.M`, `mid.attn_1`, `up.N` run last level
+  first), `cond_stage_model.transformer.`; the UNet and VAE parts checked to convert back exactly
+  through diffusers' own `convert_ldm_unet_checkpoint` and `convert_ldm_vae_checkpoint`.
+
 `facts.json` holds, per file, the modules with weights in the order the model's forward pass first
 calls them (forward pre-hooks; a Black Forest Labs name stands for the diffusers modules fused
 into it, at the first one's place), the number of resnets in the UNet's up path (each reads one
@@ -200,6 +207,97 @@ for m in flux_order:
     if names[m] not in bfl_order:
         bfl_order.append(names[m])
 facts["flux_bfl.safetensors"] = {"call_order": bfl_order, "up_resnets": 0}
+
+# The whole pipeline under the original code's names.
+from transformers import CLIPTextConfig, CLIPTextModel
+
+clip = CLIPTextModel(
+    CLIPTextConfig(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, vocab_size=100, max_position_embeddings=16)
+).eval()
+L = unet.config.layers_per_block
+resnet_names = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1", "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+
+
+def ldm_unet(module):
+    p = module.split(".")
+    top = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2", "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2", "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    if module in top:
+        return top[module]
+    kind, rest = p[0], p[1:]
+    if kind == "mid_block":
+        what, j, tail = rest[0], int(rest[1]), rest[2:]
+        if what == "resnets":
+            return f"middle_block.{2 * j}.{resnet_names[tail[0]]}"
+        return ".".join(["middle_block.1", *tail])
+    i, what = int(rest[0]), rest[1]
+    if what in ("downsamplers", "upsamplers"):
+        if kind == "down_blocks":
+            return f"input_blocks.{(L + 1) * (i + 1)}.0.op"
+        has_attn = hasattr(unet.up_blocks[i], "attentions")
+        return f"output_blocks.{(L + 1) * i + L}.{2 if has_attn else 1}.conv"
+    j, tail = int(rest[2]), rest[3:]
+    index = (L + 1) * i + j + 1 if kind == "down_blocks" else (L + 1) * i + j
+    block = "input_blocks" if kind == "down_blocks" else "output_blocks"
+    if what == "resnets":
+        return f"{block}.{index}.0.{resnet_names[tail[0]]}"
+    return ".".join([f"{block}.{index}.1", *tail])
+
+
+levels = len(vae.config.block_out_channels)
+vae_resnet = {"conv_shortcut": "nin_shortcut"}
+vae_attn = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def ldm_vae(module):
+    p = module.split(".")
+    if p[0] in ("quant_conv", "post_quant_conv"):
+        return module
+    half, rest = p[0], p[1:]
+    tail = ".".join(rest)
+    if tail == "conv_norm_out":
+        return f"{half}.norm_out"
+    if rest[0] == "mid_block":
+        if rest[1] == "resnets":
+            return f"{half}.mid.block_{int(rest[2]) + 1}.{vae_resnet.get(rest[3], rest[3])}"
+        return f"{half}.mid.attn_1.{vae_attn['.'.join(rest[3:])]}"
+    if rest[0] in ("down_blocks", "up_blocks"):
+        i = int(rest[1])
+        level = i if rest[0] == "down_blocks" else levels - 1 - i
+        name = "down" if rest[0] == "down_blocks" else "up"
+        if rest[2] in ("downsamplers", "upsamplers"):
+            return f"{half}.{name}.{level}.{name}sample.conv"
+        return f"{half}.{name}.{level}.block.{rest[3]}.{vae_resnet.get(rest[4], rest[4])}"
+    return module
+
+
+def moved(model, rename, prefix, reshape=lambda k, v: v):
+    out, names = {}, {}
+    for k, v in model.state_dict().items():
+        module, t = k.rsplit(".", 1)
+        new = rename(module)
+        names[module] = prefix + new
+        out[f"{prefix}{new}.{t}"] = reshape(new, v.clone())
+    return out, names
+
+
+unet_ldm, unet_names = moved(unet, ldm_unet, "model.diffusion_model.")
+# The original VAE's attention projections are 1×1 convolutions.
+vae_ldm, vae_names = moved(vae, ldm_vae, "first_stage_model.", lambda k, v: v[:, :, None, None] if ".mid.attn_1." in k and k.rsplit(".", 1)[1] in "qkv proj_out" and v.dim() == 2 else v)
+back = single_file_utils.convert_ldm_unet_checkpoint(dict(unet_ldm), dict(unet.config))
+assert back.keys() == unet.state_dict().keys(), set(back) ^ set(unet.state_dict())
+assert all(torch.equal(back[k], v) for k, v in unet.state_dict().items())
+back = single_file_utils.convert_ldm_vae_checkpoint(dict(vae_ldm), dict(vae.config))
+assert back.keys() == vae.state_dict().keys(), set(back) ^ set(vae.state_dict())
+assert all(torch.equal(back[k], v) for k, v in vae.state_dict().items())
+# Named as transformers 4 named them when Stable Diffusion's checkpoints were saved (`text_model.`).
+clip_prefix = "cond_stage_model.transformer." + ("" if any(k.startswith("text_model.") for k in clip.state_dict()) else "text_model.")
+clip_sd = {f"{clip_prefix}{k}": v.clone() for k, v in clip.state_dict().items() if "position_ids" not in k}
+save_file({k: v.contiguous() for k, v in {**unet_ldm, **vae_ldm, **clip_sd}.items()}, os.path.join(here, "sd_ldm.safetensors"))
+ids = torch.tensor([[1, 2, 3, 4, 5]])
+clip_order = [f"{clip_prefix}{n}" for n in call_order(clip, lambda: clip(ids))]
+unet_order = [unet_names[n] for n in facts["unet/diffusion_pytorch_model.safetensors"]["call_order"]]
+vae_order = [vae_names[n] for n in facts["vae/diffusion_pytorch_model.safetensors"]["call_order"]]
+facts["sd_ldm.safetensors"] = {"call_order": clip_order + unet_order + vae_order, "up_resnets": facts["unet/diffusion_pytorch_model.safetensors"]["up_resnets"]}
 
 for f in facts.values():
     f["modules"] = len(f["call_order"])
