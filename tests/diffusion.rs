@@ -287,3 +287,43 @@ fn an_original_stable_diffusion_checkpoint_runs_text_encoder_unet_and_vae() {
         "first_stage_model.decoder.up.1.block.0.norm1"
     ));
 }
+
+/// SD3's MMDiT: image patches (with their position table) and text in two streams that meet in
+/// each block's joint attention; its last block reads the text without updating it.
+#[test]
+fn sd3_runs_its_two_streams_through_joint_attention() {
+    let (_, edges) = check(
+        "sd3/diffusion_pytorch_model.safetensors",
+        &[
+            "pos_embed.proj",
+            "pos_embed",
+            "context_embedder",
+            "time_text_embed.timestep_embedder.linear_1",
+            "time_text_embed.text_embedder.linear_1",
+        ],
+    );
+    let has = |a: &str, b: &str| edges.contains(&(a.to_owned(), b.to_owned()));
+    // The patches (with their position table) and the text enter side by side, each its stream.
+    for from in ["pos_embed.proj", "pos_embed"] {
+        assert!(has(from, "transformer_blocks.0.norm1.linear"), "{from}");
+        assert!(
+            !has(from, "transformer_blocks.0.norm1_context.linear"),
+            "{from}"
+        );
+    }
+    assert!(has(
+        "context_embedder",
+        "transformer_blocks.0.norm1_context.linear"
+    ));
+    // The last block updates only the image: its text stream ends in the joint attention, and
+    // the first block's text output skips to it.
+    assert!(has(
+        "transformer_blocks.0.ff_context.net.2",
+        "transformer_blocks.1.norm1_context.linear"
+    ));
+    // The last block's text projections feed only its joint attention.
+    assert!(has(
+        "transformer_blocks.1.attn.add_v_proj",
+        "transformer_blocks.1.attn.to_out.0"
+    ));
+}

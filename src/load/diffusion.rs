@@ -1,7 +1,7 @@
 //! Dataflow for diffusion model checkpoints, whose names follow no transformer family: diffusers'
 //! UNets (Stable Diffusion 1.x/2.x, SDXL: `down_blocks.N.resnets.M`, `mid_block`, `up_blocks`),
 //! its VAEs (`AutoencoderKL`: `encoder.*`, `quant_conv`, `post_quant_conv`, `decoder.*`) and Flux
-//! transformers, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
+//! transformers and SD3's MMDiT, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
 //! and as Black Forest Labs' own checkpoints do (`double_blocks.N`, `single_blocks.N`, the files
 //! ComfyUI loads), and the original Stable Diffusion code's names (`model.diffusion_model.
 //! input_blocks.N.M`, `first_stage_model.decoder.up.N.block.M`: the single-file checkpoints that
@@ -108,7 +108,7 @@ fn same_model(a: u32, b: u32) -> bool {
 }
 
 /// Segments a diffusion family's top-level names begin with.
-const TOP: [&str; 36] = [
+const TOP: [&str; 37] = [
     // diffusers' UNets and VAEs.
     "time_embedding",
     "add_embedding",
@@ -135,6 +135,7 @@ const TOP: [&str; 36] = [
     "norm_out",
     // diffusers' Flux.
     "x_embedder",
+    "pos_embed",
     "context_embedder",
     "time_text_embed",
     "transformer_blocks",
@@ -378,7 +379,10 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
             temb(path, rank)
         }
         // The image and the text enter side by side.
-        ["x_embedder" | "img_in"] => stream(both(at(1, 0, 0)), true),
+        // SD3's patch embedding and the position table added to it.
+        ["x_embedder" | "img_in" | "pos_embed"] | ["pos_embed", "proj"] => {
+            stream(both(at(1, 0, 0)), true)
+        }
         ["context_embedder" | "txt_in"] => stream(both(at(1, 0, 0)), false),
         ["transformer_blocks" | "double_blocks", b, rel @ ..] => {
             let b = index(b)?;
@@ -516,22 +520,35 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
             Some((n, place_of(name)?.stream))
         })
         .collect();
-    let linked = |edges: &mut Vec<(u32, u32)>, from: &[u32], to: &[u32], mixes: bool| {
+    let linked = |edges: &mut Vec<(u32, u32)>, from: &[u32], to: &[u32]| {
         for &a in from {
             for &b in to {
                 let (sa, sb) = (stream_of.get(&a), stream_of.get(&b));
-                if mixes || sa == sb || sa == Some(&0) || sb == Some(&0) {
+                if sa == sb || sa == Some(&0) || sb == Some(&0) {
                     edges.push((a, b));
                 }
             }
         }
     };
-    // The chain, path by path.
+    // The chain, path by path: each module feeds the next set that holds its stream (a stream
+    // may skip a set: SD3's last block updates only the image).
+    let compatible = |a: u32, b: u32, mixes: bool| {
+        let (sa, sb) = (stream_of.get(&a), stream_of.get(&b));
+        mixes || sa == sb || sa == Some(&0) || sb == Some(&0)
+    };
     for path in 0..=3u8 {
         let on: Vec<&(Place, Vec<u32>)> = sets.iter().filter(|(p, _)| p.path == path).collect();
-        for w in on.windows(2) {
-            if same_model(w[0].0.key[0], w[1].0.key[0]) {
-                linked(&mut edges, &w[0].1, &w[1].1, w[1].0.mixes);
+        for (i, (p, members)) in on.iter().enumerate() {
+            for &a in members {
+                let next = on[i + 1..]
+                    .iter()
+                    .take_while(|(q, _)| same_model(p.key[0], q.key[0]))
+                    .find(|(q, m)| m.iter().any(|&b| compatible(a, b, q.mixes)));
+                if let Some((q, m)) = next {
+                    for &b in m.iter().filter(|&&b| compatible(a, b, q.mixes)) {
+                        edges.push((a, b));
+                    }
+                }
             }
         }
     }
@@ -557,7 +574,7 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
             .map(|&(_, n)| n)
             .collect();
         if side.is_empty() {
-            linked(&mut edges, before, &main[close].1, false);
+            linked(&mut edges, before, &main[close].1);
         } else {
             // The shortcut runs last; the sum goes on to what follows the scope.
             let after = main.get(close + 1).map_or(&main[close].1, |(_, m)| m);

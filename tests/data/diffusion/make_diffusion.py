@@ -7,6 +7,7 @@ modules in, for `tests/diffusion.rs`.
   block at each end, the `text_time` added embedding), saved by `save_pretrained`;
 - `vae/`: an `AutoencoderKL` (encoder, decoder, mid-block attention), saved by `save_pretrained`;
 - `flux/`: a `FluxTransformer2DModel` with guidance, saved by `save_pretrained`;
+- `sd3/`: an `SD3Transformer2DModel` (its last block reads the text without updating it);
 - `flux_bfl.safetensors`: the same weights under Black Forest Labs' own names (`double_blocks`,
   `single_blocks`, fused `qkv` and `linear1`: the files ComfyUI loads), checked to convert back
   to the diffusers weights exactly through diffusers' own `convert_flux_transformer_checkpoint_to_
@@ -29,7 +30,7 @@ import json
 import os
 
 import torch
-from diffusers import AutoencoderKL, FluxTransformer2DModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
@@ -38,10 +39,12 @@ torch.manual_seed(0)
 
 
 def call_order(model, run):
-    """Names of the modules with their own parameters, in the order the forward pass enters them."""
+    """Names of the modules holding weights of the file (parameters or saved buffers), in the
+    order the forward pass enters them."""
     order, hooks = [], []
+    owners = {k.rsplit(".", 1)[0] for k in model.state_dict()}
     for name, m in model.named_modules():
-        if name and any(True for _ in m.parameters(recurse=False)):
+        if name in owners:
             hooks.append(m.register_forward_pre_hook(lambda _m, _a, name=name: order.append(name) if name not in order else None))
     with torch.no_grad():
         run()
@@ -126,6 +129,33 @@ flux_order = call_order(
     ),
 )
 facts["flux/diffusion_pytorch_model.safetensors"] = {"call_order": flux_order, "up_resnets": 0}
+
+sd3 = SD3Transformer2DModel(
+    sample_size=8,
+    patch_size=2,
+    in_channels=4,
+    num_layers=2,
+    attention_head_dim=8,
+    num_attention_heads=2,
+    joint_attention_dim=16,
+    caption_projection_dim=16,
+    pooled_projection_dim=12,
+    out_channels=4,
+    pos_embed_max_size=16,
+).eval()
+sd3.save_pretrained(os.path.join(here, "sd3"))
+facts["sd3/diffusion_pytorch_model.safetensors"] = {
+    "call_order": call_order(
+        sd3,
+        lambda: sd3(
+            hidden_states=torch.randn(1, 4, 8, 8),
+            encoder_hidden_states=torch.randn(1, 5, 16),
+            pooled_projections=torch.randn(1, 12),
+            timestep=torch.tensor([10]),
+        ),
+    ),
+    "up_resnets": 0,
+}
 
 # The same weights under Black Forest Labs' names.
 sd = {k: v.clone() for k, v in flux.state_dict().items()}
