@@ -109,13 +109,18 @@ fn check(file: &str, entries: &[&str]) -> (Model, Vec<(String, String)>) {
 #[test]
 fn a_unet_runs_down_the_u_and_back_up_through_its_skip_connections() {
     let file = "unet/diffusion_pytorch_model.safetensors";
-    let (_, edges) = check(
+    let (m, edges) = check(
         file,
         &[
             "time_embedding.linear_1",
             "add_embedding.linear_1",
             "conv_in",
         ],
+    );
+    // diffusers' config beside it names the class.
+    assert_eq!(
+        m.metadata.architecture.as_deref(),
+        Some("UNet2DConditionModel")
     );
     // Each resnet of the up path reads back one hidden state the down path kept.
     let resnet = |name: &str| -> String {

@@ -330,6 +330,9 @@ fn apply_config_json(model: &mut Model, json: &serde_json::Value) {
         model.metadata.architecture = Some(arch);
     } else if let Some(mt) = fields.get("model_type").and_then(|v| v.as_str()) {
         model.metadata.architecture = Some(mt.to_string());
+    } else if let Some(class) = fields.remove("_class_name").and_then(|v| v.as_str()) {
+        // diffusers names a model's class (`UNet2DConditionModel`, `FluxTransformer2DModel`).
+        model.metadata.architecture = Some(class.to_string());
     }
     let mut keys: Vec<_> = fields
         .into_iter()
