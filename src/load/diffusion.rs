@@ -152,8 +152,10 @@ const TOP: [&str; 37] = [
     "final_layer",
 ];
 
+/// A block or layer number; none past a million (no model has that many), so the arithmetic on
+/// it below cannot overflow whatever a file names.
 fn index(s: &str) -> Option<u32> {
-    s.parse().ok()
+    s.parse().ok().filter(|&n: &u32| n < 1 << 20)
 }
 
 /// Stages of a UNet or a VAE's half.
@@ -713,6 +715,10 @@ mod tests {
         assert!(key("decoder.up.3.block.0.norm1") < key("decoder.up.2.block.0.norm1"));
         assert!(key("decoder.mid.attn_1.q") < key("decoder.mid.block_2.conv1"));
         assert_eq!(key("down_blocks.0.attentions.0.bogus"), None);
+        // Numbers no model has are no place, not an overflow.
+        assert_eq!(key("decoder.up.4294967295.block.4294967295.norm1"), None);
+        assert_eq!(key("down_blocks.0.attentions.2147483648.norm"), None);
+        assert_eq!(key("transformer_blocks.99999999999.attn.to_q"), None);
         assert_eq!(key("model.layers.0.mlp"), None);
     }
 
