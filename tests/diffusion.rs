@@ -332,3 +332,41 @@ fn sd3_runs_its_two_streams_through_joint_attention() {
         "transformer_blocks.1.attn.to_out.0"
     ));
 }
+
+/// Wan's video DiT by diffusers' names and by its own (ComfyUI's files): self-attention,
+/// cross-attention over its own text embedding, feed-forward, modulated by the time.
+#[test]
+fn wan_runs_self_attention_then_cross_attention_over_its_text_by_either_naming() {
+    let entries = [
+        "patch_embedding",
+        "condition_embedder.time_embedder.linear_1",
+        "condition_embedder.text_embedder.linear_1",
+    ];
+    let (_, edges) = check("wan/diffusion_pytorch_model.safetensors", &entries);
+    let has = |e: &[(String, String)], a: &str, b: &str| e.contains(&(a.to_owned(), b.to_owned()));
+    // The text reaches each block's cross-attention keys and values, not its queries.
+    let text = "condition_embedder.text_embedder.linear_2";
+    assert!(has(&edges, text, "blocks.1.attn2.to_k"));
+    assert!(has(&edges, text, "blocks.1.attn2.to_v"));
+    assert!(!has(&edges, text, "blocks.1.attn2.to_q"));
+    // The time's projection modulates each block.
+    assert!(has(&edges, "condition_embedder.time_proj", "blocks.0"));
+    let p = "model.diffusion_model.";
+    let entries: Vec<String> = ["patch_embedding", "time_embedding.0", "text_embedding.0"]
+        .iter()
+        .map(|e| format!("{p}{e}"))
+        .collect();
+    let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
+    let (_, edges) = check("wan_comfy.safetensors", &entries);
+    assert!(has(
+        &edges,
+        &format!("{p}text_embedding.2"),
+        &format!("{p}blocks.0.cross_attn.k")
+    ));
+    // Wan's own `norm3` is its cross-attention's norm.
+    assert!(has(
+        &edges,
+        &format!("{p}blocks.0.self_attn.o"),
+        &format!("{p}blocks.0.norm3")
+    ));
+}

@@ -1,7 +1,7 @@
 //! Dataflow for diffusion model checkpoints, whose names follow no transformer family: diffusers'
 //! UNets (Stable Diffusion 1.x/2.x, SDXL: `down_blocks.N.resnets.M`, `mid_block`, `up_blocks`),
 //! its VAEs (`AutoencoderKL`: `encoder.*`, `quant_conv`, `post_quant_conv`, `decoder.*`) and Flux
-//! transformers and SD3's MMDiT, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
+//! transformers, SD3's MMDiT and Wan's video DiT, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
 //! and as Black Forest Labs' own checkpoints do (`double_blocks.N`, `single_blocks.N`, the files
 //! ComfyUI loads), and the original Stable Diffusion code's names (`model.diffusion_model.
 //! input_blocks.N.M`, `first_stage_model.decoder.up.N.block.M`: the single-file checkpoints that
@@ -56,6 +56,10 @@ struct Place {
     temb_in: bool,
     /// An output of the time embedding.
     temb_out: bool,
+    /// Reads the text's states (a cross-attention's keys and values).
+    text_in: bool,
+    /// The text's states (a DiT's own text embedding).
+    text_out: bool,
     /// A hidden state the up path reads back: the pair it belongs to (a later place of the same
     /// pair replaces it: a resnet's output, then its attention's).
     skip_out: Option<[u32; 4]>,
@@ -91,7 +95,9 @@ fn place_of(name: &str) -> Option<Place> {
         ["quant_conv"] => Some(place([VAE_ENCODER + 1, 0, 0, 0, 0, 0])),
         ["post_quant_conv"] => Some(place([VAE_ENCODER + 2, 0, 0, 0, 0, 0])),
         ["decoder", rest @ ..] => unet_place(VAE_ENCODER + 3, rest),
-        _ => unet_place(UNET, segs).or_else(|| flux_place(segs)),
+        _ => unet_place(UNET, segs)
+            .or_else(|| flux_place(segs))
+            .or_else(|| wan_place(segs)),
     }
 }
 
@@ -108,7 +114,7 @@ fn same_model(a: u32, b: u32) -> bool {
 }
 
 /// Segments a diffusion family's top-level names begin with.
-const TOP: [&str; 37] = [
+const TOP: [&str; 45] = [
     // diffusers' UNets and VAEs.
     "time_embedding",
     "add_embedding",
@@ -150,6 +156,15 @@ const TOP: [&str; 37] = [
     "double_blocks",
     "single_blocks",
     "final_layer",
+    // Wan's video DiT, as diffusers and as its own code name it.
+    "patch_embedding",
+    "condition_embedder",
+    "blocks",
+    "scale_shift_table",
+    "text_embedding",
+    "time_projection",
+    "head",
+    "modulation",
 ];
 
 /// A block or layer number; none past a million (no model has that many), so the arithmetic on
@@ -463,6 +478,94 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
     })
 }
 
+/// A Wan video DiT's module, as diffusers (`condition_embedder`, `blocks.N.attn1`, `attn2`,
+/// `ffn.net`) or Wan's own code (`time_embedding`, `blocks.N.self_attn`, `cross_attn`, `ffn.0`,
+/// `head`: the files ComfyUI loads) names it. Each block: self-attention, cross-attention over the
+/// text (after its norm), feed-forward, each with a residual, modulated by the time.
+fn wan_place(segs: &[&str]) -> Option<Place> {
+    let at = |stage: u32, block: u32, rank: u32| place([FLUX, stage, block, 0, 0, rank]);
+    let path = |path: u8, rank: u32| Place {
+        path,
+        ..at(0, u32::from(path), rank)
+    };
+    Some(match segs {
+        ["patch_embedding"] => at(1, 0, 0),
+        ["condition_embedder", "time_embedder", "linear_1"] | ["time_embedding", "0"] => path(1, 0),
+        ["condition_embedder", "time_embedder", "linear_2"] | ["time_embedding", "2"] => path(1, 1),
+        ["condition_embedder", "time_proj"] | ["time_projection", "1"] => Place {
+            temb_out: true,
+            ..path(1, 2)
+        },
+        ["condition_embedder", "text_embedder", "linear_1"] | ["text_embedding", "0"] => path(2, 0),
+        ["condition_embedder", "text_embedder", "linear_2"] | ["text_embedding", "2"] => Place {
+            text_out: true,
+            ..path(2, 1)
+        },
+        ["blocks", b, rel @ ..] => {
+            let b = index(b)?;
+            let r = |rank: u32| at(2, b, rank);
+            let par = |p: Place| Place {
+                parallel: true,
+                ..p
+            };
+            match rel {
+                // The block's own modulation table, added to the time's projection.
+                [] | ["modulation"] => Place {
+                    temb_in: true,
+                    opens: Some(FLUX_BLOCK),
+                    ..r(0)
+                },
+                [
+                    "attn1" | "self_attn",
+                    "to_q" | "to_k" | "to_v" | "q" | "k" | "v",
+                ] => par(r(1)),
+                ["attn1" | "self_attn", "norm_q" | "norm_k"] => par(r(2)),
+                ["attn1", "to_out", "0"] | ["self_attn", "o"] => Place {
+                    closes: Some(FLUX_BLOCK),
+                    ..r(3)
+                },
+                // The cross-attention's norm (`norm2` in diffusers, `norm3` in Wan's code).
+                ["norm2"] | ["norm3"] => Place {
+                    opens: Some(FLUX_BLOCK),
+                    ..r(4)
+                },
+                ["attn2" | "cross_attn", "to_q" | "q"] => par(r(5)),
+                [
+                    "attn2" | "cross_attn",
+                    "to_k" | "to_v" | "add_k_proj" | "add_v_proj" | "k" | "v" | "k_img" | "v_img",
+                ] => Place {
+                    text_in: true,
+                    ..par(r(5))
+                },
+                [
+                    "attn2" | "cross_attn",
+                    "norm_q" | "norm_k" | "norm_added_k" | "norm_k_img",
+                ] => par(r(6)),
+                ["attn2", "to_out", "0"] | ["cross_attn", "o"] => Place {
+                    closes: Some(FLUX_BLOCK),
+                    ..r(7)
+                },
+                ["ffn", "net", "0", "proj"] | ["ffn", "0"] => Place {
+                    opens: Some(FLUX_BLOCK),
+                    ..r(8)
+                },
+                ["ffn", "net", "2"] | ["ffn", "2"] => Place {
+                    closes: Some(FLUX_BLOCK),
+                    ..r(9)
+                },
+                _ => return None,
+            }
+        }
+        // The output's modulation table (`head.modulation`: a tensor of the `head` module).
+        ["scale_shift_table"] | ["head"] | ["head", "modulation"] => Place {
+            temb_in: true,
+            ..at(4, 0, 0)
+        },
+        ["head", "head"] => at(5, 0, 0),
+        _ => return None,
+    })
+}
+
 /// Adds dataflow edges between a diffusion model's module nodes; returns, per node, whether it
 /// was given a place (all `false` when the names are no diffusion model's), so the modules left
 /// (a checkpoint's text encoder) can be chained as what they are.
@@ -620,7 +723,7 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
     // A file holding a whole pipeline (the original Stable Diffusion checkpoints): the text
     // encoder's output is every cross-attention's keys and values, and the UNet's output is what
     // the VAE decodes.
-    let text_out: Vec<u32> = model
+    let mut text_out: Vec<u32> = model
         .graph
         .nodes
         .iter()
@@ -632,12 +735,20 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
         })
         .map(|(i, _)| i as u32)
         .collect();
+    // A DiT's own text embedding.
+    text_out.extend(
+        sets.iter()
+            .filter(|(p, _)| p.text_out)
+            .flat_map(|(_, m)| m.iter().copied()),
+    );
     let cross_kv: Vec<u32> = main
         .iter()
         .flat_map(|(_, m)| m.iter().copied())
         .filter(|&n| {
             model.graph.nodes.get(n as usize).is_some_and(|node| {
-                node.name.ends_with("attn2.to_k") || node.name.ends_with("attn2.to_v")
+                node.name.ends_with("attn2.to_k")
+                    || node.name.ends_with("attn2.to_v")
+                    || place_of(&node.name).is_some_and(|p| p.text_in)
             })
         })
         .collect();

@@ -8,6 +8,9 @@ modules in, for `tests/diffusion.rs`.
 - `vae/`: an `AutoencoderKL` (encoder, decoder, mid-block attention), saved by `save_pretrained`;
 - `flux/`: a `FluxTransformer2DModel` with guidance, saved by `save_pretrained`;
 - `sd3/`: an `SD3Transformer2DModel` (its last block reads the text without updating it);
+- `wan/`: a `WanTransformer3DModel` (Wan 2.1's video DiT), and `wan_comfy.safetensors`, the same
+  weights under Wan's own names with ComfyUI's `model.diffusion_model.` prefix, checked to convert
+  back exactly through diffusers' own `convert_wan_transformer_to_diffusers`;
 - `flux_bfl.safetensors`: the same weights under Black Forest Labs' own names (`double_blocks`,
   `single_blocks`, fused `qkv` and `linear1`: the files ComfyUI loads), checked to convert back
   to the diffusers weights exactly through diffusers' own `convert_flux_transformer_checkpoint_to_
@@ -30,7 +33,7 @@ import json
 import os
 
 import torch
-from diffusers import AutoencoderKL, FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel, WanTransformer3DModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
@@ -156,6 +159,83 @@ facts["sd3/diffusion_pytorch_model.safetensors"] = {
     ),
     "up_resnets": 0,
 }
+
+wan = WanTransformer3DModel(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=8,
+    in_channels=4,
+    out_channels=4,
+    text_dim=16,
+    freq_dim=16,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=32,
+).eval()
+wan.save_pretrained(os.path.join(here, "wan"))
+wan_order = call_order(
+    wan,
+    lambda: wan(
+        hidden_states=torch.randn(1, 4, 2, 4, 4),
+        timestep=torch.tensor([10]),
+        encoder_hidden_states=torch.randn(1, 5, 16),
+    ),
+)
+# The root's own modulation table (`scale_shift_table`) is no submodule a hook can see: it is read
+# after the blocks, before `proj_out`.
+wan_order.insert(wan_order.index("proj_out"), "scale_shift_table")
+facts["wan/diffusion_pytorch_model.safetensors"] = {"call_order": wan_order, "up_resnets": 0}
+# Under Wan's own names (ComfyUI's files), checked through diffusers' own conversion back.
+wan_names = [
+    ("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+    ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+    ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+    ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+    ("condition_embedder.time_proj", "time_projection.1"),
+    ("attn1", "self_attn"),
+    ("attn2", "cross_attn"),
+    ("to_out.0", "o"),
+    ("to_q", "q"),
+    ("to_k", "k"),
+    ("to_v", "v"),
+    ("ffn.net.0.proj", "ffn.0"),
+    ("ffn.net.2", "ffn.2"),
+    ("norm2", "norm3"),
+    ("proj_out", "head.head"),
+]
+
+
+def wan_original(module):
+    if module == "scale_shift_table":
+        return "head.modulation"
+    if module.startswith("blocks.") and module.count(".") == 1:
+        return module + ".modulation"
+    for a, b in wan_names:
+        module = module.replace(a, b)
+    return module
+
+
+wan_sd, wan_map = {}, {}
+for k, v in wan.state_dict().items():
+    module, t = k.rsplit(".", 1) if "." in k else ("", k)
+    if k == "scale_shift_table":
+        wan_sd["head.modulation"] = v.clone()
+        wan_map[k] = "head"
+        continue
+    if t == "scale_shift_table":
+        # A tensor `modulation` of the block itself.
+        wan_sd[f"{module}.modulation"] = v.clone()
+        wan_map[module] = module
+        continue
+    wan_map[module] = wan_original(module)
+    wan_sd[f"{wan_original(module)}.{t}"] = v.clone()
+back = single_file_utils.convert_wan_transformer_to_diffusers({f"model.diffusion_model.{k}": v.clone() for k, v in wan_sd.items()})
+assert back.keys() == wan.state_dict().keys(), set(back) ^ set(wan.state_dict())
+assert all(torch.equal(back[k], v) for k, v in wan.state_dict().items())
+save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in wan_sd.items()}, os.path.join(here, "wan_comfy.safetensors"))
+facts["wan_comfy.safetensors"] = {"call_order": [f"model.diffusion_model.{wan_map[m]}" for m in wan_order], "up_resnets": 0}
 
 # The same weights under Black Forest Labs' names.
 sd = {k: v.clone() for k, v in flux.state_dict().items()}
