@@ -370,3 +370,29 @@ fn wan_runs_self_attention_then_cross_attention_over_its_text_by_either_naming()
         &format!("{p}blocks.0.norm3")
     ));
 }
+
+/// Qwen-Image: Flux-like double blocks (`img_mod` / `txt_mod`, `img_mlp` / `txt_mlp`), its text
+/// normalized before it is embedded.
+#[test]
+fn qwen_image_runs_its_double_blocks() {
+    let (_, edges) = check(
+        "qwen_image/diffusion_pytorch_model.safetensors",
+        &[
+            "img_in",
+            "txt_norm",
+            "time_text_embed.timestep_embedder.linear_1",
+        ],
+    );
+    let has = |a: &str, b: &str| edges.contains(&(a.to_owned(), b.to_owned()));
+    assert!(has("txt_norm", "txt_in"));
+    assert!(!has("txt_norm", "img_in"));
+    assert!(has("txt_in", "transformer_blocks.0.txt_mod.1"));
+    assert!(has(
+        "transformer_blocks.0.img_mlp.net.2",
+        "transformer_blocks.1.img_mod.1"
+    ));
+    assert!(has(
+        "time_text_embed.timestep_embedder.linear_2",
+        "transformer_blocks.1.txt_mod.1"
+    ));
+}

@@ -1,7 +1,7 @@
 //! Dataflow for diffusion model checkpoints, whose names follow no transformer family: diffusers'
 //! UNets (Stable Diffusion 1.x/2.x, SDXL: `down_blocks.N.resnets.M`, `mid_block`, `up_blocks`),
 //! its VAEs (`AutoencoderKL`: `encoder.*`, `quant_conv`, `post_quant_conv`, `decoder.*`) and Flux
-//! transformers, SD3's MMDiT and Wan's video DiT, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
+//! transformers, SD3's MMDiT, Qwen-Image and Wan's video DiT, as diffusers names them (`transformer_blocks.N`, `single_transformer_blocks.N`)
 //! and as Black Forest Labs' own checkpoints do (`double_blocks.N`, `single_blocks.N`, the files
 //! ComfyUI loads), and the original Stable Diffusion code's names (`model.diffusion_model.
 //! input_blocks.N.M`, `first_stage_model.decoder.up.N.block.M`: the single-file checkpoints that
@@ -114,7 +114,7 @@ fn same_model(a: u32, b: u32) -> bool {
 }
 
 /// Segments a diffusion family's top-level names begin with.
-const TOP: [&str; 45] = [
+const TOP: [&str; 46] = [
     // diffusers' UNets and VAEs.
     "time_embedding",
     "add_embedding",
@@ -150,6 +150,7 @@ const TOP: [&str; 45] = [
     // Black Forest Labs' Flux.
     "img_in",
     "txt_in",
+    "txt_norm",
     "time_in",
     "guidance_in",
     "vector_in",
@@ -398,9 +399,11 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
         // The image and the text enter side by side.
         // SD3's patch embedding and the position table added to it.
         ["x_embedder" | "img_in" | "pos_embed"] | ["pos_embed", "proj"] => {
-            stream(both(at(1, 0, 0)), true)
+            stream(both(at(1, 0, 1)), true)
         }
-        ["context_embedder" | "txt_in"] => stream(both(at(1, 0, 0)), false),
+        ["context_embedder" | "txt_in"] => stream(both(at(1, 0, 1)), false),
+        // Qwen-Image normalizes the text before embedding it.
+        ["txt_norm"] => stream(at(1, 0, 0), false),
         ["transformer_blocks" | "double_blocks", b, rel @ ..] => {
             let b = index(b)?;
             let img = matches!(
@@ -416,11 +419,13 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
             let r = |rank: u32| stream(both(at(2, b, rank)), img);
             match rel {
                 // The modulation from the time embedding, per stream.
-                ["norm1" | "norm1_context", "linear"] | ["img_mod" | "txt_mod", "lin"] => Place {
-                    temb_in: true,
-                    opens: Some(FLUX_BLOCK),
-                    ..r(0)
-                },
+                ["norm1" | "norm1_context", "linear"] | ["img_mod" | "txt_mod", "lin" | "1"] => {
+                    Place {
+                        temb_in: true,
+                        opens: Some(FLUX_BLOCK),
+                        ..r(0)
+                    }
+                }
                 [
                     "attn",
                     "to_q" | "to_k" | "to_v" | "add_q_proj" | "add_k_proj" | "add_v_proj",
@@ -439,11 +444,18 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
                     mixes: true,
                     ..r(3)
                 },
-                ["ff" | "ff_context", "net", "0", "proj"] | ["img_mlp" | "txt_mlp", "0"] => Place {
+                [
+                    "ff" | "ff_context" | "img_mlp" | "txt_mlp",
+                    "net",
+                    "0",
+                    "proj",
+                ]
+                | ["img_mlp" | "txt_mlp", "0"] => Place {
                     opens: Some(FLUX_BLOCK),
                     ..r(4)
                 },
-                ["ff" | "ff_context", "net", "2"] | ["img_mlp" | "txt_mlp", "2"] => Place {
+                ["ff" | "ff_context" | "img_mlp" | "txt_mlp", "net", "2"]
+                | ["img_mlp" | "txt_mlp", "2"] => Place {
                     closes: Some(FLUX_BLOCK),
                     ..r(5)
                 },

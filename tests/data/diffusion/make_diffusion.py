@@ -8,6 +8,8 @@ modules in, for `tests/diffusion.rs`.
 - `vae/`: an `AutoencoderKL` (encoder, decoder, mid-block attention), saved by `save_pretrained`;
 - `flux/`: a `FluxTransformer2DModel` with guidance, saved by `save_pretrained`;
 - `sd3/`: an `SD3Transformer2DModel` (its last block reads the text without updating it);
+- `qwen_image/`: a `QwenImageTransformer2DModel` (Flux-like double blocks, its text normalized
+  before it is embedded);
 - `wan/`: a `WanTransformer3DModel` (Wan 2.1's video DiT), and `wan_comfy.safetensors`, the same
   weights under Wan's own names with ComfyUI's `model.diffusion_model.` prefix, checked to convert
   back exactly through diffusers' own `convert_wan_transformer_to_diffusers`;
@@ -33,7 +35,7 @@ import json
 import os
 
 import torch
-from diffusers import AutoencoderKL, FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel, WanTransformer3DModel
+from diffusers import AutoencoderKL, FluxTransformer2DModel, QwenImageTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel, WanTransformer3DModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
@@ -236,6 +238,31 @@ assert back.keys() == wan.state_dict().keys(), set(back) ^ set(wan.state_dict())
 assert all(torch.equal(back[k], v) for k, v in wan.state_dict().items())
 save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in wan_sd.items()}, os.path.join(here, "wan_comfy.safetensors"))
 facts["wan_comfy.safetensors"] = {"call_order": [f"model.diffusion_model.{wan_map[m]}" for m in wan_order], "up_resnets": 0}
+
+qwen = QwenImageTransformer2DModel(
+    patch_size=2,
+    in_channels=16,
+    out_channels=4,
+    num_layers=2,
+    attention_head_dim=16,
+    num_attention_heads=2,
+    joint_attention_dim=16,
+    axes_dims_rope=(4, 6, 6),
+).eval()
+qwen.save_pretrained(os.path.join(here, "qwen_image"))
+facts["qwen_image/diffusion_pytorch_model.safetensors"] = {
+    "call_order": call_order(
+        qwen,
+        lambda: qwen(
+            hidden_states=torch.randn(1, 4, 16),
+            encoder_hidden_states=torch.randn(1, 5, 16),
+            encoder_hidden_states_mask=torch.ones(1, 5),
+            timestep=torch.tensor([0.5]),
+            img_shapes=[(1, 2, 2)],
+        ),
+    ),
+    "up_resnets": 0,
+}
 
 # The same weights under Black Forest Labs' names.
 sd = {k: v.clone() for k, v in flux.state_dict().items()}
