@@ -43,8 +43,14 @@ fn module_edges(m: &Model) -> Vec<(&str, &str)> {
     out
 }
 
-/// Checks `file`'s module graph against the call order, and that exactly `entries` have no input.
+/// Checks `file`'s module graph against the call order, and that exactly `entries` have no input
+/// and everything reaches the output, the last module called.
 fn check(file: &str, entries: &[&str]) -> (Model, Vec<(String, String)>) {
+    check_to(file, entries, &[])
+}
+
+/// [`check`] for a model with several outputs (none: the last module called).
+fn check_to(file: &str, entries: &[&str], outputs: &[&str]) -> (Model, Vec<(String, String)>) {
     let f = &facts()[file];
     let order: Vec<&str> = f["call_order"]
         .as_array()
@@ -79,9 +85,21 @@ fn check(file: &str, entries: &[&str]) -> (Model, Vec<(String, String)>) {
     let mut want = entries.to_vec();
     want.sort_unstable();
     assert_eq!(sources, want, "{file}");
-    // And everything reaches the output: the last module called.
+    // And everything reaches an output: the last module called, or those given.
     let last = *order.last().unwrap();
-    let mut reaches: HashSet<&str> = HashSet::from([last]);
+    let outputs: Vec<&str> = if outputs.is_empty() {
+        vec![last]
+    } else {
+        outputs.to_vec()
+    };
+    let feeds: HashSet<&str> = edges.iter().map(|&(a, _)| a).collect();
+    for name in &order {
+        assert!(
+            feeds.contains(name) || outputs.contains(name),
+            "{file}: {name} feeds nothing"
+        );
+    }
+    let mut reaches: HashSet<&str> = outputs.iter().copied().collect();
     loop {
         let before = reaches.len();
         for &(a, b) in &edges {
@@ -94,10 +112,7 @@ fn check(file: &str, entries: &[&str]) -> (Model, Vec<(String, String)>) {
         }
     }
     for name in &order {
-        assert!(
-            reaches.contains(name),
-            "{file}: {name} does not reach {last}"
-        );
+        assert!(reaches.contains(name), "{file}: {name} reaches no output");
     }
     let owned = edges
         .iter()
@@ -394,5 +409,48 @@ fn qwen_image_runs_its_double_blocks() {
     assert!(has(
         "time_text_embed.timestep_embedder.linear_2",
         "transformer_blocks.1.txt_mod.1"
+    ));
+}
+
+/// A ControlNet: a UNet's down half, its conditioning image's embedding joining after conv_in,
+/// and a zero convolution reading each state the down path keeps and the mid block's output.
+#[test]
+fn a_controlnet_reads_each_kept_state_into_its_outputs() {
+    let outputs = [
+        "controlnet_down_blocks.0",
+        "controlnet_down_blocks.1",
+        "controlnet_down_blocks.2",
+        "controlnet_down_blocks.3",
+        "controlnet_mid_block",
+    ];
+    let (_, edges) = check_to(
+        "controlnet/diffusion_pytorch_model.safetensors",
+        &[
+            "time_embedding.linear_1",
+            "conv_in",
+            "controlnet_cond_embedding.conv_in",
+        ],
+        &outputs,
+    );
+    let has = |a: &str, b: &str| edges.contains(&(a.to_owned(), b.to_owned()));
+    // As diffusers' ControlNetModel keeps them: conv_in, each resnet (with its attention), each
+    // downsampler.
+    assert!(has("conv_in", "controlnet_down_blocks.0"));
+    assert!(has(
+        "down_blocks.0.resnets.0.conv2",
+        "controlnet_down_blocks.1"
+    ));
+    assert!(has(
+        "down_blocks.0.downsamplers.0.conv",
+        "controlnet_down_blocks.2"
+    ));
+    assert!(has(
+        "down_blocks.1.attentions.0.proj_out",
+        "controlnet_down_blocks.3"
+    ));
+    assert!(has("mid_block.resnets.1.conv2", "controlnet_mid_block"));
+    assert!(has(
+        "controlnet_cond_embedding.conv_out",
+        "down_blocks.0.resnets.0.norm1"
     ));
 }

@@ -65,6 +65,10 @@ struct Place {
     skip_out: Option<[u32; 4]>,
     /// Reads a hidden state back (an up block's resnet).
     skip_in: bool,
+    /// Reads the `n`-th state the down path keeps (a ControlNet's output convolutions).
+    reads_kept: Option<u32>,
+    /// Reads the mid block's output (a ControlNet's last output convolution).
+    reads_mid: bool,
 }
 
 /// Residual scope depths: a resnet or attention block (part, stage, block, item), a sub-layer
@@ -114,7 +118,7 @@ fn same_model(a: u32, b: u32) -> bool {
 }
 
 /// Segments a diffusion family's top-level names begin with.
-const TOP: [&str; 46] = [
+const TOP: [&str; 49] = [
     // diffusers' UNets and VAEs.
     "time_embedding",
     "add_embedding",
@@ -124,6 +128,9 @@ const TOP: [&str; 46] = [
     "up_blocks",
     "conv_norm_out",
     "conv_out",
+    "controlnet_cond_embedding",
+    "controlnet_down_blocks",
+    "controlnet_mid_block",
     "encoder",
     "decoder",
     "quant_conv",
@@ -206,6 +213,31 @@ fn unet_place(part: u32, segs: &[&str]) -> Option<Place> {
         ["down_blocks", b, rest @ ..] => diffusers_block(part, DOWN, idx(b)?, rest)?,
         ["mid_block", rest @ ..] => diffusers_block(part, MID, 0, rest)?,
         ["up_blocks", b, rest @ ..] => diffusers_block(part, UP, idx(b)?, rest)?,
+        // A ControlNet: its conditioning image's embedding (a path of its own, added to
+        // conv_in's output), and a zero-initialized convolution per state the down path keeps
+        // and after the mid block: its outputs, added to a UNet's.
+        ["controlnet_cond_embedding", rest @ ..] => {
+            let rank = match rest {
+                ["conv_in"] => 0,
+                ["blocks", n] => 1 + idx(n)?,
+                ["conv_out"] => LAST,
+                _ => return None,
+            };
+            Place {
+                path: 4,
+                ..place([part, CONV_IN, 1, 0, 0, rank])
+            }
+        }
+        ["controlnet_down_blocks", n] => Place {
+            path: 5,
+            reads_kept: Some(idx(n)?),
+            ..place([part, CONV_OUT + 1, idx(n)?, 0, 0, 0])
+        },
+        ["controlnet_mid_block"] => Place {
+            path: 5,
+            reads_mid: true,
+            ..place([part, CONV_OUT + 2, 0, 0, 0, 0])
+        },
         ["conv_norm_out"] | ["out", "0"] | ["norm_out"] => at(NORM_OUT),
         ["conv_out"] | ["out", "2"] => at(CONV_OUT),
         // The original code: each input block keeps one state, each output block reads one back.
@@ -653,7 +685,7 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
         let (sa, sb) = (stream_of.get(&a), stream_of.get(&b));
         mixes || sa == sb || sa == Some(&0) || sb == Some(&0)
     };
-    for path in 0..=3u8 {
+    for path in 0..=4u8 {
         let on: Vec<&(Place, Vec<u32>)> = sets.iter().filter(|(p, _)| p.path == path).collect();
         for (i, (p, members)) in on.iter().enumerate() {
             for &a in members {
@@ -701,11 +733,14 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
     }
     // A UNet's skip connections: what the down path keeps, read back last first.
     let mut kept: Vec<([u32; 4], &[u32])> = Vec::new();
+    let mut all_kept: Vec<([u32; 4], &[u32])> = Vec::new();
     for (p, members) in &main {
         if let Some(pair) = p.skip_out {
-            match kept.last_mut() {
-                Some((q, m)) if *q == pair => *m = members,
-                _ => kept.push((pair, members)),
+            for list in [&mut kept, &mut all_kept] {
+                match list.last_mut() {
+                    Some((q, m)) if *q == pair => *m = members,
+                    _ => list.push((pair, members)),
+                }
             }
         }
         if p.skip_in
@@ -720,6 +755,34 @@ pub fn chain_diffusion_modules(model: &mut Model) -> Vec<bool> {
                 .collect();
             link(&mut edges, from, &side);
         }
+    }
+    // A ControlNet's outputs read what the down path kept and the mid block made; its
+    // conditioning joins conv_in's output.
+    for (p, members) in sets.iter().filter(|(p, _)| p.path == 5) {
+        let from = match p.reads_kept {
+            Some(n) => all_kept
+                .iter()
+                .filter(|(q, _)| q[0] == p.key[0])
+                .nth(n as usize)
+                .map(|(_, m)| *m),
+            None if p.reads_mid => main
+                .iter()
+                .rev()
+                .find(|(q, _)| q.key[0] == p.key[0] && q.key[1] == MID)
+                .map(|(_, m)| m.as_slice()),
+            None => None,
+        };
+        if let Some(from) = from {
+            link(&mut edges, from, members);
+        }
+    }
+    if let Some((p, cond)) = sets.iter().rev().find(|(p, _)| p.path == 4)
+        && let Some(at) = main
+            .iter()
+            .position(|(q, _)| q.key[0] == p.key[0] && q.key[1] == CONV_IN)
+        && let Some((_, after)) = main.get(at + 1)
+    {
+        link(&mut edges, cond, after);
     }
     // The time embedding feeds every resnet and every Flux block's modulation.
     let temb: Vec<u32> = sets

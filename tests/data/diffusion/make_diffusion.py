@@ -8,6 +8,8 @@ modules in, for `tests/diffusion.rs`.
 - `vae/`: an `AutoencoderKL` (encoder, decoder, mid-block attention), saved by `save_pretrained`;
 - `flux/`: a `FluxTransformer2DModel` with guidance, saved by `save_pretrained`;
 - `sd3/`: an `SD3Transformer2DModel` (its last block reads the text without updating it);
+- `controlnet/`: a `ControlNetModel` (a UNet's down half, its conditioning image's embedding, a
+  zero convolution per kept state);
 - `qwen_image/`: a `QwenImageTransformer2DModel` (Flux-like double blocks, its text normalized
   before it is embedded);
 - `wan/`: a `WanTransformer3DModel` (Wan 2.1's video DiT), and `wan_comfy.safetensors`, the same
@@ -35,7 +37,7 @@ import json
 import os
 
 import torch
-from diffusers import AutoencoderKL, FluxTransformer2DModel, QwenImageTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel, WanTransformer3DModel
+from diffusers import AutoencoderKL, ControlNetModel, FluxTransformer2DModel, QwenImageTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel, WanTransformer3DModel
 from diffusers.loaders import single_file_utils
 from safetensors.torch import save_file
 
@@ -259,6 +261,29 @@ facts["qwen_image/diffusion_pytorch_model.safetensors"] = {
             encoder_hidden_states_mask=torch.ones(1, 5),
             timestep=torch.tensor([0.5]),
             img_shapes=[(1, 2, 2)],
+        ),
+    ),
+    "up_resnets": 0,
+}
+
+controlnet = ControlNetModel(
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    cross_attention_dim=24,
+    attention_head_dim=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    norm_num_groups=8,
+    conditioning_embedding_out_channels=(8, 16),
+).eval()
+controlnet.save_pretrained(os.path.join(here, "controlnet"))
+facts["controlnet/diffusion_pytorch_model.safetensors"] = {
+    "call_order": call_order(
+        controlnet,
+        lambda: controlnet(
+            torch.randn(1, 4, 8, 8),
+            10,
+            encoder_hidden_states=torch.randn(1, 5, 24),
+            controlnet_cond=torch.randn(1, 3, 16, 16),
         ),
     ),
     "up_resnets": 0,
