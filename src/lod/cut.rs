@@ -184,50 +184,43 @@ const STRIP_PX: (f64, f64) = (4.0, 8.0);
 const STRIP_STEPS: usize = 24;
 
 impl ClusterShades {
+    /// One pass up the tree: each cluster's nodes with a value, sorted, are its own and its
+    /// children's lists merged (the stable sort merges the children's sorted runs), so the whole
+    /// costs about one sort of the nodes per level, not a sort per cluster of everything under it.
     fn new(overlay: &NodeOverlay, tree: &ClusterTree, pre: &[(u32, u32)]) -> ClusterShades {
-        let top = cluster_overlays(&overlay.values, tree, pre);
-        // Nodes with a value, by their cluster's pre-order number: every cluster's nodes, at any
-        // depth, are then one slice.
-        let mut keyed: Vec<(u32, f32, NodeId)> = overlay
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .filter_map(|(n, &v)| {
-                let c = *tree.node_cluster.get(n)? as usize;
-                Some((pre.get(c)?.0, v, n as NodeId))
-            })
-            .collect();
-        keyed.sort_unstable_by_key(|k| k.0);
-        let mut runs_at = Vec::with_capacity(pre.len() + 1);
-        let mut runs: Vec<(Rgba8, f32)> = Vec::new();
-        let mut values: Vec<(f32, NodeId)> = Vec::new();
+        let n = tree.clusters.len();
+        let mut lists: Vec<Vec<(f32, NodeId)>> = vec![Vec::new(); n];
+        for (node, &v) in overlay.values.iter().enumerate() {
+            if let Some(&c) = tree.node_cluster.get(node)
+                && let Some(list) = lists.get_mut(c as usize)
+                && v.is_finite()
+            {
+                list.push((v, node as NodeId));
+            }
+        }
+        // Children come after their parents in pre-order: from the last back, every cluster is
+        // done before its parent.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_unstable_by_key(|&c| Reverse(pre.get(c).map_or(0, |p| p.0)));
+        let mut top = vec![NodeId::MAX; n];
+        let mut strips: Vec<Vec<(Rgba8, f32)>> = vec![Vec::new(); n];
+        for c in order {
+            let mut values = std::mem::take(&mut lists[c]);
+            values.sort_by(|a, b| a.0.total_cmp(&b.0));
+            top[c] = values.last().map_or(NodeId::MAX, |&(_, node)| node);
+            strips[c] = strip(&values, overlay);
+            if let Some(p) = tree.clusters[c].parent.map(|p| p as usize)
+                && p < n
+                && p != c
+            {
+                lists[p].extend(values);
+            }
+        }
+        let mut runs_at = Vec::with_capacity(n + 1);
         runs_at.push(0);
-        for &(start, end) in pre {
-            let lo = keyed.partition_point(|k| k.0 < start);
-            let hi = keyed.partition_point(|k| k.0 < end);
-            values.clear();
-            values.extend(keyed[lo..hi.max(lo)].iter().map(|k| (k.1, k.2)));
-            values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            let first = runs.len();
-            let steps = values.len().min(STRIP_STEPS);
-            for i in 0..steps {
-                let at = ((i as f64 + 0.5) / steps as f64 * values.len() as f64) as usize;
-                let Some(&(_, n)) = values.get(at) else {
-                    continue;
-                };
-                let colour = overlay.fill(n as usize).unwrap_or(NO_BAND);
-                let end = (i + 1) as f32 / steps as f32;
-                let len = runs.len();
-                match runs.last_mut() {
-                    Some((c, e)) if len > first && *c == colour => *e = end,
-                    _ => runs.push((colour, end)),
-                }
-            }
-            // One colour says no more than the cluster's fill.
-            if runs.len() - first < 2 {
-                runs.truncate(first);
-            }
+        let mut runs = Vec::new();
+        for s in strips {
+            runs.extend(s);
             runs_at.push(runs.len() as u32);
         }
         ClusterShades { top, runs_at, runs }
@@ -1391,48 +1384,27 @@ fn text_color(fill: Rgba8) -> Rgba8 {
     }
 }
 
-/// Per cluster, the node with the largest overlay value under it, at any depth (`u32::MAX` for
-/// none): a closed transformer layer is as red as the most changed (or most anomalous) weight
-/// inside it, not the mean of the norms that hang directly under it. Children come after their
-/// parents in pre-order, so one pass from the last pre-order number back fills every parent.
-fn cluster_overlays(
-    overlay: &[f32],
-    tree: &crate::graph::ClusterTree,
-    pre: &[(u32, u32)],
-) -> Vec<NodeId> {
-    const NONE: NodeId = NodeId::MAX;
-    let value = |n: NodeId| overlay.get(n as usize).copied().filter(|v| v.is_finite());
-    // `a` unless `b` has a larger value.
-    let larger = |a: NodeId, b: NodeId| match (value(a), value(b)) {
-        (_, None) => a,
-        (None, Some(_)) => b,
-        (Some(x), Some(y)) => {
-            if y > x {
-                b
-            } else {
-                a
-            }
-        }
-    };
-    let mut v: Vec<NodeId> = tree
-        .clusters
-        .iter()
-        .map(|cl| {
-            tree.child_nodes(cl)
-                .iter()
-                .fold(NONE, |best, &n| larger(best, n))
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_unstable_by_key(|&c| Reverse(pre.get(c).map_or(0, |p| p.0)));
-    for c in order {
-        if let Some(p) = tree.clusters[c].parent.map(|p| p as usize)
-            && p < v.len()
-        {
-            v[p] = larger(v[p], v[c]);
+/// A cluster's strip from its nodes' values, sorted: their colours at [`STRIP_STEPS`] quantiles,
+/// runs of one colour merged; none when they are all one colour (the cluster's fill says it).
+fn strip(values: &[(f32, NodeId)], overlay: &NodeOverlay) -> Vec<(Rgba8, f32)> {
+    let mut runs: Vec<(Rgba8, f32)> = Vec::new();
+    let steps = values.len().min(STRIP_STEPS);
+    for i in 0..steps {
+        let at = ((i as f64 + 0.5) / steps as f64 * values.len() as f64) as usize;
+        let Some(&(_, n)) = values.get(at) else {
+            continue;
+        };
+        let colour = overlay.fill(n as usize).unwrap_or(NO_BAND);
+        let end = (i + 1) as f32 / steps as f32;
+        match runs.last_mut() {
+            Some((c, e)) if *c == colour => *e = end,
+            _ => runs.push((colour, end)),
         }
     }
-    v
+    if runs.len() < 2 {
+        runs.clear();
+    }
+    runs
 }
 
 fn build_chunk(c: ClusterId, model: &Model, layout: &Layout) -> Chunk {
