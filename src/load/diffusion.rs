@@ -72,13 +72,14 @@ struct Place {
 }
 
 /// Residual scope depths: a resnet or attention block (part, stage, block, item), a sub-layer
-/// inside an attention block's transformer block (… sub-block), a Flux block (part, stage, block).
+/// inside an attention block's transformer block (… sub-block), a diffusion transformer's block
+/// (part, stage, block).
 /// A UNet's or VAE's blocks hold items: resnets and attention blocks (their sub-blocks: the
 /// attention block's own norm and projection in, each transformer block, the projection out),
 /// and down- or upsamplers.
 const ITEM: u8 = 4;
 const SUB: u8 = 5;
-const FLUX_BLOCK: u8 = 3;
+const DIT_BLOCK: u8 = 3;
 
 fn place(key: [u32; 6]) -> Place {
     Place {
@@ -106,11 +107,12 @@ fn place_of(name: &str) -> Option<Place> {
 }
 
 /// Parts (a key's first component): a VAE's encoder, `quant_conv`, `post_quant_conv` and decoder
-/// (one after another), a UNet, a Flux transformer. Parts chain into one another only within the
-/// same four (a file may hold a UNet and a VAE side by side, as Stable Diffusion's own do).
+/// (one after another), a UNet, a diffusion transformer (Flux, SD3, Qwen-Image, Wan). Parts chain
+/// into one another only within the same four (a file may hold a UNet and a VAE side by side, as
+/// Stable Diffusion's own do).
 const VAE_ENCODER: u32 = 0;
 const UNET: u32 = 4;
-const FLUX: u32 = 8;
+const DIT: u32 = 8;
 
 /// Whether two parts chain into one another.
 fn same_model(a: u32, b: u32) -> bool {
@@ -394,9 +396,10 @@ fn transformer_rank(rel: &[&str]) -> Option<(u32, bool, bool, bool)> {
     })
 }
 
-/// A Flux transformer's module, as diffusers or Black Forest Labs name it.
+/// A module of a transformer built like Flux (double blocks of an image and a text stream, then
+/// single blocks), as diffusers or Black Forest Labs name it: Flux, SD3, Qwen-Image.
 fn flux_place(segs: &[&str]) -> Option<Place> {
-    let at = |stage: u32, block: u32, rank: u32| place([FLUX, stage, block, 0, 0, rank]);
+    let at = |stage: u32, block: u32, rank: u32| place([DIT, stage, block, 0, 0, rank]);
     // The time, guidance and pooled-text embeddings: three paths of their own, summed.
     let temb = |path: u8, rank: u32| Place {
         path,
@@ -454,7 +457,7 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
                 ["norm1" | "norm1_context", "linear"] | ["img_mod" | "txt_mod", "lin" | "1"] => {
                     Place {
                         temb_in: true,
-                        opens: Some(FLUX_BLOCK),
+                        opens: Some(DIT_BLOCK),
                         ..r(0)
                     }
                 }
@@ -472,7 +475,7 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
                 ["attn", "to_out", "0"]
                 | ["attn", "to_add_out"]
                 | ["img_attn" | "txt_attn", "proj"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     mixes: true,
                     ..r(3)
                 },
@@ -483,12 +486,12 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
                     "proj",
                 ]
                 | ["img_mlp" | "txt_mlp", "0"] => Place {
-                    opens: Some(FLUX_BLOCK),
+                    opens: Some(DIT_BLOCK),
                     ..r(4)
                 },
                 ["ff" | "ff_context" | "img_mlp" | "txt_mlp", "net", "2"]
                 | ["img_mlp" | "txt_mlp", "2"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     ..r(5)
                 },
                 _ => return None,
@@ -500,14 +503,14 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
             match rel {
                 ["norm", "linear"] | ["modulation", "lin"] => Place {
                     temb_in: true,
-                    opens: Some(FLUX_BLOCK),
+                    opens: Some(DIT_BLOCK),
                     ..r(0)
                 },
                 // Attention and MLP input in one (`linear1` in Black Forest Labs' files).
                 ["attn", "to_q" | "to_k" | "to_v"] | ["proj_mlp"] | ["linear1"] => r(1),
                 ["attn", "norm_q" | "norm_k"] | ["norm", "query_norm" | "key_norm"] => r(2),
                 ["proj_out"] | ["linear2"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     ..r(3)
                 },
                 _ => return None,
@@ -527,7 +530,7 @@ fn flux_place(segs: &[&str]) -> Option<Place> {
 /// `head`: the files ComfyUI loads) names it. Each block: self-attention, cross-attention over the
 /// text (after its norm), feed-forward, each with a residual, modulated by the time.
 fn wan_place(segs: &[&str]) -> Option<Place> {
-    let at = |stage: u32, block: u32, rank: u32| place([FLUX, stage, block, 0, 0, rank]);
+    let at = |stage: u32, block: u32, rank: u32| place([DIT, stage, block, 0, 0, rank]);
     let path = |path: u8, rank: u32| Place {
         path,
         ..at(0, u32::from(path), rank)
@@ -556,7 +559,7 @@ fn wan_place(segs: &[&str]) -> Option<Place> {
                 // The block's own modulation table, added to the time's projection.
                 [] | ["modulation"] => Place {
                     temb_in: true,
-                    opens: Some(FLUX_BLOCK),
+                    opens: Some(DIT_BLOCK),
                     ..r(0)
                 },
                 [
@@ -565,12 +568,12 @@ fn wan_place(segs: &[&str]) -> Option<Place> {
                 ] => par(r(1)),
                 ["attn1" | "self_attn", "norm_q" | "norm_k"] => par(r(2)),
                 ["attn1", "to_out", "0"] | ["self_attn", "o"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     ..r(3)
                 },
                 // The cross-attention's norm (`norm2` in diffusers, `norm3` in Wan's code).
                 ["norm2"] | ["norm3"] => Place {
-                    opens: Some(FLUX_BLOCK),
+                    opens: Some(DIT_BLOCK),
                     ..r(4)
                 },
                 ["attn2" | "cross_attn", "to_q" | "q"] => par(r(5)),
@@ -586,15 +589,15 @@ fn wan_place(segs: &[&str]) -> Option<Place> {
                     "norm_q" | "norm_k" | "norm_added_k" | "norm_k_img",
                 ] => par(r(6)),
                 ["attn2", "to_out", "0"] | ["cross_attn", "o"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     ..r(7)
                 },
                 ["ffn", "net", "0", "proj"] | ["ffn", "0"] => Place {
-                    opens: Some(FLUX_BLOCK),
+                    opens: Some(DIT_BLOCK),
                     ..r(8)
                 },
                 ["ffn", "net", "2"] | ["ffn", "2"] => Place {
-                    closes: Some(FLUX_BLOCK),
+                    closes: Some(DIT_BLOCK),
                     ..r(9)
                 },
                 _ => return None,
